@@ -1,0 +1,92 @@
+"""One settings object, read from the environment (prefix `CODEFACTORY_`) and CLI flags.
+
+This is the only module that reads the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SandboxSettings(BaseModel):
+    """How workspaces are isolated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "bubblewrap"
+    """Backend name; `bubblewrap` is the only one in the embedded default."""
+    python: Path = Path("/usr/bin/python3")
+    """Interpreter the repository's virtualenv is built from, visible inside the sandbox."""
+    command_timeout_s: float = 300.0
+    """Wall-clock limit for one command inside the sandbox."""
+    setup_timeout_s: float = 600.0
+    """Wall-clock limit for the dependency-installation phase."""
+    max_output_bytes: int = 4_000_000
+    """Output kept per stream of a sandboxed command; the rest is cut and marked."""
+
+
+class RunSettings(BaseModel):
+    """Budgets of a run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = 2
+    """Verify rounds after which a still-failing change ends the run `failed`."""
+    test_timeout_s: float = 300.0
+    """Wall-clock limit for the repository's test suite."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one factory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CODEFACTORY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path(".codefactory")
+    """Folder holding the database, packages, forge, keys and workspaces."""
+    advisories_dir: Path | None = None
+    """OSV advisory folder; defaults to the advisories shipped with the package."""
+    policy_file: Path | None = None
+    """Cedar policy file; defaults to the policy shipped with the package."""
+    agent_id: str = "agent:codefactory-recipes"
+    """The non-human identity runs are attributed to."""
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    runs: RunSettings = Field(default_factory=RunSettings)
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'factory.db').resolve()}"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.data_dir / "packages"
+
+    @property
+    def forge_dir(self) -> Path:
+        return self.data_dir / "forge"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+def load_settings(data_dir: Path | None = None) -> Settings:
+    """Settings from the environment, with the CLI's `--data-dir` taking precedence."""
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
+def is_terminal_attached() -> bool:
+    """Whether progress bars make sense (CI has no terminal); honours `CI=true`."""
+    return os.environ.get("CI", "").lower() not in ("1", "true") and os.isatty(1)

@@ -1,0 +1,246 @@
+"""Domain types shared by every part of the loop.
+
+This module imports nothing of the project: ports, adapters and the loop all speak in these
+types, so the seams stay visible. Everything is a frozen, keyword-only dataclass or an Enum.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+class RunState(enum.StrEnum):
+    """The states of the run state machine, in loop order, then the terminal failures."""
+
+    RECEIVED = "received"
+    AUTHORIZED = "authorized"
+    PROVISIONED = "provisioned"
+    CONTEXT_READY = "context_ready"
+    PROPOSING = "proposing"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
+    PACKAGED = "packaged"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    HANDED_OFF = "handed_off"
+    REFUSED = "refused"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {RunState.HANDED_OFF, RunState.REFUSED, RunState.FAILED, RunState.REJECTED}
+)
+
+
+class ChangeKind(enum.StrEnum):
+    """Kinds of change a trigger may ask for; the Cedar action names."""
+
+    BUMP_DEPENDENCY = "bump_dependency"
+    FIX_LINT = "fix_lint"
+    MODIFY_CI = "modify_ci"
+    MODIFY_INFRASTRUCTURE = "modify_infrastructure"
+    GENERAL_CHANGE = "general_change"
+
+
+class Severity(enum.StrEnum):
+    """Finding severities, mapped onto SARIF levels at the edge."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def sarif_level(self) -> str:
+        return {"low": "note", "medium": "warning"}.get(self.value, "error")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerEvent:
+    """A request for work from outside, parsed from a ticket, webhook or schedule."""
+
+    source: str
+    kind: ChangeKind
+    external_id: str
+    actor: str
+    repository: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    received_at: datetime
+    payload_digest: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """A policy answer: allowed or not, the deciding policies and their stated reasons."""
+
+    allowed: bool
+    policy_ids: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        if self.reasons:
+            return "; ".join(self.reasons)
+        if self.errors:
+            return "policy evaluation error: " + "; ".join(self.errors)
+        return "allowed" if self.allowed else "no policy permits this request (default deny)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One result of a check: where, which rule, how bad, and whether it blocks."""
+
+    check: str
+    rule: str
+    message: str
+    severity: Severity
+    path: str = ""
+    line: int = 0
+    blocking: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """What one check produced for one round: its findings and its evidence file."""
+
+    check: str
+    passed: bool
+    findings: tuple[Finding, ...] = ()
+    evidence_name: str = ""
+    evidence: str = ""
+    summary: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecResult:
+    """The outcome of one command inside a sandbox."""
+
+    command: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileChange:
+    """One file the engine changed: its path and the content after the change (None: deleted)."""
+
+    path: str
+    content: bytes | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """The engine's change, harvested from the workspace as files relative to its root."""
+
+    files: tuple[FileChange, ...]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.files)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.files
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """What the engine is asked to do, with the context gathered for it."""
+
+    kind: ChangeKind
+    title: str
+    body: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proposal:
+    """An engine's answer: a rationale and the notes it left for the reviewer."""
+
+    engine: str
+    engine_version: str
+    rationale: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChange:
+    """One recorded transition of a run."""
+
+    state: RunState
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """A run as stored: its trigger, sponsor, current state and history."""
+
+    id: str
+    trigger_id: str
+    kind: ChangeKind
+    repository: str
+    sponsor: str
+    agent_id: str
+    state: RunState
+    reason: str
+    base_commit: str
+    head_commit: str
+    branch: str
+    package_dir: str
+    created_at: datetime
+    history: tuple[StateChange, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangePackage:
+    """The reviewable output of a run: where it is and what it holds."""
+
+    run_id: str
+    directory: Path
+    branch: str
+    commit: str
+    risk_level: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Review:
+    """A human verdict on a run's change."""
+
+    run_id: str
+    reviewer: str
+    approved: bool
+    comment: str
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEvent:
+    """One fact for the audit log: a stable kebab-case name, who did it, about which run."""
+
+    name: str
+    actor: str
+    run_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    at: datetime
