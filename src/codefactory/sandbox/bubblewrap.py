@@ -286,14 +286,15 @@ class BubblewrapSandbox:
         python: Path = Path("/usr/bin/python3"),
         max_output_bytes: int = 4_000_000,
     ) -> None:
-        self.work_root = work_root
-        self.cache_dir = cache_dir
+        self.work_root = work_root.resolve()
+        self.cache_dir = cache_dir.resolve()
         self.python = python
         self.max_output_bytes = max_output_bytes
         self.overlay = os.geteuid() == 0
 
     def provision(self, *, repo: Path, commit: str, run_id: str) -> BubblewrapWorkspace:
         _require("bwrap")
+        repo = repo.resolve()
         home = self.work_root / run_id
         if home.exists():
             shutil.rmtree(home)
