@@ -40,6 +40,28 @@ TERMINAL_STATES = frozenset(
     {RunState.HANDED_OFF, RunState.REFUSED, RunState.FAILED, RunState.REJECTED}
 )
 
+# The run state machine (ARCHITECTURE.md, "The loop"): state → states it may move to.
+# Any non-terminal state may also end `failed`.
+ALLOWED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.RECEIVED: frozenset({RunState.AUTHORIZED, RunState.REFUSED}),
+    RunState.AUTHORIZED: frozenset({RunState.PROVISIONED}),
+    RunState.PROVISIONED: frozenset({RunState.CONTEXT_READY}),
+    RunState.CONTEXT_READY: frozenset({RunState.PROPOSING}),
+    RunState.PROPOSING: frozenset({RunState.VERIFYING}),
+    RunState.VERIFYING: frozenset({RunState.PROPOSING, RunState.VERIFIED}),
+    RunState.VERIFIED: frozenset({RunState.PACKAGED, RunState.REFUSED}),
+    RunState.PACKAGED: frozenset({RunState.IN_REVIEW}),
+    RunState.IN_REVIEW: frozenset({RunState.APPROVED, RunState.REJECTED}),
+    RunState.APPROVED: frozenset({RunState.HANDED_OFF}),
+}
+
+
+def may_transition(current: RunState, target: RunState) -> bool:
+    """Whether the state machine allows `current → target`."""
+    if current.is_terminal:
+        return False
+    return target is RunState.FAILED or target in ALLOWED_TRANSITIONS.get(current, frozenset())
+
 
 class ChangeKind(enum.StrEnum):
     """Kinds of change a trigger may ask for; the Cedar action names."""

@@ -58,6 +58,7 @@ class BubblewrapWorkspace:
         self,
         *,
         run_id: str,
+        base_commit: str,
         home: Path,
         overlay: bool,
         python: Path,
@@ -65,6 +66,7 @@ class BubblewrapWorkspace:
         cache_dir: Path,
     ) -> None:
         self.run_id = run_id
+        self.base_commit = base_commit
         self.home = home
         self.overlay = overlay
         self._python = python
@@ -295,13 +297,14 @@ class BubblewrapSandbox:
     def provision(self, *, repo: Path, commit: str, run_id: str) -> BubblewrapWorkspace:
         _require("bwrap")
         repo = repo.resolve()
+        base_commit = resolve_commit(repo, commit)
         home = self.work_root / run_id
         if home.exists():
             shutil.rmtree(home)
         try:
             for part in ("lower", "upper", "work", "merged", "env"):
                 (home / part).mkdir(parents=True)
-            _export_tree(repo, commit, home / "lower")
+            _export_tree(repo, base_commit, home / "lower")
             if not self.overlay:
                 shutil.copytree(home / "lower", home / "merged", symlinks=True, dirs_exist_ok=True)
         except BaseException:
@@ -309,12 +312,37 @@ class BubblewrapSandbox:
             raise
         return BubblewrapWorkspace(
             run_id=run_id,
+            base_commit=base_commit,
             home=home,
             overlay=self.overlay,
             python=self.python,
             max_output_bytes=self.max_output_bytes,
             cache_dir=self.cache_dir,
         )
+
+
+def resolve_commit(repo: Path, revision: str) -> str:
+    """The full commit id `revision` names in `repo`; a clear error when `repo` is no repository."""
+    if not repo.is_dir():
+        raise ProvisionFailed(f"repository path does not exist or is not a folder: {repo}")
+    result = subprocess.run(  # noqa: S603
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"},
+    )
+    if result.returncode != 0:
+        inside = subprocess.run(  # noqa: S603
+            ["git", "-C", str(repo), "rev-parse", "--git-dir"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if inside.returncode != 0:
+            raise ProvisionFailed(f"not a git repository: {repo}")
+        raise ProvisionFailed(f"{repo} has no commit {revision!r} (an empty repository?)")
+    return result.stdout.strip()
 
 
 def _export_tree(repo: Path, commit: str, target: Path) -> None:

@@ -22,6 +22,8 @@ class Workspace(Protocol):
     """An isolated, writable copy of a repository at its base commit."""
 
     run_id: str
+    base_commit: str
+    """The full commit id the workspace was provisioned at."""
 
     def exec(
         self,
@@ -56,5 +58,7 @@ class Sandbox(Protocol):
     """Makes workspaces; one per run."""
 
     def provision(self, *, repo: Path, commit: str, run_id: str) -> Workspace:
-        """Create a workspace over `repo` at `commit`, dependencies not yet installed."""
+        """Create a workspace over `repo` at the commit `commit` names (`HEAD`, a sha, a branch);
+        dependencies are not yet installed. Raises `ProvisionFailed` for a path that is not a
+        git repository or has no such commit."""
         ...

@@ -1,0 +1,312 @@
+"""One run through the loop: authorize → provision → context → propose ⇄ verify → package.
+
+The loop talks only to ports (policy, sandbox, connectors, engines, checks, forge, package
+builder) and the store; every state it reaches is written with its audit event in one
+transaction. Any failure, expected or not, ends the run `failed` with the reason stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codefactory.config import RunSettings
+from codefactory.context.port import Connector, ContextItem
+from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Task, TriggerEvent
+from codefactory.engines.errors import EngineError
+from codefactory.engines.port import Engine
+from codefactory.identity.agents import AgentUnavailable
+from codefactory.identity.port import AgentDirectory
+from codefactory.package.builder import PackageContents
+from codefactory.package.port import PackageBuilder
+from codefactory.policy.port import PolicyEngine
+from codefactory.review.port import Forge
+from codefactory.runs.evidence import failing_summary, write_round_evidence
+from codefactory.sandbox.errors import SandboxError
+from codefactory.sandbox.port import Sandbox, Workspace
+from codefactory.store.runs import RunStore
+from codefactory.verify.gate import Gate
+
+RunObserver = Callable[[str, RunState, str], None]
+"""Called after every transition with the run id, the new state and its reason."""
+
+SetupPhase = Callable[[Workspace], list[str]]
+DependencyFilter = Callable[[list[str]], list[str]]
+
+
+class RunFailed(Exception):
+    """Ends the run `failed` with this message (an expected failure, already explained)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verified:
+    """What the rounds produced when the change passed every check."""
+
+    proposal: Proposal
+    change: Change
+    results: tuple[CheckResult, ...]
+    rounds: int
+
+
+class RunLoop:
+    """Drives runs through the state machine; one instance serves many runs."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        policy: PolicyEngine,
+        agents: AgentDirectory,
+        sandbox: Sandbox,
+        setup: SetupPhase,
+        dependency_files: DependencyFilter,
+        connectors: Sequence[Connector],
+        engines: Mapping[str, Engine],
+        gate: Gate,
+        forge: Forge,
+        packager: PackageBuilder,
+        budget: RunSettings,
+        evidence_dir: Path,
+        observer: RunObserver | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.agents = agents
+        self.sandbox = sandbox
+        self.setup = setup
+        self.dependency_files = dependency_files
+        self.connectors = connectors
+        self.engines = engines
+        self.gate = gate
+        self.forge = forge
+        self.packager = packager
+        self.budget = budget
+        self.evidence_dir = evidence_dir
+        self.observer = observer
+
+    def submit(self, event: TriggerEvent, *, sponsor: str, agent_id: str) -> str:
+        """Store the trigger and a new run in `received`, atomically; returns the run id."""
+        with self.store.atomic() as tx:
+            trigger_id = tx.record_trigger(event)
+            run_id = tx.create_run(
+                trigger_id=trigger_id, event=event, sponsor=sponsor, agent_id=agent_id
+            )
+        self._notify(run_id, RunState.RECEIVED, "")
+        return run_id
+
+    def execute(self, run_id: str, *, repo: Path) -> Run:
+        """Drive a `received` run until it rests in review or ends; returns the stored run."""
+        run = self.store.require_run(run_id)
+        trigger = self.store.get_trigger(run.trigger_id)
+        if trigger is None:  # a foreign key makes this impossible short of a corrupt store
+            self._fail(run_id, f"the trigger {run.trigger_id} of this run is missing")
+            return self.store.require_run(run_id)
+        workspace: Workspace | None = None
+        try:
+            if not self._authorize(run, trigger):
+                return self.store.require_run(run_id)
+            workspace = self._provision(run, repo)
+            task = self._gather_context(run, trigger, workspace)
+            verified = self._propose_and_verify(run, task, workspace)
+            self._package(run, trigger, repo, workspace, verified)
+        except (RunFailed, SandboxError, EngineError, AgentUnavailable) as err:
+            self._fail(run_id, str(err))
+        except Exception as err:  # noqa: BLE001 - a crash must still end the run, with its cause
+            self._fail(run_id, f"internal error: {type(err).__name__}: {err}")
+        finally:
+            if workspace is not None:
+                workspace.destroy()
+        return self.store.require_run(run_id)
+
+    def _notify(self, run_id: str, state: RunState, reason: str) -> None:
+        if self.observer is not None:
+            self.observer(run_id, state, reason)
+
+    def _move(self, run_id: str, state: RunState, reason: str = "", **updates: str) -> None:
+        with self.store.atomic() as tx:
+            tx.transition(run_id, state, reason=reason, **updates)
+        self._notify(run_id, state, reason)
+
+    def _fail(self, run_id: str, reason: str) -> None:
+        run = self.store.get_run(run_id)
+        if run is None or run.state.is_terminal:
+            return
+        self._move(run_id, RunState.FAILED, reason)
+
+    def _authorize(self, run: Run, trigger: TriggerEvent) -> bool:
+        agent = self.agents.require_active(run.agent_id)
+        decision = self.policy.authorize(
+            principal=f'TriggerSource::"{trigger.source}"',
+            action=f'Action::"{run.kind.value}"',
+            resource=f'Repository::"{Path(run.repository).name}"',
+            context={
+                "sponsor": run.sponsor,
+                "labels": list(trigger.labels),
+                "source": trigger.source,
+                "agent": agent.id,
+            },
+        )
+        with self.store.atomic() as tx:
+            tx.record_decision(run.id, stage="intake", action=run.kind.value, decision=decision)
+            state = RunState.AUTHORIZED if decision.allowed else RunState.REFUSED
+            tx.transition(run.id, state, reason=decision.summary, actor="policy")
+        self._notify(run.id, state, decision.summary)
+        return decision.allowed
+
+    def _provision(self, run: Run, repo: Path) -> Workspace:
+        workspace = self.sandbox.provision(repo=repo, commit="HEAD", run_id=run.id)
+        try:
+            installed = self.setup(workspace)
+        except BaseException:
+            workspace.destroy()
+            raise
+        reason = f"dependencies installed from {', '.join(installed) or 'nothing'}"
+        self._move(run.id, RunState.PROVISIONED, reason, base_commit=workspace.base_commit)
+        return workspace
+
+    def _gather_context(self, run: Run, trigger: TriggerEvent, workspace: Workspace) -> Task:
+        items: list[ContextItem] = []
+        with self.store.atomic() as tx:
+            for connector in self.connectors:
+                fetched = connector.fetch(trigger, workspace)
+                items.extend(fetched)
+                tx.audit(
+                    "context-read",
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    connector=connector.name,
+                    data_class=connector.data_class,
+                    items=[item.name for item in fetched],
+                )
+            tx.transition(run.id, RunState.CONTEXT_READY, reason=f"{len(items)} context items")
+        self._notify(run.id, RunState.CONTEXT_READY, "")
+        return Task(
+            kind=run.kind,
+            title=trigger.title,
+            body=trigger.body,
+            context={item.connector + ":" + item.name: item.text for item in items},
+        )
+
+    def _engine_for(self, run: Run) -> Engine:
+        engine = self.engines.get(run.kind.value)
+        if engine is None:
+            raise RunFailed(f"no engine is registered for `{run.kind.value}` changes")
+        return engine
+
+    def _propose_and_verify(self, run: Run, task: Task, workspace: Workspace) -> Verified:
+        engine = self._engine_for(run)
+        feedback: list[CheckResult] = []
+        for round_number in range(1, self.budget.max_rounds + 1):
+            self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
+            proposal = engine.propose(task, workspace, feedback)
+            change = workspace.changes()
+            with self.store.atomic() as tx:
+                tx.audit(
+                    "engine-proposed",
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    round=round_number,
+                    engine=engine.name,
+                    engine_version=engine.version,
+                    rationale=proposal.rationale,
+                    paths=list(change.paths),
+                )
+            if change.is_empty:
+                raise RunFailed(f"the engine {engine.name} produced no change")
+            self._move(
+                run.id, RunState.VERIFYING, f"round {round_number}: {len(change.files)} files"
+            )
+            results = self._verify(run, workspace, change, round_number)
+            if all(result.passed for result in results):
+                self._move(run.id, RunState.VERIFIED, f"all checks passed in round {round_number}")
+                return Verified(
+                    proposal=proposal, change=change, results=tuple(results), rounds=round_number
+                )
+            feedback = [result for result in results if not result.passed]
+        raise RunFailed(
+            f"checks still failing after {self.budget.max_rounds} rounds: "
+            f"{failing_summary(feedback)} (evidence in {self.evidence_dir / run.id})"
+        )
+
+    def _verify(
+        self, run: Run, workspace: Workspace, change: Change, round_number: int
+    ) -> list[CheckResult]:
+        edited = self.dependency_files(list(change.paths))
+        if edited:
+            installed = self.setup(workspace)
+            with self.store.atomic() as tx:
+                tx.audit(
+                    "setup-rerun",
+                    actor="factory",
+                    run_id=run.id,
+                    edited=edited,
+                    installed=installed,
+                )
+        results = self.gate.run(workspace, change)
+        write_round_evidence(self.evidence_dir / run.id / f"round-{round_number}", results)
+        with self.store.atomic() as tx:
+            tx.record_checks(run.id, round_number, results)
+        return results
+
+    def _package(
+        self,
+        run: Run,
+        trigger: TriggerEvent,
+        repo: Path,
+        workspace: Workspace,
+        verified: Verified,
+    ) -> None:
+        agent = self.agents.require_active(run.agent_id)
+        branch = f"factory/{run.id}"
+        commit = self.forge.open_change(
+            repo=repo,
+            base_commit=workspace.base_commit,
+            branch=branch,
+            change=verified.change,
+            message=commit_message(run, trigger, verified.proposal),
+            author_name=agent.display_name,
+            author_email=agent.email,
+        )
+        patch = self.forge.diff(
+            repo_name=repo.resolve().name, base_commit=workspace.base_commit, head_commit=commit
+        )
+        current = self.store.require_run(run.id)
+        package = self.packager.build(
+            PackageContents(
+                run=current,
+                trigger=trigger,
+                proposal=verified.proposal,
+                results=verified.results,
+                rounds=verified.rounds,
+                patch=patch,
+                commit=commit,
+                branch=branch,
+                forge_repository=str(self.forge.repository_path(repo.resolve().name)),
+                change=verified.change,
+            )
+        )
+        with self.store.atomic() as tx:
+            tx.record_package(package)
+            tx.transition(
+                run.id,
+                RunState.PACKAGED,
+                reason=f"risk {package.risk_level}; {len(package.files)} files in the package",
+                head_commit=commit,
+                branch=branch,
+                package_dir=str(package.directory),
+            )
+        self._notify(run.id, RunState.PACKAGED, "")
+        self._move(run.id, RunState.IN_REVIEW, f"awaiting a reviewer other than {run.sponsor}")
+
+
+def commit_message(run: Run, trigger: TriggerEvent, proposal: Proposal) -> str:
+    """The agent's commit message, with trailers naming agent, sponsor, run and ticket."""
+    return (
+        f"{trigger.external_id}: {trigger.title}\n\n{proposal.rationale}\n\n"
+        f"Agent-Id: {run.agent_id}\n"
+        f"On-Behalf-Of: {run.sponsor}\n"
+        f"Run-Id: {run.id}\n"
+        f"Ticket: {trigger.source}:{trigger.external_id}\n"
+        f"Assisted-by: {proposal.engine}:{proposal.engine_version}\n"
+    )

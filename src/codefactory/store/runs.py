@@ -1,0 +1,435 @@
+"""The runs repository: every fact of a run is a row, written with its audit event atomically.
+
+`RunStore.atomic()` opens one transaction; the rows and the audit events written through it
+commit together or not at all, so a crash never leaves a state without its audit record.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from codefactory.audit.port import AuditLog
+from codefactory.domain import (
+    AuditEvent,
+    ChangeKind,
+    ChangePackage,
+    CheckResult,
+    Decision,
+    Finding,
+    Review,
+    Run,
+    RunState,
+    Severity,
+    StateChange,
+    TriggerEvent,
+    may_transition,
+)
+from codefactory.store.errors import InvalidTransition, RunNotFound
+from codefactory.store.models import (
+    CheckRunRow,
+    DecisionRow,
+    FindingRow,
+    PackageRow,
+    ReviewRow,
+    RunRow,
+    RunStateRow,
+    TriggerRow,
+)
+
+FACTORY_ACTOR = "factory"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: `r-YYYYMMDD-HHMMSS-xxxxxx`."""
+    return f"r-{now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class RunTransaction:
+    """Writes of one transaction; each appends its audit event in the same transaction."""
+
+    def __init__(self, session: Session, audit: AuditLog) -> None:
+        self.session = session
+        self._audit = audit
+
+    def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
+        """Append one audit event inside this transaction; returns its sequence number."""
+        event = AuditEvent(name=name, actor=actor, run_id=run_id, data=data, at=now())
+        return self._audit.append(event, session=self.session)
+
+    def record_trigger(self, event: TriggerEvent) -> str:
+        trigger_id = f"t-{secrets.token_hex(6)}"
+        self.session.add(
+            TriggerRow(
+                id=trigger_id,
+                source=event.source,
+                kind=event.kind.value,
+                external_id=event.external_id,
+                actor=event.actor,
+                repository=event.repository,
+                title=event.title,
+                body=event.body,
+                labels=list(event.labels),
+                payload_digest=event.payload_digest,
+                received_at=event.received_at,
+            )
+        )
+        self.audit(
+            "trigger-received",
+            actor=f"{event.source}:{event.actor}",
+            trigger_id=trigger_id,
+            source=event.source,
+            external_id=event.external_id,
+            kind=event.kind.value,
+            repository=event.repository,
+            payload_digest=event.payload_digest,
+        )
+        return trigger_id
+
+    def create_run(
+        self, *, trigger_id: str, event: TriggerEvent, sponsor: str, agent_id: str
+    ) -> str:
+        run_id = new_run_id()
+        at = now()
+        self.session.add(
+            RunRow(
+                id=run_id,
+                trigger_id=trigger_id,
+                kind=event.kind.value,
+                repository=event.repository,
+                sponsor=sponsor,
+                agent_id=agent_id,
+                state=RunState.RECEIVED.value,
+                reason="",
+                created_at=at,
+            )
+        )
+        self.session.flush()
+        self.session.add(RunStateRow(run_id=run_id, state=RunState.RECEIVED.value, at=at))
+        self.audit(
+            "run-created",
+            actor=FACTORY_ACTOR,
+            run_id=run_id,
+            trigger_id=trigger_id,
+            kind=event.kind.value,
+            sponsor=sponsor,
+            agent_id=agent_id,
+            repository=event.repository,
+        )
+        return run_id
+
+    def transition(
+        self,
+        run_id: str,
+        target: RunState,
+        *,
+        reason: str = "",
+        actor: str = FACTORY_ACTOR,
+        **updates: str,
+    ) -> None:
+        """Move a run to `target` if the state machine allows it, with its audit event."""
+        row = self.session.get(RunRow, run_id, with_for_update=True)
+        if row is None:
+            raise RunNotFound(run_id)
+        current = RunState(row.state)
+        if not may_transition(current, target):
+            raise InvalidTransition(run_id, current.value, target.value)
+        row.state = target.value
+        row.reason = reason
+        for key, value in updates.items():
+            setattr(row, key, value)
+        self.session.add(RunStateRow(run_id=run_id, state=target.value, reason=reason, at=now()))
+        self.audit(
+            "run-state-changed",
+            actor=actor,
+            run_id=run_id,
+            previous=current.value,
+            state=target.value,
+            reason=reason,
+            **updates,
+        )
+
+    def record_decision(self, run_id: str, *, stage: str, action: str, decision: Decision) -> None:
+        self.session.add(
+            DecisionRow(
+                run_id=run_id,
+                stage=stage,
+                action=action,
+                allowed=decision.allowed,
+                policy_ids=list(decision.policy_ids),
+                reasons=list(decision.reasons) + list(decision.errors),
+                at=now(),
+            )
+        )
+        self.audit(
+            "policy-decided",
+            actor="policy",
+            run_id=run_id,
+            stage=stage,
+            action=action,
+            allowed=decision.allowed,
+            policy_ids=list(decision.policy_ids),
+            reasons=list(decision.reasons),
+            errors=list(decision.errors),
+        )
+
+    def record_checks(self, run_id: str, round_number: int, results: list[CheckResult]) -> None:
+        for result in results:
+            self.session.add(
+                CheckRunRow(
+                    run_id=run_id,
+                    round=round_number,
+                    check=result.check,
+                    passed=result.passed,
+                    summary=result.summary,
+                )
+            )
+            for finding in result.findings:
+                self.session.add(
+                    FindingRow(
+                        run_id=run_id,
+                        round=round_number,
+                        check=finding.check,
+                        rule=finding.rule,
+                        severity=finding.severity.value,
+                        path=finding.path,
+                        line=finding.line,
+                        message=finding.message,
+                        blocking=finding.blocking,
+                    )
+                )
+            self.audit(
+                "check-completed",
+                actor=FACTORY_ACTOR,
+                run_id=run_id,
+                round=round_number,
+                check=result.check,
+                passed=result.passed,
+                findings=len(result.findings),
+                summary=result.summary,
+            )
+
+    def record_package(self, package: ChangePackage) -> None:
+        self.session.add(
+            PackageRow(
+                run_id=package.run_id,
+                directory=str(package.directory),
+                branch=package.branch,
+                commit=package.commit,
+                risk_level=package.risk_level,
+                files=list(package.files),
+            )
+        )
+        self.audit(
+            "package-built",
+            actor=FACTORY_ACTOR,
+            run_id=package.run_id,
+            directory=str(package.directory),
+            branch=package.branch,
+            commit=package.commit,
+            risk_level=package.risk_level,
+            files=list(package.files),
+        )
+
+    def record_review(self, review: Review, *, commit: str) -> None:
+        self.session.add(
+            ReviewRow(
+                run_id=review.run_id,
+                reviewer=review.reviewer,
+                approved=review.approved,
+                comment=review.comment,
+                commit=commit,
+                at=review.at,
+            )
+        )
+        self.audit(
+            "review-recorded",
+            actor=f"user:{review.reviewer}",
+            run_id=review.run_id,
+            approved=review.approved,
+            comment=review.comment,
+            commit=commit,
+        )
+
+
+class RunStore:
+    """Reads and atomic writes of runs, triggers, decisions, findings, packages and reviews."""
+
+    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+        self.engine = engine
+        self._audit = audit
+
+    @contextmanager
+    def atomic(self) -> Iterator[RunTransaction]:
+        """One transaction: everything written through it commits together, or nothing does."""
+        with Session(self.engine) as session, session.begin():
+            yield RunTransaction(session, self._audit)
+
+    def get_run(self, run_id: str) -> Run | None:
+        with Session(self.engine) as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                return None
+            states = session.scalars(
+                select(RunStateRow).where(RunStateRow.run_id == run_id).order_by(RunStateRow.id)
+            ).all()
+            return _run(row, tuple(_state(s) for s in states))
+
+    def require_run(self, run_id: str) -> Run:
+        run = self.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def search_runs(self, *, limit: int = 100) -> list[Run]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+            ).all()
+            return [_run(row, ()) for row in rows]
+
+    def get_trigger(self, trigger_id: str) -> TriggerEvent | None:
+        with Session(self.engine) as session:
+            row = session.get(TriggerRow, trigger_id)
+            if row is None:
+                return None
+            return TriggerEvent(
+                source=row.source,
+                kind=ChangeKind(row.kind),
+                external_id=row.external_id,
+                actor=row.actor,
+                repository=row.repository,
+                title=row.title,
+                body=row.body,
+                labels=tuple(row.labels),
+                received_at=_aware(row.received_at),
+                payload_digest=row.payload_digest,
+            )
+
+    def findings(self, run_id: str) -> list[tuple[int, Finding]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(FindingRow).where(FindingRow.run_id == run_id).order_by(FindingRow.id)
+            ).all()
+            return [
+                (
+                    r.round,
+                    Finding(
+                        check=r.check,
+                        rule=r.rule,
+                        message=r.message,
+                        severity=Severity(r.severity),
+                        path=r.path,
+                        line=r.line,
+                        blocking=r.blocking,
+                    ),
+                )
+                for r in rows
+            ]
+
+    def check_runs(self, run_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(CheckRunRow).where(CheckRunRow.run_id == run_id).order_by(CheckRunRow.id)
+            ).all()
+            return [
+                {"round": r.round, "check": r.check, "passed": r.passed, "summary": r.summary}
+                for r in rows
+            ]
+
+    def decisions(self, run_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DecisionRow).where(DecisionRow.run_id == run_id).order_by(DecisionRow.id)
+            ).all()
+            return [
+                {
+                    "stage": r.stage,
+                    "action": r.action,
+                    "allowed": r.allowed,
+                    "policy_ids": r.policy_ids,
+                    "reasons": r.reasons,
+                    "at": _aware(r.at).isoformat(),
+                }
+                for r in rows
+            ]
+
+    def reviews(self, run_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ReviewRow).where(ReviewRow.run_id == run_id).order_by(ReviewRow.id)
+            ).all()
+            return [
+                {
+                    "reviewer": r.reviewer,
+                    "approved": r.approved,
+                    "comment": r.comment,
+                    "commit": r.commit,
+                    "at": _aware(r.at).isoformat(),
+                }
+                for r in rows
+            ]
+
+    def get_package(self, run_id: str) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            row = session.get(PackageRow, run_id)
+            if row is None:
+                return None
+            return {
+                "directory": row.directory,
+                "branch": row.branch,
+                "commit": row.commit,
+                "risk_level": row.risk_level,
+                "files": row.files,
+            }
+
+
+def _state(row: RunStateRow) -> StateChange:
+    return StateChange(state=RunState(row.state), at=_aware(row.at), reason=row.reason)
+
+
+def _run(row: RunRow, history: tuple[StateChange, ...]) -> Run:
+    return Run(
+        id=row.id,
+        trigger_id=row.trigger_id,
+        kind=ChangeKind(row.kind),
+        repository=row.repository,
+        sponsor=row.sponsor,
+        agent_id=row.agent_id,
+        state=RunState(row.state),
+        reason=row.reason,
+        base_commit=row.base_commit,
+        head_commit=row.head_commit,
+        branch=row.branch,
+        package_dir=row.package_dir,
+        created_at=_aware(row.created_at),
+        history=history,
+    )
+
+
+def run_as_dict(run: Run) -> dict[str, Any]:
+    """A run as JSON-ready data for `--json` output and the API."""
+    data = asdict(run)
+    data["kind"] = run.kind.value
+    data["state"] = run.state.value
+    data["created_at"] = run.created_at.isoformat()
+    data["history"] = [
+        {"state": s.state.value, "at": s.at.isoformat(), "reason": s.reason} for s in run.history
+    ]
+    return data

@@ -1,0 +1,59 @@
+"""Shared fixtures: real git repositories and paths to the shared real-world fixture data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; returns stdout."""
+    return subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def make_repo(path: Path, files: dict[str, str]) -> str:
+    """Create a git repository at `path` holding `files`; returns the commit id."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return git(path, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def osv_pypi_vulns() -> Path:
+    """The real PyPA advisory database (OSV schema), shipped in ../shared/fixtures."""
+    folder = SHARED_FIXTURES / "osv-pypi" / "vulns"
+    if not folder.is_dir():
+        pytest.skip(f"shared fixture data missing: {folder}")
+    return folder
+
+
+@pytest.fixture
+def bwrap_available() -> None:
+    """Skip (with the reason) where bubblewrap is missing; `make test` installs it."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (make test installs it)")
