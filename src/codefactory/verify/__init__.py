@@ -1,0 +1,7 @@
+"""Feedback loop: checks that judge an engine's change inside the sandbox, and the gate."""
+
+from codefactory.verify.errors import JunitUnparseable, VerifyError
+from codefactory.verify.gate import Gate, passed
+from codefactory.verify.port import Check
+
+__all__ = ["Check", "Gate", "JunitUnparseable", "VerifyError", "passed"]

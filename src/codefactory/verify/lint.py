@@ -1,0 +1,102 @@
+"""Lint check: ruff over the changed Python files, with the repository's own configuration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.sandbox.port import Phase, Workspace
+from codefactory.verify.sarif import to_sarif
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+class RuffCheck:
+    """Runs `ruff check` inside the sandbox; every violation in a changed file blocks."""
+
+    name: str = "lint"
+
+    def __init__(self, *, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
+
+    def run(self, workspace: Workspace, change: Change) -> CheckResult:
+        """Lint the Python files the change added or modified (deleted files are gone)."""
+        paths = [
+            f.path
+            for f in change.files
+            if f.content is not None and f.path.endswith(PYTHON_SUFFIXES)
+        ]
+        version = ruff_version(workspace)
+        if not paths:
+            return self._result([], version, summary="no Python files changed")
+        # ruff finds the repository's pyproject.toml / ruff.toml itself; --force-exclude keeps
+        # the repository's `exclude` settings even for files named on the command line.
+        command = ["ruff", "check", "--no-cache", "--output-format", "json", "--exit-zero"]
+        result = workspace.exec(
+            [*command, "--force-exclude", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
+        )
+        try:
+            findings = parse_ruff_json(result, paths)
+        except ValueError as exc:
+            return self._could_not_run(str(exc), version)
+        summary = f"{len(findings)} lint finding(s) in {len(paths)} changed Python file(s)"
+        return self._result(findings, version, summary=summary)
+
+    def _result(self, findings: list[Finding], version: str, *, summary: str) -> CheckResult:
+        return CheckResult(
+            check=self.name,
+            passed=not any(f.blocking for f in findings),
+            findings=tuple(findings),
+            evidence_name="lint.sarif",
+            evidence=to_sarif("ruff", version, findings),
+            summary=summary,
+        )
+
+    def _could_not_run(self, reason: str, version: str) -> CheckResult:
+        finding = Finding(
+            check=self.name, rule="lint-could-not-run", message=reason, severity=Severity.HIGH
+        )
+        return self._result([finding], version, summary=f"ruff could not run: {reason}")
+
+
+def ruff_version(workspace: Workspace) -> str:
+    """The version of the ruff the sandbox lends, for the SARIF evidence; "unknown" if none."""
+    result = workspace.exec(["ruff", "--version"], phase=Phase.CHECK, timeout_s=30)
+    words = result.stdout.split()
+    return words[1] if result.ok and len(words) >= 2 else "unknown"
+
+
+def parse_ruff_json(result: ExecResult, paths: list[str]) -> list[Finding]:
+    """Findings from ruff's JSON output; ValueError when ruff failed or its output is not it."""
+    if result.timed_out:
+        raise ValueError("ruff did not finish in time")
+    if result.exit_code != 0:
+        raise ValueError(f"ruff exited {result.exit_code}: {_tail(result)}")
+    try:
+        items = json.loads(result.stdout)
+        return [_finding(item, paths) for item in items]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"ruff's output is not the JSON expected ({exc!r})") from exc
+
+
+def _finding(item: dict[str, Any], paths: list[str]) -> Finding:
+    return Finding(
+        check="lint",
+        rule=str(item["code"] or item.get("name") or "invalid-syntax"),
+        message=str(item["message"]),
+        severity=Severity.MEDIUM,
+        path=_relative(str(item["filename"]), paths),
+        line=int(item["location"]["row"]),
+        blocking=True,
+    )
+
+
+def _relative(filename: str, paths: list[str]) -> str:
+    """Map ruff's absolute file name back onto the changed path it names."""
+    matches = [p for p in paths if filename == p or filename.endswith("/" + p)]
+    return max(matches, key=len) if matches else filename
+
+
+def _tail(result: ExecResult) -> str:
+    return (result.stderr.strip() or result.stdout.strip() or "no output")[-1000:]
