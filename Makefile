@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install system-packages lint bench
+
+demo: install
+	$(VENV)/bin/codefactory demo $(if $(DEMO_SERVE),--serve)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests && $(VENV)/bin/mypy
+
+bench: install
+	$(PY) benchmarks/run.py
+
+install: system-packages $(VENV)/.installed
+
+system-packages:
+	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; }
+	@command -v git >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q git; }
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	python3 -m uv sync --frozen --python python3
+	touch $@

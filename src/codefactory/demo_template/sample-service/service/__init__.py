@@ -1,0 +1,1 @@
+"""sample-service: normalise and validate internationalised host names."""

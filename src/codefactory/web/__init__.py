@@ -1,0 +1,1 @@
+"""One ASGI app: the runs API (OpenAPI) and the reviewers' dashboard."""
