@@ -1,0 +1,43 @@
+"""Advisory and pin errors.
+
+AdvisoryError
+ ├── AdvisoryFileInvalid     an advisory file is not valid YAML/JSON or not OSV-shaped
+ ├── RequirementsInvalid     a requirements file or pyproject.toml could not be parsed
+ └── PinFilesUnlisted        the workspace root could not be listed to find pin files
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AdvisoryError(Exception):
+    """Base class for every failure reading advisories or dependency pins."""
+
+
+class AdvisoryFileInvalid(AdvisoryError):
+    """One advisory file is malformed; the database refuses to load rather than skip it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"invalid advisory file {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class RequirementsInvalid(AdvisoryError):
+    """A dependency file could not be parsed, so its pins cannot be judged."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"cannot parse {where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class PinFilesUnlisted(AdvisoryError):
+    """Listing the workspace root failed, so the pin files are unknown."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"could not list the workspace root: {reason}")
+        self.reason = reason
