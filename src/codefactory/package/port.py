@@ -1,0 +1,35 @@
+"""The change-package port: everything a reviewer and an examiner read about one run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from codefactory.domain import Change, ChangePackage, CheckResult, Proposal, Run, TriggerEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageContents:
+    """What a verified run hands to the package builder."""
+
+    run: Run
+    trigger: TriggerEvent
+    proposal: Proposal
+    results: tuple[CheckResult, ...]
+    """The check results of the last round, the one that verified the change."""
+    rounds: int
+    patch: str
+    """The change as `git diff --binary` from the forge (non-UTF-8 bytes as surrogates)."""
+    commit: str
+    branch: str
+    forge_repository: str
+    """Path of the bare repository that holds `branch`."""
+    change: Change
+
+
+class PackageBuilder(Protocol):
+    """Turns a verified run into a reviewable, immutable change package."""
+
+    def build(self, contents: PackageContents) -> ChangePackage:
+        """Write the package; refuses to overwrite an existing one."""
+        ...

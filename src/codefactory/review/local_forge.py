@@ -1,0 +1,256 @@
+"""The default forge: one local bare git repository per source repository.
+
+The source repository is untrusted: nothing here checks out a file, runs a hook or reads a
+configuration the factory did not write. Commits are built from git plumbing with a temporary
+index, so no work tree ever exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from codefactory.domain import Change
+from codefactory.review.errors import BranchExists, EmptyChange, ForgeError
+
+COMMITTER_NAME = "Code Factory"
+COMMITTER_EMAIL = "factory@codefactory.invalid"
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_KEPT_MODES = frozenset({"100644", "100755", "120000"})
+_NEW_FILE_MODE = "100644"
+
+
+def repo_name(repo: Path) -> str:
+    """The forge's name for a source repository: its directory's name."""
+    return repo.resolve().name
+
+
+class LocalForge:
+    """Review branches in bare repositories under `forge_dir/<repo-name>.git`."""
+
+    def __init__(self, forge_dir: Path) -> None:
+        self.forge_dir = forge_dir.resolve()
+        git = shutil.which("git")
+        if git is None:
+            raise ForgeError("git is not installed")
+        self._git_path = git
+
+    def repository_path(self, name: str) -> Path:
+        """Where the bare repository for source repository `name` lives."""
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise ForgeError(f"invalid repository name: {name!r}")
+        return self.forge_dir / f"{name}.git"
+
+    def open_change(
+        self,
+        *,
+        repo: Path,
+        base_commit: str,
+        branch: str,
+        change: Change,
+        message: str,
+        author_name: str,
+        author_email: str,
+    ) -> str:
+        """Commit `change` on `base_commit` as `refs/heads/<branch>`; returns the commit id."""
+        if change.is_empty:
+            raise EmptyChange(branch)
+        _require_object_id(base_commit)
+        source = repo.resolve()
+        bare = self._ensure_repository(repo_name(source))
+        self._check_branch_name(bare, branch)
+        self._fetch_base(bare, source, base_commit)
+        tree = self._write_tree(bare, base_commit, change)
+        if tree == self._git(bare, "rev-parse", f"{base_commit}^{{tree}}"):
+            raise EmptyChange(branch)
+        author = {
+            "GIT_AUTHOR_NAME": author_name,
+            "GIT_AUTHOR_EMAIL": author_email,
+            "GIT_COMMITTER_NAME": COMMITTER_NAME,
+            "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
+        }
+        commit = self._git(bare, "commit-tree", tree, "-p", base_commit, "-m", message, env=author)
+        return self._create_branch(bare, branch, commit)
+
+    def diff(self, *, repo_name: str, base_commit: str, head_commit: str) -> str:
+        """The patch from base to head; bytes that are not UTF-8 survive as surrogates."""
+        _require_object_id(base_commit)
+        _require_object_id(head_commit)
+        bare = self.repository_path(repo_name)
+        if not bare.is_dir():
+            raise ForgeError(f"no forge repository for {repo_name}")
+        out = self._run(
+            bare,
+            ["diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv"]
+            + [base_commit, head_commit, "--"],
+        )
+        return out.decode("utf-8", "surrogateescape")
+
+    def branch_head(self, repo_name: str, branch: str) -> str | None:
+        """The commit `branch` points at, or None."""
+        bare = self.repository_path(repo_name)
+        if not bare.is_dir():
+            return None
+        return self._ref_target(bare, f"refs/heads/{branch}")
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _ensure_repository(self, name: str) -> Path:
+        bare = self.repository_path(name)
+        if not (bare / "HEAD").is_file():
+            self.forge_dir.mkdir(parents=True, exist_ok=True)
+            self._run(self.forge_dir, ["init", "--quiet", "--bare", str(bare)])
+        return bare
+
+    def _check_branch_name(self, bare: Path, branch: str) -> None:
+        proc = self._proc(bare, ["check-ref-format", f"refs/heads/{branch}"])
+        if branch.startswith("-") or proc.returncode != 0:
+            raise ForgeError(f"invalid branch name: {branch!r}")
+
+    def _fetch_base(self, bare: Path, source: Path, base_commit: str) -> None:
+        """Bring the base commit into the forge; the source only answers as upload-pack."""
+        if self._has_commit(bare, base_commit):
+            return
+        self._run(
+            bare,
+            ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules"]
+            + ["--no-write-fetch-head", str(source), base_commit],
+        )
+        if not self._has_commit(bare, base_commit):
+            raise ForgeError(f"base commit {base_commit} not found in {source}")
+
+    def _write_tree(self, bare: Path, base_commit: str, change: Change) -> str:
+        """Apply the change to the base tree in a throw-away index; returns the tree id."""
+        modes = self._modes(bare, base_commit)
+        with tempfile.TemporaryDirectory(dir=self.forge_dir, prefix=".index-") as scratch:
+            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            self._git(bare, "read-tree", base_commit, env=index)
+            self._remove(bare, [f.path for f in change.files if f.content is None], index)
+            for kept in change.files:
+                if kept.content is None:
+                    continue
+                blob = self._git(
+                    bare, "hash-object", "-w", "--no-filters", "--stdin", stdin=kept.content
+                )
+                mode = modes.get(kept.path, _NEW_FILE_MODE)
+                mode = mode if mode in _KEPT_MODES else _NEW_FILE_MODE
+                self._git(
+                    bare,
+                    "update-index", "--add", "--replace",
+                    "--cacheinfo", f"{mode},{blob},{kept.path}",
+                    env=index,
+                )  # fmt: skip
+            return self._git(bare, "write-tree", env=index)
+
+    def _remove(self, bare: Path, paths: list[str], index: Mapping[str, str]) -> None:
+        """Deletions: `--force-remove` wants a work tree, `--index-info` with mode 0 does not."""
+        if paths:
+            zero = "0" * 40
+            lines = b"".join(
+                f"0 {zero}\t{path}\0".encode("utf-8", "surrogateescape") for path in paths
+            )
+            self._git(bare, "update-index", "-z", "--index-info", env=index, stdin=lines)
+
+    def _modes(self, bare: Path, commit: str) -> dict[str, str]:
+        listing = self._run(bare, ["ls-tree", "-r", "-z", "--full-tree", commit])
+        modes: dict[str, str] = {}
+        for entry in listing.split(b"\0"):
+            if entry:
+                meta, _, path = entry.partition(b"\t")
+                modes[path.decode("utf-8", "surrogateescape")] = meta.split(b" ")[0].decode()
+        return modes
+
+    def _create_branch(self, bare: Path, branch: str, commit: str) -> str:
+        """Create the branch only if absent; an identical earlier commit is reused."""
+        ref = f"refs/heads/{branch}"
+        existing = self._ref_target(bare, ref)
+        if existing is None:
+            try:
+                # The all-zero old value makes git refuse if the ref appeared meanwhile.
+                self._git(bare, "update-ref", ref, commit, "0" * len(commit))
+                return commit
+            except ForgeError:
+                existing = self._ref_target(bare, ref)
+                if existing is None:
+                    raise
+        if existing == commit or self._same_commit(bare, existing, commit):
+            return existing
+        raise BranchExists(branch, existing)
+
+    def _same_commit(self, bare: Path, first: str, second: str) -> bool:
+        """Same tree, parents, author and message: a retried run, not a different change."""
+        fmt = "--format=%T %P%n%an <%ae>%n%B"
+        return self._git(bare, "show", "-s", fmt, first) == self._git(
+            bare, "show", "-s", fmt, second
+        )
+
+    def _ref_target(self, bare: Path, ref: str) -> str | None:
+        proc = self._proc(bare, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def _has_commit(self, bare: Path, commit: str) -> bool:
+        return self._proc(bare, ["cat-file", "-e", f"{commit}^{{commit}}"]).returncode == 0
+
+    def _git(
+        self,
+        bare: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> str:
+        return self._run(bare, list(args), env=env, stdin=stdin).decode().strip()
+
+    def _run(
+        self,
+        cwd: Path,
+        args: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> bytes:
+        proc = self._proc(cwd, args, env=env, stdin=stdin)
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace").strip()
+            raise ForgeError(f"git {args[0]} failed ({proc.returncode}): {stderr}")
+        return proc.stdout
+
+    def _proc(
+        self,
+        cwd: Path,
+        args: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run git with no system or user configuration and no hooks."""
+        return subprocess.run(  # noqa: S603 - argv built here, never through a shell
+            [self._git_path, "-c", "core.hooksPath=/dev/null", *args],
+            cwd=cwd,
+            env={**self._clean_env(), **(env or {})},
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            check=False,
+        )
+
+    def _clean_env(self) -> dict[str, str]:
+        # Nothing is inherited from the factory's environment: no credentials, no GIT_DIR.
+        return {
+            "PATH": os.pathsep.join([str(Path(self._git_path).parent), os.defpath]),
+            "HOME": str(self.forge_dir),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ATTR_NOSYSTEM": "1",
+            "LC_ALL": "C",
+        }
+
+
+def _require_object_id(commit: str) -> None:
+    """Full object ids only: a ref name or an option would let the caller steer git."""
+    if not _OBJECT_ID.fullmatch(commit):
+        raise ForgeError(f"not a full commit id: {commit!r}")

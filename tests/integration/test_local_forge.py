@@ -1,0 +1,190 @@
+"""The local forge against real git: branches built from plumbing, hooks never run."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from codefactory.domain import Change, FileChange
+from codefactory.review import BranchExists, EmptyChange, ForgeError
+from codefactory.review.local_forge import COMMITTER_EMAIL, LocalForge
+from tests.conftest import git, make_repo
+
+BASE_FILES = {
+    "requirements.txt": "idna==3.6\nrequests==2.31.0\n",
+    "app/main.py": "print('hello')\n",
+    "scripts/run.sh": "#!/bin/sh\necho run\n",
+    "old.txt": "to be removed\n",
+}
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> tuple[Path, str]:
+    repo = tmp_path / "payments-api"
+    make_repo(repo, BASE_FILES)
+    script = repo / "scripts" / "run.sh"
+    script.chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "make run.sh executable")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def forge(tmp_path: Path) -> LocalForge:
+    return LocalForge(tmp_path / "forge")
+
+
+def _change(*files: tuple[str, bytes | None]) -> Change:
+    return Change(files=tuple(FileChange(path=p, content=c) for p, c in files))
+
+
+def _open(forge: LocalForge, repo: Path, base: str, change: Change, branch: str) -> str:
+    return forge.open_change(
+        repo=repo,
+        base_commit=base,
+        branch=branch,
+        change=change,
+        message="Bump idna to 3.7\n\nRun: r-1\n",
+        author_name="dependency-bot",
+        author_email="agent-r-1@codefactory.invalid",
+    )
+
+
+BUMP = _change(
+    ("requirements.txt", b"idna==3.7\nrequests==2.31.0\n"),
+    ("scripts/run.sh", b"#!/bin/sh\necho run fast\n"),
+    ("old.txt", None),
+    ("docs/new.md", b"# New\n"),
+)
+
+
+def test_open_change_builds_the_branch_in_a_bare_repository(
+    source: tuple[Path, str], forge: LocalForge
+) -> None:
+    repo, base = source
+    commit = _open(forge, repo, base, BUMP, "factory/r-1")
+    bare = forge.repository_path("payments-api")
+    assert bare == forge.forge_dir / "payments-api.git"
+    assert git(bare, "rev-parse", "--is-bare-repository") == "true"
+    assert forge.branch_head("payments-api", "factory/r-1") == commit
+    assert git(bare, "show", "factory/r-1:requirements.txt") == "idna==3.7\nrequests==2.31.0"
+    assert git(bare, "rev-parse", f"{commit}^") == base
+    assert git(bare, "show", "-s", "--format=%an <%ae>|%cn <%ce>", commit) == (
+        f"dependency-bot <agent-r-1@codefactory.invalid>|Code Factory <{COMMITTER_EMAIL}>"
+    )
+    assert git(bare, "show", "-s", "--format=%B", commit).startswith("Bump idna to 3.7")
+
+
+def test_deletions_additions_and_modes(source: tuple[Path, str], forge: LocalForge) -> None:
+    repo, base = source
+    commit = _open(forge, repo, base, BUMP, "factory/r-1")
+    bare = forge.repository_path("payments-api")
+    listing = git(bare, "ls-tree", "-r", commit).splitlines()
+    modes = {line.split("\t")[1]: line.split()[0] for line in listing}
+    assert "old.txt" not in modes
+    assert modes["scripts/run.sh"] == "100755"
+    assert modes["requirements.txt"] == "100644"
+    assert modes["docs/new.md"] == "100644"
+    assert modes["app/main.py"] == "100644"
+
+
+def test_no_work_tree_and_no_hook_runs(
+    source: tuple[Path, str], forge: LocalForge, tmp_path: Path
+) -> None:
+    repo, base = source
+    marker = tmp_path / "hook-ran"
+    for hook in ("pre-commit", "post-commit", "reference-transaction", "post-checkout",
+                 "pre-push", "post-update", "pre-upload-pack", "fsmonitor-watchman"):  # fmt: skip
+        path = repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        path.chmod(0o755)
+    _open(forge, repo, base, BUMP, "factory/r-1")
+    bare = forge.repository_path("payments-api")
+    hook = bare / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\necho forge-hook >> {marker}\n")
+    hook.chmod(0o755)
+    _open(forge, repo, base, _change(("app/main.py", b"pass\n")), "factory/r-2")
+    assert not marker.exists()
+    assert not (bare / "requirements.txt").exists()
+    assert not list(forge.forge_dir.glob(".index-*"))
+
+
+def test_diff_applies_on_the_base(
+    source: tuple[Path, str], forge: LocalForge, tmp_path: Path
+) -> None:
+    repo, base = source
+    binary = bytes(range(256))
+    change = _change(*[(f.path, f.content) for f in BUMP.files], ("logo.bin", binary))
+    commit = _open(forge, repo, base, change, "factory/r-1")
+    patch = forge.diff(repo_name="payments-api", base_commit=base, head_commit=commit)
+    assert "+idna==3.7" in patch
+    assert "GIT binary patch" in patch
+    patch_file = tmp_path / "change.patch"
+    patch_file.write_bytes(patch.encode("utf-8", "surrogateescape"))
+    git(repo, "checkout", "-q", base)
+    git(repo, "apply", "--check", str(patch_file))
+    git(repo, "apply", str(patch_file))
+    assert (repo / "logo.bin").read_bytes() == binary
+    assert not (repo / "old.txt").exists()
+    assert os.stat(repo / "scripts" / "run.sh").st_mode & stat.S_IXUSR
+
+
+def test_empty_change_is_refused(source: tuple[Path, str], forge: LocalForge) -> None:
+    repo, base = source
+    with pytest.raises(EmptyChange):
+        _open(forge, repo, base, Change(files=()), "factory/r-1")
+    same = _change(("requirements.txt", BASE_FILES["requirements.txt"].encode()))
+    with pytest.raises(EmptyChange):
+        _open(forge, repo, base, same, "factory/r-1")
+    assert forge.branch_head("payments-api", "factory/r-1") is None
+
+
+def test_existing_branch_is_never_moved(source: tuple[Path, str], forge: LocalForge) -> None:
+    repo, base = source
+    first = _open(forge, repo, base, BUMP, "factory/r-1")
+    assert _open(forge, repo, base, BUMP, "factory/r-1") == first  # a retried run
+    other = _change(("requirements.txt", b"idna==3.8\n"))
+    with pytest.raises(BranchExists) as raised:
+        _open(forge, repo, base, other, "factory/r-1")
+    assert raised.value.existing == first
+    assert forge.branch_head("payments-api", "factory/r-1") == first
+
+
+def test_git_failures_carry_the_stderr(source: tuple[Path, str], forge: LocalForge) -> None:
+    repo, base = source
+    with pytest.raises(ForgeError, match="invalid path|\\.git"):
+        _open(forge, repo, base, _change((".git/config", b"x")), "factory/r-2")
+    with pytest.raises(ForgeError, match="not found|fetch"):
+        _open(forge, repo, "f" * 40, BUMP, "factory/r-3")
+    with pytest.raises(ForgeError, match="not a full commit id"):
+        _open(forge, repo, "--upload-pack=touch", BUMP, "factory/r-4")
+    with pytest.raises(ForgeError, match="invalid branch name"):
+        _open(forge, repo, base, BUMP, "bad..name")
+
+
+def test_branch_head_is_none_when_absent(forge: LocalForge) -> None:
+    assert forge.branch_head("nothing-here", "factory/r-1") is None
+    with pytest.raises(ForgeError):
+        forge.repository_path("../escape")
+
+
+def test_second_run_reuses_the_bare_repository(source: tuple[Path, str], forge: LocalForge) -> None:
+    repo, base = source
+    _open(forge, repo, base, BUMP, "factory/r-1")
+    (repo / "requirements.txt").write_text("idna==3.6\nrequests==2.32.0\n")
+    git(repo, "commit", "-q", "-am", "bump requests")
+    newer = git(repo, "rev-parse", "HEAD")
+    commit = _open(forge, repo, newer, _change(("app/main.py", b"print('hi')\n")), "factory/r-2")
+    bare = forge.repository_path("payments-api")
+    assert git(bare, "rev-parse", f"{commit}^") == newer
+    branches = subprocess.run(
+        ["git", "-C", str(bare), "for-each-ref", "--format=%(refname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert branches == ["refs/heads/factory/r-1", "refs/heads/factory/r-2"]
