@@ -26,7 +26,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
+# Without a terminal (CI, pipes) Rich falls back to 80 columns; tables of paths need more.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 errors = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -93,7 +93,9 @@ def _print_summary(
     audit_reason: str,
     settings: Settings,
 ) -> None:
-    table = Table("run", "ticket", "state", "checks", "package folder", "audit", title="demo")
+    table = Table(
+        "run", "ticket", "state", "checks", "package folder or reason", "audit", title="demo"
+    )
     audit_cell = "verified" if audit_ok else f"FAILED: {audit_reason}"
     for outcome in outcomes:
         run = outcome.run

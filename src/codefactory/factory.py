@@ -10,6 +10,7 @@ from pathlib import Path
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings
+from codefactory.engines.port import Engine
 from codefactory.identity.agents import AgentIdentity
 from codefactory.runs.loop import RunLoop, RunObserver
 from codefactory.runs.review import ReviewDesk
@@ -80,7 +81,10 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             timeout_s=sandbox_settings.setup_timeout_s,
         )
 
-    recipes = [DependencyBumpEngine(advisories), LintFixEngine()]
+    engines: dict[str, Engine] = {
+        "bump_dependency": DependencyBumpEngine(advisories),
+        "fix_lint": LintFixEngine(),
+    }
     loop = RunLoop(
         store=store,
         policy=CedarPolicy.from_file(settings.policy_file or default_policy_path()),
@@ -89,10 +93,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         setup=setup,
         dependency_files=dependency_files,
         connectors=[TicketConnector(), RepositoryFilesConnector()],
-        engines={
-            "bump_dependency": recipes[0],
-            "fix_lint": recipes[1],
-        },
+        engines=engines,
         gate=Gate(
             [RuffCheck(), PytestCheck(timeout_s=settings.runs.test_timeout_s), ScaCheck(advisories)]
         ),

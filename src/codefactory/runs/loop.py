@@ -199,7 +199,16 @@ class RunLoop:
         feedback: list[CheckResult] = []
         for round_number in range(1, self.budget.max_rounds + 1):
             self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
-            proposal = engine.propose(task, workspace, feedback)
+            try:
+                proposal = engine.propose(task, workspace, feedback)
+            except EngineError as err:
+                if not feedback:
+                    raise
+                raise RunFailed(
+                    f"checks still failing after round {round_number - 1}: "
+                    f"{failing_summary(feedback)}; the engine could not do better: {err} "
+                    f"(evidence in {self.evidence_dir / run.id})"
+                ) from err
             change = workspace.changes()
             with self.store.atomic() as tx:
                 tx.audit(

@@ -38,6 +38,7 @@ class ReviewDesk:
                 sponsor=run.sponsor,
                 agent_id=run.agent_id,
                 trigger_actor=trigger.actor if trigger else "",
+                run_id=run_id,
             )
         except ReviewError as err:
             with self.store.atomic() as tx:

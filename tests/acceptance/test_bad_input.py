@@ -1,0 +1,100 @@
+"""Bad input: a clear one-line error, a run ended with its reason, an audit event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
+from tests.conftest import make_repo
+
+
+def _sample_repo(tmp_path: Path) -> Path:
+    files = {
+        str(p.relative_to(TEMPLATE / "sample-service")): p.read_text()
+        for p in (TEMPLATE / "sample-service").rglob("*")
+        if p.is_file()
+    }
+    make_repo(tmp_path / "sample-service", files)
+    return tmp_path / "sample-service"
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error:")
+    return lines[0]
+
+
+def test_a_ticket_that_is_not_json_is_refused_with_the_reason(cli: Cli, tmp_path: Path) -> None:
+    ticket = tmp_path / "broken.json"
+    ticket.write_text("{not json")
+    result = cli("trigger", "--repo", str(tmp_path), "--ticket", str(ticket))
+    assert result.returncode == 1
+    assert "not valid JSON" in _one_line_error(result.stderr)
+    (run,) = cli.json("runs", "list")
+    assert run["state"] == "refused" and "not valid JSON" in run["reason"]
+    assert cli.json("audit", "verify")["count"] >= 3
+
+
+def test_a_path_that_is_not_a_git_repository_fails_the_run(cli: Cli, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    ticket = ticket_file(tmp_path, "SVC-102")
+    result = cli("trigger", "--repo", str(plain), "--ticket", str(ticket))
+    assert result.returncode == 1
+    assert "not a git repository" in _one_line_error(result.stderr)
+    (run,) = cli.json("runs", "list")
+    assert run["state"] == "failed" and "not a git repository" in run["reason"]
+    assert not list((cli.data_dir / "workspaces").glob("*"))
+    assert cli("audit", "verify").returncode == 0
+
+
+def test_nothing_to_fix_fails_the_run_with_the_engines_reason(cli: Cli, tmp_path: Path) -> None:
+    repo = _sample_repo(tmp_path)
+    (repo / "requirements.txt").write_text("idna==3.7\n")
+    from tests.conftest import git
+
+    git(repo, "commit", "-qam", "already fixed")
+    ticket = ticket_file(tmp_path, "SVC-101")
+    result = cli("trigger", "--repo", str(repo), "--ticket", str(ticket))
+    assert result.returncode == 1
+    _one_line_error(result.stderr)
+    (run,) = cli.json("runs", "list")
+    assert run["state"] == "failed"
+    assert cli.json("runs", "show", run["id"])["history"][-1]["state"] == "failed"
+
+
+def test_a_test_suite_that_times_out_fails_the_run_with_evidence(cli: Cli, tmp_path: Path) -> None:
+    repo = _sample_repo(tmp_path)
+    (repo / "tests" / "test_slow.py").write_text(
+        "import time\n\ndef test_slow():\n    time.sleep(60)\n"
+    )
+    from tests.conftest import git
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "slow test")
+    cli.env["CODEFACTORY_RUNS__TEST_TIMEOUT_S"] = "2"
+    ticket = ticket_file(tmp_path, "SVC-102")
+    result = cli("trigger", "--repo", str(repo), "--ticket", str(ticket))
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr)
+    assert "tests" in line
+    (run,) = cli.json("runs", "list")
+    report = cli.json("runs", "show", run["id"])
+    assert report["state"] == "failed"
+    assert any(f["rule"] == "tests-timed-out" for f in report["findings"])
+    assert (cli.data_dir / "evidence" / run["id"] / "round-1" / "junit.xml").is_file()
+
+
+def test_the_sponsor_cannot_approve_their_own_run(cli: Cli, tmp_path: Path) -> None:
+    repo = _sample_repo(tmp_path)
+    ticket = ticket_file(tmp_path, "SVC-102")
+    cli("trigger", "--repo", str(repo), "--ticket", str(ticket), check=True)
+    (run,) = cli.json("runs", "list")
+    assert run["state"] == "in_review"
+    refused = cli("review", "approve", run["id"], "--as", run["sponsor"])
+    assert refused.returncode == 1
+    assert "segregation of duties" in _one_line_error(refused.stderr)
+    assert cli.json("runs", "show", run["id"])["state"] == "in_review"
+    rejected = cli.json("review", "reject", run["id"], "--as", "jordan.lee", "--comment", "no")
+    assert rejected["state"] == "rejected"

@@ -1,0 +1,66 @@
+"""The issue's acceptance check: the demo, audit verification, and tampering detected."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+
+from tests.acceptance.conftest import Cli
+
+
+def test_demo_hands_off_two_runs_refuses_one_and_the_audit_log_proves_it(cli: Cli) -> None:
+    result = cli("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified" in result.stdout
+
+    runs = cli.json("runs", "list")
+    states = sorted(run["state"] for run in runs)
+    assert states == ["handed_off", "handed_off", "refused"]
+    refused = next(run for run in runs if run["state"] == "refused")
+    assert "CI" in refused["reason"] or "ci" in refused["reason"]
+
+    bump = next(
+        run for run in runs if run["state"] == "handed_off" and run["kind"] == "bump_dependency"
+    )
+    forge = cli.data_dir / "forge" / "sample-service.git"
+    pinned = subprocess.run(
+        ["git", "-C", str(forge), "show", f"{bump['branch']}:requirements.txt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert pinned == "idna==3.7\n"
+
+    report = cli.json("runs", "show", bump["id"])
+    assert [s["state"] for s in report["history"]] == [
+        "received",
+        "authorized",
+        "provisioned",
+        "context_ready",
+        "proposing",
+        "verifying",
+        "verified",
+        "packaged",
+        "in_review",
+        "approved",
+        "handed_off",
+    ]
+    package = cli.data_dir / "packages" / bump["id"]
+    for name in ("change.patch", "risk.json", "rollback.md", "cab.json", "summary.md"):
+        assert (package / name).is_file(), name
+    assert (package / "evidence" / "junit.xml").is_file()
+    assert sorted(p.name for p in (package / "evidence").glob("*.sarif")) == [
+        "lint.sarif",
+        "sca.sarif",
+    ]
+
+    assert cli("audit", "verify").returncode == 0
+    verdict = cli.json("audit", "verify")
+    assert verdict["ok"] and verdict["count"] > 20
+
+    with sqlite3.connect(cli.data_dir / "factory.db") as db:
+        name = db.execute("SELECT name FROM audit_events WHERE seq = 7").fetchone()[0]
+        db.execute("""UPDATE audit_events SET data = '{"forged":true}' WHERE seq = 7""")
+    tampered = cli("audit", "verify", "--json")
+    assert tampered.returncode == 1
+    assert "7" in tampered.stderr and name in tampered.stderr
