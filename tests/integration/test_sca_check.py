@@ -40,6 +40,7 @@ def test_fails_before_the_bump_and_passes_after(
     vulnerable: BubblewrapWorkspace, advisories: AdvisoryDatabase
 ) -> None:
     check = ScaCheck(advisories)
+    vulnerable.write_file("requirements.txt", b"# pins\nrich==13.7.0\nidna==3.6\n\n")
     before = check.run(vulnerable, vulnerable.changes())
     assert not before.passed
     [finding] = before.findings
@@ -59,6 +60,17 @@ def test_fails_before_the_bump_and_passes_after(
     after = check.run(vulnerable, vulnerable.changes())
     assert after.passed and after.findings == ()
     assert "2 exact pins" in after.summary
+
+
+def test_a_vulnerable_pin_the_change_did_not_touch_is_reported_without_blocking(
+    vulnerable: BubblewrapWorkspace, advisories: AdvisoryDatabase
+) -> None:
+    vulnerable.write_file("app.py", b"print('unrelated change')\n")
+    result = ScaCheck(advisories).run(vulnerable, vulnerable.changes())
+    assert result.passed
+    [finding] = result.findings
+    assert finding.rule == "PYSEC-2024-60" and not finding.blocking
+    assert result.summary.startswith("pre-existing, not introduced by this change")
 
 
 def test_evidence_is_sarif_2_1_0(
