@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+def _shared_fixtures() -> Path:
+    """`../shared/fixtures` next to the clone, else the workplace's copy (CI clones elsewhere)."""
+    candidates = [
+        Path(os.environ.get("CODEFACTORY_SHARED_FIXTURES", "/nonexistent")),
+        Path(__file__).resolve().parents[2] / "shared" / "fixtures",
+        Path("/work/shared/fixtures"),
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[1])
+
+
+SHARED_FIXTURES = _shared_fixtures()
 
 
 def git(repo: Path, *args: str) -> str:

@@ -1,0 +1,160 @@
+"""The loop on the real embedded defaults (SQLite, bubblewrap, Cedar, the local forge).
+
+Engines that misbehave are real `Engine` implementations written here: the loop must turn
+each failure into a `failed` run with its reason, an audit event and no leftovers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from codefactory.config import Settings
+from codefactory.domain import CheckResult, Proposal, RunState, Task
+from codefactory.factory import Factory, build_factory
+from codefactory.runs.intake import accept_ticket
+from codefactory.sandbox.port import Workspace
+from codefactory.store.errors import InvalidTransition
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import make_repo
+
+pytestmark = pytest.mark.usefixtures("bwrap_available")
+
+
+@pytest.fixture(scope="module")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture
+def factory(tmp_path: Path, uv_cache: Path) -> Factory:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    return build_factory(Settings(data_dir=data_dir))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    service = TEMPLATE / "sample-service"
+    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
+    make_repo(tmp_path / "sample-service", files)
+    return tmp_path / "sample-service"
+
+
+def lint_ticket() -> bytes:
+    return (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+
+
+class RaisingEngine:
+    name = "test:raising"
+    version = "0"
+
+    def propose(
+        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+    ) -> Proposal:
+        raise RuntimeError("model endpoint returned garbage")
+
+
+class BreakingEngine:
+    """Writes a change that fails the repository's own tests, every round."""
+
+    name = "test:breaking"
+    version = "0"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def propose(
+        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+    ) -> Proposal:
+        self.calls += 1
+        workspace.write_file("service/hostnames.py", b"def to_ascii(h):\n    return h\n")
+        return Proposal(engine=self.name, engine_version=self.version, rationale="break it")
+
+
+def audit_names(factory: Factory, run_id: str) -> list[str]:
+    return [record.name for record in factory.audit.events(run_id)]
+
+
+def test_an_engine_that_raises_fails_the_run_with_the_cause(factory: Factory, repo: Path) -> None:
+    factory.loop.engines = {"fix_lint": RaisingEngine()}
+    run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
+    assert run.state is RunState.FAILED
+    assert run.reason == "internal error: RuntimeError: model endpoint returned garbage"
+    assert audit_names(factory, run.id)[-1] == "run-state-changed"
+    assert factory.audit.events(run.id)[-1].data["state"] == "failed"
+    assert not any((factory.settings.workspaces_dir).iterdir())
+    assert factory.audit.verify().ok
+
+
+def test_failing_checks_go_back_to_the_engine_then_the_run_fails_with_evidence(
+    factory: Factory, repo: Path
+) -> None:
+    engine = BreakingEngine()
+    factory.loop.engines = {"fix_lint": engine}
+    run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
+    assert run.state is RunState.FAILED
+    assert engine.calls == factory.settings.runs.max_rounds == 2
+    assert "checks still failing after 2 rounds" in run.reason
+    states = [s.state.value for s in run.history]
+    assert states.count("proposing") == 2 and states.count("verifying") == 2
+    findings = factory.store.findings(run.id)
+    assert {round_number for round_number, _ in findings} == {1, 2}
+    assert any(f.rule == "test-failed" for _, f in findings)
+    for round_number in (1, 2):
+        evidence = factory.settings.data_dir / "evidence" / run.id / f"round-{round_number}"
+        assert (evidence / "junit.xml").is_file()
+        json.loads((evidence / "lint.sarif").read_text())
+    assert factory.store.get_package(run.id) is None
+
+
+def test_the_rounds_cap_is_configurable(tmp_path: Path, uv_cache: Path, repo: Path) -> None:
+    data_dir = tmp_path / "one-round"
+    data_dir.mkdir()
+    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    settings = Settings(data_dir=data_dir)
+    settings.runs.max_rounds = 1
+    factory = build_factory(settings)
+    engine = BreakingEngine()
+    factory.loop.engines = {"fix_lint": engine}
+    run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
+    assert run.state is RunState.FAILED and engine.calls == 1
+
+
+def test_a_lint_run_reaches_review_with_every_state_audited(factory: Factory, repo: Path) -> None:
+    run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+    changes = [
+        r.data["state"] for r in factory.audit.events(run.id) if r.name == "run-state-changed"
+    ]
+    assert changes == [s.state.value for s in run.history][1:]
+    names = set(audit_names(factory, run.id))
+    assert {
+        "run-created",
+        "policy-decided",
+        "context-read",
+        "engine-proposed",
+        "check-completed",
+        "package-built",
+    } <= names
+
+
+def test_a_state_change_and_its_audit_event_commit_together(factory: Factory, repo: Path) -> None:
+    run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
+    events_before = len(factory.audit.events())
+    with pytest.raises(InvalidTransition):
+        with factory.store.atomic() as tx:
+            tx.audit("review-recorded", actor="user:x", run_id=run.id)
+            tx.transition(run.id, RunState.HANDED_OFF)
+    assert len(factory.audit.events()) == events_before
+    assert factory.store.require_run(run.id).state is RunState.IN_REVIEW
+    with factory.store.engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM run_states WHERE run_id = :r"), {"r": run.id}
+        ).scalar()
+    assert count == len(run.history)

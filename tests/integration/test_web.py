@@ -1,0 +1,48 @@
+"""The web app in-process (httpx.ASGITransport) over a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from codefactory.config import Settings
+from codefactory.factory import build_factory
+from codefactory.runs.intake import accept_ticket
+from codefactory.web.app import create_app
+from tests.acceptance.conftest import TEMPLATE
+
+
+def get(app: Any, path: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    return asyncio.run(call())
+
+
+def test_runs_api_and_dashboard(tmp_path: Path) -> None:
+    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+    ticket = (TEMPLATE / "tickets" / "SVC-103.json").read_bytes()
+    run = accept_ticket(factory, payload=ticket, repo=tmp_path)
+    app = create_app(factory)
+
+    runs = get(app, "/api/runs").json()
+    assert [r["id"] for r in runs] == [run.id]
+    assert runs[0]["state"] == "refused"
+
+    shown = get(app, f"/api/runs/{run.id}").json()
+    assert shown["decisions"][0]["allowed"] is False
+    assert shown["decisions"][0]["policy_ids"] == ["no-autonomous-ci-changes"]
+    assert shown["trigger"]["external_id"] == "SVC-103"
+
+    missing = get(app, "/api/runs/r-nope")
+    assert missing.status_code == 404 and "r-nope" in missing.json()["detail"]
+
+    assert get(app, "/api/audit/verify").json()["ok"] is True
+    page = get(app, "/")
+    assert page.status_code == 200 and run.id in page.text
+    assert "/api/runs/{run_id}" in get(app, "/openapi.json").json()["paths"]
