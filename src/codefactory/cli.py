@@ -225,15 +225,22 @@ def audit_verify(as_json: JsonOption = False) -> None:
 def demo(
     serve: Annotated[bool, typer.Option(help="Keep the web app up afterwards.")] = False,
     port: int = 8000,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a sample service, fire three tickets, review the good runs, print a summary."""
-    from codefactory.demo import run_demo
+    from codefactory.demo import print_summary, run_demo
 
-    ok = run_demo(state.settings, console=console, progress=observer())
+    report = run_demo(
+        state.settings, log=errors if as_json else console, progress=None if as_json else observer()
+    )
+    if as_json:
+        print_json(report.as_dict(state.settings))
+    else:
+        print_summary(console, report, state.settings)
     if serve:
         _serve("127.0.0.1", port)
-    if not ok:
-        fail("the demo did not end as expected (see the table above)")
+    if not report.ok:
+        fail("the demo did not end as expected (see the summary)")
 
 
 @app.command()

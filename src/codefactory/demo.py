@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -58,52 +59,96 @@ def _checks(store: RunStore, run: Run) -> str:
     )
 
 
-def run_demo(settings: Settings, *, console: Console, progress: RunObserver | None) -> bool:
-    """Run the demo; prints where each artifact is and returns whether it ended as expected."""
+@dataclass(frozen=True, kw_only=True)
+class DemoReport:
+    """The demo's outcome: one entry per ticket, the audit verification, where things are."""
+
+    outcomes: tuple[DemoRun, ...]
+    audit_ok: bool
+    audit_reason: str
+    repository: Path
+
+    @property
+    def ok(self) -> bool:
+        """Two runs handed off, the CI ticket refused, the audit log intact."""
+        states = {o.ticket: o.run.state for o in self.outcomes}
+        return (
+            self.audit_ok
+            and all(states.get(k) is v for k, v in EXPECTED.items())
+            and states.get("SVC-103") is RunState.REFUSED
+        )
+
+    def as_dict(self, settings: Settings) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "repository": str(self.repository),
+            "audit": {"ok": self.audit_ok, "reason": self.audit_reason},
+            "runs": [
+                {
+                    "ticket": o.ticket,
+                    "run_id": o.run.id,
+                    "state": o.run.state.value,
+                    "reason": o.run.reason,
+                    "checks": o.checks,
+                    "package_dir": o.run.package_dir,
+                    "branch": o.run.branch,
+                }
+                for o in self.outcomes
+            ],
+            "artifacts": artifact_locations(settings),
+        }
+
+
+def artifact_locations(settings: Settings) -> dict[str, str]:
+    """Where the demo left each kind of artifact."""
+    return {
+        "database": settings.database_url,
+        "change packages": str(settings.packages_dir.resolve()),
+        "forge (bare git)": str(settings.forge_dir.resolve()),
+        "check evidence": str((settings.data_dir / "evidence").resolve()),
+    }
+
+
+def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) -> DemoReport:
+    """Run the three tickets against a fresh sample service and review the good runs."""
     from codefactory.factory import build_factory
     from codefactory.runs.intake import accept_ticket
 
     factory = build_factory(settings, observer=progress)
     repo = create_sample_repository(settings.data_dir / "demo" / "sample-service")
-    console.print(f"sample service repository: {repo}", highlight=False)
+    log.print(f"sample service repository: {repo}", highlight=False)
     outcomes: list[DemoRun] = []
     for ticket in sorted((TEMPLATE / "tickets").glob("*.json")):
-        console.print(f"ticket {ticket.stem}: starting a run", highlight=False)
+        log.print(f"ticket {ticket.stem}: starting a run", highlight=False)
         run = accept_ticket(factory, payload=ticket.read_bytes(), repo=repo)
         if run.state is RunState.IN_REVIEW:
-            console.print(f"  {run.id} in review; approving as {REVIEWER}", highlight=False)
+            log.print(f"  {run.id} in review; approving as {REVIEWER}", highlight=False)
             run = factory.review.decide(
                 run.id, reviewer=REVIEWER, approve=True, comment="demo review"
             )
         outcomes.append(DemoRun(ticket=ticket.stem, run=run, checks=_checks(factory.store, run)))
     verification = factory.audit.verify()
-    _print_summary(console, outcomes, verification.ok, verification.reason, settings)
-    expected_states = {o.ticket: o.run.state for o in outcomes}
-    return (
-        verification.ok
-        and all(expected_states.get(k) is v for k, v in EXPECTED.items())
-        and expected_states.get("SVC-103") is RunState.REFUSED
+    return DemoReport(
+        outcomes=tuple(outcomes),
+        audit_ok=verification.ok,
+        audit_reason=verification.reason,
+        repository=repo,
     )
 
 
-def _print_summary(
-    console: Console,
-    outcomes: list[DemoRun],
-    audit_ok: bool,
-    audit_reason: str,
-    settings: Settings,
-) -> None:
+def print_summary(console: Console, report: DemoReport, settings: Settings) -> None:
+    """The summary table and where every artifact is."""
     table = Table(
         "run", "ticket", "state", "checks", "package folder or reason", "audit", title="demo"
     )
-    audit_cell = "verified" if audit_ok else f"FAILED: {audit_reason}"
-    for outcome in outcomes:
+    audit_cell = "verified" if report.audit_ok else f"FAILED: {report.audit_reason}"
+    for outcome in report.outcomes:
         run = outcome.run
         detail = run.package_dir or run.reason
         table.add_row(run.id, outcome.ticket, run.state.value, outcome.checks, detail, audit_cell)
     console.print(table)
-    console.print(f"database:       {settings.database_url}", highlight=False)
-    console.print(f"change packages: {settings.packages_dir.resolve()}", highlight=False)
-    console.print(f"forge (bare git): {settings.forge_dir.resolve()}", highlight=False)
-    console.print(f"check evidence: {(settings.data_dir / 'evidence').resolve()}", highlight=False)
-    console.print("inspect a run:  .venv/bin/codefactory runs show <run-id>", highlight=False)
+    for name, where in artifact_locations(settings).items():
+        console.print(f"{name + ':':<18}{where}", highlight=False)
+    console.print(
+        f"{'inspect a run:':<18}.venv/bin/codefactory runs show <run-id>", highlight=False
+    )
