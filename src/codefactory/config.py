@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Stored paths (packages, forge) must not depend on the caller's working directory."""
+        return value.expanduser().resolve()
+
     @property
     def database_url(self) -> str:
         return f"sqlite:///{(self.data_dir / 'factory.db').resolve()}"
@@ -83,7 +89,7 @@ def load_settings(data_dir: Path | None = None) -> Settings:
     """Settings from the environment, with the CLI's `--data-dir` taking precedence."""
     settings = Settings()
     if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": data_dir})
+        settings = settings.model_copy(update={"data_dir": data_dir.expanduser().resolve()})
     return settings
 
 
