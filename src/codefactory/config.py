@@ -11,22 +11,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-class SandboxSettings(BaseModel):
-    """How workspaces are isolated."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str = "bubblewrap"
-    """Backend name; `bubblewrap` is the only one in the embedded default."""
-    python: Path = Path("/usr/bin/python3")
-    """Interpreter the repository's virtualenv is built from, visible inside the sandbox."""
-    command_timeout_s: float = 300.0
-    """Wall-clock limit for one command inside the sandbox."""
-    setup_timeout_s: float = 600.0
-    """Wall-clock limit for the dependency-installation phase."""
-    max_output_bytes: int = 4_000_000
-    """Output kept per stream of a sandboxed command; the rest is cut and marked."""
+from codefactory.identity.settings import IdentitySettings
+from codefactory.sandbox.settings import SandboxSettings
+from codefactory.triggers.settings import TriggerSettings
+from codefactory.verify.settings import VerifySettings
 
 
 class RunSettings(BaseModel):
@@ -57,6 +45,9 @@ class Settings(BaseSettings):
     """The non-human identity runs are attributed to."""
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
 
     @field_validator("data_dir")
     @classmethod

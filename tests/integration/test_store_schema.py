@@ -9,13 +9,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from codefactory.store.db import open_engine, table_names
-from codefactory.store.models import Base
+from codefactory.store.schema import metadata
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path}/factory.db")
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert diff == []
     assert {
         "runs",

@@ -1,0 +1,79 @@
+"""What every command shares: the settings, output consoles, errors and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from codefactory.config import Settings, is_terminal_attached
+from codefactory.domain import RunState
+from codefactory.runs.loop import RunObserver
+
+if TYPE_CHECKING:
+    from codefactory.factory import Factory
+
+# Without a terminal (CI, pipes) Rich falls back to 80 columns; tables of paths need more.
+console = Console() if sys.stdout.isatty() else Console(width=200)
+errors = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class CliState:
+    """The global options, set by the root callback."""
+
+    settings: Settings = Settings()
+
+
+state = CliState()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr, then exit."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    """JSON for scripts on stdout, keys sorted."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def observer() -> RunObserver | None:
+    """A progress printer for runs, only when a terminal is attached (no noise in CI logs)."""
+    if not is_terminal_attached():
+        return None
+
+    def show(run_id: str, run_state: RunState, reason: str) -> None:
+        colour = {"failed": "red", "refused": "yellow", "rejected": "yellow"}.get(
+            run_state.value, "cyan"
+        )
+        detail = f" [dim]{reason}[/]" if reason else ""
+        console.print(f"  {run_id} → [{colour}]{run_state.value}[/]{detail}", highlight=False)
+
+    return show
+
+
+@contextmanager
+def progress(message: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner on long steps when a terminal is attached."""
+    status = (
+        console.status(message, spinner="dots")
+        if is_terminal_attached() and not quiet
+        else nullcontext()
+    )
+    with status:
+        yield
+
+
+def build(observe: RunObserver | None = None) -> Factory:
+    """The factory for the current settings (heavy imports deferred)."""
+    from codefactory.factory import build_factory
+
+    return build_factory(state.settings, observer=observe)

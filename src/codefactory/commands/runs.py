@@ -1,0 +1,118 @@
+"""Run commands: `trigger`, `runs list`, `runs show`, `demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from codefactory.commands.common import (
+    JsonOption,
+    build,
+    console,
+    errors,
+    fail,
+    observer,
+    print_json,
+    progress,
+    state,
+)
+from codefactory.domain import RunState
+
+runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the root app."""
+    app.command()(trigger)
+    app.command()(demo)
+    app.add_typer(runs_app, name="runs")
+
+
+def trigger(
+    repo: Annotated[Path, typer.Option(help="The git repository to change.")],
+    ticket: Annotated[Path, typer.Option(help="A Jira issue as JSON (REST API format).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Start a run from a Jira ticket and drive it until it waits for review or ends."""
+    from codefactory.runs.intake import accept_ticket
+    from codefactory.store.runs import run_as_dict
+
+    try:
+        payload = ticket.read_bytes()
+    except OSError as err:
+        fail(f"cannot read the ticket {ticket}: {err.strerror}")
+    factory = build(None if as_json else observer())
+    with progress("running", quiet=as_json):
+        run = accept_ticket(factory, payload=payload, repo=repo)
+    if as_json:
+        print_json(run_as_dict(run))
+    else:
+        console.print(f"run [bold]{run.id}[/]: {run.state.value}", highlight=False)
+        if run.package_dir:
+            console.print(f"  package: {run.package_dir}", highlight=False)
+            console.print(
+                f"  branch:  {run.branch} in {factory.settings.forge_dir}", highlight=False
+            )
+    if run.state in (RunState.FAILED, RunState.REFUSED):
+        fail(f"run {run.id} {run.state.value}: {run.reason}")
+
+
+@runs_app.command("list")
+def runs_list(as_json: JsonOption = False, limit: int = 100) -> None:
+    """The latest runs, newest first."""
+    from codefactory.store.runs import run_as_dict
+
+    found = build().store.search_runs(limit=limit)
+    if as_json:
+        print_json([run_as_dict(run) for run in found])
+        return
+    table = Table("run", "state", "kind", "sponsor", "created", "reason")
+    for run in found:
+        table.add_row(
+            run.id,
+            run.state.value,
+            run.kind.value,
+            run.sponsor,
+            f"{run.created_at:%Y-%m-%d %H:%M:%S}",
+            run.reason[:80],
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: JsonOption = False) -> None:
+    """One run: its states with times, decisions, checks, findings, package and reviews."""
+    from codefactory.runs.report import render_report, run_report
+
+    report = run_report(build().store, run_id)
+    if report is None:
+        fail(f"no run with id {run_id!r}")
+    if as_json:
+        print_json(report)
+    else:
+        render_report(console, report)
+
+
+def demo(
+    serve: Annotated[bool, typer.Option(help="Keep the web app up afterwards.")] = False,
+    port: int = 8000,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a sample service, fire three tickets, review the good runs, print a summary."""
+    from codefactory.commands.serve import serve_app
+    from codefactory.demo import print_summary, run_demo
+
+    report = run_demo(
+        state.settings, log=errors if as_json else console, progress=None if as_json else observer()
+    )
+    if as_json:
+        print_json(report.as_dict(state.settings))
+    else:
+        print_summary(console, report, state.settings)
+    if serve:
+        serve_app("127.0.0.1", port)
+    if not report.ok:
+        fail("the demo did not end as expected (see the summary)")

@@ -1,0 +1,9 @@
+"""`codefactory verify`: the gate on a working tree outside any run (issue 6)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the root app."""
