@@ -14,8 +14,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests && $(VENV)/bin/mypy
 
+# every benchmark, or one: `make bench B=sandbox` runs benchmarks/bench_sandbox.py
 bench: install
-	$(PY) benchmarks/run.py
+	for f in benchmarks/bench_$(or $(B),*).py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 install: system-packages $(VENV)/.installed
 

@@ -1,6 +1,6 @@
 """Benchmarks: sandbox start-up against a plain process, and one whole run, as ratios.
 
-Run with `make bench` (or `.venv/bin/python benchmarks/run.py`). Each figure is compared with a
+Run with `make bench B=run_loop` (or `.venv/bin/python benchmarks/bench_run_loop.py`). Each figure is compared with a
 baseline measured in the same process, since these machines are noisy.
 """
 
