@@ -1,7 +1,7 @@
 """Benchmarks: sandbox start-up against a plain process, and one whole run, as ratios.
 
-Run with `make bench B=run_loop` (or `.venv/bin/python benchmarks/bench_run_loop.py`). Each figure is compared with a
-baseline measured in the same process, since these machines are noisy.
+Run with `make bench B=run_loop`. Each figure is compared with a baseline measured in the
+same process, since these machines are noisy.
 """
 
 from __future__ import annotations
