@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _shared_fixtures() -> Path:
     """`../shared/fixtures` next to the clone, else the workplace's copy (CI clones elsewhere)."""
     candidates = [

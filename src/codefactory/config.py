@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
-from codefactory.triggers.settings import TriggerSettings
+from codefactory.triggers.settings import TriggerSettings, with_env_secrets
 from codefactory.verify.settings import VerifySettings
 
 
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _webhook_secrets(cls, data: Any) -> Any:
+        """`CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` fill `triggers.secrets` (issue 5's names)."""
+        return with_env_secrets(data, os.environ)
 
     @field_validator("data_dir")
     @classmethod

@@ -101,6 +101,14 @@ class TriggerEvent:
     links: tuple[str, ...] = ()
     received_at: datetime
     payload_digest: str
+    delivery_id: str = ""
+    """The sender's id of the delivery (`X-GitHub-Delivery`, …); empty for the CLI."""
+    event: str = ""
+    """The sender's event name, e.g. `issues.labeled`, `jira:issue_updated`."""
+    autonomous: bool = False
+    """No human asked for this (an alert, a scan, a schedule): the sponsor comes from config."""
+    attributes: dict[str, str] = field(default_factory=dict)
+    """Facts policy may read (`status`, `remote_repository`, …); untrusted like the text."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +140,12 @@ class Finding:
     path: str = ""
     line: int = 0
     blocking: bool = True
+    fingerprint: str = ""
+    """Stable identity across commits (SARIF `partialFingerprints`); empty: not compared."""
+    baseline_state: str = ""
+    """SARIF `baselineState` against the base commit: `new`, `unchanged`, `absent` or empty."""
+    waived_by: str = ""
+    """The approver of the waiver that keeps this finding from blocking, if any."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,10 +170,13 @@ class ExecResult:
     stderr: str
     duration_s: float
     timed_out: bool = False
+    limit_hit: str = ""
+    """The sandbox limit that killed the command (`wall-clock`, `cpu`, `memory`, `processes`,
+    `output`, `file-size`, `disk`); empty when none was hit."""
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and not self.limit_hit
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings
@@ -16,6 +17,9 @@ from codefactory.runs.loop import RunLoop, RunObserver
 from codefactory.runs.review import ReviewDesk
 from codefactory.sandbox.port import Workspace
 from codefactory.store.runs import RunStore
+
+if TYPE_CHECKING:
+    from codefactory.identity.services import IdentityServices
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
 
@@ -29,6 +33,7 @@ class Factory:
     audit: AuditLog
     loop: RunLoop
     review: ReviewDesk
+    identity: IdentityServices
 
 
 def default_agent(settings: Settings) -> AgentIdentity:
@@ -36,43 +41,55 @@ def default_agent(settings: Settings) -> AgentIdentity:
     return AgentIdentity(
         id=settings.agent_id,
         display_name="Code Factory recipe agent",
-        issuer="codefactory:local",
+        issuer=settings.identity.issuer,
         owner="platform-engineering",
+        engines=tuple(settings.identity.default_agent_engines),
     )
 
 
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
+    from codefactory.advisories.importer import default_advisories
+    from codefactory.audit.publishing import checkpoint_when_resting
     from codefactory.audit.sql import SqlAuditLog
     from codefactory.context.sources import RepositoryFilesConnector, TicketConnector
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
-    from codefactory.identity.agents import StaticAgentDirectory
+    from codefactory.identity.services import agent_provenance, build_identity, issuer_for
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.policy.cedar import CedarPolicy, default_policy_path
     from codefactory.review.local_forge import LocalForge
-    from codefactory.sandbox.bubblewrap import BubblewrapSandbox
+    from codefactory.review.signing import AgentCommitSigning
+    from codefactory.sandbox.audited import AuditedSandbox
+    from codefactory.sandbox.backends import build_sandbox
     from codefactory.sandbox.setup import dependency_files, install_dependencies
     from codefactory.store.db import open_engine
-    from codefactory.verify.gate import Gate
-    from codefactory.verify.lint import RuffCheck
-    from codefactory.verify.sca import ScaCheck
-    from codefactory.verify.tests import PytestCheck
+    from codefactory.store.verify_tables import SqlVerifyCache
+    from codefactory.verify.compose import default_gate
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_engine(settings.database_url)
-    audit = SqlAuditLog(engine)
+    issuer = issuer_for(settings)
+    audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
     store = RunStore(engine, audit)
-    advisories = AdvisoryDatabase.load(settings.advisories_dir or SHIPPED_ADVISORIES)
-    sandbox_settings = settings.sandbox
-    sandbox = BubblewrapSandbox(
-        settings.workspaces_dir,
-        settings.cache_dir,
-        python=sandbox_settings.python,
-        max_output_bytes=sandbox_settings.max_output_bytes,
+    identity = build_identity(
+        settings, engine=engine, audit=audit, issuer=issuer, default_agent=default_agent(settings)
     )
-    forge = LocalForge(settings.forge_dir)
+    observer = checkpoint_when_resting(audit, observer)
+    advisories = AdvisoryDatabase.load(
+        settings.advisories_dir or default_advisories(settings.data_dir, SHIPPED_ADVISORIES)
+    )
+    sandbox_settings = settings.sandbox
+
+    def record_sandbox_event(name: str, run_id: str, data: dict[str, object]) -> None:
+        with store.atomic() as tx:
+            tx.audit(name, actor="sandbox", run_id=run_id, **data)
+
+    sandbox = AuditedSandbox(
+        build_sandbox(sandbox_settings, data_dir=settings.data_dir), record_sandbox_event
+    )
+    forge = LocalForge(settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys))
 
     def setup(workspace: Workspace) -> list[str]:
         return install_dependencies(
@@ -88,20 +105,31 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     loop = RunLoop(
         store=store,
         policy=CedarPolicy.from_file(settings.policy_file or default_policy_path()),
-        agents=StaticAgentDirectory([default_agent(settings)]),
+        agents=identity.agents,
         sandbox=sandbox,
         setup=setup,
         dependency_files=dependency_files,
         connectors=[TicketConnector(), RepositoryFilesConnector()],
         engines=engines,
-        gate=Gate(
-            [RuffCheck(), PytestCheck(timeout_s=settings.runs.test_timeout_s), ScaCheck(advisories)]
+        gate=default_gate(
+            settings.verify,
+            advisories=advisories,
+            cache=SqlVerifyCache(engine),
+            sandbox=sandbox,
+            setup=setup,
+            python=str(sandbox_settings.python),
+            test_timeout_s=settings.runs.test_timeout_s,
         ),
         forge=forge,
-        packager=FolderPackageBuilder(settings.packages_dir),
+        packager=FolderPackageBuilder(
+            settings.packages_dir, provenance=agent_provenance(identity, store.decisions)
+        ),
         budget=settings.runs,
         evidence_dir=settings.data_dir / "evidence",
         observer=observer,
+        delegation=identity.delegation,
     )
-    review = ReviewDesk(store=store, forge=forge, observer=observer)
-    return Factory(settings=settings, store=store, audit=audit, loop=loop, review=review)
+    review = ReviewDesk(store=store, forge=forge, observer=observer, delegation=identity.delegation)
+    return Factory(
+        settings=settings, store=store, audit=audit, loop=loop, review=review, identity=identity
+    )

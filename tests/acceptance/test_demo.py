@@ -50,8 +50,11 @@ def test_demo_hands_off_two_runs_refuses_one_and_the_audit_log_proves_it(cli: Cl
         assert (package / name).is_file(), name
     assert (package / "evidence" / "junit.xml").is_file()
     assert sorted(p.name for p in (package / "evidence").glob("*.sarif")) == [
+        "diff_policy.sarif",
         "lint.sarif",
+        "sast.sarif",
         "sca.sarif",
+        "secrets.sarif",
     ]
 
     assert cli("audit", "verify").returncode == 0

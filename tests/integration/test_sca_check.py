@@ -12,6 +12,7 @@ from codefactory.advisories import DEFAULT_ADVISORIES, AdvisoryDatabase
 from codefactory.domain import ChangeKind, Severity, Task
 from codefactory.engines.dependency_bump import DependencyBumpEngine
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.verify.gate import Gate
 from codefactory.verify.sca import ScaCheck
 from tests.conftest import make_repo
 
@@ -63,14 +64,26 @@ def test_fails_before_the_bump_and_passes_after(
 
 
 def test_a_vulnerable_pin_the_change_did_not_touch_is_reported_without_blocking(
-    vulnerable: BubblewrapWorkspace, advisories: AdvisoryDatabase
+    tmp_path: Path, advisories: AdvisoryDatabase
 ) -> None:
-    vulnerable.write_file("app.py", b"print('unrelated change')\n")
-    result = ScaCheck(advisories).run(vulnerable, vulnerable.changes())
+    repo = tmp_path / "repo"
+    make_repo(repo, {"requirements.txt": "# pins\nrich==13.7.0\nidna==3.6\n"})
+    sandbox = BubblewrapSandbox(tmp_path / "work", tmp_path / "cache")
+    workspace = sandbox.provision(repo=repo, commit="HEAD", run_id="sca-gate")
+    try:
+        workspace.write_file("app.py", b"print('unrelated change')\n")
+        gate = Gate([ScaCheck(advisories)], sandbox=sandbox)
+        [result] = gate.run(workspace, workspace.changes(), repo=repo)
+    finally:
+        workspace.destroy()
     assert result.passed
     [finding] = result.findings
     assert finding.rule == "PYSEC-2024-60" and not finding.blocking
-    assert result.summary.startswith("pre-existing, not introduced by this change")
+    assert finding.baseline_state == "unchanged"
+    assert "pre-existing, not introduced by this change: 1 unchanged" in result.summary
+    [sarif] = json.loads(result.evidence)["runs"][0]["results"]
+    assert sarif["baselineState"] == "unchanged"
+    assert sarif["partialFingerprints"]["codefactory/v1"] == finding.fingerprint
 
 
 def test_evidence_is_sarif_2_1_0(

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codefactory.verify.errors import JunitUnparseable, VerifyError
-from codefactory.verify.junit import JunitCase, parse_junit, synthesise_junit
+from codefactory.verify.junit import (
+    JunitCase,
+    parse_junit,
+    synthesise_junit,
+    synthesise_skipped,
+    with_properties,
+)
 
 # What pytest 9 writes with `-o junit_family=xunit1` (recorded from a sandbox run).
 PYTEST_XUNIT1 = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">\
@@ -129,3 +135,19 @@ def test_synthesised_report_always_parses(message: str, details: str) -> None:
     xml = synthesise_junit(suite="s", name="n", message=message, details=details)
 
     assert parse_junit(xml).errors == 1
+
+
+def test_properties_go_into_the_first_testsuite_and_the_report_still_parses() -> None:
+    xml = synthesise_junit(suite="s", name="n", message="m")
+    marked = with_properties(xml, {"codefactory.selection": "selected", "why": "a\x1bb"})
+
+    assert '<property name="codefactory.selection" value="selected"' in marked
+    assert "a?b" in marked  # not an XML character, replaced
+    assert parse_junit(marked).errors == 1
+    assert with_properties("not xml", {"a": "b"}) == "not xml"
+
+
+def test_a_suite_that_was_not_run_is_one_skipped_case() -> None:
+    report = parse_junit(synthesise_skipped(suite="s", name="not-run", reason="lint blocks"))
+
+    assert (report.tests, report.skipped, report.failed) == (1, 1, ())

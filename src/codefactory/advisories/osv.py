@@ -10,7 +10,9 @@ conservatively: an unreadable `introduced` counts as "0", an unreadable `fixed` 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ DEFAULT_ADVISORIES = Path(__file__).parent / "data"
 """The advisory folder shipped with the package, used by the demo."""
 
 _SUFFIXES = (".yaml", ".yml", ".json")
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # (kind, version); version None means `introduced: "0"`, before every release.
 _Event = tuple[str, Version | None]
@@ -95,39 +97,88 @@ def _parse_version(raw: str) -> Version | None:
 class AdvisoryDatabase:
     """PyPI advisories indexed by PEP 503 name; immutable once loaded."""
 
-    def __init__(self, entries: Iterable[_Affected] = ()) -> None:
+    def __init__(self, entries: Iterable[_Affected] = (), *, digest: str = "") -> None:
         self._by_package: dict[str, list[_Affected]] = defaultdict(list)
         for entry in entries:
             self._by_package[entry.advisory.package].append(entry)
+        self.digest = digest
+        """A digest of the records loaded: SCA baselines are cached per database version."""
+        self._pending: dict[str, list[Any]] = {}
+        self._source = Path("(index)")
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, folder: Path) -> AdvisoryDatabase:
-        """Read every OSV file under `folder`; a malformed file stops the load."""
+        """Read every OSV file under `folder` (or an index file written by `advisories import`);
+        a malformed file stops the load."""
+        if folder.is_file() and folder.suffix == ".json":
+            return cls.load_index(folder)
         if not folder.is_dir():
             raise AdvisoryFileInvalid(folder, "not a directory")
         entries: list[_Affected] = []
+        hasher = hashlib.sha256()
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in _SUFFIXES and path.is_file():
                 entries.extend(_read_file(path))
-        return cls(entries)
+                hasher.update(str(path.relative_to(folder)).encode() + b"\0")
+                hasher.update(path.read_bytes())
+        return cls(entries, digest=hasher.hexdigest())
+
+    @classmethod
+    def load_index(cls, index: Path) -> AdvisoryDatabase:
+        """Read an index written by `advisories import`: OSV records grouped by package.
+
+        Records were validated when imported; each package's are parsed on first use, so a
+        whole-ecosystem export loads in the time it takes to read the JSON.
+        """
+        try:
+            raw = index.read_bytes()
+            body = json.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise AdvisoryFileInvalid(index, " ".join(str(exc).split())) from exc
+        packages = body.get("packages") if isinstance(body, dict) else None
+        if not isinstance(packages, dict):
+            raise AdvisoryFileInvalid(index, "not an index written by `advisories import`")
+        database = cls(digest=hashlib.sha256(raw).hexdigest())
+        database._pending = {canonicalize_name(str(k)): list(v) for k, v in packages.items()}
+        database._source = index
+        return database
 
     def __len__(self) -> int:
         """How many (advisory, package) entries are loaded."""
+        for name in list(self._pending):
+            self._entries(name)
         return sum(len(entries) for entries in self._by_package.values())
 
     def advisories(self, name: str) -> list[Advisory]:
         """Every advisory loaded for a package, affecting or not."""
-        return [e.advisory for e in self._by_package.get(canonicalize_name(name), [])]
+        return [e.advisory for e in self._entries(canonicalize_name(name))]
 
     def vulnerabilities(self, name: str, version: str | Version) -> list[Advisory]:
         """The advisories that affect `name` at `version`, each once, sorted by id."""
         raw = str(version)
         parsed = version if isinstance(version, Version) else _parse_version(raw)
         found: dict[str, Advisory] = {}
-        for entry in self._by_package.get(canonicalize_name(name), []):
+        for entry in self._entries(canonicalize_name(name)):
             if entry.affects(parsed, raw):
                 found.setdefault(entry.advisory.id, entry.advisory)
         return [found[key] for key in sorted(found)]
+
+    def _entries(self, package: str) -> list[_Affected]:
+        """The entries of a PEP 503 name, parsing an index's records on first use."""
+        if package in self._pending:
+            with self._lock:
+                records = self._pending.pop(package, None)
+                for number, record in enumerate(records or []):
+                    try:
+                        parsed = parse_record(record)
+                    except (TypeError, KeyError, ValueError) as exc:
+                        where = f"{package} record {number}"
+                        raise AdvisoryFileInvalid(self._source, f"{where}: {exc}") from exc
+                    for entry in parsed:
+                        if entry.advisory.package == package:
+                            self._by_package[package].append(entry)
+        return self._by_package.get(package, [])
 
     def lowest_safe_version(self, name: str, version: str | Version) -> Version | None:
         """The lowest fixed version above `version` that no advisory for `name` affects."""
@@ -147,13 +198,9 @@ class AdvisoryDatabase:
 
 
 def _read_file(path: Path) -> list[_Affected]:
+    record = read_record(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        record = json.loads(text) if path.suffix == ".json" else yaml.load(text, _YamlLoader)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise AdvisoryFileInvalid(path, " ".join(str(exc).split()) or repr(exc)) from exc
-    try:
-        return _parse_record(record)
+        return parse_record(record)
     except (TypeError, KeyError, ValueError) as exc:
         raise AdvisoryFileInvalid(path, str(exc)) from exc
 
@@ -164,7 +211,18 @@ def _expect(value: Any, kind: type, what: str) -> Any:
     return value
 
 
-def _parse_record(record: Any) -> list[_Affected]:
+def read_record(path: Path) -> Any:
+    """The parsed content of one OSV file (YAML or JSON); AdvisoryFileInvalid when unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if path.suffix == ".json" else yaml.load(text, YAML_LOADER)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise AdvisoryFileInvalid(path, " ".join(str(exc).split()) or repr(exc)) from exc
+
+
+def parse_record(record: Any) -> list[_Affected]:
+    """The PyPI entries of one OSV record (none when withdrawn); TypeError or ValueError if
+    it is malformed."""
     _expect(record, dict, "the record")
     record_id = _expect(record.get("id"), str, "`id`")
     if record.get("withdrawn"):

@@ -1,14 +1,33 @@
-"""Audit log: a tamper-evident, append-only record of every fact of every run."""
+"""Audit log: a tamper-evident, append-only Merkle log of every fact of every run."""
 
-from codefactory.audit.chain import ChainReport
-from codefactory.audit.errors import AuditError, EventNotRecordable, RecordUnreadable
-from codefactory.audit.port import AuditLog, AuditRecord
+from codefactory.audit.errors import (
+    AuditError,
+    CheckpointInvalid,
+    EventNotRecordable,
+    LogInconsistent,
+    ProofInvalid,
+    RecordUnreadable,
+)
+from codefactory.audit.port import (
+    AuditLog,
+    AuditRecord,
+    ConsistencyProof,
+    InclusionProof,
+    LogReport,
+    SignedCheckpoint,
+)
 
 __all__ = [
     "AuditError",
     "AuditLog",
     "AuditRecord",
-    "ChainReport",
+    "CheckpointInvalid",
+    "ConsistencyProof",
     "EventNotRecordable",
+    "InclusionProof",
+    "LogInconsistent",
+    "LogReport",
+    "ProofInvalid",
     "RecordUnreadable",
+    "SignedCheckpoint",
 ]

@@ -1,27 +1,47 @@
-"""The audit log as a hash chain in the store's `audit_events` table."""
+"""The audit log as a Merkle log in the store: leaves, a subtree cache, signed checkpoints."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from codefactory.audit.chain import (
-    GENESIS_HASH,
-    ChainReport,
-    Link,
-    canonical_json,
-    chain_link,
-    leaf_record,
-    verify_chain,
+from codefactory.audit.checkpoint import Checkpoint, open_checkpoint
+from codefactory.audit.errors import (
+    AuditError,
+    CheckpointInvalid,
+    EventNotRecordable,
+    ProofInvalid,
+    RecordUnreadable,
 )
-from codefactory.audit.errors import EventNotRecordable, RecordUnreadable
-from codefactory.audit.port import AuditRecord
+from codefactory.audit.leaf import EncodedEvent, StoredLeaf, encode_event
+from codefactory.audit.merkle import (
+    inclusion_proof,
+    range_hash,
+)
+from codefactory.audit.note import NoteSigner, NoteVerifier
+from codefactory.audit.port import (
+    AuditRecord,
+    ConsistencyProof,
+    InclusionProof,
+    LogReport,
+    SignedCheckpoint,
+)
+from codefactory.audit.sql_checkpoints import (
+    consistency,
+    require_extends,
+    stored_checkpoints,
+    with_consistency,
+)
+from codefactory.audit.tree import StoredTree, cache_completed_subtrees
+from codefactory.audit.verify import TrustedCheckpoint, verify_log
 from codefactory.domain import AuditEvent
+from codefactory.store.identity_tables import AuditCheckpointRow, AuditLogRow, AuditSubtreeRow
 from codefactory.store.models import AuditEventRow
 
 EVENT_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -29,80 +49,234 @@ EVENT_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 LIMITS = {"name": 64, "actor": 256, "run_id": 64}
 # Key of the transaction-scoped advisory lock that serializes appends on PostgreSQL.
 PG_LOCK_KEY = 0x636F_6465_6175_6469  # "codeaudi"
+_LEAF_COLUMNS = (
+    AuditEventRow.seq,
+    AuditEventRow.name,
+    AuditEventRow.actor,
+    AuditEventRow.run_id,
+    AuditEventRow.at,
+    AuditEventRow.data,
+    AuditEventRow.leaf_hash,
+)
+
+PublicKeys = Callable[[], Sequence[bytes]]
+"""The raw Ed25519 public keys that may have signed checkpoints (current and retired)."""
 
 
 class SqlAuditLog:
     """An `AuditLog` over SQLite or PostgreSQL.
 
-    Appends are serialized by taking the database's write lock *before* the chain head (the
-    row with the highest seq) is read, and holding it until the transaction ends, so the head
-    cannot move between reading it and inserting the next link; this holds across threads and
-    processes alike:
+    Appends are serialized by taking the database's write lock *before* the head (the
+    highest seq) is read, and holding it until the transaction ends, so the head cannot move
+    between reading it and inserting the next leaf; this holds across threads and processes:
 
     - SQLite: the transaction starts with `BEGIN IMMEDIATE`, which takes the database's single
-      writer lock, waiting up to the connection's `busy_timeout`. A read-then-write transaction
-      would instead see a stale head or fail with SQLITE_BUSY_SNAPSHOT in WAL mode. If the
-      session's transaction is already open, the driver (pysqlite's implicit transactions)
-      opened it for a write, so it already holds the writer lock.
-    - PostgreSQL: `pg_advisory_xact_lock`, released at commit or rollback; a row lock on the
-      head would not protect the empty table.
+      writer lock, waiting up to the connection's `busy_timeout`. If the session's transaction
+      is already open, the driver (pysqlite's implicit transactions) opened it for a write, so
+      it already holds the writer lock.
+    - PostgreSQL: `pg_advisory_xact_lock`, released at commit or rollback.
 
     Whatever the dialect, `seq` is the primary key: a writer that got past a missing lock fails
-    with an IntegrityError instead of forking the chain.
+    with an IntegrityError instead of forking the log. Checkpoints are signed by `sign` (the
+    issuer's key) and checked against `public_keys`.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        sign: NoteSigner | None = None,
+        public_keys: PublicKeys = lambda: (),
+    ) -> None:
         self._engine = engine
+        self._sign = sign
+        self._public_keys = public_keys
 
     def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
-        """Record `event`; returns its seq.
+        """Record `event`; returns its leaf index.
 
-        With `session`, the row is added to (and flushed in) that session's transaction and
-        the caller commits, so a state change and its audit event commit together. Without,
-        the log commits the event in a transaction of its own.
+        With `session`, the row (and any subtree it completes) is flushed in that session's
+        transaction and the caller commits, so a state change and its audit event commit
+        together. Without, the log commits the event in a transaction of its own.
         """
-        _check_recordable(event)
+        encoded = _encode(event)
         if session is not None:
-            return _append(session, event)
+            return _append(session, encoded)
         with Session(self._engine) as own, own.begin():
-            return _append(own, event)
-
-    def verify(self) -> ChainReport:
-        """Recompute the whole chain from the table (one consistent read)."""
-        return verify_chain(_link(row) for row in self._rows(None))
+            return _append(own, encoded)
 
     def events(self, run_id: str | None = None) -> list[AuditRecord]:
-        """The recorded events in seq order, optionally only those of `run_id`."""
-        return [_record(row) for row in self._rows(run_id)]
-
-    def _rows(self, run_id: str | None) -> list[AuditEventRow]:
+        """The recorded events in index order, optionally only those of `run_id`."""
         query = select(AuditEventRow).order_by(AuditEventRow.seq)
         if run_id is not None:
             query = query.where(AuditEventRow.run_id == run_id)
         with Session(self._engine) as session:
-            return list(session.scalars(query))
+            return [_record(row) for row in session.scalars(query)]
+
+    def leaves(self) -> Iterator[StoredLeaf]:
+        """Every stored leaf in index order, streamed."""
+        with self._engine.connect() as connection:
+            yield from _stream_leaves(connection)
+
+    @property
+    def origin(self) -> str:
+        """The log's name, first line of its checkpoints."""
+        with Session(self._engine) as session:
+            return _origin(session.connection())
+
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every key that may have signed this log's checkpoints."""
+        origin = self.origin
+        return [NoteVerifier(name=origin, public_key=key) for key in self._public_keys()]
+
+    # -- verification -----------------------------------------------------------------------
+
+    def verify(self, *, checkpoint: str | None = None) -> LogReport:
+        """Recompute every leaf and the tree in one read transaction; compare with every stored
+        checkpoint, and with `checkpoint` (a saved note) if given, proving consistency."""
+        verifiers = self.verifiers()
+        with self._engine.connect() as connection:
+            origin = _origin(connection)
+            trusted, untrusted = stored_checkpoints(connection, origin, verifiers)
+            given = None
+            if checkpoint is not None:
+                try:
+                    given, _ = open_checkpoint(checkpoint, origin=origin, verifiers=verifiers)
+                except CheckpointInvalid as error:
+                    return LogReport(ok=False, count=0, reason=f"checkpoint rejected: {error}")
+                trusted.append(TrustedCheckpoint(checkpoint=given, label="the given checkpoint"))
+            size = connection.execute(select(func.count()).select_from(AuditEventRow)).scalar_one()
+            cached = {
+                (row.level, row.position): row.hash
+                for row in connection.execute(select(AuditSubtreeRow))
+            }
+            leaves = _stream_leaves(connection)
+            try:
+                report = verify_log(
+                    leaves, size=size, cached=cached, checkpoints=trusted, untrusted=untrusted
+                )
+            finally:
+                leaves.close()  # a server-side cursor must close before its connection
+            if given is None or not report.ok or given.size == 0:
+                return report
+            return with_consistency(report, given, StoredTree(connection))
+
+    # -- checkpoints and proofs -------------------------------------------------------------
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Sign a checkpoint of the current tree, unless the latest one already covers it.
+
+        Refuses (LogInconsistent) to sign a tree that does not extend the latest checkpoint:
+        a log never signs two inconsistent checkpoints.
+        """
+        if self._sign is None:
+            raise AuditError("no signing key is configured for checkpoints")
+        with Session(self._engine) as session, session.begin():
+            connection = session.connection()
+            _lock_head(connection)
+            origin = _origin(connection)
+            size = _size(connection)
+            latest = session.scalars(
+                select(AuditCheckpointRow)
+                .order_by(AuditCheckpointRow.size.desc(), AuditCheckpointRow.id.desc())
+                .limit(1)
+            ).first()
+            tree = StoredTree(connection)
+            if latest is not None:
+                require_extends(tree, latest, size)
+                if latest.size == size:
+                    return self._signed(origin, latest.note)
+            root = range_hash(tree, 0, size)
+            note = Checkpoint(origin=origin, size=size, root=root).sign(self._sign)
+            session.add(
+                AuditCheckpointRow(
+                    size=size, root_hash=root.hex(), note=note, created_at=datetime.now(UTC)
+                )
+            )
+            return self._signed(origin, note)
+
+    def _signed(self, origin: str, note: str) -> SignedCheckpoint:
+        verifiers = [NoteVerifier(name=origin, public_key=key) for key in self._public_keys()]
+        checkpoint, verifier = open_checkpoint(note, origin=origin, verifiers=verifiers)
+        return SignedCheckpoint(checkpoint=checkpoint, note=note, verifier_key=verifier.encoded())
+
+    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
+        """RFC 9162 §2.1.3.1 proof for leaf `index` in the tree of `size` leaves."""
+        with self._engine.connect() as connection:
+            _require_size(connection, size)
+            tree = StoredTree(connection)
+            hashes = inclusion_proof(tree, index, size)
+            return InclusionProof(
+                index=index,
+                size=size,
+                leaf_hash=tree.perfect(0, index),
+                hashes=tuple(hashes),
+                root=range_hash(tree, 0, size),
+            )
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """RFC 9162 §2.1.4.1 proof that tree `first` is a prefix of tree `second`."""
+        with self._engine.connect() as connection:
+            _require_size(connection, second)
+            tree = StoredTree(connection)
+            return consistency(tree, first, second)
 
 
-def _check_recordable(event: AuditEvent) -> None:
+def _require_size(connection: Connection, size: int) -> None:
+    current = _size(connection)
+    if not 0 <= size <= current:
+        raise ProofInvalid(f"the log holds {current} events; no tree of size {size}")
+
+
+def _size(connection: Connection) -> int:
+    head = connection.execute(select(func.max(AuditEventRow.seq))).scalar()
+    return 0 if head is None else int(head) + 1
+
+
+def _origin(connection: Connection) -> str:
+    origin = connection.execute(select(AuditLogRow.origin).where(AuditLogRow.id == 1)).scalar()
+    if origin is None:
+        raise AuditError("the store has no audit_log row: run the migrations")
+    return str(origin)
+
+
+def _stream_leaves(connection: Connection) -> Generator[StoredLeaf, None, None]:
+    result = connection.execution_options(stream_results=True, yield_per=5000).execute(
+        select(*_LEAF_COLUMNS).order_by(AuditEventRow.seq)
+    )
+    try:
+        for seq, name, actor, run_id, at, data, leaf_hash in result:
+            yield StoredLeaf(
+                seq=seq,
+                name=name,
+                actor=actor,
+                run_id=run_id,
+                at=at,
+                data=data,
+                leaf_hash=leaf_hash,
+            )
+    finally:
+        result.close()
+
+
+def _encode(event: AuditEvent) -> EncodedEvent:
     if not EVENT_NAME.fullmatch(event.name):
         raise EventNotRecordable(event.name, "event names are kebab-case, like run-refused")
     for column, limit in LIMITS.items():
         if len(getattr(event, column)) > limit:
             raise EventNotRecordable(event.name, f"{column} is longer than {limit} characters")
     try:
-        canonical_json(leaf_record(0, event))
+        return encode_event(event)
     except (TypeError, ValueError) as error:
         raise EventNotRecordable(event.name, str(error)) from error
 
 
-def _append(session: Session, event: AuditEvent) -> int:
-    _lock_head(session.connection())
-    head = session.execute(
-        select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS_HASH)
-    session.add(AuditEventRow(**asdict(chain_link(seq, event, prev_hash))))
-    session.flush()
+def _append(session: Session, encoded: EncodedEvent) -> int:
+    connection = session.connection()
+    _lock_head(connection)
+    seq = _size(connection)
+    connection.execute(insert(AuditEventRow), asdict(encoded.leaf(seq)))
+    cache_completed_subtrees(connection, seq)
     return seq
 
 
@@ -113,21 +287,8 @@ def _lock_head(connection: Connection) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         if not getattr(dbapi_connection, "in_transaction", False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-    elif dialect == "postgresql":  # pragma: no cover - needs a PostgreSQL server and driver
+    elif dialect == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-
-
-def _link(row: AuditEventRow) -> Link:
-    return Link(
-        seq=row.seq,
-        name=row.name,
-        actor=row.actor,
-        run_id=row.run_id,
-        at=row.at,
-        data=row.data,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
 
 
 def _record(row: AuditEventRow) -> AuditRecord:
@@ -145,5 +306,5 @@ def _record(row: AuditEventRow) -> AuditRecord:
         run_id=row.run_id,
         at=at,
         data=data,
-        hash=row.hash,
+        leaf_hash=row.leaf_hash,
     )

@@ -1,9 +1,232 @@
-"""Identity commands: `agents ...`, `identity jwks`, `identity allowed-signers` (issue 4)."""
+"""Identity commands: `agents create|list|show|activate|suspend|revoke`, and `identity jwks`,
+`identity allowed-signers`, `identity rotate-key`, `identity revoke-token`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.table import Table
+
+from codefactory.commands.common import JsonOption, build, console, fail, print_json
+
+if TYPE_CHECKING:
+    from codefactory.identity.agents import AgentIdentity
+
+agents_app = typer.Typer(help="Registered agents: non-human identities.", no_args_is_help=True)
+identity_app = typer.Typer(help="The issuer's keys and what it publishes.", no_args_is_help=True)
+
+ActorOption = Annotated[
+    str, typer.Option("--as", help="Who does this (recorded in the audit log).")
+]
+ReasonOption = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the root app."""
+    app.add_typer(agents_app, name="agents")
+    app.add_typer(identity_app, name="identity")
+
+
+def _as_dict(agent: AgentIdentity) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "display_name": agent.display_name,
+        "issuer": agent.issuer,
+        "owner": agent.owner,
+        "engines": list(agent.engines),
+        "status": agent.status.value,
+        "status_reason": agent.status_reason,
+        "email": agent.email,
+        "ssh_public_key": agent.ssh_public_key,
+        "created_at": agent.created_at.isoformat() if agent.created_at else None,
+        "updated_at": agent.updated_at.isoformat() if agent.updated_at else None,
+    }
+
+
+def _show(agent: AgentIdentity, as_json: bool) -> None:
+    if as_json:
+        print_json(_as_dict(agent))
+        return
+    for key, value in _as_dict(agent).items():
+        console.print(f"{key + ':':<15}{value}", highlight=False)
+
+
+@agents_app.command("create")
+def agents_create(
+    agent_id: Annotated[str, typer.Argument(help="agent:<name>")],
+    owner: Annotated[str, typer.Option(help="The accountable human.")],
+    actor: ActorOption,
+    name: Annotated[str, typer.Option(help="Display name (commit author).")] = "",
+    engine: Annotated[
+        list[str] | None, typer.Option(help="An engine it may run (repeat; globs allowed).")
+    ] = None,
+    pending: Annotated[bool, typer.Option(help="Leave it `created` until activated.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an agent and make its signing key; it can act once active."""
+    from codefactory.identity.errors import IdentityError
+
+    try:
+        agent = build().identity.agents.create(
+            agent_id,
+            display_name=name or agent_id,
+            owner=owner,
+            engines=engine or ["recipe:*"],
+            actor=f"user:{actor}",
+            active=not pending,
+        )
+    except IdentityError as err:
+        fail(str(err))
+    _show(agent, as_json)
+
+
+@agents_app.command("list")
+def agents_list(as_json: JsonOption = False) -> None:
+    """Every registered agent."""
+    found = build().identity.agents.search()
+    if as_json:
+        print_json([_as_dict(agent) for agent in found])
+        return
+    table = Table("agent", "status", "owner", "issuer", "engines", "name")
+    for agent in found:
+        table.add_row(
+            agent.id,
+            agent.status.value,
+            agent.owner,
+            agent.issuer,
+            " ".join(agent.engines),
+            agent.display_name,
+        )
+    console.print(table)
+
+
+@agents_app.command("show")
+def agents_show(agent_id: str, as_json: JsonOption = False) -> None:
+    """One agent: who owns it, what it may run, its status and its public key."""
+    agent = build().identity.agents.get(agent_id)
+    if agent is None:
+        fail(f"no agent with id {agent_id!r}")
+    _show(agent, as_json)
+
+
+def _move(agent_id: str, status: str, actor: str, reason: str, as_json: bool) -> None:
+    from codefactory.identity.agents import AgentStatus
+    from codefactory.identity.errors import IdentityError
+
+    try:
+        agent = build().identity.agents.set_status(
+            agent_id, AgentStatus(status), actor=f"user:{actor}", reason=reason
+        )
+    except IdentityError as err:
+        fail(str(err))
+    _show(agent, as_json)
+
+
+@agents_app.command("activate")
+def agents_activate(
+    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
+    """Let a created or suspended agent act."""
+    _move(agent_id, "active", actor, reason, as_json)
+
+
+@agents_app.command("suspend")
+def agents_suspend(
+    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
+    """Stop an agent from acting until it is activated again; runs in flight stop too."""
+    _move(agent_id, "suspended", actor, reason, as_json)
+
+
+@agents_app.command("revoke")
+def agents_revoke(
+    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
+    """Revoke an agent for good; its key stops verifying commits made afterwards."""
+    _move(agent_id, "revoked", actor, reason, as_json)
+
+
+def _default_signers_path() -> Path:
+    from codefactory.commands.common import state
+    from codefactory.identity.services import keys_dir
+
+    return keys_dir(state.settings) / "allowed_signers"
+
+
+@identity_app.command("jwks")
+def identity_jwks(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """The JWK set (RFC 7517) of the issuer's keys and the agents' keys, as served at
+    `/.well-known/jwks.json`."""
+    import json
+
+    from codefactory.identity.published import jwks
+
+    factory = build()
+    identity = factory.identity
+    document = jwks(identity.issuer.name, identity.issuer.public_keys(), identity.agents.search())
+    if output is None:
+        print_json(document)
+    else:
+        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        console.print(f"wrote {output}", highlight=False)
+
+
+@identity_app.command("allowed-signers")
+def identity_allowed_signers(
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write it (default: <data>/keys/allowed_signers).")
+    ] = None,
+) -> None:
+    """Write a git `allowed_signers` file of every agent's key, so plain `git verify-commit`
+    checks the factory's commits."""
+    from codefactory.identity.published import allowed_signers
+
+    target = output or _default_signers_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(allowed_signers(build().identity.agents.search()))
+    console.print(f"wrote {target}", highlight=False)
+    console.print(
+        f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>",
+        highlight=False,
+    )
+
+
+@identity_app.command("rotate-key")
+def identity_rotate_key(actor: ActorOption) -> None:
+    """Start signing tokens and checkpoints with a new issuer key; old keys stay published."""
+    from datetime import UTC, datetime
+
+    from codefactory.domain import AuditEvent
+
+    factory = build()
+    retired = factory.identity.issuer.public_keys()[0]
+    key = factory.identity.issuer.rotate()
+    factory.audit.append(
+        AuditEvent(
+            name="issuer-key-rotated",
+            actor=f"user:{actor}",
+            data={"issuer": factory.identity.issuer.name, "kid": key.kid, "retired": retired.kid},
+            at=datetime.now(UTC),
+        )
+    )
+    console.print(f"issuer key {key.kid} is current; {retired.kid} retired", highlight=False)
+
+
+@identity_app.command("revoke-token")
+def identity_revoke_token(
+    jti: Annotated[str, typer.Argument(help="The token's jti (see `audit explain RUN`).")],
+    actor: ActorOption,
+    reason: ReasonOption = "revoked by an operator",
+) -> None:
+    """Revoke a run's delegation token: every component acting for the run refuses it."""
+    from codefactory.identity.errors import IdentityError
+
+    try:
+        run_id = build().identity.delegation.revoke(jti, actor=f"user:{actor}", reason=reason)
+    except IdentityError as err:
+        fail(str(err))
+    console.print(f"token {jti} of run {run_id} revoked", highlight=False)

@@ -1,10 +1,14 @@
-"""`codefactory serve`: the web app (runs API, dashboard)."""
+"""`codefactory serve`: the web app (webhooks, runs API, dashboard), its workers and schedules."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from codefactory.commands.common import build, console
+from codefactory.commands.common import build, console, fail, state
 
 
 def register(app: typer.Typer) -> None:
@@ -12,16 +16,56 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the web app (runs API and dashboard)."""
-    serve_app(host, port)
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker threads running runs (0: store and decide only).")
+    ] = 2,
+    triggers: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of trigger settings (secrets, repositories, schedules)."),
+    ] = None,
+) -> None:
+    """Serve the webhook endpoints, the runs API and the dashboard, with workers and schedules."""
+    if triggers is not None:
+        load_triggers_file(triggers)
+    serve_app(host, port, workers=workers)
 
 
-def serve_app(host: str, port: int) -> None:
+def load_triggers_file(path: Path) -> None:
+    """Replace the trigger settings with the file's; secrets from the environment fill gaps."""
+    from pydantic import ValidationError
+
+    from codefactory.config import Settings
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        fail(f"cannot read the trigger settings {path}: {err}")
+    current = state.settings.model_dump(exclude={"triggers"})
+    try:
+        state.settings = Settings.model_validate({**current, "triggers": data})
+    except ValidationError as err:
+        fail(f"invalid trigger settings in {path}: {err}")
+
+
+def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     """Serve the app for the current settings until interrupted."""
     import uvicorn
 
+    from codefactory.dispatch.service import build_dispatch
     from codefactory.web.app import create_app
 
-    console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)", highlight=False)
-    uvicorn.run(create_app(build()), host=host, port=port, log_level="warning")
+    factory = build()
+    dispatch = build_dispatch(factory, workers=workers)
+    recovered = dispatch.start()
+    console.print(
+        f"serving on http://{host}:{port} with {workers} workers"
+        f"{f', {recovered} deliveries recovered' if recovered else ''} (Ctrl-C to stop)",
+        highlight=False,
+    )
+    try:
+        uvicorn.run(create_app(factory, dispatch), host=host, port=port, log_level="warning")
+    finally:
+        dispatch.stop()

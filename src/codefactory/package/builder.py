@@ -13,6 +13,7 @@ from codefactory.domain import ChangePackage, CheckResult
 from codefactory.package.cab import cab_record
 from codefactory.package.errors import DuplicateEvidence, PackageExists, UnsafeName
 from codefactory.package.port import PackageContents
+from codefactory.package.provenance import DsseProvenance
 from codefactory.package.risk import RiskAssessment, assess_risk
 from codefactory.package.rollback import rollback_plan
 
@@ -125,8 +126,9 @@ def summary(contents: PackageContents, risk: RiskAssessment) -> str:
 class FolderPackageBuilder:
     """Writes `<packages_dir>/<run-id>/`: patch, evidence, risk, rollback, CAB record, summary."""
 
-    def __init__(self, packages_dir: Path) -> None:
+    def __init__(self, packages_dir: Path, *, provenance: DsseProvenance | None = None) -> None:
         self.packages_dir = packages_dir
+        self.provenance = provenance
 
     def build(self, contents: PackageContents) -> ChangePackage:
         """Build in a hidden sibling folder, then rename it into place: all or nothing."""
@@ -164,7 +166,8 @@ class FolderPackageBuilder:
     ) -> None:
         backout = rollback_plan(contents)
         record = cab_record(contents, risk, backout)
-        (folder / "change.patch").write_bytes(contents.patch.encode("utf-8", "surrogateescape"))
+        patch = contents.patch.encode("utf-8", "surrogateescape")
+        (folder / "change.patch").write_bytes(patch)
         (folder / "evidence").mkdir()
         for name, result in evidence.items():
             (folder / "evidence" / name).write_text(result.evidence, encoding="utf-8")
@@ -173,6 +176,8 @@ class FolderPackageBuilder:
         cab = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
         (folder / "cab.json").write_text(cab, encoding="utf-8")
         (folder / "summary.md").write_text(summary(contents, risk), encoding="utf-8")
+        if self.provenance is not None:
+            self.provenance.write(folder, contents, patch)
 
     @staticmethod
     def _move_into_place(scratch: Path, target: Path, run_id: str) -> None:

@@ -19,11 +19,22 @@ import cedarpy
 
 from codefactory.domain import Decision
 from codefactory.policy.errors import PolicyInvalid
+from codefactory.policy.port import AuthorizationRequest, EntityRef
 
 
 def default_policy_path() -> Path:
     """The policy shipped with Code Factory (see `schema.md` beside it)."""
     return Path(__file__).with_name("default.cedar")
+
+
+def schema_path() -> Path:
+    """The Cedar schema the shipped and example policies conform to."""
+    return Path(__file__).with_name("schema.cedarschema")
+
+
+def examples_path() -> Path:
+    """The folder of example policies (see `examples/README.md`)."""
+    return Path(__file__).with_name("examples")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,22 +48,43 @@ class CedarPolicy:
 
     def __init__(self, policy_text: str, *, source: str = "<policy text>") -> None:
         self.source = source
+        self.text = policy_text
         self._annotations = _read_annotations(policy_text, source)
         self._policies = cedarpy.PolicySet.from_str(policy_text)
 
     @classmethod
     def from_file(cls, path: str | Path) -> CedarPolicy:
-        """The policies in the file at `path`; `PolicyInvalid` names the file if unusable."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise PolicyInvalid(str(path), f"cannot read it: {error}") from error
-        return cls(text, source=str(path))
+        """The policies in the file at `path`, or in every `*.cedar` file of the folder at
+        `path` (in name order); `PolicyInvalid` names the file if unusable."""
+        folder = Path(path)
+        files = sorted(folder.glob("*.cedar")) if folder.is_dir() else [folder]
+        texts = []
+        for file in files:
+            try:
+                texts.append(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as error:
+                raise PolicyInvalid(str(file), f"cannot read it: {error}") from error
+        return cls("\n".join(texts), source=str(path))
+
+    @classmethod
+    def from_files(cls, *paths: str | Path) -> CedarPolicy:
+        """The policies of several files (say, the default plus examples) as one set."""
+        texts = [cls.from_file(path).text for path in paths]
+        return cls("\n".join(texts), source=" + ".join(str(path) for path in paths))
 
     @classmethod
     def default(cls) -> CedarPolicy:
         """The shipped default policy."""
         return cls.from_file(default_policy_path())
+
+    def validate(self, schema_text: str) -> list[str]:
+        """Type errors of these policies against a Cedar schema; empty when they conform."""
+        result = cedarpy.validate_policies(self.text, schema_text)
+        order = {cedar_id: notes.id for cedar_id, notes in self._annotations.items()}
+        return [
+            f"{order.get(error.policy_id, error.policy_id)}: {error.error}"
+            for error in result.errors
+        ]
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -74,14 +106,32 @@ class CedarPolicy:
         `Repository::"sample-service"`); `action` is an action name (`bump_dependency`) or a
         uid (`Action::"bump_dependency"`). Sets in `context` become Cedar sets.
         """
-        request = {
-            "principal": principal,
-            "action": action if "::" in action else {"type": "Action", "id": action},
-            "resource": resource,
-            "context": _cedar_json(context),
-        }
-        result = cedarpy.is_authorized(request, self._policies, _cedar_json(list(entities)))
-        return self._decision(result)
+        request = AuthorizationRequest(
+            principal=principal, action=action, resource=resource, context=context
+        )
+        return self.authorize_batch([request], entities)[0]
+
+    def authorize_batch(
+        self,
+        requests: Sequence[AuthorizationRequest],
+        entities: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Decision]:
+        """Decide `requests` in one `cedarpy.is_authorized_batch` call over `entities`."""
+        if not requests:
+            return []
+        cedar_requests = [
+            {
+                "principal": _uid(request.principal),
+                "action": _action(request.action),
+                "resource": _uid(request.resource),
+                "context": _cedar_json(request.context),
+            }
+            for request in requests
+        ]
+        results = cedarpy.is_authorized_batch(
+            cedar_requests, self._policies, _cedar_json(list(entities))
+        )
+        return [self._decision(result) for result in results]
 
     def _decision(self, result: cedarpy.AuthzResult) -> Decision:
         errors = tuple(result.diagnostics.errors)
@@ -119,6 +169,15 @@ def _read_annotations(policy_text: str, source: str) -> dict[str, _Annotations]:
             raise PolicyInvalid(source, f'two policies have @id("{notes["id"]}")')
         annotations[cedar_id] = _Annotations(id=notes["id"], reason=notes["reason"])
     return annotations
+
+
+def _uid(value: str | EntityRef) -> str | dict[str, str]:
+    """Cedar's JSON form for an `EntityRef` (any id, no parsing); text uids pass through."""
+    return {"type": value.type, "id": value.id} if isinstance(value, EntityRef) else value
+
+
+def _action(action: str) -> str | dict[str, str]:
+    return action if "::" in action else {"type": "Action", "id": action}
 
 
 def _cedar_json(value: Any) -> Any:

@@ -17,6 +17,12 @@ from pathlib import Path
 
 from codefactory.domain import Change
 from codefactory.review.errors import BranchExists, EmptyChange, ForgeError
+from codefactory.review.signing import (
+    CommitSignature,
+    CommitSigning,
+    signing_config,
+    verification_config,
+)
 
 COMMITTER_NAME = "Code Factory"
 COMMITTER_EMAIL = "factory@codefactory.invalid"
@@ -33,8 +39,9 @@ def repo_name(repo: Path) -> str:
 class LocalForge:
     """Review branches in bare repositories under `forge_dir/<repo-name>.git`."""
 
-    def __init__(self, forge_dir: Path) -> None:
+    def __init__(self, forge_dir: Path, *, signing: CommitSigning | None = None) -> None:
         self.forge_dir = forge_dir.resolve()
+        self.signing = signing
         git = shutil.which("git")
         if git is None:
             raise ForgeError("git is not installed")
@@ -74,8 +81,24 @@ class LocalForge:
             "GIT_COMMITTER_NAME": COMMITTER_NAME,
             "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
         }
-        commit = self._git(bare, "commit-tree", tree, "-p", base_commit, "-m", message, env=author)
+        key = self.signing.signing_key(author_email) if self.signing else None
+        sign = [*signing_config(key), "commit-tree", "-S"] if key else ["commit-tree"]
+        commit = self._git(bare, *sign, tree, "-p", base_commit, "-m", message, env=author)
         return self._create_branch(bare, branch, commit)
+
+    def verify_commit(self, repo_name: str, commit: str, allowed_signers: Path) -> CommitSignature:
+        """What plain git says of `commit`'s SSH signature, given an allowed_signers file."""
+        _require_object_id(commit)
+        bare = self.repository_path(repo_name)
+        if not bare.is_dir():
+            raise ForgeError(f"no forge repository for {repo_name}")
+        fields = self._git(
+            bare,
+            *verification_config(allowed_signers),
+            "show", "-s", "--format=%G?%x1f%GS%x1f%GF", commit,
+        ).split("\x1f")  # fmt: skip
+        status, signer, fingerprint = (fields + ["", ""])[:3]
+        return CommitSignature(commit=commit, status=status, signer=signer, fingerprint=fingerprint)
 
     def diff(self, *, repo_name: str, base_commit: str, head_commit: str) -> str:
         """The patch from base to head; bytes that are not UTF-8 survive as surrogates."""

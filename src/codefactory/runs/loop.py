@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from codefactory.config import RunSettings
@@ -17,16 +18,26 @@ from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Tas
 from codefactory.engines.errors import EngineError
 from codefactory.engines.port import Engine
 from codefactory.identity.agents import AgentUnavailable
-from codefactory.identity.port import AgentDirectory
+from codefactory.identity.errors import IdentityError
+from codefactory.identity.port import AgentDirectory, Delegation
 from codefactory.package.builder import PackageContents
 from codefactory.package.port import PackageBuilder
+from codefactory.package.risk import assess_risk
 from codefactory.policy.port import PolicyEngine
+from codefactory.policy.scope import (
+    change_context,
+    check_change_scope,
+    principal_of,
+    repository_of,
+    run_context,
+)
 from codefactory.review.port import Forge
 from codefactory.runs.evidence import failing_summary, write_round_evidence
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.store.runs import RunStore
 from codefactory.verify.gate import Gate
+from codefactory.verify.waivers import WAIVED_EVENT
 
 RunObserver = Callable[[str, RunState, str], None]
 """Called after every transition with the run id, the new state and its reason."""
@@ -69,6 +80,7 @@ class RunLoop:
         budget: RunSettings,
         evidence_dir: Path,
         observer: RunObserver | None = None,
+        delegation: Delegation | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -84,6 +96,7 @@ class RunLoop:
         self.budget = budget
         self.evidence_dir = evidence_dir
         self.observer = observer
+        self.delegation = delegation
 
     def submit(self, event: TriggerEvent, *, sponsor: str, agent_id: str) -> str:
         """Store the trigger and a new run in `received`, atomically; returns the run id."""
@@ -95,8 +108,20 @@ class RunLoop:
         self._notify(run_id, RunState.RECEIVED, "")
         return run_id
 
+    def authorize(self, run_id: str) -> Run:
+        """Policy's first check on a `received` run (intake); returns the stored run."""
+        run = self.store.require_run(run_id)
+        trigger = self.store.get_trigger(run.trigger_id)
+        if run.state is RunState.RECEIVED and trigger is not None:
+            try:
+                self._authorize(run, trigger)
+            except AgentUnavailable as err:
+                self._fail(run_id, str(err))
+        return self.store.require_run(run_id)
+
     def execute(self, run_id: str, *, repo: Path) -> Run:
-        """Drive a `received` run until it rests in review or ends; returns the stored run."""
+        """Drive a `received` (or already `authorized`) run until it rests in review or ends;
+        returns the stored run."""
         run = self.store.require_run(run_id)
         trigger = self.store.get_trigger(run.trigger_id)
         if trigger is None:  # a foreign key makes this impossible short of a corrupt store
@@ -104,13 +129,16 @@ class RunLoop:
             return self.store.require_run(run_id)
         workspace: Workspace | None = None
         try:
-            if not self._authorize(run, trigger):
-                return self.store.require_run(run_id)
+            if run.state is RunState.RECEIVED:
+                if not self._authorize(run, trigger):
+                    return self.store.require_run(run_id)
+            elif run.state is not RunState.AUTHORIZED:
+                return run
             workspace = self._provision(run, repo)
             task = self._gather_context(run, trigger, workspace)
-            verified = self._propose_and_verify(run, task, workspace)
+            verified = self._propose_and_verify(run, task, workspace, repo)
             self._package(run, trigger, repo, workspace, verified)
-        except (RunFailed, SandboxError, EngineError, AgentUnavailable) as err:
+        except (RunFailed, SandboxError, EngineError, IdentityError) as err:
             self._fail(run_id, str(err))
         except Exception as err:  # noqa: BLE001 - a crash must still end the run, with its cause
             self._fail(run_id, f"internal error: {type(err).__name__}: {err}")
@@ -135,22 +163,32 @@ class RunLoop:
         self._move(run_id, RunState.FAILED, reason)
 
     def _authorize(self, run: Run, trigger: TriggerEvent) -> bool:
-        agent = self.agents.require_active(run.agent_id)
+        try:
+            agent = self.agents.require_active(run.agent_id)
+        except AgentUnavailable as err:  # a suspended or revoked agent never starts a run
+            with self.store.atomic() as tx:
+                tx.audit("agent-refused", actor="identity", run_id=run.id, reason=str(err))
+                tx.transition(run.id, RunState.REFUSED, reason=str(err), actor="identity")
+            self._notify(run.id, RunState.REFUSED, str(err))
+            return False
         decision = self.policy.authorize(
             principal=f'TriggerSource::"{trigger.source}"',
             action=f'Action::"{run.kind.value}"',
             resource=f'Repository::"{Path(run.repository).name}"',
-            context={
-                "sponsor": run.sponsor,
-                "labels": list(trigger.labels),
-                "source": trigger.source,
-                "agent": agent.id,
-            },
+            context=run_context(
+                run,
+                trigger,
+                agent=agent.id,
+                engine=getattr(self.engines.get(run.kind.value), "name", ""),
+                now=datetime.now(UTC),
+            ),
         )
         with self.store.atomic() as tx:
             tx.record_decision(run.id, stage="intake", action=run.kind.value, decision=decision)
             state = RunState.AUTHORIZED if decision.allowed else RunState.REFUSED
             tx.transition(run.id, state, reason=decision.summary, actor="policy")
+            if decision.allowed and self.delegation is not None:
+                self.delegation.issue(run, agent, session=tx.session)
         self._notify(run.id, state, decision.summary)
         return decision.allowed
 
@@ -194,11 +232,14 @@ class RunLoop:
             raise RunFailed(f"no engine is registered for `{run.kind.value}` changes")
         return engine
 
-    def _propose_and_verify(self, run: Run, task: Task, workspace: Workspace) -> Verified:
+    def _propose_and_verify(
+        self, run: Run, task: Task, workspace: Workspace, repo: Path
+    ) -> Verified:
         engine = self._engine_for(run)
         feedback: list[CheckResult] = []
         for round_number in range(1, self.budget.max_rounds + 1):
             self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
+            self._act_for(run, "engine:propose", engine=engine.name)
             try:
                 proposal = engine.propose(task, workspace, feedback)
             except EngineError as err:
@@ -226,7 +267,7 @@ class RunLoop:
             self._move(
                 run.id, RunState.VERIFYING, f"round {round_number}: {len(change.files)} files"
             )
-            results = self._verify(run, workspace, change, round_number)
+            results = self._verify(run, workspace, change, round_number, repo)
             if all(result.passed for result in results):
                 self._move(run.id, RunState.VERIFIED, f"all checks passed in round {round_number}")
                 return Verified(
@@ -239,7 +280,7 @@ class RunLoop:
         )
 
     def _verify(
-        self, run: Run, workspace: Workspace, change: Change, round_number: int
+        self, run: Run, workspace: Workspace, change: Change, round_number: int, repo: Path
     ) -> list[CheckResult]:
         edited = self.dependency_files(list(change.paths))
         if edited:
@@ -252,10 +293,12 @@ class RunLoop:
                     edited=edited,
                     installed=installed,
                 )
-        results = self.gate.run(workspace, change)
+        results = self.gate.run(workspace, change, repo=repo)
         write_round_evidence(self.evidence_dir / run.id / f"round-{round_number}", results)
         with self.store.atomic() as tx:
             tx.record_checks(run.id, round_number, results)
+            for use in self.gate.waivers_applied(results):  # a waiver is an audited fact
+                tx.audit(WAIVED_EVENT, actor=use.actor, run_id=run.id, **use.as_event())
         return results
 
     def _package(
@@ -266,17 +309,39 @@ class RunLoop:
         workspace: Workspace,
         verified: Verified,
     ) -> None:
+        if not self._within_scope(run, trigger, verified):
+            return
         agent = self.agents.require_active(run.agent_id)
         branch = f"factory/{run.id}"
+        self._act_for(run, "forge:commit", paths=verified.change.paths)
+        with self.store.atomic() as tx:
+            index = tx.audit(
+                "commit-requested",
+                actor=run.agent_id,
+                run_id=run.id,
+                branch=branch,
+                base_commit=workspace.base_commit,
+                paths=list(verified.change.paths),
+            )
         commit = self.forge.open_change(
             repo=repo,
             base_commit=workspace.base_commit,
             branch=branch,
             change=verified.change,
-            message=commit_message(run, trigger, verified.proposal),
+            message=commit_message(run, trigger, verified.proposal, audit_index=index),
             author_name=agent.display_name,
             author_email=agent.email,
         )
+        with self.store.atomic() as tx:
+            tx.audit(
+                "commit-created",
+                actor=run.agent_id,
+                run_id=run.id,
+                commit=commit,
+                branch=branch,
+                audit_index=index,
+            )
+        self._act_for(run, "package:sign")
         patch = self.forge.diff(
             repo_name=repo.resolve().name, base_commit=workspace.base_commit, head_commit=commit
         )
@@ -308,14 +373,51 @@ class RunLoop:
         self._notify(run.id, RunState.PACKAGED, "")
         self._move(run.id, RunState.IN_REVIEW, f"awaiting a reviewer other than {run.sponsor}")
 
+    def _act_for(
+        self, run: Run, action: str, *, paths: Sequence[str] = (), engine: str = ""
+    ) -> None:
+        """Before acting for the run: the agent may use the engine, the token allows the act."""
+        if engine and not self.agents.require_active(run.agent_id).may_use(engine):
+            raise RunFailed(f"agent {run.agent_id} may not use the engine {engine}")
+        if self.delegation is not None:
+            self.delegation.check(run, action=action, paths=paths)
 
-def commit_message(run: Run, trigger: TriggerEvent, proposal: Proposal) -> str:
-    """The agent's commit message, with trailers naming agent, sponsor, run and ticket."""
+    def _within_scope(self, run: Run, trigger: TriggerEvent, verified: Verified) -> bool:
+        """Policy's second check, on the actual diff: outside the scope, the run is refused."""
+        agent = self.agents.require_active(run.agent_id)
+        risk = assess_risk(verified.change, run.kind, verified.results).level
+        context = run_context(
+            run, trigger, agent=agent.id, engine=verified.proposal.engine, now=datetime.now(UTC)
+        )
+        scope = check_change_scope(
+            self.policy,
+            principal=principal_of(trigger),
+            repository=repository_of(run),
+            change=verified.change,
+            context={**context, **change_context(verified.change, risk=risk)},
+        )
+        decision = scope.decision
+        with self.store.atomic() as tx:
+            tx.record_decision(run.id, stage="packaging", action=scope.delivery, decision=decision)
+            tx.audit("scope-checked", actor="policy", run_id=run.id, **scope.audit_data())
+            if not scope.allowed:
+                tx.transition(run.id, RunState.REFUSED, reason=decision.summary, actor="policy")
+        if not scope.allowed:
+            self._notify(run.id, RunState.REFUSED, decision.summary)
+        return scope.allowed
+
+
+def commit_message(
+    run: Run, trigger: TriggerEvent, proposal: Proposal, *, audit_index: int | None = None
+) -> str:
+    """The agent's commit message, with trailers naming agent, sponsor, run and ticket, and
+    the audit log index of the event that requested the commit."""
     return (
         f"{trigger.external_id}: {trigger.title}\n\n{proposal.rationale}\n\n"
         f"Agent-Id: {run.agent_id}\n"
         f"On-Behalf-Of: {run.sponsor}\n"
         f"Run-Id: {run.id}\n"
-        f"Ticket: {trigger.source}:{trigger.external_id}\n"
+        + (f"Audit-Index: {audit_index}\n" if audit_index is not None else "")
+        + f"Ticket: {trigger.source}:{trigger.external_id}\n"
         f"Assisted-by: {proposal.engine}:{proposal.engine_version}\n"
     )

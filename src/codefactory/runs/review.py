@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codefactory.domain import Review, Run, RunState
+from codefactory.identity.errors import IdentityError
+from codefactory.identity.port import Delegation
 from codefactory.review.errors import ReviewError
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
@@ -21,10 +23,18 @@ class ReviewNotOpen(ReviewError):
 class ReviewDesk:
     """Records approvals and rejections; an approval hands the change off."""
 
-    def __init__(self, *, store: RunStore, forge: Forge, observer: RunObserver | None = None):
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        forge: Forge,
+        observer: RunObserver | None = None,
+        delegation: Delegation | None = None,
+    ):
         self.store = store
         self.forge = forge
         self.observer = observer
+        self.delegation = delegation
 
     def decide(self, run_id: str, *, reviewer: str, approve: bool, comment: str = "") -> Run:
         """Record a verdict by `reviewer`; refuses self-approval and a moved branch."""
@@ -73,7 +83,21 @@ class ReviewDesk:
             )
 
     def _hand_off(self, run: Run, verdict: Review) -> None:
-        """Hand the approved change to QA: the approval joins the package, the run ends."""
+        """Hand the approved change to QA: the approval joins the package, the run ends.
+
+        The delegation must have covered the change when the agent packaged it, and must not
+        have been revoked since (its expiry bounds the agent's work, not the human review).
+        """
+        if self.delegation is not None:
+            packaged = [c.at for c in run.history if c.state is RunState.PACKAGED]
+            try:
+                self.delegation.check(run, action="review:hand-off", at=packaged[-1])
+            except (IdentityError, IndexError) as err:
+                reason = f"not handed off: {err}"
+                with self.store.atomic() as tx:
+                    tx.transition(run.id, RunState.FAILED, reason=reason, actor="factory")
+                self._notify(run.id, RunState.FAILED, reason)
+                return
         record = {
             "run_id": run.id,
             "approved_by": verdict.reviewer,

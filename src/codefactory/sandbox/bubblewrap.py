@@ -1,54 +1,51 @@
 """Bubblewrap sandbox over an overlay (copy-on-write) layer of the repository.
 
-Each workspace is a read-only lower layer (the repository's tree at the base commit, no `.git`)
-and a per-run upper layer. Every command runs as `unshare --mount` (a private mount namespace,
-so the overlay mount vanishes with the process: no leftover mounts) then `bwrap` as uid 65534
-in new user, PID, IPC, UTS and network namespaces with all capabilities dropped
-(FIELD-NOTES: bubblewrap as root keeps capabilities otherwise). Only the SETUP phase shares
-the host network. When overlay mounts are not possible (not root), the workspace is a copy.
+Each workspace is read-only lower layers (the tree at the base commit, no `.git`, and the
+virtualenv: both from a pre-warmed image when an image cache is configured) under a per-run
+upper layer on a size-capped tmpfs, mounted once per workspace (`layers.py`). Every command
+runs as uid 65534 with no capabilities, in new user, PID, IPC, UTS, network and mount
+namespaces (`bwrap_args.py`), in its own cgroup, supervised to its end (`supervise.py`):
+when `exec` returns, nothing the command started is left. The network is reachable only
+through the host-side egress proxy, when policy allows. Without root (no overlay mounts, no
+cgroups) the workspace is a plain copy and only rlimits bind.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import tarfile
-import time
+import threading
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 from codefactory.domain import Change, ExecResult
-from codefactory.sandbox.errors import ProvisionFailed, SandboxUnavailable
+from codefactory.sandbox.backend import Backend, require_binary
+from codefactory.sandbox.cgroups import CgroupRoots, discover
+from codefactory.sandbox.egress import PACKAGE_INDEX_HOSTS, EgressListener, EgressPolicy
+from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.execution import Mounts, run_command
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
+from codefactory.sandbox.images import ImageCache, Lease
+from codefactory.sandbox.layers import WorkspaceHome, export_tree, sweep_stale
+from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, TOOLS_DIR
+from codefactory.sandbox.limits import GIB, MIB, LimitHit, Limits
 from codefactory.sandbox.port import Phase
-from codefactory.sandbox.tools import sandbox_tools
+from codefactory.sandbox.proxy import EgressProxy
+from codefactory.sandbox.setup import DEPENDENCY_FILES, install_dependencies
+from codefactory.sandbox.supervise import Outcome
 
-SANDBOX_ROOT = "/workspace"
-ENV_DIR = "/env"
-TOOLS_DIR = "/opt/codefactory/bin"
-CACHE_DIR = "/cache"
-SANDBOX_PATH = f"{ENV_DIR}/bin:{TOOLS_DIR}:/usr/local/bin:/usr/bin:/bin"
-# Files a setup phase needs for DNS and TLS; never the whole of /etc (shadow, keys).
-SETUP_ETC = (
-    "/etc/resolv.conf",
-    "/etc/hosts",
-    "/etc/nsswitch.conf",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-)
-BASE_ETC = ("/etc/alternatives", "/etc/localtime", "/etc/ld.so.cache", "/etc/passwd", "/etc/group")
-
-
-def _require(binary: str) -> str:
-    found = shutil.which(binary)
-    if found is None:
-        raise SandboxUnavailable(
-            f"`{binary}` is not installed; install it (Debian: apt-get install "
-            f"{'bubblewrap' if binary == 'bwrap' else 'util-linux'}) or run `make demo`."
-        )
-    return found
+__all__ = [
+    "CACHE_DIR",
+    "ENV_DIR",
+    "SANDBOX_PATH",
+    "SANDBOX_ROOT",
+    "TOOLS_DIR",
+    "BubblewrapSandbox",
+    "BubblewrapWorkspace",
+    "resolve_commit",
+]
 
 
 class BubblewrapWorkspace:
@@ -59,37 +56,20 @@ class BubblewrapWorkspace:
         *,
         run_id: str,
         base_commit: str,
-        home: Path,
-        overlay: bool,
-        python: Path,
-        max_output_bytes: int,
-        cache_dir: Path,
+        home: WorkspaceHome,
+        mounts: Mounts,
+        backend: Backend,
+        on_egress: EgressListener | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.run_id = run_id
         self.base_commit = base_commit
         self.home = home
-        self.overlay = overlay
-        self._python = python
-        self._max_output = max_output_bytes
-        self._cache_dir = cache_dir
-        self._bwrap = _require("bwrap")
-        self._unshare = _require("unshare") if overlay else ""
-
-    @property
-    def lower(self) -> Path:
-        return self.home / "lower"
-
-    @property
-    def upper(self) -> Path:
-        return self.home / "upper"
-
-    @property
-    def merged(self) -> Path:
-        return self.home / "merged"
-
-    @property
-    def env_dir(self) -> Path:
-        return self.home / "env"
+        self.mounts = mounts
+        self.backend = backend
+        self.overlay = backend.overlay
+        self.lease = lease
+        self._on_egress = on_egress
 
     def exec(
         self,
@@ -99,182 +79,83 @@ class BubblewrapWorkspace:
         timeout_s: float = 300.0,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        allow_hosts: Sequence[str] = (),
     ) -> ExecResult:
-        started = time.monotonic()
-        code, out, err, timed_out = self._run(command, phase, timeout_s, stdin, env)
+        chosen = (limits or self.backend.limits).but(wall_s=timeout_s)
+        outcome = self._run(command, phase, chosen, stdin, env, allow_hosts)
         return ExecResult(
             command=tuple(command),
-            exit_code=code,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration_s=time.monotonic() - started,
-            timed_out=timed_out,
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout.decode("utf-8", "replace"),
+            stderr=outcome.stderr.decode("utf-8", "replace"),
+            duration_s=outcome.duration_s,
+            timed_out=outcome.limit_hit is LimitHit.WALL_CLOCK,
+            limit_hit=outcome.limit_hit.value if outcome.limit_hit else "",
         )
 
     def read_file(self, path: str) -> bytes | None:
-        code, out, _, _ = self._run(
-            ["sh", "-c", 'test -f "$1" && exec cat -- "$1"', "sh", _relative(path)],
-            Phase.ENGINE,
-            60.0,
-            None,
-            None,
-        )
-        return out if code == 0 else None
+        script = 'test -f "$1" && exec cat -- "$1"'
+        outcome = self._run(["sh", "-c", script, "sh", _relative(path)], Phase.ENGINE)
+        return outcome.stdout if outcome.exit_code == 0 else None
 
     def write_file(self, path: str, content: bytes) -> None:
         script = 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"'
-        code, _, err, _ = self._run(
-            ["sh", "-c", script, "sh", _relative(path)], Phase.ENGINE, 60.0, content, None
-        )
-        if code != 0:
-            raise OSError(
-                f"could not write {path} in the workspace: {err.decode(errors='replace')}"
-            )
-
-    def changes(self) -> Change:
-        if self.overlay:
-            return harvest_overlay(lower=self.lower, upper=self.upper)
-        return harvest_copy(lower=self.lower, merged=self.merged)
-
-    def destroy(self) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
+        command = ["sh", "-c", script, "sh", _relative(path)]
+        outcome = self._run(command, Phase.ENGINE, stdin=content)
+        if outcome.exit_code != 0 or outcome.limit_hit:
+            hit, err = outcome.limit_hit, outcome.stderr.decode(errors="replace")
+            detail = f"the {hit} limit was hit" if hit else err
+            raise OSError(f"could not write {path} in the workspace: {detail}")
 
     def _run(
         self,
         command: Sequence[str],
         phase: Phase,
-        timeout_s: float,
-        stdin: bytes | None,
-        env: Mapping[str, str] | None,
-    ) -> tuple[int, bytes, bytes, bool]:
-        argv = self._argv(command, phase)
-        process_env = {
-            "PATH": SANDBOX_PATH,
-            "HOME": "/tmp",
-            "LANG": "C.UTF-8",
-            "VIRTUAL_ENV": ENV_DIR,
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        if phase is Phase.SETUP:
-            process_env |= {
-                "UV_CACHE_DIR": f"{CACHE_DIR}/uv",
-                "UV_LINK_MODE": "copy",
-                "UV_PYTHON_DOWNLOADS": "never",
-                "UV_NO_PROGRESS": "1",
-                # a bank's egress proxy re-signs TLS: trust the system store
-                "UV_NATIVE_TLS": "1",
-                "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
-            }
-        process_env |= dict(env or {})
-        proc = subprocess.Popen(  # noqa: S603 - argv is built here, never from a shell string
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=process_env,
-            start_new_session=True,
+        limits: Limits | None = None,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        allow_hosts: Sequence[str] = (),
+    ) -> Outcome:
+        if limits is None:  # file helpers: whole files, not a flood of output
+            limits = self.backend.limits.but(wall_s=60.0, output_bytes=1 << 30)
+        outcome, attempts = run_command(
+            self.backend,
+            self.home,
+            self.mounts,
+            run_id=self.run_id,
+            command=command,
+            phase=phase,
+            limits=limits,
+            stdin=stdin,
+            env=env,
+            allow_hosts=allow_hosts,
         )
-        try:
-            out, err = proc.communicate(stdin, timeout=timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            timed_out = True
-        return proc.returncode, self._cap(out), self._cap(err), timed_out
+        if self._on_egress is not None:
+            for attempt in attempts:
+                self._on_egress(attempt)
+        return outcome
 
-    def _cap(self, data: bytes) -> bytes:
-        if len(data) <= self._max_output:
-            return data
-        return data[: self._max_output] + b"\n[output cut by the sandbox's output limit]\n"
+    def changes(self) -> Change:
+        if self.overlay:
+            return harvest_overlay(lower=self.mounts.tree, upper=self.home.upper)
+        return harvest_copy(lower=self.mounts.tree, merged=self.home.merged)
 
-    def _argv(self, command: Sequence[str], phase: Phase) -> list[str]:
-        bwrap = [self._bwrap, *self._bwrap_options(phase), "--", *command]
-        if not self.overlay:
-            return bwrap
-        options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.home / 'work'}"
-        mount = 'mount -t overlay overlay -o "$1" "$2" && shift 2 && exec "$@"'
-        return [
-            self._unshare,
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            mount,
-            "sh",
-            options,
-            str(self.merged),
-            *bwrap,
-        ]
+    def installed_dependencies(self) -> list[str] | None:
+        """What the image installed, while no dependency file of the workspace has changed;
+        None when the setup phase must run."""
+        if self.lease is None or not self.overlay:
+            return None
+        if any(DEPENDENCY_FILES.match(name) for name in os.listdir(self.home.upper)):
+            return None
+        return list(self.lease.installed)
 
-    def _bwrap_options(self, phase: Phase) -> list[str]:
-        options = [
-            "--unshare-user",
-            "--uid",
-            "65534",
-            "--gid",
-            "65534",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--cap-drop",
-            "ALL",
-            "--die-with-parent",
-            "--new-session",
-            "--hostname",
-            "sandbox",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/sbin",
-            "/sbin",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--bind",
-            str(self.merged),
-            SANDBOX_ROOT,
-            "--chdir",
-            SANDBOX_ROOT,
-        ]
-        for path in BASE_ETC:
-            options += ["--ro-bind-try", path, path]
-        for name, binary in sandbox_tools().items():
-            options += ["--ro-bind", str(binary), f"{TOOLS_DIR}/{name}"]
-        if self._python.parent != Path("/usr/bin"):
-            prefix = str(self._python.resolve().parent.parent)
-            options += ["--ro-bind", prefix, prefix]
-        if phase is Phase.SETUP:
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            options += [
-                "--bind",
-                str(self.env_dir),
-                ENV_DIR,
-                "--bind",
-                str(self._cache_dir),
-                CACHE_DIR,
-            ]
-            for path in SETUP_ETC:
-                options += ["--ro-bind-try", path, path]
-        else:
-            options += ["--ro-bind", str(self.env_dir), ENV_DIR, "--unshare-net"]
-        return options
+    def destroy(self) -> None:
+        self.home.destroy()
+        if self.lease is not None:
+            for fd in self.lease.locks:
+                os.close(fd)
+            self.lease = None
 
 
 class BubblewrapSandbox:
@@ -287,50 +168,153 @@ class BubblewrapSandbox:
         *,
         python: Path = Path("/usr/bin/python3"),
         max_output_bytes: int = 4_000_000,
+        limits: Limits | None = None,
+        disk_bytes: int = 2 * GIB,
+        tmp_bytes: int = 512 * MIB,
+        egress: Mapping[str, EgressPolicy] | None = None,
+        images: ImageCache | None = None,
+        setup_timeout_s: float = 600.0,
+        search_path: str | None = None,
+        cgroups: bool = True,
     ) -> None:
         self.work_root = work_root.resolve()
         self.cache_dir = cache_dir.resolve()
         self.python = python
-        self.max_output_bytes = max_output_bytes
+        self.limits = (limits or Limits()).but(output_bytes=max_output_bytes)
+        self.disk_bytes = disk_bytes
+        self.tmp_bytes = tmp_bytes
+        self.egress = (
+            dict(egress)
+            if egress is not None
+            else {Phase.SETUP.value: EgressPolicy(allow=PACKAGE_INDEX_HOSTS)}
+        )
+        self.images = images
+        self.setup_timeout_s = setup_timeout_s
+        self.search_path = search_path
+        self.use_cgroups = cgroups
         self.overlay = os.geteuid() == 0
+        self.proxy = EgressProxy()
+        self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()
 
-    def provision(self, *, repo: Path, commit: str, run_id: str) -> BubblewrapWorkspace:
-        _require("bwrap")
+    def backend(self) -> Backend:
+        """The host side, checked once: `SandboxUnavailable` names what is missing."""
+        with self._backend_lock:
+            return self._backend or self._start_backend()
+
+    def _start_backend(self) -> Backend:
+        if self._backend is None:
+            bwrap = require_binary("bwrap", self.search_path)
+            roots = discover() if self.use_cgroups and self.overlay else CgroupRoots({}, None)
+            self._backend = Backend(
+                bwrap=bwrap,
+                overlay=self.overlay,
+                python=self.python,
+                cache_dir=self.cache_dir,
+                limits=self.limits,
+                disk_bytes=self.disk_bytes,
+                tmp_bytes=self.tmp_bytes,
+                egress=self.egress,
+                proxy=self.proxy,
+                cgroups=roots,
+                search_path=self.search_path,
+            )
+            sweep_stale(self.work_root)
+        return self._backend
+
+    def provision(
+        self,
+        *,
+        repo: Path,
+        commit: str,
+        run_id: str,
+        on_egress: EgressListener | None = None,
+    ) -> BubblewrapWorkspace:
+        backend = self.backend()
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise ProvisionFailed(f"invalid run id for a workspace: {run_id!r}")
         repo = repo.resolve()
         base_commit = resolve_commit(repo, commit)
-        home = self.work_root / run_id
-        if home.exists():
-            shutil.rmtree(home)
+        lease = None
+        if self.images is not None:
+            build = partial(self._build_env, run_id=run_id, on_egress=on_egress)
+            lease = self.images.lease(repo, base_commit, build)
+        home = WorkspaceHome(self.work_root / run_id)
         try:
-            for part in ("lower", "upper", "work", "merged", "env"):
-                (home / part).mkdir(parents=True)
-            _export_tree(repo, base_commit, home / "lower")
-            if not self.overlay:
-                shutil.copytree(home / "lower", home / "merged", symlinks=True, dirs_exist_ok=True)
+            home.create(disk_bytes=self.disk_bytes if backend.overlay else None)
+            if lease is None:
+                export_tree(repo, base_commit, home.lower)
+                mounts = Mounts(tree=home.lower, env=home.env_base)
+            else:
+                mounts = Mounts(tree=lease.tree, env=lease.env)
+            _mount(home, mounts, overlay=backend.overlay)
         except BaseException:
-            shutil.rmtree(home, ignore_errors=True)
+            home.destroy()
+            for fd in lease.locks if lease else ():
+                os.close(fd)
             raise
         return BubblewrapWorkspace(
             run_id=run_id,
             base_commit=base_commit,
             home=home,
-            overlay=self.overlay,
-            python=self.python,
-            max_output_bytes=self.max_output_bytes,
-            cache_dir=self.cache_dir,
+            mounts=mounts,
+            backend=backend,
+            on_egress=on_egress,
+            lease=lease,
         )
+
+    def _build_env(
+        self, tree: Path, env: Path, *, run_id: str, on_egress: EgressListener | None
+    ) -> list[str]:
+        """Install a tree's dependencies into an image's empty env folder (SETUP phase)."""
+        backend = self.backend()
+        home = WorkspaceHome(self.work_root / f"{run_id}.image")
+        mounts = Mounts(tree=tree, env=env, env_writable_base=True)
+        try:
+            home.create(disk_bytes=self.disk_bytes if backend.overlay else None)
+            _mount(home, mounts, overlay=backend.overlay)
+        except BaseException:
+            home.destroy()
+            raise
+        builder = BubblewrapWorkspace(
+            run_id=run_id,
+            base_commit="",
+            home=home,
+            mounts=mounts,
+            backend=backend,
+            on_egress=on_egress,
+        )
+        try:
+            return install_dependencies(
+                builder, python=str(self.python), timeout_s=self.setup_timeout_s
+            )
+        finally:
+            builder.destroy()
+
+    def close(self) -> None:
+        """Stop the egress proxy (workspaces are destroyed by their owners)."""
+        self.proxy.shutdown()
+
+
+def _mount(home: WorkspaceHome, mounts: Mounts, *, overlay: bool) -> None:
+    """The workspace view: overlays as root, else a plain copy of the tree."""
+    if overlay:
+        home.mount(tree=mounts.tree, env=None if mounts.env_writable_base else mounts.env)
+    else:
+        shutil.copytree(mounts.tree, home.merged, symlinks=True, dirs_exist_ok=True)
 
 
 def resolve_commit(repo: Path, revision: str) -> str:
     """The full commit id `revision` names in `repo`; a clear error when `repo` is no repository."""
     if not repo.is_dir():
         raise ProvisionFailed(f"repository path does not exist or is not a folder: {repo}")
+    git_env = {"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
     result = subprocess.run(  # noqa: S603
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"},
+        env=git_env,
     )
     if result.returncode != 0:
         inside = subprocess.run(  # noqa: S603
@@ -338,29 +322,12 @@ def resolve_commit(repo: Path, revision: str) -> str:
             capture_output=True,
             text=True,
             check=False,
+            env=git_env,
         )
         if inside.returncode != 0:
             raise ProvisionFailed(f"not a git repository: {repo}")
         raise ProvisionFailed(f"{repo} has no commit {revision!r} (an empty repository?)")
     return result.stdout.strip()
-
-
-def _export_tree(repo: Path, commit: str, target: Path) -> None:
-    """Write the tree of `commit` into `target` with `git archive` (no `.git`, no hooks)."""
-    archive = target.parent / "base.tar"
-    result = subprocess.run(  # noqa: S603
-        ["git", "-C", str(repo), "archive", "--format=tar", "-o", str(archive), commit],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ProvisionFailed(
-            f"could not export {repo} at {commit}: {result.stderr.strip() or 'git archive failed'}"
-        )
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="tar")
-    archive.unlink()
 
 
 def _relative(path: str) -> str:

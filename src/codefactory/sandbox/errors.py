@@ -1,9 +1,15 @@
 """Sandbox errors.
 
 SandboxError
- ├── SandboxUnavailable   the backend cannot run here (missing bwrap, no namespaces)
- ├── ProvisionFailed      the repository could not be copied into a workspace
- └── SetupFailed          the setup phase (dependency installation) failed
+ ├── SandboxUnavailable   the backend cannot run here (missing bwrap, socat, no namespaces,
+ │                        no container engine)
+ ├── ProvisionFailed      the repository could not be turned into a workspace (not a
+ │                        repository, no such commit, export failed, no room for the layer)
+ ├── SetupFailed          the setup phase (dependency installation, image build) failed
+ └── StartFailed          one command's sandbox could not start (mount, cgroup or bwrap error)
+
+A command that starts and then breaks a limit is not an error: its `ExecResult.limit_hit`
+names the limit.
 """
 
 from __future__ import annotations
@@ -23,3 +29,7 @@ class ProvisionFailed(SandboxError):
 
 class SetupFailed(SandboxError):
     """Installing the repository's dependencies failed."""
+
+
+class StartFailed(SandboxError):
+    """The sandbox of one command could not start; the command never ran."""

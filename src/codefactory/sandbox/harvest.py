@@ -2,6 +2,9 @@
 
 The overlay upper layer holds every file written (and a 0/0 character device, a whiteout, for
 every deleted one), so a change is found without trusting anything inside the workspace.
+Nothing here follows a symbolic link: a link committed in the repository (say `etc -> /etc`)
+is compared as a link, and a path that passes through one is treated as absent from the
+base, so the host's files are never read, listed or compared.
 """
 
 from __future__ import annotations
@@ -34,8 +37,12 @@ def harvest_overlay(*, lower: Path, upper: Path) -> Change:
         rel_dir = here.relative_to(upper)
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
         if rel_dir != Path(".") and _is_opaque(here):
-            for gone in _files_below(lower / rel_dir):
+            for gone in _files_below(_in_lower(lower, str(rel_dir))):
                 files[str(rel_dir / gone)] = FileChange(path=str(rel_dir / gone), content=None)
+        for name in dirnames:  # a folder where the base has a file or link: that one is gone
+            base = _in_lower(lower, str(rel_dir / name))
+            if base is not None and _lexists(base) and not stat.S_ISDIR(base.lstat().st_mode):
+                files[str(rel_dir / name)] = FileChange(path=str(rel_dir / name), content=None)
         for name in filenames + [d for d in dirnames if _is_whiteout(here / d)]:
             _record(files, rel=str(rel_dir / name), upper_path=here / name, lower=lower)
     return _as_change(files)
@@ -51,7 +58,7 @@ def harvest_copy(*, lower: Path, merged: Path) -> Change:
         new = merged / rel
         if rel not in after:
             files[rel] = FileChange(path=rel, content=None)
-        elif _content(new) != _content(lower / rel):
+        elif _content(new) != _content(_in_lower(lower, rel)):
             files[rel] = FileChange(path=rel, content=_content(new))
     return _as_change(files)
 
@@ -61,18 +68,16 @@ def _record(files: dict[str, FileChange], *, rel: str, upper_path: Path, lower: 
         return
     mode = upper_path.lstat().st_mode
     if _is_whiteout(upper_path):
-        if (lower / rel).exists() or (lower / rel).is_symlink():
-            for gone in (
-                [rel]
-                if not (lower / rel).is_dir()
-                else [f"{rel}/{f}" for f in _files_below(lower / rel)]
-            ):
+        base = _in_lower(lower, rel)
+        if base is not None and _lexists(base):
+            is_dir = stat.S_ISDIR(base.lstat().st_mode)
+            for gone in [f"{rel}/{f}" for f in _files_below(base)] if is_dir else [rel]:
                 files[gone] = FileChange(path=gone, content=None)
         return
     if not stat.S_ISREG(mode):
         return  # symlinks and special files are not carried into a change
     content = upper_path.read_bytes()
-    if _content(lower / rel) != content:
+    if _content(_in_lower(lower, rel)) != content:
         files[rel] = FileChange(path=rel, content=content)
 
 
@@ -88,8 +93,30 @@ def _is_opaque(path: Path) -> bool:
         return False
 
 
-def _files_below(root: Path) -> list[str]:
-    if not root.is_dir():
+def _in_lower(lower: Path, rel: str) -> Path | None:
+    """`lower / rel` if no folder on the way is a symbolic link (or missing); else None."""
+    here = lower
+    for part in Path(rel).parts[:-1]:
+        here = here / part
+        try:
+            if not stat.S_ISDIR(here.lstat().st_mode):
+                return None
+        except OSError:
+            return None
+    return lower / rel
+
+
+def _lexists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except OSError:
+        return False
+    return True
+
+
+def _files_below(root: Path | None) -> list[str]:
+    """Regular files and links below `root`, never following a link (`root` included)."""
+    if root is None or not _lexists(root) or not stat.S_ISDIR(root.lstat().st_mode):
         return []
     found = []
     for directory, dirnames, filenames in os.walk(root):
@@ -99,8 +126,8 @@ def _files_below(root: Path) -> list[str]:
     return found
 
 
-def _content(path: Path) -> bytes | None:
-    if path.is_symlink() or not path.is_file():
+def _content(path: Path | None) -> bytes | None:
+    if path is None or not _lexists(path) or not stat.S_ISREG(path.lstat().st_mode):
         return None
     return path.read_bytes()
 

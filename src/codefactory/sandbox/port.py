@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from codefactory.domain import Change, ExecResult
+from codefactory.sandbox.egress import EgressListener
+from codefactory.sandbox.limits import Limits
 
 
 class Phase(enum.StrEnum):
@@ -33,8 +35,13 @@ class Workspace(Protocol):
         timeout_s: float = 300.0,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        allow_hosts: Sequence[str] = (),
     ) -> ExecResult:
-        """Run one command inside the sandbox, in the workspace root."""
+        """Run one command inside the sandbox, in the workspace root. `timeout_s` is its wall
+        clock; `limits` overrides the sandbox's other limits for this call; `allow_hosts`
+        widens the phase's egress allow-list for this call. When it returns, no process it
+        started is left; `ExecResult.limit_hit` names a limit that killed it."""
         ...
 
     def read_file(self, path: str) -> bytes | None:
@@ -57,8 +64,16 @@ class Workspace(Protocol):
 class Sandbox(Protocol):
     """Makes workspaces; one per run."""
 
-    def provision(self, *, repo: Path, commit: str, run_id: str) -> Workspace:
+    def provision(
+        self,
+        *,
+        repo: Path,
+        commit: str,
+        run_id: str,
+        on_egress: EgressListener | None = None,
+    ) -> Workspace:
         """Create a workspace over `repo` at the commit `commit` names (`HEAD`, a sha, a branch);
-        dependencies are not yet installed. Raises `ProvisionFailed` for a path that is not a
-        git repository or has no such commit."""
+        dependencies are installed by the setup phase (or come with a pre-warmed image).
+        Raises `ProvisionFailed` for a path that is not a git repository or has no such
+        commit. `on_egress` receives every egress attempt of the workspace's commands."""
         ...

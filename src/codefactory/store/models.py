@@ -119,15 +119,18 @@ class ReviewRow(Base):
 
 
 class AuditEventRow(Base):
-    """One link of the hash chain: the event's fields, the previous link's hash and its own."""
+    """One leaf of the Merkle audit log: the event's fields and the leaf hash over them.
+
+    `seq` is the leaf index (0-based, RFC 9162 §2.1); the leaf is the canonical JSON of the
+    other columns plus `seq` (`audit/leaf.py`), `leaf_hash` its RFC 9162 leaf hash in hex.
+    """
 
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(256))
     run_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     at: Mapped[str] = mapped_column(String(40))
     data: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    leaf_hash: Mapped[str] = mapped_column(String(64))

@@ -43,6 +43,7 @@ from codefactory.store.models import (
     RunStateRow,
     TriggerRow,
 )
+from codefactory.store.trigger_tables import TriggerDetailRow
 
 FACTORY_ACTOR = "factory"
 
@@ -88,6 +89,17 @@ class RunTransaction:
                 labels=list(event.labels),
                 payload_digest=event.payload_digest,
                 received_at=event.received_at,
+            )
+        )
+        self.session.flush()  # the trigger row first: details and runs point at it
+        self.session.add(
+            TriggerDetailRow(
+                trigger_id=trigger_id,
+                delivery_id=event.delivery_id,
+                event=event.event,
+                autonomous=event.autonomous,
+                links=list(event.links),
+                attributes=dict(event.attributes),
             )
         )
         self.audit(
@@ -309,6 +321,7 @@ class RunStore:
             row = session.get(TriggerRow, trigger_id)
             if row is None:
                 return None
+            detail = session.get(TriggerDetailRow, trigger_id)
             return TriggerEvent(
                 source=row.source,
                 kind=ChangeKind(row.kind),
@@ -320,6 +333,11 @@ class RunStore:
                 labels=tuple(row.labels),
                 received_at=_aware(row.received_at),
                 payload_digest=row.payload_digest,
+                links=tuple(detail.links) if detail else (),
+                delivery_id=detail.delivery_id if detail else "",
+                event=detail.event if detail else "",
+                autonomous=detail.autonomous if detail else False,
+                attributes=dict(detail.attributes) if detail else {},
             )
 
     def findings(self, run_id: str) -> list[tuple[int, Finding]]:

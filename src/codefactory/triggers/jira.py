@@ -8,35 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from codefactory.domain import ChangeKind, TriggerEvent
-from codefactory.triggers.errors import TicketInvalid
+from codefactory.domain import TriggerEvent
+from codefactory.triggers.errors import DeliveryInvalid, TicketInvalid
+from codefactory.triggers.labels import LABEL_KINDS, kind_from_labels
+from codefactory.triggers.payload import (
+    clean,
+    epoch,
+    items,
+    json_object,
+    label_names,
+    mapping,
+    required,
+    text,
+    trigger,
+)
+from codefactory.triggers.port import Delivery, HeaderDoc, ParsedDelivery
+from codefactory.triggers.settings import TriggerSettings
+from codefactory.triggers.signing import require_hex_hmac
 
-# Label (lower case) → kind of change. The first label that matches decides.
-LABEL_KINDS: Mapping[str, ChangeKind] = {
-    "dependency": ChangeKind.BUMP_DEPENDENCY,
-    "dependencies": ChangeKind.BUMP_DEPENDENCY,
-    "security": ChangeKind.BUMP_DEPENDENCY,
-    "vulnerability": ChangeKind.BUMP_DEPENDENCY,
-    "lint": ChangeKind.FIX_LINT,
-    "code-style": ChangeKind.FIX_LINT,
-    "ci": ChangeKind.MODIFY_CI,
-    "pipeline": ChangeKind.MODIFY_CI,
-    "infrastructure": ChangeKind.MODIFY_INFRASTRUCTURE,
-    "terraform": ChangeKind.MODIFY_INFRASTRUCTURE,
-}
-
-
-def kind_from_labels(labels: tuple[str, ...]) -> ChangeKind:
-    """The change kind a ticket's labels ask for; `general_change` when none matches."""
-    for label in labels:
-        kind = LABEL_KINDS.get(label.lower())
-        if kind is not None:
-            return kind
-    return ChangeKind.GENERAL_CHANGE
+__all__ = ["LABEL_KINDS", "JiraTicketSource", "JiraWebhooks", "adf_text", "kind_from_labels"]
 
 
 def adf_text(node: Any) -> str:
@@ -100,6 +93,8 @@ class JiraTicketSource:
             raise TicketInvalid("jira", f"{key} has no `fields.reporter` to act on behalf of")
         labels = _labels(fields)
         link = document.get("self")
+        status = fields.get("status")
+        status_name = status.get("name") if isinstance(status, dict) else None
         return TriggerEvent(
             source=self.name,
             kind=kind_from_labels(labels),
@@ -112,4 +107,94 @@ class JiraTicketSource:
             links=(link,) if isinstance(link, str) else (),
             received_at=datetime.now(UTC),
             payload_digest="sha256:" + hashlib.sha256(payload).hexdigest(),
+            attributes={"status": status_name} if isinstance(status_name, str) else {},
+        )
+
+
+class JiraWebhooks:
+    """Jira Cloud admin webhooks: `jira:issue_updated` moving an issue into a ready status.
+
+    Signed with the webhook's secret: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`
+    (WebSub); `X-Atlassian-Webhook-Identifier` names the delivery across retries; the body's
+    `timestamp` (ms) dates it. The user who moved the issue is the sponsor.
+    """
+
+    name = "jira"
+    media_type = "application/json"
+    headers = (
+        HeaderDoc(name="X-Hub-Signature", description="`sha256=<hex HMAC-SHA256 of the body>`"),
+        HeaderDoc(
+            name="X-Atlassian-Webhook-Identifier",
+            description="Delivery id, unchanged across retries",
+        ),
+    )
+
+    def __init__(self, settings: TriggerSettings | None = None) -> None:
+        self.ready = {s.lower() for s in (settings or TriggerSettings()).ready_statuses}
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        delivery_id = delivery.header("X-Atlassian-Webhook-Identifier")
+        require_hex_hmac(
+            delivery,
+            header="X-Hub-Signature",
+            secret=secret,
+            message=delivery.body,
+            prefix="sha256=",
+            delivery_id=delivery_id,
+        )
+
+    def read(self, delivery: Delivery) -> ParsedDelivery:
+        delivery_id = delivery.header("X-Atlassian-Webhook-Identifier").strip()
+        if not delivery_id:
+            raise DeliveryInvalid(self.name, "", "the X-Atlassian-Webhook-Identifier is missing")
+        doc = json_object(delivery, delivery_id)
+        event = text(doc, "webhookEvent", limit=128)
+        sent_at = epoch(text(doc, "timestamp"))
+        if event != "jira:issue_updated":
+            return ParsedDelivery(
+                delivery_id=delivery_id,
+                event=event,
+                sent_at=sent_at,
+                ignored=f"`{event}` is not an issue update",
+            )
+        status = self._new_status(doc)
+        if not status:
+            ignored = f"the issue did not move into {' or '.join(sorted(self.ready))}"
+            return ParsedDelivery(
+                delivery_id=delivery_id, event=event, sent_at=sent_at, ignored=ignored
+            )
+        found = self._trigger(delivery, delivery_id, event, doc, status)
+        return ParsedDelivery(delivery_id=delivery_id, event=event, sent_at=sent_at, trigger=found)
+
+    def _new_status(self, doc: dict[str, Any]) -> str:
+        for item in items(doc, "changelog", "items"):
+            if text(item, "field").lower() == "status":
+                moved_to = text(item, "toString")
+                if moved_to.lower() in self.ready:
+                    return moved_to
+        return ""
+
+    def _trigger(
+        self, delivery: Delivery, delivery_id: str, event: str, doc: dict[str, Any], status: str
+    ) -> TriggerEvent:
+        key = required(self.name, delivery_id, doc, "issue", "key")
+        fields = mapping(doc, "issue", "fields")
+        labels = label_names(items(fields, "labels"))
+        return trigger(
+            delivery,
+            delivery_id=delivery_id,
+            event=event,
+            kind=kind_from_labels(labels),
+            external_id=key,
+            actor=_person(doc.get("user")) or "(unknown)",
+            repository=required(self.name, delivery_id, fields, "project", "key"),
+            title=required(self.name, delivery_id, fields, "summary"),
+            body=clean(adf_text(fields.get("description") or "")),
+            labels=labels,
+            links=[text(doc, "issue", "self")],
+            attributes={
+                "status": status,
+                "issue_type": text(fields, "issuetype", "name"),
+                "priority": text(fields, "priority", "name"),
+            },
         )

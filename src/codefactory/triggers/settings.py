@@ -1,11 +1,139 @@
-"""Settings of the trigger surface (webhook secrets, schedules)."""
+"""Settings of the trigger surface: webhook secrets, repository mapping, limits, schedules.
+
+Secrets come from `triggers.secrets.<source>` (`CODEFACTORY_TRIGGERS__SECRETS__GITHUB=…`) or
+from `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET`, which `config.py` reads with `env_secrets`.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cronsim import CronSim, CronSimError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from codefactory.domain import ChangeKind
+
+WEBHOOK_SOURCES = (
+    "github",
+    "gitlab",
+    "jira",
+    "servicenow",
+    "sentry",
+    "datadog",
+    "slack",
+    "webhook",
+)
+"""The sources with a `POST /webhooks/<source>` endpoint (`webhook` is the generic HMAC one)."""
+
+
+class RepositoryBinding(BaseModel):
+    """Where runs for one remote repository (or project, service, CI) happen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    """The local git repository the runs change."""
+    sponsor: str = ""
+    """The accountable human for runs no human asked for (alerts, scans, schedules)."""
+
+
+class ScheduleSettings(BaseModel):
+    """A run started by the clock: a cron expression (UTC) and what to ask for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """Kebab-case name; `<name>@<fire time>` is the delivery id, so a time fires once."""
+    cron: str
+    """Five-field cron expression, evaluated in UTC (`0 6 * * 1`: Mondays 06:00)."""
+    repository: str
+    """A key of `triggers.repositories`."""
+    kind: ChangeKind
+    """The kind of change to ask for (a Cedar action)."""
+    title: str
+    body: str = ""
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("cron")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as err:
+            raise ValueError(f"not a cron expression: {err}") from err
+        return value
 
 
 class TriggerSettings(BaseModel):
-    """Settings of the trigger surface (webhook secrets, schedules)."""
+    """Settings of the trigger surface (webhook secrets, repositories, limits, schedules)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """Webhook secret per source (`github`, `gitlab`, …); a source without one answers 401."""
+    repositories: dict[str, RepositoryBinding] = Field(default_factory=dict)
+    """Remote name → local repository: `org/repo` (GitHub, GitLab), a Jira project key, a
+    Sentry project slug, a Datadog `service`, a ServiceNow configuration item. A key
+    `<source>:<name>` takes precedence over `<name>`. Unknown names are refused."""
+    max_body_bytes: int = 1_048_576
+    """Larger deliveries are answered 413 without being read."""
+    replay_window_s: float = 300.0
+    """A delivery signed further than this from now (either way) is refused as a replay."""
+    trigger_labels: list[str] = Field(default_factory=lambda: ["agent-ok", "codefactory"])
+    """Labels that start a run when added to an issue, besides the change-kind labels."""
+    command: str = "/factory"
+    """Comment prefix that starts a run (`/factory fix`)."""
+    ready_statuses: list[str] = Field(default_factory=lambda: ["Ready"])
+    """Jira statuses an issue moving into starts a run."""
+    schedules: list[ScheduleSettings] = Field(default_factory=list)
+
+    @field_validator("secrets")
+    @classmethod
+    def _known_sources(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        unknown = sorted(set(value) - set(WEBHOOK_SOURCES))
+        if unknown:
+            raise ValueError(f"no webhook source named {', '.join(unknown)}")
+        return value
+
+    def secret_for(self, source: str) -> str:
+        """The source's secret; "" when none is configured."""
+        secret = self.secrets.get(source)
+        return secret.get_secret_value() if secret is not None else ""
+
+    def binding_for(self, source: str, remote: str) -> RepositoryBinding | None:
+        return self.repositories.get(f"{source}:{remote}") or self.repositories.get(remote)
+
+
+def env_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """Secrets from `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` variables, by source."""
+    found = {
+        source: environ.get(f"CODEFACTORY_{source.upper()}_WEBHOOK_SECRET", "")
+        for source in WEBHOOK_SOURCES
+    }
+    return {source: secret for source, secret in found.items() if secret}
+
+
+def with_env_secrets(data: Any, environ: Mapping[str, str]) -> Any:
+    """Settings input with `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` filling secrets not set
+    otherwise (explicit configuration wins)."""
+    secrets = env_secrets(environ)
+    if not secrets or not isinstance(data, dict):
+        return data
+    triggers = data.get("triggers")
+    if isinstance(triggers, TriggerSettings):
+        merged = {**secrets, **{k: v.get_secret_value() for k, v in triggers.secrets.items()}}
+        data = {**data, "triggers": triggers.model_copy(update={"secrets": _secret_strs(merged)})}
+    elif isinstance(triggers, dict):
+        given = triggers.get("secrets")
+        merged = {**secrets, **(given if isinstance(given, dict) else {})}
+        data = {**data, "triggers": {**triggers, "secrets": merged}}
+    elif triggers is None:
+        data = {**data, "triggers": {"secrets": secrets}}
+    return data
+
+
+def _secret_strs(values: Mapping[str, str]) -> dict[str, SecretStr]:
+    return {key: SecretStr(value) for key, value in values.items()}

@@ -2,6 +2,15 @@
 
 from codefactory.verify.errors import JunitUnparseable, VerifyError
 from codefactory.verify.gate import Gate, passed
-from codefactory.verify.port import Check
+from codefactory.verify.port import Baseline, Check, ComparedCheck, Cost
 
-__all__ = ["Check", "Gate", "JunitUnparseable", "VerifyError", "passed"]
+__all__ = [
+    "Baseline",
+    "Check",
+    "ComparedCheck",
+    "Cost",
+    "Gate",
+    "JunitUnparseable",
+    "VerifyError",
+    "passed",
+]

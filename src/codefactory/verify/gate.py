@@ -1,31 +1,243 @@
-"""The gate: every check, in order, over one workspace; one broken check never stops the run."""
+"""The gate: every check over one workspace, judged against the base commit, fast.
+
+Order and speed: the cheap checks (diff policy, lint, SAST, secrets, SCA) run first, in
+parallel threads (each `workspace.exec` is its own sandboxed process), together with their
+base-commit runs and, when the test map of the base commit is missing, its recording. The
+expensive checks (the tests) run after, unless a cheap check already has a blocking finding
+(`stop_early`): a blocking finding is then certain and the tests are reported as not run.
+
+Judgement: a finding blocks when it is new against the base commit, at or above its check's
+severity threshold, and not waived. A "could not judge" finding always blocks unless a waiver
+names its rule. One broken check never stops the others: a check that raises becomes a failed
+`check-crashed` result.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from codefactory.domain import Change, CheckResult, Finding, Severity
-from codefactory.sandbox.port import Workspace
-from codefactory.verify.port import Check
-from codefactory.verify.sarif import to_sarif
+from codefactory.sandbox.port import Sandbox, Workspace
+from codefactory.verify.base import BaseTrees, BaseUnavailable, SetupPhase
+from codefactory.verify.baseline import BaseFiles, Baselines, baseline_kind, compare
+from codefactory.verify.cache import MemoryVerifyCache, VerifyCache
+from codefactory.verify.diff import with_base
+from codefactory.verify.errors import BaseUnreadable
+from codefactory.verify.findings import at_least, cannot_judge
+from codefactory.verify.port import (
+    Baseline,
+    Check,
+    ComparedCheck,
+    Cost,
+    RecordingCheck,
+    SkippableCheck,
+)
+from codefactory.verify.sarif import driver_of, to_sarif
+from codefactory.verify.serial import SerialWorkspace
+from codefactory.verify.settings import VerifySettings
+from codefactory.verify.waivers import WaiverUse, find_waiver, waive, waiver_uses
 
 
 class Gate:
     """Runs a fixed list of checks and returns one result per check, in the same order."""
 
-    def __init__(self, checks: Sequence[Check]) -> None:
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        *,
+        settings: VerifySettings | None = None,
+        cache: VerifyCache | None = None,
+        sandbox: Sandbox | None = None,
+        setup: SetupPhase | None = None,
+    ) -> None:
         self.checks = tuple(checks)
+        self.settings = settings or VerifySettings()
+        self.cache = cache or MemoryVerifyCache()
+        self.sandbox = sandbox
+        self.setup = setup
 
-    def run(self, workspace: Workspace, change: Change) -> list[CheckResult]:
-        """Judge `change`; a check that raises becomes a failed `check-crashed` result."""
-        return [self._run_one(check, workspace, change) for check in self.checks]
-
-    def _run_one(self, check: Check, workspace: Workspace, change: Change) -> CheckResult:
+    def run(
+        self, workspace: Workspace, change: Change, *, repo: Path | None = None
+    ) -> list[CheckResult]:
+        """Judge `change` (made in `workspace`) against the base commit of `repo`."""
+        trees = BaseTrees(
+            sandbox=self.sandbox,
+            repo=repo,
+            commit=workspace.base_commit,
+            run_id=workspace.run_id,
+            setup=self.setup,
+        )
         try:
-            return check.run(workspace, change)
-        except Exception as exc:  # noqa: BLE001 - a crashed check is a failed check, not a crash
-            return crashed(check.name, exc)
+            return _Judgement(self, SerialWorkspace(workspace), trees).run(change)
+        finally:
+            trees.close()
+
+    def waivers_applied(self, results: Sequence[CheckResult]) -> list[WaiverUse]:
+        """Each waived finding of `results` with its waiver: one audit event each."""
+        return waiver_uses(self.settings.waivers, results, datetime.now(UTC).date())
+
+
+Diffed = Future[tuple[Change, str]]
+"""The change with its base versions (or the plain change) and a note when they are unknown."""
+
+
+class _Judgement:
+    """One gate run: the checks, their baselines, then thresholds and waivers."""
+
+    def __init__(self, gate: Gate, workspace: Workspace, trees: BaseTrees) -> None:
+        self.gate = gate
+        self.settings = gate.settings
+        self.workspace = workspace
+        self.trees = trees
+        self.baselines = Baselines(gate.cache, trees)
+        self.base_files = BaseFiles(gate.cache, trees)
+        self.today = datetime.now(UTC).date()
+
+    def run(self, change: Change) -> list[CheckResult]:
+        checks = self.gate.checks
+        results: dict[int, CheckResult] = {}
+        cheap = [i for i, c in enumerate(checks) if _cost(c) is Cost.CHEAP]
+        rest = [i for i in range(len(checks)) if i not in cheap]
+        # enough threads that no task waiting on another's future can starve it; the
+        # commands themselves are serialised per workspace (`SerialWorkspace`)
+        with ThreadPoolExecutor(max_workers=2 + 2 * len(checks)) as pool:
+            recording = [pool.submit(self._record, checks[i]) for i in rest]
+            diffed = pool.submit(self._with_base, change)
+            results |= self._phase(pool, cheap, change, diffed)
+            for future in recording:
+                future.result()
+            blocked = [results[i].check for i in cheap if not results[i].passed]
+            if blocked and self.settings.stop_early:
+                reason = f"not run: {', '.join(blocked)} already block(s) the change"
+                results |= {i: _skipped(checks[i], reason) for i in rest}
+            else:
+                results |= self._phase(pool, rest, change, diffed)
+        return [results[i] for i in range(len(checks))]
+
+    def _with_base(self, change: Change) -> tuple[Change, str]:
+        """The change with its files' base versions (cached per commit), else why not."""
+        try:
+            base = self.base_files.read(change.paths)
+        except (BaseUnavailable, BaseUnreadable) as exc:
+            return change, f"base versions unknown: {exc}"
+        except Exception as exc:  # noqa: BLE001 - without the base, checks still run, warily
+            return change, f"base versions unknown: {type(exc).__name__}: {exc}"
+        return with_base(change, base), ""
+
+    def _phase(
+        self, pool: ThreadPoolExecutor, indexes: list[int], change: Change, diffed: Diffed
+    ) -> dict[int, CheckResult]:
+        checks = self.gate.checks
+        runs = {i: pool.submit(self._run, checks[i], change, diffed) for i in indexes}
+        bases = {i: pool.submit(self._base, checks[i], diffed, runs[i]) for i in indexes}
+        return {i: self._judge(runs[i], bases[i], diffed.result()[1]) for i in indexes}
+
+    def _run(self, check: Check, change: Change, diffed: Diffed) -> CheckResult:
+        """Checks that judge whole files start at once; those that read the diff wait for it."""
+        if baseline_kind(check) not in (Baseline.FILES, Baseline.REPOSITORY):
+            change = diffed.result()[0]
+        return _run_safely(check, self.workspace, change)
+
+    def _base(
+        self, check: Check, diffed: Diffed, run: Future[CheckResult]
+    ) -> tuple[list[Finding] | None, str]:
+        change = diffed.result()[0]
+        if baseline_kind(check) is Baseline.DIFF and not _comparable(run.result()):
+            # nothing to compare: the base run (never cached) would only report what was fixed
+            return [], ""
+        return self.baselines.findings(check, change)
+
+    def _record(self, check: Check) -> None:
+        """Record a test map and test baseline of the base commit, once per commit."""
+        if not isinstance(check, RecordingCheck) or check.recorded(self.trees.commit):
+            return
+        try:
+            check.record_base(self.trees.installed())
+        except Exception as exc:  # noqa: BLE001 - the check falls back to the whole suite
+            check.record_failed(self.trees.commit, f"{type(exc).__name__}: {exc}")
+
+    def _judge(
+        self,
+        run: Future[CheckResult],
+        base: Future[tuple[list[Finding] | None, str]],
+        note: str,
+    ) -> CheckResult:
+        result = run.result()
+        try:
+            base_findings, base_note = base.result()
+        except Exception as exc:  # noqa: BLE001 - a broken baseline only means no baseline
+            base_findings, base_note = None, f"no baseline: {type(exc).__name__}: {exc}"
+        findings = [self._decide(f) for f in compare(result.findings, base_findings)]
+        notes = [n for n in (note, base_note) if n]
+        return _rebuilt(result, findings, notes)
+
+    def _decide(self, finding: Finding) -> Finding:
+        """Whether a compared finding blocks: new, over the threshold, not waived."""
+        threshold = self.settings.threshold(finding.check)
+        must_block = cannot_judge(finding.rule)
+        blocking = must_block or (
+            finding.blocking
+            and finding.baseline_state not in ("unchanged", "absent")
+            and at_least(finding.severity, threshold)
+        )
+        finding = replace(finding, blocking=blocking)
+        waiver = find_waiver(self.settings.waivers, finding, self.today) if blocking else None
+        return waive(finding, waiver) if waiver is not None else finding
+
+
+def _run_safely(check: Check, workspace: Workspace, change: Change) -> CheckResult:
+    try:
+        return check.run(workspace, change)
+    except Exception as exc:  # noqa: BLE001 - a crashed check is a failed check, not a crash
+        return crashed(check.name, exc)
+
+
+def _comparable(result: CheckResult) -> bool:
+    return any(not cannot_judge(f.rule) for f in result.findings)
+
+
+def _cost(check: Check) -> Cost:
+    return check.cost if isinstance(check, ComparedCheck) else Cost.EXPENSIVE
+
+
+def _rebuilt(result: CheckResult, findings: list[Finding], notes: list[str]) -> CheckResult:
+    """The check's result after judgement: blocking recomputed, SARIF evidence rewritten."""
+    blocking = sum(1 for f in findings if f.blocking)
+    states = {s: sum(1 for f in findings if f.baseline_state == s) for s in ("unchanged", "absent")}
+    # a check that failed without any finding (nothing to judge) stays failed
+    passed = not blocking and (result.passed or bool(result.findings))
+    summary = result.summary
+    if states["unchanged"] or states["absent"]:
+        summary += (
+            f" ({blocking} blocking; pre-existing, not introduced by this change: "
+            f"{states['unchanged']} unchanged, {states['absent']} fixed)"
+        )
+    if notes:
+        summary += " [" + "; ".join(notes) + "]"
+    evidence = result.evidence
+    driver = driver_of(evidence) if result.evidence_name.endswith(".sarif") else None
+    if driver is not None:
+        evidence = to_sarif(driver[0], driver[1], findings, notes=notes)
+    return replace(
+        result, passed=passed, findings=tuple(findings), summary=summary, evidence=evidence
+    )
+
+
+def _skipped(check: Check, reason: str) -> CheckResult:
+    if isinstance(check, SkippableCheck):
+        return check.skipped(reason)
+    return CheckResult(
+        check=check.name,
+        passed=False,
+        evidence_name=f"{check.name}.sarif",
+        evidence=to_sarif(check.name, "", [], notes=[reason], succeeded=False),
+        summary=reason,
+    )
 
 
 def passed(results: Sequence[CheckResult]) -> bool:

@@ -128,3 +128,34 @@ def _line(value: str | None) -> int:
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0].strip() if lines else ""
+
+
+def with_properties(xml: str, properties: dict[str, str]) -> str:
+    """The report with `<properties>` added to its first `<testsuite>` (JUnit's place for them).
+
+    A report that cannot be parsed is returned as it is: the parser will say why.
+    """
+    try:
+        root = ET.fromstring(xml)  # noqa: S314 - see the module docstring
+    except ET.ParseError:
+        return xml
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        return xml
+    holder = ET.Element("properties")
+    for name, value in properties.items():
+        ET.SubElement(holder, "property", name=name, value=NOT_XML_CHAR.sub("?", value))
+    suite.insert(0, holder)
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n'
+
+
+def synthesise_skipped(*, suite: str, name: str, reason: str) -> str:
+    """A valid JUnit XML report of one skipped case: the suite was not run, and why."""
+    suites = ET.Element("testsuites", name=suite)
+    counts = {"name": suite, "tests": "1", "failures": "0", "errors": "0", "skipped": "1"}
+    testsuite = ET.SubElement(suites, "testsuite", counts)
+    testcase = ET.SubElement(testsuite, "testcase", classname=suite, name=name)
+    ET.SubElement(testcase, "skipped", message=NOT_XML_CHAR.sub("?", reason))
+    body = ET.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n'

@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as distribution_version
 from typing import Any
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
 from codefactory.sandbox.port import Phase, Workspace
+from codefactory.verify.findings import digest, fingerprinted
+from codefactory.verify.port import Baseline, Cost
 from codefactory.verify.sarif import to_sarif
 
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 
 class RuffCheck:
-    """Runs `ruff check` inside the sandbox; every violation in a changed file blocks."""
+    """Runs `ruff check` inside the sandbox; every violation in a changed file blocks.
+
+    The gate compares with the same files at the base commit, so only violations the change
+    introduced block the change.
+    """
 
     name: str = "lint"
+    baseline = Baseline.FILES
+    cost = Cost.CHEAP
 
     def __init__(self, *, timeout_s: float = 120.0) -> None:
         self.timeout_s = timeout_s
+
+    def config_digest(self) -> str:
+        return digest("ruff", factory_version("ruff"), "lint-1")
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Lint the Python files the change added or modified (deleted files are gone)."""
@@ -27,7 +40,7 @@ class RuffCheck:
             for f in change.files
             if f.content is not None and f.path.endswith(PYTHON_SUFFIXES)
         ]
-        version = ruff_version(workspace)
+        version = factory_version("ruff")
         if not paths:
             return self._result([], version, summary="no Python files changed")
         # ruff finds the repository's pyproject.toml / ruff.toml itself; --force-exclude keeps
@@ -37,7 +50,7 @@ class RuffCheck:
             [*command, "--force-exclude", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
         )
         try:
-            findings = parse_ruff_json(result, paths)
+            findings = fingerprinted(parse_ruff_json(result, paths), change)
         except ValueError as exc:
             return self._could_not_run(str(exc), version)
         summary = f"{len(findings)} lint finding(s) in {len(paths)} changed Python file(s)"
@@ -60,11 +73,12 @@ class RuffCheck:
         return self._result([finding], version, summary=f"ruff could not run: {reason}")
 
 
-def ruff_version(workspace: Workspace) -> str:
-    """The version of the ruff the sandbox lends, for the SARIF evidence; "unknown" if none."""
-    result = workspace.exec(["ruff", "--version"], phase=Phase.CHECK, timeout_s=30)
-    words = result.stdout.split()
-    return words[1] if result.ok and len(words) >= 2 else "unknown"
+def factory_version(distribution: str) -> str:
+    """The version of a tool installed with the factory (and lent to the sandbox)."""
+    try:
+        return distribution_version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def parse_ruff_json(result: ExecResult, paths: list[str]) -> list[Finding]:
@@ -86,13 +100,13 @@ def _finding(item: dict[str, Any], paths: list[str]) -> Finding:
         rule=str(item["code"] or item.get("name") or "invalid-syntax"),
         message=str(item["message"]),
         severity=Severity.MEDIUM,
-        path=_relative(str(item["filename"]), paths),
+        path=changed_path(str(item["filename"]), paths),
         line=int(item["location"]["row"]),
         blocking=True,
     )
 
 
-def _relative(filename: str, paths: list[str]) -> str:
+def changed_path(filename: str, paths: list[str]) -> str:
     """Map ruff's absolute file name back onto the changed path it names."""
     matches = [p for p in paths if filename == p or filename.endswith("/" + p)]
     return max(matches, key=len) if matches else filename

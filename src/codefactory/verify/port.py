@@ -1,11 +1,39 @@
-"""The feedback-loop port: a check judges the workspace after a change."""
+"""The feedback-loop port: a check judges the workspace after a change.
+
+A check only reports what it sees. Comparing with the base commit, thresholds, waivers,
+order and parallelism belong to the gate, which reads two optional facts from a check:
+`baseline` (what the base-commit run of this check is) and `cost` (cheap checks run first).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import enum
+from typing import Protocol, runtime_checkable
 
 from codefactory.domain import Change, CheckResult
 from codefactory.sandbox.port import Workspace
+
+
+class Baseline(enum.StrEnum):
+    """How the gate finds what a check reported at the base commit."""
+
+    FILES = "files"
+    """Run the check on the changed files' base versions; cacheable per file and commit."""
+    DIFF = "diff"
+    """Run the check on the base with the change reversed (it reads the diff); never cached."""
+    REPOSITORY = "repository"
+    """Run the check on the whole base tree; cacheable per commit."""
+    RECORDED = "recorded"
+    """Only what the check recorded at the base commit (`prepare`); the tests."""
+    NONE = "none"
+    """The findings describe the change itself (its scope); everything is new."""
+
+
+class Cost(enum.IntEnum):
+    """When the gate runs a check: every cheap one in parallel, then the expensive ones."""
+
+    CHEAP = 1
+    EXPENSIVE = 2
 
 
 class Check(Protocol):
@@ -15,4 +43,42 @@ class Check(Protocol):
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Judge the change; a check that could not run returns a failed result."""
+        ...
+
+
+@runtime_checkable
+class ComparedCheck(Check, Protocol):
+    """A check that tells the gate how to find its base-commit findings and what it costs."""
+
+    baseline: Baseline
+    cost: Cost
+
+    def config_digest(self) -> str:
+        """What besides the commit decides its findings (tool versions, options), for caches."""
+        ...
+
+
+@runtime_checkable
+class RecordingCheck(ComparedCheck, Protocol):
+    """A check whose baseline must be recorded on an installed base workspace (the tests)."""
+
+    def recorded(self, commit: str) -> bool:
+        """Whether the baseline of `commit` is already recorded."""
+        ...
+
+    def record_base(self, workspace: Workspace) -> None:
+        """Record the baseline (and whatever else it needs) of the workspace's base commit."""
+        ...
+
+    def record_failed(self, commit: str, reason: str) -> None:
+        """No baseline of `commit` can be recorded: say why wherever it is missed."""
+        ...
+
+
+@runtime_checkable
+class SkippableCheck(Check, Protocol):
+    """A check that can say it was not run, with its own kind of evidence."""
+
+    def skipped(self, reason: str) -> CheckResult:
+        """A failed result without findings: the check did not run, for `reason`."""
         ...

@@ -1,4 +1,10 @@
-"""SARIF 2.1.0: the standard shape of every scan's evidence file."""
+"""SARIF 2.1.0: the standard shape of every scan's evidence file.
+
+Each result carries `partialFingerprints` and, once the gate compared it with the base
+commit, `baselineState` (`new`, `unchanged`, `absent`); a waived finding carries an
+accepted external `suppression` naming its approver. Notes about the run itself (a skipped
+check, a missing baseline) are `toolExecutionNotifications` of its invocation.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codefactory.domain import Finding
+from codefactory.verify.findings import FINGERPRINT_KEY
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -25,26 +32,57 @@ def _result(finding: Finding) -> dict[str, Any]:
         if region:
             location["region"] = region
         result["locations"] = [{"physicalLocation": location}]
+    if finding.fingerprint:
+        result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint}
+    if finding.baseline_state:
+        result["baselineState"] = finding.baseline_state
+    if finding.waived_by:
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"waived by {finding.waived_by}",
+                "properties": {"approver": finding.waived_by},
+            }
+        ]
     return result
 
 
-def to_sarif(tool_name: str, tool_version: str, findings: Sequence[Finding]) -> str:
+def to_sarif(
+    tool_name: str,
+    tool_version: str,
+    findings: Sequence[Finding],
+    *,
+    notes: Sequence[str] = (),
+    succeeded: bool = True,
+) -> str:
     """One SARIF log with one run of `tool_name` holding `findings`, as indented JSON."""
     rules = sorted({f.rule for f in findings})
-    log = {
-        "$schema": SARIF_SCHEMA,
-        "version": SARIF_VERSION,
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": tool_name,
-                        "version": tool_version,
-                        "rules": [{"id": rule} for rule in rules],
-                    }
-                },
-                "results": [_result(f) for f in findings],
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": tool_name,
+                "version": tool_version,
+                "rules": [{"id": rule} for rule in rules],
             }
-        ],
+        },
+        "results": [_result(f) for f in findings],
     }
+    if notes or not succeeded:
+        run["invocations"] = [
+            {
+                "executionSuccessful": succeeded,
+                "toolExecutionNotifications": [{"message": {"text": n}} for n in notes],
+            }
+        ]
+    log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
     return json.dumps(log, indent=2, sort_keys=True) + "\n"
+
+
+def driver_of(evidence: str) -> tuple[str, str] | None:
+    """(name, version) of the tool of a SARIF log, or None when it is not one."""
+    try:
+        driver = json.loads(evidence)["runs"][0]["tool"]["driver"]
+        return str(driver["name"]), str(driver.get("version", ""))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

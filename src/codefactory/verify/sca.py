@@ -1,28 +1,37 @@
-"""Software composition analysis: exact pins judged against the offline OSV database.
+"""Software composition analysis: resolved dependencies judged against the offline OSV database.
 
-Reads the same root `requirements*.txt` and `pyproject.toml` the dependency-bump recipe
-edits. A file it cannot parse fails the check: an unread pin is not a safe pin. Only what the
-change could have introduced blocks: a vulnerable pin in a dependency file the change did not
-touch already existed at the base commit, so it is reported without blocking (SARIF
-`baselineState` comparison against the base commit is the fuller form of this rule).
+Reads the root `requirements*.txt` and `pyproject.toml` (exact pins, the files the
+dependency-bump recipe edits) and lock files (`uv.lock`, `poetry.lock`, `Pipfile.lock`,
+`pylock.toml`). A file it cannot parse fails the check: an unread pin is not a safe pin.
+The gate runs the same check on the base commit (cached per commit and database version), so
+a vulnerable version that was already there is reported as unchanged, not blocking; a
+version the change introduced, or a new file of vulnerable pins, is new and blocks.
 """
 
 from __future__ import annotations
+
+from packaging.utils import canonicalize_name
 
 from codefactory.advisories import (
     AdvisoryDatabase,
     AdvisoryError,
     Pin,
     RequirementsInvalid,
+    find_locked,
     find_pins,
-    read_pin_files,
+    is_lock_file,
+    is_pin_file,
 )
 from codefactory.domain import Change, CheckResult, Finding, Severity
 from codefactory.sandbox.port import Phase, Workspace
+from codefactory.verify.diff import read_files
+from codefactory.verify.errors import BaseUnreadable
+from codefactory.verify.findings import digest
+from codefactory.verify.port import Baseline, Cost
 from codefactory.verify.sarif import to_sarif
 
 TOOL_NAME = "codefactory-sca"
-TOOL_VERSION = "1"
+TOOL_VERSION = "2"
 UNPARSEABLE = "sca-unparseable"
 
 
@@ -30,28 +39,34 @@ class ScaCheck:
     """The SCA gate: one finding per (vulnerable pin, advisory)."""
 
     name = "sca"
+    baseline = Baseline.REPOSITORY
+    cost = Cost.CHEAP
 
     def __init__(self, advisories: AdvisoryDatabase) -> None:
         self.advisories = advisories
 
+    def config_digest(self) -> str:
+        return digest(TOOL_NAME, TOOL_VERSION, self.advisories.digest)
+
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
-        """Judge every exact pin of the workspace, not only the changed files."""
-        pins: list[Pin] = []
+        """Judge every resolved version of the workspace, not only the changed files."""
         findings: list[Finding] = []
         try:
-            files = read_pin_files(workspace, phase=Phase.CHECK)
-        except AdvisoryError as exc:
+            files = _dependency_files(workspace)
+        except (AdvisoryError, BaseUnreadable) as exc:
             files = {}
             findings.append(_unparseable(exc))
+        pins: list[Pin] = []
         for name, text in files.items():
             try:
-                pins.extend(find_pins(name, text))
+                pins.extend(
+                    find_locked(name, text) if is_lock_file(name) else find_pins(name, text)
+                )
             except RequirementsInvalid as exc:
                 findings.append(_unparseable(exc))
         vulnerable: list[str] = []
-        touched = set(change.paths)
-        for pin in pins:
-            judged = self._judge(pin, blocking=pin.file in touched)
+        for pin in _distinct(pins):
+            judged = self._judge(pin)
             findings.extend(judged)
             if judged:
                 ids = ", ".join(f.rule for f in judged)
@@ -65,7 +80,7 @@ class ScaCheck:
             summary=_summary(findings, vulnerable, len(pins), len(files)),
         )
 
-    def _judge(self, pin: Pin, *, blocking: bool) -> list[Finding]:
+    def _judge(self, pin: Pin) -> list[Finding]:
         found = self.advisories.vulnerabilities(pin.name, pin.version)
         safe = self.advisories.lowest_safe_version(pin.name, pin.version) if found else None
         remedy = f"upgrade to {safe}" if safe else "no fixed version is free of every advisory"
@@ -83,13 +98,44 @@ class ScaCheck:
                 severity=Severity.HIGH,
                 path=pin.file,
                 line=pin.line,
-                blocking=blocking,
+                # the same advisory on the same package in the same file, whatever the version:
+                # moving from one affected version to another introduces nothing
+                fingerprint=digest(self.name, advisory.id, pin.file, canonicalize_name(pin.name)),
             )
             for advisory in found
         ]
 
 
-def _unparseable(exc: AdvisoryError) -> Finding:
+def _dependency_files(workspace: Workspace) -> dict[str, str]:
+    """The text of each pin or lock file at the workspace root, by name, sorted."""
+    listing = workspace.exec(["ls", "-1A"], phase=Phase.CHECK, timeout_s=60)
+    if not listing.ok:
+        raise BaseUnreadable(listing.stderr.strip() or f"ls exited {listing.exit_code}")
+    names = [n for n in listing.stdout.splitlines() if is_pin_file(n) or is_lock_file(n)]
+    files: dict[str, str] = {}
+    for name, content in sorted(read_files(workspace, names).items()):
+        if content is None:
+            continue  # a directory named like a pin file
+        try:
+            files[name] = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequirementsInvalid(name, 0, f"not UTF-8 text: {exc}") from exc
+    return files
+
+
+def _distinct(pins: list[Pin]) -> list[Pin]:
+    """One pin per (file, package, version): a lock file may list a package per platform."""
+    seen: set[tuple[str, str, str]] = set()
+    kept: list[Pin] = []
+    for pin in pins:
+        key = (pin.file, canonicalize_name(pin.name), pin.version)
+        if key not in seen:
+            seen.add(key)
+            kept.append(pin)
+    return kept
+
+
+def _unparseable(exc: Exception) -> Finding:
     path = exc.path if isinstance(exc, RequirementsInvalid) else ""
     line = exc.line if isinstance(exc, RequirementsInvalid) else 0
     return Finding(
@@ -103,8 +149,6 @@ def _unparseable(exc: AdvisoryError) -> Finding:
 
 
 def _summary(findings: list[Finding], vulnerable: list[str], pins: int, files: int) -> str:
-    if vulnerable and not any(f.blocking for f in findings):
-        return "pre-existing, not introduced by this change: " + "; ".join(vulnerable)
     if not findings:
         return f"no known advisory affects the {pins} exact pins in {files} dependency files"
     parts = [f"{len(vulnerable)} vulnerable pins: " + "; ".join(vulnerable)] if vulnerable else []

@@ -1,11 +1,101 @@
-"""Settings of the feedback loop (checks, thresholds, caches)."""
+"""Settings of the feedback loop: thresholds, waivers, the diff policy's limits, speed.
+
+These are the factory operator's settings (the policy of the gate), never the repository's:
+a repository cannot switch a check off. Set them in the environment, e.g.
+`CODEFACTORY_VERIFY__THRESHOLDS='{"sast": "high"}'` or `CODEFACTORY_VERIFY__WAIVERS='[...]'`.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from codefactory.domain import Severity
+
+DEFAULT_BLOCKED_PATHS = (
+    ".github/**",
+    ".gitlab-ci.yml",
+    ".gitlab/**",
+    ".circleci/**",
+    ".buildkite/**",
+    "Jenkinsfile",
+    "azure-pipelines.yml",
+    ".azure-pipelines/**",
+    "bitbucket-pipelines.yml",
+    ".pre-commit-config.yaml",
+    "CODEOWNERS",
+    ".codeowners",
+    "Dockerfile",
+    "**/Dockerfile",
+    "*.tf",
+    "**/*.tf",
+    "terraform/**",
+    "infra/**",
+    "infrastructure/**",
+    "deploy/**",
+    "k8s/**",
+    "helm/**",
+    "ansible/**",
+)
+"""CI pipelines, code ownership and infrastructure: out of an agent's scope by default."""
+
+
+class Waiver(BaseModel):
+    """An approved exception: matching findings are reported but do not block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check: str
+    """The check it applies to (`lint`, `sast`, `secrets`, `sca`, `tests`, `diff_policy`) or `*`.
+    """
+    rule: str
+    """The rule id (`B602`, `PYSEC-2024-60`, `F401`), or `*`."""
+    path: str = "*"
+    """A glob over the finding's path (`service/*.py`); `*` matches every path."""
+    fingerprint: str = ""
+    """Only the finding with this fingerprint (from the SARIF evidence), when given."""
+    approver: str = Field(min_length=1)
+    """Who approved the exception; recorded in the audit log each time it is used."""
+    reason: str = Field(min_length=1)
+    """Why the exception is acceptable."""
+    expires: date | None = None
+    """The last day the waiver applies; afterwards the finding blocks again."""
+
+
+class DiffPolicySettings(BaseModel):
+    """Limits of the diff-policy check (the scope of a change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blocked_paths: tuple[str, ...] = DEFAULT_BLOCKED_PATHS
+    """Globs of paths no change may touch (CI pipelines, infrastructure)."""
+    max_files: int = 50
+    """More changed files than this blocks the change."""
+    max_lines: int = 2000
+    """More changed lines (added plus removed) than this blocks the change."""
+    dependency_changes: str = Field(default="report", pattern="^(allow|report|block)$")
+    """A dependency-file edit: `allow` it silently, `report` it (not blocking), or `block` it."""
 
 
 class VerifySettings(BaseModel):
     """Settings of the feedback loop (checks, thresholds, caches)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    default_threshold: Severity = Severity.LOW
+    """A new finding at or above this severity blocks, unless a check has its own threshold."""
+    thresholds: dict[str, Severity] = Field(default_factory=lambda: {"sast": Severity.MEDIUM})
+    """Per-check thresholds; bandit's low-severity notes (asserts, `import subprocess`) inform."""
+    waivers: tuple[Waiver, ...] = ()
+    """Approved exceptions; each use is an audit event naming its approver."""
+    stop_early: bool = True
+    """Skip the test suite once a cheap check has a blocking finding."""
+    select_tests: bool = True
+    """Run only the tests that reach the changed code, from the base commit's test map."""
+    check_timeout_s: float = 120.0
+    """Wall-clock limit of one scanner run inside the sandbox."""
+    diff_policy: DiffPolicySettings = Field(default_factory=DiffPolicySettings)
+
+    def threshold(self, check: str) -> Severity:
+        return self.thresholds.get(check, self.default_threshold)

@@ -1,86 +1,168 @@
 """Tests check: the repository's pytest suite, run inside the sandbox, judged by its JUnit report.
 
-A suite that cannot run, collects nothing or does not finish is a failure, never a pass.
+Only the tests that reach the changed code run when the base commit's test map allows it
+(`selection.py`); otherwise the whole suite, and the evidence says which and why. The map
+and the base commit's own results (its baseline) are recorded once per base commit by
+`record_base`, on a separate workspace with the dependencies installed. A suite that cannot
+run, collects nothing or does not finish is a failure, never a pass.
 """
 
 from __future__ import annotations
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
 from codefactory.sandbox.port import Phase, Workspace
-from codefactory.verify.errors import JunitUnparseable
-from codefactory.verify.junit import JunitReport, parse_junit, synthesise_junit
+from codefactory.verify.cache import CacheKey, VerifyCache, findings_to_json
+from codefactory.verify.errors import JunitUnparseable, TestMapInvalid
+from codefactory.verify.findings import digest
+from codefactory.verify.junit import (
+    JunitReport,
+    parse_junit,
+    synthesise_junit,
+    synthesise_skipped,
+    with_properties,
+)
+from codefactory.verify.lint import factory_version
+from codefactory.verify.port import Baseline, Cost
+from codefactory.verify.selection import Selection, full, select_tests
+from codefactory.verify.testmap import RECORDER_VERSION, TestMap, record_test_map
 
 # Under `.codefactory/`, which the harvester never counts as part of a change.
 JUNIT_PATH = ".codefactory/junit.xml"
-PYTEST = (
-    "python",
-    "-m",
-    "pytest",
+PYTEST_OPTIONS = (
     "-q",
     "-p",
     "no:cacheprovider",
     # xunit1 adds `file` and `line` to each test case: findings can then point at the test
     "-o",
     "junit_family=xunit1",
-    f"--junitxml={JUNIT_PATH}",
 )
+PYTEST = ("python", "-m", "pytest", *PYTEST_OPTIONS, f"--junitxml={JUNIT_PATH}")
 # pytest's exit codes (`pytest.ExitCode`)
 TESTS_FAILED, INTERRUPTED, NO_TESTS = 1, 2, 5
+MAP = "tests:map"
+"""The cache's name for test maps (the check's own name holds its baseline)."""
 
 
 class PytestCheck:
-    """Runs the whole suite with the repository's `/env` interpreter; no network."""
+    """Runs the suite (or its selected slice) with the repository's `/env`; no network."""
 
     name: str = "tests"
+    baseline = Baseline.RECORDED
+    cost = Cost.EXPENSIVE
 
-    def __init__(self, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, timeout_s: float = 300.0, *, cache: VerifyCache | None = None, select: bool = True
+    ) -> None:
         self.timeout_s = timeout_s
+        self.cache = cache
+        self.select = select and cache is not None
+        self._map_errors: dict[str, str] = {}
+
+    def config_digest(self) -> str:
+        return digest("tests", RECORDER_VERSION, factory_version("coverage"))
+
+    def recorded(self, commit: str) -> bool:
+        """Whether the base commit's map is recorded, or failed to be in this process (a
+        suite that hung once is not run again at every round)."""
+        if self.cache is None or commit in self._map_errors:
+            return True
+        return self.cache.get(self._key(MAP, commit)) is not None
+
+    def record_failed(self, commit: str, reason: str) -> None:
+        self._map_errors[commit] = reason
+
+    def record_base(self, workspace: Workspace) -> None:
+        """Record the base commit's test map and failures (its baseline) in the cache."""
+        if self.cache is None:
+            return
+        commit = workspace.base_commit
+        try:
+            test_map, junit = record_test_map(
+                workspace, pytest_args=list(PYTEST_OPTIONS), timeout_s=self.timeout_s
+            )
+        except TestMapInvalid as exc:
+            self._map_errors[commit] = exc.reason
+            return
+        try:
+            report = parse_junit(junit)
+        except JunitUnparseable as exc:
+            self._map_errors[commit] = f"the base commit's JUnit report is unreadable: {exc}"
+            return
+        self.cache.put(self._key(self.name, commit), findings_to_json(self._cases(report)))
+        self.cache.put(self._key(MAP, commit), test_map.to_text())
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
-        """Run the suite after the change; the JUnit report is the evidence."""
+        """Run the selected tests (or the suite) after the change; the JUnit report is evidence."""
+        selection = self._selection(workspace, change)
         # a stale report from an earlier round must never be read as this round's
         command = ["sh", "-c", f'rm -f {JUNIT_PATH} && exec "$@"', "sh", *PYTEST]
-        result = workspace.exec(command, phase=Phase.CHECK, timeout_s=self.timeout_s)
+        result = workspace.exec(
+            [*command, *selection.selectors], phase=Phase.CHECK, timeout_s=self.timeout_s
+        )
         if result.timed_out:
             limit = f"the test suite did not finish within {self.timeout_s:g} s"
-            return self._failed("tests-timed-out", limit, details=_tail(result))
+            return self._failed("tests-timed-out", limit, selection, details=_tail(result))
         raw = workspace.read_file(JUNIT_PATH)
         xml = raw.decode("utf-8", "replace") if raw is not None else ""
         try:
             report = parse_junit(xml) if xml else None
         except JunitUnparseable as exc:
-            return self._failed("tests-could-not-run", str(exc), details=_tail(result))
+            return self._failed("tests-could-not-run", str(exc), selection, details=_tail(result))
         if result.exit_code == NO_TESTS:
             message = "pytest collected no tests: a repository without tests cannot pass"
-            return self._failed("no-tests", message, evidence=xml)
-        return self._judge(result, report, xml)
+            return self._failed("no-tests", message, selection, evidence=xml)
+        return self._judge(result, report, xml, selection)
 
-    def _judge(self, result: ExecResult, report: JunitReport | None, xml: str) -> CheckResult:
+    def skipped(self, reason: str) -> CheckResult:
+        return CheckResult(
+            check=self.name,
+            passed=False,
+            evidence_name="junit.xml",
+            evidence=synthesise_skipped(suite="codefactory.tests", name="not-run", reason=reason),
+            summary=reason,
+        )
+
+    def _key(self, check: str, commit: str) -> CacheKey:
+        return CacheKey(check=check, commit=commit, digest=self.config_digest())
+
+    def _selection(self, workspace: Workspace, change: Change) -> Selection:
+        if not self.select or self.cache is None:
+            return full("test selection is off")
+        commit = workspace.base_commit
+        cached = self.cache.get(self._key(MAP, commit))
+        if cached is None:
+            error = self._map_errors.get(commit, "it was never recorded")
+            return full(f"no test map of the base commit: {error}")
+        try:
+            return select_tests(TestMap.from_text(cached), change)
+        except TestMapInvalid as exc:
+            return full(str(exc))
+
+    def _judge(
+        self, result: ExecResult, report: JunitReport | None, xml: str, selection: Selection
+    ) -> CheckResult:
         if report is None:
             message = f"pytest exited {result.exit_code} and wrote no JUnit report"
             if "No module named pytest" in result.stderr:
                 message = "pytest is not installed in the repository's environment /env"
-            return self._failed("tests-could-not-run", message, details=_tail(result))
+            return self._failed("tests-could-not-run", message, selection, details=_tail(result))
         # the report, not the exit code alone, decides: a failed case fails even after exit 0
         if report.failed and result.exit_code in (0, TESTS_FAILED, INTERRUPTED):
-            return self._failed_cases(report, xml)
+            findings = self._cases(report)
+            summary = f"{len(findings)} of {report.tests} test(s) failed or errored"
+            return self._result(False, findings, xml, selection, summary)
         if result.exit_code == 0 and report.tests == 0:
-            return self._failed("no-tests", "the JUnit report holds no tests", evidence=xml)
+            message = "the JUnit report holds no tests"
+            return self._failed("no-tests", message, selection, evidence=xml)
         if result.exit_code == 0:
             summary = f"{report.passed} passed, {report.skipped} skipped"
-            return CheckResult(
-                check=self.name,
-                passed=True,
-                evidence_name="junit.xml",
-                evidence=xml,
-                summary=summary,
-            )
+            return self._result(True, [], xml, selection, summary)
         message = f"pytest exited {result.exit_code}: {_tail(result, 300)}"
-        return self._failed("tests-could-not-run", message, evidence=xml)
+        return self._failed("tests-could-not-run", message, selection, evidence=xml)
 
-    def _failed_cases(self, report: JunitReport, xml: str) -> CheckResult:
+    def _cases(self, report: JunitReport) -> list[Finding]:
         """One blocking finding per failed or errored test, named as pytest names it."""
-        findings = tuple(
+        return [
             Finding(
                 check=self.name,
                 rule="test-failed",
@@ -88,35 +170,65 @@ class PytestCheck:
                 severity=Severity.HIGH,
                 path=case.path,
                 line=case.line,
+                fingerprint=digest(self.name, "test-failed", case.nodeid),
             )
             for case in report.failed
-        )
-        summary = f"{len(findings)} of {report.tests} test(s) failed or errored"
+        ]
+
+    def _result(
+        self,
+        passed: bool,
+        findings: list[Finding],
+        xml: str,
+        selection: Selection,
+        summary: str,
+    ) -> CheckResult:
         return CheckResult(
             check=self.name,
-            passed=False,
-            findings=findings,
+            passed=passed,
+            findings=tuple(findings),
             evidence_name="junit.xml",
-            evidence=xml,
-            summary=summary,
+            evidence=with_properties(xml, _properties(selection)),
+            summary=f"{_scope(selection)}: {summary}",
         )
 
     def _failed(
-        self, rule: str, message: str, *, evidence: str = "", details: str = ""
+        self,
+        rule: str,
+        message: str,
+        selection: Selection,
+        *,
+        evidence: str = "",
+        details: str = "",
     ) -> CheckResult:
         """A failed result of one finding; the evidence is synthesised when pytest wrote none."""
         finding = Finding(check=self.name, rule=rule, message=message, severity=Severity.HIGH)
-        return CheckResult(
-            check=self.name,
-            passed=False,
-            findings=(finding,),
-            evidence_name="junit.xml",
-            evidence=evidence
-            or synthesise_junit(
-                suite="codefactory.tests", name=rule, message=message, details=details
-            ),
-            summary=message,
+        xml = evidence or synthesise_junit(
+            suite="codefactory.tests", name=rule, message=message, details=details
         )
+        return self._result(False, [finding], xml, selection, message)
+
+
+def _scope(selection: Selection) -> str:
+    if selection.full:
+        return f"whole suite ({'; '.join(selection.reasons)})"
+    return (
+        f"{len(selection.selectors)} test selector(s) of a {selection.suite_size}-test suite "
+        f"({'; '.join(selection.reasons)})"
+    )
+
+
+def _properties(selection: Selection) -> dict[str, str]:
+    """The selection as JUnit properties: what ran, out of how many, and why."""
+    return {
+        "codefactory.selection": "whole-suite" if selection.full else "selected",
+        "codefactory.selection.reasons": "; ".join(selection.reasons),
+        "codefactory.selection.tests": " ".join(selection.selectors),
+        "codefactory.selection.suite_size": str(selection.suite_size),
+        "codefactory.selection.reached": "; ".join(
+            f"{name}: {' '.join(tests) or 'no test'}" for name, tests in selection.reached.items()
+        ),
+    }
 
 
 def _tail(result: ExecResult, limit: int = 4000) -> str:

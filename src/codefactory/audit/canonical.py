@@ -1,0 +1,109 @@
+"""RFC 8785 (JSON Canonicalization Scheme) encoding: the bytes every audit leaf is made of.
+
+`canonical_json` writes any JSON value; `is_canonical` checks stored text quickly, since
+`audit verify` reads every row of the log and must stay fast over a million events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+# Characters outside the Basic Multilingual Plane: the only ones where sorting keys by code
+# point (what `json.dumps` does) and by UTF-16 code units (RFC 8785 §3.2.3) can disagree.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """`obj` as RFC 8785 canonical JSON: sorted keys, no whitespace, UTF-8.
+
+    Raises ValueError for NaN, infinities and lone surrogates, TypeError for values JSON has
+    no form for (sets, datetimes, non-string keys). Integers are written exactly; keep them
+    within ±2**53 so that verifiers in other languages read the same number.
+    """
+    return _encode(obj).encode("utf-8")
+
+
+def is_canonical(text: str) -> bool:
+    """Whether `text` is a JSON value written exactly as `canonical_json` writes it.
+
+    Raises ValueError if it is not JSON at all. Without floats and characters beyond the
+    BMP, `json.dumps` with sorted keys writes exactly the RFC 8785 form (same string
+    escapes, same integers, same key order), so the C encoder decides; otherwise the slow,
+    exact encoder does.
+    """
+    floats = False
+
+    def parse_float(literal: str) -> float:
+        nonlocal floats
+        floats = True
+        return float(literal)
+
+    value = json.loads(text, parse_float=parse_float, parse_constant=_reject_constant)
+    if not floats and _ASTRAL.search(text) is None:
+        fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return fast == text
+    try:
+        return _encode(value) == text
+    except ValueError:
+        return False
+
+
+def json_string(value: str) -> str:
+    """One JSON string as RFC 8785 writes it (§3.2.2.2: minimal escapes, UTF-8 kept)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _encode(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, str):
+        return json_string(value)
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, Mapping):
+        return _object(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(item) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} has no JSON form; convert it before recording")
+
+
+def _object(mapping: Mapping[Any, Any]) -> str:
+    for key in mapping:
+        if not isinstance(key, str):
+            raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+    # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
+    keys = sorted(mapping, key=lambda key: key.encode("utf-16-be"))
+    return "{" + ",".join(_encode(key) + ":" + _encode(mapping[key]) for key in keys) + "}"
+
+
+def _number(value: float) -> str:
+    """A finite float as ECMAScript's Number.prototype.toString writes it (RFC 8785 §3.2.2.3)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a JSON number")
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digits that round-trip; Decimal splits them from the exponent.
+    parts = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(str(digit) for digit in parts.digits)
+    assert isinstance(parts.exponent, int)
+    k, n = len(digits), parts.exponent + len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + digits
+    mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{sign}{mantissa}e{'+' if n > 0 else '-'}{abs(n - 1)}"

@@ -1,0 +1,98 @@
+"""Find the first stored row that is not the leaf it claims to be, and say what happened to it.
+
+Each row keeps its leaf hash, and each leaf carries its own index, so a row that was edited,
+removed (with or without renumbering the rest), inserted or moved stops matching: the first
+such row is the first bad index. Rows stream in index order, with one row of look-ahead, so
+a million-event log is checked in constant memory. Rewriting rows *and* their leaf hashes
+consistently is caught one level up, by the signed checkpoints (`verify.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from codefactory.audit.leaf import StoredLeaf
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """The first bad index, the event name found there (None if missing), and why."""
+
+    index: int
+    name: str | None
+    reason: str
+
+
+def first_bad_row(
+    rows: Iterable[StoredLeaf], *, size: int, on_leaf: Callable[[bytes], None]
+) -> tuple[int, Problem | None]:
+    """Check rows (in seq order) against their leaf hashes; feeds each good leaf hash on.
+
+    `size` is how many rows the table holds, the range searched for a moved row's true place.
+    Returns the number of good rows and the first problem, if any.
+    """
+    previous: StoredLeaf | None = None
+    for position, (row, following) in enumerate(_with_next(iter(rows))):
+        if row.seq != position:
+            return position, _seq_break(row, position)
+        if row.recomputed_hash() != row.leaf_hash:
+            return position, _diagnose(row, previous, following, size)
+        on_leaf(bytes.fromhex(row.leaf_hash))
+        previous = row
+    return (previous.seq + 1 if previous else 0), None
+
+
+def _with_next(rows: Iterator[StoredLeaf]) -> Iterator[tuple[StoredLeaf, StoredLeaf | None]]:
+    current = next(rows, None)
+    if current is None:
+        return
+    for following in rows:
+        yield current, following
+        current = following
+    yield current, None
+
+
+def _seq_break(row: StoredLeaf, expected: int) -> Problem:
+    if row.seq > expected:
+        return Problem(index=expected, name=None, reason=f"event {expected} is missing (removed)")
+    return Problem(
+        index=row.seq, name=row.name, reason=f"events out of order at {row.seq} (seq repeated)"
+    )
+
+
+def _diagnose(
+    row: StoredLeaf, previous: StoredLeaf | None, following: StoredLeaf | None, size: int
+) -> Problem:
+    """Why `row` does not match its leaf hash, all rows before it being good."""
+    seq, stored = row.seq, row.leaf_hash
+    shifted_down = row.recomputed_hash(seq + 1) == stored
+    if shifted_down and (
+        following is None or following.recomputed_hash(seq + 2) == following.leaf_hash
+    ):
+        reason = f"event {seq} is missing (removed, later events renumbered)"
+        return Problem(index=seq, name=None, reason=reason)
+    if previous is not None and row.recomputed_hash(seq - 1) == stored:
+        # This row belongs one place earlier: the good-looking row before it was forged.
+        reason = f"event {previous.seq} ({previous.name}) was inserted"
+        return Problem(index=previous.seq, name=previous.name, reason=reason)
+    if shifted_down or _belongs_elsewhere(row, size):
+        return Problem(index=seq, name=row.name, reason=f"events out of order at {seq}")
+    if following is not None and following.recomputed_hash(seq) == following.leaf_hash:
+        return Problem(index=seq, name=row.name, reason=f"event {seq} ({row.name}) was inserted")
+    return Problem(index=seq, name=row.name, reason=f"event {seq} ({row.name}) was altered")
+
+
+def _belongs_elsewhere(row: StoredLeaf, size: int) -> bool:
+    """Whether the row's content is the leaf of another index (it was moved there)."""
+    try:
+        prefix = b"\x00" + row.leaf_bytes(0)[: -len(b"0}")]
+    except ValueError:
+        return False
+    stored = row.leaf_hash
+    return any(
+        hashlib.sha256(prefix + b"%d}" % other).hexdigest() == stored
+        for other in range(size + 1)
+        if other != row.seq
+    )

@@ -1,0 +1,255 @@
+"""`audit explain RUN`: the answer to an examiner's questions about one change, with proofs.
+
+Who is the agent and who issued it; on whose behalf it acted and under which delegation;
+what triggered the run and what policy decided; every step with its audit index; the commit
+and what `git verify-commit` says of its signature; the approvals; and, for every event
+cited, an RFC 9162 inclusion proof against a freshly signed checkpoint, verified here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from codefactory.audit.errors import AuditError
+from codefactory.audit.merkle import verify_inclusion
+from codefactory.audit.port import AuditLog, AuditRecord, SignedCheckpoint
+
+if TYPE_CHECKING:
+    from codefactory.factory import Factory
+
+
+def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
+    """Everything `audit explain` shows, as data; None if there is no such run."""
+    run = factory.store.get_run(run_id)
+    if run is None:
+        return None
+    identity = factory.identity
+    agent = identity.agents.get(run.agent_id)
+    trigger = factory.store.get_trigger(run.trigger_id)
+    package = factory.store.get_package(run_id)
+    events = factory.audit.events(run_id)
+    signed = factory.audit.checkpoint()
+    return {
+        "run": {
+            "id": run.id,
+            "state": run.state.value,
+            "reason": run.reason,
+            "kind": run.kind.value,
+            "repository": run.repository,
+        },
+        "agent": _agent(agent) if agent else {"id": run.agent_id, "status": "unknown"},
+        "issuer": {
+            "name": identity.issuer.name,
+            "keys": [key.kid for key in identity.issuer.public_keys()],
+        },
+        "sponsor": run.sponsor,
+        "delegation": identity.delegation.inspect(run_id),
+        "trigger": _trigger(trigger) if trigger else None,
+        "decisions": factory.store.decisions(run_id),
+        "steps": [_step(record) for record in events],
+        "commit": _commit(factory, run.repository, package) if package else None,
+        "provenance": _provenance(package, agent.ssh_public_key if agent else ""),
+        "approvals": factory.store.reviews(run_id),
+        "checkpoint": {
+            **signed.checkpoint.as_dict(),
+            "note": signed.note,
+            "verifier_key": signed.verifier_key,
+        },
+        "proofs": [_proof(factory.audit, record, signed) for record in events],
+    }
+
+
+def _agent(agent: Any) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "display_name": agent.display_name,
+        "issuer": agent.issuer,
+        "owner": agent.owner,
+        "status": agent.status.value,
+        "engines": list(agent.engines),
+        "ssh_public_key": agent.ssh_public_key,
+    }
+
+
+def _trigger(trigger: Any) -> dict[str, Any]:
+    return {
+        "source": trigger.source,
+        "external_id": trigger.external_id,
+        "actor": trigger.actor,
+        "title": trigger.title,
+        "payload_digest": trigger.payload_digest,
+        "received_at": trigger.received_at.isoformat(),
+    }
+
+
+def _step(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "index": record.seq,
+        "name": record.name,
+        "actor": record.actor,
+        "at": record.at.isoformat(),
+        "summary": summarize(record),
+        "leaf_hash": record.leaf_hash,
+    }
+
+
+def summarize(record: AuditRecord) -> str:
+    """One line on what an event says."""
+    data = record.data
+    if record.name == "run-state-changed":
+        return f"{data.get('previous')} → {data.get('state')}" + (
+            f": {data['reason']}" if data.get("reason") else ""
+        )
+    if record.name == "policy-decided":
+        verdict = "allowed" if data.get("allowed") else "denied"
+        return f"{data.get('stage')} {data.get('action')}: {verdict} by {data.get('policy_ids')}"
+    keys = ("action", "reason", "engine", "check", "passed", "commit", "jti", "connector")
+    return ", ".join(f"{key}={data[key]}" for key in keys if key in data)
+
+
+def _commit(factory: Factory, repository: str, package: dict[str, Any]) -> dict[str, Any]:
+    from codefactory.identity.published import allowed_signers
+    from codefactory.review.errors import ForgeError
+    from codefactory.review.local_forge import LocalForge
+
+    commit = {"sha": package["commit"], "branch": package["branch"]}
+    with tempfile.TemporaryDirectory() as scratch:
+        signers = Path(scratch) / "allowed_signers"
+        signers.write_text(allowed_signers(factory.identity.agents.search()))
+        try:
+            signature = LocalForge(factory.settings.forge_dir).verify_commit(
+                Path(repository).name, package["commit"], signers
+            )
+        except ForgeError as err:
+            return {**commit, "signature": {"status": "E", "describe": str(err)}}
+    return {
+        **commit,
+        "signature": {
+            "status": signature.status,
+            "good": signature.good,
+            "signer": signature.signer,
+            "fingerprint": signature.fingerprint,
+            "describe": signature.describe(),
+        },
+    }
+
+
+def _provenance(package: dict[str, Any] | None, ssh_public_key: str) -> dict[str, Any] | None:
+    """Check `provenance.dsse.json` against the agent's key (DSSE over its PAE)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from codefactory.package.provenance import FILE_NAME, pae
+
+    if package is None:
+        return None
+    path = Path(package["directory"]) / FILE_NAME
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+        payload = base64.b64decode(envelope["payload"])
+        signature = base64.b64decode(envelope["signatures"][0]["sig"])
+        key = serialization.load_ssh_public_key(ssh_public_key.encode())
+        assert isinstance(key, Ed25519PublicKey)
+        key.verify(signature, pae(envelope["payloadType"], payload))
+    except (OSError, ValueError, KeyError, IndexError, AssertionError) as err:
+        return {"path": str(path), "verified": False, "problem": f"unreadable: {err}"}
+    except InvalidSignature:
+        return {"path": str(path), "verified": False, "problem": "signature does not verify"}
+    subjects = json.loads(payload)["subject"]
+    return {"path": str(path), "verified": True, "subject": subjects}
+
+
+def _proof(audit: AuditLog, record: AuditRecord, signed: SignedCheckpoint) -> dict[str, Any]:
+    size, root = signed.checkpoint.size, signed.checkpoint.root
+    try:
+        proof = audit.inclusion_proof(record.seq, size)
+        verify_inclusion(record.seq, size, bytes.fromhex(record.leaf_hash), proof.hashes, root)
+    except (AuditError, ValueError) as err:
+        return {"index": record.seq, "verified": False, "problem": str(err)}
+    return {"index": record.seq, **proof.as_dict(), "verified": True}
+
+
+def render_explanation(console: Console, explanation: dict[str, Any]) -> None:
+    """Print an explanation for a human reader."""
+    for line in _who(explanation):
+        console.print(line, highlight=False)
+    proofs = {proof["index"]: proof for proof in explanation["proofs"]}
+    steps = Table("index", "event", "actor", "summary", "in signed log", title="steps")
+    for step in explanation["steps"]:
+        proven = proofs.get(step["index"], {}).get("verified")
+        steps.add_row(
+            str(step["index"]),
+            step["name"],
+            step["actor"],
+            step["summary"][:90],
+            "proved" if proven else "NOT PROVED",
+        )
+    console.print(steps)
+    for line in _outcome(explanation):
+        console.print(line, highlight=False)
+
+
+def _who(explanation: dict[str, Any]) -> list[str]:
+    run, agent, issuer = explanation["run"], explanation["agent"], explanation["issuer"]
+    lines = [
+        f"[bold]run {run['id']}[/]  {run['kind']}  {run['state']}  {run['reason']}",
+        f"agent:      {agent['id']} ({agent.get('display_name', '')}), {agent['status']}, "
+        f"owner {agent.get('owner', '?')}, issued by {agent.get('issuer', '?')}",
+        f"issuer:     {issuer['name']} (keys {', '.join(issuer['keys'])})",
+        f"sponsor:    {explanation['sponsor']}",
+    ]
+    token = explanation["delegation"]
+    if token:
+        claims = token["claims"]
+        revoked = f", REVOKED {token['revoked_at']}" if token["revoked_at"] else ""
+        lines += [
+            f"delegation: jti {token['jti']}, signature {token['signature']}, sub "
+            f"{claims.get('sub')}, act {claims.get('act')}, expires {token['expires_at']}{revoked}",
+            f"            scope {claims.get('scope')}",
+        ]
+    trigger = explanation["trigger"]
+    if trigger:
+        lines.append(
+            f"trigger:    {trigger['source']} {trigger['external_id']} by {trigger['actor']}: "
+            f"{trigger['title']}"
+        )
+    for decision in explanation["decisions"]:
+        verdict = "allowed" if decision["allowed"] else "denied"
+        policies = ", ".join(decision["policy_ids"]) or "default"
+        lines.append(
+            f"decision:   {decision['stage']} {decision['action']} {verdict} ({policies}): "
+            + "; ".join(decision["reasons"])
+        )
+    return lines
+
+
+def _outcome(explanation: dict[str, Any]) -> list[str]:
+    lines = []
+    commit = explanation["commit"]
+    if commit:
+        describe = commit["signature"]["describe"]
+        lines.append(f"commit:     {commit['sha']} on {commit['branch']}: {describe}")
+    provenance = explanation["provenance"]
+    if provenance:
+        state = "verified" if provenance["verified"] else provenance["problem"]
+        lines.append(f"provenance: {provenance['path']}: {state}")
+    for review in explanation["approvals"]:
+        verdict = "approved" if review["approved"] else "rejected"
+        lines.append(
+            f"review:     {verdict} by {review['reviewer']} at {review['at']} "
+            f"(commit {review['commit'][:12]})"
+        )
+    checkpoint = explanation["checkpoint"]
+    lines.append(
+        f"checkpoint: size {checkpoint['size']}, root {checkpoint['root_hash']}, "
+        f"key {checkpoint['verifier_key']}"
+    )
+    return lines

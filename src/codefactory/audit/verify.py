@@ -1,0 +1,123 @@
+"""Verify a whole log: every row against its leaf hash, the tree against its signed checkpoints.
+
+Two layers of evidence. Rows that were edited, removed, inserted or moved are named by
+`diagnose.first_bad_row`. Rows rewritten *together with* their leaf hashes still produce a
+tree whose root differs from the signed checkpoints taken earlier: those roots are signed by
+the issuer key, which never sits in the database. One pass, constant memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from codefactory.audit.checkpoint import Checkpoint
+from codefactory.audit.diagnose import first_bad_row
+from codefactory.audit.leaf import StoredLeaf
+from codefactory.audit.merkle import RootBuilder
+from codefactory.audit.port import LogReport
+
+CACHE_LEVEL = 8
+"""Perfect subtrees of 2^8 leaves and larger are cached in the store (`audit_subtrees`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustedCheckpoint:
+    """A checkpoint whose signature verified, and how to name it in a report."""
+
+    checkpoint: Checkpoint
+    label: str
+
+
+class _TreeCheck:
+    """Follows the recomputed tree leaf by leaf, comparing it with the cache and checkpoints."""
+
+    def __init__(
+        self, cached: Mapping[tuple[int, int], str], checkpoints: Sequence[TrustedCheckpoint]
+    ) -> None:
+        self.builder = RootBuilder()
+        self.cached = cached
+        self.pending = sorted(checkpoints, key=lambda trusted: trusted.checkpoint.size)
+        self.matched_size = 0
+        self.checked = 0
+        self.rewritten: tuple[int, TrustedCheckpoint] | None = None
+        self.bad_cache: tuple[int, int] | None = None
+        self._compare()
+
+    def add(self, leaf_hash: bytes) -> None:
+        for level, position, node in self.builder.append(leaf_hash):
+            wrong = level >= CACHE_LEVEL and self.cached.get((level, position)) != node.hex()
+            if wrong and self.bad_cache is None:
+                self.bad_cache = (level, position)
+        self._compare()
+
+    def _compare(self) -> None:
+        while self.pending and self.pending[0].checkpoint.size == self.builder.size:
+            trusted = self.pending.pop(0)
+            self.checked += 1
+            if trusted.checkpoint.root == self.builder.root():
+                self.matched_size = max(self.matched_size, self.builder.size)
+            elif self.rewritten is None:
+                self.rewritten = (self.matched_size, trusted)
+
+
+def verify_log(
+    rows: Iterable[StoredLeaf],
+    *,
+    size: int,
+    cached: Mapping[tuple[int, int], str],
+    checkpoints: Sequence[TrustedCheckpoint],
+    untrusted: Sequence[str] = (),
+) -> LogReport:
+    """Check rows (in index order) and the tree; `untrusted` names checkpoints whose
+    signature failed, reported if nothing worse is found."""
+    tree = _TreeCheck(cached, checkpoints)
+    count, problem = first_bad_row(rows, size=size, on_leaf=tree.add)
+    if problem is not None:
+        return LogReport(
+            ok=False,
+            count=size,
+            reason=problem.reason,
+            first_bad_seq=problem.index,
+            first_bad_name=problem.name,
+        )
+    return _tree_report(tree, count, untrusted)
+
+
+def _tree_report(tree: _TreeCheck, count: int, untrusted: Sequence[str]) -> LogReport:
+    def bad(reason: str, first: int | None = None) -> LogReport:
+        return LogReport(ok=False, count=count, reason=reason, first_bad_seq=first)
+
+    if tree.pending:
+        ahead = tree.pending[-1]
+        return bad(
+            f"events {count}..{ahead.checkpoint.size - 1} are missing: the log is shorter than "
+            f"{ahead.label} of size {ahead.checkpoint.size} (truncated)",
+            count,
+        )
+    if tree.rewritten is not None:
+        good, trusted = tree.rewritten
+        last = trusted.checkpoint.size - 1
+        return bad(
+            f"the first {trusted.checkpoint.size} events do not hash to the root of "
+            f"{trusted.label}: events between index {good} and {last} were rewritten "
+            "together with their leaf hashes",
+            good,
+        )
+    if untrusted:
+        return bad(untrusted[0])
+    if tree.bad_cache is not None:
+        level, position = tree.bad_cache
+        first, last = position << level, ((position + 1) << level) - 1
+        return bad(
+            f"the cached subtree hash (level {level}, position {position}) does not match "
+            f"events {first}..{last}: proofs from the cache would not verify"
+        )
+    root = tree.builder.root().hex()
+    return LogReport(
+        ok=True,
+        count=count,
+        reason=f"{count} events verify; root {root}; {tree.checked} signed checkpoints match",
+        root_hash=root,
+        checkpoints=tree.checked,
+    )

@@ -1,0 +1,158 @@
+"""The durable queue: the `deliveries` table, written before a sender is answered.
+
+A delivery row moves `received → queued → running → done`, or rests `refused` or
+`ignored`. Workers claim rows with a conditional update, so two workers (threads or
+processes) never run the same delivery; rows left `received` or `running` by a stopped
+process are found again by `unfinished()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from codefactory.store.trigger_tables import DeliveryRow
+
+RECEIVED, QUEUED, RUNNING, DONE = "received", "queued", "running", "done"
+REFUSED, IGNORED = "refused", "ignored"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryFacts:
+    """What is stored of every delivery: who sent which, what event, the body's digest."""
+
+    source: str
+    delivery_id: str
+    event: str
+    digest: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuedDelivery:
+    """A stored delivery as the queue sees it."""
+
+    id: int
+    source: str
+    delivery_id: str
+    event: str
+    status: str
+    run_id: str | None
+    reason: str
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> QueuedDelivery:
+        return cls(
+            id=row.id,
+            source=row.source,
+            delivery_id=row.delivery_id,
+            event=row.event,
+            status=row.status,
+            run_id=row.run_id,
+            reason=row.reason,
+        )
+
+
+class DeliveryQueue:
+    """Reads and moves delivery rows; `add` writes inside the caller's transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def add(
+        session: Session,
+        facts: DeliveryFacts,
+        *,
+        status: str,
+        run_id: str | None = None,
+        reason: str = "",
+    ) -> int:
+        """Add a row in `session`'s transaction; a duplicate raises IntegrityError at flush."""
+        row = DeliveryRow(
+            source=facts.source,
+            delivery_id=facts.delivery_id,
+            event=facts.event,
+            status=status,
+            run_id=run_id,
+            reason=reason,
+            payload_digest=facts.digest,
+            received_at=facts.received_at,
+            updated_at=_now(),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def get(self, source: str, delivery_id: str) -> QueuedDelivery | None:
+        with Session(self.engine) as session:
+            row = session.scalars(
+                select(DeliveryRow).where(
+                    DeliveryRow.source == source, DeliveryRow.delivery_id == delivery_id
+                )
+            ).first()
+            return QueuedDelivery.from_row(row) if row else None
+
+    def mark(self, row_id: int, status: str, *, reason: str | None = None) -> None:
+        values: dict[str, object] = {"status": status, "updated_at": _now()}
+        if reason is not None:
+            values["reason"] = reason
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(DeliveryRow).where(DeliveryRow.id == row_id).values(**values))
+
+    def claim(self) -> QueuedDelivery | None:
+        """Take the oldest queued delivery for this worker; None when the queue is empty."""
+        while True:
+            with Session(self.engine) as session:
+                row_id = session.scalars(
+                    select(DeliveryRow.id)
+                    .where(DeliveryRow.status == QUEUED)
+                    .order_by(DeliveryRow.id)
+                    .limit(1)
+                ).first()
+            if row_id is None:
+                return None
+            with Session(self.engine) as session, session.begin():
+                result = session.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == row_id, DeliveryRow.status == QUEUED)
+                    .values(status=RUNNING, updated_at=_now())
+                )
+                taken = cast(CursorResult[Any], result).rowcount
+                if taken:
+                    row = session.get(DeliveryRow, row_id)
+                    assert row is not None
+                    return QueuedDelivery.from_row(row)
+
+    def unfinished(self) -> list[QueuedDelivery]:
+        """Rows a stopped process left `received` or `running`, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.status.in_((RECEIVED, RUNNING)))
+                .order_by(DeliveryRow.id)
+            ).all()
+            return [QueuedDelivery.from_row(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Deliveries per status."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+            ).all()
+            return {status: count for status, count in rows}
+
+    def search(self, *, limit: int = 100) -> list[QueuedDelivery]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DeliveryRow).order_by(DeliveryRow.id.desc()).limit(limit)
+            ).all()
+            return [QueuedDelivery.from_row(row) for row in rows]

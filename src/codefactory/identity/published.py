@@ -1,0 +1,63 @@
+"""What the factory publishes so others can check its work with standard tools.
+
+- A JWK set (RFC 7517 §5) of the issuer's keys, current and retired, which verify delegation
+  tokens and audit checkpoints, and of every agent's key, which verify its commits and
+  provenance; each entry says whose it is.
+- A git `allowed_signers` file (ssh-keygen(1) ALLOWED SIGNERS) so plain `git verify-commit`
+  checks every factory commit. A revoked agent's key gets `valid-before` its revocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from codefactory.identity.agents import AgentIdentity, AgentStatus
+from codefactory.identity.jwk import okp_jwk
+from codefactory.identity.port import IssuerKey
+
+
+def agent_public_key(agent: AgentIdentity) -> bytes:
+    """The raw Ed25519 key in the agent's OpenSSH public key line."""
+    key = serialization.load_ssh_public_key(agent.ssh_public_key.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"agent {agent.id} has no ssh-ed25519 key")
+    return key.public_bytes_raw()
+
+
+def jwks(issuer: str, keys: Sequence[IssuerKey], agents: Sequence[AgentIdentity]) -> dict[str, Any]:
+    """The JWK set served at `/.well-known/jwks.json`."""
+    entries = [
+        okp_jwk(
+            key.public_key,
+            iss=issuer,
+            key_ops=["verify"],
+            status="current" if index == 0 else "retired",
+        )
+        for index, key in enumerate(keys)
+    ]
+    entries += [
+        okp_jwk(
+            agent_public_key(agent), sub=agent.id, key_ops=["verify"], status=agent.status.value
+        )
+        for agent in agents
+        if agent.ssh_public_key
+    ]
+    return {"keys": entries}
+
+
+def allowed_signers(agents: Sequence[AgentIdentity]) -> str:
+    """A git `allowed_signers` file: one line per agent, principal = its commit email."""
+    lines = ["# Code Factory agents' commit-signing keys (git gpg.ssh.allowedSignersFile)"]
+    for agent in agents:
+        if not agent.ssh_public_key:
+            continue
+        options = 'namespaces="git"'
+        if agent.status is AgentStatus.REVOKED and agent.updated_at is not None:
+            options += f',valid-before="{agent.updated_at:%Y%m%d%H%M%S}Z"'
+        keytype, blob = agent.ssh_public_key.split()[:2]
+        lines.append(f"{agent.email} {options} {keytype} {blob}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,117 @@
+"""One command in a workspace: its cgroup, its egress channel, its supervised process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from codefactory.sandbox.backend import Backend, require_binary, sandbox_environment
+from codefactory.sandbox.bwrap_args import HOST_ENV, CommandSpec, command_argv
+from codefactory.sandbox.cgroups import CommandCgroup
+from codefactory.sandbox.egress import EgressAttempt
+from codefactory.sandbox.errors import StartFailed
+from codefactory.sandbox.layers import WorkspaceHome
+from codefactory.sandbox.limits import Limits
+from codefactory.sandbox.port import Phase
+from codefactory.sandbox.supervise import Outcome, supervise
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mounts:
+    """The lower layers of a workspace."""
+
+    tree: Path
+    env: Path
+    env_writable_base: bool = False
+    """Image builds: `env` itself is the environment (writable in SETUP), with no overlay."""
+
+
+def run_command(
+    backend: Backend,
+    home: WorkspaceHome,
+    mounts: Mounts,
+    *,
+    run_id: str,
+    command: Sequence[str],
+    phase: Phase,
+    limits: Limits,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    allow_hosts: Sequence[str] = (),
+) -> tuple[Outcome, list[EgressAttempt]]:
+    """Run `command` to its end or its first breached limit; `StartFailed` if it never ran."""
+    policy = backend.policy(phase, allow_hosts)
+    if policy.enabled:
+        require_binary("socat", backend.search_path)
+    channel = (
+        backend.proxy.open(run_id=run_id, phase=phase.value, policy=policy)
+        if (policy.enabled)
+        else None
+    )
+    cgroup = None
+    try:
+        if backend.cgroups.v1 or backend.cgroups.unified:
+            cgroup = CommandCgroup.create(backend.cgroups, limits)
+        spec = command_spec(
+            backend,
+            home,
+            mounts,
+            phase=phase,
+            limits=limits,
+            env=sandbox_environment(phase, channel is not None, env),
+            cgroup_procs=cgroup.procs_files if cgroup else (),
+            egress_socket=channel.path if channel else None,
+        )
+        read, write = os.pipe()
+        outcome = supervise(
+            command_argv(replace(spec, status_fd=write), command),
+            env=HOST_ENV,
+            stdin=stdin,
+            limits=limits,
+            cgroup=cgroup,
+            disk=home.scratch if backend.overlay else None,
+            status_pipe=(read, write),
+        )
+    except OSError as err:
+        raise StartFailed(f"the sandbox could not start: {err}") from err
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+        attempts = backend.proxy.close(channel) if channel is not None else []
+    if not outcome.started:
+        detail = outcome.stderr.decode("utf-8", "replace").strip()[-2000:]
+        raise StartFailed(
+            f"the sandbox could not start: {detail or f'exit status {outcome.exit_code}'}"
+        )
+    return outcome, attempts
+
+
+def command_spec(
+    backend: Backend,
+    home: WorkspaceHome,
+    mounts: Mounts,
+    *,
+    phase: Phase,
+    limits: Limits,
+    env: Mapping[str, str],
+    cgroup_procs: Sequence[str],
+    egress_socket: Path | None,
+) -> CommandSpec:
+    """The command-line shape for one command in a workspace."""
+    env_dir = home.env_merged if backend.overlay and not mounts.env_writable_base else mounts.env
+    return CommandSpec(
+        bwrap=backend.bwrap,
+        phase=phase,
+        workspace_dir=home.merged,
+        env_dir=env_dir,
+        python=backend.python,
+        cache_dir=backend.cache_dir,
+        tmp_bytes=backend.tmp_bytes,
+        limits=limits,
+        address_space_rlimit=not backend.cgroups.limits_memory,
+        sandbox_env=env,
+        cgroup_procs=cgroup_procs,
+        egress_socket=egress_socket,
+    )

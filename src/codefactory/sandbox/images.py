@@ -1,0 +1,292 @@
+"""Pre-warmed workspace images: a repository's tree and its installed virtualenv, built once.
+
+    <images>/<repo-key>/repo.json            which repository (its absolute path)
+    <images>/<repo-key>/trees/<tree-id>/     the tree at a commit (git tree id: content-addressed)
+    <images>/<repo-key>/envs/<dep-hash>/     the virtualenv for one set of dependency files
+        env/  image.json
+
+An image is keyed by the repository and the hash of its dependency files (their git blob ids
+and the interpreter), so editing a requirement builds a new image and the old one goes stale.
+Each layer has a lock file: a workspace holds it shared for its whole life, a build and the
+garbage collector take it exclusively, so nothing in use is ever removed. The lock file's
+mtime is the layer's last use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.layers import export_tree
+from codefactory.sandbox.setup import DEPENDENCY_FILES
+
+EnvBuilder = Callable[[Path, Path], list[str]]
+"""Installs dependencies: (tree, empty env folder) → the requirement files installed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageKey:
+    """Which image a commit of a repository needs."""
+
+    repo: Path
+    repo_key: str
+    tree_id: str
+    dep_hash: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """A workspace's hold on its image: the layers and the locks that keep them alive."""
+
+    key: ImageKey
+    tree: Path
+    env: Path
+    installed: tuple[str, ...]
+    locks: tuple[int, ...]
+    built: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """One cached layer, for listing and pruning."""
+
+    repo: str
+    kind: str
+    key: str
+    path: Path
+    size_bytes: int
+    last_used: datetime
+    in_use: bool
+    current: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "repo": self.repo,
+            "kind": self.kind,
+            "key": self.key,
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "last_used": self.last_used.isoformat(),
+            "in_use": self.in_use,
+            "current": self.current,
+        }
+
+
+class ImageCache:
+    """Builds, leases, lists and prunes images under `root`."""
+
+    def __init__(self, root: Path, *, python: str, ttl_s: float = 7 * 86400) -> None:
+        self.root = root.resolve()
+        self.python = python
+        self.ttl_s = ttl_s
+        self._keys: dict[tuple[Path, str], ImageKey] = {}
+
+    def key(self, repo: Path, commit: str) -> ImageKey:
+        """The image `commit` of `repo` needs (two git calls, no file read; remembered for a
+        full commit id, which names its content for good)."""
+        known = self._keys.get((repo, commit))
+        if known is not None:
+            return known
+        tree_id = _git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+        listing = _git(repo, "ls-tree", "-z", commit)
+        digest = hashlib.sha256(f"python {self.python}\n".encode())
+        for entry in sorted(e for e in listing.split("\0") if e):
+            meta, _, name = entry.partition("\t")
+            if DEPENDENCY_FILES.match(name):
+                digest.update(f"{name} {meta.split()[-1]}\n".encode())
+        repo_key = f"{_slug(repo.name)}-{hashlib.sha256(str(repo).encode()).hexdigest()[:12]}"
+        key = ImageKey(repo=repo, repo_key=repo_key, tree_id=tree_id, dep_hash=digest.hexdigest())
+        if re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit) and len(self._keys) < 4096:
+            self._keys[(repo, commit)] = key
+        return key
+
+    def lease(self, repo: Path, commit: str, build_env: EnvBuilder) -> Lease:
+        """The layers for `commit`, built first when missing; hold them until released."""
+        key = self.key(repo, commit)
+        base = self.root / key.repo_key
+        if not (base / "repo.json").is_file():
+            base.mkdir(parents=True, exist_ok=True)
+            (base / "repo.json").write_text(json.dumps({"path": str(repo)}))
+        tree_dir = base / "trees" / key.tree_id
+        env_dir = base / "envs" / key.dep_hash
+        tree_lock, _ = _held(tree_dir, lambda tmp: export_tree(repo, commit, tmp))
+        try:
+            env_lock, built = _held(env_dir, lambda tmp: self._build(tree_dir, tmp, build_env))
+        except BaseException:
+            os.close(tree_lock)
+            raise
+        installed = json.loads((env_dir / "image.json").read_text())["installed"]
+        if built:
+            self.prune(repo_key=key.repo_key, older_than_s=self.ttl_s)
+        return Lease(
+            key=key,
+            tree=tree_dir,
+            env=env_dir / "env",
+            installed=tuple(installed),
+            locks=(tree_lock, env_lock),
+            built=built,
+        )
+
+    def _build(self, tree: Path, target: Path, build_env: EnvBuilder) -> None:
+        env = target / "env"
+        env.mkdir()
+        started = time.monotonic()
+        installed = build_env(tree, env)
+        meta = {
+            "installed": installed,
+            "python": self.python,
+            "built_at": datetime.now(UTC).isoformat(),
+            "build_seconds": round(time.monotonic() - started, 3),
+        }
+        (target / "image.json").write_text(json.dumps(meta, indent=2))
+
+    def layers(self) -> list[ImageInfo]:
+        """Every cached layer, with whether it is in use and still current."""
+        found: list[ImageInfo] = []
+        for base in sorted(p for p in self.root.glob("*/") if (p / "repo.json").is_file()):
+            repo = Path(json.loads((base / "repo.json").read_text())["path"])
+            current = self._current(repo)
+            for kind, folder in (("tree", "trees"), ("env", "envs")):
+                for layer in sorted(p for p in (base / folder).glob("*/") if _ready(p)):
+                    found.append(_info(repo, kind, layer, layer.name in current))
+        return found
+
+    def _current(self, repo: Path) -> set[str]:
+        try:
+            key = self.key(repo, "HEAD")
+        except ProvisionFailed:
+            return set()
+        return {key.tree_id, key.dep_hash}
+
+    def prune(self, *, repo_key: str | None = None, older_than_s: float = 0.0) -> list[ImageInfo]:
+        """Remove layers not in use that are stale (not what HEAD needs) or unused for
+        `older_than_s` (when given); returns what was removed."""
+        removed = []
+        now = time.time()
+        for info in self.layers():
+            if repo_key is not None and info.path.parent.parent.name != repo_key:
+                continue
+            idle = now - info.last_used.timestamp()
+            stale = not info.current if not older_than_s else idle > older_than_s
+            if stale and not info.in_use and _remove_unless_used(info.path):
+                removed.append(info)
+        return removed
+
+
+def _held(folder: Path, make: Callable[[Path], None]) -> tuple[int, bool]:
+    """A shared lock on `folder`'s layer, building it (exclusively) first when missing."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder.with_name(folder.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        built = False
+        if not _ready(folder):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _ready(folder):
+                _build_atomically(folder, make)
+                built = True
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        os.utime(fd)
+        return fd, built
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _build_atomically(folder: Path, make: Callable[[Path], None]) -> None:
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        make(tmp)
+        (tmp / ".complete").touch()
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ready(folder: Path) -> bool:
+    return (folder / ".complete").is_file()
+
+
+def _remove_unless_used(folder: Path) -> bool:
+    try:
+        fd = os.open(folder.with_name(folder.name + ".lock"), os.O_RDWR)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    try:
+        (folder / ".complete").unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.with_name(folder.name + ".lock").unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _info(repo: Path, kind: str, layer: Path, current: bool) -> ImageInfo:
+    lock = layer.with_name(layer.name + ".lock")
+    in_use = False
+    with contextlib.suppress(OSError):
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            in_use = True
+        finally:
+            os.close(fd)
+    used = lock.stat().st_mtime if lock.exists() else layer.stat().st_mtime
+    return ImageInfo(
+        repo=str(repo),
+        kind=kind,
+        key=layer.name,
+        path=layer,
+        size_bytes=_size(layer),
+        last_used=datetime.fromtimestamp(used, UTC),
+        in_use=in_use,
+        current=current,
+    )
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "repo"
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(  # noqa: S603
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"},
+    )
+    if result.returncode != 0:
+        raise ProvisionFailed(f"git {args[0]} failed in {repo}: {result.stderr.strip()}")
+    return result.stdout

@@ -1,0 +1,124 @@
+"""Reading untrusted payloads: typed getters that never raise anything but `DeliveryInvalid`,
+and the one constructor of webhook `TriggerEvent`s."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from codefactory.domain import ChangeKind, TriggerEvent
+from codefactory.triggers.errors import DeliveryInvalid
+from codefactory.triggers.port import Delivery
+
+# Column widths of the `triggers` table (PostgreSQL enforces them) and of audit actors.
+MAX_ID = 200
+
+
+def clean(value: str, limit: int = 0) -> str:
+    """`value` safe to store and audit: valid UTF-8 (lone surrogates replaced), no NULs."""
+    text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    return text[:limit] if limit else text
+
+
+def json_object(delivery: Delivery, delivery_id: str = "") -> dict[str, Any]:
+    """The body as a JSON object, or `DeliveryInvalid`."""
+    try:
+        document = json.loads(delivery.body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DeliveryInvalid(delivery.source, delivery_id, f"not valid JSON ({err})") from None
+    if not isinstance(document, dict):
+        raise DeliveryInvalid(delivery.source, delivery_id, "the body must be a JSON object")
+    return document
+
+
+def dig(document: Any, *path: str) -> Any:
+    """`document[path[0]][path[1]]…`, None where a step is missing or not an object."""
+    node = document
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def text(document: Any, *path: str, limit: int = 0) -> str:
+    """The string (or number) at `path`, cleaned; "" when absent or of another type."""
+    value = dig(document, *path)
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int | float | str):
+        return clean(str(value), limit)
+    return ""
+
+
+def mapping(document: Any, *path: str) -> dict[str, Any]:
+    value = dig(document, *path)
+    return value if isinstance(value, dict) else {}
+
+
+def items(document: Any, *path: str) -> list[Any]:
+    value = dig(document, *path)
+    return value if isinstance(value, list) else []
+
+
+def required(source: str, delivery_id: str, document: Any, *path: str) -> str:
+    """The non-empty string at `path`, or `DeliveryInvalid` naming the missing field."""
+    value = text(document, *path)
+    if not value.strip():
+        raise DeliveryInvalid(source, delivery_id, f"`{'.'.join(path)}` is missing or empty")
+    return value.strip()
+
+
+def label_names(values: Sequence[Any], key: str = "name") -> tuple[str, ...]:
+    """Label names from a list of strings or of objects with a `key` field."""
+    names = [clean(v) if isinstance(v, str) else text(v, key) for v in values]
+    return tuple(name for name in names if name)
+
+
+def epoch(value: str) -> datetime | None:
+    """A POSIX timestamp in seconds, or in milliseconds (values past the year 5138), as an
+    aware datetime; None if unreadable."""
+    try:
+        number = float(value)
+        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def trigger(
+    delivery: Delivery,
+    *,
+    delivery_id: str,
+    event: str,
+    kind: ChangeKind,
+    external_id: str,
+    actor: str,
+    repository: str,
+    title: str,
+    body: str = "",
+    labels: Sequence[str] = (),
+    links: Sequence[str] = (),
+    autonomous: bool = False,
+    attributes: Mapping[str, str] | None = None,
+) -> TriggerEvent:
+    """The `TriggerEvent` a delivery asks for; `repository` is the sender's name for it."""
+    links_found = tuple(dict.fromkeys(clean(link) for link in links if link))
+    return TriggerEvent(
+        source=delivery.source,
+        kind=kind,
+        external_id=clean(external_id, MAX_ID),
+        actor=clean(actor, MAX_ID) or "(unknown)",
+        repository=clean(repository, 1000),
+        title=clean(title, 1000) or "(untitled)",
+        body=clean(body),
+        labels=tuple(clean(label, 100) for label in labels),
+        links=links_found,
+        received_at=delivery.received_at,
+        payload_digest=delivery.digest,
+        delivery_id=clean(delivery_id, MAX_ID),
+        event=clean(event, 128),
+        autonomous=autonomous,
+        attributes={key: clean(value, 1000) for key, value in (attributes or {}).items()},
+    )

@@ -1,0 +1,136 @@
+"""`POST /webhooks/<source>`: one endpoint per sender, each described in the OpenAPI document.
+
+The body is read up to the size limit and no further; everything else (signature, parsing,
+storage, the policy decision) is intake's, run in a worker thread. Answers: 202 (200 for
+Slack, which shows the text) with the receipt, 400 malformed, 401 unauthenticated or
+replayed, 413 too large.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from codefactory.runs.intake import Receipt, WebhookIntake
+from codefactory.triggers.errors import DeliveryInvalid, DeliveryRejected
+from codefactory.triggers.port import WebhookSource
+
+SLACK_FIELDS = ("command", "text", "user_id", "user_name", "team_domain", "trigger_id")
+
+
+class DeliveryReceipt(BaseModel):
+    """The answer to an accepted delivery: stored, and what became of it."""
+
+    source: str
+    delivery_id: str
+    status: Literal["queued", "running", "done", "refused", "ignored", "received"]
+    run_id: str | None = None
+    state: str | None = None
+    reason: str = ""
+    duplicate: bool = False
+    text: str = ""
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> DeliveryReceipt:
+        run = f"run {receipt.run_id} {receipt.state}" if receipt.run_id else "no run"
+        status: Any = receipt.status
+        return cls(
+            source=receipt.source,
+            delivery_id=receipt.delivery_id,
+            status=status,
+            run_id=receipt.run_id,
+            state=receipt.state,
+            reason=receipt.reason,
+            duplicate=receipt.duplicate,
+            text=f"{receipt.status}: {run}" + (f" ({receipt.reason})" if receipt.reason else ""),
+        )
+
+
+class Problem(BaseModel):
+    """Why a delivery was not accepted."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Malformed body or missing delivery id"},
+    401: {"model": Problem, "description": "No secret, bad signature or token, or a replay"},
+    413: {"model": Problem, "description": "Body over the size limit"},
+}
+
+
+def webhook_router(intake: WebhookIntake) -> APIRouter:
+    """One route per webhook source of `intake`."""
+    router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+    for name, source in intake.sources.items():
+        router.add_api_route(
+            f"/{name}",
+            _endpoint(intake, name),
+            methods=["POST"],
+            status_code=200 if name == "slack" else 202,
+            response_model=DeliveryReceipt,
+            responses=ERRORS,
+            summary=f"Receive a {name} delivery",
+            description=(type(source).__doc__ or "").strip(),
+            operation_id=f"receive_{name}",
+            openapi_extra=_openapi(source),
+        )
+    return router
+
+
+def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable[Any]]:
+    async def receive(request: Request) -> DeliveryReceipt:
+        headers = dict(request.headers)
+        body = await _read_limited(request, intake.settings.max_body_bytes)
+        try:
+            if body is None:
+                receipt = await run_in_threadpool(intake.refuse_oversized, name, headers)
+            else:
+                receipt = await run_in_threadpool(intake.receive, name, headers, body)
+        except DeliveryRejected as err:
+            raise HTTPException(status_code=err.status, detail=str(err)) from None
+        except DeliveryInvalid as err:
+            raise HTTPException(status_code=400, detail=str(err)) from None
+        return DeliveryReceipt.of(receipt)
+
+    return receive
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _openapi(source: WebhookSource) -> dict[str, Any]:
+    if source.media_type == "application/x-www-form-urlencoded":
+        properties = {field: {"type": "string"} for field in SLACK_FIELDS}
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+    else:
+        schema = {"type": "object", "additionalProperties": True}
+    return {
+        "parameters": [
+            {
+                "name": header.name,
+                "in": "header",
+                "required": header.required,
+                "description": header.description,
+                "schema": {"type": "string"},
+            }
+            for header in source.headers
+        ],
+        "requestBody": {"required": True, "content": {source.media_type: {"schema": schema}}},
+    }

@@ -1,0 +1,119 @@
+"""The `agents`, `identity` and `audit` commands in process (Typer's runner, a real store);
+the CLI as a subprocess is exercised in `tests/acceptance/test_governance.py`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from codefactory.audit.checkpoint import Checkpoint
+from codefactory.cli import app
+from codefactory.config import Settings
+from codefactory.domain import AuditEvent
+from codefactory.factory import build_factory
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    data_dir = tmp_path / "data"
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, ["--data-dir", str(data_dir), *args])
+        assert result.exit_code == code, (args, result.output)
+        return result.output
+
+    return invoke
+
+
+def test_agents_lifecycle_through_the_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    created = json.loads(
+        run_cli("agents", "create", "agent:docs-bot", "--owner", "dana", "--engine", "llm:*",
+                "--name", "Docs bot", "--as", "alice", "--pending", "--json")
+    )  # fmt: skip
+    assert (created["status"], created["engines"], created["owner"]) == (
+        "created",
+        ["llm:*"],
+        "dana",
+    )
+    assert created["ssh_public_key"].startswith("ssh-ed25519 ")
+    assert "already exists" in run_cli(
+        "agents", "create", "agent:docs-bot", "--owner", "d", "--as", "a", code=1
+    )
+    assert "agent:docs-bot" in run_cli("agents", "list")
+    assert [a["id"] for a in json.loads(run_cli("agents", "list", "--json"))] == ["agent:docs-bot"]
+    assert "owner:         dana" in run_cli("agents", "show", "agent:docs-bot")
+    assert "no agent with id" in run_cli("agents", "show", "agent:ghost", code=1)
+    run_cli("agents", "activate", "agent:docs-bot", "--as", "alice")
+    suspended = json.loads(
+        run_cli("agents", "suspend", "agent:docs-bot", "--as", "sec", "--reason", "r", "--json")
+    )
+    assert (suspended["status"], suspended["status_reason"]) == ("suspended", "r")
+    assert "revoked" in run_cli("agents", "revoke", "agent:docs-bot", "--as", "sec")
+    assert "cannot become active" in run_cli(
+        "agents", "activate", "agent:docs-bot", "--as", "sec", code=1
+    )
+
+
+def test_identity_publication_through_the_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_cli("agents", "create", "agent:bot", "--owner", "dana", "--as", "alice")
+    keys = json.loads(run_cli("identity", "jwks"))["keys"]
+    assert [k.get("status") for k in keys] == ["current", "active"]
+    assert "retired" in run_cli("identity", "rotate-key", "--as", "alice")
+    target = tmp_path / "jwks.json"
+    run_cli("identity", "jwks", "--output", str(target))
+    assert len(json.loads(target.read_text())["keys"]) == 3
+    signers = tmp_path / "signers"
+    assert "verify-commit" in run_cli("identity", "allowed-signers", "--output", str(signers))
+    assert signers.read_text().splitlines()[1].startswith("agent-bot@agents.codefactory.invalid ")
+    run_cli("identity", "allowed-signers")
+    assert (tmp_path / "data" / "keys" / "allowed_signers").is_file()
+    assert "no delegation token" in run_cli("identity", "revoke-token", "nope", "--as", "a", code=1)
+
+
+def test_audit_commands_through_the_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+    for i in range(5):
+        factory.audit.append(
+            AuditEvent(name="step", actor="a", data={"i": i}, at=datetime.now(UTC))
+        )
+    note = run_cli("audit", "checkpoint")
+    assert note.splitlines()[1] == "5"
+    assert json.loads(run_cli("audit", "checkpoint", "--json"))["note"] == note
+    exported = [json.loads(line) for line in run_cli("audit", "export").splitlines()]
+    assert [line["index"] for line in exported] == [0, 1, 2, 3, 4]
+    proof = json.loads(run_cli("audit", "prove", "--index", "2", "--size", "4"))
+    assert proof["tree_size"] == 4 and "checkpoint" not in proof
+    assert json.loads(run_cli("audit", "prove", "--consistency", "2", "5"))["second"] == 5
+    assert "either --index" in run_cli("audit", "prove", code=1)
+    assert "no tree of size 9" in run_cli("audit", "prove", "--index", "1", "--size", "9", code=1)
+    saved = tmp_path / "cp.txt"
+    saved.write_text(note)
+    assert "extends the given checkpoint" in run_cli("audit", "verify", "--checkpoint", str(saved))
+    assert json.loads(run_cli("audit", "verify", "--json"))["ok"] is True
+    key = Ed25519PrivateKey.generate()
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text(
+        Checkpoint(origin="other.example/log", size=1, root=bytes(32)).sign(
+            lambda m: (key.public_key().public_bytes_raw(), key.sign(m))
+        )
+    )
+    assert "from another log" in run_cli("audit", "verify", "--checkpoint", str(foreign), code=1)
+    assert "cannot read the checkpoint" in run_cli(
+        "audit", "verify", "--checkpoint", str(tmp_path / "missing"), code=1
+    )
+    assert "no run with id" in run_cli("audit", "explain", "r-nope", code=1)
+    with factory.store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE audit_events SET data = '{\"i\": 1}' WHERE seq = 1")
+    assert "cannot be exported" in run_cli("audit", "export", code=1)
+    assert "event 1 (step) was altered" in run_cli("audit", "verify", code=1)
+    with factory.store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE audit_events SET leaf_hash = '{'0' * 64}' WHERE seq = 1"
+        )
+    assert "refusing to sign" in run_cli("audit", "checkpoint", code=1)

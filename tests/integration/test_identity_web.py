@@ -1,0 +1,64 @@
+"""The JWK set and the audit log's checkpoint and proofs over HTTP (ASGI, in process)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from codefactory.audit.checkpoint import open_checkpoint
+from codefactory.audit.merkle import verify_consistency, verify_inclusion
+from codefactory.audit.note import NoteVerifier
+from codefactory.config import Settings
+from codefactory.domain import AuditEvent
+from codefactory.factory import build_factory
+from codefactory.web.app import create_app
+
+
+def get(app: Any, path: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    return asyncio.run(call())
+
+
+def test_jwks_checkpoint_and_proofs_are_served(tmp_path: Path) -> None:
+    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+    factory.identity.agents.require_active(factory.settings.agent_id)
+    for i in range(9):
+        factory.audit.append(
+            AuditEvent(name="engine-step", actor="a", data={"i": i}, at=datetime.now(UTC))
+        )
+    app = create_app(factory)
+
+    keys = get(app, "/.well-known/jwks.json").json()["keys"]
+    assert [k.get("iss") or k.get("sub") for k in keys] == [
+        "codefactory:local",
+        factory.settings.agent_id,
+    ]
+
+    signed = get(app, "/api/audit/checkpoint").json()
+    issuer_key = bytes.fromhex(factory.identity.issuer.public_keys()[0].public_key.hex())
+    verifier = NoteVerifier(name=signed["origin"], public_key=issuer_key)
+    assert signed["verifier_key"] == verifier.encoded()
+    checkpoint, _ = open_checkpoint(signed["note"], origin=signed["origin"], verifiers=[verifier])
+    assert checkpoint.size == signed["size"] == 10
+
+    proof = get(app, "/api/audit/proofs/inclusion?index=3&size=10").json()
+    verify_inclusion(
+        3, 10, bytes.fromhex(proof["leaf_hash"]),
+        [bytes.fromhex(h) for h in proof["inclusion_path"]], checkpoint.root,
+    )  # fmt: skip
+    consistency = get(app, "/api/audit/proofs/consistency?first=4&second=10").json()
+    verify_consistency(
+        4, 10, [bytes.fromhex(h) for h in consistency["consistency_path"]],
+        bytes.fromhex(consistency["first_root_hash"]), checkpoint.root,
+    )  # fmt: skip
+    bad = get(app, "/api/audit/proofs/inclusion?index=3&size=99")
+    assert bad.status_code == 400 and "no tree of size 99" in bad.json()["detail"]
+    assert "/.well-known/jwks.json" in get(app, "/openapi.json").json()["paths"]

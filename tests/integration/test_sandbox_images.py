@@ -1,0 +1,155 @@
+"""Pre-warmed images: built once per repository and dependency set, reused by every run,
+invalidated by a dependency edit, garbage-collected when stale and unused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.sandbox.images import ImageCache
+from codefactory.sandbox.port import Phase
+from codefactory.sandbox.setup import install_dependencies
+from tests.conftest import git, make_repo
+
+pytestmark = pytest.mark.usefixtures("bwrap_available")
+
+FILES = {"requirements.txt": "idna==3.7\n", "app.py": "import idna\n"}
+
+
+@pytest.fixture(scope="module")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> ImageCache:
+    return ImageCache(tmp_path / "images", python="/usr/bin/python3")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, uv_cache: Path, images: ImageCache) -> Iterator[BubblewrapSandbox]:
+    sandbox = BubblewrapSandbox(tmp_path / "work", uv_cache, images=images)
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    make_repo(tmp_path / "repo", FILES)
+    return tmp_path / "repo"
+
+
+def provision(sandbox: BubblewrapSandbox, repo: Path, run_id: str) -> BubblewrapWorkspace:
+    return sandbox.provision(repo=repo, commit="HEAD", run_id=run_id)
+
+
+def idna_version(ws: BubblewrapWorkspace) -> str:
+    code = "import idna; print(idna.__version__)"
+    return ws.exec(["python", "-c", code], phase=Phase.CHECK).stdout.strip()
+
+
+def test_the_first_run_builds_the_image_and_later_runs_reuse_it(
+    sandbox: BubblewrapSandbox, repo: Path
+) -> None:
+    first = provision(sandbox, repo, "r1")
+    assert first.lease is not None and first.lease.built
+    assert idna_version(first) == "3.7"
+    first.destroy()
+    started = time.perf_counter()
+    second = provision(sandbox, repo, "r2")
+    elapsed = time.perf_counter() - started
+    try:
+        assert second.lease is not None and not second.lease.built
+        assert elapsed < 1.0
+        # the loop's setup step finds everything installed and runs nothing
+        assert install_dependencies(second) == ["requirements.txt"]
+        assert idna_version(second) == "3.7"
+        assert second.changes().is_empty
+    finally:
+        second.destroy()
+
+
+def test_a_new_commit_reuses_the_environment_and_gets_its_own_tree(
+    sandbox: BubblewrapSandbox, repo: Path
+) -> None:
+    first = provision(sandbox, repo, "r1")
+    (repo / "app.py").write_text("import idna  # changed\n")
+    git(repo, "commit", "-qam", "code only")
+    second = provision(sandbox, repo, "r2")
+    try:
+        assert first.lease and second.lease
+        assert second.lease.env == first.lease.env and not second.lease.built
+        assert second.lease.tree != first.lease.tree
+        assert second.read_file("app.py") == b"import idna  # changed\n"
+        assert first.read_file("app.py") == b"import idna\n"
+    finally:
+        first.destroy()
+        second.destroy()
+
+
+def test_a_dependency_edit_builds_a_new_image_and_the_old_one_goes_stale(
+    sandbox: BubblewrapSandbox, repo: Path, images: ImageCache
+) -> None:
+    provision(sandbox, repo, "r1").destroy()
+    (repo / "requirements.txt").write_text("idna==3.6\n")
+    git(repo, "commit", "-qam", "downgrade")
+    ws = provision(sandbox, repo, "r2")
+    try:
+        assert ws.lease is not None and ws.lease.built
+        assert idna_version(ws) == "3.6"
+        envs = [i for i in images.layers() if i.kind == "env"]
+        assert sorted(i.current for i in envs) == [False, True]
+        assert [i for i in envs if i.current][0].in_use
+    finally:
+        ws.destroy()
+    removed = images.prune()
+    assert sorted((i.kind, i.current) for i in removed) == [("env", False), ("tree", False)]
+    assert all(i.current for i in images.layers())
+
+
+def test_in_use_layers_are_never_pruned(
+    sandbox: BubblewrapSandbox, repo: Path, images: ImageCache
+) -> None:
+    ws = provision(sandbox, repo, "r1")
+    try:
+        (repo / "requirements.txt").write_text("idna==3.6\n")
+        git(repo, "commit", "-qam", "downgrade, not built")
+        assert images.prune() == []  # stale now, but a workspace holds it
+        assert idna_version(ws) == "3.7"
+    finally:
+        ws.destroy()
+    assert {i.kind for i in images.prune()} == {"env", "tree"}
+
+
+def test_editing_a_dependency_file_in_the_workspace_reruns_setup_over_the_image(
+    sandbox: BubblewrapSandbox, repo: Path
+) -> None:
+    ws = provision(sandbox, repo, "r1")
+    try:
+        assert ws.installed_dependencies() == ["requirements.txt"]
+        ws.write_file("requirements.txt", b"idna==3.6\n")
+        assert ws.installed_dependencies() is None
+        assert install_dependencies(ws) == ["requirements.txt"]
+        assert idna_version(ws) == "3.6"
+        assert ws.changes().paths == ("requirements.txt",)
+        assert ws.lease is not None
+        env_site = list((ws.lease.env / "lib").glob("python*/site-packages/idna-3.7.dist-info"))
+        assert env_site, "the image itself is untouched"
+    finally:
+        ws.destroy()
+
+
+def test_concurrent_first_runs_build_the_image_once(sandbox: BubblewrapSandbox, repo: Path) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda i: provision(sandbox, repo, f"c{i}"), range(4)))
+    try:
+        assert sum(1 for ws in made if ws.lease and ws.lease.built) == 1
+        assert {idna_version(ws) for ws in made} == {"3.7"}
+    finally:
+        for ws in made:
+            ws.destroy()
