@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Documented so the OpenAPI document describes every answer (schemathesis checks it).
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request names a leaf or tree size the log cannot prove."}
+}
+
 
 def identity_router(factory: Factory) -> APIRouter:
     """`/.well-known/jwks.json` and `/api/audit/{checkpoint,proofs/…}`."""
@@ -26,7 +31,7 @@ def identity_router(factory: Factory) -> APIRouter:
         """The issuer's keys (current and retired) and every agent's key (RFC 7517 §5)."""
         return jwks(identity.issuer.name, identity.issuer.public_keys(), identity.agents.search())
 
-    @router.get("/api/audit/checkpoint", tags=["audit"])
+    @router.get("/api/audit/checkpoint", tags=["audit"], responses=BAD_REQUEST)
     def checkpoint() -> dict[str, Any]:
         """The latest signed checkpoint (C2SP signed note) and its verifier key."""
         signed = _answer(factory.audit.checkpoint)
@@ -36,14 +41,14 @@ def identity_router(factory: Factory) -> APIRouter:
             "verifier_key": signed.verifier_key,
         }
 
-    @router.get("/api/audit/proofs/inclusion", tags=["audit"])
+    @router.get("/api/audit/proofs/inclusion", tags=["audit"], responses=BAD_REQUEST)
     def inclusion(
         index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
     ) -> dict[str, Any]:
         """RFC 9162 §2.1.3 proof that leaf `index` is in the tree of `size` leaves."""
         return _answer(lambda: factory.audit.inclusion_proof(index, size)).as_dict()
 
-    @router.get("/api/audit/proofs/consistency", tags=["audit"])
+    @router.get("/api/audit/proofs/consistency", tags=["audit"], responses=BAD_REQUEST)
     def consistency(
         first: Annotated[int, Query(ge=1)], second: Annotated[int, Query(ge=1)]
     ) -> dict[str, Any]:
