@@ -7,9 +7,10 @@
 
 An image is keyed by the repository and the hash of its dependency files (their git blob ids
 and the interpreter), so editing a requirement builds a new image and the old one goes stale.
-Each layer has a lock file: a workspace holds it shared for its whole life, a build and the
-garbage collector take it exclusively, so nothing in use is ever removed. The lock file's
-mtime is the layer's last use.
+Each layer has a use lock, held shared by every workspace over it for its whole life and
+tried exclusively by the garbage collector, so nothing in use is ever removed; builders
+queue on a separate build lock, so two first runs build once. The use lock's mtime is the
+layer's last use.
 """
 
 from __future__ import annotations
@@ -186,23 +187,36 @@ class ImageCache:
 
 
 def _held(folder: Path, make: Callable[[Path], None]) -> tuple[int, bool]:
-    """A shared lock on `folder`'s layer, building it (exclusively) first when missing."""
+    """A shared lock on `folder`'s layer, building it first when missing. Builders queue on
+    a separate lock: upgrading a shared lock to build would deadlock two first runs."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder.with_name(folder.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    built = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        built = False
-        if not _ready(folder):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not _ready(folder):
-                _build_atomically(folder, make)
-                built = True
+        for _ in range(3):  # a prune may remove a layer between its build and our lock
             fcntl.flock(fd, fcntl.LOCK_SH)
-        os.utime(fd)
-        return fd, built
+            if _ready(folder):
+                os.utime(fd)
+                return fd, built
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            built = _build_once(folder, make) or built
+        raise ProvisionFailed(f"the image layer {folder} kept disappearing while in use")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _build_once(folder: Path, make: Callable[[Path], None]) -> bool:
+    """Build the layer unless another builder did while we queued; True if we built it."""
+    fd = os.open(folder.with_name(folder.name + ".build"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _ready(folder):
+            return False
+        _build_atomically(folder, make)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _build_atomically(folder: Path, make: Callable[[Path], None]) -> None:
