@@ -188,3 +188,18 @@ def test_second_run_reuses_the_bare_repository(source: tuple[Path, str], forge: 
         check=True,
     ).stdout.split()
     assert branches == ["refs/heads/factory/r-1", "refs/heads/factory/r-2"]
+
+
+def test_a_symlink_replaced_by_a_file_is_committed_as_a_regular_file(
+    source: tuple[Path, str], forge: LocalForge
+) -> None:
+    repo, _ = source
+    (repo / "link").symlink_to("/etc/passwd")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a symlink")
+    base = git(repo, "rev-parse", "HEAD")
+    commit = _open(forge, repo, base, _change(("link", b"now a file\n")), "factory/r-2")
+    bare = forge.repository_path("payments-api")
+    (line,) = git(bare, "ls-tree", commit, "link").splitlines()
+    assert line.split()[0] == "100644"
+    assert git(bare, "show", f"{commit}:link") == "now a file"

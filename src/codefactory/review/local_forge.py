@@ -27,7 +27,9 @@ from codefactory.review.signing import (
 COMMITTER_NAME = "Code Factory"
 COMMITTER_EMAIL = "factory@codefactory.invalid"
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-_KEPT_MODES = frozenset({"100644", "100755", "120000"})
+# A harvested change only carries regular files' contents, so a path that was a symlink at
+# the base becomes a regular file; never commit new content under the symlink mode.
+_KEPT_MODES = frozenset({"100644", "100755"})
 _NEW_FILE_MODE = "100644"
 
 
