@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 
@@ -69,3 +72,27 @@ def bwrap_available() -> None:
     """Skip (with the reason) where bubblewrap is missing; `make test` installs it."""
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One package cache for the whole session: each setup phase downloads a package once."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+def data_dir_sharing_cache(data_dir: Path, uv_cache: Path) -> Path:
+    """A data folder whose package cache is the session's shared one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    return data_dir
+
+
+def asgi_get(app: Any, path: str) -> httpx.Response:
+    """GET `path` from an ASGI app in-process (httpx.ASGITransport), no socket."""
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    return asyncio.run(call())

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import data_dir_sharing_cache
+
 CLI = Path(sys.executable).parent / "codefactory"
 TEMPLATE = Path(__file__).resolve().parents[2] / "src" / "codefactory" / "demo_template"
 
@@ -39,18 +41,9 @@ class Cli:
         return json.loads(self(*args, "--json", check=True).stdout)
 
 
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One package cache for every run of the session: the setup phase downloads once."""
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 @pytest.fixture
 def cli(tmp_path: Path, uv_cache: Path, bwrap_available: None) -> Cli:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    # share the uv cache between tests: the cache folder lives under the data dir
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
     env["CI"] = "true"
     return Cli(data_dir=data_dir, env=env)

@@ -39,11 +39,6 @@ PASSING = {
 WorkspaceFactory = Callable[[dict[str, str]], BubblewrapWorkspace]
 
 
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 @pytest.fixture(scope="module")
 def new_workspace(
     tmp_path_factory: pytest.TempPathFactory, uv_cache: Path

@@ -22,21 +22,14 @@ from codefactory.identity.published import allowed_signers
 from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import make_repo
+from tests.conftest import data_dir_sharing_cache, make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 LINT_TICKET = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 def factory_at(tmp_path: Path, uv_cache: Path, **settings: str) -> Factory:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     return build_factory(Settings(data_dir=data_dir, **settings))  # type: ignore[arg-type]
 
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from codefactory.audit.checkpoint import open_checkpoint
 from codefactory.audit.merkle import verify_consistency, verify_inclusion
@@ -16,15 +12,7 @@ from codefactory.config import Settings
 from codefactory.domain import AuditEvent
 from codefactory.factory import build_factory
 from codefactory.web.app import create_app
-
-
-def get(app: Any, path: str) -> httpx.Response:
-    async def call() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get(path)
-
-    return asyncio.run(call())
+from tests.conftest import asgi_get as get
 
 
 def test_jwks_checkpoint_and_proofs_are_served(tmp_path: Path) -> None:

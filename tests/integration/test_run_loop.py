@@ -20,21 +20,14 @@ from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from codefactory.store.errors import InvalidTransition
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import make_repo
+from tests.conftest import data_dir_sharing_cache, make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
 
-@pytest.fixture(scope="module")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 @pytest.fixture
 def factory(tmp_path: Path, uv_cache: Path) -> Factory:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     return build_factory(Settings(data_dir=data_dir))
 
 
@@ -114,9 +107,7 @@ def test_failing_checks_go_back_to_the_engine_then_the_run_fails_with_evidence(
 
 
 def test_the_rounds_cap_is_configurable(tmp_path: Path, uv_cache: Path, repo: Path) -> None:
-    data_dir = tmp_path / "one-round"
-    data_dir.mkdir()
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir = data_dir_sharing_cache(tmp_path / "one-round", uv_cache)
     settings = Settings(data_dir=data_dir)
     settings.runs.max_rounds = 1
     factory = build_factory(settings)

@@ -18,14 +18,9 @@ from codefactory.sandbox.bubblewrap import BubblewrapSandbox
 from codefactory.sandbox.errors import ProvisionFailed, SandboxUnavailable
 from codefactory.sandbox.settings import SandboxSettings
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import git, make_repo
+from tests.conftest import data_dir_sharing_cache, git, make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
-
-
-@pytest.fixture(scope="module")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
 
 
 def sample_repo(path: Path, **replace: str) -> Path:
@@ -36,8 +31,7 @@ def sample_repo(path: Path, **replace: str) -> Path:
 
 
 def factory_for(data_dir: Path, uv_cache: Path, **sandbox: object) -> Factory:
-    data_dir.mkdir(exist_ok=True)
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir_sharing_cache(data_dir, uv_cache)
     return build_factory(Settings(data_dir=data_dir, sandbox=SandboxSettings(**sandbox)))  # type: ignore[arg-type]
 
 

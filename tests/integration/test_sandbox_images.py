@@ -21,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("bwrap_available")
 FILES = {"requirements.txt": "idna==3.7\n", "app.py": "import idna\n"}
 
 
-@pytest.fixture(scope="module")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 @pytest.fixture
 def images(tmp_path: Path) -> ImageCache:
     return ImageCache(tmp_path / "images", python="/usr/bin/python3")

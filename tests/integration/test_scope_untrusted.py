@@ -22,7 +22,7 @@ from codefactory.factory import Factory, build_factory
 from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import make_repo
+from tests.conftest import data_dir_sharing_cache, make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -44,16 +44,9 @@ class ObedientEngine:
         return Proposal(engine=self.name, engine_version=self.version, rationale=proposal.rationale)
 
 
-@pytest.fixture(scope="module")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 @pytest.fixture
 def factory(tmp_path: Path, uv_cache: Path) -> Factory:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
+    data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     built = build_factory(Settings(data_dir=data_dir))
     built.loop.engines = {"fix_lint": ObedientEngine()}
     return built

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from codefactory.config import Settings
 from codefactory.factory import build_factory
 from codefactory.runs.intake import accept_ticket
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE
-
-
-def get(app: Any, path: str) -> httpx.Response:
-    async def call() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get(path)
-
-    return asyncio.run(call())
+from tests.conftest import asgi_get as get
 
 
 def test_runs_api_and_dashboard(tmp_path: Path) -> None:

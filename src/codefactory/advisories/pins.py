@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -73,14 +73,16 @@ def rewrite_pin(
     return "".join(lines)
 
 
-def read_pin_files(workspace: Workspace, *, phase: Phase) -> dict[str, str]:
-    """The text of each pin file at the workspace root, by name, sorted."""
-    listing = workspace.exec(["ls", "-1A"], phase=phase)
+def read_pin_files(
+    workspace: Workspace, *, phase: Phase, wanted: Callable[[str], bool] = is_pin_file
+) -> dict[str, str]:
+    """The text of each `wanted` file at the workspace root (pin files by default), sorted."""
+    listing = workspace.exec(["ls", "-1A"], phase=phase, timeout_s=60)
     if not listing.ok:
         raise PinFilesUnlisted(listing.stderr.strip() or f"exit code {listing.exit_code}")
     files: dict[str, str] = {}
     for name in sorted(listing.stdout.splitlines()):
-        if not is_pin_file(name):
+        if not wanted(name):
             continue
         content = workspace.read_file(name)
         if content is None:

@@ -7,11 +7,11 @@ commit together or not at all, so a crash never leaves a state without its audit
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -46,6 +46,7 @@ from codefactory.store.models import (
 from codefactory.store.trigger_tables import TriggerDetailRow
 
 FACTORY_ACTOR = "factory"
+RunChild = TypeVar("RunChild", FindingRow, CheckRunRow, DecisionRow, ReviewRow)
 
 
 def now() -> datetime:
@@ -340,69 +341,64 @@ class RunStore:
                 attributes=dict(detail.attributes) if detail else {},
             )
 
-    def findings(self, run_id: str) -> list[tuple[int, Finding]]:
+    def _of_run(self, model: type[RunChild], run_id: str) -> Sequence[RunChild]:
+        """A run's rows of one table, in the order they were written."""
         with Session(self.engine) as session:
-            rows = session.scalars(
-                select(FindingRow).where(FindingRow.run_id == run_id).order_by(FindingRow.id)
+            return session.scalars(
+                select(model).where(model.run_id == run_id).order_by(model.id)
             ).all()
-            return [
-                (
-                    r.round,
-                    Finding(
-                        check=r.check,
-                        rule=r.rule,
-                        message=r.message,
-                        severity=Severity(r.severity),
-                        path=r.path,
-                        line=r.line,
-                        blocking=r.blocking,
-                    ),
-                )
-                for r in rows
-            ]
+
+    def findings(self, run_id: str) -> list[tuple[int, Finding]]:
+        rows = self._of_run(FindingRow, run_id)
+        return [
+            (
+                r.round,
+                Finding(
+                    check=r.check,
+                    rule=r.rule,
+                    message=r.message,
+                    severity=Severity(r.severity),
+                    path=r.path,
+                    line=r.line,
+                    blocking=r.blocking,
+                ),
+            )
+            for r in rows
+        ]
 
     def check_runs(self, run_id: str) -> list[dict[str, Any]]:
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(CheckRunRow).where(CheckRunRow.run_id == run_id).order_by(CheckRunRow.id)
-            ).all()
-            return [
-                {"round": r.round, "check": r.check, "passed": r.passed, "summary": r.summary}
-                for r in rows
-            ]
+        rows = self._of_run(CheckRunRow, run_id)
+        return [
+            {"round": r.round, "check": r.check, "passed": r.passed, "summary": r.summary}
+            for r in rows
+        ]
 
     def decisions(self, run_id: str) -> list[dict[str, Any]]:
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(DecisionRow).where(DecisionRow.run_id == run_id).order_by(DecisionRow.id)
-            ).all()
-            return [
-                {
-                    "stage": r.stage,
-                    "action": r.action,
-                    "allowed": r.allowed,
-                    "policy_ids": r.policy_ids,
-                    "reasons": r.reasons,
-                    "at": _aware(r.at).isoformat(),
-                }
-                for r in rows
-            ]
+        rows = self._of_run(DecisionRow, run_id)
+        return [
+            {
+                "stage": r.stage,
+                "action": r.action,
+                "allowed": r.allowed,
+                "policy_ids": r.policy_ids,
+                "reasons": r.reasons,
+                "at": _aware(r.at).isoformat(),
+            }
+            for r in rows
+        ]
 
     def reviews(self, run_id: str) -> list[dict[str, Any]]:
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(ReviewRow).where(ReviewRow.run_id == run_id).order_by(ReviewRow.id)
-            ).all()
-            return [
-                {
-                    "reviewer": r.reviewer,
-                    "approved": r.approved,
-                    "comment": r.comment,
-                    "commit": r.commit,
-                    "at": _aware(r.at).isoformat(),
-                }
-                for r in rows
-            ]
+        rows = self._of_run(ReviewRow, run_id)
+        return [
+            {
+                "reviewer": r.reviewer,
+                "approved": r.approved,
+                "comment": r.comment,
+                "commit": r.commit,
+                "at": _aware(r.at).isoformat(),
+            }
+            for r in rows
+        ]
 
     def get_package(self, run_id: str) -> dict[str, Any] | None:
         with Session(self.engine) as session:

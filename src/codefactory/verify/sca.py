@@ -21,11 +21,10 @@ from codefactory.advisories import (
     find_pins,
     is_lock_file,
     is_pin_file,
+    read_pin_files,
 )
 from codefactory.domain import Change, CheckResult, Finding, Severity
 from codefactory.sandbox.port import Phase, Workspace
-from codefactory.verify.diff import read_files
-from codefactory.verify.errors import BaseUnreadable
 from codefactory.verify.findings import digest
 from codefactory.verify.port import Baseline, Cost
 from codefactory.verify.sarif import to_sarif
@@ -53,7 +52,7 @@ class ScaCheck:
         findings: list[Finding] = []
         try:
             files = _dependency_files(workspace)
-        except (AdvisoryError, BaseUnreadable) as exc:
+        except AdvisoryError as exc:
             files = {}
             findings.append(_unparseable(exc))
         pins: list[Pin] = []
@@ -108,19 +107,9 @@ class ScaCheck:
 
 def _dependency_files(workspace: Workspace) -> dict[str, str]:
     """The text of each pin or lock file at the workspace root, by name, sorted."""
-    listing = workspace.exec(["ls", "-1A"], phase=Phase.CHECK, timeout_s=60)
-    if not listing.ok:
-        raise BaseUnreadable(listing.stderr.strip() or f"ls exited {listing.exit_code}")
-    names = [n for n in listing.stdout.splitlines() if is_pin_file(n) or is_lock_file(n)]
-    files: dict[str, str] = {}
-    for name, content in sorted(read_files(workspace, names).items()):
-        if content is None:
-            continue  # a directory named like a pin file
-        try:
-            files[name] = content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RequirementsInvalid(name, 0, f"not UTF-8 text: {exc}") from exc
-    return files
+    return read_pin_files(
+        workspace, phase=Phase.CHECK, wanted=lambda name: is_pin_file(name) or is_lock_file(name)
+    )
 
 
 def _distinct(pins: list[Pin]) -> list[Pin]:
@@ -135,7 +124,7 @@ def _distinct(pins: list[Pin]) -> list[Pin]:
     return kept
 
 
-def _unparseable(exc: Exception) -> Finding:
+def _unparseable(exc: AdvisoryError) -> Finding:
     path = exc.path if isinstance(exc, RequirementsInvalid) else ""
     line = exc.line if isinstance(exc, RequirementsInvalid) else 0
     return Finding(
