@@ -13,10 +13,10 @@ from rich.console import Console
 
 from codefactory.config import Settings, is_terminal_attached
 from codefactory.domain import RunState
-from codefactory.runs.loop import RunObserver
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
+    from codefactory.runs.loop import RunObserver
 
 # Without a terminal (CI, pipes) Rich falls back to 80 columns; tables of paths need more.
 console = Console() if sys.stdout.isatty() else Console(width=200)
