@@ -1,17 +1,22 @@
 """Ways out over the network: the internet, DNS, the host's loopback, abstract sockets, the
-proxy asked for what policy does not allow."""
+proxy asked for what policy does not allow: local addresses in any spelling or behind an
+allowed name, the host's own addresses, a plain request smuggling another Host."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from codefactory.sandbox.bubblewrap import BubblewrapWorkspace
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.sandbox.egress import EgressPolicy, host_addresses
 from codefactory.sandbox.port import Phase
-from tests.escape.conftest import Escape
+from tests.escape.conftest import LIMITS, Escape
 
 CONNECT = """
 import socket, sys
@@ -25,7 +30,24 @@ VIA_PROXY = """
 import socket, sys
 s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
 s.sendall(f"CONNECT {sys.argv[1]} HTTP/1.1\\r\\nHost: {sys.argv[1]}\\r\\n\\r\\n".encode())
-print(s.recv(200).decode(errors="replace").splitlines()[0])
+reply = b""
+while b"\\r\\n\\r\\n" not in reply and (chunk := s.recv(4096)):
+    reply += chunk
+head, _, body = reply.partition(b"\\r\\n\\r\\n")
+while not head.startswith(b"HTTP/1.1 200") and (chunk := s.recv(4096)):
+    body += chunk
+print(head.split(b"\\r\\n")[0].decode(errors="replace"), "|", body.decode(errors="replace").strip())
+"""
+PLAIN_HTTP = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(bytes.fromhex(sys.argv[1]))
+reply = b""
+while chunk := s.recv(4096):
+    reply += chunk
+text = reply.decode(errors="replace")
+answers = [line for line in text.split("\\r\\n") if line.startswith("HTTP/")]
+print(" + ".join(answers), "|", text.rsplit("\\r\\n\\r\\n", 1)[-1].strip())
 """
 
 
@@ -159,4 +181,146 @@ def test_an_abstract_unix_socket_of_the_host(
         expected="refused (own network namespace)",
         observed=observed,
         blocked="connected" not in result.stdout,
+    )
+
+
+class Upstream:
+    """A raw HTTP server on the host's loopback, reachable from a sandbox only through the
+    operator's `resolve` map; records every byte each connection brought."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.port: int = self.server.getsockname()[1]
+        self.connections = 0
+        self.received: queue.Queue[bytes] = queue.Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        data = b""
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(10)
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
+            body = b"upstream answered " + data.split(b"\r\n", 1)[0]
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            conn.shutdown(socket.SHUT_WR)
+            while chunk := conn.recv(65536):
+                data += chunk
+        self.received.put(data)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream()
+    yield server
+    server.stop.set()
+    server.thread.join()
+    server.server.close()
+
+
+@pytest.fixture
+def mapped_workspace(
+    tmp_path: Path, escape_repo: Path, bwrap_session: None, upstream: Upstream
+) -> Iterator[BubblewrapWorkspace]:
+    """A workspace whose ENGINE phase may reach `upstream.test`, mapped to `upstream`."""
+    policy = EgressPolicy(
+        allow=("upstream.test",), resolve={"upstream.test": f"127.0.0.1:{upstream.port}"}
+    )
+    sandbox = BubblewrapSandbox(
+        tmp_path / "workspaces", tmp_path / "cache", limits=LIMITS, egress={"engine": policy}
+    )
+    ws = sandbox.provision(repo=escape_repo, commit="HEAD", run_id="esc-mapped-upstream")
+    yield ws
+    ws.destroy()
+    sandbox.close()
+
+
+def test_a_plain_request_to_an_allowed_host_carrying_another_hosts_name(
+    mapped_workspace: BubblewrapWorkspace, escape: Escape, upstream: Upstream, host_server: int
+) -> None:
+    request = (
+        f"GET http://upstream.test/ HTTP/1.1\r\nHost: 127.0.0.1:{host_server}\r\n\r\n"
+    ).encode()
+    result = python(mapped_workspace, PLAIN_HTTP, request.hex())
+    escape.attempt(
+        "plain HTTP to an allowed host, Host: another",
+        expected="403 (Host does not name the target)",
+        observed=result.stdout.strip(),
+        blocked=result.stdout.startswith("HTTP/1.1 403 ")
+        and "does not name the request target" in result.stdout
+        and upstream.connections == 0,
+    )
+
+
+def test_a_pipelined_second_request_for_another_host(
+    mapped_workspace: BubblewrapWorkspace, escape: Escape, upstream: Upstream, host_server: int
+) -> None:
+    request = (
+        "GET http://upstream.test/first HTTP/1.1\r\nHost: upstream.test\r\n\r\n"
+        f"GET http://127.0.0.1:{host_server}/second HTTP/1.1\r\nHost: 127.0.0.1:{host_server}"
+        "\r\n\r\nGET /third HTTP/1.1\r\nHost: metadata.google.internal\r\n\r\n"
+    ).encode()
+    result = python(mapped_workspace, PLAIN_HTTP, request.hex())
+    received = upstream.received.get(timeout=10)
+    requests = received.count(b" HTTP/1.1\r\n")
+    escape.attempt(
+        "pipelined 2nd request with another Host",
+        expected="only the first request forwarded",
+        observed=f"{result.stdout.strip()}; upstream got {requests} request(s)",
+        blocked=requests == 1
+        and b"/second" not in received
+        and b"/third" not in received
+        and result.stdout.count("HTTP/1.1 ") == 1,
+    )
+
+
+@pytest.mark.parametrize("spelling", ["0x7f.1", "2130706433", "[::ffff:127.0.0.1]"])
+def test_loopback_spelled_otherwise_and_allowed_in_that_spelling(
+    workspace: BubblewrapWorkspace, escape: Escape, host_server: int, spelling: str
+) -> None:
+    target = f"{spelling}:{host_server}"
+    result = python(workspace, VIA_PROXY, target, allow_hosts=[target])
+    escape.attempt(
+        f"CONNECT to loopback as {spelling} (allow-listed)",
+        expected="403 (loopback refused)",
+        observed=result.stdout.strip(),
+        blocked=result.stdout.startswith("HTTP/1.1 403 ") and "loopback" in result.stdout,
+    )
+
+
+def test_the_hosts_own_address(workspace: BubblewrapWorkspace, escape: Escape) -> None:
+    own = sorted(
+        (
+            n.network_address
+            for n in host_addresses()
+            if n.num_addresses == 1 and not n.network_address.is_link_local
+        ),
+        key=lambda address: address.version,
+    )
+    if not own:
+        pytest.skip("this machine has no address besides loopback and link-local")
+    address = own[0]
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.create_server((str(address), 0), family=family) as server:
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        target = f"{literal}:{server.getsockname()[1]}"
+        result = python(workspace, VIA_PROXY, target, allow_hosts=[target])
+    escape.attempt(
+        f"the host's own address {address} (allow-listed)",
+        expected="403 (host's own address refused)",
+        observed=result.stdout.strip(),
+        blocked=result.stdout.startswith("HTTP/1.1 403 ")
+        and "one of this host's own addresses" in result.stdout,
     )
