@@ -8,10 +8,15 @@ installed packages, it builds the pre-warmed image once, then measures, in the s
   each workspace is destroyed right after, outside the timing, as runs come and go);
 - full copy: copy the same tree and virtualenv to a fresh folder (the work a copy-based
   sandbox does before it can run anything; no command is run, so the ratio is a lower bound);
-- 50 sandboxes provisioned and running `true` concurrently: all must succeed; wall time.
+- 50 sandboxes provisioned and running `true` concurrently: all must succeed; wall time;
+- the cost of each hardening step (issue 12) beside the same command without it: dropping
+  to the unprivileged host uid (vs. the old mapping of uid 65534 to root), the seccomp
+  filter, and the throwaway layer of checks (a CHECK command after an ENGINE one, which
+  swaps the layers both ways, vs. two ENGINE commands).
 
-Targets (issue 3): warm p50 under 100 ms, at least 20x faster than the full copy on the
-large repository. The package cache persists in `--cache` so a second run downloads nothing.
+Targets (issues 3 and 12): warm p50 under 100 ms, at least 20x faster than the full copy on
+the large repository, with every hardening step on. The package cache persists in `--cache`
+so a second run downloads nothing.
 """
 
 from __future__ import annotations
@@ -144,6 +149,46 @@ def concurrent(sandbox: BubblewrapSandbox, repo: Path, count: int = 50) -> None:
           f"total wall time {wall * 1000:.0f} ms")  # fmt: skip
 
 
+def hardening(root: Path, repo: Path, cache: Path, repeat: int = 60) -> None:
+    """p50 of one `true` with and without each hardening step, in the same run."""
+
+    def p50_of(sandbox: BubblewrapSandbox, phases: tuple[Phase, ...]) -> float:
+        workspace = sandbox.provision(repo=repo, commit="HEAD", run_id=f"h{len(phases)}")
+        try:
+
+            def commands() -> None:
+                for phase in phases:
+                    assert workspace.exec(["true"], phase=phase).ok
+
+            return percentile(timed(commands, repeat), 0.5)
+        finally:
+            workspace.destroy()
+            sandbox.close()
+
+    def sandbox(**options: bool) -> BubblewrapSandbox:
+        return BubblewrapSandbox(root / "hardening", cache, **options)
+
+    engine = (Phase.ENGINE,)
+    old = p50_of(sandbox(seccomp=False, map_to_host_root=True), engine)
+    host_ids = p50_of(sandbox(seccomp=False), engine)
+    seccomp = p50_of(sandbox(map_to_host_root=True), engine)
+    hardened = p50_of(sandbox(), engine)
+    two_engine = p50_of(sandbox(), (Phase.ENGINE, Phase.ENGINE))
+    swapping = p50_of(sandbox(), (Phase.ENGINE, Phase.CHECK))
+    print("\nhardening steps, p50 of one sandboxed `true` (same run, small repository):")
+    print(f"  before hardening (uid 65534 -> host root, no seccomp)   {old:7.2f} ms")
+    print(f"  + unprivileged host uid (setpriv)                       {host_ids:7.2f} ms"
+          f"   ({host_ids - old:+.2f} ms)")  # fmt: skip
+    print(f"  + seccomp filter                                        {seccomp:7.2f} ms"
+          f"   ({seccomp - old:+.2f} ms)")  # fmt: skip
+    print(f"  both (the default)                                      {hardened:7.2f} ms"
+          f"   ({hardened - old:+.2f} ms)")  # fmt: skip
+    print(
+        f"  engine then check (layers swapped twice) vs two engine  {swapping:7.2f} ms"
+        f" vs {two_engine:.2f} ms   ({swapping - two_engine:+.2f} ms per round trip)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/codefactory-bench-cache"))
@@ -157,6 +202,8 @@ def main() -> None:
         measure("small repository (demo sample service)", sandbox, small, copies=50)
         measure("large repository", sandbox, large, copies=20)
         concurrent(sandbox, large)
+        sandbox.close()
+        hardening(root, small, args.cache)
 
 
 if __name__ == "__main__":

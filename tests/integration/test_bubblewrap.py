@@ -52,7 +52,12 @@ def test_the_workspace_is_the_repository_at_its_base_commit(
 
 
 def test_commands_run_unprivileged_with_no_network(workspace: BubblewrapWorkspace) -> None:
-    assert run(workspace, "id -u").stdout.strip() == "65534"
+    host_ids = workspace.backend.host_ids  # as root: an unprivileged host id, never a mapping
+    expected = str(host_ids.uid) if host_ids else "65534"
+    assert run(workspace, "id -u").stdout.strip() == expected
+    if host_ids:
+        assert run(workspace, "cat /proc/self/uid_map").stdout.split()[:2] == ["0", "0"]
+        assert run(workspace, "stat -c %u .").stdout.strip() == expected
     assert run(workspace, "grep CapEff /proc/self/status").stdout.split()[1] == "0000000000000000"
     resolve = workspace.exec(
         ["python3", "-c", "import socket; socket.getaddrinfo('pypi.org', 443)"], phase=Phase.ENGINE

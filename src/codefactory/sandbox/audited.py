@@ -139,8 +139,8 @@ class AuditedWorkspace:
             )
         return result
 
-    def read_file(self, path: str) -> bytes | None:
-        return self.inner.read_file(path)
+    def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
+        return self.inner.read_file(path, phase=phase)
 
     def write_file(self, path: str, content: bytes) -> None:
         self.inner.write_file(path, content)

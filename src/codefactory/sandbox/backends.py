@@ -66,6 +66,8 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path) -> Sandbox:
         setup_timeout_s=settings.setup_timeout_s,
         search_path=settings.search_path or None,
         cgroups=settings.cgroups,
+        host_uid=settings.host_uid,
+        host_gid=settings.host_gid,
     )
 
 

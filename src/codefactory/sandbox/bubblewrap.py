@@ -2,21 +2,28 @@
 
 Each workspace is read-only lower layers (the tree at the base commit, no `.git`, and the
 virtualenv: both from a pre-warmed image when an image cache is configured) under a per-run
-upper layer on a size-capped tmpfs, mounted once per workspace (`layers.py`). Every command
-runs as uid 65534 with no capabilities, in new user, PID, IPC, UTS, network and mount
-namespaces (`bwrap_args.py`), in its own cgroup, supervised to its end (`supervise.py`):
-when `exec` returns, nothing the command started is left. The network is reachable only
-through the host-side egress proxy, when policy allows. Without root (no overlay mounts, no
-cgroups) the workspace is a plain copy and only rlimits bind.
+upper layer on a size-capped tmpfs, mounted once per workspace (`layers.py`). Engine
+commands write the engine layer, the only one harvested; setup and check commands run on a
+throwaway layer over it, discarded when the engine works again. Every command runs as an
+unprivileged host uid with no capabilities and a seccomp filter, in new PID, IPC, UTS,
+network and mount namespaces (`bwrap_args.py`, `hostids.py`), in its own cgroup, supervised
+to its end (`supervise.py`): when `exec` returns, nothing the command started is left. The
+network is reachable only through the host-side egress proxy, when policy allows. Without
+root (no overlay mounts, no cgroups) the workspace is a plain copy and only rlimits bind.
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import os
+import re
 import shutil
+import stat
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -27,10 +34,12 @@ from codefactory.sandbox.egress import PACKAGE_INDEX_HOSTS, EgressListener, Egre
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.execution import Mounts, run_command
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
+from codefactory.sandbox.hostids import HostIds, host_ids, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
 from codefactory.sandbox.layers import WorkspaceHome, export_tree, sweep_stale
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, TOOLS_DIR
 from codefactory.sandbox.limits import GIB, MIB, LimitHit, Limits
+from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
 from codefactory.sandbox.setup import DEPENDENCY_FILES, install_dependencies
@@ -46,6 +55,18 @@ __all__ = [
     "BubblewrapWorkspace",
     "resolve_commit",
 ]
+
+
+class Layer(enum.Enum):
+    """What `/workspace` shows: the engine's writes, or a throwaway layer over them."""
+
+    ENGINE = "engine"
+    THROWAWAY = "throwaway"
+
+
+PHASE_LAYERS = {Phase.ENGINE: Layer.ENGINE, Phase.SETUP: Layer.THROWAWAY,
+                Phase.CHECK: Layer.THROWAWAY}  # fmt: skip
+"""Only the engine writes what is harvested; setup and checks write what is thrown away."""
 
 
 class BubblewrapWorkspace:
@@ -70,6 +91,9 @@ class BubblewrapWorkspace:
         self.overlay = backend.overlay
         self.lease = lease
         self._on_egress = on_egress
+        self._layer = Layer.ENGINE
+        self._running = 0
+        self._layer_changed = threading.Condition()
 
     def exec(
         self,
@@ -94,9 +118,10 @@ class BubblewrapWorkspace:
             limit_hit=outcome.limit_hit.value if outcome.limit_hit else "",
         )
 
-    def read_file(self, path: str) -> bytes | None:
+    def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
+        """Read a file as the phase's layer shows it (a check reads its own output)."""
         script = 'test -f "$1" && exec cat -- "$1"'
-        outcome = self._run(["sh", "-c", script, "sh", _relative(path)], Phase.ENGINE)
+        outcome = self._run(["sh", "-c", script, "sh", _relative(path)], phase)
         return outcome.stdout if outcome.exit_code == 0 else None
 
     def write_file(self, path: str, content: bytes) -> None:
@@ -119,22 +144,64 @@ class BubblewrapWorkspace:
     ) -> Outcome:
         if limits is None:  # file helpers: whole files, not a flood of output
             limits = self.backend.limits.but(wall_s=60.0, output_bytes=1 << 30)
-        outcome, attempts = run_command(
-            self.backend,
-            self.home,
-            self.mounts,
-            run_id=self.run_id,
-            command=command,
-            phase=phase,
-            limits=limits,
-            stdin=stdin,
-            env=env,
-            allow_hosts=allow_hosts,
-        )
+        with self._showing(PHASE_LAYERS[phase]) as workspace_dir:
+            outcome, attempts = run_command(
+                self.backend,
+                self.home,
+                self.mounts,
+                run_id=self.run_id,
+                command=command,
+                phase=phase,
+                limits=limits,
+                workspace_dir=workspace_dir,
+                stdin=stdin,
+                env=env,
+                allow_hosts=allow_hosts,
+            )
+        if phase is Phase.SETUP and self.backend.overlay:
+            normalise(self.mounts.cache)  # setuid files or devices never outlive the command
         if self._on_egress is not None:
             for attempt in attempts:
                 self._on_egress(attempt)
         return outcome
+
+    @contextmanager
+    def _showing(self, layer: Layer) -> Iterator[Path]:
+        """Hold `layer` in view while a command runs; switching waits for the other's commands."""
+        with self._layer_changed:
+            while self._layer is not layer and self._running:
+                self._layer_changed.wait()
+            if self._layer is not layer:
+                self._switch(layer)
+            self._running += 1
+        try:
+            yield self._view()
+        finally:
+            with self._layer_changed:
+                self._running -= 1
+                self._layer_changed.notify_all()
+
+    def _switch(self, layer: Layer) -> None:
+        if self.overlay:
+            if layer is Layer.THROWAWAY:
+                self.home.show_throwaway(tree=self.mounts.tree, owner=self.backend.owner)
+            else:
+                self.home.show_engine(tree=self.mounts.tree)
+        else:
+            shutil.rmtree(self.home.check_copy, ignore_errors=True)
+            if layer is Layer.THROWAWAY:
+                shutil.copytree(
+                    self.home.merged,
+                    self.home.check_copy,
+                    symlinks=True,
+                    copy_function=_copy_regular,
+                )
+        self._layer = layer
+
+    def _view(self) -> Path:
+        if self._layer is Layer.THROWAWAY and not self.overlay:
+            return self.home.check_copy
+        return self.home.merged
 
     def changes(self) -> Change:
         if self.overlay:
@@ -176,7 +243,13 @@ class BubblewrapSandbox:
         setup_timeout_s: float = 600.0,
         search_path: str | None = None,
         cgroups: bool = True,
+        host_uid: int | None = None,
+        host_gid: int | None = None,
+        seccomp: bool = True,
+        map_to_host_root: bool = False,
     ) -> None:
+        """`seccomp=False` and `map_to_host_root=True` undo two hardening steps; they exist only
+        so that the benchmark can print what each step costs, and no setting reaches them."""
         self.work_root = work_root.resolve()
         self.cache_dir = cache_dir.resolve()
         self.python = python
@@ -193,7 +266,10 @@ class BubblewrapSandbox:
         self.search_path = search_path
         self.use_cgroups = cgroups
         self.overlay = os.geteuid() == 0
-        self.proxy = EgressProxy()
+        self.seccomp = seccomp
+        dropping = self.overlay and not map_to_host_root
+        self.host_ids: HostIds | None = host_ids(host_uid, host_gid) if dropping else None
+        self.proxy = EgressProxy(socket_owner=self.host_ids.owner if self.host_ids else None)
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
 
@@ -218,9 +294,21 @@ class BubblewrapSandbox:
                 proxy=self.proxy,
                 cgroups=roots,
                 search_path=self.search_path,
+                host_ids=self.host_ids,
+                etc_dir=self._write_accounts(),
+                seccomp=self.seccomp,
             )
             sweep_stale(self.work_root)
         return self._backend
+
+    def _write_accounts(self) -> Path:
+        """The sandbox's `passwd` and `group`: its own user, none of the host's accounts."""
+        folder = self.work_root.parent / "sandbox-etc"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in zip(("passwd", "group"), passwd_lines(self.host_ids), strict=True):
+            (folder / name).write_text(text)
+            (folder / name).chmod(0o644)
+        return folder
 
     def provision(
         self,
@@ -235,18 +323,21 @@ class BubblewrapSandbox:
             raise ProvisionFailed(f"invalid run id for a workspace: {run_id!r}")
         repo = repo.resolve()
         base_commit = resolve_commit(repo, commit)
+        cache = self._repository_cache(repo)
         lease = None
         if self.images is not None:
-            build = partial(self._build_env, run_id=run_id, on_egress=on_egress)
+            build = partial(self._build_env, run_id=run_id, on_egress=on_egress, cache=cache)
             lease = self.images.lease(repo, base_commit, build)
         home = WorkspaceHome(self.work_root / run_id)
         try:
-            home.create(disk_bytes=self.disk_bytes if backend.overlay else None)
+            home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
+                        owner=backend.owner)  # fmt: skip
             if lease is None:
                 export_tree(repo, base_commit, home.lower)
-                mounts = Mounts(tree=home.lower, env=home.env_base)
+                _own(home.lower, backend.owner)
+                mounts = Mounts(tree=home.lower, env=home.env_base, cache=cache)
             else:
-                mounts = Mounts(tree=lease.tree, env=lease.env)
+                mounts = Mounts(tree=lease.tree, env=lease.env, cache=cache)
             _mount(home, mounts, overlay=backend.overlay)
         except BaseException:
             home.destroy()
@@ -263,15 +354,36 @@ class BubblewrapSandbox:
             lease=lease,
         )
 
+    def _repository_cache(self, repo: Path) -> Path:
+        """This repository's own package cache, owned by the sandbox's user: one repository's
+        setup can never poison another's packages."""
+        digest = hashlib.sha256(str(repo).encode()).hexdigest()[:16]
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = self.cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', repo.name)[:40]}-{digest}"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        owner = self.backend().owner
+        if owner is not None and os.lstat(folder).st_uid != owner[0]:
+            os.chown(folder, *owner)
+        return folder
+
     def _build_env(
-        self, tree: Path, env: Path, *, run_id: str, on_egress: EgressListener | None
+        self,
+        tree: Path,
+        env: Path,
+        *,
+        run_id: str,
+        on_egress: EgressListener | None,
+        cache: Path,
     ) -> list[str]:
         """Install a tree's dependencies into an image's empty env folder (SETUP phase)."""
         backend = self.backend()
         home = WorkspaceHome(self.work_root / f"{run_id}.image")
-        mounts = Mounts(tree=tree, env=env, env_writable_base=True)
+        mounts = Mounts(tree=tree, env=env, cache=cache, env_writable_base=True)
+        _own(tree, backend.owner)
+        _own(env, backend.owner)
         try:
-            home.create(disk_bytes=self.disk_bytes if backend.overlay else None)
+            home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
+                        owner=backend.owner)  # fmt: skip
             _mount(home, mounts, overlay=backend.overlay)
         except BaseException:
             home.destroy()
@@ -294,6 +406,16 @@ class BubblewrapSandbox:
     def close(self) -> None:
         """Stop the egress proxy (workspaces are destroyed by their owners)."""
         self.proxy.shutdown()
+
+
+def _own(root: Path, owner: tuple[int, int] | None) -> None:
+    """Give a layer the sandbox user exports as root (never following a link)."""
+    if owner is None:
+        return
+    os.lchown(root, *owner)
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(directory, name), *owner)
 
 
 def _mount(home: WorkspaceHome, mounts: Mounts, *, overlay: bool) -> None:
@@ -328,6 +450,12 @@ def resolve_commit(repo: Path, revision: str) -> str:
             raise ProvisionFailed(f"not a git repository: {repo}")
         raise ProvisionFailed(f"{repo} has no commit {revision!r} (an empty repository?)")
     return result.stdout.strip()
+
+
+def _copy_regular(source: str, target: str) -> None:
+    """Copy a regular file; FIFOs, sockets and devices are not carried into the copy."""
+    if stat.S_ISREG(os.lstat(source).st_mode):
+        shutil.copy2(source, target)
 
 
 def _relative(path: str) -> str:

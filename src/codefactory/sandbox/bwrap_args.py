@@ -1,11 +1,14 @@
 """The command line of one sandboxed command: host-side prelude, bubblewrap, in-sandbox init.
 
 sh -c PRELUDE             (host) join the command's cgroups, set the rlimits
-  bwrap ...               new user (65534, no capabilities, no nested user namespaces),
-                          PID, IPC, UTS, network and cgroup namespaces; a clean environment;
-                          a read-only root with the workspace and a private /tmp writable
-    [sh -c BRIDGE]        (sandbox, only when egress is allowed) the bridge to the proxy
-      COMMAND
+  bwrap ...               new PID, IPC, UTS, network, mount and cgroup namespaces; a clean
+                          environment; a read-only root with the workspace and a private
+                          /tmp writable (nosuid, nodev); the seccomp filter
+    setpriv ...           (as root) drop to the unprivileged host ids: no capabilities, an
+                          empty bounding set, no_new_privs; (not root) bubblewrap's own new
+                          user namespace maps uid 65534 to the factory's user instead
+      [sh -c BRIDGE]      (only when egress is allowed) the bridge to the proxy
+        COMMAND
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from codefactory.sandbox.hostids import HostIds
 from codefactory.sandbox.layout import (
     CACHE_DIR,
     EGRESS_SOCKET,
@@ -33,11 +37,12 @@ BASE_ETC = (
     "/etc/alternatives",
     "/etc/localtime",
     "/etc/ld.so.cache",
-    "/etc/passwd",
-    "/etc/group",
     "/etc/hosts",
     "/etc/nsswitch.conf",
 )
+ACCOUNT_FILES = ("passwd", "group")
+"""Written by the factory (`hostids.passwd_lines`), never the host's."""
+BOUND_BY_DEFAULT = frozenset({"/usr", "/tmp", "/proc", "/dev"})
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 """The only environment the host-side helpers see; the sandbox's is set by bubblewrap."""
 START_FAILED = 125
@@ -76,6 +81,12 @@ class CommandSpec:
     cgroup_procs: Sequence[str] = ()
     status_fd: int | None = None
     egress_socket: Path | None = None
+    host_ids: HostIds | None = None
+    """As root: the unprivileged host ids the command drops to (`hostids.py`)."""
+    etc_dir: Path | None = None
+    """The factory's `passwd` and `group` for the sandbox."""
+    seccomp_fd: int | None = None
+    """A readable fd holding the compiled seccomp filter (`seccomp.py`)."""
 
 
 def command_argv(spec: CommandSpec, command: Sequence[str]) -> list[str]:
@@ -83,19 +94,37 @@ def command_argv(spec: CommandSpec, command: Sequence[str]) -> list[str]:
     prelude and inherited through bubblewrap; the in-sandbox init runs only for egress."""
     rlimits = ulimit_script(spec.limits, address_space=spec.address_space_rlimit)
     inner = ["sh", "-c", BRIDGE + 'exec "$@"', "sh"] if spec.egress_socket else []
-    bwrap = [spec.bwrap, *bwrap_options(spec), "--", *inner, *command]
+    drop = drop_privileges(spec.host_ids) if spec.host_ids else []
+    bwrap = [spec.bwrap, *bwrap_options(spec), "--", *drop, *inner, *command]
     procs = [str(len(spec.cgroup_procs)), *spec.cgroup_procs]
     prelude = JOIN_CGROUPS + rlimits + '\nexec "$@"\n'
     return ["sh", "-c", prelude, "sh", *procs, *bwrap]
 
 
+def drop_privileges(ids: HostIds) -> list[str]:
+    """`setpriv` to the unprivileged host ids, keeping nothing (util-linux)."""
+    return [
+        "setpriv", f"--reuid={ids.uid}", f"--regid={ids.gid}", "--clear-groups",
+        "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]  # fmt: skip
+
+
+def identity_options(ids: HostIds | None) -> list[str]:
+    """As root: stay in the host's user namespace with only what `setpriv` needs to drop to
+    `ids`; else bubblewrap's own user namespace, uid 65534 mapped to the factory's user."""
+    if ids is None:
+        return ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns",
+                "--cap-drop", "ALL"]  # fmt: skip
+    keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+    return ["--cap-drop", "ALL", *[arg for cap in keep for arg in ("--cap-add", cap)]]
+
+
 def bwrap_options(spec: CommandSpec) -> list[str]:
     """Namespaces, mounts and environment of the sandbox itself."""
     options = [
-        "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns",
+        *identity_options(spec.host_ids),
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
         "--unshare-cgroup-try",
-        "--cap-drop", "ALL",
         "--die-with-parent", "--new-session",
         "--hostname", "sandbox",
         "--clearenv",
@@ -106,29 +135,48 @@ def bwrap_options(spec: CommandSpec) -> list[str]:
         "--symlink", "usr/lib64", "/lib64",
         "--proc", "/proc",
         "--dev", "/dev",
-        "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp",
+        "--perms", "01777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp",
         "--bind", str(spec.workspace_dir), SANDBOX_ROOT,
         "--chdir", SANDBOX_ROOT,
     ]  # fmt: skip
     for name, value in spec.sandbox_env.items():
         options += ["--setenv", name, value]
+    options += open_parents("/etc")
     for path in BASE_ETC:
         options += ["--ro-bind-try", path, path]
+    if spec.etc_dir is not None:
+        for name in ACCOUNT_FILES:
+            options += ["--ro-bind", str(spec.etc_dir / name), f"/etc/{name}"]
+    options += open_parents(TOOLS_DIR)
     for name, binary in sandbox_tools().items():
         options += ["--ro-bind", str(binary), f"{TOOLS_DIR}/{name}"]
     if spec.python.parent != Path("/usr/bin"):
         prefix = str(spec.python.resolve().parent.parent)
-        options += ["--ro-bind", prefix, prefix]
+        options += [*open_parents(prefix), "--ro-bind", prefix, prefix]
     writable_env = spec.phase is Phase.SETUP
     options += ["--bind" if writable_env else "--ro-bind", str(spec.env_dir), ENV_DIR]
     if spec.phase is Phase.SETUP:
-        spec.cache_dir.mkdir(parents=True, exist_ok=True)
         options += ["--bind", str(spec.cache_dir), CACHE_DIR]
     if spec.egress_socket is not None:
+        options += open_parents(EGRESS_SOCKET.rsplit("/", 1)[0])
         options += ["--ro-bind", str(spec.egress_socket), EGRESS_SOCKET]
         for path in TLS_ETC:
             options += ["--ro-bind-try", path, path]
     if spec.status_fd is not None:
         options += ["--json-status-fd", str(spec.status_fd)]
+    if spec.seccomp_fd is not None:
+        options += ["--seccomp", str(spec.seccomp_fd)]
     # last: the sandbox's own root (where /etc and /run were made) becomes read-only too
     return [*options, "--remount-ro", "/"]
+
+
+def open_parents(path: str) -> list[str]:
+    """Folders on the way to `path` made 0755 inside the sandbox (bubblewrap run by root makes
+    them 0700, which the unprivileged command could not cross)."""
+    parts = [p for p in path.split("/") if p]
+    options: list[str] = []
+    for depth in range(1, len(parts) + 1):
+        folder = "/" + "/".join(parts[:depth])
+        if folder not in BOUND_BY_DEFAULT:
+            options += ["--perms", "0755", "--dir", folder]
+    return options

@@ -1,11 +1,20 @@
 """One control group per sandboxed command: memory, process and CPU caps over the whole tree.
 
-Where the host has cgroup v1 controllers we may write (this machine: `memory`, `pids`,
-`cpuacct` under our own cgroup), each command gets a child group of each, created under the
-factory's own group so the host's limits on the factory still hold. A cgroup v2 hierarchy,
-even one without controllers, adds `cgroup.kill`: one write kills every member at once.
-The pure-v2 case with delegated controllers is not handled yet: there the rlimit fallback
-applies (see `limits.py`).
+Detected once per process, at the sandbox's start. Each limit is set where its controller
+lives, so v1, v2 and hybrid hosts are all served:
+
+| limit | cgroup v1 | cgroup v2 |
+| --- | --- | --- |
+| memory | `memory.limit_in_bytes`, `memsw`; oom_kill | `memory.max`, `swap.max` 0; oom_kill |
+| processes | `pids.max`, `pids.events` max | `pids.max`, `pids.events` max |
+| CPU time | `cpuacct.usage` (ns) | `cpu.stat` usage_usec (core stats: no controller) |
+| kill all | SIGKILL to each member | `cgroup.kill` |
+
+Groups are created under the factory's own group (`<own>/codefactory/<pid>/c<n>`), so the
+host's limits on the factory still hold. On v2 the controllers must be enabled in each
+parent's `cgroup.subtree_control` (`cgroup_v2.py` delegates them, moving the processes of
+our own group into a leaf first: a v2 group with members cannot hand controllers down).
+Without writable cgroups the rlimit fallback applies (see `limits.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from codefactory.sandbox.cgroup_v2 import delegate
 from codefactory.sandbox.limits import LimitHit, Limits
 
 CONTROLLERS = ("memory", "pids", "cpuacct")
@@ -32,10 +42,28 @@ class CgroupRoots:
 
     v1: dict[str, Path]
     unified: Path | None
+    v2_controllers: frozenset[str] = frozenset()
+    """Controllers enabled for the command groups under `unified`."""
+
+    @property
+    def available(self) -> bool:
+        return bool(self.v1) or self.unified is not None
 
     @property
     def limits_memory(self) -> bool:
-        return "memory" in self.v1
+        return "memory" in self.v1 or "memory" in self.v2_controllers
+
+    @property
+    def limits_processes(self) -> bool:
+        return "pids" in self.v1 or "pids" in self.v2_controllers
+
+    def describe(self) -> str:
+        """One line for `serve` and the docs: which hierarchy binds which limit."""
+        parts = [f"v1 {name}" for name in sorted(self.v1)]
+        if self.unified is not None:
+            enabled = ", ".join(sorted(self.v2_controllers)) or "no controllers"
+            parts.append(f"v2 ({enabled}; cgroup.kill, cpu.stat)")
+        return "; ".join(parts) or "none (rlimits only)"
 
 
 def _own_paths() -> tuple[dict[str, str], str | None]:
@@ -84,15 +112,25 @@ def discover() -> CgroupRoots:
         return CgroupRoots(v1={}, unified=None)
     v1: dict[str, Path] = {}
     unified = None
+    controllers: frozenset[str] = frozenset()
     for root, point, fstype, options in mounts:
-        if fstype == "cgroup2" and own_unified is not None:
-            unified = unified or _usable(root, point, own_unified)
+        if fstype == "cgroup2" and own_unified is not None and unified is None:
+            own = _own_folder(root, point, own_unified)
+            if own is not None:
+                controllers = delegate(own, GROUP, str(os.getpid()))
+                unified = _usable(root, point, own_unified)
         for name in CONTROLLERS:
             if fstype == "cgroup" and name in options and name in own_v1:
                 base = _usable(root, point, own_v1[name])
                 if base is not None:
                     v1[name] = base
-    return CgroupRoots(v1=v1, unified=unified)
+    return CgroupRoots(v1=v1, unified=unified, v2_controllers=controllers - set(v1))
+
+
+def _own_folder(mount_root: str, mount_point: str, own: str) -> Path | None:
+    if not own.startswith(mount_root):
+        return None
+    return Path(mount_point) / own[len(mount_root) :].lstrip("/")
 
 
 def _sweep(group: Path) -> None:
@@ -109,25 +147,35 @@ def _sweep(group: Path) -> None:
 class CommandCgroup:
     """The groups of one command: created before it starts, removed once it is gone."""
 
-    def __init__(self, dirs: dict[str, Path]) -> None:
+    def __init__(self, dirs: dict[str, Path], v2: frozenset[str] = frozenset()) -> None:
         self.dirs = dirs
+        self.v2 = v2
+        """Controllers whose files are in the unified group rather than a v1 one."""
 
     @classmethod
     def create(cls, roots: CgroupRoots, limits: Limits) -> CommandCgroup:
         name = f"c{next(_counter)}"
         bases = dict(roots.v1) | ({"unified": roots.unified} if roots.unified else {})
-        group = cls({key: base / name for key, base in bases.items()})
+        group = cls({key: base / name for key, base in bases.items()}, roots.v2_controllers)
         try:
             for folder in group.dirs.values():
                 folder.mkdir()
-            group._write("memory", "memory.limit_in_bytes", limits.memory_bytes)
-            with contextlib.suppress(OSError):  # absent without swap accounting
-                group._write("memory", "memory.memsw.limit_in_bytes", limits.memory_bytes)
-            group._write("pids", "pids.max", limits.processes)
+            group._limit(limits)
         except OSError:
             group.remove()
             raise
         return group
+
+    def _limit(self, limits: Limits) -> None:
+        if "memory" in self.v2:
+            self._write("unified", "memory.max", limits.memory_bytes)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                self._write("unified", "memory.swap.max", 0)
+        else:
+            self._write("memory", "memory.limit_in_bytes", limits.memory_bytes)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                self._write("memory", "memory.memsw.limit_in_bytes", limits.memory_bytes)
+        self._write("unified" if "pids" in self.v2 else "pids", "pids.max", limits.processes)
 
     @property
     def procs_files(self) -> list[str]:
@@ -145,16 +193,22 @@ class CommandCgroup:
             return ""
 
     def cpu_seconds(self) -> float:
-        usage = self._read("cpuacct", "cpuacct.usage").strip()
-        return int(usage) / 1e9 if usage else 0.0
+        if "cpuacct" in self.dirs:
+            usage = self._read("cpuacct", "cpuacct.usage").strip()
+            return int(usage) / 1e9 if usage.isdigit() else 0.0
+        return _counter_of(self._read("unified", "cpu.stat"), "usage_usec") / 1e6
 
     def breach(self, limits: Limits) -> LimitHit | None:
         """The cgroup-enforced limit the tree ran into, if any."""
-        if _counter_of(self._read("memory", "memory.oom_control"), "oom_kill") > 0:
+        memory = ("unified", "memory.events") if "memory" in self.v2 else (
+            "memory", "memory.oom_control")  # fmt: skip
+        if _counter_of(self._read(*memory), "oom_kill") > 0:
             return LimitHit.MEMORY
-        if _counter_of(self._read("pids", "pids.events"), "max") > 0:
+        pids = "unified" if "pids" in self.v2 else "pids"
+        if _counter_of(self._read(pids, "pids.events"), "max") > 0:
             return LimitHit.PROCESSES
-        if "cpuacct" in self.dirs and self.cpu_seconds() >= limits.cpu_s:
+        measured = "cpuacct" in self.dirs or "unified" in self.dirs
+        if measured and self.cpu_seconds() >= limits.cpu_s:
             return LimitHit.CPU
         return None
 

@@ -24,6 +24,8 @@ class Mounts:
 
     tree: Path
     env: Path
+    cache: Path
+    """This repository's package cache (SETUP only): never shared with another repository."""
     env_writable_base: bool = False
     """Image builds: `env` itself is the environment (writable in SETUP), with no overlay."""
 
@@ -37,11 +39,13 @@ def run_command(
     command: Sequence[str],
     phase: Phase,
     limits: Limits,
+    workspace_dir: Path,
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
     allow_hosts: Sequence[str] = (),
 ) -> tuple[Outcome, list[EgressAttempt]]:
-    """Run `command` to its end or its first breached limit; `StartFailed` if it never ran."""
+    """Run `command` over `workspace_dir` (the layer the phase sees) to its end or its first
+    breached limit; `StartFailed` if it never ran."""
     policy = backend.policy(phase, allow_hosts)
     if policy.enabled:
         require_binary("socat", backend.search_path)
@@ -51,18 +55,22 @@ def run_command(
         else None
     )
     cgroup = None
+    seccomp = None
     try:
-        if backend.cgroups.v1 or backend.cgroups.unified:
+        if backend.cgroups.available:
             cgroup = CommandCgroup.create(backend.cgroups, limits)
+        seccomp = seccomp_fd() if backend.seccomp else None
         spec = command_spec(
             backend,
             home,
             mounts,
             phase=phase,
             limits=limits,
+            workspace_dir=workspace_dir,
             env=sandbox_environment(phase, channel is not None, env),
             cgroup_procs=cgroup.procs_files if cgroup else (),
             egress_socket=channel.path if channel else None,
+            seccomp_fd=seccomp,
         )
         read, write = os.pipe()
         outcome = supervise(
@@ -73,10 +81,13 @@ def run_command(
             cgroup=cgroup,
             disk=home.scratch if backend.overlay else None,
             status_pipe=(read, write),
+            pass_fds=(seccomp,) if seccomp is not None else (),
         )
     except OSError as err:
         raise StartFailed(f"the sandbox could not start: {err}") from err
     finally:
+        if seccomp is not None:
+            os.close(seccomp)
         if cgroup is not None:
             cgroup.remove()
         attempts = backend.proxy.close(channel) if channel is not None else []
@@ -95,23 +106,35 @@ def command_spec(
     *,
     phase: Phase,
     limits: Limits,
+    workspace_dir: Path,
     env: Mapping[str, str],
     cgroup_procs: Sequence[str],
     egress_socket: Path | None,
+    seccomp_fd: int | None = None,
 ) -> CommandSpec:
     """The command-line shape for one command in a workspace."""
     env_dir = home.env_merged if backend.overlay and not mounts.env_writable_base else mounts.env
     return CommandSpec(
         bwrap=backend.bwrap,
         phase=phase,
-        workspace_dir=home.merged,
+        workspace_dir=workspace_dir,
         env_dir=env_dir,
         python=backend.python,
-        cache_dir=backend.cache_dir,
+        cache_dir=mounts.cache,
         tmp_bytes=backend.tmp_bytes,
         limits=limits,
         address_space_rlimit=not backend.cgroups.limits_memory,
         sandbox_env=env,
         cgroup_procs=cgroup_procs,
         egress_socket=egress_socket,
+        host_ids=backend.host_ids,
+        etc_dir=backend.etc_dir,
+        seccomp_fd=seccomp_fd,
     )
+
+
+def seccomp_fd() -> int:
+    """A readable fd holding the compiled filter (`seccomp.py`, imported on first use)."""
+    from codefactory.sandbox import seccomp
+
+    return seccomp.seccomp_fd()

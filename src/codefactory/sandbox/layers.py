@@ -5,9 +5,18 @@
         lower/                     the tree at the base commit (unless an image provides it)
         env-base/                  an empty environment (unless an image provides one)
         scratch/                   tmpfs of `disk_bytes`: every byte the sandbox writes
-            upper/ work/           the workspace overlay's upper and work folders
+            upper/ work/           the engine layer: the workspace overlay's upper and work
+            check-upper/ check-work/  the throwaway layer of checks and setup, over the engine's
             env-upper/ env-work/   the environment overlay's
         merged/ env-merged/        the two overlays, mounted once, bound into every command
+
+`merged` shows one of two layers. The engine layer is the tree with the engine's writes
+(`upper`): the only layer harvested into a change. The throwaway layer puts a fresh
+`check-upper` over the engine layer (`lowerdir=upper:tree`, whiteouts and opaque folders of
+the engine honoured), so checks and the setup phase see the proposal exactly and whatever
+they write is discarded when the engine works again: a test cannot write into the commit.
+The writable folders belong to the sandbox's unprivileged host ids (`hostids.py`); every
+mount is `nosuid,nodev`.
 
 The mounts live in the host's mount namespace for the workspace's life, so that commands
 running at once (the gate runs checks in parallel) share one overlay rather than racing to
@@ -47,11 +56,12 @@ def mount_tmpfs(target: Path, size_bytes: int) -> None:
 
 def mount_overlay(target: Path, *, lower: Path, upper: Path, work: Path) -> None:
     """Mount an overlay of `lower` under `upper` on `target` (root only)."""
-    for path in (lower, upper, work):
+    for path in (*str(lower).split(":"), upper, work):
         if any(c in str(path) for c in ",:\\"):
             raise ProvisionFailed(f"overlay paths may not contain ',', ':' or '\\': {path}")
     options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    if _libc.mount(b"overlay", str(target).encode(), b"overlay", MNT_NOSUID, options) != 0:
+    flags = MNT_NOSUID | MNT_NODEV
+    if _libc.mount(b"overlay", str(target).encode(), b"overlay", flags, options) != 0:
         errno = ctypes.get_errno()
         raise ProvisionFailed(f"could not mount the workspace overlay at {target}: "
                               f"{os.strerror(errno)}")  # fmt: skip
@@ -91,6 +101,19 @@ class WorkspaceHome:
         return self.scratch / "work"
 
     @property
+    def check_upper(self) -> Path:
+        return self.scratch / "check-upper"
+
+    @property
+    def check_work(self) -> Path:
+        return self.scratch / "check-work"
+
+    @property
+    def check_copy(self) -> Path:
+        """The throwaway layer without overlays (not root): a full copy of the engine's."""
+        return self.path / "check"
+
+    @property
     def env_upper(self) -> Path:
         return self.scratch / "env-upper"
 
@@ -106,8 +129,9 @@ class WorkspaceHome:
     def env_merged(self) -> Path:
         return self.path / "env-merged"
 
-    def create(self, *, disk_bytes: int | None) -> None:
-        """Make the folders and take the lock; `disk_bytes` mounts the capped tmpfs."""
+    def create(self, *, disk_bytes: int | None, owner: tuple[int, int] | None = None) -> None:
+        """Make the folders and take the lock; `disk_bytes` mounts the capped tmpfs; `owner`
+        (uid, gid) gets the folders the sandbox writes."""
         if self.path.exists():
             remove_home(self.path)
         self.path.mkdir(parents=True, mode=0o700)
@@ -119,12 +143,37 @@ class WorkspaceHome:
             mount_tmpfs(self.scratch, disk_bytes)
         for folder in (self.upper, self.work, self.env_upper, self.env_work):
             folder.mkdir()
+        if owner is not None:
+            for folder in (self.upper, self.env_upper, self.lower, self.env_base, self.merged):
+                os.chown(folder, *owner)
 
     def mount(self, *, tree: Path, env: Path | None) -> None:
         """Mount the workspace overlay over `tree`, and the environment's over `env` if given."""
         mount_overlay(self.merged, lower=tree, upper=self.upper, work=self.work)
         if env is not None:
             mount_overlay(self.env_merged, lower=env, upper=self.env_upper, work=self.env_work)
+
+    def show_throwaway(self, *, tree: Path, owner: tuple[int, int] | None) -> None:
+        """Put a fresh throwaway layer over the engine's in `merged`."""
+        unmount(self.merged)
+        for folder in (self.check_upper, self.check_work):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+        if owner is not None:
+            os.chown(self.check_upper, *owner)
+        lower = Path(f"{self.upper}:{tree}")
+        try:
+            mount_overlay(self.merged, lower=lower, upper=self.check_upper, work=self.check_work)
+        except ProvisionFailed:
+            self.show_engine(tree=tree)
+            raise
+
+    def show_engine(self, *, tree: Path) -> None:
+        """Discard the throwaway layer and show the engine's again in `merged`."""
+        unmount(self.merged)
+        for folder in (self.check_upper, self.check_work):
+            shutil.rmtree(folder, ignore_errors=True)
+        mount_overlay(self.merged, lower=tree, upper=self.upper, work=self.work)
 
     def destroy(self) -> None:
         """Detach the mounts, delete every folder, release the lock."""
@@ -136,7 +185,8 @@ class WorkspaceHome:
 
 def remove_home(path: Path) -> None:
     for mount_point in ("merged", "env-merged", "scratch"):
-        unmount(path / mount_point)
+        for _ in range(3):  # a layer switch cut short may have stacked two mounts
+            unmount(path / mount_point)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -21,7 +21,11 @@ class Phase(enum.StrEnum):
 
 
 class Workspace(Protocol):
-    """An isolated, writable copy of a repository at its base commit."""
+    """An isolated, writable copy of a repository at its base commit.
+
+    ENGINE commands and `write_file` write the engine's layer, the only one `changes` reads;
+    SETUP and CHECK commands run on a throwaway layer over it, discarded when the engine
+    works again, so nothing a test writes reaches the change."""
 
     run_id: str
     base_commit: str
@@ -44,16 +48,18 @@ class Workspace(Protocol):
         started is left; `ExecResult.limit_hit` names a limit that killed it."""
         ...
 
-    def read_file(self, path: str) -> bytes | None:
-        """Read a workspace file as the sandbox sees it; None when absent."""
+    def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
+        """Read a workspace file as the sandbox shows it to `phase` (a check reads its own
+        output from the throwaway layer); None when absent."""
         ...
 
     def write_file(self, path: str, content: bytes) -> None:
-        """Write a workspace file from inside the sandbox."""
+        """Write a workspace file from inside the sandbox, into the engine's layer."""
         ...
 
     def changes(self) -> Change:
-        """The files changed relative to the base commit (ignored and tool files excluded)."""
+        """The files the engine changed relative to the base commit (ignored and tool files
+        excluded); what setup and check commands wrote is never part of it."""
         ...
 
     def destroy(self) -> None:

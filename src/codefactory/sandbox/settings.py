@@ -79,7 +79,14 @@ class SandboxSettings(BaseModel):
     search_path: str = ""
     """Where to look for `bwrap`, `unshare` and `socat`; empty: the process's PATH."""
     cgroups: bool = True
-    """Use cgroups for memory, process and CPU limits where they are writable."""
+    """Use cgroups (v1 or v2, detected at start) for memory, process and CPU limits where
+    they are writable."""
+    host_uid: int | None = None
+    """When the factory runs as root: the unprivileged host uid every sandboxed command runs
+    as. Default: the first id of the `codefactory` entry in /etc/subuid, else 1879048192.
+    Never 0, never an id an account on the host has."""
+    host_gid: int | None = None
+    """The same for the gid (/etc/subgid)."""
     container_runtime: str = ""
     """For `type = "container"`: `podman` or `docker`; empty: whichever is found first."""
     container_image: str = "python:3.11-slim"

@@ -56,8 +56,10 @@ def supervise(
     cgroup: CommandCgroup | None = None,
     disk: Path | None = None,
     status_pipe: tuple[int, int] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
-    """Run `argv` under `limits`; `status_pipe` is bubblewrap's `--json-status-fd` pipe."""
+    """Run `argv` under `limits`; `status_pipe` is bubblewrap's `--json-status-fd` pipe;
+    `pass_fds` are other fds the child inherits (the seccomp filter's)."""
     started_at = time.monotonic()
     if _disk_full(disk):
         disk = None  # full before it began: this command is not the one that filled it
@@ -69,7 +71,7 @@ def supervise(
             stderr=subprocess.PIPE,
             env=dict(env),
             start_new_session=True,
-            pass_fds=(status_pipe[1],) if status_pipe is not None else (),
+            pass_fds=(*pass_fds, *((status_pipe[1],) if status_pipe is not None else ())),
         )
     except BaseException:
         for fd in status_pipe or ():

@@ -40,9 +40,9 @@ class SerialWorkspace:
                 command, phase=phase, timeout_s=timeout_s, stdin=stdin, env=env, **options
             )
 
-    def read_file(self, path: str) -> bytes | None:
+    def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
         with self._lock:
-            return self.inner.read_file(path)
+            return self.inner.read_file(path, phase=phase)
 
     def write_file(self, path: str, content: bytes) -> None:
         with self._lock:

@@ -116,7 +116,7 @@ def record_test_map(
     result = workspace.exec(command, phase=Phase.CHECK, timeout_s=timeout_s)
     if result.timed_out:
         raise TestMapInvalid(f"the base commit's suite did not finish within {timeout_s:g} s")
-    raw = workspace.read_file(MAP_PATH)
+    raw = workspace.read_file(MAP_PATH, phase=Phase.CHECK)
     if raw is None:
         raise TestMapInvalid(
             f"the recorder wrote no map (exit {result.exit_code}): {_tail(result)}"
@@ -125,7 +125,7 @@ def record_test_map(
         body = json.loads(gzip.decompress(raw))
     except (OSError, EOFError, ValueError) as exc:
         raise TestMapInvalid(f"the recorded map could not be read back ({exc})") from exc
-    junit = workspace.read_file(BASE_JUNIT_PATH)
+    junit = workspace.read_file(BASE_JUNIT_PATH, phase=Phase.CHECK)
     return TestMap.from_recorded(workspace.base_commit, body), (junit or b"").decode(
         "utf-8", "replace"
     )

@@ -102,7 +102,7 @@ class PytestCheck:
         if result.timed_out:
             limit = f"the test suite did not finish within {self.timeout_s:g} s"
             return self._failed("tests-timed-out", limit, selection, details=_tail(result))
-        raw = workspace.read_file(JUNIT_PATH)
+        raw = workspace.read_file(JUNIT_PATH, phase=Phase.CHECK)
         xml = raw.decode("utf-8", "replace") if raw is not None else ""
         try:
             report = parse_junit(xml) if xml else None

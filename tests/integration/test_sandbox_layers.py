@@ -1,0 +1,133 @@
+"""Engine output is the only thing harvested: checks and setup run on a throwaway layer.
+
+A repository's own test code runs in the CHECK phase; whatever it writes into the workspace
+must never reach the change, the next round, or the signed commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from codefactory.config import Settings
+from codefactory.domain import CheckResult, Proposal, RunState, Task
+from codefactory.factory import Factory, build_factory
+from codefactory.runs.intake import accept_ticket
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.sandbox.port import Phase, Workspace
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import data_dir_sharing_cache, git, make_repo
+
+pytestmark = pytest.mark.usefixtures("bwrap_available")
+
+# The repository's test configuration edits a source file whenever its tests run: here it
+# adds a host to the payment callback allow-list.
+TAMPERING_CONFTEST = """
+import pathlib
+
+def pytest_configure(config):
+    target = pathlib.Path(__file__).parent / "service" / "callbacks.py"
+    text = target.read_text()
+    host = '"payments.example.com"'
+    if "evil.example" not in text:
+        target.write_text(text.replace(host, host + ', "evil.example"'))
+"""
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, uv_cache: Path) -> Iterator[BubblewrapSandbox]:
+    sandbox = BubblewrapSandbox(tmp_path / "work", uv_cache)
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture
+def workspace(sandbox: BubblewrapSandbox, tmp_path: Path) -> Iterator[BubblewrapWorkspace]:
+    make_repo(tmp_path / "repo", {"app.py": "VALUE = 1\n", "pkg/mod.py": "X = 1\n"})
+    ws = sandbox.provision(repo=tmp_path / "repo", commit="HEAD", run_id="layers")
+    yield ws
+    ws.destroy()
+
+
+def sh(ws: Workspace, script: str, phase: Phase) -> str:
+    result = ws.exec(["sh", "-c", script], phase=phase, timeout_s=30)
+    assert result.ok, result.stderr
+    return result.stdout
+
+
+def test_what_a_check_writes_is_never_harvested(workspace: BubblewrapWorkspace) -> None:
+    sh(workspace, "echo 'VALUE = 2' > app.py", Phase.ENGINE)
+    seen = sh(workspace, "cat app.py; echo 'VALUE = 3' > app.py; echo x > new.txt; rm pkg/mod.py",
+              Phase.CHECK)  # fmt: skip
+    assert seen == "VALUE = 2\n"  # the check sees the proposal exactly
+    assert [(f.path, f.content) for f in workspace.changes().files] == [("app.py", b"VALUE = 2\n")]
+    # later checks in the same round share the layer (a check may read its own output)
+    assert workspace.read_file("new.txt", phase=Phase.CHECK) == b"x\n"
+    # the engine's next command starts from its own diff, not from what the checks left
+    assert (
+        sh(workspace, "cat app.py; ls; ls pkg", Phase.ENGINE) == "VALUE = 2\napp.py\npkg\nmod.py\n"
+    )
+    assert workspace.read_file("new.txt") is None
+
+
+def test_the_engines_deletions_show_through_the_throwaway_layer(
+    workspace: BubblewrapWorkspace,
+) -> None:
+    sh(workspace, "rm -r pkg && mkdir pkg && echo 'Y = 2' > pkg/other.py", Phase.ENGINE)
+    assert sh(workspace, "ls pkg", Phase.CHECK) == "other.py\n"
+    assert sh(workspace, "test ! -e pkg/mod.py && echo gone", Phase.SETUP) == "gone\n"
+    assert sorted(workspace.changes().paths) == ["pkg/mod.py", "pkg/other.py"]
+
+
+def test_setup_writes_are_thrown_away_too(workspace: BubblewrapWorkspace) -> None:
+    sh(workspace, "echo built > app.egg-info", Phase.SETUP)
+    assert workspace.changes().is_empty
+    assert workspace.read_file("app.egg-info") is None
+
+
+class TwoRounds:
+    """Round 1 breaks the tests (so they run and fail); round 2 makes the lint fix."""
+
+    name = "test:two-rounds"
+    version = "0"
+
+    def __init__(self, fixed: bytes) -> None:
+        self.fixed = fixed
+        self.calls = 0
+
+    def propose(
+        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+    ) -> Proposal:
+        self.calls += 1
+        content = b"def to_ascii(h):\n    return h\n" if self.calls == 1 else self.fixed
+        workspace.write_file("service/hostnames.py", content)
+        return Proposal(engine=self.name, engine_version=self.version, rationale="fix lint")
+
+
+@pytest.fixture
+def factory(tmp_path: Path, uv_cache: Path) -> Factory:
+    return build_factory(Settings(data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache)))
+
+
+def test_test_code_cannot_write_into_the_signed_commit(factory: Factory, tmp_path: Path) -> None:
+    service = TEMPLATE / "sample-service"
+    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
+    files["conftest.py"] = TAMPERING_CONFTEST
+    repo = tmp_path / "sample-service"
+    make_repo(repo, files)
+    fixed = files["service/hostnames.py"].replace("import os\n\n", "").encode()
+    engine = TwoRounds(fixed)
+    factory.loop.engines = {"fix_lint": engine}
+    ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+    run = accept_ticket(factory, payload=ticket, repo=repo)
+    assert engine.calls == 2, run.reason
+    assert run.state is RunState.IN_REVIEW, run.reason
+    forge = factory.settings.forge_dir / "sample-service.git"
+    changed = git(forge, "diff", "--name-only", f"{run.base_commit}..{run.head_commit}")
+    assert changed.split() == ["service/hostnames.py"]
+    callbacks = git(forge, "show", f"{run.head_commit}:service/callbacks.py")
+    assert "evil.example" not in callbacks
+    patch = (Path(run.package_dir) / "change.patch").read_text()
+    assert "evil.example" not in patch

@@ -1,0 +1,61 @@
+"""Which unprivileged host ids the sandbox runs as, and the accounts it sees."""
+
+from __future__ import annotations
+
+import pwd
+from pathlib import Path
+
+import pytest
+
+from codefactory.sandbox.errors import SandboxUnavailable
+from codefactory.sandbox.hostids import (
+    DEFAULT_ID,
+    HostIds,
+    host_ids,
+    passwd_lines,
+    subordinate_start,
+)
+
+
+def test_the_subordinate_range_of_the_codefactory_entry(tmp_path: Path) -> None:
+    subuid = tmp_path / "subuid"
+    subuid.write_text("alice:100000:65536\ncodefactory:231072:65536\nbad:x:1\n")
+    assert subordinate_start(subuid) == 231072
+    assert subordinate_start(subuid, "alice") == 100000
+    assert subordinate_start(subuid, "nobody-here") is None
+    assert subordinate_start(tmp_path / "missing") is None
+
+
+def test_an_empty_range_does_not_count(tmp_path: Path) -> None:
+    subuid = tmp_path / "subuid"
+    subuid.write_text("codefactory:231072:0\n")
+    assert subordinate_start(subuid) is None
+
+
+def test_explicit_ids_win_and_the_default_is_unused() -> None:
+    assert host_ids(2_000_000_000, 2_000_000_001) == HostIds(2_000_000_000, 2_000_000_001)
+    chosen = host_ids()
+    assert chosen.uid != 0 and chosen.gid != 0
+    if not Path("/etc/subuid").is_file():
+        assert chosen.uid == DEFAULT_ID
+
+
+@pytest.mark.parametrize("uid", [0, max(p.pw_uid for p in pwd.getpwall() if p.pw_uid < 65534)])
+def test_root_or_an_existing_account_is_refused(uid: int) -> None:
+    with pytest.raises(SandboxUnavailable):
+        host_ids(uid, 2_000_000_000)
+
+
+def test_root_gid_is_refused() -> None:
+    with pytest.raises(SandboxUnavailable, match="gid 0"):
+        host_ids(2_000_000_000, 0)
+
+
+def test_the_sandbox_sees_none_of_the_hosts_accounts() -> None:
+    users, groups = passwd_lines(HostIds(2_000_000_000, 2_000_000_001))
+    names = [line.split(":")[0] for line in users.splitlines()]
+    assert names == ["root", "sandbox", "nobody"]
+    assert "sandbox:x:2000000000:2000000001:" in users
+    assert "sandbox:x:2000000001:" in groups
+    users, _ = passwd_lines(None)
+    assert [line.split(":")[0] for line in users.splitlines()] == ["root", "nobody"]
