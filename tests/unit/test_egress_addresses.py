@@ -34,11 +34,6 @@ REFUSED = [
     ("100.127.255.254", "carrier-grade NAT"),
     ("169.254.169.254", "link-local address (169.254.0.0/16)"),
     ("192.0.0.8", "IETF protocol assignment"),
-    ("192.0.2.1", "documentation address, RFC 5737 (192.0.2.0/24)"),
-    ("198.51.100.7", "documentation address"),
-    ("203.0.113.9", "documentation address"),
-    ("198.18.0.1", "benchmarking address, RFC 2544 (198.18.0.0/15)"),
-    ("198.19.255.255", "benchmarking address"),
     ("192.88.99.1", "retired 6to4 relays"),
     ("224.0.0.1", "multicast address (224.0.0.0/4)"),
     ("239.255.255.250", "multicast address"),
@@ -54,8 +49,6 @@ REFUSED = [
     ("ff02::1", "multicast address (ff00::/8)"),
     ("ff0e::1", "multicast address"),
     ("100::1", "discard-only address, RFC 6666"),
-    ("2001:db8::1", "documentation address, RFC 3849 (2001:db8::/32)"),
-    ("3fff::1", "documentation address, RFC 9637"),
     ("2001:2::1", "IETF protocol assignment, RFC 2928 (2001::/23)"),
     ("5f00::1", "outside the global unicast range (2000::/3)"),
     ("4000::1", "outside the global unicast range"),
@@ -94,6 +87,8 @@ ALLOWED = [
     "2a00:1450:4001:82a::200e",
     "::ffff:8.8.8.8",  # the same socket reaches 8.8.8.8
     "64:ff9b::808:808",  # the well-known NAT64 prefix is globally reachable
+    "203.0.113.80",  # documentation ranges are no internal network (a test PyPI mirror here)
+    "198.18.0.1",  # nor is the benchmarking range
 ]
 
 
@@ -112,8 +107,7 @@ def test_a_globally_routable_address_passes(address: str) -> None:
 FORBIDDEN_V4 = [
     ipaddress.IPv4Network(n)
     for n in ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-              "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16",
-              "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+              "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "224.0.0.0/4",
               "240.0.0.0/4"]
 ]  # fmt: skip
 
