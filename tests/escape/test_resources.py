@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from codefactory.sandbox.bubblewrap import BubblewrapWorkspace
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.port import Phase
 from tests.escape.conftest import Escape
 
@@ -116,4 +116,37 @@ def test_leave_a_background_process_behind(workspace: BubblewrapWorkspace, escap
         expected="none outlives exec",
         observed=f"{len(left)} left after exec returned",
         blocked=result.ok and not left,
+    )
+
+
+def _mounts_under(path: Path) -> list[str]:
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(str(path))]  # fmt: skip
+
+
+def test_a_million_small_files(
+    escape_sandbox: BubblewrapSandbox, escape_repo: Path, escape: Escape
+) -> None:
+    workspace = escape_sandbox.provision(repo=escape_repo, commit="HEAD", run_id="esc-inodes")
+    home = workspace.home.path
+    script = "python3 -c \"[open(f'f{i}', 'w').close() for i in range(1_000_000)]\""
+    result = sh(workspace, script, timeout=60)
+    workspace.destroy()
+    left = _mounts_under(home)
+    escape.attempt(
+        "write a million small files",
+        expected="disk limit (inodes), no mount left",
+        observed=f"limit_hit={result.limit_hit}; mounts left {len(left)}; home {home.exists()}",
+        blocked=result.limit_hit == "disk" and not left and not home.exists(),
+    )
+
+
+def test_hard_links_out_of_the_workspace(workspace: BubblewrapWorkspace, escape: Escape) -> None:
+    result = sh(workspace, "ln /usr/bin/id id; ln /env/bin/python3 py; ln /etc/passwd pw; ls")
+    escape.attempt(
+        "hard-link host files into the workspace",
+        expected="cross-device link refused",
+        observed=(result.stderr.strip().splitlines() or [""])[0][:70],
+        blocked=result.stdout.split()
+        == ["README.md", "app.py", "host-link", "root-link", "shadow-link"],  # fmt: skip
     )
