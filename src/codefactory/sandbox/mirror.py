@@ -1,0 +1,466 @@
+"""The factory's own bare mirror of each source repository: host git never runs in a source.
+
+    <root>/                          0700, the factory's own; git's HOME
+        <name>-<hash>.git/           the mirror: bare, config the factory wrote, refs/source/*
+        <name>-<hash>.view/          what git is shown of the source (below)
+        <name>-<hash>.lock           flock held while a sync initialises or fetches
+
+A source repository is untrusted: its `.git/config` (filter, diff and textconv drivers,
+`core.fsmonitor`, `include.path`, `core.sshCommand`, `core.alternateRefsCommand`), its hooks
+and its `objects/info/alternates` would run programs or reach other repositories if any git
+command ran in it. None does. `sync` keeps a view of the source's git folder holding only
+what git needs to serve it: a copy of `HEAD`, links to the refs, `packed-refs`, `shallow` and
+the object folders (`pack` and the 256 loose-object folders), beside a config the factory
+wrote and an empty `objects/info`, so no alternates. `git fetch` from that view copies the
+objects into the mirror, where every later command runs: with no system or global config,
+no inherited GIT_* variable, hooks off and a HOME of the factory's. Links inside the
+source's object store are refused: they would borrow objects from another repository too.
+
+`export` writes a commit's tree as git stores it: `$GIT_DIR/info/attributes` of the mirror
+unsets every attribute that rewrites content on the way out (filters, eol, ident, encoding,
+export-ignore, export-subst), and the archive is unpacked without following a link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from codefactory.sandbox.beneath import BeneathError, kind_beneath, list_beneath, read_beneath
+from codefactory.sandbox.errors import ProvisionFailed
+
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.autocrlf=false",
+    "core.attributesFile=/dev/null",
+    "credential.helper=",
+    "protocol.allow=never",
+    "protocol.file.allow=always",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "gc.autoDetach=false",
+)
+"""`-c` settings of every git command here; they reach a local `upload-pack` child too."""
+
+NEUTRAL_ATTRIBUTES = (
+    "* -export-ignore -export-subst -text -eol -filter -ident -working-tree-encoding\n"
+)
+MIRROR_CONFIG = """\
+[core]
+\thooksPath = /dev/null
+\tfsmonitor = false
+\tlogAllRefUpdates = false
+[gc]
+\tautoDetach = false
+[fetch]
+\tshowForcedUpdates = false
+[uploadpack]
+\tallowAnySHA1InWant = true
+"""
+VIEW_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\thooksPath = /dev/null\n"
+FETCHED = (
+    "+refs/heads/*:refs/source/heads/*",
+    "+refs/tags/*:refs/source/tags/*",
+    "+refs/remotes/*:refs/source/remotes/*",  # so `--base origin/main` resolves
+)
+DETACHED = "refs/source/detached"
+_HEAD = re.compile(rb"(ref: (?P<ref>refs/[^\s\0]+)|(?P<oid>[0-9a-f]{40}|[0-9a-f]{64}))\n?")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_REVISION = re.compile(r"(?P<name>[^~^:\s\\]+?)(?P<suffix>(?:~[0-9]*|\^[0-9]*|\^\{[a-z]*\})*)")
+_SMALL = 4096
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a source keeps its git data: `HEAD` in `git_dir`, everything else in `common`."""
+
+    git_dir: Path
+    common: Path
+
+
+class Mirrors:
+    """The bare mirrors under `root`, one per source repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def sync(self, repo: Path) -> Mirror:
+        """Fetch `repo`'s branches, tags and HEAD into its mirror now; returns the mirror.
+        `ProvisionFailed` when `repo` is no folder, no git repository, or has no commit."""
+        source = repo.resolve()
+        layout = _locate(source)
+        key = f"{_slug(source.name)}-{hashlib.sha256(str(source).encode()).hexdigest()[:12]}"
+        mirror = Mirror(source=source, path=self.root / f"{key}.git")
+        view = self.root / f"{key}.view"
+        with self._locked(self.root / f"{key}.lock"):
+            _check_store(source, layout)
+            if not (mirror.path / "HEAD").is_file():
+                _init_mirror(mirror)
+            head = _read_head(source, layout)
+            _refresh_view(view, layout, head)
+            try:
+                mirror._fetch(view, detached=b"ref: " not in head)
+            except ProvisionFailed as err:
+                hint = _borrowing_hint(layout)
+                raise ProvisionFailed(f"could not fetch from {source}{hint}: {err}") from err
+            mirror._point_head(head)
+        return mirror
+
+    @contextlib.contextmanager
+    def _locked(self, lock: Path) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One source repository's mirror: `source` the resolved source path, `path` the bare
+    repository. Safe git runs here; nothing here runs git in `source`."""
+
+    source: Path
+    path: Path
+
+    def resolve(self, revision: str) -> str:
+        """The full commit id `revision` names in the source as last synced: HEAD, a branch,
+        a tag, a remote-tracking branch, a (short) commit id, each with `~n`/`^n` after it."""
+        candidates = _candidates(revision)
+        if candidates:
+            lines = "".join(f"{c}^{{commit}}\n" for c in candidates).encode()
+            out = self.git("cat-file", "--batch-check=%(objectname) %(objecttype)", input=lines)
+            for line in out.decode().splitlines():
+                oid, _, kind = line.partition(" ")
+                if kind == "commit" and _OBJECT_ID.fullmatch(oid):
+                    return oid
+        raise ProvisionFailed(f"{self.source} has no commit {revision!r} (an empty repository?)")
+
+    def export(self, commit: str, target: Path, *, owner: tuple[int, int] | None = None) -> None:
+        """Write the tree of `commit` into the existing empty folder `target`, as git stores
+        it; every created path (and `target`) is owned by `owner` when given."""
+        if not _OBJECT_ID.fullmatch(commit):
+            raise ProvisionFailed(f"not a full commit id: {commit!r}")
+        _ensure_attributes(self.path)
+        with tempfile.TemporaryFile() as errors:
+            proc = self._popen(["archive", "--format=tar", commit], stderr=errors)
+            assert proc.stdout is not None
+            try:
+                _unpack(proc.stdout, target, owner)
+            except (OSError, tarfile.TarError, ProvisionFailed) as err:
+                proc.kill()
+                proc.wait()
+                errors.seek(0)
+                cause = errors.read().decode("utf-8", "replace").strip() or str(err)
+                raise ProvisionFailed(
+                    f"could not export {self.source} at {commit}: {cause}"
+                ) from err
+            finally:
+                proc.stdout.close()
+            if proc.wait() != 0:
+                errors.seek(0)
+                cause = errors.read().decode("utf-8", "replace").strip()
+                raise ProvisionFailed(f"could not export {self.source} at {commit}: {cause}")
+
+    def git(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Run git in the mirror with the safe settings; stdout, or `ProvisionFailed`.
+        `env` adds variables (GIT_INDEX_FILE for a scratch index)."""
+        result = subprocess.run(  # noqa: S603 - argv built here, never through a shell
+            self._argv(args),
+            input=input if input is not None else b"",
+            capture_output=True,
+            check=False,
+            cwd=self.path,
+            env={**self._env(), **(env or {})},
+        )
+        if result.returncode != 0:
+            cause = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
+            raise ProvisionFailed(f"git {args[0]} failed in the mirror of {self.source}: {cause}")
+        return result.stdout
+
+    def _fetch(self, view: Path, *, detached: bool) -> None:
+        """Bring the view's refs (and the detached HEAD's commit) into refs/source/."""
+        refspecs = [*FETCHED, f"+HEAD:{DETACHED}"] if detached else list(FETCHED)
+        flags = ["--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--update-shallow"]
+        self.git("fetch", *flags, "--no-recurse-submodules", str(view), *refspecs)
+
+    def _point_head(self, head: bytes) -> None:
+        """refs/source/HEAD follows the source's HEAD: a symbolic ref to the branch (which
+        may not exist yet) or to the detached commit; then the mirror must hold a commit."""
+        match = _HEAD.fullmatch(head)
+        assert match is not None
+        target = DETACHED
+        if match["ref"]:
+            ref = match["ref"].decode()
+            known = ref.startswith(("refs/heads/", "refs/tags/", "refs/remotes/"))
+            target = f"refs/source/{ref[5:]}" if known else "refs/source/unknown"
+        state = self.path / "codefactory-head"
+        if not state.is_file() or state.read_text() != target:
+            self.git("symbolic-ref", "refs/source/HEAD", target)
+            if target != DETACHED:
+                self.git("update-ref", "-d", DETACHED)
+            state.write_text(target)
+        if not self.git("for-each-ref", "--count=1", "--format=x", "refs/source/"):
+            raise ProvisionFailed(f"{self.source} has no commit (an empty repository?)")
+
+    def _argv(self, args: tuple[str, ...] | list[str]) -> list[str]:
+        safe = [item for setting in SAFE_CONFIG for item in ("-c", setting)]
+        return [_git_binary(), f"--git-dir={self.path}", *safe, *args]
+
+    def _env(self) -> dict[str, str]:
+        # Nothing inherited from the factory: no GIT_DIR, no credentials, no proxy settings.
+        return {
+            "PATH": os.pathsep.join([str(Path(_git_binary()).parent), os.defpath]),
+            "HOME": str(self.path.parent),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_ATTR_NOSYSTEM": "1",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+        }
+
+    def _popen(self, args: list[str], *, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - argv built here, never through a shell
+            self._argv(args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=self.path,
+            env=self._env(),
+        )
+
+
+@functools.cache
+def _git_binary() -> str:
+    git = shutil.which("git", path=os.defpath) or shutil.which("git")
+    if git is None:
+        raise ProvisionFailed("git is not installed")
+    return git
+
+
+def _locate(source: Path) -> _Layout:
+    """The source's git folders, read as data: `.git` (a folder, or a `gitdir:` file) or a
+    bare repository, and a `commondir` file for a linked worktree."""
+    if not source.is_dir():
+        raise ProvisionFailed(f"repository path does not exist or is not a folder: {source}")
+    dot = source / ".git"
+    if dot.is_dir():
+        git_dir = dot
+    elif dot.is_file():
+        git_dir = _pointer(source, ".git", b"gitdir: ")
+    elif all(kind_beneath(source, n) == k for n, k in _BARE):
+        git_dir = source
+    else:
+        raise ProvisionFailed(f"not a git repository: {source}")
+    common = git_dir
+    if kind_beneath(git_dir, "commondir") == "file":
+        common = _pointer(git_dir, "commondir", b"")
+    if kind_beneath(common, "reftable") == "dir":
+        raise ProvisionFailed(f"{source} keeps its refs in a reftable, which is not supported")
+    if kind_beneath(common, "refs") != "dir" or kind_beneath(common, "objects") != "dir":
+        raise ProvisionFailed(f"not a git repository: {source}")
+    return _Layout(git_dir=git_dir, common=common)
+
+
+_BARE = (("HEAD", "file"), ("objects", "dir"), ("refs", "dir"))
+
+
+def _pointer(folder: Path, name: str, prefix: bytes) -> Path:
+    """The folder a `.git` or `commondir` file names (relative to `folder` when relative)."""
+    try:
+        text = read_beneath(folder, name, max_bytes=_SMALL).strip()
+    except BeneathError as err:
+        raise ProvisionFailed(f"not a git repository: {folder} ({err})") from err
+    if not text.startswith(prefix):
+        raise ProvisionFailed(f"not a git repository: {folder} ({name} is not a git pointer)")
+    target = folder / os.fsdecode(text[len(prefix) :])
+    if not target.is_dir():
+        raise ProvisionFailed(f"not a git repository: {folder} ({name} names no folder)")
+    return target.resolve()
+
+
+def _check_store(source: Path, layout: _Layout) -> None:
+    """Refuse links in the object store: each would lend another repository's objects."""
+    for folder in ("objects", "objects/pack"):
+        try:
+            entries = list_beneath(layout.common, folder)
+        except BeneathError as err:
+            if folder == "objects/pack" and err.kind == "missing":
+                continue
+            raise ProvisionFailed(f"{source}: {folder} is not a folder ({err.kind})") from err
+        for name, kind in entries:
+            if kind == "symlink":
+                raise ProvisionFailed(
+                    f"{source}: {folder}/{name} is a symbolic link; the factory fetches only "
+                    "objects the repository holds itself"
+                )
+
+
+def _borrowing_hint(layout: _Layout) -> str:
+    if kind_beneath(layout.common, "objects/info/alternates") != "file":
+        return ""
+    return (
+        " (its objects/info/alternates is ignored: objects borrowed from another repository "
+        "are never fetched; `git repack -a -d` there makes it hold its own)"
+    )
+
+
+def _read_head(source: Path, layout: _Layout) -> bytes:
+    try:
+        head = read_beneath(layout.git_dir, "HEAD", max_bytes=_SMALL)
+    except BeneathError as err:
+        raise ProvisionFailed(f"not a git repository: {source} (HEAD: {err.kind})") from err
+    if not _HEAD.fullmatch(head):
+        raise ProvisionFailed(f"{source}: HEAD names neither a branch nor a commit")
+    return head
+
+
+def _init_mirror(mirror: Mirror) -> None:
+    """A fresh bare repository with the factory's config, made aside and renamed in."""
+    tmp = mirror.path.with_name(f".{mirror.path.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        subprocess.run(  # noqa: S603 - argv built here
+            [_git_binary(), "init", "--quiet", "--bare", "--template=", str(tmp)],
+            capture_output=True,
+            check=True,
+            env=Mirror(source=mirror.source, path=tmp)._env(),
+        )
+        with (tmp / "config").open("a") as config:
+            config.write(MIRROR_CONFIG)
+        _ensure_attributes(tmp)
+        tmp.rename(mirror.path)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise ProvisionFailed(f"could not create the mirror {mirror.path}: {err}") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ensure_attributes(git_dir: Path) -> None:
+    attributes = git_dir / "info" / "attributes"
+    if not attributes.is_file():
+        attributes.parent.mkdir(exist_ok=True)
+        attributes.write_text(NEUTRAL_ATTRIBUTES)
+
+
+def _refresh_view(view: Path, layout: _Layout, head: bytes) -> None:
+    """Rebuild the view when the source's git folder moved; always copy its HEAD."""
+    marker = view / "codefactory-source"
+    where = f"{layout.common}\n"
+    if not marker.is_file() or marker.read_text() != where:
+        shutil.rmtree(view, ignore_errors=True)
+        objects = view / "objects"
+        (objects / "info").mkdir(parents=True)
+        (view / "config").write_text(VIEW_CONFIG)
+        for name in ("refs", "packed-refs", "shallow"):
+            (view / name).symlink_to(layout.common / name)
+        for name in ["pack", *(f"{i:02x}" for i in range(256))]:
+            (objects / name).symlink_to(layout.common / "objects" / name)
+        marker.write_text(where)
+    if not (view / "HEAD").is_file() or (view / "HEAD").read_bytes() != head:
+        (view / "HEAD.tmp").write_bytes(head)
+        (view / "HEAD.tmp").rename(view / "HEAD")
+
+
+def _candidates(revision: str) -> list[str]:
+    """The names under refs/source/ that `revision` may mean, in git's order of preference."""
+    match = _REVISION.fullmatch(revision)
+    if match is None or revision.startswith("-") or "@{" in revision or ".." in revision:
+        return []
+    name, suffix = match["name"], match["suffix"]
+    if name in ("HEAD", "@"):
+        return [f"refs/source/HEAD{suffix}"]
+    refs: list[str] = []
+    if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
+        refs = [f"refs/source/{name[5:]}"]
+    elif not name.startswith("refs/"):
+        refs = [f"refs/source/{kind}/{name}" for kind in ("tags", "heads", "remotes")]
+        refs.append(f"refs/source/remotes/{name}/HEAD")
+    found = [f"{ref}{suffix}" for ref in refs]
+    if re.fullmatch(r"[0-9a-f]{4,64}", name):
+        full = _OBJECT_ID.fullmatch(name) is not None
+        found = [revision, *found] if full else [*found, revision]
+    return found
+
+
+def _unpack(stream: IO[bytes], target: Path, owner: tuple[int, int] | None) -> None:
+    """Unpack `git archive` output into `target`: only folders, files and links, each made
+    new (`O_EXCL`) inside a folder this export made, so nothing is written through a link."""
+    made = {b""}
+    root = os.fsencode(target)
+    if owner is not None:
+        os.chown(target, *owner)
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:
+            name = os.fsencode(member.name).rstrip(b"/")
+            parent, _, _ = name.rpartition(b"/")
+            if not _safe_name(name) or parent not in made:
+                raise ProvisionFailed(f"the tree holds an unsafe path: {member.name!r}")
+            path = os.path.join(root, name)
+            if member.isdir():
+                os.mkdir(path, 0o700)
+                _finish(path, 0o755, owner)
+                made.add(name)
+            elif member.isreg():
+                _write_file(archive, member, path, owner)
+            elif member.issym():
+                os.symlink(os.fsencode(member.linkname), path)
+                if owner is not None:
+                    os.lchown(path, *owner)
+            else:
+                raise ProvisionFailed(f"the tree holds an unexpected entry: {member.name!r}")
+
+
+def _safe_name(name: bytes) -> bool:
+    parts = name.split(b"/")
+    return all(p not in (b"", b".", b"..") and p.lower() != b".git" for p in parts)
+
+
+def _write_file(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, path: bytes, owner: tuple[int, int] | None
+) -> None:
+    mode = 0o755 if member.mode & 0o100 else 0o644
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        content = archive.extractfile(member)
+        assert content is not None
+        while chunk := content.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)  # after chown, and never a setuid or setgid bit
+        os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
+
+
+def _finish(path: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    if owner is not None:
+        os.chown(path, *owner, follow_symlinks=False)
+    os.chmod(path, mode, follow_symlinks=True)  # a folder this export just made
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "repo"

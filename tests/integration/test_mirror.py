@@ -1,0 +1,328 @@
+"""The factory's mirror of a source repository, against real git: host git never runs in the
+source, whatever its git folder holds, and an export is the tree exactly as git stores it."""
+
+from __future__ import annotations
+
+import os
+import stat
+import statistics
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.images import ImageCache
+from codefactory.sandbox.mirror import Mirror, Mirrors
+from tests.conftest import git, make_repo
+
+HOOKS = (
+    "post-checkout", "reference-transaction", "post-index-change", "fsmonitor-watchman",
+    "pre-commit", "post-commit", "post-update", "pre-auto-gc", "pre-push", "post-merge",
+)  # fmt: skip
+TRAPS = (
+    "core.fsmonitor", "core.sshCommand", "core.alternateRefsCommand", "core.pager",
+    "uploadpack.packObjectsHook", "diff.external", "filter.evil.smudge", "filter.evil.clean",
+    "filter.evil.process", "diff.evil.textconv", "diff.evil.command",
+)  # fmt: skip
+SECRET = "TOP SECRET of another repository\n"
+
+
+def _script(folder: Path, name: str, marker: Path) -> Path:
+    path = folder / f"evil-{name}"
+    path.write_text(f"#!/bin/sh\necho {name} >> {marker}\ncat\n")
+    path.chmod(0o755)
+    return path
+
+
+def plant_traps(repo: Path, folder: Path) -> Path:
+    """Arm every way a source's git folder can run a program on the host; returns the marker
+    file each trap appends its name to. Run no git command in `repo` afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "ran"
+    hooks = folder / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for hook in HOOKS:
+        for where in (repo / ".git" / "hooks", hooks):
+            (where / hook).write_text(f"#!/bin/sh\necho hook-{hook} >> {marker}\n")
+            (where / hook).chmod(0o755)
+    lines = []
+    for key in TRAPS:
+        section, _, name = key.rpartition(".")
+        head, _, sub = section.partition(".")
+        title = f'[{head} "{sub}"]' if sub else f"[{head}]"
+        lines.append(f"{title}\n\t{name} = {_script(folder, key, marker)}\n")
+    included = folder / "included.cfg"
+    included.write_text(
+        f"[uploadpack]\n\tpackObjectsHook = {_script(folder, 'included-hook', marker)}\n"
+        f"[core]\n\tfsmonitor = {_script(folder, 'included-fsmonitor', marker)}\n"
+    )
+    lines.append(f"[core]\n\thooksPath = {hooks}\n\tuntrackedCache = true\n")
+    lines.append(f"[include]\n\tpath = {included}\n")
+    with (repo / ".git" / "config").open("a") as config:
+        config.write("".join(lines))
+    return marker
+
+
+def other_repository(tmp_path: Path) -> tuple[Path, str]:
+    """A repository the source must never lend: its secret commit's id."""
+    other = tmp_path / "other"
+    make_repo(other, {"secret.txt": SECRET})
+    return other, git(other, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A source whose every git hook, driver and monitor writes a marker, whose attributes
+    name the drivers, and whose object store borrows from another repository."""
+    repo = tmp_path / "hostile"
+    make_repo(
+        repo,
+        {
+            ".gitattributes": "* filter=evil diff=evil\n*.txt text eol=crlf ident\n",
+            "app.py": "print('hi')\n",
+            "notes.txt": "$Id$ line\n",
+        },
+    )
+    (repo / "app.py").write_text("print('changed')\n")
+    git(repo, "commit", "-qam", "second")
+    other, secret = other_repository(tmp_path)
+    (repo / ".git" / "objects" / "info" / "alternates").write_text(f"{other}/.git/objects\n")
+    return repo, plant_traps(repo, tmp_path / "traps"), secret
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path) -> Mirrors:
+    return Mirrors(tmp_path / "mirrors")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    repo = tmp_path / "service"
+    make_repo(repo, {"README.md": "one\n"})
+    git(repo, "tag", "v1")
+    (repo / "README.md").write_text("two\n")
+    git(repo, "commit", "-qam", "two")
+    git(repo, "tag", "-a", "v2", "-m", "annotated")
+    return repo
+
+
+def test_resolve_names_commits_as_git_would_in_the_source(source: Path, mirrors: Mirrors) -> None:
+    git(source, "update-ref", "refs/remotes/origin/main", "HEAD~1")
+    mirror = mirrors.sync(source)
+    head, first = git(source, "rev-parse", "HEAD"), git(source, "rev-parse", "HEAD~1")
+    named = {
+        "HEAD": head, "@": head, "main": head, "refs/heads/main": head, "v2": head,
+        "v2^{commit}": head, "refs/tags/v1": first, "v1": first, "HEAD~1": first,
+        "main^": first, "origin/main": first, head[:7]: head, head: head,
+    }  # fmt: skip
+    assert {revision: mirror.resolve(revision) for revision in named} == named
+    assert mirror.source == source.resolve()
+    assert git(mirror.path, "rev-parse", "--is-bare-repository") == "true"
+
+
+@pytest.mark.parametrize("revision", ["nope", "-x", "--all", "HEAD@{1}", "HEAD:README.md",
+                                      "HEAD~1..HEAD", "main\nHEAD", ""])  # fmt: skip
+def test_unknown_revisions_and_option_lookalikes_are_refused(
+    source: Path, mirrors: Mirrors, revision: str
+) -> None:
+    mirror = mirrors.sync(source)
+    with pytest.raises(ProvisionFailed, match=r"has no commit .* \(an empty repository\?\)"):
+        mirror.resolve(revision)
+
+
+def test_sync_says_what_is_wrong_with_a_path(tmp_path: Path, mirrors: Mirrors) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "plain").mkdir()
+    git(tmp_path, "init", "-q", "empty")
+    expected = {
+        "missing": "does not exist or is not a folder",
+        "file": "does not exist or is not a folder",
+        "plain": "not a git repository",
+        "empty": r"has no commit \(an empty repository\?\)",
+    }
+    for name, message in expected.items():
+        with pytest.raises(ProvisionFailed, match=message):
+            mirrors.sync(tmp_path / name)
+
+
+def test_sync_follows_the_source_moves_deletions_and_a_detached_head(
+    source: Path, mirrors: Mirrors
+) -> None:
+    git(source, "branch", "feature")
+    mirror = mirrors.sync(source)
+    assert mirror.resolve("feature") == git(source, "rev-parse", "HEAD")
+    git(source, "branch", "-D", "feature")
+    git(source, "reset", "-q", "--hard", "HEAD~1")  # a force-push, seen from the mirror
+    git(source, "checkout", "-q", "--detach", "v2")
+    mirror = mirrors.sync(source)
+    with pytest.raises(ProvisionFailed):
+        mirror.resolve("feature")
+    assert mirror.resolve("main") == git(source, "rev-parse", "v1")
+    assert mirror.resolve("HEAD") == git(source, "rev-parse", "v2^{commit}")
+    git(source, "checkout", "-q", "--orphan", "unborn")
+    mirror = mirrors.sync(source)  # other branches exist: the sync works, HEAD names nothing
+    with pytest.raises(ProvisionFailed, match="has no commit 'HEAD'"):
+        mirror.resolve("HEAD")
+    git(source, "checkout", "-q", "-f", "main")
+    assert mirrors.sync(source).resolve("HEAD") == git(source, "rev-parse", "v1")
+
+
+def test_worktree_bare_and_shallow_sources(tmp_path: Path, source: Path, mirrors: Mirrors) -> None:
+    git(source, "worktree", "add", "-q", "-b", "side", str(tmp_path / "linked"), "v1")
+    git(tmp_path, "clone", "-q", "--bare", str(source), "bare.git")
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{source}", "shallow")
+    assert mirrors.sync(tmp_path / "linked").resolve("HEAD") == git(source, "rev-parse", "v1")
+    assert mirrors.sync(tmp_path / "bare.git").resolve("v2") == git(source, "rev-parse", "HEAD")
+    shallow = mirrors.sync(tmp_path / "shallow")
+    assert shallow.resolve("HEAD") == git(source, "rev-parse", "HEAD")
+    target = tmp_path / "tree"
+    target.mkdir()
+    shallow.export(shallow.resolve("HEAD"), target)
+    assert (target / "README.md").read_text() == "two\n"
+
+
+def test_a_hostile_source_runs_nothing_on_the_host(
+    hostile: tuple[Path, Path, str], mirrors: Mirrors, tmp_path: Path
+) -> None:
+    repo, marker, _ = hostile
+    mirror = mirrors.sync(repo)
+    commit = mirror.resolve("HEAD")
+    target = tmp_path / "tree"
+    target.mkdir()
+    mirror.export(commit, target)
+    ImageCache(tmp_path / "images", python="python3", mirrors=mirrors).key(mirror, commit)
+    mirror.git("diff", f"{commit}~1", commit)  # the diff machinery, in the mirror
+    mirrors.sync(repo)  # a warm sync too
+
+    assert not marker.exists(), marker.read_text()
+    assert (target / "notes.txt").read_bytes() == b"$Id$ line\n"  # no filter, eol or ident
+    assert sorted(os.listdir(target)) == [".gitattributes", "app.py", "notes.txt"]
+    # the traps are live: the old export, `git archive` in the source, springs one
+    subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], capture_output=True, check=False)
+    assert "filter.evil" in marker.read_text()
+
+
+def test_objects_borrowed_through_alternates_are_never_fetched(
+    hostile: tuple[Path, Path, str], mirrors: Mirrors
+) -> None:
+    repo, marker, secret = hostile
+    mirror = mirrors.sync(repo)
+    with pytest.raises(ProvisionFailed):
+        mirror.git("cat-file", "-e", secret)
+    (repo / ".git" / "refs" / "heads" / "steal").write_text(f"{secret}\n")
+    with pytest.raises(ProvisionFailed, match="objects/info/alternates is ignored"):
+        mirrors.sync(repo)
+    with pytest.raises(ProvisionFailed):
+        mirror.git("cat-file", "-e", secret)
+    assert SECRET.encode() not in b"".join(
+        p.read_bytes() for p in mirror.path.rglob("*") if p.is_file()
+    )
+    assert not marker.exists()
+
+
+def test_a_link_in_the_object_store_is_refused(
+    tmp_path: Path, source: Path, mirrors: Mirrors
+) -> None:
+    other, _ = other_repository(tmp_path)
+    pack = source / ".git" / "objects" / "pack"
+    pack.rename(source / ".git" / "objects" / "pack-real")
+    pack.symlink_to(other / ".git" / "objects" / "pack")
+    with pytest.raises(ProvisionFailed, match="objects/pack is a symbolic link"):
+        mirrors.sync(source)
+
+
+def test_export_writes_the_tree_as_git_stores_it(tmp_path: Path, mirrors: Mirrors) -> None:
+    repo = tmp_path / "kinds"
+    files = {
+        ".gitattributes": "* export-ignore export-subst text eol=crlf\n",
+        "run.sh": "#!/bin/sh\n$Format:%H$\n",
+        "deep/er/file.txt": "a\nb\n",
+    }
+    make_repo(repo, files)
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("/etc/passwd")
+    (repo / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], capture_output=True, check=True)
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{first},vendor/sub")
+    git(repo, "commit", "-qm", "kinds")
+    mirror = mirrors.sync(repo)
+    target = tmp_path / "tree"
+    target.mkdir()
+    owner = (4321, 4322) if os.geteuid() == 0 else None
+
+    mirror.export(mirror.resolve("HEAD"), target, owner=owner)
+
+    assert (target / "run.sh").read_bytes() == b"#!/bin/sh\n$Format:%H$\n"
+    assert (target / "deep/er/file.txt").read_bytes() == b"a\nb\n"
+    assert os.readlink(target / "link") == "/etc/passwd"
+    assert (target / os.fsdecode(b"caf\xe9.txt")).read_bytes() == b"latin-1 name\n"
+    assert (target / "vendor" / "sub").is_dir() and not os.listdir(target / "vendor" / "sub")
+    assert not (target / ".git").exists()
+    modes = {p.relative_to(target): p.lstat() for p in [target, *target.rglob("*")]}
+    assert stat.S_IMODE(modes[Path("run.sh")].st_mode) == 0o755
+    assert stat.S_IMODE(modes[Path("deep/er/file.txt")].st_mode) == 0o644
+    assert all(not st.st_mode & (stat.S_ISUID | stat.S_ISGID) for st in modes.values())
+    if owner is not None:
+        assert {(st.st_uid, st.st_gid) for st in modes.values()} == {owner}
+
+
+def test_export_refuses_a_tree_git_would_never_check_out(tmp_path: Path, mirrors: Mirrors) -> None:
+    repo = tmp_path / "crafted"
+    make_repo(repo, {"ok.txt": "ok\n"})
+
+    def plumbing(*args: str, given: str) -> str:
+        argv = ["git", "-C", str(repo), *args]
+        return subprocess.run(argv, input=given, capture_output=True, text=True, check=True).stdout
+
+    blob = plumbing("hash-object", "-w", "--stdin", given="#!/bin/sh\n").strip()
+    hooks = plumbing("mktree", given=f"100755 blob {blob}\tpost-checkout\n").strip()
+    dot_git = plumbing("mktree", given=f"040000 tree {hooks}\thooks\n").strip()
+    top = plumbing("mktree", given=f"040000 tree {dot_git}\t.git\n").strip()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = plumbing("hash-object", "-w", "--stdin", given=str(outside)).strip()
+    folder = plumbing("mktree", given=f"100644 blob {blob}\tx\n").strip()
+    twice = plumbing("mktree", given=f"120000 blob {link}\tdup\n040000 tree {folder}\tdup\n")
+    mirror_of = {}
+    for name, tree in {"dot-git": top, "twice": twice.strip()}.items():
+        commit = git(repo, "commit-tree", tree, "-m", name)
+        git(repo, "update-ref", f"refs/heads/{name}", commit)
+        mirror_of[name] = commit
+    mirror = mirrors.sync(repo)
+    for name in mirror_of:
+        target = tmp_path / name
+        target.mkdir()
+        with pytest.raises(ProvisionFailed, match="could not export"):
+            mirror.export(mirror.resolve(name), target)
+        assert not (target / ".git").exists()
+    assert not os.listdir(outside)  # nothing written through the link
+    with pytest.raises(ProvisionFailed, match="not a full commit id"):
+        mirror.export("twice", tmp_path / "twice")
+
+
+def test_concurrent_syncs_share_one_mirror(source: Path, mirrors: Mirrors) -> None:
+    with ThreadPoolExecutor(6) as pool:
+        synced = list(pool.map(lambda _: mirrors.sync(source), range(12)))
+    assert len({m.path for m in synced}) == 1
+    assert {m.resolve("HEAD") for m in synced} == {git(source, "rev-parse", "HEAD")}
+
+
+def test_a_warm_sync_is_quick(source: Path, mirrors: Mirrors) -> None:
+    mirrors.sync(source)
+    timings = []
+    for _ in range(7):
+        started = time.perf_counter()
+        mirror = mirrors.sync(source)
+        mirror.resolve("HEAD")
+        timings.append(time.perf_counter() - started)
+    assert statistics.median(timings) < 0.05, timings
+
+
+def test_a_mirror_object_reads_without_syncing(source: Path, mirrors: Mirrors) -> None:
+    synced = mirrors.sync(source)
+    again = Mirror(source=synced.source, path=synced.path)
+    assert again.resolve("v2") == synced.resolve("HEAD")
