@@ -2,9 +2,12 @@
 
 The overlay upper layer holds every file written (and a 0/0 character device, a whiteout, for
 every deleted one), so a change is found without trusting anything inside the workspace.
-Nothing here follows a symbolic link: a link committed in the repository (say `etc -> /etc`)
-is compared as a link, and a path that passes through one is treated as absent from the
-base, so the host's files are never read, listed or compared.
+Nothing here follows a symbolic link: folders are walked through their descriptors
+(`os.fwalk`), and every file is read with `beneath.read_beneath` relative to its layer's
+root, which refuses a link anywhere on the path even if one is swapped in while we read. A
+link committed in the repository (say `etc -> /etc`) is compared as a link, and a path that
+passes through one is treated as absent from the base, so the host's files are never read,
+listed or compared. A file larger than `MAX_FILE_BYTES` is refused rather than truncated.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import stat
 from pathlib import Path
 
 from codefactory.domain import Change, FileChange
+from codefactory.sandbox.beneath import BeneathError, kind_beneath, read_beneath
 
+MAX_FILE_BYTES = 100 * 1024 * 1024
+"""The largest file a change carries (GitHub refuses larger ones too)."""
 # Tool output and caches that are never part of a change.
 EXCLUDED_DIRS = frozenset(
     {".git", ".codefactory", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".venv"}
@@ -29,107 +35,105 @@ def is_excluded(relative: str) -> bool:
     return any(p in EXCLUDED_DIRS for p in parts) or relative.endswith(EXCLUDED_SUFFIXES)
 
 
-def harvest_overlay(*, lower: Path, upper: Path) -> Change:
+def harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
     """Changed files from an overlay upper layer compared with its lower layer."""
     files: dict[str, FileChange] = {}
-    for directory, dirnames, filenames in os.walk(upper):
-        here = Path(directory)
-        rel_dir = here.relative_to(upper)
+    for directory, dirnames, filenames, folder in os.fwalk(upper):
+        rel_dir = Path(directory).relative_to(upper)
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
-        if rel_dir != Path(".") and _is_opaque(here):
-            for gone in _files_below(_in_lower(lower, str(rel_dir))):
+        if rel_dir != Path(".") and _is_opaque(folder):
+            for gone in _files_below(lower, str(rel_dir)):
                 files[str(rel_dir / gone)] = FileChange(path=str(rel_dir / gone), content=None)
         for name in dirnames:  # a folder where the base has a file or link: that one is gone
-            base = _in_lower(lower, str(rel_dir / name))
-            if base is not None and _lexists(base) and not stat.S_ISDIR(base.lstat().st_mode):
+            if kind_beneath(lower, str(rel_dir / name)) not in _ABSENT_OR_DIR:
                 files[str(rel_dir / name)] = FileChange(path=str(rel_dir / name), content=None)
-        for name in filenames + [d for d in dirnames if _is_whiteout(here / d)]:
-            _record(files, rel=str(rel_dir / name), upper_path=here / name, lower=lower)
+        for name in filenames + [d for d in dirnames if _is_whiteout(folder, d)]:
+            rel = str(rel_dir / name)
+            if not is_excluded(rel):
+                _record(files, rel=rel, folder=folder, name=name, layers=(lower, upper),
+                        max_bytes=max_file_bytes)  # fmt: skip
     return _as_change(files)
 
 
-def harvest_copy(*, lower: Path, merged: Path) -> Change:
+def harvest_copy(*, lower: Path, merged: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
     """Changed files from a full copy compared with the original tree."""
     files: dict[str, FileChange] = {}
-    after = set(_files_below(merged))
-    for rel in after | set(_files_below(lower)):
+    after = set(_files_below(merged, ""))
+    for rel in after | set(_files_below(lower, "")):
         if is_excluded(rel):
             continue
-        new = merged / rel
         if rel not in after:
             files[rel] = FileChange(path=rel, content=None)
-        elif _content(new) != _content(_in_lower(lower, rel)):
-            files[rel] = FileChange(path=rel, content=_content(new))
+            continue
+        new = _content(merged, rel, max_file_bytes, strict=True)
+        if new != _content(lower, rel, max_file_bytes):
+            files[rel] = FileChange(path=rel, content=new)
     return _as_change(files)
 
 
-def _record(files: dict[str, FileChange], *, rel: str, upper_path: Path, lower: Path) -> None:
-    if is_excluded(rel):
+_ABSENT_OR_DIR = frozenset({"dir", "missing", "link-in-path"})
+
+
+def _record(
+    files: dict[str, FileChange],
+    *,
+    rel: str,
+    folder: int,
+    name: str,
+    layers: tuple[Path, Path],
+    max_bytes: int,
+) -> None:
+    lower, upper = layers
+    if _is_whiteout(folder, name):
+        kind = kind_beneath(lower, rel)
+        if kind not in _ABSENT_OR_DIR:
+            files[rel] = FileChange(path=rel, content=None)
+        for gone in _files_below(lower, rel) if kind == "dir" else []:
+            files[f"{rel}/{gone}"] = FileChange(path=f"{rel}/{gone}", content=None)
         return
-    mode = upper_path.lstat().st_mode
-    if _is_whiteout(upper_path):
-        base = _in_lower(lower, rel)
-        if base is not None and _lexists(base):
-            is_dir = stat.S_ISDIR(base.lstat().st_mode)
-            for gone in [f"{rel}/{f}" for f in _files_below(base)] if is_dir else [rel]:
-                files[gone] = FileChange(path=gone, content=None)
-        return
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
         return  # symlinks and special files are not carried into a change
-    content = upper_path.read_bytes()
-    if _content(_in_lower(lower, rel)) != content:
+    content = _content(upper, rel, max_bytes, strict=True)
+    if content is not None and _content(lower, rel, max_bytes) != content:
         files[rel] = FileChange(path=rel, content=content)
 
 
-def _is_whiteout(path: Path) -> bool:
-    st = path.lstat()
+def _is_whiteout(folder: int, name: str) -> bool:
+    st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def _is_opaque(path: Path) -> bool:
+def _is_opaque(folder: int) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(folder, OPAQUE_XATTR) == b"y"
     except OSError:
         return False
 
 
-def _in_lower(lower: Path, rel: str) -> Path | None:
-    """`lower / rel` if no folder on the way is a symbolic link (or missing); else None."""
-    here = lower
-    for part in Path(rel).parts[:-1]:
-        here = here / part
-        try:
-            if not stat.S_ISDIR(here.lstat().st_mode):
-                return None
-        except OSError:
-            return None
-    return lower / rel
-
-
-def _lexists(path: Path) -> bool:
-    try:
-        path.lstat()
-    except OSError:
-        return False
-    return True
-
-
-def _files_below(root: Path | None) -> list[str]:
-    """Regular files and links below `root`, never following a link (`root` included)."""
-    if root is None or not _lexists(root) or not stat.S_ISDIR(root.lstat().st_mode):
+def _files_below(root: Path, rel: str) -> list[str]:
+    """Files and links below the folder `rel` of `root` (never through a link), relative to
+    that folder; none when `rel` is no folder or lies past a link."""
+    if kind_beneath(root, rel) != "dir":
         return []
+    top = root / rel if rel else root
     found = []
-    for directory, dirnames, filenames in os.walk(root):
+    for directory, dirnames, filenames, _ in os.fwalk(top):
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
         for name in filenames:
-            found.append(str((Path(directory) / name).relative_to(root)))
+            found.append(str((Path(directory) / name).relative_to(top)))
     return found
 
 
-def _content(path: Path | None) -> bytes | None:
-    if path is None or not _lexists(path) or not stat.S_ISREG(path.lstat().st_mode):
+def _content(root: Path, rel: str, max_bytes: int, *, strict: bool = False) -> bytes | None:
+    """The bytes of a regular file below `root`, or None (absent, a link, special, past a
+    link). `strict`: a file over `max_bytes` raises `FileTooLarge`; else it reads as None
+    (it differs from any file that fits)."""
+    try:
+        return read_beneath(root, rel, max_bytes=max_bytes)
+    except BeneathError as err:
+        if strict and err.kind == "file":
+            raise
         return None
-    return path.read_bytes()
 
 
 def _as_change(files: dict[str, FileChange]) -> Change:
