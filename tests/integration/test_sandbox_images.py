@@ -3,6 +3,8 @@ invalidated by a dependency edit, garbage-collected when stale and unused."""
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +14,11 @@ import pytest
 
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.images import ImageCache
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.setup import install_dependencies
 from tests.conftest import git, make_repo
+from tests.integration.test_mirror import plant_traps
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -148,3 +152,63 @@ def test_concurrent_first_runs_build_the_image_once(sandbox: BubblewrapSandbox, 
     finally:
         for ws in made:
             ws.destroy()
+
+
+def _fake_build(tree: Path, env: Path) -> list[str]:
+    """An environment build without the network: a setuid interpreter and a FIFO left behind."""
+    (env / "bin").mkdir()
+    (env / "bin" / "python").write_text("#!/bin/sh\n")
+    (env / "bin" / "python").chmod(0o4755)
+    os.mkfifo(env / "bin" / "pipe")
+    return sorted(p.name for p in tree.iterdir() if p.name.startswith("requirements"))
+
+
+def test_layers_come_from_the_mirror_owned_by_the_sandbox_user_and_normalised(
+    tmp_path: Path, repo: Path
+) -> None:
+    owner = (4321, 4322) if os.geteuid() == 0 else None
+    mirrors = Mirrors(tmp_path / "mirrors")
+    cache = ImageCache(tmp_path / "images", python="python3", owner=owner, mirrors=mirrors)
+    mirror = mirrors.sync(repo)
+    lease = cache.lease(mirror, mirror.resolve("HEAD"), _fake_build)
+    try:
+        assert lease.built and lease.installed == ("requirements.txt",)
+        assert lease.normalised == ("bin/pipe", "bin/python")
+        assert (lease.tree / "app.py").read_text() == "import idna\n"
+        assert stat.S_IMODE((lease.env / "bin" / "python").stat().st_mode) == 0o755
+        assert not (lease.env / "bin" / "pipe").exists()
+        assert stat.S_IMODE(cache.root.stat().st_mode) == 0o700
+        if owner is not None:
+            owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in lease.tree.rglob("*")}
+            assert owners == {owner} | {(0, 0)}  # the `.complete` marker stays the factory's
+            assert (lease.env.stat().st_uid, lease.env.stat().st_gid) == owner
+        again = cache.lease(mirror, lease.key.commit, _fake_build)
+        assert not again.built and again.tree == lease.tree
+        for fd in again.locks:
+            os.close(fd)
+    finally:
+        for fd in lease.locks:
+            os.close(fd)
+
+
+def test_keys_listing_and_pruning_never_run_git_in_the_repository(
+    tmp_path: Path, repo: Path
+) -> None:
+    (repo / "requirements.txt").write_text("idna==3.6\n")
+    git(repo, "commit", "-qam", "downgrade")
+    marker = plant_traps(repo, tmp_path / "traps")
+    cache = ImageCache(tmp_path / "images", python="python3")
+    lease = cache.lease(repo, "HEAD~1", _fake_build)  # a path: synced into <images>/../mirrors
+    for fd in lease.locks:
+        os.close(fd)
+    newer = cache.lease(repo, "HEAD", _fake_build)
+    try:
+        assert newer.key.commit == cache.mirrors.sync(repo).resolve("HEAD")
+        assert {(i.kind, i.current) for i in cache.layers()} == {
+            ("tree", True), ("tree", False), ("env", True), ("env", False),
+        }  # fmt: skip
+        assert {i.key for i in cache.prune()} == {lease.key.tree_id, lease.key.dep_hash}
+    finally:
+        for fd in newer.locks:
+            os.close(fd)
+    assert not marker.exists(), marker.read_text()

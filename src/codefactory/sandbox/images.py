@@ -1,6 +1,7 @@
 """Pre-warmed workspace images: a repository's tree and its installed virtualenv, built once.
 
-    <images>/<repo-key>/repo.json            which repository (its absolute path)
+    <images>/                                0700: layers are owned by the sandbox's user
+    <images>/<repo-key>/repo.json            which repository (its path, and its mirror's)
     <images>/<repo-key>/trees/<tree-id>/     the tree at a commit (git tree id: content-addressed)
     <images>/<repo-key>/envs/<dep-hash>/     the virtualenv for one set of dependency files
         env/  image.json
@@ -11,6 +12,11 @@ Each layer has a use lock, held shared by every workspace over it for its whole 
 tried exclusively by the garbage collector, so nothing in use is ever removed; builders
 queue on a separate build lock, so two first runs build once. The use lock's mtime is the
 layer's last use.
+
+Every git command runs in the factory's mirror of the repository (`mirror.py`), never in the
+repository itself. A tree is exported owned by the sandbox's user when one is given; an
+environment is built into a folder that user owns, and its setuid/setgid bits, devices,
+FIFOs and sockets are removed (`modes.py`) before it is marked complete.
 """
 
 from __future__ import annotations
@@ -22,15 +28,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from codefactory.sandbox.errors import ProvisionFailed
-from codefactory.sandbox.layers import export_tree
+from codefactory.sandbox.mirror import Mirror, Mirrors
+from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.setup import DEPENDENCY_FILES
 
 EnvBuilder = Callable[[Path, Path], list[str]]
@@ -43,6 +50,7 @@ class ImageKey:
 
     repo: Path
     repo_key: str
+    commit: str
     tree_id: str
     dep_hash: str
 
@@ -57,6 +65,8 @@ class Lease:
     installed: tuple[str, ...]
     locks: tuple[int, ...]
     built: bool
+    normalised: tuple[str, ...] = ()
+    """What `modes.normalise` changed or removed in the environment when it was built."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,70 +96,94 @@ class ImageInfo:
 
 
 class ImageCache:
-    """Builds, leases, lists and prunes images under `root`."""
+    """Builds, leases, lists and prunes images under `root`; `owner` (uid, gid) gets the
+    layers the sandbox reads and writes; `mirrors` defaults to `<root>/../mirrors`."""
 
-    def __init__(self, root: Path, *, python: str, ttl_s: float = 7 * 86400) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        python: str,
+        ttl_s: float = 7 * 86400,
+        owner: tuple[int, int] | None = None,
+        mirrors: Mirrors | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.python = python
         self.ttl_s = ttl_s
+        self.owner = owner
+        self.mirrors = mirrors or Mirrors(self.root.parent / "mirrors")
         self._keys: dict[tuple[Path, str], ImageKey] = {}
 
-    def key(self, repo: Path, commit: str) -> ImageKey:
-        """The image `commit` of `repo` needs (two git calls, no file read; remembered for a
-        full commit id, which names its content for good)."""
-        known = self._keys.get((repo, commit))
+    def key(self, mirror: Mirror | Path, commit: str) -> ImageKey:
+        """The image `commit` of the mirrored repository needs (one git call in the mirror,
+        no file read; remembered for a full commit id, which names its content for good).
+        A repository path is synced into `mirrors` first (until every caller passes a Mirror)."""
+        mirror = self._mirror(mirror)
+        known = self._keys.get((mirror.path, commit))
         if known is not None:
             return known
-        tree_id = _git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
-        listing = _git(repo, "ls-tree", "-z", commit)
+        full = commit if _OBJECT_ID.fullmatch(commit) else mirror.resolve(commit)
+        tree_id, entries = _top_level(mirror, full)
         digest = hashlib.sha256(f"python {self.python}\n".encode())
-        for entry in sorted(e for e in listing.split("\0") if e):
-            meta, _, name = entry.partition("\t")
+        for name, object_id in sorted(entries):
             if DEPENDENCY_FILES.match(name):
-                digest.update(f"{name} {meta.split()[-1]}\n".encode())
+                digest.update(f"{name} {object_id}\n".encode())
+        repo = mirror.source
         repo_key = f"{_slug(repo.name)}-{hashlib.sha256(str(repo).encode()).hexdigest()[:12]}"
-        key = ImageKey(repo=repo, repo_key=repo_key, tree_id=tree_id, dep_hash=digest.hexdigest())
-        if re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit) and len(self._keys) < 4096:
-            self._keys[(repo, commit)] = key
+        key = ImageKey(
+            repo=repo, repo_key=repo_key, commit=full, tree_id=tree_id, dep_hash=digest.hexdigest()
+        )
+        if full == commit and len(self._keys) < 4096:
+            self._keys[(mirror.path, commit)] = key
         return key
 
-    def lease(self, repo: Path, commit: str, build_env: EnvBuilder) -> Lease:
+    def lease(self, mirror: Mirror | Path, commit: str, build_env: EnvBuilder) -> Lease:
         """The layers for `commit`, built first when missing; hold them until released."""
-        key = self.key(repo, commit)
+        mirror = self._mirror(mirror)
+        key = self.key(mirror, commit)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
         base = self.root / key.repo_key
-        if not (base / "repo.json").is_file():
-            base.mkdir(parents=True, exist_ok=True)
-            (base / "repo.json").write_text(json.dumps({"path": str(repo)}))
+        _record_repository(base, mirror)
         tree_dir = base / "trees" / key.tree_id
         env_dir = base / "envs" / key.dep_hash
-        tree_lock, _ = _held(tree_dir, lambda tmp: export_tree(repo, commit, tmp))
+        tree_lock, _ = _held(tree_dir, partial(mirror.export, key.commit, owner=self.owner))
         try:
             env_lock, built = _held(env_dir, lambda tmp: self._build(tree_dir, tmp, build_env))
         except BaseException:
             os.close(tree_lock)
             raise
-        installed = json.loads((env_dir / "image.json").read_text())["installed"]
+        meta = json.loads((env_dir / "image.json").read_text())
         if built:
             self.prune(repo_key=key.repo_key, older_than_s=self.ttl_s)
         return Lease(
             key=key,
             tree=tree_dir,
             env=env_dir / "env",
-            installed=tuple(installed),
+            installed=tuple(meta["installed"]),
             locks=(tree_lock, env_lock),
             built=built,
+            normalised=tuple(meta.get("normalised", ())),
         )
+
+    def _mirror(self, mirror: Mirror | Path) -> Mirror:
+        return mirror if isinstance(mirror, Mirror) else self.mirrors.sync(mirror)
 
     def _build(self, tree: Path, target: Path, build_env: EnvBuilder) -> None:
         env = target / "env"
         env.mkdir()
+        if self.owner is not None:
+            os.chown(env, *self.owner)
         started = time.monotonic()
         installed = build_env(tree, env)
+        normalised = normalise(env)  # before it is complete: no later run sees them
         meta = {
             "installed": installed,
             "python": self.python,
             "built_at": datetime.now(UTC).isoformat(),
             "build_seconds": round(time.monotonic() - started, 3),
+            "normalised": normalised,
         }
         (target / "image.json").write_text(json.dumps(meta, indent=2))
 
@@ -157,16 +191,20 @@ class ImageCache:
         """Every cached layer, with whether it is in use and still current."""
         found: list[ImageInfo] = []
         for base in sorted(p for p in self.root.glob("*/") if (p / "repo.json").is_file()):
-            repo = Path(json.loads((base / "repo.json").read_text())["path"])
-            current = self._current(repo)
+            recorded = json.loads((base / "repo.json").read_text())
+            repo = Path(recorded["path"])
+            current = self._current(repo, recorded.get("mirror"))
             for kind, folder in (("tree", "trees"), ("env", "envs")):
                 for layer in sorted(p for p in (base / folder).glob("*/") if _ready(p)):
                     found.append(_info(repo, kind, layer, layer.name in current))
         return found
 
-    def _current(self, repo: Path) -> set[str]:
+    def _current(self, repo: Path, mirror: str | None) -> set[str]:
+        """What the source's HEAD needs, as the mirror last saw it (the source is not read)."""
+        if mirror is None:
+            return set()
         try:
-            key = self.key(repo, "HEAD")
+            key = self.key(Mirror(source=repo, path=Path(mirror)), "HEAD")
         except ProvisionFailed:
             return set()
         return {key.tree_id, key.dep_hash}
@@ -293,14 +331,30 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "repo"
 
 
-def _git(repo: Path, *args: str) -> str:
-    result = subprocess.run(  # noqa: S603
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"},
-    )
-    if result.returncode != 0:
-        raise ProvisionFailed(f"git {args[0]} failed in {repo}: {result.stderr.strip()}")
-    return result.stdout
+def _record_repository(base: Path, mirror: Mirror) -> None:
+    """repo.json names the repository and its mirror (so listing never reads the source)."""
+    recorded = {"path": str(mirror.source), "mirror": str(mirror.path)}
+    meta = base / "repo.json"
+    if not meta.is_file() or json.loads(meta.read_text()) != recorded:
+        base.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(recorded))
+
+
+def _top_level(mirror: Mirror, commit: str) -> tuple[str, list[tuple[str, str]]]:
+    """The tree id of `commit` and its top-level (name, object id) entries: one git call,
+    the raw tree read as `<mode> <name>\\0<binary id>` records."""
+    out = mirror.git("cat-file", "--batch", input=f"{commit}^{{tree}}\n".encode())
+    header, _, rest = out.partition(b"\n")
+    tree_id, kind, size = (header.decode().split() + ["", ""])[:3]
+    if kind != "tree" or not size.isdigit():
+        raise ProvisionFailed(f"{mirror.source} has no tree for {commit}")
+    raw, width, entries = rest[: int(size)], len(tree_id) // 2, []
+    while raw:
+        meta, _, raw = raw.partition(b"\0")
+        name = meta.partition(b" ")[2].decode("utf-8", "surrogateescape")
+        entries.append((name, raw[:width].hex()))
+        raw = raw[width:]
+    return tree_id, entries
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
