@@ -4,7 +4,9 @@ bubblewrap is not allowed but a container engine is.
 One container per workspace, started idle (`sleep infinity`) with no network, no
 capabilities, `no-new-privileges`, a read-only root, a private `/tmp`, memory and process
 caps, as uid 65534; the workspace is a host folder (a copy of the tree) bind-mounted at
-`/workspace`, so changes are harvested on the host as for the copy path of bubblewrap.
+`/workspace`, so changes are harvested on the host as for the copy path of bubblewrap. The
+tree comes from the factory's mirror of the repository (`mirror.py`); host files of the
+workspace are read only with `beneath.read_beneath`, never through a link.
 Each command is a `exec` in that container, supervised like any other; on a breach the
 whole container is killed, and the next command starts a fresh one over the same folder.
 Egress through the proxy is not offered by this backend yet: allowing hosts is refused.
@@ -20,12 +22,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from codefactory.domain import Change, ExecResult
+from codefactory.sandbox.beneath import BeneathError, read_beneath
 from codefactory.sandbox.egress import EgressListener, EgressPolicy
 from codefactory.sandbox.errors import ProvisionFailed, SandboxUnavailable
-from codefactory.sandbox.harvest import harvest_copy
-from codefactory.sandbox.layers import export_tree
+from codefactory.sandbox.harvest import MAX_FILE_BYTES, harvest_copy
 from codefactory.sandbox.layout import SANDBOX_PATH, SANDBOX_ROOT
 from codefactory.sandbox.limits import Limits
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.supervise import supervise
 
@@ -119,9 +122,13 @@ class ContainerWorkspace:
             limit_hit=outcome.limit_hit.value if outcome.limit_hit else "",
         )
 
-    def read_file(self, path: str) -> bytes | None:
-        target = self._inside(path)
-        return target.read_bytes() if target.is_file() and not target.is_symlink() else None
+    def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
+        """Read a workspace file on the host, never through a link (one layer: any phase)."""
+        self._inside(path)
+        try:
+            return read_beneath(self.home / "work", path, max_bytes=MAX_FILE_BYTES)
+        except BeneathError:
+            return None  # missing, a link, past a link, special, or too large
 
     def write_file(self, path: str, content: bytes) -> None:
         result = self.exec(
@@ -172,8 +179,10 @@ class ContainerSandbox:
         limits: Limits | None = None,
         egress: Mapping[str, EgressPolicy] | None = None,
         search_path: str | None = None,
+        mirrors: Mirrors | None = None,
     ) -> None:
         self.work_root = work_root.resolve()
+        self.mirrors = mirrors or Mirrors(self.work_root.parent / "mirrors")
         self.runtime = runtime
         self.image = image
         self.limits = limits or Limits()
@@ -188,14 +197,13 @@ class ContainerSandbox:
         run_id: str,
         on_egress: EgressListener | None = None,
     ) -> ContainerWorkspace:
-        from codefactory.sandbox.bubblewrap import resolve_commit
-
         runtime = find_runtime(self.runtime, self.search_path)
-        base_commit = resolve_commit(repo.resolve(), commit)
+        mirror = self.mirrors.sync(repo)
+        base_commit = mirror.resolve(commit)
         home = self.work_root / run_id
         try:
             (home / "lower").mkdir(parents=True)
-            export_tree(repo.resolve(), base_commit, home / "lower")
+            mirror.export(base_commit, home / "lower")
             shutil.copytree(home / "lower", home / "work", symlinks=True)
         except OSError as err:
             shutil.rmtree(home, ignore_errors=True)
