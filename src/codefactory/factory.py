@@ -20,13 +20,15 @@ from codefactory.store.runs import RunStore
 
 if TYPE_CHECKING:
     from codefactory.identity.services import IdentityServices
+    from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Factory:
-    """Everything a command needs: the loop, the review desk, the store and the audit log."""
+    """Everything a command needs: the loop, the review desk, the store and the audit log,
+    and the mirrors every host-side git command runs in (never in a source repository)."""
 
     settings: Settings
     store: RunStore
@@ -34,6 +36,7 @@ class Factory:
     loop: RunLoop
     review: ReviewDesk
     identity: IdentityServices
+    mirrors: Mirrors
 
 
 def default_agent(settings: Settings) -> AgentIdentity:
@@ -63,6 +66,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.review.signing import AgentCommitSigning
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox
+    from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
     from codefactory.store.db import open_engine
     from codefactory.store.verify_tables import SqlVerifyCache
@@ -86,10 +90,13 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         with store.atomic() as tx:
             tx.audit(name, actor="sandbox", run_id=run_id, **data)
 
+    mirrors = Mirrors(settings.data_dir / "mirrors")  # the sandbox's, the forge's and verify's
     sandbox = AuditedSandbox(
         build_sandbox(sandbox_settings, data_dir=settings.data_dir), record_sandbox_event
     )
-    forge = LocalForge(settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys))
+    forge = LocalForge(
+        settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys), mirrors=mirrors
+    )
 
     def setup(workspace: Workspace) -> list[str]:
         return install_dependencies(
@@ -131,5 +138,11 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     )
     review = ReviewDesk(store=store, forge=forge, observer=observer, delegation=identity.delegation)
     return Factory(
-        settings=settings, store=store, audit=audit, loop=loop, review=review, identity=identity
+        settings=settings,
+        store=store,
+        audit=audit,
+        loop=loop,
+        review=review,
+        identity=identity,
+        mirrors=mirrors,
     )

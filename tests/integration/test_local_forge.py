@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -12,7 +13,9 @@ import pytest
 from codefactory.domain import Change, FileChange
 from codefactory.review import BranchExists, EmptyChange, ForgeError
 from codefactory.review.local_forge import COMMITTER_EMAIL, LocalForge
+from codefactory.sandbox.mirror import Mirrors
 from tests.conftest import git, make_repo
+from tests.integration.test_mirror import plant_traps
 
 BASE_FILES = {
     "requirements.txt": "idna==3.6\nrequests==2.31.0\n",
@@ -203,3 +206,25 @@ def test_a_symlink_replaced_by_a_file_is_committed_as_a_regular_file(
     (line,) = git(bare, "ls-tree", commit, "link").splitlines()
     assert line.split()[0] == "100644"
     assert git(bare, "show", f"{commit}:link") == "now a file"
+
+
+def test_the_base_commit_comes_from_the_factory_mirror_never_the_source(
+    source: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo, base = source
+    marker = plant_traps(repo, tmp_path / "traps")
+    mirrors = Mirrors(tmp_path / "mirrors")
+    forge = LocalForge(tmp_path / "forge", mirrors=mirrors)
+    commit = _open(forge, repo, base, BUMP, "factory/r-1")
+    assert not marker.exists(), marker.read_text()
+    assert git(forge.repository_path("payments-api"), "rev-parse", f"{commit}^") == base
+    assert [p.name for p in mirrors.root.glob("*.git")] == [
+        f"payments-api-{hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]}.git"
+    ]
+    assert LocalForge(tmp_path / "own").mirrors.root == (tmp_path / "own" / ".mirrors").resolve()
+
+
+def test_a_source_that_is_gone_is_a_forge_error(tmp_path: Path) -> None:
+    forge = LocalForge(tmp_path / "forge")
+    with pytest.raises(ForgeError, match="could not mirror"):
+        _open(forge, tmp_path / "nowhere", "a" * 40, BUMP, "factory/r-1")

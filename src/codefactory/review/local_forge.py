@@ -1,8 +1,9 @@
 """The default forge: one local bare git repository per source repository.
 
 The source repository is untrusted: nothing here checks out a file, runs a hook or reads a
-configuration the factory did not write. Commits are built from git plumbing with a temporary
-index, so no work tree ever exists.
+configuration the factory did not write. The base commit is fetched from the factory's own
+mirror of the source (`sandbox/mirror.py`), never from the source itself. Commits are built
+from git plumbing with a temporary index, so no work tree ever exists.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from codefactory.review.signing import (
     signing_config,
     verification_config,
 )
+from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.mirror import Mirrors
 
 COMMITTER_NAME = "Code Factory"
 COMMITTER_EMAIL = "factory@codefactory.invalid"
@@ -39,11 +42,19 @@ def repo_name(repo: Path) -> str:
 
 
 class LocalForge:
-    """Review branches in bare repositories under `forge_dir/<repo-name>.git`."""
+    """Review branches in bare repositories under `forge_dir/<repo-name>.git`; base commits
+    come from `mirrors` (the factory's; by default the forge's own, in `forge_dir/.mirrors`)."""
 
-    def __init__(self, forge_dir: Path, *, signing: CommitSigning | None = None) -> None:
+    def __init__(
+        self,
+        forge_dir: Path,
+        *,
+        signing: CommitSigning | None = None,
+        mirrors: Mirrors | None = None,
+    ) -> None:
         self.forge_dir = forge_dir.resolve()
         self.signing = signing
+        self.mirrors = mirrors or Mirrors(self.forge_dir / ".mirrors")
         git = shutil.which("git")
         if git is None:
             raise ForgeError("git is not installed")
@@ -138,13 +149,17 @@ class LocalForge:
             raise ForgeError(f"invalid branch name: {branch!r}")
 
     def _fetch_base(self, bare: Path, source: Path, base_commit: str) -> None:
-        """Bring the base commit into the forge; the source only answers as upload-pack."""
+        """Bring the base commit into the forge from the factory's mirror of the source."""
         if self._has_commit(bare, base_commit):
             return
+        try:
+            mirror = self.mirrors.sync(source)
+        except ProvisionFailed as err:
+            raise ForgeError(f"could not mirror {source}: {err}") from err
         self._run(
             bare,
             ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules"]
-            + ["--no-write-fetch-head", str(source), base_commit],
+            + ["--no-write-fetch-head", str(mirror.path), base_commit],
         )
         if not self._has_commit(bare, base_commit):
             raise ForgeError(f"base commit {base_commit} not found in {source}")
