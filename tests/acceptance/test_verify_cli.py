@@ -69,6 +69,29 @@ def test_verify_outside_a_repository_is_a_clear_error(cli: Cli, tmp_path: Path) 
     assert "not a git repository" in _one_line_error(result.stderr)
 
 
+def test_verify_never_reads_a_host_file_through_a_folder_replaced_by_a_link(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The reported bug: the change replaced `config/` with a link to a host folder, and the
+    key file behind it ended up in the change and the evidence."""
+    secret = "-----BEGIN OPENSSH PRIVATE KEY----- AAAAC3NzaC1lZDI1NTE5AAAAIKEYKEYKEY"
+    keys = tmp_path / "factory-keys"
+    keys.mkdir()
+    (keys / "agent_ed25519").write_text(secret + "\n")
+    repo = tmp_path / "linked-repo"
+    make_repo(repo, {"config/agent_ed25519": "placeholder\n", "svc/__init__.py": ""})
+    shutil.rmtree(repo / "config")
+    (repo / "config").symlink_to(keys, target_is_directory=True)
+
+    result = cli("verify", "--repo", str(repo), "--json", "--evidence", str(tmp_path / "ev"))
+
+    assert result.returncode in (0, 1), result.stderr
+    assert json.loads(result.stdout)["changed"] == ["config/agent_ed25519"]  # deleted
+    evidence = "".join(p.read_text() for p in (tmp_path / "ev").glob("*"))
+    assert evidence, "the gate wrote its evidence"
+    assert secret not in result.stdout + result.stderr + evidence
+
+
 def test_imported_advisories_are_used_by_default_and_a_bad_import_is_refused(
     cli: Cli, tmp_path: Path
 ) -> None:
