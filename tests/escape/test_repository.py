@@ -3,12 +3,21 @@ symbolic links to host paths, git hooks and configuration for the factory to tri
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
+
 from codefactory.review.local_forge import LocalForge
-from codefactory.sandbox.bubblewrap import BubblewrapWorkspace
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase
+from codefactory.verify.worktree import working_changes, working_tree
+from tests.conftest import make_repo
 from tests.escape.conftest import Escape
+from tests.integration.test_mirror import plant_traps
+
+PRIVATE_KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
 
 
 def sh(ws: BubblewrapWorkspace, script: str):
@@ -86,4 +95,73 @@ def test_git_hooks_that_run_on_the_host_later(
         expected=".git never harvested, no hook runs",
         observed=f"change {list(change.paths)}; hook ran: {marker.exists()}",
         blocked=not marker.exists() and not any(p.startswith(".git/") for p in change.paths),
+    )
+
+
+def _trapped_repository(tmp_path: Path) -> tuple[Path, Path]:
+    """A repository whose git folder runs a marker-writing program from every hook, driver and
+    monitor it can name, with `.gitattributes` sending every path through them."""
+    repo = tmp_path / "trapped"
+    make_repo(
+        repo,
+        {".gitattributes": "* filter=evil diff=evil\n", "app.py": "print('hi')\n"},
+    )
+    return repo, plant_traps(repo, tmp_path / "traps")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BubblewrapSandbox.provision still exports with `git archive` in the source; "
+    "remove this mark once it provisions from the factory's mirror (issue 12 item 4)",
+)
+def test_provisioning_never_runs_the_repository_git_config(
+    escape_sandbox: BubblewrapSandbox, escape: Escape, tmp_path: Path
+) -> None:
+    repo, marker = _trapped_repository(tmp_path)
+    workspace = escape_sandbox.provision(repo=repo, commit="HEAD", run_id="esc-git-config")
+    try:
+        content = workspace.read_file("app.py")
+    finally:
+        workspace.destroy()
+    ran = marker.read_text().split() if marker.exists() else []
+    escape.attempt(
+        "source .git/config filter + fsmonitor at provision",
+        expected="nothing runs on the host",
+        observed=f"ran: {ran or 'nothing'}; app.py {content!r}",
+        blocked=not ran and content == b"print('hi')\n",
+    )
+
+
+def test_verify_never_runs_the_repository_git_config(escape: Escape, tmp_path: Path) -> None:
+    repo, marker = _trapped_repository(tmp_path)
+    (repo / "app.py").write_text("print('changed')\n")
+    (repo / "new.py").write_text("print('new')\n")
+    tree = working_tree(repo, "HEAD", mirrors=Mirrors(tmp_path / "mirrors"))
+    ran = marker.read_text().split() if marker.exists() else []
+    escape.attempt(
+        "verify: diff.external, textconv, filter, fsmonitor",
+        expected="nothing runs on the host",
+        observed=f"ran: {ran or 'nothing'}; changed {[f.path for f in tree.files]}",
+        blocked=not ran and [f.path for f in tree.files] == ["app.py", "new.py"],
+    )
+
+
+def test_verify_never_reads_through_a_folder_swapped_for_a_link(
+    escape: Escape, tmp_path: Path
+) -> None:
+    keys = tmp_path / "factory-keys"
+    keys.mkdir()
+    (keys / "agent_ed25519").write_bytes(PRIVATE_KEY)
+    repo = tmp_path / "linked"
+    make_repo(repo, {"config/agent_ed25519": "placeholder\n", "app.py": "print('hi')\n"})
+    shutil.rmtree(repo / "config")
+    (repo / "config").symlink_to(keys, target_is_directory=True)
+    base, files = working_changes(repo, "HEAD")
+    leaked = [f.path for f in files if f.content and PRIVATE_KEY in f.content]
+    escape.attempt(
+        "verify: folder replaced by a link to the keys",
+        expected="link not followed",
+        observed=f"changes {[(f.path, f.content is None) for f in files]}; leaked {leaked}",
+        blocked=not leaked
+        and [(f.path, f.content) for f in files] == [("config/agent_ed25519", None)],
     )
