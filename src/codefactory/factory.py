@@ -92,7 +92,8 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
 
     mirrors = Mirrors(settings.data_dir / "mirrors")  # the sandbox's, the forge's and verify's
     sandbox = AuditedSandbox(
-        build_sandbox(sandbox_settings, data_dir=settings.data_dir), record_sandbox_event
+        build_sandbox(sandbox_settings, data_dir=settings.data_dir, mirrors=mirrors),
+        record_sandbox_event,
     )
     forge = LocalForge(
         settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys), mirrors=mirrors

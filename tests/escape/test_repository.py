@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from codefactory.review.local_forge import LocalForge
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.mirror import Mirrors
@@ -109,11 +107,6 @@ def _trapped_repository(tmp_path: Path) -> tuple[Path, Path]:
     return repo, plant_traps(repo, tmp_path / "traps")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BubblewrapSandbox.provision still exports with `git archive` in the source; "
-    "remove this mark once it provisions from the factory's mirror (issue 12 item 4)",
-)
 def test_provisioning_never_runs_the_repository_git_config(
     escape_sandbox: BubblewrapSandbox, escape: Escape, tmp_path: Path
 ) -> None:

@@ -180,3 +180,11 @@ def test_dependency_files_are_recognised() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="the overlay path needs root; the copy path runs")
 def test_overlay_is_used_as_root(workspace: BubblewrapWorkspace) -> None:
     assert workspace.overlay
+
+
+def test_the_unprivileged_user_may_use_tmp_and_posix_semaphores(
+    workspace: BubblewrapWorkspace,
+) -> None:
+    code = "import multiprocessing as m, tempfile; m.Lock(); tempfile.mkstemp(); print('ok')"
+    result = workspace.exec(["python3", "-c", code], phase=Phase.CHECK)
+    assert result.stdout.strip() == "ok", result.stderr

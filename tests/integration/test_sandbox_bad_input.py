@@ -56,7 +56,7 @@ def test_a_repository_that_cannot_be_exported(tmp_path: Path, uv_cache: Path) ->
     factory = factory_for(tmp_path / "data", uv_cache)
     run = run_lint(factory, repo)
     assert run.state is RunState.FAILED
-    assert "could not export" in run.reason and blob in run.reason
+    assert "could not fetch" in run.reason and "corruption" in run.reason, run.reason
     assert leftovers(factory) == []
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, progress
@@ -58,6 +59,7 @@ def verify(
                 dependency_files=dependency_files,
                 repo=repo,
                 base=base,
+                mirrors=factory.mirrors,
             )
     except (SandboxError, VerifyError, OSError) as err:
         fail(f"the gate could not run: {err}", code=COULD_NOT_START)
@@ -80,6 +82,7 @@ def _as_dict(verdict: TreeVerdict) -> dict[str, Any]:
         "repository": str(verdict.repository),
         "base_commit": verdict.base_commit,
         "changed": list(verdict.change.paths),
+        "not_judged": [asdict(skipped) for skipped in verdict.skipped],
         "checks": [
             {
                 "check": r.check,
@@ -106,6 +109,11 @@ def _print(verdict: TreeVerdict) -> None:
         highlight=False,
     )
     console.print(table)
+    for skipped in verdict.skipped:
+        console.print(
+            f"  not judged: {escape(skipped.path)} ({skipped.kind}): {escape(skipped.reason)}",
+            highlight=False,
+        )
     for f in (f for r in verdict.results for f in r.findings if f.blocking):
         where = f"{f.path}:{f.line}" if f.line else f.path or "-"
         console.print(

@@ -9,6 +9,7 @@ from pathlib import Path
 from codefactory.sandbox.egress import EgressPolicy
 from codefactory.sandbox.errors import SandboxUnavailable
 from codefactory.sandbox.limits import Limits
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase, Sandbox
 from codefactory.sandbox.settings import SandboxSettings
 
@@ -40,7 +41,7 @@ def limits_of(settings: SandboxSettings) -> Limits:
     )
 
 
-def _bubblewrap(settings: SandboxSettings, data_dir: Path) -> Sandbox:
+def _bubblewrap(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> Sandbox:
     from codefactory.sandbox.bubblewrap import BubblewrapSandbox
     from codefactory.sandbox.images import ImageCache
 
@@ -49,6 +50,7 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path) -> Sandbox:
             data_dir / "images",
             python=str(settings.python),
             ttl_s=settings.images.ttl_days * 86400,
+            mirrors=mirrors,
         )
         if settings.images.enabled
         else None
@@ -68,10 +70,11 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path) -> Sandbox:
         cgroups=settings.cgroups,
         host_uid=settings.host_uid,
         host_gid=settings.host_gid,
+        mirrors=mirrors,
     )
 
 
-def _container(settings: SandboxSettings, data_dir: Path) -> Sandbox:
+def _container(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> Sandbox:
     from codefactory.sandbox.container import ContainerSandbox
 
     return ContainerSandbox(
@@ -81,20 +84,24 @@ def _container(settings: SandboxSettings, data_dir: Path) -> Sandbox:
         limits=limits_of(settings),
         egress=egress_policies(settings),
         search_path=settings.search_path or None,
+        mirrors=mirrors,
     )
 
 
-BACKENDS: dict[str, Callable[[SandboxSettings, Path], Sandbox]] = {
+BACKENDS: dict[str, Callable[[SandboxSettings, Path, Mirrors], Sandbox]] = {
     "bubblewrap": _bubblewrap,
     "container": _container,
 }
 
 
-def build_sandbox(settings: SandboxSettings, *, data_dir: Path) -> Sandbox:
-    """The configured backend over `data_dir` (workspaces, package cache, images)."""
+def build_sandbox(
+    settings: SandboxSettings, *, data_dir: Path, mirrors: Mirrors | None = None
+) -> Sandbox:
+    """The configured backend over `data_dir` (workspaces, package caches, images), reading
+    repositories through `mirrors` (default: `<data_dir>/mirrors`)."""
     builder = BACKENDS.get(settings.type)
     if builder is None:
         raise SandboxUnavailable(
             f"unknown sandbox type {settings.type!r}; choose one of {', '.join(BACKENDS)}"
         )
-    return builder(settings, data_dir)
+    return builder(settings, data_dir, mirrors or Mirrors(data_dir / "mirrors"))

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,9 +35,10 @@ from codefactory.sandbox.execution import Mounts, run_command
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
 from codefactory.sandbox.hostids import HostIds, host_ids, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
-from codefactory.sandbox.layers import WorkspaceHome, export_tree, sweep_stale
+from codefactory.sandbox.layers import WorkspaceHome, sweep_stale
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, TOOLS_DIR
 from codefactory.sandbox.limits import GIB, MIB, LimitHit, Limits
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
@@ -53,7 +53,6 @@ __all__ = [
     "TOOLS_DIR",
     "BubblewrapSandbox",
     "BubblewrapWorkspace",
-    "resolve_commit",
 ]
 
 
@@ -247,6 +246,7 @@ class BubblewrapSandbox:
         host_gid: int | None = None,
         seccomp: bool = True,
         map_to_host_root: bool = False,
+        mirrors: Mirrors | None = None,
     ) -> None:
         """`seccomp=False` and `map_to_host_root=True` undo two hardening steps; they exist only
         so that the benchmark can print what each step costs, and no setting reaches them."""
@@ -261,6 +261,7 @@ class BubblewrapSandbox:
             if egress is not None
             else {Phase.SETUP.value: EgressPolicy(allow=PACKAGE_INDEX_HOSTS)}
         )
+        self.mirrors = mirrors or Mirrors(self.work_root.parent / "mirrors")
         self.images = images
         self.setup_timeout_s = setup_timeout_s
         self.search_path = search_path
@@ -269,7 +270,10 @@ class BubblewrapSandbox:
         self.seccomp = seccomp
         dropping = self.overlay and not map_to_host_root
         self.host_ids: HostIds | None = host_ids(host_uid, host_gid) if dropping else None
-        self.proxy = EgressProxy(socket_owner=self.host_ids.owner if self.host_ids else None)
+        owner = self.host_ids.owner if self.host_ids else None
+        if images is not None and images.owner is None:
+            images.owner = owner  # the sandbox decides who its user is; its images follow
+        self.proxy = EgressProxy(socket_owner=owner)
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
 
@@ -321,20 +325,19 @@ class BubblewrapSandbox:
         backend = self.backend()
         if not run_id or "/" in run_id or run_id.startswith("."):
             raise ProvisionFailed(f"invalid run id for a workspace: {run_id!r}")
-        repo = repo.resolve()
-        base_commit = resolve_commit(repo, commit)
-        cache = self._repository_cache(repo)
+        mirror = self.mirrors.sync(repo.resolve())  # host git never runs in the source
+        base_commit = mirror.resolve(commit)
+        cache = self._repository_cache(mirror.source)
         lease = None
         if self.images is not None:
             build = partial(self._build_env, run_id=run_id, on_egress=on_egress, cache=cache)
-            lease = self.images.lease(repo, base_commit, build)
+            lease = self.images.lease(mirror, base_commit, build)
         home = WorkspaceHome(self.work_root / run_id)
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
                         owner=backend.owner)  # fmt: skip
             if lease is None:
-                export_tree(repo, base_commit, home.lower)
-                _own(home.lower, backend.owner)
+                mirror.export(base_commit, home.lower, owner=backend.owner)
                 mounts = Mounts(tree=home.lower, env=home.env_base, cache=cache)
             else:
                 mounts = Mounts(tree=lease.tree, env=lease.env, cache=cache)
@@ -379,8 +382,6 @@ class BubblewrapSandbox:
         backend = self.backend()
         home = WorkspaceHome(self.work_root / f"{run_id}.image")
         mounts = Mounts(tree=tree, env=env, cache=cache, env_writable_base=True)
-        _own(tree, backend.owner)
-        _own(env, backend.owner)
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
                         owner=backend.owner)  # fmt: skip
@@ -408,48 +409,12 @@ class BubblewrapSandbox:
         self.proxy.shutdown()
 
 
-def _own(root: Path, owner: tuple[int, int] | None) -> None:
-    """Give a layer the sandbox user exports as root (never following a link)."""
-    if owner is None:
-        return
-    os.lchown(root, *owner)
-    for directory, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(directory, name), *owner)
-
-
 def _mount(home: WorkspaceHome, mounts: Mounts, *, overlay: bool) -> None:
     """The workspace view: overlays as root, else a plain copy of the tree."""
     if overlay:
         home.mount(tree=mounts.tree, env=None if mounts.env_writable_base else mounts.env)
     else:
         shutil.copytree(mounts.tree, home.merged, symlinks=True, dirs_exist_ok=True)
-
-
-def resolve_commit(repo: Path, revision: str) -> str:
-    """The full commit id `revision` names in `repo`; a clear error when `repo` is no repository."""
-    if not repo.is_dir():
-        raise ProvisionFailed(f"repository path does not exist or is not a folder: {repo}")
-    git_env = {"PATH": os.defpath, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-    result = subprocess.run(  # noqa: S603
-        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=git_env,
-    )
-    if result.returncode != 0:
-        inside = subprocess.run(  # noqa: S603
-            ["git", "-C", str(repo), "rev-parse", "--git-dir"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=git_env,
-        )
-        if inside.returncode != 0:
-            raise ProvisionFailed(f"not a git repository: {repo}")
-        raise ProvisionFailed(f"{repo} has no commit {revision!r} (an empty repository?)")
-    return result.stdout.strip()
 
 
 def _copy_regular(source: str, target: str) -> None:

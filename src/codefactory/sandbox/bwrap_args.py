@@ -136,6 +136,8 @@ def bwrap_options(spec: CommandSpec) -> list[str]:
         "--proc", "/proc",
         "--dev", "/dev",
         "--perms", "01777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp",
+        # POSIX semaphores (multiprocessing locks) live here; the unprivileged user needs it
+        "--perms", "01777", "--size", str(spec.tmp_bytes), "--tmpfs", "/dev/shm",
         "--bind", str(spec.workspace_dir), SANDBOX_ROOT,
         "--chdir", SANDBOX_ROOT,
     ]  # fmt: skip

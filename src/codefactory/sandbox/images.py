@@ -200,7 +200,11 @@ class ImageCache:
         return found
 
     def _current(self, repo: Path, mirror: str | None) -> set[str]:
-        """What the source's HEAD needs, as the mirror last saw it (the source is not read)."""
+        """What the source's HEAD needs: synced into the mirror first (which reads the source's
+        git folder only as data), else as the mirror last saw it."""
+        if repo.is_dir():
+            with contextlib.suppress(ProvisionFailed):
+                mirror = str(self.mirrors.sync(repo).path)
         if mirror is None:
             return set()
         try:

@@ -26,14 +26,11 @@ is free) is swept, mounts first, by the next sandbox that starts.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import fcntl
 import os
 import shutil
-import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -210,25 +207,3 @@ def sweep_stale(work_root: Path, *, min_age_s: float = 60.0) -> list[Path]:
         remove_home(home)
         removed.append(home)
     return removed
-
-
-def export_tree(repo: Path, commit: str, target: Path) -> None:
-    """Write the tree of `commit` into `target` with `git archive` (no `.git`, no hooks)."""
-    archive = target.parent / f".{target.name}.tar"
-    result = subprocess.run(  # noqa: S603
-        ["git", "-C", str(repo), "archive", "--format=tar", "-o", str(archive), commit],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        if result.returncode != 0:
-            cause = result.stderr.strip() or "git archive failed"
-            raise ProvisionFailed(f"could not export {repo} at {commit}: {cause}")
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="tar")
-    except OSError as err:
-        raise ProvisionFailed(f"could not export {repo} at {commit}: {err}") from err
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            archive.unlink()

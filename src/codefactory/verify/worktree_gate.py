@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codefactory.domain import Change, CheckResult
+from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase, Sandbox, Workspace
 from codefactory.verify.gate import Gate, passed
-from codefactory.verify.worktree import working_changes
+from codefactory.verify.worktree import SkippedPath, working_tree
 
 DependencyFilter = Callable[[list[str]], list[str]]
 
@@ -28,6 +29,8 @@ class TreeVerdict:
     base_commit: str
     change: Change
     results: tuple[CheckResult, ...]
+    skipped: tuple[SkippedPath, ...] = ()
+    """Changed paths not judged (links, FIFOs, ...): a link is reported as a link, never read."""
 
     @property
     def passed(self) -> bool:
@@ -42,10 +45,13 @@ def verify_working_tree(
     dependency_files: DependencyFilter,
     repo: Path,
     base: str = "HEAD",
+    mirrors: Mirrors | None = None,
 ) -> TreeVerdict:
-    """Run the gate on `repo`'s working tree against `base`; raises SandboxError/VerifyError."""
+    """Run the gate on `repo`'s working tree against `base`; raises SandboxError/VerifyError.
+    Host git runs only in the factory's mirror of `repo` (`mirrors`), never in `repo`."""
     repo = repo.resolve()
-    commit, files = working_changes(repo, base)
+    tree = working_tree(repo, base, mirrors=mirrors)
+    commit, files = tree.base_commit, tree.files
     run_id = f"verify-{secrets.token_hex(4)}"
     workspace = sandbox.provision(repo=repo, commit=commit, run_id=run_id)
     try:
@@ -57,7 +63,13 @@ def verify_working_tree(
         results = gate.run(workspace, change, repo=repo)
     finally:
         workspace.destroy()
-    return TreeVerdict(repository=repo, base_commit=commit, change=change, results=tuple(results))
+    return TreeVerdict(
+        repository=repo,
+        base_commit=commit,
+        change=change,
+        results=tuple(results),
+        skipped=tree.skipped,
+    )
 
 
 def _apply(workspace: Workspace, change: Change) -> None:
