@@ -114,3 +114,44 @@ def test_an_exhausted_disk(tmp_path: Path, uv_cache: Path, tiny_disk: Path) -> N
     assert "No space left on device" in run.reason
     assert not any((tiny_disk / "workspaces").iterdir())
     assert not [p for p in (tiny_disk / "images").glob("*/trees/*") if p.is_dir()]
+
+
+class LeavesBehind:
+    """An engine that makes a real change and leaves `extra` (a shell line) in its layer."""
+
+    name = "test:leaves-behind"
+    version = "0"
+
+    def __init__(self, extra: str) -> None:
+        self.extra = extra
+
+    def propose(self, task, workspace, feedback):  # type: ignore[no-untyped-def]
+        from codefactory.domain import Proposal
+        from codefactory.sandbox.port import Phase
+
+        workspace.write_file("service/__init__.py", b'"""The sample service."""\n')
+        result = workspace.exec(["python3", "-c", self.extra], phase=Phase.ENGINE)
+        assert result.ok, result.stderr
+        return Proposal(engine=self.name, engine_version=self.version, rationale="odd files")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ("import os; os.mkfifo('service/pipe')", "a FIFO at service/pipe"),
+        ("import socket; socket.socket(socket.AF_UNIX).bind('sock')", "a socket at sock"),
+        ("open(b'caf\\xe9.py', 'w').write('x = 1')", "not valid UTF-8: b'caf\\xe9.py'"),
+    ],
+    ids=["fifo", "socket", "non-utf8-name"],
+)
+def test_what_a_commit_cannot_carry_fails_the_run_with_its_name(
+    tmp_path: Path, uv_cache: Path, extra: str, reason: str
+) -> None:
+    factory = factory_for(tmp_path / "data", uv_cache)
+    factory.loop.engines = {"fix_lint": LeavesBehind(extra)}
+    run = run_lint(factory, sample_repo(tmp_path / "repo"))
+    assert run.state is RunState.FAILED
+    assert reason in run.reason, run.reason
+    assert leftovers(factory) == []
+    events = [e.name for e in factory.audit.events(run.id)]
+    assert events[-1] == "run-state-changed"

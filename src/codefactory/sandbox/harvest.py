@@ -18,6 +18,7 @@ from pathlib import Path
 
 from codefactory.domain import Change, FileChange
 from codefactory.sandbox.beneath import BeneathError, kind_beneath, read_beneath
+from codefactory.sandbox.errors import UnsupportedChange
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 """The largest file a change carries (GitHub refuses larger ones too)."""
@@ -49,6 +50,7 @@ def harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int = MAX_FILE_
                 files[str(rel_dir / name)] = FileChange(path=str(rel_dir / name), content=None)
         for name in filenames + [d for d in dirnames if _is_whiteout(folder, d)]:
             rel = str(rel_dir / name)
+            _require_carriable(rel, folder, name)
             if not is_excluded(rel):
                 _record(files, rel=rel, folder=folder, name=name, layers=(lower, upper),
                         max_bytes=max_file_bytes)  # fmt: skip
@@ -59,6 +61,8 @@ def harvest_copy(*, lower: Path, merged: Path, max_file_bytes: int = MAX_FILE_BY
     """Changed files from a full copy compared with the original tree."""
     files: dict[str, FileChange] = {}
     after = set(_files_below(merged, ""))
+    for rel in after:
+        _require_utf8(rel)
     for rel in after | set(_files_below(lower, "")):
         if is_excluded(rel):
             continue
@@ -96,6 +100,32 @@ def _record(
     content = _content(upper, rel, max_bytes, strict=True)
     if content is not None and _content(lower, rel, max_bytes) != content:
         files[rel] = FileChange(path=rel, content=content)
+
+
+_SPECIAL = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFBLK: "a device node",
+            stat.S_IFCHR: "a device node"}  # fmt: skip
+
+
+def _require_carriable(rel: str, folder: int, name: str) -> None:
+    """`UnsupportedChange` for a name git cannot carry faithfully or a special file the engine
+    left (a whiteout, the overlay's mark of a deletion, is neither)."""
+    _require_utf8(rel)
+    st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    kind = _SPECIAL.get(stat.S_IFMT(st.st_mode))
+    if kind is not None and not _is_whiteout(folder, name):
+        raise UnsupportedChange(
+            f"the engine's change has {kind} at {rel}: only regular files are carried"
+        )
+
+
+def _require_utf8(rel: str) -> None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(rel)
+        raise UnsupportedChange(
+            f"the engine's change has a file name that is not valid UTF-8: {shown!r}"
+        ) from None
 
 
 def _is_whiteout(folder: int, name: str) -> bool:
