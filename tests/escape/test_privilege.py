@@ -163,3 +163,40 @@ def test_make_a_device_node(planted: tuple[BubblewrapSandbox, Path], escape: Esc
         observed=(result.stderr.strip().splitlines() or [""])[0][:70],
         blocked=result.exit_code != 0 and "Operation not permitted" in result.stderr,
     )
+
+
+PLANT = """
+/usr/bin/mkdir -p /env/bin
+for name in setpriv sh cat mkdir ruff uv ls rm tar socat grep sleep find; do
+  printf '#!/usr/bin/sh\\necho "$(id -u) $0" >> /tmp/hijacked; exec /usr/bin/false\\n' > /env/bin/$name
+  chmod +x /env/bin/$name
+done
+"""
+
+
+def test_programs_planted_in_the_environment_never_stand_in_for_the_factorys(
+    escape_sandbox: BubblewrapSandbox, escape_repo: Path, escape: Escape
+) -> None:
+    workspace = escape_sandbox.provision(repo=escape_repo, commit="HEAD", run_id="esc-path")
+    try:
+        planted = workspace.exec(["/usr/bin/sh", "-c", PLANT], phase=Phase.SETUP)
+        assert planted.ok, planted.stderr
+        uid = workspace.exec(["/usr/bin/id", "-u"], phase=Phase.ENGINE).stdout.strip()
+        workspace.write_file("app.py", b"print('changed')\n")
+        content = workspace.read_file("app.py")
+        through_proxy = workspace.exec(
+            ["/usr/bin/true"], phase=Phase.ENGINE, allow_hosts=["pypi.org"]
+        )
+        ran = workspace.exec(["/usr/bin/cat", "/tmp/hijacked"], phase=Phase.ENGINE).stdout.strip()
+    finally:
+        workspace.destroy()
+    ids = escape_sandbox.host_ids
+    escape.attempt(
+        "plant setpriv/sh/ruff in /env/bin for the factory to run",
+        expected="absolute paths: none runs",
+        observed=f"uid {uid}; file helpers {content!r}; planted ran: {ran or 'never'}"[:90],
+        blocked=not ran
+        and content == b"print('changed')\n"
+        and through_proxy.ok
+        and (ids is None or uid == str(ids.uid)),
+    )

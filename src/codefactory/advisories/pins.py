@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from codefactory.advisories.errors import PinFilesUnlisted, RequirementsInvalid
+from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def read_pin_files(
     workspace: Workspace, *, phase: Phase, wanted: Callable[[str], bool] = is_pin_file
 ) -> dict[str, str]:
     """The text of each `wanted` file at the workspace root (pin files by default), sorted."""
-    listing = workspace.exec(["ls", "-1A"], phase=phase, timeout_s=60)
+    listing = workspace.exec([system_tool("ls"), "-1A"], phase=phase, timeout_s=60)
     if not listing.ok:
         raise PinFilesUnlisted(listing.stderr.strip() or f"exit code {listing.exit_code}")
     files: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from codefactory.context.port import ContextItem
 from codefactory.domain import TriggerEvent
+from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
 
 MAX_LISTED_FILES = 5000
@@ -32,7 +33,9 @@ class RepositoryFilesConnector:
 
     def fetch(self, trigger: TriggerEvent, workspace: Workspace) -> list[ContextItem]:
         listing = workspace.exec(
-            ["find", ".", "-type", "f", "-not", "-path", "./.*"], phase=Phase.ENGINE, timeout_s=60
+            [system_tool("find"), ".", "-type", "f", "-not", "-path", "./.*"],
+            phase=Phase.ENGINE,
+            timeout_s=60,
         )
         if not listing.ok:
             return []

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.errors import ChecksStillFail, EngineCrashed, NothingToDo
+from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 
-RUFF_CHECK = ("ruff", "check", "--no-cache", "--exit-zero", "--output-format", "json")
+RUFF_CHECK = (RUFF, "check", "--no-cache", "--exit-zero", "--output-format", "json")
 
 
 class LintFixEngine:

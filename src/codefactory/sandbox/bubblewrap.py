@@ -36,7 +36,7 @@ from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
 from codefactory.sandbox.hostids import HostIds, host_ids, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
 from codefactory.sandbox.layers import WorkspaceHome, sweep_stale
-from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, TOOLS_DIR
+from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, SH, TOOLS_DIR
 from codefactory.sandbox.limits import GIB, MIB, LimitHit, Limits
 from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.modes import normalise
@@ -119,13 +119,13 @@ class BubblewrapWorkspace:
 
     def read_file(self, path: str, *, phase: Phase = Phase.ENGINE) -> bytes | None:
         """Read a file as the phase's layer shows it (a check reads its own output)."""
-        script = 'test -f "$1" && exec cat -- "$1"'
-        outcome = self._run(["sh", "-c", script, "sh", _relative(path)], phase)
+        script = 'test -f "$1" && exec /usr/bin/cat -- "$1"'
+        outcome = self._run([SH, "-c", script, "sh", _relative(path)], phase)
         return outcome.stdout if outcome.exit_code == 0 else None
 
     def write_file(self, path: str, content: bytes) -> None:
-        script = 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"'
-        command = ["sh", "-c", script, "sh", _relative(path)]
+        script = '/usr/bin/mkdir -p -- "$(/usr/bin/dirname -- "$1")" && exec /usr/bin/cat > "$1"'
+        command = [SH, "-c", script, "sh", _relative(path)]
         outcome = self._run(command, Phase.ENGINE, stdin=content)
         if outcome.exit_code != 0 or outcome.limit_hit:
             hit, err = outcome.limit_hit, outcome.stderr.decode(errors="replace")

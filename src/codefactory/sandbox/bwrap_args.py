@@ -24,6 +24,7 @@ from codefactory.sandbox.layout import (
     ENV_DIR,
     PROXY_PORT,
     SANDBOX_ROOT,
+    SH,
     TOOLS_DIR,
 )
 from codefactory.sandbox.limits import Limits, ulimit_script
@@ -46,21 +47,23 @@ BOUND_BY_DEFAULT = frozenset({"/usr", "/tmp", "/proc", "/dev"})
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 """The only environment the host-side helpers see; the sandbox's is set by bubblewrap."""
 START_FAILED = 125
+SETPRIV = "/usr/bin/setpriv"
 
 JOIN_CGROUPS = f"""n=$1; shift
 while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit {START_FAILED}; shift; n=$((n - 1)); done
 """
 
 _PORT_HEX = f"{PROXY_PORT:04X}"
-BRIDGE = f"""socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,reuseaddr,fork \\
+BRIDGE = f"""/usr/bin/socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,reuseaddr,fork \\
   UNIX-CONNECT:{EGRESS_SOCKET} </dev/null >/dev/null 2>&1 &
 i=0
-until grep -q ':{_PORT_HEX} 00000000:0000 0A' /proc/net/tcp; do
+until /usr/bin/grep -q ':{_PORT_HEX} 00000000:0000 0A' /proc/net/tcp; do
   i=$((i + 1))
   if [ $i -gt 1000 ]; then echo 'sandbox: the egress bridge did not start' >&2; exit 125; fi
-  sleep 0.002
+  /usr/bin/sleep 0.002
 done
 """
+"""Every program by absolute path: `/env/bin` comes first on the sandbox's PATH."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +96,7 @@ def command_argv(spec: CommandSpec, command: Sequence[str]) -> list[str]:
     """The full argv, run by the host with `HOST_ENV`. The rlimits are set by the host-side
     prelude and inherited through bubblewrap; the in-sandbox init runs only for egress."""
     rlimits = ulimit_script(spec.limits, address_space=spec.address_space_rlimit)
-    inner = ["sh", "-c", BRIDGE + 'exec "$@"', "sh"] if spec.egress_socket else []
+    inner = [SH, "-c", BRIDGE + 'exec "$@"', "sh"] if spec.egress_socket else []
     drop = drop_privileges(spec.host_ids) if spec.host_ids else []
     bwrap = [spec.bwrap, *bwrap_options(spec), "--", *drop, *inner, *command]
     procs = [str(len(spec.cgroup_procs)), *spec.cgroup_procs]
@@ -102,9 +105,11 @@ def command_argv(spec: CommandSpec, command: Sequence[str]) -> list[str]:
 
 
 def drop_privileges(ids: HostIds) -> list[str]:
-    """`setpriv` to the unprivileged host ids, keeping nothing (util-linux)."""
+    """`setpriv` to the unprivileged host ids, keeping nothing (util-linux). By absolute path:
+    bubblewrap looks a bare name up on the sandbox's PATH, where `/env/bin` (which the setup
+    phase writes) comes first, and this program still holds CAP_SETUID."""
     return [
-        "setpriv", f"--reuid={ids.uid}", f"--regid={ids.gid}", "--clear-groups",
+        SETPRIV, f"--reuid={ids.uid}", f"--regid={ids.gid}", "--clear-groups",
         "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
     ]  # fmt: skip
 

@@ -16,3 +16,16 @@ PROXY_PORT = 3128
 """Where the in-sandbox bridge to the egress proxy listens, on the sandbox's own loopback."""
 PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
 SANDBOX_PATH = f"{ENV_DIR}/bin:{TOOLS_DIR}:/usr/local/bin:/usr/bin:/bin"
+"""What a command named without a path resolves through: the repository's environment first,
+so its own pytest runs. The factory's own commands are therefore always named by absolute
+path (below): a setup phase that installs a `sh`, `ruff` or `setpriv` into `/env/bin` must
+not stand in for them."""
+
+SH = "/usr/bin/sh"
+RUFF = f"{TOOLS_DIR}/ruff"
+UV = f"{TOOLS_DIR}/uv"
+
+
+def system_tool(name: str) -> str:
+    """The host's `name` as the sandbox sees it (`/usr` is the host's, read-only)."""
+    return f"/usr/bin/{name}"

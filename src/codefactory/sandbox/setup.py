@@ -10,7 +10,7 @@ import re
 from typing import Protocol, runtime_checkable
 
 from codefactory.sandbox.errors import SetupFailed
-from codefactory.sandbox.layout import ENV_DIR
+from codefactory.sandbox.layout import ENV_DIR, UV, system_tool
 from codefactory.sandbox.port import Phase, Workspace
 
 REQUIREMENTS = re.compile(r"^requirements[\w.-]*\.txt$")
@@ -40,13 +40,13 @@ def install_dependencies(
         ready = workspace.installed_dependencies()
         if ready is not None:
             return ready
-    listing = workspace.exec(["ls", "-1A"], phase=Phase.ENGINE, timeout_s=30)
+    listing = workspace.exec([system_tool("ls"), "-1A"], phase=Phase.ENGINE, timeout_s=30)
     files = sorted(n for n in listing.stdout.splitlines() if REQUIREMENTS.match(n))
-    steps = [["uv", "venv", "--quiet", "--allow-existing", "--python", python, ENV_DIR]]
+    steps = [[UV, "venv", "--quiet", "--allow-existing", "--python", python, ENV_DIR]]
     if files:
         steps.append(
             [
-                "uv",
+                UV,
                 "pip",
                 "install",
                 "--quiet",

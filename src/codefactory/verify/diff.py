@@ -16,12 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from codefactory.domain import Change, FileChange
+from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.errors import BaseUnreadable
 
 # Every existing path named as an argument, in one tar stream, base64 so stdout stays text.
 _TAR_EXISTING = (
-    'for f; do [ -f "$f" ] && printf "%s\\0" "$f"; done | tar --null -T - -cf - | base64 -w0'
+    'for f; do [ -f "$f" ] && printf "%s\\0" "$f"; done '
+    "| /usr/bin/tar --null -T - -cf - | /usr/bin/base64 -w0"
 )
 
 
@@ -105,7 +107,7 @@ def read_files(workspace: Workspace, paths: Iterable[str]) -> dict[str, bytes | 
 
 
 def _read_at_once(workspace: Workspace, wanted: list[str]) -> dict[str, bytes | None]:
-    result = workspace.exec(["sh", "-c", _TAR_EXISTING, "sh", *wanted], phase=Phase.CHECK)
+    result = workspace.exec([SH, "-c", _TAR_EXISTING, "sh", *wanted], phase=Phase.CHECK)
     if result.timed_out or result.exit_code != 0:
         raise BaseUnreadable(result.stderr.strip() or f"tar exited {result.exit_code}")
     try:

@@ -8,6 +8,7 @@ from importlib.metadata import version as distribution_version
 from typing import Any
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest, fingerprinted
 from codefactory.verify.port import Baseline, Cost
@@ -45,7 +46,7 @@ class RuffCheck:
             return self._result([], version, summary="no Python files changed")
         # ruff finds the repository's pyproject.toml / ruff.toml itself; --force-exclude keeps
         # the repository's `exclude` settings even for files named on the command line.
-        command = ["ruff", "check", "--no-cache", "--output-format", "json", "--exit-zero"]
+        command = [RUFF, "check", "--no-cache", "--output-format", "json", "--exit-zero"]
         result = workspace.exec(
             [*command, "--force-exclude", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
         )

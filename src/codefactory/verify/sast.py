@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest, fingerprinted
 from codefactory.verify.lent import CANNOT_START, scanner_command
@@ -58,7 +59,7 @@ class SastCheck:
             "bandit",
             ["-f", "json", "-q", "--ignore-nosec", "--", *paths],
         )
-        ruff = ["ruff", "check", "--isolated", "--select", "S", "--ignore-noqa", "--no-cache"]
+        ruff = [RUFF, "check", "--isolated", "--select", "S", "--ignore-noqa", "--no-cache"]
         ruff += ["--output-format", "json", "--exit-zero", "--", *paths]
         try:
             from_bandit, unscanned = parse_bandit(self._exec(workspace, bandit))

@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from codefactory.domain import ExecResult
+from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.errors import TestMapInvalid
 from codefactory.verify.lent import COVERAGE_FINDER
@@ -112,7 +113,8 @@ def record_test_map(
 ) -> tuple[TestMap, str]:
     """Run the whole suite under coverage at the base; returns the map and the JUnit report."""
     program = ["python", "-c", recorder_source(), MAP_PATH, BASE_JUNIT_PATH, *pytest_args]
-    command = ["sh", "-c", f'rm -f {MAP_PATH} {BASE_JUNIT_PATH} && exec "$@"', "sh", *program]
+    script = f'/usr/bin/rm -f {MAP_PATH} {BASE_JUNIT_PATH} && exec "$@"'
+    command = [SH, "-c", script, "sh", *program]
     result = workspace.exec(command, phase=Phase.CHECK, timeout_s=timeout_s)
     if result.timed_out:
         raise TestMapInvalid(f"the base commit's suite did not finish within {timeout_s:g} s")

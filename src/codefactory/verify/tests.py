@@ -10,6 +10,7 @@ run, collects nothing or does not finish is a failure, never a pass.
 from __future__ import annotations
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.cache import CacheKey, VerifyCache, findings_to_json
 from codefactory.verify.errors import JunitUnparseable, TestMapInvalid
@@ -95,7 +96,7 @@ class PytestCheck:
         """Run the selected tests (or the suite) after the change; the JUnit report is evidence."""
         selection = self._selection(workspace, change)
         # a stale report from an earlier round must never be read as this round's
-        command = ["sh", "-c", f'rm -f {JUNIT_PATH} && exec "$@"', "sh", *PYTEST]
+        command = [SH, "-c", f'/usr/bin/rm -f {JUNIT_PATH} && exec "$@"', "sh", *PYTEST]
         result = workspace.exec(
             [*command, *selection.selectors], phase=Phase.CHECK, timeout_s=self.timeout_s
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codefactory.domain import Change, CheckResult
+from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase, Sandbox, Workspace
 from codefactory.verify.gate import Gate, passed
@@ -79,6 +80,8 @@ def _apply(workspace: Workspace, change: Change) -> None:
             workspace.write_file(file.path, file.content)
     deleted = [f.path for f in change.files if f.content is None]
     if deleted:
-        result = workspace.exec(["rm", "-f", "--", *deleted], phase=Phase.ENGINE, timeout_s=60)
+        result = workspace.exec(
+            [system_tool("rm"), "-f", "--", *deleted], phase=Phase.ENGINE, timeout_s=60
+        )
         if not result.ok:
             raise OSError(f"could not delete files in the workspace: {result.stderr.strip()}")
