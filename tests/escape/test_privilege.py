@@ -168,7 +168,7 @@ def test_make_a_device_node(planted: tuple[BubblewrapSandbox, Path], escape: Esc
 PLANT = """
 /usr/bin/mkdir -p /env/bin
 for name in setpriv sh cat mkdir ruff uv ls rm tar socat grep sleep find; do
-  printf '#!/usr/bin/sh\\necho "$(id -u) $0" >> /tmp/hijacked; exec /usr/bin/false\\n' > /env/bin/$name
+  printf '#!/usr/bin/sh\\necho "$(id -u) $0" >> /tmp/hijacked; exit 1\\n' > /env/bin/$name
   chmod +x /env/bin/$name
 done
 """
