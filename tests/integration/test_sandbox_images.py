@@ -212,3 +212,25 @@ def test_keys_listing_and_pruning_never_run_git_in_the_repository(
         for fd in newer.locks:
             os.close(fd)
     assert not marker.exists(), marker.read_text()
+
+
+def test_an_environment_is_never_shared_past_what_its_key_names(tmp_path: Path) -> None:
+    """Red team: one branch changed only `reqs/base.txt` (pulled in with `-r`) and built the
+    environment that the main branch then reused."""
+    from codefactory.sandbox.mirror import Mirrors
+
+    images = ImageCache(tmp_path / "images", python="/usr/bin/python3")
+    mirrors = Mirrors(tmp_path / "mirrors")
+    plain = tmp_path / "plain"
+    make_repo(plain, {"requirements.txt": "idna==3.7\n", "app.py": "A = 1\n"})
+    first = images.key(mirrors.sync(plain), "HEAD")
+    (plain / "app.py").write_text("A = 2\n")
+    git(plain, "commit", "-qam", "code only")
+    assert images.key(mirrors.sync(plain), "HEAD").dep_hash == first.dep_hash
+
+    nested = tmp_path / "nested"
+    make_repo(nested, {"requirements.txt": "-r reqs/base.txt\n", "reqs/base.txt": "idna==3.7\n"})
+    before = images.key(mirrors.sync(nested), "HEAD")
+    (nested / "reqs" / "base.txt").write_text("./evil-wheel-1.0-py3-none-any.whl\n")
+    git(nested, "commit", "-qam", "only the included file")
+    assert images.key(mirrors.sync(nested), "HEAD").dep_hash != before.dep_hash

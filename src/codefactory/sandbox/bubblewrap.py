@@ -42,7 +42,7 @@ from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
-from codefactory.sandbox.setup import DEPENDENCY_FILES, install_dependencies
+from codefactory.sandbox.setup import dependency_files, install_dependencies
 from codefactory.sandbox.supervise import Outcome
 
 __all__ = [
@@ -212,7 +212,12 @@ class BubblewrapWorkspace:
         None when the setup phase must run."""
         if self.lease is None or not self.overlay:
             return None
-        if any(DEPENDENCY_FILES.match(name) for name in os.listdir(self.home.upper)):
+        written = [
+            os.path.relpath(os.path.join(folder, name), self.home.upper)
+            for folder, _, names in os.walk(self.home.upper)
+            for name in names
+        ]
+        if dependency_files(written):
             return None
         return list(self.lease.installed)
 

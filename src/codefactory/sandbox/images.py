@@ -38,7 +38,7 @@ from pathlib import Path
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.mirror import Mirror, Mirrors
 from codefactory.sandbox.modes import normalise
-from codefactory.sandbox.setup import DEPENDENCY_FILES
+from codefactory.sandbox.setup import DEPENDENCY_FILES, REQUIREMENTS, self_contained
 
 EnvBuilder = Callable[[Path, Path], list[str]]
 """Installs dependencies: (tree, empty env folder) → the requirement files installed."""
@@ -129,6 +129,12 @@ class ImageCache:
         for name, object_id in sorted(entries):
             if DEPENDENCY_FILES.match(name):
                 digest.update(f"{name} {object_id}\n".encode())
+        requirements = [oid for name, oid in entries if REQUIREMENTS.match(name)]
+        if not all(self_contained(text) for text in _blobs(mirror, requirements)):
+            # an include, a local path or a wheel in the tree: the files it pulls in are not
+            # named above, so the environment belongs to this tree alone (one branch's
+            # `-r reqs/base.txt` must never build the environment another branch reuses)
+            digest.update(f"tree {tree_id}\n".encode())
         repo = mirror.source
         repo_key = f"{_slug(repo.name)}-{hashlib.sha256(str(repo).encode()).hexdigest()[:12]}"
         key = ImageKey(
@@ -359,6 +365,20 @@ def _top_level(mirror: Mirror, commit: str) -> tuple[str, list[tuple[str, str]]]
         entries.append((name, raw[:width].hex()))
         raw = raw[width:]
     return tree_id, entries
+
+
+def _blobs(mirror: Mirror, object_ids: list[str]) -> list[str]:
+    """The texts of some blobs, in one git call (undecodable bytes kept as escapes)."""
+    if not object_ids:
+        return []
+    out = mirror.git("cat-file", "--batch", input="".join(f"{o}\n" for o in object_ids).encode())
+    texts = []
+    for _ in object_ids:
+        header, _, out = out.partition(b"\n")
+        size = int(header.split()[2]) if len(header.split()) == 3 else 0
+        texts.append(out[:size].decode("utf-8", "surrogateescape"))
+        out = out[size + 1 :]
+    return texts
 
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

@@ -15,11 +15,41 @@ from codefactory.sandbox.port import Phase, Workspace
 
 REQUIREMENTS = re.compile(r"^requirements[\w.-]*\.txt$")
 DEPENDENCY_FILES = re.compile(r"^(requirements[\w.-]*\.txt|pyproject\.toml|setup\.cfg|setup\.py)$")
+"""The root files the setup phase reads (what an image is keyed by)."""
+DEPENDENCY_PATHS = re.compile(
+    r"(^|/)(requirements[\w.-]*\.txt|constraints[\w.-]*\.txt|[\w.-]+\.in|pyproject\.toml"
+    r"|setup\.cfg|setup\.py|[^/]+\.whl)$|(^|/)req[^/]*/[^/]+\.txt$"
+)
+"""Any file, at any depth, that a requirement file may pull in (`-r`, `-c`, a local wheel):
+changing one means the setup phase must run again. Broader than needed, never narrower."""
+_SELF_CONTAINED_OPTIONS = ("--hash", "--index-url", "-i", "--extra-index-url", "--no-binary",
+                           "--only-binary", "--prefer-binary", "--pre")  # fmt: skip
+_ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
+_PLAIN_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]/]*\])?\s*([<>=!~;][^/\\@]*)?")
 
 
 def dependency_files(paths: list[str]) -> list[str]:
     """The paths among `paths` whose change means the setup phase must run again."""
-    return [p for p in paths if DEPENDENCY_FILES.match(p)]
+    return [p for p in paths if DEPENDENCY_PATHS.search(p)]
+
+
+def self_contained(requirements: str) -> bool:
+    """Whether a requirements file names only index packages: no `-r`/`-c` include, no
+    editable, local path, URL or direct reference, so its own bytes say everything it
+    installs. Anything else makes an image specific to its whole tree."""
+    logical = requirements.replace("\\\n", " ")
+    for line in logical.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            if not line.startswith(_SELF_CONTAINED_OPTIONS):
+                return False
+            continue
+        requirement = line.split(" --hash", 1)[0].strip()
+        if not _PLAIN_REQUIREMENT.fullmatch(requirement) or requirement.endswith(_ARCHIVES):
+            return False
+    return True
 
 
 @runtime_checkable
