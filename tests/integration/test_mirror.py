@@ -326,3 +326,24 @@ def test_a_mirror_object_reads_without_syncing(source: Path, mirrors: Mirrors) -
     synced = mirrors.sync(source)
     again = Mirror(source=synced.source, path=synced.path)
     assert again.resolve("v2") == synced.resolve("HEAD")
+
+
+@pytest.mark.parametrize("pointer", ["gitdir-file", "symlink"])
+def test_a_git_pointer_to_another_owners_repository_is_refused(
+    tmp_path: Path, mirrors: Mirrors, pointer: str
+) -> None:
+    """Red team: a `.git` pointing at a repository of another user made the factory (root)
+    mirror and export that repository into the attacker's workspace."""
+    private = tmp_path / "private"
+    make_repo(private, {"credentials.txt": "secret\n"})
+    for path in [private, *private.rglob("*")]:
+        os.lchown(path, 4242, 4242)
+    private.chmod(0o700)
+    attacker = tmp_path / "attacker"
+    attacker.mkdir()
+    if pointer == "symlink":
+        (attacker / ".git").symlink_to(private / ".git")
+    else:
+        (attacker / ".git").write_text(f"gitdir: {private / '.git'}\n")
+    with pytest.raises(ProvisionFailed, match="belongs to uid 4242"):
+        mirrors.sync(attacker)

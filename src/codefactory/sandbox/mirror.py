@@ -274,6 +274,8 @@ def _locate(source: Path) -> _Layout:
     common = git_dir
     if kind_beneath(git_dir, "commondir") == "file":
         common = _pointer(git_dir, "commondir", b"")
+    for folder in {git_dir.resolve(), common.resolve()}:
+        _require_same_owner(source, folder)
     if kind_beneath(common, "reftable") == "dir":
         raise ProvisionFailed(f"{source} keeps its refs in a reftable, which is not supported")
     if kind_beneath(common, "refs") != "dir" or kind_beneath(common, "objects") != "dir":
@@ -282,6 +284,18 @@ def _locate(source: Path) -> _Layout:
 
 
 _BARE = (("HEAD", "file"), ("objects", "dir"), ("refs", "dir"))
+
+
+def _require_same_owner(source: Path, git_folder: Path) -> None:
+    """A `.git` link, a `gitdir:` file or a `commondir` may point anywhere; the factory reads
+    as root, so it follows one only to a folder the repository's own owner owns. Otherwise a
+    repository could make the factory copy another user's repository into a workspace."""
+    owner, found = source.stat().st_uid, git_folder.stat().st_uid
+    if found != owner:
+        raise ProvisionFailed(
+            f"{source}: its git folder {git_folder} belongs to uid {found}, not to the "
+            f"repository's owner (uid {owner}); the factory does not follow such a pointer"
+        )
 
 
 def _pointer(folder: Path, name: str, prefix: bytes) -> Path:
