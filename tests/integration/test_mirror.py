@@ -347,3 +347,20 @@ def test_a_git_pointer_to_another_owners_repository_is_refused(
         (attacker / ".git").write_text(f"gitdir: {private / '.git'}\n")
     with pytest.raises(ProvisionFailed, match="belongs to uid 4242"):
         mirrors.sync(attacker)
+
+
+def test_a_ref_that_is_a_link_is_never_followed(tmp_path: Path, mirrors: Mirrors) -> None:
+    """Red team: the view linked the source's refs, and git (as root) followed a ref that is
+    a symbolic link to a host file, echoing a root-only token in its error."""
+    secret = tmp_path / "root-only"
+    secret.write_text("0123456789abcdef0123456789abcdef01234567\n")
+    secret.chmod(0o600)
+    source = tmp_path / "source"
+    commit = make_repo(source, {"app.py": "A = 1\n"})
+    (source / ".git" / "refs" / "heads" / "stolen").symlink_to(secret)
+    (source / ".git" / "refs" / "tags" / "garbage").write_text("not a ref\n")
+    mirror = mirrors.sync(source)
+    assert mirror.resolve("HEAD") == commit
+    with pytest.raises(ProvisionFailed) as refused:
+        mirror.resolve("stolen")
+    assert "0123456789abcdef" not in str(refused.value)

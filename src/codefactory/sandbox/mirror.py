@@ -385,14 +385,74 @@ def _refresh_view(view: Path, layout: _Layout, head: bytes) -> None:
         objects = view / "objects"
         (objects / "info").mkdir(parents=True)
         (view / "config").write_text(VIEW_CONFIG)
-        for name in ("refs", "packed-refs", "shallow"):
-            (view / name).symlink_to(layout.common / name)
         for name in ["pack", *(f"{i:02x}" for i in range(256))]:
             (objects / name).symlink_to(layout.common / "objects" / name)
         marker.write_text(where)
+    _copy_refs(view, layout.common)
     if not (view / "HEAD").is_file() or (view / "HEAD").read_bytes() != head:
         (view / "HEAD.tmp").write_bytes(head)
         (view / "HEAD.tmp").rename(view / "HEAD")
+
+
+_OBJECT = rb"[0-9a-f]{40}|[0-9a-f]{64}"
+_REF_NAME = rb"refs/[^\s\0]+"
+_LOOSE_REF = re.compile(rb"(?P<oid>" + _OBJECT + rb")\n?|ref: (?P<target>" + _REF_NAME + rb")\n?")
+_PACKED_REF = re.compile(rb"(?P<oid>" + _OBJECT + rb") (?P<name>" + _REF_NAME + rb")")
+_MAX_LISTING = 64 << 20
+
+
+def _copy_refs(view: Path, common: Path) -> None:
+    """Give the view the source's refs as data, never as links: git would follow a ref that
+    is a symbolic link to any host file (and echo its text in an error). Loose refs and
+    `packed-refs` are merged into one `packed-refs` (one file written, not one per ref); a
+    ref that is a link, or holds anything but an object id, is left out, and so are
+    symbolic refs inside `refs/` (HEAD is copied on its own)."""
+    packed = _packed_refs(common)
+    stack = ["refs"]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list_beneath(common, folder)
+        except BeneathError:
+            continue
+        for name, kind in entries:
+            relative = f"{folder}/{name}"
+            if kind == "dir":
+                stack.append(relative)
+            elif kind == "file":
+                found = _LOOSE_REF.fullmatch(_read_small(common, relative))
+                if found is not None and found["oid"]:
+                    packed[os.fsencode(relative)] = found["oid"]  # a loose ref wins
+    listing = b"".join(oid + b" " + name + b"\n" for name, oid in sorted(packed.items()))
+    _write_if_changed(view / "packed-refs", listing)
+    (view / "refs").mkdir(exist_ok=True)
+    shallow = _read_small(common, "shallow", _MAX_LISTING)
+    ok = all(re.fullmatch(_OBJECT, line) for line in shallow.splitlines())
+    _write_if_changed(view / "shallow", shallow if ok else b"")
+
+
+def _packed_refs(common: Path) -> dict[bytes, bytes]:
+    refs: dict[bytes, bytes] = {}
+    for line in _read_small(common, "packed-refs", _MAX_LISTING).splitlines():
+        found = _PACKED_REF.fullmatch(line)
+        if found is not None:
+            refs[found["name"]] = found["oid"]
+    return refs  # peeled (^) and header lines are git's to recompute
+
+
+def _read_small(root: Path, relative: str, max_bytes: int = _SMALL) -> bytes:
+    try:
+        return read_beneath(root, relative, max_bytes=max_bytes)
+    except BeneathError:
+        return b""
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if not data:
+        path.unlink(missing_ok=True)
+    elif not path.is_file() or path.read_bytes() != data:
+        path.with_name(path.name + ".tmp").write_bytes(data)
+        path.with_name(path.name + ".tmp").rename(path)
 
 
 def _candidates(revision: str) -> list[str]:
