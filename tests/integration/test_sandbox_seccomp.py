@@ -83,6 +83,9 @@ HARMLESS_ARGS: dict[str, tuple[int, ...]] = {
     "add_key": (0, 0, 0, 0, 0),
     "request_key": (0, 0, 0, 0),
     "userfaultfd": (0,),
+    "io_uring_setup": (0, 0),
+    "io_uring_enter": (-1, 0, 0, 0, 0, 0),
+    "io_uring_register": (-1, 0, 0, 0),
     "syslog": (10, 0, 0),  # SYSLOG_ACTION_SIZE_BUFFER
     "lookup_dcookie": (0, 0, 0),
     "iopl": (0,),

@@ -108,6 +108,10 @@ _SYSCALLS: tuple[tuple[str, int | None, int | None, Rule], ...] = (
     ("add_key",             248,  217, Deny()),
     ("request_key",         249,  218, Deny()),
     ("userfaultfd",         323,  282, Deny()),
+    # io_uring: a second syscall surface the filter cannot see into (Docker denies it too)
+    ("io_uring_setup",      425,  425, Deny()),
+    ("io_uring_enter",      426,  426, Deny()),
+    ("io_uring_register",   427,  427, Deny()),
     ("syslog",              103,  116, Deny()),
     ("lookup_dcookie",      212,   18, Deny()),
     ("iopl",                172, None, Deny()),
