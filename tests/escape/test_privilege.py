@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,7 +135,7 @@ def test_files_the_sandbox_writes_are_not_root_s(
     planted: tuple[BubblewrapSandbox, Path], escape: Escape
 ) -> None:
     sandbox, data = planted
-    ids = sandbox.host_ids
+    ids = sandbox.ids_for(data / "repo")
     if ids is None:
         pytest.skip("the factory is not root: the sandbox already runs as the factory's user")
     env = next((data / "images").glob("*/envs/*/env"))
@@ -190,7 +192,7 @@ def test_programs_planted_in_the_environment_never_stand_in_for_the_factorys(
         ran = workspace.exec(["/usr/bin/cat", "/tmp/hijacked"], phase=Phase.ENGINE).stdout.strip()
     finally:
         workspace.destroy()
-    ids = escape_sandbox.host_ids
+    ids = escape_sandbox.ids_for(escape_repo)
     escape.attempt(
         "plant setpriv/sh/ruff in /env/bin for the factory to run",
         expected="absolute paths: none runs",
@@ -199,4 +201,49 @@ def test_programs_planted_in_the_environment_never_stand_in_for_the_factorys(
         and content == b"print('changed')\n"
         and through_proxy.ok
         and (ids is None or uid == str(ids.uid)),
+    )
+
+
+HOG = """
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+held = 0
+while libc.inotify_init1(0) >= 0:
+    held += 1
+print(held, flush=True)
+time.sleep(6)
+"""
+ONE = "import ctypes; print(ctypes.CDLL(None, use_errno=True).inotify_init1(0) >= 0)"
+
+
+def test_another_repositorys_sandbox_cannot_be_starved_of_per_user_limits(
+    escape_sandbox: BubblewrapSandbox, escape_repo: Path, escape: Escape, tmp_path: Path
+) -> None:
+    """Red team: every sandbox ran as one host uid, so one could take all the user's inotify
+    instances (and message queues) and starve every other run until its command ended."""
+    other = tmp_path / "other-repository"
+    make_repo(other, {"app.py": "print('other')\n"})
+    hog = escape_sandbox.provision(repo=escape_repo, commit="HEAD", run_id="esc-hog")
+    victim = escape_sandbox.provision(repo=other, commit="HEAD", run_id="esc-victim")
+    try:
+        held: list[str] = []
+        thread = threading.Thread(
+            target=lambda: held.append(
+                hog.exec(["/usr/bin/python3", "-c", HOG], phase=Phase.ENGINE).stdout.strip()
+            )
+        )
+        thread.start()
+        time.sleep(2.5)
+        result = victim.exec(["/usr/bin/python3", "-c", ONE], phase=Phase.ENGINE)
+        thread.join()
+    finally:
+        hog.destroy()
+        victim.destroy()
+    same = escape_sandbox.ids_for(escape_repo) == escape_sandbox.ids_for(other)
+    escape.attempt(
+        "take every inotify instance of the sandbox user",
+        expected="another repository's run unaffected",
+        observed=f"hog held {held[0] if held else '?'}; other run got one: "
+        f"{result.stdout.strip()}; same uid: {same}",
+        blocked=result.stdout.strip() == "True" and not same,
     )

@@ -52,7 +52,7 @@ def test_the_workspace_is_the_repository_at_its_base_commit(
 
 
 def test_commands_run_unprivileged_with_no_network(workspace: BubblewrapWorkspace) -> None:
-    host_ids = workspace.backend.host_ids  # as root: an unprivileged host id, never a mapping
+    host_ids = workspace.mounts.ids  # as root: an unprivileged host id, never a mapping
     expected = str(host_ids.uid) if host_ids else "65534"
     assert run(workspace, "id -u").stdout.strip() == expected
     if host_ids:

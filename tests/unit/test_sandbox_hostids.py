@@ -10,7 +10,9 @@ import pytest
 from codefactory.sandbox.errors import SandboxUnavailable
 from codefactory.sandbox.hostids import (
     DEFAULT_ID,
+    HostIdRange,
     HostIds,
+    host_id_range,
     host_ids,
     passwd_lines,
     subordinate_start,
@@ -59,3 +61,27 @@ def test_the_sandbox_sees_none_of_the_hosts_accounts() -> None:
     assert "sandbox:x:2000000001:" in groups
     users, _ = passwd_lines(None)
     assert [line.split(":")[0] for line in users.splitlines()] == ["root", "nobody"]
+
+
+def test_each_repository_gets_its_own_ids_from_the_range_the_same_every_time() -> None:
+    ids = HostIdRange(uid_start=2_000_000_000, gid_start=2_100_000_000, count=65_536)
+    first = ids.for_repository("/srv/repos/payments")
+    assert first == ids.for_repository("/srv/repos/payments")
+    assert first != ids.for_repository("/srv/repos/ledger")
+    assert 2_000_000_000 <= first.uid < 2_000_065_536
+    assert first.gid - 2_100_000_000 == first.uid - 2_000_000_000
+
+
+def test_a_range_that_holds_an_account_is_refused() -> None:
+    taken = max(p.pw_uid for p in pwd.getpwall() if p.pw_uid < 65534)
+    with pytest.raises(SandboxUnavailable, match="belongs to the account"):
+        host_id_range(taken - 5, 2_000_000_000, 10)
+    assert host_id_range(2_000_000_000, 2_000_000_000, 10).count == 10
+
+
+def test_the_subordinate_entry_gives_the_range_and_its_size(tmp_path: Path) -> None:
+    from codefactory.sandbox.hostids import subordinate_range
+
+    subuid = tmp_path / "subuid"
+    subuid.write_text("codefactory:300000:1000\n")
+    assert subordinate_range(subuid) == (300000, 1000)

@@ -10,7 +10,7 @@ from pathlib import Path
 from codefactory.sandbox.cgroups import CgroupRoots
 from codefactory.sandbox.egress import EgressPolicy
 from codefactory.sandbox.errors import SandboxUnavailable
-from codefactory.sandbox.hostids import HostIds
+from codefactory.sandbox.hostids import HostIdRange
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, PROXY_URL, SANDBOX_PATH
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase
@@ -45,17 +45,11 @@ class Backend:
     proxy: EgressProxy
     cgroups: CgroupRoots
     search_path: str | None = None
-    host_ids: HostIds | None = None
-    """As root, the unprivileged host ids commands run as; None without root."""
-    etc_dir: Path | None = None
-    """The sandbox's own `passwd` and `group`."""
+    id_range: HostIdRange | None = None
+    """As root, the unprivileged host ids commands run as (one pair per repository); None
+    without root."""
     seccomp: bool = True
     """Load the seccomp filter (`seccomp.py`) into every command."""
-
-    @property
-    def owner(self) -> tuple[int, int] | None:
-        """Who owns what the sandbox writes on the host (None: the factory's own user)."""
-        return self.host_ids.owner if self.host_ids else None
 
     def policy(self, phase: Phase, extra: Sequence[str]) -> EgressPolicy:
         """The egress policy of one command: the phase's, widened by the call's hosts."""

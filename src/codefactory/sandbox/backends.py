@@ -70,6 +70,7 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> 
         cgroups=settings.cgroups,
         host_uid=settings.host_uid,
         host_gid=settings.host_gid,
+        host_id_count=settings.host_id_count,
         mirrors=mirrors,
     )
 

@@ -23,6 +23,7 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from codefactory.sandbox.egress import PACKAGE_INDEX_HOSTS, EgressListener, Egre
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.execution import Mounts, run_command
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
-from codefactory.sandbox.hostids import HostIds, host_ids, passwd_lines
+from codefactory.sandbox.hostids import HostIdRange, HostIds, host_id_range, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
 from codefactory.sandbox.layers import WorkspaceHome, sweep_stale
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, SH, TOOLS_DIR
@@ -183,7 +184,7 @@ class BubblewrapWorkspace:
     def _switch(self, layer: Layer) -> None:
         if self.overlay:
             if layer is Layer.THROWAWAY:
-                self.home.show_throwaway(tree=self.mounts.tree, owner=self.backend.owner)
+                self.home.show_throwaway(tree=self.mounts.tree, owner=self.mounts.owner)
             else:
                 self.home.show_engine(tree=self.mounts.tree)
         else:
@@ -249,6 +250,7 @@ class BubblewrapSandbox:
         cgroups: bool = True,
         host_uid: int | None = None,
         host_gid: int | None = None,
+        host_id_count: int | None = None,
         seccomp: bool = True,
         map_to_host_root: bool = False,
         mirrors: Mirrors | None = None,
@@ -274,11 +276,10 @@ class BubblewrapSandbox:
         self.overlay = os.geteuid() == 0
         self.seccomp = seccomp
         dropping = self.overlay and not map_to_host_root
-        self.host_ids: HostIds | None = host_ids(host_uid, host_gid) if dropping else None
-        owner = self.host_ids.owner if self.host_ids else None
-        if images is not None and images.owner is None:
-            images.owner = owner  # the sandbox decides who its user is; its images follow
-        self.proxy = EgressProxy(socket_owner=owner)
+        self.id_range: HostIdRange | None = (
+            host_id_range(host_uid, host_gid, host_id_count) if dropping else None
+        )
+        self.proxy = EgressProxy()
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
 
@@ -303,20 +304,25 @@ class BubblewrapSandbox:
                 proxy=self.proxy,
                 cgroups=roots,
                 search_path=self.search_path,
-                host_ids=self.host_ids,
-                etc_dir=self._write_accounts(),
+                id_range=self.id_range,
                 seccomp=self.seccomp,
             )
             sweep_stale(self.work_root)
         return self._backend
 
-    def _write_accounts(self) -> Path:
+    def ids_for(self, repo: Path) -> HostIds | None:
+        """The unprivileged host ids the sandboxes of `repo` run as (None without root)."""
+        return self.id_range.for_repository(str(repo)) if self.id_range else None
+
+    def _accounts(self, ids: HostIds | None) -> Path:
         """The sandbox's `passwd` and `group`: its own user, none of the host's accounts."""
-        folder = self.work_root.parent / "sandbox-etc"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in zip(("passwd", "group"), passwd_lines(self.host_ids), strict=True):
-            (folder / name).write_text(text)
-            (folder / name).chmod(0o644)
+        folder = self.work_root.parent / "sandbox-etc" / (str(ids.uid) if ids else "userns")
+        if not (folder / "group").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, text in zip(("passwd", "group"), passwd_lines(ids), strict=True):
+                (folder / f"{name}.tmp").write_text(text)
+                (folder / f"{name}.tmp").chmod(0o644)
+                (folder / f"{name}.tmp").rename(folder / name)
         return folder
 
     def provision(
@@ -332,20 +338,27 @@ class BubblewrapSandbox:
             raise ProvisionFailed(f"invalid run id for a workspace: {run_id!r}")
         mirror = self.mirrors.sync(repo.resolve())  # host git never runs in the source
         base_commit = mirror.resolve(commit)
-        cache = self._repository_cache(mirror.source)
+        ids = self.ids_for(mirror.source)
+        shared = Mounts(
+            tree=Path(),
+            env=Path(),
+            cache=self._repository_cache(mirror.source, ids),
+            accounts=self._accounts(ids),
+            ids=ids,
+        )
         lease = None
         if self.images is not None:
-            build = partial(self._build_env, run_id=run_id, on_egress=on_egress, cache=cache)
-            lease = self.images.lease(mirror, base_commit, build)
+            build = partial(self._build_env, run_id=run_id, on_egress=on_egress, shared=shared)
+            lease = self.images.lease(mirror, base_commit, build, owner=shared.owner)
         home = WorkspaceHome(self.work_root / run_id)
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
-                        owner=backend.owner)  # fmt: skip
+                        owner=shared.owner)  # fmt: skip
             if lease is None:
-                mirror.export(base_commit, home.lower, owner=backend.owner)
-                mounts = Mounts(tree=home.lower, env=home.env_base, cache=cache)
+                mirror.export(base_commit, home.lower, owner=shared.owner)
+                mounts = replace(shared, tree=home.lower, env=home.env_base)
             else:
-                mounts = Mounts(tree=lease.tree, env=lease.env, cache=cache)
+                mounts = replace(shared, tree=lease.tree, env=lease.env)
             _mount(home, mounts, overlay=backend.overlay)
         except BaseException:
             home.destroy()
@@ -362,16 +375,15 @@ class BubblewrapSandbox:
             lease=lease,
         )
 
-    def _repository_cache(self, repo: Path) -> Path:
+    def _repository_cache(self, repo: Path, ids: HostIds | None) -> Path:
         """This repository's own package cache, owned by the sandbox's user: one repository's
         setup can never poison another's packages."""
         digest = hashlib.sha256(str(repo).encode()).hexdigest()[:16]
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = self.cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', repo.name)[:40]}-{digest}"
         folder.mkdir(exist_ok=True, mode=0o700)
-        owner = self.backend().owner
-        if owner is not None and os.lstat(folder).st_uid != owner[0]:
-            os.chown(folder, *owner)
+        if ids is not None and os.lstat(folder).st_uid != ids.uid:
+            os.chown(folder, *ids.owner)
         return folder
 
     def _build_env(
@@ -381,15 +393,15 @@ class BubblewrapSandbox:
         *,
         run_id: str,
         on_egress: EgressListener | None,
-        cache: Path,
+        shared: Mounts,
     ) -> list[str]:
         """Install a tree's dependencies into an image's empty env folder (SETUP phase)."""
         backend = self.backend()
         home = WorkspaceHome(self.work_root / f"{run_id}.image")
-        mounts = Mounts(tree=tree, env=env, cache=cache, env_writable_base=True)
+        mounts = replace(shared, tree=tree, env=env, env_writable_base=True)
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
-                        owner=backend.owner)  # fmt: skip
+                        owner=mounts.owner)  # fmt: skip
             _mount(home, mounts, overlay=backend.overlay)
         except BaseException:
             home.destroy()

@@ -12,6 +12,7 @@ from codefactory.sandbox.bwrap_args import HOST_ENV, CommandSpec, command_argv
 from codefactory.sandbox.cgroups import CommandCgroup
 from codefactory.sandbox.egress import EgressAttempt
 from codefactory.sandbox.errors import StartFailed
+from codefactory.sandbox.hostids import HostIds
 from codefactory.sandbox.layers import WorkspaceHome
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase
@@ -26,6 +27,16 @@ class Mounts:
     env: Path
     cache: Path
     """This repository's package cache (SETUP only): never shared with another repository."""
+    accounts: Path | None = None
+    """The folder holding the sandbox's own `passwd` and `group`."""
+    ids: HostIds | None = None
+    """As root, this repository's unprivileged host ids, which own the writable layers."""
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """Who owns what the sandbox writes on the host (None: the factory's own user)."""
+        return self.ids.owner if self.ids else None
+
     env_writable_base: bool = False
     """Image builds: `env` itself is the environment (writable in SETUP), with no overlay."""
 
@@ -50,7 +61,9 @@ def run_command(
     if policy.enabled:
         require_binary("socat", backend.search_path)
     channel = (
-        backend.proxy.open(run_id=run_id, phase=phase.value, policy=policy)
+        backend.proxy.open(
+            run_id=run_id, phase=phase.value, policy=policy, socket_owner=mounts.owner
+        )
         if (policy.enabled)
         else None
     )
@@ -127,8 +140,8 @@ def command_spec(
         sandbox_env=env,
         cgroup_procs=cgroup_procs,
         egress_socket=egress_socket,
-        host_ids=backend.host_ids,
-        etc_dir=backend.etc_dir,
+        host_ids=mounts.ids,
+        etc_dir=mounts.accounts,
         seccomp_fd=seccomp_fd,
     )
 

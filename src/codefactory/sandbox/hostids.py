@@ -1,4 +1,4 @@
-"""The host user and group a sandboxed command runs as when the factory runs as root.
+"""The host users and groups sandboxed commands run as when the factory runs as root.
 
 Bubblewrap run by root maps the sandbox's user to root outside: a setuid file it leaves in a
 shared folder, or a file it owns there, is root's. So as root the factory does not map at
@@ -8,12 +8,18 @@ uses (a subordinate id, as rootless containers use), with no capabilities, an em
 set and `no_new_privs`. Without root the sandbox's user maps to the factory's own
 (unprivileged) user, as before.
 
-The id is the first of the `codefactory` entry in `/etc/subuid` and `/etc/subgid` when the
-host has one (`usermod --add-subuids`), else `DEFAULT_ID`; settings may name another.
+Each repository gets its own id from a range: the `codefactory` entry of `/etc/subuid` and
+`/etc/subgid` when the host has one (`usermod --add-subuids`), else `DEFAULT_ID` and the
+65,536 ids after it; settings may name another. Per-user kernel limits (inotify instances,
+message queues, keyrings) and file ownership then part one repository's sandboxes from
+another's: a run cannot starve, or write the files of, a run of another repository (two
+repositories may share an id only when their digests collide in the range).
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,7 @@ from codefactory.sandbox.errors import SandboxUnavailable
 
 DEFAULT_ID = 1_879_048_192
 """0x70000000: far above the ranges `useradd` and `newuidmap` hand out by default."""
+DEFAULT_COUNT = 65_536
 SUBORDINATE_OWNER = "codefactory"
 
 
@@ -37,8 +44,23 @@ class HostIds:
         return self.uid, self.gid
 
 
-def subordinate_start(path: Path, owner: str = SUBORDINATE_OWNER) -> int | None:
-    """The first id of `owner`'s range in a subuid/subgid file (`name:start:count`)."""
+@dataclass(frozen=True)
+class HostIdRange:
+    """`count` uids from `uid_start` and gids from `gid_start`, one pair per repository."""
+
+    uid_start: int
+    gid_start: int
+    count: int
+
+    def for_repository(self, key: str) -> HostIds:
+        """The ids of the repository `key` names (its path): the same on every run."""
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+        offset = int.from_bytes(digest[:8], "big") % self.count
+        return HostIds(self.uid_start + offset, self.gid_start + offset)
+
+
+def subordinate_range(path: Path, owner: str = SUBORDINATE_OWNER) -> tuple[int, int] | None:
+    """(first id, count) of `owner`'s range in a subuid/subgid file (`name:start:count`)."""
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -47,27 +69,58 @@ def subordinate_start(path: Path, owner: str = SUBORDINATE_OWNER) -> int | None:
         name, _, rest = line.partition(":")
         start, _, count = rest.partition(":")
         if name == owner and start.isdigit() and count.isdigit() and int(count) > 0:
-            return int(start)
+            return int(start), int(count)
     return None
 
 
+def subordinate_start(path: Path, owner: str = SUBORDINATE_OWNER) -> int | None:
+    """The first id of `owner`'s range in a subuid/subgid file."""
+    found = subordinate_range(path, owner)
+    return found[0] if found else None
+
+
+def host_id_range(
+    uid: int | None = None, gid: int | None = None, count: int | None = None
+) -> HostIdRange:
+    """The ids to run as: the given range, else the `codefactory` subordinate ranges, else
+    `DEFAULT_ID` and the `DEFAULT_COUNT` after it. `SandboxUnavailable` for a range that
+    holds 0 or an id an account or group on this host already has."""
+    subuid = subordinate_range(Path("/etc/subuid"))
+    subgid = subordinate_range(Path("/etc/subgid"))
+    uid_start = uid if uid is not None else (subuid[0] if subuid else DEFAULT_ID)
+    gid_start = gid if gid is not None else (subgid[0] if subgid else DEFAULT_ID)
+    counts = [count or DEFAULT_COUNT]
+    if count is None:
+        counts += [r[1] for r, given in ((subuid, uid), (subgid, gid)) if r and given is None]
+    chosen = HostIdRange(uid_start, gid_start, max(1, min(counts)))
+    _refuse_taken(chosen)
+    return chosen
+
+
 def host_ids(uid: int | None = None, gid: int | None = None) -> HostIds:
-    """The ids to run as: the given ones, else the subordinate range's first, else the default.
-    `SandboxUnavailable` for root, or for an id an account on this host already has."""
-    chosen = HostIds(
-        uid=uid if uid is not None else subordinate_start(Path("/etc/subuid")) or DEFAULT_ID,
-        gid=gid if gid is not None else subordinate_start(Path("/etc/subgid")) or DEFAULT_ID,
-    )
-    if chosen.uid == 0 or chosen.gid == 0:
+    """One pair of ids (the first of the range `host_id_range` gives)."""
+    chosen = host_id_range(uid, gid, 1)
+    return HostIds(chosen.uid_start, chosen.gid_start)
+
+
+def _refuse_taken(ids: HostIdRange) -> None:
+    if ids.uid_start <= 0 or ids.gid_start <= 0:
         raise SandboxUnavailable("the sandbox may never run as host uid or gid 0")
-    try:
-        account = pwd.getpwuid(chosen.uid).pw_name
-    except KeyError:
-        return chosen
-    raise SandboxUnavailable(
-        f"the sandbox's host uid {chosen.uid} belongs to the account {account!r}: choose an "
-        "unused id (setting sandbox.host_uid, or a `codefactory` entry in /etc/subuid)"
-    )
+    uids = range(ids.uid_start, ids.uid_start + ids.count)
+    gids = range(ids.gid_start, ids.gid_start + ids.count)
+    for account in pwd.getpwall():
+        if account.pw_uid in uids:
+            raise SandboxUnavailable(
+                f"the sandbox's host uid {account.pw_uid} belongs to the account "
+                f"{account.pw_name!r}: choose an unused range (settings sandbox.host_uid and "
+                "host_id_count, or a `codefactory` entry in /etc/subuid)"
+            )
+    for group in grp.getgrall():
+        if group.gr_gid in gids:
+            raise SandboxUnavailable(
+                f"the sandbox's host gid {group.gr_gid} belongs to the group "
+                f"{group.gr_name!r}: choose an unused range (sandbox.host_gid)"
+            )
 
 
 def passwd_lines(ids: HostIds | None) -> tuple[str, str]:

@@ -144,8 +144,17 @@ class ImageCache:
             self._keys[(mirror.path, commit)] = key
         return key
 
-    def lease(self, mirror: Mirror | Path, commit: str, build_env: EnvBuilder) -> Lease:
-        """The layers for `commit`, built first when missing; hold them until released."""
+    def lease(
+        self,
+        mirror: Mirror | Path,
+        commit: str,
+        build_env: EnvBuilder,
+        *,
+        owner: tuple[int, int] | None = None,
+    ) -> Lease:
+        """The layers for `commit`, built first when missing; hold them until released.
+        `owner` (uid, gid), else the cache's, gets the layers it builds."""
+        owner = owner if owner is not None else self.owner
         mirror = self._mirror(mirror)
         key = self.key(mirror, commit)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -154,9 +163,11 @@ class ImageCache:
         _record_repository(base, mirror)
         tree_dir = base / "trees" / key.tree_id
         env_dir = base / "envs" / key.dep_hash
-        tree_lock, _ = _held(tree_dir, partial(mirror.export, key.commit, owner=self.owner))
+        tree_lock, _ = _held(tree_dir, partial(mirror.export, key.commit, owner=owner))
         try:
-            env_lock, built = _held(env_dir, lambda tmp: self._build(tree_dir, tmp, build_env))
+            env_lock, built = _held(
+                env_dir, lambda tmp: self._build(tree_dir, tmp, build_env, owner)
+            )
         except BaseException:
             os.close(tree_lock)
             raise
@@ -176,11 +187,13 @@ class ImageCache:
     def _mirror(self, mirror: Mirror | Path) -> Mirror:
         return mirror if isinstance(mirror, Mirror) else self.mirrors.sync(mirror)
 
-    def _build(self, tree: Path, target: Path, build_env: EnvBuilder) -> None:
+    def _build(
+        self, tree: Path, target: Path, build_env: EnvBuilder, owner: tuple[int, int] | None
+    ) -> None:
         env = target / "env"
         env.mkdir()
-        if self.owner is not None:
-            os.chown(env, *self.owner)
+        if owner is not None:
+            os.chown(env, *owner)
         started = time.monotonic()
         installed = build_env(tree, env)
         normalised = normalise(env)  # before it is complete: no later run sees them

@@ -55,6 +55,8 @@ class EgressChannel:
     phase: str
     policy: EgressPolicy
     attempts: list[EgressAttempt] = field(default_factory=list)
+    owner: tuple[int, int] | None = None
+    """Who may connect: the uid/gid of the sandboxed command (None: this process's user)."""
     server: asyncio.AbstractServer | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -89,12 +91,19 @@ class EgressProxy:
         self._open = 0
         self._count = 0
 
-    def open(self, *, run_id: str, phase: str, policy: EgressPolicy) -> EgressChannel:
-        """A new listening socket for one command."""
+    def open(
+        self,
+        *,
+        run_id: str,
+        phase: str,
+        policy: EgressPolicy,
+        socket_owner: tuple[int, int] | None = None,
+    ) -> EgressChannel:
+        """A new listening socket for one command; `socket_owner` overrides the proxy's."""
         with self._lock:
             if self._loop is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="cf-egress-"))
-                self._folder.chmod(0o711 if self._socket_owner else 0o700)
+                self._folder.chmod(0o711)  # each channel's own folder decides who may enter
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(
                     target=self._loop.run_forever, name="egress-proxy", daemon=True
@@ -107,7 +116,11 @@ class EgressProxy:
             self._open += 1
             loop = self._loop
         channel = EgressChannel(
-            path=home / "egress.sock", run_id=run_id, phase=phase, policy=policy
+            path=home / "egress.sock",
+            run_id=run_id,
+            phase=phase,
+            policy=policy,
+            owner=socket_owner or self._socket_owner,
         )
         try:
             asyncio.run_coroutine_threadsafe(self._listen(channel), loop).result()
@@ -158,8 +171,8 @@ class EgressProxy:
             accept, path=str(channel.path), limit=HEAD_LIMIT
         )
         channel.path.chmod(0o600)
-        if self._socket_owner is not None:
-            os.chown(channel.path, *self._socket_owner, follow_symlinks=False)
+        if channel.owner is not None:
+            os.chown(channel.path, *channel.owner, follow_symlinks=False)
             channel.path.parent.chmod(0o711)
 
 

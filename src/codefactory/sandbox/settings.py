@@ -82,11 +82,14 @@ class SandboxSettings(BaseModel):
     """Use cgroups (v1 or v2, detected at start) for memory, process and CPU limits where
     they are writable."""
     host_uid: int | None = None
-    """When the factory runs as root: the unprivileged host uid every sandboxed command runs
-    as. Default: the first id of the `codefactory` entry in /etc/subuid, else 1879048192.
-    Never 0, never an id an account on the host has."""
+    """When the factory runs as root: the first of the unprivileged host uids sandboxed
+    commands run as (one per repository, from a digest of its path). Default: the
+    `codefactory` entry in /etc/subuid, else 1879048192. No id of the range may be 0 or an
+    account's."""
     host_gid: int | None = None
-    """The same for the gid (/etc/subgid)."""
+    """The same for the gids (/etc/subgid)."""
+    host_id_count: int | None = None
+    """How many ids the range holds. Default: the subordinate entry's count, else 65536."""
     container_runtime: str = ""
     """For `type = "container"`: `podman` or `docker`; empty: whichever is found first."""
     container_image: str = "python:3.11-slim"

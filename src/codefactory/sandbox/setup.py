@@ -93,5 +93,6 @@ def install_dependencies(
                 if result.limit_hit
                 else (result.stderr.strip() or result.stdout.strip())
             )
-            raise SetupFailed(f"setup phase failed at `{' '.join(step)}`: {cause[-2000:]}")
+            shown = " ".join([step[0].rsplit("/", 1)[-1], *step[1:]])
+            raise SetupFailed(f"setup phase failed at `{shown}`: {cause[-2000:]}")
     return files
