@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.egress_upstream import upstream  # noqa: F401 - a fixture shared by egress tests
+
 
 def _shared_fixtures() -> Path:
     """`../shared/fixtures` next to the clone, else the workplace's copy (CI clones elsewhere)."""

@@ -4,8 +4,6 @@ allowed name, the host's own addresses, a plain request smuggling another Host."
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ import pytest
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.egress import EgressPolicy, host_addresses
 from codefactory.sandbox.port import Phase
+from tests.egress_upstream import Upstream
 from tests.escape.conftest import LIMITS, Escape
 
 CONNECT = """
@@ -184,52 +183,6 @@ def test_an_abstract_unix_socket_of_the_host(
     )
 
 
-class Upstream:
-    """A raw HTTP server on the host's loopback, reachable from a sandbox only through the
-    operator's `resolve` map; records every byte each connection brought."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)
-        self.port: int = self.server.getsockname()[1]
-        self.connections = 0
-        self.received: queue.Queue[bytes] = queue.Queue()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        data = b""
-        with conn, contextlib.suppress(OSError):
-            conn.settimeout(10)
-            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
-                data += chunk
-            body = b"upstream answered " + data.split(b"\r\n", 1)[0]
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-            conn.shutdown(socket.SHUT_WR)
-            while chunk := conn.recv(65536):
-                data += chunk
-        self.received.put(data)
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.stop.set()
-    server.thread.join()
-    server.server.close()
-
-
 @pytest.fixture
 def mapped_workspace(
     tmp_path: Path, escape_repo: Path, bwrap_session: None, upstream: Upstream
@@ -282,7 +235,7 @@ def test_a_pipelined_second_request_for_another_host(
         blocked=requests == 1
         and b"/second" not in received
         and b"/third" not in received
-        and result.stdout.count("HTTP/1.1 ") == 1,
+        and result.stdout.count("HTTP/1.1 200") == 1,
     )
 
 

@@ -5,11 +5,9 @@ spellings, one request per plain-HTTP connection with a matching Host, socket ow
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
-import queue
 import shutil
 import socket
 import stat
@@ -30,6 +28,7 @@ from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
 from codefactory.sandbox.settings import EgressSettings, ImageSettings, SandboxSettings
 from tests.conftest import make_repo
+from tests.egress_upstream import Upstream
 
 needs_bwrap = pytest.mark.usefixtures("bwrap_available")
 
@@ -177,63 +176,6 @@ def test_egress_attempts_and_limit_hits_are_audited_for_the_run(
 
 
 # --- the proxy itself, over its real Unix socket -----------------------------------------
-
-
-class Upstream:
-    """A raw HTTP server on the host's loopback: answers each connection's first request and
-    records every byte the connection carried, to show what reached it and what did not."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.server.getsockname()[1]
-        self.connections = 0
-        self.received: queue.Queue[bytes] = queue.Queue()
-        self.server.settimeout(0.1)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except OSError:  # TimeoutError too
-                continue
-            conn.settimeout(None)
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(10)
-            data = b""
-            with contextlib.suppress(OSError):
-                while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
-                    data += chunk
-                lines = data.split(b"\r\n\r\n")[0].split(b"\r\n")
-                host = [h for h in lines if h.lower().startswith(b"host:")]
-                body = b"upstream saw " + lines[0] + b" for " + b",".join(host)
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                    % len(body)
-                    + body
-                )
-                conn.shutdown(socket.SHUT_WR)
-                while chunk := conn.recv(65536):
-                    data += chunk
-            self.received.put(data)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.server.close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.close()
 
 
 def exchange(path: Path, data: bytes, *, end_input: bool = False) -> bytes:
