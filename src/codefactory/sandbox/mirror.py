@@ -112,12 +112,17 @@ class Mirrors:
                 _init_mirror(mirror)
             head = _read_head(source, layout)
             _refresh_view(view, layout, head)
+            state = _view_state(view)
+            stamp = mirror.path / "codefactory-fetched"
+            if stamp.is_file() and stamp.read_text() == state:
+                return mirror  # the same refs as the last fetch: it holds their objects
             try:
                 mirror._fetch(view, detached=b"ref: " not in head)
             except ProvisionFailed as err:
                 hint = _borrowing_hint(layout)
                 raise ProvisionFailed(f"could not fetch from {source}{hint}: {err}") from err
             mirror._point_head(head)
+            stamp.write_text(state)
         return mirror
 
     @contextlib.contextmanager
@@ -399,6 +404,15 @@ _REF_NAME = rb"refs/[^\s\0]+"
 _LOOSE_REF = re.compile(rb"(?P<oid>" + _OBJECT + rb")\n?|ref: (?P<target>" + _REF_NAME + rb")\n?")
 _PACKED_REF = re.compile(rb"(?P<oid>" + _OBJECT + rb") (?P<name>" + _REF_NAME + rb")")
 _MAX_LISTING = 64 << 20
+
+
+def _view_state(view: Path) -> str:
+    """A digest of what a fetch from the view brings: its HEAD, refs and shallow list."""
+    digest = hashlib.sha256()
+    for name in ("HEAD", "packed-refs", "shallow"):
+        path = view / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-"))
+    return digest.hexdigest()
 
 
 def _copy_refs(view: Path, common: Path) -> None:
