@@ -234,3 +234,29 @@ def test_an_environment_is_never_shared_past_what_its_key_names(tmp_path: Path) 
     (nested / "reqs" / "base.txt").write_text("./evil-wheel-1.0-py3-none-any.whl\n")
     git(nested, "commit", "-qam", "only the included file")
     assert images.key(mirrors.sync(nested), "HEAD").dep_hash != before.dep_hash
+
+
+def test_a_layer_nested_a_thousand_folders_deep_is_listed_sized_and_pruned(
+    tmp_path: Path,
+) -> None:
+    """Red team: a build left a 1,200-deep folder chain in its environment, and the recursive
+    walks of listing and pruning raised RecursionError for every repository's builds."""
+    from codefactory.sandbox.fstree import remove_tree, tree_size
+
+    import os
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_DIRECTORY)
+    for _ in range(1200):  # by descriptor: Path.mkdir(parents=True) recurses too
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    leaf = os.open("leaf.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+    os.write(leaf, b"x" * 10)
+    os.close(leaf)
+    os.close(fd)
+    assert tree_size(deep) == 10
+    remove_tree(deep)
+    assert not deep.exists()

@@ -131,3 +131,38 @@ def test_test_code_cannot_write_into_the_signed_commit(factory: Factory, tmp_pat
     assert "evil.example" not in callbacks
     patch = (Path(run.package_dir) / "change.patch").read_text()
     assert "evil.example" not in patch
+
+
+def test_what_setup_writes_is_never_what_the_checks_judge(workspace: BubblewrapWorkspace) -> None:
+    """Red team: a build backend the change brought rewrote the changed file during the setup
+    rerun, and lint, SAST and secrets then scanned the rewritten file, not the committed one."""
+    sh(workspace, "echo 'KEY = \"AKIA...\"' > app.py", Phase.ENGINE)
+    sh(workspace, "echo 'VALUE = 1' > app.py; rm pkg/mod.py", Phase.SETUP)
+    assert sh(workspace, "cat app.py; ls pkg", Phase.CHECK) == 'KEY = "AKIA..."\nmod.py\n'
+    assert [f.path for f in workspace.changes().files] == ["app.py"]
+
+
+def test_a_workspaces_setup_never_writes_a_cache_another_setup_reads(
+    tmp_path: Path, uv_cache: Path
+) -> None:
+    """Red team: any run's setup could edit a package in the repository's cache, and the next
+    image build of the main branch installed it."""
+    from codefactory.sandbox.images import ImageCache
+
+    repo = tmp_path / "repo"
+    make_repo(repo, {"app.py": "A = 1\n"})
+    images = ImageCache(tmp_path / "images", python="/usr/bin/python3")
+    sandbox = BubblewrapSandbox(tmp_path / "work", tmp_path / "cache", images=images)
+    try:
+        first = sandbox.provision(repo=repo, commit="HEAD", run_id="poisoner")
+        sh(first, "echo poison > /cache/planted.py", Phase.SETUP)
+        first.destroy()
+        second = sandbox.provision(repo=repo, commit="HEAD", run_id="victim")
+        try:
+            seen = second.exec(["/usr/bin/ls", "/cache"], phase=Phase.SETUP).stdout
+        finally:
+            second.destroy()
+    finally:
+        sandbox.close()
+    assert "planted.py" not in seen
+    assert not list((tmp_path / "cache").rglob("planted.py"))

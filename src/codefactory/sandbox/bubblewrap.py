@@ -33,6 +33,7 @@ from codefactory.sandbox.cgroups import CgroupRoots, discover
 from codefactory.sandbox.egress import PACKAGE_INDEX_HOSTS, EgressListener, EgressPolicy
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.execution import Mounts, run_command
+from codefactory.sandbox.fstree import files_below, remove_tree
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
 from codefactory.sandbox.hostids import HostIdRange, HostIds, host_id_range, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
@@ -61,12 +62,14 @@ class Layer(enum.Enum):
     """What `/workspace` shows: the engine's writes, or a throwaway layer over them."""
 
     ENGINE = "engine"
-    THROWAWAY = "throwaway"
+    SETUP = "setup"
+    CHECK = "check"
 
 
-PHASE_LAYERS = {Phase.ENGINE: Layer.ENGINE, Phase.SETUP: Layer.THROWAWAY,
-                Phase.CHECK: Layer.THROWAWAY}  # fmt: skip
-"""Only the engine writes what is harvested; setup and checks write what is thrown away."""
+PHASE_LAYERS = {Phase.ENGINE: Layer.ENGINE, Phase.SETUP: Layer.SETUP, Phase.CHECK: Layer.CHECK}
+"""Only the engine writes what is harvested. Setup and checks each get a fresh throwaway
+layer whenever the phase changes: what a build backend writes during setup (a rewritten
+source file, a deleted pin file) never reaches the checks that judge the change."""
 
 
 class BubblewrapWorkspace:
@@ -183,13 +186,13 @@ class BubblewrapWorkspace:
 
     def _switch(self, layer: Layer) -> None:
         if self.overlay:
-            if layer is Layer.THROWAWAY:
+            if layer is not Layer.ENGINE:
                 self.home.show_throwaway(tree=self.mounts.tree, owner=self.mounts.owner)
             else:
                 self.home.show_engine(tree=self.mounts.tree)
         else:
-            shutil.rmtree(self.home.check_copy, ignore_errors=True)
-            if layer is Layer.THROWAWAY:
+            remove_tree(self.home.check_copy)
+            if layer is not Layer.ENGINE:
                 shutil.copytree(
                     self.home.merged,
                     self.home.check_copy,
@@ -199,7 +202,7 @@ class BubblewrapWorkspace:
         self._layer = layer
 
     def _view(self) -> Path:
-        if self._layer is Layer.THROWAWAY and not self.overlay:
+        if self._layer is not Layer.ENGINE and not self.overlay:
             return self.home.check_copy
         return self.home.merged
 
@@ -213,11 +216,7 @@ class BubblewrapWorkspace:
         None when the setup phase must run."""
         if self.lease is None or not self.overlay:
             return None
-        written = [
-            os.path.relpath(os.path.join(folder, name), self.home.upper)
-            for folder, _, names in os.walk(self.home.upper)
-            for name in names
-        ]
+        written = [name for name, _ in files_below(self.home.upper)]
         if dependency_files(written):
             return None
         return list(self.lease.installed)
@@ -340,20 +339,23 @@ class BubblewrapSandbox:
         base_commit = mirror.resolve(commit)
         ids = self.ids_for(mirror.source)
         shared = Mounts(
-            tree=Path(),
-            env=Path(),
-            cache=self._repository_cache(mirror.source, ids),
-            accounts=self._accounts(ids),
-            ids=ids,
+            tree=Path(), env=Path(), cache=Path(), accounts=self._accounts(ids), ids=ids
         )
         lease = None
         if self.images is not None:
-            build = partial(self._build_env, run_id=run_id, on_egress=on_egress, shared=shared)
+            dependencies = self.images.key(mirror, base_commit).dep_hash
+            cache = self._repository_cache(mirror.source, ids, dependencies)
+            build = partial(self._build_env, run_id=run_id, on_egress=on_egress,
+                            shared=replace(shared, cache=cache))  # fmt: skip
             lease = self.images.lease(mirror, base_commit, build, owner=shared.owner)
         home = WorkspaceHome(self.work_root / run_id)
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
                         owner=shared.owner)  # fmt: skip
+            # the workspace's own setup (a change that edits a dependency file, or no images)
+            # gets a cache of its own, thrown away with it: an untrusted change can never
+            # plant a package that a later image build of this repository installs
+            shared = replace(shared, cache=home.package_cache)
             if lease is None:
                 mirror.export(base_commit, home.lower, owner=shared.owner)
                 mounts = replace(shared, tree=home.lower, env=home.env_base)
@@ -375,12 +377,15 @@ class BubblewrapSandbox:
             lease=lease,
         )
 
-    def _repository_cache(self, repo: Path, ids: HostIds | None) -> Path:
-        """This repository's own package cache, owned by the sandbox's user: one repository's
-        setup can never poison another's packages."""
+    def _repository_cache(self, repo: Path, ids: HostIds | None, dependencies: str) -> Path:
+        """The package cache of image builds of one repository and one set of dependency
+        files, owned by the sandbox's user: no other repository, and no build of other
+        dependencies (another branch's), ever installs what its setup left there."""
         digest = hashlib.sha256(str(repo).encode()).hexdigest()[:16]
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder = self.cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', repo.name)[:40]}-{digest}"
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', repo.name)[:40]}-{digest}"
+        (self.cache_dir / name).mkdir(exist_ok=True, mode=0o700)
+        folder = self.cache_dir / name / dependencies[:16]
         folder.mkdir(exist_ok=True, mode=0o700)
         if ids is not None and os.lstat(folder).st_uid != ids.uid:
             os.chown(folder, *ids.owner)

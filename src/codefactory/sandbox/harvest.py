@@ -37,7 +37,17 @@ def is_excluded(relative: str) -> bool:
 
 
 def harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
-    """Changed files from an overlay upper layer compared with its lower layer."""
+    """Changed files from an overlay upper layer compared with its lower layer;
+    `UnsupportedChange` for what a commit cannot carry."""
+    try:
+        return _harvest_overlay(lower=lower, upper=upper, max_file_bytes=max_file_bytes)
+    except RecursionError:  # os.fwalk recurses once per level (Python 3.11)
+        raise UnsupportedChange(
+            "the engine's change nests folders too deep to read (about a thousand levels)"
+        ) from None
+
+
+def _harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int) -> Change:
     files: dict[str, FileChange] = {}
     for directory, dirnames, filenames, folder in os.fwalk(upper):
         rel_dir = Path(directory).relative_to(upper)

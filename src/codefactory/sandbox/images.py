@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from functools import partial
 from pathlib import Path
 
 from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.fstree import remove_tree, tree_size
 from codefactory.sandbox.mirror import Mirror, Mirrors
 from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.setup import DEPENDENCY_FILES, REQUIREMENTS, self_contained
@@ -206,10 +206,12 @@ class ImageCache:
         }
         (target / "image.json").write_text(json.dumps(meta, indent=2))
 
-    def layers(self) -> list[ImageInfo]:
-        """Every cached layer, with whether it is in use and still current."""
+    def layers(self, *, repo_key: str | None = None) -> list[ImageInfo]:
+        """Every cached layer (of one repository when `repo_key` is given), with whether it
+        is in use and still current."""
         found: list[ImageInfo] = []
-        for base in sorted(p for p in self.root.glob("*/") if (p / "repo.json").is_file()):
+        bases = self.root.glob(repo_key + "/" if repo_key else "*/")
+        for base in sorted(p for p in bases if (p / "repo.json").is_file()):
             recorded = json.loads((base / "repo.json").read_text())
             repo = Path(recorded["path"])
             current = self._current(repo, recorded.get("mirror"))
@@ -237,9 +239,7 @@ class ImageCache:
         `older_than_s` (when given); returns what was removed."""
         removed = []
         now = time.time()
-        for info in self.layers():
-            if repo_key is not None and info.path.parent.parent.name != repo_key:
-                continue
+        for info in self.layers(repo_key=repo_key):
             idle = now - info.last_used.timestamp()
             stale = not info.current if not older_than_s else idle > older_than_s
             if stale and not info.in_use and _remove_unless_used(info.path):
@@ -282,15 +282,15 @@ def _build_once(folder: Path, make: Callable[[Path], None]) -> bool:
 
 def _build_atomically(folder: Path, make: Callable[[Path], None]) -> None:
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_tree(tmp)
     tmp.mkdir()
     try:
         make(tmp)
         (tmp / ".complete").touch()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         tmp.rename(folder)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def _ready(folder: Path) -> bool:
@@ -301,7 +301,7 @@ def _remove_unless_used(folder: Path) -> bool:
     try:
         fd = os.open(folder.with_name(folder.name + ".lock"), os.O_RDWR)
     except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -310,7 +310,7 @@ def _remove_unless_used(folder: Path) -> bool:
         return False
     try:
         (folder / ".complete").unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         folder.with_name(folder.name + ".lock").unlink(missing_ok=True)
     finally:
         os.close(fd)
@@ -342,12 +342,7 @@ def _info(repo: Path, kind: str, layer: Path, current: bool) -> ImageInfo:
 
 
 def _size(folder: Path) -> int:
-    total = 0
-    for directory, _, files in os.walk(folder):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(directory, name)).st_size
-    return total
+    return tree_size(folder)
 
 
 def _slug(name: str) -> str:

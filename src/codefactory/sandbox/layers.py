@@ -8,6 +8,7 @@
             upper/ work/           the engine layer: the workspace overlay's upper and work
             check-upper/ check-work/  the throwaway layer of checks and setup, over the engine's
             env-upper/ env-work/   the environment overlay's
+            package-cache/         the workspace's own package cache (its setup phase's)
         merged/ env-merged/        the two overlays, mounted once, bound into every command
 
 `merged` shows one of two layers. The engine layer is the tree with the engine's writes
@@ -30,11 +31,11 @@ import ctypes
 import ctypes.util
 import fcntl
 import os
-import shutil
 import time
 from pathlib import Path
 
 from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.fstree import remove_tree
 
 MNT_NOSUID, MNT_NODEV, MNT_DETACH = 2, 4, 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -106,6 +107,11 @@ class WorkspaceHome:
         return self.scratch / "check-work"
 
     @property
+    def package_cache(self) -> Path:
+        """The workspace's own package cache (its setup phase's), on the run's layer."""
+        return self.scratch / "package-cache"
+
+    @property
     def check_copy(self) -> Path:
         """The throwaway layer without overlays (not root): a full copy of the engine's."""
         return self.path / "check"
@@ -138,10 +144,11 @@ class WorkspaceHome:
             folder.mkdir()
         if disk_bytes is not None:
             mount_tmpfs(self.scratch, disk_bytes)
-        for folder in (self.upper, self.work, self.env_upper, self.env_work):
+        for folder in (self.upper, self.work, self.env_upper, self.env_work, self.package_cache):
             folder.mkdir()
         if owner is not None:
-            for folder in (self.upper, self.env_upper, self.lower, self.env_base, self.merged):
+            for folder in (self.upper, self.env_upper, self.lower, self.env_base, self.merged,
+                           self.package_cache):  # fmt: skip
                 os.chown(folder, *owner)
 
     def mount(self, *, tree: Path, env: Path | None) -> None:
@@ -154,7 +161,7 @@ class WorkspaceHome:
         """Put a fresh throwaway layer over the engine's in `merged`."""
         unmount(self.merged)
         for folder in (self.check_upper, self.check_work):
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
             folder.mkdir()
         if owner is not None:
             os.chown(self.check_upper, *owner)
@@ -169,7 +176,7 @@ class WorkspaceHome:
         """Discard the throwaway layer and show the engine's again in `merged`."""
         unmount(self.merged)
         for folder in (self.check_upper, self.check_work):
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
         mount_overlay(self.merged, lower=tree, upper=self.upper, work=self.work)
 
     def destroy(self) -> None:
@@ -184,7 +191,7 @@ def remove_home(path: Path) -> None:
     for mount_point in ("merged", "env-merged", "scratch"):
         for _ in range(3):  # a layer switch cut short may have stacked two mounts
             unmount(path / mount_point)
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
 
 
 def sweep_stale(work_root: Path, *, min_age_s: float = 60.0) -> list[Path]:
