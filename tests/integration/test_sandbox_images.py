@@ -241,9 +241,9 @@ def test_a_layer_nested_a_thousand_folders_deep_is_listed_sized_and_pruned(
 ) -> None:
     """Red team: a build left a 1,200-deep folder chain in its environment, and the recursive
     walks of listing and pruning raised RecursionError for every repository's builds."""
-    from codefactory.sandbox.fstree import remove_tree, tree_size
-
     import os
+
+    from codefactory.sandbox.fstree import remove_tree, tree_size
 
     deep = tmp_path / "deep"
     deep.mkdir()
