@@ -12,6 +12,7 @@ from codefactory.sandbox.hostids import (
     DEFAULT_ID,
     HostIdRange,
     HostIds,
+    IdTable,
     host_id_range,
     host_ids,
     passwd_lines,
@@ -63,13 +64,17 @@ def test_the_sandbox_sees_none_of_the_hosts_accounts() -> None:
     assert [line.split(":")[0] for line in users.splitlines()] == ["root", "nobody"]
 
 
-def test_each_repository_gets_its_own_ids_from_the_range_the_same_every_time() -> None:
-    ids = HostIdRange(uid_start=2_000_000_000, gid_start=2_100_000_000, count=65_536)
-    first = ids.for_repository("/srv/repos/payments")
-    assert first == ids.for_repository("/srv/repos/payments")
-    assert first != ids.for_repository("/srv/repos/ledger")
-    assert 2_000_000_000 <= first.uid < 2_000_065_536
-    assert first.gid - 2_100_000_000 == first.uid - 2_000_000_000
+def test_each_repository_gets_its_own_ids_the_same_every_time(tmp_path: Path) -> None:
+    ids = HostIdRange(uid_start=2_000_000_000, gid_start=2_100_000_000, count=3)
+    table = IdTable(tmp_path / "ids.json", ids)
+    first = table.for_repository("/srv/repos/payments")
+    assert first == HostIds(2_000_000_000, 2_100_000_000)
+    assert table.for_repository("/srv/repos/ledger") == HostIds(2_000_000_001, 2_100_000_001)
+    # another process reading the same file agrees; ids are never shared, whatever the path
+    assert IdTable(tmp_path / "ids.json", ids).for_repository("/srv/repos/payments") == first
+    table.for_repository("/srv/repos/third")
+    with pytest.raises(SandboxUnavailable, match="every one of the 3 sandbox ids is taken"):
+        table.for_repository("/srv/repos/fourth")
 
 
 def test_a_range_that_holds_an_account_is_refused() -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from codefactory.sandbox.cgroups import CgroupRoots
 from codefactory.sandbox.egress import EgressPolicy
 from codefactory.sandbox.errors import SandboxUnavailable
-from codefactory.sandbox.hostids import HostIdRange
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, PROXY_URL, SANDBOX_PATH
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase
@@ -45,9 +44,6 @@ class Backend:
     proxy: EgressProxy
     cgroups: CgroupRoots
     search_path: str | None = None
-    id_range: HostIdRange | None = None
-    """As root, the unprivileged host ids commands run as (one pair per repository); None
-    without root."""
     seccomp: bool = True
     """Load the seccomp filter (`seccomp.py`) into every command."""
 

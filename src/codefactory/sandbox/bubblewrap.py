@@ -35,7 +35,7 @@ from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.execution import Mounts, run_command
 from codefactory.sandbox.fstree import files_below, remove_tree
 from codefactory.sandbox.harvest import harvest_copy, harvest_overlay
-from codefactory.sandbox.hostids import HostIdRange, HostIds, host_id_range, passwd_lines
+from codefactory.sandbox.hostids import HostIds, IdTable, host_id_range, passwd_lines
 from codefactory.sandbox.images import ImageCache, Lease
 from codefactory.sandbox.layers import WorkspaceHome, sweep_stale
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, SANDBOX_PATH, SANDBOX_ROOT, SH, TOOLS_DIR
@@ -275,8 +275,13 @@ class BubblewrapSandbox:
         self.overlay = os.geteuid() == 0
         self.seccomp = seccomp
         dropping = self.overlay and not map_to_host_root
-        self.id_range: HostIdRange | None = (
-            host_id_range(host_uid, host_gid, host_id_count) if dropping else None
+        self.id_table = (
+            IdTable(
+                self.work_root.parent / "sandbox-ids.json",
+                host_id_range(host_uid, host_gid, host_id_count),
+            )
+            if dropping
+            else None
         )
         self.proxy = EgressProxy()
         self._backend: Backend | None = None
@@ -303,7 +308,6 @@ class BubblewrapSandbox:
                 proxy=self.proxy,
                 cgroups=roots,
                 search_path=self.search_path,
-                id_range=self.id_range,
                 seccomp=self.seccomp,
             )
             sweep_stale(self.work_root)
@@ -311,7 +315,7 @@ class BubblewrapSandbox:
 
     def ids_for(self, repo: Path) -> HostIds | None:
         """The unprivileged host ids the sandboxes of `repo` run as (None without root)."""
-        return self.id_range.for_repository(str(repo)) if self.id_range else None
+        return self.id_table.for_repository(str(repo)) if self.id_table else None
 
     def _accounts(self, ids: HostIds | None) -> Path:
         """The sandbox's `passwd` and `group`: its own user, none of the host's accounts."""

@@ -10,17 +10,22 @@ set and `no_new_privs`. Without root the sandbox's user maps to the factory's ow
 
 Each repository gets its own id from a range: the `codefactory` entry of `/etc/subuid` and
 `/etc/subgid` when the host has one (`usermod --add-subuids`), else `DEFAULT_ID` and the
-65,536 ids after it; settings may name another. Per-user kernel limits (inotify instances,
-message queues, keyrings) and file ownership then part one repository's sandboxes from
-another's: a run cannot starve, or write the files of, a run of another repository (two
-repositories may share an id only when their digests collide in the range).
+65,536 ids after it; settings may name another. Ids are handed out in order and recorded
+(`IdTable`, a file under the data folder), so no two repositories ever share one, whatever
+their paths. Per-user kernel limits (inotify instances, message queues, keyrings) and file
+ownership then part one repository's sandboxes from another's: a run cannot starve, or
+write the files of, a run of another repository.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
-import hashlib
+import json
+import os
 import pwd
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +57,59 @@ class HostIdRange:
     gid_start: int
     count: int
 
+    def at(self, offset: int) -> HostIds:
+        """The `offset`-th pair of the range."""
+        return HostIds(self.uid_start + offset, self.gid_start + offset)
+
+
+class IdTable:
+    """Which repository has which ids of a range: a JSON file (`{"<repo path>": offset}`),
+    read and written under an exclusive lock, so factory processes sharing a data folder
+    agree. `SandboxUnavailable` once every id of the range is taken."""
+
+    def __init__(self, path: Path, ids: HostIdRange) -> None:
+        self.path = path
+        self.ids = ids
+
     def for_repository(self, key: str) -> HostIds:
         """The ids of the repository `key` names (its path): the same on every run."""
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
-        offset = int.from_bytes(digest[:8], "big") % self.count
-        return HostIds(self.uid_start + offset, self.gid_start + offset)
+        with self._locked():
+            table = self._read()
+            if key not in table:
+                taken = set(table.values())
+                free = next((i for i in range(self.ids.count) if i not in taken), None)
+                if free is None:
+                    raise SandboxUnavailable(
+                        f"every one of the {self.ids.count} sandbox ids is taken: widen the "
+                        "range (sandbox.host_id_count) or remove old repositories from "
+                        f"{self.path}"
+                    )
+                table[key] = free
+                self._write(table)
+            return self.ids.at(table[key])
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        return {str(k): int(v) for k, v in data.items()}
+
+    def _write(self, table: dict[str, int]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+        tmp.chmod(0o600)
+        tmp.rename(self.path)
 
 
 def subordinate_range(path: Path, owner: str = SUBORDINATE_OWNER) -> tuple[int, int] | None:
