@@ -8,6 +8,7 @@ import stat
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -364,3 +365,56 @@ def test_a_ref_that_is_a_link_is_never_followed(tmp_path: Path, mirrors: Mirrors
     with pytest.raises(ProvisionFailed) as refused:
         mirror.resolve("stolen")
     assert "0123456789abcdef" not in str(refused.value)
+
+
+def _owned_by(root: Path, uid: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.lchown(path, uid, uid)
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A scratch folder another user can reach (pytest's own are root-only)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="cf-owner-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_another_users_source_is_read_with_that_users_rights(
+    open_tmp: Path, mirrors: Mirrors
+) -> None:
+    """Red team: a local user swapped their `.git` for a root-only repository's between the
+    factory's owner check and its reads, and the factory (root) mirrored the root-only one.
+    Every read of a source now runs with its owner's rights, so what the owner could not
+    read, the factory does not read for them."""
+    tmp_path = open_tmp
+    source = tmp_path / "alice"
+    commit = make_repo(source, {"app.py": "A = 1\n"})
+    _owned_by(source, 4242)
+    mirror = mirrors.sync(source)  # the upload-pack runs as uid 4242 and still fetches
+    assert mirror.resolve("HEAD") == commit
+    target = tmp_path / "export"
+    target.mkdir()
+    mirror.export(commit, target)
+    assert (target / "app.py").read_text() == "A = 1\n"
+
+    # one of alice's own objects becomes a link to a root-only copy of itself: root could
+    # read it, alice cannot, so the factory must not
+    _owned_by(source, 0)  # git (as root) refuses to work in another user's repository
+    (source / "app.py").write_text("A = 2\n")
+    blob = git(source, "hash-object", "-w", "app.py")
+    git(source, "commit", "-qam", "second")
+    _owned_by(source, 4242)
+    loose = source / ".git" / "objects" / blob[:2] / blob[2:]
+    private = tmp_path / "root-only"
+    private.mkdir(mode=0o700)
+    (private / "object").write_bytes(loose.read_bytes())
+    loose.unlink()
+    loose.symlink_to(private / "object")
+    os.lchown(loose, 4242, 4242)
+    with pytest.raises(ProvisionFailed, match="could not fetch"):
+        mirrors.sync(source)

@@ -40,6 +40,7 @@ from typing import IO
 
 from codefactory.sandbox.beneath import BeneathError, kind_beneath, list_beneath, read_beneath
 from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.sandbox.owner import Owner, reading_as
 
 SAFE_CONFIG = (
     "core.hooksPath=/dev/null",
@@ -53,6 +54,7 @@ SAFE_CONFIG = (
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
     "gc.autoDetach=false",
+    "safe.directory=*",  # the upload-pack that reads a source runs as the source's owner
 )
 """`-c` settings of every git command here; they reach a local `upload-pack` child too."""
 
@@ -97,27 +99,50 @@ class Mirrors:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._views: Path | None = None
+
+    def _open_views(self) -> Path:
+        """Where the views of other users' sources live: a fresh root-owned folder they may
+        cross but not list (the data folder may be closed to them). Random, so nobody can
+        plant it beforehand; made once per process."""
+        if self._views is None:
+            self._views = Path(tempfile.mkdtemp(prefix="codefactory-views-"))
+            self._views.chmod(0o711)
+        return self._views
 
     def sync(self, repo: Path) -> Mirror:
         """Fetch `repo`'s branches, tags and HEAD into its mirror now; returns the mirror.
         `ProvisionFailed` when `repo` is no folder, no git repository, or has no commit."""
         source = repo.resolve()
-        layout = _locate(source)
+        if not source.is_dir():
+            raise ProvisionFailed(f"repository path does not exist or is not a folder: {source}")
+        owner = Owner.of(source)  # every read of the source is made with its owner's rights
+        try:
+            with reading_as(owner):
+                layout = _locate(source)
+        except PermissionError as err:
+            raise ProvisionFailed(
+                f"{source} belongs to uid {owner.uid}, who cannot read it here ({err.strerror}:"
+                f" {err.filename}); the factory reads a repository only with its owner's rights"
+            ) from err
         key = f"{_slug(source.name)}-{hashlib.sha256(str(source).encode()).hexdigest()[:12]}"
         mirror = Mirror(source=source, path=self.root / f"{key}.git")
-        view = self.root / f"{key}.view"
+        view = (self.root if owner.is_us else self._open_views()) / f"{key}.view"
         with self._locked(self.root / f"{key}.lock"):
-            _check_store(source, layout)
+            with reading_as(owner):
+                _check_store(source, layout)
+                head = _read_head(source, layout)
+                refs = _source_refs(layout.common)
             if not (mirror.path / "HEAD").is_file():
                 _init_mirror(mirror)
-            head = _read_head(source, layout)
-            _refresh_view(view, layout, head)
+            os.chmod(mirror.path, 0o700)
+            _refresh_view(view, layout, head, refs)
             state = _view_state(view)
             stamp = mirror.path / "codefactory-fetched"
             if stamp.is_file() and stamp.read_text() == state:
                 return mirror  # the same refs as the last fetch: it holds their objects
             try:
-                mirror._fetch(view, detached=b"ref: " not in head)
+                mirror._fetch(view, detached=b"ref: " not in head, owner=owner)
             except ProvisionFailed as err:
                 hint = _borrowing_hint(layout)
                 raise ProvisionFailed(f"could not fetch from {source}{hint}: {err}") from err
@@ -127,7 +152,9 @@ class Mirrors:
 
     @contextlib.contextmanager
     def _locked(self, lock: Path) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # crossable, not listable: a source's owner reads its view here; mirrors stay 0700
+        self.root.chmod(0o711)
         fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -201,10 +228,17 @@ class Mirror:
             raise ProvisionFailed(f"git {args[0]} failed in the mirror of {self.source}: {cause}")
         return result.stdout
 
-    def _fetch(self, view: Path, *, detached: bool) -> None:
-        """Bring the view's refs (and the detached HEAD's commit) into refs/source/."""
+    def _fetch(self, view: Path, *, detached: bool, owner: Owner | None = None) -> None:
+        """Bring the view's refs (and the detached HEAD's commit) into refs/source/. The
+        objects are read by an `upload-pack` running as the source's `owner`, so a folder
+        swapped for a link to another user's repository reads as nothing."""
         refspecs = [*FETCHED, f"+HEAD:{DETACHED}"] if detached else list(FETCHED)
         flags = ["--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--update-shallow"]
+        if owner is not None and not owner.is_us:
+            drop = (f"/usr/bin/setpriv --reuid={owner.uid} --regid={owner.gid} "
+                    f"--clear-groups --no-new-privs -- {_git_binary()} "
+                    "-c safe.directory='*' -c core.hooksPath=/dev/null upload-pack")  # fmt: skip
+            flags.append(f"--upload-pack={drop}")
         self.git("fetch", *flags, "--no-recurse-submodules", str(view), *refspecs)
 
     def _point_head(self, head: bytes) -> None:
@@ -381,21 +415,28 @@ def _ensure_attributes(git_dir: Path) -> None:
         attributes.write_text(NEUTRAL_ATTRIBUTES)
 
 
-def _refresh_view(view: Path, layout: _Layout, head: bytes) -> None:
-    """Rebuild the view when the source's git folder moved; always copy its HEAD."""
+def _refresh_view(view: Path, layout: _Layout, head: bytes, refs: tuple[bytes, bytes]) -> None:
+    """Rebuild the view when the source's git folder moved; always copy its HEAD and refs.
+    World-readable: the source's owner reads it (everything in it came from the source)."""
     marker = view / "codefactory-source"
     where = f"{layout.common}\n"
     if not marker.is_file() or marker.read_text() != where:
         shutil.rmtree(view, ignore_errors=True)
         objects = view / "objects"
         (objects / "info").mkdir(parents=True)
+        for folder in (view, objects, objects / "info"):
+            folder.chmod(0o755)
         (view / "config").write_text(VIEW_CONFIG)
         for name in ["pack", *(f"{i:02x}" for i in range(256))]:
             (objects / name).symlink_to(layout.common / "objects" / name)
         marker.write_text(where)
-    _copy_refs(view, layout.common)
+    packed, shallow = refs
+    _write_if_changed(view / "packed-refs", packed)
+    (view / "refs").mkdir(exist_ok=True, mode=0o755)
+    _write_if_changed(view / "shallow", shallow)
     if not (view / "HEAD").is_file() or (view / "HEAD").read_bytes() != head:
         (view / "HEAD.tmp").write_bytes(head)
+        (view / "HEAD.tmp").chmod(0o644)
         (view / "HEAD.tmp").rename(view / "HEAD")
 
 
@@ -415,12 +456,12 @@ def _view_state(view: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_refs(view: Path, common: Path) -> None:
-    """Give the view the source's refs as data, never as links: git would follow a ref that
-    is a symbolic link to any host file (and echo its text in an error). Loose refs and
-    `packed-refs` are merged into one `packed-refs` (one file written, not one per ref); a
-    ref that is a link, or holds anything but an object id, is left out, and so are
-    symbolic refs inside `refs/` (HEAD is copied on its own)."""
+def _source_refs(common: Path) -> tuple[bytes, bytes]:
+    """The source's refs as data, never as links (git would follow a ref that is a symbolic
+    link to any host file, and echo its text in an error): loose refs and `packed-refs`
+    merged into one `packed-refs` listing (one file for the view, not one per ref), and the
+    `shallow` list. A ref that is a link, or holds anything but an object id, is left out,
+    and so are symbolic refs inside `refs/` (HEAD is copied on its own)."""
     packed = _packed_refs(common)
     stack = ["refs"]
     while stack:
@@ -438,11 +479,9 @@ def _copy_refs(view: Path, common: Path) -> None:
                 if found is not None and found["oid"]:
                     packed[os.fsencode(relative)] = found["oid"]  # a loose ref wins
     listing = b"".join(oid + b" " + name + b"\n" for name, oid in sorted(packed.items()))
-    _write_if_changed(view / "packed-refs", listing)
-    (view / "refs").mkdir(exist_ok=True)
     shallow = _read_small(common, "shallow", _MAX_LISTING)
     ok = all(re.fullmatch(_OBJECT, line) for line in shallow.splitlines())
-    _write_if_changed(view / "shallow", shallow if ok else b"")
+    return listing, shallow if ok else b""
 
 
 def _packed_refs(common: Path) -> dict[bytes, bytes]:
@@ -466,6 +505,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
         path.unlink(missing_ok=True)
     elif not path.is_file() or path.read_bytes() != data:
         path.with_name(path.name + ".tmp").write_bytes(data)
+        path.with_name(path.name + ".tmp").chmod(0o644)
         path.with_name(path.name + ".tmp").rename(path)
 
 
