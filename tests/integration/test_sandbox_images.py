@@ -145,8 +145,10 @@ def test_editing_a_dependency_file_in_the_workspace_reruns_setup_over_the_image(
 
 def test_concurrent_first_runs_build_the_image_once(sandbox: BubblewrapSandbox, repo: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
-        made = list(pool.map(lambda i: provision(sandbox, repo, f"c{i}"), range(8)))
+        futures = [pool.submit(provision, sandbox, repo, f"c{i}") for i in range(8)]
+    made = [f.result() for f in futures if f.exception() is None]
     try:
+        assert len(made) == 8, [f.exception() for f in futures]
         assert sum(1 for ws in made if ws.lease and ws.lease.built) == 1
         assert {idna_version(ws) for ws in made} == {"3.7"}
     finally:

@@ -323,9 +323,10 @@ class BubblewrapSandbox:
         if not (folder / "group").is_file():
             folder.mkdir(parents=True, exist_ok=True)
             for name, text in zip(("passwd", "group"), passwd_lines(ids), strict=True):
-                (folder / f"{name}.tmp").write_text(text)
-                (folder / f"{name}.tmp").chmod(0o644)
-                (folder / f"{name}.tmp").rename(folder / name)
+                tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}"
+                tmp.write_text(text)  # one writer's file each: first runs race here
+                tmp.chmod(0o644)
+                tmp.rename(folder / name)
         return folder
 
     def provision(
