@@ -418,3 +418,38 @@ def test_another_users_source_is_read_with_that_users_rights(
     os.lchown(loose, 4242, 4242)
     with pytest.raises(ProvisionFailed, match="could not fetch"):
         mirrors.sync(source)
+
+
+@pytest.mark.parametrize("target_owner", [0, 4343])
+def test_a_repository_path_a_user_swapped_for_a_link_is_read_with_that_users_rights(
+    open_tmp: Path, mirrors: Mirrors, target_owner: int
+) -> None:
+    """Red team: alice, who owns the folder holding her repository, replaced it with a link
+    to a root-only repository (or to bob's private one), and the factory copied it into her
+    workspace. Who controls the path, not who owns its target, is whom it reads as."""
+    home = open_tmp / "alice-home"
+    home.mkdir()
+    private = open_tmp / "private"
+    make_repo(private / "repo", {"credentials.txt": "AKIA-SECRET\n"})
+    _owned_by(private, target_owner)
+    private.chmod(0o700)
+    (home / "proj").symlink_to(private / "repo")
+    _owned_by(home, 4242)
+    with pytest.raises(ProvisionFailed):
+        mirrors.sync(home / "proj")
+
+
+def test_the_path_decides_whose_rights_read_it(open_tmp: Path) -> None:
+    from codefactory.sandbox.owner import controller
+
+    root_owned = open_tmp / "srv" / "repo"
+    root_owned.mkdir(parents=True)
+    assert controller(root_owned).uid == 0
+    os.lchown(root_owned, 4242, 4242)
+    assert controller(root_owned).uid == 4242  # root's folder, alice's repository
+    shared = open_tmp / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may swap what is in it, and no sticky bit
+    (shared / "repo").mkdir()
+    with pytest.raises(ValueError, match="several users"):
+        controller(shared / "repo")

@@ -90,3 +90,15 @@ def test_the_subordinate_entry_gives_the_range_and_its_size(tmp_path: Path) -> N
     subuid = tmp_path / "subuid"
     subuid.write_text("codefactory:300000:1000\n")
     assert subordinate_range(subuid) == (300000, 1000)
+
+
+def test_a_broken_or_shrunk_table_is_a_clear_error(tmp_path: Path) -> None:
+    ids = HostIdRange(uid_start=2_000_000_000, gid_start=2_000_000_000, count=5)
+    (tmp_path / "ids.json").write_text('{"/srv/a": 4}')
+    with pytest.raises(SandboxUnavailable, match="outside the range of 2"):
+        IdTable(tmp_path / "ids.json", HostIdRange(2_000_000_000, 2_000_000_000, 2)).for_repository(
+            "/srv/a"
+        )
+    (tmp_path / "ids.json").write_text("{not json")
+    with pytest.raises(SandboxUnavailable, match="is not a table of sandbox ids"):
+        IdTable(tmp_path / "ids.json", ids).for_repository("/srv/a")

@@ -84,7 +84,7 @@ class LocalForge:
         source = repo.resolve()
         bare = self._ensure_repository(repo_name(source))
         self._check_branch_name(bare, branch)
-        self._fetch_base(bare, source, base_commit)
+        self._fetch_base(bare, repo, base_commit)  # as given: the mirror judges the path
         tree = self._write_tree(bare, base_commit, change)
         if tree == self._git(bare, "rev-parse", f"{base_commit}^{{tree}}"):
             raise EmptyChange(branch)

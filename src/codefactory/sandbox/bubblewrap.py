@@ -340,7 +340,7 @@ class BubblewrapSandbox:
         backend = self.backend()
         if not run_id or "/" in run_id or run_id.startswith("."):
             raise ProvisionFailed(f"invalid run id for a workspace: {run_id!r}")
-        mirror = self.mirrors.sync(repo.resolve())  # host git never runs in the source
+        mirror = self.mirrors.sync(repo)  # host git never runs in the source
         base_commit = mirror.resolve(commit)
         ids = self.ids_for(mirror.source)
         shared = Mounts(

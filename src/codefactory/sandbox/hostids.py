@@ -86,6 +86,11 @@ class IdTable:
                     )
                 table[key] = free
                 self._write(table)
+            if not 0 <= table[key] < self.ids.count:
+                raise SandboxUnavailable(
+                    f"{self.path} gives {key} the id offset {table[key]}, outside the range of "
+                    f"{self.ids.count}: the range shrank; widen sandbox.host_id_count back"
+                )
             return self.ids.at(table[key])
 
     @contextlib.contextmanager
@@ -101,14 +106,22 @@ class IdTable:
     def _read(self) -> dict[str, int]:
         try:
             data = json.loads(self.path.read_text())
+            return {str(k): int(v) for k, v in data.items()}
         except FileNotFoundError:
             return {}
-        return {str(k): int(v) for k, v in data.items()}
+        except (ValueError, AttributeError, TypeError) as err:
+            raise SandboxUnavailable(
+                f"{self.path} is not a table of sandbox ids ({err}); restore it from a backup "
+                "(a fresh table would give repositories ids their files do not have)"
+            ) from err
 
     def _write(self, table: dict[str, int]) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-        tmp.chmod(0o600)
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(table, indent=1, sort_keys=True))
+            out.flush()
+            os.fsync(out.fileno())  # a crash leaves the old table or the new, never half
         tmp.rename(self.path)
 
 

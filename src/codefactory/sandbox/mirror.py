@@ -40,7 +40,7 @@ from typing import IO
 
 from codefactory.sandbox.beneath import BeneathError, kind_beneath, list_beneath, read_beneath
 from codefactory.sandbox.errors import ProvisionFailed
-from codefactory.sandbox.owner import Owner, reading_as
+from codefactory.sandbox.owner import Owner, controller, reading_as
 
 SAFE_CONFIG = (
     "core.hooksPath=/dev/null",
@@ -99,26 +99,26 @@ class Mirrors:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._views: Path | None = None
-
-    def _open_views(self) -> Path:
-        """Where the views of other users' sources live: a fresh root-owned folder they may
-        cross but not list (the data folder may be closed to them). Random, so nobody can
-        plant it beforehand; made once per process."""
-        if self._views is None:
-            self._views = Path(tempfile.mkdtemp(prefix="codefactory-views-"))
-            self._views.chmod(0o711)
-        return self._views
 
     def sync(self, repo: Path) -> Mirror:
         """Fetch `repo`'s branches, tags and HEAD into its mirror now; returns the mirror.
-        `ProvisionFailed` when `repo` is no folder, no git repository, or has no commit."""
-        source = repo.resolve()
-        if not source.is_dir():
-            raise ProvisionFailed(f"repository path does not exist or is not a folder: {source}")
-        owner = Owner.of(source)  # every read of the source is made with its owner's rights
+        `ProvisionFailed` when `repo` is no folder, no git repository, or has no commit.
+        Pass the path as given (not resolved): who may change what it names decides whose
+        rights every read of it is made with (`owner.controller`)."""
+        owner = _controller(repo)
         try:
             with reading_as(owner):
+                source = repo.resolve()
+                if not source.is_dir():
+                    raise ProvisionFailed(
+                        f"repository path does not exist or is not a folder: {source}"
+                    )
+                if not owner.is_us and source.stat().st_uid != owner.uid:
+                    raise ProvisionFailed(
+                        f"{repo} is controlled by uid {owner.uid} but names a folder of uid "
+                        f"{source.stat().st_uid}; the factory reads a repository only with "
+                        "the rights of whoever controls its path"
+                    )
                 layout = _locate(source)
         except PermissionError as err:
             raise ProvisionFailed(
@@ -127,7 +127,7 @@ class Mirrors:
             ) from err
         key = f"{_slug(source.name)}-{hashlib.sha256(str(source).encode()).hexdigest()[:12]}"
         mirror = Mirror(source=source, path=self.root / f"{key}.git")
-        view = (self.root if owner.is_us else self._open_views()) / f"{key}.view"
+        view = self.root / f"{key}.view"
         with self._locked(self.root / f"{key}.lock"):
             with reading_as(owner):
                 _check_store(source, layout)
@@ -136,13 +136,17 @@ class Mirrors:
             if not (mirror.path / "HEAD").is_file():
                 _init_mirror(mirror)
             os.chmod(mirror.path, 0o700)
-            _refresh_view(view, layout, head, refs)
-            state = _view_state(view)
+            state = _state(head, refs)
             stamp = mirror.path / "codefactory-fetched"
             if stamp.is_file() and stamp.read_text() == state:
                 return mirror  # the same refs as the last fetch: it holds their objects
+            if owner.is_us:  # root's own repository: through a view of our making
+                _refresh_view(view, layout, head, refs)
+                remote = view
+            else:  # another user's: their upload-pack, as them, reads only what they may
+                remote = layout.git_dir
             try:
-                mirror._fetch(view, detached=b"ref: " not in head, owner=owner)
+                mirror._fetch(remote, detached=b"ref: " not in head, owner=owner)
             except ProvisionFailed as err:
                 hint = _borrowing_hint(layout)
                 raise ProvisionFailed(f"could not fetch from {source}{hint}: {err}") from err
@@ -228,10 +232,10 @@ class Mirror:
             raise ProvisionFailed(f"git {args[0]} failed in the mirror of {self.source}: {cause}")
         return result.stdout
 
-    def _fetch(self, view: Path, *, detached: bool, owner: Owner | None = None) -> None:
-        """Bring the view's refs (and the detached HEAD's commit) into refs/source/. The
-        objects are read by an `upload-pack` running as the source's `owner`, so a folder
-        swapped for a link to another user's repository reads as nothing."""
+    def _fetch(self, remote: Path, *, detached: bool, owner: Owner | None = None) -> None:
+        """Bring the remote's refs (and the detached HEAD's commit) into refs/source/. For
+        another user's source, its `upload-pack` runs as that `owner`: whatever its config
+        or a swapped folder makes it do, it does with their rights."""
         refspecs = [*FETCHED, f"+HEAD:{DETACHED}"] if detached else list(FETCHED)
         flags = ["--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--update-shallow"]
         if owner is not None and not owner.is_us:
@@ -239,7 +243,7 @@ class Mirror:
                     f"--clear-groups --no-new-privs -- {_git_binary()} "
                     "-c safe.directory='*' -c core.hooksPath=/dev/null upload-pack")  # fmt: skip
             flags.append(f"--upload-pack={drop}")
-        self.git("fetch", *flags, "--no-recurse-submodules", str(view), *refspecs)
+        self.git("fetch", *flags, "--no-recurse-submodules", str(remote), *refspecs)
 
     def _point_head(self, head: bytes) -> None:
         """refs/source/HEAD follows the source's HEAD: a symbolic ref to the branch (which
@@ -447,13 +451,28 @@ _PACKED_REF = re.compile(rb"(?P<oid>" + _OBJECT + rb") (?P<name>" + _REF_NAME + 
 _MAX_LISTING = 64 << 20
 
 
-def _view_state(view: Path) -> str:
-    """A digest of what a fetch from the view brings: its HEAD, refs and shallow list."""
+def _state(head: bytes, refs: tuple[bytes, bytes]) -> str:
+    """A digest of what a fetch brings: the source's HEAD, refs and shallow list."""
     digest = hashlib.sha256()
-    for name in ("HEAD", "packed-refs", "shallow"):
-        path = view / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-"))
+    for part in (head, *refs):
+        digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
+
+
+def _controller(repo: Path) -> Owner:
+    """Whose rights the source at `repo` is read with: the user who may change what the
+    path names. Walks the path as given, link by link: a folder on the way that a user
+    other than root owns (or may write, in a sticky folder: owns the entry) hands control
+    to that user, and a link is followed with control kept; a folder that several users may
+    write (no sticky bit) is refused. Root's own, untouched path: its final folder's owner."""
+    try:
+        return controller(repo)
+    except FileNotFoundError:
+        raise ProvisionFailed(
+            f"repository path does not exist or is not a folder: {repo}"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ProvisionFailed(f"{repo}: {err}") from err
 
 
 def _source_refs(common: Path) -> tuple[bytes, bytes]:

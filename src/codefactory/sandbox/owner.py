@@ -63,6 +63,7 @@ def reading_as(owner: Owner | None) -> Iterator[None]:
             f"reading as another user is not supported on {platform.machine()}"
         )
     groups = os.getgroups()
+    before = (_libc.setfsuid(-1), _libc.setfsgid(-1))  # -1 changes nothing, returns the current
     if _libc.syscall(number, 0, None) != 0:
         raise SandboxUnavailable(f"setgroups failed: {os.strerror(ctypes.get_errno())}")
     _libc.setfsgid(owner.gid)
@@ -72,7 +73,61 @@ def reading_as(owner: Owner | None) -> Iterator[None]:
             raise SandboxUnavailable(f"could not take the file-system identity of uid {owner.uid}")
         yield
     finally:
-        _libc.setfsuid(os.geteuid())
-        _libc.setfsgid(os.getegid())
+        _libc.setfsuid(before[0])
+        _libc.setfsgid(before[1])
         array = (ctypes.c_uint * max(1, len(groups)))(*groups)
         _libc.syscall(number, len(groups), array)
+
+
+_MAX_LINKS = 40
+
+
+def controller(path: Path) -> Owner:
+    """The user who may change what `path` names, walking it as given, link by link (never
+    resolving it first): a folder on the way owned by a user other than root hands control
+    to that user; in a sticky folder others may write (`/tmp`), the entry's owner controls
+    it; a folder several users may write without the sticky bit is refused (`ValueError`);
+    a link keeps the control it was reached with, and a path two users control (a link of
+    one into the other's folders) is refused. When root alone controls the whole way, the
+    owner of the folder it ends at."""
+    pending = list(Path(os.path.abspath(path)).parts[1:])
+    current = Path("/")
+    uid: int | None = None
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        holder = os.lstat(current)
+        entry = os.lstat(current / part)
+        found = holder.st_uid if holder.st_uid != 0 else None
+        if found is None and holder.st_mode & 0o022:
+            if not holder.st_mode & 0o1000:
+                raise ValueError(f"{current} may be written by several users")
+            found = entry.st_uid if entry.st_uid != 0 else None
+        if found is not None and uid is not None and found != uid:
+            raise ValueError(f"the path is controlled by both uid {uid} and uid {found}")
+        uid = found if found is not None else uid
+        if os.path.islink(current / part):
+            links += 1
+            if links > _MAX_LINKS:
+                raise ValueError("too many levels of symbolic links")
+            target = Path(os.readlink(current / part))
+            pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
+            if target.is_absolute():
+                current = Path("/")
+            continue
+        current = current / part
+    if uid is None:
+        return Owner.of(current)
+    return _owner(uid, current.stat().st_gid)
+
+
+def _owner(uid: int, fallback_gid: int) -> Owner:
+    try:
+        return Owner(uid, pwd.getpwuid(uid).pw_gid)
+    except KeyError:
+        return Owner(uid, fallback_gid)

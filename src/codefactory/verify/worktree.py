@@ -72,11 +72,11 @@ def working_tree(
     """The working tree of `repo` against `base`, synced through `mirrors` (a throw-away
     mirror when none is given). `ProvisionFailed` for no repository or no such revision,
     `WorktreeUnreadable` when the changes cannot be listed or read."""
-    repo = repo.resolve()
     if mirrors is None:
         with tempfile.TemporaryDirectory(prefix="codefactory-mirrors-") as scratch:
             return working_tree(repo, base, mirrors=Mirrors(Path(scratch)))
-    mirror = mirrors.sync(repo)
+    mirror = mirrors.sync(repo)  # as given: the mirror judges who controls the path
+    repo = repo.resolve()
     commit = mirror.resolve(base)
     if kind_beneath(repo, ".git") not in ("dir", "file"):
         raise WorktreeUnreadable(str(repo), "it has no working tree (a bare repository?)")
