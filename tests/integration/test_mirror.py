@@ -444,12 +444,48 @@ def test_the_path_decides_whose_rights_read_it(open_tmp: Path) -> None:
 
     root_owned = open_tmp / "srv" / "repo"
     root_owned.mkdir(parents=True)
-    assert controller(root_owned).uid == 0
+    assert controller(root_owned)[0].uid == 0
     os.lchown(root_owned, 4242, 4242)
-    assert controller(root_owned).uid == 4242  # root's folder, alice's repository
+    assert controller(root_owned)[0].uid == 4242  # root's folder, alice's repository
     shared = open_tmp / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # anyone may swap what is in it, and no sticky bit
     (shared / "repo").mkdir()
     with pytest.raises(ValueError, match="several users"):
         controller(shared / "repo")
+    # a user's own folder her group may write is no better (red team, fourth pass)
+    alices = open_tmp / "alice"
+    alices.mkdir()
+    os.chown(alices, 4242, 4242)
+    alices.chmod(0o775)
+    (alices / "repo").mkdir()
+    with pytest.raises(ValueError, match="several users"):
+        controller(alices / "repo")
+
+
+def test_a_link_then_dotdot_is_walked_as_the_kernel_resolves_it(open_tmp: Path) -> None:
+    """Red team: `alice/ln/../../public/proj` was normalised to `public/proj` (root's) before
+    the walk, while the resolve followed alice's link first and reached her link to a
+    root-only repository."""
+    from codefactory.sandbox.owner import controller
+
+    alice = open_tmp / "alice"
+    (alice / "a" / "b").mkdir(parents=True)
+    (alice / "ln").symlink_to(alice / "a" / "b")
+    (open_tmp / "public" / "proj").mkdir(parents=True)  # root's: what a lexical walk judges
+    (alice / "public" / "proj").mkdir(parents=True)  # alice's: where the kernel arrives
+    _owned_by(alice, 4242)
+    owner, real = controller(alice / "ln" / ".." / ".." / "public" / "proj")
+    assert real == alice / "public" / "proj"
+    assert owner.uid == 4242
+
+
+def test_a_repository_read_as_root_must_be_roots_alone(open_tmp: Path, mirrors: Mirrors) -> None:
+    """Red team: a root-owned `git init --shared=group` repository let a group member plant
+    links to a root-only repository's objects in `objects/XX/` between check and read."""
+    shared = open_tmp / "shared"
+    make_repo(shared, {"app.py": "A = 1\n"})
+    fanout = next(p for p in (shared / ".git" / "objects").iterdir() if len(p.name) == 2)
+    fanout.chmod(0o775)
+    with pytest.raises(ProvisionFailed, match="may be changed by a user other than root"):
+        mirrors.sync(shared)

@@ -30,6 +30,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -105,10 +106,9 @@ class Mirrors:
         `ProvisionFailed` when `repo` is no folder, no git repository, or has no commit.
         Pass the path as given (not resolved): who may change what it names decides whose
         rights every read of it is made with (`owner.controller`)."""
-        owner = _controller(repo)
+        owner, source = _controller(repo)
         try:
             with reading_as(owner):
-                source = repo.resolve()
                 if not source.is_dir():
                     raise ProvisionFailed(
                         f"repository path does not exist or is not a folder: {source}"
@@ -130,6 +130,8 @@ class Mirrors:
         view = self.root / f"{key}.view"
         with self._locked(self.root / f"{key}.lock"):
             with reading_as(owner):
+                if owner.is_us:  # read as root: only root may be able to change what is read
+                    _require_sealed(source, layout)
                 _check_store(source, layout)
                 head = _read_head(source, layout)
                 refs = _source_refs(layout.common)
@@ -372,6 +374,35 @@ def _check_store(source: Path, layout: _Layout) -> None:
                 )
 
 
+def _require_sealed(source: Path, layout: _Layout) -> None:
+    """A repository the factory reads as root must be one only root can change: every folder
+    of its git data (objects and each of its fan-out folders, packs, refs, the git folders
+    themselves) a real folder of root's that nobody else may write. Otherwise a user who may
+    write one (a `git init --shared=group` repository) could plant links to another
+    repository's objects or refs between any check and the read."""
+    folders = [layout.git_dir, layout.common, layout.common / "objects"]
+    for top in ("objects", "refs"):
+        stack = [layout.common / top]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    folders.append(Path(entry.path))
+    for folder in folders:
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+            raise ProvisionFailed(
+                f"{source}: {folder} may be changed by a user other than root (owner uid "
+                f"{info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); a repository read as root "
+                "must be root's alone (or belong to the one user it is read for)"
+            )
+
+
 def _borrowing_hint(layout: _Layout) -> str:
     if kind_beneath(layout.common, "objects/info/alternates") != "file":
         return ""
@@ -459,7 +490,7 @@ def _state(head: bytes, refs: tuple[bytes, bytes]) -> str:
     return digest.hexdigest()
 
 
-def _controller(repo: Path) -> Owner:
+def _controller(repo: Path) -> tuple[Owner, Path]:
     """Whose rights the source at `repo` is read with: the user who may change what the
     path names. Walks the path as given, link by link: a folder on the way that a user
     other than root owns (or may write, in a sticky folder: owns the entry) hands control

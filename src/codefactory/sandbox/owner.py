@@ -82,15 +82,17 @@ def reading_as(owner: Owner | None) -> Iterator[None]:
 _MAX_LINKS = 40
 
 
-def controller(path: Path) -> Owner:
-    """The user who may change what `path` names, walking it as given, link by link (never
-    resolving it first): a folder on the way owned by a user other than root hands control
-    to that user; in a sticky folder others may write (`/tmp`), the entry's owner controls
-    it; a folder several users may write without the sticky bit is refused (`ValueError`);
-    a link keeps the control it was reached with, and a path two users control (a link of
-    one into the other's folders) is refused. When root alone controls the whole way, the
-    owner of the folder it ends at."""
-    pending = list(Path(os.path.abspath(path)).parts[1:])
+def controller(path: Path) -> tuple[Owner, Path]:
+    """The user who may change what `path` names, and the real path it names, from one walk
+    of the path as given, link by link and `..` by `..` as the kernel resolves them (never
+    normalised first: `link/..` is the link's target's parent). A folder on the way owned
+    by a user other than root hands control to that user; in a sticky folder others may
+    write (`/tmp`), the entry's owner controls the entry; a folder several users may write
+    without the sticky bit is refused (`ValueError`), whoever owns it; a link keeps the
+    control it was reached with, and a path two users control (a link of one into the
+    other's folders) is refused. When root alone controls the whole way, the owner of the
+    folder it ends at."""
+    pending = list((Path.cwd() / path).parts[1:])
     current = Path("/")
     uid: int | None = None
     links = 0
@@ -101,16 +103,7 @@ def controller(path: Path) -> Owner:
         if part == "..":
             current = current.parent
             continue
-        holder = os.lstat(current)
-        entry = os.lstat(current / part)
-        found = holder.st_uid if holder.st_uid != 0 else None
-        if found is None and holder.st_mode & 0o022:
-            if not holder.st_mode & 0o1000:
-                raise ValueError(f"{current} may be written by several users")
-            found = entry.st_uid if entry.st_uid != 0 else None
-        if found is not None and uid is not None and found != uid:
-            raise ValueError(f"the path is controlled by both uid {uid} and uid {found}")
-        uid = found if found is not None else uid
+        uid = _control(current, part, uid)
         if os.path.islink(current / part):
             links += 1
             if links > _MAX_LINKS:
@@ -122,8 +115,23 @@ def controller(path: Path) -> Owner:
             continue
         current = current / part
     if uid is None:
-        return Owner.of(current)
-    return _owner(uid, current.stat().st_gid)
+        return Owner.of(current), current
+    return _owner(uid, current.stat().st_gid), current
+
+
+def _control(folder: Path, name: str, uid: int | None) -> int | None:
+    """Who controls `folder/name`, given who controlled the way to `folder`."""
+    holder = os.lstat(folder)
+    entry = os.lstat(folder / name)
+    found = holder.st_uid if holder.st_uid != 0 else None
+    if holder.st_mode & 0o022:  # others may write the folder: its entries are theirs too
+        if not holder.st_mode & 0o1000:
+            raise ValueError(f"{folder} may be written by several users")
+        if entry.st_uid not in (0, holder.st_uid):
+            found = entry.st_uid if found is None else -1
+    if found == -1 or (found is not None and uid is not None and found != uid):
+        raise ValueError(f"{folder / name} is controlled by more than one user")
+    return found if found is not None else uid
 
 
 def _owner(uid: int, fallback_gid: int) -> Owner:
