@@ -36,7 +36,6 @@ class Backend:
     overlay: bool
     """Overlay mounts, a tmpfs layer and cgroups (root); else plain copies and rlimits."""
     python: Path
-    cache_dir: Path
     limits: Limits
     disk_bytes: int
     tmp_bytes: int

@@ -161,8 +161,10 @@ class BubblewrapWorkspace:
                 env=env,
                 allow_hosts=allow_hosts,
             )
-        if phase is Phase.SETUP and self.backend.overlay:
-            normalise(self.mounts.cache)  # setuid files or devices never outlive the command
+        if phase is Phase.SETUP and self.mounts.cache != self.home.package_cache:
+            # a cache later builds reuse: setuid files or devices never outlive the command
+            # (the workspace's own cache is thrown away with it, on a nosuid,nodev layer)
+            normalise(self.mounts.cache)
         if self._on_egress is not None:
             for attempt in attempts:
                 self._on_egress(attempt)
@@ -300,7 +302,6 @@ class BubblewrapSandbox:
                 bwrap=bwrap,
                 overlay=self.overlay,
                 python=self.python,
-                cache_dir=self.cache_dir,
                 limits=self.limits,
                 disk_bytes=self.disk_bytes,
                 tmp_bytes=self.tmp_bytes,

@@ -53,18 +53,6 @@ class CgroupRoots:
     def limits_memory(self) -> bool:
         return "memory" in self.v1 or "memory" in self.v2_controllers
 
-    @property
-    def limits_processes(self) -> bool:
-        return "pids" in self.v1 or "pids" in self.v2_controllers
-
-    def describe(self) -> str:
-        """One line for `serve` and the docs: which hierarchy binds which limit."""
-        parts = [f"v1 {name}" for name in sorted(self.v1)]
-        if self.unified is not None:
-            enabled = ", ".join(sorted(self.v2_controllers)) or "no controllers"
-            parts.append(f"v2 ({enabled}; cgroup.kill, cpu.stat)")
-        return "; ".join(parts) or "none (rlimits only)"
-
 
 def _own_paths() -> tuple[dict[str, str], str | None]:
     v1: dict[str, str] = {}
