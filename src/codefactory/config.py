@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
 from codefactory.triggers.settings import TriggerSettings, with_env_secrets
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    engines: EngineSettings = Field(default_factory=EngineSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from codefactory.engines.errors import (
     NoSafeVersion,
     NothingToDo,
 )
+from codefactory.engines.session import EngineSession
 from codefactory.sandbox.port import Phase, Workspace
 
 
@@ -68,7 +69,11 @@ class DependencyBumpEngine:
         self.advisories = advisories
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: EngineSession | None = None,
     ) -> Proposal:
         """Rewrite every vulnerable pin (or only `task.context["package"]`) in the workspace."""
         wanted = task.context.get("package")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.errors import ChecksStillFail, EngineCrashed, NothingToDo
+from codefactory.engines.session import EngineSession
 from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 
@@ -26,7 +27,11 @@ class LintFixEngine:
     version = "1"
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: EngineSession | None = None,
     ) -> Proposal:
         """Run `ruff check --fix` over the workspace and report the fixes per rule."""
         before = _findings(workspace, ())
