@@ -24,6 +24,7 @@ system-packages:
 	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; }
 	@command -v git >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q git; }
 	@command -v socat >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q socat; }
+	@command -v rg >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ripgrep; }
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
 $(VENV)/.installed: pyproject.toml uv.lock
