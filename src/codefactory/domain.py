@@ -248,6 +248,8 @@ class Run:
     branch: str
     package_dir: str
     created_at: datetime
+    engine: str = ""
+    """The engine's registry name (`recipe:lint-fix`, `agent:pydantic-ai`, `cli:codex`)."""
     history: tuple[StateChange, ...] = ()
 
 

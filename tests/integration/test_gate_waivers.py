@@ -35,7 +35,11 @@ class ShellEngine:
     version = "0"
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         current = workspace.read_file("service/callbacks.py") or b""
         workspace.write_file("service/callbacks.py", current + INSECURE)

@@ -144,7 +144,11 @@ class ReadmeEngine:
     version = "0"
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         proposal = LintFixEngine().propose(task, workspace, feedback)
         workspace.write_file("README.md", b"# sample service\n\nNow with fewer lint findings.\n")

@@ -48,7 +48,11 @@ class RaisingEngine:
     version = "0"
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         raise RuntimeError("model endpoint returned garbage")
 
@@ -63,7 +67,11 @@ class BreakingEngine:
         self.calls = 0
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         self.calls += 1
         workspace.write_file("service/hostnames.py", b"def to_ascii(h):\n    return h\n")

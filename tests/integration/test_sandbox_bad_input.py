@@ -125,7 +125,7 @@ class LeavesBehind:
     def __init__(self, extra: str) -> None:
         self.extra = extra
 
-    def propose(self, task, workspace, feedback):  # type: ignore[no-untyped-def]
+    def propose(self, task, workspace, feedback, session=None):  # type: ignore[no-untyped-def]
         from codefactory.domain import Proposal
         from codefactory.sandbox.port import Phase
 

@@ -32,6 +32,7 @@ from codefactory.policy.scope import (
     run_context,
 )
 from codefactory.review.port import Forge
+from codefactory.runs.engine_ports import EngineClearance, EngineSessions, most_sensitive
 from codefactory.runs.evidence import failing_summary, write_round_evidence
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
@@ -81,6 +82,9 @@ class RunLoop:
         evidence_dir: Path,
         observer: RunObserver | None = None,
         delegation: Delegation | None = None,
+        default_engines: Mapping[str, str] | None = None,
+        clearance: EngineClearance | None = None,
+        sessions: EngineSessions | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -97,13 +101,31 @@ class RunLoop:
         self.evidence_dir = evidence_dir
         self.observer = observer
         self.delegation = delegation
+        self.default_engines = dict(default_engines or {})
+        self.clearance = clearance
+        self.sessions = sessions
 
-    def submit(self, event: TriggerEvent, *, sponsor: str, agent_id: str) -> str:
-        """Store the trigger and a new run in `received`, atomically; returns the run id."""
+    def engine_name(self, kind: str, requested: str = "") -> str:
+        """The engine a run of `kind` is given: the one asked for (policy and the registry
+        still decide), else the factory's default for the kind, else the one installed."""
+        if requested:
+            return requested
+        if kind in self.default_engines:
+            return self.default_engines[kind]
+        installed = self.engines.get(kind)
+        return installed.name if installed is not None else ""
+
+    def submit(self, event: TriggerEvent, *, sponsor: str, agent_id: str, engine: str = "") -> str:
+        """Store the trigger and a new run in `received`, atomically; returns the run id.
+        `engine` is the registry name asked for (`trigger --engine`); empty: the default."""
         with self.store.atomic() as tx:
             trigger_id = tx.record_trigger(event)
             run_id = tx.create_run(
-                trigger_id=trigger_id, event=event, sponsor=sponsor, agent_id=agent_id
+                trigger_id=trigger_id,
+                event=event,
+                sponsor=sponsor,
+                agent_id=agent_id,
+                engine=self.engine_name(event.kind.value, engine),
             )
         self._notify(run_id, RunState.RECEIVED, "")
         return run_id
@@ -143,6 +165,8 @@ class RunLoop:
         except Exception as err:  # noqa: BLE001 - a crash must still end the run, with its cause
             self._fail(run_id, f"internal error: {type(err).__name__}: {err}")
         finally:
+            if self.sessions is not None:
+                self.sessions.close(run)
             if workspace is not None:
                 workspace.destroy()
         return self.store.require_run(run_id)
@@ -171,6 +195,16 @@ class RunLoop:
                 tx.transition(run.id, RunState.REFUSED, reason=str(err), actor="identity")
             self._notify(run.id, RunState.REFUSED, str(err))
             return False
+        engine = self._engine_of(run)
+        refusal = self._engine_refusal(run, engine)
+        if refusal is not None:  # an engine the registry has not cleared never starts
+            with self.store.atomic() as tx:
+                tx.audit(
+                    "engine-refused", actor="registry", run_id=run.id, engine=engine, reason=refusal
+                )
+                tx.transition(run.id, RunState.REFUSED, reason=refusal, actor="registry")
+            self._notify(run.id, RunState.REFUSED, refusal)
+            return False
         decision = self.policy.authorize(
             principal=f'TriggerSource::"{trigger.source}"',
             action=f'Action::"{run.kind.value}"',
@@ -179,7 +213,7 @@ class RunLoop:
                 run,
                 trigger,
                 agent=agent.id,
-                engine=getattr(self.engines.get(run.kind.value), "name", ""),
+                engine=engine,
                 now=datetime.now(UTC),
             ),
         )
@@ -226,22 +260,50 @@ class RunLoop:
             context={item.connector + ":" + item.name: item.text for item in items},
         )
 
+    def _engine_of(self, run: Run) -> str:
+        """The run's engine name (runs stored before engines were recorded: the default)."""
+        return run.engine or self.engine_name(run.kind.value)
+
+    def _engine_refusal(self, run: Run, engine: str) -> str | None:
+        if not engine:
+            return f"no engine is registered for `{run.kind.value}` changes"
+        if self.clearance is None:
+            return None
+        return self.clearance.refusal(
+            engine,
+            kind=run.kind,
+            repository=Path(run.repository).name,
+            data_class=most_sensitive([c.data_class for c in self.connectors]),
+            now=datetime.now(UTC),
+        )
+
     def _engine_for(self, run: Run) -> Engine:
-        engine = self.engines.get(run.kind.value)
+        name = self._engine_of(run)
+        engine = self.engines.get(name) or self.engines.get(run.kind.value)
         if engine is None:
-            raise RunFailed(f"no engine is registered for `{run.kind.value}` changes")
+            raise RunFailed(f"the engine {name or '(none)'} is not installed in this factory")
         return engine
+
+    def _max_rounds(self, engine: str) -> int:
+        cap = self.clearance.max_rounds(engine) if self.clearance is not None else None
+        return min(self.budget.max_rounds, cap) if cap else self.budget.max_rounds
 
     def _propose_and_verify(
         self, run: Run, task: Task, workspace: Workspace, repo: Path
     ) -> Verified:
         engine = self._engine_for(run)
+        max_rounds = self._max_rounds(engine.name)
         feedback: list[CheckResult] = []
-        for round_number in range(1, self.budget.max_rounds + 1):
+        for round_number in range(1, max_rounds + 1):
             self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
             self._act_for(run, "engine:propose", engine=engine.name)
+            session = (
+                self.sessions.open(run, engine.name, round_number=round_number)
+                if self.sessions is not None
+                else None
+            )
             try:
-                proposal = engine.propose(task, workspace, feedback)
+                proposal = engine.propose(task, workspace, feedback, session)
             except EngineError as err:
                 if not feedback:
                     raise
@@ -275,7 +337,7 @@ class RunLoop:
                 )
             feedback = [result for result in results if not result.passed]
         raise RunFailed(
-            f"checks still failing after {self.budget.max_rounds} rounds: "
+            f"checks still failing after {max_rounds} rounds: "
             f"{failing_summary(feedback)} (evidence in {self.evidence_dir / run.id})"
         )
 

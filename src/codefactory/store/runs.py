@@ -116,7 +116,13 @@ class RunTransaction:
         return trigger_id
 
     def create_run(
-        self, *, trigger_id: str, event: TriggerEvent, sponsor: str, agent_id: str
+        self,
+        *,
+        trigger_id: str,
+        event: TriggerEvent,
+        sponsor: str,
+        agent_id: str,
+        engine: str = "",
     ) -> str:
         run_id = new_run_id()
         at = now()
@@ -131,6 +137,7 @@ class RunTransaction:
                 state=RunState.RECEIVED.value,
                 reason="",
                 created_at=at,
+                engine=engine,
             )
         )
         self.session.flush()
@@ -144,6 +151,7 @@ class RunTransaction:
             sponsor=sponsor,
             agent_id=agent_id,
             repository=event.repository,
+            engine=engine,
         )
         return run_id
 
@@ -433,6 +441,7 @@ def _run(row: RunRow, history: tuple[StateChange, ...]) -> Run:
         branch=row.branch,
         package_dir=row.package_dir,
         created_at=_aware(row.created_at),
+        engine=row.engine,
         history=history,
     )
 
