@@ -52,10 +52,14 @@ def test_the_default_policy_ships_in_the_package(default: CedarPolicy) -> None:
     assert default_policy_path().parent.name == "policy"
     assert default.policy_ids == (
         ROUTINE,
+        "engine-changes-with-a-sponsor",
         "no-autonomous-ci-changes",
         "routine-changes-open-pull-requests",
+        "engine-changes-open-draft-pull-requests",
         "dependency-bumps-edit-manifests",
         "no-oversized-changes",
+        "engines-use-their-tools",
+        "engines-never-edit-pipelines",
     )
     assert default.source == str(default_policy_path())
     assert CedarPolicy.default().policy_ids == default.policy_ids
@@ -112,6 +116,61 @@ def test_general_changes_are_refused_by_default_deny(default: CedarPolicy) -> No
     assert "default deny" in decision.summary
 
 
+@pytest.mark.parametrize(
+    ("engine", "sponsor", "allowed"),
+    [
+        ("agent:pydantic-ai", "priya.shah", True),
+        ("cli:codex", "priya.shah", True),
+        ("agent:pydantic-ai", "", False),
+        ("recipe:lint-fix", "priya.shah", False),
+        ("agentic:other", "priya.shah", False),
+    ],
+)
+def test_general_changes_need_a_language_model_engine_and_a_sponsor(
+    default: CedarPolicy, engine: str, sponsor: str, allowed: bool
+) -> None:
+    context = {"sponsor": sponsor, "engine": engine, "labels": [], "source": "jira"}
+    decision = ask(default, ChangeKind.GENERAL_CHANGE, context=context)
+    assert decision.allowed is allowed
+    if allowed:
+        assert decision.policy_ids == ("engine-changes-with-a-sponsor",)
+
+
+def tool_call(default: CedarPolicy, tool: str, path: str = "") -> bool:
+    context = {
+        "tool": tool,
+        "arguments": "{}",
+        "path": path,
+        "sponsor": "priya.shah",
+        "agent": "agent:x",
+        "kind": "general_change",
+        "run": "r1",
+    }
+    return default.authorize(
+        principal='Engine::"agent:pydantic-ai"',
+        action='Action::"tool-call"',
+        resource='Repository::"sample-service"',
+        context=context,
+    ).allowed
+
+
+@pytest.mark.parametrize(
+    ("tool", "path", "allowed"),
+    [
+        ("read_file", ".github/workflows/ci.yml", True),
+        ("edit_file", "service/hostnames.py", True),
+        ("run", "", True),
+        ("edit_file", ".github/workflows/ci.yml", False),
+        ("apply_patch", ".gitlab-ci.yml", False),
+        ("edit_file", "Jenkinsfile", False),
+    ],
+)
+def test_engines_use_their_tools_but_never_edit_pipelines(
+    default: CedarPolicy, tool: str, path: str, allowed: bool
+) -> None:
+    assert tool_call(default, tool, path) is allowed
+
+
 @given(
     kind=st.sampled_from(list(ChangeKind)),
     principal_type=st.sampled_from(["TriggerSource", "User"]),
@@ -132,6 +191,7 @@ def test_default_policy_matches_its_description(
         context["sponsor"] = sponsor
     decision = ask(default, kind, principal=f'{principal_type}::"{principal_id}"', context=context)
     forbidden = kind in {ChangeKind.MODIFY_CI, ChangeKind.MODIFY_INFRASTRUCTURE}
+    # no `engine` in this context: a general change is never permitted
     routine = kind in {ChangeKind.BUMP_DEPENDENCY, ChangeKind.FIX_LINT}
     permitted = routine and principal_type == "TriggerSource" and bool(sponsor)
     assert decision.allowed == permitted
