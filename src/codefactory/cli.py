@@ -10,6 +10,7 @@ import typer
 from codefactory.commands import (
     advisories,
     audit,
+    engines,
     identity,
     policy,
     review,
@@ -41,5 +42,5 @@ def main(
     state.settings = load_settings(data_dir)
 
 
-for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify):
+for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)

@@ -115,6 +115,9 @@ class EngineRegistry:
 
         Raises ValueError for a data class that is not one of `DataClass`.
         """
+        if data_class not in set(DataClass):
+            known = ", ".join(DataClass)
+            raise ValueError(f"data class {data_class!r} is not one of {known}")
         wanted = DataClass(data_class)
         name = engine if isinstance(engine, str) else engine.name
         entry = self._resolve(engine)

@@ -1,0 +1,203 @@
+"""Engine registry commands: `engines list`, `engines show NAME`, `engines validate [PATH]`,
+`engines check NAME`. They read the registry file only (no database), so they stay fast."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from codefactory.commands.common import JsonOption, console, fail, print_json, state
+
+if TYPE_CHECKING:
+    from codefactory.engines.registry import EngineRegistry
+    from codefactory.engines.registry_model import EngineEntry
+
+engines_app = typer.Typer(
+    help="The engine registry: which coding engines are cleared, for what.", no_args_is_help=True
+)
+
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at", help="Statuses as of this date (YYYY-MM-DD); default today.", show_default=False
+    ),
+]
+
+SUMMARY = (
+    "name",
+    "engine_version",
+    "model",
+    "model_version",
+    "provider",
+    "status",
+    "materiality",
+    "owner",
+    "validator",
+    "next_review",
+    "change_kinds",
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the root app."""
+    app.add_typer(engines_app, name="engines")
+
+
+def _load(path: Path | None = None) -> EngineRegistry:
+    from codefactory.engines.registry import RegistryInvalid, load_registry
+
+    try:
+        return load_registry(path or state.settings.engines.registry)
+    except RegistryInvalid as err:
+        fail("; ".join(err.problems))
+
+
+def _moment(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        return datetime.combine(date.fromisoformat(at), time(12), tzinfo=UTC)
+    except ValueError:
+        fail(f"--at {at!r} is not a date (YYYY-MM-DD)")
+
+
+def _as_dict(entry: EngineEntry, now: datetime) -> dict[str, Any]:
+    from codefactory.engines.registry import entry_status, status_reason
+    from codefactory.engines.registry_audit import canonical_entry
+
+    data = canonical_entry(entry)
+    declared = data.pop("status")
+    return {
+        "name": data.pop("name"),
+        "status": entry_status(entry, now).value,
+        "status_detail": status_reason(entry, now),
+        "declared_status": declared,
+        **data,
+    }
+
+
+@engines_app.command("list")
+def engines_list(at: AtOption = None, as_json: JsonOption = False) -> None:
+    """Every engine in the registry with its status on the day."""
+    registry, now = _load(), _moment(at)
+    rows = [_as_dict(entry, now) for entry in registry]
+    if as_json:
+        print_json([{key: row[key] for key in (*SUMMARY, "status_detail")} for row in rows])
+        return
+    table = Table("engine", "version", "model", "status", "tier", "kinds", "next review")
+    for row in rows:
+        model = f"{row['model']} {row['model_version']}".strip() or "-"
+        colour = "green" if row["status"] == "cleared" else "yellow"
+        table.add_row(
+            row["name"],
+            row["engine_version"],
+            model,
+            f"[{colour}]{row['status']}[/]",
+            row["materiality"],
+            ", ".join(row["change_kinds"]),
+            row["next_review"],
+        )
+    console.print(table)
+
+
+@engines_app.command("show")
+def engines_show(
+    name: Annotated[str, typer.Argument(help="Registry name, e.g. agent:pydantic-ai.")],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One entry in full, with its status on the day."""
+    registry = _load()
+    entry = registry.get(name)
+    if entry is None:
+        known = ", ".join(e.name for e in registry)
+        fail(f"engine {name} is not in the registry {registry.source} (it has: {known})")
+    data = _as_dict(entry, _moment(at))
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        console.print(f"{key + ':':<26}{value}", highlight=False, soft_wrap=True)
+
+
+@engines_app.command("validate")
+def engines_validate(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Registry file; default: the configured one.", show_default=False),
+    ] = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a registry file: its schema, then the rules (independent validator, dates,
+    evidence, prices, budgets, tools). Exits 0 when valid, 1 listing every problem."""
+    from codefactory.engines.registry import (
+        RegistryInvalid,
+        default_registry_path,
+        load_registry,
+    )
+    from codefactory.engines.registry_checks import registry_problems
+
+    shown = str(path or state.settings.engines.registry or default_registry_path())
+    try:
+        registry = load_registry(Path(shown))
+        problems = [
+            f"{shown}: {problem}"
+            for problem in registry_problems(registry, today=_moment(at).date())
+        ]
+        count = len(registry)
+    except RegistryInvalid as err:
+        problems, count = list(err.problems), 0
+    if as_json:
+        print_json({"ok": not problems, "path": shown, "engines": count, "problems": problems})
+    elif not problems:
+        console.print(f"{shown}: {count} engines, no problems", highlight=False)
+    else:
+        for problem in problems:
+            console.print(problem, highlight=False, soft_wrap=True, markup=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@engines_app.command("check")
+def engines_check(
+    name: Annotated[str, typer.Argument(help="Registry name, e.g. cli:codex.")],
+    kind: Annotated[str, typer.Option(help="The change kind, e.g. general_change.")],
+    repository: Annotated[str, typer.Option(help="The repository name.")] = "repository",
+    data_class: Annotated[str, typer.Option(help="The repository's data class.")] = "internal",
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Would a run of this kind on this repository be allowed to use this engine? Exits 0 when
+    allowed, 1 when refused (with the reason a run would end `refused` with)."""
+    from codefactory.domain import ChangeKind
+
+    try:
+        change_kind = ChangeKind(kind)
+    except ValueError:
+        fail(f"--kind {kind!r} is not one of {', '.join(ChangeKind)}")
+    try:
+        decision = _load().check_use(
+            name, kind=change_kind, repository=repository, data_class=data_class, now=_moment(at)
+        )
+    except ValueError as err:
+        fail(f"--data-class: {err}")
+    if as_json:
+        print_json(
+            {
+                "engine": decision.engine,
+                "allowed": decision.allowed,
+                "reason": decision.reason,
+                "refusal": decision.refusal.value if decision.refusal else None,
+                "status": decision.status.value if decision.status else None,
+            }
+        )
+    else:
+        verdict = "[green]ALLOW[/]" if decision.allowed else "[red]REFUSE[/]"
+        console.print(f"{verdict} {decision.reason}", highlight=False)
+    if not decision.allowed:
+        raise typer.Exit(1)
