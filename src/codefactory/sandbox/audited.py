@@ -115,7 +115,15 @@ class AuditedWorkspace:
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         allow_hosts: Sequence[str] = (),
+        mounts: Mapping[str, Path] | None = None,
+        resolve: Mapping[str, str] | None = None,
     ) -> ExecResult:
+        # passed on only when given: a wrapped workspace of an older shape still works
+        extra: dict[str, Any] = {}
+        if mounts:
+            extra["mounts"] = mounts
+        if resolve:
+            extra["resolve"] = resolve
         result = self.inner.exec(
             command,
             phase=phase,
@@ -124,6 +132,7 @@ class AuditedWorkspace:
             env=env,
             limits=limits,
             allow_hosts=allow_hosts,
+            **extra,
         )
         if result.limit_hit:
             self._writer.put(

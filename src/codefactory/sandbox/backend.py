@@ -46,9 +46,12 @@ class Backend:
     seccomp: bool = True
     """Load the seccomp filter (`seccomp.py`) into every command."""
 
-    def policy(self, phase: Phase, extra: Sequence[str]) -> EgressPolicy:
-        """The egress policy of one command: the phase's, widened by the call's hosts."""
-        return self.egress.get(phase.value, EgressPolicy()).widened(extra)
+    def policy(
+        self, phase: Phase, extra: Sequence[str], resolve: Mapping[str, str] | None = None
+    ) -> EgressPolicy:
+        """The egress policy of one command: the phase's, widened by the call's hosts and
+        their addresses (`EgressPolicy.widened`: a ValueError for an entry it refuses)."""
+        return self.egress.get(phase.value, EgressPolicy()).widened(extra, resolve)
 
 
 def sandbox_environment(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from codefactory.domain import Change, ExecResult
 from codefactory.sandbox.backend import Backend, require_binary
+from codefactory.sandbox.binds import read_only_binds
 from codefactory.sandbox.cgroups import CgroupRoots, discover
 from codefactory.sandbox.egress import PACKAGE_INDEX_HOSTS, EgressListener, EgressPolicy
 from codefactory.sandbox.errors import ProvisionFailed
@@ -108,9 +109,15 @@ class BubblewrapWorkspace:
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         allow_hosts: Sequence[str] = (),
+        mounts: Mapping[str, Path] | None = None,
+        resolve: Mapping[str, str] | None = None,
     ) -> ExecResult:
         chosen = (limits or self.backend.limits).but(wall_s=timeout_s)
-        outcome = self._run(command, phase, chosen, stdin, env, allow_hosts)
+        binds = read_only_binds(mounts)
+        self.backend.policy(phase, allow_hosts, resolve)  # refuses a bad entry before running
+        outcome = self._run(
+            command, phase, chosen, stdin, env, allow_hosts, resolve=resolve, binds=binds
+        )
         return ExecResult(
             command=tuple(command),
             exit_code=outcome.exit_code,
@@ -144,6 +151,9 @@ class BubblewrapWorkspace:
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
         allow_hosts: Sequence[str] = (),
+        *,
+        resolve: Mapping[str, str] | None = None,
+        binds: Sequence[tuple[str, str]] = (),
     ) -> Outcome:
         if limits is None:  # file helpers: whole files, not a flood of output
             limits = self.backend.limits.but(wall_s=60.0, output_bytes=1 << 30)
@@ -160,6 +170,8 @@ class BubblewrapWorkspace:
                 stdin=stdin,
                 env=env,
                 allow_hosts=allow_hosts,
+                resolve=resolve,
+                binds=binds,
             )
         if phase is Phase.SETUP and self.mounts.cache != self.home.package_cache:
             # a cache later builds reuse: setuid files or devices never outlive the command

@@ -90,6 +90,8 @@ class CommandSpec:
     """The factory's `passwd` and `group` for the sandbox."""
     seccomp_fd: int | None = None
     """A readable fd holding the compiled seccomp filter (`seccomp.py`)."""
+    binds: Sequence[tuple[str, str]] = ()
+    """(sandbox path, host folder) pairs bound read-only, checked by `binds.read_only_binds`."""
 
 
 def command_argv(spec: CommandSpec, command: Sequence[str]) -> list[str]:
@@ -169,6 +171,8 @@ def bwrap_options(spec: CommandSpec) -> list[str]:
         options += ["--ro-bind", str(spec.egress_socket), EGRESS_SOCKET]
         for path in TLS_ETC:
             options += ["--ro-bind-try", path, path]
+    for target, source in spec.binds:  # bubblewrap binds nosuid and nodev
+        options += [*open_parents(target), "--ro-bind", source, target]
     if spec.status_fd is not None:
         options += ["--json-status-fd", str(spec.status_fd)]
     if spec.seccomp_fd is not None:

@@ -97,8 +97,15 @@ class ContainerWorkspace:
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         allow_hosts: Sequence[str] = (),
+        mounts: Mapping[str, Path] | None = None,
+        resolve: Mapping[str, str] | None = None,
     ) -> ExecResult:
-        if allow_hosts or phase.value in self._networked:
+        if mounts:
+            raise SandboxUnavailable(
+                "the container backend cannot lend host folders to one command (an engine "
+                "image): use the bubblewrap backend"
+            )
+        if allow_hosts or resolve or phase.value in self._networked:
             raise SandboxUnavailable(
                 f"the container backend does not offer egress yet ({phase.value} phase): "
                 "use the bubblewrap backend, or set that phase's hosts to []"

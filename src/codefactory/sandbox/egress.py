@@ -12,6 +12,7 @@ explicitly in `resolve`. Every attempt, allowed or not, becomes an `EgressAttemp
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import threading
@@ -67,9 +68,18 @@ class EgressPolicy:
     def enabled(self) -> bool:
         return bool(self.allow)
 
-    def widened(self, hosts: Sequence[str]) -> EgressPolicy:
-        """This policy with `hosts` allowed too."""
-        return EgressPolicy(allow=tuple(dict.fromkeys([*self.allow, *hosts])), resolve=self.resolve)
+    def widened(
+        self, hosts: Sequence[str], resolve: Mapping[str, str] | None = None
+    ) -> EgressPolicy:
+        """This policy with `hosts` allowed too, and `resolve` (host → `address[:port]`)
+        mapping some of them; a ValueError names an entry for a host not in `hosts` (a
+        call may steer only what it allows) or one whose address is malformed."""
+        mapped = _call_resolve(hosts, resolve or {})
+        kept = {k: v for k, v in self.resolve.items() if _canonical_or_none(k) not in mapped}
+        return EgressPolicy(
+            allow=tuple(dict.fromkeys([*self.allow, *hosts])),
+            resolve={**{name: value for name, (_, value) in mapped.items()}, **kept},
+        )
 
     def decide(self, host: str, port: int) -> tuple[bool, str]:
         """Whether `host:port` is allowed by name, and why; both sides compared canonically."""
@@ -89,6 +99,25 @@ class EgressPolicy:
             if name is not None and _canonical_or_none(key) == name:
                 return _mapped_address(mapped, port)
         return None
+
+
+def _call_resolve(hosts: Sequence[str], resolve: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """A call's resolve entries by canonical name, each checked against the call's hosts."""
+    allowed: set[str | None] = set()
+    for pattern in hosts:
+        with contextlib.suppress(ValueError):
+            allowed.add(_canonical_or_none(_pattern_parts(pattern.strip())[0]))
+    checked: dict[str, tuple[str, str]] = {}
+    for key, value in resolve.items():
+        name = _canonical_or_none(key)
+        if name is None or name not in allowed:
+            raise ValueError(
+                f"resolve entry {key!r} names no host this call allows "
+                f"({', '.join(hosts) or 'it allows none'})"
+            )
+        _mapped_address(value, 1)  # malformed entries fail here, not in the proxy
+        checked[name] = (key, value)
+    return checked
 
 
 def _matches(pattern: str, host: str, port: int) -> bool:

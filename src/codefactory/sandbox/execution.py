@@ -54,10 +54,13 @@ def run_command(
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
     allow_hosts: Sequence[str] = (),
+    resolve: Mapping[str, str] | None = None,
+    binds: Sequence[tuple[str, str]] = (),
 ) -> tuple[Outcome, list[EgressAttempt]]:
     """Run `command` over `workspace_dir` (the layer the phase sees) to its end or its first
-    breached limit; `StartFailed` if it never ran."""
-    policy = backend.policy(phase, allow_hosts)
+    breached limit; `StartFailed` if it never ran. `binds` are checked read-only binds
+    (`binds.read_only_binds`); a ValueError for a `resolve` entry the policy refuses."""
+    policy = backend.policy(phase, allow_hosts, resolve)
     if policy.enabled:
         require_binary("socat", backend.search_path)
     channel = (
@@ -84,6 +87,7 @@ def run_command(
             cgroup_procs=cgroup.procs_files if cgroup else (),
             egress_socket=channel.path if channel else None,
             seccomp_fd=seccomp,
+            binds=binds,
         )
         read, write = os.pipe()
         outcome = supervise(
@@ -124,6 +128,7 @@ def command_spec(
     cgroup_procs: Sequence[str],
     egress_socket: Path | None,
     seccomp_fd: int | None = None,
+    binds: Sequence[tuple[str, str]] = (),
 ) -> CommandSpec:
     """The command-line shape for one command in a workspace."""
     env_dir = home.env_merged if backend.overlay and not mounts.env_writable_base else mounts.env
@@ -143,6 +148,7 @@ def command_spec(
         host_ids=mounts.ids,
         etc_dir=mounts.accounts,
         seccomp_fd=seccomp_fd,
+        binds=tuple(binds),
     )
 
 

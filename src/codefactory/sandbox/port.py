@@ -41,10 +41,17 @@ class Workspace(Protocol):
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         allow_hosts: Sequence[str] = (),
+        mounts: Mapping[str, Path] | None = None,
+        resolve: Mapping[str, str] | None = None,
     ) -> ExecResult:
         """Run one command inside the sandbox, in the workspace root. `timeout_s` is its wall
         clock; `limits` overrides the sandbox's other limits for this call; `allow_hosts`
-        widens the phase's egress allow-list for this call. When it returns, no process it
+        widens the phase's egress allow-list for this call, and `resolve` (host →
+        `address:port`) tells the egress proxy where some of those hosts are (a harness
+        service on the loopback). `mounts` (sandbox path → host folder) lends folders
+        read-only, nosuid, nodev, never over the workspace or a system folder. A refused
+        `mounts` or `resolve` entry is a ValueError before anything runs; a backend that
+        cannot offer them raises `SandboxUnavailable`. When it returns, no process it
         started is left; `ExecResult.limit_hit` names a limit that killed it."""
         ...
 
