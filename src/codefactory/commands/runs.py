@@ -34,6 +34,13 @@ def register(app: typer.Typer) -> None:
 def trigger(
     repo: Annotated[Path, typer.Option(help="The git repository to change.")],
     ticket: Annotated[Path, typer.Option(help="A Jira issue as JSON (REST API format).")],
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Ask for an engine by its registry name (`agent:pydantic-ai`, `cli:codex`); "
+            "the engine registry and policy still decide. Default: the kind's engine."
+        ),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Start a run from a Jira ticket and drive it until it waits for review or ends."""
@@ -46,7 +53,7 @@ def trigger(
         fail(f"cannot read the ticket {ticket}: {err.strerror}")
     factory = build(None if as_json else observer())
     with progress("running", quiet=as_json):
-        run = accept_ticket(factory, payload=payload, repo=repo)
+        run = accept_ticket(factory, payload=payload, repo=repo, engine=engine)
     if as_json:
         print_json(run_as_dict(run))
     else:

@@ -66,8 +66,9 @@ def refuse_delivery(
     return store.require_run(run_id)
 
 
-def accept_ticket(factory: Factory, *, payload: bytes, repo: Path) -> Run:
-    """Parse a Jira ticket for `repo`, start its run and drive it as far as it goes."""
+def accept_ticket(factory: Factory, *, payload: bytes, repo: Path, engine: str = "") -> Run:
+    """Parse a Jira ticket for `repo`, start its run and drive it as far as it goes.
+    `engine` asks for an engine by registry name; the registry and policy still decide."""
     source = JiraTicketSource()
     repository = str(repo.resolve())
     try:
@@ -80,7 +81,9 @@ def accept_ticket(factory: Factory, *, payload: bytes, repo: Path) -> Run:
             repository=repository,
             reason=str(err),
         )
-    run_id = factory.loop.submit(event, sponsor=event.actor, agent_id=factory.settings.agent_id)
+    run_id = factory.loop.submit(
+        event, sponsor=event.actor, agent_id=factory.settings.agent_id, engine=engine
+    )
     return factory.loop.execute(run_id, repo=repo)
 
 

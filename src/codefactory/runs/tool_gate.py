@@ -1,0 +1,104 @@
+"""The tool gate of a run: policy decides every tool call an engine makes, the audit log
+records it, then (and only then) it executes.
+
+Cedar is asked `Action::"tool-call"` with the engine as principal, the repository as
+resource and the tool's name, canonical arguments, path and command as context
+(`policy/schema.cedarschema`); a patch is asked once per path it touches, and one refusal
+refuses the call. Each call is one `tool-called` audit event: the arguments' SHA-256 and a
+short preview (a file's new content can be large), the decision and its policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from codefactory.domain import Decision, Run
+from codefactory.engines.session import ToolRefused
+from codefactory.policy.port import AuthorizationRequest, EntityRef, PolicyEngine
+from codefactory.store.runs import RunStore
+
+PREVIEW_CHARS = 240
+_PATCH_TARGET = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(?P<path>[^\t\n]+)", re.MULTILINE)
+
+
+def patch_paths(patch: str) -> list[str]:
+    """The workspace paths a unified diff names in its `---` / `+++` lines (not /dev/null)."""
+    found = (m.group("path").strip() for m in _PATCH_TARGET.finditer(patch))
+    return list(dict.fromkeys(p for p in found if p and p != "/dev/null"))
+
+
+def canonical_arguments(arguments: Mapping[str, Any]) -> str:
+    """The arguments as canonical JSON (sorted keys, no spaces): what policy and audit see."""
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class PolicyToolGate:
+    """A `ToolGate` bound to one run and engine."""
+
+    def __init__(self, *, policy: PolicyEngine, store: RunStore, run: Run, engine: str) -> None:
+        self.policy = policy
+        self.store = store
+        self.run = run
+        self.engine = engine
+        self.calls = 0
+
+    def __call__(self, tool: str, arguments: Mapping[str, Any]) -> None:
+        """Decide, record, and raise `ToolRefused` with the policies' reasons when refused."""
+        self.calls += 1
+        text = canonical_arguments(arguments)
+        decisions = self.policy.authorize_batch(
+            [self._request(tool, text, arguments, path) for path in self._paths(tool, arguments)]
+        )
+        refused = [d for d in decisions if not d.allowed]
+        decision = refused[0] if refused else decisions[0]
+        with self.store.atomic() as tx:
+            tx.audit(
+                "tool-called",
+                actor=self.run.agent_id,
+                run_id=self.run.id,
+                engine=self.engine,
+                tool=tool,
+                call=self.calls,
+                arguments_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                arguments_preview=text[:PREVIEW_CHARS],
+                arguments_bytes=len(text.encode()),
+                allowed=not refused,
+                policy_ids=sorted({p for d in decisions for p in d.policy_ids}),
+                reason=decision.summary if refused else "",
+            )
+        if refused:
+            raise ToolRefused(_summary(refused))
+
+    def _paths(self, tool: str, arguments: Mapping[str, Any]) -> list[str]:
+        if tool == "apply_patch":
+            return patch_paths(str(arguments.get("patch", ""))) or [""]
+        return [str(arguments.get("path", ""))]
+
+    def _request(
+        self, tool: str, text: str, arguments: Mapping[str, Any], path: str
+    ) -> AuthorizationRequest:
+        return AuthorizationRequest(
+            principal=EntityRef(type="Engine", id=self.engine),
+            action='Action::"tool-call"',
+            resource=EntityRef(
+                type="Repository", id=self.run.repository.rstrip("/").rsplit("/", 1)[-1]
+            ),
+            context={
+                "tool": tool,
+                "arguments": text,
+                "path": path,
+                "command": str(arguments.get("command", "")),
+                "sponsor": self.run.sponsor,
+                "agent": self.run.agent_id,
+                "kind": self.run.kind.value,
+                "run": self.run.id,
+            },
+        )
+
+
+def _summary(refused: list[Decision]) -> str:
+    return "; ".join(dict.fromkeys(d.summary for d in refused))
