@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from codefactory.audit.port import AuditRecord
 from codefactory.store.runs import RunStore, run_as_dict
 
 
@@ -46,7 +49,45 @@ def run_report(store: RunStore, run_id: str) -> dict[str, Any] | None:
     ]
     report["package"] = store.get_package(run_id)
     report["reviews"] = store.reviews(run_id)
+    report.update(engine_activity(store.audit_events(run_id)))
     return report
+
+
+def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
+    """What the engine did, from the audit log (the gateway's record, not the engine's own
+    account): `model_traffic` (requests, tokens, cost, per outcome), `tool_calls` by name
+    (refused ones counted apart) and `egress` (every host the run's commands tried, with
+    the phase and whether the proxy let it through)."""
+    calls = [e.data for e in events if e.name == "model-called"]
+    traffic: dict[str, Any] = {
+        "requests": len(calls),
+        "input_tokens": sum(int(c.get("input_tokens", 0)) for c in calls),
+        "output_tokens": sum(int(c.get("output_tokens", 0)) for c in calls),
+        "cost_usd": round(sum(float(c.get("cost_usd", 0.0)) for c in calls), 6),
+        "usage_estimated": any(c.get("usage_estimated") for c in calls),
+        "outcomes": dict(Counter(str(c.get("outcome", "")) for c in calls)),
+        "models": sorted({str(c.get("model", "")) for c in calls} - {""}),
+    }
+    tools = [e.data for e in events if e.name == "tool-called"]
+    egress = [e.data for e in events if e.name == "egress-attempted"]
+    hosts: dict[str, dict[str, Any]] = {}
+    for attempt in egress:
+        key = f"{attempt.get('host')}:{attempt.get('port')}"
+        seen = hosts.setdefault(
+            key, {"host": key, "attempts": 0, "allowed": False, "phases": set()}
+        )
+        seen["attempts"] += 1
+        seen["allowed"] = seen["allowed"] or bool(attempt.get("allowed"))
+        seen["phases"].add(str(attempt.get("phase", "")))
+    return {
+        "model_traffic": traffic,
+        "tool_calls": {
+            "total": len(tools),
+            "refused": sum(1 for t in tools if not t.get("allowed", True)),
+            "by_tool": dict(Counter(str(t.get("tool", "")) for t in tools)),
+        },
+        "egress": [{**h, "phases": sorted(h["phases"])} for h in hosts.values()],
+    }
 
 
 def render_report(console: Console, report: dict[str, Any]) -> None:
@@ -79,6 +120,20 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
         console.print(
             f"  round {finding['round']} {finding['check']} {finding['rule']} "
             f"{finding['path']}:{finding['line']} {finding['message']}",
+            highlight=False,
+        )
+    traffic = report.get("model_traffic") or {}
+    if traffic.get("requests"):
+        console.print(
+            f"engine {report['engine']}: {traffic['requests']} model requests, "
+            f"{traffic['input_tokens']} in / {traffic['output_tokens']} out tokens, "
+            f"${traffic['cost_usd']:.4f}",
+            highlight=False,
+        )
+    for host in report.get("egress") or []:
+        verdict = "allowed" if host["allowed"] else "DENIED"
+        console.print(
+            f"  egress {host['host']} {verdict} ({host['attempts']}x, {', '.join(host['phases'])})",
             highlight=False,
         )
     if report["package"]:

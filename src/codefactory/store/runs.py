@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from codefactory.audit.port import AuditLog
+from codefactory.audit.port import AuditLog, AuditRecord
 from codefactory.domain import (
     AuditEvent,
     ChangeKind,
@@ -301,6 +301,10 @@ class RunStore:
         """One transaction: everything written through it commits together, or nothing does."""
         with Session(self.engine) as session, session.begin():
             yield RunTransaction(session, self._audit)
+
+    def audit_events(self, run_id: str) -> list[AuditRecord]:
+        """The run's audit events, oldest first."""
+        return self._audit.events(run_id)
 
     def get_run(self, run_id: str) -> Run | None:
         with Session(self.engine) as session:
