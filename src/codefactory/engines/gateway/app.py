@@ -1,0 +1,35 @@
+"""The gateway's ASGI application: every method and path goes to the relay, which answers
+in the caller's provider's shape; the upstream client lives as long as the app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from codefactory.engines.gateway.relay import Relay
+from codefactory.engines.gateway.streaming import TeeResponse
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def build_gateway_app(relay: Relay) -> Starlette:
+    """A Starlette app that hands each request to `relay` (served by uvicorn with TLS)."""
+
+    async def call(request: Request) -> Response | TeeResponse:
+        return await relay.handle(request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await relay.open()
+        try:
+            yield
+        finally:
+            await relay.close()
+
+    route = Route("/{path:path}", call, methods=_METHODS)
+    return Starlette(routes=[route], lifespan=lifespan)
