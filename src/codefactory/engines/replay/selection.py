@@ -68,7 +68,7 @@ class ScriptPlayer:
                 if mismatch := self._mismatch(step, request.results[answered : answered + calls]):
                     return mismatch
                 answered += calls
-        return self._past_end(segment, request, answered)
+        return self._past_end(segment, request)
 
     def _segment(self, conversation: str) -> range:
         segments = self.script.segments
@@ -89,10 +89,11 @@ class ScriptPlayer:
             f"contain {step.expect_result!r}; got {got[:200]!r}",
         )
 
-    def _past_end(self, segment: range, request: WireRequest, answered: int) -> Turn:
+    def _past_end(self, segment: range, request: WireRequest) -> Turn:
         content = [i for i in segment if not self.script.steps[i].is_attempt_fault]
         if self.script.repeat_last and content:
-            return _step_turn(self.script.steps[content[-1]], request, answered)
+            # Ids from all results so far: each repetition's calls get ids of their own.
+            return _step_turn(self.script.steps[content[-1]], request, len(request.results))
         return _text_turn(FINISHED_TEXT, request)
 
 
