@@ -1,0 +1,53 @@
+"""The wrapper every tool call goes through: the run's tool gate, then the tool.
+
+`GatedToolset` wraps the agent's function toolset (pydantic-ai's `WrapperToolset`, the way
+its `ApprovalRequiredToolset` asks for approval): it counts the call, asks the session's
+`ToolGate` (Cedar decides, the audit log records), and only then delegates. A refusal goes
+back to the model as a failed tool result, `refused by policy: <reason>`, and the tool does
+not run. A file write the sandbox refuses is reported to the model the same way, so a bad
+call never ends the run; an error of the gate itself does (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai import RunContext, ToolFailed
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+
+from codefactory.engines.session import ToolGate, ToolRefused
+
+
+@dataclass
+class GatedToolset(WrapperToolset[Any]):
+    """Ask `gate` before each call of a wrapped tool; count calls per tool name."""
+
+    gate: ToolGate = field(kw_only=True)
+    calls: Counter[str] = field(default_factory=Counter, kw_only=True)
+    """Every call the model made, refused ones included, per tool name."""
+    refused: Counter[str] = field(default_factory=Counter, kw_only=True)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        self.calls[name] += 1
+        try:
+            # in the loop's thread, the caller's: a gate that writes the run's store keeps
+            # its connection in the thread that opened it
+            self.gate(name, dict(tool_args))
+        except ToolRefused as refusal:
+            self.refused[name] += 1
+            raise ToolFailed(f"refused by policy: {refusal}") from refusal
+        try:
+            return await super().call_tool(name, tool_args, ctx, tool)
+        except (OSError, ValueError) as exc:  # a write the sandbox refused, a bad path
+            raise ToolFailed(f"{name} failed in the sandbox: {exc}") from exc
+
+
+def gated(
+    toolset: AbstractToolset[Any], gate: ToolGate, *, calls: Counter[str] | None = None
+) -> GatedToolset:
+    """`toolset` behind `gate`; `calls`, when given, is the counter the wrapper fills."""
+    return GatedToolset(toolset, gate=gate, calls=calls if calls is not None else Counter())
