@@ -6,6 +6,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codefactory.domain import ChangeKind
 from codefactory.engines.registry import (
@@ -271,3 +273,30 @@ def test_the_shipped_registry_reads() -> None:
         "cli:claude-code",
         "cli:mini-swe-agent",
     } <= names
+
+
+FIELDS = sorted(llm_entry())
+VALUES = st.one_of(
+    st.text(max_size=20),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(),
+    st.booleans(),
+    st.dates(),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.dictionaries(st.text(max_size=8), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=VALUES)
+def test_any_value_in_any_field_reads_or_is_a_precise_problem(field: str, value: object) -> None:
+    try:
+        registry = parse_registry(to_toml(llm_entry(**{field: value})), source="bank.toml")
+    except RegistryInvalid as err:
+        assert err.problems
+        for problem in err.problems:
+            assert problem.startswith("bank.toml: ")
+            assert problem.count(": ") >= 2
+    else:
+        (entry,) = registry
+        assert entry.name.startswith(("agent:", "cli:", "recipe:"))
