@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from codefactory.domain import ChangeKind
-from codefactory.engines.registry import RefusalReason, entry_status, load_registry
+from codefactory.engines.registry import (
+    RefusalReason,
+    UseDecision,
+    entry_status,
+    load_registry,
+)
 from codefactory.engines.registry_checks import registry_problems
 from codefactory.engines.registry_model import EngineEntry, EngineStatus
 from tests.unit.test_engine_registry_support import DELETE, llm_entry, recipe_entry, registry_of
@@ -92,14 +98,15 @@ def test_an_external_cli_may_have_no_tool_allow_list_and_its_own_tool_names() ->
     assert status(llm_entry(name="cli:claude-code", tools=["Bash", "Edit"])) is EngineStatus.CLEARED
 
 
-def check(data: dict[str, object], **asked: object):  # type: ignore[no-untyped-def]
-    question: dict[str, object] = {
+def check(data: dict[str, object], **asked: Any) -> UseDecision:
+    question: dict[str, Any] = {
         "kind": GENERAL,
         "repository": "web",
         "data_class": "internal",
         "now": NOON,
+        **asked,
     }
-    return registry_of(data).check_use(str(data["name"]), **{**question, **asked})  # type: ignore[arg-type]
+    return registry_of(data).check_use(str(data["name"]), **question)
 
 
 def test_a_cleared_engine_is_allowed_with_a_sentence_saying_so() -> None:
