@@ -223,6 +223,12 @@ def test_an_unknown_data_class_is_an_error_not_a_refusal() -> None:
         check(llm_entry(), data_class="secret")
 
 
+def test_a_change_kind_may_be_given_by_its_value_but_must_be_known() -> None:
+    assert check(llm_entry(), kind="fix_lint").allowed
+    with pytest.raises(ValueError, match="'rewrite' is not a valid ChangeKind"):
+        check(llm_entry(), kind="rewrite")
+
+
 def test_check_use_takes_an_entry_as_well_as_a_name() -> None:
     registry = registry_of(llm_entry())
     (entry,) = registry

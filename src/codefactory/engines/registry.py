@@ -113,8 +113,10 @@ class EngineRegistry:
         """Whether a run of `kind` on `repository` (its name, matched against the entry's
         globs) holding data of `data_class` may use `engine` at `now`.
 
-        Raises ValueError for a data class that is not one of `DataClass`.
+        Raises ValueError for a change kind or data class that is not one of `ChangeKind` or
+        `DataClass` (a caller's bug, not a refusal).
         """
+        kind = ChangeKind(kind)
         if data_class not in set(DataClass):
             known = ", ".join(DataClass)
             raise ValueError(f"data class {data_class!r} is not one of {known}")
