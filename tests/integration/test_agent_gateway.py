@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,10 +35,10 @@ PROTOCOLS = ["openai-chat", "openai-responses", "anthropic-messages"]
 class Gateway:
     """A started gateway over one transcript, and the records of its calls."""
 
-    def __init__(self, tmp: Path, transcript: str, **settings: object) -> None:
+    def __init__(self, tmp: Path, transcript: str, **settings: Any) -> None:
         self.calls: list[ModelCall] = []
         self.service = ModelGateway(
-            GatewaySettings(upstream=f"replay:{TRANSCRIPTS / transcript}", **settings),  # type: ignore[arg-type]
+            GatewaySettings(upstream=f"replay:{TRANSCRIPTS / transcript}", **settings),
             state_dir=tmp / "gateway",
             traffic_dir=tmp / "traffic",
             on_call=self.calls.append,
