@@ -20,6 +20,7 @@ from codefactory.store.runs import RunStore
 
 if TYPE_CHECKING:
     from codefactory.identity.services import IdentityServices
+    from codefactory.runs.sessions import GatewayPort
     from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
@@ -50,6 +51,18 @@ def default_agent(settings: Settings) -> AgentIdentity:
     )
 
 
+def language_model_engines(settings: Settings) -> dict[str, Engine]:
+    """The in-harness agent and the agent CLIs, by registry name; the registry decides which
+    of them may run."""
+    return {}
+
+
+def model_gateway(settings: Settings, store: RunStore) -> GatewayPort:
+    """The model gateway of this factory (started by the first language-model run), whose
+    every call becomes a `model-called` audit event."""
+    raise RuntimeError("the model gateway is not built yet")
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -59,11 +72,14 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.context.sources import RepositoryFilesConnector, TicketConnector
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
+    from codefactory.engines.registry import load_registry
     from codefactory.identity.services import agent_provenance, build_identity, issuer_for
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.policy.cedar import CedarPolicy, default_policy_path
     from codefactory.review.local_forge import LocalForge
     from codefactory.review.signing import AgentCommitSigning
+    from codefactory.runs.registry_log import record_registry
+    from codefactory.runs.sessions import GatewaySessions, RegistryClearance
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox
     from codefactory.sandbox.mirror import Mirrors
@@ -106,13 +122,16 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             timeout_s=sandbox_settings.setup_timeout_s,
         )
 
-    engines: dict[str, Engine] = {
-        "bump_dependency": DependencyBumpEngine(advisories),
-        "fix_lint": LintFixEngine(),
-    }
+    registry = load_registry(settings.engines.registry)
+    record_registry(store, audit, registry)
+    recipes: list[Engine] = [DependencyBumpEngine(advisories), LintFixEngine()]
+    engines: dict[str, Engine] = {engine.name: engine for engine in recipes}
+    engines.update(language_model_engines(settings))
+    policy = CedarPolicy.from_file(settings.policy_file or default_policy_path())
+    evidence_dir = settings.data_dir / "evidence"
     loop = RunLoop(
         store=store,
-        policy=CedarPolicy.from_file(settings.policy_file or default_policy_path()),
+        policy=policy,
         agents=identity.agents,
         sandbox=sandbox,
         setup=setup,
@@ -133,9 +152,18 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             settings.packages_dir, provenance=agent_provenance(identity, store.decisions)
         ),
         budget=settings.runs,
-        evidence_dir=settings.data_dir / "evidence",
+        evidence_dir=evidence_dir,
         observer=observer,
         delegation=identity.delegation,
+        default_engines=settings.engines.defaults,
+        clearance=RegistryClearance(registry),
+        sessions=GatewaySessions(
+            registry=registry,
+            gateway=lambda: model_gateway(settings, store),
+            policy=policy,
+            store=store,
+            evidence_dir=evidence_dir,
+        ),
     )
     review = ReviewDesk(store=store, forge=forge, observer=observer, delegation=identity.delegation)
     return Factory(

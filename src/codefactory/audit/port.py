@@ -122,6 +122,10 @@ class AuditLog(Protocol):
         """The recorded events in index order, optionally only those of one run."""
         ...
 
+    def latest(self, name: str) -> AuditRecord | None:
+        """The most recent event called `name`, or None."""
+        ...
+
     def verify(self, *, checkpoint: str | None = None) -> LogReport:
         """Recompute everything; with a saved checkpoint note, prove the log extends it."""
         ...

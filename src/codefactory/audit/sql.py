@@ -113,6 +113,18 @@ class SqlAuditLog:
         with Session(self._engine) as session:
             return [_record(row) for row in session.scalars(query)]
 
+    def latest(self, name: str) -> AuditRecord | None:
+        """The most recent event called `name`, or None."""
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.name == name)
+            .order_by(AuditEventRow.seq.desc())
+            .limit(1)
+        )
+        with Session(self._engine) as session:
+            row = session.scalars(query).first()
+            return _record(row) if row is not None else None
+
     def leaves(self) -> Iterator[StoredLeaf]:
         """Every stored leaf in index order, streamed."""
         with self._engine.connect() as connection:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class EngineSettings(BaseModel):
@@ -21,6 +21,15 @@ class EngineSettings(BaseModel):
 
     registry: Path | None = None
     """The engine registry (TOML); default: the registry shipped with the package."""
+    defaults: dict[str, str] = Field(
+        default_factory=lambda: {
+            "bump_dependency": "recipe:dependency-bump",
+            "fix_lint": "recipe:lint-fix",
+            "general_change": "agent:pydantic-ai",
+        }
+    )
+    """Change kind → the engine a run gets when the trigger asks for none (`trigger
+    --engine` asks for one); the registry and policy still decide."""
 
 
 class GatewaySettings(BaseModel):
