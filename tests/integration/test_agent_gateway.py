@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_ai.messages import ModelRequest, ToolReturnPart
 
 from codefactory.domain import ChangeKind, CheckResult, Task
 from codefactory.engines.agent import (
@@ -221,3 +222,47 @@ def test_a_gateway_with_another_ca_is_not_trusted(
     with pytest.raises(ModelUnavailable, match="(?i)connection"):
         PydanticAIAgent().propose(TASK, workspace, [], session)
     assert gateway.calls == []
+
+
+@pytest.mark.parametrize("protocol", ["openai-chat", "anthropic-messages"])
+def test_malformed_and_unknown_tool_calls_go_back_to_the_model(
+    protocol: str,
+    workspace: BubblewrapWorkspace,
+    evidence: Evidence,
+    gateways: list[Gateway],
+    tmp_path: Path,
+) -> None:
+    gateway = _gateway(gateways, tmp_path, "agent_malformed_call.json")
+    session = EngineSession(
+        run_id="agent1", model=gateway.access(protocol, Budget()), evidence=evidence
+    )
+    proposal = PydanticAIAgent().propose(TASK, workspace, [], session)
+    assert proposal.rationale == "Fixed add()."
+    assert _changed(workspace) == {"src/calc.py": "def add(a, b):\n    return a + b\n"}
+    # neither bad call reached the gate or a tool; the model was told about each
+    assert proposal.details["tool_calls"] == {"edit_file": 1, "finish": 1}
+    retried = [
+        part
+        for message in evidence.messages()
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart) and part.outcome == "retried"
+    ]
+    assert [part.retry.cause for part in retried if part.retry] == [
+        "validation_error",
+        "unknown_tool",
+    ]
+    assert "Invalid JSON" in str(retried[0].content)
+    assert "Unknown tool name: 'read_file_undeclared'" in str(retried[1].content)
+
+
+def test_a_body_that_breaks_off_is_model_unavailable(
+    workspace: BubblewrapWorkspace, evidence: Evidence, gateways: list[Gateway], tmp_path: Path
+) -> None:
+    gateway = _gateway(gateways, tmp_path, "agent_truncated.json")
+    session = EngineSession(
+        run_id="agent1", model=gateway.access("openai-responses", Budget()), evidence=evidence
+    )
+    with pytest.raises(ModelUnavailable, match="Failed to decode response as JSON"):
+        PydanticAIAgent().propose(TASK, workspace, [], session)
+    assert _changed(workspace) == {}

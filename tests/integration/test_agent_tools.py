@@ -447,3 +447,18 @@ def test_evidence_is_the_pydantic_ai_message_format(
     _run(workspace, evidence, FINISH)
     raw = json.loads((evidence.folder / "agent-messages-round-1.json").read_text())
     assert [m["kind"] for m in raw] == ["request", "response", "request"]
+
+
+def test_wall_time_budget_ends_the_round(
+    workspace: BubblewrapWorkspace, evidence: Evidence
+) -> None:
+    settings = AgentSettings(tools=ToolLimits(run_timeout_s=2.0))
+    with pytest.raises(BudgetExhausted, match="wall_s: the round ran out of wall-clock time"):
+        _run(
+            workspace,
+            evidence,
+            ("run", {"command": "sleep 1"}),
+            settings=settings,
+            budget=Budget(wall_s=1.5),
+        )
+    assert sum(isinstance(m, ModelResponse) for m in evidence.messages()) == 2
