@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         return self.data_dir / "workspaces"
 
     @property
+    def model_traffic_dir(self) -> Path:
+        """The gateway's per-run cassettes (vcrpy YAML): what `runs replay` replays."""
+        return self.data_dir / "model-traffic"
+
+    @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 

@@ -19,8 +19,8 @@ from codefactory.sandbox.port import Workspace
 from codefactory.store.runs import RunStore
 
 if TYPE_CHECKING:
+    from codefactory.engines.gateway import ModelGateway
     from codefactory.identity.services import IdentityServices
-    from codefactory.runs.sessions import GatewayPort
     from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
@@ -57,10 +57,26 @@ def language_model_engines(settings: Settings) -> dict[str, Engine]:
     return {}
 
 
-def model_gateway(settings: Settings, store: RunStore) -> GatewayPort:
+def model_gateway(settings: Settings, store: RunStore) -> ModelGateway:
     """The model gateway of this factory (started by the first language-model run), whose
-    every call becomes a `model-called` audit event."""
-    raise RuntimeError("the model gateway is not built yet")
+    every call (each upstream attempt) becomes a `model-called` audit event of its run."""
+    from dataclasses import asdict
+
+    from codefactory.engines.gateway import ModelCall, ModelGateway
+
+    def record(call: ModelCall) -> None:
+        data = asdict(call)
+        run_id = data.pop("run_id")
+        data["outcome"] = str(call.outcome)
+        with store.atomic() as tx:
+            tx.audit("model-called", actor="gateway", run_id=run_id, **data)
+
+    return ModelGateway(
+        settings.gateway,
+        state_dir=settings.data_dir / "gateway",
+        traffic_dir=settings.model_traffic_dir,
+        on_call=record,
+    )
 
 
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:

@@ -69,6 +69,17 @@ class ModelAccess:
     """The model id the engine registry cleared for this engine."""
     protocol: str = "openai-chat"
     """`openai-chat`, `openai-responses` or `anthropic-messages`."""
+    local_base_url: str = ""
+    """The same listener by its loopback address, for engines in the factory process (the
+    harness host name resolves only through the sandbox's egress proxy); empty: `base_url`."""
+    egress_address: str = ""
+    """`<address>:<port>` the egress proxy connects to for `egress_host` (the gateway's
+    loopback listener); empty: resolved by DNS."""
+
+    @property
+    def in_process_url(self) -> str:
+        """The base URL for an engine running in the factory process."""
+        return self.local_base_url or self.base_url
 
 
 class ToolRefused(Exception):

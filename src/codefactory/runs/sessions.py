@@ -42,6 +42,12 @@ class GatewayPort(Protocol):
     @property
     def ca_file(self) -> Path: ...
 
+    @property
+    def local_url(self) -> str: ...
+
+    @property
+    def resolve_entry(self) -> tuple[str, str]: ...
+
     def start(self) -> None: ...
 
     def grant(
@@ -142,6 +148,8 @@ class GatewaySessions:
             ca_file=gateway.ca_file,
             model=model,
             protocol=protocol,
+            local_base_url=gateway.local_url,
+            egress_address=gateway.resolve_entry[1],
         )
 
     def _started_gateway(self) -> GatewayPort:
