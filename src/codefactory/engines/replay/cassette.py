@@ -14,6 +14,7 @@ Shape (vcrpy's `version: 1` cassette)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def _interaction(raw: Any, index: int, path: Path) -> Interaction:
     )
 
 
-def _bytes(value: Any, label: str, fail: Any) -> bytes:
+def _bytes(value: Any, label: str, fail: Callable[[str], TranscriptError]) -> bytes:
     if value is None:
         return b""
     if isinstance(value, bytes):
@@ -122,7 +123,7 @@ def _bytes(value: Any, label: str, fail: Any) -> bytes:
     raise fail(f"`{label}` must be a string, bytes or null")
 
 
-def _headers(raw: Any, fail: Any) -> tuple[tuple[str, str], ...]:
+def _headers(raw: Any, fail: Callable[[str], TranscriptError]) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
