@@ -103,6 +103,38 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
         render_report(console, report)
 
 
+@runs_app.command("replay")
+def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
+    """Re-execute a finished run against its recorded model traffic, in a fresh sandbox at
+    the same base commit; exit 0 only when the diff and every check verdict are the same."""
+    from codefactory.factory import build_factory
+    from codefactory.runs.replay import ReplayImpossible, cassette_of, replay_run
+
+    settings = state.settings
+    factory = build()
+    run = factory.store.get_run(run_id)
+    if run is None:
+        fail(f"no run with id {run_id!r}")
+    try:
+        cassette = cassette_of(settings.model_traffic_dir, run)
+    except ReplayImpossible as err:
+        fail(str(err))
+    gateway = settings.gateway.model_copy(update={"upstream": f"replay:{cassette}", "port": 0})
+    replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
+    with progress("replaying", quiet=as_json):
+        report = replay_run(replaying.loop, run)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(f"replay {report.replay_id} of run {run.id} ({report.engine})")
+        console.print(f"  same diff:   {'yes' if report.same_diff else 'NO'}")
+        console.print(f"  same checks: {'yes' if report.same_checks else 'NO'}")
+        if report.error:
+            console.print(f"  stopped: {report.error}", highlight=False)
+    if not (report.same_diff and report.same_checks):
+        raise typer.Exit(1)
+
+
 def demo(
     serve: Annotated[bool, typer.Option(help="Keep the web app up afterwards.")] = False,
     port: int = 8000,

@@ -33,7 +33,7 @@ from codefactory.policy.scope import (
 )
 from codefactory.review.port import Forge
 from codefactory.runs.engine_ports import EngineClearance, EngineSessions, most_sensitive
-from codefactory.runs.evidence import failing_summary, write_round_evidence
+from codefactory.runs.evidence import change_digest, failing_summary, write_round_evidence
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.store.runs import RunStore
@@ -238,27 +238,41 @@ class RunLoop:
         return workspace
 
     def _gather_context(self, run: Run, trigger: TriggerEvent, workspace: Workspace) -> Task:
-        items: list[ContextItem] = []
         with self.store.atomic() as tx:
-            for connector in self.connectors:
-                fetched = connector.fetch(trigger, workspace)
-                items.extend(fetched)
-                tx.audit(
-                    "context-read",
-                    actor=run.agent_id,
-                    run_id=run.id,
-                    connector=connector.name,
-                    data_class=connector.data_class,
-                    items=[item.name for item in fetched],
-                )
-            tx.transition(run.id, RunState.CONTEXT_READY, reason=f"{len(items)} context items")
+            task, count = self.task_for(run, trigger, workspace, audit=tx.audit)
+            tx.transition(run.id, RunState.CONTEXT_READY, reason=f"{count} context items")
         self._notify(run.id, RunState.CONTEXT_READY, "")
-        return Task(
+        return task
+
+    def task_for(
+        self,
+        run: Run,
+        trigger: TriggerEvent,
+        workspace: Workspace,
+        *,
+        audit: Callable[..., int],
+    ) -> tuple[Task, int]:
+        """The engine's task with every connector's context (each read one `context-read`
+        event through `audit`) and the number of context items."""
+        items: list[ContextItem] = []
+        for connector in self.connectors:
+            fetched = connector.fetch(trigger, workspace)
+            items.extend(fetched)
+            audit(
+                "context-read",
+                actor=run.agent_id,
+                run_id=run.id,
+                connector=connector.name,
+                data_class=connector.data_class,
+                items=[item.name for item in fetched],
+            )
+        task = Task(
             kind=run.kind,
             title=trigger.title,
             body=trigger.body,
             context={item.connector + ":" + item.name: item.text for item in items},
         )
+        return task, len(items)
 
     def _engine_of(self, run: Run) -> str:
         """The run's engine name (runs stored before engines were recorded: the default)."""
@@ -277,22 +291,24 @@ class RunLoop:
             now=datetime.now(UTC),
         )
 
-    def _engine_for(self, run: Run) -> Engine:
+    def engine_for(self, run: Run) -> Engine:
+        """The installed engine of the run's registry name; RunFailed when none is."""
         name = self._engine_of(run)
         engine = self.engines.get(name) or self.engines.get(run.kind.value)
         if engine is None:
             raise RunFailed(f"the engine {name or '(none)'} is not installed in this factory")
         return engine
 
-    def _max_rounds(self, engine: str) -> int:
+    def max_rounds(self, engine: str) -> int:
+        """The factory's rounds cap, lowered by the registry's for `engine`."""
         cap = self.clearance.max_rounds(engine) if self.clearance is not None else None
         return min(self.budget.max_rounds, cap) if cap else self.budget.max_rounds
 
     def _propose_and_verify(
         self, run: Run, task: Task, workspace: Workspace, repo: Path
     ) -> Verified:
-        engine = self._engine_for(run)
-        max_rounds = self._max_rounds(engine.name)
+        engine = self.engine_for(run)
+        max_rounds = self.max_rounds(engine.name)
         feedback: list[CheckResult] = []
         for round_number in range(1, max_rounds + 1):
             self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
@@ -323,6 +339,7 @@ class RunLoop:
                     engine_version=engine.version,
                     rationale=proposal.rationale,
                     paths=list(change.paths),
+                    change_digest=change_digest(change),
                 )
             if change.is_empty:
                 raise RunFailed(f"the engine {engine.name} produced no change")

@@ -1,0 +1,171 @@
+"""`runs replay`: re-execute a finished run against its recorded model traffic.
+
+The gateway kept every exchange of the run as a vcrpy cassette; a factory whose gateway
+upstream is that cassette (`replay:PATH`) runs the same engine on the same ticket, in a fresh
+sandbox at the run's base commit, for as many rounds as the original took, and reports
+whether it produced the same diff and the same check verdicts. Nothing is committed to the
+run's branch and no new run is created: the rehearsal's own id (`<run>-replay-<n>`) names its
+audit events, its gateway grant and its evidence.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from codefactory.domain import Change, CheckResult, Run, RunState
+from codefactory.runs.evidence import change_digest
+from codefactory.runs.loop import RunLoop
+from codefactory.store.runs import RunStore
+
+
+class ReplayImpossible(Exception):
+    """The run cannot be replayed (no recorded traffic, no base commit, still running)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundVerdicts:
+    """One round's check verdicts: check name → passed."""
+
+    round: int
+    checks: dict[str, bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayReport:
+    """What the replay produced beside what the original run recorded."""
+
+    run_id: str
+    replay_id: str
+    engine: str
+    base_commit: str
+    original_change: dict[str, str]
+    """Path → SHA-256 of its content after the change ("deleted" for a removal)."""
+    replayed_change: dict[str, str]
+    original_checks: list[RoundVerdicts]
+    replayed_checks: list[RoundVerdicts]
+    error: str = ""
+    """Why the replay stopped early (the engine failed, traffic ran out), if it did."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def same_diff(self) -> bool:
+        return not self.error and self.original_change == self.replayed_change
+
+    @property
+    def same_checks(self) -> bool:
+        return not self.error and self.original_checks == self.replayed_checks
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "replay_id": self.replay_id,
+            "engine": self.engine,
+            "base_commit": self.base_commit,
+            "same_diff": self.same_diff,
+            "same_checks": self.same_checks,
+            "original_change": self.original_change,
+            "replayed_change": self.replayed_change,
+            "original_checks": [vars(r) for r in self.original_checks],
+            "replayed_checks": [vars(r) for r in self.replayed_checks],
+            "error": self.error,
+            "notes": self.notes,
+        }
+
+
+def cassette_of(traffic_dir: Path, run: Run) -> Path:
+    """The run's recorded traffic; ReplayImpossible when there is none to replay."""
+    if not run.state.is_terminal and run.state is not RunState.IN_REVIEW:
+        raise ReplayImpossible(f"run {run.id} is still {run.state.value}: replay a finished run")
+    if not run.base_commit:
+        raise ReplayImpossible(f"run {run.id} never reached a workspace: nothing to replay")
+    cassette = traffic_dir / f"{run.id}.yaml"
+    if not cassette.is_file():
+        raise ReplayImpossible(
+            f"run {run.id} has no recorded model traffic ({cassette}): its engine "
+            f"{run.engine or '(recipe)'} made no model call"
+        )
+    return cassette
+
+
+def recorded_checks(store: RunStore, run_id: str) -> list[RoundVerdicts]:
+    """The check verdicts the original run stored, round by round."""
+    rounds: dict[int, dict[str, bool]] = {}
+    for check in store.check_runs(run_id):
+        rounds.setdefault(int(check["round"]), {})[str(check["check"])] = bool(check["passed"])
+    return [RoundVerdicts(round=n, checks=rounds[n]) for n in sorted(rounds)]
+
+
+def recorded_change(store: RunStore, run_id: str) -> dict[str, str]:
+    """The last round's change of the original run, from its `engine-proposed` event."""
+    proposed = [e for e in store.audit_events(run_id) if e.name == "engine-proposed"]
+    if not proposed:
+        return {}
+    return dict(proposed[-1].data.get("change_digest", {}))
+
+
+def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
+    """Re-run `run`'s engine against the loop's gateway upstream (the run's cassette), round
+    for round, and compare. The loop must be one whose gateway replays that cassette."""
+    store = loop.store
+    trigger = store.get_trigger(run.trigger_id)
+    if trigger is None:
+        raise ReplayImpossible(f"the trigger of run {run.id} is missing")
+    original_checks = recorded_checks(store, run.id)
+    rehearsal = replace(run, id=f"{run.id}-replay-{secrets.token_hex(3)}")
+    engine = loop.engine_for(run)
+    rounds: list[RoundVerdicts] = []
+    change = Change(files=())
+    error = ""
+    workspace = loop.sandbox.provision(
+        repo=Path(run.repository), commit=run.base_commit, run_id=rehearsal.id
+    )
+    try:
+        loop.setup(workspace)
+        with store.atomic() as tx:
+            tx.audit("run-replay-started", actor="factory", run_id=rehearsal.id, original=run.id)
+            task, _ = loop.task_for(rehearsal, trigger, workspace, audit=tx.audit)
+        feedback: list[CheckResult] = []
+        for number in range(1, max(len(original_checks), 1) + 1):
+            session = (
+                loop.sessions.open(rehearsal, engine.name, round_number=number)
+                if loop.sessions is not None
+                else None
+            )
+            engine.propose(task, workspace, feedback, session)
+            change = workspace.changes()
+            results = loop.gate.run(workspace, change, repo=Path(run.repository))
+            rounds.append(RoundVerdicts(round=number, checks={r.check: r.passed for r in results}))
+            feedback = [r for r in results if not r.passed]
+            if not feedback:
+                break
+    except Exception as err:  # noqa: BLE001 - the report says why the replay stopped
+        error = f"{type(err).__name__}: {err}"
+    finally:
+        if loop.sessions is not None:
+            loop.sessions.close(rehearsal)
+        workspace.destroy()
+    report = ReplayReport(
+        run_id=run.id,
+        replay_id=rehearsal.id,
+        engine=engine.name,
+        base_commit=run.base_commit,
+        original_change=recorded_change(store, run.id),
+        replayed_change=change_digest(change),
+        original_checks=original_checks,
+        replayed_checks=rounds,
+        error=error,
+    )
+    with store.atomic() as tx:
+        tx.audit(
+            "run-replayed",
+            actor="factory",
+            run_id=rehearsal.id,
+            original=run.id,
+            same_diff=report.same_diff,
+            same_checks=report.same_checks,
+            error=error,
+        )
+    return report
