@@ -269,3 +269,22 @@ def test_the_request_facts_read_from_each_protocol() -> None:
         Protocol.MESSAGES, json.dumps(request_body(Protocol.MESSAGES, "p", ["x"])).encode()
     )
     assert messages.results == ("x",) and messages.model == "m" and not messages.stream
+
+
+def test_the_shipped_fault_script_plays_in_the_documented_order() -> None:
+    script = load_transcript(Path(__file__).parents[1] / "fixtures" / "transcripts" / "faults.json")
+    assert isinstance(script, Script)
+    chosen = ScriptPlayer(script)
+    kinds = [ask(chosen, Protocol.CHAT, []) for _ in range(5)]
+    assert [k.kind for k in kinds[:4] if isinstance(k, ErrorAnswer)] == [
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.OVERLOADED,
+    ]
+    call = kinds[4]
+    assert isinstance(call, Turn) and call.calls[0].name == "read_file"
+    cut = ask(chosen, Protocol.CHAT, ["code"])
+    assert isinstance(cut, Turn) and cut.truncated
+    last = ask(chosen, Protocol.CHAT, ["code"])
+    assert isinstance(last, Turn) and last.text == "Nothing to change." and last.usage is None

@@ -193,3 +193,9 @@ def test_unreadable_documents_are_refused(tmp_path: Path, text: str, detail: str
 def test_a_missing_file_is_a_transcript_error(tmp_path: Path) -> None:
     with pytest.raises(TranscriptError, match="cannot read the transcript"):
         load_transcript(tmp_path / "absent.json")
+
+
+def test_every_fault_is_documented() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "transcripts.md").read_text()
+    for fault in Fault:
+        assert f'"fault": "{fault.value}"' in page, fault
