@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import RunContext, ToolFailed
-from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 
 from codefactory.engines.session import ToolGate, ToolRefused
 
@@ -44,10 +44,3 @@ class GatedToolset(WrapperToolset[Any]):
             return await super().call_tool(name, tool_args, ctx, tool)
         except (OSError, ValueError) as exc:  # a write the sandbox refused, a bad path
             raise ToolFailed(f"{name} failed in the sandbox: {exc}") from exc
-
-
-def gated(
-    toolset: AbstractToolset[Any], gate: ToolGate, *, calls: Counter[str] | None = None
-) -> GatedToolset:
-    """`toolset` behind `gate`; `calls`, when given, is the counter the wrapper fills."""
-    return GatedToolset(toolset, gate=gate, calls=calls if calls is not None else Counter())

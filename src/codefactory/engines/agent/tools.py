@@ -295,8 +295,3 @@ def _error_text(result: ExecResult) -> str:
 
 def _strip_dot(line: str) -> str:
     return line[2:] if line.startswith("./") else line
-
-
-def tool_names() -> tuple[str, ...]:
-    """Every tool the agent has, in the order it offers them."""
-    return tuple(TOOLS)
