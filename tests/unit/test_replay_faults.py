@@ -266,3 +266,26 @@ def test_models_list_in_both_shapes(tmp_path: Path) -> None:
     assert [m["id"] for m in openai_list.json()["data"]] == ["claude-sonnet-4-5"]
     assert anthropic_list.json()["data"][0]["type"] == "model"
     assert anthropic_list.json()["has_more"] is False
+
+
+def test_a_cassette_recorded_on_an_azure_deployment_answers_the_v1_path(tmp_path: Path) -> None:
+    path = tmp_path / "azure.yaml"
+    path.write_text(
+        "interactions:\n"
+        "- request: {method: POST, body: '{}',"
+        " uri: 'https://bank.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=1'}\n"
+        "  response: {status: {code: 200}, headers: {content-type: [application/json]},"
+        " body: {string: '{\"recorded\": true}'}}\n"
+    )
+    app = build_replay_app(path, strict=True)
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://r"
+        ) as client:
+            return [await client.post("/v1/chat/completions", json={}) for _ in range(2)]
+
+    first, second = asyncio.run(run())
+    assert first.content == b'{"recorded": true}'
+    assert first.headers["content-type"] == "application/json"
+    assert second.status_code == 409

@@ -1,10 +1,12 @@
 """The cassette-mode endpoint: each request gets the bytes of one recorded interaction.
 
 Matching: among the interactions not yet used, with the request's method and a recorded
-path equal to the request's path or ending with it (a provider base URL may carry a path
-prefix), the first whose request body is equal as JSON (key order and whitespace ignored;
-byte equality for bodies that are not JSON); if none and not strict, the first of them in
-recorded order. None left: 409 in the provider's error shape, naming the request.
+path equal to the request's path, ending with it (a provider base URL may carry a path
+prefix) or naming the same model endpoint (`.../chat/completions`, `.../responses`,
+`.../messages`, `.../models`: an Azure deployment path), the first whose request body is
+equal as JSON (key order and whitespace ignored; byte equality for bodies that are not
+JSON); if none and not strict, the first of them in recorded order. None left: 409 in the
+provider's error shape, naming the request.
 """
 
 from __future__ import annotations
@@ -79,8 +81,15 @@ def protocol_of(path: str) -> Protocol:
     return Protocol.RESPONSES if "/responses" in path else Protocol.CHAT
 
 
+_ENDPOINTS = ("/chat/completions", "/responses", "/messages", "/models")
+
+
 def _same_path(recorded: str, requested: str) -> bool:
-    return recorded == requested or recorded.endswith(requested)
+    if recorded == requested or recorded.endswith(requested):
+        return True
+    # An Azure deployment path (`/openai/deployments/NAME/chat/completions`) is the same
+    # model endpoint as the `/v1/chat/completions` the gateway forwards.
+    return any(recorded.endswith(e) and requested.endswith(e) for e in _ENDPOINTS)
 
 
 def _same_body(interaction: Interaction, body: bytes, incoming: object) -> bool:
