@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+# libyaml's safe dumper when present (about 5x faster: it runs once per upstream attempt).
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 
 
@@ -88,7 +90,9 @@ class CassetteWriter:
 
     def append(self, run_id: str, interaction: Interaction) -> Path:
         """Add one interaction to the run's cassette; returns its path."""
-        item = yaml.safe_dump([as_vcr_dict(interaction)], allow_unicode=True, sort_keys=True)
+        item = yaml.dump(
+            [as_vcr_dict(interaction)], Dumper=_Dumper, allow_unicode=True, sort_keys=True
+        )
         target = self.path(run_id)
         with self._lock:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -115,6 +115,9 @@ class ModelGateway:
                 return
             certificates = self._ensure_certificates()
             listener = socket.create_server((self.settings.bind, self._port or self.settings.port))
+            # Accepted connections inherit it: without, uvicorn's separate header and body
+            # writes wait out the client's delayed ACK (about 40 ms per response on Linux).
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._port = int(listener.getsockname()[1])
             config = uvicorn.Config(
                 self._app,
