@@ -1,7 +1,9 @@
-"""The demo: a sample service, three tickets, two reviewed runs and one refused, on defaults.
+"""The demo: a sample service, four tickets, three reviewed runs and one refused, on defaults.
 
-Everything it needs ships in the package (the service template, the tickets and the one
-advisory record), so it runs from a user's clone with no other data.
+Everything it needs ships in the package (the service template, the tickets, the one
+advisory record and the model transcript of the bug fix), so it runs from a user's clone
+with no other data. The bug ticket (SVC-104) is taken by the in-harness agent through the
+model gateway; with no upstream configured the gateway replays the shipped transcript.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from codefactory.store.runs import RunStore
 TEMPLATE = Path(__file__).parent / "demo_template"
 SPONSOR = "priya.shah"
 REVIEWER = "jordan.lee"
-EXPECTED = {"SVC-101": RunState.HANDED_OFF, "SVC-102": RunState.HANDED_OFF}
+EXPECTED = {
+    "SVC-101": RunState.HANDED_OFF,
+    "SVC-102": RunState.HANDED_OFF,
+    "SVC-104": RunState.HANDED_OFF,
+}
+DEMO_TRANSCRIPT = TEMPLATE / "transcripts" / "SVC-104.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +77,7 @@ class DemoReport:
 
     @property
     def ok(self) -> bool:
-        """Two runs handed off, the CI ticket refused, the audit log intact."""
+        """Three runs handed off, the CI ticket refused, the audit log intact."""
         states = {o.ticket: o.run.state for o in self.outcomes}
         return (
             self.audit_ok
@@ -110,10 +117,13 @@ def artifact_locations(settings: Settings) -> dict[str, str]:
 
 
 def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) -> DemoReport:
-    """Run the three tickets against a fresh sample service and review the good runs."""
+    """Run the four tickets against a fresh sample service and review the good runs."""
     from codefactory.factory import build_factory
     from codefactory.runs.intake import accept_ticket
 
+    if not settings.gateway.upstream:  # the shipped transcript stands in for a provider
+        gateway = settings.gateway.model_copy(update={"upstream": f"replay:{DEMO_TRANSCRIPT}"})
+        settings = settings.model_copy(update={"gateway": gateway})
     factory = build_factory(settings, observer=progress)
     repo = create_sample_repository(settings.data_dir / "demo" / "sample-service")
     log.print(f"sample service repository: {repo}", highlight=False)

@@ -5,13 +5,16 @@ Heavy adapters are imported inside `build_factory` so `codefactory --help` stays
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings
+from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.port import Engine
+from codefactory.engines.session import EngineSession
 from codefactory.identity.agents import AgentIdentity
 from codefactory.runs.loop import RunLoop, RunObserver
 from codefactory.runs.review import ReviewDesk
@@ -53,8 +56,37 @@ def default_agent(settings: Settings) -> AgentIdentity:
 
 def language_model_engines(settings: Settings) -> dict[str, Engine]:
     """The in-harness agent and the agent CLIs, by registry name; the registry decides which
-    of them may run."""
-    return {}
+    of them may run. Each imports its heavy parts (pydantic-ai: seconds) when it first runs."""
+    return {"agent:pydantic-ai": LazyEngine("agent:pydantic-ai", _pydantic_ai_agent)}
+
+
+def _pydantic_ai_agent() -> Engine:
+    from codefactory.engines.agent import PydanticAIAgent
+
+    return PydanticAIAgent()
+
+
+class LazyEngine:
+    """An engine built on its first proposal, so commands that run none stay fast."""
+
+    def __init__(self, name: str, build: Callable[[], Engine]) -> None:
+        self.name = name
+        self.version = ""
+        self._build = build
+        self._engine: Engine | None = None
+
+    def propose(
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: EngineSession | None = None,
+    ) -> Proposal:
+        """Build the engine if needed, then delegate (`Engine.propose`)."""
+        if self._engine is None:
+            self._engine = self._build()
+            self.version = self._engine.version
+        return self._engine.propose(task, workspace, feedback, session)
 
 
 def model_gateway(settings: Settings, store: RunStore) -> ModelGateway:

@@ -8,14 +8,14 @@ import subprocess
 from tests.acceptance.conftest import Cli
 
 
-def test_demo_hands_off_two_runs_refuses_one_and_the_audit_log_proves_it(cli: Cli) -> None:
+def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: Cli) -> None:
     result = cli("demo")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verified" in result.stdout
 
     runs = cli.json("runs", "list")
     states = sorted(run["state"] for run in runs)
-    assert states == ["handed_off", "handed_off", "refused"]
+    assert states == ["handed_off", "handed_off", "handed_off", "refused"]
     refused = next(run for run in runs if run["state"] == "refused")
     assert "CI" in refused["reason"] or "ci" in refused["reason"]
 
@@ -56,6 +56,22 @@ def test_demo_hands_off_two_runs_refuses_one_and_the_audit_log_proves_it(cli: Cl
         "sca.sarif",
         "secrets.sarif",
     ]
+
+    fix = next(run for run in runs if run["kind"] == "general_change")
+    assert fix["state"] == "handed_off" and fix["engine"] == "agent:pydantic-ai"
+    fixed = cli.json("runs", "show", fix["id"])
+    assert [c["passed"] for c in fixed["checks"] if c["check"] == "tests"] == [False, True]
+    traffic = fixed["model_traffic"]
+    assert traffic["requests"] >= 8 and traffic["output_tokens"] > 0 and traffic["cost_usd"] > 0
+    assert traffic["outcomes"] == {"ok": traffic["requests"]}
+    assert fixed["tool_calls"]["by_tool"]["finish"] == 2 and fixed["tool_calls"]["refused"] == 0
+    callbacks = subprocess.run(
+        ["git", "-C", str(forge), "show", f"{fix['branch']}:service/callbacks.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "if port not in (None, 443):" in callbacks
 
     assert cli("audit", "verify").returncode == 0
     verdict = cli.json("audit", "verify")

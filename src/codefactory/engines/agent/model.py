@@ -52,7 +52,7 @@ async def gateway_model(
 
 
 def _model(access: ModelAccess, client: httpx2.AsyncClient, max_retries: int) -> Model:
-    base = access.base_url.rstrip("/")
+    base = access.in_process_url.rstrip("/")
     if access.protocol == "anthropic-messages":
         anthropic = AsyncAnthropic(
             base_url=base, api_key=access.credential, http_client=client, max_retries=max_retries
