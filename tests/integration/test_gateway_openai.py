@@ -396,3 +396,39 @@ def test_cassette_is_vcrpy_format_and_replays_under_vcrpy(fresh) -> None:
             again = http.post(requests[1].uri, content=requests[1].body)
     assert again.content == responses[1]["body"]["string"]
     assert stand_in.seen == []
+
+
+def test_stream_events_reach_the_caller_as_they_arrive(fresh) -> None:
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    stand_in.faults.append(Fault(stall_s=1.0))
+    body = {"model": "gpt-test", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {credential}"}
+    with httpx.Client(verify=ssl_context_from(gateway.ca_file)) as http:
+        started = time.monotonic()
+        with http.stream(
+            "POST", gateway.local_url + "/v1/chat/completions", json=body, headers=headers
+        ) as answer:
+            chunks = answer.iter_raw()
+            first = next(chunks)
+            first_at = time.monotonic() - started
+            rest = b"".join(chunks)
+        total = time.monotonic() - started
+    assert first.startswith(b"data: ") and first_at < 0.8 <= total
+    assert rest.endswith(b"data: [DONE]\n\n")
+    assert records.wait(1)[0].outcome is Outcome.OK
+
+
+def test_a_caller_leaving_mid_stream_is_recorded_truncated(fresh) -> None:
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    stand_in.faults.append(Fault(stall_s=1.0))
+    body = {"model": "gpt-test", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {credential}"}
+    with httpx.Client(verify=ssl_context_from(gateway.ca_file)) as http:
+        with http.stream(
+            "POST", gateway.local_url + "/v1/chat/completions", json=body, headers=headers
+        ) as answer:
+            next(answer.iter_raw())
+    [call] = records.wait(1, timeout_s=10)
+    assert call.outcome is Outcome.TRUNCATED and call.streamed

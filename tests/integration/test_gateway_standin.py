@@ -41,6 +41,8 @@ class Fault:
     truncate: bool = False
     no_usage: bool = False
     delay_s: float = 0.0
+    stall_s: float = 0.0
+    """A pause in a stream after its first event."""
 
 
 @dataclass
@@ -295,14 +297,14 @@ class StandIn:
             )
         if fault.truncate:  # cut before the last event: no end event arrives
             payload = payload[: payload.rstrip(b"\n").rfind(b"\n\n") + 2]
-        return StreamingResponse(_chunks(payload), media_type="text/event-stream")
+        return StreamingResponse(_chunks(payload, fault.stall_s), media_type="text/event-stream")
 
 
-async def _chunks(payload: bytes) -> Any:
-    for event in payload.split(b"\n\n"):
+async def _chunks(payload: bytes, stall_s: float) -> Any:
+    for index, event in enumerate(payload.split(b"\n\n")):
         if event:
             yield event + b"\n\n"
-            await anyio.sleep(0)
+            await anyio.sleep(stall_s if index == 0 else 0)
 
 
 @dataclass

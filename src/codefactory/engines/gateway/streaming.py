@@ -33,7 +33,7 @@ class TeeResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
-        failure = ""
+        failure = ["caller disconnected"]
         try:
             await send(
                 {
@@ -42,14 +42,24 @@ class TeeResponse:
                     "headers": self.headers,
                 }
             )
-            failure = await self._relay(chunks, send)
-        except BaseException as error:  # the caller left, or the server is stopping
-            failure = f"caller disconnected: {type(error).__name__}"
+            async with anyio.create_task_group() as group:
+                # Sending to a departed caller may succeed silently: watch for it instead.
+                group.start_soon(self._watch, receive, group.cancel_scope)
+                failure[0] = await self._relay(chunks, send)
+                group.cancel_scope.cancel()
+        except BaseException as error:  # the server is stopping, or the caller's socket broke
+            failure[0] = f"caller disconnected: {type(error).__name__}"
             raise
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
-                await self.on_done(b"".join(chunks), failure)
+                await self.on_done(b"".join(chunks), failure[0])
+
+    @staticmethod
+    async def _watch(receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
 
     async def _relay(self, chunks: list[bytes], send: Send) -> str:
         failure = ""
