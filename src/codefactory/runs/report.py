@@ -58,14 +58,16 @@ def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
     account): `model_traffic` (requests, tokens, cost, per outcome), `tool_calls` by name
     (refused ones counted apart) and `egress` (every host the run's commands tried, with
     the phase and whether the proxy let it through)."""
-    calls = [e.data for e in events if e.name == "model-called"]
+    records = [e.data for e in events if e.name == "model-called"]
+    calls = [c for c in records if int(c.get("attempt", 0)) >= 1]  # reached the upstream
     traffic: dict[str, Any] = {
         "requests": len(calls),
+        "refused": len(records) - len(calls),
         "input_tokens": sum(int(c.get("input_tokens", 0)) for c in calls),
         "output_tokens": sum(int(c.get("output_tokens", 0)) for c in calls),
         "cost_usd": round(sum(float(c.get("cost_usd", 0.0)) for c in calls), 6),
         "usage_estimated": any(c.get("usage_estimated") for c in calls),
-        "outcomes": dict(Counter(str(c.get("outcome", "")) for c in calls)),
+        "outcomes": dict(Counter(str(c.get("outcome", "")) for c in records)),
         "models": sorted({str(c.get("model", "")) for c in calls} - {""}),
     }
     tools = [e.data for e in events if e.name == "tool-called"]

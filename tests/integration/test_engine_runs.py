@@ -1,0 +1,221 @@
+"""Language-model engines through the whole loop: ticket → registry → policy → sandbox →
+the in-harness agent → the model gateway (TLS) → the replay upstream → verify → package.
+
+Every test runs the real factory (SQLite, bubblewrap, Cedar, the local forge) with the
+gateway's upstream set to a transcript; only the source of the model's tokens is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codefactory.config import Settings
+from codefactory.demo import DEMO_TRANSCRIPT
+from codefactory.domain import RunState
+from codefactory.engines.settings import EngineSettings, GatewaySettings
+from codefactory.factory import Factory, build_factory
+from codefactory.runs.intake import accept_ticket
+from codefactory.runs.replay import replay_run
+from codefactory.runs.report import run_report
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import data_dir_sharing_cache, make_repo
+
+pytestmark = pytest.mark.usefixtures("bwrap_available")
+
+REGISTRY = TEMPLATE.parent / "engines" / "registry.toml"
+BUG = (TEMPLATE / "tickets" / "SVC-104.json").read_bytes()
+
+
+def ticket(summary: str = "", labels: tuple[str, ...] = ("bug",)) -> bytes:
+    document = json.loads(BUG)
+    document["fields"]["labels"] = list(labels)
+    if summary:
+        document["fields"]["summary"] = summary
+    return json.dumps(document).encode()
+
+
+def script(tmp_path: Path, steps: list[dict[str, Any]], **extra: Any) -> Path:
+    path = tmp_path / "script.json"
+    body = {"engine": "agent:pydantic-ai", "model": "gpt-4.1-mini", "steps": steps, **extra}
+    path.write_text(json.dumps(body))
+    return path
+
+
+def factory_for(
+    tmp_path: Path, uv_cache: Path, upstream: str, registry: Path = REGISTRY
+) -> Factory:
+    data_dir = tmp_path / "data"
+    if not data_dir.exists():  # a second factory on the same data folder shares everything
+        data_dir_sharing_cache(data_dir, uv_cache)
+    settings = Settings(
+        data_dir=data_dir,
+        gateway=GatewaySettings(upstream=upstream),
+        engines=EngineSettings(registry=registry),
+    )
+    return build_factory(settings)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    service = TEMPLATE / "sample-service"
+    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
+    make_repo(tmp_path / "sample-service", files)
+    return tmp_path / "sample-service"
+
+
+def names(factory: Factory, run_id: str) -> list[str]:
+    return [event.name for event in factory.audit.events(run_id)]
+
+
+def test_a_bug_ticket_is_fixed_in_two_rounds_and_replays_to_the_same_diff(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    factory = factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}")
+    run = accept_ticket(factory, payload=BUG, repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+    assert run.engine == "agent:pydantic-ai"
+    report = run_report(factory.store, run.id)
+    assert report is not None
+    traffic = report["model_traffic"]
+    assert traffic["requests"] == 8 and traffic["refused"] == 0
+    assert traffic["models"] == ["gpt-4.1-mini"] and traffic["cost_usd"] > 0
+    assert report["tool_calls"]["by_tool"] == {
+        "read_file": 2,
+        "edit_file": 3,
+        "run": 1,
+        "finish": 2,
+    }
+    assert {host["host"] for host in report["egress"] if not host["allowed"]} == set()
+    events = names(factory, run.id)
+    assert events.count("model-called") == 8 and "engine-spend" in events
+    calls = [e.data for e in factory.audit.events(run.id) if e.name == "model-called"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", c["response_sha256"]) for c in calls)
+    assert all(c["sponsor"] == "priya.shah" and c["engine"] == "agent:pydantic-ai" for c in calls)
+    evidence = factory.settings.data_dir / "evidence" / run.id
+    assert (evidence / "round-1" / "engine" / "agent-messages-round-1.json").is_file()
+    assert (evidence / "round-2" / "engine" / "agent-messages-round-2.json").is_file()
+    cassette = factory.settings.model_traffic_dir / f"{run.id}.yaml"
+    assert cassette.is_file()
+
+    replaying = factory_for(tmp_path, uv_cache, f"replay:{cassette}")
+    replayed = replay_run(replaying.loop, run)
+    assert replayed.error == ""
+    assert replayed.same_diff and replayed.same_checks
+    assert [r.checks["tests"] for r in replayed.replayed_checks] == [False, True]
+
+
+def test_a_looping_engine_is_stopped_by_its_budget(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    looping = script(
+        tmp_path,
+        [
+            {
+                "tool": {"name": "read_file", "arguments": {"path": "README.md"}},
+                "usage": {"input_tokens": 20000, "output_tokens": 50},
+            }
+        ],
+        repeat_last=True,
+    )
+    factory = factory_for(tmp_path, uv_cache, f"replay:{looping}")
+    run = accept_ticket(factory, payload=ticket(), repo=repo)
+    assert run.state is RunState.FAILED
+    assert "budget" in run.reason.lower(), run.reason
+    spend = [e.data for e in factory.audit.events(run.id) if e.name == "engine-spend"]
+    assert spend and spend[0]["input_tokens"] <= 400_000 + 20_000
+    assert not any(factory.settings.workspaces_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("engine", "reason"),
+    [
+        ("cli:aider", "not cleared"),
+        ("agent:unknown", "not in the engine registry"),
+        ("recipe:lint-fix", "not approved for general_change"),
+    ],
+)
+def test_an_engine_the_registry_has_not_cleared_is_refused_before_anything_starts(
+    tmp_path: Path, uv_cache: Path, repo: Path, engine: str, reason: str
+) -> None:
+    factory = factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}")
+    run = accept_ticket(factory, payload=BUG, repo=repo, engine=engine)
+    assert run.state is RunState.REFUSED
+    assert reason in run.reason, run.reason
+    assert [s.state for s in run.history] == [RunState.RECEIVED, RunState.REFUSED]
+    assert "engine-refused" in names(factory, run.id)
+    assert not (factory.settings.model_traffic_dir / f"{run.id}.yaml").exists()
+
+
+def test_an_expired_registry_entry_is_refused_and_a_registry_change_is_audited(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    expired = tmp_path / "registry.toml"
+    expired.write_text(
+        REGISTRY.read_text().replace("next_review = 2027-06-30", "next_review = 2026-01-31")
+    )
+    factory = factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=expired)
+    run = accept_ticket(factory, payload=BUG, repo=repo)
+    assert run.state is RunState.REFUSED and "2026-01-31" in run.reason, run.reason
+    changed = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
+    assert len(changed) == 1  # first load: every entry recorded as added
+    factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=REGISTRY)
+    changes = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
+    assert len(changes) == 2
+    assert {c["change"] for c in changes[-1].data["changes"]} == {"changed"}
+    assert all("next_review" in c["fields"] for c in changes[-1].data["changes"])
+
+
+def test_a_tool_call_policy_forbids_is_refused_audited_and_not_executed(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    steps = [
+        {
+            "tool": {
+                "name": "edit_file",
+                "arguments": {
+                    "path": ".gitlab-ci.yml",
+                    "old": "",
+                    "new": "test:\n  script: [echo skipped]\n",
+                },
+            }
+        },
+        {
+            "tool": {
+                "name": "edit_file",
+                "arguments": {
+                    "path": "README.md",
+                    "old": "# sample-service",
+                    "new": "# sample-service (docs)",
+                },
+            }
+        },
+        {"tool": {"name": "finish", "arguments": {"summary": "README touched; CI edit refused"}}},
+        {"text": "done"},
+    ]
+    factory = factory_for(tmp_path, uv_cache, f"replay:{script(tmp_path, steps)}")
+    run = accept_ticket(factory, payload=ticket(), repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+    calls = [e.data for e in factory.audit.events(run.id) if e.name == "tool-called"]
+    refused = [c for c in calls if not c["allowed"]]
+    assert [c["tool"] for c in refused] == ["edit_file"]
+    assert refused[0]["policy_ids"] == ["engines-never-edit-pipelines"]
+    assert "CI" in refused[0]["reason"]
+    package = Path(run.package_dir)
+    patch = (package / "change.patch").read_text()
+    assert ".gitlab-ci.yml" not in patch and "sample-service (docs)" in patch
+
+
+def test_no_model_upstream_fails_the_run_with_that_reason(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    factory = factory_for(tmp_path, uv_cache, "")
+    run = accept_ticket(factory, payload=BUG, repo=repo)
+    assert run.state is RunState.FAILED
+    assert "CODEFACTORY_GATEWAY__UPSTREAM" in run.reason or "upstream" in run.reason, run.reason
+    outcomes = [e.data["outcome"] for e in factory.audit.events(run.id) if e.name == "model-called"]
+    assert outcomes and set(outcomes) == {"no-upstream"}
