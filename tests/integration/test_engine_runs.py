@@ -170,6 +170,12 @@ def test_an_expired_registry_entry_is_refused_and_a_registry_change_is_audited(
     assert all("next_review" in c["fields"] for c in changes[-1].data["changes"])
 
 
+RENAME_TO_PIPELINE = (
+    "diff --git a/README.md b/.gitlab-ci.yml\nsimilarity index 100%\n"
+    "rename from README.md\nrename to .gitlab-ci.yml\n"
+)
+
+
 def test_a_tool_call_policy_forbids_is_refused_audited_and_not_executed(
     tmp_path: Path, uv_cache: Path, repo: Path
 ) -> None:
@@ -194,6 +200,7 @@ def test_a_tool_call_policy_forbids_is_refused_audited_and_not_executed(
                 },
             }
         },
+        {"tool": {"name": "apply_patch", "arguments": {"patch": RENAME_TO_PIPELINE}}},
         {"tool": {"name": "finish", "arguments": {"summary": "README touched; CI edit refused"}}},
         {"text": "done"},
     ]
@@ -202,7 +209,7 @@ def test_a_tool_call_policy_forbids_is_refused_audited_and_not_executed(
     assert run.state is RunState.IN_REVIEW, run.reason
     calls = [e.data for e in factory.audit.events(run.id) if e.name == "tool-called"]
     refused = [c for c in calls if not c["allowed"]]
-    assert [c["tool"] for c in refused] == ["edit_file"]
+    assert [c["tool"] for c in refused] == ["edit_file", "apply_patch"]
     assert refused[0]["policy_ids"] == ["engines-never-edit-pipelines"]
     assert "CI" in refused[0]["reason"]
     package = Path(run.package_dir)

@@ -16,7 +16,8 @@ from pydantic_ai.usage import RunUsage
 from codefactory.engines.agent import BudgetExhausted, ModelMisbehaved, ModelUnavailable
 from codefactory.engines.agent.budget import check_cost, usage_limits
 from codefactory.engines.agent.failures import classify
-from codefactory.engines.agent.tools import build_toolset, cap_output, patch_paths, workspace_path
+from codefactory.engines.agent.tools import build_toolset, cap_output, workspace_path
+from codefactory.engines.patches import patch_paths
 from codefactory.engines.session import Budget, Price
 
 
@@ -49,7 +50,7 @@ def test_the_root_is_a_folder_for_listing() -> None:
 
 def test_patch_paths_strip_prefixes_and_dev_null() -> None:
     patch = "--- /dev/null\n+++ b/new.py\t2024-01-01\n--- a/src/x.py\n+++ b/src/x.py\n"
-    assert patch_paths(patch) == ["new.py", "src/x.py", "src/x.py"]
+    assert patch_paths(patch) == ["new.py", "src/x.py"]
 
 
 def test_cap_output_keeps_head_and_tail() -> None:

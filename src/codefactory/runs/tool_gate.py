@@ -12,23 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from codefactory.domain import Decision, Run
+from codefactory.engines.patches import UnreadablePatch, patch_paths
 from codefactory.engines.session import ToolRefused
 from codefactory.policy.port import AuthorizationRequest, EntityRef, PolicyEngine
 from codefactory.store.runs import RunStore
 
 PREVIEW_CHARS = 240
-_PATCH_TARGET = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(?P<path>[^\t\n]+)", re.MULTILINE)
-
-
-def patch_paths(patch: str) -> list[str]:
-    """The workspace paths a unified diff names in its `---` / `+++` lines (not /dev/null)."""
-    found = (m.group("path").strip() for m in _PATCH_TARGET.finditer(patch))
-    return list(dict.fromkeys(p for p in found if p and p != "/dev/null"))
 
 
 def canonical_arguments(arguments: Mapping[str, Any]) -> str:
@@ -50,9 +43,17 @@ class PolicyToolGate:
         """Decide, record, and raise `ToolRefused` with the policies' reasons when refused."""
         self.calls += 1
         text = canonical_arguments(arguments)
+        try:
+            paths = self._paths(tool, arguments)
+        except UnreadablePatch as err:  # what policy cannot read, it cannot allow
+            paths, unreadable = [""], str(err)
+        else:
+            unreadable = ""
         decisions = self.policy.authorize_batch(
-            [self._request(tool, text, arguments, path) for path in self._paths(tool, arguments)]
+            [self._request(tool, text, arguments, path) for path in paths]
         )
+        if unreadable:
+            decisions.append(Decision(allowed=False, reasons=(unreadable,)))
         refused = [d for d in decisions if not d.allowed]
         decision = refused[0] if refused else decisions[0]
         with self.store.atomic() as tx:

@@ -16,6 +16,7 @@ from pydantic_ai import RunContext, ToolFailed
 from pydantic_ai.toolsets import FunctionToolset
 
 from codefactory.domain import ExecResult
+from codefactory.engines.patches import UnreadablePatch, numstat_paths, patch_paths
 from codefactory.sandbox.port import Phase, Workspace
 
 RG = "/usr/bin/rg"
@@ -173,9 +174,20 @@ def apply_patch(ctx: Ctx, patch: str) -> str:
     """
     if "@@" not in patch and "GIT binary patch" not in patch:
         raise ToolFailed("not a unified diff: no '@@' hunk header found")
-    for target in patch_paths(patch):
+    try:
+        named = patch_paths(patch)
+    except UnreadablePatch as err:
+        raise ToolFailed(str(err)) from None
+    for target in named:
         workspace_path(target)
     body = patch if patch.endswith("\n") else patch + "\n"
+    # git's own reading of the patch must name no path its headers (which policy saw) do not
+    check = _exec(ctx, ["git", "apply", "--numstat", "-z", "-"], stdin=body.encode())
+    if not check.ok:
+        raise ToolFailed(f"the patch cannot be read, nothing was changed:\n{_error_text(check)}")
+    touched = numstat_paths(check.stdout)
+    if unnamed := sorted(set(touched) - set(named)):
+        raise ToolFailed(f"the patch touches paths its headers do not name: {unnamed}")
     # git apply is atomic (every hunk or none) and runs without a repository, as patch(1) would
     command = ["git", "apply", "--verbose", "--whitespace=nowarn", "--recount", "-"]
     result = _exec(ctx, command, stdin=body.encode())
@@ -244,19 +256,6 @@ def build_toolset(allowed: Sequence[str] = ()) -> FunctionToolset[AgentDeps]:
     chosen = [TOOLS[name] for name in TOOLS if name in names]
     # one at a time: the tools share one workspace, and a later call may read an earlier edit
     return FunctionToolset(chosen, sequential=True, max_retries=3)
-
-
-def patch_paths(patch: str) -> list[str]:
-    """The file paths a unified diff names in its `---`/`+++` headers, `a/`/`b/` removed
-    and `/dev/null` left out."""
-    paths: list[str] = []
-    for line in patch.splitlines():
-        if line.startswith(("--- ", "+++ ")):
-            name = line[4:].split("\t", 1)[0].strip()
-            if name == "/dev/null":
-                continue
-            paths.append(name[2:] if name.startswith(("a/", "b/")) else name)
-    return paths
 
 
 def cap_output(text: str, limit: int) -> str:
