@@ -372,7 +372,9 @@ class RunLoop:
                     edited=edited,
                     installed=installed,
                 )
-        results = self.gate.run(workspace, change, repo=repo)
+        results = self.gate.run(
+            workspace, change, repo=repo, ticket=self.store.get_trigger(run.trigger_id)
+        )
         write_round_evidence(self.evidence_dir / run.id / f"round-{round_number}", results)
         with self.store.atomic() as tx:
             tx.record_checks(run.id, round_number, results)

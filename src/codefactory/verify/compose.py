@@ -1,7 +1,8 @@
 """The default gate, as the composition root (`factory.py`) and `codefactory verify` build it.
 
-Order is the order of the evidence: the scope of the change first, then lint, secrets, SAST
-and SCA (cheap, in parallel), then the tests.
+Order is the order of the evidence: the scope of the change first, then the integrity of its
+judges (tests, tool configuration, suppressions), lint, secrets, SAST and SCA (cheap, in
+parallel), then the tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from codefactory.verify.base import SetupPhase
 from codefactory.verify.cache import VerifyCache
 from codefactory.verify.diff_policy import DiffPolicyCheck
 from codefactory.verify.gate import Gate
+from codefactory.verify.integrity import IntegrityCheck
 from codefactory.verify.lint import RuffCheck
 from codefactory.verify.port import Check
 from codefactory.verify.sast import SastCheck
@@ -32,11 +34,12 @@ def default_checks(
     scope: ScopePolicy | None = None,
     scope_deferred: bool = False,
 ) -> list[Check]:
-    """diff policy, lint, secrets, SAST, SCA and the tests, configured from `settings`."""
+    """diff policy, integrity, lint, secrets, SAST, SCA and the tests, from `settings`."""
     limits = settings.diff_policy
     timeout = settings.check_timeout_s
     return [
         DiffPolicyCheck(scope or GlobScope(limits.blocked_paths), limits, deferred=scope_deferred),
+        IntegrityCheck(timeout_s=test_timeout_s),
         RuffCheck(timeout_s=timeout),
         SecretsCheck(python=python, timeout_s=timeout),
         SastCheck(python=python, timeout_s=timeout),

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from codefactory.domain import Change, CheckResult, Finding, Severity
+from codefactory.domain import Change, CheckResult, Finding, Severity, TriggerEvent
 from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.verify.base import BaseTrees, BaseUnavailable, SetupPhase
 from codefactory.verify.baseline import BaseFiles, Baselines, baseline_kind, compare
@@ -34,6 +34,8 @@ from codefactory.verify.port import (
     Check,
     ComparedCheck,
     Cost,
+    Mandate,
+    MandatedCheck,
     RecordingCheck,
     SkippableCheck,
 )
@@ -62,9 +64,21 @@ class Gate:
         self.setup = setup
 
     def run(
-        self, workspace: Workspace, change: Change, *, repo: Path | None = None
+        self,
+        workspace: Workspace,
+        change: Change,
+        *,
+        repo: Path | None = None,
+        ticket: TriggerEvent | None = None,
     ) -> list[CheckResult]:
-        """Judge `change` (made in `workspace`) against the base commit of `repo`."""
+        """Judge `change` (made in `workspace`) against the base commit of `repo`.
+
+        `ticket` is the trigger the change was made for: a check that weighs what it asked
+        for (`MandatedCheck`, the integrity check) reads only its kind and labels
+        (`Mandate.of`), never its text. Without it nothing was asked for, the strictest case.
+        """
+        mandate = Mandate.of(ticket)
+        checks = [c.under(mandate) if isinstance(c, MandatedCheck) else c for c in self.checks]
         trees = BaseTrees(
             sandbox=self.sandbox,
             repo=repo,
@@ -73,7 +87,7 @@ class Gate:
             setup=self.setup,
         )
         try:
-            return _Judgement(self, SerialWorkspace(workspace), trees).run(change)
+            return _Judgement(self, checks, SerialWorkspace(workspace), trees).run(change)
         finally:
             trees.close()
 
@@ -89,8 +103,11 @@ Diffed = Future[tuple[Change, str]]
 class _Judgement:
     """One gate run: the checks, their baselines, then thresholds and waivers."""
 
-    def __init__(self, gate: Gate, workspace: Workspace, trees: BaseTrees) -> None:
+    def __init__(
+        self, gate: Gate, checks: Sequence[Check], workspace: Workspace, trees: BaseTrees
+    ) -> None:
         self.gate = gate
+        self.checks = tuple(checks)
         self.settings = gate.settings
         self.workspace = workspace
         self.trees = trees
@@ -99,7 +116,7 @@ class _Judgement:
         self.today = datetime.now(UTC).date()
 
     def run(self, change: Change) -> list[CheckResult]:
-        checks = self.gate.checks
+        checks = self.checks
         results: dict[int, CheckResult] = {}
         cheap = [i for i, c in enumerate(checks) if _cost(c) is Cost.CHEAP]
         rest = [i for i in range(len(checks)) if i not in cheap]
@@ -132,7 +149,7 @@ class _Judgement:
     def _phase(
         self, pool: ThreadPoolExecutor, indexes: list[int], change: Change, diffed: Diffed
     ) -> dict[int, CheckResult]:
-        checks = self.gate.checks
+        checks = self.checks
         runs = {i: pool.submit(self._run, checks[i], change, diffed) for i in indexes}
         bases = {i: pool.submit(self._base, checks[i], diffed, runs[i]) for i in indexes}
         return {i: self._judge(runs[i], bases[i], diffed.result()[1]) for i in indexes}

@@ -3,14 +3,17 @@
 A check only reports what it sees. Comparing with the base commit, thresholds, waivers,
 order and parallelism belong to the gate, which reads two optional facts from a check:
 `baseline` (what the base-commit run of this check is) and `cost` (cheap checks run first).
+A check whose verdict depends on what the ticket asked for (`MandatedCheck`) is bound to the
+ticket's `Mandate` by the gate before it runs.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from codefactory.domain import Change, CheckResult
+from codefactory.domain import Change, ChangeKind, CheckResult, TriggerEvent
 from codefactory.sandbox.port import Workspace
 
 
@@ -81,4 +84,33 @@ class SkippableCheck(Check, Protocol):
 
     def skipped(self, reason: str) -> CheckResult:
         """A failed result without findings: the check did not run, for `reason`."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mandate:
+    """What the ticket asked for, from the facts policy also sees: its kind and its labels.
+
+    Never its title or body: those are untrusted text that anyone (or an engine's own
+    output, echoed into a ticket) can write. Labels are normalised to lower case.
+    """
+
+    kind: ChangeKind | None = None
+    labels: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, ticket: TriggerEvent | None) -> Mandate:
+        """The mandate of `ticket`; no ticket (`codefactory verify`): nothing was asked."""
+        if ticket is None:
+            return cls()
+        labels = frozenset(label.strip().lower() for label in ticket.labels)
+        return cls(kind=ticket.kind, labels=labels)
+
+
+@runtime_checkable
+class MandatedCheck(Check, Protocol):
+    """A check whose verdict depends on what the ticket asked for (the integrity check)."""
+
+    def under(self, mandate: Mandate) -> Check:
+        """The same check, judging a change made for a ticket with `mandate`."""
         ...

@@ -1,0 +1,330 @@
+"""What judges a change: the repository's tests, their fixtures, tool configuration, waivers
+and inline suppressions; and which edits of a change touch them.
+
+An engine can make the gate pass by changing what judges it instead of the code. Every such
+edit is a `JudgeEdit` with a rule id (SARIF `ruleId`), the path and line it is at, and the
+`Topic` a ticket must ask for (by label) before the edit stops blocking. Adding tests is what
+a good fix does: a new test file, or a new test function beside untouched ones, is no edit of
+a judge (it is listed in `Judged.added_tests`). Pure functions over the change and its base
+versions; nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from codefactory.verify.diff import DiffedChange, hunks
+from codefactory.verify.testdiff import TestEdit, compare_test_module, new_test_module
+
+
+class Topic(enum.StrEnum):
+    """What a ticket must ask for before an edit of this kind stops blocking."""
+
+    TESTS = "tests"
+    CONFIG = "config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeEdit:
+    """One edit of something that judges the change. `line` is 1-based; 0: the whole file."""
+
+    rule: str
+    path: str
+    line: int
+    message: str
+    topic: Topic
+
+
+@dataclass(frozen=True, kw_only=True)
+class Judged:
+    """Every judge edit of a change, and the tests it only added (not a finding)."""
+
+    edits: tuple[JudgeEdit, ...]
+    added_tests: tuple[str, ...] = ()
+    """`path::name` of each test function the change added (new files included)."""
+    restore: dict[str, bytes | None] = field(default_factory=dict)
+    """Path → base content (None: absent at the base) to put back for the base-test run."""
+    selectors: tuple[str, ...] = ()
+    """The base test files to run; empty with a non-empty `restore`: the whole suite."""
+
+    @property
+    def needs_base_tests(self) -> bool:
+        return bool(self.restore)
+
+
+TEST_DIRS = frozenset({"tests", "test"})
+TEST_FILE_GLOBS = ("test_*.py", "*_test.py")
+"""pytest's default `python_files`."""
+CONFIG_FILES = frozenset(
+    {
+        "ruff.toml",
+        ".ruff.toml",
+        "pytest.ini",
+        "tox.ini",
+        ".coveragerc",
+        ".bandit",
+        "mypy.ini",
+        ".mypy.ini",
+        ".flake8",
+        ".pylintrc",
+        "pylintrc",
+        ".pre-commit-config.yaml",
+    }
+)
+"""Files that are tool configuration as a whole."""
+SECTIONED_CONFIG = frozenset({"pyproject.toml", "setup.cfg"})
+"""Files where only some tables are tool configuration (the rest: packaging, dependencies)."""
+JUDGE_TABLES = (
+    "tool.ruff",
+    "tool.pytest",
+    "tool.coverage",
+    "tool.bandit",
+    "tool.mypy",
+    "tool.pyright",
+    "tool.pylint",
+    "tool.flake8",
+    "tool.tox",
+    "tool.codefactory",
+    "tool:pytest",
+    "flake8",
+    "mypy",
+    "coverage:",
+    "pycodestyle",
+    "pylint",
+    "bandit",
+)
+"""`pyproject.toml` tables and `setup.cfg` sections (a prefix of the name) that configure a
+judge; packaging tables (`project`, `tool.poetry`, `tool.setuptools`, ...) are not."""
+WAIVER_FILES = (".secrets.baseline", "*bandit*baseline*", ".codefactory/*")
+"""Lists of accepted findings kept in the repository (globs over the name, or the path)."""
+# (marker, pattern, topic); a pattern matches inside one line of text
+SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
+    ("noqa", re.compile(r"#\s*(?:ruff:\s*|flake8:\s*)?noqa\b", re.I), Topic.CONFIG),
+    ("nosec", re.compile(r"#\s*nosec\b", re.I), Topic.CONFIG),
+    ("type: ignore", re.compile(r"#\s*type:\s*ignore\b"), Topic.CONFIG),
+    ("pyright: ignore", re.compile(r"#\s*pyright:\s*(?:ignore|basic)\b"), Topic.CONFIG),
+    ("mypy: ignore-errors", re.compile(r"#\s*mypy:\s*ignore-errors\b"), Topic.CONFIG),
+    ("pylint: disable", re.compile(r"#\s*pylint:\s*disable\b"), Topic.CONFIG),
+    ("pragma: no cover", re.compile(r"#\s*pragma:\s*no\s*(?:cover|branch)\b", re.I), Topic.CONFIG),
+    ("pragma: allowlist", re.compile(r"#\s*pragma:\s*allowlist\b", re.I), Topic.CONFIG),
+    (
+        "skip",
+        re.compile(
+            r"\bmark\.skip(?:if)?\b|\bpytest\.skip\s*\(|\bimportorskip\s*\("
+            r"|\bunittest\.skip\w*|\bskipTest\s*\(|@skip(?:If|Unless)?\b"
+        ),
+        Topic.TESTS,
+    ),
+    ("xfail", re.compile(r"\bmark\.xfail\b|\bpytest\.xfail\s*\(|\bexpectedFailure\b"), Topic.TESTS),
+)
+CONFIG_RULE = "tool-config-changed"
+WHOLE_FILE_JUDGES: tuple[tuple[Callable[[str], bool], str, Topic, str], ...] = (
+    (lambda p: is_waiver_file(p), "waiver-added", Topic.CONFIG, "a list of accepted findings"),
+    (lambda p: is_config_file(p), CONFIG_RULE, Topic.CONFIG, "tool configuration"),
+    (lambda p: is_conftest(p), "conftest-changed", Topic.TESTS, "pytest fixtures and hooks"),
+)
+"""(matches the path, rule, topic, what it is) of files that judge as a whole."""
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:[#;].*)?$")
+
+
+def is_test_file(path: str) -> bool:
+    """Whether pytest collects `path` by its default name patterns."""
+    name = PurePosixPath(path).name
+    return any(fnmatch.fnmatchcase(name, glob) for glob in TEST_FILE_GLOBS)
+
+
+def is_test_path(path: str) -> bool:
+    """A test file, or any file under a `tests`/`test` folder (helpers, expected data)."""
+    parts = PurePosixPath(path).parts
+    return is_test_file(path) or any(part in TEST_DIRS for part in parts[:-1])
+
+
+def is_conftest(path: str) -> bool:
+    return PurePosixPath(path).name == "conftest.py"
+
+
+def is_waiver_file(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return any(fnmatch.fnmatchcase(name, g) or fnmatch.fnmatchcase(path, g) for g in WAIVER_FILES)
+
+
+def is_config_file(path: str) -> bool:
+    """Tool configuration as a whole file (not `pyproject.toml`/`setup.cfg`: see tables)."""
+    return PurePosixPath(path).name in CONFIG_FILES
+
+
+def judge_edits(change: DiffedChange) -> Judged:
+    """Classify every file of `change` against its base version.
+
+    Raises KeyError when a changed path has no known base version: the caller must not
+    guess whether a test is new or an old one rewritten.
+    """
+    edits: list[JudgeEdit] = []
+    added: list[str] = []
+    restore: dict[str, bytes | None] = {}
+    whole_suite = False
+    for file in change.files:
+        base = change.base[file.path]
+        found, tests = _classify(file.path, base, file.content)
+        edits.extend(found)
+        added.extend(tests)
+        if _judges_existing(file.path, base, found):
+            restore[file.path] = base
+            whole_suite = whole_suite or not is_test_file(file.path)
+    selectors: tuple[str, ...] = ()
+    if restore:
+        # new test files never join the base run: code they run at import could reach others
+        restore |= {f.path: None for f in change.files if _is_new_test(f.path, change)}
+        if not whole_suite:
+            selectors = tuple(sorted(p for p, c in restore.items() if c is not None))
+    return Judged(
+        edits=tuple(edits), added_tests=tuple(added), restore=restore, selectors=selectors
+    )
+
+
+def _judges_existing(path: str, base: bytes | None, found: list[JudgeEdit]) -> bool:
+    """Whether the base run must put this path back: a judge edit other than a suppression
+    on a line (the base tests would not see those) or code added to a new test file."""
+    rules = {e.rule for e in found} - {"suppression-added"}
+    if base is None:
+        return bool(rules & {"conftest-changed", "tool-config-changed", "waiver-added"})
+    return bool(rules)
+
+
+def _is_new_test(path: str, change: DiffedChange) -> bool:
+    return (
+        change.base.get(path) is None
+        and is_test_path(path)
+        and not is_conftest(path)
+        and path.endswith(".py")
+    )
+
+
+def _classify(
+    path: str, base: bytes | None, new: bytes | None
+) -> tuple[list[JudgeEdit], list[str]]:
+    """The judge edits of one file and the tests it added."""
+    found = list(suppressions_added(path, base, new))
+    kind = next((k for k in WHOLE_FILE_JUDGES if k[0](path)), None)
+    if kind is not None:
+        _, rule, topic, what = kind
+        return [*found, _whole_file(rule, path, base, new, topic, what)], []
+    if PurePosixPath(path).name in SECTIONED_CONFIG:
+        line = judge_table_edit(base, new)
+        if line is not None:
+            message = (
+                f"the change edits tool configuration in {path} "
+                "(a table that configures lint, tests or a scanner)"
+            )
+            found.append(JudgeEdit(rule=CONFIG_RULE, path=path, line=line, message=message,
+                                   topic=Topic.CONFIG))  # fmt: skip
+        return found, []
+    if is_test_path(path):
+        edits, tests = _test_file(path, base, new)
+        return [*found, *edits], tests
+    return found, []
+
+
+def _whole_file(
+    rule: str, path: str, base: bytes | None, new: bytes | None, topic: Topic, what: str
+) -> JudgeEdit:
+    verb = "adds" if base is None else "deletes" if new is None else "edits"
+    first = hunks(base, new)
+    line = first[0].new_start if first and new is not None else 0
+    return JudgeEdit(
+        rule=rule, path=path, line=line, message=f"the change {verb} {what}: {path}", topic=topic
+    )
+
+
+def _test_file(
+    path: str, base: bytes | None, new: bytes | None
+) -> tuple[list[JudgeEdit], list[str]]:
+    if new is None:
+        if base is None:
+            return [], []
+        message = f"the change deletes the test file {path}"
+        return [
+            JudgeEdit(rule="test-deleted", path=path, line=0, message=message, topic=Topic.TESTS)
+        ], []
+    if not path.endswith(".py"):
+        if base is None:
+            return [], []
+        first = hunks(base, new)
+        line = first[0].new_start if first else 0
+        message = f"the change edits test data {path}: the tests compare against it"
+        return [
+            JudgeEdit(
+                rule="test-modified", path=path, line=line, message=message, topic=Topic.TESTS
+            )
+        ], []
+    result = new_test_module(path, new) if base is None else compare_test_module(path, base, new)
+    return [_from_test_edit(path, e) for e in result.edits], [f"{path}::{t}" for t in result.added]
+
+
+def _from_test_edit(path: str, edit: TestEdit) -> JudgeEdit:
+    return JudgeEdit(
+        rule=edit.rule, path=path, line=edit.line, message=edit.message, topic=Topic.TESTS
+    )
+
+
+def suppressions_added(path: str, base: bytes | None, new: bytes | None) -> Iterator[JudgeEdit]:
+    """A finding per suppression marker on a line the change added or changed.
+
+    Lines are compared as a multiset of (marker, whitespace-collapsed text), so moving an
+    existing `# noqa` line is not an addition, while changing the line it sits on is.
+    """
+    if new is None:
+        return
+    before = Counter(_marked_lines(base))
+    for number, marker, text, topic in _marked_lines_at(new):
+        if before[(marker, text)] > 0:
+            before[(marker, text)] -= 1
+            continue
+        message = f"the change adds `{marker}` in {path}: {text[:160]}"
+        yield JudgeEdit(
+            rule="suppression-added", path=path, line=number, message=message, topic=topic
+        )
+
+
+def _marked_lines(content: bytes | None) -> Iterator[tuple[str, str]]:
+    for _, marker, text, _ in _marked_lines_at(content):
+        yield marker, text
+
+
+def _marked_lines_at(content: bytes | None) -> Iterator[tuple[int, str, str, Topic]]:
+    for number, raw in enumerate((content or b"").splitlines(), start=1):
+        line = raw.decode("utf-8", "replace")
+        for marker, pattern, topic in SUPPRESSIONS:
+            if pattern.search(line):
+                yield number, marker, " ".join(line.split()), topic
+
+
+def judge_table_edit(base: bytes | None, new: bytes | None) -> int | None:
+    """The first changed line (1-based, new side; 0 when only removed) inside a judge table
+    of a `pyproject.toml` or `setup.cfg`; None when no judge table changed."""
+    new_lines, base_lines = _judge_table_lines(new), _judge_table_lines(base)
+    for hunk in hunks(base, new):
+        changed_new = set(range(hunk.new_start, hunk.new_end)) & new_lines
+        if changed_new:
+            return min(changed_new)
+        if set(range(hunk.base_start, hunk.base_end)) & base_lines:
+            return min(hunk.new_start, len((new or b"").splitlines())) if new else 0
+    return None
+
+
+def _judge_table_lines(content: bytes | None) -> set[int]:
+    inside, lines = False, set()
+    for number, raw in enumerate((content or b"").splitlines(), start=1):
+        header = _TABLE.match(raw.decode("utf-8", "replace"))
+        if header is not None:
+            table = header.group(1).strip().strip("\"'")
+            inside = table.startswith(JUDGE_TABLES)
+        if inside:
+            lines.add(number)
+    return lines
