@@ -101,6 +101,9 @@ JUDGE_TABLES = (
 )
 """`pyproject.toml` tables and `setup.cfg` sections (a prefix of the name) that configure a
 judge; packaging tables (`project`, `tool.poetry`, `tool.setuptools`, ...) are not."""
+PYTEST_TABLES = ("tool.pytest", "tool:pytest", "pytest")
+"""Where pytest reads its configuration in `pyproject.toml`, `setup.cfg` and `tox.ini`."""
+PYTEST_CONFIG_FILES = frozenset({"pytest.ini", "tox.ini"})
 WAIVER_FILES = (".secrets.baseline", "*bandit*baseline*", ".codefactory/*")
 """Lists of accepted findings kept in the repository (globs over the name, or the path)."""
 # (marker, pattern, topic); a pattern matches inside one line of text
@@ -123,7 +126,7 @@ SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
     ),
     ("xfail", re.compile(r"\bmark\.xfail\b|\bpytest\.xfail\s*\(|\bexpectedFailure\b"), Topic.TESTS),
 )
-CONFIG_RULE = "tool-config-changed"
+CONFIG_RULE, SUPPRESSION_RULE = "tool-config-changed", "suppression-added"
 WHOLE_FILE_JUDGES: tuple[tuple[Callable[[str], bool], str, Topic, str], ...] = (
     (lambda p: is_waiver_file(p), "waiver-added", Topic.CONFIG, "a list of accepted findings"),
     (lambda p: is_config_file(p), CONFIG_RULE, Topic.CONFIG, "tool configuration"),
@@ -174,7 +177,7 @@ def judge_edits(change: DiffedChange) -> Judged:
         found, tests = _classify(file.path, base, file.content)
         edits.extend(found)
         added.extend(tests)
-        if _judges_existing(file.path, base, found):
+        if _judges_existing(file.path, base, file.content, found):
             restore[file.path] = base
             whole_suite = whole_suite or not is_test_file(file.path)
     selectors: tuple[str, ...] = ()
@@ -188,13 +191,20 @@ def judge_edits(change: DiffedChange) -> Judged:
     )
 
 
-def _judges_existing(path: str, base: bytes | None, found: list[JudgeEdit]) -> bool:
-    """Whether the base run must put this path back: a judge edit other than a suppression
-    on a line (the base tests would not see those) or code added to a new test file."""
-    rules = {e.rule for e in found} - {"suppression-added"}
-    if base is None:
-        return bool(rules & {"conftest-changed", "tool-config-changed", "waiver-added"})
-    return bool(rules)
+def _judges_existing(
+    path: str, base: bytes | None, new: bytes | None, found: list[JudgeEdit]
+) -> bool:
+    """Whether the base-test run must put this path back: an edit of a test, a fixture or
+    pytest's own configuration (not a suppression on a line, not lint or scanner settings)."""
+    rules = {e.rule for e in found if e.topic is Topic.TESTS and e.rule != SUPPRESSION_RULE}
+    if rules and (base is not None or "conftest-changed" in rules):
+        return True
+    if CONFIG_RULE not in {e.rule for e in found}:
+        return False
+    name = PurePosixPath(path).name
+    if name in SECTIONED_CONFIG:
+        return judge_table_edit(base, new, tables=PYTEST_TABLES) is not None
+    return name in PYTEST_CONFIG_FILES
 
 
 def _is_new_test(path: str, change: DiffedChange) -> bool:
@@ -288,7 +298,7 @@ def suppressions_added(path: str, base: bytes | None, new: bytes | None) -> Iter
             continue
         message = f"the change adds `{marker}` in {path}: {text[:160]}"
         yield JudgeEdit(
-            rule="suppression-added", path=path, line=number, message=message, topic=topic
+            rule=SUPPRESSION_RULE, path=path, line=number, message=message, topic=topic
         )
 
 
@@ -305,10 +315,12 @@ def _marked_lines_at(content: bytes | None) -> Iterator[tuple[int, str, str, Top
                 yield number, marker, " ".join(line.split()), topic
 
 
-def judge_table_edit(base: bytes | None, new: bytes | None) -> int | None:
-    """The first changed line (1-based, new side; 0 when only removed) inside a judge table
-    of a `pyproject.toml` or `setup.cfg`; None when no judge table changed."""
-    new_lines, base_lines = _judge_table_lines(new), _judge_table_lines(base)
+def judge_table_edit(
+    base: bytes | None, new: bytes | None, *, tables: tuple[str, ...] = JUDGE_TABLES
+) -> int | None:
+    """The first changed line (1-based, new side; 0 when only removed) inside one of
+    `tables` (name prefixes) of a `pyproject.toml` or `setup.cfg`; None when none changed."""
+    new_lines, base_lines = _table_lines(new, tables), _table_lines(base, tables)
     for hunk in hunks(base, new):
         changed_new = set(range(hunk.new_start, hunk.new_end)) & new_lines
         if changed_new:
@@ -318,13 +330,13 @@ def judge_table_edit(base: bytes | None, new: bytes | None) -> int | None:
     return None
 
 
-def _judge_table_lines(content: bytes | None) -> set[int]:
+def _table_lines(content: bytes | None, tables: tuple[str, ...]) -> set[int]:
     inside, lines = False, set()
     for number, raw in enumerate((content or b"").splitlines(), start=1):
         header = _TABLE.match(raw.decode("utf-8", "replace"))
         if header is not None:
             table = header.group(1).strip().strip("\"'")
-            inside = table.startswith(JUDGE_TABLES)
+            inside = table.startswith(tables)
         if inside:
             lines.add(number)
     return lines
