@@ -1,7 +1,7 @@
 """Benchmark: the harness's overhead per run with each engine, against the replay upstream.
 
 Run with `make bench B=engines` (or `.venv/bin/python benchmarks/bench_engines.py --runs 20`).
-Each run takes the demo's bug ticket (SVC-104) on a fresh copy of the sample service through
+Each run takes the demo's bug ticket (SVC-104) on the sample service (image built once) through
 the whole loop (registry, policy, sandbox, context, engine, verify, package). Its wall time is
 split three ways:
 
@@ -78,13 +78,10 @@ def measure(
     settings = Settings(data_dir=root / label / "data", gateway=GatewaySettings(upstream=upstream))
     factory = build_factory(settings)
     payload = ticket.read_bytes()
-    warm = create_sample_repository(root / label / "warm")
-    one_run(factory, warm, payload, engine)  # builds the image, imports the engine
-    samples = []
-    for number in range(runs):
-        repo = create_sample_repository(root / label / f"repo-{number}")
-        samples.append(one_run(factory, repo, payload, engine))
-    return samples
+    repo = create_sample_repository(root / label / "sample-service")
+    one_run(factory, repo, payload, engine)  # builds the image, imports the engine
+    # every run starts from the same commit of the same repository, as a team's runs do
+    return [one_run(factory, repo, payload, engine) for _ in range(runs)]
 
 
 def summary(label: str, samples: Sequence[tuple[float, ...]]) -> float:
