@@ -69,6 +69,10 @@ class ModelAccess:
     """The model id the engine registry cleared for this engine."""
     protocol: str = "openai-chat"
     """`openai-chat`, `openai-responses` or `anthropic-messages`."""
+    egress_address: str = ""
+    """`<bind>:<port>` of the gateway's loopback listener (`ModelGateway.resolve_entry`), so
+    the sandbox egress proxy can map `egress_host` to it for an engine running inside the
+    sandbox; empty when the phase's egress settings already map it."""
     local_base_url: str = ""
     """The same listener by its loopback address, for engines in the factory process (the
     harness host name resolves only through the sandbox's egress proxy); empty: `base_url`."""
