@@ -158,6 +158,14 @@ def test_module_code_that_patches_the_code_under_test_is_reported() -> None:
     assert edit.rule == "test-modified" and "rebinds `callback_allowed`" in edit.message
 
 
+def test_removed_module_code_is_test_modified_but_a_removed_import_is_not() -> None:
+    base = b"import os\nimport sys\n\nsys.setrecursionlimit(50)\n\n\ndef test_x():\n    assert os\n"
+    no_import = base.replace(b"import sys\n", b"").replace(b"sys.setrecursionlimit(50)\n", b"")
+    [edit] = judged(PATH, base, no_import).edits
+    assert edit.rule == "test-modified" and "sys.setrecursionlimit(50)" in edit.message
+    assert judged(PATH, base, base.replace(b"import os\n", b"")).edits == ()
+
+
 def test_a_test_module_that_no_longer_parses_is_test_modified() -> None:
     result = compare_test_module(PATH, TEST_CALLBACKS, TEST_CALLBACKS + b"\ndef broken(:\n")
     assert [(e.rule, e.line) for e in result.edits] == [("test-modified", 22)]

@@ -131,7 +131,9 @@ def _module_edits(path: str, before: ast.Module, after: ast.Module) -> Iterator[
         elif not _inert(statement, bound):
             yield _code_added(path, statement, bound)
     for statement in _statements(before):
-        if left[ast.dump(statement)] > 0:
+        # an import removed (ruff's F401 fix) cannot make a failing test pass; a test that
+        # needed it errors in the tests check
+        if left[ast.dump(statement)] > 0 and not isinstance(statement, ast.Import | ast.ImportFrom):
             left[ast.dump(statement)] -= 1
             message = f"the change removes module-level code from {path}: `{_short(statement)}`"
             yield TestEdit(rule="test-modified", line=0, message=message)
