@@ -169,6 +169,8 @@ def test_removed_module_code_is_test_modified_but_a_removed_import_is_not() -> N
 def test_a_test_module_that_no_longer_parses_is_test_modified() -> None:
     result = compare_test_module(PATH, TEST_CALLBACKS, TEST_CALLBACKS + b"\ndef broken(:\n")
     assert [(e.rule, e.line) for e in result.edits] == [("test-modified", 22)]
+    nul = compare_test_module(PATH, TEST_CALLBACKS, TEST_CALLBACKS + b"\0")
+    assert [e.rule for e in nul.edits] == ["test-modified"]
 
 
 @pytest.mark.parametrize(

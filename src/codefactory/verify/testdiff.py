@@ -46,14 +46,15 @@ def compare_test_module(path: str, base: bytes, new: bytes) -> ModuleComparison:
     """Compare the base and new versions of an existing test module at `path`."""
     try:
         before = ast.parse(base)
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte (Python 3.11)
         return ModuleComparison(edits=(), added=())  # nothing to weaken: it never ran
     try:
         after = ast.parse(new)
-    except SyntaxError as exc:
-        message = f"{path} no longer parses ({exc.msg}): none of its tests can run"
+    except (SyntaxError, ValueError) as exc:
+        line = exc.lineno or 0 if isinstance(exc, SyntaxError) else 0
+        message = f"{path} no longer parses ({exc}): none of its tests can run"
         return ModuleComparison(
-            edits=(TestEdit(rule="test-modified", line=exc.lineno or 0, message=message),),
+            edits=(TestEdit(rule="test-modified", line=line, message=message),),
             added=(),
         )
     old_defs, new_defs = _definitions(before), _definitions(after)
@@ -66,7 +67,7 @@ def new_test_module(path: str, new: bytes) -> ModuleComparison:
     """A test module the change added: its tests, and module-level code it runs at import."""
     try:
         tree = ast.parse(new)
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte (Python 3.11)
         return ModuleComparison(edits=(), added=())  # the test run reports it
     defs = _definitions(tree)
     added = tuple(n for n, nodes in defs.items() if _is_test(n, nodes[-1]))
