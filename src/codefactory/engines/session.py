@@ -76,9 +76,6 @@ class ModelAccess:
     local_base_url: str = ""
     """The same listener by its loopback address, for engines in the factory process (the
     harness host name resolves only through the sandbox's egress proxy); empty: `base_url`."""
-    egress_address: str = ""
-    """`<address>:<port>` the egress proxy connects to for `egress_host` (the gateway's
-    loopback listener); empty: resolved by DNS."""
 
     @property
     def in_process_url(self) -> str:
