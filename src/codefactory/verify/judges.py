@@ -297,9 +297,7 @@ def suppressions_added(path: str, base: bytes | None, new: bytes | None) -> Iter
             before[(marker, text)] -= 1
             continue
         message = f"the change adds `{marker}` in {path}: {text[:160]}"
-        yield JudgeEdit(
-            rule=SUPPRESSION_RULE, path=path, line=number, message=message, topic=topic
-        )
+        yield JudgeEdit(rule=SUPPRESSION_RULE, path=path, line=number, message=message, topic=topic)
 
 
 def _marked_lines(content: bytes | None) -> Iterator[tuple[str, str]]:
