@@ -98,3 +98,11 @@ def asgi_get(app: Any, path: str) -> httpx.Response:
             return await client.get(path)
 
     return asyncio.run(call())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "engines_cli: runs real agent CLIs from engine images built once into "
+        "~/.cache/codefactory-tests (slow the first time); CI runs them",
+    )

@@ -16,6 +16,7 @@ Inside the sandbox every CLI sees the same layout:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ IMAGE_DIR = "/opt/engine"
 KIT_DIR = "/opt/engine-kit"
 HOME_DIR = "/tmp/engine-home"
 CA_FILE = f"{KIT_DIR}/ca.pem"
+QUOTED_STATUSES = (429, 401, 403, 404, 413, 400, 500, 502, 503, 504, 529)
 KEY_VARIABLE = "CODEFACTORY_MODEL_KEY"
 """The variable carrying the run's gateway credential, for CLIs that name theirs."""
 
@@ -105,9 +107,10 @@ def json_lines(stream: bytes) -> Iterator[dict[str, Any] | str]:
 
 
 def status_in(text: str) -> int | None:
-    """An HTTP error status a CLI quoted in its error message (`429 Too Many Requests`,
-    `status 429`, `API Error: 429`); None when it names none."""
-    for status in (429, 401, 403, 404, 413, 500, 502, 503, 504, 529):
-        if f"{status} " in text or f"{status}:" in text or text.endswith(str(status)):
+    """The HTTP error status a CLI quoted in its error message (`429 Too Many Requests`,
+    `Request rejected (429)`, `status: 429`), the first of `QUOTED_STATUSES` found as a
+    whole number; None when it quotes none."""
+    for status in QUOTED_STATUSES:
+        if re.search(rf"(?<![0-9.]){status}(?![0-9])", text):
             return status
     return None

@@ -31,6 +31,7 @@ from codefactory.engines.session import ModelAccess
 
 _ARCH = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 ENTRY = "node_modules/@openai/codex/bin/codex.js"
+QUOTA_EXCEEDED = "Quota exceeded."
 
 
 class CodexAdapter:
@@ -90,7 +91,7 @@ class CodexAdapter:
             events=events,
             garbage=tuple(garbage),
             error=error,
-            http_status=status_in(error) if error else None,
+            http_status=_status(error) if error else None,
             details={"items": counts, "usage": usage},
         )
 
@@ -121,6 +122,12 @@ def config_toml(model: ModelAccess) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _status(error: str) -> int | None:
+    # Codex words OpenAI's `insufficient_quota` (a 429: the gateway's spent budget) as this
+    # phrase and drops the status
+    return 429 if error.startswith(QUOTA_EXCEEDED) else status_in(error)
 
 
 def _error_text(event: dict[str, Any]) -> str:

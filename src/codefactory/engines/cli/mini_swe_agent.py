@@ -27,6 +27,8 @@ from codefactory.engines.session import ModelAccess
 
 TRAJECTORY = "traj.json"
 SUBMITTED = "Submitted"
+RATE_LIMITED = "RateLimitError"
+"""litellm's exception for an HTTP 429, which mini records as its exit status."""
 
 
 class MiniSweAgentAdapter:
@@ -85,7 +87,7 @@ class MiniSweAgentAdapter:
             final_message=_final(info, messages) if status == SUBMITTED else None,
             events=len(messages),
             error=error if status else "",
-            http_status=status_in(error) if error else None,
+            http_status=429 if status == RATE_LIMITED else (status_in(error) if error else None),
             details={"exit_status": status, "api_calls": _api_calls(info)},
         )
 
