@@ -184,7 +184,7 @@ def test_a_tool_call_policy_forbids_is_refused_audited_and_not_executed(
             "tool": {
                 "name": "edit_file",
                 "arguments": {
-                    "path": ".gitlab-ci.yml",
+                    "path": "./.gitlab-ci.yml",
                     "old": "",
                     "new": "test:\n  script: [echo skipped]\n",
                 },

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from codefactory.engines.patches import UnreadablePatch, numstat_paths, patch_paths
+from codefactory.engines.patches import (
+    PathNotAllowed,
+    UnreadablePatch,
+    normal_path,
+    numstat_paths,
+    patch_paths,
+)
 
 RENAME = """diff --git a/README.md b/.gitlab-ci.yml
 similarity index 100%
@@ -48,3 +54,22 @@ def test_quoted_or_ambiguous_names_are_refused(patch: str) -> None:
 def test_numstat_output_with_a_rename() -> None:
     output = "1\t0\tsrc/x.py\x000\t0\t\x00README.md\x00.gitlab-ci.yml\x00"
     assert numstat_paths(output) == ["src/x.py", "README.md", ".gitlab-ci.yml"]
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"),
+    [
+        ("./.gitlab-ci.yml", ".gitlab-ci.yml"),
+        (".github//workflows/ci.yml", ".github/workflows/ci.yml"),
+        (" Jenkinsfile", "Jenkinsfile"),
+        ("src/./a.py", "src/a.py"),
+    ],
+)
+def test_a_path_has_one_normal_spelling(given: str, normal: str) -> None:
+    assert normal_path(given) == normal
+
+
+@pytest.mark.parametrize("path", ["", "/etc/passwd", "~/x", "a/../../b", "a\0b", "."])
+def test_paths_outside_the_workspace_are_refused(path: str) -> None:
+    with pytest.raises(PathNotAllowed):
+        normal_path(path)

@@ -1,12 +1,14 @@
-"""The paths a unified diff touches, read the way policy must read them: every header form
-git understands (`---`/`+++`, `diff --git a/X b/Y`, `rename from/to`, `copy from/to`), and a
-refusal for what cannot be read plainly (C-quoted names), so a patch can never touch a path
-the tool gate was not asked about. `git apply --numstat -z` then confirms it before applying.
+"""Workspace paths as policy must read them: one normal spelling per file (`normal_path`),
+and the paths a unified diff touches in every header form git understands (`---`/`+++`,
+`diff --git a/X b/Y`, `rename from/to`, `copy from/to`), refusing what cannot be read
+plainly (C-quoted names), so a tool can never act on a path the tool gate was not asked
+about. `git apply --numstat -z` then confirms a patch's paths before it is applied.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 
 _DIFF_GIT = re.compile(r"^diff --git (?P<a>\S+) (?P<b>\S+)$")
 _NAMED = ("rename from ", "rename to ", "copy from ", "copy to ")
@@ -14,6 +16,31 @@ _NAMED = ("rename from ", "rename to ", "copy from ", "copy to ")
 
 class UnreadablePatch(ValueError):
     """A patch whose paths cannot be read without ambiguity."""
+
+
+class PathNotAllowed(ValueError):
+    """A path that is not a plain path inside the workspace."""
+
+
+def normal_path(path: str, *, allow_root: bool = False) -> str:
+    """`path` in its one normal spelling relative to the workspace root (`./a//b` → `a/b`,
+    surrounding blanks dropped): what a tool acts on and what policy is asked about.
+
+    Raises `PathNotAllowed` (saying why) for an empty, absolute, `~` or `..` path, a NUL
+    byte, and the root itself unless `allow_root`."""
+    text = path.strip()
+    pure = PurePosixPath(text)
+    if not text or "\0" in text or pure.is_absolute() or text.startswith("~"):
+        raise PathNotAllowed(
+            f"path {path!r} is not allowed: give a path relative to the workspace root, "
+            "such as 'src/app.py'"
+        )
+    if ".." in pure.parts:
+        raise PathNotAllowed(f"path {path!r} is not allowed: '..' would leave the workspace")
+    normal = str(pure)
+    if normal == "." and not allow_root:
+        raise PathNotAllowed(f"path {path!r} names the workspace root, not a file")
+    return normal
 
 
 def _strip_prefix(name: str) -> str:

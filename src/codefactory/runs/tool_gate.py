@@ -16,7 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from codefactory.domain import Decision, Run
-from codefactory.engines.patches import UnreadablePatch, patch_paths
+from codefactory.engines.patches import (
+    PathNotAllowed,
+    UnreadablePatch,
+    normal_path,
+    patch_paths,
+)
 from codefactory.engines.session import ToolRefused
 from codefactory.policy.port import AuthorizationRequest, EntityRef, PolicyEngine
 from codefactory.store.runs import RunStore
@@ -45,7 +50,7 @@ class PolicyToolGate:
         text = canonical_arguments(arguments)
         try:
             paths = self._paths(tool, arguments)
-        except UnreadablePatch as err:  # what policy cannot read, it cannot allow
+        except (UnreadablePatch, PathNotAllowed) as err:  # what policy cannot read, it refuses
             paths, unreadable = [""], str(err)
         else:
             unreadable = ""
@@ -75,9 +80,14 @@ class PolicyToolGate:
             raise ToolRefused(_summary(refused))
 
     def _paths(self, tool: str, arguments: Mapping[str, Any]) -> list[str]:
+        """The normal spelling of every path the call names (what the tool will act on):
+        policy is never asked about `./x` while the tool writes `x`."""
         if tool == "apply_patch":
-            return patch_paths(str(arguments.get("patch", ""))) or [""]
-        return [str(arguments.get("path", ""))]
+            named = patch_paths(str(arguments.get("patch", "")))
+            return [normal_path(path) for path in named] or [""]
+        if "path" not in arguments:
+            return [""]
+        return [normal_path(str(arguments["path"]), allow_root=True)]
 
     def _request(
         self, tool: str, text: str, arguments: Mapping[str, Any], path: str

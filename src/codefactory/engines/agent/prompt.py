@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codefactory.domain import CheckResult, Finding, Task
-from codefactory.sandbox.port import Phase, Workspace
+from codefactory.engines.agent.reading import read_head
+from codefactory.sandbox.port import Workspace
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".github/copilot-instructions.md")
 """Repository files that instruct coding agents, read in this order when present."""
@@ -56,11 +57,10 @@ def repository_instructions(
     """`(path, text)` of each file of `INSTRUCTION_FILES` the workspace has, each capped."""
     found: list[tuple[str, str]] = []
     for name in INSTRUCTION_FILES:
-        content = workspace.read_file(name, phase=Phase.ENGINE)
-        if content is not None and content.strip():
-            found.append(
-                (name, _capped(content.decode("utf-8", "replace"), limits.instruction_file_chars))
-            )
+        head = read_head(workspace, name, limits.instruction_file_chars * 4)
+        if head is not None and head.content.strip():
+            text = head.content.decode("utf-8", "replace")
+            found.append((name, _capped(text, limits.instruction_file_chars)))
     return found
 
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from pydantic_ai import RunContext, ToolFailed
 from pydantic_ai.toolsets import FunctionToolset
 
 from codefactory.domain import ExecResult
-from codefactory.engines.patches import UnreadablePatch, numstat_paths, patch_paths
+from codefactory.engines.agent.reading import file_size, read_head
+from codefactory.engines.patches import (
+    PathNotAllowed,
+    UnreadablePatch,
+    normal_path,
+    numstat_paths,
+    patch_paths,
+)
 from codefactory.sandbox.port import Phase, Workspace
 
 RG = "/usr/bin/rg"
@@ -31,6 +37,8 @@ class ToolLimits:
     """`run` and `search` output; longer output keeps its head and tail with a note."""
     read_chars: int = 100_000
     list_entries: int = 1_000
+    edit_bytes: int = 4_000_000
+    """The largest file `edit_file` reads whole into the harness."""
 
 
 @dataclass(kw_only=True)
@@ -47,22 +55,14 @@ Ctx = RunContext[AgentDeps]
 
 
 def workspace_path(path: str, *, allow_root: bool = False) -> str:
-    """`path` normalised relative to the workspace root (`a/./b` → `a/b`).
+    """`path` normalised relative to the workspace root (`a/./b` → `a/b`), the same spelling
+    the tool gate asked policy about (`normal_path`).
 
     Raises `ToolFailed` for an empty, absolute or `..` path: the model sees why."""
-    text = path.strip()
-    pure = PurePosixPath(text)
-    if not text or pure.is_absolute() or text.startswith("~"):
-        raise ToolFailed(
-            f"path {path!r} is not allowed: give a path relative to the workspace root, "
-            "such as 'src/app.py'"
-        )
-    if ".." in pure.parts:
-        raise ToolFailed(f"path {path!r} is not allowed: '..' would leave the workspace")
-    normal = str(pure)
-    if normal == "." and not allow_root:
-        raise ToolFailed(f"path {path!r} names the workspace root, not a file")
-    return normal
+    try:
+        return normal_path(path, allow_root=allow_root)
+    except PathNotAllowed as err:
+        raise ToolFailed(str(err)) from None
 
 
 def read_file(ctx: Ctx, path: str) -> str:
@@ -72,17 +72,19 @@ def read_file(ctx: Ctx, path: str) -> str:
         path: the file, relative to the workspace root (e.g. `src/app.py`).
     """
     relative = workspace_path(path)
-    content = ctx.deps.workspace.read_file(relative, phase=Phase.ENGINE)
-    if content is None:
-        raise ToolFailed(f"no such file: {relative} (list_files shows what exists)")
-    if b"\0" in content[:8192]:
-        raise ToolFailed(f"{relative} is a binary file of {len(content)} bytes")
-    text = content.decode("utf-8", "replace")
     limit = ctx.deps.limits.read_chars
-    if len(text) > limit:
+    head = read_head(ctx.deps.workspace, relative, limit)  # never the whole of a huge file
+    if head is None:
+        raise ToolFailed(f"no such file: {relative} (list_files shows what exists)")
+    if b"\0" in head.content[:8192]:
+        raise ToolFailed(f"{relative} is a binary file of {head.size} bytes")
+    text = head.content.decode("utf-8", "replace")
+    if head.size > len(head.content) or len(text) > limit:
         shown = text[:limit]
-        lines = shown.count("\n")
-        return f"{shown}\n[truncated: showing {lines} lines of {text.count(chr(10))}]"
+        return (
+            f"{shown}\n[truncated: showing {shown.count(chr(10))} lines, "
+            f"{len(shown.encode())} of {head.size} bytes]"
+        )
     return text
 
 
@@ -149,7 +151,13 @@ def edit_file(ctx: Ctx, path: str, old: str, new: str) -> str:
     """
     relative = workspace_path(path)
     workspace = ctx.deps.workspace
-    content = workspace.read_file(relative, phase=Phase.ENGINE)
+    size = file_size(workspace, relative)
+    if size is not None and size > ctx.deps.limits.edit_bytes:
+        raise ToolFailed(
+            f"{relative} has {size} bytes, more than edit_file takes "
+            f"({ctx.deps.limits.edit_bytes}); use apply_patch or run"
+        )
+    content = workspace.read_file(relative, phase=Phase.ENGINE) if size is not None else None
     if not old:
         if content is not None:
             raise ToolFailed(f"{relative} exists: give the text to replace in `old`")
