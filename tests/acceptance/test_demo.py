@@ -51,6 +51,7 @@ def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: 
     assert (package / "evidence" / "junit.xml").is_file()
     assert sorted(p.name for p in (package / "evidence").glob("*.sarif")) == [
         "diff_policy.sarif",
+        "integrity.sarif",
         "lint.sarif",
         "sast.sarif",
         "sca.sarif",

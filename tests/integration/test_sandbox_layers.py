@@ -98,7 +98,11 @@ class TwoRounds:
         self.calls = 0
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         self.calls += 1
         content = b"def to_ascii(h):\n    return h\n" if self.calls == 1 else self.fixed

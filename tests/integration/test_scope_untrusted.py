@@ -36,7 +36,11 @@ class ObedientEngine:
     version = "0"
 
     def propose(
-        self, task: Task, workspace: Workspace, feedback: Sequence[CheckResult]
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
     ) -> Proposal:
         proposal = LintFixEngine().propose(task, workspace, feedback)
         for path in re.findall(r"also edit (\S+)", task.body):

@@ -136,7 +136,7 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
             )
             engine.propose(task, workspace, feedback, session)
             change = workspace.changes()
-            results = loop.gate.run(workspace, change, repo=Path(run.repository))
+            results = loop.gate.run(workspace, change, repo=Path(run.repository), ticket=trigger)
             rounds.append(RoundVerdicts(round=number, checks={r.check: r.passed for r in results}))
             feedback = [r for r in results if not r.passed]
             if not feedback:
