@@ -25,12 +25,13 @@ from codefactory.engines.cli import (
     CliExited,
     CliNoResult,
     CliTimedOut,
+    ImageBuildFailed,
     ModelBudgetSpent,
     NoModelAccess,
     cli_engine,
 )
 from codefactory.engines.cli.adapter import Launch, StreamReading
-from codefactory.engines.cli.image import build_image
+from codefactory.engines.cli.image import ImageRecipe, build_image
 from codefactory.engines.gateway import ModelCall, ModelGateway
 from codefactory.engines.session import Budget, EngineSession, ModelAccess
 from codefactory.engines.settings import GatewaySettings
@@ -299,3 +300,31 @@ def test_the_prompt_carries_the_ticket_instructions_and_failed_checks(
     assert "tests: 1 failed" in Recording.seen
     assert "[test_greet] AssertionError: greet('Ada') == 'Hello, Ada'" in Recording.seen
     assert "call finish" not in Recording.seen
+
+
+# --- engine images ----------------------------------------------------------------------
+
+
+def test_an_image_is_built_once_and_its_manifest_cites_what_was_installed(images: Path) -> None:
+    recipe = ADAPTERS["cli:codex"].recipe
+    first = build_image(recipe, images)
+    again = build_image(recipe, images)
+    assert again.root == first.root == images / "engine-images" / recipe.key
+    assert (first.root / ".complete").is_file()
+    installed = first.manifest["installed"]
+    assert installed["@openai/codex"]["version"] == "0.169.0"
+    assert installed["@openai/codex"]["integrity"].startswith("sha512-")
+    assert first.manifest["runtime"].startswith("node v")
+    assert not first.root.stat().st_mode & 0o022  # nobody but its owner may change it
+    mini = build_image(ADAPTERS["cli:mini-swe-agent"].recipe, images).manifest["installed"]
+    assert mini["mini-swe-agent"]["version"] == "2.4.6"
+    assert mini["litellm"]["version"] not in ("1.82.7", "1.82.8")
+
+
+def test_a_failed_build_names_the_engine_and_leaves_no_image(tmp_path: Path) -> None:
+    recipe = ImageRecipe(name="broken", kind="python", package="no such package!", version="1")
+    with pytest.raises(ImageBuildFailed) as caught:
+        build_image(recipe, tmp_path)
+    assert caught.value.reason == "image-build" and caught.value.engine == "broken"
+    assert "uv" in str(caught.value)
+    assert [p.name for p in (tmp_path / "engine-images").iterdir()] == [f".{recipe.key}.lock"]
