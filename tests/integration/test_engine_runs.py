@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from codefactory.config import Settings
 from codefactory.demo import DEMO_TRANSCRIPT
@@ -20,7 +21,7 @@ from codefactory.domain import RunState
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
 from codefactory.runs.intake import accept_ticket
-from codefactory.runs.replay import replay_run
+from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
 from codefactory.runs.report import run_report
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, make_repo
@@ -100,13 +101,23 @@ def test_a_bug_ticket_is_fixed_in_two_rounds_and_replays_to_the_same_diff(
     assert (evidence / "round-1" / "engine" / "agent-messages-round-1.json").is_file()
     assert (evidence / "round-2" / "engine" / "agent-messages-round-2.json").is_file()
     cassette = factory.settings.model_traffic_dir / f"{run.id}.yaml"
-    assert cassette.is_file()
+    assert verify_cassette(factory.store, run, cassette) == 8
+    conversation = evidence / "round-2" / "engine" / "agent-messages-round-2.json"
+    assert conversation.stat().st_mode & 0o777 == 0o600
 
     replaying = factory_for(tmp_path, uv_cache, f"replay:{cassette}")
     replayed = replay_run(replaying.loop, run)
     assert replayed.error == ""
     assert replayed.same_diff and replayed.same_checks
     assert [r.checks["tests"] for r in replayed.replayed_checks] == [False, True]
+
+    tampered = tmp_path / "tampered.yaml"
+    document = yaml.safe_load(cassette.read_text())
+    body = document["interactions"][3]["response"]["body"]
+    body["string"] = body["string"].replace("443", "8443")
+    tampered.write_text(yaml.safe_dump(document))
+    with pytest.raises(ReplayImpossible, match="altered"):
+        verify_cassette(factory.store, run, tampered)
 
 
 def test_a_looping_engine_is_stopped_by_its_budget(

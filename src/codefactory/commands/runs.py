@@ -108,7 +108,12 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     """Re-execute a finished run against its recorded model traffic, in a fresh sandbox at
     the same base commit; exit 0 only when the diff and every check verdict are the same."""
     from codefactory.factory import build_factory
-    from codefactory.runs.replay import ReplayImpossible, cassette_of, replay_run
+    from codefactory.runs.replay import (
+        ReplayImpossible,
+        cassette_of,
+        replay_run,
+        verify_cassette,
+    )
 
     settings = state.settings
     factory = build()
@@ -117,6 +122,7 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
         fail(f"no run with id {run_id!r}")
     try:
         cassette = cassette_of(settings.model_traffic_dir, run)
+        verify_cassette(factory.store, run, cassette)
     except ReplayImpossible as err:
         fail(str(err))
     gateway = settings.gateway.model_copy(update={"upstream": f"replay:{cassette}", "port": 0})

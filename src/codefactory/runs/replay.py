@@ -10,10 +10,13 @@ audit events, its gateway grant and its evidence.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.runs.evidence import change_digest
@@ -88,6 +91,51 @@ def cassette_of(traffic_dir: Path, run: Run) -> Path:
             f"{run.engine or '(recipe)'} made no model call"
         )
     return cassette
+
+
+def verify_cassette(store: RunStore, run: Run, cassette: Path) -> int:
+    """Check the cassette against the run's audited `model-called` records, exchange by
+    exchange (the SHA-256 of each request and response body, in order); returns how many
+    exchanges it holds. Raises ReplayImpossible when they differ: the audit log, not a file
+    beside it, is the record of what the model said."""
+    try:
+        document = yaml.safe_load(cassette.read_text(encoding="utf-8"))
+        interactions = document["interactions"]
+        bodies = [
+            (_bytes(i["request"]["body"]), _bytes(i["response"]["body"]["string"]))
+            for i in interactions
+        ]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise ReplayImpossible(f"the cassette {cassette} cannot be read: {err}") from err
+    audited = [
+        e.data
+        for e in store.audit_events(run.id)
+        if e.name == "model-called" and int(e.data.get("attempt", 0)) >= 1
+    ]
+    if len(audited) != len(bodies):
+        raise ReplayImpossible(
+            f"the cassette {cassette} holds {len(bodies)} exchanges; the audit log records "
+            f"{len(audited)}: it is not the run's recorded traffic"
+        )
+    for number, ((request, response), record) in enumerate(zip(bodies, audited, strict=True)):
+        if hashlib.sha256(request).hexdigest() != record.get("request_sha256") or hashlib.sha256(
+            response
+        ).hexdigest() != record.get("response_sha256"):
+            raise ReplayImpossible(
+                f"exchange {number + 1} of the cassette {cassette} differs from the audited "
+                "record of the run's model traffic: it was altered"
+            )
+    return len(bodies)
+
+
+def _bytes(body: object) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogateescape")
+    if body is None:
+        return b""
+    raise TypeError(f"a body is text or bytes, not {type(body).__name__}")
 
 
 def recorded_checks(store: RunStore, run_id: str) -> list[RoundVerdicts]:

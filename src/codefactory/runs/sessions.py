@@ -10,6 +10,7 @@ what the run spent (`engine-spend`).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -169,9 +170,12 @@ class GatewaySessions:
         def store(name: str, content: bytes) -> Path:
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"an evidence name is a plain file name: {name!r}")
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)  # the conversation with the model: the factory's eyes only
             path = folder / name
-            path.write_bytes(content)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(content)
             return path
 
         return store
