@@ -33,6 +33,8 @@ from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.supervise import supervise
 
 IMAGES = "engine-images"
+BUILDER = 2
+"""The build method's version: part of every image's key, so a changed method rebuilds."""
 MARKER = ".complete"
 MANIFEST = "manifest.json"
 NODE = "/usr/bin/node"
@@ -61,7 +63,7 @@ class ImageRecipe:
     def key(self) -> str:
         """`<name>-<version>-<12 hex digits>`: the digest covers the whole recipe."""
         shape = json.dumps(
-            [self.kind, self.package, self.version, list(self.pins), list(self.entry)]
+            [BUILDER, self.kind, self.package, self.version, list(self.pins), list(self.entry)]
         )
         return f"{self.name}-{self.version}-{hashlib.sha256(shape.encode()).hexdigest()[:12]}"
 
@@ -125,6 +127,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _install(recipe: ImageRecipe, root: Path, timeout_s: float, home: Path) -> dict[str, Any]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    env["UV_LINK_MODE"] = "copy"  # an image shares no inode with the package cache
     if Path(SYSTEM_CA).is_file():  # a bank's egress proxy re-signs TLS: trust the system store
         env |= {"NODE_EXTRA_CA_CERTS": SYSTEM_CA, "SSL_CERT_FILE": SYSTEM_CA, "UV_NATIVE_TLS": "1"}
     if recipe.kind == "npm":
@@ -172,7 +175,7 @@ def _install_npm(
             "integrity": entry.get("integrity", ""),
         }
         for path, entry in sorted(packages.items())
-        if path.startswith("node_modules/")
+        if path.startswith("node_modules/") and (root / path).is_dir()  # other platforms' not
     }
     node = _run(recipe, [NODE, "--version"], env, 30.0).strip()
     return {"runtime": f"node {node}", "installed": installed}
