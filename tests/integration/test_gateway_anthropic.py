@@ -202,3 +202,69 @@ def test_anthropic_version_defaults_when_the_caller_sends_none(fresh) -> None:
         )
     assert answer.status_code == 200
     assert stand_in.seen[0].headers["anthropic-version"] == "2023-06-01"
+
+
+# What Claude Code 2.1.328 sends on every call (captured from the CLI itself).
+CLAUDE_CODE_BETAS = [
+    "claude-code-20250219",
+    "interleaved-thinking-2025-05-14",
+    "context-management-2025-06-27",
+    "thinking-token-count-2026-05-13",
+    "advanced-tool-use-2025-11-20",
+    "thinking-display-updates-2026-08-18",
+]
+BASH = {"name": "Bash", "description": "Run a command", "input_schema": {"type": "object"}}
+
+
+def test_claude_code_betas_and_tools_pass_and_provider_side_ones_do_not(fresh) -> None:
+    """G2: Claude Code's betas and its custom tools pass; betas for provider-side work are
+    dropped, and server tools and MCP servers are refused in Anthropic's shape."""
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    with client(gateway, credential, bearer=True) as sdk:
+        sdk.beta.messages.create(
+            model=MODEL,
+            max_tokens=64,
+            messages=HELLO,  # type: ignore[arg-type]
+            tools=[BASH],  # type: ignore[list-item]
+            betas=[*CLAUDE_CODE_BETAS, "mcp-client-2025-04-04", "web-fetch-2025-09-10"],
+            extra_query={"beta": "true"},
+            extra_headers={"OpenAI-Organization": "org-x", "x-app": "cli"},
+        )
+        refused = []
+        for extra in (
+            {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]},
+            {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]},
+            {"mcp_servers": [{"type": "url", "url": "https://attacker.example", "name": "x"}]},
+        ):
+            with pytest.raises(anthropic.BadRequestError) as raised:
+                sdk.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    messages=HELLO,  # type: ignore[arg-type]
+                    extra_body=extra,
+                )
+            refused.append(raised.value.response.json())
+    [seen] = stand_in.seen
+    assert seen.headers["anthropic-beta"] == ",".join(CLAUDE_CODE_BETAS)
+    assert "openai-organization" not in seen.headers and "x-app" not in seen.headers
+    assert refused[0]["type"] == "error"
+    assert refused[0]["error"]["type"] == "invalid_request_error"
+    assert "server tool ('web_search_20250305')" in refused[0]["error"]["message"]
+    assert "mcp_servers" in refused[2]["error"]["message"]
+    outcomes = [c.outcome for c in records.wait(4)]
+    assert outcomes == [Outcome.OK] + [Outcome.TOOL_REFUSED] * 3
+
+
+def test_other_models_are_refused_and_listed_in_anthropics_shape(fresh) -> None:
+    """G1: Anthropic callers get a `permission_error` for another model, and the model list
+    from the grant in Anthropic's shape."""
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    with client(gateway, credential) as sdk:
+        with pytest.raises(anthropic.PermissionDeniedError) as raised:
+            sdk.messages.create(model="claude-opus-4-1", max_tokens=64, messages=HELLO)
+        assert [m.id for m in sdk.models.list()] == [MODEL]
+    assert raised.value.response.json()["error"]["type"] == "permission_error"
+    assert stand_in.seen == []
+    assert [c.outcome for c in records.wait(2)] == [Outcome.MODEL_REFUSED, Outcome.OK]

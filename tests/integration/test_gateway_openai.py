@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,14 +194,14 @@ def test_upstream_key_reaches_the_upstream_and_never_the_caller(fresh) -> None:
                 "Authorization": f"Bearer {credential}",
                 "Connection": "keep-alive, x-hop",
                 "x-hop": "1",
-                "x-custom": "kept",
+                "x-custom": "dropped",
             },
             json={"model": "gpt-test", "messages": HELLO},
         )
     assert answer.status_code == 200
     [seen] = stand_in.seen
     assert seen.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    assert seen.headers["x-custom"] == "kept" and "x-hop" not in seen.headers
+    assert "x-custom" not in seen.headers and "x-hop" not in seen.headers
     assert credential not in json.dumps(seen.headers)
     shown = json.dumps(dict(answer.headers)) + answer.text
     assert UPSTREAM_KEY not in shown and answer.headers["x-request-id"] == "req_standin"
@@ -432,3 +435,316 @@ def test_a_caller_leaving_mid_stream_is_recorded_truncated(fresh) -> None:
             next(answer.iter_raw())
     [call] = records.wait(1, timeout_s=10)
     assert call.outcome is Outcome.TRUNCATED and call.streamed
+
+
+def test_a_model_the_grant_does_not_name_is_refused(fresh) -> None:
+    """G1: the model is the grant's (or one of its extra models, priced); the upstream sees
+    nothing else, and nothing is spent."""
+    gateway, records, stand_in = fresh
+    run_id, credential = grant(gateway)
+    with client(gateway, credential) as sdk:
+        for model in ("o1-pro", "gpt-test-2025-04-14"):
+            with pytest.raises(openai.PermissionDeniedError) as raised:
+                sdk.chat.completions.create(model=model, messages=HELLO)
+            assert raised.value.response.json()["error"]["code"] == "permission_denied"
+        with pytest.raises(openai.PermissionDeniedError):
+            sdk.responses.create(model="o1-pro", input="hi")
+    assert stand_in.seen == [] and gateway.spend(run_id).requests == 0
+    calls = records.wait(3)
+    assert {(c.status, c.outcome) for c in calls} == {(403, Outcome.MODEL_REFUSED)}
+    assert calls[0].model == "o1-pro" and "not cleared for this run" in calls[0].error
+    extra_run = f"run-x{next(_runs)}"
+    prices = {**PRICES, "gpt-small": Price(input_per_mtok=1.0, output_per_mtok=1.0)}
+    extra = gateway.grant(
+        extra_run,
+        "agent-7",
+        "alice",
+        "cli:claude-code",
+        "gpt-test",
+        Budget(prices=prices),
+        extra_models=("gpt-small", "gpt-unpriced"),
+    )
+    with client(gateway, extra) as sdk:
+        assert sdk.chat.completions.create(model="gpt-small", messages=HELLO).choices
+        with pytest.raises(openai.PermissionDeniedError, match="no price"):
+            sdk.chat.completions.create(model="gpt-unpriced", messages=HELLO)
+        assert [m.id for m in sdk.models.list()] == ["gpt-test", "gpt-small", "gpt-unpriced"]
+    assert [s.path for s in stand_in.seen] == ["/v1/chat/completions"]
+
+
+def test_models_are_served_from_the_grant_and_ids_are_checked(fresh) -> None:
+    """G1, G5: `/v1/models[/{id}]` never reaches the upstream; odd ids are refused."""
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    headers = {"Authorization": f"Bearer {credential}"}
+    with httpx.Client(verify=ssl_context_from(gateway.ca_file), base_url=gateway.local_url) as http:
+        one = http.get("/v1/models/gpt-test", headers=headers)
+        other = http.get("/v1/models/o1-pro", headers=headers)
+        odd = [
+            http.get(path, headers=headers)
+            for path in (
+                "/v1/models/%2e%2e",
+                "/v1/models/x%3Fapi-version=evil",
+                "/v1/models/gpt%23frag",
+                "/v1/models/%2e",
+            )
+        ]
+        anthropic = http.get("/v1/models", headers={**headers, "anthropic-version": "2023-06-01"})
+    assert one.json() == {
+        "id": "gpt-test",
+        "object": "model",
+        "created": 0,
+        "owned_by": "codefactory",
+    }
+    assert other.status_code == 404 and "not available to this run" in other.text
+    assert [r.status_code for r in odd] == [400] * 4
+    assert anthropic.json()["data"][0] == {
+        "type": "model",
+        "id": "gpt-test",
+        "display_name": "gpt-test",
+        "created_at": "1970-01-01T00:00:00Z",
+    }
+    assert stand_in.seen == []
+    assert [c.outcome for c in records.wait(7)][:2] == [Outcome.OK, Outcome.MODEL_REFUSED]
+
+
+def test_caller_headers_and_provider_side_tools_do_not_pass(fresh) -> None:
+    """G2: billing, forwarding and cookie headers stay behind; server-side tools and
+    `store: true` are refused in OpenAI's shape before the upstream sees anything."""
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    headers = {
+        "Authorization": f"Bearer {credential}",
+        "OpenAI-Organization": "org-someone-else",
+        "OpenAI-Project": "proj-unbudgeted",
+        "X-Forwarded-For": "10.0.0.1",
+        "Cookie": "a=b",
+    }
+    mcp = {"type": "mcp", "server_label": "x", "server_url": "https://attacker.example/mcp"}
+    with httpx.Client(verify=ssl_context_from(gateway.ca_file), base_url=gateway.local_url) as http:
+        refused = [
+            http.post("/v1/responses", headers=headers, json={"model": "gpt-test", **extra})
+            for extra in (
+                {"input": "hi", "tools": [mcp]},
+                {"input": "hi", "tools": [{"type": "web_search"}]},
+                {"input": "hi", "store": True},
+            )
+        ]
+        searched = http.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "gpt-test", "messages": HELLO, "web_search_options": {}},
+        )
+        plain = http.post(
+            "/v1/responses",
+            headers=headers,
+            json={"model": "gpt-test", "input": "hi", "tools": [{"type": "function", "name": "f"}]},
+        )
+    assert [r.status_code for r in (*refused, searched)] == [400] * 4
+    assert refused[0].json()["error"]["message"].startswith("tools[0] has type 'mcp'")
+    assert plain.status_code == 200
+    [seen] = stand_in.seen
+    assert {k for k in seen.headers if k.startswith(("openai-", "x-forwarded", "cookie"))} == set()
+    assert [c.outcome for c in records.wait(5)] == [Outcome.TOOL_REFUSED] * 4 + [Outcome.OK]
+
+
+def test_calls_without_a_valid_credential_are_not_recorded_one_by_one(standin, tmp_path) -> None:
+    """G3: no body is read before the credential is checked, and anonymous calls become one
+    record of their kind at once, then one counted record (here: at stop)."""
+    _, serving = standin
+    records = Records()
+    gateway = make_gateway(tmp_path, f"openai:{serving.base}/v1", serving.ca_file, records)
+    try:
+        context = ssl_context_from(gateway.ca_file)
+        with httpx.Client(verify=context, base_url=gateway.local_url) as http:
+            for index in range(50):
+                answer = http.get(f"/anything-{index}", headers={"x-api-key": f"guess-{index}"})
+                assert answer.status_code == 401
+        # A declared 1 MB body that never comes: answered at once, not awaited.
+        with socket.create_connection(("127.0.0.1", gateway.port)) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.settimeout(5)
+                tls.sendall(
+                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    b"Authorization: Bearer cfk-guess\r\nContent-Length: 1000000\r\n\r\n{"
+                )
+                assert tls.recv(4096).startswith(b"HTTP/1.1 401 ")
+        assert len(records) == 1 and records[0].count == 1
+    finally:
+        gateway.stop()
+    first, aggregate = records
+    assert (first.outcome, first.error, first.path) == (
+        Outcome.UNAUTHENTICATED,
+        "unknown credential",
+        "/anything-0",
+    )
+    assert (aggregate.outcome, aggregate.count, aggregate.path) == (
+        Outcome.UNAUTHENTICATED,
+        50,
+        "/anything-1",
+    )
+
+
+def test_body_limits_and_deadlines(fresh, standin, tmp_path) -> None:
+    """G3, G6: a declared body over the cap is refused before reading; a body that does not
+    arrive in time is 408; a request head that does not arrive in time closes the
+    connection; connections past the cap are closed."""
+    _, serving = standin
+    records = Records()
+    gateway = make_gateway(
+        tmp_path,
+        f"openai:{serving.base}/v1",
+        serving.ca_file,
+        records,
+        max_request_bytes=1000,
+        body_timeout_s=0.5,
+        header_timeout_s=0.5,
+        max_connections=3,
+    )
+    credential = gateway.grant("run-limits", "a", "s", "cli:codex", "gpt-test", Budget())
+    context = ssl_context_from(gateway.ca_file)
+
+    def connect() -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", gateway.port))
+        tls = context.wrap_socket(raw, server_hostname="localhost")
+        tls.settimeout(5)
+        return tls
+
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-api-key: {credential}\r\n"
+    try:
+        with connect() as tls:
+            tls.sendall((head + "Content-Length: 1001\r\n\r\n").encode())
+            assert b"413" in tls.recv(4096).split(b"\r\n")[0]
+        with connect() as tls:
+            tls.sendall((head + "Content-Length: 100\r\n\r\n{").encode())
+            started = time.monotonic()
+            assert b"408" in tls.recv(4096).split(b"\r\n")[0]
+            assert time.monotonic() - started < 3
+        with connect() as tls:
+            tls.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            assert tls.recv(4096) == b""  # closed after header_timeout_s
+        with httpx.Client(verify=context, base_url=gateway.local_url) as http:
+            big = http.post(
+                "/v1/chat/completions",
+                headers={"x-api-key": credential},
+                content=(b"x" for _ in range(2000)),  # chunked: no length to refuse early
+            )
+        assert big.status_code == 413
+        held = [connect() for _ in range(3)]
+        extra = connect()
+        try:
+            assert extra.recv(4096) == b""  # past max_connections: closed at once
+        finally:
+            for tls in (*held, extra):
+                tls.close()
+    finally:
+        gateway.stop()
+    outcomes = [(c.status, c.outcome) for c in records]
+    assert outcomes == [(413, Outcome.BAD_REQUEST), (408, Outcome.BAD_REQUEST)] + [
+        (413, Outcome.BAD_REQUEST)
+    ]
+
+
+def test_concurrent_calls_cannot_overshoot_the_budget(fresh) -> None:
+    """G4: at most `max_concurrent_calls` (2) calls of a run in flight; each holds its worst
+    case (its `max_tokens`, or the rest of the output cap), so concurrent calls cannot
+    spend past a token cap."""
+    gateway, records, stand_in = fresh
+    results: list[int] = []
+
+    def call(credential: str, max_tokens: int | None) -> None:
+        body: dict[str, object] = {"model": "gpt-test", "messages": HELLO}
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        with httpx.Client(verify=ssl_context_from(gateway.ca_file)) as http:
+            answer = http.post(
+                gateway.local_url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {credential}"},
+                json=body,
+            )
+            results.append(answer.status_code)
+
+    def overlapping(credential: str, max_tokens: int | None, count: int) -> None:
+        threads = [threading.Thread(target=call, args=(credential, max_tokens))]
+        threads[0].start()
+        for _ in range(count - 1):
+            time.sleep(0.3)  # the calls before are in flight at the stand-in
+            threads.append(threading.Thread(target=call, args=(credential, max_tokens)))
+            threads[-1].start()
+        for thread in threads:
+            thread.join()
+
+    _, credential = grant(gateway, output_tokens=1000)
+    stand_in.faults.extend([Fault(delay_s=1.0), Fault(delay_s=1.0)])
+    overlapping(credential, 7, 3)
+    assert sorted(results) == [200, 200, 429]
+    busy = next(c for c in records.wait(3) if c.status == 429)
+    assert busy.outcome is Outcome.CONCURRENCY_LIMIT and "2 calls of this run" in busy.error
+    assert len(stand_in.seen) == 2
+    # Without `max_tokens`, the first call holds the rest of the output cap: the second
+    # waits (429 with `retry-after`) instead of spending past the cap alongside it.
+    records.clear()
+    results.clear()
+    run_id, credential = grant(gateway, output_tokens=10)
+    stand_in.faults.append(Fault(delay_s=1.0))
+    overlapping(credential, None, 2)
+    assert sorted(results) == [200, 429]
+    assert gateway.spend(run_id).output_tokens == OUTPUT_TOKENS
+    refused = next(c for c in records.wait(2) if c.status == 429)
+    assert "output_tokens 10/10 (with 1 call(s) in flight)" in refused.error
+
+
+def test_upstream_answers_are_capped(standin, tmp_path) -> None:
+    """A hostile upstream cannot make the gateway buffer without end."""
+    stand_in, serving = standin
+    stand_in.reset()
+    records = Records()
+    gateway = make_gateway(
+        tmp_path, f"openai:{serving.base}/v1", serving.ca_file, records, max_response_bytes=200
+    )
+    try:
+        run_id = "run-capped"
+        credential = gateway.grant(run_id, "a", "s", "cli:codex", "gpt-test", Budget())
+        with client(gateway, credential) as sdk:
+            with pytest.raises(openai.APIStatusError) as raised:
+                sdk.chat.completions.create(model="gpt-test", messages=HELLO)
+            list(sdk.chat.completions.create(model="gpt-test", messages=HELLO, stream=True))
+    finally:
+        gateway.stop()
+    assert raised.value.status_code == 502
+    cut, streamed = records.wait(2)
+    assert cut.outcome is Outcome.UPSTREAM_ERROR and "longer than 200 bytes" in cut.error
+    assert cut.usage_estimated and gateway.spend(run_id).output_tokens > 0
+    assert streamed.outcome is Outcome.TRUNCATED and "longer than 200 bytes" in streamed.error
+
+
+def test_unexpected_failures_answer_in_shape_and_are_recorded(fresh, monkeypatch) -> None:
+    """G7: bodies json cannot parse are 400s, and anything unforeseen is a recorded 500 in
+    the provider's shape, not a plain-text crash."""
+    gateway, records, stand_in = fresh
+    _, credential = grant(gateway)
+    headers = {"Authorization": f"Bearer {credential}", "content-type": "application/json"}
+    nested = b'{"model":"gpt-test","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    huge = b'{"model":"gpt-test","n":' + b"9" * 5000 + b"}"
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    with httpx.Client(verify=ssl_context_from(gateway.ca_file), base_url=gateway.local_url) as http:
+        bad = [
+            http.post("/v1/chat/completions", headers=headers, content=b) for b in (nested, huge)
+        ]
+        monkeypatch.setattr("codefactory.engines.gateway.relay.model_refusal", broken)
+        failed = http.post(
+            "/v1/chat/completions", headers=headers, json={"model": "gpt-test", "messages": HELLO}
+        )
+    assert [r.status_code for r in bad] == [400, 400]
+    assert failed.status_code == 500 and failed.json()["error"]["type"] == "server_error"
+    assert "RuntimeError" in failed.json()["error"]["message"]
+    calls = records.wait(3)
+    assert [c.outcome for c in calls] == [
+        Outcome.BAD_REQUEST,
+        Outcome.BAD_REQUEST,
+        Outcome.GATEWAY_ERROR,
+    ]
+    assert stand_in.seen == []

@@ -191,7 +191,7 @@ def test_slow_upstream_is_504_and_azure_upstream_gets_its_paths(standin, tmp_pat
             with pytest.raises(openai.APIStatusError) as raised:
                 client.chat.completions.create(model="gpt-test", messages=HELLO)
             with pytest.raises(openai.NotFoundError):
-                client.post("/messages", cast_to=object, body={"model": "m"})
+                client.post("/messages", cast_to=object, body={"model": "gpt-test"})
     finally:
         gateway.stop()
     assert raised.value.status_code == 504
@@ -316,7 +316,7 @@ def test_restart_keeps_port_grants_and_spend(tmp_path: Path) -> None:
     try:
         assert gateway.port == port
         with sdk(gateway, credential) as client, pytest.raises(openai.APIStatusError) as raised:
-            client.models.list()
+            client.chat.completions.create(model="m", messages=HELLO)
         assert raised.value.status_code == 503  # authenticated, then: no upstream
     finally:
         gateway.stop()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
 from codefactory.engines.gateway.budget import spent_measure
 from codefactory.engines.gateway.grants import GrantTable
+from codefactory.engines.gateway.records import ModelCall, Outcome
+from codefactory.engines.gateway.tally import RefusalTally
 from codefactory.engines.gateway.usage import Usage
 from codefactory.engines.session import Budget, Price, Spend
 
@@ -119,3 +122,129 @@ def test_concurrent_reservations_never_pass_the_request_cap() -> None:
     for thread in threads:
         thread.join()
     assert sum(allowed) == 25 and table.spend("run-1").requests == 25
+
+
+def test_grant_keeps_its_positional_signature_and_takes_extra_models() -> None:
+    table = GrantTable()
+    plain = table.authenticate([table.grant("run-1", "a", "s", "cli:claude-code", "m", Budget())])
+    assert plain.grant is not None and plain.grant.models == ("m",)
+    assert plain.grant.allows("m") and not plain.grant.allows("small")
+    credential = table.grant(
+        "run-2", "a", "s", "cli:claude-code", "m", Budget(), extra_models=("small", "m")
+    )
+    extra = table.authenticate([credential]).grant
+    assert extra is not None and extra.models == ("m", "small") and extra.allows("small")
+    with pytest.raises(TypeError):
+        table.grant("run-3", "a", "s", "e", "m", Budget(), ("small",))  # type: ignore[misc]
+
+
+PRICED = {"m": Price(input_per_mtok=1.0, output_per_mtok=1.0)}
+
+
+def test_admission_caps_calls_in_flight() -> None:
+    """G4: a run has at most `max_concurrent` calls in flight; ending one frees its slot."""
+    table, credential = table_with(Budget(prices=PRICED))
+    grant = table.authenticate([credential]).grant
+    assert grant is not None
+    first, second = (
+        table.admit(grant, "m", input_tokens=10, output_tokens=100, max_concurrent=2)
+        for _ in range(2)
+    )
+    third = table.admit(grant, "m", input_tokens=10, output_tokens=100, max_concurrent=2)
+    assert first.reservation and second.reservation and third.reservation is None
+    assert third.busy and "2 calls of this run in flight (at most 2)" in third.refusal
+    table.release(first.reservation)
+    table.release(first.reservation)  # idempotent
+    assert table.in_flight("run-1") == 1
+    assert table.admit(grant, "m", input_tokens=1, output_tokens=1, max_concurrent=2).reservation
+    assert table.spend("run-1").requests == 3
+
+
+def test_reservations_hold_the_worst_case_until_settled() -> None:
+    """G4: a call holds its `max_tokens` (or the rest of the output cap) and its input;
+    the next call is admitted only while the measures have room counting those holds."""
+    table, credential = table_with(Budget(output_tokens=1500, cost_usd=None, prices=PRICED))
+    grant = table.authenticate([credential]).grant
+    assert grant is not None
+    held = table.admit(grant, "m", input_tokens=10, output_tokens=None, max_concurrent=5)
+    assert held.reservation is not None and held.reservation.output_tokens == 1500
+    refused = table.admit(grant, "m", input_tokens=10, output_tokens=5, max_concurrent=5)
+    assert refused.reservation is None and refused.busy
+    assert refused.refusal == "output_tokens 1500/1500 (with 1 call(s) in flight)"
+    cost = table.settle(
+        grant, held.reservation, "m", Usage(input_tokens=10, output_tokens=1000), estimated=False
+    )
+    assert cost == pytest.approx(1010 / 1e6)
+    assert table.spend("run-1").output_tokens == 1000 and table.in_flight("run-1") == 0
+    small = table.admit(grant, "m", input_tokens=10, output_tokens=200, max_concurrent=5)
+    assert small.reservation is not None and small.reservation.output_tokens == 200
+    rest = table.admit(grant, "m", input_tokens=10, output_tokens=None, max_concurrent=5)
+    assert rest.reservation is not None and rest.reservation.output_tokens == 300
+    assert table.admit(grant, "m", input_tokens=1, output_tokens=1, max_concurrent=5).busy
+    # A retry is counted against what the other calls hold, not its own hold.
+    assert table.recount(grant, rest.reservation) is None
+    assert table.recount(grant, small.reservation) is None
+
+
+def test_concurrent_admissions_never_overshoot_the_output_cap() -> None:
+    """G4: under threads, admitted worst cases never exceed the cap."""
+    table, credential = table_with(Budget(requests=None, output_tokens=1000, cost_usd=None))
+    grant = table.authenticate([credential]).grant
+    assert grant is not None
+    admitted: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(50):
+            admission = table.admit(
+                grant, "m", input_tokens=1, output_tokens=300, max_concurrent=100
+            )
+            if admission.reservation is not None:
+                admitted.append(admission.reservation.output_tokens)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 1000 and len(admitted) == 4  # 300 + 300 + 300 + 100
+
+
+def test_refused_calls_are_recorded_in_aggregate() -> None:
+    """G3: the first refusal of a kind at once, the rest as one counted record per interval
+    (and whatever is left at stop)."""
+    tally = RefusalTally(interval_s=60)
+    call = ModelCall(
+        run_id="",
+        agent_id="",
+        sponsor="",
+        engine="",
+        protocol="unknown",
+        method="GET",
+        path="/x0",
+        model="",
+        status=401,
+        attempt=0,
+        streamed=False,
+        request_sha256="",
+        response_sha256="",
+        input_tokens=0,
+        output_tokens=0,
+        cost_usd=0.0,
+        usage_estimated=False,
+        duration_s=0.0,
+        outcome=Outcome.UNAUTHENTICATED,
+        error="unknown credential",
+    )
+    assert tally.add(call, now=0.0) == [call]
+    for index in range(1, 300):
+        assert tally.add(replace(call, path=f"/x{index}"), now=1.0) == []
+    revoked = replace(call, run_id="run-1", error="credential revoked")
+    assert tally.add(revoked, now=2.0) == [revoked]  # another kind: its own first record
+    assert tally.due(now=30.0) == []
+    [aggregate] = tally.due(now=61.0)
+    assert (aggregate.count, aggregate.path, aggregate.error) == (299, "/x1", "unknown credential")
+    assert tally.add(call, now=62.0) == []  # counted: its kind was recorded within the interval
+    [rest] = tally.drain()
+    assert rest.count == 1 and tally.drain() == []

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codefactory.engines.gateway.grants import Grant
 from codefactory.engines.gateway.protocols import (
     BadModelRequest,
     Endpoint,
@@ -15,7 +16,9 @@ from codefactory.engines.gateway.protocols import (
     error_body,
     match_endpoint,
     read_request,
+    valid_model_id,
 )
+from codefactory.engines.gateway.screening import model_refusal, provider_work_refusal
 from codefactory.engines.gateway.usage import (
     Usage,
     estimate,
@@ -23,6 +26,7 @@ from codefactory.engines.gateway.usage import (
     sse_events,
     usage_from_body,
 )
+from codefactory.engines.session import Budget, Price
 
 CHAT, RESPONSES, MESSAGES = (
     WireProtocol.OPENAI_CHAT,
@@ -207,3 +211,131 @@ def test_estimate_over_counts() -> None:
 def test_sse_data_lines_round_trip(lines: list[str], newline: str) -> None:
     payload = "".join(f"data: {line}{newline}" for line in lines) + newline
     assert list(sse_events(payload.encode())) == [("message", "\n".join(lines))]
+
+
+def test_unparseable_bodies_are_bad_requests_not_crashes() -> None:
+    """G7: nesting past the recursion limit and integers past the digit limit are 400s."""
+    chat = Endpoint(protocol=CHAT, path="/v1/chat/completions")
+    nested = b'{"model":"m","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    huge = b'{"model":"m","n":' + b"9" * 5000 + b"}"
+    with pytest.raises(BadModelRequest, match="nested too deeply"):
+        read_request(chat, nested)
+    with pytest.raises(BadModelRequest, match="not JSON"):
+        read_request(chat, huge)
+    assert usage_from_body(CHAT, nested) is None and usage_from_body(CHAT, huge) is None
+    stream = b"data: " + b"[" * 100_000 + b'\n\ndata: {"usage": ' + b"9" * 5000 + b"}\n\n"
+    assert read_stream(CHAT, stream).usage is None
+
+
+def test_request_facts_name_the_most_output_asked_for() -> None:
+    chat = Endpoint(protocol=CHAT, path="/v1/chat/completions")
+    responses = Endpoint(protocol=RESPONSES, path="/v1/responses")
+    messages = Endpoint(protocol=MESSAGES, path="/v1/messages")
+    assert read_request(chat, b'{"model": "m", "max_completion_tokens": 9}').max_output == 9
+    assert read_request(chat, b'{"model": "m", "max_tokens": 8}').max_output == 8
+    assert read_request(chat, b'{"model": "m", "max_tokens": true}').max_output is None
+    assert read_request(responses, b'{"model": "m", "max_output_tokens": 7}').max_output == 7
+    assert read_request(messages, b'{"model": "m", "max_tokens": 32000}').max_output == 32000
+    assert read_request(messages, b'{"model": "m"}').max_output is None
+
+
+@pytest.mark.parametrize(
+    ("model", "valid"),
+    [
+        ("gpt-4.1-mini", True),
+        ("claude-sonnet-4-5-20250929", True),
+        ("ft:gpt-4o:org:x", True),
+        (".", False),
+        ("..", False),
+        ("x?api-version=evil", False),
+        ("gpt#frag", False),
+        ("a%2Fb", False),
+        ("", False),
+    ],
+)
+def test_model_ids_in_paths(model: str, valid: bool) -> None:
+    """G5: only plain ids may name a model in `/v1/models/{id}`."""
+    assert valid_model_id(model) is valid
+
+
+def _grant(model: str = "gpt-4.1-mini", **budget: object) -> Grant:
+    return Grant(
+        run_id="r",
+        agent_id="a",
+        sponsor="s",
+        engine="e",
+        model=model,
+        budget=Budget(**budget),  # type: ignore[arg-type]
+        granted_at=0.0,
+        extra_models=("claude-haiku-4-5",),
+    )
+
+
+def test_only_the_grants_models_may_be_called() -> None:
+    """G1: exact model ids only (a dated snapshot is another model); Azure deployments
+    too; an unpriced model is refused while the budget caps cost and has prices."""
+    grant = _grant(prices={"gpt-4.1-mini": Price(input_per_mtok=1, output_per_mtok=1)})
+    chat = Endpoint(protocol=CHAT, path="/v1/chat/completions")
+    assert model_refusal(grant, chat, "gpt-4.1-mini") is None
+    for other in ("o1-pro", "gpt-4.1-mini-2025-04-14", "gpt-4.1", "GPT-4.1-MINI"):
+        assert "is not cleared for this run" in (model_refusal(grant, chat, other) or "")
+    azure = Endpoint(protocol=CHAT, path="/v1/chat/completions", deployment="o1-pro")
+    assert "'o1-pro' is not cleared" in (model_refusal(grant, azure, "gpt-4.1-mini") or "")
+    # The extra model is allowed, but has no price while cost is capped: fail closed.
+    assert "no price" in (model_refusal(grant, chat, "claude-haiku-4-5") or "")
+    uncapped = _grant(cost_usd=None, prices=grant.budget.prices)
+    assert model_refusal(uncapped, chat, "claude-haiku-4-5") is None
+    assert _grant().models == ("gpt-4.1-mini", "claude-haiku-4-5")
+
+
+# Claude Code 2.1.328's own tools, as it sends them (captured): custom tools, no `type`.
+CLAUDE_CODE_TOOLS = [
+    {"name": "Bash", "description": "run", "input_schema": {"type": "object"}},
+    {"name": "Edit", "description": "edit", "input_schema": {"type": "object"}},
+    {"name": "ToolSearch", "input_schema": {"type": "object"}, "defer_loading": False},
+]
+FUNCTION = {"type": "function", "function": {"name": "f", "parameters": {}}}
+RESPONSES_FUNCTION = {"type": "function", "name": "f", "parameters": {}}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "document", "refused"),
+    [
+        (CHAT, {"tools": [FUNCTION, {"type": "custom", "custom": {"name": "g"}}]}, ""),
+        (CHAT, {"tools": [{"type": "web_search"}]}, "type 'web_search'"),
+        (CHAT, {"web_search_options": {}}, "web_search_options"),
+        (CHAT, {"store": True}, "store: true"),
+        (CHAT, {"store": False}, ""),
+        (CHAT, {"tools": "x"}, "must be a list"),
+        (RESPONSES, {"tools": [RESPONSES_FUNCTION, {"type": "custom", "name": "g"}]}, ""),
+        (RESPONSES, {"tools": [{"type": "mcp", "server_url": "https://x"}]}, "type 'mcp'"),
+        (RESPONSES, {"tools": [{"type": "web_search_preview"}]}, "web_search_preview"),
+        (RESPONSES, {"tools": [{"type": "file_search"}]}, "file_search"),
+        (RESPONSES, {"tools": [{"type": "code_interpreter"}]}, "code_interpreter"),
+        (RESPONSES, {"tools": [{"type": "computer_use_preview"}]}, "computer_use_preview"),
+        (RESPONSES, {"tools": [{"type": "image_generation"}]}, "image_generation"),
+        (RESPONSES, {"tools": [{"type": "local_shell"}]}, "local_shell"),
+        (RESPONSES, {"tools": [{"name": "untyped"}]}, "type None"),
+        (RESPONSES, {"store": True}, "store: true"),
+        (RESPONSES, {"background": True}, "background"),
+        (RESPONSES, {"prompt": {"id": "pmpt_1"}}, "stored `prompt`"),
+        (MESSAGES, {"tools": CLAUDE_CODE_TOOLS}, ""),
+        (MESSAGES, {"tools": [{"type": "custom", "name": "x", "input_schema": {}}]}, ""),
+        (MESSAGES, {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server"),
+        (MESSAGES, {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, "server"),
+        (MESSAGES, {"tools": [{"type": "code_execution_20250825", "name": "c"}]}, "server"),
+        (MESSAGES, {"tools": [{"type": "bash_20250124", "name": "bash"}]}, "server"),
+        (MESSAGES, {"tools": [{"type": "computer_20250124", "name": "computer"}]}, "server"),
+        (MESSAGES, {"mcp_servers": [{"type": "url", "url": "https://x"}]}, "mcp_servers"),
+        (MESSAGES, {"container": "c_1"}, "container"),
+    ],
+)
+def test_provider_side_work_is_refused(
+    protocol: WireProtocol, document: dict[str, object], refused: str
+) -> None:
+    """G2: tools the provider would run itself, MCP servers, provider-side storage."""
+    refusal = provider_work_refusal(protocol, {"model": "m", **document})
+    if refused:
+        assert refusal is not None and refused in refusal
+    else:
+        assert refusal is None

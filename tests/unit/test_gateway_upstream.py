@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 
 from codefactory.engines.gateway.errors import GatewayConfigError
-from codefactory.engines.gateway.headers import caller_credentials, outbound, retry_delay, returned
+from codefactory.engines.gateway.headers import (
+    betas,
+    caller_credentials,
+    outbound,
+    retry_delay,
+    returned,
+)
 from codefactory.engines.gateway.protocols import match_endpoint
 from codefactory.engines.gateway.upstream import parse_upstream
+from codefactory.engines.settings import GatewaySettings
 
 
 def url(setting: str, method: str, path: str, query: str = "") -> str | None:
@@ -100,7 +107,6 @@ def test_outbound_headers_drop_credentials_and_hop_by_hop() -> None:
     ]
     sent = outbound(caller, {"x-api-key": "sk-up"}, anthropic=True)
     assert sent == {
-        "anthropic-beta": "b1",
         "content-type": "application/json",
         "accept-encoding": "identity",
         "anthropic-version": "2023-06-01",
@@ -113,6 +119,45 @@ def test_outbound_headers_drop_credentials_and_hop_by_hop() -> None:
     assert "anthropic-version" not in outbound([], {}, anthropic=False)
 
 
+# What Claude Code 2.1.328 sends on every Messages call (captured from the CLI itself).
+CLAUDE_CODE_BETAS = (
+    "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+    "thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,"
+    "thinking-display-updates-2026-08-18"
+)
+
+
+def test_outbound_headers_are_an_allow_list() -> None:
+    """G2: only content type, accept, Anthropic's version and vetted betas cross; billing,
+    forwarding, cookie and SDK headers stay behind, and so do betas that let the provider
+    act outside the sandbox."""
+    families = GatewaySettings().anthropic_betas
+    caller = [
+        ("OpenAI-Organization", "org-someone-else"),
+        ("OpenAI-Project", "proj-unbudgeted"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("Forwarded", "for=10.0.0.1"),
+        ("Cookie", "a=b"),
+        ("User-Agent", "claude-cli/2.1.328"),
+        ("x-stainless-os", "Linux"),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+        ("Accept", "application/json"),
+        ("anthropic-beta", "mcp-client-2025-04-04, files-api-2025-04-14," + CLAUDE_CODE_BETAS),
+        (
+            "anthropic-beta",
+            "web-fetch-2025-09-10,code-execution-2025-08-25,prompt-caching-2024-07-31",
+        ),
+        ("anthropic-beta", "computer-use-2025-01-24,unknown-2025-01-01,b1"),
+    ]
+    sent = outbound(caller, {}, anthropic=True, beta_families=families)
+    assert set(sent) == {"accept", "anthropic-beta", "accept-encoding", "anthropic-version"}
+    assert sent["anthropic-beta"] == CLAUDE_CODE_BETAS + ",prompt-caching-2024-07-31"
+    assert betas("mcp-client-2025-04-04", ["mcp-client"]) == ""  # never, whatever is vetted
+    assert "anthropic-beta" not in outbound(
+        [("anthropic-beta", "mcp-client-2025-04-04")], {}, anthropic=True, beta_families=families
+    )
+
+
 def test_returned_headers() -> None:
     upstream = [
         ("Content-Type", "text/event-stream"),
@@ -120,8 +165,17 @@ def test_returned_headers() -> None:
         ("Set-Cookie", "a=b"),
         ("Transfer-Encoding", "chunked"),
         ("x-request-id", "r"),
+        ("openai-organization", "org-bank"),
+        ("x-ratelimit-remaining-tokens", "9"),
+        ("retry-after", "2"),
+        ("request-id", "req_a"),
     ]
-    assert returned(upstream) == [("Content-Type", "text/event-stream"), ("x-request-id", "r")]
+    assert returned(upstream) == [
+        ("Content-Type", "text/event-stream"),
+        ("x-request-id", "r"),
+        ("retry-after", "2"),
+        ("request-id", "req_a"),
+    ]
 
 
 def test_caller_credentials_in_order() -> None:

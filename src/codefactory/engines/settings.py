@@ -56,3 +56,42 @@ class GatewaySettings(BaseModel):
     """The longest `retry-after` the gateway waits before a retry; longer is an error."""
     timeout_s: float = 300.0
     """Per upstream request."""
+    max_request_bytes: int = 8 * 1024 * 1024
+    """The largest request body read from an authenticated caller (a larger `content-length`
+    is refused before any byte of the body is read); 413 beyond it."""
+    max_response_bytes: int = 32 * 1024 * 1024
+    """The most the gateway buffers or streams of one upstream response; beyond it the
+    answer is cut (502, or a truncated stream)."""
+    body_timeout_s: float = 30.0
+    """The deadline for receiving a request body once its headers arrived; 408 after it."""
+    header_timeout_s: float = 10.0
+    """The deadline for a connection to send a complete request head (after the TLS
+    handshake or the previous response); closed after it."""
+    keep_alive_s: float = 5.0
+    """How long an idle keep-alive connection stays open."""
+    max_connections: int = 128
+    """Open connections the listener keeps; more are closed at once, and requests beyond
+    it are answered 503 (uvicorn's `limit_concurrency`)."""
+    max_header_bytes: int = 64 * 1024
+    """The largest request head (request line and headers) read (h11's incomplete event size)."""
+    max_concurrent_calls: int = 2
+    """Model calls in flight per run; more are answered 429 with `retry-after`."""
+    refusal_flush_s: float = 60.0
+    """Calls without a valid credential are recorded in aggregate: the first of a kind at
+    once, the rest as one record with a count at most every this many seconds (and at stop)."""
+    anthropic_betas: tuple[str, ...] = (
+        "claude-code",
+        "interleaved-thinking",
+        "context-management",
+        "thinking-token-count",
+        "thinking-display-updates",
+        "advanced-tool-use",
+        "prompt-caching",
+        "fine-grained-tool-streaming",
+        "token-efficient-tools",
+        "output-128k",
+    )
+    """`anthropic-beta` families forwarded upstream (`NAME-YYYY-MM-DD`); other values are
+    dropped. Families that let the provider act outside the sandbox (`mcp-client`,
+    `computer-use`, `code-execution`, `web-fetch`, `web-search`, `files-api`, `skills`,
+    `mcp-servers`) are never forwarded, whatever this says."""

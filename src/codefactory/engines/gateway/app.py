@@ -1,11 +1,13 @@
 """The gateway's ASGI application: every method and path goes to the relay, which answers
-in the caller's provider's shape; the upstream client lives as long as the app."""
+in the caller's provider's shape; the upstream client lives as long as the app, and so does
+the task that writes the aggregate records of refused calls."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +29,12 @@ def build_gateway_app(relay: Relay) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await relay.open()
         try:
-            yield
+            async with anyio.create_task_group() as group:
+                group.start_soon(relay.flush_periodically)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
         finally:
             await relay.close()
 

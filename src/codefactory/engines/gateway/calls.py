@@ -7,7 +7,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from codefactory.engines.gateway.grants import Grant
+from codefactory.engines.gateway.grants import Grant, Reservation
 from codefactory.engines.gateway.protocols import Endpoint
 from codefactory.engines.gateway.records import ModelCall, Outcome
 from codefactory.engines.gateway.usage import Usage
@@ -31,6 +31,8 @@ class CallContext:
     grant: Grant | None = None
     model: str = ""
     upstream: str = ""
+    reservation: Reservation | None = None
+    """The call's hold on its run's budget once admitted; settled or released at its end."""
     started: float = field(default_factory=time.perf_counter)
     started_at: datetime.datetime = field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC)

@@ -1,40 +1,42 @@
-"""Which headers cross the gateway, which credential a caller sent, and how long the
-upstream asks to wait (RFC 9110 §7.6.1 hop-by-hop fields, §10.2.3 `Retry-After`)."""
+"""Which headers cross the gateway (allow-lists both ways), which credential a caller sent,
+and how long the upstream asks to wait (RFC 9110 §10.2.3 `Retry-After`)."""
 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping
 
-from codefactory.engines.gateway.cassette import CREDENTIAL_HEADERS
-
-HOP_BY_HOP = frozenset(
+FORWARDED = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta"})
+"""The only caller headers sent upstream (`anthropic-beta` filtered by `betas`). Everything
+else stays behind: credentials, `openai-organization`/`openai-project` (which would pick the
+bank key's billing), cookies, `x-forwarded-*`, SDK telemetry, hop-by-hop fields."""
+RETURNED = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        "content-type",
+        "x-request-id",
+        "request-id",
+        "apim-request-id",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | CREDENTIAL_HEADERS | {"host", "content-length", "accept-encoding"}
-# The gateway decodes what it reads (to count usage), so length and encoding are its own.
-_NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
+"""The only upstream response headers the caller gets."""
+NEVER_BETAS = (
+    "mcp-client",
+    "mcp-servers",
+    "computer-use",
+    "code-execution",
+    "web-fetch",
+    "web-search",
+    "files-api",
+    "skills",
+)
+"""`anthropic-beta` families that let the provider act outside the sandbox: never forwarded."""
+_BETA = re.compile(r"^(?P<family>[a-z0-9]+(?:-[a-z0-9]+)*?)-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 ANTHROPIC_VERSION = "2023-06-01"
-
-
-def _connection_tokens(items: Iterable[tuple[str, str]]) -> set[str]:
-    return {
-        token.strip().lower()
-        for name, value in items
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
 
 
 def caller_credentials(headers: Mapping[str, str]) -> list[str]:
@@ -48,15 +50,43 @@ def caller_credentials(headers: Mapping[str, str]) -> list[str]:
     return [c for c in offered if c]
 
 
+def betas(value: str, families: Iterable[str]) -> str:
+    """The values of an `anthropic-beta` header that may pass: `FAMILY-YYYY-MM-DD` (or
+    `FAMILY-YYYYMMDD`) for a vetted family not in `NEVER_BETAS`, comma-joined."""
+    vetted = {f.lower() for f in families}
+    kept = []
+    for item in value.split(","):
+        item = item.strip().lower()
+        match = _BETA.match(item)
+        if match is None or item.startswith(NEVER_BETAS):
+            continue
+        if match.group("family") in vetted and item not in kept:
+            kept.append(item)
+    return ",".join(kept)
+
+
 def outbound(
-    items: Iterable[tuple[str, str]], key_headers: Mapping[str, str], *, anthropic: bool
+    items: Iterable[tuple[str, str]],
+    key_headers: Mapping[str, str],
+    *,
+    anthropic: bool,
+    beta_families: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The headers sent upstream: the caller's, without hop-by-hop fields, `host`, length,
-    encoding and any credential, plus the upstream's key; `anthropic-version` defaults to
-    `ANTHROPIC_VERSION` for Messages calls that name none."""
-    items = list(items)
-    dropped = _NOT_FORWARDED | _connection_tokens(items)
-    headers = {name.lower(): value for name, value in items if name.lower() not in dropped}
+    """The headers sent upstream: the caller's `FORWARDED` ones (vetted betas only), plus the
+    upstream's key; `anthropic-version` defaults to `ANTHROPIC_VERSION` for Messages calls
+    that name none."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        name = name.lower()
+        if name not in FORWARDED:
+            continue
+        if name == "anthropic-beta":
+            joined = ",".join(filter(None, [headers.get(name, ""), value]))
+            value = betas(joined, beta_families)
+            if not value:
+                headers.pop(name, None)
+                continue
+        headers[name] = value
     headers["accept-encoding"] = "identity"
     if anthropic:
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
@@ -65,10 +95,8 @@ def outbound(
 
 
 def returned(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The upstream's response headers the caller gets."""
-    items = list(items)
-    dropped = _NOT_RETURNED | _connection_tokens(items)
-    return [(name, value) for name, value in items if name.lower() not in dropped]
+    """The upstream's response headers the caller gets: `RETURNED` only."""
+    return [(name, value) for name, value in items if name.lower() in RETURNED]
 
 
 def _seconds(headers: Mapping[str, str]) -> float | None:

@@ -6,7 +6,7 @@
 |                      | `POST /openai/deployments/{name}/chat/completions?api-version=..` |
 | `openai-responses`   | `POST /v1/responses`                                              |
 | `anthropic-messages` | `POST /v1/messages` (Claude Code adds `?beta=true`)               |
-| `models`             | `GET /v1/models`, `GET /v1/models/{id}`                           |
+| `models`             | `GET /v1/models`, `GET /v1/models/{id}` (served from the grant)   |
 
 Error bodies follow each provider's documented shape: OpenAI (and Azure OpenAI)
 `{"error": {"message", "type", "param", "code"}}`; Anthropic
@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 
@@ -95,10 +96,50 @@ class BadModelRequest(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class RequestFacts:
-    """What the gateway reads from a request body: the model and whether it asks to stream."""
+    """What the gateway reads from a request body: the model, whether it asks to stream, the
+    most output it asks for, and the parsed body (None for `models` calls)."""
 
     model: str
     stream: bool
+    max_output: int | None = None
+    """`max_tokens` (Anthropic, Chat), `max_completion_tokens` (Chat) or
+    `max_output_tokens` (Responses), when the request names a positive one."""
+    document: dict[str, Any] | None = None
+
+
+MODEL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+"""A model id the gateway accepts in a path (`GET /v1/models/{id}`): no `/`, `?`, `#`, `%`."""
+
+
+def valid_model_id(model: str) -> bool:
+    """Whether `model` may name a model in a path: `MODEL_ID`, and not `.` or `..`."""
+    return bool(MODEL_ID.match(model)) and model not in (".", "..")
+
+
+_MAX_OUTPUT_FIELDS = {
+    WireProtocol.OPENAI_CHAT: ("max_completion_tokens", "max_tokens"),
+    WireProtocol.OPENAI_RESPONSES: ("max_output_tokens",),
+    WireProtocol.ANTHROPIC_MESSAGES: ("max_tokens",),
+}
+
+
+def _max_output(protocol: WireProtocol, document: dict[str, Any]) -> int | None:
+    for name in _MAX_OUTPUT_FIELDS.get(protocol, ()):
+        value = document.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def parse_json(body: bytes) -> Any:
+    """`json.loads(body)`; raises `BadModelRequest` for anything it cannot read, including
+    nesting deeper than the interpreter's recursion limit and integers too long to convert."""
+    try:
+        return json.loads(body)
+    except RecursionError as error:
+        raise BadModelRequest("request body is not JSON: nested too deeply") from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+        raise BadModelRequest(f"request body is not JSON: {error}") from error
 
 
 def read_request(endpoint: Endpoint, body: bytes) -> RequestFacts:
@@ -107,10 +148,7 @@ def read_request(endpoint: Endpoint, body: bytes) -> RequestFacts:
     `models` calls carry no body: their model is the id in the path, if any."""
     if endpoint.protocol is WireProtocol.MODELS:
         return RequestFacts(model=endpoint.path.removeprefix("/v1/models").strip("/"), stream=False)
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadModelRequest(f"request body is not JSON: {error}") from error
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise BadModelRequest("request body is not a JSON object")
     model = document.get("model", endpoint.deployment or None)
@@ -119,7 +157,12 @@ def read_request(endpoint: Endpoint, body: bytes) -> RequestFacts:
     stream = document.get("stream", False)
     if not isinstance(stream, bool):
         raise BadModelRequest(f"`stream` must be true or false, not {stream!r}")
-    return RequestFacts(model=model, stream=stream)
+    return RequestFacts(
+        model=model,
+        stream=stream,
+        max_output=_max_output(endpoint.protocol, document),
+        document=document,
+    )
 
 
 _OPENAI_TYPES = {
@@ -127,6 +170,7 @@ _OPENAI_TYPES = {
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("invalid_request_error", "permission_denied"),
     404: ("invalid_request_error", "unknown_url"),
+    408: ("invalid_request_error", "request_timeout"),
     409: ("invalid_request_error", "conflict"),
     413: ("invalid_request_error", "request_too_large"),
     429: ("insufficient_quota", "insufficient_quota"),
@@ -140,6 +184,7 @@ _ANTHROPIC_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "timeout_error",
     409: "invalid_request_error",
     413: "request_too_large",
     429: "rate_limit_error",

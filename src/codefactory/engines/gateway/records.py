@@ -1,7 +1,9 @@
 """`ModelCall`: the gateway's record of one call, handed to the factory's `on_call`.
 
 One record per upstream attempt, plus one for each call answered without reaching the
-upstream (refused, malformed, unreachable). The factory writes it as the audit event
+upstream (refused, malformed, unreachable), except calls without a valid credential: those
+are counted, and recorded in aggregate (`count`), so that an anonymous flood cannot grow
+the audit log by one event per request. The factory writes it as the audit event
 `model-called`; it is the authoritative account of a run's model traffic (an engine's own
 event stream is self-reported).
 """
@@ -41,6 +43,18 @@ class Outcome(StrEnum):
     """The upstream did not answer within `timeout_s`: 504."""
     NOT_RECORDED = "not-recorded"
     """The record of the exchange could not be written; the caller got a 500 instead."""
+    MODEL_REFUSED = "model-refused"
+    """The request named a model (or Azure deployment) the run's grant does not allow, or one
+    without a price while the budget caps cost: 403 (404 for `GET /v1/models/{id}`)."""
+    TOOL_REFUSED = "tool-refused"
+    """The request asked the provider to act on its own (server-side tools, MCP servers,
+    `web_search_options`, `store: true`, `background: true`): 400, not forwarded."""
+    CONCURRENCY_LIMIT = "concurrency-limit"
+    """The run already had `max_concurrent_calls` calls in flight: 429 with `retry-after`."""
+    DISCONNECTED = "caller-disconnected"
+    """The caller left before its request body arrived; nothing was forwarded."""
+    GATEWAY_ERROR = "gateway-error"
+    """The gateway failed on a call unexpectedly: 500 in the caller's provider's shape."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +98,10 @@ class ModelCall:
     """The upstream this attempt went to (`openai:https://host/v1`); never its key."""
     started_at: str = ""
     """When the gateway received the call: ISO 8601, UTC."""
+    count: int = 1
+    """How many calls this record stands for: more than 1 only for the aggregate record of
+    calls without a valid credential (`unauthenticated`), which are not recorded one by one;
+    its other fields are those of the first call it counts."""
 
 
 CallSink = Callable[[ModelCall], None]

@@ -1,21 +1,24 @@
-"""The gateway's handling of one call: authenticate, check, forward with retries, account,
-record. Answers in the caller's provider's shape whatever happens."""
+"""The gateway's handling of one call: authenticate (from the headers, before any byte of
+the body is read), check, forward with retries, account, record. Answers in the caller's
+provider's shape whatever happens, an unexpected failure included (500, `gateway-error`)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Iterable
 
 import anyio
 import anyio.to_thread
 import httpx
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from codefactory.engines.gateway.calls import CallContext
 from codefactory.engines.gateway.cassette import CassetteWriter, Interaction
-from codefactory.engines.gateway.grants import GrantTable
+from codefactory.engines.gateway.grants import Grant, GrantTable
 from codefactory.engines.gateway.headers import (
     caller_credentials,
     outbound,
@@ -25,35 +28,80 @@ from codefactory.engines.gateway.headers import (
 from codefactory.engines.gateway.protocols import (
     MODEL_PROTOCOLS,
     BadModelRequest,
+    WireProtocol,
     error_body,
     guess_anthropic,
     match_endpoint,
     read_request,
+    valid_model_id,
 )
 from codefactory.engines.gateway.records import CallSink, ModelCall, Outcome
+from codefactory.engines.gateway.screening import model_refusal, provider_work_refusal
 from codefactory.engines.gateway.streaming import TeeResponse
+from codefactory.engines.gateway.tally import RefusalTally
 from codefactory.engines.gateway.tls import ssl_context_from
 from codefactory.engines.gateway.upstream import Upstream
-from codefactory.engines.gateway.usage import Usage, estimate, read_stream, usage_from_body
+from codefactory.engines.gateway.usage import (
+    BYTES_PER_TOKEN,
+    Usage,
+    estimate,
+    read_stream,
+    usage_from_body,
+)
 from codefactory.engines.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({429, 500, 502, 503, 529})
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MAX_REQUEST_BYTES = GatewaySettings().max_request_bytes
+"""The default request body cap (`GatewaySettings.max_request_bytes` decides)."""
 NO_UPSTREAM = "no model upstream is configured: set CODEFACTORY_GATEWAY__UPSTREAM"
+BUSY_RETRY_AFTER_S = 1
 
 
-def _json_response(status: int, body: bytes, *, final: bool) -> Response:
+def _json_response(
+    status: int, body: bytes, *, final: bool, headers: dict[str, str] | None = None
+) -> Response:
     # `x-should-retry: false` stops the OpenAI and Anthropic SDKs retrying what cannot change.
-    headers = {"x-should-retry": "false"} if final else {}
-    return Response(body, status, headers=headers, media_type="application/json")
+    extra = {"x-should-retry": "false"} if final else {}
+    merged = {**extra, **(headers or {})}
+    return Response(body, status, headers=merged, media_type="application/json")
 
 
 def _upstream_response(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> Response:
     response = Response(body, status)
     response.raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return response
+
+
+def _models_document(grant: Grant, model_id: str, *, anthropic: bool) -> dict[str, object]:
+    """The grant's models in OpenAI's shape, or Anthropic's; one model when `model_id`."""
+
+    def one(name: str) -> dict[str, object]:
+        if anthropic:
+            return {
+                "type": "model",
+                "id": name,
+                "display_name": name,
+                "created_at": "1970-01-01T00:00:00Z",
+            }
+        return {"id": name, "object": "model", "created": 0, "owned_by": "codefactory"}
+
+    if model_id:
+        return one(model_id)
+    data = [one(name) for name in grant.models]
+    if anthropic:
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": grant.models[0],
+            "last_id": grant.models[-1],
+        }
+    return {"object": "list", "data": data}
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class Relay:
@@ -75,6 +123,7 @@ class Relay:
         self.cassettes = cassettes
         self.on_call = on_call
         self.replay_app = replay_app
+        self.tally = RefusalTally(settings.refusal_flush_s)
         self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
@@ -88,10 +137,26 @@ class Relay:
             self._client = httpx.AsyncClient(verify=verify, timeout=timeout)
 
     async def close(self) -> None:
-        """Close the upstream client."""
+        """Close the upstream client and write the counted refusals still pending."""
+        await self._write_refusals(self.tally.drain())
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def flush_periodically(self) -> None:
+        """Write aggregate records of refused calls as their intervals end (runs until
+        cancelled, in the app's lifespan)."""
+        period = max(0.05, min(self.settings.refusal_flush_s, 5.0))
+        while True:
+            await anyio.sleep(period)
+            await self._write_refusals(self.tally.due())
+
+    async def _write_refusals(self, calls: list[ModelCall]) -> None:
+        for call in calls:
+            try:
+                await self._deliver("", call, None)
+            except Exception:  # nobody is waiting for this answer; the log must say so
+                logger.exception("model gateway: could not record refused calls")
 
     async def handle(self, request: Request) -> Response | TeeResponse:
         """Answer one call (see `ModelGateway` for the order of checks)."""
@@ -102,52 +167,146 @@ class Relay:
             if endpoint
             else guess_anthropic(path, "anthropic-version" in request.headers)
         )
-        body = await self._body(request)
-        ctx = CallContext(method=method, path=path, body=body or b"", anthropic=anthropic)
+        ctx = CallContext(method=method, path=path, body=b"", anthropic=anthropic)
         ctx.endpoint = endpoint
+        response: Response | TeeResponse | None = None
+        try:
+            response = await self._handle(request, ctx)
+            return response
+        except Exception as error:  # every call is answered in shape, and recorded
+            logger.exception("model gateway: a call failed")
+            message = f"the model gateway failed on this call: {type(error).__name__}"
+            response = await self.refuse(ctx, 500, Outcome.GATEWAY_ERROR, message)
+            return response
+        finally:
+            # A stream settles when it ends (`_stream`); every other answer is final here.
+            if ctx.reservation is not None and not isinstance(response, TeeResponse):
+                self.grants.release(ctx.reservation)
+
+    async def _handle(self, request: Request, ctx: CallContext) -> Response | TeeResponse:
+        endpoint = ctx.endpoint
         auth = self.grants.authenticate(caller_credentials(request.headers))
         ctx.grant = auth.grant
         if auth.refusal or ctx.grant is None:
             return await self.refuse(ctx, 401, Outcome.UNAUTHENTICATED, auth.refusal)
-        if body is None:
-            message = f"request body larger than {MAX_REQUEST_BYTES} bytes"
-            return await self.refuse(ctx, 413, Outcome.BAD_REQUEST, message)
+        grant = ctx.grant
         if endpoint is None:
-            message = f"the model gateway serves no {method} {path}"
+            message = f"the model gateway serves no {ctx.method} {ctx.path}"
             return await self.refuse(ctx, 404, Outcome.UNKNOWN_ENDPOINT, message)
+        if endpoint.protocol is WireProtocol.MODELS:
+            return await self._models(ctx, grant, "anthropic-version" in request.headers)
+        refused = await self._read_body(ctx, request)
+        if refused is not None:
+            return refused
         try:
-            ctx.model = read_request(endpoint, body).model
+            facts = read_request(endpoint, ctx.body)
         except BadModelRequest as error:
             return await self.refuse(ctx, 400, Outcome.BAD_REQUEST, str(error))
+        ctx.model = facts.model
+        refusal = model_refusal(grant, endpoint, facts.model)
+        if refusal:
+            return await self.refuse(ctx, 403, Outcome.MODEL_REFUSED, refusal)
+        refusal = provider_work_refusal(endpoint.protocol, facts.document or {})
+        if refusal:
+            return await self.refuse(ctx, 400, Outcome.TOOL_REFUSED, refusal)
         if self.upstream is None:
             return await self.refuse(ctx, 503, Outcome.NO_UPSTREAM, NO_UPSTREAM)
-        counted = endpoint.protocol in MODEL_PROTOCOLS
-        measure = self.grants.reserve(ctx.grant, count_request=counted)
-        if measure is not None:
-            message = f"run budget spent: {measure}"
+        admission = self.grants.admit(
+            grant,
+            facts.model,
+            input_tokens=math.ceil(len(ctx.body) / BYTES_PER_TOKEN),
+            output_tokens=facts.max_output,
+            max_concurrent=self.settings.max_concurrent_calls,
+        )
+        if admission.reservation is None:
+            if admission.busy:
+                message = f"run busy: {admission.refusal}; retry shortly"
+                return await self.refuse(
+                    ctx,
+                    429,
+                    Outcome.CONCURRENCY_LIMIT,
+                    message,
+                    final=False,
+                    headers={"retry-after": str(BUSY_RETRY_AFTER_S)},
+                )
+            message = f"run budget spent: {admission.refusal}"
             return await self.refuse(ctx, 429, Outcome.BUDGET_SPENT, message)
+        ctx.reservation = admission.reservation
         ctx.upstream = self.upstream.label
         return await self.forward(ctx, self.upstream, request.headers.items())
 
-    async def _body(self, request: Request) -> bytes | None:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_REQUEST_BYTES:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+    async def _models(self, ctx: CallContext, grant: Grant, anthropic: bool) -> Response:
+        """`GET /v1/models[/{id}]`, served from the grant: only the run's models exist."""
+        assert ctx.endpoint is not None
+        ctx.anthropic = anthropic
+        model_id = ctx.endpoint.path.removeprefix("/v1/models").strip("/")
+        ctx.model = model_id
+        if model_id and not valid_model_id(model_id):
+            message = f"{model_id!r} is not a model id"
+            return await self.refuse(ctx, 400, Outcome.BAD_REQUEST, message)
+        if model_id and not grant.allows(model_id):
+            message = f"model {model_id!r} is not available to this run"
+            return await self.refuse(ctx, 404, Outcome.MODEL_REFUSED, message)
+        body = json.dumps(_models_document(grant, model_id, anthropic=anthropic)).encode()
+        call = ctx.record(status=200, outcome=Outcome.OK, response=body)
+        return await self._answer(ctx, _json_response(200, body, final=False), call, None)
+
+    async def _read_body(self, ctx: CallContext, request: Request) -> Response | None:
+        """Read the body into `ctx.body` within the size cap and the deadline; the refusal
+        when it cannot be (too large by its `content-length` before any byte is read)."""
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                message = f"content-length {declared[:40]!r} is not a number"
+                return await self.refuse(ctx, 400, Outcome.BAD_REQUEST, message)
+            if size > limit:
+                message = f"request body larger than {limit} bytes"
+                return await self.refuse(ctx, 413, Outcome.BAD_REQUEST, message)
+        buffer = bytearray()
+        try:
+            with anyio.fail_after(self.settings.body_timeout_s):
+                async for chunk in request.stream():
+                    if len(buffer) + len(chunk) > limit:
+                        raise _TooLarge
+                    buffer += chunk
+        except _TooLarge:
+            message = f"request body larger than {limit} bytes"
+            return await self.refuse(ctx, 413, Outcome.BAD_REQUEST, message)
+        except TimeoutError:
+            message = f"request body not received within {self.settings.body_timeout_s:g}s"
+            return await self.refuse(ctx, 408, Outcome.BAD_REQUEST, message)
+        except ClientDisconnect:
+            message = f"caller left after {len(buffer)} bytes of its request body"
+            return await self.refuse(ctx, 400, Outcome.DISCONNECTED, message)
+        ctx.body = bytes(buffer)
+        return None
 
     async def refuse(
-        self, ctx: CallContext, status: int, outcome: Outcome, message: str, *, attempt: int = 0
+        self,
+        ctx: CallContext,
+        status: int,
+        outcome: Outcome,
+        message: str,
+        *,
+        attempt: int = 0,
+        final: bool | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        """The gateway's own provider-shaped error answer, recorded."""
+        """The gateway's own provider-shaped error answer, recorded (calls without a valid
+        credential in aggregate, `tally.py`)."""
         body = error_body(status, message, anthropic=ctx.anthropic)
-        final = status not in (502, 504)
+        final = status not in (502, 504) if final is None else final
+        response = _json_response(status, body, final=final, headers=headers)
         call = ctx.record(
             status=status, outcome=outcome, response=body, attempt=attempt, error=message
         )
-        return await self._answer(ctx, _json_response(status, body, final=final), call, None)
+        if outcome is Outcome.UNAUTHENTICATED:
+            await self._write_refusals(self.tally.add(call))
+            return response
+        return await self._answer(ctx, response, call, None)
 
     async def _answer(
         self, ctx: CallContext, response: Response, call: ModelCall, exchange: Interaction | None
@@ -169,6 +328,20 @@ class Relay:
 
         await anyio.to_thread.run_sync(write)
 
+    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+        """The upstream's body, at most `max_response_bytes` of it, and whether it was cut."""
+        limit, buffer, cut = self.settings.max_response_bytes, bytearray(), False
+        try:
+            async for chunk in response.aiter_bytes():
+                if len(buffer) + len(chunk) > limit:
+                    buffer += chunk[: limit - len(buffer)]
+                    cut = True
+                    break
+                buffer += chunk
+        finally:
+            await response.aclose()
+        return bytes(buffer), cut
+
     async def forward(
         self, ctx: CallContext, upstream: Upstream, caller_headers: Iterable[tuple[str, str]]
     ) -> Response | TeeResponse:
@@ -179,7 +352,12 @@ class Relay:
             message = f"the {upstream.kind} upstream serves no {ctx.method} {ctx.path}"
             return await self.refuse(ctx, 404, Outcome.UNKNOWN_ENDPOINT, message)
         key = upstream.key_headers(self.settings.upstream_key.get_secret_value())
-        headers = outbound(caller_headers, key, anthropic=ctx.endpoint.protocol.anthropic)
+        headers = outbound(
+            caller_headers,
+            key,
+            anthropic=ctx.endpoint.protocol.anthropic,
+            beta_families=self.settings.anthropic_betas,
+        )
         attempt = 0
         while True:
             attempt += 1
@@ -194,8 +372,7 @@ class Relay:
                 return await self.refuse(ctx, 502, Outcome.UNREACHABLE, message, attempt=attempt)
             exchange = _Exchange(url=url, headers=headers, response=response)
             if response.status_code in RETRYABLE:
-                body = await response.aread()
-                await response.aclose()
+                body, _ = await self._read_capped(response)
                 delay, refusal = self._retry(ctx, response, attempt)
                 if delay is None:
                     return await self._read_answer(ctx, exchange, body, attempt, refusal)
@@ -211,8 +388,9 @@ class Relay:
                 continue
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 return self._stream(ctx, exchange, attempt)
-            body = await response.aread()
-            await response.aclose()
+            body, cut = await self._read_capped(response)
+            if cut:
+                return await self._cut_answer(ctx, exchange, body, attempt)
             return await self._read_answer(ctx, exchange, body, attempt, "")
 
     def _retry(
@@ -225,8 +403,8 @@ class Relay:
         delay = retry_delay(response.headers, attempt, cap)
         if delay is None:
             return None, f"upstream answered {status} asking to wait longer than {cap:g}s"
-        assert ctx.grant is not None
-        measure = self.grants.reserve(ctx.grant, count_request=True)
+        assert ctx.grant is not None and ctx.reservation is not None
+        measure = self.grants.recount(ctx.grant, ctx.reservation)
         if measure is not None:
             return None, f"upstream answered {status}; no retry: run budget spent: {measure}"
         return delay, ""
@@ -234,14 +412,44 @@ class Relay:
     def _usage(
         self, ctx: CallContext, status: int, usage: Usage | None, response: bytes
     ) -> tuple[Usage | None, bool, float]:
-        """Usage (estimated when the response told none), whether estimated, and its cost."""
+        """Usage (estimated when the response told none), whether estimated, and its cost;
+        the call's reservation is settled with it (released for an error)."""
         assert ctx.endpoint is not None and ctx.grant is not None
         if status >= 400 or ctx.endpoint.protocol not in MODEL_PROTOCOLS:
+            if ctx.reservation is not None:
+                self.grants.release(ctx.reservation)
             return None, False, 0.0
         estimated = usage is None
         counted = estimate(ctx.body, response) if usage is None else usage
-        cost = self.grants.account(ctx.grant, ctx.model, counted, estimated=estimated)
+        if ctx.reservation is None:
+            cost = self.grants.account(ctx.grant, ctx.model, counted, estimated=estimated)
+        else:
+            cost = self.grants.settle(
+                ctx.grant, ctx.reservation, ctx.model, counted, estimated=estimated
+            )
         return counted, estimated, cost
+
+    async def _cut_answer(
+        self, ctx: CallContext, exchange: _Exchange, body: bytes, attempt: int
+    ) -> Response:
+        """An upstream answer longer than `max_response_bytes`: 502 to the caller, its spend
+        estimated from what arrived (the provider bills it)."""
+        limit = self.settings.max_response_bytes
+        message = f"upstream response longer than {limit} bytes: not passed on"
+        usage, estimated, cost = self._usage(ctx, 200, None, body)
+        answer = error_body(502, message, anthropic=ctx.anthropic)
+        call = ctx.record(
+            status=502,
+            outcome=Outcome.UPSTREAM_ERROR,
+            response=body,
+            attempt=attempt,
+            usage=usage,
+            estimated=estimated,
+            cost_usd=cost,
+            error=message,
+        )
+        response = _json_response(502, answer, final=True)
+        return await self._answer(ctx, response, call, exchange.interaction(ctx, body))
 
     async def _read_answer(
         self, ctx: CallContext, exchange: _Exchange, body: bytes, attempt: int, error: str
@@ -301,7 +509,9 @@ class Relay:
                 logger.exception("model gateway: could not record a streamed call")
 
         headers = returned(exchange.response.headers.multi_items())
-        return TeeResponse(exchange.response, headers, done)
+        return TeeResponse(
+            exchange.response, headers, done, max_bytes=self.settings.max_response_bytes
+        )
 
 
 class _Exchange:

@@ -5,24 +5,42 @@ Each call is answered in this order, every answer in the caller's provider's err
 (`protocols.error_body`) and every one recorded as a `ModelCall`:
 
 1. credential (`Authorization: Bearer`, `x-api-key` or `api-key`) unknown, revoked or past
-   its grant's `budget.wall_s` → 401 (`unauthenticated`);
-2. body over 32 MiB → 413; method and path not served → 404 (`unknown-endpoint`); body not
-   JSON, no `model`, non-boolean `stream` → 400 (`bad-request`);
-3. no upstream configured → 503 (`no-upstream`);
-4. run budget spent → 429 (`budget-spent`, OpenAI type `insufficient_quota`, Anthropic
-   `rate_limit_error`, message `run budget spent: output_tokens 200000/200000`);
-5. forwarded to the upstream (`upstream.py`), body byte for byte; 429/500/502/503/529
-   retried up to `settings.retries` times within `max_retry_after_s` and the budget
-   (`retried`); unreachable → 502, timeout → 504; SSE streamed through as it arrives, a
-   stream without its end event recorded `truncated`; every attempt appended to the run's
-   cassette `<traffic_dir>/<run_id>.yaml`.
+   its grant's `budget.wall_s` → 401 (`unauthenticated`), decided from the headers before
+   any byte of the body is read; these are recorded in aggregate (`tally.py`);
+2. method and path not served → 404 (`unknown-endpoint`); `GET /v1/models[/{id}]` is
+   answered from the grant (its model and `extra_models`, OpenAI's shape or Anthropic's
+   when `anthropic-version` is sent; an id outside `[A-Za-z0-9._:-]` → 400, another model
+   → 404 `model-refused`), never from the upstream;
+3. body over `max_request_bytes` (by `content-length` before reading, or while reading) →
+   413; not received within `body_timeout_s` → 408; the caller leaving → recorded
+   `caller-disconnected`; body not JSON (too deep, an integer too long included), no
+   `model`, non-boolean `stream` → 400 (`bad-request`);
+4. a model the grant does not allow, or one without a price while the budget caps cost →
+   403 (`model-refused`); provider-side tools, MCP servers, `store: true`, ... → 400
+   (`tool-refused`) (`screening.py`);
+5. no upstream configured → 503 (`no-upstream`);
+6. `max_concurrent_calls` of the run in flight → 429 with `retry-after` (`concurrency-limit`);
+   run budget spent, counting the worst case held by calls in flight → 429 (`budget-spent`,
+   OpenAI type `insufficient_quota`, Anthropic `rate_limit_error`, message
+   `run budget spent: output_tokens 200000/200000`); each admitted call holds its worst
+   case (its `max_tokens`, else what is left of the output cap; its size as input tokens)
+   until its answer is accounted;
+7. forwarded to the upstream (`upstream.py`), body byte for byte, with an allow-list of
+   headers (`headers.py`); 429/500/502/503/529 retried up to `settings.retries` times within
+   `max_retry_after_s` and the budget (`retried`); unreachable → 502, timeout → 504; an
+   answer longer than `max_response_bytes` → 502 (a stream is cut, `truncated`); SSE
+   streamed through as it arrives, a stream without its end event recorded `truncated`;
+   every attempt appended to the run's cassette `<traffic_dir>/<run_id>.yaml`.
 
-Refusals carry `x-should-retry: false`, which the OpenAI and Anthropic SDKs honour.
-Uvicorn serves the app with TLS in one daemon thread and one event loop for every run.
+Refusals carry `x-should-retry: false`, which the OpenAI and Anthropic SDKs honour (not the
+`concurrency-limit` one, which waiting cures). Uvicorn serves the app with TLS in one daemon
+thread and one event loop for every run, at most `max_connections` connections, each of
+which must send a complete request head within `header_timeout_s`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import socket
 import threading
@@ -31,6 +49,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from codefactory.engines.gateway.app import build_gateway_app
 from codefactory.engines.gateway.cassette import CassetteWriter
@@ -64,6 +83,53 @@ def _replay_app(upstream: Upstream) -> ASGIApp:
     except (ValueError, OSError) as error:  # TranscriptError is a ValueError
         raise GatewayConfigError(f"upstream replay:{upstream.replay_path}: {error}") from error
     return app
+
+
+def guarded_protocol(*, header_timeout_s: float, max_connections: int) -> type[H11Protocol]:
+    """Uvicorn's h11 protocol that closes a connection beyond `max_connections` at once, and
+    one that has not sent a complete request head `header_timeout_s` after it opened or
+    after its last response (uvicorn's keep-alive timer stops once any byte arrives)."""
+
+    class Guarded(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.close()
+                return
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.cycle is None or self.cycle.response_complete:
+                self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout_s, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return Guarded
 
 
 class ModelGateway:
@@ -129,6 +195,13 @@ class ModelGateway:
                 server_header=False,
                 date_header=False,
                 timeout_graceful_shutdown=5,
+                http=guarded_protocol(
+                    header_timeout_s=self.settings.header_timeout_s,
+                    max_connections=self.settings.max_connections,
+                ),
+                limit_concurrency=self.settings.max_connections,
+                timeout_keep_alive=max(1, round(self.settings.keep_alive_s)),
+                h11_max_incomplete_event_size=self.settings.max_header_bytes,
             )
             server = uvicorn.Server(config)
             thread = threading.Thread(
@@ -199,11 +272,23 @@ class ModelGateway:
         return self._ensure_certificates().ca_file
 
     def grant(
-        self, run_id: str, agent_id: str, sponsor: str, engine: str, model: str, budget: Budget
+        self,
+        run_id: str,
+        agent_id: str,
+        sponsor: str,
+        engine: str,
+        model: str,
+        budget: Budget,
+        *,
+        extra_models: tuple[str, ...] = (),
     ) -> str:
         """A fresh credential (`cfk-...`) for one run, carrying its budget; its wall time
-        starts now. Raises ValueError for a run id unfit for a file name."""
-        return self.grants.grant(run_id, agent_id, sponsor, engine, model, budget)
+        starts now. Its calls must name `model` (or one of `extra_models`, for an engine's
+        side requests with a smaller model). Raises ValueError for a run id unfit for a file
+        name."""
+        return self.grants.grant(
+            run_id, agent_id, sponsor, engine, model, budget, extra_models=extra_models
+        )
 
     def revoke(self, credential: str) -> None:
         """Refuse `credential` from now on (a no-op for one already revoked or unknown)."""

@@ -26,10 +26,14 @@ class TeeResponse:
         upstream: httpx.Response,
         headers: Sequence[tuple[str, str]],
         on_done: StreamDone,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         self.upstream = upstream
         self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         self.on_done = on_done
+        self.max_bytes = max_bytes
+        """The most of the stream passed on (and kept); the rest is cut as a failure."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
@@ -62,9 +66,13 @@ class TeeResponse:
         scope.cancel()
 
     async def _relay(self, chunks: list[bytes], send: Send) -> str:
-        failure = ""
+        failure, size = "", 0
         try:
             async for chunk in self.upstream.aiter_bytes():
+                size += len(chunk)
+                if self.max_bytes is not None and size > self.max_bytes:
+                    failure = f"upstream stream longer than {self.max_bytes} bytes: cut"
+                    break
                 chunks.append(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError as error:

@@ -4,7 +4,7 @@
   `httpx.ASGITransport`), same path, no key.
 - `openai:https://HOST/v1`: key as `Authorization: Bearer`; `/v1/X` → `https://HOST/v1/X`.
 - `anthropic:https://HOST`: key as `x-api-key`; `/v1/X?Q` → `https://HOST/v1/X?Q`; the
-  caller's `anthropic-version` and `anthropic-beta` pass through.
+  caller's `anthropic-version` and vetted `anthropic-beta` values pass through.
 - `azure:https://HOST/openai/deployments/NAME[?api-version=V]`: key as `api-key`;
   chat → `https://HOST/openai/deployments/NAME/chat/completions?api-version=V`,
   `/v1/responses` → `https://HOST/openai/responses?api-version=V`,

@@ -93,7 +93,7 @@ def usage_from_body(protocol: WireProtocol, body: bytes) -> Usage | None:
     """The usage block of a non-streamed JSON response; None when it has none."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, too deep, an integer too long
         return None
     return _usage_of(protocol, document.get("usage")) if isinstance(document, dict) else None
 
@@ -118,7 +118,7 @@ def sse_events(body: bytes) -> Iterator[tuple[str, str]]:
 def _json(data: str) -> dict[str, Any]:
     try:
         document = json.loads(data)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return {}
     return document if isinstance(document, dict) else {}
 
