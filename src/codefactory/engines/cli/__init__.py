@@ -19,11 +19,13 @@ from codefactory.engines.cli.errors import (
     ModelBudgetSpent,
 )
 from codefactory.engines.cli.mini_swe_agent import MiniSweAgentAdapter
+from codefactory.engines.cli.opencode import OpencodeAdapter
 
 ADAPTERS: dict[str, type[CliAdapter]] = {
     "cli:codex": CodexAdapter,
     "cli:claude-code": ClaudeCodeAdapter,
     "cli:mini-swe-agent": MiniSweAgentAdapter,
+    "cli:opencode": OpencodeAdapter,
 }
 """Registry name → adapter."""
 
