@@ -57,7 +57,25 @@ def default_agent(settings: Settings) -> AgentIdentity:
 def language_model_engines(settings: Settings) -> dict[str, Engine]:
     """The in-harness agent and the agent CLIs, by registry name; the registry decides which
     of them may run. Each imports its heavy parts (pydantic-ai: seconds) when it first runs."""
-    return {"agent:pydantic-ai": LazyEngine("agent:pydantic-ai", _pydantic_ai_agent)}
+    engines: dict[str, Engine] = {
+        "agent:pydantic-ai": LazyEngine("agent:pydantic-ai", _pydantic_ai_agent)
+    }
+    for name in CLI_ENGINES:
+        engines[name] = LazyEngine(name, _cli_engine(name, settings.cache_dir))
+    return engines
+
+
+CLI_ENGINES = ("cli:codex", "cli:claude-code", "cli:mini-swe-agent", "cli:opencode")
+"""Agent CLIs this factory can run inside the sandbox (`engines/cli/`)."""
+
+
+def _cli_engine(name: str, cache_dir: Path) -> Callable[[], Engine]:
+    def build() -> Engine:
+        from codefactory.engines.cli import cli_engine
+
+        return cli_engine(name, cache_dir)
+
+    return build
 
 
 def _pydantic_ai_agent() -> Engine:

@@ -18,6 +18,7 @@ import yaml
 from codefactory.config import Settings
 from codefactory.demo import DEMO_TRANSCRIPT
 from codefactory.domain import RunState
+from codefactory.engines.cli import cli_engine
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
 from codefactory.runs.intake import accept_ticket
@@ -237,3 +238,54 @@ def test_no_model_upstream_fails_the_run_with_that_reason(
     assert "CODEFACTORY_GATEWAY__UPSTREAM" in run.reason or "upstream" in run.reason, run.reason
     outcomes = [e.data["outcome"] for e in factory.audit.events(run.id) if e.name == "model-called"]
     assert outcomes and set(outcomes) == {"no-upstream"}
+
+
+CODEX_FIX = {
+    "engine": "cli:codex",
+    "model": "gpt-5",
+    "steps": [
+        {"tool": {"name": "exec_command", "arguments": {"cmd": "cat service/callbacks.py"}}},
+        {
+            "tool": {
+                "name": "exec_command",
+                "arguments": {
+                    "cmd": 'sed -i \'s/    if parts.scheme != "https" or not parts.hostname:/'
+                    '    if parts.scheme != "https" or not parts.hostname or '
+                    'parts.netloc.rsplit(":", 1)[-1] not in (parts.hostname, "443"):/\' '
+                    "service/callbacks.py"
+                },
+            }
+        },
+        {"text": "callback_allowed now refuses any explicit port but 443."},
+    ],
+}
+
+
+@pytest.mark.engines_cli
+@pytest.mark.timeout(900)
+def test_an_agent_cli_takes_the_ticket_inside_the_sandbox_and_its_side_traffic_is_denied(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    transcript = tmp_path / "codex.json"
+    transcript.write_text(json.dumps(CODEX_FIX))
+    factory = factory_for(tmp_path, uv_cache, f"replay:{transcript}")
+    # the engine images the CLI tests build once per machine (hundreds of MB)
+    factory.loop.engines["cli:codex"] = cli_engine(
+        "cli:codex", Path.home() / ".cache" / "codefactory-tests"
+    )
+    run = accept_ticket(factory, payload=BUG, repo=repo, engine="cli:codex")
+    assert run.state is RunState.IN_REVIEW, run.reason
+    assert run.engine == "cli:codex"
+    report = run_report(factory.store, run.id)
+    assert report is not None
+    assert report["model_traffic"]["requests"] >= 3
+    assert report["model_traffic"]["models"] == ["gpt-5"]
+    denied = {h["host"] for h in report["egress"] if not h["allowed"]}
+    assert denied == {"github.com:443", "api.github.com:443", "chatgpt.com:443"}
+    assert all(h["phases"] == ["engine"] for h in report["egress"] if not h["allowed"])
+    gateway = [h for h in report["egress"] if h["allowed"] and h["phases"] == ["engine"]]
+    assert [h["host"].split(":")[0] for h in gateway] == ["gateway.codefactory.internal"]
+    evidence = factory.settings.data_dir / "evidence" / run.id / "round-1" / "engine"
+    assert any(evidence.iterdir())
+    patch = (Path(run.package_dir) / "change.patch").read_text()
+    assert 'not in (parts.hostname, "443")' in patch
