@@ -49,14 +49,19 @@ def script(tmp_path: Path, steps: list[dict[str, Any]], **extra: Any) -> Path:
 
 
 def factory_for(
-    tmp_path: Path, uv_cache: Path, upstream: str, registry: Path = REGISTRY
+    tmp_path: Path,
+    uv_cache: Path,
+    upstream: str,
+    registry: Path = REGISTRY,
+    *,
+    strict: bool = False,
 ) -> Factory:
     data_dir = tmp_path / "data"
     if not data_dir.exists():  # a second factory on the same data folder shares everything
         data_dir_sharing_cache(data_dir, uv_cache)
     settings = Settings(
         data_dir=data_dir,
-        gateway=GatewaySettings(upstream=upstream),
+        gateway=GatewaySettings(upstream=upstream, replay_strict=strict),
         engines=EngineSettings(registry=registry),
     )
     return build_factory(settings)
@@ -289,3 +294,22 @@ def test_an_agent_cli_takes_the_ticket_inside_the_sandbox_and_its_side_traffic_i
     assert any(evidence.iterdir())
     patch = (Path(run.package_dir) / "change.patch").read_text()
     assert 'not in (parts.hostname, "443")' in patch
+
+
+def test_in_strict_replay_a_tool_result_that_differs_from_the_transcript_fails_the_run(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    steps = [
+        {
+            "tool": {"name": "read_file", "arguments": {"path": "service/callbacks.py"}},
+            "expect_result": "def callback_refused(",
+        },
+        {"tool": {"name": "finish", "arguments": {"summary": "nothing"}}},
+        {"text": "done"},
+    ]
+    factory = factory_for(tmp_path, uv_cache, f"replay:{script(tmp_path, steps)}", strict=True)
+    run = accept_ticket(factory, payload=ticket(), repo=repo)
+    assert run.state is RunState.FAILED
+    assert "409" in run.reason or "mismatch" in run.reason, run.reason
+    statuses = [e.data["status"] for e in factory.audit.events(run.id) if e.name == "model-called"]
+    assert 409 in statuses

@@ -44,6 +44,10 @@ class GatewaySettings(BaseModel):
     """The provider's key; stays in the factory process."""
     upstream_ca: Path | None = None
     """An extra CA file to trust for the upstream (a bank's internal TLS proxy)."""
+    replay_strict: bool = False
+    """For a `replay:` upstream: answer HTTP 409 (and so fail the run) when a tool result
+    the engine sends differs from the transcript's `expect_result`, or when a request
+    matches no recorded interaction of a cassette (`CODEFACTORY_GATEWAY__REPLAY_STRICT`)."""
     host: str = "gateway.codefactory.internal"
     """The harness host name engines use; resolved by the egress proxy to `bind`."""
     bind: str = "127.0.0.1"

@@ -70,7 +70,7 @@ from codefactory.engines.settings import GatewaySettings
 START_TIMEOUT_S = 10.0
 
 
-def _replay_app(upstream: Upstream) -> ASGIApp:
+def _replay_app(upstream: Upstream, *, strict: bool = False) -> ASGIApp:
     assert upstream.replay_path is not None
     try:
         replay = importlib.import_module("codefactory.engines.replay")
@@ -79,7 +79,7 @@ def _replay_app(upstream: Upstream) -> ASGIApp:
             f"upstream replay:{upstream.replay_path}: the replay upstream is unavailable: {error}"
         ) from error
     try:
-        app: ASGIApp = replay.build_replay_app(upstream.replay_path)
+        app: ASGIApp = replay.build_replay_app(upstream.replay_path, strict=strict)
     except (ValueError, OSError) as error:  # TranscriptError is a ValueError
         raise GatewayConfigError(f"upstream replay:{upstream.replay_path}: {error}") from error
     return app
@@ -154,7 +154,9 @@ class ModelGateway:
         if settings.upstream_ca is not None and not settings.upstream_ca.is_file():
             raise GatewayConfigError(f"upstream_ca: no CA file at {settings.upstream_ca}")
         replay = (
-            _replay_app(self.upstream) if self.upstream and self.upstream.kind == "replay" else None
+            _replay_app(self.upstream, strict=settings.replay_strict)
+            if self.upstream and self.upstream.kind == "replay"
+            else None
         )
         self.grants = GrantTable()
         self.cassettes = CassetteWriter(traffic_dir)
