@@ -78,7 +78,11 @@ def test_identity_publication_through_the_cli(run_cli, tmp_path: Path) -> None: 
 
 def test_audit_commands_through_the_cli(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     factory = build_factory(Settings(data_dir=tmp_path / "data"))
-    for i in range(5):
+    assert [e.name for e in factory.audit.events()] == [  # the factory's start records them
+        "engine-registry-changed",
+        "engine-registry-loaded",
+    ]
+    for i in range(3):
         factory.audit.append(
             AuditEvent(name="step", actor="a", data={"i": i}, at=datetime.now(UTC))
         )
@@ -109,11 +113,11 @@ def test_audit_commands_through_the_cli(run_cli, tmp_path: Path) -> None:  # typ
     )
     assert "no run with id" in run_cli("audit", "explain", "r-nope", code=1)
     with factory.store.engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE audit_events SET data = '{\"i\": 1}' WHERE seq = 1")
+        connection.exec_driver_sql("UPDATE audit_events SET data = '{\"i\": 1}' WHERE seq = 3")
     assert "cannot be exported" in run_cli("audit", "export", code=1)
-    assert "event 1 (step) was altered" in run_cli("audit", "verify", code=1)
+    assert "event 3 (step) was altered" in run_cli("audit", "verify", code=1)
     with factory.store.engine.begin() as connection:
         connection.exec_driver_sql(
-            f"UPDATE audit_events SET leaf_hash = '{'0' * 64}' WHERE seq = 1"
+            f"UPDATE audit_events SET leaf_hash = '{'0' * 64}' WHERE seq = 3"
         )
     assert "refusing to sign" in run_cli("audit", "checkpoint", code=1)
