@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 
@@ -73,6 +74,14 @@ def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: 
         check=True,
     ).stdout
     assert "if port not in (None, 443):" in callbacks
+
+    monitored = cli("engines", "monitor", "agent:pydantic-ai", "--json")
+    assert monitored.returncode == 1  # its first round failed the gate: above the 0.4 limit
+    (agent,) = json.loads(monitored.stdout)
+    assert agent["figures"]["runs"] == 1 and agent["figures"]["acceptance_rate"] == 1.0
+    assert agent["figures"]["gate_failure_rate"] == 0.5
+    assert agent["breached"] == ["gate_failure_rate"]
+    assert 0 < agent["figures"]["cost_per_run"] < 1.0
 
     assert cli("audit", "verify").returncode == 0
     verdict = cli.json("audit", "verify")

@@ -1,5 +1,6 @@
 """Engine registry commands: `engines list`, `engines show NAME`, `engines validate [PATH]`,
-`engines check NAME`. They read the registry file only (no database), so they stay fast."""
+`engines check NAME` read the registry file only (no database), so they stay fast;
+`engines monitor` also reads the runs."""
 
 from __future__ import annotations
 
@@ -200,4 +201,40 @@ def engines_check(
         verdict = "[green]ALLOW[/]" if decision.allowed else "[red]REFUSE[/]"
         console.print(f"{verdict} {decision.reason}", highlight=False)
     if not decision.allowed:
+        raise typer.Exit(1)
+
+
+@engines_app.command("monitor")
+def engines_monitor(
+    name: Annotated[
+        str | None, typer.Argument(help="One engine; default: every engine in the registry.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ongoing monitoring: each engine's thresholds beside what this factory's runs show
+    (reviewers' acceptance rate, gate failure rate, cost per run from the gateway's records).
+    Exits 1 when a threshold is breached."""
+    from codefactory.commands.common import build
+    from codefactory.runs.engine_monitoring import monitoring
+
+    registry = _load()
+    entries = [e for e in registry if name is None or e.name == name]
+    if name is not None and not entries:
+        fail(f"no engine {name!r} in the registry")
+    store = build().store
+    reports = [monitoring(entry, store.engine_record(entry.name)) for entry in entries]
+    if as_json:
+        print_json(reports)
+    else:
+        table = Table("engine", "runs", "metric", "value", "threshold", "state")
+        for report in reports:
+            runs = str(report["figures"]["runs"])
+            for row in report["metrics"] or [
+                {"metric": "-", "value": None, "threshold": {}, "state": "-"}
+            ]:
+                value = "-" if row["value"] is None else f"{row['value']:.3f}"
+                bound = ", ".join(f"{k} {v}" for k, v in row["threshold"].items()) or "-"
+                table.add_row(report["engine"], runs, row["metric"], value, bound, row["state"])
+        console.print(table)
+    if any(report["breached"] for report in reports):
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -399,6 +399,42 @@ class RunStore:
             for r in rows
         ]
 
+    def engine_record(self, engine: str) -> EngineRecord:
+        """What the store holds of an engine's runs: how many, the reviewers' verdicts, the
+        verify rounds and how many failed, and what the gateway counted they spent."""
+        with Session(self.engine) as session:
+            run_ids = list(session.scalars(select(RunRow.id).where(RunRow.engine == engine)))
+            verdicts = list(
+                session.scalars(
+                    select(ReviewRow.approved)
+                    .join(RunRow, ReviewRow.run_id == RunRow.id)
+                    .where(RunRow.engine == engine)
+                )
+            )
+            checks = session.execute(
+                select(CheckRunRow.run_id, CheckRunRow.round, CheckRunRow.passed)
+                .join(RunRow, CheckRunRow.run_id == RunRow.id)
+                .where(RunRow.engine == engine)
+            ).all()
+        rounds: dict[tuple[str, int], bool] = {}
+        for run_id, round_number, passed in checks:
+            rounds[(run_id, round_number)] = rounds.get((run_id, round_number), True) and passed
+        spends = [
+            e.data
+            for run_id in run_ids
+            for e in self._audit.events(run_id)
+            if e.name == "engine-spend"
+        ]
+        return EngineRecord(
+            runs=len(run_ids),
+            approved=sum(1 for v in verdicts if v),
+            rejected=sum(1 for v in verdicts if not v),
+            rounds=len(rounds),
+            failed_rounds=sum(1 for ok in rounds.values() if not ok),
+            spent_runs=len(spends),
+            cost_usd=sum(float(s.get("cost_usd", 0.0)) for s in spends),
+        )
+
     def reviews(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._of_run(ReviewRow, run_id)
         return [
@@ -424,6 +460,30 @@ class RunStore:
                 "risk_level": row.risk_level,
                 "files": row.files,
             }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineRecord:
+    """An engine's track record in this factory (ongoing monitoring's raw figures)."""
+
+    runs: int
+    approved: int
+    rejected: int
+    rounds: int
+    failed_rounds: int
+    spent_runs: int
+    """Runs for which the gateway recorded a spend (language-model runs that reached it)."""
+    cost_usd: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures and the three monitored rates (None when there is nothing to rate)."""
+        reviewed = self.approved + self.rejected
+        return {
+            **asdict(self),
+            "acceptance_rate": self.approved / reviewed if reviewed else None,
+            "gate_failure_rate": self.failed_rounds / self.rounds if self.rounds else None,
+            "cost_per_run": self.cost_usd / self.spent_runs if self.spent_runs else None,
+        }
 
 
 def _state(row: RunStateRow) -> StateChange:
