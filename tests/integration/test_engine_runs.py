@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ import yaml
 
 from codefactory.config import Settings
 from codefactory.demo import DEMO_TRANSCRIPT
-from codefactory.domain import RunState
+from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.engines.cli import cli_engine
+from codefactory.engines.session import EngineSession
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
 from codefactory.runs.intake import accept_ticket
 from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
 from codefactory.runs.report import run_report
+from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, make_repo
 
@@ -313,3 +316,33 @@ def test_in_strict_replay_a_tool_result_that_differs_from_the_transcript_fails_t
     assert "409" in run.reason or "mismatch" in run.reason, run.reason
     statuses = [e.data["status"] for e in factory.audit.events(run.id) if e.name == "model-called"]
     assert 409 in statuses
+
+
+class ModelFreeEngine:
+    """Stands in for a CLI whose repository configuration replaced the model: it changes
+    the workspace without a single call through the gateway."""
+
+    name = "agent:pydantic-ai"
+    version = "0"
+
+    def propose(
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: EngineSession | None = None,
+    ) -> Proposal:
+        assert session is not None and session.model is not None  # it had model access
+        workspace.write_file("README.md", b"# sample-service\n\nchanged without a model\n")
+        return Proposal(engine=self.name, engine_version="0", rationale="no model was asked")
+
+
+def test_a_change_made_without_a_model_call_through_the_gateway_is_not_accepted(
+    tmp_path: Path, uv_cache: Path, repo: Path
+) -> None:
+    factory = factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}")
+    factory.loop.engines["agent:pydantic-ai"] = ModelFreeEngine()
+    run = accept_ticket(factory, payload=BUG, repo=repo)
+    assert run.state is RunState.FAILED
+    assert "without a single model call through the gateway" in run.reason
+    assert "engine-without-model" in names(factory, run.id)

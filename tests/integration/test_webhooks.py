@@ -292,3 +292,62 @@ def test_a_webhook_run_goes_through_the_real_loop_on_a_worker(
     assert run.state is RunState.IN_REVIEW, run.reason
     assert [d["stage"] for d in factory.store.decisions(run.id)] == ["intake", "packaging"]
     assert dispatch.queue.counts() == {"done": 1}
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_a_sentry_issue_is_taken_by_the_in_harness_agent_on_a_worker(
+    tmp_path: Path, repo: Path
+) -> None:
+    script = tmp_path / "sentry-fix.json"
+    script.write_text(
+        json.dumps(
+            {
+                "engine": "agent:pydantic-ai",
+                "model": "gpt-4.1-mini",
+                "steps": [
+                    {
+                        "tool": {
+                            "name": "search",
+                            "arguments": {"pattern": "def ", "path": "service"},
+                        }
+                    },
+                    {
+                        "tool": {
+                            "name": "edit_file",
+                            "arguments": {
+                                "path": "README.md",
+                                "old": "# sample-service",
+                                "new": "# sample-service\n\nCallbacks: see service/callbacks.py.",
+                            },
+                        }
+                    },
+                    {"tool": {"name": "finish", "arguments": {"summary": "documented"}}},
+                    {"text": "done"},
+                ],
+            }
+        )
+    )
+    settings = settings_for(tmp_path, repo)
+    settings = settings.model_copy(
+        update={"gateway": settings.gateway.model_copy(update={"upstream": f"replay:{script}"})}
+    )
+    factory = build_factory(settings)
+    dispatch = build_dispatch(factory, workers=0)
+    app = create_app(factory, dispatch)
+    body = restamp("sentry", (HERE / "sentry" / "issue.created.json").read_bytes())
+    receipt = post(app, "/webhooks/sentry", body, headers("sentry", body, event="issue")).json()
+    assert receipt["status"] == "queued", receipt
+    assert dispatch.workers.drain() == 1
+    run = factory.store.require_run(receipt["run_id"])
+    assert run.state is RunState.IN_REVIEW, run.reason
+    assert run.engine == "agent:pydantic-ai" and run.sponsor == "priya.shah"
+    conversation = (
+        factory.settings.data_dir
+        / "evidence"
+        / run.id
+        / "round-1"
+        / "engine"
+        / "agent-messages-round-1.json"
+    ).read_text()
+    assert "blooopy is not defined" in conversation  # the alert reached the engine's prompt
+    assert [d["stage"] for d in factory.store.decisions(run.id)] == ["intake", "packaging"]

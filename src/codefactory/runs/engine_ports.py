@@ -40,6 +40,11 @@ class EngineSessions(Protocol):
         reached (no upstream configured, the gateway failed to start)."""
         ...
 
+    def model_requests(self, run: Run) -> int:
+        """How many model calls the gateway has forwarded for the run so far (0 without
+        one): a language-model round that adds none produced its change without a model."""
+        ...
+
     def close(self, run: Run) -> None:
         """Revoke the run's model credential and record what it spent; idempotent."""
         ...

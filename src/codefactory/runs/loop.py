@@ -17,6 +17,7 @@ from codefactory.context.port import Connector, ContextItem
 from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Task, TriggerEvent
 from codefactory.engines.errors import EngineError
 from codefactory.engines.port import Engine
+from codefactory.engines.session import EngineSession
 from codefactory.identity.agents import AgentUnavailable
 from codefactory.identity.errors import IdentityError
 from codefactory.identity.port import AgentDirectory, Delegation
@@ -316,6 +317,7 @@ class RunLoop:
                 if self.sessions is not None
                 else None
             )
+            before = self.sessions.model_requests(run) if self.sessions is not None else 0
             try:
                 proposal = engine.propose(task, workspace, feedback, session)
             except EngineError as err:
@@ -326,6 +328,7 @@ class RunLoop:
                     f"{failing_summary(feedback)}; the engine could not do better: {err} "
                     f"(evidence in {self.evidence_dir / run.id})"
                 ) from err
+            self._require_model_traffic(run, engine.name, session, before, round_number)
             change = workspace.changes()
             with self.store.atomic() as tx:
                 tx.audit(
@@ -354,6 +357,34 @@ class RunLoop:
         raise RunFailed(
             f"checks still failing after {max_rounds} rounds: "
             f"{failing_summary(feedback)} (evidence in {self.evidence_dir / run.id})"
+        )
+
+    def _require_model_traffic(
+        self,
+        run: Run,
+        engine: str,
+        session: EngineSession | None,
+        before: int,
+        round_number: int,
+    ) -> None:
+        """A language-model engine's round must have reached its model through the gateway:
+        a proposal with no model call there was made by something else (a repository's own
+        configuration or code standing in for the model) and is not accepted."""
+        if session is None or session.model is None or self.sessions is None:
+            return
+        if self.sessions.model_requests(run) > before:
+            return
+        with self.store.atomic() as tx:
+            tx.audit(
+                "engine-without-model",
+                actor="factory",
+                run_id=run.id,
+                engine=engine,
+                round=round_number,
+            )
+        raise RunFailed(
+            f"round {round_number}: the engine {engine} proposed a change without a single "
+            "model call through the gateway; a change no cleared model made is not accepted"
         )
 
     def _verify(

@@ -120,6 +120,9 @@ class GatewaySessions:
             allowed_tools=tools,
         )
 
+    def model_requests(self, run: Run) -> int:
+        return self._gateway.spend(run.id).requests if self._gateway is not None else 0
+
     def close(self, run: Run) -> None:
         with self._lock:
             held = self._credentials.pop(run.id, None)

@@ -47,12 +47,15 @@ class ClaudeCodeAdapter:
     )
 
     def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
-        """Print mode; only `allowed_tools` (default `DEFAULT_TOOLS`) run without a prompt,
-        and with no one to ask, every other tool call is refused."""
+        """Print mode; only `allowed_tools` (default `DEFAULT_TOOLS`) exist (`--tools`) and run
+        without a prompt; settings come from the kit's HOME only, never the repository."""
         tools = ",".join(allowed_tools or DEFAULT_TOOLS)
         command = (
             NODE, f"{IMAGE_DIR}/{ENTRY}", "-p", prompt, "--output-format", "stream-json",
-            "--verbose", "--allowedTools", tools, "--no-session-persistence",
+            "--verbose", "--tools", tools, "--allowedTools", tools, "--no-session-persistence",
+            # only the kit's own settings in HOME: a repository's .claude/settings.json (hooks,
+            # env, permissions) or .mcp.json must never configure the engine
+            "--setting-sources", "user", "--strict-mcp-config",
             "--model", model.model,
         )  # fmt: skip
         env = {

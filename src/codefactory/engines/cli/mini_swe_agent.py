@@ -31,6 +31,20 @@ RATE_LIMITED = "RateLimitError"
 """litellm's exception for an HTTP 429, which mini records as its exit status."""
 
 
+SH = "/usr/bin/sh"
+LAUNCHER = (
+    # mini looks for a relative config in the working directory (the repository) before its
+    # own, and `python -m` puts the working directory first on sys.path: name the built-in
+    # config by its absolute path and run with -P, so a repository can configure nothing
+    'api="$1"; shift; config=""; '
+    f"for found in {IMAGE_DIR}/venv/lib/python3*/site-packages/minisweagent/config/mini.yaml; "
+    'do config="$found"; done; '
+    'test -f "$config" || { echo "the engine image has no built-in mini.yaml" >&2; exit 97; }; '
+    f'exec {IMAGE_DIR}/venv/bin/python -P -m minisweagent "$@" '
+    '-c "$config" -c "$api" -c environment.cwd=/workspace'
+)
+
+
 class MiniSweAgentAdapter:
     """`cli:mini-swe-agent`."""
 
@@ -50,11 +64,9 @@ class MiniSweAgentAdapter:
         """Its one tool, `bash`, cannot be narrowed: `allowed_tools` is not used."""
         api_base = model.base_url.rstrip("/") + "/v1"
         command = (
-            f"{IMAGE_DIR}/venv/bin/python", "-m", "minisweagent",
+            SH, "-c", LAUNCHER, "mini", f"model.model_kwargs.api_base={api_base}",
             "-m", f"openai/{model.model}", "-t", prompt, "--yolo", "--exit-immediately",
             "-l", "0", "-o", f"{HOME_DIR}/{TRAJECTORY}",
-            "-c", "mini.yaml", "-c", f"model.model_kwargs.api_base={api_base}",
-            "-c", "environment.cwd=/workspace",
         )  # fmt: skip
         env = {
             "OPENAI_API_KEY": model.credential,

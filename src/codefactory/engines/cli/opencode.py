@@ -59,6 +59,8 @@ class OpencodeAdapter:
             "OPENCODE_DISABLE_SHARE": "true",
             "OPENCODE_DISABLE_LSP_DOWNLOAD": "true",
             "OPENCODE_DISABLE_MODELS_FETCH": "true",
+            # a repository's opencode.json / .opencode/ (providers, plugins) never applies
+            "OPENCODE_DISABLE_PROJECT_CONFIG": "true",
         }
         return Launch(command=command, env=env, home_files={CONFIG: config_json(model)})
 
