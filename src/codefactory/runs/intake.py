@@ -272,7 +272,11 @@ class WebhookIntake:
         with self.store.atomic() as tx:
             trigger_id = tx.record_trigger(event)
             run_id = tx.create_run(
-                trigger_id=trigger_id, event=event, sponsor=sponsor, agent_id=self.agent_id
+                trigger_id=trigger_id,
+                event=event,
+                sponsor=sponsor,
+                agent_id=self.agent_id,
+                engine=self.loop.engine_name(event.kind.value),
             )
             # Queued at once: a worker that claims it before the decision below decides it
             # itself (`RunLoop.execute` authorizes a `received` run), so nothing waits on us.
