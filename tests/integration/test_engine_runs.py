@@ -127,6 +127,14 @@ def test_a_bug_ticket_is_fixed_in_two_rounds_and_replays_to_the_same_diff(
     tampered.write_text(yaml.safe_dump(document))
     with pytest.raises(ReplayImpossible, match="altered"):
         verify_cassette(factory.store, run, tampered)
+    document = yaml.safe_load(cassette.read_text())
+    document["interactions"][1]["response"]["status"]["code"] = 500
+    tampered.write_text(yaml.safe_dump(document))
+    with pytest.raises(ReplayImpossible, match="exchange 2 .* altered"):
+        verify_cassette(factory.store, run, tampered)
+    copy = tmp_path / "verified.yaml"
+    assert verify_cassette(factory.store, run, cassette, copy_to=copy) == 8
+    assert copy.read_bytes() == cassette.read_bytes()
 
 
 def test_a_looping_engine_is_stopped_by_its_budget(

@@ -227,6 +227,15 @@ def test_unparseable_bodies_are_bad_requests_not_crashes() -> None:
     assert read_stream(CHAT, stream).usage is None
 
 
+def test_a_key_twice_in_one_object_is_a_bad_request() -> None:
+    """A provider that keeps the first value would see what the gateway never screened."""
+    chat = Endpoint(protocol=CHAT, path="/v1/chat/completions")
+    with pytest.raises(BadModelRequest, match="'tools' appears twice"):
+        read_request(chat, b'{"model":"m","tools":[{"type":"web_search"}],"tools":[]}')
+    with pytest.raises(BadModelRequest, match="'model' appears twice"):
+        read_request(chat, b'{"model":"gpt-5","model":"m"}')
+
+
 def test_request_facts_name_the_most_output_asked_for() -> None:
     chat = Endpoint(protocol=CHAT, path="/v1/chat/completions")
     responses = Endpoint(protocol=RESPONSES, path="/v1/responses")
@@ -328,6 +337,103 @@ RESPONSES_FUNCTION = {"type": "function", "name": "f", "parameters": {}}
         (MESSAGES, {"tools": [{"type": "computer_20250124", "name": "computer"}]}, "server"),
         (MESSAGES, {"mcp_servers": [{"type": "url", "url": "https://x"}]}, "mcp_servers"),
         (MESSAGES, {"container": "c_1"}, "container"),
+        # content the provider would fetch from a URL of the caller's choosing
+        (
+            CHAT,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "https://x.example/?d=secret"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "fetch a URL",
+        ),
+        (
+            CHAT,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/png;base64,AAAA"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "",
+        ),
+        (
+            RESPONSES,
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_file", "file_url": "https://x.example/f.pdf"}],
+                    }
+                ]
+            },
+            "fetch a URL",
+        ),
+        (
+            RESPONSES,
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_image", "image_url": "https://x.example/i.png"}
+                        ],
+                    }
+                ]
+            },
+            "fetch a URL",
+        ),
+        (
+            MESSAGES,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {"type": "url", "url": "https://x.example/i.png"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "fetch a URL",
+        ),
+        (
+            MESSAGES,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_use",
+                                "id": "t",
+                                "name": "Fetch",
+                                "input": {"url": "https://x"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "",
+        ),
     ],
 )
 def test_provider_side_work_is_refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -120,15 +121,17 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     run = factory.store.get_run(run_id)
     if run is None:
         fail(f"no run with id {run_id!r}")
-    try:
-        cassette = cassette_of(settings.model_traffic_dir, run)
-        verify_cassette(factory.store, run, cassette)
-    except ReplayImpossible as err:
-        fail(str(err))
-    gateway = settings.gateway.model_copy(update={"upstream": f"replay:{cassette}", "port": 0})
-    replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
-    with progress("replaying", quiet=as_json):
-        report = replay_run(replaying.loop, run)
+    with tempfile.TemporaryDirectory(prefix="codefactory-replay-") as folder:
+        verified = Path(folder) / f"{run.id}.yaml"  # what was checked is what is served
+        try:
+            cassette = cassette_of(settings.model_traffic_dir, run)
+            verify_cassette(factory.store, run, cassette, copy_to=verified)
+        except ReplayImpossible as err:
+            fail(str(err))
+        gateway = settings.gateway.model_copy(update={"upstream": f"replay:{verified}", "port": 0})
+        replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
+        with progress("replaying", quiet=as_json):
+            report = replay_run(replaying.loop, run)
     if as_json:
         print_json(report.as_dict())
     else:

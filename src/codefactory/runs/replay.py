@@ -93,39 +93,53 @@ def cassette_of(traffic_dir: Path, run: Run) -> Path:
     return cassette
 
 
-def verify_cassette(store: RunStore, run: Run, cassette: Path) -> int:
+def verify_cassette(
+    store: RunStore, run: Run, cassette: Path, *, copy_to: Path | None = None
+) -> int:
     """Check the cassette against the run's audited `model-called` records, exchange by
-    exchange (the SHA-256 of each request and response body, in order); returns how many
-    exchanges it holds. Raises ReplayImpossible when they differ: the audit log, not a file
-    beside it, is the record of what the model said."""
+    exchange (the SHA-256 of each request and response body, the method and the status, in
+    order); returns how many exchanges it holds. With `copy_to`, the bytes that were checked
+    are written there, so the replay serves exactly them. Raises ReplayImpossible when they
+    differ: the audit log, not a file beside it, is the record of what the model said."""
     try:
-        document = yaml.safe_load(cassette.read_text(encoding="utf-8"))
-        interactions = document["interactions"]
-        bodies = [
-            (_bytes(i["request"]["body"]), _bytes(i["response"]["body"]["string"]))
-            for i in interactions
+        raw = cassette.read_bytes()
+        document = yaml.safe_load(raw.decode("utf-8"))
+        exchanges = [
+            (
+                str(i["request"]["method"]).upper(),
+                int(i["response"]["status"]["code"]),
+                _bytes(i["request"]["body"]),
+                _bytes(i["response"]["body"]["string"]),
+            )
+            for i in document["interactions"]
         ]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
         raise ReplayImpossible(f"the cassette {cassette} cannot be read: {err}") from err
     audited = [
         e.data
         for e in store.audit_events(run.id)
         if e.name == "model-called" and int(e.data.get("attempt", 0)) >= 1
     ]
-    if len(audited) != len(bodies):
+    if len(audited) != len(exchanges):
         raise ReplayImpossible(
-            f"the cassette {cassette} holds {len(bodies)} exchanges; the audit log records "
+            f"the cassette {cassette} holds {len(exchanges)} exchanges; the audit log records "
             f"{len(audited)}: it is not the run's recorded traffic"
         )
-    for number, ((request, response), record) in enumerate(zip(bodies, audited, strict=True)):
-        if hashlib.sha256(request).hexdigest() != record.get("request_sha256") or hashlib.sha256(
-            response
-        ).hexdigest() != record.get("response_sha256"):
+    for number, (exchange, record) in enumerate(zip(exchanges, audited, strict=True)):
+        method, status, request, response = exchange
+        if (
+            method != str(record.get("method", "")).upper()
+            or status != int(record.get("status", 0))
+            or hashlib.sha256(request).hexdigest() != record.get("request_sha256")
+            or hashlib.sha256(response).hexdigest() != record.get("response_sha256")
+        ):
             raise ReplayImpossible(
                 f"exchange {number + 1} of the cassette {cassette} differs from the audited "
                 "record of the run's model traffic: it was altered"
             )
-    return len(bodies)
+    if copy_to is not None:
+        copy_to.write_bytes(raw)
+    return len(exchanges)
 
 
 def _bytes(body: object) -> bytes:

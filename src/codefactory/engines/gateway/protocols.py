@@ -131,11 +131,22 @@ def _max_output(protocol: WireProtocol, document: dict[str, Any]) -> int | None:
     return None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
 def parse_json(body: bytes) -> Any:
     """`json.loads(body)`; raises `BadModelRequest` for anything it cannot read, including
-    nesting deeper than the interpreter's recursion limit and integers too long to convert."""
+    nesting deeper than the interpreter's recursion limit, integers too long to convert, and
+    an object with a key twice (the body is forwarded byte for byte, and a provider whose
+    parser keeps the first value would see what the gateway never screened)."""
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys)
     except RecursionError as error:
         raise BadModelRequest("request body is not JSON: nested too deeply") from error
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, int digit limit

@@ -69,12 +69,48 @@ def _tool_refusal(protocol: WireProtocol, tools: object) -> str | None:
     return None
 
 
+_URL_SOURCES = frozenset({"image_url", "file_url"})
+
+
+def _fetched_url(node: object, where: str = "") -> str | None:
+    """Where in the request a content part asks the provider to fetch a URL (an OpenAI
+    `image_url` / `input_image.image_url` / `input_file.file_url` that is not a `data:` URI,
+    an Anthropic `source` of type `url`), or None."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _fetched_url(item, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    if not isinstance(node, dict):
+        return None
+    if node.get("type") == "url" and isinstance(node.get("url"), str):
+        return f"{where}.url"
+    for key, value in node.items():
+        if key in _URL_SOURCES:
+            url = value.get("url") if isinstance(value, dict) else value
+            if isinstance(url, str) and not url.startswith("data:"):
+                return f"{where}.{key}"
+        found = _fetched_url(value, f"{where}.{key}")
+        if found:
+            return found
+    return None
+
+
 def provider_work_refusal(protocol: WireProtocol, document: dict[str, Any]) -> str | None:
     """Why the request would have the provider act on its own (see the module text), or
-    None when it does not."""
+    None when it does not: server-side tools, stored state, and content the provider would
+    fetch from a URL the caller chose (a way around the sandbox's egress rules)."""
     refusal = _tool_refusal(protocol, document.get("tools"))
     if refusal:
         return refusal
+    for key in ("messages", "input", "system"):
+        where = _fetched_url(document.get(key), key)
+        if where:
+            return (
+                f"`{where}` asks the provider to fetch a URL: only inline (`data:` or "
+                "base64) content passes the model gateway"
+            )
     if protocol is WireProtocol.ANTHROPIC_MESSAGES:
         for key in ("mcp_servers", "container"):
             if document.get(key) is not None:

@@ -265,8 +265,10 @@ class ModelGateway:
 
     @property
     def resolve_entry(self) -> tuple[str, str]:
-        """`(host, "<bind>:<port>")`: how the sandbox egress proxy reaches the listener."""
-        return self.settings.host, f"{self.settings.bind}:{self.port}"
+        """`(host, "<bind>:<port>")`: how the sandbox egress proxy reaches the listener (an
+        IPv6 bind address in brackets, `[::1]:<port>`)."""
+        bind = self.settings.bind
+        return self.settings.host, f"[{bind}]:{self.port}" if ":" in bind else f"{bind}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
