@@ -317,3 +317,17 @@ def test_the_check_is_bound_to_a_mandate_by_the_gate() -> None:
     assert isinstance(bound, IntegrityCheck) and bound.timeout_s == 7
     assert bound.mandate.labels == {"tests"} and check.mandate == Mandate()
     assert bound.config_digest() != check.config_digest()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [".claude/settings.json", ".mcp.json", "opencode.json", ".opencode/plugin/p.js",
+     "mini.yaml", ".codex/config.toml", "AGENTS.md", "CLAUDE.md",
+     ".github/copilot-instructions.md"],
+)  # fmt: skip
+def test_coding_agent_configuration_is_a_judge_edit(path: str) -> None:
+    """An engine that writes an agent's hooks, endpoints or instructions steers the next one."""
+    result = judged(path, None, b'{"hooks": {}}\n')
+    assert [edit.rule for edit in result.edits] == ["engine-config-changed"]
+    assert "coding-agent configuration" in result.edits[0].message
+    assert not judged("docs/AGENTS-guide.md", None, b"text\n").edits

@@ -127,10 +127,27 @@ SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
     ("xfail", re.compile(r"\bmark\.xfail\b|\bpytest\.xfail\s*\(|\bexpectedFailure\b"), Topic.TESTS),
 )
 CONFIG_RULE, SUPPRESSION_RULE = "tool-config-changed", "suppression-added"
+ENGINE_CONFIG_RULE = "engine-config-changed"
+ENGINE_CONFIG_PATHS = (
+    ".claude/*", ".mcp.json", "opencode.json", "opencode.jsonc", ".opencode/*", "mini.yaml",
+    ".codex/*", ".aider*", ".openhands/*", ".cursor/*", "AGENTS.md", "CLAUDE.md",
+    ".github/copilot-instructions.md",
+)
+"""Configuration and instructions that coding agents read from a repository (hooks, model
+endpoints, MCP servers, permissions, standing instructions): an engine that writes them
+steers the next engine that works here (globs over the path from the repository root)."""
+
+
+def is_engine_config(path: str) -> bool:
+    """Whether `path` configures or instructs coding agents (`ENGINE_CONFIG_PATHS`)."""
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in ENGINE_CONFIG_PATHS)
+
+
 WHOLE_FILE_JUDGES: tuple[tuple[Callable[[str], bool], str, Topic, str], ...] = (
     (lambda p: is_waiver_file(p), "waiver-added", Topic.CONFIG, "a list of accepted findings"),
     (lambda p: is_config_file(p), CONFIG_RULE, Topic.CONFIG, "tool configuration"),
     (lambda p: is_conftest(p), "conftest-changed", Topic.TESTS, "pytest fixtures and hooks"),
+    (is_engine_config, ENGINE_CONFIG_RULE, Topic.CONFIG, "coding-agent configuration"),
 )
 """(matches the path, rule, topic, what it is) of files that judge as a whole."""
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:[#;].*)?$")
