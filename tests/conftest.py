@@ -47,6 +47,23 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+SAMPLE_SERVICE = (
+    Path(__file__).resolve().parents[1] / "src/codefactory/demo_template/sample-service"
+)
+
+
+def sample_service(path: Path, **replace: str) -> Path:
+    """A git repository at `path` holding the demo's sample service, with `replace` (a path
+    → content map) written over it."""
+    files = {
+        str(p.relative_to(SAMPLE_SERVICE)): p.read_text()
+        for p in SAMPLE_SERVICE.rglob("*")
+        if p.is_file()
+    }
+    make_repo(path, files | replace)
+    return path
+
+
 def make_repo(path: Path, files: dict[str, str]) -> str:
     """Create a git repository at `path` holding `files`; returns the commit id."""
     path.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassett
 from codefactory.runs.report import run_report
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, make_repo
+from tests.conftest import data_dir_sharing_cache, sample_service
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -72,10 +72,7 @@ def factory_for(
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    make_repo(tmp_path / "sample-service", files)
-    return tmp_path / "sample-service"
+    return sample_service(tmp_path / "sample-service")
 
 
 def names(factory: Factory, run_id: str) -> list[str]:

@@ -15,7 +15,7 @@ from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from codefactory.verify.settings import VerifySettings, Waiver
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import make_repo
+from tests.conftest import sample_service
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -49,9 +49,7 @@ class ShellEngine:
 def test_a_waived_finding_lets_the_run_through_and_names_its_approver(
     tmp_path: Path,
 ) -> None:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    make_repo(tmp_path / "svc", files)
+    sample_service(tmp_path / "svc")
     waiver = Waiver(
         check="sast", rule="B602", path="service/*", approver="ciso", reason="trusted input"
     )

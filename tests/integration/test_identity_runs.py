@@ -22,7 +22,7 @@ from codefactory.identity.published import allowed_signers
 from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, make_repo
+from tests.conftest import data_dir_sharing_cache, sample_service
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 LINT_TICKET = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
@@ -40,10 +40,7 @@ def factory(tmp_path: Path, uv_cache: Path) -> Factory:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    make_repo(tmp_path / "sample-service", files)
-    return tmp_path / "sample-service"
+    return sample_service(tmp_path / "sample-service")
 
 
 def names(factory: Factory, run_id: str) -> list[str]:

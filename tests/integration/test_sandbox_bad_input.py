@@ -18,16 +18,13 @@ from codefactory.sandbox.bubblewrap import BubblewrapSandbox
 from codefactory.sandbox.errors import ProvisionFailed, SandboxUnavailable
 from codefactory.sandbox.settings import SandboxSettings
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, git, make_repo
+from tests.conftest import data_dir_sharing_cache, git, sample_service
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
 
 def sample_repo(path: Path, **replace: str) -> Path:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    make_repo(path, files | replace)
-    return path
+    return sample_service(path, **replace)
 
 
 def factory_for(data_dir: Path, uv_cache: Path, **sandbox: object) -> Factory:

@@ -18,7 +18,7 @@ from codefactory.sandbox.container import ContainerSandbox, find_runtime
 from codefactory.sandbox.errors import SandboxUnavailable
 from codefactory.sandbox.settings import SandboxSettings
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import make_repo
+from tests.conftest import make_repo, sample_service
 
 
 def engine_answers() -> bool:
@@ -49,9 +49,7 @@ def test_no_runtime_at_all_and_an_unknown_backend(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(engine_answers(), reason="a container engine runs here")
 def test_a_run_on_an_unavailable_backend_fails_with_the_reason(tmp_path: Path) -> None:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    make_repo(tmp_path / "svc", files)
+    sample_service(tmp_path / "svc")
     factory = build_factory(
         Settings(data_dir=tmp_path / "data", sandbox=SandboxSettings(type="container"))
     )

@@ -25,8 +25,7 @@ from codefactory.factory import Factory, build_factory
 from codefactory.store.trigger_tables import DeliveryRow
 from codefactory.triggers.settings import RepositoryBinding, ScheduleSettings, TriggerSettings
 from codefactory.web.app import create_app
-from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import SHARED_FIXTURES, make_repo
+from tests.conftest import SHARED_FIXTURES, sample_service
 from tests.fixtures.webhooks.signed import HERE, SECRETS, WORK, headers, restamp
 
 GITHUB = SHARED_FIXTURES / "webhooks" / "github"
@@ -42,11 +41,8 @@ def post(app: Any, path: str, body: bytes, sent: dict[str, str]) -> httpx.Respon
 
 
 def sample_repo(root: Path) -> Path:
-    service = TEMPLATE / "sample-service"
-    files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
-    files["requirements.txt"] = "idna==3.7\n"  # no known advisory: only the change is judged
-    make_repo(root / "sample-service", files)
-    return root / "sample-service"
+    # no known advisory in the pins: only the change is judged
+    return sample_service(root / "sample-service", **{"requirements.txt": "idna==3.7\n"})
 
 
 def settings_for(tmp_path: Path, repo: Path, **extra: Any) -> Settings:

@@ -16,6 +16,7 @@ Inside the sandbox every CLI sees the same layout:
 from __future__ import annotations
 
 import json
+import platform
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from codefactory.engines.cli.image import ImageRecipe
 from codefactory.engines.session import ModelAccess
 
 IMAGE_DIR = "/opt/engine"
+NODE_ARCH = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+"""The machine as npm names it in the native packages the CLIs ship (`linux-x64`)."""
 KIT_DIR = "/opt/engine-kit"
 HOME_DIR = "/tmp/engine-home"
 CA_FILE = f"{KIT_DIR}/ca.pem"

@@ -13,12 +13,12 @@ messages (tool uses and their results), `stream_event` with partial messages, an
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Sequence
 from typing import Any
 
 from codefactory.engines.cli.adapter import (
     IMAGE_DIR,
+    NODE_ARCH,
     Launch,
     StreamReading,
     json_lines,
@@ -27,7 +27,6 @@ from codefactory.engines.cli.adapter import (
 from codefactory.engines.cli.image import NODE, ImageRecipe
 from codefactory.engines.session import ModelAccess
 
-_ARCH = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 ENTRY = "node_modules/@anthropic-ai/claude-code/cli-wrapper.cjs"
 DEFAULT_TOOLS = ("Bash", "Edit", "Write", "Read", "Glob", "Grep")
 
@@ -43,7 +42,7 @@ class ClaudeCodeAdapter:
         kind="npm",
         package="@anthropic-ai/claude-code",
         version="2.1.328",
-        entry=(ENTRY, f"node_modules/@anthropic-ai/claude-code-linux-{_ARCH}/claude"),
+        entry=(ENTRY, f"node_modules/@anthropic-ai/claude-code-linux-{NODE_ARCH}/claude"),
     )
 
     def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:

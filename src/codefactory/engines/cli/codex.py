@@ -13,7 +13,6 @@ Events (`codex exec --json`, one JSON object a line): `thread.started`, `turn.st
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from codefactory.engines.cli.adapter import (
     HOME_DIR,
     IMAGE_DIR,
     KEY_VARIABLE,
+    NODE_ARCH,
     Launch,
     StreamReading,
     json_lines,
@@ -29,7 +29,6 @@ from codefactory.engines.cli.adapter import (
 from codefactory.engines.cli.image import NODE, ImageRecipe
 from codefactory.engines.session import ModelAccess
 
-_ARCH = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 ENTRY = "node_modules/@openai/codex/bin/codex.js"
 QUOTA_EXCEEDED = "Quota exceeded."
 
@@ -45,7 +44,7 @@ class CodexAdapter:
         kind="npm",
         package="@openai/codex",
         version="0.169.0",
-        entry=(ENTRY, f"node_modules/@openai/codex-linux-{_ARCH}"),
+        entry=(ENTRY, f"node_modules/@openai/codex-linux-{NODE_ARCH}"),
     )
 
     def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:

@@ -14,7 +14,6 @@ It retries a 429 itself for about 75 s, though the gateway says `x-should-retry:
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from codefactory.engines.cli.adapter import (
     HOME_DIR,
     IMAGE_DIR,
     KEY_VARIABLE,
+    NODE_ARCH,
     Launch,
     StreamReading,
     json_lines,
@@ -30,8 +30,7 @@ from codefactory.engines.cli.adapter import (
 from codefactory.engines.cli.image import ImageRecipe
 from codefactory.engines.session import ModelAccess
 
-_ARCH = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-BINARY = f"node_modules/opencode-linux-{_ARCH}/bin/opencode"
+BINARY = f"node_modules/opencode-linux-{NODE_ARCH}/bin/opencode"
 PROVIDER = "codefactory"
 CONFIG = ".config/opencode/codefactory.json"
 
