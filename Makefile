@@ -6,9 +6,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test install system-packages lint bench
 
 demo: install
+	$(PY) -m compileall -q -j 0 src >/dev/null
 	$(VENV)/bin/codefactory demo $(if $(DEMO_SERVE),--serve)
 
 test: install
+	$(PY) -m compileall -q -j 0 src tests >/dev/null
 	$(PY) -m pytest
 
 lint: install
@@ -27,6 +29,8 @@ system-packages:
 	@command -v rg >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ripgrep; }
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (as on these
+# machines), every process would otherwise compile every module it imports, every time.
 $(VENV)/.installed: pyproject.toml uv.lock
-	python3 -m uv sync --frozen --python python3
+	python3 -m uv sync --frozen --python python3 --compile-bytecode
 	touch $@
