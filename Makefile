@@ -10,7 +10,7 @@ demo: install
 	$(VENV)/bin/codefactory demo $(if $(DEMO_SERVE),--serve)
 
 test: install
-	$(PY) -m compileall -q -j 0 src tests >/dev/null
+	$(PY) -m compileall -q -j 0 src >/dev/null
 	$(PY) -m pytest
 
 lint: install
