@@ -6,11 +6,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test install system-packages lint bench
 
 demo: install
-	$(PY) -m compileall -q -j 0 src >/dev/null
+	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
 	$(VENV)/bin/codefactory demo $(if $(DEMO_SERVE),--serve)
 
 test: install
-	$(PY) -m compileall -q -j 0 src >/dev/null
+	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
 	$(PY) -m pytest
 
 lint: install

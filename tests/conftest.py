@@ -58,7 +58,7 @@ def sample_service(path: Path, **replace: str) -> Path:
     files = {
         str(p.relative_to(SAMPLE_SERVICE)): p.read_text()
         for p in SAMPLE_SERVICE.rglob("*")
-        if p.is_file()
+        if p.is_file() and "__pycache__" not in p.parts
     }
     make_repo(path, files | replace)
     return path

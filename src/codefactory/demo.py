@@ -46,7 +46,10 @@ def create_sample_repository(target: Path) -> Path:
     """A fresh git repository holding the sample service, committed by its developer."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(TEMPLATE / "sample-service", target)
+    # a stray __pycache__ (an interpreter that ran the template's tests) is not the service
+    shutil.copytree(
+        TEMPLATE / "sample-service", target, ignore=shutil.ignore_patterns("__pycache__")
+    )
     identity = ["-c", "user.name=Sample Developer", "-c", "user.email=dev@bank.example"]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "sample"]):
         subprocess.run(  # noqa: S603 - fixed git arguments on a folder we just created
