@@ -129,8 +129,18 @@ SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
 CONFIG_RULE, SUPPRESSION_RULE = "tool-config-changed", "suppression-added"
 ENGINE_CONFIG_RULE = "engine-config-changed"
 ENGINE_CONFIG_PATHS = (
-    ".claude/*", ".mcp.json", "opencode.json", "opencode.jsonc", ".opencode/*", "mini.yaml",
-    ".codex/*", ".aider*", ".openhands/*", ".cursor/*", "AGENTS.md", "CLAUDE.md",
+    ".claude/*",
+    ".mcp.json",
+    "opencode.json",
+    "opencode.jsonc",
+    ".opencode/*",
+    "mini.yaml",
+    ".codex/*",
+    ".aider*",
+    ".openhands/*",
+    ".cursor/*",
+    "AGENTS.md",
+    "CLAUDE.md",
     ".github/copilot-instructions.md",
 )
 """Configuration and instructions that coding agents read from a repository (hooks, model
