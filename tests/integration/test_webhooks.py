@@ -347,3 +347,25 @@ def test_a_sentry_issue_is_taken_by_the_in_harness_agent_on_a_worker(
     ).read_text()
     assert "blooopy is not defined" in conversation  # the alert reached the engine's prompt
     assert [d["stage"] for d in factory.store.decisions(run.id)] == ["intake", "packaging"]
+
+
+def test_a_form_encoded_github_delivery_is_read_from_its_payload_field(
+    app: Any, factory: Factory
+) -> None:
+    """Issue 10: a hook whose content type is `application/x-www-form-urlencoded` sends
+    `payload=<json>`, signed over the raw form body."""
+    from urllib.parse import urlencode
+
+    form = urlencode({"payload": labeled().decode()}).encode()
+    sent = headers("github", form, event="issues")
+    sent["Content-Type"] = "application/x-www-form-urlencoded"
+    answer = post(app, "/webhooks/github", form, sent)
+    assert answer.status_code == 202, answer.text
+    run = factory.store.require_run(answer.json()["run_id"])
+    assert run.state is RunState.AUTHORIZED and run.kind.value == "fix_lint"
+
+    for bad in (b"payload=%7B&payload=%7B%7D", b"other=1", b"payload=not-json", b"%zz"):
+        sent = headers("github", bad, event="issues")
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+        refused = post(app, "/webhooks/github", bad, sent)
+        assert refused.status_code == 400, (bad, refused.text)

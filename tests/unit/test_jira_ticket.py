@@ -127,3 +127,43 @@ def test_arbitrary_json_fields_never_crash_the_parser(fields: object) -> None:
 def test_adf_text_ignores_unknown_nodes() -> None:
     assert adf_text({"type": "mention", "attrs": {}}) == ""
     assert adf_text(42) == ""
+
+
+def test_adf_keeps_the_text_of_mentions_breaks_cards_code_and_lists() -> None:
+    """Issue 10: an ADF description as Jira Cloud sends it keeps every piece of its text."""
+    description = {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {"type": "paragraph", "content": [
+                {"type": "mention", "attrs": {"id": "5b10ac8d82e05b22cc7d4ef5",
+                                              "text": "@Priya Shah", "accessLevel": ""}},
+                {"type": "text", "text": " please fix"},
+                {"type": "hardBreak"},
+                {"type": "text", "text": "see "},
+                {"type": "inlineCard", "attrs": {"url": "https://sentry.example/issues/42/"}},
+            ]},
+            {"type": "codeBlock", "attrs": {"language": "python"}, "content": [
+                {"type": "text", "text": "callback_allowed('https://x:8443/')\nTrue"}]},
+            {"type": "bulletList", "content": [
+                {"type": "listItem", "content": [
+                    {"type": "paragraph", "content": [{"type": "text", "text": "port 8443"}]}]},
+                {"type": "listItem", "content": [
+                    {"type": "paragraph", "content": [
+                        {"type": "text", "text": "link", "marks": [
+                            {"type": "link", "attrs": {"href": "https://docs.example"}}]}]}]},
+            ]},
+            {"type": "paragraph", "content": [
+                {"type": "status", "attrs": {"text": "BLOCKED", "color": "red"}},
+                {"type": "text", "text": " since "},
+                {"type": "date", "attrs": {"timestamp": "1764374400000"}},
+                {"type": "emoji", "attrs": {"shortName": ":fire:", "text": "🔥"}},
+            ]},
+        ],
+    }  # fmt: skip
+    assert adf_text(description) == (
+        "Priya Shah please fix\nsee https://sentry.example/issues/42/\n"
+        "callback_allowed('https://x:8443/')\nTrue\n"
+        "- port 8443\n- link\n"
+        "BLOCKED since 2025-11-29🔥"
+    )

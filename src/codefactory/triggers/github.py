@@ -15,8 +15,8 @@ from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.triggers.errors import DeliveryInvalid
 from codefactory.triggers.labels import check_kind, command, command_kind, starts_work
 from codefactory.triggers.payload import (
+    delivered_object,
     items,
-    json_object,
     label_names,
     mapping,
     required,
@@ -69,7 +69,7 @@ class GitHubWebhooks:
         kind = delivery.header("X-GitHub-Event").strip()
         if not delivery_id or not kind:
             raise DeliveryInvalid(self.name, delivery_id, "X-GitHub-Delivery or -Event missing")
-        doc = json_object(delivery, delivery_id)
+        doc = delivered_object(delivery, delivery_id)  # JSON, or the form's payload field
         action = text(doc, "action")
         event = f"{kind}.{action}" if action else kind
         reader = self.readers.get(kind)

@@ -32,17 +32,61 @@ from codefactory.triggers.signing import require_hex_hmac
 __all__ = ["LABEL_KINDS", "JiraTicketSource", "JiraWebhooks", "adf_text", "kind_from_labels"]
 
 
+_ADF_BLOCKS = frozenset(
+    {
+        "doc", "paragraph", "heading", "bulletList", "orderedList", "listItem", "codeBlock",
+        "blockquote", "panel", "table", "tableRow", "tableCell", "tableHeader", "expand",
+        "nestedExpand", "taskList", "taskItem", "decisionList", "decisionItem", "mediaSingle",
+        "mediaGroup", "layoutSection", "layoutColumn",
+    }
+)  # fmt: skip
+"""Nodes whose children stand on lines of their own; inline nodes' children run together."""
+
+
 def adf_text(node: Any) -> str:
-    """Plain text of an Atlassian Document Format node (REST v3 descriptions)."""
+    """Plain text of an Atlassian Document Format node (Jira REST v3 descriptions and
+    comments): text as written, a hard break as a newline, a mention as the person's display
+    name, an inline, block or embed card as its URL, an emoji as its text, a status lozenge
+    as its label, a date as YYYY-MM-DD, code blocks and list items each on their own lines."""
     if isinstance(node, str):
         return node
     if not isinstance(node, dict):
         return ""
-    if node.get("type") == "text":
+    kind = node.get("type")
+    found = node.get("attrs")
+    attrs: dict[str, Any] = found if isinstance(found, dict) else {}
+    if kind == "text":
         return str(node.get("text", ""))
+    if kind == "hardBreak":
+        return "\n"
+    if kind == "mention":
+        return str(attrs.get("text") or attrs.get("id") or "").removeprefix("@")
+    if kind in ("inlineCard", "blockCard", "embedCard"):
+        card = attrs.get("data")
+        data: dict[str, Any] = card if isinstance(card, dict) else {}
+        return str(attrs.get("url") or data.get("url") or "")
+    if kind == "emoji":
+        return str(attrs.get("text") or attrs.get("shortName") or "")
+    if kind == "status":
+        return str(attrs.get("text") or "")
+    if kind == "date":
+        return _adf_date(attrs.get("timestamp"))
+    if kind == "rule":
+        return "---"
     parts = [adf_text(child) for child in node.get("content", []) or []]
-    separator = "\n" if node.get("type") in ("doc", "bulletList", "orderedList") else ""
-    return separator.join(parts)
+    if kind == "listItem":
+        return "- " + "\n".join(part for part in parts if part)
+    if kind in _ADF_BLOCKS and kind not in ("paragraph", "heading", "codeBlock"):
+        return "\n".join(part for part in parts if part)
+    return "".join(parts)
+
+
+def _adf_date(timestamp: Any) -> str:
+    try:
+        moment = datetime.fromtimestamp(int(str(timestamp)) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+    return moment.date().isoformat()
 
 
 def _person(value: Any) -> str:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.triggers.errors import DeliveryInvalid
@@ -31,6 +32,44 @@ def json_object(delivery: Delivery, delivery_id: str = "") -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DeliveryInvalid(delivery.source, delivery_id, "the body must be a JSON object")
     return document
+
+
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+def form_payload_object(delivery: Delivery, delivery_id: str = "") -> dict[str, Any]:
+    """The JSON object of a form-encoded delivery's one `payload=` field (GitHub sends its
+    webhooks so when the hook's content type is `application/x-www-form-urlencoded`; the
+    signature covers the raw form body), or `DeliveryInvalid`."""
+    try:
+        fields = parse_qs(
+            delivery.body.decode("ascii"), keep_blank_values=True, strict_parsing=True
+        )
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DeliveryInvalid(delivery.source, delivery_id, f"not a form body ({err})") from None
+    payloads = fields.get("payload", [])
+    if len(payloads) != 1 or set(fields) != {"payload"}:
+        raise DeliveryInvalid(
+            delivery.source, delivery_id, "a form body must carry exactly one `payload` field"
+        )
+    try:
+        document = json.loads(payloads[0])
+    except ValueError as err:
+        raise DeliveryInvalid(
+            delivery.source, delivery_id, f"the `payload` field is not valid JSON ({err})"
+        ) from None
+    if not isinstance(document, dict):
+        raise DeliveryInvalid(delivery.source, delivery_id, "the payload must be a JSON object")
+    return document
+
+
+def delivered_object(delivery: Delivery, delivery_id: str = "") -> dict[str, Any]:
+    """The delivery's JSON object, read by its `Content-Type`: a form's `payload=` field or
+    the JSON body."""
+    media_type = delivery.header("Content-Type").split(";", 1)[0].strip().lower()
+    if media_type == FORM_MEDIA_TYPE:
+        return form_payload_object(delivery, delivery_id)
+    return json_object(delivery, delivery_id)
 
 
 def dig(document: Any, *path: str) -> Any:
