@@ -100,6 +100,19 @@ def test_lint_uses_the_repository_config(new_workspace: WorkspaceFactory) -> Non
     assert result.passed, result.findings  # F401 is not selected by this repository
 
 
+def test_the_repositorys_ruff_switches_cannot_blind_lint(new_workspace: WorkspaceFactory) -> None:
+    """`fix = true` would rewrite the file in the sandbox and report nothing; an `exclude`
+    would hide the changed file; `exit-zero`-like settings change nothing we read."""
+    config = '[tool.ruff]\nfix = true\nexclude = ["pkg"]\n'
+    workspace = new_workspace({**PASSING, "pyproject.toml": config})
+    workspace.write_file("pkg/calc.py", b"import os\n\n\ndef add(a, b):\n    return a + b\n")
+
+    verdicts = {RuffCheck().run(workspace, workspace.changes()).passed for _ in range(2)}
+
+    assert verdicts == {False}  # found, and found again: nothing was fixed away
+    assert b"import os" in (workspace.read_file("pkg/calc.py") or b"")
+
+
 def test_lint_passes_a_clean_change(shared: BubblewrapWorkspace) -> None:
     change = _change_of(shared, "pkg/calc.py")
 

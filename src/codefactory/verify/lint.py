@@ -44,11 +44,13 @@ class RuffCheck:
         version = factory_version("ruff")
         if not paths:
             return self._result([], version, summary="no Python files changed")
-        # ruff finds the repository's pyproject.toml / ruff.toml itself; --force-exclude keeps
-        # the repository's `exclude` settings even for files named on the command line.
-        command = [RUFF, "check", "--no-cache", "--output-format", "json", "--exit-zero"]
+        # ruff finds the repository's pyproject.toml / ruff.toml itself: its rule selection
+        # counts, never its behaviour switches. --no-fix: a `fix = true` there would rewrite
+        # the files and report nothing; no --force-exclude: an `exclude` must not hide a
+        # file the change touched (issue 10).
+        command = [RUFF, "check", "--no-cache", "--no-fix", "--output-format", "json"]
         result = workspace.exec(
-            [*command, "--force-exclude", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
+            [*command, "--exit-zero", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
         )
         try:
             findings = fingerprinted(parse_ruff_json(result, paths), change)
