@@ -148,7 +148,7 @@ def test_concurrent_first_runs_build_the_image_once(sandbox: BubblewrapSandbox, 
         futures = [pool.submit(provision, sandbox, repo, f"c{i}") for i in range(8)]
     made = [f.result() for f in futures if f.exception() is None]
     try:
-        assert len(made) == 8, [f.exception() for f in futures]
+        assert len(made) == 8, [repr(f.exception()) for f in futures if f.exception()]
         assert sum(1 for ws in made if ws.lease and ws.lease.built) == 1
         assert {idna_version(ws) for ws in made} == {"3.7"}
     finally:
