@@ -10,13 +10,14 @@ from codefactory.advisories.errors import (
 )
 from codefactory.advisories.importer import ImportReport, import_advisories, index_path
 from codefactory.advisories.locks import find_locked, is_lock_file
-from codefactory.advisories.osv import DEFAULT_ADVISORIES, Advisory, AdvisoryDatabase
+from codefactory.advisories.osv import DEFAULT_ADVISORIES, Advisory, AdvisoryDatabase, Freshness
 from codefactory.advisories.pins import Pin, find_pins, is_pin_file, read_pin_files, rewrite_pin
 
 __all__ = [
     "DEFAULT_ADVISORIES",
     "Advisory",
     "AdvisoryDatabase",
+    "Freshness",
     "AdvisoryError",
     "AdvisoryFileInvalid",
     "AdvisoryImportFailed",

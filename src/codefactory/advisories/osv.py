@@ -16,6 +16,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,17 @@ def _parse_version(raw: str) -> Version | None:
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Freshness:
+    """How much advisory data there is and how old: `records` OSV records, `synced_at` when
+    `advisories sync`/`import` last wrote them (None: shipped or unknown), `source` the URL
+    or folder they came from."""
+
+    records: int
+    synced_at: datetime | None = None
+    source: str = ""
+
+
 class AdvisoryDatabase:
     """PyPI advisories indexed by PEP 503 name; immutable once loaded."""
 
@@ -106,6 +118,10 @@ class AdvisoryDatabase:
         self._pending: dict[str, list[Any]] = {}
         self._source = Path("(index)")
         self._lock = threading.Lock()
+
+    def freshness(self) -> Freshness:
+        """The size and age of the data (filled in by `advisories sync`)."""
+        return Freshness(records=sum(len(v) for v in self._by_package.values()))
 
     @classmethod
     def load(cls, folder: Path) -> AdvisoryDatabase:
