@@ -123,3 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "engines_cli: runs real agent CLIs from engine images built once into "
         "~/.cache/codefactory-tests (slow the first time); CI runs them",
     )
+    config.addinivalue_line(
+        "markers",
+        "real_repos: sets up, verifies and scans real public projects (sdists from PyPI, "
+        "packages from npm) cached in ~/.cache/codefactory-tests; CI runs them",
+    )
