@@ -11,6 +11,9 @@ TOOLS_DIR = "/opt/codefactory/bin"
 SCANNERS_ENV = f"{ENV_DIR}/.scanners"
 """A virtualenv of the factory's scanners (bandit) built with the project's own Python in the
 setup phase, when that Python is not the factory's: scanners parse with their interpreter."""
+NODE_MODULES = f"{ENV_DIR}/node_modules"
+"""Where the setup phase installs a JavaScript project's packages; the sandbox shows this folder
+read-only at `/workspace/node_modules` in the engine and check phases."""
 CACHE_DIR = "/cache"
 """The package cache, mounted only in the SETUP phase."""
 EGRESS_SOCKET = "/run/codefactory/egress.sock"
