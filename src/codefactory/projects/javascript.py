@@ -1,0 +1,237 @@
+"""Detect the JavaScript/TypeScript side of a repository from its committed root files.
+
+A `package.json` with a lock file is installed exactly as the lock file says, with lifecycle
+scripts off (`npm ci --ignore-scripts`, `pnpm install --frozen-lockfile --ignore-scripts`,
+`yarn install --frozen-lockfile --ignore-scripts`, Yarn Berry's `--immutable
+--mode=skip-build`). pnpm and Yarn come through corepack, at the version package.json's
+`packageManager` field names (else corepack's own pinned default), downloaded from the npm
+registry only. A `package.json` without a lock file cannot be installed reproducibly: that is a
+named problem, never an unlocked `npm install`.
+
+The packages are installed in the workspace, as the repository expects them, then moved to
+`/env/node_modules` (`sandbox.layout.NODE_MODULES`), which the sandbox shows read-only at
+`/workspace/node_modules` in the engine and check phases: the paths the package manager wrote
+(pnpm's links into `.pnpm`, `.bin` shims) are the paths the checks see.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+from codefactory.projects.model import FileSource, JavaScriptProject, RepositoryConfig, SetupStep
+from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, NODE_MODULES, SH, system_tool
+
+PACKAGE_JSON = "package.json"
+NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
+PNPM_LOCK = "pnpm-lock.yaml"
+YARN_LOCK = "yarn.lock"
+MANAGERS = ("npm", "pnpm", "yarn")
+NPM_REGISTRY = "https://registry.npmjs.org"
+NO_TEST_SPECIFIED = 'echo "Error: no test specified" && exit 1'
+"""`scripts.test` as `npm init` writes it: a placeholder, not a test suite."""
+ESLINT_FLAT_CONFIGS = tuple(
+    f"eslint.config.{ext}" for ext in ("js", "mjs", "cjs", "ts", "mts", "cts")
+)
+ESLINT_LEGACY_CONFIGS = tuple(
+    f".eslintrc{ext}" for ext in (".js", ".cjs", ".yaml", ".yml", ".json", "")
+)
+_PACKAGE_MANAGER = re.compile(r"^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[\w.+-]*)$")
+COREPACK_HOME = f"{CACHE_DIR}/corepack"
+"""Where corepack keeps the package managers it downloads (the setup phase's cache)."""
+
+NPM = system_tool("npm")
+COREPACK = system_tool("corepack")
+ENV = system_tool("env")
+
+
+def detect_javascript(
+    files: FileSource, config: RepositoryConfig
+) -> tuple[JavaScriptProject | None, list[str]]:
+    """The JavaScript project at the root of `files`, and the problems found reading it.
+
+    (None, []) when the repository has no root `package.json` (nor a lock file without one).
+    A problem is one sentence naming the file and what could not be read or done: a
+    malformed `package.json`, no lock file, a `packageManager` field naming a manager whose
+    lock file is missing. `config.test_command` does not change the detected `test_script`:
+    the test check reads the config itself.
+    """
+    paths = set(files.paths())
+    locks = [p for p in (*NPM_LOCKS, PNPM_LOCK, YARN_LOCK) if p in paths]
+    if PACKAGE_JSON not in paths:
+        if locks:
+            return None, [f"{locks[0]} is committed without a package.json: nothing to install"]
+        return None, []
+    manifest, problem = _manifest(files.read(PACKAGE_JSON))
+    if manifest is None:
+        return None, [problem]
+    pinned, problems = _package_manager(manifest)
+    manager, lock_file, lock_problem = _choose_lock(locks, pinned, files)
+    problems += [lock_problem] if lock_problem else []
+    setup: tuple[SetupStep, ...] = ()
+    if lock_file:
+        setup = install_steps(manager, lock_file, pinned, berry=_is_berry(files, lock_file))
+    project = JavaScriptProject(
+        manager=manager,
+        lock_file=lock_file,
+        setup=setup,
+        inputs=tuple(sorted({PACKAGE_JSON, *locks, *_npmrc(paths)})),
+        test_script=declared_test_script(manifest),
+        eslint_config=eslint_config(paths, manifest),
+    )
+    return project, problems
+
+
+def _manifest(raw: bytes | None) -> tuple[dict[str, Any] | None, str]:
+    if raw is None:
+        return None, "package.json cannot be read (a link out of the tree?)"
+    try:
+        manifest = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        return None, f"package.json is not UTF-8: {exc}"
+    except ValueError as exc:
+        return None, f"package.json is not valid JSON: {exc}"
+    if not isinstance(manifest, dict):
+        return None, f"package.json is not a JSON object but a {type(manifest).__name__}"
+    return manifest, ""
+
+
+def _package_manager(manifest: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """`packageManager` (`pnpm@9.1.0+sha512...`) as given, or None; a malformed one is a
+    problem (corepack would refuse it too)."""
+    field = manifest.get("packageManager")
+    if field is None:
+        return None, []
+    if not isinstance(field, str) or not _PACKAGE_MANAGER.match(field.strip()):
+        return None, [f"package.json's packageManager {field!r} is not `npm|pnpm|yarn@<version>`"]
+    return field.strip(), []
+
+
+def _choose_lock(locks: list[str], pinned: str | None, files: FileSource) -> tuple[str, str, str]:
+    """(manager, lock file, problem): the pinned manager's lock, else the first lock found
+    (npm, pnpm, yarn in that order); an empty lock file name with a problem when none fits."""
+    by_manager = {_manager_of(lock): lock for lock in reversed(locks)}
+    if pinned is not None:
+        manager = pinned.split("@", 1)[0]
+        if manager in by_manager:
+            return manager, by_manager[manager], ""
+        wanted = " or ".join(NPM_LOCKS) if manager == "npm" else _lock_of(manager)
+        return (
+            manager,
+            "",
+            (
+                f"package.json's packageManager names {manager} but {wanted} is not committed: "
+                "no locked install is possible"
+            ),
+        )
+    if not locks:
+        return (
+            "npm",
+            "",
+            (
+                "package.json has no lock file (package-lock.json, npm-shrinkwrap.json, "
+                "pnpm-lock.yaml or yarn.lock): no locked install is possible"
+            ),
+        )
+    return _manager_of(locks[0]), locks[0], ""
+
+
+def _manager_of(lock: str) -> str:
+    return {PNPM_LOCK: "pnpm", YARN_LOCK: "yarn"}.get(lock, "npm")
+
+
+def _lock_of(manager: str) -> str:
+    return {"pnpm": PNPM_LOCK, "yarn": YARN_LOCK}[manager]
+
+
+def _is_berry(files: FileSource, lock_file: str) -> bool:
+    """Yarn 2+ ("Berry") writes a YAML lock file with a `__metadata` entry; Yarn 1 does not."""
+    if lock_file != YARN_LOCK:
+        return False
+    raw = files.read(YARN_LOCK) or b""
+    return re.search(rb"^__metadata:", raw, re.MULTILINE) is not None
+
+
+def _npmrc(paths: set[str]) -> list[str]:
+    return [p for p in (".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs") if p in paths]
+
+
+def install_steps(
+    manager: str, lock_file: str, pinned: str | None, *, berry: bool = False
+) -> tuple[SetupStep, ...]:
+    """The setup phase's steps: a locked install, lifecycle scripts off, then the packages
+    moved to `/env/node_modules`. `pinned` is package.json's `packageManager` (corepack
+    downloads that version), None for corepack's default."""
+    why = f"{lock_file} ({manager}{', packageManager ' + pinned if pinned else ''})"
+    env = [
+        f"npm_config_cache={CACHE_DIR}/npm",
+        "npm_config_ignore_scripts=true",
+        "npm_config_audit=false",
+        "npm_config_fund=false",
+        "npm_config_update_notifier=false",
+        f"npm_config_registry={NPM_REGISTRY}/",
+        f"COREPACK_HOME={COREPACK_HOME}",
+        "COREPACK_ENABLE_DOWNLOAD_PROMPT=0",
+        "COREPACK_ENABLE_STRICT=0",
+        "COREPACK_DEFAULT_TO_LATEST=0",
+        f"COREPACK_NPM_REGISTRY={NPM_REGISTRY}",
+        "CI=true",
+    ]
+    if manager == "npm":
+        command = [NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+    elif manager == "pnpm":
+        env.append(f"npm_config_store_dir={CACHE_DIR}/pnpm-store")
+        command = [COREPACK, _spec(manager, pinned), "install", "--frozen-lockfile",
+                   "--ignore-scripts", "--config.confirmModulesPurge=false"]  # fmt: skip
+    elif berry:
+        # Plug'n'Play keeps no node_modules: the checks need one, at /env/node_modules
+        env += ["YARN_NODE_LINKER=node-modules", "YARN_ENABLE_GLOBAL_CACHE=false",
+                f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn-berry",
+                f"YARN_NPM_REGISTRY_SERVER={NPM_REGISTRY}", "YARN_ENABLE_TELEMETRY=0"]  # fmt: skip
+        command = [COREPACK, _spec(manager, pinned), "install", "--immutable", "--mode=skip-build"]
+    else:
+        env += [f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn", f"YARN_REGISTRY={NPM_REGISTRY}"]
+        command = [COREPACK, _spec(manager, pinned), "install", "--frozen-lockfile",
+                   "--ignore-scripts", "--non-interactive", "--no-progress"]  # fmt: skip
+    install = SetupStep(argv=(ENV, *env, *command), why=why)
+    move = SetupStep(argv=(SH, "-c", _MOVE), why=f"{why}: the packages go to {NODE_MODULES}")
+    return install, move
+
+
+def _spec(manager: str, pinned: str | None) -> str:
+    """What corepack runs: the pinned `pnpm@9.1.0` (hash kept: corepack verifies it), or the
+    bare name for corepack's own pinned default version."""
+    if pinned is not None and pinned.startswith(manager + "@"):
+        return pinned
+    return manager
+
+
+_MOVE = (
+    f"set -e; /usr/bin/rm -rf {shlex.quote(NODE_MODULES)}; /usr/bin/mkdir -p {ENV_DIR}; "
+    f"if [ -d node_modules ]; then /usr/bin/mv node_modules {shlex.quote(NODE_MODULES)}; "
+    f"else /usr/bin/mkdir {shlex.quote(NODE_MODULES)}; fi"
+)
+
+
+def declared_test_script(manifest: dict[str, Any]) -> str | None:
+    """`scripts.test`, or None when there is none or it is `npm init`'s placeholder."""
+    scripts = manifest.get("scripts")
+    script = scripts.get("test") if isinstance(scripts, dict) else None
+    if not isinstance(script, str) or not script.strip():
+        return None
+    if script.strip() == NO_TEST_SPECIFIED:
+        return None
+    return script
+
+
+def eslint_config(paths: set[str], manifest: dict[str, Any]) -> str | None:
+    """The ESLint configuration the repository commits: a flat config, a legacy `.eslintrc*`,
+    or package.json's `eslintConfig` key (named `package.json#eslintConfig`); None without."""
+    for name in (*ESLINT_FLAT_CONFIGS, *ESLINT_LEGACY_CONFIGS):
+        if name in paths:
+            return name
+    if isinstance(manifest.get("eslintConfig"), dict):
+        return f"{PACKAGE_JSON}#eslintConfig"
+    return None
