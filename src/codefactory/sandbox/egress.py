@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PORTS = frozenset({80, 443})
-PACKAGE_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org")
+PACKAGE_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
 """The default allow-list of the SETUP phase; every other phase has none."""
 
 
