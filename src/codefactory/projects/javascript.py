@@ -178,6 +178,9 @@ def install_steps(
         "COREPACK_DEFAULT_TO_LATEST=0",
         f"COREPACK_NPM_REGISTRY={NPM_REGISTRY}",
         "CI=true",
+        # a bank's egress proxy re-signs TLS: trust the system store (npm does; corepack
+        # and the package managers it runs are plain Node fetches)
+        "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
     ]
     if manager == "npm":
         command = [NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]

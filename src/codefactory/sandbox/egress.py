@@ -24,8 +24,15 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PORTS = frozenset({80, 443})
-PACKAGE_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
-"""The default allow-list of the SETUP phase; every other phase has none."""
+PACKAGE_INDEX_HOSTS = (
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+)
+"""The default allow-list of the SETUP phase; every other phase has none. The npm registry
+answers at two names: a Yarn 1 `yarn.lock` names every tarball at `registry.yarnpkg.com`, and
+Yarn 1 fetches exactly the URL its lock file names (checked against its `integrity`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
