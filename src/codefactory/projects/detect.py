@@ -2,14 +2,70 @@
 
 from __future__ import annotations
 
-from codefactory.projects.model import FileSource, Project
+import dataclasses
+from typing import TYPE_CHECKING
+
+from codefactory.projects.config import RepositoryConfigInvalid, read_config
+from codefactory.projects.model import FileSource, Project, RepositoryConfig, SetupStep
+from codefactory.projects.python import detect_python
+
+if TYPE_CHECKING:
+    from codefactory.projects.model import JavaScriptProject
+
+DEPENDENCY_FILE_GLOBS = (
+    "requirements*.txt", "*requirements*.txt", "constraints*.txt", "*.in", "pyproject.toml",
+    "setup.cfg", "setup.py", "uv.lock", "uv.toml", "poetry.lock", "poetry.toml", "Pipfile",
+    "Pipfile.lock", "pylock.toml", "pylock.*.toml", "tox.ini", "noxfile.py", ".python-version",
+    "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml",
+    "pnpm-workspace.yaml", "yarn.lock", ".npmrc", ".yarnrc", ".yarnrc.yml",
+    ".codefactory/config.toml",
+)  # fmt: skip
+"""Every file name (fnmatch globs, matched against a path's name, or the whole path for
+`.codefactory/config.toml`) whose change can change what the setup phase installs, in either
+ecosystem. One list for the setup phase, policy, risk and the diff policy."""
 
 
 def detect_project(files: FileSource) -> Project:
     """The project `files` describe: its repository config, Python and JavaScript sides.
 
-    Never raises for what a repository contains: what cannot be read is in `problems`.
+    Never raises for what a repository contains: what cannot be read is in `problems` (an
+    invalid repository config is one, and detection then goes on without it).
     """
-    # filled in by the python (projects/python.py, projects/config.py) and javascript
-    # (projects/javascript.py) detectors
-    return Project()
+    problems: list[str] = []
+    try:
+        config = read_config(files)
+    except RepositoryConfigInvalid as err:
+        problems.append(str(err))
+        config = RepositoryConfig()
+    python, found = detect_python(files, config)
+    problems += found
+    javascript, found = _javascript(files, config)
+    problems += found
+    if config.replace_setup:
+        if python is not None:
+            python = dataclasses.replace(python, layout="config", setup=())
+        if javascript is not None:
+            javascript = dataclasses.replace(javascript, setup=())
+    return Project(python=python, javascript=javascript, config=config, problems=tuple(problems))
+
+
+def setup_plan(project: Project) -> tuple[SetupStep, ...]:
+    """The setup phase's steps in order: the Python side's, the JavaScript side's, then the
+    repository config's own lines (alone, with `replace`). The runner creates `/env` first."""
+    steps = [*(project.python.setup if project.python else ()),
+             *(project.javascript.setup if project.javascript else ())]  # fmt: skip
+    source = project.config.source
+    for line in project.config.setup:
+        steps.append(SetupStep(argv=(line,), why=f"{source} setup.commands", shell=True))
+    return tuple(steps)
+
+
+def _javascript(
+    files: FileSource, config: RepositoryConfig
+) -> tuple[JavaScriptProject | None, list[str]]:
+    try:
+        from codefactory.projects.javascript import detect_javascript  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None, []
+    project, problems = detect_javascript(files, config)
+    return project, list(problems)

@@ -1,0 +1,449 @@
+"""The Python side of a repository: how its environment is installed into `/env`, which
+Python it asks for, and which files decide both.
+
+One layout is chosen, the most exact first:
+
+- `uv.lock` → `uv sync --locked --all-groups --all-extras` into `/env`
+  (`UV_PROJECT_ENVIRONMENT`). `--locked`, not `--frozen`: a lock file out of date with its
+  `pyproject.toml` is a named failure ("The lockfile needs to be updated"), where `--frozen`
+  would install the stale lock in silence. The project itself is installed editable, as
+  `uv sync` does by default: the tests then import the workspace's code, never a copy.
+- `poetry.lock` (or a `[tool.poetry]` project without one) → Poetry itself, installed into a
+  throwaway virtualenv under the command's private `/tmp`, runs `poetry install
+  --all-groups --all-extras` into `/env`. Poetry is the only reader of its lock that knows
+  its semantics (groups, markers evaluated against the target interpreter, source priority,
+  hash checks against the lock's `files`); re-deriving an install from the lock's pins would
+  have to re-implement its graph walk, and poetry-plugin-export is no offline shortcut.
+- `Pipfile.lock` → its `default` and `develop` pins, with their hashes
+  (`uv pip install --require-hashes`), then its editable and VCS entries.
+- otherwise one `uv pip install` resolves everything the project declares together: the
+  project itself (editable) with its test extras (PEP 621 optional dependencies, setup.cfg's
+  or setup.py's `extras_require`), its test dependency groups (PEP 735, `include-group`
+  followed by uv), the root requirements files with their `-r`/`-c` includes (followed by uv
+  itself), root constraints files, and what tox.ini's `[testenv]` and the noxfile's test
+  sessions install.
+
+Test extras and groups are those named test, tests, testing or dev, and any that names pytest
+or a pytest plugin. When the project has tests and none of that installs pytest, one more
+step installs it. Nothing here runs anything; `sandbox/setup.py` executes the plan.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from codefactory.projects.model import FileSource, PythonProject, RepositoryConfig, SetupStep
+from codefactory.projects.pyversion import setup_calls, target_version, wanted_python
+from codefactory.projects.requirements_files import (
+    RequirementFiles,
+    find_requirement_files,
+    normalise,
+    read_requirement_file,
+    requirement_names,
+)
+from codefactory.projects.testenvs import TestEnv, nox_env, tox_env
+from codefactory.sandbox.layout import ENV_DIR, SH, UV, system_tool
+
+ENV_PYTHON = f"{ENV_DIR}/bin/python"
+POETRY = "poetry==2.2.1"
+"""The Poetry that installs a Poetry project (pinned: the plan, and so the image key, names it)."""
+TEST_NAMES = frozenset({"test", "tests", "testing", "dev"})
+_TESTS = re.compile(r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_test\.py$|conftest\.py$)")
+_POETRY_SCRIPT = (
+    '"$0" venv --quiet --python "$1" /tmp/poetry && '
+    '"$0" pip install --quiet --python /tmp/poetry/bin/python "$2" && '
+    "shift 2 && POETRY_VIRTUALENVS_CREATE=false POETRY_CACHE_DIR=/tmp/poetry-cache "
+    'POETRY_NO_INTERACTION=1 exec /tmp/poetry/bin/poetry install --no-ansi "$@"'
+)
+"""Poetry in a throwaway virtualenv (each command's `/tmp` is its own), installing into the
+active `/env` (`VIRTUAL_ENV`); the environment variables win over a committed poetry.toml."""
+_PIPFILE_SCRIPT = (
+    'printf "%s\\n" "$@" > /tmp/Pipfile.lock.txt && '
+    'exec "$0" pip install --python ' + ENV_PYTHON + " {hashes}-r /tmp/Pipfile.lock.txt"
+)
+
+
+@dataclass
+class _Plan:
+    layout: str
+    steps: list[SetupStep] = field(default_factory=list)
+    inputs: set[str] = field(default_factory=set)
+    installs_pytest: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def detect_python(
+    files: FileSource, config: RepositoryConfig
+) -> tuple[PythonProject | None, list[str]]:
+    """The Python project `files` hold (None when there is no sign of one) and the problems
+    met reading it (a manifest that does not parse, an include that is missing)."""
+    paths = files.paths()
+    problems: list[str] = []
+    pyproject = _toml(files, "pyproject.toml", problems)
+    if not _is_python(paths, pyproject, config):
+        return None, problems
+    wanted = wanted_python(files, config, pyproject)
+    if wanted.problem:
+        problems.append(wanted.problem)
+    plan = _plan(files, paths, pyproject)
+    problems += plan.problems
+    if _has_tests(paths, config) and not plan.installs_pytest and _runs_pytest(config):
+        plan.steps.append(
+            SetupStep(
+                argv=(UV, "pip", "install", "--python", ENV_PYTHON, "pytest"),
+                why="the project has tests and none of its files installs pytest",
+            )
+        )
+    present = set(paths)
+    plan.inputs |= {p for p in (".python-version", "setup.py", "setup.cfg") if p in present}
+    project = PythonProject(
+        layout=plan.layout,
+        python=wanted.python,
+        python_source=wanted.source,
+        setup=tuple(plan.steps),
+        inputs=tuple(sorted(plan.inputs)),
+        target_version=target_version(wanted.python),
+    )
+    return project, problems
+
+
+def _plan(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> _Plan:
+    present = set(paths)
+    if "uv.lock" in present and pyproject is not None:
+        return _uv(files, paths)
+    tool = pyproject.get("tool", {}) if pyproject else {}
+    poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
+    if "poetry.lock" in present or (
+        isinstance(poetry, dict) and ("dependencies" in poetry or "group" in poetry)
+    ):
+        return _poetry(files, present)
+    if "Pipfile.lock" in present:
+        return _pipfile(files)
+    plan = _declared(files, paths, pyproject)
+    if "Pipfile" in present and plan.layout == "none":
+        plan.problems.append("Pipfile has no Pipfile.lock: commit the lock (`pipenv lock`)")
+    return plan
+
+
+def _uv(files: FileSource, paths: list[str]) -> _Plan:
+    lock = files.read("uv.lock") or b""
+    argv = (system_tool("env"), f"UV_PROJECT_ENVIRONMENT={ENV_DIR}", UV, "sync", "--locked",
+            "--all-groups", "--all-extras", "--python", ENV_PYTHON)  # fmt: skip
+    plan = _Plan(
+        layout="uv",
+        steps=[SetupStep(argv=argv, why="uv.lock: the locked install of every group and extra")],
+        inputs={"uv.lock", *(p for p in paths if p.endswith("pyproject.toml"))},
+        installs_pytest=_lock_names(lock, rb'^name = "([^"]+)"'),
+    )
+    plan.inputs |= {p for p in ("uv.toml",) if p in paths}
+    return plan
+
+
+def _poetry(files: FileSource, present: set[str]) -> _Plan:
+    argv = (SH, "-c", _POETRY_SCRIPT, UV, system_tool("python3"), POETRY,
+            "--all-groups", "--all-extras")  # fmt: skip
+    locked = "poetry.lock" in present
+    why = (
+        "poetry.lock: the locked install of every group"
+        if locked
+        else ("pyproject.toml [tool.poetry] without poetry.lock: Poetry resolves every group")
+    )
+    plan = _Plan(layout="poetry", steps=[SetupStep(argv=argv, why=why)])
+    plan.inputs = {p for p in ("poetry.lock", "pyproject.toml", "poetry.toml") if p in present}
+    if locked:
+        plan.installs_pytest = _lock_names(files.read("poetry.lock") or b"", rb'^name = "([^"]+)"')
+    else:
+        plan.installs_pytest = b"pytest" in (files.read("pyproject.toml") or b"")
+    return plan
+
+
+def _pipfile(files: FileSource) -> _Plan:
+    plan = _Plan(layout="pipfile", inputs={"Pipfile.lock"})
+    try:
+        lock = json.loads(files.read("Pipfile.lock") or b"")
+    except ValueError as err:
+        plan.problems.append(f"Pipfile.lock is not JSON: {err}")
+        return plan
+    if not isinstance(lock, dict):
+        plan.problems.append("Pipfile.lock is not a JSON object")
+        return plan
+    hashed, other, index = _pipfile_lines(lock)
+    plan.installs_pytest = any(_is_pytest(line.split("=", 1)[0]) for line in hashed + other)
+    if hashed:
+        script = _PIPFILE_SCRIPT.format(hashes="--require-hashes " + index)
+        plan.steps.append(
+            SetupStep(
+                argv=(SH, "-c", script, UV, *hashed),
+                why="Pipfile.lock: its default and develop pins, with their hashes",
+            )
+        )
+    if other:
+        plan.steps.append(
+            SetupStep(
+                argv=(UV, "pip", "install", "--python", ENV_PYTHON, *other),
+                why="Pipfile.lock: its editable, path and VCS entries",
+            )
+        )
+    return plan
+
+
+def _pipfile_lines(lock: dict[str, object]) -> tuple[list[str], list[str], str]:
+    hashed: list[str] = []
+    other: list[str] = []
+    for section in ("default", "develop"):
+        entries = lock.get(section, {})
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            if not isinstance(entry, dict):
+                continue
+            marker = f"; {entry['markers']}" if isinstance(entry.get("markers"), str) else ""
+            extras = f"[{','.join(entry['extras'])}]" if entry.get("extras") else ""
+            if isinstance(entry.get("version"), str) and entry.get("hashes"):
+                hashes = " ".join(f"--hash={h}" for h in entry["hashes"])
+                hashed.append(f"{name}{extras}{entry['version']}{marker} {hashes}")
+            elif "path" in entry:
+                flag = ["-e"] if entry.get("editable") else []
+                other += [*flag, f"{entry['path']}{extras}"]
+            elif "git" in entry:
+                ref = f"@{entry['ref']}" if entry.get("ref") else ""
+                other.append(f"{name}{extras} @ git+{entry['git']}{ref}{marker}")
+            elif isinstance(entry.get("version"), str):
+                other.append(f"{name}{extras}{entry['version']}{marker}")
+    meta = lock.get("_meta", {})
+    sources = meta.get("sources", []) if isinstance(meta, dict) else []
+    urls = [s["url"] for s in sources if isinstance(s, dict) and isinstance(s.get("url"), str)]
+    index = ""
+    if urls:
+        index = f"--index-url {urls[0]} " + "".join(f"--extra-index-url {u} " for u in urls[1:])
+    return hashed, other, index
+
+
+def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> _Plan:
+    """Everything a lock-less project declares, resolved together by one `uv pip install`."""
+    present = set(paths)
+    plan = _Plan(layout="none")
+    why: list[str] = []
+    args: list[str] = []
+    names: set[str] = set()
+    install_project = False
+    extras: list[str] = []
+    project = (pyproject or {}).get("project")
+    if pyproject is not None:
+        plan.inputs.add("pyproject.toml")
+    if isinstance(project, dict) or (pyproject or {}).get("build-system"):
+        install_project, plan.layout = True, "pep621"
+        all_extras = _optional_dependencies(project if isinstance(project, dict) else {})
+        extras = _test_names(all_extras)
+        deps = project.get("dependencies", []) if isinstance(project, dict) else []
+        names |= _names(deps if isinstance(deps, list) else [])
+        names |= {n for e in extras for n in _names(all_extras[e])}
+        why.append("pyproject.toml [project]")
+    groups = _dependency_groups(pyproject or {})
+    chosen_groups = _test_names(groups)
+    if chosen_groups:
+        plan.layout = "pep621"
+        why.append("pyproject.toml [dependency-groups] " + ", ".join(chosen_groups))
+        for group in chosen_groups:
+            args += ["--group", group]
+            names |= _names(groups[group])
+    if _setuptools_project(files, present):
+        if plan.layout == "none":
+            plan.layout = "setuptools"
+        if not install_project:
+            why.append("setup.py / setup.cfg")
+        install_project = True
+        setup_extras = _setup_extras(files)
+        extras += [e for e in _test_names(setup_extras) if e not in extras]
+        names |= {n for e in extras if e in setup_extras for n in _names(setup_extras[e])}
+    requirements = find_requirement_files(files, paths)
+    for env in (tox_env(files), nox_env(files)):
+        if env is not None:
+            plan.inputs.add(env.source.split()[0])
+            install_project |= env.install_project and (
+                pyproject is not None or "setup.py" in present
+            )
+            extras += [e for e in env.extras if e not in extras]
+            _add_env(files, env, requirements, args, why)
+            names |= _names(env.requirements)
+    if requirements.roots:
+        plan.layout = "requirements" if plan.layout == "none" else plan.layout
+        why += requirements.roots
+    plan.problems += requirements.problems
+    plan.inputs |= requirements.inputs
+    names |= requirements.names
+    for root in requirements.roots:
+        args += ["-r", root]
+    for constraints in requirements.constraints:
+        args += ["-c", constraints]
+    if install_project:
+        args = ["-e", "." + (f"[{','.join(extras)}]" if extras else ""), *args]
+    if args:
+        plan.steps.append(
+            SetupStep(
+                argv=(UV, "pip", "install", "--python", ENV_PYTHON, *args),
+                why="; ".join(why) or "the project",
+            )
+        )
+    plan.installs_pytest = any(_is_pytest(n) for n in names)
+    return plan
+
+
+def _add_env(
+    files: FileSource, env: TestEnv, found: RequirementFiles, args: list[str], why: list[str]
+) -> None:
+    why.append(env.source + (f" (not read: {', '.join(env.skipped)})" if env.skipped else ""))
+    for path in env.requirement_files:
+        if path not in found.roots:
+            read_requirement_file(files, path, found)
+            args += ["-r", path]
+    for path in env.constraint_files:
+        read_requirement_file(files, path, found)
+        args += ["-c", path]
+    args += env.requirements
+
+
+def _toml(files: FileSource, path: str, problems: list[str]) -> dict[str, object] | None:
+    data = files.read(path)
+    if data is None:
+        return None
+    try:
+        return tomllib.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        problems.append(f"{path} is not valid TOML: {err}")
+        return None
+
+
+def _is_python(
+    paths: list[str], pyproject: dict[str, object] | None, config: RepositoryConfig
+) -> bool:
+    markers = ("setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "uv.lock", "poetry.lock",
+               "tox.ini", "noxfile.py", ".python-version")  # fmt: skip
+    if config.python or pyproject is not None or any(p in markers for p in paths):
+        return True
+    return any(p.endswith(".py") or p.endswith("requirements.txt") for p in paths)
+
+
+def _has_tests(paths: list[str], config: RepositoryConfig) -> bool:
+    return bool(config.test_paths) or any(_TESTS.search(p) for p in paths)
+
+
+def _runs_pytest(config: RepositoryConfig) -> bool:
+    command = config.test_command
+    return command is None or any("pytest" in word for word in command)
+
+
+def _is_pytest(name: str) -> bool:
+    name = normalise(name.strip())
+    return name == "pytest" or name.startswith("pytest-")
+
+
+def _lock_names(lock: bytes, pattern: bytes) -> bool:
+    return any(_is_pytest(m.decode()) for m in re.findall(pattern, lock, re.M))
+
+
+def _names(requirements: Sequence[object]) -> set[str]:
+    text = "\n".join(r for r in requirements if isinstance(r, str))
+    return requirement_names(text)
+
+
+def _test_names(tables: dict[str, list[object]]) -> list[str]:
+    """The extras or groups a test run needs: named like a test one, or naming pytest."""
+    chosen = []
+    for name, requirements in tables.items():
+        if normalise(name) in TEST_NAMES or any(_is_pytest(n) for n in _names(requirements)):
+            chosen.append(name)
+    return chosen
+
+
+def _optional_dependencies(project: dict[str, object]) -> dict[str, list[object]]:
+    table = project.get("optional-dependencies", {})
+    if not isinstance(table, dict):
+        return {}
+    return {k: v for k, v in table.items() if isinstance(v, list)}
+
+
+def _dependency_groups(pyproject: dict[str, object]) -> dict[str, list[object]]:
+    """PEP 735 groups, each with its `include-group`s expanded (cycles stop)."""
+    table = pyproject.get("dependency-groups", {})
+    if not isinstance(table, dict):
+        return {}
+    raw = {k: v for k, v in table.items() if isinstance(v, list)}
+
+    def expand(name: str, seen: frozenset[str]) -> list[object]:
+        out: list[object] = []
+        for item in raw.get(name, []):
+            if isinstance(item, dict) and isinstance(item.get("include-group"), str):
+                included = item["include-group"]
+                if included not in seen:
+                    out += expand(included, seen | {included})
+            else:
+                out.append(item)
+        return out
+
+    return {name: expand(name, frozenset({name})) for name in raw}
+
+
+def _setuptools_project(files: FileSource, present: set[str]) -> bool:
+    if "setup.py" in present:
+        return True
+    if "setup.cfg" not in present:
+        return False
+    parser = _setup_cfg(files)
+    return parser is not None and (parser.has_section("metadata") or parser.has_section("options"))
+
+
+def _setup_cfg(files: FileSource) -> configparser.ConfigParser | None:
+    data = files.read("setup.cfg")
+    if data is None:
+        return None
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(data.decode("utf-8-sig", "replace"))
+    except configparser.Error:
+        return None
+    return parser
+
+
+def _setup_extras(files: FileSource) -> dict[str, list[object]]:
+    """`extras_require` from setup.cfg's `[options.extras_require]` and setup.py's literal
+    `setup(extras_require={...})` (a dict literal, or a module-level name bound to one)."""
+    extras: dict[str, list[object]] = {}
+    parser = _setup_cfg(files)
+    if parser is not None and parser.has_section("options.extras_require"):
+        for name, value in parser.items("options.extras_require"):
+            extras[name] = [line.strip() for line in value.splitlines() if line.strip()]
+    source = files.read("setup.py")
+    if source is None:
+        return extras
+    for call in setup_calls(source):
+        for keyword in call.keywords:
+            if keyword.arg == "extras_require":
+                table = _literal_dict(keyword.value, source)
+                extras.update(table)
+    return extras
+
+
+def _literal_dict(node: ast.expr, source: bytes) -> dict[str, list[object]]:
+    if isinstance(node, ast.Name):
+        name = node.id
+        for statement in ast.parse(source).body:
+            if isinstance(statement, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in statement.targets
+            ):
+                node = statement.value
+    if not isinstance(node, ast.Dict):
+        return {}
+    out: dict[str, list[object]] = {}
+    for key, value in zip(node.keys, node.values, strict=True):
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            try:
+                literal = ast.literal_eval(value)
+            except ValueError:
+                literal = []
+            out[key.value] = list(literal) if isinstance(literal, list | tuple) else []
+    return out
