@@ -1,20 +1,43 @@
-"""Lint check: ruff over the changed Python files, with the repository's own configuration."""
+"""Lint check: ruff over the changed Python files, with the repository's own rule selection.
+
+The repository's ruff configuration (`pyproject.toml`, `ruff.toml`) chooses the rules; it
+never chooses how ruff behaves here. Each behaviour switch a configuration can set is
+overridden on the command line (`READ_ONLY`): `fix`, `fix-only` and `unsafe-fixes` would
+rewrite the files and report nothing, `show-fixes` changes the output, `force-exclude`
+(with `exclude`, `extend-exclude`, `lint.exclude` or `.gitignore`) would hide a file the change
+touched. The target version is the project's (`--target-version`), so syntax newer than the
+factory's own Python is read as the project writes it and syntax older than the project
+allows is reported; without one, ruff reads `requires-python` itself.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
 from typing import Any
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.projects import Ecosystem
 from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest, fingerprinted
 from codefactory.verify.port import Baseline, Cost
+from codefactory.verify.project import project_of
 from codefactory.verify.sarif import to_sarif
 
 PYTHON_SUFFIXES = (".py", ".pyi")
+READ_ONLY = (
+    "--no-cache",
+    "--no-fix",
+    "--no-fix-only",
+    "--no-unsafe-fixes",
+    "--no-show-fixes",
+    "--no-force-exclude",
+)
+"""ruff options that override every configuration switch able to write or hide a file."""
+TARGET_VERSION = re.compile(r"py3\d{1,2}")
 
 
 class RuffCheck:
@@ -27,12 +50,13 @@ class RuffCheck:
     name: str = "lint"
     baseline = Baseline.FILES
     cost = Cost.CHEAP
+    ecosystems = frozenset({Ecosystem.PYTHON})
 
     def __init__(self, *, timeout_s: float = 120.0) -> None:
         self.timeout_s = timeout_s
 
     def config_digest(self) -> str:
-        return digest("ruff", factory_version("ruff"), "lint-1")
+        return digest("ruff", factory_version("ruff"), "lint-2")
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Lint the Python files the change added or modified (deleted files are gone)."""
@@ -45,12 +69,12 @@ class RuffCheck:
         if not paths:
             return self._result([], version, summary="no Python files changed")
         # ruff finds the repository's pyproject.toml / ruff.toml itself: its rule selection
-        # counts, never its behaviour switches. --no-fix: a `fix = true` there would rewrite
-        # the files and report nothing; no --force-exclude: an `exclude` must not hide a
-        # file the change touched (issue 10).
-        command = [RUFF, "check", "--no-cache", "--no-fix", "--output-format", "json"]
+        # counts, never its behaviour switches (READ_ONLY; issue 10).
+        target = project_of(workspace).python
+        command = [RUFF, "check", *READ_ONLY, "--output-format", "json", "--exit-zero"]
+        command += target_version_options(target.target_version if target else None)
         result = workspace.exec(
-            [*command, "--exit-zero", "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
+            [*command, "--", *paths], phase=Phase.CHECK, timeout_s=self.timeout_s
         )
         try:
             findings = fingerprinted(parse_ruff_json(result, paths), change)
@@ -74,6 +98,14 @@ class RuffCheck:
             check=self.name, rule="lint-could-not-run", message=reason, severity=Severity.HIGH
         )
         return self._result([finding], version, summary=f"ruff could not run: {reason}")
+
+
+def target_version_options(target: str | None) -> list[str]:
+    """`--target-version pyXY` for the project's lowest Python; nothing when unknown (ruff
+    then reads `requires-python`, else its configuration's `target-version`)."""
+    if target is None or not TARGET_VERSION.fullmatch(target):
+        return []
+    return ["--target-version", target]
 
 
 def factory_version(distribution: str) -> str:
