@@ -10,6 +10,12 @@ Judgement: a finding blocks when it is new against the base commit, at or above 
 severity threshold, and not waived. A "could not judge" finding always blocks unless a waiver
 names its rule. One broken check never stops the others: a check that raises becomes a failed
 `check-crashed` result.
+
+Which checks: the workspace's project is detected once per run (`workspace_project.py`); a
+check serves some ecosystems or all (`applicable.py`), and one the repository has no
+ecosystem for is reported as not applicable, with why. The repository config may skip the
+skippable checks (reported as skipped by it, never as passed) and add its own
+(`custom.py`), run after the cheap checks.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from codefactory.domain import Change, CheckResult, Finding, Severity, TriggerEvent
+from codefactory.projects.model import Project
 from codefactory.sandbox.port import Sandbox, Workspace
+from codefactory.verify.applicable import SKIPPABLE_CHECKS, plan, unknown_skips
 from codefactory.verify.base import BaseTrees, BaseUnavailable, SetupPhase
 from codefactory.verify.baseline import BaseFiles, Baselines, baseline_kind, compare
 from codefactory.verify.cache import MemoryVerifyCache, VerifyCache
+from codefactory.verify.custom import repository_checks
 from codefactory.verify.diff import with_base
 from codefactory.verify.errors import BaseUnreadable
 from codefactory.verify.findings import at_least, cannot_judge
@@ -43,10 +52,17 @@ from codefactory.verify.sarif import driver_of, to_sarif
 from codefactory.verify.serial import SerialWorkspace
 from codefactory.verify.settings import VerifySettings
 from codefactory.verify.waivers import WaiverUse, find_waiver, waive, waiver_uses
+from codefactory.verify.workspace_project import ProjectDetector, detect_workspace
 
 
 class Gate:
-    """Runs a fixed list of checks and returns one result per check, in the same order."""
+    """Runs a fixed list of checks and returns one result per check, in the same order, then
+    one per check the repository config adds.
+
+    `skippable` names the checks (or ports: `lint` covers ruff and ESLint) a repository
+    config may skip; `detect` reads the workspace's project (None: every check applies and
+    the config is not read); `custom_timeout_s` bounds each check the config adds.
+    """
 
     def __init__(
         self,
@@ -56,12 +72,18 @@ class Gate:
         cache: VerifyCache | None = None,
         sandbox: Sandbox | None = None,
         setup: SetupPhase | None = None,
+        skippable: frozenset[str] = SKIPPABLE_CHECKS,
+        detect: ProjectDetector | None = detect_workspace,
+        custom_timeout_s: float = 300.0,
     ) -> None:
         self.checks = tuple(checks)
         self.settings = settings or VerifySettings()
         self.cache = cache or MemoryVerifyCache()
         self.sandbox = sandbox
         self.setup = setup
+        self.skippable = skippable
+        self.detect = detect
+        self.custom_timeout_s = custom_timeout_s
 
     def run(
         self,
@@ -79,6 +101,18 @@ class Gate:
         """
         mandate = Mandate.of(ticket)
         checks = [c.under(mandate) if isinstance(c, MandatedCheck) else c for c in self.checks]
+        project, detect_note = self._project(workspace)
+        if project is not None:
+            config = project.config
+            checks += repository_checks(
+                config.add_checks, source=config.source, timeout_s=self.custom_timeout_s
+            )
+        chosen = plan(checks, project, self.skippable)
+        notes = {i: [*n] for i, n in chosen.notes.items()}
+        for name in unknown_skips(checks, project):
+            notes.setdefault(0, []).append(f"the repository config skips {name!r}: no such check")
+        if detect_note:
+            notes.setdefault(0, []).append(detect_note)
         trees = BaseTrees(
             sandbox=self.sandbox,
             repo=repo,
@@ -86,10 +120,23 @@ class Gate:
             run_id=workspace.run_id,
             setup=self.setup,
         )
+        running = [checks[i] for i in chosen.run]
         try:
-            return _Judgement(self, checks, SerialWorkspace(workspace), trees).run(change)
+            ran = _Judgement(self, running, SerialWorkspace(workspace), trees).run(change)
         finally:
             trees.close()
+        results = dict(chosen.not_run) | dict(zip(chosen.run, ran, strict=True))
+        return [_noted(results[i], notes.get(i, [])) for i in range(len(checks))]
+
+    def _project(self, workspace: Workspace) -> tuple[Project | None, str]:
+        """The workspace's project, once per run; None (every check runs) when unknown."""
+        if self.detect is None:
+            return None, ""
+        try:
+            return self.detect(workspace), ""
+        except Exception as exc:  # noqa: BLE001 - unknown ecosystems: every check runs
+            reason = f"{type(exc).__name__}: {exc}"
+            return None, f"the project could not be detected ({reason}): every check ran"
 
     def waivers_applied(self, results: Sequence[CheckResult]) -> list[WaiverUse]:
         """Each waived finding of `results` with its waiver: one audit event each."""
@@ -243,6 +290,12 @@ def _rebuilt(result: CheckResult, findings: list[Finding], notes: list[str]) -> 
     return replace(
         result, passed=passed, findings=tuple(findings), summary=summary, evidence=evidence
     )
+
+
+def _noted(result: CheckResult, notes: list[str]) -> CheckResult:
+    if not notes:
+        return result
+    return replace(result, summary=f"{result.summary} [{'; '.join(notes)}]")
 
 
 def _skipped(check: Check, reason: str) -> CheckResult:
