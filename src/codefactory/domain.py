@@ -14,7 +14,9 @@ from typing import Any
 
 
 class RunState(enum.StrEnum):
-    """The states of the run state machine, in loop order, then the terminal failures."""
+    """The states of the run state machine, in loop order, then the terminal outcomes that
+    are not a hand-off: `no_change` (the ticket needs no change: the pin is already safe, the
+    lint finding is gone; the reason says why), `refused`, `failed`, `rejected`."""
 
     RECEIVED = "received"
     AUTHORIZED = "authorized"
@@ -27,6 +29,7 @@ class RunState(enum.StrEnum):
     IN_REVIEW = "in_review"
     APPROVED = "approved"
     HANDED_OFF = "handed_off"
+    NO_CHANGE = "no_change"
     REFUSED = "refused"
     FAILED = "failed"
     REJECTED = "rejected"
@@ -37,7 +40,13 @@ class RunState(enum.StrEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {RunState.HANDED_OFF, RunState.REFUSED, RunState.FAILED, RunState.REJECTED}
+    {
+        RunState.HANDED_OFF,
+        RunState.NO_CHANGE,
+        RunState.REFUSED,
+        RunState.FAILED,
+        RunState.REJECTED,
+    }
 )
 
 # The run state machine (ARCHITECTURE.md, "The loop"): state → states it may move to.
@@ -47,7 +56,9 @@ ALLOWED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.AUTHORIZED: frozenset({RunState.PROVISIONED}),
     RunState.PROVISIONED: frozenset({RunState.CONTEXT_READY}),
     RunState.CONTEXT_READY: frozenset({RunState.PROPOSING}),
-    RunState.PROPOSING: frozenset({RunState.VERIFYING}),
+    # `no_change`: the engine found nothing the ticket asks to change, before any round's
+    # change (engines raise `NothingToDo`); a later round with nothing to do has failed.
+    RunState.PROPOSING: frozenset({RunState.VERIFYING, RunState.NO_CHANGE}),
     RunState.VERIFYING: frozenset({RunState.PROPOSING, RunState.VERIFIED}),
     RunState.VERIFIED: frozenset({RunState.PACKAGED, RunState.REFUSED}),
     RunState.PACKAGED: frozenset({RunState.IN_REVIEW}),
@@ -95,6 +106,8 @@ class TriggerEvent:
     external_id: str
     actor: str
     repository: str
+    """The sender's name for the repository (`acme/payments`, a Jira project key); intake
+    replaces it with the canonical id (docs/repositories.md) before the trigger is stored."""
     title: str
     body: str
     labels: tuple[str, ...] = ()
@@ -239,6 +252,8 @@ class Run:
     trigger_id: str
     kind: ChangeKind
     repository: str
+    """The repository's canonical id (`acme/payments`, `local:/srv/payments`; see
+    docs/repositories.md): what the forge, policy, the store and the dashboard name it by."""
     sponsor: str
     agent_id: str
     state: RunState
@@ -250,6 +265,9 @@ class Run:
     created_at: datetime
     engine: str = ""
     """The engine's registry name (`recipe:lint-fix`, `agent:pydantic-ai`, `cli:codex`)."""
+    repository_path: str = ""
+    """The local git repository the run reads (an absolute path): where the repository is
+    checked out here, not what it is; empty for a delivery no repository was mapped to."""
     history: tuple[StateChange, ...] = ()
 
 

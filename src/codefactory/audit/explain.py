@@ -125,7 +125,7 @@ def _commit(factory: Factory, repository: str, package: dict[str, Any]) -> dict[
         signers.write_text(allowed_signers(factory.identity.agents.search()))
         try:
             signature = LocalForge(factory.settings.forge_dir).verify_commit(
-                Path(repository).name, package["commit"], signers
+                repository, package["commit"], signers
             )
         except ForgeError as err:
             return {**commit, "signature": {"status": "E", "describe": str(err)}}

@@ -33,7 +33,13 @@ def register(app: typer.Typer) -> None:
 
 
 def trigger(
-    repo: Annotated[Path, typer.Option(help="The git repository to change.")],
+    repo: Annotated[
+        Path,
+        typer.Option(
+            help="The git repository to change (a local checkout; the run names it by its "
+            "canonical id: `triggers.repositories`' id for it, else `local:<path>`)."
+        ),
+    ],
     ticket: Annotated[Path, typer.Option(help="A Jira issue as JSON (REST API format).")],
     engine: Annotated[
         str,
@@ -59,6 +65,9 @@ def trigger(
         print_json(run_as_dict(run))
     else:
         console.print(f"run [bold]{run.id}[/]: {run.state.value}", highlight=False)
+        console.print(f"  repository: {run.repository}", highlight=False)
+        if run.state is RunState.NO_CHANGE:
+            console.print(f"  {run.reason}", highlight=False)
         if run.package_dir:
             console.print(f"  package: {run.package_dir}", highlight=False)
             console.print(
@@ -69,18 +78,26 @@ def trigger(
 
 
 @runs_app.command("list")
-def runs_list(as_json: JsonOption = False, limit: int = 100) -> None:
-    """The latest runs, newest first."""
+def runs_list(
+    as_json: JsonOption = False,
+    limit: int = 100,
+    repository: Annotated[
+        str | None,
+        typer.Option(help="Only this repository's runs, by canonical id (`acme/payments`)."),
+    ] = None,
+) -> None:
+    """The latest runs, newest first, with the repository each changes (its canonical id)."""
     from codefactory.store.runs import run_as_dict
 
-    found = build().store.search_runs(limit=limit)
+    found = build().store.search_runs(limit=limit, repository=repository)
     if as_json:
         print_json([run_as_dict(run) for run in found])
         return
-    table = Table("run", "state", "kind", "sponsor", "created", "reason")
+    table = Table("run", "repository", "state", "kind", "sponsor", "created", "reason")
     for run in found:
         table.add_row(
             run.id,
+            run.repository,
             run.state.value,
             run.kind.value,
             run.sponsor,

@@ -1,8 +1,13 @@
 """The lint-fix recipe: apply ruff's safe fixes inside the sandbox and say what they fixed.
 
-ruff runs with the repository's own configuration, with `--no-cache` so it leaves no
+ruff runs with the repository's own rule selection, with `--no-cache` so it leaves no
 `.ruff_cache` in the change. What was fixed is the difference between the findings before
-and after, counted per rule, so the rationale never claims a fix ruff did not make.
+and after, counted per rule, so the rationale never claims a fix ruff did not make. The
+count before is read-only (`--no-fix`): a repository's `fix = true` must not fix the tree
+while it is being counted and make the recipe believe there was nothing to do (issue 10).
+
+No findings at all is `NothingToDo` (the run ends `no_change`: the finding is gone);
+findings ruff cannot fix automatically are a failure, since the ticket still needs a change.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from codefactory.domain import CheckResult, Proposal, Task
-from codefactory.engines.errors import ChecksStillFail, EngineCrashed, NothingToDo
+from codefactory.engines.errors import ChecksStillFail, EngineCrashed, EngineError, NothingToDo
 from codefactory.engines.session import EngineSession
 from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
@@ -34,7 +39,7 @@ class LintFixEngine:
         session: EngineSession | None = None,
     ) -> Proposal:
         """Run `ruff check --fix` over the workspace and report the fixes per rule."""
-        before = _findings(workspace, ())
+        before = _findings(workspace, ("--no-fix",))
         after = _findings(workspace, ("--fix",))  # with --fix, ruff reports what remains
         fixed = before - after
         if not fixed:
@@ -43,11 +48,13 @@ class LintFixEngine:
                     f"{r.check}: {r.summary or 'failed'}" for r in feedback if not r.passed
                 ]
                 raise ChecksStillFail(self.name, summaries, what="fix")
-            raise NothingToDo(
-                f"ruff can fix none of the {before.total()} findings automatically"
-                if before
-                else "ruff reports no findings"
-            )
+            if before:
+                rules = ", ".join(sorted(before))
+                raise EngineError(
+                    f"ruff can fix none of the {before.total()} findings automatically "
+                    f"({rules}): a human or a language-model engine must fix them"
+                )
+            raise NothingToDo("ruff reports no findings: the lint finding is already gone")
         counts = ", ".join(f"{rule} ×{count}" for rule, count in sorted(fixed.items()))
         return Proposal(
             engine=self.name,

@@ -81,7 +81,7 @@ def statement(
                         "payloadDigest": trigger.payload_digest,
                         "receivedAt": trigger.received_at.isoformat(),
                     },
-                    "repository": Path(run.repository).name,
+                    "repository": run.repository,
                     "sponsor": run.sponsor,
                 },
                 "internalParameters": {
@@ -94,7 +94,7 @@ def statement(
                 "resolvedDependencies": [
                     {
                         "name": "base",
-                        "uri": f"git+file://{run.repository}",
+                        "uri": f"git+file://{run.repository_path or run.repository}",
                         "digest": {"gitCommit": run.base_commit},
                     }
                 ],

@@ -58,11 +58,19 @@ def path_ref(path: str) -> EntityRef:
     return EntityRef(type="Path", id=path)
 
 
+def repository_entity(repository: str) -> dict[str, Any]:
+    """The `Repository` entity of a canonical id (docs/repositories.md); its `name` attribute
+    is the id again, for `like` patterns (`resource.name like "acme/*"`)."""
+    uid = {"type": "Repository", "id": repository}
+    return {"uid": uid, "attrs": {"name": repository}, "parents": []}
+
+
 def path_entities(repository: str, paths: Iterable[str]) -> list[dict[str, Any]]:
-    """`Path` entities (attribute `path`) under `Directory` chains under the `Repository`."""
+    """`Path` entities (attribute `path`) under `Directory` chains under the `Repository`
+    whose canonical id is `repository`."""
     repo = {"type": "Repository", "id": repository}
     entities: dict[tuple[str, str], dict[str, Any]] = {
-        ("Repository", repository): {"uid": repo, "attrs": {"name": repository}, "parents": []}
+        ("Repository", repository): repository_entity(repository)
     }
     for path in paths:
         parent = repo

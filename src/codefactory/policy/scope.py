@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from codefactory.domain import Change, Decision, Run, TriggerEvent
@@ -48,7 +47,8 @@ def principal_of(trigger: TriggerEvent) -> EntityRef:
 
 
 def repository_of(run: Run) -> EntityRef:
-    return EntityRef(type="Repository", id=Path(run.repository).name)
+    """The run's `Repository` entity uid: its canonical id (docs/repositories.md)."""
+    return EntityRef(type="Repository", id=run.repository)
 
 
 def change_context(change: Change, *, risk: str) -> dict[str, Any]:

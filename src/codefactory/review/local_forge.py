@@ -1,4 +1,9 @@
-"""The default forge: one local bare git repository per source repository.
+"""The default forge: one local bare git repository per repository, by canonical id.
+
+A repository is its canonical id (docs/repositories.md), never its folder's name: the bare
+repository of `acme/itsdangerous` is `acme-itsdangerous-<12 hex of SHA-256(id)>.git`, and
+its git `description` file holds the id, checked on every use, so two repositories whose
+checkouts share a folder name never share a forge repository.
 
 The source repository is untrusted: nothing here checks out a file, runs a hook or reads a
 configuration the factory did not write. The base commit is fetched from the factory's own
@@ -8,6 +13,7 @@ from git plumbing with a temporary index, so no work tree ever exists.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -36,13 +42,23 @@ _KEPT_MODES = frozenset({"100644", "100755"})
 _NEW_FILE_MODE = "100644"
 
 
-def repo_name(repo: Path) -> str:
-    """The forge's name for a source repository: its directory's name."""
-    return repo.resolve().name
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9._]+")
+_SLUG_MAX = 60
+
+
+def forge_name(repository: str) -> str:
+    """The bare repository's file name for canonical id `repository`: a readable slug of
+    the id (its last 60 characters of `[a-z0-9._-]`) and 12 hex digits of its SHA-256, so
+    ids that slug alike (`acme/x`, `acme-x`) still differ. `ForgeError` for an empty id."""
+    if not repository:
+        raise ForgeError("a repository id is required")
+    slug = _SLUG_UNSAFE.sub("-", repository.lower()).strip("-.")[-_SLUG_MAX:].strip("-.")
+    digest = hashlib.sha256(repository.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{slug or 'repository'}-{digest}.git"
 
 
 class LocalForge:
-    """Review branches in bare repositories under `forge_dir/<repo-name>.git`; base commits
+    """Review branches in bare repositories under `forge_dir/<forge_name(id)>`; base commits
     come from `mirrors` (the factory's; by default the forge's own, in `forge_dir/.mirrors`)."""
 
     def __init__(
@@ -60,16 +76,15 @@ class LocalForge:
             raise ForgeError("git is not installed")
         self._git_path = git
 
-    def repository_path(self, name: str) -> Path:
-        """Where the bare repository for source repository `name` lives."""
-        if not name or name.startswith(".") or "/" in name or "\\" in name:
-            raise ForgeError(f"invalid repository name: {name!r}")
-        return self.forge_dir / f"{name}.git"
+    def repository_path(self, repository: str) -> Path:
+        """Where the bare repository for canonical id `repository` lives (it may not exist)."""
+        return self.forge_dir / forge_name(repository)
 
     def open_change(
         self,
         *,
         repo: Path,
+        repository: str,
         base_commit: str,
         branch: str,
         change: Change,
@@ -77,12 +92,13 @@ class LocalForge:
         author_name: str,
         author_email: str,
     ) -> str:
-        """Commit `change` on `base_commit` as `refs/heads/<branch>`; returns the commit id."""
+        """Commit `change` on `base_commit` (fetched from the mirror of the checkout `repo`)
+        as `refs/heads/<branch>` of the forge repository of canonical id `repository`;
+        returns the commit id."""
         if change.is_empty:
             raise EmptyChange(branch)
         _require_object_id(base_commit)
-        source = repo.resolve()
-        bare = self._ensure_repository(repo_name(source))
+        bare = self._ensure_repository(repository)
         self._check_branch_name(bare, branch)
         self._fetch_base(bare, repo, base_commit)  # as given: the mirror judges the path
         tree = self._write_tree(bare, base_commit, change)
@@ -99,12 +115,12 @@ class LocalForge:
         commit = self._git(bare, *sign, tree, "-p", base_commit, "-m", message, env=author)
         return self._create_branch(bare, branch, commit)
 
-    def verify_commit(self, repo_name: str, commit: str, allowed_signers: Path) -> CommitSignature:
+    def verify_commit(self, repository: str, commit: str, allowed_signers: Path) -> CommitSignature:
         """What plain git says of `commit`'s SSH signature, given an allowed_signers file."""
         _require_object_id(commit)
-        bare = self.repository_path(repo_name)
-        if not bare.is_dir():
-            raise ForgeError(f"no forge repository for {repo_name}")
+        bare = self._existing(repository)
+        if bare is None:
+            raise ForgeError(f"no forge repository for {repository}")
         fields = self._git(
             bare,
             *verification_config(allowed_signers),
@@ -113,13 +129,13 @@ class LocalForge:
         status, signer, fingerprint = (fields + ["", ""])[:3]
         return CommitSignature(commit=commit, status=status, signer=signer, fingerprint=fingerprint)
 
-    def diff(self, *, repo_name: str, base_commit: str, head_commit: str) -> str:
+    def diff(self, *, repository: str, base_commit: str, head_commit: str) -> str:
         """The patch from base to head; bytes that are not UTF-8 survive as surrogates."""
         _require_object_id(base_commit)
         _require_object_id(head_commit)
-        bare = self.repository_path(repo_name)
-        if not bare.is_dir():
-            raise ForgeError(f"no forge repository for {repo_name}")
+        bare = self._existing(repository)
+        if bare is None:
+            raise ForgeError(f"no forge repository for {repository}")
         out = self._run(
             bare,
             ["diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv"]
@@ -127,21 +143,41 @@ class LocalForge:
         )
         return out.decode("utf-8", "surrogateescape")
 
-    def branch_head(self, repo_name: str, branch: str) -> str | None:
+    def branch_head(self, repository: str, branch: str) -> str | None:
         """The commit `branch` points at, or None."""
-        bare = self.repository_path(repo_name)
-        if not bare.is_dir():
+        bare = self._existing(repository)
+        if bare is None:
             return None
         return self._ref_target(bare, f"refs/heads/{branch}")
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _ensure_repository(self, name: str) -> Path:
-        bare = self.repository_path(name)
+    def _existing(self, repository: str) -> Path | None:
+        """The bare repository of `repository` if it exists (its recorded id checked)."""
+        bare = self.repository_path(repository)
         if not (bare / "HEAD").is_file():
+            return None
+        self._check_owner(bare, repository)
+        return bare
+
+    def _ensure_repository(self, repository: str) -> Path:
+        bare = self._existing(repository)
+        if bare is None:
+            bare = self.repository_path(repository)
             self.forge_dir.mkdir(parents=True, exist_ok=True)
             self._run(self.forge_dir, ["init", "--quiet", "--bare", str(bare)])
+            (bare / "description").write_text(repository + "\n", encoding="utf-8")
         return bare
+
+    @staticmethod
+    def _check_owner(bare: Path, repository: str) -> None:
+        """The bare repository records `repository` as its id (git's `description` file)."""
+        try:
+            recorded = (bare / "description").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ForgeError(f"{bare} does not say which repository it holds: {err}") from err
+        if recorded != repository:
+            raise ForgeError(f"{bare} holds {recorded!r}, not {repository!r}")
 
     def _check_branch_name(self, bare: Path, branch: str) -> None:
         proc = self._proc(bare, ["check-ref-format", f"refs/heads/{branch}"])

@@ -1,4 +1,7 @@
-"""The review port: a forge holds the change on a branch where humans review it."""
+"""The review port: a forge holds the change on a branch where humans review it.
+
+Repositories are named by canonical id (`acme/payments`, `local:/srv/payments`), never by
+folder name: two repositories never share a forge repository."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ class Forge(Protocol):
         self,
         *,
         repo: Path,
+        repository: str,
         base_commit: str,
         branch: str,
         change: Change,
@@ -22,17 +26,20 @@ class Forge(Protocol):
         author_name: str,
         author_email: str,
     ) -> str:
-        """Commit `change` on top of `base_commit` as `branch`; returns the new commit id."""
+        """Commit `change` on top of `base_commit` (read from the checkout `repo`) as
+        `branch` of the forge repository of `repository`, a canonical id
+        (docs/repositories.md); returns the new commit id."""
         ...
 
-    def diff(self, *, repo_name: str, base_commit: str, head_commit: str) -> str:
+    def diff(self, *, repository: str, base_commit: str, head_commit: str) -> str:
         """The change as a unified patch (`git diff --binary`) a reviewer can apply."""
         ...
 
-    def branch_head(self, repo_name: str, branch: str) -> str | None:
+    def branch_head(self, repository: str, branch: str) -> str | None:
         """The commit `branch` points at; None when the branch or repository is absent."""
         ...
 
-    def repository_path(self, name: str) -> Path:
-        """Where the forge keeps repository `name`; the package tells reviewers to look there."""
+    def repository_path(self, repository: str) -> Path:
+        """Where the forge keeps the repository with canonical id `repository`; the package
+        tells reviewers to look there."""
         ...

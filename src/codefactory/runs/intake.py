@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 def refuse_delivery(
     store: RunStore, *, source: str, payload: bytes, repository: str, reason: str
 ) -> Run:
-    """Record an unparseable delivery as a trigger and a run refused with `reason`."""
+    """Record an unparseable delivery as a trigger and a run refused with `reason`;
+    `repository` is the canonical id of the repository it was meant for."""
     event = TriggerEvent(
         source=source,
         kind=ChangeKind.GENERAL_CHANGE,
@@ -67,10 +68,12 @@ def refuse_delivery(
 
 
 def accept_ticket(factory: Factory, *, payload: bytes, repo: Path, engine: str = "") -> Run:
-    """Parse a Jira ticket for `repo`, start its run and drive it as far as it goes.
-    `engine` asks for an engine by registry name; the registry and policy still decide."""
+    """Parse a Jira ticket for the checkout `repo`, start its run and drive it as far as it
+    goes. The run names the repository by its canonical id (`triggers.repositories`' id for
+    that checkout, else `local:<path>`; docs/repositories.md). `engine` asks for an engine
+    by registry name; the registry and policy still decide."""
     source = JiraTicketSource()
-    repository = str(repo.resolve())
+    repository = factory.settings.triggers.repository_id(repo)
     try:
         event = source.parse(payload, repository=repository)
     except TicketInvalid as err:
@@ -81,10 +84,15 @@ def accept_ticket(factory: Factory, *, payload: bytes, repo: Path, engine: str =
             repository=repository,
             reason=str(err),
         )
+    checkout = repo.expanduser().resolve()
     run_id = factory.loop.submit(
-        event, sponsor=event.actor, agent_id=factory.settings.agent_id, engine=engine
+        event,
+        sponsor=event.actor,
+        agent_id=factory.settings.agent_id,
+        engine=engine,
+        repository_path=str(checkout),
     )
-    return factory.loop.execute(run_id, repo=repo)
+    return factory.loop.execute(run_id, repo=checkout)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,7 +275,13 @@ class WebhookIntake:
         binding = self.settings.binding_for(source, event.repository)
         if binding is None:
             return self._refuse_unmapped(source, parsed, event, row)
-        event = replace(event, repository=str(binding.path.expanduser().resolve()))
+        checkout = binding.path.expanduser().resolve()
+        remote = event.attributes.get("remote_repository") or event.repository
+        event = replace(
+            event,
+            repository=self.settings.repository_id(checkout),
+            attributes={**event.attributes, "remote_repository": remote},
+        )
         sponsor = binding.sponsor if event.autonomous else event.actor
         with self.store.atomic() as tx:
             trigger_id = tx.record_trigger(event)
@@ -277,6 +291,7 @@ class WebhookIntake:
                 sponsor=sponsor,
                 agent_id=self.agent_id,
                 engine=self.loop.engine_name(event.kind.value),
+                repository_path=str(checkout),
             )
             # Queued at once: a worker that claims it before the decision below decides it
             # itself (`RunLoop.execute` authorizes a `received` run), so nothing waits on us.

@@ -2,7 +2,10 @@
 
 The loop talks only to ports (policy, sandbox, connectors, engines, checks, forge, package
 builder) and the store; every state it reaches is written with its audit event in one
-transaction. Any failure, expected or not, ends the run `failed` with the reason stored.
+transaction. Any failure, expected or not, ends the run `failed` with the reason stored; a
+ticket that needs no change (the engine raises `NothingToDo` before its first change) ends
+`no_change` with the engine's reason. The repository is named by its canonical id
+(`run.repository`) everywhere; its local checkout (`run.repository_path`) is only read.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from codefactory.config import RunSettings
 from codefactory.context.port import Connector, ContextItem
 from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Task, TriggerEvent
-from codefactory.engines.errors import EngineError
+from codefactory.engines.errors import EngineError, NothingToDo
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
 from codefactory.identity.agents import AgentUnavailable
@@ -24,6 +27,7 @@ from codefactory.identity.port import AgentDirectory, Delegation
 from codefactory.package.builder import PackageContents
 from codefactory.package.port import PackageBuilder
 from codefactory.package.risk import assess_risk
+from codefactory.policy.paths import repository_entity
 from codefactory.policy.port import PolicyEngine
 from codefactory.policy.scope import (
     change_context,
@@ -50,6 +54,15 @@ DependencyFilter = Callable[[list[str]], list[str]]
 
 class RunFailed(Exception):
     """Ends the run `failed` with this message (an expected failure, already explained)."""
+
+
+class NoChangeNeeded(Exception):
+    """Ends the run `no_change`: the ticket asks for nothing the repository still needs."""
+
+    def __init__(self, engine: str, reason: str) -> None:
+        super().__init__(reason)
+        self.engine = engine
+        self.reason = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,9 +129,19 @@ class RunLoop:
         installed = self.engines.get(kind)
         return installed.name if installed is not None else ""
 
-    def submit(self, event: TriggerEvent, *, sponsor: str, agent_id: str, engine: str = "") -> str:
+    def submit(
+        self,
+        event: TriggerEvent,
+        *,
+        sponsor: str,
+        agent_id: str,
+        engine: str = "",
+        repository_path: str = "",
+    ) -> str:
         """Store the trigger and a new run in `received`, atomically; returns the run id.
-        `engine` is the registry name asked for (`trigger --engine`); empty: the default."""
+        `event.repository` is the canonical id, `repository_path` the local checkout the run
+        reads. `engine` is the registry name asked for (`trigger --engine`); empty: the
+        default."""
         with self.store.atomic() as tx:
             trigger_id = tx.record_trigger(event)
             run_id = tx.create_run(
@@ -127,6 +150,7 @@ class RunLoop:
                 sponsor=sponsor,
                 agent_id=agent_id,
                 engine=self.engine_name(event.kind.value, engine),
+                repository_path=repository_path,
             )
         self._notify(run_id, RunState.RECEIVED, "")
         return run_id
@@ -142,9 +166,10 @@ class RunLoop:
                 self._fail(run_id, str(err))
         return self.store.require_run(run_id)
 
-    def execute(self, run_id: str, *, repo: Path) -> Run:
+    def execute(self, run_id: str, *, repo: Path | None = None) -> Run:
         """Drive a `received` (or already `authorized`) run until it rests in review or ends;
-        returns the stored run."""
+        returns the stored run. The run reads the checkout it stored
+        (`run.repository_path`); `repo` serves only a run stored without one."""
         run = self.store.require_run(run_id)
         trigger = self.store.get_trigger(run.trigger_id)
         if trigger is None:  # a foreign key makes this impossible short of a corrupt store
@@ -157,10 +182,13 @@ class RunLoop:
                     return self.store.require_run(run_id)
             elif run.state is not RunState.AUTHORIZED:
                 return run
-            workspace = self._provision(run, repo)
+            checkout = self._checkout(run, repo)
+            workspace = self._provision(run, checkout)
             task = self._gather_context(run, trigger, workspace)
-            verified = self._propose_and_verify(run, task, workspace, repo)
-            self._package(run, trigger, repo, workspace, verified)
+            verified = self._propose_and_verify(run, task, workspace, checkout)
+            self._package(run, trigger, checkout, workspace, verified)
+        except NoChangeNeeded as done:
+            self._end_unchanged(run_id, done)
         except (RunFailed, SandboxError, EngineError, IdentityError) as err:
             self._fail(run_id, str(err))
         except Exception as err:  # noqa: BLE001 - a crash must still end the run, with its cause
@@ -171,6 +199,24 @@ class RunLoop:
             if workspace is not None:
                 workspace.destroy()
         return self.store.require_run(run_id)
+
+    @staticmethod
+    def _checkout(run: Run, given: Path | None) -> Path:
+        """The local checkout the run reads: the stored one, else the one given."""
+        if run.repository_path:
+            return Path(run.repository_path)
+        if given is None:
+            raise RunFailed(f"run {run.id} records no local checkout of {run.repository}")
+        return given
+
+    def _end_unchanged(self, run_id: str, done: NoChangeNeeded) -> None:
+        """End the run `no_change` with the engine's reason, audited as its own fact."""
+        reason = f"no change needed: {done.reason}"
+        with self.store.atomic() as tx:
+            tx.audit("no-change-needed", actor="factory", run_id=run_id, engine=done.engine,
+                     reason=done.reason)  # fmt: skip
+            tx.transition(run_id, RunState.NO_CHANGE, reason=reason)
+        self._notify(run_id, RunState.NO_CHANGE, reason)
 
     def _notify(self, run_id: str, state: RunState, reason: str) -> None:
         if self.observer is not None:
@@ -209,7 +255,8 @@ class RunLoop:
         decision = self.policy.authorize(
             principal=f'TriggerSource::"{trigger.source}"',
             action=f'Action::"{run.kind.value}"',
-            resource=f'Repository::"{Path(run.repository).name}"',
+            resource=str(repository_of(run)),
+            entities=[repository_entity(run.repository)],
             context=run_context(
                 run,
                 trigger,
@@ -285,7 +332,7 @@ class RunLoop:
         return self.clearance.refusal(
             engine,
             kind=run.kind,
-            repository=Path(run.repository).name,
+            repository=run.repository,
             data_class=most_sensitive([c.data_class for c in self.connectors]),
             now=datetime.now(UTC),
         )
@@ -321,6 +368,11 @@ class RunLoop:
             try:
                 proposal = engine.propose(task, workspace, feedback, session)
             except EngineError as err:
+                # Nothing to do before any change of its own: the ticket needs none. After
+                # a change the checks refused, nothing more to do is a failure.
+                if isinstance(err, NothingToDo) and not feedback:
+                    if workspace.changes().is_empty:
+                        raise NoChangeNeeded(engine.name, str(err)) from err
                 if not feedback:
                     raise
                 raise RunFailed(
@@ -435,6 +487,7 @@ class RunLoop:
             )
         commit = self.forge.open_change(
             repo=repo,
+            repository=run.repository,
             base_commit=workspace.base_commit,
             branch=branch,
             change=verified.change,
@@ -453,7 +506,7 @@ class RunLoop:
             )
         self._act_for(run, "package:sign")
         patch = self.forge.diff(
-            repo_name=repo.resolve().name, base_commit=workspace.base_commit, head_commit=commit
+            repository=run.repository, base_commit=workspace.base_commit, head_commit=commit
         )
         current = self.store.require_run(run.id)
         package = self.packager.build(
@@ -466,7 +519,7 @@ class RunLoop:
                 patch=patch,
                 commit=commit,
                 branch=branch,
-                forge_repository=str(self.forge.repository_path(repo.resolve().name)),
+                forge_repository=str(self.forge.repository_path(run.repository)),
                 change=verified.change,
             )
         )

@@ -181,9 +181,10 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
     rounds: list[RoundVerdicts] = []
     change = Change(files=())
     error = ""
-    workspace = loop.sandbox.provision(
-        repo=Path(run.repository), commit=run.base_commit, run_id=rehearsal.id
-    )
+    if not run.repository_path:
+        raise ReplayImpossible(f"run {run.id} records no local checkout of {run.repository}")
+    checkout = Path(run.repository_path)
+    workspace = loop.sandbox.provision(repo=checkout, commit=run.base_commit, run_id=rehearsal.id)
     try:
         loop.setup(workspace)
         with store.atomic() as tx:
@@ -198,7 +199,7 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
             )
             engine.propose(task, workspace, feedback, session)
             change = workspace.changes()
-            results = loop.gate.run(workspace, change, repo=Path(run.repository), ticket=trigger)
+            results = loop.gate.run(workspace, change, repo=checkout, ticket=trigger)
             rounds.append(RoundVerdicts(round=number, checks={r.check: r.passed for r in results}))
             feedback = [r for r in results if not r.passed]
             if not feedback:

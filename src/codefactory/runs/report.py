@@ -101,9 +101,10 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
     if report["reason"]:
         console.print(f"reason: {report['reason']}", highlight=False)
     console.print(
-        f"sponsor: {report['sponsor']}  agent: {report['agent_id']}  repo: {report['repository']}",
+        f"repository: {report['repository']}  checkout: {report['repository_path'] or '-'}",
         highlight=False,
     )
+    console.print(f"sponsor: {report['sponsor']}  agent: {report['agent_id']}", highlight=False)
     states = Table("state", "at", "reason", title="states")
     for item in report["history"]:
         states.add_row(item["state"], item["at"], item["reason"])

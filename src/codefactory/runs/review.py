@@ -75,7 +75,7 @@ class ReviewDesk:
         return self.store.require_run(run_id)
 
     def _require_unmoved(self, run: Run) -> None:
-        head = self.forge.branch_head(Path(run.repository).name, run.branch)
+        head = self.forge.branch_head(run.repository, run.branch)
         if head != run.head_commit:
             raise ReviewNotOpen(
                 f"branch {run.branch} moved to {head} after packaging at {run.head_commit}: "

@@ -23,7 +23,9 @@ from codefactory.engines.patches import (
     patch_paths,
 )
 from codefactory.engines.session import ToolRefused
+from codefactory.policy.paths import repository_entity
 from codefactory.policy.port import AuthorizationRequest, EntityRef, PolicyEngine
+from codefactory.policy.scope import repository_of
 from codefactory.store.runs import RunStore
 
 PREVIEW_CHARS = 240
@@ -55,7 +57,8 @@ class PolicyToolGate:
         else:
             unreadable = ""
         decisions = self.policy.authorize_batch(
-            [self._request(tool, text, arguments, path) for path in paths]
+            [self._request(tool, text, arguments, path) for path in paths],
+            [repository_entity(self.run.repository)],
         )
         if unreadable:
             decisions.append(Decision(allowed=False, reasons=(unreadable,)))
@@ -95,9 +98,7 @@ class PolicyToolGate:
         return AuthorizationRequest(
             principal=EntityRef(type="Engine", id=self.engine),
             action='Action::"tool-call"',
-            resource=EntityRef(
-                type="Repository", id=self.run.repository.rstrip("/").rsplit("/", 1)[-1]
-            ),
+            resource=repository_of(self.run),
             context={
                 "tool": tool,
                 "arguments": text,

@@ -45,6 +45,7 @@ class RunRow(Base):
     package_dir: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     engine: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    repository_path: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RunStateRow(Base):

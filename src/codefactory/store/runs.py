@@ -123,7 +123,10 @@ class RunTransaction:
         sponsor: str,
         agent_id: str,
         engine: str = "",
+        repository_path: str = "",
     ) -> str:
+        """A new run in `received` for the stored trigger; `event.repository` is the
+        canonical id, `repository_path` the local checkout (empty when none is mapped)."""
         run_id = new_run_id()
         at = now()
         self.session.add(
@@ -138,6 +141,7 @@ class RunTransaction:
                 reason="",
                 created_at=at,
                 engine=engine,
+                repository_path=repository_path,
             )
         )
         self.session.flush()
@@ -151,6 +155,7 @@ class RunTransaction:
             sponsor=sponsor,
             agent_id=agent_id,
             repository=event.repository,
+            repository_path=repository_path,
             engine=engine,
         )
         return run_id
@@ -322,10 +327,15 @@ class RunStore:
             raise RunNotFound(run_id)
         return run
 
-    def search_runs(self, *, limit: int = 100) -> list[Run]:
+    def search_runs(self, *, limit: int = 100, repository: str | None = None) -> list[Run]:
+        """The newest `limit` runs, newest first; only those of the repository with canonical
+        id `repository` when given."""
+        query = select(RunRow)
+        if repository is not None:
+            query = query.where(RunRow.repository == repository)
         with Session(self.engine) as session:
             rows = session.scalars(
-                select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+                query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
             ).all()
             return [_run(row, ()) for row in rows]
 
@@ -506,6 +516,7 @@ def _run(row: RunRow, history: tuple[StateChange, ...]) -> Run:
         package_dir=row.package_dir,
         created_at=_aware(row.created_at),
         engine=row.engine,
+        repository_path=row.repository_path,
         history=history,
     )
 

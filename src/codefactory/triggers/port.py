@@ -43,7 +43,7 @@ class Delivery:
 class ParsedDelivery:
     """What a delivery says: its id, its event, when it was sent, and the work it asks for
     (`trigger`), or why it asks for none (`ignored`). `trigger.repository` is the sender's
-    name for the repository, mapped to a local path by intake."""
+    name for the repository; intake maps it to a checkout and its canonical id."""
 
     delivery_id: str
     event: str

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from codefactory.domain import ChangeKind
+from codefactory.triggers.repositories import check_id, ids_by_path, local_id
 
 WEBHOOK_SOURCES = (
     "github",
@@ -38,6 +39,14 @@ class RepositoryBinding(BaseModel):
     """The local git repository the runs change."""
     sponsor: str = ""
     """The accountable human for runs no human asked for (alerts, scans, schedules)."""
+    id: str = ""
+    """The repository's canonical id (`acme/payments`, a forge URL; docs/repositories.md).
+    Empty: the binding's key when it is a forge's `owner/name`, else `local:<path>`."""
+
+    @field_validator("id")
+    @classmethod
+    def _an_id(cls, value: str) -> str:
+        return check_id(value) if value else value
 
 
 class ScheduleSettings(BaseModel):
@@ -103,8 +112,22 @@ class TriggerSettings(BaseModel):
         secret = self.secrets.get(source)
         return secret.get_secret_value() if secret is not None else ""
 
+    @model_validator(mode="after")
+    def _one_id_per_repository(self) -> TriggerSettings:
+        self.repository_ids()  # raises ValueError when one checkout's bindings disagree
+        return self
+
     def binding_for(self, source: str, remote: str) -> RepositoryBinding | None:
         return self.repositories.get(f"{source}:{remote}") or self.repositories.get(remote)
+
+    def repository_ids(self) -> dict[Path, str]:
+        """Each bound checkout (resolved path) → its canonical id (docs/repositories.md)."""
+        bindings = [(key, b.path, b.id) for key, b in self.repositories.items()]
+        return ids_by_path(bindings, WEBHOOK_SOURCES)
+
+    def repository_id(self, path: Path) -> str:
+        """The canonical id of the checkout at `path`: its bindings' id, else `local:<path>`."""
+        return self.repository_ids().get(path.expanduser().resolve()) or local_id(path)
 
 
 def env_secrets(environ: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,8 @@ the audit status and a dashboard page."""
 from __future__ import annotations
 
 import html
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +13,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
+from codefactory.domain import Run
 from codefactory.runs.report import run_report
 from codefactory.store.runs import run_as_dict
 from codefactory.web.identity_routes import identity_router
@@ -35,8 +38,12 @@ def create_app(factory: Factory, dispatch: Dispatch | None = None) -> FastAPI:
         return [asdict(d) for d in dispatch.queue.search(limit=limit)]
 
     @app.get("/api/runs")
-    def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-        return [run_as_dict(run) for run in factory.store.search_runs(limit=limit)]
+    def list_runs(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        repository: Annotated[str | None, Query(max_length=1000)] = None,
+    ) -> list[dict[str, Any]]:
+        found = factory.store.search_runs(limit=limit, repository=repository)
+        return [run_as_dict(run) for run in found]
 
     @app.get(
         "/api/runs/{run_id}", responses={404: {"model": Problem, "description": "No such run"}}
@@ -59,17 +66,31 @@ def create_app(factory: Factory, dispatch: Dispatch | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def dashboard() -> str:
-        rows = "".join(
-            f"<tr><td><a href='/api/runs/{html.escape(run.id)}'>{html.escape(run.id)}</a></td>"
-            f"<td>{html.escape(run.state.value)}</td><td>{html.escape(run.kind.value)}</td>"
-            f"<td>{html.escape(run.sponsor)}</td><td>{html.escape(run.reason)}</td></tr>"
-            for run in factory.store.search_runs(limit=200)
-        )
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>Code Factory</title></head>"
-            "<body><h1>Code Factory runs</h1><table border='1' cellpadding='4'>"
-            "<tr><th>run</th><th>state</th><th>kind</th><th>sponsor</th><th>reason</th></tr>"
-            f"{rows}</table></body></html>"
-        )
+        return dashboard_page(factory.store.search_runs(limit=200))
 
     return app
+
+
+DASHBOARD_COLUMNS = ("run", "repository", "state", "kind", "sponsor", "reason")
+
+
+def dashboard_page(runs: Sequence[Run]) -> str:
+    """The dashboard's HTML: how many runs ended in each state (`no_change` apart from
+    `failed`), then one row per run with its repository's canonical id; all text escaped."""
+    tally = Counter(run.state.value for run in runs)
+    counts = " · ".join(f"{html.escape(name)} {count}" for name, count in sorted(tally.items()))
+    rows = "".join(
+        f"<tr><td><a href='/api/runs/{html.escape(run.id)}'>{html.escape(run.id)}</a></td>"
+        + "".join(
+            f"<td>{html.escape(text)}</td>"
+            for text in (run.repository, run.state.value, run.kind.value, run.sponsor, run.reason)
+        )
+        + "</tr>"
+        for run in runs
+    )
+    head = "".join(f"<th>{name}</th>" for name in DASHBOARD_COLUMNS)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Code Factory</title></head>"
+        f"<body><h1>Code Factory runs</h1><p class='states'>{counts}</p>"
+        f"<table border='1' cellpadding='4'><tr>{head}</tr>{rows}</table></body></html>"
+    )
