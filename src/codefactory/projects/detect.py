@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from codefactory.projects.config import RepositoryConfigInvalid, read_config
+from codefactory.projects.javascript import detect_javascript
 from codefactory.projects.model import FileSource, Project, RepositoryConfig, SetupStep
 from codefactory.projects.python import detect_python
-
-if TYPE_CHECKING:
-    from codefactory.projects.model import JavaScriptProject
 
 DEPENDENCY_FILE_GLOBS = (
     "requirements*.txt", "*requirements*.txt", "constraints*.txt", "*.in", "pyproject.toml",
@@ -39,7 +36,7 @@ def detect_project(files: FileSource) -> Project:
         config = RepositoryConfig()
     python, found = detect_python(files, config)
     problems += found
-    javascript, found = _javascript(files, config)
+    javascript, found = detect_javascript(files, config)
     problems += found
     if config.replace_setup:
         if python is not None:
@@ -59,13 +56,3 @@ def setup_plan(project: Project) -> tuple[SetupStep, ...]:
         steps.append(SetupStep(argv=(line,), why=f"{source} setup.commands", shell=True))
     return tuple(steps)
 
-
-def _javascript(
-    files: FileSource, config: RepositoryConfig
-) -> tuple[JavaScriptProject | None, list[str]]:
-    try:
-        from codefactory.projects.javascript import detect_javascript  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None, []
-    project, problems = detect_javascript(files, config)
-    return project, list(problems)

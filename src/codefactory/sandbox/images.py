@@ -6,8 +6,10 @@
     <images>/<repo-key>/envs/<dep-hash>/     the virtualenv for one set of dependency files
         env/  image.json
 
-An image is keyed by the repository and the hash of its dependency files (their git blob ids
-and the interpreter), so editing a requirement builds a new image and the old one goes stale.
+An image is keyed by the repository and a hash of what decides its environment: the detected
+project's inputs at any depth (their git blob ids), the Python it is built with and the setup
+plan's commands (`projects.detect`), so two trees with the same inputs share an image, and
+editing any input builds a new one while the old one goes stale.
 Each layer has a use lock, held shared by every workspace over it for its whole life and
 tried exclusively by the garbage collector, so nothing in use is ever removed; builders
 queue on a separate build lock, so two first runs build once. The use lock's mtime is the
@@ -34,11 +36,16 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from codefactory.sandbox.errors import ProvisionFailed
+from codefactory.projects.detect import detect_project, setup_plan
+from codefactory.projects.files import GitTreeFiles
+from codefactory.projects.model import Project
+from codefactory.projects.requirements_files import decode
+from codefactory.sandbox.errors import ProvisionFailed, SetupFailed
 from codefactory.sandbox.fstree import remove_tree, tree_size
 from codefactory.sandbox.mirror import Mirror, Mirrors
 from codefactory.sandbox.modes import normalise
-from codefactory.sandbox.setup import DEPENDENCY_FILES, REQUIREMENTS, self_contained
+from codefactory.sandbox.pythons import PythonInterpreters
+from codefactory.sandbox.setup import self_contained
 
 EnvBuilder = Callable[[Path, Path], list[str]]
 """Installs dependencies: (tree, empty env folder) → the requirement files installed."""
@@ -107,33 +114,42 @@ class ImageCache:
         ttl_s: float = 7 * 86400,
         owner: tuple[int, int] | None = None,
         mirrors: Mirrors | None = None,
+        interpreters: PythonInterpreters | None = None,
     ) -> None:
         self.root = root.resolve()
         self.python = python
+        self.interpreters = interpreters
         self.ttl_s = ttl_s
         self.owner = owner
         self.mirrors = mirrors or Mirrors(self.root.parent / "mirrors")
         self._keys: dict[tuple[Path, str], ImageKey] = {}
 
     def key(self, mirror: Mirror | Path, commit: str) -> ImageKey:
-        """The image `commit` of the mirrored repository needs (one git call in the mirror,
-        no file read; remembered for a full commit id, which names its content for good).
-        A repository path is synced into `mirrors` first (until every caller passes a Mirror)."""
+        """The image `commit` of the mirrored repository needs: keyed by the detected project's
+        inputs at any depth (their blob ids), the Python it resolves to, and the setup plan's
+        commands; by the whole tree too when an input names what no blob id covers (a local
+        path, a repository config's own commands). Read from the mirror's git objects, never
+        a checkout; remembered for a full commit id, which names its content for good. A
+        repository path is synced into `mirrors` first (until every caller passes a Mirror)."""
         mirror = self._mirror(mirror)
         known = self._keys.get((mirror.path, commit))
         if known is not None:
             return known
         full = commit if _OBJECT_ID.fullmatch(commit) else mirror.resolve(commit)
-        tree_id, entries = _top_level(mirror, full)
-        digest = hashlib.sha256(f"python {self.python}\n".encode())
-        for name, object_id in sorted(entries):
-            if DEPENDENCY_FILES.match(name):
-                digest.update(f"{name} {object_id}\n".encode())
-        requirements = [oid for name, oid in entries if REQUIREMENTS.match(name)]
-        if not all(self_contained(text) for text in _blobs(mirror, requirements)):
-            # an include, a local path or a wheel in the tree: the files it pulls in are not
-            # named above, so the environment belongs to this tree alone (one branch's
-            # `-r reqs/base.txt` must never build the environment another branch reuses)
+        tree_id, _ = _top_level(mirror, full)
+        files = GitTreeFiles(mirror, full)
+        project = detect_project(files)
+        digest = hashlib.sha256(f"python {self._python_version(project)}\n".encode())
+        for step in setup_plan(project):
+            digest.update(json.dumps([step.shell, *step.argv]).encode() + b"\n")
+        for path in project.inputs:
+            digest.update(f"{path} {files.object_id(path)}\n".encode())
+        for problem in project.problems:
+            digest.update(f"problem {problem}\n".encode())
+        if _tree_specific(files, project):
+            # an include, a local path, a wheel or a command of the repository's own: what it
+            # pulls in is not named above, so the environment belongs to this tree alone (one
+            # branch's `./libs/x` must never build the environment another branch reuses)
             digest.update(f"tree {tree_id}\n".encode())
         repo = mirror.source
         repo_key = f"{_slug(repo.name)}-{hashlib.sha256(str(repo).encode()).hexdigest()[:12]}"
@@ -143,6 +159,15 @@ class ImageCache:
         if full == commit and len(self._keys) < 4096:
             self._keys[(mirror.path, commit)] = key
         return key
+
+    def _python_version(self, project: Project) -> str:
+        """The Python the environment is built with: the interpreter the project resolves to
+        when the cache has `interpreters`, else the cache's own `python`."""
+        if self.interpreters is None:
+            return self.python
+        wanted = project.python.python if project.python else project.config.python
+        source = project.python.python_source if project.python else project.config.source
+        return self.interpreters.resolve(wanted, source=source).version
 
     def lease(
         self,
@@ -230,7 +255,7 @@ class ImageCache:
             return set()
         try:
             key = self.key(Mirror(source=repo, path=Path(mirror)), "HEAD")
-        except ProvisionFailed:
+        except (ProvisionFailed, SetupFailed):
             return set()
         return {key.tree_id, key.dep_hash}
 
@@ -375,18 +400,28 @@ def _top_level(mirror: Mirror, commit: str) -> tuple[str, list[tuple[str, str]]]
     return tree_id, entries
 
 
-def _blobs(mirror: Mirror, object_ids: list[str]) -> list[str]:
-    """The texts of some blobs, in one git call (undecodable bytes kept as escapes)."""
-    if not object_ids:
-        return []
-    out = mirror.git("cat-file", "--batch", input="".join(f"{o}\n" for o in object_ids).encode())
-    texts = []
-    for _ in object_ids:
-        header, _, out = out.partition(b"\n")
-        size = int(header.split()[2]) if len(header.split()) == 3 else 0
-        texts.append(out[:size].decode("utf-8", "surrogateescape"))
-        out = out[size + 1 :]
-    return texts
+def _tree_specific(files: GitTreeFiles, project: Project) -> bool:
+    """Whether what setup installs depends on more of the tree than the inputs' bytes: a
+    requirements file naming a local path, URL or wheel; a lock with a path source other than
+    the project itself; the repository config's own setup commands (they may read anything)."""
+    if project.config.setup:
+        return True
+    for path in project.inputs:
+        data = files.read(path) or b""
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith((".txt", ".in")):
+            if not self_contained(decode(data), includes_known=True):
+                return True
+        elif name == "uv.lock" and _LOCAL_UV_SOURCE.search(data):
+            return True
+        elif name == "poetry.lock" and _LOCAL_POETRY_SOURCE.search(data):
+            return True
+        elif name == "Pipfile.lock" and _LOCAL_PIPFILE_SOURCE.search(data):
+            return True
+    return False
 
 
+_LOCAL_UV_SOURCE = re.compile(rb'\{ (path|directory) = |\{ editable = "(?!\.")')
+_LOCAL_POETRY_SOURCE = re.compile(rb'^type = "(directory|file)"', re.M)
+_LOCAL_PIPFILE_SOURCE = re.compile(rb'"path":\s*"(?!\.")')
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
