@@ -39,8 +39,9 @@ ESLINT_LEGACY_CONFIGS = tuple(
     f".eslintrc{ext}" for ext in (".js", ".cjs", ".yaml", ".yml", ".json", "")
 )
 _PACKAGE_MANAGER = re.compile(r"^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[\w.+-]*)$")
-COREPACK_HOME = f"{CACHE_DIR}/corepack"
-"""Where corepack keeps the package managers it downloads (the setup phase's cache)."""
+COREPACK_HOME = f"{ENV_DIR}/.corepack"
+"""Where corepack keeps the package manager it downloads in the setup phase: under `/env`,
+read-only and offline afterwards, so the check phase runs the same pnpm or Yarn."""
 
 NPM = system_tool("npm")
 COREPACK = system_tool("corepack")
