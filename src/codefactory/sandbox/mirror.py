@@ -444,10 +444,15 @@ def _init_mirror(mirror: Mirror) -> None:
 
 
 def _ensure_attributes(git_dir: Path) -> None:
+    """`info/attributes` outranks every `.gitattributes` of the tree (gitattributes(5)): the
+    neutral line wins over a tree's `tests/ export-ignore` at any depth. Rewritten when it
+    differs, so a mirror made by an older factory gets today's list."""
     attributes = git_dir / "info" / "attributes"
-    if not attributes.is_file():
+    if not attributes.is_file() or attributes.read_text() != NEUTRAL_ATTRIBUTES:
         attributes.parent.mkdir(exist_ok=True)
-        attributes.write_text(NEUTRAL_ATTRIBUTES)
+        with tempfile.NamedTemporaryFile("w", dir=attributes.parent, delete=False) as tmp:
+            tmp.write(NEUTRAL_ATTRIBUTES)
+        os.replace(tmp.name, attributes)
 
 
 def _refresh_view(view: Path, layout: _Layout, head: bytes, refs: tuple[bytes, bytes]) -> None:
