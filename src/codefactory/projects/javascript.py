@@ -187,24 +187,30 @@ def install_steps(
         command = [NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
     elif manager == "pnpm":
         env.append(f"npm_config_store_dir={CACHE_DIR}/pnpm-store")
-        command = [COREPACK, _spec(manager, pinned), "install", "--frozen-lockfile",
+        command = [COREPACK, corepack_spec(manager, pinned), "install", "--frozen-lockfile",
                    "--ignore-scripts", "--config.confirmModulesPurge=false"]  # fmt: skip
     elif berry:
         # Plug'n'Play keeps no node_modules: the checks need one, at /env/node_modules
         env += ["YARN_NODE_LINKER=node-modules", "YARN_ENABLE_GLOBAL_CACHE=false",
                 f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn-berry",
                 f"YARN_NPM_REGISTRY_SERVER={NPM_REGISTRY}", "YARN_ENABLE_TELEMETRY=0"]  # fmt: skip
-        command = [COREPACK, _spec(manager, pinned), "install", "--immutable", "--mode=skip-build"]
+        command = [
+            COREPACK,
+            corepack_spec(manager, pinned),
+            "install",
+            "--immutable",
+            "--mode=skip-build",
+        ]
     else:
         env += [f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn", f"YARN_REGISTRY={NPM_REGISTRY}"]
-        command = [COREPACK, _spec(manager, pinned), "install", "--frozen-lockfile",
+        command = [COREPACK, corepack_spec(manager, pinned), "install", "--frozen-lockfile",
                    "--ignore-scripts", "--non-interactive", "--no-progress"]  # fmt: skip
     install = SetupStep(argv=(ENV, *env, *command), why=why)
     move = SetupStep(argv=(SH, "-c", _MOVE), why=f"{why}: the packages go to {NODE_MODULES}")
     return install, move
 
 
-def _spec(manager: str, pinned: str | None) -> str:
+def corepack_spec(manager: str, pinned: str | None) -> str:
     """What corepack runs: the pinned `pnpm@9.1.0` (hash kept: corepack verifies it), or the
     bare name for corepack's own pinned default version."""
     if pinned is not None and pinned.startswith(manager + "@"):
