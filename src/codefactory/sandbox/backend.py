@@ -14,6 +14,7 @@ from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, PROXY_URL, SANDBOX_PA
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
+from codefactory.sandbox.pythons import SANDBOX_PYTHONS
 
 
 def require_binary(binary: str, search_path: str | None = None) -> str:
@@ -45,6 +46,17 @@ class Backend:
     search_path: str | None = None
     seccomp: bool = True
     """Load the seccomp filter (`seccomp.py`) into every command."""
+    pythons_dir: Path | None = None
+    """The host folder of uv-managed interpreters (`pythons.PythonInterpreters.root`), shown
+    read-only at `pythons.SANDBOX_PYTHONS` in every phase once it exists."""
+
+    def lent_pythons(self) -> tuple[tuple[str, str], ...]:
+        """The read-only bind of `pythons_dir`, as a (sandbox path, host folder) pair; none
+        before anything was installed. Every phase gets it: a virtualenv made in SETUP from
+        such an interpreter runs it by that path in the engine and check phases too."""
+        if self.pythons_dir is None or not self.pythons_dir.is_dir():
+            return ()
+        return ((SANDBOX_PYTHONS, str(self.pythons_dir.resolve())),)
 
     def policy(
         self, phase: Phase, extra: Sequence[str], resolve: Mapping[str, str] | None = None

@@ -11,6 +11,7 @@ from codefactory.sandbox.errors import SandboxUnavailable
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.port import Phase, Sandbox
+from codefactory.sandbox.pythons import PythonInterpreters
 from codefactory.sandbox.settings import SandboxSettings
 
 
@@ -38,6 +39,17 @@ def limits_of(settings: SandboxSettings) -> Limits:
         processes=limits.processes,
         output_bytes=settings.max_output_bytes,
         file_bytes=limits.file_bytes,
+    )
+
+
+def python_interpreters(settings: SandboxSettings, data_dir: Path) -> PythonInterpreters:
+    """The Pythons repositories may ask for, as the settings configure them."""
+    return PythonInterpreters(
+        settings.pythons_dir or data_dir / "pythons",
+        host_python=str(settings.python),
+        downloads_json_url=settings.python_downloads_json_url,
+        mirror=settings.python_install_mirror,
+        install_timeout_s=settings.setup_timeout_s,
     )
 
 
@@ -72,6 +84,7 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> 
         host_gid=settings.host_gid,
         host_id_count=settings.host_id_count,
         mirrors=mirrors,
+        interpreters=python_interpreters(settings, data_dir),
     )
 
 

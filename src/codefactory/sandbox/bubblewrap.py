@@ -45,6 +45,7 @@ from codefactory.sandbox.mirror import Mirrors
 from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
+from codefactory.sandbox.pythons import PythonInterpreters
 from codefactory.sandbox.setup import dependency_files, install_dependencies
 from codefactory.sandbox.supervise import Outcome
 
@@ -157,6 +158,7 @@ class BubblewrapWorkspace:
     ) -> Outcome:
         if limits is None:  # file helpers: whole files, not a flood of output
             limits = self.backend.limits.but(wall_s=60.0, output_bytes=1 << 30)
+        binds = (*self.backend.lent_pythons(), *binds)
         with self._showing(PHASE_LAYERS[phase]) as workspace_dir:
             outcome, attempts = run_command(
                 self.backend,
@@ -267,12 +269,22 @@ class BubblewrapSandbox:
         seccomp: bool = True,
         map_to_host_root: bool = False,
         mirrors: Mirrors | None = None,
+        interpreters: PythonInterpreters | None = None,
     ) -> None:
         """`seccomp=False` and `map_to_host_root=True` undo two hardening steps; they exist only
-        so that the benchmark can print what each step costs, and no setting reaches them."""
+        so that the benchmark can print what each step costs, and no setting reaches them.
+        `interpreters`: the Pythons a project may ask for (default: none but `python`, and
+        those already installed under `<work_root>/../pythons`)."""
         self.work_root = work_root.resolve()
         self.cache_dir = cache_dir.resolve()
         self.python = python
+        self.interpreters = interpreters or PythonInterpreters(
+            self.work_root.parent / "pythons",
+            host_python=str(python),
+            downloads_json_url=None,
+            mirror=None,
+            install_timeout_s=setup_timeout_s,
+        )
         self.limits = (limits or Limits()).but(output_bytes=max_output_bytes)
         self.disk_bytes = disk_bytes
         self.tmp_bytes = tmp_bytes
@@ -322,6 +334,7 @@ class BubblewrapSandbox:
                 cgroups=roots,
                 search_path=self.search_path,
                 seccomp=self.seccomp,
+                pythons_dir=self.interpreters.root,
             )
             sweep_stale(self.work_root)
         return self._backend
@@ -439,7 +452,10 @@ class BubblewrapSandbox:
         )
         try:
             return install_dependencies(
-                builder, python=str(self.python), timeout_s=self.setup_timeout_s
+                builder,
+                python=str(self.python),
+                timeout_s=self.setup_timeout_s,
+                interpreters=self.interpreters,
             )
         finally:
             builder.destroy()

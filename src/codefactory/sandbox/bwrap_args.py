@@ -13,6 +13,8 @@ sh -c PRELUDE             (host) join the command's cgroups, set the rlimits
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from codefactory.sandbox.layout import (
     CACHE_DIR,
     EGRESS_SOCKET,
     ENV_DIR,
+    NODE_MODULES,
     PROXY_PORT,
     SANDBOX_ROOT,
     SH,
@@ -173,12 +176,42 @@ def bwrap_options(spec: CommandSpec) -> list[str]:
             options += ["--ro-bind-try", path, path]
     for target, source in spec.binds:  # bubblewrap binds nosuid and nodev
         options += [*open_parents(target), "--ro-bind", source, target]
+    options += node_modules_options(spec)
     if spec.status_fd is not None:
         options += ["--json-status-fd", str(spec.status_fd)]
     if spec.seccomp_fd is not None:
         options += ["--seccomp", str(spec.seccomp_fd)]
     # last: the sandbox's own root (where /etc and /run were made) becomes read-only too
     return [*options, "--remount-ro", "/"]
+
+
+WORKSPACE_NODE_MODULES = f"{SANDBOX_ROOT}/node_modules"
+"""Where a JavaScript project's installed packages (`NODE_MODULES`) show in the engine and
+check phases: where Node, npm and their tools look for them, and read-only."""
+
+
+def node_modules_options(spec: CommandSpec) -> list[str]:
+    """In the engine and check phases, `NODE_MODULES` bound read-only at
+    `WORKSPACE_NODE_MODULES`, when the setup phase made it: nothing run there can change the
+    installed packages. Bubblewrap follows a symbolic link at a bind's target, so the bind is
+    skipped unless both ends are real folders, checked without following links (the
+    environment cannot change outside SETUP; the workspace folder is the phase's own layer),
+    and it comes after every other mount, so that it can never stand under one of them."""
+    if spec.phase is Phase.SETUP:
+        return []
+    source = spec.env_dir / NODE_MODULES.removeprefix(f"{ENV_DIR}/")
+    target = spec.workspace_dir / WORKSPACE_NODE_MODULES.removeprefix(f"{SANDBOX_ROOT}/")
+    if not _real_folder(source, missing=False) or not _real_folder(target, missing=True):
+        return []
+    return ["--ro-bind", str(source), WORKSPACE_NODE_MODULES]
+
+
+def _real_folder(path: Path, *, missing: bool) -> bool:
+    """Whether `path` is a folder and not a link to one (or, with `missing`, absent)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return missing
 
 
 def open_parents(path: str) -> list[str]:

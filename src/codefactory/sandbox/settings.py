@@ -69,7 +69,18 @@ class SandboxSettings(BaseModel):
     type: str = "bubblewrap"
     """Backend: `bubblewrap` (the default on Linux) or `container` (podman or docker)."""
     python: Path = Path("/usr/bin/python3")
-    """Interpreter the repository's virtualenv is built from, visible inside the sandbox."""
+    """Interpreter the repository's virtualenv is built from, visible inside the sandbox, unless
+    the repository asks for another Python (`.python-version`, `requires-python`)."""
+    pythons_dir: Path | None = None
+    """Where the Pythons repositories ask for are installed (uv-managed CPython, shown read-only
+    to every sandbox). Default: `<data>/pythons`."""
+    python_downloads_json_url: str | None = None
+    """A list of python-build-standalone archives, each with its URL and SHA-256, in uv's
+    `--python-downloads-json-url` format (a bank's internal copy). None: not used."""
+    python_install_mirror: str | None = None
+    """A mirror of the python-build-standalone releases, uv's `--mirror`
+    (`UV_PYTHON_INSTALL_MIRROR`). With neither this nor the downloads list, a repository that
+    asks for a Python the host lacks fails its setup with `PythonUnavailable`."""
     command_timeout_s: float = 300.0
     """Wall-clock limit of `codefactory sandbox run` (the loop's callers pass their own)."""
     setup_timeout_s: float = 600.0
