@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codefactory.advisories.settings import AdvisorySettings
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
@@ -40,7 +41,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".codefactory")
     """Folder holding the database, packages, forge, keys and workspaces."""
     advisories_dir: Path | None = None
-    """OSV advisory folder; defaults to the advisories shipped with the package."""
+    """OSV advisory folder or index; defaults to the index `advisories sync`/`import` wrote
+    under the data folder, else the advisories shipped with the package."""
     policy_file: Path | None = None
     """Cedar policy file; defaults to the policy shipped with the package."""
     agent_id: str = "agent:codefactory-recipes"
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     verify: VerifySettings = Field(default_factory=VerifySettings)
     engines: EngineSettings = Field(default_factory=EngineSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    advisories: AdvisorySettings = Field(default_factory=AdvisorySettings)
 
     @model_validator(mode="before")
     @classmethod

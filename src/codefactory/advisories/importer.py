@@ -1,34 +1,44 @@
 """`advisories import`: a folder of OSV files or an OSV zip export into the local database.
 
-Banks mirror OSV's `PyPI/all.zip` (or the PyPA advisory repository) on a schedule and import
-each snapshot. An import is all or nothing: every record is read and validated first, and a
-malformed one refuses the import, naming it; only then is the index written, atomically,
-next to a manifest: the PyPI records stripped to what matching needs, grouped by package so
-the factory parses a package's records only when it judges that package (a whole-ecosystem
-export loads in milliseconds). The factory uses the index by default once it exists.
+Banks mirror OSV's `PyPI/all.zip` (or a checkout of the PyPA advisory database) on a schedule
+and import each snapshot. An import is all or nothing: every record is read and validated
+first, and a malformed one refuses the import, naming it; only then is the index written,
+atomically, next to a manifest (`manifest.py`): the PyPI and npm records stripped to what
+matching needs, grouped by ecosystem and package so the factory parses a package's records
+only when it judges that package. The factory uses the index by default once it exists.
+
+An import replaces the ecosystems it holds records for and keeps the others (an npm sync
+survives an import of the PyPA checkout). In a checkout, files that are not advisories are
+skipped and counted by kind (`classify.py`); a file that looks like one but is malformed
+refuses the import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-from packaging.utils import canonicalize_name
+from codefactory.advisories.classify import SkippedFiles, advisory_candidate, parse_text
+from codefactory.advisories.ecosystems import NPM, PYPI, SCHEMES
+from codefactory.advisories.errors import AdvisoryImportFailed
+from codefactory.advisories.manifest import (
+    INDEX_NAME,
+    MANIFEST_NAME,
+    EcosystemData,
+    read_manifest,
+    write_atomically,
+    write_manifest,
+)
+from codefactory.advisories.osv import parse_record
 
-from codefactory.advisories.errors import AdvisoryFileInvalid, AdvisoryImportFailed
-from codefactory.advisories.osv import YAML_LOADER, parse_record, read_record
+__all__ = ["INDEX_NAME", "MANIFEST_NAME", "ImportReport", "import_advisories", "index_path"]
 
-INDEX_NAME = "osv-index.json"
-MANIFEST_NAME = "manifest.json"
 SUFFIXES = (".json", ".yaml", ".yml")
 MAX_ENTRY_BYTES = 20_000_000
 """A zip entry larger than this uncompressed is refused (a zip bomb, not an advisory)."""
@@ -37,7 +47,10 @@ KEPT_FIELDS = ("id", "aliases", "summary", "severity", "withdrawn")
 
 @dataclass(frozen=True, kw_only=True)
 class ImportReport:
-    """What an import read and wrote."""
+    """What an import read and wrote: `records` OSV records read, of which `pypi_records`
+    and `npm_records` kept, `withdrawn` and `other_ecosystems` (no PyPI or npm package)
+    skipped; `skipped` counts the files that were not advisories, by kind; `digest` is the
+    new index's SHA-256."""
 
     source: str
     records: int
@@ -46,6 +59,37 @@ class ImportReport:
     digest: str
     index: str
     imported_at: str
+    npm_records: int = 0
+    other_ecosystems: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Collected:
+    """Records read from one source, validated and sorted by ecosystem."""
+
+    source: str
+    records: int = 0
+    withdrawn: dict[str, int] = field(default_factory=dict)
+    other_ecosystems: int = 0
+    kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, name: str, record: Any, wanted: frozenset[str]) -> None:
+        """Validate one record (AdvisoryImportFailed naming `name` when malformed) and keep
+        its blocks of each wanted ecosystem."""
+        self.records += 1
+        try:
+            parse_record(record)
+            ecosystems = _ecosystems(record) & wanted
+        except (TypeError, KeyError, ValueError) as exc:
+            raise AdvisoryImportFailed(self.source, f"{name}: {exc}") from exc
+        if not ecosystems:
+            self.other_ecosystems += 1
+        for ecosystem in sorted(ecosystems):
+            if record.get("withdrawn"):
+                self.withdrawn[ecosystem] = self.withdrawn.get(ecosystem, 0) + 1
+            else:
+                self.kept.setdefault(ecosystem, []).append(_stripped(record, ecosystem))
 
 
 def index_path(folder: Path) -> Path:
@@ -54,82 +98,180 @@ def index_path(folder: Path) -> Path:
 
 
 def import_advisories(source: Path, folder: Path) -> ImportReport:
-    """Validate every record of `source` (folder or zip), then replace the index in `folder`."""
-    kept: list[dict[str, Any]] = []
-    seen = withdrawn = 0
-    for name, record in _records(source):
-        seen += 1
-        try:
-            entries = parse_record(record)
-        except (TypeError, KeyError, ValueError) as exc:
-            raise AdvisoryImportFailed(str(source), f"{name}: {exc}") from exc
-        if record.get("withdrawn"):
-            withdrawn += 1
-        elif entries:
-            kept.append(_stripped(record))
-    if not seen:
-        raise AdvisoryImportFailed(str(source), "no OSV records (*.json, *.yaml) found")
-    body = json.dumps({"format": 1, "packages": _by_package(kept)}, sort_keys=True).encode()
-    report = ImportReport(
+    """Validate every record of `source` (folder or zip), then replace, in `folder`'s index,
+    the ecosystems `source` holds records for. AdvisoryImportFailed when `source` is
+    missing, holds no PyPI or npm record, or holds a malformed one; nothing is written then."""
+    collected = Collected(source=str(source))
+    skipped = SkippedFiles()
+    hasher = hashlib.sha256()
+    for name, record in _records(source, skipped, hasher):
+        collected.add(name, record, frozenset(SCHEMES))
+    if not collected.records:
+        found = f" ({skipped.describe()} skipped)" if skipped.counts else ""
+        raise AdvisoryImportFailed(str(source), f"no OSV records (*.json, *.yaml) found{found}")
+    if not collected.kept and not collected.withdrawn:
+        raise AdvisoryImportFailed(
+            str(source), f"none of its {collected.records} records names a PyPI or npm package"
+        )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    provenance = {
+        ecosystem: EcosystemData(
+            records=len(collected.kept.get(ecosystem, [])),
+            withdrawn=collected.withdrawn.get(ecosystem, 0),
+            other_ecosystems=collected.other_ecosystems,
+            source=str(source),
+            sha256=hasher.hexdigest(),
+            synced_at=now,
+            via="import",
+        )
+        for ecosystem in sorted(set(collected.kept) | set(collected.withdrawn))
+    }
+    digest = write_index(folder, collected.kept, provenance, now)
+    return ImportReport(
         source=str(source),
-        records=seen,
-        pypi_records=len(kept),
-        withdrawn=withdrawn,
-        digest=hashlib.sha256(body).hexdigest(),
+        records=collected.records,
+        pypi_records=len(collected.kept.get(PYPI, [])),
+        npm_records=len(collected.kept.get(NPM, [])),
+        withdrawn=sum(collected.withdrawn.values()),
+        other_ecosystems=collected.other_ecosystems,
+        skipped=dict(skipped.counts),
+        digest=digest,
         index=str(index_path(folder)),
-        imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        imported_at=now,
     )
+
+
+def write_index(
+    folder: Path,
+    kept: dict[str, list[dict[str, Any]]],
+    provenance: dict[str, EcosystemData],
+    written_at: str,
+) -> str:
+    """Replace the ecosystems in `provenance` with `kept`'s records, keep the others of the
+    current index, and write index then manifest atomically; returns the index's SHA-256."""
+    sections, previous = _current(folder)
+    for ecosystem in provenance:
+        sections[ecosystem] = _by_package(kept.get(ecosystem, []), ecosystem)
+        previous[ecosystem] = provenance[ecosystem]
+    # PyPI stays under `packages`, where format 1 had it: an older reader still finds it
+    others = {k: v for k, v in sections.items() if k != PYPI}
+    layout = {"format": 2, "packages": sections.get(PYPI, {}), "ecosystems": others}
+    body = json.dumps(layout, sort_keys=True).encode()
+    digest = hashlib.sha256(body).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(index_path(folder), body)
-    _write_atomically(folder / MANIFEST_NAME, json.dumps(asdict(report), indent=2).encode())
-    return report
+    write_atomically(index_path(folder), body)
+    write_manifest(folder, digest=digest, written_at=written_at, ecosystems=previous)
+    return digest
 
 
-def _records(source: Path) -> Iterator[tuple[str, Any]]:
+def _current(folder: Path) -> tuple[dict[str, Any], dict[str, EcosystemData]]:
+    """The sections and provenance of the index in `folder` (empty when none). A damaged
+    index or manifest is not merged from: it is replaced, and only the new data is kept."""
+    try:
+        body = json.loads(index_path(folder).read_bytes())
+        manifest = read_manifest(folder)
+    except (OSError, ValueError):
+        return {}, {}
+    if not isinstance(body, dict) or not isinstance(body.get("packages"), dict):
+        return {}, {}
+    others = body.get("ecosystems")
+    sections = {
+        k: v for k, v in (others if isinstance(others, dict) else {}).items() if k in SCHEMES
+    }
+    if body["packages"] or PYPI in manifest:
+        sections[PYPI] = body["packages"]
+    return sections, {k: v for k, v in manifest.items() if k in sections}
+
+
+def _ecosystems(record: dict[str, Any]) -> set[str]:
+    """The supported ecosystems a (validated) record names in `affected`."""
+    return {
+        str(block["package"]["ecosystem"])
+        for block in record.get("affected", [])
+        if str(block["package"].get("ecosystem")) in SCHEMES
+    }
+
+
+def _records(source: Path, skipped: SkippedFiles, hasher: Any) -> Iterator[tuple[str, Any]]:
     if source.is_dir():
-        for path in sorted(source.rglob("*")):
-            if path.suffix.lower() in SUFFIXES and path.is_file():
-                try:
-                    yield str(path.relative_to(source)), read_record(path)
-                except AdvisoryFileInvalid as exc:
-                    raise AdvisoryImportFailed(str(source), f"{path.name}: {exc.reason}") from exc
+        yield from _folder_records(source, skipped, hasher)
     elif zipfile.is_zipfile(source):
-        yield from _zip_records(source)
+        hasher.update(source.read_bytes())
+        yield from zip_records(source, skipped, strict=False)
     elif source.exists():
         raise AdvisoryImportFailed(str(source), "not a folder of OSV files nor a zip export")
     else:
         raise AdvisoryImportFailed(str(source), "no such file or folder")
 
 
-def _zip_records(source: Path) -> Iterator[tuple[str, Any]]:
+def _folder_records(source: Path, skipped: SkippedFiles, hasher: Any) -> Iterator[tuple[str, Any]]:
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        name = path.relative_to(source).as_posix()
+        if not advisory_candidate(name, skipped):
+            continue
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise AdvisoryImportFailed(str(source), f"{name}: {exc}") from exc
+        record = _parse(source, name, body, skipped, strict=False)
+        if record is not None:
+            hasher.update(name.encode() + b"\0" + body)
+            yield name, record
+
+
+def zip_records(source: Path, skipped: SkippedFiles, *, strict: bool) -> Iterator[tuple[str, Any]]:
+    """The records of a zip export, by entry name. `strict` (an OSV bucket archive): every
+    entry must be an OSV JSON record; otherwise (a zipped checkout) other files are skipped
+    and counted. A CRC mismatch, an oversized entry or a malformed record raises
+    AdvisoryImportFailed naming the entry."""
     with zipfile.ZipFile(source) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            suffix = PurePosixPath(info.filename).suffix.lower()
-            if info.is_dir() or suffix not in SUFFIXES:
+            if info.is_dir():
+                continue
+            if strict and PurePosixPath(info.filename).suffix.lower() != ".json":
+                raise AdvisoryImportFailed(str(source), f"{info.filename}: not an OSV JSON record")
+            if not strict and not advisory_candidate(info.filename, skipped):
                 continue
             if info.file_size > MAX_ENTRY_BYTES:
                 raise AdvisoryImportFailed(str(source), f"{info.filename}: entry too large")
             try:
-                text = archive.read(info).decode("utf-8")
-                record = json.loads(text) if suffix == ".json" else yaml.load(text, YAML_LOADER)
-            except (ValueError, yaml.YAMLError, zipfile.BadZipFile) as exc:
-                reason = " ".join(str(exc).split()) or repr(exc)
-                raise AdvisoryImportFailed(str(source), f"{info.filename}: {reason}") from exc
-            yield info.filename, record
+                body = archive.read(info)  # checks the entry's CRC-32
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise AdvisoryImportFailed(str(source), f"{info.filename}: {exc}") from exc
+            record = _parse(source, info.filename, body, skipped, strict=strict)
+            if record is not None:
+                yield info.filename, record
 
 
-def _by_package(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Records under each PEP 503 name they affect, sorted by id (an index loads lazily)."""
+def _parse(
+    source: Path, name: str, body: bytes, skipped: SkippedFiles, *, strict: bool
+) -> Any | None:
+    """The record in one candidate file; None (counted) when it is data but not OSV."""
+    try:
+        record = parse_text(name, body)
+    except ValueError as exc:
+        raise AdvisoryImportFailed(str(source), f"{name}: {exc}") from exc
+    if strict or skipped.looks_like_advisory(name, record):
+        return record
+    return None
+
+
+def _by_package(records: list[dict[str, Any]], ecosystem: str) -> dict[str, list[dict[str, Any]]]:
+    """Records under each package key they affect, sorted by id (an index loads lazily)."""
+    key = SCHEMES[ecosystem].package_key
     packages: dict[str, list[dict[str, Any]]] = {}
     for record in sorted(records, key=lambda r: str(r["id"])):
-        names = {canonicalize_name(str(block["package"]["name"])) for block in record["affected"]}
+        names = {key(str(block["package"]["name"])) for block in record["affected"]}
         for name in sorted(names):
             packages.setdefault(name, []).append(record)
     return packages
 
 
-def _stripped(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields matching reads: the summary (else the details' first line), PyPI `affected`."""
+def _stripped(record: dict[str, Any], ecosystem: str) -> dict[str, Any]:
+    """The fields matching reads: the summary (else the details' first line), and the
+    `affected` entries of one ecosystem."""
     kept = {key: record[key] for key in KEPT_FIELDS if key in record}
     if not kept.get("summary"):
         details = str(record.get("details") or "").strip().splitlines()
@@ -137,25 +279,13 @@ def _stripped(record: dict[str, Any]) -> dict[str, Any]:
     kept["affected"] = [
         {key: block[key] for key in ("package", "ranges", "versions") if key in block}
         for block in record.get("affected", [])
-        if block.get("package", {}).get("ecosystem") == "PyPI"
+        if block.get("package", {}).get("ecosystem") == ecosystem
     ]
     return kept
 
 
-def _write_atomically(target: Path, body: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(body)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def default_advisories(data_dir: Path, shipped: Path) -> Path:
-    """The imported index under `data_dir` when there is one, else the shipped advisories."""
+    """The index `advisories sync` or `import` wrote under `data_dir` when there is one, else
+    the shipped advisories."""
     imported = index_path(data_dir / "advisories")
     return imported if imported.is_file() else shipped

@@ -1,11 +1,13 @@
-"""An offline OSV advisory database for PyPI, read from a folder of OSV records.
+"""An offline OSV advisory database for PyPI and npm, read from OSV records.
 
 Matching follows the OSV schema: a record affects a version listed in `versions`, or one
-inside an `ECOSYSTEM` range (`introduced` / `fixed` / `last_affected` events, evaluated in
-PEP 440 order). `GIT` ranges name commits, not releases, and are skipped; withdrawn records
-are ignored. A range event whose version is not PEP 440 (real PyPA data has a few) is read
-conservatively: an unreadable `introduced` counts as "0", an unreadable `fixed` or
-`last_affected` is dropped, so the database over-reports rather than misses.
+inside an `ECOSYSTEM` or `SEMVER` range (`introduced` / `fixed` / `last_affected` events,
+evaluated in the ecosystem's order: PEP 440 for PyPI, SemVer 2.0 for npm; see
+`ecosystems.py`). `GIT` ranges name commits, not releases, and are skipped; withdrawn records
+are ignored, and so are `affected` entries of other ecosystems. A range event whose version
+the ecosystem cannot read (real PyPA data has a few) is read conservatively: an unreadable
+`introduced` counts as "0", an unreadable `fixed` or `last_affected` is dropped, so the
+database over-reports rather than misses.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
+from codefactory.advisories.ecosystems import PYPI, SCHEMES, VersionScheme, scheme_for
 from codefactory.advisories.errors import AdvisoryFileInvalid
+from codefactory.advisories.manifest import EcosystemData, read_manifest
 
 DEFAULT_ADVISORIES = Path(__file__).parent / "data"
 """The advisory folder shipped with the package, used by the demo."""
@@ -32,13 +35,14 @@ DEFAULT_ADVISORIES = Path(__file__).parent / "data"
 _SUFFIXES = (".yaml", ".yml", ".json")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-# (kind, version); version None means `introduced: "0"`, before every release.
-_Event = tuple[str, Version | None]
+# (kind, version); version None means `introduced: "0"`, before every release. The version is
+# a packaging `Version` (PyPI) or a `semver.Version` (npm): ordered within its ecosystem only.
+_Event = tuple[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Advisory:
-    """One advisory as it concerns one package: who it is, what fixes it."""
+    """One advisory as it concerns one package of one ecosystem: who it is, what fixes it."""
 
     id: str
     aliases: tuple[str, ...]
@@ -46,6 +50,7 @@ class Advisory:
     package: str
     fixed: tuple[str, ...]
     severity: str = ""
+    ecosystem: str = PYPI
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -58,10 +63,10 @@ class _Affected:
     """An advisory with the version facts needed to match it."""
 
     advisory: Advisory
-    versions: frozenset[Version | str]
+    versions: frozenset[Any]
     ranges: tuple[tuple[_Event, ...], ...]
 
-    def affects(self, version: Version | None, raw: str) -> bool:
+    def affects(self, version: Any, raw: str) -> bool:
         if (raw.strip() if version is None else version) in self.versions:
             return True
         if version is None:
@@ -69,7 +74,7 @@ class _Affected:
         return any(_in_range(version, events) for events in self.ranges)
 
 
-def _in_range(version: Version, events: tuple[_Event, ...]) -> bool:
+def _in_range(version: Any, events: tuple[_Event, ...]) -> bool:
     """OSV's reference evaluation of one range's sorted events."""
     affected = False
     for kind, at in events:
@@ -82,17 +87,9 @@ def _in_range(version: Version, events: tuple[_Event, ...]) -> bool:
     return affected
 
 
-def _version_key(raw: str) -> Version | str:
-    """A Version when the string is one (`3.6` equals `3.6.0`), else the string itself."""
-    parsed = _parse_version(raw)
-    return raw.strip() if parsed is None else parsed
-
-
 def _parse_version(raw: str) -> Version | None:
-    try:
-        return Version(raw)
-    except InvalidVersion:
-        return None
+    parsed: Version | None = SCHEMES[PYPI].parse(raw)
+    return parsed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,28 +102,71 @@ class Freshness:
     synced_at: datetime | None = None
     source: str = ""
 
+    def age(self, now: datetime | None = None) -> timedelta | None:
+        """How long ago the data was synced (None when unknown); `now` defaults to UTC now."""
+        if self.synced_at is None:
+            return None
+        return (now or datetime.now(UTC)) - self.synced_at
+
+
+_Key = tuple[str, str]  # (ecosystem, package key)
+
 
 class AdvisoryDatabase:
-    """PyPI advisories indexed by PEP 503 name; immutable once loaded."""
+    """PyPI and npm advisories indexed by (ecosystem, package name); immutable once loaded."""
 
     def __init__(self, entries: Iterable[_Affected] = (), *, digest: str = "") -> None:
-        self._by_package: dict[str, list[_Affected]] = defaultdict(list)
+        self._by_package: dict[_Key, list[_Affected]] = defaultdict(list)
         for entry in entries:
-            self._by_package[entry.advisory.package].append(entry)
+            self._by_package[(entry.advisory.ecosystem, entry.advisory.package)].append(entry)
         self.digest = digest
         """A digest of the records loaded: SCA baselines are cached per database version."""
-        self._pending: dict[str, list[Any]] = {}
+        self._pending: dict[_Key, list[Any]] = {}
         self._source = Path("(index)")
+        self._provenance: dict[str, EcosystemData] = {}
+        self._provenance_error = ""
         self._lock = threading.Lock()
 
-    def freshness(self) -> Freshness:
-        """The size and age of the data (filled in by `advisories sync`)."""
-        return Freshness(records=sum(len(v) for v in self._by_package.values()))
+    def freshness(self, *, ecosystem: str | None = None) -> Freshness:
+        """The size and age of one ecosystem's data (`PyPI`, `npm`), or of all of it.
+
+        `synced_at` comes from the metadata `advisories sync`/`import` wrote next to the index
+        (for all ecosystems: the oldest); data read from a folder (the shipped advisories, or
+        `advisories_dir`) has none. A manifest that does not match the index gives `synced_at`
+        None and says so in `source`.
+        """
+        names = sorted(SCHEMES) if ecosystem is None else [scheme_for(ecosystem).ecosystem]
+        if self._provenance_error:
+            return Freshness(records=self._count(names), source=self._provenance_error)
+        known = [self._provenance[n] for n in names if n in self._provenance]
+        if not known or len(known) < len([n for n in names if self._count([n])]):
+            return Freshness(records=self._count(names), source=str(self._source))
+        dates = [data.synced for data in known]
+        sources = ", ".join(dict.fromkeys(data.source for data in known))
+        return Freshness(
+            records=sum(data.records for data in known), synced_at=min(dates), source=sources
+        )
+
+    def _count(self, ecosystems: list[str]) -> int:
+        """Distinct record ids loaded for these ecosystems."""
+        ids = {
+            str(record.get("id")) if isinstance(record, dict) else repr(record)
+            for (eco, _), records in self._pending.items()
+            if eco in ecosystems
+            for record in records
+        }
+        ids.update(
+            entry.advisory.id
+            for (eco, _), entries in self._by_package.items()
+            if eco in ecosystems
+            for entry in entries
+        )
+        return len(ids)
 
     @classmethod
     def load(cls, folder: Path) -> AdvisoryDatabase:
-        """Read every OSV file under `folder` (or an index file written by `advisories import`);
-        a malformed file stops the load."""
+        """Read every OSV file under `folder` (or an index file written by `advisories import`
+        or `sync`); a malformed file stops the load."""
         if folder.is_file() and folder.suffix == ".json":
             return cls.load_index(folder)
         if not folder.is_dir():
@@ -138,11 +178,14 @@ class AdvisoryDatabase:
                 entries.extend(_read_file(path))
                 hasher.update(str(path.relative_to(folder)).encode() + b"\0")
                 hasher.update(path.read_bytes())
-        return cls(entries, digest=hasher.hexdigest())
+        database = cls(entries, digest=hasher.hexdigest())
+        database._source = folder
+        return database
 
     @classmethod
     def load_index(cls, index: Path) -> AdvisoryDatabase:
-        """Read an index written by `advisories import`: OSV records grouped by package.
+        """Read an index written by `advisories import`/`sync`: OSV records grouped by
+        ecosystem and package, with the manifest beside it for freshness.
 
         Records were validated when imported; each package's are parsed on first use, so a
         whole-ecosystem export loads in the time it takes to read the JSON.
@@ -152,65 +195,111 @@ class AdvisoryDatabase:
             body = json.loads(raw)
         except (OSError, ValueError) as exc:
             raise AdvisoryFileInvalid(index, " ".join(str(exc).split())) from exc
-        packages = body.get("packages") if isinstance(body, dict) else None
-        if not isinstance(packages, dict):
-            raise AdvisoryFileInvalid(index, "not an index written by `advisories import`")
         database = cls(digest=hashlib.sha256(raw).hexdigest())
-        database._pending = {canonicalize_name(str(k)): list(v) for k, v in packages.items()}
+        database._pending = _pending_records(index, body)
         database._source = index
+        try:
+            database._provenance = read_manifest(index.parent)
+        except ValueError as exc:
+            database._provenance_error = f"unreadable manifest: {exc}"
+        else:
+            database._check_manifest(index)
         return database
+
+    def _check_manifest(self, index: Path) -> None:
+        """A manifest written for another index (a crash between the two renames, a hand
+        edit) must not lend its date to this one."""
+        try:
+            body = json.loads((index.parent / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        digest = body.get("digest") if isinstance(body, dict) else None
+        if self._provenance and body.get("format") == 2 and digest != self.digest:
+            self._provenance_error = f"{index.parent / 'manifest.json'} does not match {index}"
 
     def __len__(self) -> int:
         """How many (advisory, package) entries are loaded."""
-        for name in list(self._pending):
-            self._entries(name)
+        for key in list(self._pending):
+            self._entries(key)
         return sum(len(entries) for entries in self._by_package.values())
 
-    def advisories(self, name: str) -> list[Advisory]:
+    def advisories(self, name: str, *, ecosystem: str = PYPI) -> list[Advisory]:
         """Every advisory loaded for a package, affecting or not."""
-        return [e.advisory for e in self._entries(canonicalize_name(name))]
+        scheme = scheme_for(ecosystem)
+        return [e.advisory for e in self._entries((scheme.ecosystem, scheme.package_key(name)))]
 
-    def vulnerabilities(self, name: str, version: str | Version) -> list[Advisory]:
-        """The advisories that affect `name` at `version`, each once, sorted by id."""
+    def vulnerabilities(
+        self, name: str, version: str | Any, *, ecosystem: str = PYPI
+    ) -> list[Advisory]:
+        """The advisories that affect `name` at `version` in `ecosystem` (`PyPI`: PEP 503
+        name, PEP 440 version; `npm`: exact name, SemVer 2.0 version), each once, sorted by
+        id. A version the ecosystem cannot read matches only records that list it verbatim."""
+        scheme = scheme_for(ecosystem)
         raw = str(version)
-        parsed = version if isinstance(version, Version) else _parse_version(raw)
+        parsed = version if not isinstance(version, str) else scheme.parse(raw)
         found: dict[str, Advisory] = {}
-        for entry in self._entries(canonicalize_name(name)):
+        for entry in self._entries((scheme.ecosystem, scheme.package_key(name))):
             if entry.affects(parsed, raw):
                 found.setdefault(entry.advisory.id, entry.advisory)
         return [found[key] for key in sorted(found)]
 
-    def _entries(self, package: str) -> list[_Affected]:
-        """The entries of a PEP 503 name, parsing an index's records on first use."""
-        if package in self._pending:
+    def _entries(self, key: _Key) -> list[_Affected]:
+        """The entries of one package, parsing an index's records on first use."""
+        if key in self._pending:
             with self._lock:
-                records = self._pending.pop(package, None)
+                records = self._pending.pop(key, None)
                 for number, record in enumerate(records or []):
                     try:
                         parsed = parse_record(record)
                     except (TypeError, KeyError, ValueError) as exc:
-                        where = f"{package} record {number}"
+                        where = f"{key[1]} record {number} ({key[0]})"
                         raise AdvisoryFileInvalid(self._source, f"{where}: {exc}") from exc
                     for entry in parsed:
-                        if entry.advisory.package == package:
-                            self._by_package[package].append(entry)
-        return self._by_package.get(package, [])
+                        if (entry.advisory.ecosystem, entry.advisory.package) == key:
+                            self._by_package[key].append(entry)
+        return self._by_package.get(key, [])
 
-    def lowest_safe_version(self, name: str, version: str | Version) -> Version | None:
-        """The lowest fixed version above `version` that no advisory for `name` affects."""
-        current = version if isinstance(version, Version) else _parse_version(str(version))
+    def lowest_safe_version(
+        self, name: str, version: str | Any, *, ecosystem: str = PYPI
+    ) -> Any | None:
+        """The lowest fixed version above `version` that no advisory for `name` affects: a
+        packaging `Version` for PyPI, a `semver.Version` for npm (`str()` gives the text);
+        None when there is none or `version` is not a version of the ecosystem."""
+        scheme = scheme_for(ecosystem)
+        current = version if not isinstance(version, str) else scheme.parse(version)
         if current is None:
             return None
         candidates = {
             fixed
-            for advisory in self.advisories(name)
+            for advisory in self.advisories(name, ecosystem=ecosystem)
             for raw in advisory.fixed
-            if (fixed := _parse_version(raw)) is not None and fixed > current
+            if (fixed := scheme.parse(raw)) is not None and fixed > current
         }
         for candidate in sorted(candidates):
-            if not self.vulnerabilities(name, candidate):
+            if not self.vulnerabilities(name, candidate, ecosystem=ecosystem):
                 return candidate
         return None
+
+
+def _pending_records(index: Path, body: Any) -> dict[_Key, list[Any]]:
+    """`packages` (PyPI, as format 1 had it) and, from format 2, `ecosystems` for the others
+    (`npm`), each a package → records map."""
+    if not isinstance(body, dict) or not isinstance(body.get("packages"), dict):
+        raise AdvisoryFileInvalid(index, "not an index written by `advisories import`")
+    others = body.get("ecosystems", {})
+    if not isinstance(others, dict) or PYPI in others:
+        raise AdvisoryFileInvalid(index, "`ecosystems` must map the non-PyPI ecosystems")
+    sections = {PYPI: body["packages"], **others}
+    pending: dict[_Key, list[Any]] = {}
+    for ecosystem, packages in sections.items():
+        scheme = SCHEMES.get(str(ecosystem))
+        if scheme is None or not isinstance(packages, dict):
+            raise AdvisoryFileInvalid(index, f"unexpected ecosystem section {ecosystem!r}")
+        for name, records in packages.items():
+            if not isinstance(records, list):
+                raise AdvisoryFileInvalid(index, f"{name} ({ecosystem}): not a list of records")
+            pending[(scheme.ecosystem, scheme.package_key(str(name)))] = list(records)
+    return pending
 
 
 def _read_file(path: Path) -> list[_Affected]:
@@ -237,8 +326,8 @@ def read_record(path: Path) -> Any:
 
 
 def parse_record(record: Any) -> list[_Affected]:
-    """The PyPI entries of one OSV record (none when withdrawn); TypeError or ValueError if
-    it is malformed."""
+    """The PyPI and npm entries of one OSV record (none when withdrawn); TypeError or
+    ValueError if it is malformed. Every `affected` entry is checked, whatever its ecosystem."""
     _expect(record, dict, "the record")
     record_id = _expect(record.get("id"), str, "`id`")
     if record.get("withdrawn"):
@@ -249,18 +338,19 @@ def parse_record(record: Any) -> list[_Affected]:
     details = _expect(record.get("details") or "", str, "`details`")
     summary = record.get("summary") or (details.strip().splitlines() or [""])[0]
     severity = _severity(record.get("severity") or [])
-    grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    grouped: dict[_Key, list[Mapping[str, Any]]] = defaultdict(list)
     for affected in _expect(record.get("affected", []), list, "`affected`"):
         package = _expect(
             _expect(affected, dict, "an `affected` entry").get("package"), dict, "`package`"
         )
-        if package.get("ecosystem") == "PyPI":
-            grouped[canonicalize_name(_expect(package.get("name"), str, "`package.name`"))].append(
-                affected
-            )
+        name = _expect(package.get("name"), str, "`package.name`")
+        scheme = SCHEMES.get(str(package.get("ecosystem")))
+        if scheme is not None:
+            grouped[(scheme.ecosystem, scheme.package_key(name))].append(affected)
+    base = Advisory(id=record_id, aliases=aliases, summary=str(summary), package="", fixed=())
     return [
-        _entry(record_id, aliases, str(summary), name, severity, blocks)
-        for name, blocks in grouped.items()
+        _entry(base, SCHEMES[ecosystem], name, severity, blocks)
+        for (ecosystem, name), blocks in grouped.items()
     ]
 
 
@@ -273,44 +363,49 @@ def _severity(entries: Any) -> str:
 
 
 def _entry(
-    record_id: str,
-    aliases: tuple[str, ...],
-    summary: str,
+    base: Advisory,
+    scheme: VersionScheme,
     package: str,
     severity: str,
     blocks: list[Mapping[str, Any]],
 ) -> _Affected:
-    versions: set[Version | str] = set()
+    versions: set[Any] = set()
     ranges: list[tuple[_Event, ...]] = []
     for block in blocks:
         for raw in _expect(block.get("versions", []), list, "`versions`"):
-            versions.add(_version_key(_expect(raw, str, "a listed version")))
+            text = _expect(raw, str, "a listed version")
+            parsed = scheme.parse(text)
+            versions.add(text.strip() if parsed is None else parsed)
         for spec in _expect(block.get("ranges", []), list, "`ranges`"):
             _expect(spec, dict, "a range")
-            if _expect(spec.get("type"), str, "a range `type`") == "ECOSYSTEM":
-                ranges.append(_events(_expect(spec.get("events"), list, "range `events`")))
+            if _expect(spec.get("type"), str, "a range `type`") in scheme.range_types:
+                events = _expect(spec.get("events"), list, "range `events`")
+                ranges.append(_events(scheme, events))
     fixed = sorted(
         {at for events in ranges for kind, at in events if kind == "fixed" and at is not None}
     )
     advisory = Advisory(
-        id=record_id,
-        aliases=aliases,
-        summary=summary,
+        id=base.id,
+        aliases=base.aliases,
+        summary=base.summary,
         package=package,
         fixed=tuple(str(v) for v in fixed),
         severity=severity,
+        ecosystem=scheme.ecosystem,
     )
     return _Affected(advisory=advisory, versions=frozenset(versions), ranges=tuple(ranges))
 
 
-def _events(raw_events: list[Any]) -> tuple[_Event, ...]:
+def _events(scheme: VersionScheme, raw_events: list[Any]) -> tuple[_Event, ...]:
     events: list[_Event] = []
     for event in raw_events:
         for kind, raw in _expect(event, dict, "a range event").items():
             if kind not in ("introduced", "fixed", "last_affected"):
                 continue  # `limit` only bounds GIT ranges
-            at = None if raw == "0" else _parse_version(str(_expect(raw, str, f"`{kind}`")))
+            at = None if raw == "0" else scheme.parse(str(_expect(raw, str, f"`{kind}`")))
             if at is not None or kind == "introduced":
                 events.append((kind, at))
-    # `introduced: "0"` sorts first; otherwise PEP 440 order.
-    return tuple(sorted(events, key=lambda e: (e[1] is not None, e[1] or Version("0"))))
+    # `introduced: "0"` sorts first; otherwise the ecosystem's order. Stable: equal versions
+    # keep the record's order.
+    starts = [e for e in events if e[1] is None]
+    return tuple(starts + sorted((e for e in events if e[1] is not None), key=lambda e: e[1]))

@@ -1,0 +1,183 @@
+"""`advisories sync`: fetch OSV's per-ecosystem archives, verify them, import them atomically.
+
+OSV publishes every record of an ecosystem as `<base>/<ecosystem>/all.zip` (one
+`<ID>.json` per record) in its public bucket; a bank points `advisories.sync_url` at its
+internal mirror of the same layout. For each ecosystem asked for, the archive is downloaded
+through httpx (timeouts, a size cap, a whole-download deadline) into a temporary folder, its
+SHA-256 taken, and verified: a zip whose central directory or any entry's CRC-32 is damaged,
+an entry that is not JSON, or a record the importer would refuse, fails the whole sync.
+Only when every archive passed is the index rewritten (new file beside the old, then
+`rename`) and the manifest with it; a failed sync leaves the previous data as it was.
+
+AdvisorySyncFailed(AdvisoryError)   one archive could not be fetched or verified
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from codefactory.advisories.classify import SkippedFiles
+from codefactory.advisories.ecosystems import scheme_for
+from codefactory.advisories.errors import AdvisoryError, AdvisoryImportFailed
+from codefactory.advisories.importer import Collected, index_path, write_index, zip_records
+from codefactory.advisories.manifest import EcosystemData
+from codefactory.advisories.settings import AdvisorySettings
+
+CHUNK_BYTES = 1 << 20
+
+
+class AdvisorySyncFailed(AdvisoryError):
+    """A sync was refused as a whole: `url` names the archive (or the base URL), `reason` why.
+    The previous advisory data is untouched."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot sync advisories from {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncReport:
+    """What a sync fetched and wrote: per ecosystem the provenance recorded in the manifest,
+    and `archive_bytes` downloaded; `digest` is the new index's SHA-256."""
+
+    source: str
+    ecosystems: dict[str, EcosystemData]
+    archive_bytes: dict[str, int]
+    digest: str
+    index: str
+    synced_at: str
+    took_s: float
+
+
+def archive_url(base: str, ecosystem: str) -> str:
+    """`<base>/<ecosystem>/all.zip`, the layout of OSV's bucket."""
+    return f"{base.rstrip('/')}/{ecosystem}/all.zip"
+
+
+def sync_advisories(
+    folder: Path,
+    settings: AdvisorySettings,
+    *,
+    base_url: str | None = None,
+    ecosystems: Sequence[str] = (),
+    transport: httpx.BaseTransport | None = None,
+) -> SyncReport:
+    """Download, verify and import each ecosystem's archive from `base_url` (default
+    `settings.sync_url`) into the index in `folder`, replacing those ecosystems and keeping
+    the others. AdvisorySyncFailed when any archive cannot be fetched or verified; ValueError
+    for an unsupported ecosystem. `transport` is for tests only."""
+    base = (base_url or settings.sync_url).rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise AdvisorySyncFailed(base, "not an http(s) URL")
+    wanted = [scheme_for(e).ecosystem for e in (ecosystems or settings.ecosystems)]
+    started = time.monotonic()
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".sync-"))
+    try:
+        with _client(settings, transport) as client:
+            fetched = {e: _fetch(client, archive_url(base, e), scratch, settings) for e in wanted}
+        collected = {e: _verify(archive_url(base, e), fetched[e][0], e) for e in wanted}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    provenance = {
+        e: EcosystemData(
+            records=len(collected[e].kept.get(e, [])),
+            withdrawn=collected[e].withdrawn.get(e, 0),
+            other_ecosystems=collected[e].other_ecosystems,
+            source=archive_url(base, e),
+            sha256=fetched[e][1],
+            synced_at=now,
+            via="sync",
+        )
+        for e in wanted
+    }
+    kept = {e: collected[e].kept.get(e, []) for e in wanted}
+    digest = write_index(folder, kept, provenance, now)
+    return SyncReport(
+        source=base,
+        ecosystems=provenance,
+        archive_bytes={e: fetched[e][2] for e in wanted},
+        digest=digest,
+        index=str(index_path(folder)),
+        synced_at=now,
+        took_s=round(time.monotonic() - started, 3),
+    )
+
+
+def _client(settings: AdvisorySettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    # trust_env: a bank's HTTPS_PROXY / NO_PROXY and CA bundle (SSL_CERT_FILE) apply
+    return httpx.Client(
+        timeout=httpx.Timeout(settings.sync_timeout_s),
+        follow_redirects=True,
+        max_redirects=5,
+        transport=transport,
+        headers={"Accept": "application/zip"},
+    )
+
+
+def _fetch(
+    client: httpx.Client, url: str, scratch: Path, settings: AdvisorySettings
+) -> tuple[Path, str, int]:
+    """Stream one archive to `scratch`: (path, SHA-256, bytes)."""
+    target = scratch / (url.rsplit("/", 2)[-2] + ".zip")
+    hasher = hashlib.sha256()
+    received = 0
+    deadline = time.monotonic() + settings.sync_deadline_s
+    try:
+        with client.stream("GET", url) as response, target.open("wb") as out:
+            if response.status_code != 200:
+                raise AdvisorySyncFailed(url, f"HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > settings.max_archive_bytes:
+                raise AdvisorySyncFailed(url, _too_large(int(declared), settings))
+            for chunk in response.iter_bytes(CHUNK_BYTES):
+                received += len(chunk)
+                if received > settings.max_archive_bytes:
+                    raise AdvisorySyncFailed(url, _too_large(received, settings))
+                if time.monotonic() > deadline:
+                    raise AdvisorySyncFailed(
+                        url, f"download exceeded {settings.sync_deadline_s:g} s"
+                    )
+                hasher.update(chunk)
+                out.write(chunk)
+    except httpx.TimeoutException as exc:
+        raise AdvisorySyncFailed(url, f"timed out ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise AdvisorySyncFailed(url, f"{type(exc).__name__}: {exc}") from exc
+    return target, hasher.hexdigest(), received
+
+
+def _too_large(size: int, settings: AdvisorySettings) -> str:
+    return (
+        f"archive of {size} bytes exceeds advisories.max_archive_bytes "
+        f"({settings.max_archive_bytes})"
+    )
+
+
+def _verify(url: str, archive: Path, ecosystem: str) -> Collected:
+    """Every entry's CRC and record checked, the ecosystem's records kept."""
+    if not zipfile.is_zipfile(archive):
+        raise AdvisorySyncFailed(url, "not a zip archive")
+    collected = Collected(source=url)
+    try:  # reading each entry checks its CRC-32 (zipfile raises BadZipFile on a mismatch)
+        for name, record in zip_records(archive, SkippedFiles(), strict=True):
+            collected.add(name, record, frozenset({ecosystem}))
+    except AdvisoryImportFailed as exc:
+        raise AdvisorySyncFailed(url, exc.reason) from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise AdvisorySyncFailed(url, f"damaged zip: {exc}") from exc
+    if not collected.records:
+        raise AdvisorySyncFailed(url, "the archive holds no records")
+    return collected
