@@ -78,7 +78,8 @@ def parse_config(data: bytes) -> RepositoryConfig:
 def _check_keys(table: Mapping[str, object], schema: Mapping[str, object], prefix: str) -> None:
     for key, value in table.items():
         dotted = f"{prefix}{key}"
-        if key in AUTHORITY_KEYS or key.replace("-", "_") in AUTHORITY_KEYS:
+        authority = key in AUTHORITY_KEYS or key.replace("-", "_") in AUTHORITY_KEYS
+        if key not in schema and authority:
             raise RepositoryConfigInvalid(
                 dotted,
                 "would widen authority: network hosts, paths, rounds, engines and limits come "
