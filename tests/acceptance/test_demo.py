@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 
+from codefactory.review.local_forge import forge_name
 from tests.acceptance.conftest import Cli
 
 
@@ -17,13 +18,16 @@ def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: 
     runs = cli.json("runs", "list")
     states = sorted(run["state"] for run in runs)
     assert states == ["handed_off", "handed_off", "handed_off", "refused"]
+    # one repository, named by its canonical id (a local checkout: `local:<path>`)
+    (repository,) = {run["repository"] for run in runs}
+    assert repository.startswith("local:/") and repository.endswith("/sample-service")
     refused = next(run for run in runs if run["state"] == "refused")
     assert "CI" in refused["reason"] or "ci" in refused["reason"]
 
     bump = next(
         run for run in runs if run["state"] == "handed_off" and run["kind"] == "bump_dependency"
     )
-    forge = cli.data_dir / "forge" / "sample-service.git"
+    forge = cli.data_dir / "forge" / forge_name(bump["repository"])
     pinned = subprocess.run(
         ["git", "-C", str(forge), "show", f"{bump['branch']}:requirements.txt"],
         capture_output=True,

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+from codefactory.review.local_forge import forge_name
 from tests.acceptance.conftest import Cli, ticket_file
 from tests.acceptance.test_bad_input import _sample_repo
 
@@ -61,7 +62,7 @@ def test_an_examiner_checks_a_run_with_standard_tools(cli: Cli, tmp_path: Path) 
     # Plain git checks the agent's signature with the published allowed_signers.
     signers = tmp_path / "allowed_signers"
     cli("identity", "allowed-signers", "--output", str(signers), check=True)
-    forge = cli.data_dir / "forge" / "sample-service.git"
+    forge = cli.data_dir / "forge" / forge_name(run["repository"])
     verified = subprocess.run(
         ["git", "-C", str(forge), "-c", f"gpg.ssh.allowedSignersFile={signers}",
          "verify-commit", run["head_commit"]],

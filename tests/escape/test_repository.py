@@ -47,6 +47,7 @@ def test_harvest_and_forge_never_follow_a_symlink(
     forge = LocalForge(tmp_path / "forge")
     commit = forge.open_change(
         repo=escape_repo,
+        repository="acme/escape",
         base_commit=workspace.base_commit,
         branch="escape/symlink",
         change=change,
@@ -81,6 +82,7 @@ def test_git_hooks_that_run_on_the_host_later(
     forge = LocalForge(tmp_path / "forge")
     forge.open_change(
         repo=escape_repo,
+        repository="acme/escape",
         base_commit=workspace.base_commit,
         branch="escape/hooks",
         change=change,

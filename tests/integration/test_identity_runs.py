@@ -68,7 +68,7 @@ def test_a_run_acts_under_its_delegation_signs_its_commit_and_its_provenance(
     issued = next(e for e in events if e.name == "delegation-issued")
     assert issued.data["claims"]["act"] == {"sub": run.agent_id}
     # The commit: signed by the agent's own key, trailers pointing into the audit log.
-    bare = factory.settings.forge_dir / "sample-service.git"
+    bare = factory.loop.forge.repository_path(run.repository)
     signers = tmp_path / "allowed_signers"
     signers.write_text(allowed_signers(factory.identity.agents.search()))
     git(bare, "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-commit", run.head_commit)
@@ -160,7 +160,7 @@ def test_a_change_outside_the_delegated_paths_is_never_committed(
     assert run.state is RunState.FAILED, run.reason
     assert run.reason.endswith("outside the delegated paths: README.md")
     assert "commit-requested" not in names(factory, run.id)
-    assert factory.loop.forge.branch_head(repo.name, f"factory/{run.id}") is None
+    assert factory.loop.forge.branch_head(run.repository, f"factory/{run.id}") is None
 
 
 def test_an_agent_runs_only_its_engines(tmp_path: Path, uv_cache: Path, repo: Path) -> None:

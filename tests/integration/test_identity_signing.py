@@ -50,10 +50,14 @@ def git(bare: Path, *args: str, signers: Path | None = None) -> subprocess.Compl
     )
 
 
+REPOSITORY = "acme/payments-api"
+
+
 def commit_as(forge: LocalForge, source: tuple[Path, str], email: str, branch: str) -> str:
     repo, base = source
     return forge.open_change(
         repo=repo,
+        repository=REPOSITORY,
         base_commit=base,
         branch=branch,
         change=CHANGE,
@@ -70,7 +74,7 @@ def test_an_agents_commit_verifies_with_plain_git(
     forge = forge_for(governance, tmp_path)
     commit = commit_as(forge, source, agent.email, "factory/r-1")
     signers = signers_file(governance, tmp_path)
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     verified = git(bare, "verify-commit", "-v", commit, signers=signers)
     assert verified.returncode == 0, verified.stderr
     assert f'Good "git" signature for {agent.email}' in verified.stderr
@@ -80,7 +84,7 @@ def test_an_agents_commit_verifies_with_plain_git(
     assert git(bare, "log", "--format=%G?|%GS|%GF", "-1", commit, signers=signers).stdout == (
         f"G|{agent.email}|{fingerprint}\n"
     )
-    signature = forge.verify_commit("payments-api", commit, signers)
+    signature = forge.verify_commit(REPOSITORY, commit, signers)
     assert signature.good and signature.signer == agent.email
     assert signature.describe() == f"good, signed by {agent.email} ({fingerprint})"
 
@@ -90,7 +94,7 @@ def test_commits_by_other_authors_are_not_signed(
 ) -> None:
     forge = forge_for(governance, tmp_path)
     commit = commit_as(forge, source, "dev@bank.example", "human")
-    signature = forge.verify_commit("payments-api", commit, signers_file(governance, tmp_path))
+    signature = forge.verify_commit(REPOSITORY, commit, signers_file(governance, tmp_path))
     assert (signature.status, signature.describe()) == ("N", "unsigned")
     assert LocalForge(tmp_path / "forge2").signing is None
 
@@ -105,10 +109,10 @@ def test_a_commit_signed_by_an_unknown_key_does_not_verify(
     impostor.create(agent.id, comment="impostor")
     forge = LocalForge(tmp_path / "forge", signing=AgentCommitSigning(impostor))
     commit = commit_as(forge, source, agent.email, "factory/forged")
-    verified = git(forge.repository_path("payments-api"), "verify-commit", commit, signers=signers)
+    verified = git(forge.repository_path(REPOSITORY), "verify-commit", commit, signers=signers)
     assert verified.returncode != 0
     assert "No principal matched" in verified.stderr
-    signature = forge.verify_commit("payments-api", commit, signers)
+    signature = forge.verify_commit(REPOSITORY, commit, signers)
     assert not signature.good and signature.status == "U"
     assert signature.describe() == "signed by a key not in allowed_signers (unknown signer)"
 
@@ -124,9 +128,9 @@ def test_a_revoked_agents_key_stops_verifying_later_commits(
     before = commit_as(forge, source, agent.email, "before")
     agents.set_status(agent.id, AgentStatus.REVOKED, actor="user:sec", reason="key leaked")
     signers = signers_file(governance, tmp_path)
-    assert forge.verify_commit("payments-api", before, signers).good
+    assert forge.verify_commit(REPOSITORY, before, signers).good
     repo, base = source
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     tree = git(bare, "rev-parse", f"{before}^{{tree}}").stdout.strip()
     key = governance.identity.agent_keys.private_key_path(agent.id)
     later = subprocess.run(
@@ -137,7 +141,7 @@ def test_a_revoked_agents_key_stops_verifying_later_commits(
         env={"PATH": "/usr/bin:/bin", "GIT_COMMITTER_DATE": "2099-01-01T00:00:00Z",
              "HOME": str(tmp_path)},
     ).stdout.strip()  # fmt: skip
-    assert not forge.verify_commit("payments-api", later, signers).good
+    assert not forge.verify_commit(REPOSITORY, later, signers).good
 
 
 def test_an_agent_without_its_key_file_cannot_commit(

@@ -45,9 +45,13 @@ def _change(*files: tuple[str, bytes | None]) -> Change:
     return Change(files=tuple(FileChange(path=p, content=c) for p, c in files))
 
 
+REPOSITORY = "acme/payments-api"
+
+
 def _open(forge: LocalForge, repo: Path, base: str, change: Change, branch: str) -> str:
     return forge.open_change(
         repo=repo,
+        repository=REPOSITORY,
         base_commit=base,
         branch=branch,
         change=change,
@@ -70,10 +74,12 @@ def test_open_change_builds_the_branch_in_a_bare_repository(
 ) -> None:
     repo, base = source
     commit = _open(forge, repo, base, BUMP, "factory/r-1")
-    bare = forge.repository_path("payments-api")
-    assert bare == forge.forge_dir / "payments-api.git"
+    bare = forge.repository_path(REPOSITORY)
+    digest = hashlib.sha256(REPOSITORY.encode()).hexdigest()[:12]
+    assert bare == forge.forge_dir / f"acme-payments-api-{digest}.git"
+    assert (bare / "description").read_text() == REPOSITORY + "\n"
     assert git(bare, "rev-parse", "--is-bare-repository") == "true"
-    assert forge.branch_head("payments-api", "factory/r-1") == commit
+    assert forge.branch_head(REPOSITORY, "factory/r-1") == commit
     assert git(bare, "show", "factory/r-1:requirements.txt") == "idna==3.7\nrequests==2.31.0"
     assert git(bare, "rev-parse", f"{commit}^") == base
     assert git(bare, "show", "-s", "--format=%an <%ae>|%cn <%ce>", commit) == (
@@ -85,7 +91,7 @@ def test_open_change_builds_the_branch_in_a_bare_repository(
 def test_deletions_additions_and_modes(source: tuple[Path, str], forge: LocalForge) -> None:
     repo, base = source
     commit = _open(forge, repo, base, BUMP, "factory/r-1")
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     listing = git(bare, "ls-tree", "-r", commit).splitlines()
     modes = {line.split("\t")[1]: line.split()[0] for line in listing}
     assert "old.txt" not in modes
@@ -106,7 +112,7 @@ def test_no_work_tree_and_no_hook_runs(
         path.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
         path.chmod(0o755)
     _open(forge, repo, base, BUMP, "factory/r-1")
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     hook = bare / "hooks" / "reference-transaction"
     hook.write_text(f"#!/bin/sh\necho forge-hook >> {marker}\n")
     hook.chmod(0o755)
@@ -123,7 +129,7 @@ def test_diff_applies_on_the_base(
     binary = bytes(range(256))
     change = _change(*[(f.path, f.content) for f in BUMP.files], ("logo.bin", binary))
     commit = _open(forge, repo, base, change, "factory/r-1")
-    patch = forge.diff(repo_name="payments-api", base_commit=base, head_commit=commit)
+    patch = forge.diff(repository=REPOSITORY, base_commit=base, head_commit=commit)
     assert "+idna==3.7" in patch
     assert "GIT binary patch" in patch
     patch_file = tmp_path / "change.patch"
@@ -143,7 +149,7 @@ def test_empty_change_is_refused(source: tuple[Path, str], forge: LocalForge) ->
     same = _change(("requirements.txt", BASE_FILES["requirements.txt"].encode()))
     with pytest.raises(EmptyChange):
         _open(forge, repo, base, same, "factory/r-1")
-    assert forge.branch_head("payments-api", "factory/r-1") is None
+    assert forge.branch_head(REPOSITORY, "factory/r-1") is None
 
 
 def test_existing_branch_is_never_moved(source: tuple[Path, str], forge: LocalForge) -> None:
@@ -154,7 +160,7 @@ def test_existing_branch_is_never_moved(source: tuple[Path, str], forge: LocalFo
     with pytest.raises(BranchExists) as raised:
         _open(forge, repo, base, other, "factory/r-1")
     assert raised.value.existing == first
-    assert forge.branch_head("payments-api", "factory/r-1") == first
+    assert forge.branch_head(REPOSITORY, "factory/r-1") == first
 
 
 def test_git_failures_carry_the_stderr(source: tuple[Path, str], forge: LocalForge) -> None:
@@ -171,8 +177,12 @@ def test_git_failures_carry_the_stderr(source: tuple[Path, str], forge: LocalFor
 
 def test_branch_head_is_none_when_absent(forge: LocalForge) -> None:
     assert forge.branch_head("nothing-here", "factory/r-1") is None
-    with pytest.raises(ForgeError):
-        forge.repository_path("../escape")
+    with pytest.raises(ForgeError, match="repository id is required"):
+        forge.repository_path("")
+    # any id is a file name inside the forge: its slug and a hash, never a path
+    for hostile in ("../escape", "/etc/passwd", "..", "a/../../b", "-upload-pack"):
+        path = forge.repository_path(hostile)
+        assert path.parent == forge.forge_dir and not path.name.startswith(("-", "."))
 
 
 def test_second_run_reuses_the_bare_repository(source: tuple[Path, str], forge: LocalForge) -> None:
@@ -182,7 +192,7 @@ def test_second_run_reuses_the_bare_repository(source: tuple[Path, str], forge: 
     git(repo, "commit", "-q", "-am", "bump requests")
     newer = git(repo, "rev-parse", "HEAD")
     commit = _open(forge, repo, newer, _change(("app/main.py", b"print('hi')\n")), "factory/r-2")
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     assert git(bare, "rev-parse", f"{commit}^") == newer
     branches = subprocess.run(
         ["git", "-C", str(bare), "for-each-ref", "--format=%(refname)"],
@@ -202,7 +212,7 @@ def test_a_symlink_replaced_by_a_file_is_committed_as_a_regular_file(
     git(repo, "commit", "-q", "-m", "a symlink")
     base = git(repo, "rev-parse", "HEAD")
     commit = _open(forge, repo, base, _change(("link", b"now a file\n")), "factory/r-2")
-    bare = forge.repository_path("payments-api")
+    bare = forge.repository_path(REPOSITORY)
     (line,) = git(bare, "ls-tree", commit, "link").splitlines()
     assert line.split()[0] == "100644"
     assert git(bare, "show", f"{commit}:link") == "now a file"
@@ -217,7 +227,7 @@ def test_the_base_commit_comes_from_the_factory_mirror_never_the_source(
     forge = LocalForge(tmp_path / "forge", mirrors=mirrors)
     commit = _open(forge, repo, base, BUMP, "factory/r-1")
     assert not marker.exists(), marker.read_text()
-    assert git(forge.repository_path("payments-api"), "rev-parse", f"{commit}^") == base
+    assert git(forge.repository_path(REPOSITORY), "rev-parse", f"{commit}^") == base
     assert [p.name for p in mirrors.root.glob("*.git")] == [
         f"payments-api-{hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]}.git"
     ]
@@ -228,3 +238,46 @@ def test_a_source_that_is_gone_is_a_forge_error(tmp_path: Path) -> None:
     forge = LocalForge(tmp_path / "forge")
     with pytest.raises(ForgeError, match="could not mirror"):
         _open(forge, tmp_path / "nowhere", "a" * 40, BUMP, "factory/r-1")
+
+
+def test_two_repositories_with_the_same_folder_name_never_share_a_forge_repository(
+    tmp_path: Path, forge: LocalForge
+) -> None:
+    """Issue 10: two `itsdangerous` checkouts pushed into one forge repository."""
+    branches = {}
+    for owner in ("pallets", "someone-else"):
+        checkout = tmp_path / owner / "itsdangerous"
+        make_repo(checkout, {"README.md": f"{owner}'s itsdangerous\n"})
+        base = git(checkout, "rev-parse", "HEAD")
+        branches[owner] = forge.open_change(
+            repo=checkout,
+            repository=f"{owner}/itsdangerous",
+            base_commit=base,
+            branch="factory/r-1",  # the same branch name in both: no BranchExists
+            change=_change(("README.md", f"{owner}, changed\n".encode())),
+            message="Change\n",
+            author_name="bot",
+            author_email="bot@codefactory.invalid",
+        )
+    pallets = forge.repository_path("pallets/itsdangerous")
+    other = forge.repository_path("someone-else/itsdangerous")
+    assert pallets != other and pallets.is_dir() and other.is_dir()
+    assert sorted(p.name for p in forge.forge_dir.glob("*.git")) == sorted(
+        [pallets.name, other.name]
+    )
+    assert git(pallets, "show", "factory/r-1:README.md") == "pallets, changed"
+    assert git(other, "show", "factory/r-1:README.md") == "someone-else, changed"
+    assert forge.branch_head("pallets/itsdangerous", "factory/r-1") == branches["pallets"]
+    # ids that slug alike are still two repositories
+    assert forge.repository_path("acme/x") != forge.repository_path("acme-x")
+
+
+def test_a_forge_repository_holding_another_id_is_refused(
+    source: tuple[Path, str], forge: LocalForge
+) -> None:
+    repo, base = source
+    _open(forge, repo, base, BUMP, "factory/r-1")
+    bare = forge.repository_path(REPOSITORY)
+    (bare / "description").write_text("acme/someone-else\n")
+    with pytest.raises(ForgeError, match="holds 'acme/someone-else'"):
+        forge.branch_head(REPOSITORY, "factory/r-1")

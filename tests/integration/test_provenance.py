@@ -47,9 +47,9 @@ PATCH = "diff --git a/requirements.txt b/requirements.txt\n-idna==3.6\n+idna==3.
 def contents() -> PackageContents:
     run = Run(
         id="r-0001", trigger_id="t-1", kind=ChangeKind.BUMP_DEPENDENCY,
-        repository="/srv/repos/payments-api", sponsor="alice", agent_id=AGENT,
+        repository="acme/payments-api", sponsor="alice", agent_id=AGENT,
         state=RunState.VERIFIED, reason="", base_commit=BASE, head_commit="", branch="",
-        package_dir="", created_at=NOW,
+        package_dir="", created_at=NOW, repository_path="/srv/repos/payments-api",
     )  # fmt: skip
     trigger = TriggerEvent(
         source="jira", kind=ChangeKind.BUMP_DEPENDENCY, external_id="PAY-123", actor="bob",
@@ -131,6 +131,9 @@ def test_the_statement_names_commit_diff_trigger_engine_policy_base_and_checks(
     assert internal["policyDecisions"] == [{"stage": "intake", "allowed": True}]
     assert [c["check"] for c in internal["checks"]] == ["tests", "sca"]
     assert definition["resolvedDependencies"][0]["digest"] == {"gitCommit": BASE}
+    # the repository by its canonical id; the dependency is the checkout that was read
+    assert definition["externalParameters"]["repository"] == "acme/payments-api"
+    assert definition["resolvedDependencies"][0]["uri"] == "git+file:///srv/repos/payments-api"
     details = statement["predicate"]["runDetails"]
     assert details["builder"]["id"] == "codefactory:x"
     assert details["metadata"]["invocationId"] == "r-0001"

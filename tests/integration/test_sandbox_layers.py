@@ -128,7 +128,7 @@ def test_test_code_cannot_write_into_the_signed_commit(factory: Factory, tmp_pat
     run = accept_ticket(factory, payload=ticket, repo=repo)
     assert engine.calls == 2, run.reason
     assert run.state is RunState.IN_REVIEW, run.reason
-    forge = factory.settings.forge_dir / "sample-service.git"
+    forge = factory.loop.forge.repository_path(run.repository)
     changed = git(forge, "diff", "--name-only", f"{run.base_commit}..{run.head_commit}")
     assert changed.split() == ["service/hostnames.py"]
     callbacks = git(forge, "show", f"{run.head_commit}:service/callbacks.py")

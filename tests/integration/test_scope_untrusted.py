@@ -86,7 +86,7 @@ def test_a_ticket_asking_for_a_forbidden_path_ends_refused_with_nothing_delivere
     run = accept_ticket(factory, payload=ticket(text), repo=repo)
     # Never a change there: no package, no branch in the forge, whatever ended the run.
     assert factory.store.get_package(run.id) is None
-    assert factory.loop.forge.branch_head(repo.name, f"factory/{run.id}") is None
+    assert factory.loop.forge.branch_head(run.repository, f"factory/{run.id}") is None
     assert not any(factory.settings.workspaces_dir.iterdir())
     assert factory.audit.verify().ok
     if run.state is RunState.FAILED and "diff_policy" in run.reason:

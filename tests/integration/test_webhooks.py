@@ -103,7 +103,9 @@ def test_a_signed_github_delivery_is_stored_decided_and_queued(app: Any, factory
         "g-1",
     )
     run = factory.store.require_run(receipt["run_id"])
-    assert run.sponsor == "Codertocat" and run.repository.endswith("sample-service")
+    # the run names the repository by the sender's `owner/name`, reads the mapped checkout
+    assert run.sponsor == "Codertocat" and run.repository == "Codertocat/Hello-World"
+    assert run.repository_path.endswith("sample-service")
     trigger = factory.store.get_trigger(run.trigger_id)
     assert (
         trigger is not None and trigger.delivery_id == "g-1" and trigger.event == "issues.labeled"

@@ -176,12 +176,19 @@ def test_only_named_humans_may_sponsor_runs_on_payments_service(with_examples: C
         return with_examples.authorize(
             principal='TriggerSource::"jira"',
             action="fix_lint",
-            resource='Repository::"payments-service"',
+            resource='Repository::"acme/payments-service"',
             context={"sponsor": sponsor, "labels": [], "source": "jira"},
         ).allowed
 
     assert ask("priya.shah") and ask("jordan.lee")
     assert not ask("mallory")
+    # another repository whose folder is also called payments-service is not this one
+    assert with_examples.authorize(
+        principal='TriggerSource::"jira"',
+        action="fix_lint",
+        resource='Repository::"someone/payments-service"',
+        context={"sponsor": "mallory", "labels": [], "source": "jira"},
+    ).allowed
     assert with_examples.authorize(
         principal='TriggerSource::"jira"',
         action="fix_lint",

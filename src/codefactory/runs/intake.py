@@ -279,7 +279,8 @@ class WebhookIntake:
         remote = event.attributes.get("remote_repository") or event.repository
         event = replace(
             event,
-            repository=self.settings.repository_id(checkout),
+            repository=self.settings.delivery_repository_id(source, event.repository)
+            or self.settings.repository_id(checkout),
             attributes={**event.attributes, "remote_repository": remote},
         )
         sponsor = binding.sponsor if event.autonomous else event.actor

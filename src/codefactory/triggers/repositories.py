@@ -5,8 +5,12 @@ A repository is named by what identifies it, never by its folder's name:
 
 - an id the operator configures on its binding (`triggers.repositories.<key>.id`):
   `acme/payments`, `https://git.example.com/acme/payments`;
-- else a binding key that is a forge's `owner/name` (GitHub `repository.full_name`, GitLab
-  `project.path_with_namespace`, with or without a `github:` / `gitlab:` prefix);
+- else, for a delivery, the binding key it matched when that is a forge's `owner/name`
+  (GitHub `repository.full_name`, GitLab `project.path_with_namespace`, with or without a
+  `github:` / `gitlab:` prefix), as the trigger carries it;
+- else, for a delivery whose key is no forge name (a Jira project key, a Sentry slug, …)
+  and for the CLI's `--repo`, the checkout's one id among its bindings (a configured id,
+  else the one forge name bound to it);
 - else `local:<absolute path>` of the checkout, symbolic links resolved: two checkouts are
   two repositories unless the configuration says they are one.
 
@@ -57,8 +61,9 @@ def forge_name(key: str, sources: Iterable[str]) -> str | None:
 def ids_by_path(
     bindings: Iterable[tuple[str, Path, str]], sources: Iterable[str]
 ) -> dict[Path, str]:
-    """Each bound checkout's canonical id, from `(key, path, configured id)` triples; paths
-    resolved. `ValueError` when the bindings of one checkout disagree on its id."""
+    """Each bound checkout's canonical id, from `(key, path, configured id)` triples, paths
+    resolved: the one configured id of its bindings, else the one forge name among their
+    keys, else (none, or several that disagree) `local:<path>`."""
     known = tuple(sources)
     explicit: dict[Path, set[str]] = {}
     named: dict[Path, set[str]] = {}
@@ -73,10 +78,5 @@ def ids_by_path(
     ids: dict[Path, str] = {}
     for path, configured_ids in explicit.items():
         candidates = configured_ids or named[path]
-        if len(candidates) > 1:
-            raise ValueError(
-                f"the repository at {path} is bound under several ids "
-                f"({', '.join(sorted(candidates))}): give its bindings one `id`"
-            )
-        ids[path] = next(iter(candidates)) if candidates else local_id(path)
+        ids[path] = next(iter(candidates)) if len(candidates) == 1 else local_id(path)
     return ids

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from codefactory.domain import ChangeKind
-from codefactory.triggers.repositories import check_id, ids_by_path, local_id
+from codefactory.triggers.repositories import check_id, forge_name, ids_by_path, local_id
 
 WEBHOOK_SOURCES = (
     "github",
@@ -41,7 +41,8 @@ class RepositoryBinding(BaseModel):
     """The accountable human for runs no human asked for (alerts, scans, schedules)."""
     id: str = ""
     """The repository's canonical id (`acme/payments`, a forge URL; docs/repositories.md).
-    Empty: the binding's key when it is a forge's `owner/name`, else `local:<path>`."""
+    Empty: the key a delivery matched when it is a forge's `owner/name`, else the one id
+    the checkout's other bindings give it, else `local:<path>`."""
 
     @field_validator("id")
     @classmethod
@@ -112,13 +113,19 @@ class TriggerSettings(BaseModel):
         secret = self.secrets.get(source)
         return secret.get_secret_value() if secret is not None else ""
 
-    @model_validator(mode="after")
-    def _one_id_per_repository(self) -> TriggerSettings:
-        self.repository_ids()  # raises ValueError when one checkout's bindings disagree
-        return self
-
     def binding_for(self, source: str, remote: str) -> RepositoryBinding | None:
         return self.repositories.get(f"{source}:{remote}") or self.repositories.get(remote)
+
+    def delivery_repository_id(self, source: str, remote: str) -> str | None:
+        """The canonical id for a delivery from `source` naming `remote`: the matched
+        binding's `id`, else its key when that is a forge's `owner/name`, else the id of its
+        checkout (`repository_id`); None when no binding matches."""
+        key = f"{source}:{remote}" if f"{source}:{remote}" in self.repositories else remote
+        binding = self.repositories.get(key)
+        if binding is None:
+            return None
+        named = forge_name(key, WEBHOOK_SOURCES)
+        return binding.id or named or self.repository_id(binding.path)
 
     def repository_ids(self) -> dict[Path, str]:
         """Each bound checkout (resolved path) → its canonical id (docs/repositories.md)."""
