@@ -1,19 +1,24 @@
 """The default gate, as the composition root (`factory.py`) and `codefactory verify` build it.
 
 Order is the order of the evidence: the scope of the change first, then the integrity of its
-judges (tests, tool configuration, suppressions), lint, secrets, SAST and SCA (cheap, in
-parallel), then the tests.
+judges (tests, tool configuration, suppressions), lint (ruff, ESLint), secrets, SAST and SCA
+(cheap, in parallel), then the tests (pytest, the JavaScript test script), then the checks a
+repository config adds. Each runs when the repository has its ecosystem; a repository config
+may skip only the `SKIPPABLE_CHECKS` (lint and tests).
 """
 
 from __future__ import annotations
 
 from codefactory.advisories import AdvisoryDatabase
 from codefactory.sandbox.port import Sandbox
+from codefactory.verify.applicable import SKIPPABLE_CHECKS
 from codefactory.verify.base import SetupPhase
 from codefactory.verify.cache import VerifyCache
 from codefactory.verify.diff_policy import DiffPolicyCheck
+from codefactory.verify.eslint import EslintCheck
 from codefactory.verify.gate import Gate
 from codefactory.verify.integrity import IntegrityCheck
+from codefactory.verify.js_tests import JsTestsCheck
 from codefactory.verify.lint import RuffCheck
 from codefactory.verify.port import Check
 from codefactory.verify.sast import SastCheck
@@ -34,17 +39,20 @@ def default_checks(
     scope: ScopePolicy | None = None,
     scope_deferred: bool = False,
 ) -> list[Check]:
-    """diff policy, integrity, lint, secrets, SAST, SCA and the tests, from `settings`."""
+    """diff policy, integrity, lint (ruff, ESLint), secrets, SAST, SCA and the tests (pytest,
+    the JavaScript test script), from `settings`."""
     limits = settings.diff_policy
     timeout = settings.check_timeout_s
     return [
         DiffPolicyCheck(scope or GlobScope(limits.blocked_paths), limits, deferred=scope_deferred),
         IntegrityCheck(timeout_s=test_timeout_s),
         RuffCheck(timeout_s=timeout),
+        EslintCheck(timeout_s=timeout),
         SecretsCheck(python=python, timeout_s=timeout),
         SastCheck(python=python, timeout_s=timeout),
         ScaCheck(advisories),
         PytestCheck(timeout_s=test_timeout_s, cache=cache, select=settings.select_tests),
+        JsTestsCheck(timeout_s=test_timeout_s),
     ]
 
 
@@ -71,7 +79,15 @@ def default_gate(
         test_timeout_s=test_timeout_s,
         scope_deferred=True,
     )
-    return Gate(checks, settings=settings, cache=cache, sandbox=sandbox, setup=setup)
+    return Gate(
+        checks,
+        settings=settings,
+        cache=cache,
+        sandbox=sandbox,
+        setup=setup,
+        skippable=SKIPPABLE_CHECKS,
+        custom_timeout_s=test_timeout_s,
+    )
 
 
 def worktree_gate(run_gate: Gate) -> Gate:
@@ -83,4 +99,7 @@ def worktree_gate(run_gate: Gate) -> Gate:
         cache=run_gate.cache,
         sandbox=run_gate.sandbox,
         setup=run_gate.setup,
+        skippable=run_gate.skippable,
+        detect=run_gate.detect,
+        custom_timeout_s=run_gate.custom_timeout_s,
     )

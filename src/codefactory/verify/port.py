@@ -4,7 +4,10 @@ A check only reports what it sees. Comparing with the base commit, thresholds, w
 order and parallelism belong to the gate, which reads two optional facts from a check:
 `baseline` (what the base-commit run of this check is) and `cost` (cheap checks run first).
 A check whose verdict depends on what the ticket asked for (`MandatedCheck`) is bound to the
-ticket's `Mandate` by the gate before it runs.
+ticket's `Mandate` by the gate before it runs. A check that serves some ecosystems only
+(`EcosystemCheck`: ruff, bandit and pytest Python; ESLint and the JavaScript tests npm) runs
+only on a repository that has one of them; `port` names what a repository config may skip
+(`lint` covers ruff and ESLint).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from codefactory.domain import Change, ChangeKind, CheckResult, TriggerEvent
+from codefactory.projects.model import Ecosystem
 from codefactory.sandbox.port import Workspace
 
 
@@ -76,6 +80,15 @@ class RecordingCheck(ComparedCheck, Protocol):
     def record_failed(self, commit: str, reason: str) -> None:
         """No baseline of `commit` can be recorded: say why wherever it is missed."""
         ...
+
+
+@runtime_checkable
+class EcosystemCheck(Check, Protocol):
+    """A check that declares the ecosystems it serves (None: every repository) and its port."""
+
+    ecosystems: frozenset[Ecosystem] | None
+    port: str
+    """`lint`, `tests`, `sast`, `sca`: the kind of judgement, shared across ecosystems."""
 
 
 @runtime_checkable
