@@ -157,7 +157,7 @@ def _problems(row: Row) -> list[tuple[str, str]]:
     if row.harmless is not None and not row.harmless.passed:
         found.append(("harmless change", row.harmless.reason()))
     if row.mutation is not None and not row.mutation.blocked_by_tests:
-        found.append(("mutation", row.mutation.reason() or "passed"))
+        found.append(("mutation", row.mutation.reason()))
     return found
 
 

@@ -51,6 +51,8 @@ class Verdict:
     """`check:rule` of each blocking finding."""
     failed_checks: tuple[str, ...]
     """`check: summary` of each check that did not pass."""
+    tests_summary: str = ""
+    """The tests check's own summary (what ran, or why it did not)."""
     error: str = ""
     """stderr when the gate could not start (exit 2) or printed no verdict."""
 
@@ -62,7 +64,9 @@ class Verdict:
         """One line: why it did not pass (or the gate's error)."""
         if self.error:
             return self.error
-        return "; ".join(self.failed_checks)[:400]
+        if self.passed:
+            return f"passed; tests: {self.tests_summary}"
+        return "; ".join(self.failed_checks)[:600]
 
 
 @dataclass
@@ -118,6 +122,7 @@ class FactoryCli:
                 f"{c['check']}:{f['rule']}" for c in checks for f in c["findings"] if f["blocking"]
             ),
             failed_checks=tuple(f"{c['check']}: {c['summary']}" for c in checks if not c["passed"]),
+            tests_summary=next((c["summary"] for c in checks if c["check"] == "tests"), "none"),
         )
 
 
