@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from codefactory.verify.errors import JunitUnparseable
 
 ROOTS = ("testsuites", "testsuite")
+COLLECTION_FAILURE = "collection failure"
+"""pytest's message for a module it could not import while collecting."""
 # Characters XML 1.0 cannot carry (§2.2): terminal escapes and NULs in test output would
 # otherwise make a synthesised report unreadable.
 NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -30,6 +32,20 @@ class JunitCase:
     line: int
     kind: str  # "failure" or "error"
     message: str
+    detail: str = ""
+    """The line that says why (pytest's last `E   ` line: `ModuleNotFoundError: ...`)."""
+
+    @property
+    def collection_error(self) -> bool:
+        """Whether pytest could not collect this module (an import or syntax error)."""
+        return self.kind == "error" and self.message == COLLECTION_FAILURE
+
+    @property
+    def module(self) -> str:
+        """The module's path for a collection error (pytest names the case after it)."""
+        if self.path:
+            return self.path
+        return self.name.replace(".", "/") + ".py" if self.name else ""
 
     @property
     def nodeid(self) -> str:
@@ -107,7 +123,19 @@ def _case(case: ET.Element, outcome: ET.Element) -> JunitCase:
         line=_line(case.get("line")),
         kind=outcome.tag,
         message=_first_line(outcome.get("message") or outcome.text or outcome.tag),
+        detail=error_line(outcome.text or ""),
     )
+
+
+def error_line(text: str) -> str:
+    """The line of pytest output that names the error: the last `E   ` line (pytest's
+    marker for the exception), else the last line naming an `...Error` or `...Exception`."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    marked = [line[1:].strip() for line in lines if line.startswith("E ")]
+    if marked:
+        return marked[-1][:300]
+    named = [line.strip() for line in lines if re.search(r"\w+(Error|Exception)\b", line)]
+    return named[-1][:300] if named else ""
 
 
 def _path_from_classname(classname: str) -> str:
@@ -147,6 +175,18 @@ def with_properties(xml: str, properties: dict[str, str]) -> str:
         ET.SubElement(holder, "property", name=name, value=NOT_XML_CHAR.sub("?", value))
     suite.insert(0, holder)
     body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n'
+
+
+def synthesise_passed(*, suite: str, name: str, details: str = "") -> str:
+    """A valid JUnit XML report of one passed case, for a command that writes no report."""
+    suites = ET.Element("testsuites", name=suite)
+    counts = {"name": suite, "tests": "1", "failures": "0", "errors": "0", "skipped": "0"}
+    testsuite = ET.SubElement(suites, "testsuite", counts)
+    testcase = ET.SubElement(testsuite, "testcase", classname=suite, name=name)
+    if details:
+        ET.SubElement(testcase, "system-out").text = NOT_XML_CHAR.sub("?", details)
+    body = ET.tostring(suites, encoding="unicode")
     return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n'
 
 

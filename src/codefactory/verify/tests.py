@@ -1,30 +1,48 @@
-"""Tests check: the repository's pytest suite, run inside the sandbox, judged by its JUnit report.
+"""Tests check: the repository's test suite, run inside the sandbox, judged by its JUnit report.
 
-Only the tests that reach the changed code run when the base commit's test map allows it
-(`selection.py`); otherwise the whole suite, and the evidence says which and why. The map
-and the base commit's own results (its baseline) are recorded once per base commit by
-`record_base`, on a separate workspace with the dependencies installed. A suite that cannot
-run, collects nothing or does not finish is a failure, never a pass.
+The suite runs the way the repository says (`suite_command.py`): its repository config's test
+command and test paths, else `python -m pytest`. Only the tests that reach the changed code
+run when the base commit's test map allows it (`selection.py`); otherwise the whole suite,
+and the evidence says which and why. The map and the base commit's own results (its
+baseline) are recorded once per base commit by `record_base`, on a separate workspace with
+the dependencies installed. A command that is not pytest is judged by its exit status. A
+suite that cannot run, collects nothing or does not finish is a failure, never a pass, and
+the summary says why (the module that could not be collected and its error, an interpreter
+the project does not support, pytest missing, a command not found).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
+from codefactory.projects import Ecosystem
 from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.cache import CacheKey, VerifyCache, findings_to_json
 from codefactory.verify.errors import JunitUnparseable, TestMapInvalid
 from codefactory.verify.findings import digest
 from codefactory.verify.junit import (
+    JunitCase,
     JunitReport,
+    error_line,
     parse_junit,
     synthesise_junit,
+    synthesise_passed,
     synthesise_skipped,
     with_properties,
 )
 from codefactory.verify.lint import factory_version
 from codefactory.verify.port import Baseline, Cost
+from codefactory.verify.project import project_of
 from codefactory.verify.selection import Selection, full, select_tests
+from codefactory.verify.suite_command import (
+    PYTEST_MISSING,
+    EnvironmentProbe,
+    SuiteCommand,
+    probe_environment,
+    suite_command,
+)
 from codefactory.verify.testmap import RECORDER_VERSION, TestMap, record_test_map
 
 # Under `.codefactory/`, which the harvester never counts as part of a change.
@@ -40,6 +58,8 @@ PYTEST_OPTIONS = (
 PYTEST = ("python", "-m", "pytest", *PYTEST_OPTIONS, f"--junitxml={JUNIT_PATH}")
 # pytest's exit codes (`pytest.ExitCode`)
 TESTS_FAILED, INTERRUPTED, NO_TESTS = 1, 2, 5
+# the shell's exit codes for a command found but not executable, and not found
+NOT_EXECUTABLE, NOT_FOUND = 126, 127
 MAP = "tests:map"
 """The cache's name for test maps (the check's own name holds its baseline)."""
 
@@ -50,6 +70,7 @@ class PytestCheck:
     name: str = "tests"
     baseline = Baseline.RECORDED
     cost = Cost.EXPENSIVE
+    ecosystems = frozenset({Ecosystem.PYTHON})
 
     def __init__(
         self, timeout_s: float = 300.0, *, cache: VerifyCache | None = None, select: bool = True
@@ -60,7 +81,7 @@ class PytestCheck:
         self._map_errors: dict[str, str] = {}
 
     def config_digest(self) -> str:
-        return digest("tests", RECORDER_VERSION, factory_version("coverage"))
+        return digest("tests", RECORDER_VERSION, factory_version("coverage"), "tests-2")
 
     def recorded(self, commit: str) -> bool:
         """Whether the base commit's map is recorded, or failed to be in this process (a
@@ -77,9 +98,23 @@ class PytestCheck:
         if self.cache is None:
             return
         commit = workspace.base_commit
+        project = project_of(workspace)
+        command = suite_command(project)
+        probe = probe_environment(workspace, project)
+        if probe.problem:
+            self._map_errors[commit] = f"the base commit's tests could not run: {probe.problem}"
+            return
+        if not command.pytest:
+            result = self._run_command(workspace, command)
+            findings = [] if result.ok else [self._command_failed(command, result)]
+            self.cache.put(self._key(self.name, commit), findings_to_json(findings))
+            self._map_errors[commit] = f"the test command `{command.shown}` is not pytest"
+            return
         try:
             test_map, junit = record_test_map(
-                workspace, pytest_args=list(PYTEST_OPTIONS), timeout_s=self.timeout_s
+                workspace,
+                pytest_args=[*pytest_arguments(command), *PYTEST_OPTIONS, *command.paths],
+                timeout_s=self.timeout_s,
             )
         except TestMapInvalid as exc:
             self._map_errors[commit] = exc.reason
@@ -94,15 +129,31 @@ class PytestCheck:
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Run the selected tests (or the suite) after the change; the JUnit report is evidence."""
-        selection = self._selection(workspace, change)
+        project = project_of(workspace)
+        command = suite_command(project)
+        if not command.pytest:
+            selection = full(f"the repository's test command `{command.shown}` is not pytest")
+        else:
+            selection = restricted(self._selection(workspace, change), command.paths)
+        probe = probe_environment(workspace, project)
+        if probe.problem:
+            return self._failed("tests-could-not-run", probe.problem, selection)
+        if not command.pytest:
+            return self._judge_command(command, self._run_command(workspace, command), selection)
         # a stale report from an earlier round must never be read as this round's
-        command = [SH, "-c", f'/usr/bin/rm -f {JUNIT_PATH} && exec "$@"', "sh", *PYTEST]
+        script = [SH, "-c", f'/usr/bin/rm -f {JUNIT_PATH} && exec "$@"', "sh"]
+        options = [*PYTEST_OPTIONS, f"--junitxml={JUNIT_PATH}"]
+        chosen = selection.selectors if not selection.full else command.paths
         result = workspace.exec(
-            [*command, *selection.selectors], phase=Phase.CHECK, timeout_s=self.timeout_s
+            [*script, *command.argv, *options, *chosen],
+            phase=Phase.CHECK,
+            timeout_s=self.timeout_s,
         )
         if result.timed_out:
             limit = f"the test suite did not finish within {self.timeout_s:g} s"
             return self._failed("tests-timed-out", limit, selection, details=_tail(result))
+        if result.exit_code in (NOT_EXECUTABLE, NOT_FOUND) and probe.has_pytest:
+            return self._not_found(command, result, selection)
         raw = workspace.read_file(JUNIT_PATH, phase=Phase.CHECK)
         xml = raw.decode("utf-8", "replace") if raw is not None else ""
         try:
@@ -112,7 +163,7 @@ class PytestCheck:
         if result.exit_code == NO_TESTS:
             message = "pytest collected no tests: a repository without tests cannot pass"
             return self._failed("no-tests", message, selection, evidence=xml)
-        return self._judge(result, report, xml, selection)
+        return self._judge(result, report, xml, selection, probe)
 
     def skipped(self, reason: str) -> CheckResult:
         return CheckResult(
@@ -140,17 +191,27 @@ class PytestCheck:
             return full(str(exc))
 
     def _judge(
-        self, result: ExecResult, report: JunitReport | None, xml: str, selection: Selection
+        self,
+        result: ExecResult,
+        report: JunitReport | None,
+        xml: str,
+        selection: Selection,
+        probe: EnvironmentProbe,
     ) -> CheckResult:
         if report is None:
             message = f"pytest exited {result.exit_code} and wrote no JUnit report"
-            if "No module named pytest" in result.stderr:
-                message = "pytest is not installed in the repository's environment /env"
+            if not probe.has_pytest or "No module named pytest" in result.stderr:
+                message = PYTEST_MISSING
+            elif error_line(_tail(result)):
+                message += f": {error_line(_tail(result))}"
             return self._failed("tests-could-not-run", message, selection, details=_tail(result))
         # the report, not the exit code alone, decides: a failed case fails even after exit 0
         if report.failed and result.exit_code in (0, TESTS_FAILED, INTERRUPTED):
             findings = self._cases(report)
             summary = f"{len(findings)} of {report.tests} test(s) failed or errored"
+            uncollected = [case for case in report.failed if case.collection_error]
+            if uncollected:
+                summary = f"{_uncollected(uncollected)}; {summary}"
             return self._result(False, findings, xml, selection, summary)
         if result.exit_code == 0 and report.tests == 0:
             message = "the JUnit report holds no tests"
@@ -161,20 +222,60 @@ class PytestCheck:
         message = f"pytest exited {result.exit_code}: {_tail(result, 300)}"
         return self._failed("tests-could-not-run", message, selection, evidence=xml)
 
-    def _cases(self, report: JunitReport) -> list[Finding]:
-        """One blocking finding per failed or errored test, named as pytest names it."""
-        return [
-            Finding(
-                check=self.name,
-                rule="test-failed",
-                message=f"{case.nodeid}: {case.message}",
-                severity=Severity.HIGH,
-                path=case.path,
-                line=case.line,
-                fingerprint=digest(self.name, "test-failed", case.nodeid),
+    def _run_command(self, workspace: Workspace, command: SuiteCommand) -> ExecResult:
+        script = [SH, "-c", 'exec "$@"', "sh", *command.argv, *command.paths]
+        return workspace.exec(script, phase=Phase.CHECK, timeout_s=self.timeout_s)
+
+    def _judge_command(
+        self, command: SuiteCommand, result: ExecResult, selection: Selection
+    ) -> CheckResult:
+        """A test command that is not pytest: exit 0 passes, anything else fails."""
+        if result.timed_out:
+            limit = f"the test command `{command.shown}` did not finish within {self.timeout_s:g} s"
+            return self._failed("tests-timed-out", limit, selection, details=_tail(result))
+        if result.exit_code in (NOT_EXECUTABLE, NOT_FOUND):
+            return self._not_found(command, result, selection)
+        if result.ok:
+            xml = synthesise_passed(
+                suite="codefactory.tests", name=command.shown, details=_tail(result)
             )
-            for case in report.failed
-        ]
+            summary = f"the test command `{command.shown}` passed (exit 0)"
+            return self._result(True, [], xml, selection, summary)
+        finding = self._command_failed(command, result)
+        xml = synthesise_junit(
+            suite="codefactory.tests",
+            name=command.shown,
+            message=finding.message,
+            details=_tail(result),
+        )
+        return self._result(False, [finding], xml, selection, finding.message)
+
+    def _command_failed(self, command: SuiteCommand, result: ExecResult) -> Finding:
+        return Finding(
+            check=self.name,
+            rule="test-command-failed",
+            message=(
+                f"the test command `{command.shown}` exited {result.exit_code}: "
+                f"{_tail(result, 500)}"
+            ),
+            severity=Severity.HIGH,
+            fingerprint=digest(self.name, "test-command-failed", command.shown),
+        )
+
+    def _not_found(
+        self, command: SuiteCommand, result: ExecResult, selection: Selection
+    ) -> CheckResult:
+        where = f" (set in {command.source})" if command.source else ""
+        message = (
+            f"the test command `{command.shown}`{where} was not found or cannot be executed "
+            f"in the sandbox (exit {result.exit_code}): {_tail(result, 300)}"
+        )
+        return self._failed("tests-could-not-run", message, selection, details=_tail(result))
+
+    def _cases(self, report: JunitReport) -> list[Finding]:
+        """One blocking finding per failed or errored test, named as pytest names it; a
+        module pytest could not collect is named with its error."""
+        return [_case_finding(self.name, case) for case in report.failed]
 
     def _result(
         self,
@@ -208,6 +309,49 @@ class PytestCheck:
             suite="codefactory.tests", name=rule, message=message, details=details
         )
         return self._result(False, [finding], xml, selection, message)
+
+
+def _case_finding(check: str, case: JunitCase) -> Finding:
+    message = f"{case.nodeid}: {case.message}"
+    if case.collection_error:
+        message = f"{case.module}: collection error: {case.detail or case.message}"
+    return Finding(
+        check=check,
+        rule="test-failed",
+        message=message,
+        severity=Severity.HIGH,
+        path=case.path or (case.module if case.collection_error else ""),
+        line=case.line,
+        fingerprint=digest(check, "test-failed", case.nodeid),
+    )
+
+
+def _uncollected(cases: list[JunitCase]) -> str:
+    shown = "; ".join(f"{c.module}: {c.detail or c.message}" for c in cases[:3])
+    more = f" (and {len(cases) - 3} more)" if len(cases) > 3 else ""
+    return f"pytest could not collect {shown}{more}"
+
+
+def restricted(selection: Selection, paths: tuple[str, ...]) -> Selection:
+    """The selection kept to the repository config's `test_paths` (all of it without any)."""
+    if not paths or selection.full:
+        return selection
+    inside = tuple(s for s in selection.selectors if _under(s.split("::", 1)[0], paths))
+    if not inside:
+        return full("no selected test lies in the configured test paths", selection.suite_size)
+    return replace(selection, selectors=inside)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(
+        path == root.rstrip("/") or path.startswith(root.rstrip("/") + "/") for root in roots
+    )
+
+
+def pytest_arguments(command: SuiteCommand) -> list[str]:
+    """The arguments a pytest command gives pytest itself (after `pytest` / `-m pytest`)."""
+    argv = list(command.argv)
+    return argv[3:] if len(argv) >= 3 and argv[1:3] == ["-m", "pytest"] else argv[1:]
 
 
 def _scope(selection: Selection) -> str:
