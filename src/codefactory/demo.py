@@ -127,6 +127,14 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
     if not settings.gateway.upstream:  # the shipped transcript stands in for a provider
         gateway = settings.gateway.model_copy(update={"upstream": f"replay:{DEMO_TRANSCRIPT}"})
         settings = settings.model_copy(update={"gateway": gateway})
+    if settings.advisories_dir is None:  # the shipped record: never synced, kept for the demo
+        verify = settings.verify.model_copy(update={"advisories_max_age_days": None})
+        settings = settings.model_copy(update={"verify": verify})
+        log.print(
+            "advisories: the record shipped with codefactory (never synced); the demo accepts "
+            "it, a factory blocks on it (verify.advisories_max_age_days)",
+            highlight=False,
+        )
     factory = build_factory(settings, observer=progress)
     repo = create_sample_repository(settings.data_dir / "demo" / "sample-service")
     log.print(f"sample service repository: {repo}", highlight=False)

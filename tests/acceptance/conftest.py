@@ -46,6 +46,7 @@ def cli(tmp_path: Path, uv_cache: Path, bwrap_available: None) -> Cli:
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
     env["CI"] = "true"
+    env["CODEFACTORY_VERIFY__ADVISORIES_MAX_AGE_DAYS"] = "none"  # shipped data, never synced
     return Cli(data_dir=data_dir, env=env)
 
 

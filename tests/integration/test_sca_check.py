@@ -110,11 +110,11 @@ def test_unparseable_requirements_fail_the_check(
         result = ScaCheck(advisories).run(workspace, workspace.changes())
         assert not result.passed
         assert [(f.rule, f.path) for f in result.findings] == [
-            ("sca-unparseable", "pyproject.toml"),
-            ("sca-unparseable", "requirements-dev.txt"),
+            ("sca-unreadable", "pyproject.toml"),
+            ("sca-unreadable", "requirements-dev.txt"),
         ]
         assert result.findings[1].line == 2
-        assert "2 dependency files could not be parsed" in result.summary
+        assert "2 dependency files could not be read" in result.summary
 
 
 def test_no_pin_files_passes(tmp_path: Path, advisories: AdvisoryDatabase) -> None:

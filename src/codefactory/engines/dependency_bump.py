@@ -1,12 +1,21 @@
 """The dependency-bump recipe: move each vulnerable exact pin to its lowest safe version.
 
-Deterministic and offline: the advisories come from the OSV database, the pins from the
-workspace's root `requirements*.txt` and `pyproject.toml`. The lowest safe version is the
-lowest fixed version that no advisory affects, the smallest change that closes the hole.
+Deterministic: the advisories come from the offline OSV database, the pins from every
+requirements file and pyproject.toml of the workspace as `advisories.reading` reads them
+(includes followed, symbolic links read through: the target file is edited). The lowest safe
+version is the lowest fixed version that no advisory affects, the smallest change that closes
+the hole. Lock files are not edited (their tool re-locks them); a vulnerable version only a
+lock file names is reported, not bumped.
+
+A hash-pinned requirement (`--hash=` options) gets the new version's hashes, fetched from the
+package index's JSON API (PyPI's `/pypi/<name>/<version>/json`) in the setup phase, the only
+phase that reaches the index; when they cannot be fetched the recipe refuses before writing
+anything. It never leaves the old version's hashes beside the new version.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +25,12 @@ from packaging.utils import canonicalize_name
 from codefactory.advisories import (
     Advisory,
     AdvisoryDatabase,
+    DependencyReading,
     PinFilesUnlisted,
-    RequirementsInvalid,
-    find_pins,
-    read_pin_files,
+    read_workspace,
     rewrite_pin,
 )
+from codefactory.advisories.model import PYPI
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.errors import (
     ChecksStillFail,
@@ -31,7 +40,18 @@ from codefactory.engines.errors import (
     NothingToDo,
 )
 from codefactory.engines.session import EngineSession
+from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
+
+INDEX_JSON = "https://pypi.org/pypi/{name}/{version}/json"
+"""PyPI's JSON API: `urls[].digests.sha256` are the release's files' hashes."""
+_FETCH_HASHES = """\
+import json, sys, urllib.request
+url = sys.argv[1]
+with urllib.request.urlopen(url, timeout=30) as answer:
+    release = json.load(answer)
+print(json.dumps(sorted({f["digests"]["sha256"] for f in release["urls"]})))
+"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +63,8 @@ class Bump:
     from_version: str
     to_version: str
     advisories: tuple[Advisory, ...]
+    hashed: bool = False
+    """A hash-pinned requirement: its hashes are replaced by the new version's."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,17 +78,22 @@ class Bump:
 
     def describe(self) -> str:
         names = ", ".join(name for a in self.advisories for name in a.names)
-        return f"{self.package} {self.from_version} → {self.to_version} in {self.file} ({names})"
+        hashes = "; hashes from the index" if self.hashed else ""
+        return (
+            f"{self.package} {self.from_version} → {self.to_version} in {self.file} "
+            f"({names}{hashes})"
+        )
 
 
 class DependencyBumpEngine:
     """A recipe engine: bumps vulnerable pins, nothing else."""
 
     name = "recipe:dependency-bump"
-    version = "1"
+    version = "2"
 
-    def __init__(self, advisories: AdvisoryDatabase) -> None:
+    def __init__(self, advisories: AdvisoryDatabase, *, fetch_timeout_s: float = 60.0) -> None:
         self.advisories = advisories
+        self.fetch_timeout_s = fetch_timeout_s
 
     def propose(
         self,
@@ -77,72 +104,133 @@ class DependencyBumpEngine:
     ) -> Proposal:
         """Rewrite every vulnerable pin (or only `task.context["package"]`) in the workspace."""
         wanted = task.context.get("package")
-        files = self._read(workspace)
-        bumps = [bump for name, text in files.items() for bump in self._plan(name, text, wanted)]
+        reading = self._read(workspace)
+        bumps, locked = self._plan(reading, wanted)
         if not bumps:
-            self._nothing_changed(files, wanted, feedback)
-        for name in sorted({bump.file for bump in bumps}):
-            text = files[name]
-            for bump in (b for b in bumps if b.file == name):
+            self._nothing_changed(reading, wanted, locked, feedback)
+        hashes = {(b.package, b.to_version): self._hashes(workspace, b) for b in bumps if b.hashed}
+        for path in sorted({bump.file for bump in bumps}):
+            pin_file = reading.pin_files[path]
+            text = pin_file.decoded.text
+            for bump in (b for b in bumps if b.file == path):
                 text = rewrite_pin(
-                    name, text, bump.package, bump.to_version, only_version=bump.from_version
+                    path,
+                    text,
+                    bump.package,
+                    bump.to_version,
+                    only_version=bump.from_version,
+                    hashes=hashes.get((bump.package, bump.to_version)),
                 )
-            workspace.write_file(name, text.encode("utf-8"))
+            workspace.write_file(path, pin_file.decoded.encode(text))
         return Proposal(
             engine=self.name,
             engine_version=self.version,
-            rationale=_rationale(bumps),
+            rationale=_rationale(bumps, locked),
             details={"bumps": [bump.as_dict() for bump in bumps]},
         )
 
-    def _read(self, workspace: Workspace) -> dict[str, str]:
+    def _read(self, workspace: Workspace) -> DependencyReading:
         try:
-            return read_pin_files(workspace, phase=Phase.ENGINE)
+            return read_workspace(workspace, phase=Phase.ENGINE)
         except PinFilesUnlisted as exc:
             raise EngineCrashed(str(exc)) from exc
-        except RequirementsInvalid as exc:
-            raise EngineError(str(exc)) from exc
 
-    def _plan(self, name: str, text: str, wanted: object) -> list[Bump]:
-        try:
-            pins = find_pins(name, text)
-        except RequirementsInvalid as exc:
-            raise EngineError(str(exc)) from exc
-        bumps: dict[tuple[str, str], Bump] = {}
-        for pin in pins:
-            key = (canonicalize_name(pin.name), pin.version)
-            if key in bumps or (wanted and canonicalize_name(str(wanted)) != key[0]):
+    def _plan(self, reading: DependencyReading, wanted: object) -> tuple[list[Bump], list[str]]:
+        """The bumps of the pin files, and the vulnerable pins only a lock file names."""
+        bumps: dict[tuple[str, str, str], Bump] = {}
+        locked: list[str] = []
+        editable = {
+            (path, canonicalize_name(e.pin.name), e.pin.version): e
+            for path, pin_file in reading.pin_files.items()
+            for e in pin_file.located
+        }
+        for pin in reading.pins_of(PYPI):
+            key = (pin.file, canonicalize_name(pin.name), pin.version)
+            if key in bumps or (wanted and canonicalize_name(str(wanted)) != key[1]):
                 continue
             found = self.advisories.vulnerabilities(pin.name, pin.version)
             if not found:
+                continue
+            entry = editable.get(key)
+            if entry is None or not entry.version_line:
+                where = "a lock file" if entry is None else "a string it cannot locate"
+                locked.append(f"{pin.name} {pin.version} in {pin.file} ({where})")
                 continue
             safe = self.advisories.lowest_safe_version(pin.name, pin.version)
             if safe is None:
                 raise NoSafeVersion(pin.name, pin.version, [a.id for a in found])
             bumps[key] = Bump(
-                file=name,
+                file=pin.file,
                 package=pin.name,
                 from_version=pin.version,
                 to_version=str(safe),
                 advisories=tuple(found),
+                hashed=bool(entry.pin.hashes),
             )
-        return list(bumps.values())
+        return list(bumps.values()), locked
+
+    def _hashes(self, workspace: Workspace, bump: Bump) -> tuple[str, ...]:
+        """The sha256 hashes of every file of the new release, from the index (setup phase);
+        EngineError, before anything is written, when they cannot be fetched."""
+        url = INDEX_JSON.format(name=canonicalize_name(bump.package), version=bump.to_version)
+        result = workspace.exec(
+            [system_tool("python3"), "-c", _FETCH_HASHES, url],
+            phase=Phase.SETUP,
+            timeout_s=self.fetch_timeout_s,
+        )
+        refused = (
+            f"{bump.package} is hash-pinned in {bump.file}; the hashes of {bump.to_version} "
+            f"could not be fetched from {url}"
+        )
+        if not result.ok:
+            detail = (result.stderr.strip().splitlines() or [f"exit {result.exit_code}"])[-1]
+            raise EngineError(f"{refused}: {detail}; the pin is left as it was")
+        try:
+            digests = json.loads(result.stdout)
+        except ValueError as exc:
+            raise EngineError(f"{refused}: {exc}") from exc
+        if not isinstance(digests, list) or not digests:
+            raise EngineError(f"{refused}: the index lists no file for that release")
+        return tuple(f"sha256:{digest}" for digest in digests)
 
     def _nothing_changed(
-        self, files: dict[str, str], wanted: object, feedback: Sequence[CheckResult]
+        self,
+        reading: DependencyReading,
+        wanted: object,
+        locked: list[str],
+        feedback: Sequence[CheckResult],
     ) -> None:
         if feedback:
             summaries = [f"{r.check}: {r.summary or 'failed'}" for r in feedback if not r.passed]
             raise ChecksStillFail(self.name, summaries, what="bump")
+        if locked:
+            raise EngineError(
+                "vulnerable versions only a lock file names (re-lock them with their tool): "
+                + "; ".join(locked)
+            )
         scope = f"package {wanted!s}" if wanted else "any pinned dependency"
-        where = ", ".join(files) or "no requirements*.txt or pyproject.toml at the root"
+        if reading.unreadable:
+            spots = "; ".join(str(spot) for spot in reading.unreadable[:5])
+            raise EngineError(f"cannot tell whether {scope} is vulnerable: unreadable: {spots}")
+        where = ", ".join(reading.files) or "no dependency file in the repository"
+        named = [
+            f"{p.name} {p.version} in {p.file}"
+            for p in reading.pins_of(PYPI)
+            if wanted and canonicalize_name(p.name) == canonicalize_name(str(wanted))
+        ]
+        if named:
+            raise NothingToDo(
+                f"already safe: no known advisory affects {', '.join(named)} (looked in: {where})"
+            )
         raise NothingToDo(f"no known advisory affects {scope} (looked in: {where})")
 
 
-def _rationale(bumps: Sequence[Bump]) -> str:
+def _rationale(bumps: Sequence[Bump], locked: Sequence[str]) -> str:
     lines = [
         "Bumped each vulnerable exact pin to the lowest fixed version that no known advisory "
         "affects (offline OSV database):",
         *(f"- {bump.describe()}" for bump in bumps),
     ]
+    if locked:
+        lines.append("Not bumped (lock files are re-locked by their tool): " + "; ".join(locked))
     return "\n".join(lines)

@@ -7,9 +7,11 @@ a repository cannot switch a check off. Set them in the environment, e.g.
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from codefactory.domain import Severity
 
@@ -39,6 +41,19 @@ DEFAULT_BLOCKED_PATHS = (
     "ansible/**",
 )
 """CI pipelines, code ownership and infrastructure: out of an agent's scope by default."""
+
+
+DEFAULT_MAX_AGE_DAYS = 7
+"""Advisory data older than a week blocks SCA by default (issue 10, item 4)."""
+MAX_AGE_ENV = "CODEFACTORY_VERIFY__ADVISORIES_MAX_AGE_DAYS"
+_NO_LIMIT = frozenset({"", "none", "null", "off", "unlimited"})
+
+
+def _max_age(value: Any) -> Any:
+    """`none`, `null`, `off` or empty (as an environment variable spells it) mean no limit."""
+    if isinstance(value, str) and value.strip().lower() in _NO_LIMIT:
+        return None
+    return value
 
 
 class Waiver(BaseModel):
@@ -96,6 +111,18 @@ class VerifySettings(BaseModel):
     check_timeout_s: float = 120.0
     """Wall-clock limit of one scanner run inside the sandbox."""
     diff_policy: DiffPolicySettings = Field(default_factory=DiffPolicySettings)
+    advisories_max_age_days: int | None = Field(
+        default_factory=lambda: _max_age(os.environ.get(MAX_AGE_ENV, DEFAULT_MAX_AGE_DAYS)), ge=0
+    )
+    """SCA blocks (`advisories-stale`) when the advisory data of an ecosystem the repository
+    uses was synced longer ago than this many days, or never (the copy shipped with the
+    package); `none` accepts any age. The default also reads `CODEFACTORY_VERIFY__ADVISORIES_
+    MAX_AGE_DAYS`, so a check built without settings follows the operator's choice."""
+
+    @field_validator("advisories_max_age_days", mode="before")
+    @classmethod
+    def _no_limit(cls, value: Any) -> Any:
+        return _max_age(value)
 
     def threshold(self, check: str) -> Severity:
         return self.thresholds.get(check, self.default_threshold)
