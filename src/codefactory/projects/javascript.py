@@ -169,6 +169,8 @@ def install_steps(
     env = [
         f"npm_config_cache={CACHE_DIR}/npm",
         "npm_config_ignore_scripts=true",
+        # the lock file pins every tarball's integrity: a cached copy is the same bytes
+        "npm_config_prefer_offline=true",
         "npm_config_audit=false",
         "npm_config_fund=false",
         "npm_config_update_notifier=false",
