@@ -220,8 +220,9 @@ def test_poetry_lock_installs_every_group_with_poetry() -> None:
     assert found.layout == "poetry"
     (step,) = found.setup
     assert step.argv[:2] == (SH, "-c")
-    assert step.argv[-2:] == ("--all-groups", "--all-extras")
-    assert any(a.startswith("poetry==") for a in step.argv)
+    assert "export --no-ansi --all-groups --all-extras" in step.argv[2]
+    assert "poetry lock" not in step.argv[2]
+    assert step.argv[-2:] == ("poetry==2.2.1", "poetry-plugin-export==1.10.1")
     assert found.inputs == ("poetry.lock", "pyproject.toml")
 
 

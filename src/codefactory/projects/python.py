@@ -8,12 +8,16 @@ One layout is chosen, the most exact first:
   `pyproject.toml` is a named failure ("The lockfile needs to be updated"), where `--frozen`
   would install the stale lock in silence. The project itself is installed editable, as
   `uv sync` does by default: the tests then import the workspace's code, never a copy.
-- `poetry.lock` (or a `[tool.poetry]` project without one) → Poetry itself, installed into a
-  throwaway virtualenv under the command's private `/tmp`, runs `poetry install
-  --all-groups --all-extras` into `/env`. Poetry is the only reader of its lock that knows
-  its semantics (groups, markers evaluated against the target interpreter, source priority,
-  hash checks against the lock's `files`); re-deriving an install from the lock's pins would
-  have to re-implement its graph walk, and poetry-plugin-export is no offline shortcut.
+- `poetry.lock` (or a `[tool.poetry]` project without one, locked first) → Poetry and its
+  exporter, installed into a throwaway virtualenv under the command's private `/tmp` in the
+  networked setup phase, export the lock's pins of every group and extra (`poetry export
+  --all-groups --all-extras`), and uv installs them into `/env`, checking the lock's hashes,
+  then the project itself, editable. Poetry is the only reader of its lock that knows its
+  semantics (which packages each group needs, markers, a lock out of date with
+  pyproject.toml, which export refuses); re-deriving that from the lock's pins would
+  re-implement its graph walk. uv, not `poetry install`, does the install: it reads the
+  index's simple API (PEP 503/691) as every other step does, where Poetry's installer needs
+  PyPI's per-release JSON API, which index mirrors often lack.
 - `Pipfile.lock` → its `default` and `develop` pins, with their hashes
   (`uv pip install --require-hashes`), then its editable and VCS entries.
 - otherwise one `uv pip install` resolves everything the project declares together: the
@@ -51,18 +55,23 @@ from codefactory.projects.testenvs import TestEnv, nox_env, tox_env
 from codefactory.sandbox.layout import ENV_DIR, SH, UV, system_tool
 
 ENV_PYTHON = f"{ENV_DIR}/bin/python"
-POETRY = "poetry==2.2.1"
-"""The Poetry that installs a Poetry project (pinned: the plan, and so the image key, names it)."""
 TEST_NAMES = frozenset({"test", "tests", "testing", "dev"})
 _TESTS = re.compile(r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_test\.py$|conftest\.py$)")
+_POETRY_TOOLS = ("poetry==2.2.1", "poetry-plugin-export==1.10.1")
+"""Poetry and its exporter, pinned: the plan, and so the image key, names them."""
 _POETRY_SCRIPT = (
     '"$0" venv --quiet --python "$1" /tmp/poetry && '
-    '"$0" pip install --quiet --python /tmp/poetry/bin/python "$2" && '
-    "shift 2 && POETRY_VIRTUALENVS_CREATE=false POETRY_CACHE_DIR=/tmp/poetry-cache "
-    'POETRY_NO_INTERACTION=1 exec /tmp/poetry/bin/poetry install --no-ansi "$@"'
+    '"$0" pip install --quiet --python /tmp/poetry/bin/python "$2" "$3" && '
+    "export POETRY_VIRTUALENVS_CREATE=false POETRY_CACHE_DIR=/tmp/poetry-cache "
+    "POETRY_NO_INTERACTION=1 REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt && "
+    "{lock}/tmp/poetry/bin/poetry export --no-ansi --all-groups --all-extras "
+    "--format requirements.txt --output /tmp/poetry-locked.txt && "
+    '"$0" pip install --python ' + ENV_PYTHON + " -r /tmp/poetry-locked.txt{root}"
 )
-"""Poetry in a throwaway virtualenv (each command's `/tmp` is its own), installing into the
-active `/env` (`VIRTUAL_ENV`); the environment variables win over a committed poetry.toml."""
+"""Poetry in a throwaway virtualenv under the command's own `/tmp`: its exporter writes the
+lock's pins for every group and extra, with Poetry's markers and the lock's hashes (which uv
+verifies); uv installs them into `/env`, then the project itself, editable, without its
+dependencies. The environment variables win over a committed poetry.toml."""
 _PIPFILE_SCRIPT = (
     'printf "%s\\n" "$@" > /tmp/Pipfile.lock.txt && '
     'exec "$0" pip install --python ' + ENV_PYTHON + " {hashes}-r /tmp/Pipfile.lock.txt"
@@ -122,7 +131,7 @@ def _plan(files: FileSource, paths: list[str], pyproject: dict[str, object] | No
     if "poetry.lock" in present or (
         isinstance(poetry, dict) and ("dependencies" in poetry or "group" in poetry)
     ):
-        return _poetry(files, present)
+        return _poetry(files, present, pyproject)
     if "Pipfile.lock" in present:
         return _pipfile(files)
     plan = _declared(files, paths, pyproject)
@@ -145,14 +154,19 @@ def _uv(files: FileSource, paths: list[str]) -> _Plan:
     return plan
 
 
-def _poetry(files: FileSource, present: set[str]) -> _Plan:
-    argv = (SH, "-c", _POETRY_SCRIPT, UV, system_tool("python3"), POETRY,
-            "--all-groups", "--all-extras")  # fmt: skip
+def _poetry(files: FileSource, present: set[str], pyproject: dict[str, object] | None) -> _Plan:
     locked = "poetry.lock" in present
+    script = _POETRY_SCRIPT.format(
+        lock="" if locked else "/tmp/poetry/bin/poetry lock --no-ansi && ",
+        root=' && "$0" pip install --python ' + ENV_PYTHON + " --no-deps -e ."
+        if _poetry_package(pyproject)
+        else "",
+    )
+    argv = (SH, "-c", script, UV, system_tool("python3"), *_POETRY_TOOLS)
     why = (
-        "poetry.lock: the locked install of every group"
+        "poetry.lock: the locked install of every group and extra"
         if locked
-        else ("pyproject.toml [tool.poetry] without poetry.lock: Poetry resolves every group")
+        else ("pyproject.toml [tool.poetry] without poetry.lock: Poetry locks every group first")
     )
     plan = _Plan(layout="poetry", steps=[SetupStep(argv=argv, why=why)])
     plan.inputs = {p for p in ("poetry.lock", "pyproject.toml", "poetry.toml") if p in present}
@@ -161,6 +175,16 @@ def _poetry(files: FileSource, present: set[str]) -> _Plan:
     else:
         plan.installs_pytest = b"pytest" in (files.read("pyproject.toml") or b"")
     return plan
+
+
+def _poetry_package(pyproject: dict[str, object] | None) -> bool:
+    """Whether Poetry would install the project itself: it has a build backend and is not in
+    `package-mode = false`."""
+    tool = (pyproject or {}).get("tool", {})
+    poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
+    if isinstance(poetry, dict) and poetry.get("package-mode") is False:
+        return False
+    return bool((pyproject or {}).get("build-system"))
 
 
 def _pipfile(files: FileSource) -> _Plan:
