@@ -111,9 +111,12 @@ def decode(data: bytes) -> Decoded:
             except (LookupError, UnicodeDecodeError) as exc:
                 raise Undecodable(f"not valid in its declared coding {codec}: {exc}") from exc
     try:
-        return Decoded(text=data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Undecodable(f"not UTF-8 and no byte-order mark or coding line: {exc}") from exc
+    if "\x00" in text:
+        raise Undecodable("not UTF-8 text: it holds NUL bytes (UTF-16 without a byte-order mark?)")
+    return Decoded(text=text)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,9 +330,17 @@ def _reference_kind(args: str) -> str | None:
     if scheme in _URL_SCHEMES:
         return "url"
     head = re.split(r"\s;", args, maxsplit=1)[0].strip()
-    if "/" in head.split("@", 1)[0] or head.startswith((".", "~")) or head.endswith(_ARCHIVES):
+    before_at, at, _ = head.partition("@")
+    if _looks_like_path(head if not at else before_at):
         return "path"
-    return None
+    if at:
+        return None  # `name @ url`: a PEP 508 direct reference, as pip reads it
+    return "path" if head.endswith(_ARCHIVES) else None
+
+
+def _looks_like_path(text: str) -> bool:
+    """pip's `_looks_like_path`: a separator in it, or a leading `.` (or `~`)."""
+    return "/" in text or text.startswith((".", "~"))
 
 
 def _version_span(
