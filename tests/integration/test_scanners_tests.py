@@ -19,9 +19,11 @@ from codefactory.sandbox.errors import SetupFailed
 from codefactory.sandbox.layout import ENV_DIR, UV
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.setup import install_dependencies
+from codefactory.verify.cache import CacheKey, MemoryVerifyCache, findings_from_json
 from codefactory.verify.junit import parse_junit
 from codefactory.verify.suite_command import PYTEST_MISSING
-from codefactory.verify.tests import PytestCheck
+from codefactory.verify.testmap import TestMap
+from codefactory.verify.tests import MAP, PytestCheck
 from tests.conftest import make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
@@ -106,6 +108,32 @@ def test_a_command_that_is_not_pytest_is_judged_by_its_exit_status(
 
     passing = _run(installed, '[test]\ncommand = ["python", "-c", "print(1)"]\n')
     assert passing.passed, passing.summary
+
+
+def test_the_base_of_each_command_is_recorded_the_same_way(
+    installed: BubblewrapWorkspace,
+) -> None:
+    commit = installed.base_commit
+    installed.write_file(CONFIG, b'[test]\ncommand = ["python", "run_suite.py"]\n')
+    cache = MemoryVerifyCache()
+    check = PytestCheck(timeout_s=120, cache=cache)
+    check.record_base(installed)
+    key = CacheKey(check="tests", commit=commit, digest=check.config_digest())
+    [base] = findings_from_json(cache.get(key) or "")
+    # the same failure after the change has the same fingerprint: the gate reports it unchanged
+    [now] = check.run(installed, Change(files=())).findings
+    assert now.rule == base.rule == "test-command-failed"
+    assert now.fingerprint == base.fingerprint
+    )
+    assert check.recorded(commit)  # no map for a command that is not pytest, and it says so
+
+    installed.write_file(CONFIG, b'[test]\npaths = ["tests/unit"]\n')
+    cache = MemoryVerifyCache()
+    check = PytestCheck(timeout_s=120, cache=cache)
+    check.record_base(installed)
+    recorded = cache.get(CacheKey(check=MAP, commit=commit, digest=check.config_digest()))
+    assert recorded is not None
+    assert list(TestMap.from_text(recorded).tests) == ["tests/unit/test_calc.py::test_add"]
 
 
 def test_a_test_command_that_is_not_found_is_named(installed: BubblewrapWorkspace) -> None:
