@@ -124,7 +124,6 @@ def test_the_base_of_each_command_is_recorded_the_same_way(
     [now] = check.run(installed, Change(files=())).findings
     assert now.rule == base.rule == "test-command-failed"
     assert now.fingerprint == base.fingerprint
-    )
     assert check.recorded(commit)  # no map for a command that is not pytest, and it says so
 
     installed.write_file(CONFIG, b'[test]\npaths = ["tests/unit"]\n')
