@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
 
 from codefactory.advisories import (
     Advisory,
@@ -30,7 +37,7 @@ from codefactory.advisories import (
     read_workspace,
     rewrite_pin,
 )
-from codefactory.advisories.model import PYPI
+from codefactory.advisories.model import PYPI, Located
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.errors import (
     ChecksStillFail,
@@ -43,14 +50,17 @@ from codefactory.engines.session import EngineSession
 from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
 
-INDEX_JSON = "https://pypi.org/pypi/{name}/{version}/json"
-"""PyPI's JSON API: `urls[].digests.sha256` are the release's files' hashes."""
-_FETCH_HASHES = """\
+INDEX_PAGE = "https://pypi.org/simple/{name}/"
+"""The project's page of the package index, read as PEP 691 JSON (`files[].hashes.sha256`)."""
+_FETCH_FILES = """\
 import json, sys, urllib.request
-url = sys.argv[1]
-with urllib.request.urlopen(url, timeout=30) as answer:
-    release = json.load(answer)
-print(json.dumps(sorted({f["digests"]["sha256"] for f in release["urls"]})))
+request = urllib.request.Request(
+    sys.argv[1], headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+with urllib.request.urlopen(request, timeout=30) as answer:
+    page = json.load(answer)
+files = [[f["filename"], f["hashes"].get("sha256", "")] for f in page["files"]]
+print(json.dumps(files))
 """
 
 
@@ -139,19 +149,22 @@ class DependencyBumpEngine:
         """The bumps of the pin files, and the vulnerable pins only a lock file names."""
         bumps: dict[tuple[str, str, str], Bump] = {}
         locked: list[str] = []
-        editable = {
+        editable: dict[tuple[str, str, str], Located] = {
             (path, canonicalize_name(e.pin.name), e.pin.version): e
             for path, pin_file in reading.pin_files.items()
             for e in pin_file.located
         }
-        for pin in reading.pins_of(PYPI):
-            key = (pin.file, canonicalize_name(pin.name), pin.version)
-            if key in bumps or (wanted and canonicalize_name(str(wanted)) != key[1]):
+        for pin in reading.pins:
+            npm = pin.ecosystem != PYPI
+            name: str = pin.name if npm else canonicalize_name(pin.name)
+            key = (pin.file, name, pin.version)
+            asked = str(wanted) if npm else canonicalize_name(str(wanted))
+            if key in bumps or (wanted and asked != name):
                 continue
-            found = self.advisories.vulnerabilities(pin.name, pin.version)
+            found = self.advisories.vulnerabilities(pin.name, pin.version, ecosystem=pin.ecosystem)
             if not found:
                 continue
-            entry = editable.get(key)
+            entry = None if npm else editable.get(key)
             if entry is None or not entry.version_line:
                 where = "a lock file" if entry is None else "a string it cannot locate"
                 locked.append(f"{pin.name} {pin.version} in {pin.file} ({where})")
@@ -170,11 +183,11 @@ class DependencyBumpEngine:
         return list(bumps.values()), locked
 
     def _hashes(self, workspace: Workspace, bump: Bump) -> tuple[str, ...]:
-        """The sha256 hashes of every file of the new release, from the index (setup phase);
-        EngineError, before anything is written, when they cannot be fetched."""
-        url = INDEX_JSON.format(name=canonicalize_name(bump.package), version=bump.to_version)
+        """The sha256 hash of every file of the new release, from the index's PEP 691 page
+        (setup phase); EngineError, before anything is written, when there are none."""
+        url = INDEX_PAGE.format(name=canonicalize_name(bump.package))
         result = workspace.exec(
-            [system_tool("python3"), "-c", _FETCH_HASHES, url],
+            [system_tool("python3"), "-c", _FETCH_FILES, url],
             phase=Phase.SETUP,
             timeout_s=self.fetch_timeout_s,
         )
@@ -186,11 +199,15 @@ class DependencyBumpEngine:
             detail = (result.stderr.strip().splitlines() or [f"exit {result.exit_code}"])[-1]
             raise EngineError(f"{refused}: {detail}; the pin is left as it was")
         try:
-            digests = json.loads(result.stdout)
+            files = json.loads(result.stdout)
         except ValueError as exc:
             raise EngineError(f"{refused}: {exc}") from exc
-        if not isinstance(digests, list) or not digests:
-            raise EngineError(f"{refused}: the index lists no file for that release")
+        digests = sorted(
+            {digest for name, digest in files if digest and _release_of(name, bump.package)
+             == Version(bump.to_version)}
+        )  # fmt: skip
+        if not digests:
+            raise EngineError(f"{refused}: the index lists no file of that release")
         return tuple(f"sha256:{digest}" for digest in digests)
 
     def _nothing_changed(
@@ -223,6 +240,18 @@ class DependencyBumpEngine:
                 f"already safe: no known advisory affects {', '.join(named)} (looked in: {where})"
             )
         raise NothingToDo(f"no known advisory affects {scope} (looked in: {where})")
+
+
+def _release_of(filename: str, package: str) -> Version | None:
+    """The version of a distribution file of `package` (a wheel or an sdist), else None."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return version if name == canonicalize_name(package) else None
 
 
 def _rationale(bumps: Sequence[Bump], locked: Sequence[str]) -> str:
