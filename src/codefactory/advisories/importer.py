@@ -35,7 +35,7 @@ from codefactory.advisories.manifest import (
     write_atomically,
     write_manifest,
 )
-from codefactory.advisories.osv import parse_record
+from codefactory.advisories.osv import check_record
 
 __all__ = ["INDEX_NAME", "MANIFEST_NAME", "ImportReport", "import_advisories", "index_path"]
 
@@ -79,8 +79,8 @@ class Collected:
         its blocks of each wanted ecosystem."""
         self.records += 1
         try:
-            parse_record(record)
-            ecosystems = _ecosystems(record) & wanted
+            named = check_record(record)
+            ecosystems = (named or _ecosystems(record)) & wanted
         except (TypeError, KeyError, ValueError) as exc:
             raise AdvisoryImportFailed(self.source, f"{name}: {exc}") from exc
         if not ecosystems:

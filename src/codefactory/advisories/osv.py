@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.version import Version
 
 from codefactory.advisories.ecosystems import PYPI, SCHEMES, VersionScheme, scheme_for
 from codefactory.advisories.errors import AdvisoryFileInvalid
@@ -85,11 +84,6 @@ def _in_range(version: Any, events: tuple[_Event, ...]) -> bool:
         elif at is not None and kind == "last_affected" and version > at:
             affected = False
     return affected
-
-
-def _parse_version(raw: str) -> Version | None:
-    parsed: Version | None = SCHEMES[PYPI].parse(raw)
-    return parsed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,6 +346,44 @@ def parse_record(record: Any) -> list[_Affected]:
         _entry(base, SCHEMES[ecosystem], name, severity, blocks)
         for (ecosystem, name), blocks in grouped.items()
     ]
+
+
+def check_record(record: Any) -> set[str]:
+    """Check one OSV record's shape as `parse_record` reads it, without building matchers
+    (an import validates tens of thousands); returns the supported ecosystems its `affected`
+    entries name (none when withdrawn). TypeError or ValueError if it is malformed."""
+    _expect(record, dict, "the record")
+    _expect(record.get("id"), str, "`id`")
+    if record.get("withdrawn"):
+        return set()
+    for alias in _expect(record.get("aliases", []), list, "`aliases`"):
+        _expect(alias, str, "an alias")
+    _expect(record.get("details") or "", str, "`details`")
+    _severity(record.get("severity") or [])
+    named: set[str] = set()
+    for affected in _expect(record.get("affected", []), list, "`affected`"):
+        package = _expect(
+            _expect(affected, dict, "an `affected` entry").get("package"), dict, "`package`"
+        )
+        _expect(package.get("name"), str, "`package.name`")
+        scheme = SCHEMES.get(str(package.get("ecosystem")))
+        if scheme is not None:
+            named.add(scheme.ecosystem)
+            _check_versions(scheme, affected)
+    return named
+
+
+def _check_versions(scheme: VersionScheme, block: Mapping[str, Any]) -> None:
+    for raw in _expect(block.get("versions", []), list, "`versions`"):
+        _expect(raw, str, "a listed version")
+    for spec in _expect(block.get("ranges", []), list, "`ranges`"):
+        _expect(spec, dict, "a range")
+        if _expect(spec.get("type"), str, "a range `type`") not in scheme.range_types:
+            continue
+        for event in _expect(spec.get("events"), list, "range `events`"):
+            for kind, raw in _expect(event, dict, "a range event").items():
+                if kind in ("introduced", "fixed", "last_affected"):
+                    _expect(raw, str, f"`{kind}`")
 
 
 def _severity(entries: Any) -> str:
