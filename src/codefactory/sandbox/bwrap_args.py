@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from codefactory.sandbox.errors import StartFailed
 from codefactory.sandbox.hostids import HostIds
 from codefactory.sandbox.layout import (
     CACHE_DIR,
@@ -193,25 +194,38 @@ check phases: where Node, npm and their tools look for them, and read-only."""
 def node_modules_options(spec: CommandSpec) -> list[str]:
     """In the engine and check phases, `NODE_MODULES` bound read-only at
     `WORKSPACE_NODE_MODULES`, when the setup phase made it: nothing run there can change the
-    installed packages. Bubblewrap follows a symbolic link at a bind's target, so the bind is
-    skipped unless both ends are real folders, checked without following links (the
-    environment cannot change outside SETUP; the workspace folder is the phase's own layer),
-    and it comes after every other mount, so that it can never stand under one of them."""
+    installed packages. `StartFailed` when the workspace holds a file or a symbolic link
+    there (bubblewrap would follow a link at a bind's target).
+
+    Both ends are checked without following links, and neither can turn into a link before
+    bubblewrap binds: the environment changes only in SETUP, which never runs beside another
+    phase, and every engine or check command running meanwhile holds the same bind, so the
+    folder is a mount point that it can neither move nor remove (no command runs without the
+    bind while there are packages). The bind comes after every other mount, so no later
+    mount can stand over it."""
     if spec.phase is Phase.SETUP:
         return []
     source = spec.env_dir / NODE_MODULES.removeprefix(f"{ENV_DIR}/")
     target = spec.workspace_dir / WORKSPACE_NODE_MODULES.removeprefix(f"{SANDBOX_ROOT}/")
-    if not _real_folder(source, missing=False) or not _real_folder(target, missing=True):
+    if _kind(source) != "folder":
         return []
+    if _kind(target) not in ("folder", "missing"):
+        raise StartFailed(
+            f"the workspace's `node_modules` is a {_kind(target)}, where the sandbox shows the "
+            "installed JavaScript packages; remove it from the repository"
+        )
     return ["--ro-bind", str(source), WORKSPACE_NODE_MODULES]
 
 
-def _real_folder(path: Path, *, missing: bool) -> bool:
-    """Whether `path` is a folder and not a link to one (or, with `missing`, absent)."""
+def _kind(path: Path) -> str:
+    """`folder`, `missing`, `link` or `file` (anything else), without following a link."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
-        return missing
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "folder" if stat.S_ISDIR(mode) else "file"
 
 
 def open_parents(path: str) -> list[str]:
