@@ -1,4 +1,4 @@
-"""SAST cannot be blinded by paths, for real in the sandbox (the host's Python, lent bandit).
+"""SAST and lint cannot be blinded, for real in the sandbox (the host's Python, lent bandit).
 
 bandit's default excludes (`.git`, `.eggs`, `.tox`, ...) match as substrings anywhere in a
 path, even for files named on its command line: before they were cleared, a changed file
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.verify.lint import RuffCheck
 from codefactory.verify.sast import SastCheck
 from tests.conftest import make_repo
 
@@ -62,3 +63,17 @@ def test_an_unreadable_rule_selection_widens_the_scan(workspace: BubblewrapWorks
     assert "B602" in {f.rule for f in result.findings}
     assert "the repository's bandit selection was ignored" in result.summary
     assert "'subprocess' is not a bandit test id" in result.summary
+
+
+def test_a_ruff_configuration_ruff_refuses_is_named_not_passed(
+    workspace: BubblewrapWorkspace,
+) -> None:
+    workspace.write_file("ruff.toml", b'required-version = ">=99"\n')
+    workspace.write_file("svc/app.py", b"import os\n")
+
+    result = RuffCheck().run(workspace, workspace.changes())
+
+    assert not result.passed
+    [finding] = result.findings
+    assert finding.rule == "lint-could-not-run"
+    assert "Required version `>=99` does not match" in result.summary
