@@ -228,6 +228,9 @@ lodash@^4.17.15, lodash@^4.17.20:
 "from-git@git+https://github.com/user/from-git.git#v1.0.0":
   version "1.0.0"
   resolved "git+https://github.com/user/from-git.git#0123456789abcdef"
+
+"local-lib@file:../local-lib":
+  version "2.0.0"
 """
 
 YARN_BERRY = """\
@@ -277,7 +280,10 @@ def test_yarn_v1_entries_aliases_and_git() -> None:
         ("lodash", "4.17.20", 12),
         ("qs", "6.5.2", 16),
     ]
-    assert [u.kind for u in read_npm_lock("yarn.lock", YARN_V1).unpinned] == ["url"]
+    assert [u.requirement for u in read_npm_lock("yarn.lock", YARN_V1).unpinned] == [
+        "from-git@git+https://github.com/user/from-git.git#v1.0.0",
+        "local-lib@file:../local-lib",
+    ]
 
 
 def test_yarn_berry_resolutions_patches_and_workspaces() -> None:

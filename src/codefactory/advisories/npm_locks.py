@@ -235,6 +235,7 @@ def _pnpm_key(key: str, lockfile_version: str, fields: dict[str, Any]) -> tuple[
 
 # yarn.lock v1 ------------------------------------------------------------------------------
 
+_NOT_REGISTRY = ("file:", "link:", "portal:", "git", "github:", "gitlab:", "bitbucket:", "http")
 _YARN_PAIR = re.compile(r'^(?P<key>"(?:[^"\\]|\\.)*"|[^\s"]+)\s+(?P<value>"(?:[^"\\]|\\.)*"|\S+)$')
 
 
@@ -252,6 +253,10 @@ def _yarn_v1(path: str, text: str, out: NpmLock) -> None:
             real = range_[4:]
             name = _spec_name(real) or real
         version = fields.get("version")
+        if range_.startswith(_NOT_REGISTRY) or "://" in range_:
+            what = f"{name}@{range_}"
+            out.unpinned.append(Unpinned(file=path, line=line, requirement=what, kind="url"))
+            continue
         if version is None:
             out.problems.append(Unreadable(file=path, line=line, reason=f"{header} has no version"))
             continue

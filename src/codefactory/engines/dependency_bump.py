@@ -237,7 +237,7 @@ class DependencyBumpEngine:
         ]
         if named:
             raise NothingToDo(
-                f"already safe: no known advisory affects {', '.join(named)} (looked in: {where})"
+                f"no known advisory affects {', '.join(named)}: already safe (looked in: {where})"
             )
         raise NothingToDo(f"no known advisory affects {scope} (looked in: {where})")
 
