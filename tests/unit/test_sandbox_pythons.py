@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codefactory.sandbox.backends import python_interpreters
+from codefactory.sandbox.backends import build_sandbox, python_interpreters
+from codefactory.sandbox.bubblewrap import BubblewrapSandbox
 from codefactory.sandbox.bwrap_args import (
     WORKSPACE_NODE_MODULES,
     CommandSpec,
@@ -252,3 +253,16 @@ def test_installed_packages_behind_a_link_are_never_bound(tmp_path: Path) -> Non
     (tmp_path / "env").mkdir()
     (tmp_path / "env" / "node_modules").symlink_to("/root")  # setup made it: never followed
     assert node_modules_options(_spec(tmp_path, Phase.CHECK)) == []
+
+
+def test_the_built_sandbox_and_its_images_share_the_configured_interpreters(
+    tmp_path: Path,
+) -> None:
+    settings = SandboxSettings(
+        pythons_dir=tmp_path / "pythons", python_install_mirror="https://mirror.bank/pbs"
+    )
+    sandbox = build_sandbox(settings, data_dir=tmp_path / "data")
+    assert isinstance(sandbox, BubblewrapSandbox) and sandbox.images is not None
+    assert sandbox.interpreters.root == tmp_path / "pythons"
+    assert sandbox.interpreters.mirror == "https://mirror.bank/pbs"
+    assert sandbox.images.interpreters is sandbox.interpreters

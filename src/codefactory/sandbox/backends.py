@@ -57,12 +57,14 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> 
     from codefactory.sandbox.bubblewrap import BubblewrapSandbox
     from codefactory.sandbox.images import ImageCache
 
+    interpreters = python_interpreters(settings, data_dir)
     images = (
         ImageCache(
             data_dir / "images",
             python=str(settings.python),
             ttl_s=settings.images.ttl_days * 86400,
             mirrors=mirrors,
+            interpreters=interpreters,
         )
         if settings.images.enabled
         else None
@@ -84,7 +86,7 @@ def _bubblewrap(settings: SandboxSettings, data_dir: Path, mirrors: Mirrors) -> 
         host_gid=settings.host_gid,
         host_id_count=settings.host_id_count,
         mirrors=mirrors,
-        interpreters=python_interpreters(settings, data_dir),
+        interpreters=interpreters,
     )
 
 
