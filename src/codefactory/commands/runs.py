@@ -93,7 +93,10 @@ def runs_list(
     if as_json:
         print_json([run_as_dict(run) for run in found])
         return
-    table = Table("run", "repository", "state", "kind", "sponsor", "created", "reason")
+    table = Table("run")
+    table.add_column("repository", overflow="fold")  # an id is never cut short: fold it
+    for column in ("state", "kind", "sponsor", "created", "reason"):
+        table.add_column(column)
     for run in found:
         table.add_row(
             run.id,
