@@ -162,3 +162,38 @@ def test_a_manifest_that_does_not_match_the_index_gives_no_date(
     (tmp_path / "db" / "manifest.json").write_text("{broken")
     fresh = AdvisoryDatabase.load(index).freshness(ecosystem="PyPI")
     assert fresh.synced_at is None and "unreadable manifest" in fresh.source
+
+
+GHSA_REQUESTS = {
+    # GitHub's record of CVE-2018-18074, which OSV's PyPI archive holds beside PYSEC-2018-28
+    "id": "GHSA-x84v-xcm2-53pg",
+    "summary": "Insufficiently Protected Credentials in Requests",
+    "details": "The Requests package before 2.20.0 for Python sends an HTTP Authorization "
+    "header to an http URI upon receiving a same-hostname https-to-http redirect, which makes "
+    "it easier for remote attackers to discover credentials by sniffing the network.",
+    "aliases": ["CVE-2018-18074"],
+    "modified": "2024-09-30T22:22:10.459463Z",
+    "published": "2018-10-29T19:06:26Z",
+    "affected": [
+        {
+            "package": {"name": "requests", "ecosystem": "PyPI", "purl": "pkg:pypi/requests"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}],
+        }
+    ],
+    "schema_version": "1.7.3",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+}
+
+
+def test_records_that_alias_each_other_are_one_advisory(
+    osv_pypi_vulns: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bucket"
+    shutil.copytree(osv_pypi_vulns / "requests", folder / "requests")
+    (folder / "GHSA-x84v-xcm2-53pg.json").write_text(json.dumps(GHSA_REQUESTS))
+    db = AdvisoryDatabase.load(folder)
+    found = db.vulnerabilities("requests", "2.19.1")
+    assert [a.id for a in found] == ["PYSEC-2018-28", "PYSEC-2023-74"]
+    assert found[0].aliases == ("CVE-2018-18074", "GHSA-x84v-xcm2-53pg")
+    assert found[0].severity.startswith("CVSS:3.1/")  # PyPA's record has none; GitHub's has
+    assert [a.id for a in db.advisories("requests")].count("GHSA-x84v-xcm2-53pg") == 1

@@ -119,6 +119,7 @@ class AdvisoryDatabase:
         self._source = Path("(index)")
         self._provenance: dict[str, EcosystemData] = {}
         self._provenance_error = ""
+        self._ids: dict[str, frozenset[str]] | None = None
         self._lock = threading.Lock()
 
     def freshness(self, *, ecosystem: str | None = None) -> Freshness:
@@ -130,32 +131,30 @@ class AdvisoryDatabase:
         None and says so in `source`.
         """
         names = sorted(SCHEMES) if ecosystem is None else [scheme_for(ecosystem).ecosystem]
+        ids = self._record_ids()
+        records = len(set().union(*(ids.get(n, frozenset()) for n in names)))
         if self._provenance_error:
-            return Freshness(records=self._count(names), source=self._provenance_error)
-        known = [self._provenance[n] for n in names if n in self._provenance]
-        if not known or len(known) < len([n for n in names if self._count([n])]):
-            return Freshness(records=self._count(names), source=str(self._source))
-        dates = [data.synced for data in known]
+            return Freshness(records=records, source=self._provenance_error)
+        with_data = [n for n in names if ids.get(n)]
+        if not with_data or any(n not in self._provenance for n in with_data):
+            return Freshness(records=records, source=str(self._source))
+        known = [self._provenance[n] for n in with_data]
         sources = ", ".join(dict.fromkeys(data.source for data in known))
         return Freshness(
-            records=sum(data.records for data in known), synced_at=min(dates), source=sources
+            records=records, synced_at=min(data.synced for data in known), source=sources
         )
 
-    def _count(self, ecosystems: list[str]) -> int:
-        """Distinct record ids loaded for these ecosystems."""
-        ids = {
-            str(record.get("id")) if isinstance(record, dict) else repr(record)
-            for (eco, _), records in self._pending.items()
-            if eco in ecosystems
-            for record in records
-        }
-        ids.update(
-            entry.advisory.id
-            for (eco, _), entries in self._by_package.items()
-            if eco in ecosystems
-            for entry in entries
-        )
-        return len(ids)
+    def _record_ids(self) -> dict[str, frozenset[str]]:
+        """Distinct record ids per ecosystem, counted once (the data never changes)."""
+        with self._lock:
+            if self._ids is None:
+                ids: dict[str, set[str]] = defaultdict(set)
+                for (eco, _), records in self._pending.items():
+                    ids[eco].update(str(r.get("id")) for r in records if isinstance(r, dict))
+                for (eco, _), entries in self._by_package.items():
+                    ids[eco].update(entry.advisory.id for entry in entries)
+                self._ids = {eco: frozenset(found) for eco, found in ids.items()}
+            return self._ids
 
     @classmethod
     def load(cls, folder: Path) -> AdvisoryDatabase:
@@ -227,7 +226,9 @@ class AdvisoryDatabase:
     ) -> list[Advisory]:
         """The advisories that affect `name` at `version` in `ecosystem` (`PyPI`: PEP 503
         name, PEP 440 version; `npm`: exact name, SemVer 2.0 version), each once, sorted by
-        id. A version the ecosystem cannot read matches only records that list it verbatim."""
+        id. Records that are aliases of each other (OSV's bucket holds both PYSEC-2018-28 and
+        GHSA-x84v-xcm2-53pg for one flaw) are one advisory (`merge_aliases`). A version the
+        ecosystem cannot read matches only records that list it verbatim."""
         scheme = scheme_for(ecosystem)
         raw = str(version)
         parsed = version if not isinstance(version, str) else scheme.parse(raw)
@@ -235,7 +236,7 @@ class AdvisoryDatabase:
         for entry in self._entries((scheme.ecosystem, scheme.package_key(name))):
             if entry.affects(parsed, raw):
                 found.setdefault(entry.advisory.id, entry.advisory)
-        return [found[key] for key in sorted(found)]
+        return merge_aliases([found[key] for key in sorted(found)], scheme)
 
     def _entries(self, key: _Key) -> list[_Affected]:
         """The entries of one package, parsing an index's records on first use."""
@@ -273,6 +274,50 @@ class AdvisoryDatabase:
             if not self.vulnerabilities(name, candidate, ecosystem=ecosystem):
                 return candidate
         return None
+
+
+# The ecosystem's own database names the merged advisory: PyPA's PYSEC ids, then GitHub's.
+_ID_PREFERENCE = ("PYSEC-", "GHSA-")
+
+
+def merge_aliases(found: list[Advisory], scheme: VersionScheme) -> list[Advisory]:
+    """One advisory per vulnerability: records whose id or aliases meet (OSV `aliases` name
+    the same vulnerability in other databases) are merged under the preferred id (PYSEC,
+    then GHSA, then the lowest), with every other name as an alias and every fixed version.
+    Sorted by id."""
+    groups: list[list[Advisory]] = []
+    for advisory in found:
+        names = set(advisory.names)
+        joined = [g for g in groups if names & {n for a in g for n in a.names}]
+        merged = [advisory] + [a for g in joined for a in g]
+        groups = [g for g in groups if g not in joined] + [merged]
+    return sorted((_merged(group, scheme) for group in groups), key=lambda a: a.id)
+
+
+def _merged(group: list[Advisory], scheme: VersionScheme) -> Advisory:
+    if len(group) == 1:
+        return group[0]
+    ranked = sorted(
+        group,
+        key=lambda a: (
+            next((i for i, p in enumerate(_ID_PREFERENCE) if a.id.startswith(p)), 9),
+            a.id,
+        ),
+    )
+    first = ranked[0]
+    aliases = dict.fromkeys(n for a in ranked for n in a.names if n != first.id)
+    fixed = {v for a in group for v in a.fixed}
+    return Advisory(
+        id=first.id,
+        aliases=tuple(aliases),
+        summary=first.summary or next((a.summary for a in ranked if a.summary), ""),
+        package=first.package,
+        fixed=tuple(
+            sorted(fixed, key=lambda v: (scheme.parse(v) is None, scheme.parse(v) or 0, v))
+        ),
+        severity=first.severity or next((a.severity for a in ranked if a.severity), ""),
+        ecosystem=first.ecosystem,
+    )
 
 
 def _pending_records(index: Path, body: Any) -> dict[_Key, list[Any]]:
