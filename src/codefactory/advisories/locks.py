@@ -19,6 +19,7 @@ from codefactory.advisories.errors import LockFileInvalid
 from codefactory.advisories.pins import Pin
 
 _PYLOCK = re.compile(r"^pylock\.[^/]+\.toml$")
+_PYLOCK_LOCAL = frozenset({"vcs", "directory", "archive"})
 _LOCAL_SOURCES = frozenset({"editable", "virtual", "directory", "path", "git", "url", "file"})
 
 
@@ -53,6 +54,8 @@ def _toml_packages(path_name: str, text: str, table: str) -> list[Pin]:
             raise LockFileInvalid(path_name, 0, f"a `[[{table}]]` entry has no name")
         if not isinstance(version, str) or _is_local(package.get("source")):
             continue
+        if table == "packages" and _PYLOCK_LOCAL & set(package):
+            continue  # PEP 751: from a VCS, a local directory or an archive URL, not an index
         line = lines[index] if index < len(lines) else 0
         pins.append(Pin(file=path_name, name=name, version=version, line=line))
     return pins
