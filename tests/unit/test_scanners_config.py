@@ -145,7 +145,8 @@ def test_pytest_is_recognised(argv: tuple[str, ...], pytest_like: bool) -> None:
         ("3.12", "3.12.7", True),
         ("3.12", "3.11.2", False),
         ("3.12.*", "3.12.1", True),
-        ("3.12.1", "3.12.2", False),
+        ("3.12.1", "3.12.2", True),
+        ("3.12.1", "3.13.0", False),
         ("not a specifier", "3.11.2", True),
     ],
 )

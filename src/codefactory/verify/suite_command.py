@@ -118,15 +118,17 @@ def interpreter_mismatch(project: Project, version: str) -> str:
 
 def admits(wanted: str, version: str) -> bool:
     """Whether `version` (`3.11.2`) satisfies `wanted`: a PEP 440 specifier (`>=3.12`) or a
-    bare version (`3.12`, meaning that minor version). Unreadable text admits everything:
-    detection reports it, and a check must not fail on what it cannot read."""
+    bare version (`3.12`, `3.12.1`), which asks for its minor version: that decides what
+    parses and which compiled packages load, and the sandbox provides the patch release it
+    has. Unreadable text admits everything: detection reports it, and a check must not fail
+    on what it cannot read."""
     try:
         found = Version(version)
     except InvalidVersion:
         return True
     text = wanted.strip().removesuffix(".*")
     if text[:1].isdigit():
-        parts = text.split(".")
+        parts = text.split(".")[:2]
         return [str(p) for p in found.release[: len(parts)]] == parts
     try:
         return SpecifierSet(text).contains(found, prereleases=True)

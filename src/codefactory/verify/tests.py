@@ -223,7 +223,8 @@ class PytestCheck:
         return self._failed("tests-could-not-run", message, selection, evidence=xml)
 
     def _run_command(self, workspace: Workspace, command: SuiteCommand) -> ExecResult:
-        script = [SH, "-c", 'exec "$@"', "sh", *command.argv, *command.paths]
+        # the test paths are pytest's; another command is run as the repository wrote it
+        script = [SH, "-c", 'exec "$@"', "sh", *command.argv]
         return workspace.exec(script, phase=Phase.CHECK, timeout_s=self.timeout_s)
 
     def _judge_command(
