@@ -97,3 +97,52 @@ dependencies = [
 """
     parsed = parse_pyproject("pyproject.toml", text)
     assert [(u.kind, u.line) for u in parsed.unpinned] == [("vcs", 5), ("url", 6), ("range", 7)]
+
+
+# Poetry's own tables (the shape of python-poetry/cleo's pyproject.toml, with exact pins)
+POETRY = """\
+[tool.poetry]
+name = "cleo"
+version = "2.1.0"
+
+[tool.poetry.dependencies]
+python = "^3.7"
+crashtest = "^0.4.1"
+requests = "2.19.1"
+idna = { version = "==3.6", extras = ["codec"] }
+click = { git = "https://github.com/pallets/click.git", tag = "8.1.7" }
+
+[tool.poetry.group.dev.dependencies]
+mypy = [
+    { version = "1.4.1", python = "<3.8" },
+    { version = "^1.5", python = ">=3.8" },
+]
+
+[tool.poetry.dependencies.urllib3]
+version = "1.26.5"
+"""
+
+
+def test_poetry_tables_exact_versions_are_pins_the_rest_unpinned() -> None:
+    parsed = parse_pyproject("pyproject.toml", POETRY)
+    assert parsed.problems == ()
+    assert [(p.name, p.version, p.line) for p in parsed.pins] == [
+        ("requests", "2.19.1", 8),
+        ("idna", "3.6", 9),
+        ("urllib3", "1.26.5", 19),
+        ("mypy", "1.4.1", 13),
+    ]
+    assert [(u.requirement, u.kind) for u in parsed.unpinned] == [
+        ("crashtest ^0.4.1", "range"),
+        ("click", "vcs"),
+        ("mypy ^1.5", "range"),
+    ]
+
+
+def test_poetry_pins_are_rewritten_in_place() -> None:
+    out = rewrite_pin("pyproject.toml", POETRY, "idna", "3.7")
+    out = rewrite_pin("pyproject.toml", out, "requests", "2.32.3")
+    out = rewrite_pin("pyproject.toml", out, "urllib3", "1.26.18")
+    assert out == POETRY.replace('"==3.6"', '"==3.7"').replace('"2.19.1"', '"2.32.3"').replace(
+        '"1.26.5"', '"1.26.18"'
+    )

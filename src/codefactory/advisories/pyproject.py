@@ -1,6 +1,7 @@
 """Dependencies declared in `pyproject.toml`: PEP 621 `[project]` `dependencies` and
-`optional-dependencies`, PEP 735 `[dependency-groups]` (with `{include-group = ...}`), and
-uv's `[tool.uv]` `dev-dependencies`, `constraint-dependencies`, `override-dependencies`.
+`optional-dependencies`, PEP 735 `[dependency-groups]` (with `{include-group = ...}`),
+uv's `[tool.uv]` `dev-dependencies`, `constraint-dependencies`, `override-dependencies`, and
+Poetry's own tables (`poetry.py`).
 
 TOML is parsed by `tomllib`; each dependency string is then located in the text (its table,
 its line, its version's columns) so a bump rewrites the version's characters only. A table of
@@ -19,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from codefactory.advisories.model import Located, Pin, Unpinned, Unreadable
+from codefactory.advisories.poetry import poetry_dependencies
 from codefactory.advisories.requirements import exact_version
 
 _STRING = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'")
@@ -99,6 +101,10 @@ def parse_pyproject(path: str, text: str) -> PyprojectFile:
             unpinned.append(entry)
         else:
             problems.append(entry)
+    poetry = poetry_dependencies(path, data, text)
+    located.extend(poetry[0])
+    unpinned.extend(poetry[1])
+    problems.extend(poetry[2])
     return PyprojectFile(located=tuple(located), unpinned=tuple(unpinned), problems=tuple(problems))
 
 
