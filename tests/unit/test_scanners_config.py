@@ -16,7 +16,7 @@ from codefactory.verify.lint import target_version_options
 from codefactory.verify.sast import parse_bandit
 from codefactory.verify.selection import Selection
 from codefactory.verify.suite_command import admits, interpreter_mismatch, is_pytest, suite_command
-from codefactory.verify.tests import pytest_arguments, restricted
+from codefactory.verify.tests import pytest_arguments, recording_arguments, restricted
 
 
 class Files:
@@ -203,3 +203,8 @@ def test_a_selection_is_kept_to_the_test_paths() -> None:
     assert restricted(selection, ()) == selection
     outside = restricted(selection, ("tests/other",))
     assert outside.full and "configured test paths" in outside.reasons[0]
+
+
+def test_the_base_is_recorded_without_stopping_at_a_failure() -> None:
+    args = ["-x", "-p", "pytest_asyncio", "--maxfail", "2", "--maxfail=3", "--lf", "-q"]
+    assert recording_arguments(args) == ["-p", "pytest_asyncio", "-q"]

@@ -113,7 +113,11 @@ class PytestCheck:
         try:
             test_map, junit = record_test_map(
                 workspace,
-                pytest_args=[*pytest_arguments(command), *PYTEST_OPTIONS, *command.paths],
+                pytest_args=[
+                    *recording_arguments(pytest_arguments(command)),
+                    *PYTEST_OPTIONS,
+                    *command.paths,
+                ],
                 timeout_s=self.timeout_s,
             )
         except TestMapInvalid as exc:
@@ -353,6 +357,32 @@ def pytest_arguments(command: SuiteCommand) -> list[str]:
     """The arguments a pytest command gives pytest itself (after `pytest` / `-m pytest`)."""
     argv = list(command.argv)
     return argv[3:] if len(argv) >= 3 and argv[1:3] == ["-m", "pytest"] else argv[1:]
+
+
+STOP_EARLY = frozenset(
+    {"-x", "--exitfirst", "--sw", "--stepwise", "--lf", "--last-failed", "--ff",
+     "--failed-first", "--nf", "--new-first", "--stepwise-skip", "--sw-skip"}
+)  # fmt: skip
+"""pytest options that run less than the whole suite, or stop it at a failure."""
+
+
+def recording_arguments(args: list[str]) -> list[str]:
+    """The repository's pytest arguments without those that would stop or shrink the base
+    commit's recorded run: a map missing the tests after the first failure would leave
+    them out of every later selection."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        if arg in STOP_EARLY or arg.startswith("--maxfail="):
+            continue
+        if arg == "--maxfail":
+            skip_value = True
+            continue
+        kept.append(arg)
+    return kept
 
 
 def _scope(selection: Selection) -> str:
