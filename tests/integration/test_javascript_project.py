@@ -217,3 +217,81 @@ def test_the_repository_config_skips_lint_and_adds_its_own_check(
     assert "not passed" in eslint.summary and not eslint.findings
     assert added.check == "repo:no-todo" and not added.passed
     assert "src/extra.js:1:const unused = 1; // TODO" in added.findings[0].message
+
+
+SMALL = {
+    "name": "cf-js-small",
+    "version": "1.0.0",
+    "private": True,
+    "scripts": PACKAGE_JSON["scripts"],
+    "dependencies": {"is-number": "7.0.0"},
+}
+LOCK_COMMANDS = {
+    "pnpm-lock.yaml": ["pnpm", "install", "--lockfile-only", "--ignore-scripts"],
+    "yarn.lock": ["yarn", "install", "--ignore-scripts", "--mode=update-lockfile"],
+}
+
+
+def corepack_lock(package_json: str, lock_file: str) -> str:
+    """The lock file pnpm or Yarn 1 (corepack's pinned default) writes, generated once."""
+    key = hashlib.sha256((package_json + lock_file).encode()).hexdigest()[:16]
+    cached = CACHE / "corepack-locks" / key / lock_file
+    if not cached.is_file():
+        corepack = shutil.which("corepack")
+        if corepack is None:
+            pytest.skip("corepack is not installed on the host: the lock cannot be generated")
+        work = cached.parent / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "package.json").write_text(package_json)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(work),
+            "COREPACK_HOME": str(CACHE / "corepack"),
+            "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+            "COREPACK_DEFAULT_TO_LATEST": "0",
+            "NODE_EXTRA_CA_CERTS": "/etc/ssl/certs/ca-certificates.crt",
+        }
+        subprocess.run(
+            [corepack, *LOCK_COMMANDS[lock_file]],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (work / lock_file).replace(cached)
+        shutil.rmtree(work)
+    return cached.read_text()
+
+
+@pytest.mark.parametrize(
+    ("lock_file", "shown"), [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn")]
+)
+def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
+    tmp_path: Path, lock_file: str, shown: str
+) -> None:
+    package_json = json.dumps(SMALL, indent=2) + "\n"
+    files = {
+        "package.json": package_json,
+        lock_file: corepack_lock(package_json, lock_file),
+        "src/even.js": EVEN,
+        "test/even.test.js": FILES["test/even.test.js"],
+    }
+    make_repo(tmp_path / "repo", files)
+    sandbox = BubblewrapSandbox(tmp_path / "work", CACHE / "sandbox-cache")
+    workspace = sandbox.provision(repo=tmp_path / "repo", commit="HEAD", run_id=shown)
+    try:
+        install_dependencies(workspace)
+        listing = workspace.exec(
+            ["/usr/bin/sh", "-c", "ls -A node_modules; test ! -e POSTINSTALL_RAN"],
+            phase=Phase.CHECK,
+        )
+        result = JsTestsCheck(timeout_s=120).run(workspace, workspace.changes())
+    finally:
+        workspace.destroy()
+    assert listing.exit_code == 0, listing.stderr  # the postinstall script never ran
+    assert "is-number" in listing.stdout.split()
+    if shown == "pnpm":
+        assert ".pnpm" in listing.stdout.split()  # its relative links resolve read-only
+    assert result.passed, result.summary
+    assert result.summary.startswith(f"`corepack {shown} run test` passed")

@@ -40,8 +40,10 @@ ESLINT_LEGACY_CONFIGS = tuple(
 )
 _PACKAGE_MANAGER = re.compile(r"^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[\w.+-]*)$")
 COREPACK_HOME = f"{ENV_DIR}/.corepack"
-"""Where corepack keeps the package manager it downloads in the setup phase: under `/env`,
-read-only and offline afterwards, so the check phase runs the same pnpm or Yarn."""
+"""Where corepack keeps the package manager for the check phase: under `/env`, read-only and
+offline there, so the checks run the same pnpm or Yarn the setup phase installed with."""
+COREPACK_CACHE = f"{CACHE_DIR}/corepack"
+"""Where the setup phase's corepack downloads package managers, kept between setups."""
 
 NPM = system_tool("npm")
 COREPACK = system_tool("corepack")
@@ -175,7 +177,7 @@ def install_steps(
         "npm_config_fund=false",
         "npm_config_update_notifier=false",
         f"npm_config_registry={NPM_REGISTRY}/",
-        f"COREPACK_HOME={COREPACK_HOME}",
+        f"COREPACK_HOME={COREPACK_CACHE}",
         "COREPACK_ENABLE_DOWNLOAD_PROMPT=0",
         "COREPACK_ENABLE_STRICT=0",
         "COREPACK_DEFAULT_TO_LATEST=0",
@@ -208,8 +210,15 @@ def install_steps(
         command = [COREPACK, corepack_spec(manager, pinned), "install", "--frozen-lockfile",
                    "--ignore-scripts", "--non-interactive", "--no-progress"]  # fmt: skip
     install = SetupStep(argv=(ENV, *env, *command), why=why)
-    move = SetupStep(argv=(SH, "-c", _MOVE), why=f"{why}: the packages go to {NODE_MODULES}")
+    script = _MOVE if manager == "npm" else f"{_MOVE}; {_keep_manager(manager)}"
+    move = SetupStep(argv=(SH, "-c", script), why=f"{why}: the packages go to {NODE_MODULES}")
     return install, move
+
+
+def _keep_manager(manager: str) -> str:
+    """Copy the versions of `manager` corepack holds into `/env`, for the check phase."""
+    source, target = f"{COREPACK_CACHE}/v1/{manager}", f"{COREPACK_HOME}/v1"
+    return f"/usr/bin/mkdir -p {target}; /usr/bin/cp -a {source} {target}/"
 
 
 def corepack_spec(manager: str, pinned: str | None) -> str:
