@@ -38,14 +38,18 @@ _INCLUDES = ("-r", "--requirement", "-c", "--constraint")
 _ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
 _PLAIN_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]/]*\])?\s*([<>=!~;][^/\\@]*)?")
 _TAIL = 3000
+_EGRESS_REFUSED = re.compile(r"403 Forbidden|tunnel error|ProxyError|egress to .* denied", re.I)
+_EGRESS_HINT = (
+    "a host outside the setup phase's egress allow-list is refused by the sandbox's proxy; "
+    "a private index needs an egress entry in the factory's policy"
+)
+_URL_HOST = re.compile(r"https?://([A-Za-z0-9.-]+)")
 _HINTS = (
     (re.compile(r"lockfile .* needs to be updated|--locked was provided", re.I | re.S),
      "uv.lock is out of date with pyproject.toml: run `uv lock` and commit the result"),
     (re.compile(r"pyproject\.toml changed significantly since poetry\.lock", re.I),
      "poetry.lock is out of date with pyproject.toml: run `poetry lock` and commit it"),
-    (re.compile(r"403 Forbidden|tunnel|ProxyError|egress to .* denied", re.I),
-     "a host outside the setup phase's egress allow-list was refused by the sandbox's proxy; "
-     "a private index needs an egress entry in the factory's policy"),
+    (_EGRESS_REFUSED, _EGRESS_HINT),
     (re.compile(r"No solution found|ResolutionImpossible|conflict", re.I),
      "the requirements cannot all be satisfied together (a resolution conflict)"),
     (re.compile(r"fatal error: .*\.h: No such file|library not found|cannot find -l", re.I),
@@ -62,6 +66,13 @@ class SetupStepFailed(SetupFailed):
         self.why = step.why
         self.log = log
         hint = next((h for pattern, h in _HINTS if pattern.search(log)), "")
+        refused = _refused_hosts(log) if hint == _EGRESS_HINT else []
+        if refused:
+            hint = (
+                f"the sandbox's egress proxy refused {', '.join(refused)}, outside the setup "
+                "phase's egress allow-list; a private index needs an egress entry in the "
+                "factory's policy"
+            )
         message = f"setup phase failed at `{shown}` ({step.why}): {cause}"
         if hint:
             message += f"; {hint}"
@@ -201,6 +212,15 @@ def _run(workspace: Workspace, step: SetupStep, timeout_s: float, log: SetupLog)
         cause = f"exit status {result.exit_code}"
     log.add(f"# failed: {cause}\n")
     raise SetupStepFailed(step, shown, cause, log.text)
+
+
+def _refused_hosts(log: str) -> list[str]:
+    """The hosts named on the log's lines that tell of a refused or failed connection."""
+    hosts: set[str] = set()
+    for line in log.splitlines():
+        if _EGRESS_REFUSED.search(line) or "Failed to fetch" in line or "sending request" in line:
+            hosts.update(_URL_HOST.findall(line))
+    return sorted(hosts)
 
 
 def shown_step(step: SetupStep) -> str:
