@@ -21,6 +21,7 @@ import importlib.metadata
 import os
 import platform
 import re
+import stat
 import subprocess  # nosec B404 - runs the factory's own uv and the host's Python, by path
 import threading
 from collections.abc import Iterator
@@ -215,6 +216,7 @@ class PythonInterpreters:
             detail = f"it did not finish within {self.install_timeout_s:g}s"
         else:
             if done.returncode == 0:
+                _share(self.root)
                 return
             detail = (done.stderr.strip() or done.stdout.strip())[-2000:]
         raise PythonUnavailable(
@@ -237,6 +239,23 @@ def scanner_steps(interpreter: Interpreter) -> tuple[SetupStep, ...]:
     install = (UV, "pip", "install", "--quiet", "--no-config", "--python",
                f"{SCANNERS_ENV}/bin/python", f"bandit=={bandit}")  # fmt: skip
     return SetupStep(argv=venv, why=why), SetupStep(argv=install, why=why)
+
+
+def _share(root: Path) -> None:
+    """Make the installs under `root` readable (and their folders and programs runnable) by
+    everyone: the sandbox's unprivileged users, whatever the factory's umask was. Links are
+    never followed."""
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                continue
+            wanted = mode | stat.S_IRGRP | stat.S_IROTH
+            if stat.S_ISDIR(mode) or mode & stat.S_IXUSR:
+                wanted |= stat.S_IXGRP | stat.S_IXOTH
+            if wanted != mode:
+                os.chmod(path, stat.S_IMODE(wanted))
 
 
 def _version_of(python: str) -> str:
