@@ -304,3 +304,10 @@ def test_a_broken_lock_or_requirements_file_names_its_line(tmp_path: Path, name:
     files = tree(tmp_path, {name: "idna==3.6\nidna (3.6)\n", "poetry.lock": "[[package]\n"})
     spots = sorted((s.file, s.line) for s in read_dependencies(files).unreadable)
     assert spots == sorted([(name, 2), ("poetry.lock", 0)])
+
+
+def test_a_version_split_by_a_continuation_is_judged_but_never_rewritten() -> None:
+    text = "requests==\\\n2.19.1\n"
+    [pin] = find_pins("requirements.txt", text)
+    assert (pin.name, pin.version, pin.line) == ("requests", "2.19.1", 1)
+    assert rewrite_pin("requirements.txt", text, "requests", "2.32.3") == text

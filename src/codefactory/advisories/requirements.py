@@ -291,10 +291,6 @@ def _requirement(
     if version is None:
         return Unpinned(file=path, line=logical.number, requirement=args, kind="range")
     span = _version_span(version, logical.physical, lines)
-    if span is None:  # the version is split across a line continuation
-        reason = f"the version of {requirement.name} cannot be located in the file"
-        return Unreadable(file=path, line=logical.number, reason=reason)
-    line, start, end = span
     pin = Pin(
         file=path,
         name=requirement.name,
@@ -303,6 +299,9 @@ def _requirement(
         hashes=hashes,
         marker=str(requirement.marker or ""),
     )
+    if span is None:  # the version is split by a line continuation: judged, not rewritable
+        return Located(pin=pin, version_line=0, start=0, end=0, lines=tuple(logical.physical))
+    line, start, end = span
     return Located(pin=pin, version_line=line, start=start, end=end, lines=tuple(logical.physical))
 
 
