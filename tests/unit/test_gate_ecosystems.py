@@ -284,3 +284,16 @@ def test_eslint_not_configured_runs_nothing() -> None:
     result = check.run(workspace, change)  # type: ignore[arg-type]
     assert (result.passed, result.summary) == (True, "ESLint is not configured: nothing to run")
     assert workspace.commands == []
+
+
+def test_the_gate_binds_its_detected_project_to_the_javascript_checks() -> None:
+    def never(workspace: Workspace) -> Project:
+        raise AssertionError("the check detected the project again")
+
+    project = Project(javascript=JsProject(test_script="node --test"))
+    workspace = Commands(stdout="# pass 1\n")
+    gate = Gate([JsTestsCheck(detect=never)], detect=lambda _: project)
+    [result] = gate.run(workspace, Change(files=()))  # type: ignore[arg-type]
+    assert result.passed, result.summary
+    assert workspace.commands == [["/usr/bin/npm", "test"]]
+    assert result.summary.startswith("`npm test` passed (exit 0)\n# pass 1")

@@ -22,7 +22,7 @@ from typing import Any
 
 from codefactory.domain import Change, CheckResult, ExecResult, Finding, Severity
 from codefactory.projects.javascript import ESLINT_LEGACY_CONFIGS
-from codefactory.projects.model import Ecosystem
+from codefactory.projects.model import Ecosystem, Project
 from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.custom import tail
@@ -39,7 +39,7 @@ ESLINT_BIN = "node_modules/.bin/eslint"
 ESLINT_PACKAGE = "node_modules/eslint/package.json"
 OPTIONS = ("--no-ignore", "--format", "json")
 NOT_INSTALLED = 127
-MAX_BASE_FILES = 50
+MAX_BASE_FILES = 20
 """Past this many modified files the base versions are not linted one by one: every finding
 is then new (and the summary says why)."""
 _RUN = f'[ -e {ESLINT_BIN} ] || exit {NOT_INSTALLED}; exec {ESLINT_BIN} "$@"'
@@ -59,6 +59,10 @@ class EslintCheck:
     ) -> None:
         self.timeout_s = timeout_s
         self.detect = detect
+
+    def for_project(self, project: Project) -> EslintCheck:
+        """This check bound to the project the gate detected (no detection of its own)."""
+        return EslintCheck(timeout_s=self.timeout_s, detect=lambda _: project)
 
     def config_digest(self) -> str:
         return digest("eslint", "1")

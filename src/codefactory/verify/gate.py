@@ -45,6 +45,7 @@ from codefactory.verify.port import (
     Cost,
     Mandate,
     MandatedCheck,
+    ProjectCheck,
     RecordingCheck,
     SkippableCheck,
 )
@@ -107,6 +108,7 @@ class Gate:
             checks += repository_checks(
                 config.add_checks, source=config.source, timeout_s=self.custom_timeout_s
             )
+            checks = [c.for_project(project) if isinstance(c, ProjectCheck) else c for c in checks]
         chosen = plan(checks, project, self.skippable)
         notes = {i: [*n] for i, n in chosen.notes.items()}
         for name in unknown_skips(checks, project):

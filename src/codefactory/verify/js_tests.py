@@ -59,6 +59,10 @@ class JsTestsCheck:
         self.timeout_s = timeout_s
         self.detect = detect
 
+    def for_project(self, project: Project) -> JsTestsCheck:
+        """This check bound to the project the gate detected (no detection of its own)."""
+        return JsTestsCheck(timeout_s=self.timeout_s, detect=lambda _: project)
+
     def config_digest(self) -> str:
         return digest("js-tests", "1")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from codefactory.domain import Change, ChangeKind, CheckResult, TriggerEvent
-from codefactory.projects.model import Ecosystem
+from codefactory.projects.model import Ecosystem, Project
 from codefactory.sandbox.port import Workspace
 
 
@@ -89,6 +89,16 @@ class EcosystemCheck(Check, Protocol):
     ecosystems: frozenset[Ecosystem] | None
     port: str
     """`lint`, `tests`, `sast`, `sca`: the kind of judgement, shared across ecosystems."""
+
+
+@runtime_checkable
+class ProjectCheck(Check, Protocol):
+    """A check that reads the workspace's project (its manager, test script, ESLint config):
+    the gate binds the project it detected once, instead of each check detecting it again."""
+
+    def for_project(self, project: Project) -> Check:
+        """The same check, judging a workspace whose project is `project`."""
+        ...
 
 
 @runtime_checkable
