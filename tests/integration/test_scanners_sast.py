@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
+from codefactory.sandbox.port import Phase
 from codefactory.verify.lint import RuffCheck
 from codefactory.verify.sast import SastCheck
 from tests.conftest import make_repo
@@ -77,3 +78,31 @@ def test_a_ruff_configuration_ruff_refuses_is_named_not_passed(
     [finding] = result.findings
     assert finding.rule == "lint-could-not-run"
     assert "Required version `>=99` does not match" in result.summary
+
+
+SWITCHES = {
+    "fix": "[tool.ruff]\nfix = true\n",
+    "fix-only": "[tool.ruff]\nfix-only = true\n",
+    "unsafe-fixes": "[tool.ruff]\nfix = true\nunsafe-fixes = true\n",
+    "show-fixes": "[tool.ruff]\nshow-fixes = true\n",
+    "exclude": '[tool.ruff]\nexclude = ["svc"]\n',
+    "extend-exclude": '[tool.ruff]\nextend-exclude = ["svc/app.py"]\n',
+    "lint.exclude": '[tool.ruff.lint]\nexclude = ["svc/*"]\n',
+    "force-exclude": '[tool.ruff]\nforce-exclude = true\nextend-exclude = ["svc/app.py"]\n',
+    "respect-gitignore": "[tool.ruff]\nrespect-gitignore = true\n",
+}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_no_ruff_behaviour_switch_blinds_lint(workspace: BubblewrapWorkspace, switch: str) -> None:
+    workspace.write_file("pyproject.toml", SWITCHES[switch].encode())
+    workspace.write_file(".gitignore", b"svc/app.py\n")
+    changed = b"import os\n\n\ndef f(x):\n    return x\n"
+    workspace.write_file("svc/app.py", changed)
+
+    result = RuffCheck().run(workspace, workspace.changes())
+
+    assert ("F401", "svc/app.py", 1) in {(f.rule, f.path, f.line) for f in result.findings}, (
+        result.summary
+    )
+    assert workspace.read_file("svc/app.py", phase=Phase.CHECK) == changed  # never rewritten
