@@ -147,7 +147,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.runs.registry_log import record_registry
     from codefactory.runs.sessions import GatewaySessions, RegistryClearance
     from codefactory.sandbox.audited import AuditedSandbox
-    from codefactory.sandbox.backends import build_sandbox
+    from codefactory.sandbox.backends import build_sandbox, python_interpreters
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
     from codefactory.store.db import open_engine
@@ -181,11 +181,20 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys), mirrors=mirrors
     )
 
+    # the Python a project asks for, as the sandbox's image builds resolve it (bubblewrap
+    # shows the installed interpreters; another backend builds with its own `python`)
+    interpreters = (
+        python_interpreters(sandbox_settings, settings.data_dir)
+        if sandbox_settings.type == "bubblewrap"
+        else None
+    )
+
     def setup(workspace: Workspace) -> list[str]:
         return install_dependencies(
             workspace,
             python=str(sandbox_settings.python),
             timeout_s=sandbox_settings.setup_timeout_s,
+            interpreters=interpreters,
         )
 
     registry = load_registry(settings.engines.registry)

@@ -48,7 +48,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run one command in a fresh sandbox over REPO; exits with its exit code."""
-    from codefactory.sandbox.backends import build_sandbox
+    from codefactory.sandbox.backends import build_sandbox, python_interpreters
     from codefactory.sandbox.egress import EgressAttempt
     from codefactory.sandbox.errors import SandboxError
     from codefactory.sandbox.port import Phase
@@ -60,6 +60,11 @@ def run(
     except ValueError:
         fail(f"unknown phase {phase!r}: choose engine, check or setup", code=2)
     attempts: list[EgressAttempt] = []
+    interpreters = (
+        python_interpreters(settings.sandbox, settings.data_dir)
+        if settings.sandbox.type == "bubblewrap"
+        else None
+    )
     run_id = f"cli-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     try:
         sandbox = build_sandbox(settings.sandbox, data_dir=settings.data_dir)
@@ -74,6 +79,7 @@ def run(
                 workspace,
                 python=str(settings.sandbox.python),
                 timeout_s=settings.sandbox.setup_timeout_s,
+                interpreters=interpreters,
             )
         result = workspace.exec(
             command,
@@ -120,10 +126,17 @@ def images(
     as_json: JsonOption = False,
 ) -> None:
     """List the cached workspace images (trees and environments); prune stale ones."""
+    from codefactory.sandbox.backends import python_interpreters
     from codefactory.sandbox.images import ImageCache
 
     settings = state.settings
-    cache = ImageCache(settings.data_dir / "images", python=str(settings.sandbox.python))
+    # keyed as the sandbox keys them (the Python each repository asks for), or every image
+    # built for another Python would look stale and be pruned
+    cache = ImageCache(
+        settings.data_dir / "images",
+        python=str(settings.sandbox.python),
+        interpreters=python_interpreters(settings.sandbox, settings.data_dir),
+    )
     removed = cache.prune() if prune else []
     listed = cache.layers()
     if as_json:
