@@ -1,11 +1,12 @@
-"""Advisory and pin errors.
+"""Advisory and pin errors (what a dependency file cannot say is not an error: the reader
+returns it as an `Unreadable` spot, see `reading.py`).
 
 AdvisoryError
  ├── AdvisoryFileInvalid     an advisory file is not valid YAML/JSON or not OSV-shaped
  ├── RequirementsInvalid     a requirements file or pyproject.toml could not be parsed
  │    └── LockFileInvalid    a lock file (uv.lock, poetry.lock, Pipfile.lock, pylock.toml) could not
  │                           be parsed
- ├── PinFilesUnlisted        the workspace root could not be listed to find pin files
+ ├── PinFilesUnlisted        the workspace could not be listed to find its dependency files
  └── AdvisoryImportFailed    `advisories import` could not read its source; nothing was imported
 """
 
@@ -39,10 +40,10 @@ class RequirementsInvalid(AdvisoryError):
 
 
 class PinFilesUnlisted(AdvisoryError):
-    """Listing the workspace root failed, so the pin files are unknown."""
+    """Listing the workspace failed, so its dependency files are unknown."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"could not list the workspace root: {reason}")
+        super().__init__(f"could not list the workspace's files: {reason}")
         self.reason = reason
 
 
