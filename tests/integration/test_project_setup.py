@@ -167,13 +167,22 @@ def setup(ws: BubblewrapWorkspace) -> tuple[list[str], str]:
 def test_a_lockless_project_gets_everything_it_declares_and_each_failure_is_named(
     sandbox: BubblewrapSandbox, tmp_path: Path
 ) -> None:
-    ws = provision(sandbox, tmp_path, "declared", DECLARED)
+    make_repo(tmp_path / "declared", DECLARED)
+    (tmp_path / "declared" / "docs").mkdir()
+    (tmp_path / "declared" / "docs" / "passwd.txt").symlink_to("/etc/passwd")
+    (tmp_path / "declared" / "docs" / "base.txt").symlink_to("../requirements/base.txt")
+    git(tmp_path / "declared", "add", "-A")
+    git(tmp_path / "declared", "commit", "-qm", "links")
+    ws = sandbox.provision(repo=tmp_path / "declared", commit="HEAD", run_id="declared")
     try:
         # the committed tree, exactly: export-ignore dropped nothing, no export-subst, no eol
         files = WorkspaceFiles(ws)
         assert set(DECLARED) <= set(files.paths())
         assert files.read("requirements/base.txt") == b"six\n"
         assert files.read("constraints.txt") == b"six==1.16.0\n"
+        assert {"docs/passwd.txt", "docs/base.txt"} <= set(files.paths())
+        assert files.read("docs/passwd.txt") is None  # a link out of the tree is never read
+        assert files.read("docs/base.txt") == b"six\n"
 
         inputs, log = setup(ws)
 
@@ -330,3 +339,22 @@ def test_images_are_keyed_by_inputs_at_any_depth_the_python_and_the_plan(
         other.key(mirrors.sync(repo), "HEAD").dep_hash
         != images.key(mirrors.sync(repo), "HEAD").dep_hash
     )
+
+
+def test_a_git_tree_is_read_through_links_that_stay_inside_it(tmp_path: Path) -> None:
+    repo = tmp_path / "linked"
+    make_repo(repo, {"reqs/real.txt": "six\n", "app.py": ""})
+    (repo / "requirements.txt").symlink_to("reqs/real.txt")
+    (repo / "outside.txt").symlink_to("/etc/passwd")
+    (repo / "climb.txt").symlink_to("../../etc/passwd")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "links")
+    mirror = Mirrors(tmp_path / "mirrors").sync(repo)
+    files = GitTreeFiles(mirror, mirror.resolve("HEAD"))
+    assert files.paths() == ["app.py", "climb.txt", "outside.txt", "reqs/real.txt",
+                             "requirements.txt"]  # fmt: skip
+    assert files.read("requirements.txt") == b"six\n"
+    assert files.object_id("requirements.txt") == files.object_id("reqs/real.txt")
+    assert files.read("outside.txt") is None and files.read("climb.txt") is None
+    assert files.read("reqs") is None and files.read("missing.txt") is None
+    assert detect_project(files).inputs == ("requirements.txt",)

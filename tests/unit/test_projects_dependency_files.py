@@ -1,0 +1,37 @@
+"""One list of dependency file names for both ecosystems, and the setup phase's rerun filter
+agrees with it."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from codefactory.projects.detect import DEPENDENCY_FILE_GLOBS
+from codefactory.sandbox.setup import dependency_files
+
+EXAMPLES = [
+    "requirements.txt", "requirements-dev.txt", "dev-requirements.txt", "constraints.txt",
+    "requirements.in", "pyproject.toml", "setup.cfg", "setup.py", "uv.lock", "uv.toml",
+    "poetry.lock", "poetry.toml", "Pipfile", "Pipfile.lock", "pylock.toml", "pylock.ci.toml",
+    "tox.ini", "noxfile.py", ".python-version", "package.json", "package-lock.json",
+    "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "yarn.lock", ".npmrc",
+    ".yarnrc", ".yarnrc.yml", ".codefactory/config.toml",
+]  # fmt: skip
+
+
+def named(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, g) or fnmatch.fnmatchcase(path, g)
+               for g in DEPENDENCY_FILE_GLOBS)  # fmt: skip
+
+
+def test_every_dependency_file_is_named_and_reruns_setup_at_any_depth() -> None:
+    for example in EXAMPLES:
+        assert named(example), example
+        deep = example if example.startswith(".codefactory/") else f"sub/dir/{example}"
+        assert dependency_files([deep]) == [deep], deep
+
+
+def test_source_and_docs_are_not_dependency_files() -> None:
+    for path in ("app.py", "docs/index.txt", "src/pkg/__init__.py", "README.md", "setup.md"):
+        assert not named(path), path
+        assert dependency_files([path]) == [], path
