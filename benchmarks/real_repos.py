@@ -34,6 +34,7 @@ CACHE = Path(
 ).expanduser()
 GIT_IDENTITY = ("-c", "user.name=Real Repos", "-c", "user.email=real-repos@example.com")
 GIT_DATE = "2026-01-01T00:00:00+00:00"
+LOCKS = Path(__file__).resolve().parent / "real_repos_locks"
 
 
 class FetchError(Exception):
@@ -78,6 +79,10 @@ class RealProject:
     mutation: Edit
     pins: tuple[tuple[str, str], ...] = ()
     """(package, version) pairs the project's lock or pinned requirements fix."""
+    added_lock: tuple[str, str] | None = None
+    """(path in the tree, sha256) of a lock file this benchmark adds from `LOCKS` (npm
+    tarballs never ship `package-lock.json`): generated once with `npm install
+    --package-lock-only --ignore-scripts` (npm 11), kept here so the install is reproducible."""
 
     @property
     def slug(self) -> str:
@@ -157,8 +162,8 @@ PROJECTS: tuple[RealProject, ...] = (
         ),
         mutation=Edit(
             path="src/humanize/filesize.py",
-            old="    base = 1024 if (gnu or binary) else 1000\n",
-            new="    base = 1024 if (gnu or binary) else 1024\n",
+            old="    if abs_bytes == 1 and not gnu:\n",
+            new="    if abs_bytes == 1 and gnu:\n",
         ),
     ),
     RealProject(
@@ -222,7 +227,7 @@ PROJECTS: tuple[RealProject, ...] = (
         ecosystem="npm",
         sha256="679226cbc8173a807e1985410f71a06092f25bea729da142d9fda15a8e085ed0",
         layout="package.json; test script `tape test/*.js`; devDependencies tape",
-        note="npm tarballs never ship package-lock.json: no lock file",
+        note="npm tarballs never ship package-lock.json: the benchmark adds one",
         harmless=Edit(
             path="index.js",
             old="var pSlice = Array.prototype.slice;\n",
@@ -233,6 +238,11 @@ PROJECTS: tuple[RealProject, ...] = (
             old="    return actual.getTime() === expected.getTime();\n",
             new="    return actual.getTime() !== expected.getTime();\n",
         ),
+        pins=(("tape", "3.6.1"),),
+        added_lock=(
+            "package-lock.json",
+            "93fdd21e9f95141e851ea90103be25bf2125bb6ccc63acd8ae5214c925e0fb34",
+        ),
     ),
     RealProject(
         name="through",
@@ -240,7 +250,7 @@ PROJECTS: tuple[RealProject, ...] = (
         ecosystem="npm",
         sha256="16b27a8c0fb13e5727356b328d72dbbc5f20bd909252f14d19da344e9354573e",
         layout="package.json; test script a shell loop over test/*.js; 3 devDependencies",
-        note="npm tarballs never ship package-lock.json: no lock file",
+        note="npm tarballs never ship package-lock.json: the benchmark adds one",
         harmless=Edit(
             path="index.js",
             old="var Stream = require('stream')\n",
@@ -251,6 +261,11 @@ PROJECTS: tuple[RealProject, ...] = (
             old="  write = write || function (data) { this.queue(data) }\n",
             new="  write = write || function (data) { }\n",
         ),
+        pins=(("tape", "2.3.3"), ("from", "0.1.7"), ("stream-spec", "0.3.6")),
+        added_lock=(
+            "package-lock.json",
+            "fe64c502ea97c367678b77ae47dcc3d5ec27596037bfc1eed8f11f870c778ee0",
+        ),
     ),
     RealProject(
         name="isarray",
@@ -258,7 +273,7 @@ PROJECTS: tuple[RealProject, ...] = (
         ecosystem="npm",
         sha256="e23c76f14f5222e07e39d89858b61e8e33f96956de9e0df3659cbdf8db950c87",
         layout="package.json; test script `tape test.js`; devDependencies tape",
-        note="npm tarballs never ship package-lock.json: no lock file",
+        note="npm tarballs never ship package-lock.json: the benchmark adds one",
         harmless=Edit(
             path="index.js",
             old="var toString = {}.toString;\n",
@@ -268,6 +283,11 @@ PROJECTS: tuple[RealProject, ...] = (
             path="index.js",
             old="module.exports = Array.isArray || function (arr) {\n",
             new="module.exports = function (arr) { return false;\n",
+        ),
+        pins=(("tape", "2.13.4"),),
+        added_lock=(
+            "package-lock.json",
+            "cdc7f2b9162324dd74aadc2327a6ec1782e963c6f23ca5b379caf8d369fb4c55",
         ),
     ),
 )
@@ -312,6 +332,8 @@ def materialise(item: RealProject, dest: Path, cache: Path = CACHE) -> Path:
         for member in members:
             member.name = member.name.split("/", 1)[1]
         tar.extractall(dest, members=members, filter="data")
+    if item.added_lock is not None:
+        _add_lock(item, dest)
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     env = {**os.environ, "GIT_AUTHOR_DATE": GIT_DATE, "GIT_COMMITTER_DATE": GIT_DATE}
@@ -322,6 +344,15 @@ def materialise(item: RealProject, dest: Path, cache: Path = CACHE) -> Path:
         env=env,
     )
     return dest
+
+
+def _add_lock(item: RealProject, dest: Path) -> None:
+    assert item.added_lock is not None
+    path, digest = item.added_lock
+    data = (LOCKS / f"{item.slug}.{path}").read_bytes()
+    if _sha256(data) != digest:
+        raise FetchError(f"{item.slug}: {LOCKS.name}/{item.slug}.{path} is not the pinned lock")
+    (dest / path).write_bytes(data)
 
 
 def git(repo: Path, *args: str) -> str:
