@@ -16,7 +16,8 @@ the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from codefactory.domain import CheckResult
 from codefactory.projects.model import Ecosystem, Project
@@ -27,6 +28,7 @@ SKIPPABLE_CHECKS = frozenset({"lint", "tests"})
 """The ports a repository config may skip; never diff policy, integrity, secrets, SAST, SCA."""
 PYTHON_CHECK_NAMES = frozenset({"lint", "sast", "tests"})
 """Checks that predate `ecosystems` and serve Python (ruff, bandit, pytest)."""
+_RESULT_FIELDS = frozenset(f.name for f in fields(CheckResult))
 NOT_APPLICABLE = "not-applicable"
 SKIPPED_BY_CONFIG = "skipped-by-repository-config"
 
@@ -115,13 +117,17 @@ def skipped_by_config(check: Check, source: str) -> CheckResult:
 def _not_run(check: Check, kind: str, reason: str, *, passed: bool) -> CheckResult:
     # no finding to judge and nothing blocks; the evidence says the tool never executed
     evidence = to_sarif(check.name, "", [], notes=[f"{kind}: {reason}"], succeeded=False)
-    return CheckResult(
+    result = CheckResult(
         check=check.name,
         passed=passed,
         evidence_name=f"{check.name}.sarif",
         evidence=evidence,
         summary=reason,
     )
+    # `CheckResult.skipped` (why a check did not run), once the domain has it: renderers then
+    # show "skipped", not "pass"
+    extra: dict[str, Any] = {"skipped": kind} if "skipped" in _RESULT_FIELDS else {}
+    return replace(result, **extra)
 
 
 def _names(ecosystems: frozenset[Ecosystem]) -> str:
