@@ -14,6 +14,7 @@ import pytest
 from codefactory.advisories import (
     DEFAULT_ADVISORIES,
     AdvisoryDatabase,
+    AdvisoryFileInvalid,
     AdvisoryImportFailed,
     import_advisories,
     index_path,
@@ -197,3 +198,43 @@ def test_records_that_alias_each_other_are_one_advisory(
     assert found[0].aliases == ("CVE-2018-18074", "GHSA-x84v-xcm2-53pg")
     assert found[0].severity.startswith("CVSS:3.1/")  # PyPA's record has none; GitHub's has
     assert [a.id for a in db.advisories("requests")].count("GHSA-x84v-xcm2-53pg") == 1
+
+
+def _npm_folder(tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    folder = tmp_path / f"npm-{len(records)}"
+    folder.mkdir()
+    for record in records:
+        (folder / f"{record['id']}.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_npm_data_is_read_only_when_an_npm_package_is_judged(
+    checkout: Path, tmp_path: Path
+) -> None:
+    db_folder = tmp_path / "db"
+    import_advisories(_npm_folder(tmp_path, NPM_RECORDS), db_folder)
+    import_advisories(checkout, db_folder)
+    (side,) = db_folder.glob("osv-index.npm.*.json")
+    side.write_bytes(side.read_bytes().replace(b"lodash", b"LODASH"))  # damaged after the sync
+    db = AdvisoryDatabase.load(index_path(db_folder))
+    assert db.vulnerabilities("idna", "3.6")  # PyPI: the side file is not read
+    assert db.freshness(ecosystem="npm").records == 5  # counted by the manifest
+    with pytest.raises(AdvisoryFileInvalid, match=r"osv-index\.npm\..*SHA-256"):
+        db.vulnerabilities("chalk", "5.6.1", ecosystem="npm")
+
+
+def test_a_long_running_reader_keeps_its_data_across_a_later_import(tmp_path: Path) -> None:
+    db_folder = tmp_path / "db"
+    import_advisories(_npm_folder(tmp_path, NPM_RECORDS), db_folder)
+    (first,) = db_folder.glob("osv-index.npm.*.json")
+    running = AdvisoryDatabase.load(index_path(db_folder))
+    import_advisories(_npm_folder(tmp_path, NPM_RECORDS[:2]), db_folder)  # lodash only
+    assert not first.exists()  # the side file no index names any more is removed
+    assert len(list(db_folder.glob("osv-index.npm.*.json"))) == 1
+    # the factory that opened the old index still judges with it
+    assert [a.id for a in running.vulnerabilities("chalk", "5.6.1", ecosystem="npm")] == [
+        "MAL-2025-46969"
+    ]
+    fresh = AdvisoryDatabase.load(index_path(db_folder))
+    assert fresh.vulnerabilities("chalk", "5.6.1", ecosystem="npm") == []
+    assert fresh.freshness(ecosystem="npm").records == 2

@@ -16,7 +16,6 @@ refuses the import.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,12 +26,13 @@ from typing import Any
 from codefactory.advisories.classify import SkippedFiles, advisory_candidate, parse_text
 from codefactory.advisories.ecosystems import NPM, PYPI, SCHEMES
 from codefactory.advisories.errors import AdvisoryImportFailed
+from codefactory.advisories.index import current_sections
+from codefactory.advisories.index import write_index as write_sections
 from codefactory.advisories.manifest import (
     INDEX_NAME,
     MANIFEST_NAME,
     EcosystemData,
     read_manifest,
-    write_atomically,
     write_manifest,
 )
 from codefactory.advisories.osv import check_record
@@ -148,39 +148,19 @@ def write_index(
     written_at: str,
 ) -> str:
     """Replace the ecosystems in `provenance` with `kept`'s records, keep the others of the
-    current index, and write index then manifest atomically; returns the index's SHA-256."""
-    sections, previous = _current(folder)
+    current index (`index.py`), and write index then manifest atomically; returns the index's
+    SHA-256. A damaged index or manifest is not merged from: only the new data is kept."""
+    sections = current_sections(folder)
+    try:
+        previous = {k: v for k, v in read_manifest(folder).items() if k in sections}
+    except ValueError:
+        sections, previous = {}, {}
     for ecosystem in provenance:
         sections[ecosystem] = _by_package(kept.get(ecosystem, []), ecosystem)
         previous[ecosystem] = provenance[ecosystem]
-    # PyPI stays under `packages`, where format 1 had it: an older reader still finds it
-    others = {k: v for k, v in sections.items() if k != PYPI}
-    layout = {"format": 2, "packages": sections.get(PYPI, {}), "ecosystems": others}
-    body = json.dumps(layout, sort_keys=True).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(index_path(folder), body)
+    digest = write_sections(folder, sections)
     write_manifest(folder, digest=digest, written_at=written_at, ecosystems=previous)
     return digest
-
-
-def _current(folder: Path) -> tuple[dict[str, Any], dict[str, EcosystemData]]:
-    """The sections and provenance of the index in `folder` (empty when none). A damaged
-    index or manifest is not merged from: it is replaced, and only the new data is kept."""
-    try:
-        body = json.loads(index_path(folder).read_bytes())
-        manifest = read_manifest(folder)
-    except (OSError, ValueError):
-        return {}, {}
-    if not isinstance(body, dict) or not isinstance(body.get("packages"), dict):
-        return {}, {}
-    others = body.get("ecosystems")
-    sections = {
-        k: v for k, v in (others if isinstance(others, dict) else {}).items() if k in SCHEMES
-    }
-    if body["packages"] or PYPI in manifest:
-        sections[PYPI] = body["packages"]
-    return sections, {k: v for k, v in manifest.items() if k in sections}
 
 
 def _ecosystems(record: dict[str, Any]) -> set[str]:

@@ -26,6 +26,7 @@ import yaml
 
 from codefactory.advisories.ecosystems import PYPI, SCHEMES, VersionScheme, scheme_for
 from codefactory.advisories.errors import AdvisoryFileInvalid
+from codefactory.advisories.index import SideFile, open_index
 from codefactory.advisories.manifest import EcosystemData, read_manifest
 
 DEFAULT_ADVISORIES = Path(__file__).parent / "data"
@@ -120,7 +121,8 @@ class AdvisoryDatabase:
         self._provenance: dict[str, EcosystemData] = {}
         self._provenance_error = ""
         self._ids: dict[str, frozenset[str]] | None = None
-        self._lock = threading.Lock()
+        self._sides: dict[str, SideFile] = {}
+        self._lock = threading.RLock()
 
     def freshness(self, *, ecosystem: str | None = None) -> Freshness:
         """The size and age of one ecosystem's data (`PyPI`, `npm`), or of all of it.
@@ -131,21 +133,29 @@ class AdvisoryDatabase:
         None and says so in `source`.
         """
         names = sorted(SCHEMES) if ecosystem is None else [scheme_for(ecosystem).ecosystem]
+        present = [n for n in names if n in self._sides or self._has_records(n)]
+        known = [self._provenance[n] for n in present if n in self._provenance]
+        if present and len(known) == len(present) and not self._provenance_error:
+            # the manifest's counts: an ecosystem's side file is not read to count it
+            return Freshness(
+                records=sum(data.records for data in known),
+                synced_at=min(data.synced for data in known),
+                source=", ".join(dict.fromkeys(data.source for data in known)),
+            )
         ids = self._record_ids()
         records = len(set().union(*(ids.get(n, frozenset()) for n in names)))
-        if self._provenance_error:
-            return Freshness(records=records, source=self._provenance_error)
-        with_data = [n for n in names if ids.get(n)]
-        if not with_data or any(n not in self._provenance for n in with_data):
-            return Freshness(records=records, source=str(self._source))
-        known = [self._provenance[n] for n in with_data]
-        sources = ", ".join(dict.fromkeys(data.source for data in known))
-        return Freshness(
-            records=records, synced_at=min(data.synced for data in known), source=sources
-        )
+        return Freshness(records=records, source=self._provenance_error or str(self._source))
+
+    def _has_records(self, ecosystem: str) -> bool:
+        with self._lock:
+            return any(eco == ecosystem for eco, _ in self._pending) or any(
+                eco == ecosystem and entries for (eco, _), entries in self._by_package.items()
+            )
 
     def _record_ids(self) -> dict[str, frozenset[str]]:
         """Distinct record ids per ecosystem, counted once (the data never changes)."""
+        for ecosystem in list(self._sides):
+            self._read_side(ecosystem)
         with self._lock:
             if self._ids is None:
                 ids: dict[str, set[str]] = defaultdict(set)
@@ -180,16 +190,14 @@ class AdvisoryDatabase:
         """Read an index written by `advisories import`/`sync`: OSV records grouped by
         ecosystem and package, with the manifest beside it for freshness.
 
-        Records were validated when imported; each package's are parsed on first use, so a
-        whole-ecosystem export loads in the time it takes to read the JSON.
+        Records were validated when imported; each package's are parsed on first use, and
+        an ecosystem's side file (`index.py`) is read when its first package is judged, so a
+        whole-ecosystem export loads in the time it takes to read PyPI's JSON.
         """
-        try:
-            raw = index.read_bytes()
-            body = json.loads(raw)
-        except (OSError, ValueError) as exc:
-            raise AdvisoryFileInvalid(index, " ".join(str(exc).split())) from exc
-        database = cls(digest=hashlib.sha256(raw).hexdigest())
-        database._pending = _pending_records(index, body)
+        opened = open_index(index)
+        database = cls(digest=opened.digest)
+        database._pending = _pending_records(index, PYPI, opened.pypi)
+        database._sides = opened.sides
         database._source = index
         try:
             database._provenance = read_manifest(index.parent)
@@ -212,6 +220,8 @@ class AdvisoryDatabase:
 
     def __len__(self) -> int:
         """How many (advisory, package) entries are loaded."""
+        for ecosystem in list(self._sides):
+            self._read_side(ecosystem)
         for key in list(self._pending):
             self._entries(key)
         return sum(len(entries) for entries in self._by_package.values())
@@ -240,6 +250,8 @@ class AdvisoryDatabase:
 
     def _entries(self, key: _Key) -> list[_Affected]:
         """The entries of one package, parsing an index's records on first use."""
+        if key[0] in self._sides:
+            self._read_side(key[0])
         if key in self._pending:
             with self._lock:
                 records = self._pending.pop(key, None)
@@ -253,6 +265,14 @@ class AdvisoryDatabase:
                         if (entry.advisory.ecosystem, entry.advisory.package) == key:
                             self._by_package[key].append(entry)
         return self._by_package.get(key, [])
+
+    def _read_side(self, ecosystem: str) -> None:
+        """Read one ecosystem's side file into the pending records (once)."""
+        with self._lock:
+            side = self._sides.get(ecosystem)
+            if side is not None:
+                self._pending.update(_pending_records(side.path, ecosystem, side.read()))
+                del self._sides[ecosystem]
 
     def lowest_safe_version(
         self, name: str, version: str | Any, *, ecosystem: str = PYPI
@@ -320,24 +340,14 @@ def _merged(group: list[Advisory], scheme: VersionScheme) -> Advisory:
     )
 
 
-def _pending_records(index: Path, body: Any) -> dict[_Key, list[Any]]:
-    """`packages` (PyPI, as format 1 had it) and, from format 2, `ecosystems` for the others
-    (`npm`), each a package → records map."""
-    if not isinstance(body, dict) or not isinstance(body.get("packages"), dict):
-        raise AdvisoryFileInvalid(index, "not an index written by `advisories import`")
-    others = body.get("ecosystems", {})
-    if not isinstance(others, dict) or PYPI in others:
-        raise AdvisoryFileInvalid(index, "`ecosystems` must map the non-PyPI ecosystems")
-    sections = {PYPI: body["packages"], **others}
+def _pending_records(source: Path, ecosystem: str, packages: Any) -> dict[_Key, list[Any]]:
+    """One ecosystem's package → records map, keyed for lookup."""
+    scheme = SCHEMES[ecosystem]
     pending: dict[_Key, list[Any]] = {}
-    for ecosystem, packages in sections.items():
-        scheme = SCHEMES.get(str(ecosystem))
-        if scheme is None or not isinstance(packages, dict):
-            raise AdvisoryFileInvalid(index, f"unexpected ecosystem section {ecosystem!r}")
-        for name, records in packages.items():
-            if not isinstance(records, list):
-                raise AdvisoryFileInvalid(index, f"{name} ({ecosystem}): not a list of records")
-            pending[(scheme.ecosystem, scheme.package_key(str(name)))] = list(records)
+    for name, records in packages.items():
+        if not isinstance(records, list):
+            raise AdvisoryFileInvalid(source, f"{name} ({ecosystem}): not a list of records")
+        pending[(scheme.ecosystem, scheme.package_key(str(name)))] = list(records)
     return pending
 
 
