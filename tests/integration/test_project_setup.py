@@ -219,6 +219,12 @@ def test_a_lockless_project_gets_everything_it_declares_and_each_failure_is_name
             "allow-list" in str(refused.value)
         )
 
+        hangs = b'[setup]\ncommands = ["sleep 60"]\nreplace = true\n'
+        ws.write_file(".codefactory/config.toml", hangs)
+        with pytest.raises(SetupStepFailed, match="ran past the setup timeout of 3 s") as hung:
+            install_dependencies(ws, timeout_s=3)
+        assert hung.value.step.shell and "setup.commands" in hung.value.why
+
         ws.write_file(".codefactory/config.toml", b'[network]\nhosts = ["pypi.internal.example"]\n')
         with pytest.raises(ProjectUnreadable, match="`network` would widen authority"):
             setup(ws)
