@@ -55,4 +55,3 @@ def setup_plan(project: Project) -> tuple[SetupStep, ...]:
     for line in project.config.setup:
         steps.append(SetupStep(argv=(line,), why=f"{source} setup.commands", shell=True))
     return tuple(steps)
-
