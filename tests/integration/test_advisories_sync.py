@@ -5,6 +5,7 @@ in `../shared/fixtures/osv-pypi` and npm's from records as osv.dev publishes the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -135,7 +136,13 @@ def test_syncing_one_ecosystem_keeps_the_other(osv: str, synced: Path, tmp_path:
     folder = tmp_path / "advisories"
     shutil.copytree(synced, folder)
     previous = json.loads((folder / "manifest.json").read_text())["ecosystems"]
+    abandoned, live = folder / ".sync-killed", folder / ".sync-running"
+    for scratch in (abandoned, live):
+        (scratch / "npm.zip").parent.mkdir()
+        (scratch / "npm.zip").write_bytes(b"PK")
+    os.utime(abandoned, (0, 0))  # a sync killed long ago left its downloads
     report = sync_advisories(folder, SETTINGS, base_url=f"{osv}/pypi-only", ecosystems=["PyPI"])
+    assert not abandoned.exists() and live.exists()
     assert list(report.ecosystems) == ["PyPI"]
     db = AdvisoryDatabase.load(index_path(folder))
     assert db.freshness(ecosystem="npm").source == previous["npm"]["source"]

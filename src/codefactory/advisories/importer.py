@@ -15,6 +15,7 @@ refuses the import.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import zipfile
 from collections.abc import Iterator
@@ -149,17 +150,22 @@ def write_index(
 ) -> str:
     """Replace the ecosystems in `provenance` with `kept`'s records, keep the others of the
     current index (`index.py`), and write index then manifest atomically; returns the index's
-    SHA-256. A damaged index or manifest is not merged from: only the new data is kept."""
-    sections = current_sections(folder)
-    try:
-        previous = {k: v for k, v in read_manifest(folder).items() if k in sections}
-    except ValueError:
-        sections, previous = {}, {}
-    for ecosystem in provenance:
-        sections[ecosystem] = _by_package(kept.get(ecosystem, []), ecosystem)
-        previous[ecosystem] = provenance[ecosystem]
-    digest = write_sections(folder, sections)
-    write_manifest(folder, digest=digest, written_at=written_at, ecosystems=previous)
+    SHA-256. A damaged index or manifest is not merged from: only the new data is kept.
+    Concurrent writers (two syncs, a sync and an import) take turns (`flock` on
+    `folder/.lock`), so neither drops the other's ecosystems nor its side file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        sections = current_sections(folder)
+        try:
+            previous = {k: v for k, v in read_manifest(folder).items() if k in sections}
+        except ValueError:
+            sections, previous = {}, {}
+        for ecosystem in provenance:
+            sections[ecosystem] = _by_package(kept.get(ecosystem, []), ecosystem)
+            previous[ecosystem] = provenance[ecosystem]
+        digest = write_sections(folder, sections)
+        write_manifest(folder, digest=digest, written_at=written_at, ecosystems=previous)
     return digest
 
 

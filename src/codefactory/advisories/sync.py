@@ -83,6 +83,7 @@ def sync_advisories(
     wanted = [scheme_for(e).ecosystem for e in (ecosystems or settings.ecosystems)]
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(folder, settings)
     scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".sync-"))
     try:
         with _client(settings, transport) as client:
@@ -114,6 +115,14 @@ def sync_advisories(
         synced_at=now,
         took_s=round(time.monotonic() - started, 3),
     )
+
+
+def _remove_abandoned(folder: Path, settings: AdvisorySettings) -> None:
+    """Downloads of a sync that was killed: older than any live sync can be."""
+    cutoff = time.time() - 2 * settings.sync_deadline_s * max(1, len(settings.ecosystems))
+    for scratch in folder.glob(".sync-*"):
+        if scratch.is_dir() and scratch.stat().st_mtime < cutoff:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _client(settings: AdvisorySettings, transport: httpx.BaseTransport | None) -> httpx.Client:
