@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from codefactory.sandbox.layout import system_tool
+from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase, Workspace
 
 if TYPE_CHECKING:
     from codefactory.sandbox.mirror import Mirror
 
 _MAX_LINKS = 40  # Linux's MAXSYMLINKS
+_MAX_LISTING = 256 << 20
 _PRUNED = ("node_modules",)
 """Top-level folders a workspace shows that no commit holds (the JavaScript packages lent
 from `/env`)."""
@@ -68,7 +70,9 @@ class WorkspaceFiles:
         kinds = ["(", "-type", "f", "-o", "-type", "l", ")"]
         command = [system_tool("find"), ".", "-mindepth", "1", *prune, *kinds,
                    "-printf", r"%y\0%P\0%l\0"]  # fmt: skip
-        result = self.workspace.exec(command, phase=self.phase, timeout_s=60)
+        # a listing of a large tree outgrows a command's default output limit
+        limits = Limits(wall_s=60.0, output_bytes=_MAX_LISTING)
+        result = self.workspace.exec(command, phase=self.phase, timeout_s=60, limits=limits)
         if not result.ok:
             raise OSError(f"could not list the workspace's files: {result.stderr.strip()}")
         fields = result.stdout.split("\0")

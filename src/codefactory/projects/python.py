@@ -257,9 +257,8 @@ def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] 
     install_project = False
     extras: list[str] = []
     project = (pyproject or {}).get("project")
-    if pyproject is not None:
-        plan.inputs.add("pyproject.toml")
     if isinstance(project, dict) or (pyproject or {}).get("build-system"):
+        plan.inputs.add("pyproject.toml")
         install_project, plan.layout = True, "pep621"
         all_extras = _optional_dependencies(project if isinstance(project, dict) else {})
         extras = _test_names(all_extras)
@@ -271,6 +270,7 @@ def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] 
     chosen_groups = _test_names(groups)
     if chosen_groups:
         plan.layout = "pep621"
+        plan.inputs.add("pyproject.toml")
         why.append("pyproject.toml [dependency-groups] " + ", ".join(chosen_groups))
         for group in chosen_groups:
             args += ["--group", group]
