@@ -185,6 +185,9 @@ def test_without_a_3_12_scanner_the_file_is_named_unscannable(
     assert "no Python 3.12 scanner is installed" in message
     assert "bandit runs on Python 3.11" in message
     assert unscanned[0].line == 4  # `type Command = str`
+    assert "not scanned (svc/generic.py: could not scan: the file uses Python 3.12" in (
+        result.summary
+    )
     assert not result.passed
 
 

@@ -124,6 +124,8 @@ class SastCheck:
             items = []
         newer: dict[str, tuple[str, int, str]] = {}
         for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
             match = NEWER_SYNTAX.search(str(item.get("message", "")))
             if match is None:
                 continue
@@ -144,7 +146,8 @@ class SastCheck:
     ) -> CheckResult:
         everything = [*findings, *unscanned]
         if unscanned:
-            summary += f"; {len(unscanned)} file(s) bandit could not parse"
+            first = unscanned[0]
+            summary += f"; {len(unscanned)} file(s) not scanned ({first.path}: {first.message})"
         return CheckResult(
             check=self.name,
             passed=not any(f.blocking for f in everything),
