@@ -128,6 +128,6 @@ def test_sca_judges_lock_files_and_names_an_unparseable_one(tmp_path: Path) -> N
     assert not result.passed
     assert sorted((f.rule, f.path) for f in result.findings) == [
         ("PYSEC-2024-60", "uv.lock"),
-        ("sca-unparseable", "poetry.lock"),
+        ("sca-unreadable", "poetry.lock"),
     ]
-    assert "1 dependency files could not be parsed" in result.summary
+    assert "1 dependency files could not be read" in result.summary

@@ -53,6 +53,7 @@ def test_requirements_pins_found_with_lines() -> None:
     assert pins == [
         Pin(file="requirements.txt", name="idna", version="3.6", line=4),
         Pin(file="requirements.txt", name="Requests", version="2.31.0", line=5),
+        Pin(file="requirements.txt", name="certifi", version="2024.2.2", line=8),
         Pin(file="requirements.txt", name="pkg-with-hash", version="1.0", line=11),
         Pin(file="requirements.txt", name="typing_extensions", version="4.9.0", line=13),
     ]
@@ -81,6 +82,7 @@ def test_pyproject_pins_only_from_project_tables() -> None:
         ("requests", "2.31.0", 10),
         ("pytest", "8.0.0", 15),
         ("idna", "3.6", 15),
+        ("idna", "3.6", 18),
     ]
 
 
@@ -88,11 +90,11 @@ def test_pyproject_rewrite_is_textual() -> None:
     out = rewrite_pin("pyproject.toml", PYPROJECT, "IDNA", "3.7")
     expected = PYPROJECT.replace('"idna==3.6",   #', '"idna==3.7",   #').replace(
         '"pytest==8.0.0", "idna==3.6"', '"pytest==8.0.0", "idna==3.7"'
-    )
+    ).replace('override-dependencies = ["idna==3.6"]', 'override-dependencies = ["idna==3.7"]')
     assert out == expected
     data = tomllib.loads(out)
     assert data["project"]["dependencies"][0] == "idna==3.7"
-    assert data["tool"]["uv"]["override-dependencies"] == ["idna==3.6"]
+    assert data["tool"]["uv"]["override-dependencies"] == ["idna==3.7"]
     assert data["project"]["description"] == "idna==3.6 is not a dependency here"
 
 
