@@ -170,6 +170,8 @@ def test_the_cli_prints_counts_and_age_and_audits_each_sync(
     shown = cli("advisories", "show").output
     assert "PyPI  1 records, never synced" in shown  # the shipped record, and it says so
 
+    output = cli("advisories", "sync", "--from", f"{osv}/good", "--ecosystem", "pypi").output
+    assert "  PyPI  " in output and "npm" not in output
     output = cli("advisories", "sync", "--from", f"{osv}/good").output
     assert output.startswith(f"synced advisories from {osv}/good in ")
     assert "  npm   5 records (0 withdrawn, 0 of other ecosystems), " in output

@@ -79,9 +79,12 @@ SCHEMES: dict[str, VersionScheme] = {
 
 
 def scheme_for(ecosystem: str) -> VersionScheme:
-    """The scheme of a supported ecosystem (`PyPI`, `npm`); ValueError for any other."""
-    try:
-        return SCHEMES[str(ecosystem)]
-    except KeyError:
-        supported = ", ".join(sorted(SCHEMES))
-        raise ValueError(f"unsupported ecosystem {ecosystem!r} (supported: {supported})") from None
+    """The scheme of a supported ecosystem, named as OSV names it or in any case (`pypi`, as
+    a user types it on the command line); ValueError for any other. Records are matched on
+    the exact OSV name."""
+    wanted = str(ecosystem)
+    for name, scheme in SCHEMES.items():
+        if wanted == name or wanted.casefold() == name.casefold():
+            return scheme
+    supported = ", ".join(sorted(SCHEMES))
+    raise ValueError(f"unsupported ecosystem {wanted!r} (supported: {supported})")

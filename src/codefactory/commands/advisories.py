@@ -120,7 +120,9 @@ def advisories_import(
             f"{count} {kind}"
             for kind, count in sorted(report.skipped.items(), key=lambda i: (-i[1], i[0]))
         )
-        console.print(f"  skipped {skipped} files that are not advisories: {kinds}")
+        console.print(
+            f"  skipped {skipped} files that are not advisories: {kinds}", highlight=False
+        )
     console.print(f"  index: {report.index}\n  sha256: {report.digest}", highlight=False)
     _note_override()
 
