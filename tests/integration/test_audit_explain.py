@@ -58,8 +58,11 @@ def test_explaining_a_run_of_an_unknown_agent(tmp_path: Path) -> None:
 def test_a_missing_forge_or_a_tampered_provenance_is_named(tmp_path: Path) -> None:
     factory = factory_at(tmp_path)
     agent = factory.identity.agents.require_active(factory.settings.agent_id)
-    missing = _commit(factory, "/nowhere/repo", {"commit": "a" * 40, "branch": "b"})
-    assert missing["signature"] == {"status": "E", "describe": "no forge repository for repo"}
+    missing = _commit(factory, "acme/nowhere", {"commit": "a" * 40, "branch": "b"})
+    assert missing["signature"] == {
+        "status": "E",
+        "describe": "no forge repository for acme/nowhere",
+    }
     package = tmp_path / "package"
     package.mkdir()
     unreadable = _provenance({"directory": str(package)}, agent.ssh_public_key)

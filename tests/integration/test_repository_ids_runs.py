@@ -4,15 +4,18 @@ finding is already gone ends `no_change`, the state the dashboard counts apart."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from codefactory.config import Settings
-from codefactory.domain import RunState
+from codefactory.domain import CheckResult, Proposal, RunState, Task
+from codefactory.engines.errors import NothingToDo
 from codefactory.factory import build_factory
 from codefactory.policy.cedar import default_policy_path
 from codefactory.runs.intake import accept_ticket
+from codefactory.sandbox.port import Workspace
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE
@@ -25,6 +28,23 @@ LINT_FIXED = {
     .read_text()
     .replace("import os\n\n", "")
 }
+
+
+class EditsThenGivesUp:
+    """Changes a file, then says there was nothing to do: that is no `no_change`."""
+
+    name = "recipe:lint-fix"
+    version = "0"
+
+    def propose(
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
+    ) -> Proposal:
+        workspace.write_file("service/hostnames.py", b"# emptied\n")
+        raise NothingToDo("nothing to do after all")
 
 
 def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_folder(
@@ -68,6 +88,8 @@ def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_fo
     assert decided[0]["allowed"] and decided[0]["policy_ids"] == ["routine-changes-with-a-sponsor"]
 
     store = factory.store
+    record = store.engine_record("recipe:lint-fix")  # ongoing monitoring counts it apart
+    assert (record.runs, record.no_change, record.rounds) == (2, 1, 0)
     assert [r.id for r in store.search_runs(repository="pallets/itsdangerous")] == [unchanged.id]
     assert [r.id for r in store.search_runs(repository="itsdangerous")] == []
 
@@ -79,3 +101,8 @@ def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_fo
     assert "<td>pallets/itsdangerous</td>" in page and "<td>someone/itsdangerous</td>" in page
     assert "no_change 1" in page and "refused 1" in page
     assert factory.audit.verify().ok
+
+    # An engine that changed files and then claims there was nothing to do has failed.
+    factory.loop.engines = {"fix_lint": EditsThenGivesUp()}
+    gave_up = accept_ticket(factory, payload=LINT, repo=ours)
+    assert gave_up.state is RunState.FAILED and "nothing to do after all" in gave_up.reason

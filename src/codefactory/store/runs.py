@@ -413,7 +413,10 @@ class RunStore:
         """What the store holds of an engine's runs: how many, the reviewers' verdicts, the
         verify rounds and how many failed, and what the gateway counted they spent."""
         with Session(self.engine) as session:
-            run_ids = list(session.scalars(select(RunRow.id).where(RunRow.engine == engine)))
+            outcomes = session.execute(
+                select(RunRow.id, RunRow.state).where(RunRow.engine == engine)
+            ).all()
+            run_ids = [run_id for run_id, _ in outcomes]
             verdicts = list(
                 session.scalars(
                     select(ReviewRow.approved)
@@ -437,6 +440,7 @@ class RunStore:
         ]
         return EngineRecord(
             runs=len(run_ids),
+            no_change=sum(1 for _, state in outcomes if state == RunState.NO_CHANGE.value),
             approved=sum(1 for v in verdicts if v),
             rejected=sum(1 for v in verdicts if not v),
             rounds=len(rounds),
@@ -477,6 +481,8 @@ class EngineRecord:
     """An engine's track record in this factory (ongoing monitoring's raw figures)."""
 
     runs: int
+    no_change: int
+    """Runs that ended `no_change`: the ticket needed no change (neither failed nor judged)."""
     approved: int
     rejected: int
     rounds: int
