@@ -228,14 +228,18 @@ SMALL = {
     "dependencies": {"is-number": "7.0.0"},
 }
 LOCK_COMMANDS = {
-    "pnpm-lock.yaml": ["pnpm", "install", "--lockfile-only", "--ignore-scripts"],
-    "yarn.lock": ["yarn", "install", "--ignore-scripts", "--mode=update-lockfile"],
+    "pnpm": ("pnpm-lock.yaml", ["pnpm", "install", "--lockfile-only", "--ignore-scripts"]),
+    "yarn": ("yarn.lock", ["yarn", "install", "--ignore-scripts", "--mode=update-lockfile"]),
+    "berry": ("yarn.lock", ["yarn", "install", "--mode=update-lockfile"]),
 }
+BERRY = "yarn@4.5.0"
 
 
-def corepack_lock(package_json: str, lock_file: str) -> str:
-    """The lock file pnpm or Yarn 1 (corepack's pinned default) writes, generated once."""
-    key = hashlib.sha256((package_json + lock_file).encode()).hexdigest()[:16]
+def corepack_lock(package_json: str, manager: str) -> str:
+    """The lock file pnpm, Yarn 1 (corepack's pinned default) or Yarn Berry (the
+    `packageManager` of `package_json`) writes, generated once."""
+    lock_file, command = LOCK_COMMANDS[manager]
+    key = hashlib.sha256((package_json + manager).encode()).hexdigest()[:16]
     cached = CACHE / "corepack-locks" / key / lock_file
     if not cached.is_file():
         corepack = shutil.which("corepack")
@@ -251,9 +255,10 @@ def corepack_lock(package_json: str, lock_file: str) -> str:
             "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
             "COREPACK_DEFAULT_TO_LATEST": "0",
             "NODE_EXTRA_CA_CERTS": "/etc/ssl/certs/ca-certificates.crt",
+            "COREPACK_NPM_REGISTRY": "https://registry.npmjs.org",
         }
         subprocess.run(
-            [corepack, *LOCK_COMMANDS[lock_file]],
+            [corepack, *command],
             cwd=work,
             env=env,
             check=True,
@@ -265,16 +270,17 @@ def corepack_lock(package_json: str, lock_file: str) -> str:
     return cached.read_text()
 
 
-@pytest.mark.parametrize(
-    ("lock_file", "shown"), [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn")]
-)
+@pytest.mark.parametrize("manager", ["pnpm", "yarn", "berry"])
 def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
-    tmp_path: Path, lock_file: str, shown: str
+    tmp_path: Path, manager: str
 ) -> None:
-    package_json = json.dumps(SMALL, indent=2) + "\n"
+    pinned = {"packageManager": BERRY} if manager == "berry" else {}
+    package_json = json.dumps(SMALL | pinned, indent=2) + "\n"
+    lock_file, _ = LOCK_COMMANDS[manager]
+    shown = "yarn" if manager == "berry" else manager
     files = {
         "package.json": package_json,
-        lock_file: corepack_lock(package_json, lock_file),
+        lock_file: corepack_lock(package_json, manager),
         "src/even.js": EVEN,
         "test/even.test.js": FILES["test/even.test.js"],
     }
@@ -292,7 +298,7 @@ def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
         workspace.destroy()
     assert listing.exit_code == 0, listing.stderr  # the postinstall script never ran
     assert "is-number" in listing.stdout.split()
-    if shown == "pnpm":
+    if manager == "pnpm":
         assert ".pnpm" in listing.stdout.split()  # its relative links resolve read-only
     assert result.passed, result.summary
     assert result.summary.startswith(f"`corepack {shown} run test` passed")

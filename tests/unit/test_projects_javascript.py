@@ -90,6 +90,9 @@ def test_yarn_classic_and_berry_are_told_apart_by_the_lock_file() -> None:
         "/usr/bin/corepack", "yarn@4.5.0", "install", "--immutable", "--mode=skip-build"
     )  # fmt: skip
     assert "YARN_NODE_LINKER=node-modules" in berry.setup[0].argv
+    # Berry reads its own proxy and CA settings, not HTTPS_PROXY / NODE_EXTRA_CA_CERTS
+    assert "YARN_HTTPS_PROXY=http://127.0.0.1:3128" in berry.setup[0].argv
+    assert "YARN_HTTPS_CA_FILE_PATH=/etc/ssl/certs/ca-certificates.crt" in berry.setup[0].argv
 
 
 def test_package_manager_field_picks_the_manager_and_its_version() -> None:

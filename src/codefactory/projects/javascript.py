@@ -22,7 +22,7 @@ import shlex
 from typing import Any
 
 from codefactory.projects.model import FileSource, JavaScriptProject, RepositoryConfig, SetupStep
-from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, NODE_MODULES, SH, system_tool
+from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, NODE_MODULES, PROXY_URL, SH, system_tool
 
 PACKAGE_JSON = "package.json"
 NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
@@ -42,6 +42,7 @@ _PACKAGE_MANAGER = re.compile(r"^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[\w.+-]*)$")
 COREPACK_HOME = f"{ENV_DIR}/.corepack"
 """Where corepack keeps the package manager for the check phase: under `/env`, read-only and
 offline there, so the checks run the same pnpm or Yarn the setup phase installed with."""
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 COREPACK_CACHE = f"{CACHE_DIR}/corepack"
 """Where the setup phase's corepack downloads package managers, kept between setups."""
 
@@ -185,7 +186,7 @@ def install_steps(
         "CI=true",
         # a bank's egress proxy re-signs TLS: trust the system store (npm does; corepack
         # and the package managers it runs are plain Node fetches)
-        "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
+        f"NODE_EXTRA_CA_CERTS={SYSTEM_CA}",
     ]
     if manager == "npm":
         command = [NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
@@ -197,7 +198,10 @@ def install_steps(
         # Plug'n'Play keeps no node_modules: the checks need one, at /env/node_modules
         env += ["YARN_NODE_LINKER=node-modules", "YARN_ENABLE_GLOBAL_CACHE=false",
                 f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn-berry",
-                f"YARN_NPM_REGISTRY_SERVER={NPM_REGISTRY}", "YARN_ENABLE_TELEMETRY=0"]  # fmt: skip
+                f"YARN_NPM_REGISTRY_SERVER={NPM_REGISTRY}", "YARN_ENABLE_TELEMETRY=0",
+                # Berry reads neither HTTPS_PROXY nor NODE_EXTRA_CA_CERTS: its own names
+                f"YARN_HTTP_PROXY={PROXY_URL}", f"YARN_HTTPS_PROXY={PROXY_URL}",
+                f"YARN_HTTPS_CA_FILE_PATH={SYSTEM_CA}", "YARN_ENABLE_IMMUTABLE_CACHE=false"]  # fmt: skip
         command = [
             COREPACK,
             corepack_spec(manager, pinned),
