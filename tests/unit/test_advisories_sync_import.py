@@ -238,3 +238,16 @@ def test_a_long_running_reader_keeps_its_data_across_a_later_import(tmp_path: Pa
     fresh = AdvisoryDatabase.load(index_path(db_folder))
     assert fresh.vulnerabilities("chalk", "5.6.1", ecosystem="npm") == []
     assert fresh.freshness(ecosystem="npm").records == 2
+
+
+def test_null_arrays_are_absent_but_a_wrong_type_is_refused(tmp_path: Path) -> None:
+    # the OSV JSON schema allows `"aliases": null` (Go's database emits it)
+    record = {**NPM_RECORDS[4], "aliases": None, "severity": None}
+    record["affected"] = [{**record["affected"][0], "ranges": None}]
+    folder = _npm_folder(tmp_path, [record])
+    assert import_advisories(folder, tmp_path / "db").npm_records == 1
+    db = AdvisoryDatabase.load(index_path(tmp_path / "db"))
+    assert [a.aliases for a in db.vulnerabilities("chalk", "5.6.1", ecosystem="npm")] == [()]
+    (folder / "MAL-2025-46969.json").write_text(json.dumps({**record, "affected": {}}))
+    with pytest.raises(AdvisoryImportFailed, match="`affected` must be a list, not dict"):
+        import_advisories(folder, tmp_path / "db")

@@ -173,7 +173,7 @@ def _ecosystems(record: dict[str, Any]) -> set[str]:
     """The supported ecosystems a (validated) record names in `affected`."""
     return {
         str(block["package"]["ecosystem"])
-        for block in record.get("affected", [])
+        for block in record.get("affected") or []
         if str(block["package"].get("ecosystem")) in SCHEMES
     }
 
@@ -264,7 +264,7 @@ def _stripped(record: dict[str, Any], ecosystem: str) -> dict[str, Any]:
         kept["summary"] = details[0] if details else ""
     kept["affected"] = [
         {key: block[key] for key in ("package", "ranges", "versions") if key in block}
-        for block in record.get("affected", [])
+        for block in record.get("affected") or []
         if block.get("package", {}).get("ecosystem") == ecosystem
     ]
     return kept

@@ -365,6 +365,11 @@ def _expect(value: Any, kind: type, what: str) -> Any:
     return value
 
 
+def _listed(value: Any, what: str) -> list[Any]:
+    """An OSV array field: absent or `null` is empty; anything else must be a list."""
+    return [] if value is None else list(_expect(value, list, what))
+
+
 def read_record(path: Path) -> Any:
     """The parsed content of one OSV file (YAML or JSON); AdvisoryFileInvalid when unreadable."""
     try:
@@ -376,19 +381,21 @@ def read_record(path: Path) -> Any:
 
 def parse_record(record: Any) -> list[_Affected]:
     """The PyPI and npm entries of one OSV record (none when withdrawn); TypeError or
-    ValueError if it is malformed. Every `affected` entry is checked, whatever its ecosystem."""
+    ValueError if it is malformed. Every `affected` entry is checked, whatever its ecosystem.
+    A `null` list (`aliases`, `affected`, `versions`, `ranges`, `severity`) is read as
+    absent, as the OSV JSON schema allows for some of them."""
     _expect(record, dict, "the record")
     record_id = _expect(record.get("id"), str, "`id`")
     if record.get("withdrawn"):
         return []
     aliases = tuple(
-        _expect(a, str, "an alias") for a in _expect(record.get("aliases", []), list, "`aliases`")
+        _expect(a, str, "an alias") for a in _listed(record.get("aliases"), "`aliases`")
     )
     details = _expect(record.get("details") or "", str, "`details`")
     summary = record.get("summary") or (details.strip().splitlines() or [""])[0]
     severity = _severity(record.get("severity") or [])
     grouped: dict[_Key, list[Mapping[str, Any]]] = defaultdict(list)
-    for affected in _expect(record.get("affected", []), list, "`affected`"):
+    for affected in _listed(record.get("affected"), "`affected`"):
         package = _expect(
             _expect(affected, dict, "an `affected` entry").get("package"), dict, "`package`"
         )
@@ -411,12 +418,12 @@ def check_record(record: Any) -> set[str]:
     _expect(record.get("id"), str, "`id`")
     if record.get("withdrawn"):
         return set()
-    for alias in _expect(record.get("aliases", []), list, "`aliases`"):
+    for alias in _listed(record.get("aliases"), "`aliases`"):
         _expect(alias, str, "an alias")
     _expect(record.get("details") or "", str, "`details`")
     _severity(record.get("severity") or [])
     named: set[str] = set()
-    for affected in _expect(record.get("affected", []), list, "`affected`"):
+    for affected in _listed(record.get("affected"), "`affected`"):
         package = _expect(
             _expect(affected, dict, "an `affected` entry").get("package"), dict, "`package`"
         )
@@ -429,9 +436,9 @@ def check_record(record: Any) -> set[str]:
 
 
 def _check_versions(scheme: VersionScheme, block: Mapping[str, Any]) -> None:
-    for raw in _expect(block.get("versions", []), list, "`versions`"):
+    for raw in _listed(block.get("versions"), "`versions`"):
         _expect(raw, str, "a listed version")
-    for spec in _expect(block.get("ranges", []), list, "`ranges`"):
+    for spec in _listed(block.get("ranges"), "`ranges`"):
         _expect(spec, dict, "a range")
         if _expect(spec.get("type"), str, "a range `type`") not in scheme.range_types:
             continue
@@ -459,11 +466,11 @@ def _entry(
     versions: set[Any] = set()
     ranges: list[tuple[_Event, ...]] = []
     for block in blocks:
-        for raw in _expect(block.get("versions", []), list, "`versions`"):
+        for raw in _listed(block.get("versions"), "`versions`"):
             text = _expect(raw, str, "a listed version")
             parsed = scheme.parse(text)
             versions.add(text.strip() if parsed is None else parsed)
-        for spec in _expect(block.get("ranges", []), list, "`ranges`"):
+        for spec in _listed(block.get("ranges"), "`ranges`"):
             _expect(spec, dict, "a range")
             if _expect(spec.get("type"), str, "a range `type`") in scheme.range_types:
                 events = _expect(spec.get("events"), list, "range `events`")
