@@ -36,13 +36,19 @@ from __future__ import annotations
 
 import ast
 import configparser
-import json
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from codefactory.projects.model import FileSource, PythonProject, RepositoryConfig, SetupStep
+from codefactory.projects.python_locks import (
+    ENV_PYTHON,
+    Plan,
+    is_pytest,
+    pipfile_plan,
+    poetry_plan,
+    uv_plan,
+)
 from codefactory.projects.pyversion import setup_calls, target_version, wanted_python
 from codefactory.projects.requirements_files import (
     RequirementFiles,
@@ -52,39 +58,10 @@ from codefactory.projects.requirements_files import (
     requirement_names,
 )
 from codefactory.projects.testenvs import TestEnv, nox_env, tox_env
-from codefactory.sandbox.layout import ENV_DIR, SH, UV, system_tool
+from codefactory.sandbox.layout import UV
 
-ENV_PYTHON = f"{ENV_DIR}/bin/python"
 TEST_NAMES = frozenset({"test", "tests", "testing", "dev"})
 _TESTS = re.compile(r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_test\.py$|conftest\.py$)")
-_POETRY_TOOLS = ("poetry==2.2.1", "poetry-plugin-export==1.10.1")
-"""Poetry and its exporter, pinned: the plan, and so the image key, names them."""
-_POETRY_SCRIPT = (
-    '"$0" venv --quiet --python "$1" /tmp/poetry && '
-    '"$0" pip install --quiet --python /tmp/poetry/bin/python "$2" "$3" && '
-    "export POETRY_VIRTUALENVS_CREATE=false POETRY_CACHE_DIR=/tmp/poetry-cache "
-    "POETRY_NO_INTERACTION=1 REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt && "
-    "{lock}/tmp/poetry/bin/poetry export --no-ansi --all-groups --all-extras "
-    "--format requirements.txt --output /tmp/poetry-locked.txt && "
-    '"$0" pip install --python ' + ENV_PYTHON + " -r /tmp/poetry-locked.txt{root}"
-)
-"""Poetry in a throwaway virtualenv under the command's own `/tmp`: its exporter writes the
-lock's pins for every group and extra, with Poetry's markers and the lock's hashes (which uv
-verifies); uv installs them into `/env`, then the project itself, editable, without its
-dependencies. The environment variables win over a committed poetry.toml."""
-_PIPFILE_SCRIPT = (
-    'printf "%s\\n" "$@" > /tmp/Pipfile.lock.txt && '
-    'exec "$0" pip install --python ' + ENV_PYTHON + " {hashes}-r /tmp/Pipfile.lock.txt"
-)
-
-
-@dataclass
-class _Plan:
-    layout: str
-    steps: list[SetupStep] = field(default_factory=list)
-    inputs: set[str] = field(default_factory=set)
-    installs_pytest: bool = False
-    problems: list[str] = field(default_factory=list)
 
 
 def detect_python(
@@ -122,135 +99,28 @@ def detect_python(
     return project, problems
 
 
-def _plan(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> _Plan:
+def _plan(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> Plan:
     present = set(paths)
     if "uv.lock" in present and pyproject is not None:
-        return _uv(files, paths)
+        return uv_plan(files, paths)
     tool = pyproject.get("tool", {}) if pyproject else {}
     poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
     if "poetry.lock" in present or (
         isinstance(poetry, dict) and ("dependencies" in poetry or "group" in poetry)
     ):
-        return _poetry(files, present, pyproject)
+        return poetry_plan(files, present, pyproject)
     if "Pipfile.lock" in present:
-        return _pipfile(files)
+        return pipfile_plan(files)
     plan = _declared(files, paths, pyproject)
     if "Pipfile" in present and plan.layout == "none":
         plan.problems.append("Pipfile has no Pipfile.lock: commit the lock (`pipenv lock`)")
     return plan
 
 
-def _uv(files: FileSource, paths: list[str]) -> _Plan:
-    lock = files.read("uv.lock") or b""
-    argv = (system_tool("env"), f"UV_PROJECT_ENVIRONMENT={ENV_DIR}", UV, "sync", "--locked",
-            "--all-groups", "--all-extras", "--python", ENV_PYTHON)  # fmt: skip
-    plan = _Plan(
-        layout="uv",
-        steps=[SetupStep(argv=argv, why="uv.lock: the locked install of every group and extra")],
-        inputs={"uv.lock", *(p for p in paths if p.endswith("pyproject.toml"))},
-        installs_pytest=_lock_names(lock, rb'^name = "([^"]+)"'),
-    )
-    plan.inputs |= {p for p in ("uv.toml",) if p in paths}
-    return plan
-
-
-def _poetry(files: FileSource, present: set[str], pyproject: dict[str, object] | None) -> _Plan:
-    locked = "poetry.lock" in present
-    script = _POETRY_SCRIPT.format(
-        lock="" if locked else "/tmp/poetry/bin/poetry lock --no-ansi && ",
-        root=' && "$0" pip install --python ' + ENV_PYTHON + " --no-deps -e ."
-        if _poetry_package(pyproject)
-        else "",
-    )
-    argv = (SH, "-c", script, UV, system_tool("python3"), *_POETRY_TOOLS)
-    why = (
-        "poetry.lock: the locked install of every group and extra"
-        if locked
-        else ("pyproject.toml [tool.poetry] without poetry.lock: Poetry locks every group first")
-    )
-    plan = _Plan(layout="poetry", steps=[SetupStep(argv=argv, why=why)])
-    plan.inputs = {p for p in ("poetry.lock", "pyproject.toml", "poetry.toml") if p in present}
-    if locked:
-        plan.installs_pytest = _lock_names(files.read("poetry.lock") or b"", rb'^name = "([^"]+)"')
-    else:
-        plan.installs_pytest = b"pytest" in (files.read("pyproject.toml") or b"")
-    return plan
-
-
-def _poetry_package(pyproject: dict[str, object] | None) -> bool:
-    """Whether Poetry would install the project itself: it has a build backend and is not in
-    `package-mode = false`."""
-    tool = (pyproject or {}).get("tool", {})
-    poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
-    if isinstance(poetry, dict) and poetry.get("package-mode") is False:
-        return False
-    return bool((pyproject or {}).get("build-system"))
-
-
-def _pipfile(files: FileSource) -> _Plan:
-    plan = _Plan(layout="pipfile", inputs={"Pipfile.lock"})
-    try:
-        lock = json.loads(files.read("Pipfile.lock") or b"")
-    except ValueError as err:
-        plan.problems.append(f"Pipfile.lock is not JSON: {err}")
-        return plan
-    if not isinstance(lock, dict):
-        plan.problems.append("Pipfile.lock is not a JSON object")
-        return plan
-    hashed, other, index = _pipfile_lines(lock)
-    plan.installs_pytest = any(_is_pytest(line.split("=", 1)[0]) for line in hashed + other)
-    if hashed:
-        script = _PIPFILE_SCRIPT.format(hashes="--require-hashes " + index)
-        plan.steps.append(
-            SetupStep(
-                argv=(SH, "-c", script, UV, *hashed),
-                why="Pipfile.lock: its default and develop pins, with their hashes",
-            )
-        )
-    if other:
-        plan.steps.append(
-            SetupStep(
-                argv=(UV, "pip", "install", "--python", ENV_PYTHON, *other),
-                why="Pipfile.lock: its editable, path and VCS entries",
-            )
-        )
-    return plan
-
-
-def _pipfile_lines(lock: dict[str, object]) -> tuple[list[str], list[str], str]:
-    hashed: list[str] = []
-    other: list[str] = []
-    for section in ("default", "develop"):
-        entries = lock.get(section, {})
-        for name, entry in entries.items() if isinstance(entries, dict) else ():
-            if not isinstance(entry, dict):
-                continue
-            marker = f"; {entry['markers']}" if isinstance(entry.get("markers"), str) else ""
-            extras = f"[{','.join(entry['extras'])}]" if entry.get("extras") else ""
-            if isinstance(entry.get("version"), str) and entry.get("hashes"):
-                hashes = " ".join(f"--hash={h}" for h in entry["hashes"])
-                hashed.append(f"{name}{extras}{entry['version']}{marker} {hashes}")
-            elif "path" in entry:
-                flag = ["-e"] if entry.get("editable") else []
-                other += [*flag, f"{entry['path']}{extras}"]
-            elif "git" in entry:
-                ref = f"@{entry['ref']}" if entry.get("ref") else ""
-                other.append(f"{name}{extras} @ git+{entry['git']}{ref}{marker}")
-            elif isinstance(entry.get("version"), str):
-                other.append(f"{name}{extras}{entry['version']}{marker}")
-    meta = lock.get("_meta", {})
-    sources = meta.get("sources", []) if isinstance(meta, dict) else []
-    urls = [s["url"] for s in sources if isinstance(s, dict) and isinstance(s.get("url"), str)]
-    index = ""
-    if urls:
-        index = f"--index-url {urls[0]} " + "".join(f"--extra-index-url {u} " for u in urls[1:])
-    return hashed, other, index
-
-
-def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> _Plan:
+def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] | None) -> Plan:
     """Everything a lock-less project declares, resolved together by one `uv pip install`."""
     present = set(paths)
-    plan = _Plan(layout="none")
+    plan = Plan(layout="none")
     why: list[str] = []
     args: list[str] = []
     names: set[str] = set()
@@ -313,7 +183,7 @@ def _declared(files: FileSource, paths: list[str], pyproject: dict[str, object] 
                 why="; ".join(why) or "the project",
             )
         )
-    plan.installs_pytest = any(_is_pytest(n) for n in names)
+    plan.installs_pytest = any(is_pytest(n) for n in names)
     return plan
 
 
@@ -361,15 +231,6 @@ def _runs_pytest(config: RepositoryConfig) -> bool:
     return command is None or any("pytest" in word for word in command)
 
 
-def _is_pytest(name: str) -> bool:
-    name = normalise(name.strip())
-    return name == "pytest" or name.startswith("pytest-")
-
-
-def _lock_names(lock: bytes, pattern: bytes) -> bool:
-    return any(_is_pytest(m.decode()) for m in re.findall(pattern, lock, re.M))
-
-
 def _names(requirements: Sequence[object]) -> set[str]:
     text = "\n".join(r for r in requirements if isinstance(r, str))
     return requirement_names(text)
@@ -379,7 +240,7 @@ def _test_names(tables: dict[str, list[object]]) -> list[str]:
     """The extras or groups a test run needs: named like a test one, or naming pytest."""
     chosen = []
     for name, requirements in tables.items():
-        if normalise(name) in TEST_NAMES or any(_is_pytest(n) for n in _names(requirements)):
+        if normalise(name) in TEST_NAMES or any(is_pytest(n) for n in _names(requirements)):
             chosen.append(name)
     return chosen
 
