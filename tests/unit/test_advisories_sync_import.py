@@ -241,7 +241,7 @@ def test_a_long_running_reader_keeps_its_data_across_a_later_import(tmp_path: Pa
 
 
 def test_null_arrays_are_absent_but_a_wrong_type_is_refused(tmp_path: Path) -> None:
-    # the OSV JSON schema allows `"aliases": null` (Go's database emits it)
+    # OSV's JSON schema (validation/schema.json) types `aliases` and `severity` as array|null
     record = {**NPM_RECORDS[4], "aliases": None, "severity": None}
     record["affected"] = [{**record["affected"][0], "ranges": None}]
     folder = _npm_folder(tmp_path, [record])

@@ -382,8 +382,8 @@ def read_record(path: Path) -> Any:
 def parse_record(record: Any) -> list[_Affected]:
     """The PyPI and npm entries of one OSV record (none when withdrawn); TypeError or
     ValueError if it is malformed. Every `affected` entry is checked, whatever its ecosystem.
-    A `null` list (`aliases`, `affected`, `versions`, `ranges`, `severity`) is read as
-    absent, as the OSV JSON schema allows for some of them."""
+    A `null` list is read as absent: OSV's JSON schema (validation/schema.json) allows it
+    for `aliases`, `severity` and `affected`; `versions` and `ranges` are read the same way."""
     _expect(record, dict, "the record")
     record_id = _expect(record.get("id"), str, "`id`")
     if record.get("withdrawn"):
