@@ -11,12 +11,19 @@ import pytest
 from codefactory.domain import ExecResult
 from codefactory.projects.model import Project, PythonProject, RepositoryConfig
 from codefactory.verify.bandit_config import read_selection
+from codefactory.verify.cache import MemoryVerifyCache
 from codefactory.verify.junit import error_line, parse_junit
-from codefactory.verify.lint import target_version_options
-from codefactory.verify.sast import parse_bandit
+from codefactory.verify.lint import RuffCheck, target_version_options
+from codefactory.verify.port import ProjectCheck
+from codefactory.verify.sast import SastCheck, parse_bandit
 from codefactory.verify.selection import Selection
 from codefactory.verify.suite_command import admits, interpreter_mismatch, is_pytest, suite_command
-from codefactory.verify.tests import pytest_arguments, recording_arguments, restricted
+from codefactory.verify.tests import (
+    PytestCheck,
+    pytest_arguments,
+    recording_arguments,
+    restricted,
+)
 
 
 class Files:
@@ -208,3 +215,14 @@ def test_a_selection_is_kept_to_the_test_paths() -> None:
 def test_the_base_is_recorded_without_stopping_at_a_failure() -> None:
     args = ["-x", "-p", "pytest_asyncio", "--maxfail", "2", "--maxfail=3", "--lf", "-q"]
     assert recording_arguments(args) == ["-p", "pytest_asyncio", "-q"]
+
+
+def test_a_bound_check_reads_the_gate_s_project_and_shares_what_it_remembers() -> None:
+    project = Project(config=RepositoryConfig(test_command=("make", "test")))
+    for check in (RuffCheck(), SastCheck(), PytestCheck(cache=MemoryVerifyCache())):
+        bound = check.for_project(project)
+        assert isinstance(check, ProjectCheck) and bound is not check
+        assert bound.project_of(None) is project  # type: ignore[arg-type]  # nothing detected
+    tests = PytestCheck(cache=MemoryVerifyCache())
+    tests.for_project(project).record_failed("abc123", "the base suite hung")
+    assert tests.recorded("abc123")  # not recorded again at the next round's binding

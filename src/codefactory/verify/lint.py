@@ -24,7 +24,7 @@ from codefactory.sandbox.layout import RUFF
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest, fingerprinted
 from codefactory.verify.port import Baseline, Cost
-from codefactory.verify.project import project_of
+from codefactory.verify.project import ProjectBound
 from codefactory.verify.sarif import to_sarif
 
 PYTHON_SUFFIXES = (".py", ".pyi")
@@ -40,7 +40,7 @@ READ_ONLY = (
 TARGET_VERSION = re.compile(r"py3\d{1,2}")
 
 
-class RuffCheck:
+class RuffCheck(ProjectBound):
     """Runs `ruff check` inside the sandbox; every violation in a changed file blocks.
 
     The gate compares with the same files at the base commit, so only violations the change
@@ -70,7 +70,7 @@ class RuffCheck:
             return self._result([], version, summary="no Python files changed")
         # ruff finds the repository's pyproject.toml / ruff.toml itself: its rule selection
         # counts, never its behaviour switches (READ_ONLY; issue 10).
-        target = project_of(workspace).python
+        target = self.project_of(workspace).python
         command = [RUFF, "check", *READ_ONLY, "--output-format", "json", "--exit-zero"]
         command += target_version_options(target.target_version if target else None)
         result = workspace.exec(

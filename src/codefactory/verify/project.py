@@ -7,10 +7,31 @@ repository config. Detection reads committed files only; nothing it reads runs.
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 from codefactory.projects.detect import detect_project
 from codefactory.projects.files import WorkspaceFiles
 from codefactory.projects.model import FileSource, Project
 from codefactory.sandbox.port import Phase, Workspace
+
+
+class ProjectBound:
+    """Base of a check that reads the project: the gate binds the project it detected once
+    (`for_project`, the `ProjectCheck` port); unbound, the check detects it itself."""
+
+    _project: Project | None = None
+
+    def for_project(self, project: Project) -> Self:
+        """This check judging a workspace whose project is `project`. A shallow copy: what
+        the check remembers across runs (a test map that failed to record) stays shared."""
+        bound = copy.copy(self)
+        bound._project = project
+        return bound
+
+    def project_of(self, workspace: Workspace) -> Project:
+        """The bound project, else the one detected in `workspace`."""
+        return self._project if self._project is not None else project_of(workspace)
 
 
 class CheckPhaseFiles:

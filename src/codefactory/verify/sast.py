@@ -36,7 +36,7 @@ from codefactory.verify.lint import (
     target_version_options,
 )
 from codefactory.verify.port import Baseline, Cost
-from codefactory.verify.project import CheckPhaseFiles, project_of
+from codefactory.verify.project import CheckPhaseFiles, ProjectBound
 from codefactory.verify.sarif import to_sarif
 from codefactory.verify.scanners import Scanner, find_bandit
 
@@ -50,7 +50,7 @@ HIGH_RULES = frozenset("B201 B324 B501 B502 B503 B504 B602 B605 B609 B701 B413".
 NEWER_SYNTAX = re.compile(r"syntax was added in Python (3\.\d+)")
 
 
-class SastCheck:
+class SastCheck(ProjectBound):
     """bandit + ruff `S` on the changed Python files; one finding per (rule, file, line)."""
 
     name: str = "sast"
@@ -89,7 +89,7 @@ class SastCheck:
             ["-f", "json", "-q", "--ignore-nosec", "-x", "", *selection.bandit_args()]
             + ["--", *paths]
         )
-        python = project_of(workspace).python
+        python = self.project_of(workspace).python
         ruff = [RUFF, "check", "--isolated", "--select", "S", "--ignore-noqa", "--no-cache"]
         ruff += target_version_options(python.target_version if python else None)
         ruff += ["--output-format", "json", "--exit-zero", "--", *paths]

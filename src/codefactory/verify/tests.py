@@ -34,7 +34,7 @@ from codefactory.verify.junit import (
 )
 from codefactory.verify.lint import factory_version
 from codefactory.verify.port import Baseline, Cost
-from codefactory.verify.project import project_of
+from codefactory.verify.project import ProjectBound
 from codefactory.verify.selection import Selection, full, select_tests
 from codefactory.verify.suite_command import (
     PYTEST_MISSING,
@@ -64,7 +64,7 @@ MAP = "tests:map"
 """The cache's name for test maps (the check's own name holds its baseline)."""
 
 
-class PytestCheck:
+class PytestCheck(ProjectBound):
     """Runs the suite (or its selected slice) with the repository's `/env`; no network."""
 
     name: str = "tests"
@@ -98,7 +98,7 @@ class PytestCheck:
         if self.cache is None:
             return
         commit = workspace.base_commit
-        project = project_of(workspace)
+        project = self.project_of(workspace)
         command = suite_command(project)
         probe = probe_environment(workspace, project)
         if probe.problem:
@@ -133,7 +133,7 @@ class PytestCheck:
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Run the selected tests (or the suite) after the change; the JUnit report is evidence."""
-        project = project_of(workspace)
+        project = self.project_of(workspace)
         command = suite_command(project)
         if not command.pytest:
             selection = full(f"the repository's test command `{command.shown}` is not pytest")
