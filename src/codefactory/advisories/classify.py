@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from codefactory.advisories.osv import YAML_LOADER
+from codefactory.advisories.records import YAML_LOADER
 
 DATA_SUFFIXES = (".json", ".yaml", ".yml")
 OSV_KEYS = frozenset({"id", "affected", "schema_version", "modified"})

@@ -36,7 +36,7 @@ from codefactory.advisories.manifest import (
     read_manifest,
     write_manifest,
 )
-from codefactory.advisories.osv import check_record
+from codefactory.advisories.records import check_record
 
 __all__ = ["INDEX_NAME", "MANIFEST_NAME", "ImportReport", "import_advisories", "index_path"]
 
