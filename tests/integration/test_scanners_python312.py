@@ -28,6 +28,7 @@ from codefactory.sandbox.pythons import PythonInterpreters
 from codefactory.sandbox.setup import install_dependencies
 from codefactory.verify.lint import RuffCheck
 from codefactory.verify.sast import SastCheck
+from codefactory.verify.serial import SerialWorkspace
 from tests.conftest import make_repo
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
@@ -193,11 +194,12 @@ def test_without_a_3_12_scanner_the_file_is_named_unscannable(
 
 def test_three_identical_runs_give_identical_results(workspace: BubblewrapWorkspace) -> None:
     change = workspace.changes()
-    runs = []
+    shared = SerialWorkspace(workspace)  # as the gate runs cheap checks: in parallel, their
+    runs = []  # commands interleaved one at a time
     for _ in range(3):
-        with ThreadPoolExecutor(max_workers=2) as pool:  # as the gate runs cheap checks
-            lint = pool.submit(RuffCheck().run, workspace, change)
-            sast = pool.submit(SastCheck().run, workspace, change)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            lint = pool.submit(RuffCheck().run, shared, change)
+            sast = pool.submit(SastCheck().run, shared, change)
             runs.append((_results(lint.result()), _results(sast.result())))
     assert runs[0] == runs[1] == runs[2]
     assert runs[0][0] and runs[0][1]
