@@ -1,5 +1,6 @@
 """What kind of project a repository is: its ecosystems, setup plan, tests and Python."""
 
+from codefactory.projects.detect import DEPENDENCY_FILE_GLOBS, detect_project, setup_plan
 from codefactory.projects.model import (
     CustomCheck,
     Ecosystem,
@@ -12,6 +13,7 @@ from codefactory.projects.model import (
 )
 
 __all__ = [
+    "DEPENDENCY_FILE_GLOBS",
     "CustomCheck",
     "Ecosystem",
     "FileSource",
@@ -20,4 +22,6 @@ __all__ = [
     "PythonProject",
     "RepositoryConfig",
     "SetupStep",
+    "detect_project",
+    "setup_plan",
 ]
