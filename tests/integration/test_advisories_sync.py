@@ -199,3 +199,21 @@ def test_the_cli_prints_counts_and_age_and_audits_each_sync(
     ]
     assert len(failures) == 2
     assert "ConnectError" in failures[0] and "RubyGems" in failures[1]
+
+
+def test_the_cli_imports_a_checkout_and_says_what_it_skipped(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    checkout = tmp_path / "advisory-database"
+    shutil.copytree(SHARED_FIXTURES / "osv-pypi", checkout)  # README.md, LICENSE, vulns/
+    (checkout / ".github" / "workflows").mkdir(parents=True)
+    (checkout / ".github" / "workflows" / "validate.yml").write_text("on: [pull_request]\n")
+    (checkout / "tools").mkdir()
+    (checkout / "tools" / "validate.py").write_text("import jsonschema\n")
+    output = " ".join(cli("advisories", "import", str(checkout)).output.split())
+    assert output.startswith("imported 2651 PyPI and 0 npm advisories (2661 records read, 10 ")
+    # the PyPA fixture itself holds README.md, LICENSE and the hidden .id-allocator
+    skipped = "1 *.md, 1 *.py, 1 .github/, 1 .id-allocator, 1 no suffix"
+    assert f"skipped 5 files that are not advisories: {skipped}" in output
+    shown = cli("advisories", "show").output
+    assert "PyPI  2651 records, synced 20" in shown and f"from {checkout}" in shown
