@@ -10,8 +10,9 @@ folder of its own:
 - the environment: each version the project's lock or pinned requirements fix, read in the
   sandbox, against the pin.
 - verify: `codefactory verify` of a one-line harmless change (must pass) and of a seeded
-  mutation the project's own tests catch (must block, by the tests check). Baseline: the
-  project's test command alone, once, in the warm sandbox.
+  mutation the project's own tests catch (must block, by the tests check), against real OSV
+  data (PyPI and npm) synced once with `codefactory advisories sync --from` a loopback
+  server. Baseline: the project's test command alone, once, in the warm sandbox.
 
 Run with `make bench B=real_repos`, or `.venv/bin/python benchmarks/bench_real_repos.py
 [NAME ...]` for some projects only.
@@ -28,7 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.factory_cli import TRUE, FactoryCli, Verdict, data_dir, installed_versions  # noqa: E402
+from benchmarks.factory_cli import (
+    TRUE,
+    FactoryCli,
+    Verdict,
+    data_dir,
+    installed_versions,
+    synced_advisories,
+)  # noqa: E402
 from benchmarks.real_repos import CACHE, PROJECTS, RealProject, git, materialise  # noqa: E402
 
 PYTHON_TESTS = ("/env/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
@@ -58,13 +66,16 @@ class Row:
         return self.mutation is not None and self.mutation.blocked_by_tests
 
 
-def measure(item: RealProject, root: Path) -> Row:
+def measure(item: RealProject, root: Path, advisories: Path) -> Row:
     """Every figure of one project; a step that fails is recorded and the rest go on."""
     row = Row(project=item)
     repo = CACHE / "bench" / item.slug  # a stable path keeps its package cache between runs
     shutil.rmtree(repo, ignore_errors=True)
     materialise(item, repo)
-    cli = FactoryCli(data_dir(root / item.slug, CACHE / "packages"))
+    cli = FactoryCli(
+        data_dir(root / item.slug, CACHE / "packages"),
+        env={"CODEFACTORY_ADVISORIES_DIR": str(advisories)},
+    )
     bare = cli.sandbox(repo, TRUE, setup=False, images=False)
     row.bare_s = bare.seconds if bare.returncode == 0 else None
     cold = cli.sandbox(repo, TRUE)
@@ -169,10 +180,11 @@ def main(names: list[str]) -> int:
         return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf-bench-real-") as tmp:
+        advisories = synced_advisories(Path(tmp) / "advisories")
         rows = []
         for item in chosen:
             print(f"== {item.slug} ({item.layout})", file=sys.stderr, flush=True)
-            rows.append(measure(item, Path(tmp)))
+            rows.append(measure(item, Path(tmp), advisories))
     print("projects: real releases from PyPI and npm (benchmarks/real_repos.py); 2 CPUs shared")
     print("bare = sandbox with no setup (the baseline for setup); tests = the project's tests")
     print("alone in the warm sandbox (the baseline for verify)")

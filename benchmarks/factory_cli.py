@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from typing import Any
 
 CLI = Path(sys.executable).parent / "codefactory"
 TRUE = "/usr/bin/true"
+TEST_CHECKS = frozenset({"tests", "js-tests"})
+"""The gate's checks that run a project's own tests (Python, JavaScript)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +61,12 @@ class Verdict:
 
     @property
     def blocked_by_tests(self) -> bool:
-        return not self.passed and any(b.startswith("tests:") for b in self.blocking)
+        return not self.passed and any(b.split(":")[0] in TEST_CHECKS for b in self.blocking)
+
+    @property
+    def blocked_only_by_tests(self) -> bool:
+        """Blocked, and every blocking finding is a test check's."""
+        return self.blocked_by_tests and all(b.split(":")[0] in TEST_CHECKS for b in self.blocking)
 
     def reason(self) -> str:
         """One line: why it did not pass (or the gate's error)."""
@@ -122,7 +130,7 @@ class FactoryCli:
                 f"{c['check']}:{f['rule']}" for c in checks for f in c["findings"] if f["blocking"]
             ),
             failed_checks=tuple(f"{c['check']}: {c['summary']}" for c in checks if not c["passed"]),
-            tests_summary=next((c["summary"] for c in checks if c["check"] == "tests"), "none"),
+            tests_summary=" / ".join(c["summary"] for c in checks if c["check"] in TEST_CHECKS),
         )
 
 
@@ -168,3 +176,41 @@ def installed_versions(
         raise ValueError(f"version probe exited {result['exit_code']}: {result['stderr'][-1000:]}")
     versions: dict[str, str | None] = json.loads(result["stdout"])
     return versions
+
+
+def osv_archives(root: Path) -> Path:
+    """`root/<ecosystem>/all.zip` laid out as OSV's bucket serves them, from the real records
+    the tests ship (`tests/osv_archives.py`: the PyPA database, real npm advisories); returns
+    `root`, ready for `serve`."""
+    from tests.osv_archives import NPM_RECORDS, pypi_archive, write_archive
+
+    (root / "PyPI").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pypi_archive(), root / "PyPI" / "all.zip")
+    write_archive(root / "npm" / "all.zip", NPM_RECORDS)
+    return root
+
+
+def sync_advisories(cli: FactoryCli, url: str) -> Timed:
+    """`codefactory advisories sync --from URL` into the CLI's data folder; raises ValueError
+    (with its stderr) when the sync fails, since every verdict after it would be blocked."""
+    timed = cli("advisories", "sync", "--from", url)
+    if timed.returncode != 0:
+        raise ValueError(f"advisories sync from {url} failed: {timed.stderr.strip()[-1000:]}")
+    return timed
+
+
+def synced_advisories(folder: Path) -> Path:
+    """Sync real OSV data (PyPI and npm, `osv_archives`) from a loopback server into a data
+    folder under `folder`, once; returns the index to hand every other data folder through
+    `CODEFACTORY_ADVISORIES_DIR` (so each run judges against fresh data, as a user's would
+    after `codefactory advisories sync`)."""
+    from tests.osv_archives import serve
+
+    root = osv_archives(folder / "osv")
+    cli = FactoryCli(folder / "advisories-data")
+    with serve(root) as url:
+        sync_advisories(cli, url)
+    index = cli.data_dir / "advisories" / "osv-index.json"
+    if not index.is_file():
+        raise ValueError(f"advisories sync wrote no index at {index}")
+    return index

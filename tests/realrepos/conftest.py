@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.factory_cli import FactoryCli, data_dir
+from benchmarks.factory_cli import FactoryCli, data_dir, synced_advisories
 from benchmarks.real_repos import CACHE, RealProject, materialise
 
 
@@ -24,8 +24,18 @@ def checkout(item: RealProject) -> Path:
     return materialise(item, repo)
 
 
+@pytest.fixture(scope="session")
+def advisory_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real OSV data (the PyPA database, real npm advisories) synced once per session with
+    `codefactory advisories sync --from` a loopback server: SCA blocks without fresh data."""
+    return synced_advisories(tmp_path_factory.mktemp("advisories"))
+
+
 @pytest.fixture
-def factory(tmp_path: Path, bwrap_available: None) -> FactoryCli:
+def factory(tmp_path: Path, advisory_index: Path, bwrap_available: None) -> FactoryCli:
     """The `codefactory` CLI over a data folder of this test's own, sharing the download
-    cache of every real-repos run."""
-    return FactoryCli(data_dir(tmp_path / "data", CACHE / "packages"))
+    cache of every real-repos run and the session's synced advisory data."""
+    return FactoryCli(
+        data_dir(tmp_path / "data", CACHE / "packages"),
+        env={"CODEFACTORY_ADVISORIES_DIR": str(advisory_index)},
+    )
