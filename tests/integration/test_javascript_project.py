@@ -22,6 +22,7 @@ from codefactory.projects.model import Ecosystem
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.port import Phase
 from codefactory.sandbox.setup import install_dependencies
+from codefactory.verify.diff import with_base
 from codefactory.verify.eslint import EslintCheck
 from codefactory.verify.gate import Gate
 from codefactory.verify.js_tests import JsTestsCheck
@@ -159,26 +160,28 @@ def test_the_repositorys_tests_pass_then_catch_a_seeded_bug(
 def test_eslint_finds_an_unused_variable_even_behind_an_ignore_pattern(
     installed: tuple[Path, BubblewrapWorkspace],
 ) -> None:
-    repo, workspace = installed
+    _, workspace = installed
     workspace.write_file("src/extra.js", b"const unused = 1;\n\nmodule.exports = {};\n")
     workspace.write_file("generated/gen.js", b"const hidden = 2;\n\nmodule.exports = {};\n")
     # a modified file keeps its pre-existing finding: reported, not blocking
     workspace.write_file("src/legacy.js", FILES["src/legacy.js"].encode() + b"// touched\n")
     try:
-        sandbox = BubblewrapSandbox(repo.parent / "work-gate", CACHE / "sandbox-cache")
-        gate = Gate([RuffCheck(), EslintCheck(timeout_s=120)], sandbox=sandbox)
-        ruff, eslint = gate.run(workspace, workspace.changes(), repo=repo)
+        change = workspace.changes()
+        # the base versions, as the gate reads them from the base commit
+        base = {p: FILES[p].encode() if p in FILES else None for p in change.paths}
+        eslint = EslintCheck(timeout_s=120).run(workspace, with_base(change, base))
+        [ruff] = Gate([RuffCheck()]).run(workspace, change)
     finally:
         restore(workspace, "src/extra.js", "generated/gen.js", "src/legacy.js")
     assert ruff.passed and ruff.summary.startswith("not applicable: the lint check serves Python")
     assert not eslint.passed, eslint.summary
     found = {(f.path, f.rule, f.blocking) for f in eslint.findings}
-    assert "base versions unknown" not in eslint.summary, eslint.summary
     assert found == {
         ("src/extra.js", "no-unused-vars", True),
         ("generated/gen.js", "no-unused-vars", True),
         ("src/legacy.js", "no-unused-vars", False),
     }
+    assert eslint.summary.endswith("2 new")
     assert '"name": "eslint"' in eslint.evidence and '"version": "9.39.1"' in eslint.evidence
 
 

@@ -201,7 +201,8 @@ def install_steps(
                 f"YARN_NPM_REGISTRY_SERVER={NPM_REGISTRY}", "YARN_ENABLE_TELEMETRY=0",
                 # Berry reads neither HTTPS_PROXY nor NODE_EXTRA_CA_CERTS: its own names
                 f"YARN_HTTP_PROXY={PROXY_URL}", f"YARN_HTTPS_PROXY={PROXY_URL}",
-                f"YARN_HTTPS_CA_FILE_PATH={SYSTEM_CA}", "YARN_ENABLE_IMMUTABLE_CACHE=false"]  # fmt: skip
+                f"YARN_HTTPS_CA_FILE_PATH={SYSTEM_CA}",
+                "YARN_ENABLE_IMMUTABLE_CACHE=false"]  # fmt: skip
         command = [
             COREPACK,
             corepack_spec(manager, pinned),
