@@ -48,7 +48,17 @@ class BaseTrees:
         self._locks = {"scan": threading.Lock(), "installed": threading.Lock()}
 
     def for_scans(self) -> Workspace:
-        """A workspace at the base commit; BaseUnavailable when none can be made."""
+        """A workspace at the base commit; BaseUnavailable when none can be made.
+
+        With a setup phase, the installed one (from the image when there is one): it holds
+        the scanners' environment, bandit on the project's own Python, so the base is scanned
+        by the same interpreter as the change. When the base cannot be installed, a bare one.
+        """
+        if self._setup is not None:
+            try:
+                return self.installed()
+            except BaseUnavailable:
+                pass
         return self._get("scan", install=False)
 
     def installed(self) -> Workspace:
