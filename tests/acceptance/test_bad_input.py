@@ -49,19 +49,8 @@ def test_a_path_that_is_not_a_git_repository_fails_the_run(cli: Cli, tmp_path: P
     assert cli("audit", "verify").returncode == 0
 
 
-def test_nothing_to_fix_fails_the_run_with_the_engines_reason(cli: Cli, tmp_path: Path) -> None:
-    repo = _sample_repo(tmp_path)
-    (repo / "requirements.txt").write_text("idna==3.7\n")
-    from tests.conftest import git
-
-    git(repo, "commit", "-qam", "already fixed")
-    ticket = ticket_file(tmp_path, "SVC-101")
-    result = cli("trigger", "--repo", str(repo), "--ticket", str(ticket))
-    assert result.returncode == 1
-    _one_line_error(result.stderr)
-    (run,) = cli.json("runs", "list")
-    assert run["state"] == "failed"
-    assert cli.json("runs", "show", run["id"])["history"][-1]["state"] == "failed"
+# A ticket with nothing to fix is no bad input: it ends `no_change` with the engine's reason
+# (issue 10, item 9), tested in test_run_outcomes.py.
 
 
 def test_a_test_suite_that_times_out_fails_the_run_with_evidence(cli: Cli, tmp_path: Path) -> None:
