@@ -207,7 +207,12 @@ def test_a_suite_over_its_time_limit_fails(new_workspace: WorkspaceFactory) -> N
 
 
 def test_missing_pytest_means_could_not_run(new_workspace: WorkspaceFactory) -> None:
-    workspace = new_workspace({"tests/test_a.py": "def test_a():\n    pass\n"})
+    # a repository that installs its dependencies itself (and forgot pytest): the detected
+    # plan would otherwise add pytest for a project with tests
+    config = '[setup]\nreplace = true\ncommands = ["true"]\n'
+    workspace = new_workspace(
+        {"tests/test_a.py": "def test_a():\n    pass\n", ".codefactory/config.toml": config}
+    )
 
     result = PytestCheck().run(workspace, Change(files=()))
 
