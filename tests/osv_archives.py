@@ -10,6 +10,7 @@ entry beside the npm ones).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -300,6 +301,17 @@ def serve(root: Path) -> Iterator[str]:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves files as Cloud Storage does, with `x-goog-hash: crc32c=..., md5=<base64>`; under
+    a `tampered/` folder the declared MD5 is another file's (a transfer that went wrong)."""
+
+    def end_headers(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if path.is_file():
+            body = path.read_bytes() + (b"x" if "/tampered/" in self.path else b"")
+            md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+            self.send_header("x-goog-hash", f"crc32c=AAAAAA==, md5={md5}")
+        super().end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         return
 

@@ -39,15 +39,17 @@ SETTINGS = AdvisorySettings()
 def osv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A loopback server with one OSV bucket layout per folder: `good`, `crc` (npm's archive
     has an entry whose CRC-32 fails), `invalid` (an npm record that is not OSV), `html` (a
-    proxy's error page where npm's zip should be), `pypi-only` (no npm folder)."""
+    proxy's error page where npm's zip should be), `pypi-only` (no npm folder), `tampered`
+    (good archives, wrong `x-goog-hash`)."""
     if not (SHARED_FIXTURES / "osv-pypi" / "vulns").is_dir():
         pytest.skip("shared fixture data missing: osv-pypi")
     root = tmp_path_factory.mktemp("bucket")
     pypi = pypi_archive()
-    for layout in ("good", "crc", "invalid", "html", "pypi-only"):
+    for layout in ("good", "crc", "invalid", "html", "pypi-only", "tampered"):
         (root / layout / "PyPI").mkdir(parents=True)
         shutil.copyfile(pypi, root / layout / "PyPI" / "all.zip")
     write_archive(root / "good" / "npm" / "all.zip", NPM_RECORDS)
+    shutil.copytree(root / "good" / "npm", root / "tampered" / "npm")
     corrupt_crc(
         write_archive(root / "crc" / "npm" / "all.zip", NPM_RECORDS, stored=True),
         b"Command Injection",
@@ -110,6 +112,8 @@ def _state(folder: Path) -> tuple[bytes, bytes]:
         ("invalid", r"npm/all.zip: GHSA-bad1-bad2-bad3.json: `package.name` must be a str"),
         ("html", r"npm/all.zip: not a zip archive"),
         ("pypi-only", r"npm/all.zip: HTTP 404"),
+        # the server declares, as Cloud Storage does, an MD5 the bytes received do not have
+        ("tampered", r"PyPI/all.zip: MD5 differs from the x-goog-hash header"),
     ],
 )
 def test_a_bad_archive_fails_the_whole_sync_and_leaves_the_previous_data(

@@ -4,7 +4,8 @@ OSV publishes every record of an ecosystem as `<base>/<ecosystem>/all.zip` (one
 `<ID>.json` per record) in its public bucket; a bank points `advisories.sync_url` at its
 internal mirror of the same layout. For each ecosystem asked for, the archive is downloaded
 through httpx (timeouts, a size cap, a whole-download deadline) into a temporary folder, its
-SHA-256 taken, and verified: a zip whose central directory or any entry's CRC-32 is damaged,
+SHA-256 taken (and its MD5 checked against the `x-goog-hash` header Cloud Storage sends), and
+verified: a zip whose central directory or any entry's CRC-32 is damaged,
 an entry that is not JSON, or a record the importer would refuse, fails the whole sync.
 Only when every archive passed is the index rewritten (new file beside the old, then
 `rename`) and the manifest with it; a failed sync leaves the previous data as it was.
@@ -14,6 +15,8 @@ AdvisorySyncFailed(AdvisoryError)   one archive could not be fetched or verified
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import shutil
 import tempfile
@@ -142,12 +145,15 @@ def _fetch(
     """Stream one archive to `scratch`: (path, SHA-256, bytes)."""
     target = scratch / (url.rsplit("/", 2)[-2] + ".zip")
     hasher = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    expected_md5: bytes | None = None
     received = 0
     deadline = time.monotonic() + settings.sync_deadline_s
     try:
         with client.stream("GET", url) as response, target.open("wb") as out:
             if response.status_code != 200:
                 raise AdvisorySyncFailed(url, f"HTTP {response.status_code}")
+            expected_md5 = _goog_md5(url, response.headers)
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > settings.max_archive_bytes:
                 raise AdvisorySyncFailed(url, _too_large(int(declared), settings))
@@ -160,12 +166,32 @@ def _fetch(
                         url, f"download exceeded {settings.sync_deadline_s:g} s"
                     )
                 hasher.update(chunk)
+                md5.update(chunk)
                 out.write(chunk)
     except httpx.TimeoutException as exc:
         raise AdvisorySyncFailed(url, f"timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
         raise AdvisorySyncFailed(url, f"{type(exc).__name__}: {exc}") from exc
+    if expected_md5 is not None and md5.digest() != expected_md5:
+        raise AdvisorySyncFailed(
+            url, "MD5 differs from the x-goog-hash header (damaged in transit)"
+        )
     return target, hasher.hexdigest(), received
+
+
+def _goog_md5(url: str, headers: httpx.Headers) -> bytes | None:
+    """The MD5 Google Cloud Storage (OSV's bucket) declares for the object in `x-goog-hash:
+    crc32c=<b64>,md5=<b64>`; None when absent or the body is content-encoded."""
+    if headers.get("content-encoding", "identity") != "identity":
+        return None
+    for part in headers.get_list("x-goog-hash", split_commas=True):
+        kind, _, value = part.strip().partition("=")
+        if kind == "md5":
+            try:
+                return base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise AdvisorySyncFailed(url, f"malformed x-goog-hash header: {part}") from exc
+    return None
 
 
 def _too_large(size: int, settings: AdvisorySettings) -> str:
