@@ -153,3 +153,17 @@ def test_the_dashboard_shows_each_runs_repository_and_counts_no_change_apart() -
     assert "<td>pallets/itsdangerous</td><td>no_change</td>" in page
     assert "failed 2 · no_change 1" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_the_docs_name_every_outcome_and_every_binding_setting() -> None:
+    runs = (DOCS / "runs.md").read_text()
+    for state in TERMINAL_STATES:
+        assert f"| `{state.value}` |" in runs, state
+    assert "no-change-needed" in runs
+    triggers = (DOCS / "triggers.md").read_text()
+    for name in RepositoryBinding.model_fields:
+        assert f"\n{name} = " in triggers, name
+    assert "local:" in (DOCS / "repositories.md").read_text()
