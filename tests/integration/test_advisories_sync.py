@@ -40,16 +40,18 @@ def osv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A loopback server with one OSV bucket layout per folder: `good`, `crc` (npm's archive
     has an entry whose CRC-32 fails), `invalid` (an npm record that is not OSV), `html` (a
     proxy's error page where npm's zip should be), `pypi-only` (no npm folder), `tampered`
-    (good archives, wrong `x-goog-hash`)."""
+    (good archives, wrong `x-goog-hash`), `swapped` (PyPI's archive as npm's)."""
     if not (SHARED_FIXTURES / "osv-pypi" / "vulns").is_dir():
         pytest.skip("shared fixture data missing: osv-pypi")
     root = tmp_path_factory.mktemp("bucket")
     pypi = pypi_archive()
-    for layout in ("good", "crc", "invalid", "html", "pypi-only", "tampered"):
+    for layout in ("good", "crc", "invalid", "html", "pypi-only", "tampered", "swapped"):
         (root / layout / "PyPI").mkdir(parents=True)
         shutil.copyfile(pypi, root / layout / "PyPI" / "all.zip")
     write_archive(root / "good" / "npm" / "all.zip", NPM_RECORDS)
     shutil.copytree(root / "good" / "npm", root / "tampered" / "npm")
+    (root / "swapped" / "npm").mkdir()
+    shutil.copyfile(pypi, root / "swapped" / "npm" / "all.zip")
     corrupt_crc(
         write_archive(root / "crc" / "npm" / "all.zip", NPM_RECORDS, stored=True),
         b"Command Injection",
@@ -114,6 +116,8 @@ def _state(folder: Path) -> tuple[bytes, bytes]:
         ("pypi-only", r"npm/all.zip: HTTP 404"),
         # the server declares, as Cloud Storage does, an MD5 the bytes received do not have
         ("tampered", r"PyPI/all.zip: MD5 differs from the x-goog-hash header"),
+        # a mirror that put PyPI's archive where npm's belongs must not wipe npm's data
+        ("swapped", r"npm/all.zip: none of its \d+ records names a npm package"),
     ],
 )
 def test_a_bad_archive_fails_the_whole_sync_and_leaves_the_previous_data(

@@ -74,22 +74,21 @@ def sync_advisories(
     *,
     base_url: str | None = None,
     ecosystems: Sequence[str] = (),
-    transport: httpx.BaseTransport | None = None,
 ) -> SyncReport:
     """Download, verify and import each ecosystem's archive from `base_url` (default
     `settings.sync_url`) into the index in `folder`, replacing those ecosystems and keeping
     the others. AdvisorySyncFailed when any archive cannot be fetched or verified; ValueError
-    for an unsupported ecosystem. `transport` is for tests only."""
+    for an unsupported ecosystem."""
     base = (base_url or settings.sync_url).rstrip("/")
     if not base.startswith(("https://", "http://")):
         raise AdvisorySyncFailed(base, "not an http(s) URL")
-    wanted = [scheme_for(e).ecosystem for e in (ecosystems or settings.ecosystems)]
+    wanted = list(dict.fromkeys(scheme_for(e).ecosystem for e in ecosystems or settings.ecosystems))
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(folder, settings)
     scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".sync-"))
     try:
-        with _client(settings, transport) as client:
+        with _client(settings) as client:
             fetched = {e: _fetch(client, archive_url(base, e), scratch, settings) for e in wanted}
         collected = {e: _verify(archive_url(base, e), fetched[e][0], e) for e in wanted}
     finally:
@@ -108,7 +107,10 @@ def sync_advisories(
         for e in wanted
     }
     kept = {e: collected[e].kept.get(e, []) for e in wanted}
-    digest = write_index(folder, kept, provenance, now)
+    try:
+        digest = write_index(folder, kept, provenance, now)
+    except OSError as exc:  # a full disk: the rename never happened, the old index stands
+        raise AdvisorySyncFailed(str(folder), f"cannot write the index: {exc}") from exc
     return SyncReport(
         source=base,
         ecosystems=provenance,
@@ -128,13 +130,12 @@ def _remove_abandoned(folder: Path, settings: AdvisorySettings) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _client(settings: AdvisorySettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+def _client(settings: AdvisorySettings) -> httpx.Client:
     # trust_env: a bank's HTTPS_PROXY / NO_PROXY and CA bundle (SSL_CERT_FILE) apply
     return httpx.Client(
         timeout=httpx.Timeout(settings.sync_timeout_s),
         follow_redirects=True,
         max_redirects=5,
-        transport=transport,
         headers={"Accept": "application/zip"},
     )
 
@@ -168,6 +169,8 @@ def _fetch(
                 hasher.update(chunk)
                 md5.update(chunk)
                 out.write(chunk)
+    except OSError as exc:
+        raise AdvisorySyncFailed(url, f"cannot store the download: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise AdvisorySyncFailed(url, f"timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
@@ -213,6 +216,9 @@ def _verify(url: str, archive: Path, ecosystem: str) -> Collected:
         raise AdvisorySyncFailed(url, exc.reason) from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise AdvisorySyncFailed(url, f"damaged zip: {exc}") from exc
-    if not collected.records:
-        raise AdvisorySyncFailed(url, "the archive holds no records")
+    if not collected.kept.get(ecosystem) and not collected.withdrawn.get(ecosystem):
+        # an empty or misplaced archive would otherwise wipe the ecosystem's data
+        raise AdvisorySyncFailed(
+            url, f"none of its {collected.records} records names a {ecosystem} package"
+        )
     return collected
