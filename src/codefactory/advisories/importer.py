@@ -127,7 +127,10 @@ def import_advisories(source: Path, folder: Path) -> ImportReport:
         )
         for ecosystem in sorted(set(collected.kept) | set(collected.withdrawn))
     }
-    digest = write_index(folder, collected.kept, provenance, now)
+    try:
+        digest = write_index(folder, collected.kept, provenance, now)
+    except OSError as exc:  # the rename never happened: the previous index stands
+        raise AdvisoryImportFailed(str(source), f"cannot write the index: {exc}") from exc
     return ImportReport(
         source=str(source),
         records=collected.records,
