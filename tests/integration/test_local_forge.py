@@ -281,3 +281,16 @@ def test_a_forge_repository_holding_another_id_is_refused(
     (bare / "description").write_text("acme/someone-else\n")
     with pytest.raises(ForgeError, match="holds 'acme/someone-else'"):
         forge.branch_head(REPOSITORY, "factory/r-1")
+
+
+def test_a_review_opened_before_ids_is_still_read_from_its_folder_named_repository(
+    source: tuple[Path, str], forge: LocalForge
+) -> None:
+    """Migration 0007 names old runs `local:<path>`; their branches stay in `<folder>.git`."""
+    repo, base = source
+    commit = _open(forge, repo, base, BUMP, "factory/r-old")
+    forge.repository_path(REPOSITORY).rename(forge.forge_dir / "payments-api.git")  # as before
+    old_id = f"local:{repo.resolve()}"
+    assert forge.branch_head(old_id, "factory/r-old") == commit
+    assert forge.branch_head(old_id, "factory/r-other") is None
+    assert forge.branch_head("acme/payments-api", "factory/r-old") is None  # ids only: no guess

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from codefactory.domain import Change
 from codefactory.review.errors import BranchExists, EmptyChange, ForgeError
@@ -118,7 +118,7 @@ class LocalForge:
     def verify_commit(self, repository: str, commit: str, allowed_signers: Path) -> CommitSignature:
         """What plain git says of `commit`'s SSH signature, given an allowed_signers file."""
         _require_object_id(commit)
-        bare = self._existing(repository)
+        bare = next((b for b in self._readable(repository) if self._has_commit(b, commit)), None)
         if bare is None:
             raise ForgeError(f"no forge repository for {repository}")
         fields = self._git(
@@ -145,10 +145,11 @@ class LocalForge:
 
     def branch_head(self, repository: str, branch: str) -> str | None:
         """The commit `branch` points at, or None."""
-        bare = self._existing(repository)
-        if bare is None:
-            return None
-        return self._ref_target(bare, f"refs/heads/{branch}")
+        for bare in self._readable(repository):
+            head = self._ref_target(bare, f"refs/heads/{branch}")
+            if head is not None:
+                return head
+        return None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -159,6 +160,19 @@ class LocalForge:
             return None
         self._check_owner(bare, repository)
         return bare
+
+    def _readable(self, repository: str) -> list[Path]:
+        """Where a branch or commit of `repository` may be read: its bare repository, then,
+        for a `local:` id, the `<folder>.git` the forge used before ids (migration 0007), so
+        reviews opened before the upgrade can still be decided. Reading there by branch
+        (`factory/<run id>`) or commit id is unambiguous even if two folders shared it."""
+        found = [bare] if (bare := self._existing(repository)) is not None else []
+        if repository.startswith("local:"):
+            folder = PurePosixPath(repository.removeprefix("local:")).name
+            legacy = self.forge_dir / f"{folder}.git"
+            if folder and not folder.startswith(".") and (legacy / "HEAD").is_file():
+                found.append(legacy)
+        return found
 
     def _ensure_repository(self, repository: str) -> Path:
         bare = self._existing(repository)
