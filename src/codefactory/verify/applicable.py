@@ -99,12 +99,14 @@ def unknown_skips(checks: Sequence[Check], project: Project | None) -> list[str]
 def not_applicable(
     check: Check, served: frozenset[Ecosystem], present: frozenset[Ecosystem]
 ) -> CheckResult:
-    """The result of a check for an ecosystem the repository does not have."""
+    """The result of a check for an ecosystem the repository does not have: its summary says
+    why; no evidence file."""
     reason = (
         f"not applicable: the {check.name} check serves {_names(served)} projects; "
         f"this repository is {_names(present)}"
     )
-    return _not_run(check, NOT_APPLICABLE, reason, passed=True)
+    # no evidence file: every package of one ecosystem would carry empty files of the other
+    return _not_run(check, NOT_APPLICABLE, reason, passed=True, evidence=False)
 
 
 def skipped_by_config(check: Check, source: str) -> CheckResult:
@@ -114,14 +116,16 @@ def skipped_by_config(check: Check, source: str) -> CheckResult:
     return _not_run(check, SKIPPED_BY_CONFIG, reason, passed=True)
 
 
-def _not_run(check: Check, kind: str, reason: str, *, passed: bool) -> CheckResult:
+def _not_run(
+    check: Check, kind: str, reason: str, *, passed: bool, evidence: bool = True
+) -> CheckResult:
     # no finding to judge and nothing blocks; the evidence says the tool never executed
-    evidence = to_sarif(check.name, "", [], notes=[f"{kind}: {reason}"], succeeded=False)
+    sarif = to_sarif(check.name, "", [], notes=[f"{kind}: {reason}"], succeeded=False)
     result = CheckResult(
         check=check.name,
         passed=passed,
-        evidence_name=f"{check.name}.sarif",
-        evidence=evidence,
+        evidence_name=f"{check.name}.sarif" if evidence else "",
+        evidence=sarif if evidence else "",
         summary=reason,
     )
     # `CheckResult.skipped` (why a check did not run), once the domain has it: renderers then
