@@ -299,3 +299,15 @@ def test_the_gate_binds_its_detected_project_to_the_javascript_checks() -> None:
     assert result.passed, result.summary
     assert workspace.commands == [["/usr/bin/npm", "test"]]
     assert result.summary.startswith("`npm test` passed (exit 0)\n# pass 1")
+
+
+def test_a_python_repositorys_tooling_package_json_without_tests_is_named_not_blocking() -> None:
+    project = Project(python=PYTHON, javascript=JAVASCRIPT)
+    result = JsTestsCheck(detect=lambda _: project).run(Commands(), Change(files=()))  # type: ignore[arg-type]
+    assert result.passed
+    [finding] = result.findings
+    assert (finding.rule, finding.blocking) == ("no-js-tests", False)
+    assert result.summary == (
+        "package.json has no test script; the repository's tests are its Python ones "
+        "(the tests check)"
+    )

@@ -4,8 +4,9 @@ It runs `npm test`, `pnpm test` or `yarn test` (the manager of the lock file, th
 version corepack fetched in the setup phase) in the check phase, where the installed
 packages are at `/workspace/node_modules` (read-only). A repository config's
 `test_command` replaces the script in a JavaScript-only repository. No test script is a
-failure ("a repository without tests cannot pass"), as for pytest; so is a run that does not
-finish, and the evidence always holds the output tail.
+failure ("a repository without tests cannot pass"), as for pytest, except beside a Python side
+(a package.json for tooling), where it is a named, non-blocking finding; a run that does not
+finish fails, and the evidence always holds the output tail.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class JsTestsCheck:
             reason = "no package.json with a lock file: the JavaScript tests cannot run"
             return self._failed("tests-could-not-run", reason, "")
         command = self._command(project, javascript)
+        if command is None and project.python is not None:
+            # a Python repository's package.json for its tooling: its tests are pytest's
+            return self._untested_tooling()
         if command is None:
             reason = "package.json has no test script: a repository without tests cannot pass"
             return self._failed("no-tests", reason, "")
@@ -109,6 +113,23 @@ class JsTestsCheck:
             return None
         return run_script_command(javascript, "test")
 
+    def _untested_tooling(self) -> CheckResult:
+        """No test script in a repository that also has a Python side: named, not blocking
+        (its tests check judges it; the JavaScript is usually its tooling)."""
+        reason = (
+            "package.json has no test script; the repository's tests are its Python ones "
+            "(the tests check)"
+        )
+        finding = Finding(
+            check=self.name,
+            rule="no-js-tests",
+            message=reason,
+            severity=Severity.LOW,
+            blocking=False,
+            fingerprint=digest(self.name, "no-js-tests"),
+        )
+        return self._result([finding], reason, "")
+
     def _failed(self, rule: str, reason: str, output: str) -> CheckResult:
         finding = Finding(
             check=self.name,
@@ -123,7 +144,7 @@ class JsTestsCheck:
     def _result(self, findings: list[Finding], summary: str, output: str) -> CheckResult:
         return CheckResult(
             check=self.name,
-            passed=not findings,
+            passed=not any(f.blocking for f in findings),
             findings=tuple(findings),
             evidence_name="js-tests.sarif",
             evidence=to_sarif(self.name, "", findings, notes=[output] if output else []),
