@@ -20,12 +20,14 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from codefactory.domain import CheckResult
+from codefactory.projects.config import SKIPPABLE_CHECKS as CONFIG_SKIPPABLE
 from codefactory.projects.model import Ecosystem, Project
 from codefactory.verify.port import Check
 from codefactory.verify.sarif import to_sarif
 
-SKIPPABLE_CHECKS = frozenset({"lint", "tests"})
-"""The ports a repository config may skip; never diff policy, integrity, secrets, SAST, SCA."""
+SKIPPABLE_CHECKS: frozenset[str] = CONFIG_SKIPPABLE
+"""The ports a repository config may skip (`lint`, `tests`; the config reader refuses any
+other): never diff policy, integrity, secrets, SAST, SCA."""
 PYTHON_CHECK_NAMES = frozenset({"lint", "sast", "tests"})
 """Checks that predate `ecosystems` and serve Python (ruff, bandit, pytest)."""
 _RESULT_FIELDS = frozenset(f.name for f in fields(CheckResult))
