@@ -86,7 +86,7 @@ def sandbox_environment(
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
             # a bank's egress proxy re-signs TLS: trust the system store
-            "UV_NATIVE_TLS": "1",
+            "UV_SYSTEM_CERTS": "1",
             "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
         }
     if egress:

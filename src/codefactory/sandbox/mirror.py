@@ -201,6 +201,9 @@ class Mirror:
             assert proc.stdout is not None
             try:
                 _unpack(proc.stdout, target, owner)
+                # drain git's end-of-archive padding: closing early kills it with SIGPIPE
+                while proc.stdout.read(1 << 16):
+                    pass
             except (OSError, tarfile.TarError, ProvisionFailed) as err:
                 proc.kill()
                 proc.wait()

@@ -50,7 +50,7 @@ def default_checks(
         EslintCheck(timeout_s=timeout),
         SecretsCheck(python=python, timeout_s=timeout),
         SastCheck(python=python, timeout_s=timeout),
-        ScaCheck(advisories),
+        ScaCheck(advisories, max_age_days=settings.advisories_max_age_days),
         PytestCheck(timeout_s=test_timeout_s, cache=cache, select=settings.select_tests),
         JsTestsCheck(timeout_s=test_timeout_s),
     ]
