@@ -199,3 +199,12 @@ def test_eslint_is_configured_by_a_committed_file(
 def test_eslint_config_key_in_package_json_counts() -> None:
     files = {"package.json": manifest(eslintConfig={"rules": {}}), "package-lock.json": "{}"}
     assert found(files).eslint_config == "package.json#eslintConfig"
+
+
+def test_a_tooling_package_json_without_lock_tests_or_eslint_is_no_javascript_side() -> None:
+    # a Python repository keeping prettier settings in package.json must still set up
+    tooling = manifest(prettier={"semi": False}, devDependencies={"prettier": "^3"})
+    assert detect({"package.json": tooling, "pyproject.toml": "[project]\n"}) == (None, [])
+    eslint = manifest(eslintConfig={"root": True}, devDependencies={"eslint": "^9"})
+    project, problems = detect({"package.json": eslint})
+    assert project is not None and problems[0].startswith("package.json has no lock file")

@@ -56,7 +56,8 @@ def detect_javascript(
 ) -> tuple[JavaScriptProject | None, list[str]]:
     """The JavaScript project at the root of `files`, and the problems found reading it.
 
-    (None, []) when the repository has no root `package.json` (nor a lock file without one).
+    (None, []) when the repository has no root `package.json` (nor a lock file without one),
+    or only one with no lock file, no test script and no ESLint configuration.
     A problem is one sentence naming the file and what could not be read or done: a
     malformed `package.json`, no lock file, a `packageManager` field naming a manager whose
     lock file is missing. `config.test_command` does not change the detected `test_script`:
@@ -71,6 +72,10 @@ def detect_javascript(
     manifest, problem = _manifest(files.read(PACKAGE_JSON))
     if manifest is None:
         return None, [problem]
+    if not locks and declared_test_script(manifest) is None and not eslint_config(paths, manifest):
+        # a package.json kept for tooling metadata (a Python repository's prettier or
+        # commitlint settings): nothing to install, test or lint, so no JavaScript side
+        return None, []
     pinned, problems = _package_manager(manifest)
     manager, lock_file, lock_problem = _choose_lock(locks, pinned, files)
     problems += [lock_problem] if lock_problem else []
