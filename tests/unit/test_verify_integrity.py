@@ -253,6 +253,16 @@ def test_conftest_and_waiver_files() -> None:
     assert baseline.edits[0].topic is Topic.CONFIG and not baseline.needs_base_tests
 
 
+def test_a_change_to_the_repository_config_changes_its_judges() -> None:
+    # a change that skips its own tests, or swaps the test command for `true`, must not pass
+    # as an ordinary edit: the gate reads the config from the changed tree
+    config = b'[test]\ncommand = ["true"]\n\n[checks]\nskip = ["tests"]\n'
+    added = judged(".codefactory/config.toml", None, config)
+    assert found(added) == [("repository-config-changed", ".codefactory/config.toml", 1)]
+    assert added.edits[0].topic is Topic.CONFIG  # blocking unless labelled config-change
+    assert "checks skipped or added" in added.edits[0].message
+
+
 def test_test_data_edits_and_new_test_files_in_a_base_run() -> None:
     change = DiffedChange(
         files=(

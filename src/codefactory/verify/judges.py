@@ -153,7 +153,19 @@ def is_engine_config(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in ENGINE_CONFIG_PATHS)
 
 
+REPOSITORY_CONFIG = ".codefactory/config.toml"
+"""How the factory sets up and tests the repository (docs/repository-config.md): its test
+command, test paths and skipped or added checks decide the verdict, so a change to it is a
+change to its judges."""
+
+
 WHOLE_FILE_JUDGES: tuple[tuple[Callable[[str], bool], str, Topic, str], ...] = (
+    (
+        lambda p: p == REPOSITORY_CONFIG,
+        "repository-config-changed",
+        Topic.CONFIG,
+        "the factory's repository config (setup, test command, checks skipped or added)",
+    ),
     (lambda p: is_waiver_file(p), "waiver-added", Topic.CONFIG, "a list of accepted findings"),
     (lambda p: is_config_file(p), CONFIG_RULE, Topic.CONFIG, "tool configuration"),
     (lambda p: is_conftest(p), "conftest-changed", Topic.TESTS, "pytest fixtures and hooks"),
