@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from codefactory.projects.detect import DEPENDENCY_FILE_GLOBS
+from codefactory.projects.dependency_files import DEPENDENCY_FILE_GLOBS
 from codefactory.sandbox.setup import dependency_files
 
 EXAMPLES = [
@@ -35,3 +35,17 @@ def test_source_and_docs_are_not_dependency_files() -> None:
     for path in ("app.py", "docs/index.txt", "src/pkg/__init__.py", "README.md", "setup.md"):
         assert not named(path), path
         assert dependency_files([path]) == [], path
+
+
+def test_one_list_for_policy_risk_and_the_diff_policy() -> None:
+    from codefactory.package.risk import assess_risk  # noqa: F401 - imports the shared list
+    from codefactory.policy.paths import implied_actions
+    from codefactory.projects import is_dependency_file
+    from codefactory.verify.diff_policy import _is_dependency_file
+
+    for path in ("web/pnpm-lock.yaml", "requirements/test.txt", "tox.ini", "go.mod",
+                 ".codefactory/config.toml", "svc/uv.lock"):  # fmt: skip
+        assert is_dependency_file(path) and _is_dependency_file(path), path
+        assert "modify_dependencies" in implied_actions(path), path
+    for path in ("README.md", "svc/app.py", "config.toml"):
+        assert not is_dependency_file(path) and not implied_actions(path), path

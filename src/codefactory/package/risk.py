@@ -9,18 +9,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from codefactory.domain import Change, ChangeKind, CheckResult
+from codefactory.projects.dependency_files import is_dependency_file
 
 LEVELS = ("low", "moderate", "high")
 _MODERATE_SCORE = 30
 _HIGH_SCORE = 60
 
 # Files that pin what runs in production: changing them changes a runtime dependency.
-DEPENDENCY_FILES = (
-    "requirements*.txt", "constraints*.txt", "pyproject.toml", "setup.cfg", "setup.py",
-    "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "*.lock",
-    "package.json", "package-lock.json", "pnpm-lock.yaml", "go.mod", "go.sum",
-    "Cargo.toml", "pom.xml", "build.gradle", "build.gradle.kts", "Gemfile",
-)  # fmt: skip
 # Paths that change how code is built, tested or deployed: the controls themselves.
 CI_INFRA_DIRS = (
     ".github", ".gitlab", ".circleci", ".buildkite", ".tekton", "terraform", "k8s",
@@ -51,11 +46,6 @@ class RiskAssessment:
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
-def is_dependency_file(path: str) -> bool:
-    """A manifest or lock file that decides which third-party code runs."""
-    return _matches(PurePosixPath(path).name, DEPENDENCY_FILES)
 
 
 def is_ci_or_infrastructure(path: str) -> bool:

@@ -13,13 +13,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from codefactory.policy.port import EntityRef
+from codefactory.projects.dependency_files import is_dependency_file
 
-DEPENDENCY_FILES = (
-    "requirements*.txt", "constraints*.txt", "pyproject.toml", "setup.cfg", "setup.py",
-    "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "package.json",
-    "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.mod", "go.sum", "Cargo.toml",
-    "Cargo.lock", "pom.xml", "build.gradle", "build.gradle.kts", "Gemfile", "Gemfile.lock",
-)  # fmt: skip
 CI_DIRS = (".github", ".gitlab", ".circleci", ".buildkite", ".tekton", ".azure-pipelines")
 CI_FILES = (
     ".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml", "bitbucket-pipelines.yml",
@@ -45,7 +40,7 @@ def implied_actions(path: str) -> tuple[str, ...]:
     pure = PurePosixPath(path)
     folders = set(pure.parts[:-1])
     actions = []
-    if _named(pure.name, DEPENDENCY_FILES):
+    if is_dependency_file(path):
         actions.append("modify_dependencies")
     if folders & set(CI_DIRS) or _named(pure.name, CI_FILES):
         actions.append("modify_ci")

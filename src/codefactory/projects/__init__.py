@@ -1,6 +1,7 @@
 """What kind of project a repository is: its ecosystems, setup plan, tests and Python."""
 
-from codefactory.projects.detect import DEPENDENCY_FILE_GLOBS, detect_project, setup_plan
+from codefactory.projects.dependency_files import DEPENDENCY_FILE_GLOBS, is_dependency_file
+from codefactory.projects.detect import detect_project, setup_plan
 from codefactory.projects.model import (
     CustomCheck,
     Ecosystem,
@@ -23,5 +24,6 @@ __all__ = [
     "RepositoryConfig",
     "SetupStep",
     "detect_project",
+    "is_dependency_file",
     "setup_plan",
 ]

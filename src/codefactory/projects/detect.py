@@ -9,18 +9,6 @@ from codefactory.projects.javascript import detect_javascript
 from codefactory.projects.model import FileSource, Project, RepositoryConfig, SetupStep
 from codefactory.projects.python import detect_python
 
-DEPENDENCY_FILE_GLOBS = (
-    "requirements*.txt", "*requirements*.txt", "constraints*.txt", "*.in", "pyproject.toml",
-    "setup.cfg", "setup.py", "uv.lock", "uv.toml", "poetry.lock", "poetry.toml", "Pipfile",
-    "Pipfile.lock", "pylock.toml", "pylock.*.toml", "tox.ini", "noxfile.py", ".python-version",
-    "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml",
-    "pnpm-workspace.yaml", "yarn.lock", ".npmrc", ".yarnrc", ".yarnrc.yml",
-    ".codefactory/config.toml",
-)  # fmt: skip
-"""Every file name (fnmatch globs, matched against a path's name, or the whole path for
-`.codefactory/config.toml`) whose change can change what the setup phase installs, in either
-ecosystem. One list for the setup phase, policy, risk and the diff policy."""
-
 
 def detect_project(files: FileSource) -> Project:
     """The project `files` describe: its repository config, Python and JavaScript sides.

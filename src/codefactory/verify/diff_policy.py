@@ -11,11 +11,11 @@ an edit to the tools' own configuration is reported, since the change's checks r
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import PurePosixPath
 
 from codefactory.domain import Change, CheckResult, Finding, Severity
+from codefactory.projects.dependency_files import is_dependency_file
 from codefactory.verify.diff import base_of, changed_line_count, hunks
 from codefactory.verify.findings import digest
 from codefactory.verify.port import Baseline, Cost
@@ -23,17 +23,6 @@ from codefactory.verify.sarif import to_sarif
 from codefactory.verify.scope import ScopePolicy
 from codefactory.verify.settings import DiffPolicySettings
 
-DEPENDENCY_FILES = (
-    "requirements*.txt",
-    "pyproject.toml",
-    "setup.py",
-    "setup.cfg",
-    "Pipfile",
-    "Pipfile.lock",
-    "uv.lock",
-    "poetry.lock",
-    "pylock*.toml",
-)
 TOOL_CONFIG_FILES = (
     "ruff.toml",
     ".ruff.toml",
@@ -144,8 +133,7 @@ def _finding(
 
 
 def _is_dependency_file(path: str) -> bool:
-    name = PurePosixPath(path).name
-    return any(fnmatch.fnmatchcase(name, glob) for glob in DEPENDENCY_FILES)
+    return is_dependency_file(path)
 
 
 def _edits_tool_config(change: Change, path: str) -> bool:
