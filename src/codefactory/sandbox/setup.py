@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from codefactory.projects.dependency_files import is_dependency_file
 from codefactory.projects.detect import detect_project, setup_plan
 from codefactory.projects.files import WorkspaceFiles
 from codefactory.projects.model import Project, SetupStep
@@ -21,17 +22,6 @@ from codefactory.sandbox.layout import ENV_DIR, SH, UV
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.sandbox.pythons import PythonInterpreters, scanner_steps
 
-DEPENDENCY_PATHS = re.compile(
-    r"(^|/)(requirements[\w.-]*\.txt|[\w.-]*requirements\.txt|constraints[\w.-]*\.txt"
-    r"|[\w.-]+\.in|pyproject\.toml|setup\.cfg|setup\.py|uv\.lock|uv\.toml|poetry\.lock"
-    r"|poetry\.toml|Pipfile|Pipfile\.lock|pylock(\.[\w.-]+)?\.toml|tox\.ini|noxfile\.py"
-    r"|\.python-version|package\.json|package-lock\.json|npm-shrinkwrap\.json"
-    r"|pnpm-lock\.yaml|pnpm-workspace\.yaml|yarn\.lock|\.npmrc|\.yarnrc(\.yml)?|[^/]+\.whl)$"
-    r"|(^|/)req[^/]*/[^/]+\.txt$|^\.codefactory/config\.toml$"
-)
-"""Any file, at any depth, whose change may change what the setup phase installs (a manifest,
-a lock, a file a requirement pulls in with `-r`/`-c`, a local wheel, the repository config).
-Broader than needed, never narrower."""
 _SELF_CONTAINED_OPTIONS = ("--hash", "--index-url", "-i", "--extra-index-url", "--no-binary",
                            "--only-binary", "--prefer-binary", "--pre")  # fmt: skip
 _INCLUDES = ("-r", "--requirement", "-c", "--constraint")
@@ -102,8 +92,11 @@ class SetupLog:
 
 
 def dependency_files(paths: list[str]) -> list[str]:
-    """The paths among `paths` whose change means the setup phase must run again."""
-    return [p for p in paths if DEPENDENCY_PATHS.search(p)]
+    """The paths among `paths` whose change means the setup phase must run again: any
+    dependency file of either ecosystem at any depth (`projects.is_dependency_file`: a
+    manifest, a lock, a `req*/` file a requirement includes, the repository config) or a local
+    wheel. Broader than needed, never narrower."""
+    return [p for p in paths if is_dependency_file(p) or p.endswith(".whl")]
 
 
 def self_contained(requirements: str, *, includes_known: bool = False) -> bool:
