@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,3 +215,23 @@ def synced_advisories(folder: Path) -> Path:
     if not index.is_file():
         raise ValueError(f"advisories sync wrote no index at {index}")
     return index
+
+
+_PYTHON_DISTRIBUTIONS = (
+    "import importlib.metadata as m, json\n"
+    "print(json.dumps(sorted([d.metadata['Name'], d.version] for d in m.distributions())))\n"
+)
+
+
+def installed_distributions(cli: FactoryCli, repo: Path) -> dict[str, str]:
+    """Every distribution in the sandbox's `/env` after `repo`'s setup phase: PEP 503
+    normalised name → version. Raises ValueError when the probe fails."""
+    result = cli.sandbox(repo, "/env/bin/python", "-c", _PYTHON_DISTRIBUTIONS).json()
+    if result["exit_code"] != 0:
+        raise ValueError(f"distribution probe exited {result['exit_code']}: {result['stderr']}")
+    return {canonical(name): version for name, version in json.loads(result["stdout"])}
+
+
+def canonical(name: str) -> str:
+    """A distribution name normalised as PEP 503 says (`Foo_Bar` → `foo-bar`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
