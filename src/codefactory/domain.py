@@ -171,6 +171,9 @@ class CheckResult:
     evidence_name: str = ""
     evidence: str = ""
     summary: str = ""
+    skipped: str = ""
+    """Why the check did not run (`not-applicable`, `skipped-by-repository-config`); empty
+    when it ran. A skipped check blocks nothing and is never shown as passed."""
 
 
 @dataclass(frozen=True, kw_only=True)

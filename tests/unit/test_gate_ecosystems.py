@@ -131,6 +131,7 @@ def test_a_python_repository_gets_no_javascript_checks_and_is_told_why() -> None
     assert results["js-tests"].startswith("not applicable: the js-tests check serves JavaScript")
     [eslint] = [r for r in run(Project(python=PYTHON), checks()) if r.check == "eslint"]
     assert (eslint.passed, eslint.findings, eslint.evidence_name) == (True, (), "")
+    assert eslint.skipped == "not-applicable"  # shown as skipped, never as a pass
 
 
 def test_a_javascript_repository_gets_no_python_checks() -> None:

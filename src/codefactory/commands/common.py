@@ -51,9 +51,12 @@ def observer() -> RunObserver | None:
         return None
 
     def show(run_id: str, run_state: RunState, reason: str) -> None:
-        colour = {"failed": "red", "refused": "yellow", "rejected": "yellow"}.get(
-            run_state.value, "cyan"
-        )
+        colour = {
+            "failed": "red",
+            "refused": "yellow",
+            "rejected": "yellow",
+            "no_change": "green",
+        }.get(run_state.value, "cyan")
         detail = f" [dim]{reason}[/]" if reason else ""
         console.print(f"  {run_id} → [{colour}]{run_state.value}[/]{detail}", highlight=False)
 

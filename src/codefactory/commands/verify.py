@@ -87,6 +87,7 @@ def _as_dict(verdict: TreeVerdict) -> dict[str, Any]:
             {
                 "check": r.check,
                 "passed": r.passed,
+                "skipped": r.skipped,
                 "summary": r.summary,
                 "evidence_name": r.evidence_name,
                 "findings": [{**asdict(f), "severity": f.severity.value} for f in r.findings],
@@ -100,7 +101,11 @@ def _print(verdict: TreeVerdict) -> None:
     table = Table("check", "result", "new", "pre-existing", "fixed", "blocking", "summary")
     for r in verdict.results:
         counts = {s: sum(1 for f in r.findings if f.baseline_state == s) for s in _STATES}
-        outcome = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+        outcome = (
+            "[yellow]skipped[/]"
+            if r.skipped
+            else ("[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
+        )
         blocking = str(sum(1 for f in r.findings if f.blocking))
         table.add_row(r.check, outcome, *(str(counts[s]) for s in _STATES), blocking, r.summary)
     console.print(

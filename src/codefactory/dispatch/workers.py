@@ -8,7 +8,6 @@ process) ends `failed` with the reason, so nothing acknowledged is silently lost
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from codefactory.dispatch.queue import DONE, QUEUED, DeliveryQueue, QueuedDelivery
 from codefactory.domain import RunState
@@ -89,7 +88,7 @@ class WorkerPool:
         try:
             run = self.store.get_run(claimed.run_id) if claimed.run_id else None
             if run is not None:
-                run = self.loop.execute(run.id, repo=Path(run.repository))
+                run = self.loop.execute(run.id)
                 outcome = f"run {run.state.value}: {run.reason}"
         except Exception as err:  # noqa: BLE001 - a worker survives any one run
             outcome = f"worker error: {type(err).__name__}: {err}"

@@ -60,7 +60,7 @@ def _checks_table(results: tuple[CheckResult, ...]) -> list[str]:
     for r in results:
         blocking = sum(1 for f in r.findings if f.blocking)
         evidence = f"`evidence/{r.evidence_name}`" if r.evidence_name else ""
-        outcome = "pass" if r.passed else "**FAIL**"
+        outcome = "skipped" if r.skipped else ("pass" if r.passed else "**FAIL**")
         rows.append(
             f"| {_cell(r.check)} | {outcome} | {len(r.findings)} | {blocking} | {evidence} |"
         )

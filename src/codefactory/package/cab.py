@@ -44,7 +44,7 @@ def _fixed_advisories(contents: PackageContents) -> list[str]:
 
 
 def _check_line(result: CheckResult) -> str:
-    outcome = "passed" if result.passed else "FAILED"
+    outcome = "skipped" if result.skipped else ("passed" if result.passed else "FAILED")
     evidence = f", evidence {result.evidence_name}" if result.evidence_name else ""
     return f"- {result.check}: {outcome} ({len(result.findings)} finding(s){evidence})"
 

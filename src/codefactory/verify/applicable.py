@@ -16,8 +16,7 @@ the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 from codefactory.domain import CheckResult
 from codefactory.projects.config import SKIPPABLE_CHECKS as CONFIG_SKIPPABLE
@@ -129,11 +128,9 @@ def _not_run(
         evidence_name=f"{check.name}.sarif" if evidence else "",
         evidence=sarif if evidence else "",
         summary=reason,
+        skipped=kind,  # renderers show "skipped", never "pass"
     )
-    # `CheckResult.skipped` (why a check did not run), once the domain has it: renderers then
-    # show "skipped", not "pass"
-    extra: dict[str, Any] = {"skipped": kind} if "skipped" in _RESULT_FIELDS else {}
-    return replace(result, **extra)
+    return result
 
 
 def _names(ecosystems: frozenset[Ecosystem]) -> str:
