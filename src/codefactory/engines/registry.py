@@ -110,7 +110,7 @@ class EngineRegistry:
         data_class: DataClass | str,
         now: datetime,
     ) -> UseDecision:
-        """Whether a run of `kind` on `repository` (its name, matched against the entry's
+        """Whether a run of `kind` on `repository` (its canonical id, matched against the entry's
         globs) holding data of `data_class` may use `engine` at `now`.
 
         Raises ValueError for a change kind or data class that is not one of `ChangeKind` or

@@ -172,7 +172,8 @@ class EngineEntry(_Strict):
     """Why it is suspended or retired; shown in every refusal."""
     change_kinds: list[ChangeKind] = Field(min_length=1)
     repositories: list[Annotated[str, Field(strict=True, min_length=1)]] = ["*"]
-    """Glob patterns (`fnmatch`, case-sensitive) on the repository name."""
+    """Glob patterns (`fnmatch`, case-sensitive) on the repository's canonical id (`acme/*`,
+    `local:/srv/*`; docs/repositories.md)."""
     data_classes: list[DataClass] = Field(min_length=1)
     prohibited_change_kinds: list[ChangeKind] = []
     prohibited_repositories: list[Annotated[str, Field(strict=True, min_length=1)]] = []
