@@ -72,7 +72,7 @@ def test_a_token_names_issuer_sponsor_agent_audience_scope_run_and_lifetime(
         "run_id": run.id,
     }
     assert claims["exp"] - claims["iat"] == governance.settings.identity.token_ttl_s
-    assert claims["scope"].startswith("repository:sample-service change:fix_lint ")
+    assert claims["scope"].startswith("repository:/srv/repos/sample-service change:fix_lint ")
     issued = governance.audit.events(run.id)[-1]
     assert issued.name == "delegation-issued"
     assert issued.data["claims"] == claims and issued.data["kid"] == header["kid"]
@@ -214,7 +214,7 @@ def test_a_run_without_a_token_is_refused(governance: Governance) -> None:
         ({"exp": "soon"}, "no integer exp"),
         ({"nbf": 2**40}, "not valid before"),
         ({"scope": 7}, "scope is unreadable"),
-        ({"scope": "repository:other forge:commit"}, "for repository other, not sample-service"),
+        ({"scope": "repository:other forge:commit"}, "for repository other, not /srv/repos/sample-service"),
         ({"jti": "another"}, "carries jti 'another'"),
     ],
 )

@@ -68,7 +68,7 @@ class DelegationAuthority:
         now = self._clock()
         issued_at = int(now.timestamp())
         scope = grant(
-            repository=Path(run.repository).name, kind=run.kind.value, scope_paths=self.scope_paths
+            repository=run.repository, kind=run.kind.value, scope_paths=self.scope_paths
         )
         claims: dict[str, Any] = {
             "iss": self.issuer.name,
@@ -229,8 +229,10 @@ class DelegationAuthority:
             scope = Scope.from_claim(claims.get("scope"))
         except ValueError as error:
             raise _Refusal(f"the token's scope is unreadable: {error}") from None
-        repository = Path(run.repository).name
-        if scope.repository != repository:
+        repository = run.repository
+        # a token issued before repositories had canonical ids names the checkout's folder
+        legacy = Path(run.repository_path).name if run.repository_path else None
+        if scope.repository != repository and scope.repository != legacy:
             raise _Refusal(f"the token is for repository {scope.repository}, not {repository}")
         if action not in scope.actions:
             raise _Refusal(f"{action} was not granted (granted: {', '.join(scope.actions)})")
