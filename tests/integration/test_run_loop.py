@@ -90,6 +90,21 @@ def test_an_engine_that_raises_fails_the_run_with_the_cause(factory: Factory, re
     assert factory.audit.verify().ok
 
 
+def test_a_setup_that_fails_fails_the_run_with_its_log_in_the_evidence(
+    factory: Factory, tmp_path: Path
+) -> None:
+    # no release of this name exists on the index: the resolver must say so, not hang
+    broken = sample_service(
+        tmp_path / "broken", **{"requirements.txt": "codefactory-no-such-package-x7==1.0\n"}
+    )
+    run = accept_ticket(factory, payload=lint_ticket(), repo=broken)
+    assert run.state is RunState.FAILED
+    assert "setup" in run.reason and "codefactory-no-such-package-x7" in run.reason
+    log = (factory.settings.data_dir / "evidence" / run.id / "setup.log").read_text()
+    assert "codefactory-no-such-package-x7" in log
+    assert not any((factory.settings.workspaces_dir).iterdir())
+
+
 def test_failing_checks_go_back_to_the_engine_then_the_run_fails_with_evidence(
     factory: Factory, repo: Path
 ) -> None:

@@ -275,15 +275,30 @@ class RunLoop:
         return decision.allowed
 
     def _provision(self, run: Run, repo: Path) -> Workspace:
-        workspace = self.sandbox.provision(repo=repo, commit="HEAD", run_id=run.id)
+        try:
+            # an image's setup phase runs inside provisioning
+            workspace = self.sandbox.provision(repo=repo, commit="HEAD", run_id=run.id)
+        except BaseException as err:
+            self._keep_setup_log(run.id, err)
+            raise
         try:
             installed = self.setup(workspace)
-        except BaseException:
+        except BaseException as err:
             workspace.destroy()
+            self._keep_setup_log(run.id, err)
             raise
         reason = f"dependencies installed from {', '.join(installed) or 'nothing'}"
         self._move(run.id, RunState.PROVISIONED, reason, base_commit=workspace.base_commit)
         return workspace
+
+    def _keep_setup_log(self, run_id: str, err: BaseException) -> None:
+        """A failed setup phase's whole log (`SetupStepFailed.log`; the run's reason carries
+        only its tail) kept as `evidence/<run>/setup.log`."""
+        log = getattr(err, "log", None)
+        if isinstance(log, str) and log:
+            folder = self.evidence_dir / run_id
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "setup.log").write_text(log, encoding="utf-8")
 
     def _gather_context(self, run: Run, trigger: TriggerEvent, workspace: Workspace) -> Task:
         with self.store.atomic() as tx:
@@ -444,7 +459,11 @@ class RunLoop:
     ) -> list[CheckResult]:
         edited = self.dependency_files(list(change.paths))
         if edited:
-            installed = self.setup(workspace)
+            try:
+                installed = self.setup(workspace)
+            except BaseException as err:
+                self._keep_setup_log(run.id, err)
+                raise
             with self.store.atomic() as tx:
                 tx.audit(
                     "setup-rerun",
