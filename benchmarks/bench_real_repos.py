@@ -20,6 +20,7 @@ Run with `make bench B=real_repos`, or `.venv/bin/python benchmarks/bench_real_r
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def measure(item: RealProject, root: Path, advisories: Path) -> Row:
     row.bare_s = bare.seconds if bare.returncode == 0 else None
     cold = cli.sandbox(repo, TRUE)
     if cold.returncode != 0:
-        row.error = f"setup: exit {cold.returncode}: {_last_line(cold.stderr)}"
+        row.error = f"setup: exit {cold.returncode}: {_setup_error(cold.stderr)}"
         return row
     row.cold_s = cold.seconds
     warm = cli.sandbox(repo, TRUE)
@@ -107,6 +108,13 @@ def environment(cli: FactoryCli, repo: Path, item: RealProject) -> str:
     return f"{len(item.pins) - len(wrong)}/{len(item.pins)} pins" + (
         f" ({', '.join(wrong)})" if wrong else ""
     )
+
+
+def _setup_error(stderr: str) -> str:
+    """The CLI's error line and the setup log's lines that say what failed."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines[1:] if re.search(r"fail|error|not found", line, re.I)]
+    return " | ".join([line[:300] for line in lines[:1] + said[:3]])
 
 
 def _last_line(text: str) -> str:
