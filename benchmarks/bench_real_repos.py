@@ -13,6 +13,8 @@ folder of its own:
   mutation the project's own tests catch (must block, by the tests check), against real OSV
   data (PyPI and npm) synced once with `codefactory advisories sync --from` a loopback
   server. Baseline: the project's test command alone, once, in the warm sandbox.
+- a planted vulnerable pin (`requests==2.19.1` added where the project declares its test
+  dependencies, not relocked): must block, by SCA.
 
 Run with `make bench B=real_repos`, or `.venv/bin/python benchmarks/bench_real_repos.py
 [NAME ...]` for some projects only.
@@ -56,6 +58,7 @@ class Row:
     env: str = "-"
     harmless: Verdict | None = None
     mutation: Verdict | None = None
+    planted: Verdict | None = None
     error: str = ""
 
     @property
@@ -65,6 +68,14 @@ class Row:
     @property
     def mutation_ok(self) -> bool:
         return self.mutation is not None and self.mutation.blocked_by_tests
+
+    @property
+    def planted_ok(self) -> bool:
+        return self.planted is None or _blocked_by_sca(self.planted)
+
+
+def _blocked_by_sca(verdict: Verdict) -> bool:
+    return not verdict.passed and any(b.startswith("sca:") for b in verdict.blocking)
 
 
 def measure(item: RealProject, root: Path, advisories: Path) -> Row:
@@ -89,10 +100,12 @@ def measure(item: RealProject, root: Path, advisories: Path) -> Row:
     tests = cli.sandbox(repo, *(NPM_TESTS if item.ecosystem == "npm" else PYTHON_TESTS))
     row.tests_s = tests.seconds if tests.json()["exit_code"] == 0 else None
     row.env = environment(cli, repo, item)
-    for edit, attribute in ((item.harmless, "harmless"), (item.mutation, "mutation")):
-        edit.apply(repo)
-        setattr(row, attribute, cli.verify(repo))
-        git(repo, "checkout", "--", edit.path)
+    edits = [(item.harmless, "harmless"), (item.mutation, "mutation"), (item.planted, "planted")]
+    for edit, attribute in edits:
+        if edit is not None:
+            edit.apply(repo)
+            setattr(row, attribute, cli.verify(repo))
+            git(repo, "checkout", "--", edit.path)
     return row
 
 
@@ -136,11 +149,20 @@ def _verdict(verdict: Verdict | None, *, expect_pass: bool) -> str:
     return "blocked (not by tests)" if not verdict.passed else "PASSED"
 
 
+def _planted(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return "-"
+    if _blocked_by_sca(verdict):
+        return "blocked (sca)"
+    return "PASSED" if verdict.passed else "blocked (other)"
+
+
 def report(rows: list[Row], elapsed: float) -> None:
     """The table, the totals, and every unexpected verdict with its reason."""
     header = (
         f"{'project':<20} {'eco':<4} {'bare s':>6} {'cold s':>6} {'warm s':>6} "
-        f"{'tests s':>7} {'verify s':>8} {'harmless':<8} {'mutation':<22} environment"
+        f"{'tests s':>7} {'verify s':>8} {'harmless':<8} {'mutation':<22} {'vuln pin':<14} "
+        "environment"
     )
     print(header)
     print("-" * len(header))
@@ -150,7 +172,8 @@ def report(rows: list[Row], elapsed: float) -> None:
             f"{row.project.slug:<20} {row.project.ecosystem[:4]:<4} {_s(row.bare_s):>6} "
             f"{_s(row.cold_s):>6} {_s(row.warm_s):>6} {_s(row.tests_s):>7} "
             f"{_s(harmless_s):>8} {_verdict(row.harmless, expect_pass=True):<8} "
-            f"{_verdict(row.mutation, expect_pass=False):<22} {row.env}"
+            f"{_verdict(row.mutation, expect_pass=False):<22} {_planted(row.planted):<14} "
+            f"{row.env}"
         )
 
     def total(values: list[float | None]) -> str:
@@ -163,7 +186,9 @@ def report(rows: list[Row], elapsed: float) -> None:
         f"tests alone {total([r.tests_s for r in rows])} s, verify (harmless) "
         f"{total([r.harmless.seconds if r.harmless else None for r in rows])} s; "
         f"harmless passed {sum(r.harmless_ok for r in rows)}/{len(rows)}, mutations blocked "
-        f"by their tests {sum(r.mutation_ok for r in rows)}/{len(rows)}; "
+        f"by their tests {sum(r.mutation_ok for r in rows)}/{len(rows)}, planted vulnerable "
+        f"pins blocked by SCA {sum(r.planted is not None and r.planted_ok for r in rows)}/"
+        f"{sum(r.planted is not None for r in rows)}; "
         f"wall {elapsed:.0f} s"
     )
     for row in rows:
@@ -177,6 +202,8 @@ def _problems(row: Row) -> list[tuple[str, str]]:
         found.append(("harmless change", row.harmless.reason()))
     if row.mutation is not None and not row.mutation.blocked_by_tests:
         found.append(("mutation", row.mutation.reason()))
+    if row.planted is not None and not row.planted_ok:
+        found.append(("planted requests==2.19.1", row.planted.reason()))
     return found
 
 
@@ -197,7 +224,7 @@ def main(names: list[str]) -> int:
     print("bare = sandbox with no setup (the baseline for setup); tests = the project's tests")
     print("alone in the warm sandbox (the baseline for verify)")
     report(rows, time.perf_counter() - started)
-    complete = all(r.harmless_ok and r.mutation_ok for r in rows)
+    complete = all(r.harmless_ok and r.mutation_ok and r.planted_ok for r in rows)
     return 0 if complete else 1
 
 

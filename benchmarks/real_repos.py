@@ -79,6 +79,9 @@ class RealProject:
     mutation: Edit
     pins: tuple[tuple[str, str], ...] = ()
     """(package, version) pairs the project's lock or pinned requirements fix."""
+    planted: Edit | None = None
+    """Adds `requests==2.19.1` (PYSEC-2018-28 and others) where the project declares its test
+    dependencies, without relocking: the gate must block it."""
     added_lock: tuple[str, str] | None = None
     """(path in the tree, sha256) of a lock file this benchmark adds from `LOCKS` (npm
     tarballs never ship `package-lock.json`): generated once with `npm install
@@ -101,6 +104,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="9bbfada76703fd1d784b83eea012e3e8c6a001a876543ef104fa56aaaeb072b4",
         layout="uv.lock; PEP 735 groups (tests, typing, docs...); flit_core",
         note="the sdist ships uv.lock and tests, as the repository has them",
+        planted=Edit(
+            path="pyproject.toml",
+            old='tests = [\n    "pytest",\n',
+            new='tests = [\n    "pytest",\n    "requests==2.19.1",\n',
+        ),
         harmless=Edit(
             path="src/click/types.py",
             old='    name = "boolean"\n',
@@ -118,6 +126,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="67f4b9c50da0dedf52af349e7749a80a9057a5031199791b906c3bb3ae878960",
         layout="uv.lock; PEP 735 group dev; setuptools-scm; tests in testing/",
         note="version from setuptools-scm: the unpacked repository has no tag",
+        planted=Edit(
+            path="pyproject.toml",
+            old='  "pytest>=8.4.2",\n',
+            new='  "pytest>=8.4.2",\n  "requests==2.19.1",\n',
+        ),
         harmless=Edit(
             path="src/iniconfig/__init__.py",
             old="        if name not in self.sections:\n",
@@ -137,6 +150,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="17db5ecd524104a120e173814c90367a96a98d07c45b2e10c2f3919fff91bf5a",
         layout="PEP 621 + PEP 735 group dev (with a marker), no lock; setup.py; tox.toml",
         note="no lock file in the repository either",
+        planted=Edit(
+            path="pyproject.toml",
+            old='\t"pytest >=8",\n',
+            new='\t"pytest >=8",\n\t"requests==2.19.1",\n',
+        ),
         harmless=Edit(
             path="pathspec/util.py",
             old="\t# Normalize path separators.\n",
@@ -155,6 +173,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="1d6a36c453dbfbb3f0b34601d2e0b4ce5d48d780305cd45714843f0068fde6ac",
         layout="PEP 621 extra `tests`, no lock; tox.ini; hatch-vcs; ruff fix = true",
         note="no lock file in the repository either",
+        planted=Edit(
+            path="pyproject.toml",
+            old='  "pytest>=9",\n',
+            new='  "pytest>=9",\n  "requests==2.19.1",\n',
+        ),
         harmless=Edit(
             path="src/humanize/filesize.py",
             old='    space = "" if gnu else " "\n',
@@ -191,6 +214,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="e0050c0b7da1eea53ffaf149c0cfbb5c6e2e2b69c4bef22c81fa6eb73e5f6173",
         layout="pinned requirements/tests.txt (pip-compile) in a subfolder; tox.ini -r",
         note="the repository of this release has the same requirements/ folder",
+        planted=Edit(
+            path="requirements/tests.txt",
+            old="freezegun==1.4.0\n",
+            new="freezegun==1.4.0\nrequests==2.19.1\n",
+        ),
         harmless=Edit(
             path="src/itsdangerous/encoding.py",
             old="        s = s.encode(encoding, errors)\n",
