@@ -72,6 +72,33 @@ def test_what_a_check_writes_is_never_harvested(workspace: BubblewrapWorkspace) 
     assert workspace.read_file("new.txt") is None
 
 
+def test_the_checks_see_the_base_plus_the_harvested_change_alone(
+    sandbox: BubblewrapSandbox, tmp_path: Path
+) -> None:
+    """Bytecode, caches and factory files the engine writes are not part of its change, so
+    the checks never see them: a stale `.pyc` cannot stand in for the changed source, and a
+    repository config the engine writes is carried in the change (and judged), not read
+    silently."""
+    make_repo(
+        tmp_path / "pyc",
+        {"src/m.py": "def f():\n    return 1\n", ".codefactory/config.toml": "[test]\n"},
+    )
+    ws = sandbox.provision(repo=tmp_path / "pyc", commit="HEAD", run_id="pyc")
+    try:
+        sh(ws, "mkdir -p src/__pycache__ .pytest_cache && echo stale > src/__pycache__/m.pyc"
+               " && echo cache > .pytest_cache/x && echo 'def f():\n    return 2' > src/m.py"
+               " && echo '[checks]' > .codefactory/config.toml && echo j > .codefactory/j.xml",
+           Phase.ENGINE)  # fmt: skip
+        changed = {f.path: f.content for f in ws.changes().files}
+        assert changed == {"src/m.py": b"def f():\n    return 2\n",
+                           ".codefactory/config.toml": b"[checks]\n"}  # fmt: skip
+        seen = sh(ws, "ls -A src; ls -A .codefactory; cat .codefactory/config.toml", Phase.CHECK)
+        assert seen == "m.py\nconfig.toml\n[checks]\n"
+        assert sh(ws, "ls -A", Phase.CHECK).split() == [".codefactory", "src"]
+    finally:
+        ws.destroy()
+
+
 def test_the_engines_deletions_show_through_the_throwaway_layer(
     workspace: BubblewrapWorkspace,
 ) -> None:

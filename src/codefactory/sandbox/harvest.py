@@ -13,6 +13,7 @@ listed or compared. A file larger than `MAX_FILE_BYTES` is refused rather than t
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -30,10 +31,47 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
+REPOSITORY_CONFIG = ".codefactory/config.toml"
+"""The repository config lives in a folder the factory otherwise uses for its own output; it
+decides how the change is set up and tested, so a change to it is carried and judged."""
+
+
 def is_excluded(relative: str) -> bool:
     """Whether a workspace path is tool output rather than part of the change."""
+    if relative == REPOSITORY_CONFIG:
+        return False
     parts = relative.split("/")
     return any(p in EXCLUDED_DIRS for p in parts) or relative.endswith(EXCLUDED_SUFFIXES)
+
+
+def _pruned(rel_dir: Path, name: str) -> bool:
+    """Whether the walk skips folder `name` of `rel_dir` (the root `.codefactory` is entered
+    for the repository config alone)."""
+    if rel_dir == Path(".") and name == REPOSITORY_CONFIG.split("/")[0]:
+        return False
+    return name in EXCLUDED_DIRS
+
+
+def discard_excluded(upper: Path) -> list[str]:
+    """Remove from an engine's overlay upper layer (unmounted) everything `is_excluded`: the
+    checks then see the base tree plus exactly the harvested change, never a stale `.pyc`, a
+    tool cache or a factory file the engine wrote beside it (or a whiteout hiding a committed
+    one). Links are never followed. Returns the removed paths, sorted."""
+    removed: list[str] = []
+    for directory, dirnames, filenames, folder in os.fwalk(upper):
+        rel_dir = Path(directory).relative_to(upper)
+        for name in list(dirnames):
+            rel = str(rel_dir / name)
+            if rel != REPOSITORY_CONFIG.split("/")[0] and is_excluded(rel):
+                shutil.rmtree(name, dir_fd=folder)
+                dirnames.remove(name)
+                removed.append(rel)
+        for name in filenames:
+            rel = str(rel_dir / name)
+            if is_excluded(rel):
+                os.unlink(name, dir_fd=folder)
+                removed.append(rel)
+    return sorted(removed)
 
 
 def harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
@@ -51,10 +89,11 @@ def _harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int) -> Change
     files: dict[str, FileChange] = {}
     for directory, dirnames, filenames, folder in os.fwalk(upper):
         rel_dir = Path(directory).relative_to(upper)
-        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
+        dirnames[:] = [d for d in dirnames if not _pruned(rel_dir, d)]
         if rel_dir != Path(".") and _is_opaque(folder):
             for gone in _files_below(lower, str(rel_dir)):
-                files[str(rel_dir / gone)] = FileChange(path=str(rel_dir / gone), content=None)
+                if not is_excluded(str(rel_dir / gone)):
+                    files[str(rel_dir / gone)] = FileChange(path=str(rel_dir / gone), content=None)
         for name in dirnames:  # a folder where the base has a file or link: that one is gone
             if kind_beneath(lower, str(rel_dir / name)) not in _ABSENT_OR_DIR:
                 files[str(rel_dir / name)] = FileChange(path=str(rel_dir / name), content=None)
@@ -158,7 +197,8 @@ def _files_below(root: Path, rel: str) -> list[str]:
     top = root / rel if rel else root
     found = []
     for directory, dirnames, filenames, _ in os.fwalk(top):
-        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
+        rel_dir = Path(directory).relative_to(root)
+        dirnames[:] = [d for d in dirnames if not _pruned(rel_dir, d)]
         for name in filenames:
             found.append(str((Path(directory) / name).relative_to(top)))
     return found

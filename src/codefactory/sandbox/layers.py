@@ -36,6 +36,7 @@ from pathlib import Path
 
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.fstree import remove_tree
+from codefactory.sandbox.harvest import discard_excluded
 
 MNT_NOSUID, MNT_NODEV, MNT_DETACH = 2, 4, 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -158,8 +159,11 @@ class WorkspaceHome:
             mount_overlay(self.env_merged, lower=env, upper=self.env_upper, work=self.env_work)
 
     def show_throwaway(self, *, tree: Path, owner: tuple[int, int] | None) -> None:
-        """Put a fresh throwaway layer over the engine's in `merged`."""
+        """Put a fresh throwaway layer over the engine's in `merged`; what the engine wrote
+        that is not part of its change (`harvest.is_excluded`: bytecode, tool caches, factory
+        files) is discarded first, so the checks judge the base plus the change alone."""
         unmount(self.merged)
+        discard_excluded(self.upper)
         for folder in (self.check_upper, self.check_work):
             remove_tree(folder)
             folder.mkdir()
