@@ -489,3 +489,14 @@ def test_a_repository_read_as_root_must_be_roots_alone(open_tmp: Path, mirrors: 
     fanout.chmod(0o775)
     with pytest.raises(ProvisionFailed, match="may be changed by a user other than root"):
         mirrors.sync(shared)
+
+
+def test_a_data_folder_inside_the_repository_is_refused(tmp_path: Path) -> None:
+    """The repository could commit the factory's own state (advisories, sandbox ids, keys)
+    into it, or a link where the factory writes: the default `./.codefactory` run from a
+    checkout's root is such a folder."""
+    repo = tmp_path / "repo"
+    make_repo(repo, {"a.py": "A = 1\n"})
+    with pytest.raises(ProvisionFailed, match="lies inside the repository"):
+        Mirrors(repo / ".codefactory" / "mirrors").sync(repo)
+    assert not (repo / ".codefactory").exists()

@@ -117,7 +117,12 @@ class IdTable:
 
     def _write(self, table: dict[str, int]) -> None:
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        # a new file, never through a link planted in its place (a data folder a repository
+        # can write must not make root truncate a file the link names)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(json.dumps(table, indent=1, sort_keys=True))
             out.flush()

@@ -125,6 +125,13 @@ class Mirrors:
                 f"{source} belongs to uid {owner.uid}, who cannot read it here ({err.strerror}:"
                 f" {err.filename}); the factory reads a repository only with its owner's rights"
             ) from err
+        data = self.root.parent
+        if data == source or source in data.parents:
+            raise ProvisionFailed(
+                f"the factory's data folder {data} lies inside the repository {source}: the "
+                "repository could plant the factory's own state (its database, advisories, "
+                "keys, sandbox ids); run with --data-dir (CODEFACTORY_DATA_DIR) outside it"
+            )
         key = f"{_slug(source.name)}-{hashlib.sha256(str(source).encode()).hexdigest()[:12]}"
         mirror = Mirror(source=source, path=self.root / f"{key}.git")
         view = self.root / f"{key}.view"
