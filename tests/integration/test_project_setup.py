@@ -183,6 +183,8 @@ def test_a_lockless_project_gets_everything_it_declares_and_each_failure_is_name
         assert {"docs/passwd.txt", "docs/base.txt"} <= set(files.paths())
         assert files.read("docs/passwd.txt") is None  # a link out of the tree is never read
         assert files.read("docs/base.txt") == b"six\n"
+        assert files.is_link("docs/base.txt") and files.is_link("docs/passwd.txt")
+        assert not files.is_link("requirements/base.txt") and not files.is_link("docs")
 
         inputs, log = setup(ws)
 
@@ -364,3 +366,26 @@ def test_a_git_tree_is_read_through_links_that_stay_inside_it(tmp_path: Path) ->
     assert files.read("outside.txt") is None and files.read("climb.txt") is None
     assert files.read("reqs") is None and files.read("missing.txt") is None
     assert detect_project(files).inputs == ("requirements.txt",)
+    assert files.is_link("requirements.txt") and files.is_link("./outside.txt")
+    assert not files.is_link("reqs/real.txt") and not files.is_link("missing.txt")
+
+
+def test_a_repository_config_reached_through_a_link_is_refused(tmp_path: Path) -> None:
+    # the base commits `.codefactory -> ci`; a change edits ci/config.toml, which the
+    # integrity check (judging the path .codefactory/config.toml) would not see
+    repo = tmp_path / "linked-config"
+    make_repo(repo, {"ci/config.toml": '[checks]\nskip = ["tests"]\n', "app.py": ""})
+    (repo / ".codefactory").symlink_to("ci")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "config through a link")
+    mirror = Mirrors(tmp_path / "mirrors").sync(repo)
+    files = GitTreeFiles(mirror, mirror.resolve("HEAD"))
+    assert files.is_link(".codefactory") and not files.is_link(".codefactory/config.toml")
+    project = detect_project(files)
+    assert project.config.skip_checks == frozenset()
+    assert project.problems == (
+        ".codefactory/config.toml: `.codefactory` is a symbolic link: the repository config "
+        "must be a regular file committed at .codefactory/config.toml (a change to it is "
+        "judged by that path, never through a link); replace the link by the folder and file "
+        "themselves",
+    )

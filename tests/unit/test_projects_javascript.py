@@ -4,6 +4,7 @@ and a named problem for everything that cannot be installed reproducibly."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -18,7 +19,7 @@ YARN1_LOCK = '# yarn lockfile v1\n\n\nis-number@7.0.0:\n  version "7.0.0"\n'
 class Files:
     """A committed tree held in memory (the `FileSource` port)."""
 
-    def __init__(self, files: dict[str, str | bytes]) -> None:
+    def __init__(self, files: Mapping[str, str | bytes]) -> None:
         self.files = {p: c.encode() if isinstance(c, str) else c for p, c in files.items()}
 
     def paths(self) -> list[str]:
@@ -27,16 +28,19 @@ class Files:
     def read(self, path: str) -> bytes | None:
         return self.files.get(path)
 
+    def is_link(self, path: str) -> bool:
+        return False
+
 
 def manifest(**fields: object) -> str:
     return json.dumps({"name": "sample", "version": "1.0.0", **fields})
 
 
-def detect(files: dict[str, str | bytes]) -> tuple[JavaScriptProject | None, list[str]]:
+def detect(files: Mapping[str, str | bytes]) -> tuple[JavaScriptProject | None, list[str]]:
     return detect_javascript(Files(files), RepositoryConfig())
 
 
-def found(files: dict[str, str | bytes]) -> JavaScriptProject:
+def found(files: Mapping[str, str | bytes]) -> JavaScriptProject:
     project, problems = detect(files)
     assert problems == []
     assert project is not None
@@ -143,6 +147,7 @@ def test_no_lock_file_is_a_named_problem_never_an_unlocked_install() -> None:
         ("{not json", "package.json is not valid JSON: Expecting property name"),
         ("[1, 2]", "package.json is not a JSON object but a list"),
         (b"\xff\xfe{}", "package.json is not UTF-8"),
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "package.json is nested too deeply"),
     ],
 )
 def test_a_malformed_package_json_is_named(raw: str | bytes, problem: str) -> None:

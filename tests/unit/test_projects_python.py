@@ -3,6 +3,8 @@ decide them, which Python the project asks for. No sandbox: an in-memory tree.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from codefactory.projects.detect import detect_project, setup_plan
@@ -17,7 +19,7 @@ PIP = (UV, "pip", "install", "--python", f"{ENV_DIR}/bin/python")
 class Files:
     """A committed tree held in memory (the `FileSource` port), with symbolic links."""
 
-    def __init__(self, files: dict[str, str | bytes], links: dict[str, str] | None = None):
+    def __init__(self, files: Mapping[str, str | bytes], links: dict[str, str] | None = None):
         self.files = {p: c.encode() if isinstance(c, str) else c for p, c in files.items()}
         self.links = links or {}
 
@@ -28,12 +30,15 @@ class Files:
         resolved = resolve_inside(path, self.links, set(self.files))
         return None if resolved is None else self.files[resolved]
 
+    def is_link(self, path: str) -> bool:
+        return path in self.links
 
-def detect(files: dict[str, str | bytes], links: dict[str, str] | None = None) -> Project:
+
+def detect(files: Mapping[str, str | bytes], links: dict[str, str] | None = None) -> Project:
     return detect_project(Files(files, links))
 
 
-def python(files: dict[str, str | bytes], links: dict[str, str] | None = None) -> PythonProject:
+def python(files: Mapping[str, str | bytes], links: dict[str, str] | None = None) -> PythonProject:
     project = detect(files, links)
     assert project.problems == (), project.problems
     assert project.python is not None
@@ -313,6 +318,24 @@ def test_a_repository_without_python_has_no_python_side() -> None:
 def test_a_bad_pyproject_is_a_named_problem() -> None:
     project = detect({"pyproject.toml": "[project\n"})
     assert project.problems and project.problems[0].startswith("pyproject.toml is not valid TOML")
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"pyproject.toml": "x = " + "[" * 5000 + "]" * 5000},
+         "pyproject.toml is nested too deeply"),
+        ({"Pipfile": "", "Pipfile.lock": "[" * 100_000 + "]" * 100_000},
+         "Pipfile.lock is nested too deeply"),
+        ({".codefactory/config.toml": "python = " + "[" * 5000 + "]" * 5000, "a.py": ""},
+         ".codefactory/config.toml: is nested too deeply"),
+    ],
+)  # fmt: skip
+def test_deep_nesting_is_a_named_problem_never_an_exception(
+    files: dict[str, str | bytes], problem: str
+) -> None:
+    project = detect(files)
+    assert any(p.startswith(problem) for p in project.problems), project.problems
 
 
 def test_config_setup_lines_run_after_or_instead_of_the_detected_steps() -> None:

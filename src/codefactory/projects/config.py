@@ -8,13 +8,15 @@ schema (a typo must not silently change nothing).
 
 from __future__ import annotations
 
+import re
 import shlex
 import tomllib
 from collections.abc import Mapping
 
 from codefactory.projects.model import CustomCheck, FileSource, RepositoryConfig
 
-CONFIG_PATH = ".codefactory/config.toml"
+CONFIG_DIR = ".codefactory"
+CONFIG_PATH = f"{CONFIG_DIR}/config.toml"
 SKIPPABLE_CHECKS = frozenset({"lint", "tests"})
 """Checks a repository may turn off for itself. Security controls (sast, sca, secrets,
 diff_policy, integrity) are policy's to waive, never the repository's."""
@@ -25,6 +27,15 @@ AUTHORITY_KEYS = frozenset({
     "sandbox", "secrets", "env", "environment", "approvers", "reviewers", "sponsor",
 })  # fmt: skip
 """Keys that would widen what a run may do; named in the refusal so the author knows why."""
+FACTORY_CHECKS = frozenset({
+    "diff_policy", "integrity", "lint", "eslint", "secrets", "sast", "sca", "tests",
+    "js-tests", "setup",
+})  # fmt: skip
+"""The factory's own checks (`verify.compose`) and the setup phase: an added check may not
+take one of their names, so no report line, finding or evidence file can pass for theirs."""
+CHECK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""An added check's name: lower-case letters, digits, `_` and `-`, at most 64 characters,
+so that it is one plain file name (`repo-<name>.sarif`) and never a path."""
 _SCHEMA: dict[str, object] = {
     "python": str,
     "setup": {"commands": list, "replace": bool},
@@ -46,7 +57,20 @@ class RepositoryConfigInvalid(ValueError):
 
 def read_config(files: FileSource) -> RepositoryConfig:
     """The repository config `files` hold; the empty config when there is none.
-    Raises `RepositoryConfigInvalid` naming the first key it refuses."""
+
+    Raises `RepositoryConfigInvalid` naming the first key it refuses, or (with an empty key)
+    when `.codefactory` or `.codefactory/config.toml` is a symbolic link: the config must be
+    the regular file at that path, since the integrity check judges a change to the config by
+    that path and would not see an edit of a link's target elsewhere in the tree.
+    """
+    for path in (CONFIG_DIR, CONFIG_PATH):
+        if files.is_link(path):
+            raise RepositoryConfigInvalid(
+                "",
+                f"`{path}` is a symbolic link: the repository config must be a regular file "
+                f"committed at {CONFIG_PATH} (a change to it is judged by that path, never "
+                "through a link); replace the link by the folder and file themselves",
+            )
     data = files.read(CONFIG_PATH)
     if data is None:
         return RepositoryConfig()
@@ -54,11 +78,16 @@ def read_config(files: FileSource) -> RepositoryConfig:
 
 
 def parse_config(data: bytes) -> RepositoryConfig:
-    """Parse the bytes of a repository config (TOML 1.0, UTF-8) into a `RepositoryConfig`."""
+    """Parse the bytes of a repository config (TOML 1.0, UTF-8) into a `RepositoryConfig`.
+    Raises `RepositoryConfigInvalid` (never another error) for anything it cannot use."""
     try:
         table = tomllib.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise RepositoryConfigInvalid("", f"is not valid TOML: {err}") from err
+    except (RecursionError, MemoryError) as err:
+        raise RepositoryConfigInvalid(
+            "", f"is nested too deeply (or too large) to read: {type(err).__name__}"
+        ) from None
     _check_keys(table, _SCHEMA, "")
     setup = table.get("setup", {})
     test = table.get("test", {})
@@ -147,9 +176,18 @@ def _added(value: object) -> tuple[CustomCheck, ...]:
         _check_keys(entry, {"name": str, "command": (list, str)}, f"{key}.")
         if "name" not in entry or "command" not in entry:
             raise RepositoryConfigInvalid(key, "needs both `name` and `command`")
-        checks.append(
-            CustomCheck(name=entry["name"], command=_command(entry["command"], f"{key}.command"))
-        )
+        name = entry["name"]
+        if not CHECK_NAME.fullmatch(name):
+            raise RepositoryConfigInvalid(
+                f"{key}.name",
+                f"{name!r} is not a check name: lower-case letters, digits, `_` and `-`, "
+                "starting with a letter or digit, at most 64 characters",
+            )
+        if name in FACTORY_CHECKS:
+            raise RepositoryConfigInvalid(
+                f"{key}.name", f"{name!r} is the name of a factory check: choose another"
+            )
+        checks.append(CustomCheck(name=name, command=_command(entry["command"], f"{key}.command")))
     names = [c.name for c in checks]
     if len(set(names)) != len(names):
         raise RepositoryConfigInvalid("checks.add", "names the same check twice")

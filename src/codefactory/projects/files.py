@@ -97,6 +97,11 @@ class WorkspaceFiles:
             return None
         return self.workspace.read_file(resolved, phase=self.phase)
 
+    def is_link(self, path: str) -> bool:
+        """Whether `path` itself is a symbolic link of the workspace (not followed)."""
+        self._list()
+        return _normal(path) in self._links
+
 
 class GitTreeFiles:
     """The files of `commit`'s tree in the factory's mirror: one `git ls-tree -r`, blobs read
@@ -154,6 +159,11 @@ class GitTreeFiles:
         """The regular file `path` names once links are followed, else None."""
         return resolve_inside(path, self._link_targets(), set(self._list()))
 
+    def is_link(self, path: str) -> bool:
+        """Whether `path` itself is a symbolic link of the tree (mode 120000; not followed)."""
+        self._list()
+        return _normal(path) in self._link_ids
+
     def read(self, path: str) -> bytes | None:
         """The bytes of `path`, through links that stay inside the tree; None otherwise."""
         resolved = self.resolved(path)
@@ -177,6 +187,11 @@ class GitTreeFiles:
             contents.append(out[:size])
             out = out[size + 1 :]
         return contents
+
+
+def _normal(path: str) -> str:
+    """`path` as listings spell it: no `./`, no empty or trailing parts."""
+    return "/".join(p for p in path.split("/") if p not in ("", "."))
 
 
 def posix_join(folder: str, relative: str) -> str:

@@ -102,6 +102,11 @@ def _manifest(raw: bytes | None) -> tuple[dict[str, Any] | None, str]:
         return None, f"package.json is not UTF-8: {exc}"
     except ValueError as exc:
         return None, f"package.json is not valid JSON: {exc}"
+    except (RecursionError, MemoryError) as exc:
+        return (
+            None,
+            f"package.json is nested too deeply (or too large) to read: {type(exc).__name__}",
+        )
     if not isinstance(manifest, dict):
         return None, f"package.json is not a JSON object but a {type(manifest).__name__}"
     return manifest, ""

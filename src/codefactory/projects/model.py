@@ -32,6 +32,11 @@ class FileSource(Protocol):
         None when absent, a directory, or a link out of the tree."""
         ...
 
+    def is_link(self, path: str) -> bool:
+        """Whether `path` itself is a symbolic link of the tree (git mode 120000). Links on the
+        way are not followed: a file under a linked folder is not a link itself."""
+        ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class SetupStep:

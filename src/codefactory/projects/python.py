@@ -210,6 +210,9 @@ def _toml(files: FileSource, path: str, problems: list[str]) -> dict[str, object
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         problems.append(f"{path} is not valid TOML: {err}")
         return None
+    except (RecursionError, MemoryError) as err:
+        problems.append(f"{path} is nested too deeply (or too large) to read: {type(err).__name__}")
+        return None
 
 
 def _is_python(

@@ -103,6 +103,10 @@ def pipfile_plan(files: FileSource) -> Plan:
     except ValueError as err:
         plan.problems.append(f"Pipfile.lock is not JSON: {err}")
         return plan
+    except (RecursionError, MemoryError) as err:
+        kind = type(err).__name__
+        plan.problems.append(f"Pipfile.lock is nested too deeply (or too large) to read: {kind}")
+        return plan
     if not isinstance(lock, dict):
         plan.problems.append("Pipfile.lock is not a JSON object")
         return plan
