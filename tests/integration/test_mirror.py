@@ -500,3 +500,27 @@ def test_a_data_folder_inside_the_repository_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProvisionFailed, match="lies inside the repository"):
         Mirrors(repo / ".codefactory" / "mirrors").sync(repo)
     assert not (repo / ".codefactory").exists()
+
+
+def test_an_export_larger_than_its_caps_is_refused_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Highly compressible blobs: a few kB of history that would unpack into gigabytes."""
+    import codefactory.sandbox.mirror as mirror_module
+
+    repo = tmp_path / "repo"
+    make_repo(repo, {"big.bin": "0" * 50_000, "a.py": "A = 1\n", "b.py": "B = 2\n"})
+    mirror = Mirrors(tmp_path / "mirrors").sync(repo)
+    commit = git(repo, "rev-parse", "HEAD")
+    monkeypatch.setattr(mirror_module, "MAX_FILE_BYTES", 10_000)
+    target = tmp_path / "tree"
+    target.mkdir()
+    with pytest.raises(ProvisionFailed, match="'big.bin' of 50,000 bytes"):
+        mirror.export(commit, target)
+    assert not (target / "big.bin").exists()
+    monkeypatch.setattr(mirror_module, "MAX_FILE_BYTES", 100_000)
+    monkeypatch.setattr(mirror_module, "MAX_TREE_BYTES", 50_004)
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(ProvisionFailed, match="more than 50,004 bytes"):
+        mirror.export(commit, again)

@@ -595,15 +595,35 @@ def _candidates(revision: str) -> list[str]:
     return found
 
 
+MAX_FILE_BYTES = 100 * 1024 * 1024
+"""The largest file a workspace's tree may hold (forges refuse larger ones too)."""
+MAX_TREE_BYTES = 2 * 1024 * 1024 * 1024
+"""The most file bytes one exported tree may hold on the host."""
+
+
 def _unpack(stream: IO[bytes], target: Path, owner: tuple[int, int] | None) -> None:
     """Unpack `git archive` output into `target`: only folders, files and links, each made
     new (`O_EXCL`) inside a folder this export made, so nothing is written through a link."""
     made = {b""}
     root = os.fsencode(target)
+    total = 0
     if owner is not None:
         os.chown(target, *owner)
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
+            # sizes come from each header, before a byte is written: a few MB of compressed
+            # history must not unpack into gigabytes on the host
+            total += member.size
+            if member.size > MAX_FILE_BYTES:
+                raise ProvisionFailed(
+                    f"the tree holds {member.name!r} of {member.size:,} bytes, more than "
+                    f"{MAX_FILE_BYTES:,} (the largest file a forge accepts)"
+                )
+            if total > MAX_TREE_BYTES:
+                raise ProvisionFailed(
+                    f"the tree holds more than {MAX_TREE_BYTES:,} bytes of files: too large "
+                    "to export for a workspace"
+                )
             name = os.fsencode(member.name).rstrip(b"/")
             parent, _, _ = name.rpartition(b"/")
             if not _safe_name(name) or parent not in made:
