@@ -4,7 +4,12 @@ Which files: every requirements or constraints file (`requirements*.txt`, `const
 `*.in`, the files of a `requirements*/` folder) and every `pyproject.toml` at any depth, every
 lock file of either ecosystem (`uv.lock`, `poetry.lock`, `Pipfile.lock`, `pylock*.toml`,
 `package-lock.json`, `npm-shrinkwrap.json`, `pnpm-lock.yaml`, `yarn.lock`) at any depth, and
-whatever `-r`/`-c` includes name. Installed trees (`node_modules`, `.venv`, `.git`,
+whatever `-r`/`-c` includes name. Also every input the setup phase installs from
+(`projects.detect.setup_plan`): `setup.cfg` and `setup.py` (setuptools' `install_requires`
+and `extras_require`, `setuptools.py`), `tox.ini` `deps` and `noxfile.py` installs
+(`testenvs.py`), at any depth, and the root repository config's `[setup] commands`
+(`setup_commands.py`); their `-r`/`-c`/`file:` includes are followed like any other, so a
+file read already is read once. Installed trees (`node_modules`, `.venv`, `.git`,
 `site-packages`, `.tox`, `.nox`) are never read.
 
 How: as pip, uv and npm read them (`requirements.py`, `pyproject.py`, `locks.py`,
@@ -20,13 +25,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
+from codefactory.advisories.declared import Declared
 from codefactory.advisories.errors import LockFileInvalid, PinFilesUnlisted
 from codefactory.advisories.locks import find_locked, is_lock_file
 from codefactory.advisories.model import NPM, PYPI, Located, Pin, Unpinned, Unreadable
@@ -39,12 +45,22 @@ from codefactory.advisories.requirements import (
     decode,
     parse_requirements,
 )
+from codefactory.advisories.setup_commands import is_repository_config, parse_setup_commands
+from codefactory.advisories.setuptools import parse_setup_cfg, parse_setup_py
+from codefactory.advisories.testenvs import parse_noxfile, parse_tox_ini
 from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
 
 PRUNED = ("node_modules", ".venv", ".git", "site-packages", ".tox", ".nox")
 """Folders never read at any depth: installed packages and virtual environments."""
 _MAX_LINKS = 40  # Linux's MAXSYMLINKS
+SETUP_INPUTS: Mapping[str, Callable[[str, str], Declared]] = {
+    "setup.cfg": parse_setup_cfg,
+    "setup.py": parse_setup_py,
+    "tox.ini": parse_tox_ini,
+    "noxfile.py": parse_noxfile,
+}
+"""Files the setup phase installs from, by name (at any depth), and their readers."""
 
 
 class DependencyFiles(Protocol):
@@ -162,7 +178,13 @@ def read_dependencies(tree: DependencyFiles) -> DependencyReading:
 
 def is_dependency_file(path: str) -> bool:
     """Whether the reader reads `path` on its own (not only when a file includes it)."""
-    return is_pin_file(path) or is_lock_file(path) or is_npm_lock(path)
+    return is_pin_file(path) or is_lock_file(path) or is_npm_lock(path) or is_setup_input(path)
+
+
+def is_setup_input(path: str) -> bool:
+    """Whether `path` is a setup input read for what it installs: a setup.cfg, setup.py,
+    tox.ini or noxfile.py at any depth, or the root repository config."""
+    return posixpath.basename(path) in SETUP_INPUTS or is_repository_config(path)
 
 
 class _Reader:
@@ -203,6 +225,8 @@ class _Reader:
             self.through[path] = real
         if is_lock_file(path) or is_npm_lock(path):
             self._lock(path, real)
+        elif is_setup_input(path):
+            self._setup_input(path, real)
         else:
             self._requirements_or_pyproject(path, real, stack=())
 
@@ -236,6 +260,28 @@ class _Reader:
             self.pins.extend(find_locked(real, decoded.text))
         except LockFileInvalid as exc:
             self.unreadable.append(Unreadable(file=real, line=exc.line, reason=exc.reason))
+
+    def _setup_input(self, path: str, real: str) -> None:
+        """A setup input: its pins and unpinned requirements, then its includes from `path`."""
+        if real in self.read_files:
+            return
+        self.read_files.append(real)
+        config = is_repository_config(path)
+        if not config:
+            self.ecosystems.add(PYPI)
+        decoded = self._text(real, pip=False)
+        if decoded is None:
+            return
+        read = parse_setup_commands if config else SETUP_INPUTS[posixpath.basename(path)]
+        declared = read(real, decoded.text)
+        if config and (declared.pins or declared.includes):
+            self.ecosystems.add(PYPI)
+        self.pins.extend(declared.pins)
+        self.unpinned.extend(declared.unpinned)
+        self.unreadable.extend(declared.problems)
+        for include in declared.includes:
+            kind = "-c" if include.constraint else "-r"
+            self._include(path, real, include.target, include.line, kind, (real,))
 
     def _requirements_or_pyproject(self, opened: str, real: str, stack: tuple[str, ...]) -> None:
         """Read `real` (opened as `opened`) once, then follow its includes from `opened`."""
