@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from codefactory.projects.dependency_files import DEPENDENCY_FILE_GLOBS
+from codefactory.projects.dependency_files import DEPENDENCY_FILE_GLOBS, is_dependency_file
 from codefactory.sandbox.setup import dependency_files
 
 EXAMPLES = [
@@ -14,7 +14,8 @@ EXAMPLES = [
     "poetry.lock", "poetry.toml", "Pipfile", "Pipfile.lock", "pylock.toml", "pylock.ci.toml",
     "tox.ini", "noxfile.py", ".python-version", "package.json", "package-lock.json",
     "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "yarn.lock", ".npmrc",
-    ".yarnrc", ".yarnrc.yml", ".codefactory/config.toml",
+    ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs", ".pnpmfile.mjs", ".corepack.env",
+    ".codefactory/config.toml",
 ]  # fmt: skip
 
 
@@ -29,6 +30,13 @@ def test_every_dependency_file_is_named_and_reruns_setup_at_any_depth() -> None:
         assert named(example), example
         deep = example if example.startswith(".codefactory/") else f"sub/dir/{example}"
         assert dependency_files([deep]) == [deep], deep
+
+
+def test_a_committed_yarn_release_or_plugin_is_a_dependency_file() -> None:
+    for path in (".yarn/releases/yarn-4.5.0.cjs", ".yarn/plugins/@yarnpkg/plugin-evil.cjs"):
+        assert is_dependency_file(path) and dependency_files([path]) == [path], path
+    for path in (".yarn/cache/is-number.zip", "web/.yarn/releases/yarn.cjs", "releases/a.cjs"):
+        assert not is_dependency_file(path), path
 
 
 def test_source_and_docs_are_not_dependency_files() -> None:

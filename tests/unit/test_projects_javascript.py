@@ -75,8 +75,9 @@ def test_the_packages_end_in_env_node_modules() -> None:
 def test_pnpm_lock_is_a_frozen_install_through_corepack() -> None:
     project = found({"package.json": manifest(), "pnpm-lock.yaml": "lockfileVersion: '9.0'\n"})
     assert project.manager == "pnpm"
-    assert install(project)[:5] == (
-        "/usr/bin/corepack", "pnpm", "install", "--frozen-lockfile", "--ignore-scripts"
+    assert install(project)[:6] == (
+        "/usr/bin/corepack", "pnpm", "install", "--frozen-lockfile", "--ignore-scripts",
+        "--ignore-pnpmfile",
     )  # fmt: skip
     env = project.setup[0].argv
     assert "COREPACK_ENABLE_DOWNLOAD_PROMPT=0" in env
@@ -97,6 +98,93 @@ def test_yarn_classic_and_berry_are_told_apart_by_the_lock_file() -> None:
     # Berry reads its own proxy and CA settings, not HTTPS_PROXY / NODE_EXTRA_CA_CERTS
     assert "YARN_HTTPS_PROXY=http://127.0.0.1:3128" in berry.setup[0].argv
     assert "YARN_HTTPS_CA_FILE_PATH=/etc/ssl/certs/ca-certificates.crt" in berry.setup[0].argv
+
+
+PNPM_LOCK = "lockfileVersion: '9.0'\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "flag"),
+    [
+        ({"package-lock.json": "{}"}, "--ignore-scripts"),
+        ({"pnpm-lock.yaml": PNPM_LOCK}, "--ignore-pnpmfile"),
+        ({"yarn.lock": YARN1_LOCK}, "--ignore-scripts"),
+        ({"yarn.lock": BERRY_LOCK}, "--mode=skip-build"),
+    ],
+)
+def test_no_code_of_the_repository_runs_during_the_install(
+    files: dict[str, str], flag: str
+) -> None:
+    committed = {
+        ".pnpmfile.cjs": "process.exit(4)",
+        ".yarnrc": 'yarn-path "./tools/evil.js"\n',
+        ".npmrc": "ignore-scripts=false\n",
+        ".corepack.env": "COREPACK_INTEGRITY_KEYS=0\n",
+        "tools/evil.js": "process.exit(3)",
+    }
+    pinned = {"packageManager": "yarn@4.5.0"} if files.get("yarn.lock") == BERRY_LOCK else {}
+    project = found({"package.json": manifest(**pinned), **files, **committed})
+    argv = project.setup[0].argv
+    assert flag in install(project)
+    # environment variables win over .npmrc/.yarnrc; yarn-path and .corepack.env are ignored
+    assert {"npm_config_ignore_scripts=true", "YARN_IGNORE_PATH=1", "COREPACK_ENV_FILE=0"} <= set(
+        argv
+    )
+    assert "COREPACK_INTEGRITY_KEYS=0" not in argv
+    # each decides what setup does: an edit re-runs it
+    assert {".pnpmfile.cjs", ".yarnrc", ".npmrc", ".corepack.env"} <= set(project.inputs)
+
+
+@pytest.mark.parametrize(
+    ("yarnrc", "named"),
+    [
+        ("yarnPath: .yarn/releases/yarn-4.5.0.cjs\n", "`yarnPath`"),
+        ("plugins:\n  - path: .yarn/plugins/evil.cjs\n", "`plugins`"),
+        ('{"yarnPath": "x.cjs", "plugins": []}', "`yarnPath` and `plugins`"),
+    ],
+)
+def test_a_berry_yarnrc_naming_code_of_the_repository_is_a_named_problem(
+    yarnrc: str, named: str
+) -> None:
+    project, problems = detect(
+        {
+            "package.json": manifest(packageManager="yarn@4.5.0"),
+            "yarn.lock": BERRY_LOCK,
+            ".yarnrc.yml": yarnrc,
+            ".yarn/releases/yarn-4.5.0.cjs": "process.exit(3)",
+        }
+    )
+    assert project is not None and project.setup == ()
+    assert problems == [
+        f".yarnrc.yml sets {named}, JavaScript files of the repository that Yarn would run "
+        "during the install (setup never runs the repository's code): remove "
+        f"{named} from .yarnrc.yml and pin Yarn with package.json's packageManager "
+        "(`yarn@4.x.y`) instead"
+    ]
+    assert ".yarn/releases/yarn-4.5.0.cjs" in project.inputs
+
+
+def test_a_berry_yarnrc_without_code_is_installed_and_a_broken_one_is_named() -> None:
+    base = {"package.json": manifest(packageManager="yarn@4.5.0"), "yarn.lock": BERRY_LOCK}
+    assert found({**base, ".yarnrc.yml": "nodeLinker: node-modules\n"}).setup
+    for broken in ("a: [", "- a\n- b\n", "[" * 10_000):
+        project, problems = detect({**base, ".yarnrc.yml": broken})
+        assert project is not None and project.setup == ()
+        assert len(problems) == 1 and problems[0].startswith(".yarnrc.yml "), problems
+    # Yarn 1 never reads .yarnrc.yml
+    assert found({"package.json": manifest(), "yarn.lock": YARN1_LOCK, ".yarnrc.yml": "a: ["})
+
+
+@pytest.mark.parametrize(
+    ("pinned", "unsigned"),
+    [("yarn@1.22.22", True), ("yarn@1.22.22+sha512.abc", False), (None, False)],
+)
+def test_an_unhashed_yarn_1_is_downloaded_without_the_signature_npm_never_published(
+    pinned: str | None, unsigned: bool
+) -> None:
+    fields = {"packageManager": pinned} if pinned else {}
+    project = found({"package.json": manifest(**fields), "yarn.lock": YARN1_LOCK})
+    assert ("COREPACK_INTEGRITY_KEYS=0" in project.setup[0].argv) is unsigned
 
 
 def test_package_manager_field_picks_the_manager_and_its_version() -> None:

@@ -8,6 +8,13 @@ scripts off (`npm ci --ignore-scripts`, `pnpm install --frozen-lockfile --ignore
 registry only. A `package.json` without a lock file cannot be installed reproducibly: that is a
 named problem, never an unlocked `npm install`.
 
+No code of the repository runs during the install either: pnpm ignores `.pnpmfile.cjs`
+(`--ignore-pnpmfile`), Yarn ignores a `yarn-path`/`yarnPath` (`YARN_IGNORE_PATH=1`),
+corepack ignores a committed `.corepack.env` (`COREPACK_ENV_FILE=0`), and a Yarn Berry
+`.yarnrc.yml` naming a `yarnPath` or `plugins` (JavaScript files Yarn would load) is a named
+problem. Settings given as environment variables and flags win over a committed `.npmrc` or
+`.yarnrc` (`ignore-scripts=false` there changes nothing).
+
 The packages are installed in the workspace, as the repository expects them, then moved to
 `/env/node_modules` (`sandbox.layout.NODE_MODULES`), which the sandbox shows read-only at
 `/workspace/node_modules` in the engine and check phases: the paths the package manager wrote
@@ -21,6 +28,8 @@ import re
 import shlex
 from typing import Any
 
+import yaml
+
 from codefactory.projects.model import FileSource, JavaScriptProject, RepositoryConfig, SetupStep
 from codefactory.sandbox.layout import CACHE_DIR, ENV_DIR, NODE_MODULES, PROXY_URL, SH, system_tool
 
@@ -28,6 +37,10 @@ PACKAGE_JSON = "package.json"
 NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
 PNPM_LOCK = "pnpm-lock.yaml"
 YARN_LOCK = "yarn.lock"
+YARNRC_YML = ".yarnrc.yml"
+BERRY_CODE_KEYS = ("yarnPath", "plugins")
+"""`.yarnrc.yml` keys naming JavaScript files of the repository that Yarn Berry would load
+(its own release, its plugins): refused, since setup never runs the repository's code."""
 MANAGERS = ("npm", "pnpm", "yarn")
 NPM_REGISTRY = "https://registry.npmjs.org"
 NO_TEST_SPECIFIED = 'echo "Error: no test specified" && exit 1'
@@ -80,13 +93,20 @@ def detect_javascript(
     manager, lock_file, lock_problem = _choose_lock(locks, pinned, files)
     problems += [lock_problem] if lock_problem else []
     setup: tuple[SetupStep, ...] = ()
-    if lock_file:
-        setup = install_steps(manager, lock_file, pinned, berry=_is_berry(files, lock_file))
+    berry = _is_berry(files, lock_file)
+    yarn_2_up = (
+        pinned is not None and pinned.startswith("yarn@") and not pinned.startswith("yarn@1.")
+    )
+    reads_yarnrc_yml = manager == "yarn" and (berry or yarn_2_up)
+    code_problem = berry_code_problem(files.read(YARNRC_YML)) if reads_yarnrc_yml else ""
+    problems += [code_problem] if code_problem else []
+    if lock_file and not code_problem:
+        setup = install_steps(manager, lock_file, pinned, berry=berry)
     project = JavaScriptProject(
         manager=manager,
         lock_file=lock_file,
         setup=setup,
-        inputs=tuple(sorted({PACKAGE_JSON, *locks, *_npmrc(paths)})),
+        inputs=tuple(sorted({PACKAGE_JSON, *locks, *_manager_settings(paths)})),
         test_script=declared_test_script(manifest),
         eslint_config=eslint_config(paths, manifest),
     )
@@ -168,8 +188,37 @@ def _is_berry(files: FileSource, lock_file: str) -> bool:
     return re.search(rb"^__metadata:", raw, re.MULTILINE) is not None
 
 
-def _npmrc(paths: set[str]) -> list[str]:
-    return [p for p in (".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs") if p in paths]
+def berry_code_problem(raw: bytes | None) -> str:
+    """A problem naming the `yarnPath` or `plugins` of a Yarn Berry `.yarnrc.yml` (its bytes,
+    None when absent): each names a JavaScript file of the repository that Yarn would run
+    during the install. Empty when there is none; an unreadable file is a problem too."""
+    if raw is None:
+        return ""
+    try:
+        settings = yaml.safe_load(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, MemoryError) as exc:
+        return f"{YARNRC_YML} cannot be read as YAML: {type(exc).__name__}: {exc}"[:500]
+    if settings is None:
+        return ""
+    if not isinstance(settings, dict):
+        return f"{YARNRC_YML} is not a YAML mapping but a {type(settings).__name__}"
+    found = [key for key in BERRY_CODE_KEYS if key in settings]
+    if not found:
+        return ""
+    named = " and ".join(f"`{key}`" for key in found)
+    return (
+        f"{YARNRC_YML} sets {named}, JavaScript files of the repository that Yarn would run "
+        "during the install (setup never runs the repository's code): remove "
+        f"{named} from {YARNRC_YML} and pin Yarn with package.json's packageManager "
+        "(`yarn@4.x.y`) instead"
+    )
+
+
+def _manager_settings(paths: set[str]) -> list[str]:
+    """The package managers' committed settings files among `paths` (inputs of the setup)."""
+    names = (".npmrc", ".yarnrc", YARNRC_YML, ".pnpmfile.cjs", ".pnpmfile.mjs", ".corepack.env")
+    code = (".yarn/releases/", ".yarn/plugins/")
+    return [p for p in paths if p in names or p.startswith(code)]
 
 
 def install_steps(
@@ -193,6 +242,10 @@ def install_steps(
         "COREPACK_ENABLE_STRICT=0",
         "COREPACK_DEFAULT_TO_LATEST=0",
         f"COREPACK_NPM_REGISTRY={NPM_REGISTRY}",
+        # a committed .corepack.env could set any other COREPACK_ variable
+        "COREPACK_ENV_FILE=0",
+        # Yarn (1 and Berry) runs a `yarn-path`/`yarnPath` file instead of itself: never
+        "YARN_IGNORE_PATH=1",
         "CI=true",
         # a bank's egress proxy re-signs TLS: trust the system store (npm does; corepack
         # and the package managers it runs are plain Node fetches)
@@ -203,7 +256,8 @@ def install_steps(
     elif manager == "pnpm":
         env.append(f"npm_config_store_dir={CACHE_DIR}/pnpm-store")
         command = [COREPACK, corepack_spec(manager, pinned), "install", "--frozen-lockfile",
-                   "--ignore-scripts", "--config.confirmModulesPurge=false"]  # fmt: skip
+                   "--ignore-scripts", "--ignore-pnpmfile",
+                   "--config.confirmModulesPurge=false"]  # fmt: skip
     elif berry:
         # Plug'n'Play keeps no node_modules: the checks need one, at /env/node_modules
         env += ["YARN_NODE_LINKER=node-modules", "YARN_ENABLE_GLOBAL_CACHE=false",
@@ -222,6 +276,11 @@ def install_steps(
         ]
     else:
         env += [f"YARN_CACHE_FOLDER={CACHE_DIR}/yarn", f"YARN_REGISTRY={NPM_REGISTRY}"]
+        if pinned is not None and pinned.startswith("yarn@1.") and "+" not in pinned:
+            # the npm registry publishes no signature for any yarn@1.x, so corepack cannot
+            # verify one and refuses ("No compatible signature found"); without a `+sha512`
+            # hash in packageManager the tarball is trusted as npm trusts any: by TLS
+            env.append("COREPACK_INTEGRITY_KEYS=0")
         command = [COREPACK, corepack_spec(manager, pinned), "install", "--frozen-lockfile",
                    "--ignore-scripts", "--non-interactive", "--no-progress"]  # fmt: skip
     install = SetupStep(argv=(ENV, *env, *command), why=why)
