@@ -13,7 +13,7 @@ folder of its own:
   mutation the project's own tests catch (must block, by the tests check), against real OSV
   data (PyPI and npm) synced once with `codefactory advisories sync --from` a loopback
   server. Baseline: the project's test command alone, once, in the warm sandbox.
-- a planted vulnerable pin (`requests==2.19.1` added where the project declares its test
+- a planted vulnerable pin (`pyjwt==1.5.0` added where the project declares its test
   dependencies, not relocked): must block, by SCA.
 
 Run with `make bench B=real_repos`, or `.venv/bin/python benchmarks/bench_real_repos.py
@@ -196,14 +196,18 @@ def report(rows: list[Row], elapsed: float) -> None:
             print(f"  {row.project.slug} {what}: {problem}")
 
 
+def _why(verdict: Verdict) -> str:
+    return _setup_error(verdict.error) if verdict.error else verdict.reason()
+
+
 def _problems(row: Row) -> list[tuple[str, str]]:
     found = [("error", row.error)] if row.error else []
     if row.harmless is not None and not row.harmless.passed:
-        found.append(("harmless change", row.harmless.reason()))
+        found.append(("harmless change", _why(row.harmless)))
     if row.mutation is not None and not row.mutation.blocked_by_tests:
-        found.append(("mutation", row.mutation.reason()))
+        found.append(("mutation", _why(row.mutation)))
     if row.planted is not None and not row.planted_ok:
-        found.append(("planted requests==2.19.1", row.planted.reason()))
+        found.append(("planted pyjwt==1.5.0", _why(row.planted)))
     return found
 
 

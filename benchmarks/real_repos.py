@@ -80,7 +80,7 @@ class RealProject:
     pins: tuple[tuple[str, str], ...] = ()
     """(package, version) pairs the project's lock or pinned requirements fix."""
     planted: Edit | None = None
-    """Adds `requests==2.19.1` (PYSEC-2018-28 and others) where the project declares its test
+    """Adds `pyjwt==1.5.0` (PYSEC-2017-24) where the project declares its test
     dependencies, without relocking: the gate must block it."""
     added_lock: tuple[str, str] | None = None
     """(path in the tree, sha256) of a lock file this benchmark adds from `LOCKS` (npm
@@ -107,7 +107,7 @@ PROJECTS: tuple[RealProject, ...] = (
         planted=Edit(
             path="pyproject.toml",
             old='tests = [\n    "pytest",\n',
-            new='tests = [\n    "pytest",\n    "requests==2.19.1",\n',
+            new='tests = [\n    "pytest",\n    "pyjwt==1.5.0",\n',
         ),
         harmless=Edit(
             path="src/click/types.py",
@@ -129,7 +129,7 @@ PROJECTS: tuple[RealProject, ...] = (
         planted=Edit(
             path="pyproject.toml",
             old='  "pytest>=8.4.2",\n',
-            new='  "pytest>=8.4.2",\n  "requests==2.19.1",\n',
+            new='  "pytest>=8.4.2",\n  "pyjwt==1.5.0",\n',
         ),
         harmless=Edit(
             path="src/iniconfig/__init__.py",
@@ -153,7 +153,7 @@ PROJECTS: tuple[RealProject, ...] = (
         planted=Edit(
             path="pyproject.toml",
             old='\t"pytest >=8",\n',
-            new='\t"pytest >=8",\n\t"requests==2.19.1",\n',
+            new='\t"pytest >=8",\n\t"pyjwt==1.5.0",\n',
         ),
         harmless=Edit(
             path="pathspec/util.py",
@@ -176,7 +176,7 @@ PROJECTS: tuple[RealProject, ...] = (
         planted=Edit(
             path="pyproject.toml",
             old='  "pytest>=9",\n',
-            new='  "pytest>=9",\n  "requests==2.19.1",\n',
+            new='  "pytest>=9",\n  "pyjwt==1.5.0",\n',
         ),
         harmless=Edit(
             path="src/humanize/filesize.py",
@@ -217,7 +217,7 @@ PROJECTS: tuple[RealProject, ...] = (
         planted=Edit(
             path="requirements/tests.txt",
             old="freezegun==1.4.0\n",
-            new="freezegun==1.4.0\nrequests==2.19.1\n",
+            new="freezegun==1.4.0\npyjwt==1.5.0\n",
         ),
         harmless=Edit(
             path="src/itsdangerous/encoding.py",
