@@ -19,6 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from codefactory.verify.configdiff import (
+    ini_judge_edit,
+    package_json_judge_edit,
+    toml_judge_edit,
+)
 from codefactory.verify.diff import DiffedChange, hunks
 from codefactory.verify.testdiff import TestEdit, compare_test_module, new_test_module
 
@@ -61,11 +66,20 @@ class Judged:
 TEST_DIRS = frozenset({"tests", "test"})
 TEST_FILE_GLOBS = ("test_*.py", "*_test.py")
 """pytest's default `python_files`."""
+JS_SUFFIXES = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
+JS_TEST_DIRS = frozenset({"__tests__", "__mocks__", "__snapshots__", "__fixtures__"})
+"""Jest's test, manual-mock and snapshot folders: every file under them judges."""
+JS_TEST_GLOBS = ("*.test.*", "*.spec.*", "*-test.*", "*_test.*", "test-*.*", "test.*")
+"""Jest's and Vitest's default `testMatch` (`*.test.*`, `*.spec.*`) and `node --test`'s
+default patterns, over the name of a file with a `JS_SUFFIXES` suffix."""
 CONFIG_FILES = frozenset(
     {
         "ruff.toml",
         ".ruff.toml",
         "pytest.ini",
+        ".pytest.ini",
+        "pytest.toml",
+        ".pytest.toml",
         "tox.ini",
         ".coveragerc",
         ".bandit",
@@ -75,9 +89,34 @@ CONFIG_FILES = frozenset(
         ".pylintrc",
         "pylintrc",
         ".pre-commit-config.yaml",
+        "pyrightconfig.json",
+        ".eslintignore",
     }
 )
 """Files that are tool configuration as a whole."""
+CONFIG_GLOBS = (
+    "eslint.config.*",
+    ".eslintrc",
+    ".eslintrc.*",
+    "jest.config.*",
+    "vitest.config.*",
+    "vitest.workspace.*",
+    "vite.config.*",
+    ".mocharc",
+    ".mocharc.*",
+    "karma.conf.*",
+    "ava.config.*",
+    "playwright.config.*",
+    ".c8rc",
+    ".c8rc.*",
+    ".nycrc",
+    ".nycrc.*",
+    "tsconfig*.json",
+    "jsconfig*.json",
+)
+"""Names (globs) of JavaScript/TypeScript tool configuration files: ESLint, Jest, Vitest
+(which also reads `vite.config.*`'s `test` section: code, so every edit of it counts), Mocha,
+Karma, AVA, Playwright, c8/nyc coverage, and the TypeScript compiler's strictness."""
 SECTIONED_CONFIG = frozenset({"pyproject.toml", "setup.cfg"})
 """Files where only some tables are tool configuration (the rest: packaging, dependencies)."""
 JUDGE_TABLES = (
@@ -103,7 +142,12 @@ JUDGE_TABLES = (
 judge; packaging tables (`project`, `tool.poetry`, `tool.setuptools`, ...) are not."""
 PYTEST_TABLES = ("tool.pytest", "tool:pytest", "pytest")
 """Where pytest reads its configuration in `pyproject.toml`, `setup.cfg` and `tox.ini`."""
-PYTEST_CONFIG_FILES = frozenset({"pytest.ini", "tox.ini"})
+PYTEST_CONFIG_FILES = frozenset(
+    {"pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini"}
+)
+PACKAGE_JSON = "package.json"
+"""Partly tool configuration: its test and lint scripts and the keys tools read (see
+`configdiff.package_json_judge_edit`)."""
 WAIVER_FILES = (".secrets.baseline", "*bandit*baseline*", ".codefactory/*")
 """Lists of accepted findings kept in the repository (globs over the name, or the path)."""
 # (marker, pattern, topic); a pattern matches inside one line of text
@@ -126,6 +170,37 @@ SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
     ),
     ("xfail", re.compile(r"\bmark\.xfail\b|\bpytest\.xfail\s*\(|\bexpectedFailure\b"), Topic.TESTS),
 )
+JS_SUPPRESSION_SUFFIXES = (*JS_SUFFIXES, ".vue", ".svelte")
+"""Files the `JS_SUPPRESSIONS` markers are looked for in."""
+JS_SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
+    # a directive may sit alone on a line of a block comment: no comment opener required
+    ("eslint-disable", re.compile(r"\b(?:eslint|oxlint)-disable\b"), Topic.CONFIG),
+    ("eslint rule comment", re.compile(r"/\*\s*eslint\s+[@\w/-]+\s*:"), Topic.CONFIG),
+    ("biome-ignore", re.compile(r"\bbiome-ignore\b"), Topic.CONFIG),
+    ("@ts-ignore", re.compile(r"@ts-(?:ignore|nocheck|expect-error)\b"), Topic.CONFIG),
+    ("coverage ignore", re.compile(r"\b(?:istanbul|c8|v8)\s+ignore\b"), Topic.CONFIG),
+    (
+        "skip",
+        re.compile(
+            r"\b(?:it|test|describe|suite|context|specify|bench)(?:\.\w+)*\."
+            r"(?:skip|todo|fixme|skipIf|runIf|fails)\b"
+            r"|\.(?:skip|todo)\s*\(|\bx(?:it|test|describe|context|specify|suite)\s*\("
+            r"|[{,]\s*(?:skip|todo)\s*:\s*(?:true\b|['\"`])"
+        ),
+        Topic.TESTS,
+    ),
+    (
+        "only",
+        re.compile(
+            r"\b(?:it|test|describe|suite|context|specify)(?:\.\w+)*\.only\b|\.only\s*\("
+            r"|\bf(?:it|test|describe)\s*\(|[{,]\s*only\s*:\s*true\b"
+        ),
+        Topic.TESTS,
+    ),
+)
+"""JavaScript/TypeScript markers: ESLint/oxlint/Biome directives, TypeScript's, coverage
+ignores (Istanbul, c8, V8), and test skips and focus (`.skip`, `.todo`, `xit`, `.only`,
+`fit`, `node:test`'s `{ skip: true }`): a focused test silently skips every other one."""
 CONFIG_RULE, SUPPRESSION_RULE = "tool-config-changed", "suppression-added"
 ENGINE_CONFIG_RULE = "engine-config-changed"
 ENGINE_CONFIG_PATHS = (
@@ -172,7 +247,6 @@ WHOLE_FILE_JUDGES: tuple[tuple[Callable[[str], bool], str, Topic, str], ...] = (
     (is_engine_config, ENGINE_CONFIG_RULE, Topic.CONFIG, "coding-agent configuration"),
 )
 """(matches the path, rule, topic, what it is) of files that judge as a whole."""
-_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:[#;].*)?$")
 
 
 def is_test_file(path: str) -> bool:
@@ -182,9 +256,12 @@ def is_test_file(path: str) -> bool:
 
 
 def is_test_path(path: str) -> bool:
-    """A test file, or any file under a `tests`/`test` folder (helpers, expected data)."""
+    """A test file (pytest's or a JavaScript runner's), or any file under a `tests`/`test`
+    folder (helpers, expected data)."""
     parts = PurePosixPath(path).parts
-    return is_test_file(path) or any(part in TEST_DIRS for part in parts[:-1])
+    return (
+        is_test_file(path) or is_js_test_path(path) or any(part in TEST_DIRS for part in parts[:-1])
+    )
 
 
 def is_conftest(path: str) -> bool:
@@ -197,8 +274,26 @@ def is_waiver_file(path: str) -> bool:
 
 
 def is_config_file(path: str) -> bool:
-    """Tool configuration as a whole file (not `pyproject.toml`/`setup.cfg`: see tables)."""
-    return PurePosixPath(path).name in CONFIG_FILES
+    """Tool configuration as a whole file (not `pyproject.toml`/`setup.cfg`/`package.json`:
+    only some of their tables are)."""
+    name = PurePosixPath(path).name
+    return name in CONFIG_FILES or any(fnmatch.fnmatchcase(name, g) for g in CONFIG_GLOBS)
+
+
+def is_js_test_path(path: str) -> bool:
+    """A JavaScript/TypeScript test by Jest's, Vitest's or `node --test`'s default patterns,
+    or any file under a Jest folder (`__tests__`, `__mocks__`, `__snapshots__`, ...)."""
+    pure = PurePosixPath(path)
+    if any(part in JS_TEST_DIRS for part in pure.parts[:-1]):
+        return True
+    return path.endswith(JS_SUFFIXES) and any(
+        fnmatch.fnmatchcase(pure.name, glob) for glob in JS_TEST_GLOBS
+    )
+
+
+def _is_javascript(path: str) -> bool:
+    """Run by JavaScript tools, never by pytest (the base-test run is pytest's)."""
+    return path.endswith((*JS_SUFFIXES, ".snap")) or is_js_test_path(path)
 
 
 def judge_edits(change: DiffedChange) -> Judged:
@@ -235,6 +330,8 @@ def _judges_existing(
 ) -> bool:
     """Whether the base-test run must put this path back: an edit of a test, a fixture or
     pytest's own configuration (not a suppression on a line, not lint or scanner settings)."""
+    if _is_javascript(path):
+        return False  # reported only: no JavaScript test run under the base versions
     rules = {e.rule for e in found if e.topic is Topic.TESTS and e.rule != SUPPRESSION_RULE}
     if rules and (base is not None or "conftest-changed" in rules):
         return True
@@ -242,7 +339,7 @@ def _judges_existing(
         return False
     name = PurePosixPath(path).name
     if name in SECTIONED_CONFIG:
-        return judge_table_edit(base, new, tables=PYTEST_TABLES) is not None
+        return judge_table_edit(base, new, tables=PYTEST_TABLES, path=path) is not None
     return name in PYTEST_CONFIG_FILES
 
 
@@ -265,7 +362,7 @@ def _classify(
         _, rule, topic, what = kind
         return [*found, _whole_file(rule, path, base, new, topic, what)], []
     if PurePosixPath(path).name in SECTIONED_CONFIG:
-        line = judge_table_edit(base, new)
+        line = judge_table_edit(base, new, path=path)
         if line is not None:
             message = (
                 f"the change edits tool configuration in {path} "
@@ -273,6 +370,16 @@ def _classify(
             )
             found.append(JudgeEdit(rule=CONFIG_RULE, path=path, line=line, message=message,
                                    topic=Topic.CONFIG))  # fmt: skip
+        return found, []
+    if PurePosixPath(path).name == PACKAGE_JSON:
+        manifest = package_json_judge_edit(base, new)
+        if manifest is not None:
+            message = (
+                f"the change edits tool configuration in {path} "
+                f"(what runs or configures its tests or lint: {manifest[1]})"
+            )
+            found.append(JudgeEdit(rule=CONFIG_RULE, path=path, line=manifest[0],
+                                   message=message, topic=Topic.CONFIG))  # fmt: skip
         return found, []
     if is_test_path(path):
         edits, tests = _test_file(path, base, new)
@@ -303,10 +410,15 @@ def _test_file(
         ], []
     if not path.endswith(".py"):
         if base is None:
-            return [], []
+            return [], [path] if is_js_test_path(path) and path.endswith(JS_SUFFIXES) else []
         first = hunks(base, new)
         line = first[0].new_start if first else 0
-        message = f"the change edits test data {path}: the tests compare against it"
+        message = (
+            f"the change edits the test file {path} (JavaScript tests are not compared by "
+            "their syntax: any edit of an existing one counts)"
+            if path.endswith(JS_SUFFIXES)
+            else f"the change edits test data {path}: the tests compare against it"
+        )
         return [
             JudgeEdit(
                 rule="test-modified", path=path, line=line, message=message, topic=Topic.TESTS
@@ -330,8 +442,8 @@ def suppressions_added(path: str, base: bytes | None, new: bytes | None) -> Iter
     """
     if new is None:
         return
-    before = Counter(_marked_lines(base))
-    for number, marker, text, topic in _marked_lines_at(new):
+    before = Counter(_marked_lines(base, path))
+    for number, marker, text, topic in _marked_lines_at(new, path):
         if before[(marker, text)] > 0:
             before[(marker, text)] -= 1
             continue
@@ -339,41 +451,34 @@ def suppressions_added(path: str, base: bytes | None, new: bytes | None) -> Iter
         yield JudgeEdit(rule=SUPPRESSION_RULE, path=path, line=number, message=message, topic=topic)
 
 
-def _marked_lines(content: bytes | None) -> Iterator[tuple[str, str]]:
-    for _, marker, text, _ in _marked_lines_at(content):
+def _marked_lines(content: bytes | None, path: str) -> Iterator[tuple[str, str]]:
+    for _, marker, text, _ in _marked_lines_at(content, path):
         yield marker, text
 
 
-def _marked_lines_at(content: bytes | None) -> Iterator[tuple[int, str, str, Topic]]:
+def _marked_lines_at(
+    content: bytes | None, path: str = ""
+) -> Iterator[tuple[int, str, str, Topic]]:
+    markers = SUPPRESSIONS + (JS_SUPPRESSIONS if path.endswith(JS_SUPPRESSION_SUFFIXES) else ())
     for number, raw in enumerate((content or b"").splitlines(), start=1):
         line = raw.decode("utf-8", "replace")
-        for marker, pattern, topic in SUPPRESSIONS:
+        for marker, pattern, topic in markers:
             if pattern.search(line):
                 yield number, marker, " ".join(line.split()), topic
 
 
 def judge_table_edit(
-    base: bytes | None, new: bytes | None, *, tables: tuple[str, ...] = JUDGE_TABLES
+    base: bytes | None,
+    new: bytes | None,
+    *,
+    tables: tuple[str, ...] = JUDGE_TABLES,
+    path: str = "pyproject.toml",
 ) -> int | None:
-    """The first changed line (1-based, new side; 0 when only removed) inside one of
-    `tables` (name prefixes) of a `pyproject.toml` or `setup.cfg`; None when none changed."""
-    new_lines, base_lines = _table_lines(new, tables), _table_lines(base, tables)
-    for hunk in hunks(base, new):
-        changed_new = set(range(hunk.new_start, hunk.new_end)) & new_lines
-        if changed_new:
-            return min(changed_new)
-        if set(range(hunk.base_start, hunk.base_end)) & base_lines:
-            return min(hunk.new_start, len((new or b"").splitlines())) if new else 0
-    return None
-
-
-def _table_lines(content: bytes | None, tables: tuple[str, ...]) -> set[int]:
-    inside, lines = False, set()
-    for number, raw in enumerate((content or b"").splitlines(), start=1):
-        header = _TABLE.match(raw.decode("utf-8", "replace"))
-        if header is not None:
-            table = header.group(1).strip().strip("\"'")
-            inside = table.startswith(tables)
-        if inside:
-            lines.add(number)
-    return lines
+    """The line (1-based, new side; 0: the file was deleted) of the first edit of one of
+    `tables` (name prefixes) in a `pyproject.toml` (compared as TOML data: the `tool.*`
+    entries) or a `setup.cfg` (as INI: the others); None when none changed. A version that
+    does not parse is an edit of the whole file (`configdiff`)."""
+    if path.endswith(".toml"):
+        tools = tuple(t.removeprefix("tool.") for t in tables if t.startswith("tool."))
+        return toml_judge_edit(base, new, tools)
+    return ini_judge_edit(base, new, tuple(t for t in tables if not t.startswith("tool.")))
