@@ -109,6 +109,7 @@ install_requires =
     colorama==0.4.6; sys_platform == "win32"
 
     django @ https://example.org/django-4.2.tar.gz
+setup_requires = setuptools-scm==8.0.4
 [options.extras_require]
 test = pytest==7.4.0; mock==5.1.0
 docs =
@@ -125,9 +126,10 @@ not valid = -r other.txt
         ("lib/reqs/extra.in", "attrs", "23.1.0", 1),
         ("setup.cfg", "colorama", "0.4.6", 12),
         ("setup.cfg", "idna", "3.6", 9),
-        ("setup.cfg", "mock", "5.1.0", 16),  # a one-line value is split at `;`
-        ("setup.cfg", "pytest", "7.4.0", 16),
-        ("setup.cfg", "sphinx", "7.2.6", 18),
+        ("setup.cfg", "mock", "5.1.0", 17),  # a one-line value is split at `;`
+        ("setup.cfg", "pytest", "7.4.0", 17),
+        ("setup.cfg", "setuptools-scm", "8.0.4", 15),  # pip installs it to build the project
+        ("setup.cfg", "sphinx", "7.2.6", 19),
     ]
     colorama = next(p for p in reading.pins if p.name == "colorama")
     assert colorama.marker == 'sys_platform == "win32"'
@@ -135,7 +137,7 @@ not valid = -r other.txt
     assert spots(reading) == [
         (
             "setup.cfg",
-            19,
+            20,
             "'-r other.txt' is not a PEP 508 requirement (setuptools reads no pip option)",
         )
     ]
@@ -165,6 +167,7 @@ setuptools.setup(
         f"urllib3=={'1.24.1'}",
         "click>=8",
     ),
+    setup_requires=["wheel==0.38.0"],
     extras_require={
         "test": TESTS,
         "more": DYNAMIC,
@@ -184,6 +187,7 @@ setuptools.setup(
         ("setup.py", "idna", "3.6", 3),  # a name bound once to a literal, never changed
         ("setup.py", "pytest", "7.4.0", 3),
         ("setup.py", "requests", "2.19.1", 10),
+        ("setup.py", "wheel", "0.38.0", 14),
     ]
     assert [(u.file, u.line, u.requirement) for u in reading.unpinned] == [
         ("setup.py", 12, "click>=8")
@@ -197,10 +201,10 @@ setuptools.setup(
         ("other/setup.py", 2, "install_requires: `requirements()`" + not_list),
         ("setup.py", 11, "install_requires: `f\"urllib3=={'1.24.1'}\"` is not a literal string"
                          + unrun),
-        ("setup.py", 16, "extras_require['more']: `DYNAMIC`" + not_list),
-        ("setup.py", 17, "extras_require['docs']: `[line for line in open('docs.txt')]` is not a "
+        ("setup.py", 17, "extras_require['more']: `DYNAMIC`" + not_list),
+        ("setup.py", 18, "extras_require['docs']: `[line for line in open('docs.txt')]` is not a "
                          "literal list of strings" + unrun),
-        ("setup.py", 18, "extras_require: `EXTRA` is unpacked into the dict (`**`)" + unrun),
+        ("setup.py", 19, "extras_require: `EXTRA` is unpacked into the dict (`**`)" + unrun),
     ]  # fmt: skip
 
 

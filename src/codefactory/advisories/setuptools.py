@@ -1,6 +1,8 @@
 """The requirements setuptools installs with a project: setup.cfg's `[options]
-install_requires` and `[options.extras_require]`, and setup.py's `setup(install_requires=...,
-extras_require=...)`.
+install_requires` and `setup_requires` and `[options.extras_require]`, and setup.py's
+`setup(install_requires=..., setup_requires=..., extras_require=...)`. (`setup_requires` is
+what `setuptools.build_meta` asks pip to install into the build environment, so it runs in
+the setup phase; `tests_require` is installed by nothing and is not read.)
 
 setup.cfg is read as setuptools reads it (`setuptools.config.setupcfg`, over `configparser`):
 a value of several lines is one requirement a line, a one-line value is split at `;`, a
@@ -20,20 +22,22 @@ from codefactory.advisories.ini import ini_values
 from codefactory.advisories.requirements import Include
 from codefactory.projects.pyversion import setup_calls
 
+_LISTS = ("install_requires", "setup_requires")
+
 
 def parse_setup_cfg(path: str, text: str) -> Declared:
-    """Every requirement of setup.cfg's `[options] install_requires` and
+    """Every requirement of setup.cfg's `[options] install_requires`/`setup_requires` and
     `[options.extras_require]` with its 1-based line; `file:` values become includes."""
     found = Declared()
     for (section, key), lines in ini_values(text).items():
-        if section == "options" and key == "install_requires":
-            _cfg_list(found, path, lines, "[options] install_requires")
+        if section == "options" and key in _LISTS:
+            _cfg_list(found, path, lines)
         elif section == "options.extras_require":
-            _cfg_list(found, path, lines, f"[options.extras_require] {key}")
+            _cfg_list(found, path, lines)
     return found
 
 
-def _cfg_list(found: Declared, path: str, lines: list[tuple[int, str]], where: str) -> None:
+def _cfg_list(found: Declared, path: str, lines: list[tuple[int, str]]) -> None:
     """setuptools' `_parse_requirements_list`: `file:`, else one requirement a line (one line:
     split at `;`), `#` pieces dropped."""
     value = "\n".join(text for _, text in lines).strip()
@@ -52,8 +56,9 @@ def _cfg_list(found: Declared, path: str, lines: list[tuple[int, str]], where: s
 
 
 def parse_setup_py(path: str, text: str) -> Declared:
-    """Every requirement of the `install_requires` and `extras_require` keywords of
-    setup.py's `setup(...)` calls, read with `ast`; what is not a literal is unreadable."""
+    """Every requirement of the `install_requires`, `setup_requires` and `extras_require`
+    keywords of setup.py's `setup(...)` calls, read with `ast`; what is not a literal is
+    unreadable."""
     found = Declared()
     try:
         tree = ast.parse(text)
@@ -70,8 +75,8 @@ def parse_setup_py(path: str, text: str) -> Declared:
                     f"setup(**{ast.unparse(keyword.value)}) passes arguments SCA cannot read "
                     "without running setup.py",
                 )
-            elif keyword.arg == "install_requires":
-                reader.strings(keyword.value, "install_requires")
+            elif keyword.arg in _LISTS:
+                reader.strings(keyword.value, keyword.arg)
             elif keyword.arg == "extras_require":
                 reader.table(keyword.value, "extras_require")
     return found
