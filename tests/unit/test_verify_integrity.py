@@ -341,3 +341,18 @@ def test_coding_agent_configuration_is_a_judge_edit(path: str) -> None:
     assert [edit.rule for edit in result.edits] == ["engine-config-changed"]
     assert "coding-agent configuration" in result.edits[0].message
     assert not judged("docs/AGENTS-guide.md", None, b"text\n").edits
+
+
+def test_the_red_team_ruff_ignore_under_a_bare_tool_table_is_a_judge_edit() -> None:
+    """F4: `[tool]` + `ruff = { lint = { ignore = [...] } }` beside an unused import was
+    "no tool configuration edited"; the tables are now compared as TOML data."""
+    base = PYPROJECT.replace(b"[tool.ruff]\nline-length = 100\n\n", b"")
+    new = base + b'\n[tool]\nruff = { lint = { ignore = ["F401"] } }\n'
+    change = DiffedChange(
+        files=(
+            FileChange(path="pyproject.toml", content=new),
+            FileChange(path="svc/app.py", content=b"import os\n\nX = 1\n"),
+        ),
+        base={"pyproject.toml": base, "svc/app.py": b"X = 1\n"},
+    )
+    assert found(judge_edits(change)) == [("tool-config-changed", "pyproject.toml", 9)]

@@ -4,8 +4,11 @@ It runs only when the repository commits an ESLint configuration, with the ESLin
 file installed (`node_modules/.bin/eslint`), read-only: never `--fix`, JSON output turned into
 SARIF findings. Ignore patterns cannot hide a changed file: the files are named explicitly
 with `--no-ignore`, and a changed file the configuration still does not lint ("File ignored
-because no matching configuration was supplied") is a finding. ESLint configured but not
-installed, or unable to run, is a failed check with the reason.
+because no matching configuration was supplied") is a finding. Inline configuration cannot
+hide a finding either: `--no-inline-config` makes ESLint ignore `eslint-disable*` and
+`/* eslint rule: off */` comments (and `/* global */`), so only the committed configuration
+judges (adding such a comment is also an integrity finding, `judges.JS_SUPPRESSIONS`). ESLint
+configured but not installed, or unable to run, is a failed check with the reason.
 
 Only what the change introduced blocks: each changed file's base version (from the gate's
 diff) is linted too, through `--stdin --stdin-filename` in the same installed workspace (a
@@ -37,7 +40,9 @@ from codefactory.verify.workspace_project import ProjectDetector, detect_workspa
 JS_SUFFIXES = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
 ESLINT_BIN = "node_modules/.bin/eslint"
 ESLINT_PACKAGE = "node_modules/eslint/package.json"
-OPTIONS = ("--no-ignore", "--format", "json")
+OPTIONS = ("--no-ignore", "--no-inline-config", "--format", "json")
+"""`--no-inline-config`: ESLint 9 (flat config, and `ESLINT_USE_FLAT_CONFIG=false`) and 8
+ignore every configuration comment, as `linterOptions.noInlineConfig` would."""
 NOT_INSTALLED = 127
 MAX_BASE_FILES = 20
 """Past this many modified files the base versions are not linted one by one: every finding
@@ -65,7 +70,7 @@ class EslintCheck:
         return EslintCheck(timeout_s=self.timeout_s, detect=lambda _: project)
 
     def config_digest(self) -> str:
-        return digest("eslint", "1")
+        return digest("eslint", "2", *OPTIONS)
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
         """Lint the added and modified JavaScript/TypeScript files (deleted ones are gone)."""
