@@ -6,6 +6,7 @@ spots that could not be read. Shared by `setuptools.py`, `testenvs.py` and
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 from codefactory.advisories.model import Pin, Unpinned, Unreadable
@@ -43,3 +44,13 @@ class Declared:
     def unreadable(self, path: str, line: int, reason: str) -> None:
         """A spot that cannot be read statically, named with what it is."""
         self.problems.append(Unreadable(file=path, line=line, reason=reason))
+
+
+def shown(node: ast.AST, limit: int = 80) -> str:
+    """The source of an expression as a reason names it: at most `limit` characters, and
+    `<expression too deep to show>` when it is nested beyond what `ast.unparse` recurses."""
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, MemoryError):
+        return "<expression too deep to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

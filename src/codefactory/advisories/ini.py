@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"^\[(?P<name>.+)\]$")
+_HEADER = re.compile(r"^\[(?P<name>.+)\]")  # configparser's SECTCRE, greedy to the last `]`
 _OPTION = re.compile(r"^(?P<key>.*?)\s*[=:]\s*(?P<value>.*)$")
 
 

@@ -263,10 +263,10 @@ class _Reader:
 
     def _setup_input(self, path: str, real: str) -> None:
         """A setup input: its pins and unpinned requirements, then its includes from `path`."""
-        if real in self.read_files:
-            return
-        self.read_files.append(real)
         config = is_repository_config(path)
+        if (config and path in self.links) or real in self.read_files:
+            return  # detection refuses a linked config: the setup phase never runs it
+        self.read_files.append(real)
         if not config:
             self.ecosystems.add(PYPI)
         decoded = self._text(real, pip=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 
-from codefactory.advisories.declared import Declared
+from codefactory.advisories.declared import Declared, shown
 from codefactory.advisories.ini import ini_values
 from codefactory.advisories.requirements import Include
 from codefactory.projects.pyversion import setup_calls
@@ -62,8 +62,9 @@ def parse_setup_py(path: str, text: str) -> Declared:
     found = Declared()
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError) as exc:
-        found.unreadable(path, getattr(exc, "lineno", 0) or 0, f"setup.py does not parse: {exc}")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        reason = f"setup.py does not parse: {exc or type(exc).__name__}"
+        found.unreadable(path, getattr(exc, "lineno", 0) or 0, reason)
         return found
     reader = _SetupPy(path, tree, found)
     for call in setup_calls(text.encode()):
@@ -72,7 +73,7 @@ def parse_setup_py(path: str, text: str) -> Declared:
                 found.unreadable(
                     path,
                     keyword.value.lineno,
-                    f"setup(**{ast.unparse(keyword.value)}) passes arguments SCA cannot read "
+                    f"setup(**{shown(keyword.value)}) passes arguments SCA cannot read "
                     "without running setup.py",
                 )
             elif keyword.arg in _LISTS:
@@ -121,9 +122,7 @@ class _SetupPy:
         return None
 
     def _refuse(self, node: ast.expr, where: str, what: str) -> None:
-        shown = ast.unparse(node)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        reason = f"{where}: `{shown}` {what}: SCA reads setup.py without running it"
+        reason = f"{where}: `{shown(node)}` {what}: SCA reads setup.py without running it"
         self.found.unreadable(self.path, node.lineno, reason)
 
     def _bound(self, node: ast.expr) -> ast.expr:

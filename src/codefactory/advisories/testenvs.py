@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import re
 
-from codefactory.advisories.declared import Declared
+from codefactory.advisories.declared import Declared, shown
 from codefactory.advisories.ini import ini_values
 
 _FACTOR = re.compile(r"^!?[\w.-]+(?:\s*,\s*!?[\w.-]+)*\s*:\s+")
@@ -28,7 +28,10 @@ _TAKES_VALUE = frozenset({
     "-C", "--upgrade-strategy", "--trusted-host", "--cache-dir", "--log",
 })  # fmt: skip
 """pip install options whose value is the next argument (a URL, a folder: no requirement)."""
-_PIP_INSTALL = (("pip", "install"), ("python", "-m", "pip", "install"), ("uv", "pip", "install"))
+_PIP_INSTALL = (
+    ("pip", "install"), ("pip3", "install"), ("python", "-m", "pip", "install"),
+    ("python3", "-m", "pip", "install"), ("uv", "pip", "install"),
+)  # fmt: skip
 
 
 def parse_tox_ini(path: str, text: str) -> Declared:
@@ -78,19 +81,24 @@ def _deps(
 
 def parse_noxfile(path: str, text: str) -> Declared:
     """Every pip argument of the noxfile's `session.install(...)` calls (and of
-    `session.run("pip", "install", ...)`), in every session and helper."""
+    `session.run("pip", "install", ...)`, `session.run_install(...)` alike), in every
+    session and helper."""
     found = Declared()
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError) as exc:
-        found.unreadable(path, getattr(exc, "lineno", 0) or 0, f"the noxfile does not parse: {exc}")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        found.unreadable(
+            path,
+            getattr(exc, "lineno", 0) or 0,
+            f"the noxfile does not parse: {exc or type(exc).__name__}",
+        )
         return found
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         if node.func.attr == "install":
             _install(found, path, node.args)
-        elif node.func.attr == "run":
+        elif node.func.attr in ("run", "run_install"):
             words = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
             for prefix in _PIP_INSTALL:
                 if tuple(words[: len(prefix)]) == prefix:
@@ -129,10 +137,8 @@ def _install(found: Declared, path: str, args: list[ast.expr]) -> None:
 def _literal(found: Declared, path: str, arg: ast.expr) -> str | None:
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
-    shown = ast.unparse(arg)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
     reason = (
-        f"session.install argument `{shown}` is not a literal string: SCA reads the "
+        f"session.install argument `{shown(arg)}` is not a literal string: SCA reads the "
         "noxfile without running it"
     )
     found.unreadable(path, arg.lineno, reason)
