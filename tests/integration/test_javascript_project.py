@@ -128,7 +128,8 @@ def test_setup_installs_the_lock_with_lifecycle_scripts_off(
         ["/usr/bin/sh", "-c", "ls node_modules; ls node_modules/.bin; test ! -e POSTINSTALL_RAN"],
         phase=Phase.CHECK,
     )
-    assert listing.exit_code == 0, listing.stderr  # the postinstall script never ran
+    # neither the postinstall script nor a pnpmfile, yarn-path or .corepack.env took effect
+    assert listing.exit_code == 0, listing.stdout + listing.stderr
     assert "is-number" in listing.stdout.split()
     assert "eslint" in listing.stdout.split()
     # the installed packages are read-only to the check phase
@@ -236,6 +237,15 @@ LOCK_COMMANDS = {
     "berry": ("yarn.lock", ["yarn", "install", "--mode=update-lockfile"]),
 }
 BERRY = "yarn@4.5.0"
+HOSTILE = {
+    # each would run the repository's code during the install: none may
+    ".pnpmfile.cjs": "try { require('fs').writeFileSync('PNPMFILE_RAN', '') } catch {}\n",
+    ".yarnrc": 'yarn-path "./tools/evil.js"\n',
+    # (the check phase's `yarn run test` is js_tests' to guard: exit 0 keeps this test on setup)
+    "tools/evil.js": "try { require('fs').writeFileSync('YARN_PATH_RAN', '') } catch {}\n",
+    ".npmrc": "ignore-scripts=false\n",
+    ".corepack.env": "COREPACK_NPM_REGISTRY=https://registry.invalid\n",
+}
 
 
 def corepack_lock(package_json: str, manager: str) -> str:
@@ -286,6 +296,7 @@ def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
         lock_file: corepack_lock(package_json, manager),
         "src/even.js": EVEN,
         "test/even.test.js": FILES["test/even.test.js"],
+        **HOSTILE,
     }
     make_repo(tmp_path / "repo", files)
     sandbox = BubblewrapSandbox(tmp_path / "work", CACHE / "sandbox-cache")
@@ -293,13 +304,14 @@ def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
     try:
         install_dependencies(workspace)
         listing = workspace.exec(
-            ["/usr/bin/sh", "-c", "ls -A node_modules; test ! -e POSTINSTALL_RAN"],
+            ["/usr/bin/sh", "-c", "ls -A node_modules; ls -A | grep _RAN; test $? = 1"],
             phase=Phase.CHECK,
         )
         result = JsTestsCheck(timeout_s=120).run(workspace, workspace.changes())
     finally:
         workspace.destroy()
-    assert listing.exit_code == 0, listing.stderr  # the postinstall script never ran
+    # neither the postinstall script nor a pnpmfile, yarn-path or .corepack.env took effect
+    assert listing.exit_code == 0, listing.stdout + listing.stderr
     assert "is-number" in listing.stdout.split()
     if manager == "pnpm":
         assert ".pnpm" in listing.stdout.split()  # its relative links resolve read-only

@@ -59,6 +59,12 @@ SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 COREPACK_CACHE = f"{CACHE_DIR}/corepack"
 """Where the setup phase's corepack downloads package managers, kept between setups."""
 
+NO_REPOSITORY_CODE_ENV = {"COREPACK_ENV_FILE": "0", "YARN_IGNORE_PATH": "1"}
+"""Variables that keep the package manager itself the one corepack installed: corepack reads
+no committed `.corepack.env` (which could set any `COREPACK_` variable), and Yarn (1 and
+Berry) never hands over to a `yarn-path`/`yarnPath` file of the repository. For every phase
+that runs a package manager (setup here, the checks' `corepack yarn run test`)."""
+
 NPM = system_tool("npm")
 COREPACK = system_tool("corepack")
 ENV = system_tool("env")
@@ -242,10 +248,7 @@ def install_steps(
         "COREPACK_ENABLE_STRICT=0",
         "COREPACK_DEFAULT_TO_LATEST=0",
         f"COREPACK_NPM_REGISTRY={NPM_REGISTRY}",
-        # a committed .corepack.env could set any other COREPACK_ variable
-        "COREPACK_ENV_FILE=0",
-        # Yarn (1 and Berry) runs a `yarn-path`/`yarnPath` file instead of itself: never
-        "YARN_IGNORE_PATH=1",
+        *(f"{name}={value}" for name, value in NO_REPOSITORY_CODE_ENV.items()),
         "CI=true",
         # a bank's egress proxy re-signs TLS: trust the system store (npm does; corepack
         # and the package managers it runs are plain Node fetches)
