@@ -353,3 +353,21 @@ def test_a_pin_of_a_setup_input_is_a_pin_like_any_other(tmp_path: Path) -> None:
     reading = read(tmp_path, {"setup.cfg": "[options]\ninstall_requires = idna==3.6\n"})
     assert reading.pins == (Pin(file="setup.cfg", name="idna", version="3.6", line=2),)
     assert "setup.cfg" not in reading.pin_files  # the bump recipe rewrites pin files only
+
+
+def test_hostile_shapes_are_named_never_a_crash(tmp_path: Path) -> None:
+    deep = "+".join(['["a==1"]'] * 5000)
+    (tmp_path / "elsewhere.toml").write_text('[setup]\ncommands = ["pip install idna==3.6"]\n')
+    (tmp_path / ".codefactory").mkdir()
+    (tmp_path / ".codefactory" / "config.toml").symlink_to("../elsewhere.toml")
+    reading = read(
+        tmp_path,
+        {
+            "setup.py": f"from setuptools import setup\nsetup(install_requires={deep})\n",
+            "tox.ini": "[testenv]\ndeps =\n    -r\n",
+        },
+    )
+    assert reading.pins == ()  # a linked repository config is refused by detection, never run
+    [(file, line, reason), tox] = spots(reading)
+    assert file == "setup.py" and reason.startswith("setup.py does not parse: maximum recursion")
+    assert tox == ("tox.ini", 3, "option -r needs a value")
