@@ -194,6 +194,8 @@ def test_javascript_markers_are_looked_for_in_javascript_only() -> None:
     assert list(suppressions_added("svc/io.py", b"", python)) == []
     assert list(suppressions_added("src/io.ts", b"", b"return reader.skip(3);\n")) != []
     assert list(suppressions_added("src/opts.js", b"", b"const opts = { skipped: 1 };\n")) == []
+    fitted = b"model.fit(data);\nconst exit = (code) => box.xit(code);\n"
+    assert list(suppressions_added("src/model.js", b"", fitted)) == []
 
 
 def test_the_red_team_javascript_edits_are_each_a_finding() -> None:

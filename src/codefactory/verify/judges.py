@@ -1,5 +1,6 @@
-"""What judges a change: the repository's tests, their fixtures, tool configuration, waivers
-and inline suppressions; and which edits of a change touch them.
+"""What judges a change: the repository's tests (Python and JavaScript/TypeScript), their
+fixtures, tool configuration, waivers and inline suppressions; and which edits of a change
+touch them.
 
 An engine can make the gate pass by changing what judges it instead of the code. Every such
 edit is a `JudgeEdit` with a rule id (SARIF `ruleId`), the path and line it is at, and the
@@ -52,7 +53,8 @@ class Judged:
 
     edits: tuple[JudgeEdit, ...]
     added_tests: tuple[str, ...] = ()
-    """`path::name` of each test function the change added (new files included)."""
+    """`path::name` of each test function the change added (new files included); a new
+    JavaScript test file is listed by its path alone (its tests are not parsed)."""
     restore: dict[str, bytes | None] = field(default_factory=dict)
     """Path → base content (None: absent at the base) to put back for the base-test run."""
     selectors: tuple[str, ...] = ()
@@ -184,7 +186,7 @@ JS_SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
         re.compile(
             r"\b(?:it|test|describe|suite|context|specify|bench)(?:\.\w+)*\."
             r"(?:skip|todo|fixme|skipIf|runIf|fails)\b"
-            r"|\.(?:skip|todo)\s*\(|\bx(?:it|test|describe|context|specify|suite)\s*\("
+            r"|\.(?:skip|todo)\s*\(|(?<![\w$.])x(?:it|test|describe|context|specify|suite)\s*\("
             r"|[{,]\s*(?:skip|todo)\s*:\s*(?:true\b|['\"`])"
         ),
         Topic.TESTS,
@@ -193,7 +195,7 @@ JS_SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
         "only",
         re.compile(
             r"\b(?:it|test|describe|suite|context|specify)(?:\.\w+)*\.only\b|\.only\s*\("
-            r"|\bf(?:it|test|describe)\s*\(|[{,]\s*only\s*:\s*true\b"
+            r"|(?<![\w$.])f(?:it|test|describe)\s*\(|[{,]\s*only\s*:\s*true\b"
         ),
         Topic.TESTS,
     ),
@@ -456,9 +458,7 @@ def _marked_lines(content: bytes | None, path: str) -> Iterator[tuple[str, str]]
         yield marker, text
 
 
-def _marked_lines_at(
-    content: bytes | None, path: str = ""
-) -> Iterator[tuple[int, str, str, Topic]]:
+def _marked_lines_at(content: bytes | None, path: str) -> Iterator[tuple[int, str, str, Topic]]:
     markers = SUPPRESSIONS + (JS_SUPPRESSIONS if path.endswith(JS_SUPPRESSION_SUFFIXES) else ())
     for number, raw in enumerate((content or b"").splitlines(), start=1):
         line = raw.decode("utf-8", "replace")
