@@ -232,6 +232,20 @@ def test_the_red_team_javascript_edits_are_each_a_finding() -> None:
         assert not result.needs_base_tests, path
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (".npmrc", b"script-shell=/bin/true\n"),  # `npm test` then exits 0, tests or not
+        (".npmrc", b"node-options=--require ./patch-assert.js\n"),
+        (".yarnrc.yml", b"enableScripts: false\n"),
+    ],
+)
+def test_a_package_manager_configuration_that_changes_how_tests_run(
+    name: str, content: bytes
+) -> None:
+    assert found(judged(name, None, content)) == [("tool-config-changed", 1)]
+
+
 def test_new_javascript_tests_are_added_not_edits() -> None:
     result = judged("src/odd.test.js", None, EVEN_TEST)
     assert result.edits == () and result.added_tests == ("src/odd.test.js",)

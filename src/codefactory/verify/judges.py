@@ -93,9 +93,14 @@ CONFIG_FILES = frozenset(
         ".pre-commit-config.yaml",
         "pyrightconfig.json",
         ".eslintignore",
+        ".npmrc",
+        ".yarnrc",
+        ".yarnrc.yml",
     }
 )
-"""Files that are tool configuration as a whole."""
+"""Files that are tool configuration as a whole. A package manager's own configuration judges
+too: `.npmrc`'s `script-shell=/bin/true` makes `npm test` pass whatever the tests say, and
+its `node-options` can `--require` code into every test process."""
 CONFIG_GLOBS = (
     "eslint.config.*",
     ".eslintrc",
