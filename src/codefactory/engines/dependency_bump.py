@@ -37,6 +37,7 @@ from codefactory.advisories import (
     read_workspace,
     rewrite_pin,
 )
+from codefactory.advisories.locks import is_lock_file
 from codefactory.advisories.model import PYPI, Located
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.errors import (
@@ -166,7 +167,13 @@ class DependencyBumpEngine:
                 continue
             entry = None if npm else editable.get(key)
             if entry is None or not entry.version_line:
-                where = "a lock file" if entry is None else "a string it cannot locate"
+                where = (
+                    "a string it cannot locate"
+                    if entry is not None
+                    else "a lock file"
+                    if npm or is_lock_file(pin.file)
+                    else "a setup input the recipe does not rewrite: edit it by hand"
+                )
                 locked.append(f"{pin.name} {pin.version} in {pin.file} ({where})")
                 continue
             safe = self.advisories.lowest_safe_version(pin.name, pin.version)
@@ -222,8 +229,8 @@ class DependencyBumpEngine:
             raise ChecksStillFail(self.name, summaries, what="bump")
         if locked:
             raise EngineError(
-                "vulnerable versions only a lock file names (re-lock them with their tool): "
-                + "; ".join(locked)
+                "vulnerable versions the recipe cannot rewrite (re-lock a lock file with its "
+                "tool; edit a setup input by hand): " + "; ".join(locked)
             )
         scope = f"package {wanted!s}" if wanted else "any pinned dependency"
         if reading.unreadable:
