@@ -30,6 +30,10 @@ CHECK_ENV = {
     "COREPACK_DEFAULT_TO_LATEST": "0",
     "COREPACK_ENABLE_STRICT": "0",
     "npm_config_update_notifier": "false",
+    # a committed .npmrc must not change how the tests run (`script-shell=/bin/true` made a
+    # failing test script exit 0); the environment wins over every .npmrc
+    "npm_config_script_shell": "/bin/sh",
+    "npm_config_node_options": "",
     "npm_config_fund": "false",
     "npm_config_audit": "false",
     "npm_config_cache": "/tmp/.npm",
