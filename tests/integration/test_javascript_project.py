@@ -40,8 +40,9 @@ PACKAGE_JSON = {
     "private": True,
     "scripts": {
         "test": "node --test",
-        # must never run: setup installs with lifecycle scripts off
-        "postinstall": "node -e \"require('fs').writeFileSync('POSTINSTALL_RAN', '')\"",
+        # must never run: setup installs with lifecycle scripts off (its mark goes to /env,
+        # the one folder the setup phase writes that the check phase sees)
+        "postinstall": "node -e \"require('fs').writeFileSync('/env/POSTINSTALL_RAN', '')\"",
     },
     "dependencies": {"is-number": "7.0.0"},
     "devDependencies": {"eslint": "9.39.1"},
@@ -125,11 +126,14 @@ def test_setup_installs_the_lock_with_lifecycle_scripts_off(
 ) -> None:
     _, workspace = installed
     listing = workspace.exec(
-        ["/usr/bin/sh", "-c", "ls node_modules; ls node_modules/.bin; test ! -e POSTINSTALL_RAN"],
+        [
+            "/usr/bin/sh",
+            "-c",
+            "ls node_modules; ls node_modules/.bin; test ! -e /env/POSTINSTALL_RAN",
+        ],
         phase=Phase.CHECK,
     )
-    # neither the postinstall script nor a pnpmfile, yarn-path or .corepack.env took effect
-    assert listing.exit_code == 0, listing.stdout + listing.stderr
+    assert listing.exit_code == 0, listing.stderr  # the postinstall script never ran
     assert "is-number" in listing.stdout.split()
     assert "eslint" in listing.stdout.split()
     # the installed packages are read-only to the check phase
@@ -238,11 +242,12 @@ LOCK_COMMANDS = {
 }
 BERRY = "yarn@4.5.0"
 HOSTILE = {
-    # each would run the repository's code during the install: none may
-    ".pnpmfile.cjs": "try { require('fs').writeFileSync('PNPMFILE_RAN', '') } catch {}\n",
+    # each would run the repository's code during the install: none may (a mark is left in
+    # /env, the one folder the setup phase writes that the check phase sees)
+    ".pnpmfile.cjs": "try { require('fs').writeFileSync('/env/PNPMFILE_RAN', '') } catch {}\n",
     ".yarnrc": 'yarn-path "./tools/evil.js"\n',
     # (the check phase's `yarn run test` is js_tests' to guard: exit 0 keeps this test on setup)
-    "tools/evil.js": "try { require('fs').writeFileSync('YARN_PATH_RAN', '') } catch {}\n",
+    "tools/evil.js": "try { require('fs').writeFileSync('/env/YARN_PATH_RAN', '') } catch {}\n",
     ".npmrc": "ignore-scripts=false\n",
     ".corepack.env": "COREPACK_NPM_REGISTRY=https://registry.invalid\n",
 }
@@ -304,7 +309,7 @@ def test_pnpm_and_yarn_install_through_corepack_and_run_the_tests_offline(
     try:
         install_dependencies(workspace)
         listing = workspace.exec(
-            ["/usr/bin/sh", "-c", "ls -A node_modules; ls -A | grep _RAN; test $? = 1"],
+            ["/usr/bin/sh", "-c", "ls -A node_modules; ls -A /env | grep _RAN; test $? = 1"],
             phase=Phase.CHECK,
         )
         result = JsTestsCheck(timeout_s=120).run(workspace, workspace.changes())
