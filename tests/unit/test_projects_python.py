@@ -11,6 +11,7 @@ from codefactory.projects.detect import detect_project, setup_plan
 from codefactory.projects.files import resolve_inside
 from codefactory.projects.model import Project, PythonProject
 from codefactory.projects.pyversion import target_version
+from codefactory.projects.testenvs import nox_env
 from codefactory.sandbox.layout import ENV_DIR, SH, UV
 
 PIP = (UV, "pip", "install", "--python", f"{ENV_DIR}/bin/python")
@@ -318,6 +319,33 @@ def test_a_repository_without_python_has_no_python_side() -> None:
 def test_a_bad_pyproject_is_a_named_problem() -> None:
     project = detect({"pyproject.toml": "[project\n"})
     assert project.problems and project.problems[0].startswith("pyproject.toml is not valid TOML")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = " + "-" * 200_000 + "1\n",  # the parser runs out of memory
+        "from setuptools import setup\nsetup(python_requires=" + "a." * 100_000 + "b)\n",
+        "from setuptools import setup\nsetup(name='a', extras_require={'t': "
+        + "-" * 950
+        + "1})\n",  # parses, but literal_eval recurses too deep
+    ],
+)
+def test_a_setup_py_or_noxfile_too_deep_to_parse_is_never_an_exception(source: str) -> None:
+    assert detect({"setup.py": source}).python is not None
+    nox = (
+        "import nox\n@nox.session\ndef tests(session):\n"
+        "    session.install(" + "-" * 900 + "1)\n"  # parses, but unparse recurses too deep
+    )
+    for text in (source, nox):
+        env = nox_env(Files({"noxfile.py": text}))
+        assert env is None or env.skipped, env
+
+
+def test_a_noxfile_too_deep_to_read_is_named_as_not_read() -> None:
+    text = "x = " + "-" * 200_000 + "1\n"
+    env = nox_env(Files({"noxfile.py": text}))
+    assert env is not None and env.skipped == ["noxfile.py is nested too deeply (MemoryError)"]
 
 
 @pytest.mark.parametrize(

@@ -311,7 +311,10 @@ def _setup_extras(files: FileSource) -> dict[str, list[object]]:
     for call in setup_calls(source):
         for keyword in call.keywords:
             if keyword.arg == "extras_require":
-                table = _literal_dict(keyword.value, source)
+                try:
+                    table = _literal_dict(keyword.value, source)
+                except (RecursionError, MemoryError):
+                    continue  # too deep to read: as a non-literal table, nothing
                 extras.update(table)
     return extras
 

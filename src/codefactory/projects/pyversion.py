@@ -109,10 +109,10 @@ def _setup_py(files: FileSource) -> str | None:
 
 def setup_calls(source: bytes) -> list[ast.Call]:
     """The `setup(...)` / `setuptools.setup(...)` calls of a setup.py, read with `ast` (never
-    run); none when it does not parse."""
+    run); none when it does not parse, or is nested too deeply for the parser."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     calls = []
     for node in ast.walk(tree):

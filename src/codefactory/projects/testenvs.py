@@ -66,7 +66,16 @@ def tox_env(files: FileSource) -> TestEnv | None:
 
 def nox_env(files: FileSource) -> TestEnv | None:
     """The `session.install(...)` arguments of the noxfile's test sessions (a session whose
-    name says test, else every session that installs pytest); literal strings only."""
+    name says test, else every session that installs pytest); literal strings only. A
+    noxfile that does not parse, or is nested too deeply to read, is named in `skipped`."""
+    try:
+        return _nox_env(files)
+    except (RecursionError, MemoryError) as err:
+        kind = type(err).__name__
+        return TestEnv(source="noxfile.py", skipped=[f"noxfile.py is nested too deeply ({kind})"])
+
+
+def _nox_env(files: FileSource) -> TestEnv | None:
     data = files.read("noxfile.py")
     if data is None:
         return None
