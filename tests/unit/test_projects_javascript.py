@@ -131,6 +131,8 @@ def test_no_code_of_the_repository_runs_during_the_install(
         argv
     )
     assert "COREPACK_INTEGRITY_KEYS=0" not in argv
+    # pnpm's flag as a variable too (what a check's `pnpm run` honours); npm would warn of it
+    assert ("npm_config_ignore_pnpmfile=true" in argv) is (flag == "--ignore-pnpmfile")
     # each decides what setup does: an edit re-runs it
     assert {".pnpmfile.cjs", ".yarnrc", ".npmrc", ".corepack.env"} <= set(project.inputs)
 

@@ -63,7 +63,21 @@ NO_REPOSITORY_CODE_ENV = {"COREPACK_ENV_FILE": "0", "YARN_IGNORE_PATH": "1"}
 """Variables that keep the package manager itself the one corepack installed: corepack reads
 no committed `.corepack.env` (which could set any `COREPACK_` variable), and Yarn (1 and
 Berry) never hands over to a `yarn-path`/`yarnPath` file of the repository. For every phase
-that runs a package manager (setup here, the checks' `corepack yarn run test`)."""
+that runs a package manager (setup here, the checks' `corepack yarn run test`): see
+`no_repository_code_env`."""
+
+PNPM_NO_PNPMFILE_ENV = {"npm_config_ignore_pnpmfile": "true"}
+"""pnpm's `--ignore-pnpmfile` as a variable, which `pnpm run` honours too (npm warns about it
+as an unknown setting, so it is pnpm's only)."""
+
+
+def no_repository_code_env(manager: str) -> dict[str, str]:
+    """The variables under which `manager` (`npm`, `pnpm`, `yarn`) runs none of the
+    repository's own package-manager code (a `.corepack.env`, a `yarn-path`/`yarnPath`, a
+    `.pnpmfile.cjs`), for any phase: a check's `corepack pnpm run test` included."""
+    extra = PNPM_NO_PNPMFILE_ENV if manager == "pnpm" else {}
+    return {**NO_REPOSITORY_CODE_ENV, **extra}
+
 
 NPM = system_tool("npm")
 COREPACK = system_tool("corepack")
@@ -248,7 +262,7 @@ def install_steps(
         "COREPACK_ENABLE_STRICT=0",
         "COREPACK_DEFAULT_TO_LATEST=0",
         f"COREPACK_NPM_REGISTRY={NPM_REGISTRY}",
-        *(f"{name}={value}" for name, value in NO_REPOSITORY_CODE_ENV.items()),
+        *(f"{name}={value}" for name, value in no_repository_code_env(manager).items()),
         "CI=true",
         # a bank's egress proxy re-signs TLS: trust the system store (npm does; corepack
         # and the package managers it runs are plain Node fetches)
