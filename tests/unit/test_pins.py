@@ -88,9 +88,11 @@ def test_pyproject_pins_only_from_project_tables() -> None:
 
 def test_pyproject_rewrite_is_textual() -> None:
     out = rewrite_pin("pyproject.toml", PYPROJECT, "IDNA", "3.7")
-    expected = PYPROJECT.replace('"idna==3.6",   #', '"idna==3.7",   #').replace(
-        '"pytest==8.0.0", "idna==3.6"', '"pytest==8.0.0", "idna==3.7"'
-    ).replace('override-dependencies = ["idna==3.6"]', 'override-dependencies = ["idna==3.7"]')
+    expected = (
+        PYPROJECT.replace('"idna==3.6",   #', '"idna==3.7",   #')
+        .replace('"pytest==8.0.0", "idna==3.6"', '"pytest==8.0.0", "idna==3.7"')
+        .replace('override-dependencies = ["idna==3.6"]', 'override-dependencies = ["idna==3.7"]')
+    )
     assert out == expected
     data = tomllib.loads(out)
     assert data["project"]["dependencies"][0] == "idna==3.7"

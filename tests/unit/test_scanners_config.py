@@ -39,6 +39,9 @@ class Files:
         text = self.files.get(path)
         return None if text is None else text.encode()
 
+    def is_link(self, path: str) -> bool:
+        return False
+
 
 def test_the_rule_selection_of_pyproject_and_dot_bandit_is_merged() -> None:
     selection = read_selection(

@@ -67,9 +67,7 @@ class DelegationAuthority:
         """
         now = self._clock()
         issued_at = int(now.timestamp())
-        scope = grant(
-            repository=run.repository, kind=run.kind.value, scope_paths=self.scope_paths
-        )
+        scope = grant(repository=run.repository, kind=run.kind.value, scope_paths=self.scope_paths)
         claims: dict[str, Any] = {
             "iss": self.issuer.name,
             "sub": run.sponsor,

@@ -12,7 +12,12 @@ finish fails, and the evidence always holds the output tail.
 from __future__ import annotations
 
 from codefactory.domain import Change, CheckResult, Finding, Severity
-from codefactory.projects.javascript import COREPACK_HOME, NPM, corepack_spec
+from codefactory.projects.javascript import (
+    COREPACK_HOME,
+    NPM,
+    corepack_spec,
+    no_repository_code_env,
+)
 from codefactory.projects.model import Ecosystem, JavaScriptProject, Project
 from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
@@ -85,7 +90,10 @@ class JsTestsCheck:
         if command is None:
             reason = "package.json has no test script: a repository without tests cannot pass"
             return self._failed("no-tests", reason, "")
-        result = workspace.exec(command, phase=Phase.CHECK, timeout_s=self.timeout_s, env=CHECK_ENV)
+        # the repository's own package-manager code (a yarn-path, a pnpmfile, a .corepack.env)
+        # must never stand in for the tests
+        env = CHECK_ENV | no_repository_code_env(javascript.manager)
+        result = workspace.exec(command, phase=Phase.CHECK, timeout_s=self.timeout_s, env=env)
         shown = " ".join(c.rsplit("/", 1)[-1] if i == 0 else c for i, c in enumerate(command))
         output = tail(result)
         if result.timed_out:

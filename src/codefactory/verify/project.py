@@ -13,6 +13,7 @@ from typing import Self
 from codefactory.projects.detect import detect_project
 from codefactory.projects.files import WorkspaceFiles
 from codefactory.projects.model import FileSource, Project
+from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 
 
@@ -46,6 +47,11 @@ class CheckPhaseFiles:
 
     def read(self, path: str) -> bytes | None:
         return self._workspace.read_file(path, phase=Phase.CHECK)
+
+    def is_link(self, path: str) -> bool:
+        """Whether `path` itself is a symbolic link, as the check phase sees it."""
+        probe = [SH, "-c", 'test -L "$1"', "sh", path]
+        return self._workspace.exec(probe, phase=Phase.CHECK, timeout_s=30).exit_code == 0
 
 
 def project_of(workspace: Workspace) -> Project:
