@@ -214,6 +214,12 @@ class PytestCheck(ProjectBound):
             findings = self._cases(report)
             summary = f"{len(findings)} of {report.tests} test(s) failed or errored"
             uncollected = [case for case in report.failed if case.collection_error]
+            if uncollected and report.passed == 0:
+                # nothing could be collected and run: the suite judged nothing, whatever the
+                # base commit's suite did (a pre-existing collection error must not let a
+                # change its tests would catch through)
+                message = f"no test could run: {_uncollected(uncollected)}"
+                return self._failed("tests-could-not-run", message, selection, evidence=xml)
             if uncollected:
                 summary = f"{_uncollected(uncollected)}; {summary}"
             return self._result(False, findings, xml, selection, summary)
