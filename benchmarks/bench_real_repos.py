@@ -192,6 +192,8 @@ def report(rows: list[Row], elapsed: float) -> None:
         f"wall {elapsed:.0f} s"
     )
     for row in rows:
+        if row.project.known_gap:
+            print(f"  {row.project.slug} known gap: {row.project.known_gap}")
         for what, problem in _problems(row):
             print(f"  {row.project.slug} {what}: {problem}")
 
@@ -228,7 +230,9 @@ def main(names: list[str]) -> int:
     print("bare = sandbox with no setup (the baseline for setup); tests = the project's tests")
     print("alone in the warm sandbox (the baseline for verify)")
     report(rows, time.perf_counter() - started)
-    complete = all(r.harmless_ok and r.mutation_ok and r.planted_ok for r in rows)
+    complete = all(
+        r.harmless_ok and r.mutation_ok and r.planted_ok for r in rows if not r.project.known_gap
+    )
     return 0 if complete else 1
 
 

@@ -82,6 +82,9 @@ class RealProject:
     planted: Edit | None = None
     """Adds `pyjwt==1.5.0` (PYSEC-2017-24) where the project declares its test
     dependencies, without relocking: the gate must block it."""
+    known_gap: str = ""
+    """Why the factory cannot serve this project yet (printed; not counted as a wrong
+    verdict): a known gap stays in the table so its figures show when it closes."""
     added_lock: tuple[str, str] | None = None
     """(path in the tree, sha256) of a lock file this benchmark adds from `LOCKS` (npm
     tarballs never ship `package-lock.json`): generated once with `npm install
@@ -150,6 +153,11 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="17db5ecd524104a120e173814c90367a96a98d07c45b2e10c2f3919fff91bf5a",
         layout="PEP 621 + PEP 735 group dev (with a marker), no lock; setup.py; tox.toml",
         note="no lock file in the repository either",
+        known_gap=(
+            "hatch-vcs writes src/humanize/_version.py during the editable install; what "
+            "setup writes in the tree is not kept (only /env is), so no test can import the "
+            "package and the tests check could not run"
+        ),
         planted=Edit(
             path="pyproject.toml",
             old='\t"pytest >=8",\n',
@@ -196,6 +204,10 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="0b2c880b5d13660a7ea651001fb4acb527696c01f15c9ee650f377aa543fd523",
         layout="poetry-core; [tool.poetry.group.dev/doc]; ruff fix = true",
         note="the sdist lacks the repository's poetry.lock",
+        known_gap=(
+            "Poetry without a lock must resolve (`poetry lock`), which asks PyPI's per-release "
+            "JSON API; this machine's index answers it with 404"
+        ),
         harmless=Edit(
             path="src/cleo/_utils.py",
             old='        return "".join(self.fed)\n',
