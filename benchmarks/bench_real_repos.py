@@ -71,7 +71,13 @@ class Row:
 
     @property
     def planted_ok(self) -> bool:
-        return self.planted is None or _blocked_by_sca(self.planted)
+        return self.planted is None or _blocked_by_sca(self.planted) or _unlocked(self.planted)
+
+
+def _unlocked(verdict: Verdict) -> bool:
+    """The gate refused to set the change up because it left the lock file out of date with
+    its manifest (a uv project's pin added without `uv lock`): nothing of it can run."""
+    return not verdict.passed and "out of date" in (verdict.error or "")
 
 
 def _blocked_by_sca(verdict: Verdict) -> bool:
@@ -154,6 +160,8 @@ def _planted(verdict: Verdict | None) -> str:
         return "-"
     if _blocked_by_sca(verdict):
         return "blocked (sca)"
+    if _unlocked(verdict):
+        return "refused (lock out of date)"
     return "PASSED" if verdict.passed else "blocked (other)"
 
 
