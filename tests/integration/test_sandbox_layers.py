@@ -99,6 +99,17 @@ def test_the_checks_see_the_base_plus_the_harvested_change_alone(
         ws.destroy()
 
 
+def test_a_folder_made_again_and_the_engines_links_are_judged_as_the_change_says(
+    workspace: BubblewrapWorkspace,
+) -> None:
+    """`rm -rf pkg` then the same file again is no change; a link the engine leaves (a
+    change never carries one) is not there for the checks either."""
+    sh(workspace, "rm -rf pkg && mkdir pkg && echo 'X = 1' > pkg/mod.py"
+                  " && ln -s ../app.py pkg/conftest.py && ln -s pkg lib", Phase.ENGINE)  # fmt: skip
+    assert workspace.changes().files == ()
+    assert sh(workspace, "ls -A; ls -A pkg", Phase.CHECK).split() == ["app.py", "pkg", "mod.py"]
+
+
 def test_the_engines_deletions_show_through_the_throwaway_layer(
     workspace: BubblewrapWorkspace,
 ) -> None:

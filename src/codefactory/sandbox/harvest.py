@@ -53,13 +53,21 @@ def _pruned(rel_dir: Path, name: str) -> bool:
 
 
 def discard_excluded(upper: Path) -> list[str]:
-    """Remove from an engine's overlay upper layer (unmounted) everything `is_excluded`: the
-    checks then see the base tree plus exactly the harvested change, never a stale `.pyc`, a
-    tool cache or a factory file the engine wrote beside it (or a whiteout hiding a committed
-    one). Links are never followed. Returns the removed paths, sorted."""
+    """Remove from an engine's overlay upper layer (unmounted) everything `is_excluded`, and
+    every symbolic link (a change carries regular files only): the checks then see the base
+    tree plus exactly the harvested change, never a stale `.pyc`, a tool cache, a factory file
+    or a link the engine left beside it (say `tests/conftest.py` pointing at a changed module),
+    nor a whiteout hiding a committed one. Links are never followed. Returns the removed
+    paths, sorted."""
     removed: list[str] = []
     for directory, dirnames, filenames, folder in os.fwalk(upper):
         rel_dir = Path(directory).relative_to(upper)
+        for name in [*dirnames, *filenames]:
+            # a link is never carried into a change either: the checks see the base's entry
+            if stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=folder)
+                (dirnames if name in dirnames else filenames).remove(name)
+                removed.append(str(rel_dir / name))
         for name in list(dirnames):
             rel = str(rel_dir / name)
             if rel != REPOSITORY_CONFIG.split("/")[0] and is_excluded(rel):
@@ -92,7 +100,10 @@ def _harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int) -> Change
         dirnames[:] = [d for d in dirnames if not _pruned(rel_dir, d)]
         if rel_dir != Path(".") and _is_opaque(folder):
             for gone in _files_below(lower, str(rel_dir)):
-                if not is_excluded(str(rel_dir / gone)):
+                # a folder deleted and made again: what it holds again is compared below,
+                # only what it no longer holds is gone
+                again = kind_beneath(upper, str(rel_dir / gone)) not in _ABSENT_OR_DIR
+                if not is_excluded(str(rel_dir / gone)) and not again:
                     files[str(rel_dir / gone)] = FileChange(path=str(rel_dir / gone), content=None)
         for name in dirnames:  # a folder where the base has a file or link: that one is gone
             if kind_beneath(lower, str(rel_dir / name)) not in _ABSENT_OR_DIR:
