@@ -79,3 +79,32 @@ def test_a_vulnerable_pin_in_setup_cfg_blocks_and_a_setup_command_is_counted(
     assert not sca.passed
     new = [(f.rule, f.path, f.line) for f in sca.findings if f.blocking]
     assert new == [("PYSEC-2024-60", "tox.ini", 4)]
+
+
+def test_what_setup_installed_is_judged_however_it_got_there(
+    tmp_path: Path, workspaces: tuple[BubblewrapSandbox, list[BubblewrapWorkspace]]
+) -> None:
+    """A shell line of the repository config installs idna 3.6: no file pins it, the
+    installed environment shows it (red team round 2: uv.toml overrides and setuptools'
+    dynamic dependencies installed pins SCA never read)."""
+    from codefactory.sandbox.setup import install_dependencies
+
+    sandbox, made = workspaces
+    line = "uv pip install --quiet --python /env/bin/python idna==3.6 && echo installed"
+    repo = tmp_path / "installed"
+    (repo / ".codefactory").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".codefactory" / "config.toml").write_text(f'[setup]\ncommands = ["{line}"]\n')
+    (repo / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "1"\n')
+    (repo / "app.py").write_text("")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    workspace = sandbox.provision(repo=repo, commit="HEAD", run_id="installed")
+    made.append(workspace)
+    install_dependencies(workspace, timeout_s=300)
+
+    check = ScaCheck(AdvisoryDatabase.load(DEFAULT_ADVISORIES), max_age_days=None)
+    result = check.run(workspace, workspace.changes())
+    assert not result.passed
+    assert ("PYSEC-2024-60", "/env") in [(f.rule, f.path) for f in result.findings]
+    assert "installed in /env than the files pin" in result.summary

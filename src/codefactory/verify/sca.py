@@ -40,6 +40,7 @@ from codefactory.advisories import (
 )
 from codefactory.advisories.model import PYPI
 from codefactory.domain import Change, CheckResult, Finding, Severity
+from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest
 from codefactory.verify.port import Baseline, Cost
@@ -97,15 +98,30 @@ class ScaCheck:
         edited = _edited(reading, change)
         findings = [_unreadable(spot, spot.file in edited) for spot in reading.unreadable]
         vulnerable: list[str] = []
-        for pin in reading.pins:
+        declared = {
+            (canonicalize_name(p.name), p.version) for p in reading.pins if p.ecosystem == PYPI
+        }
+        installed = [
+            pin
+            for pin in installed_pins(workspace)
+            if (canonicalize_name(pin.name), pin.version) not in declared
+        ]
+        for pin in [*reading.pins, *installed]:
             judged = self._judge(pin)
             findings.extend(judged)
             if judged:
                 ids = ", ".join(f.rule for f in judged)
                 vulnerable.append(f"{pin.name}=={pin.version} in {pin.file} ({ids})")
-        data = {eco: self.advisories.freshness(ecosystem=eco) for eco in sorted(reading.ecosystems)}
+        ecosystems = set(reading.ecosystems) | ({PYPI} if installed else set())
+        data = {eco: self.advisories.freshness(ecosystem=eco) for eco in sorted(ecosystems)}
         findings.extend(self._freshness(data))
-        return _result(findings, _summary(reading, vulnerable, data, self.now()))
+        summary = _summary(reading, vulnerable, data, self.now())
+        if installed:
+            summary += (
+                f"; {len(installed)} more installed in {ENVIRONMENT} than the files pin "
+                "(resolved by setup) judged too"
+            )
+        return _result(findings, summary)
 
     def _judge(self, pin: Pin) -> list[Finding]:
         ecosystem = pin.ecosystem
@@ -213,6 +229,30 @@ def _result(findings: list[Finding], summary: str) -> CheckResult:
 def _age_days(synced_at: datetime, now: datetime) -> int:
     when = synced_at if synced_at.tzinfo else synced_at.replace(tzinfo=UTC)
     return max(0, (now - when).days)
+
+
+ENVIRONMENT = "/env"
+"""Where the setup phase installed the project: what it holds is judged too, however it got
+there (a transitive dependency, `uv.toml` overrides, setuptools' dynamic dependencies, a setup
+command), so an install the files do not show cannot pass unseen."""
+_DIST_INFO = f"{ENVIRONMENT}/lib/python*/site-packages/*.dist-info"
+
+
+def installed_pins(workspace: Workspace) -> list[Pin]:
+    """Every distribution installed in the workspace's `/env` (its `.dist-info` folders,
+    PEP 376/PEP 427 names `name-version.dist-info`), as PyPI pins of the file `/env`; none
+    when nothing is installed. One listing, no Python run."""
+    listing = workspace.exec(
+        [SH, "-c", f'for d in {_DIST_INFO}; do [ -d "$d" ] && echo "${{d##*/}}"; done; true'],
+        phase=Phase.CHECK,
+        timeout_s=60,
+    )
+    pins: list[Pin] = []
+    for entry in sorted(set(listing.stdout.split())):
+        name, _, version = entry.removesuffix(".dist-info").rpartition("-")
+        if name and version:
+            pins.append(Pin(file=ENVIRONMENT, name=name, version=version, line=0))
+    return pins
 
 
 def _summary(
