@@ -90,8 +90,13 @@ def test_a_respelled_pytest_table_puts_the_base_configuration_back(addition: byt
 
 
 def test_packaging_edits_in_any_spelling_are_not_judge_edits() -> None:
-    new = PYPROJECT + b'\n[tool]\nsetuptools.packages = ["svc"]\npoetry = { name = "svc" }\n'
+    new = PYPROJECT + b'\n[tool]\npoetry = { name = "svc" }\n'
     assert judged("pyproject.toml", PYPROJECT, new).edits == ()
+    # which packages the tests import is a judge: a package map can point them at a copy
+    shadow = PYPROJECT + b'\n[tool]\nsetuptools.packages = ["svc"]\n'
+    assert [e.rule for e in judged("pyproject.toml", PYPROJECT, shadow).edits] == [
+        "tool-config-changed"
+    ]
     bump = PYPROJECT.replace(b"idna==3.6", b"idna==3.7")
     assert judge_table_edit(PYPROJECT, bump) is None
 

@@ -356,3 +356,25 @@ def test_the_red_team_ruff_ignore_under_a_bare_tool_table_is_a_judge_edit() -> N
         base={"pyproject.toml": base, "svc/app.py": b"X = 1\n"},
     )
     assert found(judge_edits(change)) == [("tool-config-changed", "pyproject.toml", 9)]
+
+
+def test_what_decides_which_code_the_tests_load_is_a_judge() -> None:
+    """Red team round 2: a pytest plugin registered as an entry point, a package map that
+    points the tests at a shadow copy, a yarn or pnpm file that sets NODE_OPTIONS, and a
+    `SkipTest` raised from source each changed the verdict without a finding."""
+    base = b'[project]\nname = "m"\nversion = "1"\n'
+    plugin = base + b'\n[project.entry-points.pytest11]\nok = "m_report"\n'
+    assert found(judged("pyproject.toml", base, plugin)) == [
+        ("tool-config-changed", "pyproject.toml", 5)
+    ]
+    shadow = base + b'\n[tool.setuptools]\npackage-dir = {"" = "shadow"}\n'
+    assert [r for r, _, _ in found(judged("pyproject.toml", base, shadow))] == [
+        "tool-config-changed"
+    ]
+    bump = b'[project]\nname = "m"\nversion = "1"\ndependencies = ["idna==3.7"]\n'
+    assert found(judged("pyproject.toml", base, bump)) == []  # a dependency bump is no judge
+    for name in (".env.yarn", "pnpm-workspace.yaml", ".pnpmfile.cjs"):
+        assert [r for r, _, _ in found(judged(name, None, b"x\n"))] == ["tool-config-changed"]
+    raised = judged("m.py", b"def f():\n    return 1\n",
+                    b"import unittest\ndef f():\n    raise unittest.SkipTest('x')\n")  # fmt: skip
+    assert "suppression-added" in [r for r, _, _ in found(raised)]

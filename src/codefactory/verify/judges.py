@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ CONFIG_FILES = frozenset(
         ".npmrc",
         ".yarnrc",
         ".yarnrc.yml",
+        ".env.yarn",
+        "pnpm-workspace.yaml",
+        ".pnpmfile.cjs",
+        ".pnpmfile.mjs",
     }
 )
 """Files that are tool configuration as a whole. A package manager's own configuration judges
@@ -137,7 +142,10 @@ JUDGE_TABLES = (
     "tool.flake8",
     "tool.tox",
     "tool.codefactory",
+    "tool.setuptools",
+    "tool.hatch",
     "tool:pytest",
+    "options.entry_points",
     "flake8",
     "mypy",
     "coverage:",
@@ -146,7 +154,10 @@ JUDGE_TABLES = (
     "bandit",
 )
 """`pyproject.toml` tables and `setup.cfg` sections (a prefix of the name) that configure a
-judge; packaging tables (`project`, `tool.poetry`, `tool.setuptools`, ...) are not."""
+judge, or decide which code the tests import (`tool.setuptools` `package-dir`, `tool.hatch`
+build targets and environments) or load (`options.entry_points`: a `pytest11` plugin);
+dependency tables (`project`, `tool.poetry`) are not: a bump is no judge edit. A pyproject's
+`project.entry-points.pytest11` is compared apart (`_pytest_plugins_edited`)."""
 PYTEST_TABLES = ("tool.pytest", "tool:pytest", "pytest")
 """Where pytest reads its configuration in `pyproject.toml`, `setup.cfg` and `tox.ini`."""
 PYTEST_CONFIG_FILES = frozenset(
@@ -171,7 +182,7 @@ SUPPRESSIONS: tuple[tuple[str, re.Pattern[str], Topic], ...] = (
         "skip",
         re.compile(
             r"\bmark\.skip(?:if)?\b|\bpytest\.skip\s*\(|\bimportorskip\s*\("
-            r"|\bunittest\.skip\w*|\bskipTest\s*\(|@skip(?:If|Unless)?\b"
+            r"|\bunittest\.skip\w*|\bSkipTest\b|\bskipTest\s*\(|@skip(?:If|Unless)?\b"
         ),
         Topic.TESTS,
     ),
@@ -485,5 +496,30 @@ def judge_table_edit(
     does not parse is an edit of the whole file (`configdiff`)."""
     if path.endswith(".toml"):
         tools = tuple(t.removeprefix("tool.") for t in tables if t.startswith("tool."))
-        return toml_judge_edit(base, new, tools)
+        found = toml_judge_edit(base, new, tools)
+        if found is None and _pytest_plugins_edited(base, new):
+            return _first_line_naming(new, "pytest11")
+        return found
     return ini_judge_edit(base, new, tuple(t for t in tables if not t.startswith("tool.")))
+
+
+def _pytest_plugins(content: bytes | None) -> object:
+    """`[project.entry-points.pytest11]` of a pyproject (the plugins pytest loads by itself)."""
+    try:
+        data = tomllib.loads((content or b"").decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None
+    project = data.get("project")
+    points = project.get("entry-points") if isinstance(project, dict) else None
+    return points.get("pytest11") if isinstance(points, dict) else None
+
+
+def _pytest_plugins_edited(base: bytes | None, new: bytes | None) -> bool:
+    return _pytest_plugins(base) != _pytest_plugins(new)
+
+
+def _first_line_naming(content: bytes | None, word: str) -> int:
+    for number, line in enumerate((content or b"").decode("utf-8", "replace").splitlines(), 1):
+        if word in line:
+            return number
+    return 1 if content else 0
