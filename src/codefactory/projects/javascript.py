@@ -59,10 +59,16 @@ SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 COREPACK_CACHE = f"{CACHE_DIR}/corepack"
 """Where the setup phase's corepack downloads package managers, kept between setups."""
 
-NO_REPOSITORY_CODE_ENV = {"COREPACK_ENV_FILE": "0", "YARN_IGNORE_PATH": "1"}
+NO_REPOSITORY_CODE_ENV = {
+    "COREPACK_ENV_FILE": "0",
+    "YARN_IGNORE_PATH": "1",
+    # Yarn 4 reads `.env.yarn` into every script's environment (a NODE_OPTIONS=--require)
+    "YARN_INJECT_ENVIRONMENT_FILES": "/dev/null",
+}
 """Variables that keep the package manager itself the one corepack installed: corepack reads
-no committed `.corepack.env` (which could set any `COREPACK_` variable), and Yarn (1 and
-Berry) never hands over to a `yarn-path`/`yarnPath` file of the repository. For every phase
+no committed `.corepack.env` (which could set any `COREPACK_` variable), Yarn (1 and
+Berry) never hands over to a `yarn-path`/`yarnPath` file of the repository, and Yarn 4 injects
+no committed `.env.yarn` into scripts. For every phase
 that runs a package manager (setup here, the checks' `corepack yarn run test`): see
 `no_repository_code_env`."""
 
