@@ -524,3 +524,18 @@ def test_an_export_larger_than_its_caps_is_refused_before_it_is_written(
     again.mkdir()
     with pytest.raises(ProvisionFailed, match="more than 50,004 bytes"):
         mirror.export(commit, again)
+
+
+def test_a_data_folder_inside_the_repository_under_another_name_is_refused(tmp_path: Path) -> None:
+    """A bind mount gives the repository a second path that resolving does not reveal."""
+    repo = tmp_path / "repo"
+    make_repo(repo, {"a.py": "A = 1\n"})
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    if subprocess.run(["mount", "--bind", str(repo), str(alias)], check=False).returncode:
+        pytest.skip("bind mounts need privileges this run lacks")
+    try:
+        with pytest.raises(ProvisionFailed, match="lies inside the repository"):
+            Mirrors(alias / ".codefactory" / "mirrors").sync(repo)
+    finally:
+        subprocess.run(["umount", str(alias)], check=True)

@@ -126,7 +126,7 @@ class Mirrors:
                 f" {err.filename}); the factory reads a repository only with its owner's rights"
             ) from err
         data = self.root.parent
-        if data == source or source in data.parents:
+        if _inside(data, source):
             raise ProvisionFailed(
                 f"the factory's data folder {data} lies inside the repository {source}: the "
                 "repository could plant the factory's own state (its database, advisories, "
@@ -599,6 +599,10 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 """The largest file a workspace's tree may hold (forges refuse larger ones too)."""
 MAX_TREE_BYTES = 2 * 1024 * 1024 * 1024
 """The most file bytes one exported tree may hold on the host."""
+ENTRY_BYTES = 4096
+"""What each entry (file, folder, link) counts at least against `MAX_TREE_BYTES`: 400,000
+empty files from a 288 kB repository must not exhaust the host's inodes (at most ~524,000
+entries per tree)."""
 
 
 def _unpack(stream: IO[bytes], target: Path, owner: tuple[int, int] | None) -> None:
@@ -613,7 +617,7 @@ def _unpack(stream: IO[bytes], target: Path, owner: tuple[int, int] | None) -> N
         for member in archive:
             # sizes come from each header, before a byte is written: a few MB of compressed
             # history must not unpack into gigabytes on the host
-            total += member.size
+            total += max(member.size, ENTRY_BYTES)  # an empty file costs an inode and a block
             if member.size > MAX_FILE_BYTES:
                 raise ProvisionFailed(
                     f"the tree holds {member.name!r} of {member.size:,} bytes, more than "
@@ -621,8 +625,8 @@ def _unpack(stream: IO[bytes], target: Path, owner: tuple[int, int] | None) -> N
                 )
             if total > MAX_TREE_BYTES:
                 raise ProvisionFailed(
-                    f"the tree holds more than {MAX_TREE_BYTES:,} bytes of files: too large "
-                    "to export for a workspace"
+                    f"the tree holds more than {MAX_TREE_BYTES:,} bytes of files (an entry "
+                    f"counts at least {ENTRY_BYTES:,}): too large to export for a workspace"
                 )
             name = os.fsencode(member.name).rstrip(b"/")
             parent, _, _ = name.rpartition(b"/")
@@ -677,3 +681,22 @@ def _finish(path: bytes, mode: int, owner: tuple[int, int] | None) -> None:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "repo"
+
+
+def _inside(folder: Path, repository: Path) -> bool:
+    """Whether `folder` (or the nearest of its parents that exists) is `repository` or lies
+    below it, by path and by device and inode (a bind mount or a second name of the same
+    folder is caught too)."""
+    if folder == repository or repository in folder.parents:
+        return True
+    try:
+        target = os.stat(repository)
+    except OSError:
+        return False
+    for candidate in (folder, *folder.parents):
+        try:
+            if os.path.samestat(os.stat(candidate), target):
+                return True
+        except OSError:
+            continue
+    return False
