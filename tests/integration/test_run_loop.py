@@ -118,7 +118,8 @@ def test_failing_checks_go_back_to_the_engine_then_the_run_fails_with_evidence(
     assert states.count("proposing") == 2 and states.count("verifying") == 2
     findings = factory.store.findings(run.id)
     assert {round_number for round_number, _ in findings} == {1, 2}
-    assert any(f.rule == "test-failed" for _, f in findings)
+    # the broken module breaks collection: pytest runs nothing, so the tests could not run
+    assert any(f.rule in ("test-failed", "tests-could-not-run") for _, f in findings)
     for round_number in (1, 2):
         evidence = factory.settings.data_dir / "evidence" / run.id / f"round-{round_number}"
         assert (evidence / "junit.xml").is_file()
