@@ -47,6 +47,7 @@ from codefactory.sandbox.port import Phase
 from codefactory.sandbox.proxy import EgressProxy
 from codefactory.sandbox.pythons import PythonInterpreters
 from codefactory.sandbox.setup import dependency_files, install_dependencies
+from codefactory.sandbox.setup_outputs import collect, digest, load, place, store
 from codefactory.sandbox.supervise import Outcome
 
 __all__ = [
@@ -87,7 +88,10 @@ class BubblewrapWorkspace:
         backend: Backend,
         on_egress: EgressListener | None = None,
         lease: Lease | None = None,
+        outputs: Mapping[str, bytes] | None = None,
     ) -> None:
+        """`outputs`: the files the setup phase created in the tree (path → bytes), already
+        placed in the engine layer (`setup_outputs.py`)."""
         self.run_id = run_id
         self.base_commit = base_commit
         self.home = home
@@ -97,6 +101,7 @@ class BubblewrapWorkspace:
         self.lease = lease
         self._on_egress = on_egress
         self._layer = Layer.ENGINE
+        self._outputs = dict(outputs or {})
         self._running = 0
         self._layer_changed = threading.Condition()
 
@@ -200,13 +205,43 @@ class BubblewrapWorkspace:
                 self._running -= 1
                 self._layer_changed.notify_all()
 
+    @property
+    def setup_outputs(self) -> dict[str, str]:
+        """The files the setup phase created in the tree (path → sha256 of what it wrote):
+        shown in every phase, never part of the change."""
+        return {path: digest(content) for path, content in self._outputs.items()}
+
+    def keep_setup_outputs(self) -> str:
+        """Keep the files the setup phase just created in the tree (`setup_outputs.py`): into
+        the environment (what an image keeps) and, from the next layer switch on, the engine
+        layer. Call it once the setup steps succeeded; returns the setup log's lines on it."""
+        with self._layer_changed:
+            while self._running:
+                self._layer_changed.wait()
+            if self._layer is not Layer.SETUP:
+                return ""
+            setup_view = self.home.check_upper if self.overlay else self.home.check_copy
+            engine = self.home.upper if self.overlay else self.home.merged
+            kept = collect(setup_view, tree=self.mounts.tree, engine=engine, known=self._outputs)
+            store(self._env_folder(), kept.files, owner=self.mounts.owner)
+            self._outputs = kept.files
+            return kept.log_lines()
+
+    def _env_folder(self) -> Path:
+        """The environment as the factory reaches it (what `/env` shows)."""
+        if self.overlay and not self.mounts.env_writable_base:
+            return self.home.env_merged
+        return self.mounts.env
+
     def _switch(self, layer: Layer) -> None:
+        tree, owner, outputs = self.mounts.tree, self.mounts.owner, self._outputs
         if self.overlay:
             if layer is not Layer.ENGINE:
-                self.home.show_throwaway(tree=self.mounts.tree, owner=self.mounts.owner)
+                self.home.show_throwaway(tree=tree, owner=owner, outputs=outputs)
             else:
-                self.home.show_engine(tree=self.mounts.tree)
+                self.home.show_engine(tree=tree, owner=owner, outputs=outputs)
         else:
+            place(self.home.merged, outputs, lower=None, owner=owner)
             remove_tree(self.home.check_copy)
             if layer is not Layer.ENGINE:
                 shutil.copytree(
@@ -223,16 +258,18 @@ class BubblewrapWorkspace:
         return self.home.merged
 
     def changes(self) -> Change:
+        kept = set(self._outputs)
         if self.overlay:
-            return harvest_overlay(lower=self.mounts.tree, upper=self.home.upper)
-        return harvest_copy(lower=self.mounts.tree, merged=self.home.merged)
+            return harvest_overlay(lower=self.mounts.tree, upper=self.home.upper,
+                                   setup_outputs=kept)  # fmt: skip
+        return harvest_copy(lower=self.mounts.tree, merged=self.home.merged, setup_outputs=kept)
 
     def installed_dependencies(self) -> list[str] | None:
         """What the image installed, while no dependency file of the workspace has changed;
         None when the setup phase must run."""
         if self.lease is None or not self.overlay:
             return None
-        written = [name for name, _ in files_below(self.home.upper)]
+        written = [name for name, _ in files_below(self.home.upper) if name not in self._outputs]
         if dependency_files(written):
             return None
         return list(self.lease.installed)
@@ -373,6 +410,7 @@ class BubblewrapSandbox:
             tree=Path(), env=Path(), cache=Path(), accounts=self._accounts(ids), ids=ids
         )
         lease = None
+        outputs: dict[str, bytes] = {}
         if self.images is not None:
             dependencies = self.images.key(mirror, base_commit).dep_hash
             cache = self._repository_cache(mirror.source, ids, dependencies)
@@ -392,7 +430,8 @@ class BubblewrapSandbox:
                 mounts = replace(shared, tree=home.lower, env=home.env_base)
             else:
                 mounts = replace(shared, tree=lease.tree, env=lease.env)
-            _mount(home, mounts, overlay=backend.overlay)
+                outputs = load(lease.env)
+            _mount(home, mounts, overlay=backend.overlay, outputs=outputs)
         except BaseException:
             home.destroy()
             for fd in lease.locks if lease else ():
@@ -406,6 +445,7 @@ class BubblewrapSandbox:
             backend=backend,
             on_egress=on_egress,
             lease=lease,
+            outputs=outputs,
         )
 
     def _repository_cache(self, repo: Path, ids: HostIds | None, dependencies: str) -> Path:
@@ -465,12 +505,21 @@ class BubblewrapSandbox:
         self.proxy.shutdown()
 
 
-def _mount(home: WorkspaceHome, mounts: Mounts, *, overlay: bool) -> None:
-    """The workspace view: overlays as root, else a plain copy of the tree."""
+def _mount(
+    home: WorkspaceHome,
+    mounts: Mounts,
+    *,
+    overlay: bool,
+    outputs: Mapping[str, bytes] | None = None,
+) -> None:
+    """The workspace view: overlays as root, else a plain copy of the tree; with the files an
+    image's setup created in the tree (`outputs`) in the engine layer."""
     if overlay:
+        place(home.upper, outputs or {}, lower=mounts.tree, owner=mounts.owner)
         home.mount(tree=mounts.tree, env=None if mounts.env_writable_base else mounts.env)
     else:
         shutil.copytree(mounts.tree, home.merged, symlinks=True, dirs_exist_ok=True)
+        place(home.merged, outputs or {}, lower=None, owner=mounts.owner)
 
 
 def _copy_regular(source: str, target: str) -> None:

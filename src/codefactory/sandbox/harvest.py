@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from codefactory.domain import Change, FileChange
@@ -82,15 +83,31 @@ def discard_excluded(upper: Path) -> list[str]:
     return sorted(removed)
 
 
-def harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
+def harvest_overlay(
+    *,
+    lower: Path,
+    upper: Path,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    setup_outputs: Collection[str] = (),
+) -> Change:
     """Changed files from an overlay upper layer compared with its lower layer;
-    `UnsupportedChange` for what a commit cannot carry."""
+    `UnsupportedChange` for what a commit cannot carry. `setup_outputs`: paths the setup
+    phase created (`setup_outputs.py`), never part of the change, whatever the engine made
+    of them."""
     try:
-        return _harvest_overlay(lower=lower, upper=upper, max_file_bytes=max_file_bytes)
+        change = _harvest_overlay(lower=lower, upper=upper, max_file_bytes=max_file_bytes)
     except RecursionError:  # os.fwalk recurses once per level (Python 3.11)
         raise UnsupportedChange(
             "the engine's change nests folders too deep to read (about a thousand levels)"
         ) from None
+    return _without(change, setup_outputs)
+
+
+def _without(change: Change, paths: Collection[str]) -> Change:
+    """`change` less the files at `paths`."""
+    if not paths:
+        return change
+    return Change(files=tuple(f for f in change.files if f.path not in paths))
 
 
 def _harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int) -> Change:
@@ -117,14 +134,21 @@ def _harvest_overlay(*, lower: Path, upper: Path, max_file_bytes: int) -> Change
     return _as_change(files)
 
 
-def harvest_copy(*, lower: Path, merged: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Change:
-    """Changed files from a full copy compared with the original tree."""
+def harvest_copy(
+    *,
+    lower: Path,
+    merged: Path,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    setup_outputs: Collection[str] = (),
+) -> Change:
+    """Changed files from a full copy compared with the original tree, less `setup_outputs`
+    (see `harvest_overlay`)."""
     files: dict[str, FileChange] = {}
     after = set(_files_below(merged, ""))
     for rel in after:
         _require_utf8(rel)
     for rel in after | set(_files_below(lower, "")):
-        if is_excluded(rel):
+        if is_excluded(rel) or rel in setup_outputs:
             continue
         if rel not in after:
             files[rel] = FileChange(path=rel, content=None)

@@ -18,7 +18,9 @@ layer's last use.
 Every git command runs in the factory's mirror of the repository (`mirror.py`), never in the
 repository itself. A tree is exported owned by the sandbox's user when one is given; an
 environment is built into a folder that user owns, and its setuid/setgid bits, devices,
-FIFOs and sockets are removed (`modes.py`) before it is marked complete.
+FIFOs and sockets are removed (`modes.py`) before it is marked complete. It also keeps the
+files the build's setup phase created in the tree (`setup_outputs.py`, below the env's
+`.codefactory/`), which every workspace over the image gets in its engine layer.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from codefactory.sandbox.modes import normalise
 from codefactory.sandbox.pythons import PythonInterpreters
 from codefactory.sandbox.setup import self_contained
 
+ENV_LAYOUT = 2
+"""What an environment layer holds; raised when that changes, so older images are rebuilt
+(2: the files the setup phase created in the tree, `setup_outputs.py`)."""
 EnvBuilder = Callable[[Path, Path], list[str]]
 """Installs dependencies: (tree, empty env folder) → the requirement files installed."""
 
@@ -140,6 +145,7 @@ class ImageCache:
         files = GitTreeFiles(mirror, full)
         project = detect_project(files)
         digest = hashlib.sha256(f"python {self._python_version(project)}\n".encode())
+        digest.update(f"layout {ENV_LAYOUT}\n".encode())
         for step in setup_plan(project):
             digest.update(json.dumps([step.shell, *step.argv]).encode() + b"\n")
         for path in project.inputs:

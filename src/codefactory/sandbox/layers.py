@@ -32,11 +32,13 @@ import ctypes.util
 import fcntl
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from codefactory.sandbox.errors import ProvisionFailed
 from codefactory.sandbox.fstree import remove_tree
 from codefactory.sandbox.harvest import discard_excluded
+from codefactory.sandbox.setup_outputs import place
 
 MNT_NOSUID, MNT_NODEV, MNT_DETACH = 2, 4, 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -158,12 +160,21 @@ class WorkspaceHome:
         if env is not None:
             mount_overlay(self.env_merged, lower=env, upper=self.env_upper, work=self.env_work)
 
-    def show_throwaway(self, *, tree: Path, owner: tuple[int, int] | None) -> None:
+    def show_throwaway(
+        self,
+        *,
+        tree: Path,
+        owner: tuple[int, int] | None,
+        outputs: Mapping[str, bytes] | None = None,
+    ) -> None:
         """Put a fresh throwaway layer over the engine's in `merged`; what the engine wrote
         that is not part of its change (`harvest.is_excluded`: bytecode, tool caches, factory
-        files) is discarded first, so the checks judge the base plus the change alone."""
+        files) is discarded first, so the checks judge the base plus the change alone, and
+        the files the setup phase created (`outputs`, path → bytes: `setup_outputs.py`) are
+        put back as setup made them."""
         unmount(self.merged)
         discard_excluded(self.upper)
+        place(self.upper, outputs or {}, lower=tree, owner=owner)
         for folder in (self.check_upper, self.check_work):
             remove_tree(folder)
             folder.mkdir()
@@ -173,14 +184,22 @@ class WorkspaceHome:
         try:
             mount_overlay(self.merged, lower=lower, upper=self.check_upper, work=self.check_work)
         except ProvisionFailed:
-            self.show_engine(tree=tree)
+            self.show_engine(tree=tree, owner=owner)
             raise
 
-    def show_engine(self, *, tree: Path) -> None:
-        """Discard the throwaway layer and show the engine's again in `merged`."""
+    def show_engine(
+        self,
+        *,
+        tree: Path,
+        owner: tuple[int, int] | None = None,
+        outputs: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Discard the throwaway layer and show the engine's again in `merged`, with the
+        files the setup phase created (`outputs`) as setup made them."""
         unmount(self.merged)
         for folder in (self.check_upper, self.check_work):
             remove_tree(folder)
+        place(self.upper, outputs or {}, lower=tree, owner=owner)
         mount_overlay(self.merged, lower=tree, upper=self.upper, work=self.work)
 
     def destroy(self) -> None:

@@ -146,9 +146,11 @@ def install_dependencies(
     gets the interpreter the project asks for, and the scanners' own environment
     (`SCANNERS_ENV`) is built with it when its version is not the factory's. `project` skips
     detection (the caller read the tree already); `log` receives every step's output.
-    `timeout_s` bounds each step. Raises `ProjectUnreadable` for what detection could not
-    read, `SetupStepFailed` for a failed step, and the interpreters' `SetupFailed` when the
-    wanted Python is not available.
+    `timeout_s` bounds each step. Once every step succeeded, a workspace that can
+    (`keep_setup_outputs`) keeps the files the steps created in the tree, such as a version
+    file a build hook writes, for the later phases. Raises `ProjectUnreadable` for what
+    detection could not read, `SetupStepFailed` for a failed step, and the interpreters'
+    `SetupFailed` when the wanted Python is not available.
     """
     if isinstance(workspace, PrewarmedWorkspace):
         ready = workspace.installed_dependencies()
@@ -162,6 +164,9 @@ def install_dependencies(
     venv, scanners = _environment(project, python, interpreters)
     for step in [*venv, *setup_plan(project), *scanners]:
         _run(workspace, step, timeout_s, log)
+    keep = getattr(workspace, "keep_setup_outputs", None)
+    if callable(keep):  # files a build hook wrote into the tree (`setup_outputs.py`)
+        log.add(str(keep()))
     return list(project.inputs)
 
 
