@@ -153,11 +153,6 @@ PROJECTS: tuple[RealProject, ...] = (
         sha256="17db5ecd524104a120e173814c90367a96a98d07c45b2e10c2f3919fff91bf5a",
         layout="PEP 621 + PEP 735 group dev (with a marker), no lock; setup.py; tox.toml",
         note="no lock file in the repository either",
-        known_gap=(
-            "hatch-vcs writes src/humanize/_version.py during the editable install; what "
-            "setup writes in the tree is not kept (only /env is), so no test can import the "
-            "package and the tests check could not run"
-        ),
         planted=Edit(
             path="pyproject.toml",
             old='\t"pytest >=8",\n',
