@@ -65,3 +65,17 @@ class Located:
     start: int
     end: int
     lines: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclaringFile:
+    """What one dependency file declares: its located exact pins, its unpinned requirements
+    and `problems`, what cannot be read (requirements files and pyproject.toml alike)."""
+
+    located: tuple[Located, ...] = ()
+    unpinned: tuple[Unpinned, ...] = ()
+    problems: tuple[Unreadable, ...] = ()
+
+    @property
+    def pins(self) -> list[Pin]:
+        return [entry.pin for entry in self.located]

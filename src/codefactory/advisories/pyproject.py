@@ -19,7 +19,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from codefactory.advisories.model import Located, Pin, Unpinned, Unreadable
+from codefactory.advisories.model import DeclaringFile, Located, Pin, Unpinned, Unreadable
 from codefactory.advisories.poetry import poetry_dependencies
 from codefactory.advisories.requirements import exact_version
 
@@ -31,16 +31,8 @@ _UV_LISTS = ("dev-dependencies", "constraint-dependencies", "override-dependenci
 
 
 @dataclass(frozen=True, kw_only=True)
-class PyprojectFile:
+class PyprojectFile(DeclaringFile):
     """What one pyproject.toml declares; `problems` is what cannot be read."""
-
-    located: tuple[Located, ...] = ()
-    unpinned: tuple[Unpinned, ...] = ()
-    problems: tuple[Unreadable, ...] = ()
-
-    @property
-    def pins(self) -> list[Pin]:
-        return [entry.pin for entry in self.located]
 
 
 @dataclass

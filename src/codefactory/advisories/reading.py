@@ -48,12 +48,12 @@ from codefactory.advisories.requirements import (
 from codefactory.advisories.setup_commands import is_repository_config, parse_setup_commands
 from codefactory.advisories.setuptools import parse_setup_cfg, parse_setup_py
 from codefactory.advisories.testenvs import parse_noxfile, parse_tox_ini
+from codefactory.projects.files import resolve_in_tree
 from codefactory.sandbox.layout import system_tool
 from codefactory.sandbox.port import Phase, Workspace
 
 PRUNED = ("node_modules", ".venv", ".git", "site-packages", ".tox", ".nox")
 """Folders never read at any depth: installed packages and virtual environments."""
-_MAX_LINKS = 40  # Linux's MAXSYMLINKS
 SETUP_INPUTS: Mapping[str, Callable[[str, str], Declared]] = {
     "setup.cfg": parse_setup_cfg,
     "setup.py": parse_setup_py,
@@ -216,7 +216,7 @@ class _Reader:
         )
 
     def _top(self, path: str) -> None:
-        real, why = resolve(path, self.links, self.files)
+        real, why = resolve_in_tree(path, self.links, self.files)
         if real is None:
             if path in self.links:  # a link to a folder, a missing file or out of the tree
                 self.unreadable.append(Unreadable(file=path, line=0, reason=why))
@@ -328,7 +328,7 @@ class _Reader:
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(opened), target))
         if joined == ".." or joined.startswith("../"):
             return refuse("the include leads outside the repository")
-        included, why = resolve(joined, self.links, self.files)
+        included, why = resolve_in_tree(joined, self.links, self.files)
         if included is None:
             return refuse(why)
         if included != joined:
@@ -338,36 +338,6 @@ class _Reader:
             return refuse(f"an include cycle ({chain}): pip cannot read it")
         self._requirements_or_pyproject(joined, included, stack)
         return None
-
-
-def resolve(path: str, links: Mapping[str, str], files: set[str]) -> tuple[str | None, str]:
-    """(the regular file `path` names once every symbolic link on the way is followed, '')
-    or (None, why not): missing, a folder, a loop, or a link leading outside the tree."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    followed = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if not done:
-                return None, "a symbolic link leads outside the repository"
-            done.pop()
-            continue
-        current = "/".join([*done, part])
-        target = links.get(current)
-        if target is None:
-            done.append(part)
-            continue
-        followed += 1
-        if followed > _MAX_LINKS:
-            return None, "a loop of symbolic links"
-        if target.startswith("/") or not target:
-            return None, f"the symbolic link {current} leads outside the repository"
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    resolved = "/".join(done)
-    if resolved in files:
-        return resolved, ""
-    return None, f"{path} is not a file of the repository"
 
 
 def _distinct(pins: list[Pin]) -> Iterator[Pin]:

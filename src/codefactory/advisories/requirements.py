@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from codefactory.advisories.model import Located, Pin, Unpinned, Unreadable
+from codefactory.advisories.model import DeclaringFile, Located, Pin, Unpinned, Unreadable
 
 _BOMS = (  # UTF-32 first: the UTF-16 LE mark is a prefix of the UTF-32 LE one
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -129,17 +129,11 @@ class Include:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RequirementsFile:
-    """What one requirements file says; `problems` is what pip would not accept."""
+class RequirementsFile(DeclaringFile):
+    """What one requirements file says, and its `-r`/`-c` includes; `problems` is what pip
+    would not accept."""
 
-    located: tuple[Located, ...] = ()
-    unpinned: tuple[Unpinned, ...] = ()
     includes: tuple[Include, ...] = ()
-    problems: tuple[Unreadable, ...] = ()
-
-    @property
-    def pins(self) -> list[Pin]:
-        return [entry.pin for entry in self.located]
 
 
 @dataclass

@@ -26,10 +26,11 @@ _PRUNED = ("node_modules",)
 from `/env`)."""
 
 
-def resolve_inside(path: str, links: Mapping[str, str], files: set[str]) -> str | None:
-    """The regular file `path` names once every symbolic link on the way is followed, or None
-    when it is absent, a folder, or a link leaves the tree. `links` maps a link's path to its
-    target; `files` holds the tree's regular files (POSIX paths relative to the root)."""
+def resolve_in_tree(path: str, links: Mapping[str, str], files: set[str]) -> tuple[str | None, str]:
+    """(the regular file `path` names once every symbolic link on the way is followed, '')
+    or (None, why not): missing, a folder, a loop, or a link leading outside the tree.
+    `links` maps a link's path to its target; `files` holds the tree's regular files (POSIX
+    paths relative to the root)."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     done: list[str] = []
     followed = 0
@@ -37,7 +38,7 @@ def resolve_inside(path: str, links: Mapping[str, str], files: set[str]) -> str 
         part = parts.pop(0)
         if part == "..":
             if not done:
-                return None
+                return None, "a symbolic link leads outside the repository"
             done.pop()
             continue
         current = "/".join([*done, part])
@@ -46,11 +47,20 @@ def resolve_inside(path: str, links: Mapping[str, str], files: set[str]) -> str 
             done.append(part)
             continue
         followed += 1
-        if followed > _MAX_LINKS or target.startswith("/") or not target:
-            return None
+        if followed > _MAX_LINKS:
+            return None, "a loop of symbolic links"
+        if target.startswith("/") or not target:
+            return None, f"the symbolic link {current} leads outside the repository"
         parts = [p for p in target.split("/") if p not in ("", ".")] + parts
     resolved = "/".join(done)
-    return resolved if resolved in files else None
+    if resolved in files:
+        return resolved, ""
+    return None, f"{path} is not a file of the repository"
+
+
+def resolve_inside(path: str, links: Mapping[str, str], files: set[str]) -> str | None:
+    """The regular file `path` names inside the tree (`resolve_in_tree`), or None."""
+    return resolve_in_tree(path, links, files)[0]
 
 
 class WorkspaceFiles:

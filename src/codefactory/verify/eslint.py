@@ -34,7 +34,7 @@ from codefactory.verify.findings import digest, fingerprinted, line_fingerprint
 from codefactory.verify.js_tests import CHECK_ENV
 from codefactory.verify.lint import changed_path
 from codefactory.verify.port import Baseline, Cost
-from codefactory.verify.sarif import to_sarif
+from codefactory.verify.sarif import could_not_run, scan_result
 from codefactory.verify.workspace_project import ProjectDetector, detect_workspace
 
 JS_SUFFIXES = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
@@ -134,20 +134,10 @@ class EslintCheck:
         return found, ""
 
     def _result(self, findings: list[Finding], version: str, *, summary: str) -> CheckResult:
-        return CheckResult(
-            check=self.name,
-            passed=not any(f.blocking for f in findings),
-            findings=tuple(findings),
-            evidence_name="eslint.sarif",
-            evidence=to_sarif("eslint", version, findings),
-            summary=summary,
-        )
+        return scan_result(self.name, "eslint", version, findings, summary=summary)
 
     def _could_not_run(self, reason: str, version: str) -> CheckResult:
-        finding = Finding(
-            check=self.name, rule="eslint-could-not-run", message=reason, severity=Severity.HIGH
-        )
-        return self._result([finding], version, summary=f"ESLint could not run: {reason}")
+        return could_not_run(self.name, "eslint", version, reason, shown="ESLint")
 
 
 def parse_eslint_json(result: ExecResult, paths: list[str], config: str) -> list[Finding]:

@@ -25,7 +25,7 @@ from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.findings import digest, fingerprinted
 from codefactory.verify.port import Baseline, Cost
 from codefactory.verify.project import ProjectBound
-from codefactory.verify.sarif import to_sarif
+from codefactory.verify.sarif import could_not_run, scan_result
 
 PYTHON_SUFFIXES = (".py", ".pyi")
 READ_ONLY = (
@@ -84,20 +84,10 @@ class RuffCheck(ProjectBound):
         return self._result(findings, version, summary=summary)
 
     def _result(self, findings: list[Finding], version: str, *, summary: str) -> CheckResult:
-        return CheckResult(
-            check=self.name,
-            passed=not any(f.blocking for f in findings),
-            findings=tuple(findings),
-            evidence_name="lint.sarif",
-            evidence=to_sarif("ruff", version, findings),
-            summary=summary,
-        )
+        return scan_result(self.name, "ruff", version, findings, summary=summary)
 
     def _could_not_run(self, reason: str, version: str) -> CheckResult:
-        finding = Finding(
-            check=self.name, rule="lint-could-not-run", message=reason, severity=Severity.HIGH
-        )
-        return self._result([finding], version, summary=f"ruff could not run: {reason}")
+        return could_not_run(self.name, "ruff", version, reason)
 
 
 def target_version_options(target: str | None) -> list[str]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from codefactory.domain import Finding
+from codefactory.domain import CheckResult, Finding, Severity
 from codefactory.verify.findings import FINGERPRINT_KEY
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -77,6 +77,33 @@ def to_sarif(
         ]
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
     return json.dumps(log, indent=2, sort_keys=True) + "\n"
+
+
+def scan_result(
+    check: str, tool: str, version: str, findings: Sequence[Finding], *, summary: str
+) -> CheckResult:
+    """The result of a scanning check whose evidence is `<check>.sarif` of `tool`: failed
+    when any finding blocks."""
+    return CheckResult(
+        check=check,
+        passed=not any(f.blocking for f in findings),
+        findings=tuple(findings),
+        evidence_name=f"{check}.sarif",
+        evidence=to_sarif(tool, version, findings),
+        summary=summary,
+    )
+
+
+def could_not_run(
+    check: str, tool: str, version: str, reason: str, *, shown: str = ""
+) -> CheckResult:
+    """A scanning check that could not run: one blocking `<check>-could-not-run` finding;
+    the summary names the tool as `shown` (its name by default)."""
+    finding = Finding(
+        check=check, rule=f"{check}-could-not-run", message=reason, severity=Severity.HIGH
+    )
+    summary = f"{shown or tool} could not run: {reason}"
+    return scan_result(check, tool, version, [finding], summary=summary)
 
 
 def driver_of(evidence: str) -> tuple[str, str] | None:
