@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -386,7 +387,11 @@ def _record_repository(base: Path, mirror: Mirror) -> None:
     meta = base / "repo.json"
     if not meta.is_file() or json.loads(meta.read_text()) != recorded:
         base.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(recorded))
+        # a fresh file renamed into place: a concurrent first run never reads it half-written
+        fd, tmp = tempfile.mkstemp(dir=base, prefix=".repo.json.")
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(recorded))
+        os.replace(tmp, meta)
 
 
 def _top_level(mirror: Mirror, commit: str) -> tuple[str, list[tuple[str, str]]]:
