@@ -4,6 +4,9 @@ IdentityError
  ├── AgentUnavailable     the agent is unknown, suspended or revoked: it never starts a run
  ├── AgentInvalid         an agent cannot be registered or changed as asked (names why)
  ├── KeyUnavailable       a key file is missing or unreadable (names the path)
+ ├── IdentityRefused      identity text with control, format or zero-width characters
+ ├── DirectoryInvalid     the directory of people cannot be read (names the file and why)
+ ├── UnknownPerson        no person in the directory has this id or sender identity
  └── DelegationRefused    a run's delegation token does not allow the act (names run, jti, why)
 """
 
@@ -45,3 +48,27 @@ class DelegationRefused(IdentityError):
         self.jti = jti
         self.action = action
         self.reason = reason
+
+
+class IdentityRefused(IdentityError):
+    """Identity text that could hide a difference: control, format or zero-width characters,
+    empty, or too long. The message names the character by code point, never raw."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what} refused: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+class DirectoryInvalid(IdentityError):
+    """The directory of people cannot be used as written; names the file and what is wrong."""
+
+
+class UnknownPerson(IdentityError):
+    """No person in the directory has this id or sender identity."""
+
+    def __init__(self, kind: str, identity: str) -> None:
+        shown = identity.encode("unicode_escape").decode("ascii")[:120]
+        super().__init__(f"no person in the directory has the {kind} identity {shown!r}")
+        self.kind = kind
+        self.identity = identity

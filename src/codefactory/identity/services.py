@@ -16,6 +16,8 @@ from codefactory.audit.port import AuditLog
 from codefactory.identity.agent_keys import AgentKeyFiles
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.delegation import DelegationAuthority
+from codefactory.identity.directory import FileDirectory
+from codefactory.identity.errors import DirectoryInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
 from codefactory.identity.registry import SqlAgentRegistry
 from codefactory.package.provenance import DsseProvenance
@@ -32,6 +34,22 @@ class IdentityServices:
     agents: SqlAgentRegistry
     agent_keys: AgentKeyFiles
     delegation: DelegationAuthority
+    directory: FileDirectory
+
+
+def directory_for(settings: Settings) -> FileDirectory:
+    """The directory of people (`identity.directory_file`); refused (`DirectoryInvalid`) when
+    the file lies inside the data folder, whose copy alone must not add a person or a key."""
+    path = settings.identity.directory_file
+    if path is None:
+        return FileDirectory(None)
+    resolved = path.expanduser().resolve()
+    if resolved.is_relative_to(settings.data_dir):
+        raise DirectoryInvalid(
+            f"directory {resolved} is inside the data folder {settings.data_dir}: keep it "
+            "where the data folder alone cannot change it (identity.directory_file)"
+        )
+    return FileDirectory(resolved)
 
 
 def keys_dir(settings: Settings) -> Path:
@@ -67,7 +85,11 @@ def build_identity(
         scope_paths=settings.identity.scope_paths,
     )
     return IdentityServices(
-        issuer=issuer, agents=agents, agent_keys=agent_keys, delegation=delegation
+        issuer=issuer,
+        agents=agents,
+        agent_keys=agent_keys,
+        delegation=delegation,
+        directory=directory_for(settings),
     )
 
 

@@ -27,6 +27,9 @@ class IdentitySettings(BaseModel):
 
     issuer: str = "codefactory:local"
     """The factory's name as an issuer: `iss` of every delegation token, issuer of agents."""
+    directory_file: Path | None = None
+    """The directory of people (TOML; `identity.directory.FileDirectory`): their sender
+    identities, roles and SSH keys. Kept outside the data folder; unset, nobody is known."""
     keys_dir: Path | None = None
     """Folder of the issuer's and the agents' key files; defaults to `<data_dir>/keys`."""
     audience: str = "codefactory:run"
