@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.directory_helpers import DIRECTORY_ENV, standard_directory
 from tests.egress_upstream import upstream  # noqa: F401 - a fixture shared by egress tests
 
 
@@ -81,6 +82,16 @@ def make_repo(path: Path, files: dict[str, str]) -> str:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return git(path, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def people_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of people every factory of the session reads unless a test says
+    otherwise (`tests/directory_helpers.py`): the senders of the recorded deliveries and
+    this OS account (the CLI's sponsor), kept outside every data folder."""
+    path = standard_directory(tmp_path_factory.mktemp("people"))
+    os.environ.setdefault(DIRECTORY_ENV, str(path))
+    return Path(os.environ[DIRECTORY_ENV])
 
 
 @pytest.fixture

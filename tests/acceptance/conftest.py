@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import data_dir_sharing_cache
+from tests.directory_helpers import directory_env
 
 CLI = Path(sys.executable).parent / "codefactory"
 TEMPLATE = Path(__file__).resolve().parents[2] / "src" / "codefactory" / "demo_template"
@@ -42,11 +43,12 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, uv_cache: Path, bwrap_available: None) -> Cli:
+def cli(tmp_path: Path, uv_cache: Path, bwrap_available: None, people_directory: Path) -> Cli:
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
     env["CI"] = "true"
     env["CODEFACTORY_VERIFY__ADVISORIES_MAX_AGE_DAYS"] = "none"  # shipped data, never synced
+    env.update(directory_env(people_directory))  # this OS account sponsors the CLI's runs
     return Cli(data_dir=data_dir, env=env)
 
 
