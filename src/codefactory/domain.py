@@ -122,6 +122,16 @@ class TriggerEvent:
     """No human asked for this (an alert, a scan, a schedule): the sponsor comes from config."""
     attributes: dict[str, str] = field(default_factory=dict)
     """Facts policy may read (`status`, `remote_repository`, …); untrusted like the text."""
+    sender_kind: str = ""
+    """The kind of `sender` (an `IdentityKind` value: `github`, `jira`, `unix`, `webhook`…);
+    empty when the delivery names no sender (an alert, a schedule)."""
+    sender: str = ""
+    """The sender identity as the signed delivery carries it (GitHub `sender.login`, Slack
+    `user_id`, the OS account of the CLI, a generic webhook's key name); never a claimed
+    `reporter` or `requested_by`."""
+    caused_by: str = ""
+    """`user:<person id>` of the directory person who caused the trigger; empty for an
+    autonomous trigger no known human caused."""
 
 
 @dataclass(frozen=True, kw_only=True)

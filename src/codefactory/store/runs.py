@@ -101,6 +101,9 @@ class RunTransaction:
                 autonomous=event.autonomous,
                 links=list(event.links),
                 attributes=dict(event.attributes),
+                sender_kind=event.sender_kind,
+                sender=event.sender,
+                caused_by=event.caused_by,
             )
         )
         self.audit(
@@ -112,6 +115,9 @@ class RunTransaction:
             kind=event.kind.value,
             repository=event.repository,
             payload_digest=event.payload_digest,
+            sender_kind=event.sender_kind,
+            sender=event.sender,
+            caused_by=event.caused_by,
         )
         return trigger_id
 
@@ -361,6 +367,9 @@ class RunStore:
                 event=detail.event if detail else "",
                 autonomous=detail.autonomous if detail else False,
                 attributes=dict(detail.attributes) if detail else {},
+                sender_kind=detail.sender_kind if detail else "",
+                sender=detail.sender if detail else "",
+                caused_by=detail.caused_by if detail else "",
             )
 
     def _of_run(self, model: type[RunChild], run_id: str) -> Sequence[RunChild]:

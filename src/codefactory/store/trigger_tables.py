@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from codefactory.store.models import Base
@@ -18,7 +28,10 @@ class DeliveryRow(Base):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_deliveries_source_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_deliveries_source_id"),
+        Index("ix_deliveries_source_digest", "source", "payload_digest"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
@@ -43,3 +56,6 @@ class TriggerDetailRow(Base):
     autonomous: Mapped[bool] = mapped_column(Boolean, default=False)
     links: Mapped[list[str]] = mapped_column(JSON)
     attributes: Mapped[dict[str, str]] = mapped_column(JSON)
+    sender_kind: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    sender: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    caused_by: Mapped[str] = mapped_column(String(256), default="", server_default="")
