@@ -18,6 +18,7 @@ from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
 from codefactory.triggers.settings import TriggerSettings, with_env_secrets
 from codefactory.verify.settings import VerifySettings
+from codefactory.web.settings import WebSettings
 
 
 class RunSettings(BaseModel):
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     engines: EngineSettings = Field(default_factory=EngineSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     advisories: AdvisorySettings = Field(default_factory=AdvisorySettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +102,14 @@ def load_settings(data_dir: Path | None = None) -> Settings:
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir.expanduser().resolve()})
     return settings
+
+
+def user_config_dir() -> Path:
+    """The user's Code Factory folder: `$XDG_CONFIG_HOME/codefactory`, else
+    `~/.config/codefactory` (XDG Base Directory); `codefactory login` keeps tokens there."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "codefactory"
 
 
 def is_terminal_attached() -> bool:
