@@ -18,6 +18,7 @@ from codefactory.commands import (
     sandbox,
     serve,
     verify,
+    witness,
 )
 from codefactory.commands.common import state
 from codefactory.config import load_settings
@@ -44,3 +45,4 @@ def main(
 
 for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)
+witness.register(app)

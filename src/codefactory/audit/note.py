@@ -111,3 +111,21 @@ def _signature_line(line: str) -> tuple[str, bytes, bytes]:
     if len(raw) < 5:
         raise CheckpointInvalid("malformed", f"signature of {name} is too short")
     return name, raw[:4], raw[4:]
+
+
+def parse_verifier(text: str) -> NoteVerifier:
+    """A verifier key string `<name>+<hex key ID>+base64(0x01 || key)`; ValueError if it is
+    malformed, not Ed25519, or its key ID does not match its name and key."""
+    name, _, rest = text.strip().partition("+")
+    hex_id, _, blob = rest.partition("+")
+    _check_name(name)
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except binascii.Error:
+        raise ValueError("the verifier key is not base64") from None
+    if len(raw) != 33 or raw[:1] != ED25519:
+        raise ValueError("not an Ed25519 note verifier key (type byte 0x01 and 32 key bytes)")
+    verifier = NoteVerifier(name=name, public_key=raw[1:])
+    if verifier.key_id.hex() != hex_id.lower():
+        raise ValueError(f"the key ID {hex_id!r} does not match the key of {name!r}")
+    return verifier
