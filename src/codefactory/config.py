@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codefactory.advisories.settings import AdvisorySettings
+from codefactory.audit.settings import AuditSettings
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     engines: EngineSettings = Field(default_factory=EngineSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     advisories: AdvisorySettings = Field(default_factory=AdvisorySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="before")
