@@ -16,6 +16,7 @@ from codefactory.store.models import Base
 __all__ = [
     "AgentRow",
     "AuditCheckpointRow",
+    "AuditCosignatureRow",
     "AuditLogRow",
     "AuditSubtreeRow",
     "Base",
@@ -88,4 +89,25 @@ class AuditCheckpointRow(Base):
     size: Mapped[int] = mapped_column(Integer, index=True)
     root_hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditCosignatureRow(Base):
+    """A witness's cosignature (c2sp.org/tlog-cosignature) of a checkpoint, verified on receipt.
+
+    `note` is the checkpoint exactly as the witness cosigned it (text and the log's signature),
+    so the evidence stands even if the checkpoint's own row is later rewritten; `audit verify`
+    re-verifies every row with the witness keys from the configuration.
+    """
+
+    __tablename__ = "audit_cosignatures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    witness_key: Mapped[str] = mapped_column(String(256), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    cosignature: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[int] = mapped_column(Integer)
+    """The witness's timestamp, unix seconds."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
