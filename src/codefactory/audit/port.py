@@ -97,9 +97,21 @@ class LogReport:
     """How many signed checkpoints the recomputed tree was compared with."""
     consistency: ConsistencyProof | None = None
     """With `verify(checkpoint=...)`: the proof that the log extends that checkpoint."""
+    witnessed: bool | None = None
+    """Whether witnesses are configured and checked (None: not asked, e.g. a bare log)."""
+    witnesses: dict[str, Any] | None = None
+    """Per witness: whether its cosignature on the latest checkpoint verifies, and why not."""
+    warnings: tuple[str, ...] = ()
+    """Loud notes that do not fail the check (an unwitnessed log, dropped SIEM events)."""
+    siem: dict[str, Any] | None = None
+    """The SIEM stream's state: target, format, events dropped so far."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "witnessed": self.witnessed,
+            "witnesses": self.witnesses,
+            "warnings": list(self.warnings),
+            "siem": self.siem,
             "ok": self.ok,
             "count": self.count,
             "reason": self.reason,

@@ -9,6 +9,7 @@ and `CODEFACTORY_AUDIT__SIEM__TARGET=udp://siem.bank:514`.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +60,24 @@ class SiemSettings(BaseModel):
     """Events waiting to be sent; beyond it events are dropped and counted, never blocking."""
     timeout_s: float = Field(default=2.0, gt=0)
     """Connect/send timeout of the TCP target."""
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if value.startswith(("udp://", "tcp://")):
+            parts = urlsplit(value)
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if not parts.hostname or port is None:
+                raise ValueError(f"a SIEM target {value!r} is udp://host:port or tcp://host:port")
+        elif "://" in value:
+            raise ValueError("a SIEM target is udp://host:port, tcp://host:port or a file path")
+        return value
+
+    sd_id: str = Field(default="codefactory@32473", pattern=r"^[!-~]{1,32}$")
+    """The RFC 5424 structured-data ID (`name@<private enterprise number>`)."""
 
 
 class AuditSettings(BaseModel):

@@ -143,13 +143,17 @@ class SqlAuditLog:
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self, *, checkpoint: str | None = None) -> LogReport:
+    def verify(
+        self, *, checkpoint: str | None = None, witnessed: Sequence[TrustedCheckpoint] = ()
+    ) -> LogReport:
         """Recompute every leaf and the tree in one read transaction; compare with every stored
-        checkpoint, and with `checkpoint` (a saved note) if given, proving consistency."""
+        checkpoint, with `witnessed` ones (cosigned by witnesses, checked by the caller), and
+        with `checkpoint` (a saved note) if given, proving consistency."""
         verifiers = self.verifiers()
         with self._engine.connect() as connection:
             origin = _origin(connection)
             trusted, untrusted = stored_checkpoints(connection, origin, verifiers)
+            trusted.extend(witnessed)
             given = None
             if checkpoint is not None:
                 try:
@@ -172,6 +176,12 @@ class SqlAuditLog:
             if given is None or not report.ok or given.size == 0:
                 return report
             return with_consistency(report, given, StoredTree(connection))
+
+    def signed_checkpoints(self) -> list[Checkpoint]:
+        """The stored checkpoints whose signature by this log's keys verifies, by size."""
+        with self._engine.connect() as connection:
+            trusted, _ = stored_checkpoints(connection, _origin(connection), self.verifiers())
+        return sorted((t.checkpoint for t in trusted), key=lambda c: c.size)
 
     # -- checkpoints and proofs -------------------------------------------------------------
 

@@ -1,0 +1,254 @@
+"""Witnessed checkpoints: every checkpoint the log signs goes to the configured witnesses.
+
+`WitnessedAuditLog` wraps the audit log (as `AuditedSandbox` wraps the sandbox). Its
+`checkpoint()` signs as before, then asks each witness (c2sp.org/tlog-witness) to cosign,
+sending a consistency proof from the size that witness last cosigned (on a 409, once more from
+the size it names). A cosignature is verified with the witness's configured key before it is
+kept. A witness that is down, slow, refuses, or answers with an invalid cosignature is a
+`witness-failed` audit event and never an exception: the checkpoint stays unwitnessed until a
+later one is cosigned. `verify()` adds the witnesses' evidence (`witness_check.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from codefactory.audit.checkpoint import Checkpoint
+from codefactory.audit.cosignature import verify_cosignature
+from codefactory.audit.errors import AuditError, CheckpointInvalid
+from codefactory.audit.leaf import StoredLeaf
+from codefactory.audit.port import (
+    AuditLog,
+    AuditRecord,
+    ConsistencyProof,
+    InclusionProof,
+    LogReport,
+    SignedCheckpoint,
+)
+from codefactory.audit.settings import AuditSettings, WitnessSettings
+from codefactory.audit.sql import SqlAuditLog
+from codefactory.audit.sql_cosignatures import SqlCosignatures
+from codefactory.audit.witness_check import UNWITNESSED, gather, quorum_problem
+from codefactory.audit.witness_client import (
+    WitnessAnswer,
+    WitnessConflict,
+    WitnessCosigned,
+    WitnessRefused,
+    add_checkpoint,
+)
+from codefactory.domain import AuditEvent
+
+FAILED_EVENT = "witness-failed"
+log = logging.getLogger(__name__)
+Status = Callable[[], dict[str, Any] | None]
+
+
+class WitnessedAuditLog:
+    """An `AuditLog` whose checkpoints are cosigned by witnesses and whose verification
+    requires their cosignatures.
+
+    `log` receives appends and reads (it may itself be a wrapper, e.g. the SIEM stream);
+    `sql` is the store-backed log underneath, for proofs and verification; `siem_status`
+    adds the SIEM stream's state to reports.
+    """
+
+    def __init__(
+        self,
+        log: AuditLog,
+        *,
+        sql: SqlAuditLog,
+        cosignatures: SqlCosignatures,
+        settings: AuditSettings,
+        siem_status: Status = lambda: None,
+    ) -> None:
+        self._log = log
+        self._sql = sql
+        self._cosignatures = cosignatures
+        self._settings = settings
+        self._siem_status = siem_status
+
+    # -- delegated --------------------------------------------------------------------------
+
+    def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
+        return self._log.append(event, session=session)
+
+    def events(self, run_id: str | None = None) -> list[AuditRecord]:
+        return self._log.events(run_id)
+
+    def latest(self, name: str) -> AuditRecord | None:
+        return self._log.latest(name)
+
+    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
+        return self._log.inclusion_proof(index, size)
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        return self._log.consistency_proof(first, second)
+
+    def leaves(self) -> Iterator[StoredLeaf]:
+        return self._log.leaves()
+
+    # -- witnessing -------------------------------------------------------------------------
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Sign (or reuse) the latest checkpoint, then have every witness that has not
+        cosigned it yet cosign it; failures become audit events."""
+        signed = self._log.checkpoint()
+        for witness in self._settings.witnesses:
+            try:
+                self._witness(witness, signed)
+            except Exception:  # a witness never blocks a run; verify names what is missing
+                log.exception("witness %s: the checkpoint could not be witnessed", witness.name)
+        return signed
+
+    def _witness(self, witness: WitnessSettings, signed: SignedCheckpoint) -> None:
+        key = witness.key
+        encoded = key.encoded()
+        checkpoint = signed.checkpoint
+        if self._cosignatures.has(encoded, checkpoint):
+            return
+        old = self._cosignatures.last_size(encoded)
+        answer: WitnessAnswer = WitnessRefused("refused", "not asked")
+        for _attempt in range(2):
+            if old > checkpoint.size:
+                self._failed(
+                    witness,
+                    checkpoint,
+                    "inconsistent",
+                    f"the witness cosigned a checkpoint of size {old}, larger than the log's "
+                    f"{checkpoint.size}: events or checkpoints were removed from the store",
+                )
+                return
+            try:
+                proof = self._proof(old, checkpoint.size)
+            except AuditError as error:
+                self._failed(witness, checkpoint, "inconsistent", f"no proof from {old}: {error}")
+                return
+            answer = add_checkpoint(
+                witness.url,
+                old=old,
+                proof=proof,
+                note=signed.note,
+                timeout_s=self._settings.witness_timeout_s,
+            )
+            if not isinstance(answer, WitnessConflict):
+                break
+            old = answer.size
+        if isinstance(answer, WitnessConflict):
+            self._failed(
+                witness,
+                checkpoint,
+                "inconsistent",
+                f"the witness still answers 409 (its size {answer.size}): the log does not "
+                "extend what it cosigned",
+                409,
+            )
+        elif isinstance(answer, WitnessRefused):
+            self._failed(witness, checkpoint, answer.kind, answer.reason, answer.status)
+        else:
+            self._keep(witness, signed, answer)
+
+    def _proof(self, old: int, size: int) -> tuple[bytes, ...]:
+        if old == 0 or old == size:
+            return ()
+        return self._sql.consistency_proof(old, size).hashes
+
+    def _keep(
+        self, witness: WitnessSettings, signed: SignedCheckpoint, answer: WitnessCosigned
+    ) -> None:
+        note_text = signed.note[: signed.note.rfind("\n\n") + 1]
+        errors: list[str] = []
+        for line in answer.lines:
+            try:
+                cosignature = verify_cosignature(note_text, line, witness.key)
+            except CheckpointInvalid as error:
+                if error.kind != "unknown-key":
+                    errors.append(str(error))
+                continue
+            self._cosignatures.add(
+                witness_key=witness.key.encoded(),
+                checkpoint=signed.checkpoint,
+                note=signed.note,
+                line=cosignature.line,
+                timestamp=cosignature.timestamp,
+            )
+            return
+        reason = errors[0] if errors else "no line of the answer is by its configured key"
+        self._failed(witness, signed.checkpoint, "bad-cosignature", reason, 200)
+
+    def _failed(
+        self,
+        witness: WitnessSettings,
+        checkpoint: Checkpoint,
+        kind: str,
+        reason: str,
+        status: int = 0,
+    ) -> None:
+        data = {
+            "witness": witness.name,
+            "url": witness.url,
+            "size": checkpoint.size,
+            "root_hash": checkpoint.root.hex(),
+            "kind": kind,
+            "status": status,
+            "reason": reason[:500],
+        }
+        self._log.append(
+            AuditEvent(name=FAILED_EVENT, actor="audit", data=data, at=datetime.now(UTC))
+        )
+
+    # -- verification -----------------------------------------------------------------------
+
+    def verify(self, *, checkpoint: str | None = None) -> LogReport:
+        """The log's own verification, with every witness's cosignatures as further
+        checkpoints, and the quorum required on the latest checkpoint."""
+        witnesses = self._settings.witnesses
+        siem = self._siem_status()
+        warnings = _siem_warnings(siem)
+        if not witnesses:
+            report = self._sql.verify(checkpoint=checkpoint)
+            return dataclasses.replace(
+                report, witnessed=False, warnings=(UNWITNESSED, *warnings), siem=siem
+            )
+        evidence = gather(
+            self._cosignatures.all(),
+            witnesses,
+            origin=self._sql.origin,
+            log_verifiers=self._sql.verifiers(),
+        )
+        report = self._sql.verify(checkpoint=checkpoint, witnessed=evidence.trusted)
+        signed = self._sql.signed_checkpoints()
+        problem, status = quorum_problem(
+            evidence,
+            witnesses,
+            self._settings.quorum,
+            signed[-1] if signed else None,
+            report.count,
+        )
+        report = dataclasses.replace(
+            report, witnessed=True, witnesses=status, warnings=tuple(warnings), siem=siem
+        )
+        if not report.ok:
+            return report
+        reason = evidence.problems[0] if evidence.problems else problem
+        if reason is not None:
+            return dataclasses.replace(report, ok=False, reason=reason)
+        cosigned = sum(1 for s in status.values() if s["cosigned_latest"])
+        return dataclasses.replace(
+            report,
+            reason=f"{report.reason}; the latest checkpoint is cosigned by {cosigned} of "
+            f"{len(witnesses)} witnesses (quorum {self._settings.quorum})",
+        )
+
+
+def _siem_warnings(siem: dict[str, Any] | None) -> Sequence[str]:
+    if siem and siem.get("dropped"):
+        return (
+            f"{siem['dropped']} audit events were not delivered to the SIEM ({siem['target']})",
+        )
+    return ()
