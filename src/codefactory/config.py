@@ -5,7 +5,9 @@ This is the only module that reads the process environment.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,27 @@ def user_config_dir() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME", "")
     root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
     return root / "codefactory"
+
+
+DATA_DIR_MODE = 0o700
+"""The data folder is its owner's alone: the database, packages, forge and key files."""
+UMASK = 0o077
+"""Every file the factory creates is readable by its owner only (0600 files, 0700 folders)."""
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Set the process umask to 077, create `data_dir` 0700, and tighten an existing folder
+    that others may read or enter (one warning line on stderr)."""
+    os.umask(UMASK)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=DATA_DIR_MODE)
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077:
+        data_dir.chmod(DATA_DIR_MODE)
+        logging.getLogger("codefactory").warning(
+            "data folder %s was mode %04o; set to 0700 (others must not read or write it)",
+            data_dir,
+            mode,
+        )
 
 
 def is_terminal_attached() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codefactory.audit.port import AuditLog
-from codefactory.config import Settings
+from codefactory.config import Settings, prepare_data_dir
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
@@ -139,7 +139,12 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
     from codefactory.engines.registry import load_registry
-    from codefactory.identity.services import agent_provenance, build_identity, issuer_for
+    from codefactory.identity.services import (
+        agent_provenance,
+        build_identity,
+        check_signing,
+        issuer_for,
+    )
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.policy.cedar import CedarPolicy, default_policy_path
     from codefactory.review.local_forge import LocalForge
@@ -154,7 +159,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.store.verify_tables import SqlVerifyCache
     from codefactory.verify.compose import default_gate
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)  # 0700, files 0600 (umask 077)
     engine = open_engine(settings.database_url)
     issuer = issuer_for(settings)
     audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
@@ -162,6 +167,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     identity = build_identity(
         settings, engine=engine, audit=audit, issuer=issuer, default_agent=default_agent(settings)
     )
+    check_signing(identity, audit, signer_mode=settings.identity.signer)  # HSM down: fail closed
     observer = checkpoint_when_resting(audit, observer)
     advisories = AdvisoryDatabase.load(
         settings.advisories_dir or default_advisories(settings.data_dir, SHIPPED_ADVISORIES)

@@ -78,5 +78,9 @@ def progress(message: str, *, quiet: bool = False) -> Iterator[None]:
 def build(observe: RunObserver | None = None) -> Factory:
     """The factory for the current settings (heavy imports deferred)."""
     from codefactory.factory import build_factory
+    from codefactory.identity.errors import SignerUnavailable, TrustInvalid
 
-    return build_factory(state.settings, observer=observe)
+    try:
+        return build_factory(state.settings, observer=observe)
+    except (SignerUnavailable, TrustInvalid) as err:  # keys unusable: fail closed, say why
+        fail(f"cannot start: {err}")

@@ -167,7 +167,12 @@ def identity_jwks(
 
     factory = build()
     identity = factory.identity
-    document = jwks(identity.issuer.name, identity.issuer.public_keys(), identity.agents.search())
+    document = jwks(
+        identity.issuer.name,
+        identity.issuer.public_keys(),
+        identity.agents.search(),
+        trust=identity.trust,
+    )
     if output is None:
         print_json(document)
     else:
@@ -187,7 +192,8 @@ def identity_allowed_signers(
 
     target = output or _default_signers_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(allowed_signers(build().identity.agents.search()))
+    identity = build().identity
+    target.write_text(allowed_signers(identity.agents.search(), trust=identity.trust))
     console.print(f"wrote {target}", highlight=False)
     console.print(
         f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>",
@@ -230,3 +236,35 @@ def identity_revoke_token(
     except IdentityError as err:
         fail(str(err))
     console.print(f"token {jti} of run {run_id} revoked", highlight=False)
+
+
+@identity_app.command("trust-export")
+def identity_trust_export(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the trust file (TOML) pinning the current issuer, checkpoint and agent public keys:
+    review it, install it outside the data folder and set `identity.trust_file` (docs/keys.md).
+    With `identity.signer = "pkcs11"` it makes the issuer's and default agent's keys in the
+    token when they are missing."""
+    import sys
+
+    from codefactory.audit.sql import SqlAuditLog
+    from codefactory.commands.common import state
+    from codefactory.config import prepare_data_dir
+    from codefactory.identity.errors import IdentityError
+    from codefactory.identity.trust import render_trust
+    from codefactory.identity.trust_export import export_trust
+    from codefactory.store.db import open_engine
+
+    settings = state.settings
+    prepare_data_dir(settings.data_dir)
+    try:
+        origin = SqlAuditLog(open_engine(settings.database_url)).origin
+        text = render_trust(export_trust(settings, origin=origin))
+    except IdentityError as err:
+        fail(str(err))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}: set identity.trust_file to it", highlight=False)

@@ -9,6 +9,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -17,6 +18,7 @@ from codefactory.identity.agents import check_agent_id
 from codefactory.identity.errors import KeyUnavailable
 from codefactory.identity.jwk import thumbprint
 from codefactory.identity.keyfiles import write_secret
+from codefactory.identity.signer import FileSigner, Signer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,8 +42,29 @@ class AgentKey:
         return thumbprint(self.public_key)
 
 
+class AgentKeys(Protocol):
+    """Where agents' keys live (key files in development mode, an HSM token otherwise)."""
+
+    def create(self, agent_id: str, comment: str) -> AgentKey:
+        """Make the agent's key, or keep the one that exists."""
+        ...
+
+    def public(self, agent_id: str) -> AgentKey:
+        """The agent's public key; `KeyUnavailable` when it has none."""
+        ...
+
+    def signer(self, agent_id: str) -> Signer:
+        """The agent's key as a `Signer` (commits, provenance)."""
+        ...
+
+    def sign(self, agent_id: str, message: bytes) -> tuple[AgentKey, bytes]:
+        """Sign `message` with the agent's key; returns the key and signature."""
+        ...
+
+
 class AgentKeyFiles:
-    """`<folder>/<agent>/id_ed25519` (OpenSSH private key, 0600) and `id_ed25519.pub`."""
+    """Development mode: `<folder>/<agent>/id_ed25519` (OpenSSH private key, 0600) and
+    `id_ed25519.pub`."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -83,13 +106,11 @@ class AgentKeyFiles:
             raise KeyUnavailable(str(path), "not an ssh-ed25519 key")
         return AgentKey(public_key=key.public_bytes_raw(), openssh=line)
 
+    def signer(self, agent_id: str) -> Signer:
+        """The agent's key file as a `Signer`."""
+        return FileSigner(self.private_key_path(agent_id))
+
     def sign(self, agent_id: str, message: bytes) -> tuple[AgentKey, bytes]:
         """Sign `message` with the agent's key (for DSSE); returns the key and signature."""
-        path = self.private_key_path(agent_id)
-        try:
-            key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as error:
-            raise KeyUnavailable(str(path), str(error)) from error
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyUnavailable(str(path), "not an ssh-ed25519 key")
-        return self.public(agent_id), key.sign(message)
+        signature = self.signer(agent_id).sign(message)
+        return self.public(agent_id), signature

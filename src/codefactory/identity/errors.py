@@ -4,6 +4,8 @@ IdentityError
  ├── AgentUnavailable     the agent is unknown, suspended or revoked: it never starts a run
  ├── AgentInvalid         an agent cannot be registered or changed as asked (names why)
  ├── KeyUnavailable       a key file is missing or unreadable (names the path)
+ │    └── SignerUnavailable  a signing key (HSM token, key file) cannot sign: names the setting
+ ├── TrustInvalid         the pinned trust file is missing, unreadable or inside the data folder
  ├── IdentityRefused      identity text with control, format or zero-width characters
  ├── DirectoryInvalid     the directory of people cannot be read (names the file and why)
  ├── UnknownPerson        no person in the directory has this id or sender identity
@@ -72,3 +74,17 @@ class UnknownPerson(IdentityError):
         super().__init__(f"no person in the directory has the {kind} identity {shown!r}")
         self.kind = kind
         self.identity = identity
+
+
+class SignerUnavailable(KeyUnavailable):
+    """A signing key cannot be used (PKCS#11 library, token, PIN or key missing; a key that is
+    not the pinned one): nothing is signed on a guess. Names the setting to fix."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        IdentityError.__init__(self, f"{setting}: {message}")
+        self.setting = setting
+
+
+class TrustInvalid(IdentityError):
+    """The pinned trust roots (`identity.trust_file`) cannot be used: missing, unreadable,
+    malformed, inside the data folder, or required (PKCS#11) and not set."""

@@ -1,10 +1,12 @@
-"""The issuer's Ed25519 keys as files under the data folder: the default `Issuer` adapter.
+"""The issuer's Ed25519 keys as files under the data folder: the development-mode `Issuer`.
+
+Development mode only (`identity.signer = "development-key-files"`): whoever can write the
+data folder can sign as the issuer. `pkcs11_keys.TokenIssuer` keeps the keys in an HSM.
 
 `<folder>/<kid>.pem` holds the current private key (PKCS #8, mode 0600), `<kid>.pub` every
 public key, `keys.json` their order and times. Rotation makes a new current key, deletes the
 old private key (a retired key can never sign again) and keeps its public key published, so
-tokens and checkpoints signed before still verify. A KMS or HSM adapter replaces this class
-behind the same port.
+tokens and checkpoints signed before still verify.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Ed25519KeyFiles:
         return signed.public_key, signed.signature
 
     def raw_public_keys(self) -> list[bytes]:
+        """Raw public keys that may have signed checkpoints, current first."""
         return [key.public_key for key in self.public_keys()]
 
     # -- files ------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ class IssuerSignature:
 
 
 class Issuer(Protocol):
-    """The factory as an issuer: an Ed25519 signing key that rotates (files, KMS or HSM)."""
+    """The factory as an issuer: an Ed25519 signing key that rotates, behind a `Signer`
+    (an HSM token through PKCS#11, or key files in development mode)."""
 
     name: str
     """The `iss` of every token and the issuer of every agent."""
@@ -49,6 +50,18 @@ class Issuer(Protocol):
 
     def rotate(self) -> IssuerKey:
         """Start signing with a new key."""
+        ...
+
+
+class CheckpointIssuer(Issuer, Protocol):
+    """An issuer that also signs the audit log's checkpoints (C2SP signed notes)."""
+
+    def note_signer(self, message: bytes) -> tuple[bytes, bytes]:
+        """Sign a checkpoint: (public key, signature) of the current key."""
+        ...
+
+    def raw_public_keys(self) -> list[bytes]:
+        """Raw Ed25519 keys that verify checkpoints (pinned ones when a trust file is set)."""
         ...
 
 

@@ -5,11 +5,16 @@
   provenance; each entry says whose it is.
 - A git `allowed_signers` file (ssh-keygen(1) ALLOWED SIGNERS) so plain `git verify-commit`
   checks every factory commit. A revoked agent's key gets `valid-before` its revocation.
+
+With pinned trust roots (`identity.trust_file`) both publish only pinned keys: the issuer's
+from the trust file, and each agent's pinned key (an agent without one is left out), whatever
+`keys.json` or the store in the data folder say.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -18,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from codefactory.identity.agents import AgentIdentity, AgentStatus
 from codefactory.identity.jwk import okp_jwk
 from codefactory.identity.port import IssuerKey
+from codefactory.identity.trust import TrustRoots
 
 
 def agent_public_key(agent: AgentIdentity) -> bytes:
@@ -28,16 +34,36 @@ def agent_public_key(agent: AgentIdentity) -> bytes:
     return key.public_bytes_raw()
 
 
-def jwks(issuer: str, keys: Sequence[IssuerKey], agents: Sequence[AgentIdentity]) -> dict[str, Any]:
-    """The JWK set served at `/.well-known/jwks.json`."""
+def pinned_agents(agents: Sequence[AgentIdentity], trust: TrustRoots | None) -> list[AgentIdentity]:
+    """`agents` with their pinned keys (unpinned agents dropped); all of them when unpinned."""
+    if trust is None:
+        return list(agents)
+    return [
+        replace(agent, ssh_public_key=trust.agent_keys[agent.id])
+        for agent in agents
+        if agent.id in trust.agent_keys
+    ]
+
+
+def jwks(
+    issuer: str,
+    keys: Sequence[IssuerKey],
+    agents: Sequence[AgentIdentity],
+    *,
+    trust: TrustRoots | None = None,
+) -> dict[str, Any]:
+    """The JWK set served at `/.well-known/jwks.json`; with `trust`, only pinned keys."""
+    if trust is not None:
+        keys = trust.issuer_keys
+    agents = pinned_agents(agents, trust)
     entries = [
         okp_jwk(
             key.public_key,
             iss=issuer,
             key_ops=["verify"],
-            status="current" if index == 0 else "retired",
+            status="current" if key.retired_at is None else "retired",
         )
-        for index, key in enumerate(keys)
+        for key in keys
     ]
     entries += [
         okp_jwk(
@@ -49,8 +75,10 @@ def jwks(issuer: str, keys: Sequence[IssuerKey], agents: Sequence[AgentIdentity]
     return {"keys": entries}
 
 
-def allowed_signers(agents: Sequence[AgentIdentity]) -> str:
-    """A git `allowed_signers` file: one line per agent, principal = its commit email."""
+def allowed_signers(agents: Sequence[AgentIdentity], *, trust: TrustRoots | None = None) -> str:
+    """A git `allowed_signers` file: one line per agent, principal = its commit email; with
+    `trust`, only agents' pinned keys."""
+    agents = pinned_agents(agents, trust)
     lines = ["# Code Factory agents' commit-signing keys (git gpg.ssh.allowedSignersFile)"]
     for agent in agents:
         if not agent.ssh_public_key:

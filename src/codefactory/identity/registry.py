@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditLog
 from codefactory.domain import AuditEvent
-from codefactory.identity.agent_keys import AgentKeyFiles
+from codefactory.identity.agent_keys import AgentKeys
 from codefactory.identity.agents import (
     STATUS_MOVES,
     AgentIdentity,
@@ -61,7 +61,7 @@ class SqlAgentRegistry:
         engine: Engine,
         *,
         audit: AuditLog,
-        keys: AgentKeyFiles,
+        keys: AgentKeys,
         issuer: str,
         default: AgentIdentity | None = None,
     ) -> None:

@@ -13,13 +13,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from codefactory.audit.port import AuditLog
-from codefactory.identity.agent_keys import AgentKeyFiles
+from codefactory.identity.agent_keys import AgentKeyFiles, AgentKeys
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.delegation import DelegationAuthority
 from codefactory.identity.directory import FileDirectory
-from codefactory.identity.errors import DirectoryInvalid
+from codefactory.identity.errors import DirectoryInvalid, TrustInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
+from codefactory.identity.port import CheckpointIssuer
 from codefactory.identity.registry import SqlAgentRegistry
+from codefactory.identity.signer import PKCS11_MODE
+from codefactory.identity.trust import SETTING as TRUST_SETTING
+from codefactory.identity.trust import TrustRoots, load_trust
+from codefactory.identity.trust_pinned import PinnedAgentKeys, PinnedIssuer
 from codefactory.package.provenance import DsseProvenance
 
 if TYPE_CHECKING:
@@ -30,11 +35,13 @@ if TYPE_CHECKING:
 class IdentityServices:
     """What commands and the loop need of identity & delegation."""
 
-    issuer: Ed25519KeyFiles
+    issuer: CheckpointIssuer
     agents: SqlAgentRegistry
-    agent_keys: AgentKeyFiles
+    agent_keys: AgentKeys
     delegation: DelegationAuthority
     directory: FileDirectory
+    trust: TrustRoots | None = None
+    """The pinned trust roots (`identity.trust_file`); None in unpinned development mode."""
 
 
 def directory_for(settings: Settings) -> FileDirectory:
@@ -57,9 +64,55 @@ def keys_dir(settings: Settings) -> Path:
     return settings.identity.keys_dir or settings.data_dir / "keys"
 
 
-def issuer_for(settings: Settings) -> Ed25519KeyFiles:
-    """The issuer's key files (made on first use)."""
+def trust_for(settings: Settings) -> TrustRoots | None:
+    """The pinned trust roots, or None when `identity.trust_file` is unset (development mode
+    only: with `identity.signer = "pkcs11"` that is refused, `TrustInvalid`)."""
+    path = settings.identity.trust_file
+    if path is None:
+        if settings.identity.signer == PKCS11_MODE:
+            raise TrustInvalid(
+                f'identity.signer is "pkcs11" but {TRUST_SETTING} is unset: run '
+                "`codefactory identity trust-export > /etc/codefactory/trust.toml`, review it, "
+                f"and set {TRUST_SETTING} (outside the data folder)"
+            )
+        return None
+    return load_trust(path, data_dir=settings.data_dir)
+
+
+def unpinned_issuer(settings: Settings) -> CheckpointIssuer:
+    """The issuer's keys where they live: the PKCS#11 token, or key files (made on first
+    use) in development mode."""
+    if settings.identity.signer == PKCS11_MODE:
+        from codefactory.identity.pkcs11 import Pkcs11Keyring
+        from codefactory.identity.pkcs11_keys import TokenIssuer
+
+        return TokenIssuer(Pkcs11Keyring(settings.identity.pkcs11), name=settings.identity.issuer)
     return Ed25519KeyFiles(keys_dir(settings) / "issuer", name=settings.identity.issuer)
+
+
+def unpinned_agent_keys(settings: Settings) -> AgentKeys:
+    """The agents' keys where they live: the token, or key files in development mode."""
+    if settings.identity.signer == PKCS11_MODE:
+        from codefactory.identity.pkcs11 import Pkcs11Keyring
+        from codefactory.identity.pkcs11_keys import TokenAgentKeys
+
+        return TokenAgentKeys(Pkcs11Keyring(settings.identity.pkcs11))
+    return AgentKeyFiles(keys_dir(settings) / "agents")
+
+
+def issuer_for(settings: Settings) -> CheckpointIssuer:
+    """The issuer: signing where its keys live, trusting only the pinned keys when a trust
+    file is set (`TrustInvalid` when it must be and is not)."""
+    trust = trust_for(settings)
+    issuer = unpinned_issuer(settings)
+    return issuer if trust is None else PinnedIssuer(issuer, trust)
+
+
+def agent_keys_for(settings: Settings) -> AgentKeys:
+    """The agents' keys, signing and trusted only as pinned when a trust file is set."""
+    trust = trust_for(settings)
+    keys = unpinned_agent_keys(settings)
+    return keys if trust is None else PinnedAgentKeys(keys, trust)
 
 
 def build_identity(
@@ -67,11 +120,11 @@ def build_identity(
     *,
     engine: Engine,
     audit: AuditLog,
-    issuer: Ed25519KeyFiles,
+    issuer: CheckpointIssuer,
     default_agent: AgentIdentity,
 ) -> IdentityServices:
     """The registry (registering `default_agent` on first use) and the delegation authority."""
-    agent_keys = AgentKeyFiles(keys_dir(settings) / "agents")
+    agent_keys = agent_keys_for(settings)
     agents = SqlAgentRegistry(
         engine, audit=audit, keys=agent_keys, issuer=issuer.name, default=default_agent
     )
@@ -90,6 +143,7 @@ def build_identity(
         agent_keys=agent_keys,
         delegation=delegation,
         directory=directory_for(settings),
+        trust=trust_for(settings),
     )
 
 
@@ -110,3 +164,35 @@ def agent_provenance(
         }
 
     return DsseProvenance(sign=sign, facts=facts, builder_id=identity.issuer.name)
+
+
+def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: str) -> None:
+    """Fail closed at start-up when the HSM cannot sign (library, token, PIN or key missing):
+    appends a `signer-unavailable` audit event and re-raises `SignerUnavailable`."""
+    if signer_mode != PKCS11_MODE:
+        return
+    from datetime import UTC, datetime
+
+    from codefactory.domain import AuditEvent
+    from codefactory.identity.errors import SignerUnavailable
+    from codefactory.identity.pkcs11_keys import TokenIssuer
+
+    issuer = identity.issuer
+    inner = issuer.inner if isinstance(issuer, PinnedIssuer) else issuer
+    try:
+        if isinstance(inner, TokenIssuer):
+            current = inner.current().key_id
+            if identity.trust is not None and current != identity.trust.current_issuer_kid:
+                raise SignerUnavailable(
+                    TRUST_SETTING, f"the token's issuer key {current} is not the pinned current key"
+                )
+    except SignerUnavailable as error:
+        audit.append(
+            AuditEvent(
+                name="signer-unavailable",
+                actor="factory",
+                data={"setting": error.setting, "error": str(error)},
+                at=datetime.now(UTC),
+            )
+        )
+        raise

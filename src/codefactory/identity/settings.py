@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 # What the default policy's routine changes may touch; any other kind gets the repository.
 DEFAULT_SCOPE_PATHS = {
@@ -20,6 +21,25 @@ DEFAULT_SCOPE_PATHS = {
 }
 
 
+class Pkcs11Settings(BaseModel):
+    """Where the factory's keys live when `identity.signer = "pkcs11"`: a PKCS#11 token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    library: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    """The PKCS#11 module (`.so`) of the HSM; SoftHSM2's for tests."""
+    token_label: str = "codefactory"
+    """The label of the token holding the keys."""
+    pin: SecretStr | None = None
+    """The user PIN (never logged); or `pin_file`."""
+    pin_file: Path | None = None
+    """A file holding the user PIN (one line), readable by the factory only."""
+    issuer_label: str = "codefactory-issuer"
+    """Label of the issuer's current key in the token (retired keys get `<label>.retired.<kid>`)."""
+    agent_label_prefix: str = "codefactory-agent-"
+    """Labels of agents' keys: this prefix and the agent id."""
+
+
 class IdentitySettings(BaseModel):
     """Settings of identity & delegation and the audit log."""
 
@@ -30,8 +50,21 @@ class IdentitySettings(BaseModel):
     directory_file: Path | None = None
     """The directory of people (TOML; `identity.directory.FileDirectory`): their sender
     identities, roles and SSH keys. Kept outside the data folder; unset, nobody is known."""
+    statement_max_age_s: int = Field(default=600, gt=0)
+    """How old a signed statement (a verdict, a governance act) may be when submitted; one
+    older, or more than a minute in the future, is refused: sign afresh."""
     keys_dir: Path | None = None
-    """Folder of the issuer's and the agents' key files; defaults to `<data_dir>/keys`."""
+    """Folder of the issuer's and the agents' key files; defaults to `<data_dir>/keys`
+    (development mode only)."""
+    signer: Literal["development-key-files", "pkcs11"] = "development-key-files"
+    """Where private keys live: `pkcs11` (an HSM token; keys made non-extractable there) or
+    `development-key-files` (files in the data folder: whoever can write it can forge)."""
+    pkcs11: Pkcs11Settings = Field(default_factory=Pkcs11Settings)
+    """The PKCS#11 token, when `signer = "pkcs11"`."""
+    trust_file: Path | None = None
+    """Pinned trust roots (TOML, `codefactory identity trust-export`): the issuer's, the
+    checkpoints' and the agents' public keys. Kept outside the data folder; when set, every
+    verifier uses only these keys. Required with `signer = "pkcs11"`."""
     audience: str = "codefactory:run"
     """`aud` of delegation tokens: the components that act for a run check it."""
     token_ttl_s: int = Field(default=3600, gt=0)

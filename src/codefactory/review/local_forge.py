@@ -27,7 +27,7 @@ from codefactory.review.errors import BranchExists, EmptyChange, ForgeError
 from codefactory.review.signing import (
     CommitSignature,
     CommitSigning,
-    signing_config,
+    signed_commit,
     verification_config,
 )
 from codefactory.sandbox.errors import ProvisionFailed
@@ -110,9 +110,14 @@ class LocalForge:
             "GIT_COMMITTER_NAME": COMMITTER_NAME,
             "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
         }
-        key = self.signing.signing_key(author_email) if self.signing else None
-        sign = [*signing_config(key), "commit-tree", "-S"] if key else ["commit-tree"]
-        commit = self._git(bare, *sign, tree, "-p", base_commit, "-m", message, env=author)
+        signer = self.signing.signer(author_email) if self.signing else None
+        commit = self._git(bare, "commit-tree", tree, "-p", base_commit, "-m", message, env=author)
+        if signer is not None:  # the agent's key signs the commit's bytes (review/signing.py)
+            raw = self._run(bare, ["cat-file", "commit", commit])
+            commit = self._git(
+                bare, "hash-object", "-t", "commit", "-w", "--stdin",
+                stdin=signed_commit(raw, signer),
+            )  # fmt: skip
         return self._create_branch(bare, branch, commit)
 
     def verify_commit(self, repository: str, commit: str, allowed_signers: Path) -> CommitSignature:

@@ -1,7 +1,9 @@
 """Commit signing with each agent's own SSH key, done by the factory outside the sandbox.
 
-git signs with `gpg.format=ssh`: `user.signingkey` is the agent's private key file and git
-runs `ssh-keygen -Y sign -n git` over the commit. Anyone with the `allowed_signers` file
+The agent's key is a `Signer` (in an HSM token, or a key file in development mode): the
+factory writes the commit object, signs its bytes as an OpenSSH `SSHSIG` in namespace `git`
+(`identity.signer_ssh`) and stores it in the commit's `gpgsig` header, exactly as git's
+`gpg.format=ssh` would; no private key file is needed. Anyone with the `allowed_signers` file
 (`codefactory identity allowed-signers`) checks it with plain `git verify-commit`.
 """
 
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from codefactory.identity.errors import KeyUnavailable
+from codefactory.identity.signer import Signer
+from codefactory.identity.signer_ssh import sshsig
 from codefactory.review.errors import ForgeError
 
 AGENT_EMAIL_DOMAIN = "@agents.codefactory.invalid"
@@ -32,43 +37,47 @@ SIGNATURE_STATUS = {
 class CommitSigning(Protocol):
     """Which key signs a commit by `author_email`, if any."""
 
-    def signing_key(self, author_email: str) -> Path | None: ...
+    def signer(self, author_email: str) -> Signer | None: ...
 
 
-class KeyFolder(Protocol):
-    def private_key_path(self, agent_id: str) -> Path: ...
+class AgentSigners(Protocol):
+    def signer(self, agent_id: str) -> Signer: ...
 
 
 class AgentCommitSigning:
     """Agents' commits are signed with their key; other authors' commits are not signed."""
 
-    def __init__(self, keys: KeyFolder) -> None:
+    def __init__(self, keys: AgentSigners) -> None:
         self._keys = keys
 
-    def signing_key(self, author_email: str) -> Path | None:
-        """The key file of the agent whose commit address (`AgentIdentity.email`) this is."""
+    def signer(self, author_email: str) -> Signer | None:
+        """The key of the agent whose commit address (`AgentIdentity.email`) this is;
+        `ForgeError` when the agent has no usable key (never an unsigned agent commit)."""
         local, _, domain = author_email.partition("@")
         if "@" + domain != AGENT_EMAIL_DOMAIN or not local.startswith("agent-"):
             return None
-        path = self._keys.private_key_path("agent:" + local.removeprefix("agent-"))
-        if not path.is_file():
-            raise ForgeError(f"no signing key for {author_email} at {path}")
-        return path
+        agent_id = "agent:" + local.removeprefix("agent-")
+        try:
+            signer = self._keys.signer(agent_id)
+            signer.public_key()
+        except KeyUnavailable as error:
+            raise ForgeError(f"no signing key for {author_email}: {error}") from error
+        return signer
 
 
-def signing_config(key: Path) -> list[str]:
-    """`git -c` options that make `commit-tree -S` sign with the SSH key file `key`."""
-    program = shutil.which("ssh-keygen")
-    if program is None:
-        raise ForgeError("ssh-keygen is not installed: agents' commits cannot be signed")
-    return [
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        f"gpg.ssh.program={program}",
-        "-c",
-        f"user.signingkey={key}",
-    ]
+def signed_commit(commit: bytes, signer: Signer) -> bytes:
+    """The commit object `commit` (git's raw `cat-file commit` bytes, unsigned) with a
+    `gpgsig` header holding the SSHSIG of those bytes, as `git commit -S` with
+    `gpg.format=ssh` writes it (git's commit.c: the header goes after `committer`)."""
+    try:
+        armored = sshsig(signer, commit)
+    except KeyUnavailable as error:
+        raise ForgeError(f"the agent's key cannot sign: {error}") from error
+    header, separator, message = commit.partition(b"\n\n")
+    if not separator:
+        raise ForgeError("not a commit object: no blank line after its headers")
+    value = armored.rstrip("\n").replace("\n", "\n ")
+    return header + b"\ngpgsig " + value.encode() + b"\n\n" + message
 
 
 def verification_config(allowed_signers: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SQLITE_FILE_MODE = 0o600
+"""The database and its `-wal`/`-shm` files: the factory's alone, never world-readable."""
+
+
 def open_engine(url: str) -> Engine:
-    """An engine for `url`, migrated to the newest schema (Alembic `upgrade head`)."""
+    """An engine for `url`, migrated to the newest schema (Alembic `upgrade head`); an SQLite
+    file and its WAL and shared-memory files are made (or tightened to) mode 0600."""
+    database: Path | None = None
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_file(database)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     migrate(engine)
+    if database is not None:
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            _private_file(path, create=False)
     return engine
+
+
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Create `path` 0600 before SQLite opens it (whatever the umask), or tighten it."""
+    if create and not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SQLITE_FILE_MODE))
+    if path.exists():
+        path.chmod(SQLITE_FILE_MODE)
 
 
 def migrate(engine: Engine) -> None:

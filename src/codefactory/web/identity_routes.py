@@ -28,8 +28,14 @@ def identity_router(factory: Factory) -> APIRouter:
 
     @router.get("/.well-known/jwks.json", tags=["identity"])
     def jwk_set() -> dict[str, Any]:
-        """The issuer's keys (current and retired) and every agent's key (RFC 7517 §5)."""
-        return jwks(identity.issuer.name, identity.issuer.public_keys(), identity.agents.search())
+        """The issuer's keys (current and retired) and every agent's key (RFC 7517 §5); with
+        pinned trust roots (`identity.trust_file`), only the pinned keys."""
+        return jwks(
+            identity.issuer.name,
+            identity.issuer.public_keys(),
+            identity.agents.search(),
+            trust=identity.trust,
+        )
 
     @router.get("/api/audit/checkpoint", tags=["audit"], responses=BAD_REQUEST)
     def checkpoint() -> dict[str, Any]:
