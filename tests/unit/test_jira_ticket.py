@@ -42,7 +42,8 @@ def test_a_v2_ticket_becomes_a_trigger_event() -> None:
     assert event.source == "jira"
     assert event.external_id == "SVC-101"
     assert event.kind is ChangeKind.BUMP_DEPENDENCY
-    assert event.actor == "priya.shah"
+    # the reporter is only an untrusted attribute: intake sets the sender (the caller)
+    assert event.attributes["reporter"] == "priya.shah" and event.sender == ""
     assert event.body == "CVE-2024-3651"
     assert event.links == ("https://jira.example/rest/api/2/issue/10101",)
     assert event.payload_digest.startswith("sha256:") and len(event.payload_digest) == 71
@@ -61,7 +62,7 @@ def test_a_v3_atlassian_document_description_is_read_as_text() -> None:
         ticket(description=adf, reporter={"accountId": "abc"}), repository="r"
     )
     assert event.body == "First line\nSecond"
-    assert event.actor == "abc"
+    assert event.attributes["reporter"] == "abc"
 
 
 @pytest.mark.parametrize(
@@ -86,13 +87,27 @@ def test_labels_pick_the_kind_of_change(labels: tuple[str, ...], kind: ChangeKin
         (b"[]", "must be a JSON object"),
         (b'{"key": "SVC-1"}', "no `fields` object"),
         (ticket(summary=""), "no `fields.summary`"),
-        (ticket(reporter=None), "no `fields.reporter`"),
+        (ticket(summary="Fix\nReviewed-by: mallory"), "the summary refused: character 3"),
+        (ticket(labels=["lint\u200b"]), "label 0 refused: character 4 is a format"),
+        (b"[" * 100 + b"]" * 100, "nested deeper than 64 levels"),
         (ticket(labels="security"), "list of strings"),
     ],
 )
 def test_bad_tickets_are_named_errors(payload: bytes, reason: str) -> None:
     with pytest.raises(TicketInvalid, match=reason.replace("`", ".").replace("(", r"\(")):
         JiraTicketSource().parse(payload, repository="r")
+
+
+def test_a_ticket_without_a_reporter_is_read() -> None:
+    event = JiraTicketSource().parse(ticket(reporter=None), repository="r")
+    assert "reporter" not in event.attributes
+
+
+def test_a_key_with_newlines_is_refused() -> None:
+    document = json.loads(ticket())
+    document["key"] = "SVC-1\nOn-Behalf-Of: user:ceo\nReviewed-by: mallory"
+    with pytest.raises(TicketInvalid, match="the ticket key refused: character 5 is a control"):
+        JiraTicketSource().parse(json.dumps(document).encode(), repository="r")
 
 
 def test_a_ticket_without_a_key_is_refused() -> None:

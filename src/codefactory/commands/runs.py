@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import (
@@ -57,24 +58,27 @@ def trigger(
     try:
         payload = ticket.read_bytes()
     except OSError as err:
-        fail(f"cannot read the ticket {ticket}: {err.strerror}")
+        fail(escape(f"cannot read the ticket {ticket}: {err.strerror}"))
     factory = build(None if as_json else observer())
     with progress("running", quiet=as_json):
         run = accept_ticket(factory, payload=payload, repo=repo, engine=engine)
+    # Everything printed is escaped for Rich markup: reasons and names quote payload text.
     if as_json:
         print_json(run_as_dict(run))
     else:
-        console.print(f"run [bold]{run.id}[/]: {run.state.value}", highlight=False)
-        console.print(f"  repository: {run.repository}", highlight=False)
+        console.print(f"run [bold]{escape(run.id)}[/]: {run.state.value}", highlight=False)
+        console.print(f"  repository: {escape(run.repository)}", highlight=False)
+        console.print(f"  sponsor: {escape(run.sponsor or '-')}", highlight=False)
         if run.state is RunState.NO_CHANGE:
-            console.print(f"  {run.reason}", highlight=False)
+            console.print(f"  {escape(run.reason)}", highlight=False)
         if run.package_dir:
-            console.print(f"  package: {run.package_dir}", highlight=False)
+            console.print(f"  package: {escape(run.package_dir)}", highlight=False)
             console.print(
-                f"  branch:  {run.branch} in {factory.settings.forge_dir}", highlight=False
+                f"  branch:  {escape(run.branch)} in {escape(str(factory.settings.forge_dir))}",
+                highlight=False,
             )
     if run.state in (RunState.FAILED, RunState.REFUSED):
-        fail(f"run {run.id} {run.state.value}: {run.reason}")
+        fail(escape(f"run {run.id} {run.state.value}: {run.reason}"))
 
 
 @runs_app.command("list")
@@ -98,14 +102,14 @@ def runs_list(
     for column in ("state", "kind", "sponsor", "created", "reason"):
         table.add_column(column)
     for run in found:
-        table.add_row(
-            run.id,
-            run.repository,
+        table.add_row(  # cells are markup: every stored value is escaped
+            escape(run.id),
+            escape(run.repository),
             run.state.value,
             run.kind.value,
-            run.sponsor,
+            escape(run.sponsor),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
-            run.reason[:80],
+            escape(run.reason[:80]),
         )
     console.print(table)
 
@@ -117,7 +121,7 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
 
     report = run_report(build().store, run_id)
     if report is None:
-        fail(f"no run with id {run_id!r}")
+        fail(escape(f"no run with id {run_id!r}"))
     if as_json:
         print_json(report)
     else:
@@ -140,14 +144,14 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     factory = build()
     run = factory.store.get_run(run_id)
     if run is None:
-        fail(f"no run with id {run_id!r}")
+        fail(escape(f"no run with id {run_id!r}"))
     with tempfile.TemporaryDirectory(prefix="codefactory-replay-") as folder:
         verified = Path(folder) / f"{run.id}.yaml"  # what was checked is what is served
         try:
             cassette = cassette_of(settings.model_traffic_dir, run)
             verify_cassette(factory.store, run, cassette, copy_to=verified)
         except ReplayImpossible as err:
-            fail(str(err))
+            fail(escape(str(err)))
         gateway = settings.gateway.model_copy(update={"upstream": f"replay:{verified}", "port": 0})
         replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
         with progress("replaying", quiet=as_json):
@@ -159,7 +163,7 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
         console.print(f"  same diff:   {'yes' if report.same_diff else 'NO'}")
         console.print(f"  same checks: {'yes' if report.same_checks else 'NO'}")
         if report.error:
-            console.print(f"  stopped: {report.error}", highlight=False)
+            console.print(f"  stopped: {escape(report.error)}", highlight=False)
     if not (report.same_diff and report.same_checks):
         raise typer.Exit(1)
 

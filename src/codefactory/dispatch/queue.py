@@ -101,6 +101,18 @@ class DeliveryQueue:
             ).first()
             return QueuedDelivery.from_row(row) if row else None
 
+    def get_by_digest(self, source: str, digest: str) -> QueuedDelivery | None:
+        """The first stored delivery from `source` whose body has this digest, or None: a
+        repeated body is one delivery whatever its delivery id."""
+        with Session(self.engine) as session:
+            row = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.source == source, DeliveryRow.payload_digest == digest)
+                .order_by(DeliveryRow.id)
+                .limit(1)
+            ).first()
+            return QueuedDelivery.from_row(row) if row else None
+
     def mark(self, row_id: int, status: str, *, reason: str | None = None) -> None:
         values: dict[str, object] = {"status": status, "updated_at": _now()}
         if reason is not None:

@@ -34,6 +34,7 @@ class Dispatch:
     def stop(self) -> None:
         self.scheduler.stop()
         self.workers.stop()
+        self.intake.close()  # the rejection counts still pending become audit events
 
 
 def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
@@ -49,6 +50,8 @@ def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
         agent_id=factory.settings.agent_id,
         sources=webhook_sources(settings),
         on_queued=pool.wake,
+        directory=factory.identity.directory,
+        policy=factory.loop.policy,
     )
     scheduler = Scheduler(intake=intake, schedules=settings.schedules)
     return Dispatch(intake=intake, queue=queue, workers=pool, scheduler=scheduler)

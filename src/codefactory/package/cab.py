@@ -6,6 +6,10 @@ base system's impact × urgency lookup; `state` -5 New. `risk` is the assessed l
 "high", "moderate" or "low": an SDLC export maps it onto the instance's own choice list.
 Fields the factory cannot know (schedule, assignment, closure) stay empty until a human sets
 them. Custom fields are `u_`-prefixed, as ServiceNow requires.
+
+Who asked and on whose behalf come only from the factory's own values (the sponsor's
+directory person id, the person who caused the trigger, the stored trigger id), never from
+payload text; the ticket title appears only in `short_description`, as one escaped line.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from codefactory.domain import CheckResult
 from codefactory.package.port import PackageContents
 from codefactory.package.risk import RiskAssessment
 from codefactory.package.rollback import advisory_ids
+from codefactory.triggers.text import one_line
 
 STATE_NEW = "-5"
 SHORT_DESCRIPTION_MAX = 160  # the field's length in the base system
@@ -60,8 +65,12 @@ def plan_of_checks(contents: PackageContents) -> str:
 
 
 def _justification(contents: PackageContents) -> str:
-    trigger = contents.trigger
-    parts = [f"Requested by {trigger.actor} in {trigger.source} {trigger.external_id}."]
+    run, trigger = contents.run, contents.trigger
+    caused = f", caused by {trigger.caused_by}" if trigger.caused_by else ""
+    parts = [
+        f"Requested on behalf of user:{run.sponsor}{caused}, through the {trigger.source} "
+        f"trigger {run.trigger_id}."
+    ]
     advisories = _fixed_advisories(contents)
     if advisories:
         parts.append(f"Fixes published advisories: {', '.join(advisories)}.")
@@ -85,7 +94,9 @@ def cab_record(contents: PackageContents, risk: RiskAssessment, backout: str) ->
     urgency = "2" if _fixed_advisories(contents) else "3"
     return {
         "type": "standard" if standard else "normal",
-        "short_description": f"[{run.kind.value}] {trigger.title}"[:SHORT_DESCRIPTION_MAX],
+        "short_description": f"[{run.kind.value}] {one_line(trigger.title)}"[
+            :SHORT_DESCRIPTION_MAX
+        ],
         "description": trigger.body,
         "justification": _justification(contents),
         "risk": risk.level,
@@ -120,7 +131,8 @@ def cab_record(contents: PackageContents, risk: RiskAssessment, backout: str) ->
             "branch": contents.branch,
             "commit": contents.commit,
             "base_commit": run.base_commit,
-            "trigger": f"{trigger.source}:{trigger.external_id}",
+            "trigger": f"{trigger.source}:{run.trigger_id}",
+            "caused_by": trigger.caused_by,
             "rounds": contents.rounds,
             "risk_score": risk.score,
         },

@@ -2,8 +2,16 @@
 with the reason.
 
 An unreadable CLI ticket still leaves a trace (a trigger row, a `refused` run, audit events);
-a webhook delivery is stored before its sender is answered, and every outcome, rejections
-included, is an audit event: every trigger is a control point, including the ones that fail.
+a webhook delivery is stored before its sender is answered, and every outcome is an audit
+event: every trigger is a control point, including the ones that fail. Rejections before a
+delivery is trusted are counted, not logged one by one (`triggers.rejections`), and a client
+past its budget is answered 429.
+
+The run's sponsor is the directory person of the authenticated sender (the signed
+delivery's sender, the logged-in CLI caller), or for an autonomous trigger the repository's
+configured sponsor (`triggers.sponsors`); the person who caused the trigger is stored with
+it (`TriggerEvent.caused_by`). A body repeated by one source is one run whatever its
+delivery id.
 """
 
 from __future__ import annotations
@@ -26,55 +34,107 @@ from codefactory.dispatch.queue import (
     DeliveryQueue,
 )
 from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
+from codefactory.identity.directory import Directory, FileDirectory
+from codefactory.policy.port import PolicyEngine
 from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
+from codefactory.triggers.caller import Caller, local_caller
 from codefactory.triggers.errors import (
     DeliveryInvalid,
     DeliveryRejected,
     DeliveryStale,
     PayloadTooLarge,
+    RateLimited,
     SignatureInvalid,
     TicketInvalid,
 )
 from codefactory.triggers.jira import JiraTicketSource
+from codefactory.triggers.payload import MAX_ID
 from codefactory.triggers.port import Delivery, ParsedDelivery, WebhookSource
+from codefactory.triggers.rejections import RejectionBudget, RejectionCount, RejectionTally
 from codefactory.triggers.settings import TriggerSettings
+from codefactory.triggers.sponsors import Sponsorship, sponsorship
+from codefactory.triggers.text import TextRefused, check_line
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
 
 
 def refuse_delivery(
-    store: RunStore, *, source: str, payload: bytes, repository: str, reason: str
+    store: RunStore,
+    *,
+    source: str,
+    payload: bytes,
+    repository: str,
+    reason: str,
+    caller: Caller | None = None,
 ) -> Run:
     """Record an unparseable delivery as a trigger and a run refused with `reason`;
-    `repository` is the canonical id of the repository it was meant for."""
+    `repository` is the canonical id of the repository it was meant for, `caller` who
+    handed it in (the CLI's logged-in caller)."""
     event = TriggerEvent(
         source=source,
         kind=ChangeKind.GENERAL_CHANGE,
         external_id="(unparseable)",
-        actor="(unknown)",
+        actor=caller.identity if caller else "(unknown)",
         repository=repository,
         title="(unparseable delivery)",
         body="",
         received_at=datetime.now(UTC),
         payload_digest="sha256:" + hashlib.sha256(payload).hexdigest(),
+        sender_kind=caller.kind.value if caller else "",
+        sender=caller.identity if caller else "",
     )
+    return refuse_event(store, event, reason=reason, actor=f"intake:{source}")
+
+
+def refuse_event(
+    store: RunStore,
+    event: TriggerEvent,
+    *,
+    reason: str,
+    actor: str,
+    audit: str = "",
+    agent_id: str = "",
+) -> Run:
+    """Store `event` with a run refused at once with `reason`; `audit`, when given, names
+    an audit event recorded beside the refusal (`sponsor-refused`)."""
     with store.atomic() as tx:
         trigger_id = tx.record_trigger(event)
-        run_id = tx.create_run(trigger_id=trigger_id, event=event, sponsor="", agent_id="")
-        tx.transition(run_id, RunState.REFUSED, reason=reason, actor=f"intake:{source}")
+        run_id = tx.create_run(trigger_id=trigger_id, event=event, sponsor="", agent_id=agent_id)
+        if audit:
+            tx.audit(audit, actor=actor, run_id=run_id, trigger_id=trigger_id,
+                     source=event.source, sender_kind=event.sender_kind, sender=event.sender,
+                     reason=reason)  # fmt: skip
+        tx.transition(run_id, RunState.REFUSED, reason=reason, actor=actor)
     return store.require_run(run_id)
 
 
-def accept_ticket(factory: Factory, *, payload: bytes, repo: Path, engine: str = "") -> Run:
+def accept_ticket(
+    factory: Factory,
+    *,
+    payload: bytes,
+    repo: Path,
+    engine: str = "",
+    caller: Caller | None = None,
+) -> Run:
     """Parse a Jira ticket for the checkout `repo`, start its run and drive it as far as it
     goes. The run names the repository by its canonical id (`triggers.repositories`' id for
     that checkout, else `local:<path>`; docs/repositories.md). `engine` asks for an engine
-    by registry name; the registry and policy still decide."""
+    by registry name; the registry and policy still decide.
+
+    The sponsor is the logged-in caller (`caller`, default the OS account running the
+    command, `triggers.caller.local_caller`) as the directory knows them, holding the
+    `sponsor` role; the ticket's reporter is only an untrusted attribute. A caller the
+    directory does not know, a ticket over `triggers.max_body_bytes`, nested too deep, or
+    whose key, summary or labels carry control characters: a `refused` run with the reason."""
     source = JiraTicketSource()
+    who = caller or local_caller()
     repository = factory.settings.triggers.repository_id(repo)
+    limit = factory.settings.triggers.max_body_bytes
     try:
+        if len(payload) > limit:
+            raise TicketInvalid(source.name, f"{len(payload)} bytes is over the {limit}-byte limit")
         event = source.parse(payload, repository=repository)
     except TicketInvalid as err:
         return refuse_delivery(
@@ -83,11 +143,24 @@ def accept_ticket(factory: Factory, *, payload: bytes, repo: Path, engine: str =
             payload=payload,
             repository=repository,
             reason=str(err),
+            caller=who,
+        )
+    event = replace(event, actor=who.identity, sender_kind=who.kind.value, sender=who.identity)
+    found = sponsorship(event, directory=factory.identity.directory, policy=factory.loop.policy)
+    event = replace(event, caused_by=found.caused_by)
+    if found.refusal:
+        return refuse_event(
+            factory.store,
+            event,
+            reason=found.refusal,
+            actor="identity",
+            audit="sponsor-refused",
+            agent_id=factory.settings.agent_id,
         )
     checkout = repo.expanduser().resolve()
     run_id = factory.loop.submit(
         event,
-        sponsor=event.actor,
+        sponsor=found.sponsor,
         agent_id=factory.settings.agent_id,
         engine=engine,
         repository_path=str(checkout),
@@ -111,9 +184,12 @@ class Receipt:
 class WebhookIntake:
     """Verify, read, store and decide deliveries; a stored run is then queued for a worker.
 
-    Order: size → secret → signature → body → replay window → stored (a duplicate answers
-    with the first delivery's run) → repository mapping → policy's first check → queued.
-    Every outcome, rejections included, is an audit event.
+    Order: rejection budget → size → secret → signature → body (JSON depth, control
+    characters) → replay window → stored (a repeated delivery id or body answers with the
+    first delivery's run) → repository mapping → sponsor (the directory person of the
+    sender) → policy's first check → queued. Rejections are counted into one audit event
+    per source, reason and minute; every other outcome is an audit event of its own.
+    `close()` publishes the counts still pending (at shutdown).
     """
 
     def __init__(
@@ -126,6 +202,8 @@ class WebhookIntake:
         agent_id: str,
         sources: Mapping[str, WebhookSource],
         on_queued: Callable[[], None] | None = None,
+        directory: Directory | None = None,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.store = store
         self.loop = loop
@@ -134,12 +212,19 @@ class WebhookIntake:
         self.agent_id = agent_id
         self.sources = sources
         self.on_queued = on_queued
+        self.directory: Directory = directory if directory is not None else FileDirectory(None)
+        self.policy: PolicyEngine = policy if policy is not None else loop.policy
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
+        self.rejections = RejectionTally(self._publish_rejections)
+        self.budget = RejectionBudget(settings.rejections_per_minute)
 
-    def receive(self, source: str, headers: Mapping[str, str], body: bytes) -> Receipt:
-        """Take one HTTP delivery; raises `DeliveryRejected` (401/413) or `DeliveryInvalid`."""
+    def receive(
+        self, source: str, headers: Mapping[str, str], body: bytes, *, client: str = ""
+    ) -> Receipt:
+        """Take one HTTP delivery from the address `client`; raises `DeliveryRejected`
+        (401, 413, 429) or `DeliveryInvalid` (400)."""
         adapter = self.sources[source]
         delivery = Delivery(
             source=source,
@@ -147,10 +232,12 @@ class WebhookIntake:
             body=body,
             received_at=datetime.now(UTC),
         )
+        self.rejections.flush(only_ended=True)
+        self._within_budget(source, client)
         try:
             parsed = self._verified(adapter, delivery)
         except (DeliveryRejected, DeliveryInvalid) as err:
-            self._audit_rejection(delivery, err)
+            self._count_rejection(delivery, err, client)
             raise
         return self.accept(
             source,
@@ -159,19 +246,37 @@ class WebhookIntake:
             received_at=delivery.received_at,
         )
 
-    def refuse_oversized(self, source: str, headers: Mapping[str, str]) -> Receipt:
-        """Audit and raise `PayloadTooLarge` for a body not read past the limit."""
+    def refuse_oversized(
+        self, source: str, headers: Mapping[str, str], *, client: str = ""
+    ) -> Receipt:
+        """Count and raise `PayloadTooLarge` for a body not read past the limit (or
+        `RateLimited` for a client past its budget)."""
         delivery = Delivery(
             source=source,
             headers={k.lower(): v for k, v in headers.items()},
             body=b"",
             received_at=datetime.now(UTC),
         )
+        self._within_budget(source, client)
         limit = self.settings.max_body_bytes
         declared = delivery.header("content-length")
-        err = PayloadTooLarge(source, int(declared) if declared.isdigit() else limit + 1, limit)
-        self._audit_rejection(delivery, err)
+        size = int(declared) if declared.isdigit() and len(declared) < 20 else limit + 1
+        err = PayloadTooLarge(source, size, limit)
+        self._count_rejection(delivery, err, client)
         raise err
+
+    def close(self) -> None:
+        """Publish the rejection counts still pending (call at shutdown)."""
+        self.rejections.flush()
+
+    def _within_budget(self, source: str, client: str) -> None:
+        if self.budget.exhausted(source, client):
+            err = RateLimited(source, self.budget.per_minute)
+            self.rejections.count(
+                source=source, reason=err.code, status=err.status, client=client,
+                delivery_id="", detail=err.reason,
+            )  # fmt: skip
+            raise err
 
     def _verified(self, adapter: WebhookSource, delivery: Delivery) -> ParsedDelivery:
         limit = self.settings.max_body_bytes
@@ -182,6 +287,7 @@ class WebhookIntake:
             raise SignatureInvalid(delivery.source, "", "no webhook secret is configured")
         adapter.verify(delivery, secret)
         parsed = adapter.read(delivery)
+        self._check_names(delivery.source, parsed)
         if parsed.sent_at is not None:
             skew = (delivery.received_at - parsed.sent_at).total_seconds()
             if abs(skew) > self.settings.replay_window_s:
@@ -190,18 +296,40 @@ class WebhookIntake:
                 )
         return parsed
 
-    def _audit_rejection(self, delivery: Delivery, err: DeliveryRejected | DeliveryInvalid) -> None:
+    @staticmethod
+    def _check_names(source: str, parsed: ParsedDelivery) -> None:
+        """The delivery id and event name: one line of printable text, ids of bounded size."""
+        if len(parsed.delivery_id) > MAX_ID:
+            raise DeliveryInvalid(source, "", f"the delivery id is longer than {MAX_ID} characters")
+        try:
+            check_line(parsed.delivery_id, what="the delivery id")
+            check_line(parsed.event, what="the event")
+        except TextRefused as err:
+            raise DeliveryInvalid(source, "", str(err), code="control-characters") from None
+
+    def _count_rejection(
+        self, delivery: Delivery, err: DeliveryRejected | DeliveryInvalid, client: str
+    ) -> None:
         status = err.status if isinstance(err, DeliveryRejected) else 400
+        self.budget.spend(delivery.source, client)
+        self.rejections.count(
+            source=delivery.source,
+            reason=err.code,
+            status=status,
+            client=client,
+            delivery_id=err.delivery_id,
+            detail=err.reason,
+        )
+
+    def _publish_rejections(self, counts: list[RejectionCount]) -> None:
+        """One `webhook-rejections` audit event per source, reason and status of a minute."""
+        limit = self.settings.rejection_field_chars
         with self._writes, self.store.atomic() as tx:
-            tx.audit(
-                "webhook-rejected",
-                actor=f"intake:{delivery.source}",
-                source=delivery.source,
-                delivery_id=err.delivery_id,
-                status=status,
-                reason=err.reason,
-                payload_digest=delivery.digest,
-            )
+            for entry in counts:
+                tx.audit(
+                    "webhook-rejections", actor=f"intake:{entry.source}",
+                    **entry.audit_data(limit),
+                )  # fmt: skip
 
     def accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
@@ -216,7 +344,11 @@ class WebhookIntake:
     def _accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
     ) -> Receipt:
-        existing = self.queue.get(source, parsed.delivery_id)
+        # The same delivery id, or the same signed body under another id (GitHub and GitLab
+        # sign no timestamp: a replayed body must not start a second run).
+        existing = self.queue.get(source, parsed.delivery_id) or self.queue.get_by_digest(
+            source, digest
+        )
         if existing is None:
             try:
                 return self._store(source, parsed, digest=digest, received_at=received_at)
@@ -231,12 +363,13 @@ class WebhookIntake:
                 run_id=existing.run_id or "",
                 source=source,
                 delivery_id=parsed.delivery_id,
+                first_delivery_id=existing.delivery_id,
                 payload_digest=digest,
             )
         run = self.store.get_run(existing.run_id) if existing.run_id else None
         return Receipt(
             source=source,
-            delivery_id=parsed.delivery_id,
+            delivery_id=existing.delivery_id,
             status=existing.status,
             run_id=existing.run_id,
             state=run.state.value if run else None,
@@ -283,13 +416,18 @@ class WebhookIntake:
             or self.settings.repository_id(checkout),
             attributes={**event.attributes, "remote_repository": remote},
         )
-        sponsor = binding.sponsor if event.autonomous else event.actor
+        found = sponsorship(
+            event, directory=self.directory, policy=self.policy, configured_sponsor=binding.sponsor
+        )
+        event = replace(event, caused_by=found.caused_by)
+        if found.refusal:
+            return self._refuse_sponsor(source, parsed, event, row, found, checkout)
         with self.store.atomic() as tx:
             trigger_id = tx.record_trigger(event)
             run_id = tx.create_run(
                 trigger_id=trigger_id,
                 event=event,
-                sponsor=sponsor,
+                sponsor=found.sponsor,
                 agent_id=self.agent_id,
                 engine=self.loop.engine_name(event.kind.value),
                 repository_path=str(checkout),
@@ -318,6 +456,42 @@ class WebhookIntake:
             run_id=run_id,
             state=run.state.value,
             reason=run.reason,
+        )
+
+    def _refuse_sponsor(
+        self,
+        source: str,
+        parsed: ParsedDelivery,
+        event: TriggerEvent,
+        row: DeliveryFacts,
+        found: Sponsorship,
+        checkout: Path,
+    ) -> Receipt:
+        """A run refused because nobody the directory knows may sponsor it."""
+        reason = found.refusal
+        with self.store.atomic() as tx:
+            trigger_id = tx.record_trigger(event)
+            run_id = tx.create_run(
+                trigger_id=trigger_id,
+                event=event,
+                sponsor="",
+                agent_id=self.agent_id,
+                repository_path=str(checkout),
+            )
+            tx.audit(
+                "sponsor-refused", actor="identity", run_id=run_id, trigger_id=trigger_id,
+                source=source, delivery_id=parsed.delivery_id, sender_kind=event.sender_kind,
+                sender=event.sender, policy_ids=list(found.policy_ids), reason=reason,
+            )  # fmt: skip
+            tx.transition(run_id, RunState.REFUSED, reason=reason, actor="identity")
+            self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
+        return Receipt(
+            source=source,
+            delivery_id=parsed.delivery_id,
+            status=REFUSED,
+            run_id=run_id,
+            state=RunState.REFUSED.value,
+            reason=reason,
         )
 
     def _refuse_unmapped(

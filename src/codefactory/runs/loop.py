@@ -42,6 +42,7 @@ from codefactory.runs.evidence import change_digest, failing_summary, write_roun
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.store.runs import RunStore
+from codefactory.triggers.text import one_line
 from codefactory.verify.gate import Gate
 from codefactory.verify.waivers import WAIVED_EVENT
 
@@ -592,14 +593,18 @@ class RunLoop:
 def commit_message(
     run: Run, trigger: TriggerEvent, proposal: Proposal, *, audit_index: int | None = None
 ) -> str:
-    """The agent's commit message, with trailers naming agent, sponsor, run and ticket, and
-    the audit log index of the event that requested the commit."""
-    return (
-        f"{trigger.external_id}: {trigger.title}\n\n{proposal.rationale}\n\n"
-        f"Agent-Id: {run.agent_id}\n"
-        f"On-Behalf-Of: {run.sponsor}\n"
-        f"Run-Id: {run.id}\n"
-        + (f"Audit-Index: {audit_index}\n" if audit_index is not None else "")
-        + f"Ticket: {trigger.source}:{trigger.external_id}\n"
-        f"Assisted-by: {proposal.engine}:{proposal.engine_version}\n"
-    )
+    """The agent's commit message: the checked ticket title as the subject, the engine's
+    rationale, then trailers built only from the factory's own values (agent id, the
+    sponsor's directory person id, run id, audit log index of the `commit-requested` event,
+    the stored trigger id, the engine), never from payload text, so a newline in a ticket
+    key or title cannot add an `On-Behalf-Of:` or `Reviewed-by:` trailer."""
+    trailers = {
+        "Agent-Id": run.agent_id,
+        "On-Behalf-Of": run.sponsor,
+        "Run-Id": run.id,
+        "Audit-Index": "" if audit_index is None else str(audit_index),
+        "Ticket": f"{trigger.source}:{run.trigger_id}",
+        "Assisted-by": f"{proposal.engine}:{proposal.engine_version}",
+    }
+    lines = "".join(f"{key}: {one_line(value)}\n" for key, value in trailers.items() if value)
+    return f"{one_line(trigger.title)}\n\n{proposal.rationale}\n\n{lines}"

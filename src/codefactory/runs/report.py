@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.port import AuditRecord
@@ -28,6 +29,9 @@ def run_report(store: RunStore, run_id: str) -> dict[str, Any] | None:
             "title": trigger.title,
             "labels": list(trigger.labels),
             "payload_digest": trigger.payload_digest,
+            "sender_kind": trigger.sender_kind,
+            "sender": trigger.sender,
+            "caused_by": trigger.caused_by,
         }
         if trigger
         else None
@@ -93,51 +97,74 @@ def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
 
 
 def render_report(console: Console, report: dict[str, Any]) -> None:
-    """Print a run report for a human."""
+    """Print a run report for a human. Every stored value is escaped for Rich markup (a
+    title or reason `[/x]` prints as written, never as markup)."""
+    e = _escaped
     console.print(
-        f"[bold]{report['id']}[/]  {report['kind']}  state [bold]{report['state']}[/]",
+        f"[bold]{e(report['id'])}[/]  {e(report['kind'])}  state [bold]{e(report['state'])}[/]",
         highlight=False,
     )
     if report["reason"]:
-        console.print(f"reason: {report['reason']}", highlight=False)
+        console.print(f"reason: {e(report['reason'])}", highlight=False)
     console.print(
-        f"repository: {report['repository']}  checkout: {report['repository_path'] or '-'}",
+        f"repository: {e(report['repository'])}  checkout: {e(report['repository_path'] or '-')}",
         highlight=False,
     )
-    console.print(f"sponsor: {report['sponsor']}  agent: {report['agent_id']}", highlight=False)
+    console.print(
+        f"sponsor: {e(report['sponsor'])}  agent: {e(report['agent_id'])}", highlight=False
+    )
+    trigger = report.get("trigger") or {}
+    if trigger:
+        console.print(
+            f"trigger: {e(trigger['source'])} {e(trigger['external_id'])}: {e(trigger['title'])}"
+            f"  caused by: {e(trigger.get('caused_by') or '-')}",
+            highlight=False,
+        )
     states = Table("state", "at", "reason", title="states")
     for item in report["history"]:
-        states.add_row(item["state"], item["at"], item["reason"])
+        states.add_row(e(item["state"]), e(item["at"]), e(item["reason"]))
     console.print(states)
     if report["checks"]:
         checks = Table("round", "check", "passed", "summary", title="checks")
         for check in report["checks"]:
             checks.add_row(
                 str(check["round"]),
-                check["check"],
+                e(check["check"]),
                 "yes" if check["passed"] else "NO",
-                check["summary"],
+                e(check["summary"]),
             )
         console.print(checks)
     for finding in report["findings"]:
         console.print(
-            f"  round {finding['round']} {finding['check']} {finding['rule']} "
-            f"{finding['path']}:{finding['line']} {finding['message']}",
+            e(
+                f"  round {finding['round']} {finding['check']} {finding['rule']} "
+                f"{finding['path']}:{finding['line']} {finding['message']}"
+            ),
             highlight=False,
         )
     traffic = report.get("model_traffic") or {}
     if traffic.get("requests"):
         console.print(
-            f"engine {report['engine']}: {traffic['requests']} model requests, "
-            f"{traffic['input_tokens']} in / {traffic['output_tokens']} out tokens, "
-            f"${traffic['cost_usd']:.4f}",
+            e(
+                f"engine {report['engine']}: {traffic['requests']} model requests, "
+                f"{traffic['input_tokens']} in / {traffic['output_tokens']} out tokens, "
+                f"${traffic['cost_usd']:.4f}"
+            ),
             highlight=False,
         )
     for host in report.get("egress") or []:
         verdict = "allowed" if host["allowed"] else "DENIED"
         console.print(
-            f"  egress {host['host']} {verdict} ({host['attempts']}x, {', '.join(host['phases'])})",
+            e(
+                f"  egress {host['host']} {verdict} ({host['attempts']}x, "
+                f"{', '.join(host['phases'])})"
+            ),
             highlight=False,
         )
     if report["package"]:
-        console.print(f"package: {report['package']['directory']}", highlight=False)
+        console.print(f"package: {e(report['package']['directory'])}", highlight=False)
+
+
+def _escaped(value: Any) -> str:
+    """`value` as text Rich prints literally (`rich.markup.escape`)."""
+    return escape(str(value))

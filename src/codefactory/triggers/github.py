@@ -3,7 +3,8 @@ Dependabot alerts.
 
 Signed as GitHub documents: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`;
 `X-GitHub-Delivery` is the delivery's GUID (the same on a redelivery), `X-GitHub-Event` its
-event. GitHub sends no timestamp, so replays are caught by the delivery id alone.
+event. GitHub signs no timestamp, so a replay is caught by the delivery id and, under a new
+delivery id, by the body's digest. The signed `sender.login` is who sent the event.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class GitHubWebhooks:
             labels=label_names(items(doc, "issue", "labels")),
             links=[text(doc, "comment", "html_url"), text(doc, "issue", "html_url")],
             attributes={"remote_repository": repository},
+            sender_kind="github",
+            sender=text(doc, "sender", "login"),
         )
 
     def _check_run(
@@ -180,6 +183,8 @@ class GitHubWebhooks:
             links=[text(run, "html_url"), text(run, "details_url")],
             autonomous=True,
             attributes={"remote_repository": repository, "head_sha": sha, "check": name},
+            sender_kind="github",
+            sender=text(doc, "sender", "login"),
         )
 
     def _dependabot_alert(
@@ -215,4 +220,6 @@ class GitHubWebhooks:
                 "severity": text(advisory, "severity"),
                 "advisory": ghsa,
             },
+            sender_kind="github",
+            sender=text(doc, "sender", "login"),
         )

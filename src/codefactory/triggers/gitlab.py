@@ -137,4 +137,6 @@ class GitLabWebhooks:
             labels=labels,
             links=[text(doc, "object_attributes", "url"), text(subject, "url")],
             attributes={"remote_repository": repository},
+            sender_kind="gitlab",
+            sender=text(doc, "user", "username"),
         )

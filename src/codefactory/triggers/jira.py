@@ -7,7 +7,6 @@ widens authority (policy decides what the kind may do).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +14,14 @@ from codefactory.domain import TriggerEvent
 from codefactory.triggers.errors import DeliveryInvalid, TicketInvalid
 from codefactory.triggers.labels import LABEL_KINDS, kind_from_labels
 from codefactory.triggers.payload import (
+    MAX_ID,
+    JsonTooDeep,
     clean,
     epoch,
     items,
     json_object,
     label_names,
+    loads,
     mapping,
     required,
     text,
@@ -28,6 +30,7 @@ from codefactory.triggers.payload import (
 from codefactory.triggers.port import Delivery, HeaderDoc, ParsedDelivery
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.triggers.signing import require_hex_hmac
+from codefactory.triggers.text import TextRefused, check_line, shown
 
 __all__ = ["LABEL_KINDS", "JiraTicketSource", "JiraWebhooks", "adf_text", "kind_from_labels"]
 
@@ -116,34 +119,47 @@ def _labels(fields: dict[str, Any]) -> tuple[str, ...]:
 
 
 class JiraTicketSource:
-    """Parses a Jira issue document; the reporter is the human the run acts for."""
+    """Parses a Jira issue document. Who the run acts for is not the ticket's to say: the
+    reporter is kept only as the untrusted `reporter` attribute, and intake sets the sender
+    (the logged-in caller). A key, summary or label with a control, format or zero-width
+    character is refused (`TicketInvalid`), as is JSON nested deeper than `MAX_JSON_DEPTH`."""
 
     name = "jira"
 
     def parse(self, payload: bytes, *, repository: str) -> TriggerEvent:
         try:
-            document = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            document = loads(payload)
+        except JsonTooDeep as err:
+            raise TicketInvalid("jira", f"the ticket's JSON is {err}") from None
+        except (UnicodeDecodeError, ValueError) as err:
             raise TicketInvalid("jira", f"not valid JSON ({err})") from None
         fields = _fields(document)
-        key = document.get("key")
+        key = document.get("key") if isinstance(document, dict) else None
         if not isinstance(key, str) or not key.strip():
             raise TicketInvalid("jira", "the ticket has no `key`")
         summary = fields.get("summary")
         if not isinstance(summary, str) or not summary.strip():
-            raise TicketInvalid("jira", f"{key} has no `fields.summary`")
-        reporter = _person(fields.get("reporter"))
-        if not reporter:
-            raise TicketInvalid("jira", f"{key} has no `fields.reporter` to act on behalf of")
+            raise TicketInvalid("jira", f"{shown(key)} has no `fields.summary`")
         labels = _labels(fields)
-        link = document.get("self")
+        try:
+            check_line(key, what="the ticket key")
+            check_line(summary, what="the summary")
+            for index, label in enumerate(labels):
+                check_line(label, what=f"label {index}")
+        except TextRefused as err:
+            raise TicketInvalid("jira", str(err)) from None
+        reporter = clean(_person(fields.get("reporter")), MAX_ID)
+        attributes = {"reporter": reporter} if reporter else {}
+        link = document.get("self") if isinstance(document, dict) else None
         status = fields.get("status")
         status_name = status.get("name") if isinstance(status, dict) else None
+        if isinstance(status_name, str):
+            attributes["status"] = clean(status_name, 1000)
         return TriggerEvent(
             source=self.name,
             kind=kind_from_labels(labels),
             external_id=key.strip(),
-            actor=reporter,
+            actor="(cli)",
             repository=repository,
             title=summary.strip(),
             body=adf_text(fields.get("description") or ""),
@@ -151,7 +167,7 @@ class JiraTicketSource:
             links=(link,) if isinstance(link, str) else (),
             received_at=datetime.now(UTC),
             payload_digest="sha256:" + hashlib.sha256(payload).hexdigest(),
-            attributes={"status": status_name} if isinstance(status_name, str) else {},
+            attributes=attributes,
         )
 
 
@@ -160,7 +176,8 @@ class JiraWebhooks:
 
     Signed with the webhook's secret: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`
     (WebSub); `X-Atlassian-Webhook-Identifier` names the delivery across retries; the body's
-    `timestamp` (ms) dates it. The user who moved the issue is the sponsor.
+    `timestamp` (ms) dates it. The sender is the user who caused the event (`user.accountId`,
+    or `user.name` on Data Center), never the issue's reporter.
     """
 
     name = "jira"
@@ -241,4 +258,6 @@ class JiraWebhooks:
                 "issue_type": text(fields, "issuetype", "name"),
                 "priority": text(fields, "priority", "name"),
             },
+            sender_kind="jira",
+            sender=text(doc, "user", "accountId") or text(doc, "user", "name"),
         )

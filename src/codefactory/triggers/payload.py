@@ -4,6 +4,7 @@ and the one constructor of webhook `TriggerEvent`s."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,9 +13,45 @@ from urllib.parse import parse_qs
 from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.triggers.errors import DeliveryInvalid
 from codefactory.triggers.port import Delivery
+from codefactory.triggers.text import BODY_KEEPS, TextRefused, check_line
 
 # Column widths of the `triggers` table (PostgreSQL enforces them) and of audit actors.
 MAX_ID = 200
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a JSON body may have; deeper is a 400, checked
+before parsing so no nesting can exhaust the parser's recursion."""
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class JsonTooDeep(ValueError):
+    """A JSON text nested deeper than the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"nested deeper than {limit} levels")
+        self.limit = limit
+
+
+def json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise `JsonTooDeep` when `text` (JSON, valid or not) opens more than `limit` arrays
+    or objects at once; brackets inside strings do not count. Linear in the text."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                raise JsonTooDeep(limit)
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+
+
+def loads(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> object:
+    """`json.loads` of untrusted text whose depth is checked first; raises `ValueError`
+    (`JsonTooDeep`, `json.JSONDecodeError`) or `UnicodeDecodeError`."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    json_depth_ok(text, limit)
+    return json.loads(text)
 
 
 def clean(value: str, limit: int = 0) -> str:
@@ -26,7 +63,11 @@ def clean(value: str, limit: int = 0) -> str:
 def json_object(delivery: Delivery, delivery_id: str = "") -> dict[str, Any]:
     """The body as a JSON object, or `DeliveryInvalid`."""
     try:
-        document = json.loads(delivery.body)
+        document = loads(delivery.body)
+    except JsonTooDeep as err:
+        raise DeliveryInvalid(
+            delivery.source, delivery_id, f"the JSON body is {err}", code="json-depth"
+        ) from None
     except (UnicodeDecodeError, ValueError) as err:
         raise DeliveryInvalid(delivery.source, delivery_id, f"not valid JSON ({err})") from None
     if not isinstance(document, dict):
@@ -53,7 +94,11 @@ def form_payload_object(delivery: Delivery, delivery_id: str = "") -> dict[str, 
             delivery.source, delivery_id, "a form body must carry exactly one `payload` field"
         )
     try:
-        document = json.loads(payloads[0])
+        document = loads(payloads[0])
+    except JsonTooDeep as err:
+        raise DeliveryInvalid(
+            delivery.source, delivery_id, f"the `payload` field is {err}", code="json-depth"
+        ) from None
     except ValueError as err:
         raise DeliveryInvalid(
             delivery.source, delivery_id, f"the `payload` field is not valid JSON ({err})"
@@ -141,9 +186,32 @@ def trigger(
     links: Sequence[str] = (),
     autonomous: bool = False,
     attributes: Mapping[str, str] | None = None,
+    sender_kind: str = "",
+    sender: str = "",
 ) -> TriggerEvent:
-    """The `TriggerEvent` a delivery asks for; `repository` is the sender's name for it."""
+    """The `TriggerEvent` a delivery asks for; `repository` is the sender's name for it,
+    `sender` the identity (of `sender_kind`, an `IdentityKind` value) the signed delivery
+    names as who sent it. `DeliveryInvalid` when an id, the title, a label, a name or the
+    sender carries a control, format or zero-width character (`triggers.text`)."""
     links_found = tuple(dict.fromkeys(clean(link) for link in links if link))
+    lines = {
+        "the delivery id": delivery_id,
+        "the event": event,
+        "the external id": external_id,
+        "the actor": actor,
+        "the sender": sender,
+        "the repository": repository,
+        "the title": title,
+        **{f"label {index}": label for index, label in enumerate(labels)},
+    }
+    try:
+        for what, value in lines.items():
+            check_line(value, what=what)
+        check_line(body, what="the body", keep=BODY_KEEPS)
+    except TextRefused as err:
+        raise DeliveryInvalid(
+            delivery.source, clean(delivery_id, MAX_ID), str(err), code="control-characters"
+        ) from None
     return TriggerEvent(
         source=delivery.source,
         kind=kind,
@@ -160,4 +228,6 @@ def trigger(
         event=clean(event, 128),
         autonomous=autonomous,
         attributes={key: clean(value, 1000) for key, value in (attributes or {}).items()},
+        sender_kind=sender_kind,
+        sender=clean(sender, MAX_ID),
     )

@@ -1,8 +1,10 @@
 """Sentry integration-platform webhooks: issue alerts (`event_alert`), errors, new issues.
 
 Sentry signs with the integration's client secret: `Sentry-Hook-Signature` is the hex
-HMAC-SHA256 of the body; `Sentry-Hook-Resource` names the resource, `Request-ID` the
-delivery and `Sentry-Hook-Timestamp` (seconds) dates it. Sentry's payloads carry no suspect
+HMAC-SHA256 of the body; `Sentry-Hook-Resource` names the resource and `Request-ID` the
+delivery. `Sentry-Hook-Timestamp` is not covered by the signature, so it dates nothing: a
+replayed body is caught by its digest, never let through by a fresh unsigned timestamp.
+Alerts are autonomous (no human sender). Sentry's payloads carry no suspect
 commits; when a relay attaches them in the shape of Sentry's committers API
 (`committers: [{author, commits: [{id, message}]}]`) beside the event, they are carried into
 the task text and the `suspect_commits` attribute.
@@ -15,7 +17,7 @@ from typing import Any
 
 from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.triggers.errors import DeliveryInvalid
-from codefactory.triggers.payload import epoch, items, json_object, mapping, text, trigger
+from codefactory.triggers.payload import items, json_object, mapping, text, trigger
 from codefactory.triggers.port import Delivery, HeaderDoc, ParsedDelivery
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.triggers.signing import require_hex_hmac
@@ -33,7 +35,11 @@ class SentryWebhooks:
     headers = (
         HeaderDoc(name="Sentry-Hook-Resource", description="`event_alert`, `error`, `issue`, …"),
         HeaderDoc(name="Sentry-Hook-Signature", description="Hex HMAC-SHA256 of the body"),
-        HeaderDoc(name="Sentry-Hook-Timestamp", description="Seconds since the epoch"),
+        HeaderDoc(
+            name="Sentry-Hook-Timestamp",
+            description="Seconds since the epoch; unsigned, so not used",
+            required=False,
+        ),
         HeaderDoc(name="Request-ID", description="Delivery id"),
     )
 
@@ -59,13 +65,10 @@ class SentryWebhooks:
         doc = json_object(delivery, delivery_id)
         action = text(doc, "action", limit=64)
         event = f"{resource}.{action}"
-        sent_at = epoch(delivery.header("Sentry-Hook-Timestamp"))
         found = self._trigger(delivery, delivery_id, event, resource, action, doc)
         if isinstance(found, str):
-            return ParsedDelivery(
-                delivery_id=delivery_id, event=event, sent_at=sent_at, ignored=found
-            )
-        return ParsedDelivery(delivery_id=delivery_id, event=event, sent_at=sent_at, trigger=found)
+            return ParsedDelivery(delivery_id=delivery_id, event=event, ignored=found)
+        return ParsedDelivery(delivery_id=delivery_id, event=event, trigger=found)
 
     def _trigger(
         self,

@@ -56,6 +56,8 @@ class ServiceNowIncidents:
             body=text(doc, "description"),
             links=[link],
             autonomous=True,
+            sender_kind="servicenow",
+            sender=text(doc, "opened_by") or text(doc, "caller_id"),
             attributes={
                 "priority": text(doc, "priority"),
                 "assignment_group": text(doc, "assignment_group"),

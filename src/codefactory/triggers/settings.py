@@ -99,6 +99,15 @@ class TriggerSettings(BaseModel):
     ready_statuses: list[str] = Field(default_factory=lambda: ["Ready"])
     """Jira statuses an issue moving into starts a run."""
     schedules: list[ScheduleSettings] = Field(default_factory=list)
+    webhook_key: str = Field(default="webhook", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    """The name of the generic webhook's key: policy's `Webhook::"<name>"` principal, which a
+    `data.requested_by` person may be sponsored by only where `Action::"act-for"` permits."""
+    rejections_per_minute: int = Field(default=60, ge=1)
+    """Rejected deliveries (bad or missing signature, stale, oversized, malformed) allowed per
+    source and client address in a minute; beyond it the client is answered 429 unread."""
+    rejection_field_chars: int = Field(default=128, ge=16, le=1024)
+    """Untrusted text (delivery ids, reasons) in the aggregated `webhook-rejections` audit
+    events is cut to this many characters, beside its SHA-256."""
 
     @field_validator("secrets")
     @classmethod

@@ -20,7 +20,7 @@ USAGE = "usage: <command> fix|bump|lint <repository> [what to do]"
 
 
 class SlackCommands:
-    """Reads slash commands; the Slack user is the sponsor."""
+    """Reads slash commands; the Slack user (`user_id`, in the signed body) is the sender."""
 
     name = "slack"
     media_type = "application/x-www-form-urlencoded"
@@ -57,9 +57,10 @@ class SlackCommands:
             return ParsedDelivery(
                 delivery_id=delivery_id, event=event, sent_at=sent_at, ignored=USAGE
             )
-        user = clean(form.get("user_name", "") or form.get("user_id", ""))
-        if not user:
-            raise DeliveryInvalid(self.name, delivery_id, "`user_name` and `user_id` are missing")
+        user_id = clean(form.get("user_id", ""), 200).strip()
+        if not user_id:
+            raise DeliveryInvalid(self.name, delivery_id, "`user_id` is missing")
+        user = clean(form.get("user_name", "")) or user_id
         request = words[2] if len(words) > 2 else f"{words[0]} requested from Slack"
         found = trigger(
             delivery,
@@ -71,6 +72,8 @@ class SlackCommands:
             repository=words[1],
             title=request.splitlines()[0][:200],
             body=request,
+            sender_kind="slack",
+            sender=user_id,
             attributes={
                 "team": clean(form.get("team_domain", "")),
                 "channel": clean(form.get("channel_name", "")),

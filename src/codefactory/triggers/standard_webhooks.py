@@ -5,6 +5,10 @@ holds space-separated `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`; th
 base64 after `whsec_` in the secret (or the secret's bytes). The body is
 `{"type": "change.requested", "timestamp": …, "data": {repository, kind, title, body,
 requested_by, external_id, labels, links, autonomous}}`.
+
+The sender is the webhook's key (`triggers.webhook_key`, a `webhook` identity): whoever holds
+the secret. `data.requested_by` is only a claim, kept as the `requested_by` attribute; it
+names the sponsor only when policy lets the key act for that person (`Action::"act-for"`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class StandardWebhooks:
     )
 
     def __init__(self, settings: TriggerSettings | None = None) -> None:
-        del settings
+        self.key_name = (settings or TriggerSettings()).webhook_key
 
     def verify(self, delivery: Delivery, secret: str) -> None:
         delivery_id = delivery.header("webhook-id")
@@ -80,18 +84,27 @@ class StandardWebhooks:
             raise DeliveryInvalid(
                 self.name, delivery_id, f"`data.kind` is none of {kinds}"
             ) from None
+        autonomous = data.get("autonomous") is True
+        requested_by = (
+            text(data, "requested_by", limit=200).strip()
+            if autonomous
+            else required(self.name, delivery_id, data, "requested_by")
+        )
         found = trigger(
             delivery,
             delivery_id=delivery_id,
             event=event,
             kind=kind,
             external_id=text(data, "external_id") or delivery_id,
-            actor=required(self.name, delivery_id, data, "requested_by"),
+            actor=f"{self.name}:{self.key_name}",
             repository=required(self.name, delivery_id, data, "repository"),
             title=required(self.name, delivery_id, data, "title"),
             body=text(data, "body"),
             labels=label_names(items(data, "labels")),
             links=[clean(link) for link in items(data, "links") if isinstance(link, str)],
-            autonomous=data.get("autonomous") is True,
+            autonomous=autonomous,
+            attributes={"requested_by": requested_by} if requested_by else {},
+            sender_kind="webhook",
+            sender=self.key_name,
         )
         return ParsedDelivery(delivery_id=delivery_id, event=event, sent_at=sent_at, trigger=found)

@@ -2,8 +2,9 @@
 
 The body is read up to the size limit and no further; everything else (signature, parsing,
 storage, the policy decision) is intake's, run in a worker thread. Answers: 202 (200 for
-Slack, which shows the text) with the receipt, 400 malformed, 401 unauthenticated or
-replayed, 413 too large.
+Slack, which shows the text) with the receipt, 400 malformed (JSON nested too deep, control
+characters in an id, a title or a name), 401 unauthenticated or replayed, 413 too large,
+429 a client past its budget of rejected deliveries this minute.
 """
 
 from __future__ import annotations
@@ -57,9 +58,17 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Malformed body or missing delivery id"},
+    400: {
+        "model": Problem,
+        "description": "Malformed body, JSON nested too deep, control characters in an id, "
+        "title or name, or a missing delivery id",
+    },
     401: {"model": Problem, "description": "No secret, bad signature or token, or a replay"},
     413: {"model": Problem, "description": "Body over the size limit"},
+    429: {
+        "model": Problem,
+        "description": "Too many rejected deliveries from this client this minute",
+    },
 }
 
 
@@ -85,12 +94,17 @@ def webhook_router(intake: WebhookIntake) -> APIRouter:
 def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable[Any]]:
     async def receive(request: Request) -> DeliveryReceipt:
         headers = dict(request.headers)
+        client = request.client.host if request.client else ""
         body = await _read_limited(request, intake.settings.max_body_bytes)
         try:
             if body is None:
-                receipt = await run_in_threadpool(intake.refuse_oversized, name, headers)
+                receipt = await run_in_threadpool(
+                    intake.refuse_oversized, name, headers, client=client
+                )
             else:
-                receipt = await run_in_threadpool(intake.receive, name, headers, body)
+                receipt = await run_in_threadpool(
+                    intake.receive, name, headers, body, client=client
+                )
         except DeliveryRejected as err:
             raise HTTPException(status_code=err.status, detail=str(err)) from None
         except DeliveryInvalid as err:

@@ -1,0 +1,155 @@
+"""Rejected deliveries, rate-limited and counted: one audit event per source, reason and
+minute instead of one per request, and a 429 for a client past its budget.
+
+An unauthenticated caller must not be able to grow the audit log at will: each rejection
+only bumps a counter (`RejectionTally`), flushed as one `webhook-rejections` event per
+(source, reason, status) when the minute rolls over and at shutdown. Untrusted text kept in
+it (the first delivery id and reason seen) is cut short and accompanied by its SHA-256.
+`RejectionBudget` answers whether a (source, client address) may be heard this minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Clock = Callable[[], float]
+
+
+def capped(value: str, limit: int) -> dict[str, str]:
+    """Untrusted text for an audit record: at most `limit` characters and its SHA-256."""
+    return {
+        "text": value[:limit],
+        "sha256": hashlib.sha256(value.encode("utf-8", "replace")).hexdigest(),
+        "chars": str(len(value)),
+    }
+
+
+def minute_of(moment: float) -> int:
+    """The minute (since the epoch) `moment` (seconds) falls in."""
+    return int(moment // 60)
+
+
+@dataclass(kw_only=True)
+class RejectionCount:
+    """Rejections of one source, reason and status in one minute."""
+
+    source: str
+    reason: str
+    status: int
+    minute: int
+    count: int = 0
+    clients: set[str] = field(default_factory=set)
+    first_delivery_id: str = ""
+    first_detail: str = ""
+
+    def audit_data(self, limit: int) -> dict[str, Any]:
+        """The fields of the `webhook-rejections` event."""
+        start = datetime.fromtimestamp(self.minute * 60, UTC)
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "status": self.status,
+            "count": self.count,
+            "minute": start.isoformat(),
+            "clients": len(self.clients),
+            "first_delivery_id": capped(self.first_delivery_id, limit),
+            "first_detail": capped(self.first_detail, limit),
+        }
+
+
+class RejectionTally:
+    """Counts rejections per (source, reason, status) and minute; thread-safe.
+
+    `flush` (called by `count` when the minute rolls over, and by the owner at shutdown)
+    hands each finished count to `publish`, outside the lock.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[list[RejectionCount]], None],
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self._publish = publish
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, int], RejectionCount] = {}
+        self._minute = minute_of(clock())
+
+    def count(
+        self, *, source: str, reason: str, status: int, client: str, delivery_id: str, detail: str
+    ) -> None:
+        """Count one rejection; publishes the previous minute's counts first if it ended."""
+        self.flush(only_ended=True)
+        with self._lock:
+            key = (source, reason, status)
+            entry = self._counts.get(key)
+            if entry is None:
+                entry = RejectionCount(
+                    source=source,
+                    reason=reason,
+                    status=status,
+                    minute=self._minute,
+                    first_delivery_id=delivery_id,
+                    first_detail=detail,
+                )
+                self._counts[key] = entry
+            entry.count += 1
+            if len(entry.clients) < 1000:  # a count of distinct clients, bounded
+                entry.clients.add(client)
+
+    def flush(self, *, only_ended: bool = False) -> list[RejectionCount]:
+        """Publish and forget the counts (with `only_ended`, only when their minute is
+        over); returns what was published."""
+        with self._lock:
+            now = minute_of(self._clock())
+            if only_ended and now == self._minute:
+                return []
+            ended = list(self._counts.values())
+            self._counts.clear()
+            self._minute = now
+        if ended:
+            self._publish(ended)
+        return ended
+
+    def pending(self) -> int:
+        """Rejections counted and not yet published."""
+        with self._lock:
+            return sum(entry.count for entry in self._counts.values())
+
+
+class RejectionBudget:
+    """At most `per_minute` rejections per (source, client address) in a minute; thread-safe."""
+
+    def __init__(self, per_minute: int, *, clock: Clock = time.time) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._minute = minute_of(clock())
+        self._spent: dict[tuple[str, str], int] = {}
+
+    def exhausted(self, source: str, client: str) -> bool:
+        """Whether this client has used up its rejections for `source` this minute."""
+        with self._lock:
+            self._roll()
+            return self._spent.get((source, client), 0) >= self.per_minute
+
+    def spend(self, source: str, client: str) -> None:
+        """Record one rejection of this client."""
+        with self._lock:
+            self._roll()
+            key = (source, client)
+            if key in self._spent or len(self._spent) < 100_000:  # bounded memory
+                self._spent[key] = self._spent.get(key, 0) + 1
+
+    def _roll(self) -> None:
+        now = minute_of(self._clock())
+        if now != self._minute:
+            self._minute = now
+            self._spent.clear()
