@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from codefactory.config import Settings, is_terminal_attached
 from codefactory.domain import RunState
@@ -57,8 +58,10 @@ def observer() -> RunObserver | None:
             "rejected": "yellow",
             "no_change": "green",
         }.get(run_state.value, "cyan")
-        detail = f" [dim]{reason}[/]" if reason else ""
-        console.print(f"  {run_id} → [{colour}]{run_state.value}[/]{detail}", highlight=False)
+        detail = f" [dim]{escape(reason)}[/]" if reason else ""  # reasons quote payload text
+        console.print(
+            f"  {escape(run_id)} → [{colour}]{run_state.value}[/]{detail}", highlight=False
+        )
 
     return show
 
