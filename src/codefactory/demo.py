@@ -8,11 +8,13 @@ model gateway; with no upstream configured the gateway replays the shipped trans
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +23,9 @@ from codefactory.config import Settings
 from codefactory.domain import Run, RunState
 from codefactory.runs.loop import RunObserver
 from codefactory.store.runs import RunStore
+
+if TYPE_CHECKING:
+    from codefactory.factory import Factory
 
 TEMPLATE = Path(__file__).parent / "demo_template"
 SPONSOR = "priya.shah"
@@ -56,6 +61,61 @@ def create_sample_repository(target: Path) -> Path:
             ["git", "-C", str(target), *identity, *args], check=True, capture_output=True
         )
     return target
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoPeople:
+    """The demo's directory of people, kept beside (never inside) its data folder."""
+
+    directory_file: Path
+    reviewer_key: Path
+
+
+def people_folder(data_dir: Path) -> Path:
+    """`<data folder>-people`: a sibling of the data folder, which alone cannot add a person."""
+    resolved = data_dir.expanduser().resolve()
+    return resolved.with_name(resolved.name + "-people")
+
+
+def write_demo_people(folder: Path) -> DemoPeople:
+    """A directory file with the sponsor (whose `unix` identity is the OS account running the
+    demo, the CLI's logged-in person) and a reviewer with a freshly generated SSH key."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(mode=0o700, parents=True)
+    key = folder / REVIEWER
+    subprocess.run(  # noqa: S603 - fixed ssh-keygen arguments, a path we just created
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{REVIEWER} (demo)", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    public = key.with_name(key.name + ".pub").read_text(encoding="ascii").strip()
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    directory = folder / "directory.toml"
+    directory.write_text(
+        f'''# The demo's directory of people (identity.directory_file); a bank keeps its own.
+[people."{SPONSOR}"]
+name = "Priya Shah"
+email = "priya.shah@bank.example"
+roles = ["sponsor"]
+identities = {{ unix = [{_toml(account)}], jira = ["{SPONSOR}"] }}
+
+[people."{REVIEWER}"]
+name = "Jordan Lee"
+email = "jordan.lee@bank.example"
+roles = ["reviewer"]
+ssh_keys = [{_toml(public)}]
+''',
+        encoding="utf-8",
+    )
+    return DemoPeople(directory_file=directory, reviewer_key=key)
+
+
+def _toml(text: str) -> str:
+    """A TOML basic string (JSON's escaping is TOML's for these characters)."""
+    import json
+
+    return json.dumps(text)
 
 
 def _checks(store: RunStore, run: Run) -> str:
@@ -135,6 +195,12 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
             "it, a factory blocks on it (verify.advisories_max_age_days)",
             highlight=False,
         )
+    # the demo's own people (whatever directory is configured): a sponsor who is the OS
+    # account running it, a reviewer who signs approvals with a freshly generated key
+    people = write_demo_people(people_folder(settings.data_dir))
+    identity = settings.identity.model_copy(update={"directory_file": people.directory_file})
+    settings = settings.model_copy(update={"identity": identity})
+    log.print(f"directory of people: {people.directory_file}", highlight=False)
     factory = build_factory(settings, observer=progress)
     repo = create_sample_repository(settings.data_dir / "demo" / "sample-service")
     log.print(f"sample service repository: {repo}", highlight=False)
@@ -143,10 +209,11 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
         log.print(f"ticket {ticket.stem}: starting a run", highlight=False)
         run = accept_ticket(factory, payload=ticket.read_bytes(), repo=repo)
         if run.state is RunState.IN_REVIEW:
-            log.print(f"  {run.id} in review; approving as {REVIEWER}", highlight=False)
-            run = factory.review.decide(
-                run.id, reviewer=REVIEWER, approve=True, comment="demo review"
+            log.print(
+                f"  {run.id} in review; approving as {REVIEWER}, signed with {people.reviewer_key}",
+                highlight=False,
             )
+            run = approve_signed(factory, run.id, people.reviewer_key)
         outcomes.append(DemoRun(ticket=ticket.stem, run=run, checks=_checks(factory.store, run)))
     verification = factory.audit.verify()
     return DemoReport(
@@ -154,6 +221,23 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
         audit_ok=verification.ok,
         audit_reason=verification.reason,
         repository=repo,
+    )
+
+
+def approve_signed(factory: Factory, run_id: str, key: Path) -> Run:
+    """The reviewer's approval as `codefactory review approve RUN --as REVIEWER --key KEY`
+    gives it: a statement over the run, signed with the reviewer's own key."""
+    from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
+
+    body = factory.review.statement_for(
+        run_id, reviewer=REVIEWER, approve=True, comment="demo review"
+    )
+    return factory.review.decide(
+        run_id,
+        statement=body,
+        signature=sign(body, key, REVIEW_NAMESPACE),
+        reviewer=REVIEWER,
+        approve=True,
     )
 
 

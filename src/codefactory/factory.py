@@ -135,10 +135,11 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.advisories.importer import default_advisories
     from codefactory.audit.publishing import checkpoint_when_resting
     from codefactory.audit.sql import SqlAuditLog
+    from codefactory.audit.wiring import audit_log
     from codefactory.context.sources import RepositoryFilesConnector, TicketConnector
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
-    from codefactory.engines.registry import load_registry
+    from codefactory.identity.governance import statement_verifier
     from codefactory.identity.services import (
         agent_provenance,
         build_identity,
@@ -146,10 +147,10 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         issuer_for,
     )
     from codefactory.package.builder import FolderPackageBuilder
-    from codefactory.policy.cedar import CedarPolicy, default_policy_path
     from codefactory.review.local_forge import LocalForge
     from codefactory.review.signing import AgentCommitSigning
-    from codefactory.runs.registry_log import record_registry
+    from codefactory.runs.policy_log import active_policy
+    from codefactory.runs.registry_log import active_registry, record_registry
     from codefactory.runs.sessions import GatewaySessions, RegistryClearance
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox, python_interpreters
@@ -162,7 +163,8 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     prepare_data_dir(settings.data_dir)  # 0700, files 0600 (umask 077)
     engine = open_engine(settings.database_url)
     issuer = issuer_for(settings)
-    audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
+    sql_audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
+    audit = audit_log(settings, engine, sql_audit)  # SIEM stream, witnesses (docs/witnesses.md)
     store = RunStore(engine, audit)
     identity = build_identity(
         settings, engine=engine, audit=audit, issuer=issuer, default_agent=default_agent(settings)
@@ -203,12 +205,12 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             interpreters=interpreters,
         )
 
-    registry = load_registry(settings.engines.registry)
+    registry, _ = active_registry(settings.engines.registry, audit)  # four eyes: the approved
     record_registry(store, audit, registry)
     recipes: list[Engine] = [DependencyBumpEngine(advisories), LintFixEngine()]
     engines: dict[str, Engine] = {engine.name: engine for engine in recipes}
     engines.update(language_model_engines(settings))
-    policy = CedarPolicy.from_file(settings.policy_file or default_policy_path())
+    policy, _ = active_policy(settings.policy_file, audit)  # four eyes: the approved policy
     evidence_dir = settings.data_dir / "evidence"
     loop = RunLoop(
         store=store,
@@ -246,7 +248,13 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             evidence_dir=evidence_dir,
         ),
     )
-    review = ReviewDesk(store=store, forge=forge, observer=observer, delegation=identity.delegation)
+    review = ReviewDesk(
+        store=store,
+        forge=forge,
+        observer=observer,
+        delegation=identity.delegation,
+        statements=statement_verifier(settings, identity.directory),
+    )
     return Factory(
         settings=settings,
         store=store,

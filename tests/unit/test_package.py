@@ -123,6 +123,7 @@ EXPECTED_FILES = (
     "evidence/junit.xml",
     "evidence/lint.sarif",
     "evidence/sca.sarif",
+    "manifest.json",
     "risk.json",
     "rollback.md",
     "summary.md",

@@ -1,5 +1,11 @@
 """Identity commands: `agents create|list|show|activate|suspend|revoke`, and `identity jwks`,
-`identity allowed-signers`, `identity rotate-key`, `identity revoke-token`."""
+`identity allowed-signers`, `identity rotate-key`, `identity revoke-token`,
+`identity statement`.
+
+Governance acts (activate, suspend, revoke, rotate-key, revoke-token) need a statement signed
+with the person's own SSH key (`--as P --key K`, or `--statement`/`--signature`) by someone
+holding the `security` role (`identity.governance`); a bare `--as` is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json
+from codefactory.commands.signed import (
+    KeyOption,
+    PersonOption,
+    SignatureOption,
+    StatementOption,
+    governance_desk,
+    signed_statement,
+)
 
 if TYPE_CHECKING:
+    from codefactory.factory import Factory
     from codefactory.identity.agents import AgentIdentity
+    from codefactory.identity.statements import VerifiedStatement
 
 agents_app = typer.Typer(help="Registered agents: non-human identities.", no_args_is_help=True)
 identity_app = typer.Typer(help="The issuer's keys and what it publishes.", no_args_is_help=True)
@@ -111,41 +128,106 @@ def agents_show(agent_id: str, as_json: JsonOption = False) -> None:
     _show(agent, as_json)
 
 
-def _move(agent_id: str, status: str, actor: str, reason: str, as_json: bool) -> None:
+def _authorize(
+    factory: Factory,
+    action: str,
+    target: str,
+    person: str,
+    reason: str,
+    signed: tuple[Path | None, Path | None, Path | None],
+) -> VerifiedStatement:
+    """The signed governance statement for `action` on `target`, checked (role, key, time,
+    replay) and audited; exits with the reason when it does not count."""
+    from codefactory.identity.governance import GovernanceAction
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
+    from codefactory.identity.statements import StatementRefused, governance_statement
+
+    key, statement, signature = signed
+    body, sig = signed_statement(
+        lambda: governance_statement(action=action, target=target, person=person, reason=reason),
+        key=key,
+        statement=statement,
+        signature=signature,
+        namespace=GOVERNANCE_NAMESPACE,
+        how_to_sign=f"print the statement with `codefactory identity statement {action} "
+        f"{target} --as YOU`",
+    )
+    try:
+        return governance_desk(factory).authorize(
+            body, sig, action=GovernanceAction(action), target=target, claimed=person
+        )
+    except StatementRefused as err:
+        fail(escape(str(err)))
+
+
+def _move(
+    agent_id: str,
+    status: str,
+    person: str,
+    reason: str,
+    signed: tuple[Path | None, Path | None, Path | None],
+    as_json: bool,
+) -> None:
     from codefactory.identity.agents import AgentStatus
     from codefactory.identity.errors import IdentityError
 
+    factory = build()
+    action = {"active": "agent-activate", "suspended": "agent-suspend", "revoked": "agent-revoke"}
+    verified = _authorize(factory, action[status], agent_id, person, reason, signed)
     try:
-        agent = build().identity.agents.set_status(
-            agent_id, AgentStatus(status), actor=f"user:{actor}", reason=reason
+        agent = factory.identity.agents.set_status(
+            agent_id,
+            AgentStatus(status),
+            actor=verified.person.actor,
+            reason=str(verified.fields.get("reason", "")),
         )
     except IdentityError as err:
-        fail(str(err))
+        fail(escape(str(err)))
     _show(agent, as_json)
 
 
 @agents_app.command("activate")
 def agents_activate(
-    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+    agent_id: str,
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: ReasonOption = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Let a created or suspended agent act."""
-    _move(agent_id, "active", actor, reason, as_json)
+    """Let a created or suspended agent act (signed; role `security`)."""
+    _move(agent_id, "active", person, reason, (key, statement, signature), as_json)
 
 
 @agents_app.command("suspend")
 def agents_suspend(
-    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+    agent_id: str,
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: ReasonOption = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Stop an agent from acting until it is activated again; runs in flight stop too."""
-    _move(agent_id, "suspended", actor, reason, as_json)
+    """Stop an agent from acting until it is activated again; runs in flight stop too
+    (signed; role `security`)."""
+    _move(agent_id, "suspended", person, reason, (key, statement, signature), as_json)
 
 
 @agents_app.command("revoke")
 def agents_revoke(
-    agent_id: str, actor: ActorOption, reason: ReasonOption = "", as_json: JsonOption = False
+    agent_id: str,
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: ReasonOption = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Revoke an agent for good; its key stops verifying commits made afterwards."""
-    _move(agent_id, "revoked", actor, reason, as_json)
+    """Revoke an agent for good; its key stops verifying commits made afterwards (signed;
+    role `security`)."""
+    _move(agent_id, "revoked", person, reason, (key, statement, signature), as_json)
 
 
 def _default_signers_path() -> Path:
@@ -202,40 +284,101 @@ def identity_allowed_signers(
 
 
 @identity_app.command("rotate-key")
-def identity_rotate_key(actor: ActorOption) -> None:
-    """Start signing tokens and checkpoints with a new issuer key; old keys stay published."""
+def identity_rotate_key(
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: ReasonOption = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+) -> None:
+    """Start signing tokens and checkpoints with a new issuer key; old keys stay published
+    (signed; role `security`)."""
     from datetime import UTC, datetime
 
     from codefactory.domain import AuditEvent
 
     factory = build()
+    target = factory.identity.issuer.name
+    verified = _authorize(
+        factory, "issuer-key-rotate", target, person, reason, (key, statement, signature)
+    )
     retired = factory.identity.issuer.public_keys()[0]
-    key = factory.identity.issuer.rotate()
+    new_key = factory.identity.issuer.rotate()
     factory.audit.append(
         AuditEvent(
             name="issuer-key-rotated",
-            actor=f"user:{actor}",
-            data={"issuer": factory.identity.issuer.name, "kid": key.kid, "retired": retired.kid},
+            actor=verified.person.actor,
+            data={
+                "issuer": target,
+                "kid": new_key.kid,
+                "retired": retired.kid,
+                "statement_digest": verified.digest,
+            },
             at=datetime.now(UTC),
         )
     )
-    console.print(f"issuer key {key.kid} is current; {retired.kid} retired", highlight=False)
+    console.print(
+        f"issuer key {escape(new_key.kid)} is current; {escape(retired.kid)} retired",
+        highlight=False,
+    )
 
 
 @identity_app.command("revoke-token")
 def identity_revoke_token(
     jti: Annotated[str, typer.Argument(help="The token's jti (see `audit explain RUN`).")],
-    actor: ActorOption,
+    person: PersonOption,
+    key: KeyOption = None,
     reason: ReasonOption = "revoked by an operator",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Revoke a run's delegation token: every component acting for the run refuses it."""
+    """Revoke a run's delegation token: every component acting for the run refuses it
+    (signed; role `security`)."""
     from codefactory.identity.errors import IdentityError
 
+    factory = build()
+    verified = _authorize(factory, "token-revoke", jti, person, reason, (key, statement, signature))
     try:
-        run_id = build().identity.delegation.revoke(jti, actor=f"user:{actor}", reason=reason)
+        run_id = factory.identity.delegation.revoke(
+            jti, actor=verified.person.actor, reason=str(verified.fields.get("reason", ""))
+        )
     except IdentityError as err:
-        fail(str(err))
-    console.print(f"token {jti} of run {run_id} revoked", highlight=False)
+        fail(escape(str(err)))
+    console.print(f"token {escape(jti)} of run {escape(run_id)} revoked", highlight=False)
+
+
+@identity_app.command("statement")
+def identity_statement(
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="agent-activate, agent-suspend, agent-revoke, token-revoke, "
+            "issuer-key-rotate, policy-propose, policy-approve, registry-propose, "
+            "registry-approve."
+        ),
+    ],
+    target: Annotated[
+        str, typer.Argument(help="The agent id, the token's jti, the issuer, or a digest.")
+    ],
+    person: PersonOption,
+    reason: ReasonOption = "",
+) -> None:
+    """Print the governance statement to sign elsewhere (`ssh-keygen -Y sign -n
+    codefactory-governance`); submit it with `--statement` and `--signature`."""
+    import sys
+
+    from codefactory.identity.errors import IdentityError
+    from codefactory.identity.governance import GovernanceAction
+    from codefactory.identity.statements import governance_statement
+
+    if action not in set(GovernanceAction):
+        fail(f"unknown action {escape(action)!s}")
+    try:
+        body = governance_statement(action=action, target=target, person=person, reason=reason)
+    except IdentityError as err:
+        fail(escape(str(err)))
+    sys.stdout.buffer.write(body)
+    sys.stdout.flush()
 
 
 @identity_app.command("trust-export")

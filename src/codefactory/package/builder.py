@@ -12,6 +12,7 @@ from pathlib import Path
 from codefactory.domain import ChangePackage, CheckResult
 from codefactory.package.cab import cab_record
 from codefactory.package.errors import DuplicateEvidence, PackageExists, UnsafeName
+from codefactory.package.manifest import write_manifest
 from codefactory.package.port import PackageContents
 from codefactory.package.provenance import DsseProvenance
 from codefactory.package.risk import RiskAssessment, assess_risk
@@ -114,10 +115,13 @@ def summary(contents: PackageContents, risk: RiskAssessment) -> str:
         "## How to approve",
         "",
         "```sh",
-        f"codefactory review approve {run.id} --as <you>",
+        f"codefactory review approve {run.id} --as <you> --key ~/.ssh/id_ed25519",
         "```",
         "",
-        "Segregation of duties: the sponsor, the agent and the requester cannot approve. "
+        "The verdict is a statement signed with your SSH key (a key the directory lists as "
+        "yours); it is kept under `reviews/` with its signature. "
+        "Segregation of duties: the sponsor, the agent and the person who caused the trigger "
+        "cannot approve. "
         "The backout is in `rollback.md`, the change record in `cab.json`.",
     ]
     return "\n".join(lines) + "\n"
@@ -178,6 +182,7 @@ class FolderPackageBuilder:
         (folder / "summary.md").write_text(summary(contents, risk), encoding="utf-8")
         if self.provenance is not None:
             self.provenance.write(folder, contents, patch)
+        write_manifest(folder)  # last: the package digest a reviewer signs covers every file
 
     @staticmethod
     def _move_into_place(scratch: Path, target: Path, run_id: str) -> None:

@@ -4,9 +4,12 @@ ReviewError
  ├── ForgeError              a git command in the forge failed (carries git's stderr)
  │    ├── EmptyChange        the change holds no file, or leaves the base tree unchanged
  │    └── BranchExists       the review branch already points at a different commit
- └── SegregationViolation    the reviewer may not approve this run (NIST SP 800-53 AC-5)
-      ├── ReviewerMissing    no reviewer was named
-      └── SelfApprovalRefused  the reviewer is the sponsor, the agent or the requester
+ ├── SegregationViolation    the reviewer may not approve this run (NIST SP 800-53 AC-5)
+ │    ├── ReviewerMissing    no reviewer was named
+ │    ├── NonHumanReviewer   the reviewer is not a person (`agent:`, refused characters)
+ │    └── SelfApprovalRefused  the reviewer is the sponsor, the agent, the requester or the
+ │                           person who caused the trigger
+ └── VerdictRefused          the signed verdict does not count (names why; audited)
 """
 
 from __future__ import annotations
@@ -48,8 +51,30 @@ class ReviewerMissing(SegregationViolation):
         super().__init__("segregation of duties: an approval must name its reviewer")
 
 
+class NonHumanReviewer(SegregationViolation):
+    """Non-humans never approve; a name with hidden characters is no person either."""
+
+    def __init__(self, reviewer: str, run_id: str, reason: str) -> None:
+        run = f"run {run_id}" if run_id else "this run"
+        shown = reviewer.encode("unicode_escape").decode("ascii")[:120]
+        super().__init__(f"segregation of duties: {shown!r} may not review {run}: {reason}")
+        self.reviewer = reviewer
+        self.run_id = run_id
+
+
+class VerdictRefused(ReviewError):
+    """A signed verdict that does not count: an unknown key, another person's key, another
+    run's statement, a stale or replayed one, a reviewer without the role."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"verdict on run {run_id} refused: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class SelfApprovalRefused(SegregationViolation):
-    """The reviewer holds another role in the run (sponsor, agent or requester)."""
+    """The reviewer holds another role in the run (sponsor, agent, requester, or the person
+    who caused the trigger)."""
 
     def __init__(self, reviewer: str, role: str, run_id: str = "") -> None:
         run = f"run {run_id}" if run_id else "this run"

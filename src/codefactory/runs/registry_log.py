@@ -1,6 +1,12 @@
-"""Changing the engine registry is an audit event.
+"""The engine registry a factory uses is the approved one (four eyes), and every change of
+it is an audit event.
 
-At start the factory compares the registry file with the snapshot the audit log last
+`active_registry` reads the configured registry file and asks the governance ledger
+(`identity.four_eyes`) which content is active: the file's when it is the approved content or
+the first ever seen (adopted), else the last approved content, with a notice saying the file
+waits for `codefactory engines propose` and a second approver.
+
+At start the factory compares the registry in use with the snapshot the audit log last
 recorded (`engine-registry-loaded`); when they differ it appends `engine-registry-changed`
 (which entries were added, removed or changed, and which fields) and the new snapshot, in one
 transaction. The log alone then shows which engines were cleared, and on what terms, when.
@@ -8,10 +14,49 @@ transaction. The log alone then shows which engines were cleared, and on what te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from codefactory.audit.port import AuditLog
-from codefactory.engines.registry import EngineRegistry
+from codefactory.engines.registry import (
+    EngineRegistry,
+    RegistryInvalid,
+    default_registry_path,
+    parse_registry,
+)
 from codefactory.engines.registry_audit import REGISTRY_CHANGED, REGISTRY_LOADED, registry_update
+from codefactory.identity.four_eyes import GovernedFile, GovernedState
 from codefactory.store.runs import RunStore
+
+KIND = "registry"
+
+
+def configured_registry_path(registry_file: Path | None) -> Path:
+    """The configured registry file, else the shipped one."""
+    return registry_file or default_registry_path()
+
+
+def read_registry_text(registry_file: Path | None) -> tuple[Path, str]:
+    """The configured registry's path and text; `RegistryInvalid` when unreadable."""
+    path = configured_registry_path(registry_file)
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RegistryInvalid(path, [f"{path}: cannot be read: {err}"]) from err
+
+
+def active_registry(
+    registry_file: Path | None, audit: AuditLog
+) -> tuple[EngineRegistry, GovernedState]:
+    """The registry to use and how the configured file stands; `RegistryInvalid` when the
+    configured file does not parse (fail closed)."""
+    path, text = read_registry_text(registry_file)
+    configured = parse_registry(text, source=str(path))
+    state = GovernedFile(KIND, audit).state(text, source=str(path))
+    if not state.pending:
+        return configured, state
+    return parse_registry(
+        state.active_text, source=f"approved registry {state.active_digest}"
+    ), state
 
 
 def record_registry(store: RunStore, audit: AuditLog, registry: EngineRegistry) -> bool:

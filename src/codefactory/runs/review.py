@@ -1,4 +1,10 @@
-"""The human end of the loop: a reviewer's verdict, the SoD gate, then the hand-off."""
+"""The human end of the loop: a reviewer's signed verdict, the SoD gate, then the hand-off.
+
+A verdict counts only as a statement (`identity.statements.review_statement`) over this run,
+its head commit and its package digest, signed with a key the directory lists for a person
+holding the `reviewer` role who is neither the sponsor, the agent, the requester nor the
+person who caused the trigger. The statement and its signature are kept in the package.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codefactory.domain import Review, Run, RunState
+from codefactory.identity.directory import FileDirectory, Role
 from codefactory.identity.errors import IdentityError
 from codefactory.identity.port import Delegation
-from codefactory.review.errors import ReviewError
+from codefactory.identity.statements import (
+    REVIEW_TYPE,
+    StatementRefused,
+    StatementVerifier,
+    VerifiedStatement,
+    refuse_non_human,
+    review_statement,
+)
+from codefactory.package.manifest import PackageAltered, keep_verdict, package_digest
+from codefactory.review.errors import ReviewError, VerdictRefused
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
 from codefactory.runs.loop import RunObserver
@@ -20,8 +36,13 @@ class ReviewNotOpen(ReviewError):
     """The run is not waiting for review (names its state), or its branch moved."""
 
 
+SIGNED_EVENT = "review-signed"
+"""The audit event of an accepted verdict: statement digest, key fingerprint, package digest."""
+REFUSED_EVENT = "review-refused"
+
+
 class ReviewDesk:
-    """Records approvals and rejections; an approval hands the change off."""
+    """Records signed approvals and rejections; an approval hands the change off."""
 
     def __init__(
         self,
@@ -30,49 +51,161 @@ class ReviewDesk:
         forge: Forge,
         observer: RunObserver | None = None,
         delegation: Delegation | None = None,
+        statements: StatementVerifier | None = None,
     ):
         self.store = store
         self.forge = forge
         self.observer = observer
         self.delegation = delegation
+        self.statements = statements or StatementVerifier(FileDirectory(None))
 
-    def decide(self, run_id: str, *, reviewer: str, approve: bool, comment: str = "") -> Run:
-        """Record a verdict by `reviewer`; refuses self-approval and a moved branch."""
+    def statement_for(
+        self, run_id: str, *, reviewer: str, approve: bool, comment: str = ""
+    ) -> bytes:
+        """The statement `reviewer` signs for a verdict on the run as it is now (its head
+        commit and package digest); `ReviewNotOpen` when it is not in review."""
+        run = self._open(run_id)
+        return review_statement(
+            run_id=run.id,
+            commit=run.head_commit,
+            package_digest=self._package_digest(run),
+            verdict="approve" if approve else "reject",
+            reviewer=refuse_non_human(reviewer),
+            comment=comment,
+        )
+
+    def decide(
+        self, run_id: str, *, statement: bytes, signature: str, reviewer: str, approve: bool
+    ) -> Run:
+        """Record the verdict `statement` (signed: `signature`, armored SSH signature) says
+        `reviewer` gives. Refuses (`VerdictRefused`, `SegregationViolation`, audited as
+        `review-refused`) anything but a fresh, unused statement of `approve`'s verdict over
+        this run's head commit and package, signed by that reviewer's own key; refuses a
+        moved branch (`ReviewNotOpen`)."""
+        run = self._open(run_id)
+        verified = self._verify(run, statement, signature, reviewer, approve)
+        self._require_unmoved(run)
+        comment = str(verified.fields.get("comment", ""))
+        person = verified.person
+        verdict = Review(
+            run_id=run_id,
+            reviewer=person.id,
+            approved=approve,
+            comment=comment,
+            at=datetime.now(UTC),
+        )
+        kept = keep_verdict(
+            Path(run.package_dir),
+            verdict="approve" if approve else "reject",
+            body=verified.body,
+            signature=verified.signature,
+            allowed_signers_line=verified.allowed_signers_line,
+        )
+        state = RunState.APPROVED if approve else RunState.REJECTED
+        reason = f"{'approved' if approve else 'rejected'} by {person.id}" + (
+            f": {comment}" if comment else ""
+        )
+        with self.store.atomic() as tx:
+            tx.record_review(verdict, commit=run.head_commit)
+            tx.audit(
+                SIGNED_EVENT,
+                actor=person.actor,
+                run_id=run_id,
+                verdict=verified.fields["verdict"],
+                statement_digest=verified.digest,
+                key_fingerprint=verified.fingerprint,
+                package_digest=verified.fields["package_digest"],
+                commit=run.head_commit,
+                statement=str(kept.relative_to(run.package_dir)),
+                allowed_signers=verified.allowed_signers_line,
+            )
+            tx.transition(run_id, state, reason=reason, actor=person.actor)
+        self._notify(run_id, state, reason)
+        if approve:
+            self._hand_off(run, verdict, verified)
+        return self.store.require_run(run_id)
+
+    def _open(self, run_id: str) -> Run:
         run = self.store.require_run(run_id)
         if run.state is not RunState.IN_REVIEW:
             raise ReviewNotOpen(f"run {run_id} is `{run.state.value}`, not waiting for review")
+        return run
+
+    def _package_digest(self, run: Run) -> str:
+        if not run.package_dir:
+            raise PackageAltered(Path("."), f"run {run.id} has no change package")
+        return package_digest(Path(run.package_dir))
+
+    def _verify(
+        self, run: Run, statement: bytes, signature: str, reviewer: str, approve: bool
+    ) -> VerifiedStatement:
         trigger = self.store.get_trigger(run.trigger_id)
+        caused_by = trigger.caused_by if trigger else ""  # who ran the trigger: `user:<id>`
+        digest, fingerprint = "", ""
         try:
             check_reviewer(
                 reviewer=reviewer,
                 sponsor=run.sponsor,
                 agent_id=run.agent_id,
                 trigger_actor=trigger.actor if trigger else "",
-                run_id=run_id,
+                caused_by=caused_by,
+                run_id=run.id,
             )
+            verified = self.statements.verify(
+                statement,
+                signature,
+                statement_type=REVIEW_TYPE,
+                claimed=reviewer,
+                role=Role.REVIEWER,
+                expect={
+                    "run_id": run.id,
+                    "commit": run.head_commit,
+                    "package_digest": self._package_digest(run),
+                    "verdict": "approve" if approve else "reject",
+                },
+                used=lambda found: self._used(run.id, found),
+            )
+            digest, fingerprint = verified.digest, verified.fingerprint
+            # the signer, not only the claimed name, is held to segregation of duties
+            check_reviewer(
+                reviewer=verified.person.actor,
+                sponsor=run.sponsor,
+                agent_id=run.agent_id,
+                trigger_actor=trigger.actor if trigger else "",
+                caused_by=caused_by,
+                run_id=run.id,
+            )
+        except (StatementRefused, PackageAltered) as err:
+            digest = getattr(err, "digest", "")
+            fingerprint = getattr(err, "fingerprint", "")
+            self._refused(run.id, reviewer, str(err), digest, fingerprint)
+            raise VerdictRefused(run.id, getattr(err, "reason", str(err))) from err
         except ReviewError as err:
-            with self.store.atomic() as tx:
-                tx.audit("review-refused", actor=f"user:{reviewer}", run_id=run_id, reason=str(err))
+            self._refused(run.id, reviewer, str(err), digest, fingerprint)
             raise
-        self._require_unmoved(run)
-        verdict = Review(
-            run_id=run_id,
-            reviewer=reviewer,
-            approved=approve,
-            comment=comment,
-            at=datetime.now(UTC),
-        )
-        state = RunState.APPROVED if approve else RunState.REJECTED
-        reason = f"{'approved' if approve else 'rejected'} by {reviewer}" + (
-            f": {comment}" if comment else ""
-        )
+        return verified
+
+    def _refused(
+        self, run_id: str, reviewer: str, reason: str, digest: str, fingerprint: str
+    ) -> None:
+        claimed = reviewer.encode("unicode_escape").decode("ascii")[:120]
         with self.store.atomic() as tx:
-            tx.record_review(verdict, commit=run.head_commit)
-            tx.transition(run_id, state, reason=reason, actor=f"user:{reviewer}")
-        self._notify(run_id, state, reason)
-        if approve:
-            self._hand_off(run, verdict)
-        return self.store.require_run(run_id)
+            tx.audit(
+                REFUSED_EVENT,
+                actor="unauthenticated",
+                run_id=run_id,
+                claimed_reviewer=claimed,
+                reason=reason,
+                statement_digest=digest,
+                key_fingerprint=fingerprint,
+            )
+
+    def _used(self, run_id: str, digest: str) -> bool:
+        return any(
+            record.data.get("statement_digest") == digest
+            for record in self.store.audit_events(run_id)
+            if record.name == SIGNED_EVENT
+        )
 
     def _require_unmoved(self, run: Run) -> None:
         head = self.forge.branch_head(run.repository, run.branch)
@@ -82,7 +215,7 @@ class ReviewDesk:
                 "an approval binds to the reviewed commit"
             )
 
-    def _hand_off(self, run: Run, verdict: Review) -> None:
+    def _hand_off(self, run: Run, verdict: Review, verified: VerifiedStatement) -> None:
         """Hand the approved change to QA: the approval joins the package, the run ends.
 
         The delegation must have covered the change when the agent packaged it, and must not
@@ -102,6 +235,9 @@ class ReviewDesk:
             "run_id": run.id,
             "approved_by": verdict.reviewer,
             "approved_at": verdict.at.isoformat(),
+            "statement_digest": verified.digest,
+            "key_fingerprint": verified.fingerprint,
+            "package_digest": verified.fields["package_digest"],
             "commit": run.head_commit,
             "branch": run.branch,
             "sponsor": run.sponsor,
