@@ -202,6 +202,22 @@ class WitnessedAuditLog:
             AuditEvent(name=FAILED_EVENT, actor="audit", data=data, at=datetime.now(UTC))
         )
 
+    def cosigned_note(self, signed: SignedCheckpoint) -> str:
+        """The signed note followed by each configured witness's verified cosignature line
+        of this checkpoint (c2sp.org/tlog-cosignature: a note with more signature lines)."""
+        note_text = signed.note[: signed.note.rfind("\n\n") + 1]
+        lines: list[str] = []
+        for witness in self._settings.witnesses:
+            for row in self._cosignatures.all():
+                if row.witness_key != witness.key.encoded() or row.note != signed.note:
+                    continue
+                try:
+                    lines.append(verify_cosignature(note_text, row.cosignature, witness.key).line)
+                except CheckpointInvalid:
+                    continue
+                break
+        return signed.note + "".join(lines)
+
     # -- verification -----------------------------------------------------------------------
 
     def verify(self, *, checkpoint: str | None = None) -> LogReport:

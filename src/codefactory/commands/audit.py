@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from codefactory.commands.common import JsonOption, build, console, fail, print_json
+from codefactory.commands.common import JsonOption, build, console, errors, fail, print_json
 
 audit_app = typer.Typer(help="The tamper-evident Merkle audit log.", no_args_is_help=True)
 
@@ -28,7 +29,9 @@ def audit_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every leaf and the tree; name the first event altered, removed, inserted or
-    reordered, and check every signed checkpoint (and a saved one) still holds."""
+    reordered, and check every signed checkpoint (and a saved one) still holds. With witnesses
+    configured (audit.witnesses), the latest checkpoint must carry the quorum's cosignatures
+    and every cosigned root must match; without, it warns that the log is unwitnessed."""
     note = None
     if checkpoint is not None:
         try:
@@ -36,10 +39,18 @@ def audit_verify(
         except (OSError, UnicodeDecodeError) as err:
             fail(f"cannot read the checkpoint {checkpoint}: {err}")
     report = build().audit.verify(checkpoint=note)
+    from codefactory.commands.common import state
+    from codefactory.identity.trust_report import warn_unprotected_keys
+
+    custody = warn_unprotected_keys(state.settings)  # keys in the data folder: said loudly
     if as_json:
-        print_json(report.as_dict())
-    elif report.ok:
-        console.print(f"audit log verified: {report.reason}", highlight=False)
+        # `witnessed`, `witnesses`, `warnings`, `siem` included, and where keys live
+        print_json({**report.as_dict(), "key_custody": custody})
+    else:
+        for warning in report.warnings:
+            errors.print(f"[bold yellow]WARNING:[/] {escape(warning)}", highlight=False)
+        if report.ok:
+            console.print(f"audit log verified: {escape(report.reason)}", highlight=False)
     if not report.ok:
         fail(f"audit log verification failed: {report.reason}")
 
@@ -49,24 +60,28 @@ def audit_checkpoint(as_json: JsonOption = False) -> None:
     """Print the latest signed checkpoint (C2SP signed note), signing one if the log grew.
 
     Save it anywhere outside the factory; `audit verify --checkpoint FILE` later proves the
-    log still extends it.
+    log still extends it. With witnesses configured, they are asked to cosign it (again, if
+    they had not) and their cosignature lines follow the log's signature.
     """
     from codefactory.audit import AuditError
+    from codefactory.audit.witnessing import WitnessedAuditLog
 
+    audit = build().audit
     try:
-        signed = build().audit.checkpoint()
+        signed = audit.checkpoint()
     except AuditError as err:
         fail(str(err))
+    note = audit.cosigned_note(signed) if isinstance(audit, WitnessedAuditLog) else signed.note
     if as_json:
         print_json(
             {
                 **signed.checkpoint.as_dict(),
-                "note": signed.note,
+                "note": note,
                 "verifier_key": signed.verifier_key,
             }
         )
     else:
-        sys.stdout.write(signed.note)
+        sys.stdout.write(note)
 
 
 @audit_app.command("export")

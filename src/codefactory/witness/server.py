@@ -118,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve_in_thread(server: WitnessServer) -> threading.Thread:
     """Serve in a daemon thread (tests, embedding); `server.shutdown()` stops it."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="witness")
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), daemon=True, name="witness"
+    )
     thread.start()
     return thread

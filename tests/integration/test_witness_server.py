@@ -1,0 +1,226 @@
+"""`codefactory witness serve` against adversarial callers over real HTTP on 127.0.0.1, and its
+cosignatures checked by a C2SP tlog-cosignature verifier written here from the spec with
+`cryptography` alone (none of the project's note code)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typer.testing import CliRunner
+
+from codefactory.audit.checkpoint import Checkpoint
+from codefactory.audit.merkle import LeafList, consistency_proof, hash_leaf, root_of
+from codefactory.audit.note import NoteVerifier
+from codefactory.cli import app
+from codefactory.witness.keys import WitnessSetupError, load_key
+from codefactory.witness.protocol import Witness
+from codefactory.witness.server import WitnessServer, serve_in_thread
+from codefactory.witness.store import WitnessStore
+
+ORIGIN = "bank.example/audit/1"
+
+
+def leaves(n: int, tag: bytes = b"") -> list[bytes]:
+    return [hash_leaf(tag + bytes([i])) for i in range(n)]
+
+
+class Log:
+    """A log's key and the checkpoints it signs."""
+
+    def __init__(self, origin: str = ORIGIN) -> None:
+        self.origin = origin
+        self.key = Ed25519PrivateKey.generate()
+        self.public = self.key.public_key().public_bytes_raw()
+
+    def sign(self, message: bytes) -> tuple[bytes, bytes]:
+        return self.public, self.key.sign(message)
+
+    def note(self, tree: list[bytes]) -> str:
+        return Checkpoint(origin=self.origin, size=len(tree), root=root_of(tree)).sign(self.sign)
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return NoteVerifier(name=self.origin, public_key=self.public)
+
+
+def body(old: int, proof: list[bytes], note: str) -> bytes:
+    lines = [f"old {old}", *(base64.b64encode(h).decode() for h in proof)]
+    return ("\n".join(lines) + "\n\n" + note).encode()
+
+
+@pytest.fixture
+def log() -> Log:
+    return Log()
+
+
+@pytest.fixture
+def witness_url(tmp_path: Path, log: Log) -> Iterator[str]:
+    key = load_key(tmp_path / "witness", "witness.sec.example")
+    store = WitnessStore(tmp_path / "witness")
+    witness = Witness(key=key, store=store, logs={ORIGIN: [log.verifier]})
+    server = WitnessServer(("127.0.0.1", 0), witness, max_connections=2, deadline_s=1.0)
+    serve_in_thread(server)
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+HTTP = httpx.Client(timeout=5)  # one TLS context for the module: each new one costs ~50 ms
+
+
+def post(url: str, data: bytes) -> httpx.Response:
+    return HTTP.post(url + "/add-checkpoint", content=data)
+
+
+def independent_verify(note: str, line: str, name: str, public: bytes) -> int:
+    """c2sp.org/tlog-cosignature from the spec: key ID = SHA-256(name || 0x0A || 0x04 ||
+    key)[:4]; blob = key ID || uint64 BE time || Ed25519 signature over
+    'cosignature/v1\\ntime <t>\\n' || note text. Returns the time."""
+    text = note[: note.index("\n\n") + 1]
+    prefix = "\u2014 " + name + " "
+    assert line.startswith(prefix)
+    blob = base64.b64decode(line[len(prefix) :].strip())
+    assert len(blob) == 76
+    assert blob[:4] == hashlib.sha256(name.encode() + b"\n\x04" + public).digest()[:4]
+    (timestamp,) = struct.unpack(">Q", blob[4:12])
+    message = b"cosignature/v1\ntime " + str(timestamp).encode() + b"\n" + text.encode()
+    Ed25519PublicKey.from_public_bytes(public).verify(blob[12:], message)  # raises if bad
+    return timestamp
+
+
+def test_cosigns_consistent_checkpoints_and_refuses_the_rest(
+    witness_url: str, log: Log, tmp_path: Path
+) -> None:
+    key = load_key(tmp_path / "witness")
+    tree = leaves(5)
+    first = post(witness_url, body(0, [], log.note(tree)))
+    assert first.status_code == 200, first.text
+    (line,) = first.text.splitlines()
+    assert (
+        abs(independent_verify(log.note(tree), line, key.name, key.public.public_key) - time.time())
+        < 60
+    )
+
+    # a second caller still thinking the witness is at 0: 409 with the size it cosigned
+    stale = post(witness_url, body(0, [], log.note(leaves(7))))
+    assert stale.status_code == 409
+    assert stale.headers["content-type"] == "text/x.tlog.size" and stale.text == "5\n"
+
+    grown = leaves(9)
+    proof = consistency_proof(LeafList(grown), 5, 9)
+    assert post(witness_url, body(5, proof, log.note(grown))).status_code == 200
+
+    # a fork: 12 leaves whose first 9 differ from what was cosigned, with its own honest proof
+    fork = leaves(12, b"x")
+    forged = post(witness_url, body(9, consistency_proof(LeafList(fork), 9, 12), log.note(fork)))
+    assert forged.status_code == 422, forged.text
+    # same size, another root: 409
+    same = post(witness_url, body(9, [], log.note(leaves(9, b"y"))))
+    assert (same.status_code, same.text) == (409, "9\n")
+    # the same checkpoint again is cosigned again (idempotent)
+    assert post(witness_url, body(9, [], log.note(grown))).status_code == 200
+
+
+def test_refuses_unknown_logs_bad_signatures_and_malformed_bodies(
+    witness_url: str, log: Log
+) -> None:
+    tree = leaves(3)
+    assert post(witness_url, body(0, [], Log("other.example/log").note(tree))).status_code == 404
+    impostor = Log()  # same origin, another key
+    refused = post(witness_url, body(0, [], impostor.note(tree)))
+    assert refused.status_code == 403, refused.text
+    tampered = log.note(tree).replace("\n3\n", "\n4\n", 1)
+    assert post(witness_url, body(0, [], tampered)).status_code == 403
+    note = log.note(tree)
+    for bad in (
+        b"old 0\n" + note.encode(),  # no empty line
+        body(0, [], note).replace(b"old 0", b"old -1"),
+        body(0, [], note).replace(b"old 0", b"old 01"),
+        body(0, [bytes(32)], note),  # a proof with old size 0
+        body(1, [bytes(32)] * 64, note),  # too many proof lines
+        body(1, [], note).replace(b"\n\n", b"\nnot base64!\n\n", 1),
+        body(4, [], note),  # old size beyond the checkpoint
+        b"\xff\xfe" + body(0, [], note),
+        body(0, [], "origin only\n\n\u2014 x AAAA\n"),
+    ):
+        assert post(witness_url, bad).status_code == 400, bad[:60]
+    assert HTTP.get(witness_url + "/add-checkpoint").status_code == 405
+    assert post(witness_url.rstrip("/") + "/x", b"").status_code in (404,)
+    huge = HTTP.post(witness_url + "/add-checkpoint", content=b"x" * 20000)
+    assert huge.status_code == 413
+    # nothing above changed its state: the first real checkpoint is still at old size 0
+    assert post(witness_url, body(0, [], note)).status_code == 200
+
+
+def test_idle_connections_are_cut_and_capped(witness_url: str, log: Log) -> None:
+    host, port = witness_url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(3)]
+    try:
+        time.sleep(0.1)
+        # the third connection beyond the cap of two is closed at once
+        idle[2].settimeout(2)
+        assert idle[2].recv(10) == b""
+        # the two idle ones are cut at the one-second deadline; then the witness answers
+        idle[0].settimeout(3)
+        started = time.monotonic()
+        assert idle[0].recv(10) == b""
+        assert 0.5 < time.monotonic() - started < 2
+        assert post(witness_url, body(0, [], log.note(leaves(2)))).status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_key_folder_rules(tmp_path: Path) -> None:
+    folder = tmp_path / "w"
+    with pytest.raises(WitnessSetupError, match="give --name"):
+        load_key(folder)
+    key = load_key(folder, "w.example")
+    assert (folder / "witness-key.pem").stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert load_key(folder).public == key.public
+    with pytest.raises(WitnessSetupError, match="named 'w.example'"):
+        load_key(folder, "other")
+    factory_folder = tmp_path / "data"
+    factory_folder.mkdir()
+    (factory_folder / "factory.db").touch()
+    with pytest.raises(WitnessSetupError, match="factory's data folder"):
+        load_key(factory_folder, "w")
+
+
+def test_witness_serve_command(tmp_path: Path, log: Log) -> None:
+    folder = tmp_path / "w"
+    command = [str(Path(sys.executable).parent / "codefactory"), "witness", "serve"]
+    with subprocess.Popen(
+        [*command, "--data-dir", str(folder), "--name", "w.example", "--port", "0",
+         "--log", f"{ORIGIN}={log.verifier.encoded()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None
+            key = process.stdout.readline().strip().removeprefix("witness ")
+            url = process.stdout.readline().split()[-1].removesuffix("/add-checkpoint")
+            answer = post(url, body(0, [], log.note(leaves(1))))
+            assert answer.status_code == 200
+        finally:
+            process.terminate()
+            process.wait(5)
+    raw = base64.b64decode(key.split("+", 2)[2])
+    assert key.startswith("w.example+") and raw[0] == 4
+    independent_verify(log.note(leaves(1)), answer.text.strip(), "w.example", raw[1:])
+    runner = CliRunner()
+    printed = runner.invoke(app, ["witness", "key", "--data-dir", str(folder)])
+    assert (printed.exit_code, printed.output.strip()) == (0, key)
+    bad = runner.invoke(app, ["witness", "serve", "--data-dir", str(folder), "--log", "x=nope"])
+    assert bad.exit_code == 1 and "--log x" in bad.output
