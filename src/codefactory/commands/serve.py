@@ -58,6 +58,9 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     from codefactory.web.app import create_app
 
     factory = build()
+    from codefactory.identity.trust_report import warn_unprotected_keys
+
+    warn_unprotected_keys(state.settings)  # keys in the data folder: said loudly
     dispatch = build_dispatch(factory, workers=workers)
     recovered = dispatch.start()
     console.print(

@@ -60,3 +60,13 @@ def banner(settings: Settings) -> str | None:
     if custody.warning is None:
         return None
     return f"WARNING: keys not protected: {custody.warning}."
+
+
+def warn_unprotected_keys(settings: Settings) -> dict[str, Any]:
+    """Write `banner()` to stderr (if any) and return `key_custody()` for `--json`."""
+    import sys
+
+    message = banner(settings)
+    if message is not None:
+        sys.stderr.write(f"{message}\n")
+    return key_custody(settings).as_dict()
