@@ -14,6 +14,7 @@ import pytest
 
 from tests.directory_helpers import DIRECTORY_ENV, standard_directory
 from tests.egress_upstream import upstream  # noqa: F401 - a fixture shared by egress tests
+from tests.oidc_helpers import oidc_provider  # noqa: F401 - the session's OIDC provider
 
 
 def _shared_fixtures() -> Path:
@@ -123,13 +124,14 @@ def data_dir_sharing_cache(data_dir: Path, uv_cache: Path) -> Path:
     return data_dir
 
 
-def asgi_get(app: Any, path: str) -> httpx.Response:
-    """GET `path` from an ASGI app in-process (httpx.ASGITransport), no socket."""
+def asgi_get(app: Any, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET `path` from an ASGI app in-process (httpx.ASGITransport), no socket; the host is
+    `localhost`, one the app trusts by default."""
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get(path)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.get(path, headers=headers)
 
     return asyncio.run(call())
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from codefactory.audit.checkpoint import open_checkpoint
 from codefactory.audit.merkle import verify_consistency, verify_inclusion
@@ -12,17 +15,24 @@ from codefactory.config import Settings
 from codefactory.domain import AuditEvent
 from codefactory.factory import build_factory
 from codefactory.web.app import create_app
-from tests.conftest import asgi_get as get
+from tests.conftest import asgi_get
+from tests.oidc_helpers import OidcProvider, oidc_settings, web_headers
 
 
-def test_jwks_checkpoint_and_proofs_are_served(tmp_path: Path) -> None:
-    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+def test_jwks_checkpoint_and_proofs_are_served(tmp_path: Path, oidc_provider: OidcProvider) -> None:
+    extra = oidc_settings(oidc_provider, tmp_path / "people")
+    factory = build_factory(Settings(data_dir=tmp_path / "data", **extra))
+
+    def get(app: Any, path: str) -> httpx.Response:
+        return asgi_get(app, path, web_headers(oidc_provider))
+
     factory.identity.agents.require_active(factory.settings.agent_id)
+    app = create_app(factory)
+    assert get(app, "/api/whoami").status_code == 200  # the token's first use is a `login`
     for i in range(10 - len(factory.audit.events())):  # the factory's start records some
         factory.audit.append(
             AuditEvent(name="engine-step", actor="a", data={"i": i}, at=datetime.now(UTC))
         )
-    app = create_app(factory)
 
     keys = get(app, "/.well-known/jwks.json").json()["keys"]
     assert [k.get("iss") or k.get("sub") for k in keys] == [

@@ -20,6 +20,7 @@ from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import asgi_get, data_dir_sharing_cache, sample_service
+from tests.oidc_helpers import OidcProvider, oidc_settings, web_headers
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 LINT = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()  # "fix the unused import"
@@ -48,7 +49,7 @@ class EditsThenGivesUp:
 
 
 def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_folder(
-    tmp_path: Path, uv_cache: Path
+    tmp_path: Path, uv_cache: Path, oidc_provider: OidcProvider
 ) -> None:
     theirs = sample_service(tmp_path / "someone" / "itsdangerous", **LINT_FIXED)
     ours = sample_service(tmp_path / "pallets" / "itsdangerous", **LINT_FIXED)
@@ -68,7 +69,10 @@ def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_fo
         }
     )
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
-    factory = build_factory(Settings(data_dir=data_dir, policy_file=policies, triggers=triggers))
+    extra = oidc_settings(oidc_provider, tmp_path / "people")
+    factory = build_factory(
+        Settings(data_dir=data_dir, policy_file=policies, triggers=triggers, **extra)
+    )
 
     refused = accept_ticket(factory, payload=LINT, repo=theirs)
     assert refused.state is RunState.REFUSED and "frozen" in refused.reason, refused.reason
@@ -94,9 +98,10 @@ def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_fo
     assert [r.id for r in store.search_runs(repository="itsdangerous")] == []
 
     app = create_app(factory)
-    listed = asgi_get(app, "/api/runs?repository=someone/itsdangerous").json()
+    login = web_headers(oidc_provider)
+    listed = asgi_get(app, "/api/runs?repository=someone/itsdangerous", login).json()
     assert [(r["id"], r["repository"]) for r in listed] == [(refused.id, "someone/itsdangerous")]
-    page = asgi_get(app, "/").text
+    page = asgi_get(app, "/", login).text
     assert "<th>repository</th>" in page
     assert "<td>pallets/itsdangerous</td>" in page and "<td>someone/itsdangerous</td>" in page
     assert "no_change 1" in page and "refused 1" in page

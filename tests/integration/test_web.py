@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from codefactory.config import Settings
 from codefactory.factory import build_factory
 from codefactory.runs.intake import accept_ticket
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import asgi_get as get
+from tests.conftest import asgi_get
+from tests.oidc_helpers import OidcProvider, oidc_settings, web_headers
 
 
-def test_runs_api_and_dashboard(tmp_path: Path) -> None:
-    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+def test_runs_api_and_dashboard(tmp_path: Path, oidc_provider: OidcProvider) -> None:
+    extra = oidc_settings(oidc_provider, tmp_path / "people")
+    factory = build_factory(Settings(data_dir=tmp_path / "data", **extra))
     ticket = (TEMPLATE / "tickets" / "SVC-103.json").read_bytes()
     run = accept_ticket(factory, payload=ticket, repo=tmp_path)
     app = create_app(factory)
+
+    def get(app: Any, path: str) -> httpx.Response:
+        return asgi_get(app, path, web_headers(oidc_provider))
 
     runs = get(app, "/api/runs").json()
     assert [r["id"] for r in runs] == [run.id]

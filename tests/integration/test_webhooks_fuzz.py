@@ -30,6 +30,7 @@ from codefactory.store.trigger_tables import DeliveryRow
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.fixtures.webhooks.signed import SECRETS, headers
+from tests.oidc_helpers import OidcProvider, oidc_settings, web_headers
 
 CHECKS = [
     not_a_server_error,
@@ -57,23 +58,34 @@ EVENT_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def fuzzed_factory(tmp_path_factory: pytest.TempPathFactory) -> Factory:
+def login(oidc_provider: OidcProvider) -> dict[str, str]:
+    """The bearer token every non-webhook call carries (the API needs a login)."""
+    return web_headers(oidc_provider)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_factory(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
+) -> Factory:
     root = tmp_path_factory.mktemp("fuzz")
+    # schemathesis calls the app as host `testserver`
+    extra = oidc_settings(oidc_provider, root / "people", trusted_hosts=["testserver"])
     triggers = TriggerSettings(
         secrets=dict(SECRETS),  # type: ignore[arg-type]
         repositories={"": RepositoryBinding(path=root / "repo", sponsor="priya.shah")},
     )
-    return build_factory(Settings(data_dir=root / "data", triggers=triggers))
+    return build_factory(Settings(data_dir=root / "data", triggers=triggers, **extra))
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzzed_factory: Factory) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(fuzzed_factory))
+def api_schema(fuzzed_factory: Factory, login: dict[str, str]) -> Any:
+    app = create_app(fuzzed_factory)
+    return schemathesis.openapi.from_asgi("/openapi.json", app, headers=login)
 
 
-def call(case: Any) -> None:
+def call(case: Any, login: dict[str, str]) -> None:
     source = case.path.removeprefix("/webhooks/") if case.path.startswith("/webhooks/") else ""
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = {} if source else dict(login)
     body = case.body
     if source and source != "slack" and isinstance(body, dict) and len(json.dumps(body)) % 2:
         raw = json.dumps(body).encode()
@@ -83,7 +95,7 @@ def call(case: Any) -> None:
     case.call_and_validate(headers=extra or None, checks=CHECKS)
 
 
-def test_the_api_survives_anything(api_schema: Any) -> None:
+def test_the_api_survives_anything(api_schema: Any, login: dict[str, str]) -> None:
     operations = [
         operation
         for operation in (result.ok() for result in api_schema.get_all_operations())
@@ -100,7 +112,7 @@ def test_the_api_survives_anything(api_schema: Any) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def fuzz(case: Any) -> None:
-            call(case)
+            call(case, login)
 
         fuzz()
 

@@ -1,21 +1,28 @@
 """The web app: the webhook endpoints, `GET /api/runs`, `GET /api/runs/{id}`, the deliveries,
-the audit status and a dashboard page."""
+the audit status and a dashboard page; every route but the webhooks, the health checks and
+the published keys behind an OpenID Connect login or a bearer token (`web.auth`), for trusted
+host names only."""
 
 from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import Run
 from codefactory.runs.report import run_report
 from codefactory.store.runs import run_as_dict
+from codefactory.web.auth import AuthGate, WebAuth, session_secret
+from codefactory.web.auth_routes import auth_router
 from codefactory.web.identity_routes import identity_router
 from codefactory.web.webhooks import Problem, webhook_router
 
@@ -23,13 +30,36 @@ if TYPE_CHECKING:
     from codefactory.factory import Factory
 
 
-def create_app(factory: Factory, dispatch: Dispatch | None = None) -> FastAPI:
+def create_app(
+    factory: Factory, dispatch: Dispatch | None = None, *, bound_host: str | None = None
+) -> FastAPI:
     """The app over one factory's store; webhooks go to `dispatch`'s intake (by default one
-    without workers: runs are stored and decided, and wait for a `serve` process's workers)."""
-    app = FastAPI(title="Code Factory", version="0.1.0")
+    without workers: runs are stored and decided, and wait for a `serve` process's workers).
+    `bound_host` (the address `serve` listens on) joins the trusted host names."""
+    web = factory.settings.web
+    auth = WebAuth(web, directory=factory.identity.directory, audit=factory.audit)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        auth.audit.flush()  # the refusals counted since their window's first event
+
+    app = FastAPI(title="Code Factory", version="0.1.0", lifespan=lifespan)
     dispatch = dispatch or build_dispatch(factory, workers=0)
     app.include_router(webhook_router(dispatch.intake))
     app.include_router(identity_router(factory))
+    app.include_router(auth_router(factory, auth))
+    # outermost last: hosts are checked first, then the session is read, then the gate
+    app.add_middleware(AuthGate, auth=auth)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(web, factory.settings.data_dir),
+        session_cookie="codefactory_session",
+        max_age=web.session_lifetime_s,
+        same_site="lax",
+        https_only=bool(web.public_url and web.public_url.startswith("https://")),
+    )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=web.hosts_for(bound_host))
 
     @app.get("/api/deliveries")
     def list_deliveries(
