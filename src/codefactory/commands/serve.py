@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from codefactory.commands.common import build, console, fail, state
 
@@ -56,19 +57,35 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
 
     from codefactory.dispatch.service import build_dispatch
     from codefactory.web.app import create_app
+    from codefactory.web.auth import ISSUER_ENV
+    from codefactory.web.server import server_config
 
     factory = build()
     from codefactory.identity.trust_report import warn_unprotected_keys
 
     warn_unprotected_keys(state.settings)  # keys in the data folder: said loudly
+    web = factory.settings.web
     dispatch = build_dispatch(factory, workers=workers)
+    try:
+        app = create_app(factory, dispatch, bound_host=host)
+    except (OSError, PermissionError) as err:
+        fail(f"cannot start the web app: {err}")
     recovered = dispatch.start()
     console.print(
         f"serving on http://{host}:{port} with {workers} workers"
         f"{f', {recovered} deliveries recovered' if recovered else ''} (Ctrl-C to stop)",
         highlight=False,
     )
+    if web.oidc_issuer:
+        console.print(f"login: OpenID Connect at {escape(web.oidc_issuer)}", highlight=False)
+    else:
+        console.print(
+            f"[bold red]no identity provider: every route but the webhooks, health checks "
+            f"and published keys answers 401 until {ISSUER_ENV} is set[/]",
+            highlight=False,
+        )
+    console.print(f"trusted hosts: {escape(', '.join(web.hosts_for(host)))}", highlight=False)
     try:
-        uvicorn.run(create_app(factory, dispatch), host=host, port=port, log_level="warning")
+        uvicorn.Server(server_config(app, host=host, port=port, limits=web.limits)).run()
     finally:
         dispatch.stop()

@@ -25,7 +25,7 @@ class ServerLimits(BaseModel):
     body_timeout_s: float = Field(default=30.0, gt=0)
     """A request's body must arrive within this many seconds of its headers, else the
     connection is closed."""
-    keep_alive_s: float = Field(default=5.0, gt=0)
+    keep_alive_s: int = Field(default=5, gt=0)
     """An idle keep-alive connection is closed after this many seconds."""
     max_connections: int = Field(default=256, ge=2)
     """Open connections at most; one more closes the oldest connection still waiting for its
