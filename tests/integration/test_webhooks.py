@@ -34,7 +34,7 @@ GITHUB = SHARED_FIXTURES / "webhooks" / "github"
 def post(app: Any, path: str, body: bytes, sent: dict[str, str]) -> httpx.Response:
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.post(path, content=body, headers=sent)
 
     return asyncio.run(call())
@@ -103,14 +103,20 @@ def test_a_signed_github_delivery_is_stored_decided_and_queued(app: Any, factory
         "g-1",
     )
     run = factory.store.require_run(receipt["run_id"])
-    # the run names the repository by the sender's `owner/name`, reads the mapped checkout
-    assert run.sponsor == "Codertocat" and run.repository == "Codertocat/Hello-World"
+    # the run names the repository by the sender's `owner/name`, reads the mapped checkout;
+    # the sponsor is the directory person of the signed `sender.login` (tests/directory_helpers)
+    assert run.sponsor == "priya.shah" and run.repository == "Codertocat/Hello-World"
     assert run.repository_path.endswith("sample-service")
     trigger = factory.store.get_trigger(run.trigger_id)
     assert (
         trigger is not None and trigger.delivery_id == "g-1" and trigger.event == "issues.labeled"
     )
     assert trigger.links and trigger.attributes["remote_repository"] == "Codertocat/Hello-World"
+    assert (trigger.sender_kind, trigger.sender, trigger.caused_by) == (
+        "github",
+        "Codertocat",
+        "user:priya.shah",
+    )
     assert {"webhook-accepted", "trigger-received", "run-created", "policy-decided"} <= set(
         audit_names(factory)
     )
@@ -128,7 +134,7 @@ def test_the_same_delivery_twice_yields_one_run(app: Any, factory: Factory) -> N
 
 
 def test_bad_signatures_malformed_bodies_and_oversize_are_refused_and_audited(
-    app: Any, factory: Factory, tmp_path: Path, repo: Path
+    app: Any, factory: Factory, dispatch: Dispatch, tmp_path: Path, repo: Path
 ) -> None:
     body = labeled()
     forged = post(
@@ -139,12 +145,27 @@ def test_bad_signatures_malformed_bodies_and_oversize_are_refused_and_audited(
     malformed = post(app, "/webhooks/github", junk, headers("github", junk, event="issues"))
     assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["detail"]
     small = build_factory(settings_for(tmp_path / "small", repo, max_body_bytes=100))
-    big = post(create_app(small), "/webhooks/github", body, headers("github", body, event="issues"))
+    small_dispatch = build_dispatch(small, workers=0)
+    big = post(
+        create_app(small, small_dispatch),
+        "/webhooks/github",
+        body,
+        headers("github", body, event="issues"),
+    )
     assert big.status_code == 413 and "limit" in big.json()["detail"]
-    rejected = [r.data for r in factory.audit.events() if r.name == "webhook-rejected"]
-    assert [r["status"] for r in rejected] == [401, 400]
+    dispatch.stop()  # rejections are counted, then audited per source, reason and minute
+    small_dispatch.stop()
+    rejected = [r.data for r in factory.audit.events() if r.name == "webhook-rejections"]
+    assert sorted((r["status"], r["reason"], r["count"]) for r in rejected) == [
+        (400, "malformed", 1),
+        (401, "signature", 1),
+    ]
     assert factory.store.search_runs() == []
-    assert [r.data["status"] for r in small.audit.events() if r.name == "webhook-rejected"] == [413]
+    assert [
+        (r.data["status"], r.data["reason"])
+        for r in small.audit.events()
+        if r.name == "webhook-rejections"
+    ] == [(413, "oversized")]
 
 
 def test_a_source_without_a_secret_answers_401(tmp_path: Path, repo: Path) -> None:

@@ -1,0 +1,270 @@
+"""Issue 11: deliveries the factory does not trust. Each finding is reproduced first (a
+replayed signed body, an unsigned Sentry timestamp, a payload-chosen sponsor, deeply nested
+signed JSON, control characters in names), then the whole kind is shown gone; rejections are
+rate-limited and aggregated."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codefactory.dispatch.service import Dispatch, build_dispatch
+from codefactory.domain import RunState
+from codefactory.factory import Factory, build_factory
+from codefactory.policy.cedar import default_policy_path
+from codefactory.web.app import create_app
+from tests.directory_helpers import person, standard_directory
+from tests.fixtures.webhooks.signed import HERE, headers, restamp
+from tests.integration.test_webhooks import labeled, post, sample_repo, settings_for
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return sample_repo(tmp_path)
+
+
+@pytest.fixture
+def factory(tmp_path: Path, repo: Path) -> Factory:
+    return build_factory(settings_for(tmp_path, repo))
+
+
+@pytest.fixture
+def dispatch(factory: Factory) -> Dispatch:
+    return build_dispatch(factory, workers=0)
+
+
+@pytest.fixture
+def app(factory: Factory, dispatch: Dispatch) -> Any:
+    return create_app(factory, dispatch)
+
+
+def events(factory: Factory, name: str) -> list[dict[str, Any]]:
+    return [record.data for record in factory.audit.events() if record.name == name]
+
+
+def github(app: Any, body: bytes, delivery_id: str | None = None) -> Any:
+    answer = post(
+        app,
+        "/webhooks/github",
+        body,
+        headers("github", body, event="issues", delivery_id=delivery_id),
+    )
+    return answer
+
+
+def test_a_signed_github_body_under_a_new_delivery_id_is_the_first_run(
+    app: Any, factory: Factory
+) -> None:
+    body = labeled()
+    first = github(app, body, "g-first").json()
+    replayed = github(app, body, "g-second")  # the attacker only changes X-GitHub-Delivery
+    assert replayed.status_code == 202
+    again = replayed.json()
+    assert again["run_id"] == first["run_id"] and again["duplicate"] is True
+    assert again["delivery_id"] == "g-first"  # the first delivery's receipt
+    assert len(factory.store.search_runs()) == 1
+    duplicate = events(factory, "webhook-duplicate")[-1]
+    assert (duplicate["delivery_id"], duplicate["first_delivery_id"]) == ("g-second", "g-first")
+
+
+def test_a_sentry_body_with_a_fresh_unsigned_timestamp_is_no_new_run(
+    app: Any, factory: Factory
+) -> None:
+    body = restamp("sentry", (HERE / "sentry" / "issue.created.json").read_bytes())
+    first = post(app, "/webhooks/sentry", body, headers("sentry", body, event="issue")).json()
+    later = headers("sentry", body, event="issue", at=time.time() + 120)  # new id, new stamp
+    again = post(app, "/webhooks/sentry", body, later).json()
+    assert again["run_id"] == first["run_id"] and again["duplicate"] is True
+    # the unsigned header dates nothing: an old one is no reason to refuse either
+    old = headers("sentry", b'{"action": "x"}', event="issue", at=time.time() - 86_400)
+    assert post(app, "/webhooks/sentry", b'{"action": "x"}', old).status_code == 202
+
+
+def test_the_sponsor_is_never_a_payload_field(app: Any, factory: Factory) -> None:
+    body = restamp("webhook", (HERE / "webhook" / "change-requested.json").read_bytes())
+    receipt = post(app, "/webhooks/webhook", body, headers("webhook", body)).json()
+    # `data.requested_by: priya.shah` is a claim: the key may act for nobody by default
+    assert receipt["status"] == "refused", receipt
+    assert "does not let the webhook key 'webhook' act for priya.shah" in receipt["reason"]
+    run = factory.store.require_run(receipt["run_id"])
+    assert run.sponsor == "" and run.state is RunState.REFUSED
+    refused = events(factory, "sponsor-refused")[-1]
+    assert (refused["sender_kind"], refused["sender"]) == ("webhook", "webhook")
+
+
+def test_a_webhook_key_acts_for_whom_policy_says(tmp_path: Path, repo: Path) -> None:
+    policy = tmp_path / "policy.cedar"
+    policy.write_text(
+        default_policy_path().read_text()
+        + '\n@id("audit-key-acts-for-priya")\n@reason("the audit system asks for Priya")\n'
+        'permit (principal == Webhook::"webhook", action == Action::"act-for",\n'
+        '        resource == Person::"priya.shah");\n'
+    )
+    settings = settings_for(tmp_path, repo).model_copy(update={"policy_file": policy})
+    factory = build_factory(settings)
+    app = create_app(factory, build_dispatch(factory, workers=0))
+    body = restamp("webhook", (HERE / "webhook" / "change-requested.json").read_bytes())
+    receipt = post(app, "/webhooks/webhook", body, headers("webhook", body)).json()
+    assert receipt["status"] == "queued", receipt
+    run = factory.store.require_run(receipt["run_id"])
+    trigger = factory.store.get_trigger(run.trigger_id)
+    assert run.sponsor == "priya.shah" and trigger is not None
+    assert trigger.caused_by == "user:priya.shah"
+    assert trigger.attributes["requested_by"] == "priya.shah"
+    other = json.loads(body)
+    other["data"]["requested_by"] = "jordan.lee"  # a person the key may not act for
+    body = json.dumps(other).encode()
+    refused = post(app, "/webhooks/webhook", body, headers("webhook", body)).json()
+    assert refused["status"] == "refused" and "act for jordan.lee" in refused["reason"]
+
+
+@pytest.mark.parametrize(
+    ("people", "reason"),
+    [
+        ({}, "the github identity 'Codertocat' is not in the directory"),
+        (
+            {"mallory": person("Mallory", roles=["reviewer"], github="Codertocat")},
+            "is mallory, who does not hold the `sponsor` role",
+        ),
+    ],
+    ids=["unknown-sender", "no-sponsor-role"],
+)
+def test_only_senders_the_directory_knows_as_sponsors_sponsor(
+    tmp_path: Path, repo: Path, people: dict[str, Any], reason: str
+) -> None:
+    from codefactory.identity.settings import IdentitySettings
+    from tests.directory_helpers import write_directory
+
+    directory = write_directory(tmp_path / "people" / "directory.toml", people)
+    settings = settings_for(tmp_path, repo).model_copy(
+        update={"identity": IdentitySettings(directory_file=directory)}
+    )
+    factory = build_factory(settings)
+    receipt = github(create_app(factory, build_dispatch(factory, workers=0)), labeled()).json()
+    assert receipt["status"] == "refused" and reason in receipt["reason"], receipt
+    assert reason in events(factory, "sponsor-refused")[-1]["reason"]
+
+
+def test_an_autonomous_alert_is_sponsored_by_the_configured_person_only_if_known(
+    tmp_path: Path, repo: Path
+) -> None:
+    directory = standard_directory(tmp_path / "people", {"priya.shah": person("Priya", roles=[])})
+    from codefactory.identity.settings import IdentitySettings
+
+    settings = settings_for(tmp_path, repo).model_copy(
+        update={"identity": IdentitySettings(directory_file=directory)}
+    )
+    factory = build_factory(settings)  # priya.shah is known but holds no role now
+    app = create_app(factory, build_dispatch(factory, workers=0))
+    body = (
+        Path(__file__).resolve().parents[2].parent
+        / "shared/fixtures/webhooks/github/dependabot_alert/created.payload.json"
+    )
+    if not body.is_file():
+        pytest.skip(f"shared fixture data missing: {body}")
+    raw = body.read_bytes()
+    answer = post(app, "/webhooks/github", raw, headers("github", raw, event="dependabot_alert"))
+    receipt = answer.json()
+    assert receipt["status"] == "refused"
+    assert (
+        "the configured sponsor 'priya.shah' is priya.shah, who does not hold"
+        in (receipt["reason"])
+    )
+
+
+def test_deeply_nested_signed_json_is_a_400_never_a_500(
+    app: Any, factory: Factory, dispatch: Dispatch
+) -> None:
+    document = json.loads(labeled())
+    document["issue"]["body"] = "DEEP"
+    levels = 100_000  # past any recursion limit: json.loads alone raises RecursionError
+    nested = '{"a": [' * (levels // 2) + '"x"' + "]}" * (levels // 2)
+    body = json.dumps(document).replace('"DEEP"', nested).encode()
+    answer = github(app, body)
+    assert answer.status_code == 400 and "nested deeper than 64 levels" in answer.json()["detail"]
+    for source, text in (("jira", b'{"a":' * 5000 + b"1" + b"}" * 5000),):
+        refused = post(app, f"/webhooks/{source}", text, headers(source, text))
+        assert refused.status_code == 400 and "nested deeper" in refused.json()["detail"]
+    dispatch.stop()
+    counted = {
+        (e["source"], e["reason"]): e["count"] for e in events(factory, "webhook-rejections")
+    }
+    assert counted == {("github", "json-depth"): 1, ("jira", "json-depth"): 1}
+
+
+CONTROLLED = [
+    (("issue", "title"), "Fix\nReviewed-by: mallory <m@x>", "the title refused"),
+    (("sender", "login"), "Codertocat\u200b", "the actor refused"),
+    (("issue", "number"), "1\nOn-Behalf-Of: user:ceo", "the external id refused"),
+    (("issue", "labels"), [{"name": "lint\u202e"}], "label 0 refused"),
+]
+
+
+def test_control_characters_in_names_are_refused_at_intake(
+    app: Any, factory: Factory, dispatch: Dispatch
+) -> None:
+    for (where, key), value, what in CONTROLLED:  # title, sender, key (a trailer), label
+        document = json.loads(labeled())
+        document[where][key] = value
+        body = json.dumps(document).encode()
+        answer = github(app, body)
+        assert answer.status_code == 400, answer.text
+        assert what in answer.json()["detail"] and "U+" in answer.json()["detail"]
+    assert factory.store.search_runs() == []
+    dispatch.stop()
+    counted = events(factory, "webhook-rejections")
+    assert [(e["reason"], e["count"]) for e in counted] == [("control-characters", 4)]
+
+
+def test_rejections_are_rate_limited_and_aggregated_with_capped_hashed_fields(
+    tmp_path: Path, repo: Path
+) -> None:
+    settings = settings_for(tmp_path, repo, rejections_per_minute=3)
+    factory = build_factory(settings)
+    dispatch = build_dispatch(factory, workers=0)
+    app = create_app(factory, dispatch)
+    body = labeled()
+    huge_id = "d" * 60_000  # an unsigned request used to add a 60 KB audit event
+    statuses = []
+    for _ in range(5):
+        forged = headers("github", body, event="issues", secret="wrong", delivery_id=huge_id)
+        statuses.append(post(app, "/webhooks/github", body, forged).status_code)
+    assert statuses == [401, 401, 401, 429, 429]
+    # a valid delivery from the same client is refused too until the minute is over
+    assert github(app, body).status_code == 429
+    before = len(list(factory.audit.events()))
+    dispatch.stop()
+    counted = events(factory, "webhook-rejections")
+    assert len(list(factory.audit.events())) - before == len(counted) == 2
+    by_reason = {e["reason"]: e for e in counted}
+    assert (by_reason["signature"]["count"], by_reason["rate-limited"]["count"]) == (3, 3)
+    first = by_reason["signature"]["first_delivery_id"]
+    assert len(first["text"]) == 128 and first["chars"] == "60000"
+    assert len(first["sha256"]) == 64
+    assert max(len(json.dumps(e)) for e in counted) < 2_000
+
+
+def test_the_jira_sender_is_who_moved_the_issue_not_its_reporter(
+    app: Any, factory: Factory
+) -> None:
+    document = json.loads((HERE / "jira" / "issue-updated.ready.json").read_bytes())
+    document["issue"]["fields"]["reporter"] = {"accountId": "5b10a2844c20165700ede21g"}
+    body = restamp("jira", json.dumps(document).encode())
+    receipt = post(app, "/webhooks/jira", body, headers("jira", body)).json()
+    run = factory.store.require_run(receipt["run_id"])
+    trigger = factory.store.get_trigger(run.trigger_id)
+    assert trigger is not None and trigger.sender == "5b10ac8d82e05b22cc7d4ef5"
+    assert run.sponsor == "priya.shah" and trigger.caused_by == "user:priya.shah"
+
+
+def test_settings_reject_a_webhook_key_name_with_control_characters() -> None:
+    from pydantic import ValidationError
+
+    from codefactory.triggers.settings import TriggerSettings
+
+    with pytest.raises(ValidationError):
+        TriggerSettings(webhook_key="ci\nkey")
