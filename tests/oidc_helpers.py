@@ -215,3 +215,13 @@ def live_server(app: Any, limits: ServerLimits | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def oidc_env(provider: OidcProvider, folder: Path) -> dict[str, str]:
+    """`oidc_settings` as environment variables, for the CLI as a subprocess."""
+    fields = oidc_settings(provider, folder)
+    return {
+        "CODEFACTORY_IDENTITY__DIRECTORY_FILE": str(fields["identity"]["directory_file"]),
+        "CODEFACTORY_WEB__OIDC_ISSUER": provider.issuer,
+        "CODEFACTORY_WEB__OIDC_CLIENT_SECRET": CLIENT_SECRET,
+    }

@@ -16,6 +16,7 @@ import pytest
 from tests.acceptance.conftest import CLI, TEMPLATE, Cli
 from tests.conftest import SHARED_FIXTURES, make_repo
 from tests.fixtures.webhooks.signed import SECRETS, headers
+from tests.oidc_helpers import OidcProvider, oidc_env, web_headers
 
 LABELED = SHARED_FIXTURES / "webhooks" / "github" / "issues" / "labeled.payload.json"
 
@@ -27,7 +28,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(cli: Cli, tmp_path: Path) -> Iterator[str]:
+def login(oidc_provider: OidcProvider) -> dict[str, str]:
+    """The bearer token the runs API and the OpenAPI document need."""
+    return web_headers(oidc_provider)
+
+
+@pytest.fixture
+def server(cli: Cli, tmp_path: Path, oidc_provider: OidcProvider) -> Iterator[str]:
     service = TEMPLATE / "sample-service"
     files = {str(p.relative_to(service)): p.read_text() for p in service.rglob("*") if p.is_file()}
     files["requirements.txt"] = "idna==3.7\n"
@@ -39,6 +46,7 @@ def server(cli: Cli, tmp_path: Path) -> Iterator[str]:
     )
     port = free_port()
     env = {**cli.env, "CODEFACTORY_GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
+    env.update(oidc_env(oidc_provider, tmp_path / "people"))
     command = [str(CLI), "--data-dir", str(cli.data_dir), "serve", "--port", str(port)]
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -51,7 +59,7 @@ def server(cli: Cli, tmp_path: Path) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"{url}/openapi.json", timeout=1)
+            httpx.get(f"{url}/healthz", timeout=1)
             break
         except httpx.TransportError:
             assert process.poll() is None, (tmp_path / "serve.log").read_text()
@@ -64,7 +72,7 @@ def server(cli: Cli, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_a_github_delivery_to_serve_ends_in_review(server: str) -> None:
+def test_a_github_delivery_to_serve_ends_in_review(server: str, login: dict[str, str]) -> None:
     if not LABELED.is_file():
         pytest.skip(f"shared fixture data missing: {LABELED}")
     document = json.loads(LABELED.read_bytes())
@@ -78,7 +86,7 @@ def test_a_github_delivery_to_serve_ends_in_review(server: str) -> None:
     deadline = time.monotonic() + 240
     run = {}
     while time.monotonic() < deadline:
-        run = httpx.get(f"{server}/api/runs/{run_id}", timeout=10).json()
+        run = httpx.get(f"{server}/api/runs/{run_id}", headers=login, timeout=10).json()
         if run["state"] in ("in_review", "failed", "refused"):
             break
         time.sleep(0.5)
@@ -86,7 +94,7 @@ def test_a_github_delivery_to_serve_ends_in_review(server: str) -> None:
     assert [d["stage"] for d in run["decisions"]] == ["intake", "packaging"]
     again = httpx.post(f"{server}/webhooks/github", content=body, headers=sent, timeout=30)
     assert again.json()["run_id"] == run_id and again.json()["duplicate"] is True
-    spec = httpx.get(f"{server}/openapi.json", timeout=10).json()
+    spec = httpx.get(f"{server}/openapi.json", headers=login, timeout=10).json()
     assert {"/webhooks/github", "/webhooks/slack", "/webhooks/webhook"} <= set(spec["paths"])
 
 
