@@ -96,7 +96,7 @@ def independent_verify(note: str, line: str, name: str, public: bytes) -> int:
     (timestamp,) = struct.unpack(">Q", blob[4:12])
     message = b"cosignature/v1\ntime " + str(timestamp).encode() + b"\n" + text.encode()
     Ed25519PublicKey.from_public_bytes(public).verify(blob[12:], message)  # raises if bad
-    return timestamp
+    return int(timestamp)
 
 
 def test_cosigns_consistent_checkpoints_and_refuses_the_rest(
