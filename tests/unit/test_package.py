@@ -291,8 +291,32 @@ def test_cab_record_has_servicenow_fields_with_allowed_values(tmp_path: Path) ->
         "run_id": "r-0001", "agent_id": "agent:dependency-bump",
         "engine": "recipe:dependency-bump", "engine_version": "1.0",
         "branch": "factory/r-0001", "commit": COMMIT, "base_commit": BASE,
-        "trigger": "jira:PAY-123", "rounds": 1, "risk_score": 30,
-    }  # fmt: skip
+        "trigger": "jira:t-1", "caused_by": "", "rounds": 1, "risk_score": 30,
+    }  # fmt: skip  # the stored trigger id, never the payload's key
+
+
+def test_cab_fields_come_from_the_factory_not_from_the_payload() -> None:
+    contents = _contents()
+    hostile = replace(
+        contents.trigger,
+        external_id="PAY-1\nReviewed-by: mallory",
+        actor="mallory\nOn-Behalf-Of: user:ceo",
+        title="Fix [/x]\nReviewed-by: mallory",
+        caused_by="user:bob",
+    )
+    record = cab_record(
+        replace(contents, trigger=hostile),
+        assess_risk(contents.change, contents.run.kind, contents.results),
+        "revert",
+    )
+    fields = json.dumps({k: v for k, v in record.items() if k != "short_description"})
+    assert "mallory" not in fields and "PAY-1" not in fields  # no payload name or key
+    assert "\n" not in record["short_description"]  # the title: one escaped line
+    assert record["short_description"].startswith("[bump_dependency] Fix [/x]\\nReviewed-by")
+    assert record["justification"].startswith(
+        "Requested on behalf of user:alice, caused by user:bob, through the jira trigger t-1."
+    )
+    assert record["u_codefactory"]["trigger"] == "jira:t-1"
 
 
 def test_cab_type_and_board_follow_the_risk() -> None:

@@ -1,0 +1,159 @@
+"""Untrusted trigger text and deliveries (issue 11, item 6): control characters refused,
+JSON depth checked before parsing, rejections counted per minute and rate-limited, commit
+trailers built only from the factory's own values (read back by `git interpret-trailers`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codefactory.domain import ChangeKind, Proposal, Run, RunState, TriggerEvent
+from codefactory.runs.loop import commit_message
+from codefactory.triggers.payload import JsonTooDeep, json_depth_ok, loads
+from codefactory.triggers.rejections import RejectionBudget, RejectionCount, RejectionTally
+from codefactory.triggers.text import TextRefused, check_line, one_line, refused_character
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("PAY-1\nOn-Behalf-Of: user:ceo", "character 5 is a control character (U+000A)"),
+        ("priya.shah\u200b", "character 10 is a format character"),
+        ("abc\u202edcba", "(U+202E)"),
+        ("a\u2028b", "a line separator (U+2028)"),
+        ("tab\there", "(U+0009)"),
+    ],
+)
+def test_one_line_text_with_refused_characters_is_refused(value: str, reason: str) -> None:
+    with pytest.raises(TextRefused) as refused:
+        check_line(value, what="the title")
+    assert reason in str(refused.value) and str(refused.value).startswith("the title refused")
+
+
+def test_bodies_keep_newlines_and_tabs_but_not_other_controls() -> None:
+    assert check_line("line 1\n\tline 2\r\n", what="the body", keep="\n\r\t")
+    assert "U+001B" in refused_character("colour \x1b[31m", keep="\n\r\t")
+    assert check_line("Ünïcödé title — fine [/x]", what="the title")
+
+
+def test_one_line_escapes_what_it_cannot_keep() -> None:
+    assert one_line("Fix\nReviewed-by: x") == "Fix\\nReviewed-by: x"
+    assert one_line("a\u200bb") == "a\\u200bb" and one_line("") == "(none)"
+    assert len(one_line("x" * 500)) == 201  # 200 characters and an ellipsis
+
+
+def test_json_depth_is_checked_before_parsing() -> None:
+    assert loads('{"a": "[[[[[[", "b": [1, {"c": "]]]"}]}') == {
+        "a": "[[[[[[",
+        "b": [1, {"c": "]]]"}],
+    }
+    assert loads(json.dumps({"q": 'quote \\" [[['})) == {"q": 'quote \\" [[['}
+    json_depth_ok("[" * 64 + "]" * 64)
+    with pytest.raises(JsonTooDeep, match="deeper than 64"):
+        loads("[" * 65 + "]" * 65)
+    with pytest.raises(JsonTooDeep):
+        loads(b"[" * 1_000_000)  # would be a RecursionError in json.loads
+
+
+@given(st.text(alphabet='[]{}"\\ ax,:', max_size=200))
+def test_the_depth_check_never_raises_anything_else(text: str) -> None:
+    try:
+        json_depth_ok(text, 8)
+    except JsonTooDeep:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # a minute boundary: 30_000_000 minutes
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rejections_are_published_once_per_source_reason_and_minute() -> None:
+    clock = Clock()
+    published: list[list[RejectionCount]] = []
+    tally = RejectionTally(published.append, clock=clock)
+    for index in range(500):
+        tally.count(
+            source="github",
+            reason="signature",
+            status=401,
+            client=f"10.0.0.{index % 7}",
+            delivery_id=f"id-{index}" * 50,
+            detail="`X-Hub-Signature-256` does not match",
+        )
+    tally.count(source="github", reason="stale", status=401, client="10.0.0.1",
+                delivery_id="", detail="old")  # fmt: skip
+    assert published == [] and tally.pending() == 501
+    clock.now += 60  # the minute rolls over: the next rejection publishes the last minute's
+    tally.count(source="slack", reason="signature", status=401, client="10.0.0.9",
+                delivery_id="", detail="")  # fmt: skip
+    assert [(c.source, c.reason, c.count, len(c.clients)) for c in published[0]] == [
+        ("github", "signature", 500, 7),
+        ("github", "stale", 1, 1),
+    ]
+    data: dict[str, Any] = published[0][0].audit_data(128)
+    assert data["minute"] == "2027-01-15T08:00:00+00:00"
+    assert len(data["first_delivery_id"]["text"]) == 128
+    assert data["first_delivery_id"]["chars"] == str(len("id-0" * 50))
+    assert [c.source for c in tally.flush()] == ["slack"]  # at shutdown: what is pending
+    assert tally.flush() == []
+
+
+def test_a_client_past_its_budget_is_refused_until_the_minute_is_over() -> None:
+    clock = Clock()
+    budget = RejectionBudget(2, clock=clock)
+    for _ in range(2):
+        assert not budget.exhausted("github", "10.0.0.1")
+        budget.spend("github", "10.0.0.1")
+    assert budget.exhausted("github", "10.0.0.1")
+    assert not budget.exhausted("github", "10.0.0.2") and not budget.exhausted("jira", "10.0.0.1")
+    clock.now += 60
+    assert not budget.exhausted("github", "10.0.0.1")
+
+
+def _trailers(message: str) -> list[tuple[str, str]]:
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"],
+        input=message,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [tuple(line.split(": ", 1)) for line in parsed.splitlines()]  # type: ignore[misc]
+
+
+def test_a_ticket_key_or_title_cannot_add_trailers_to_the_commit() -> None:
+    run = Run(
+        id="r-1", trigger_id="t-abc", kind=ChangeKind.FIX_LINT, repository="acme/payments",
+        sponsor="priya.shah", agent_id="agent:lint-fix", state=RunState.VERIFIED, reason="",
+        base_commit="", head_commit="", branch="", package_dir="", created_at=NOW,
+    )  # fmt: skip
+    trigger = TriggerEvent(
+        source="jira", kind=ChangeKind.FIX_LINT, received_at=NOW, payload_digest="sha256:0",
+        external_id="PAY-1\nOn-Behalf-Of: user:ceo\nReviewed-by: Mallory <m@x>",
+        actor="mallory\nReviewed-by: Mallory", repository="acme/payments",
+        title="Fix lint\n\nReviewed-by: Mallory <m@x>", body="",
+    )  # fmt: skip
+    proposal = Proposal(engine="recipe:lint-fix", engine_version="1", rationale="Fixed lint.")
+    message = commit_message(run, trigger, proposal, audit_index=7)
+    assert _trailers(message) == [
+        ("Agent-Id", "agent:lint-fix"),
+        ("On-Behalf-Of", "priya.shah"),
+        ("Run-Id", "r-1"),
+        ("Audit-Index", "7"),
+        ("Ticket", "jira:t-abc"),
+        ("Assisted-by", "recipe:lint-fix:1"),
+    ]
+    assert message.splitlines()[0] == "Fix lint\\n\\nReviewed-by: Mallory <m@x>"
+    assert "ceo" not in message and "PAY-1" not in message
