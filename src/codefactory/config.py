@@ -117,15 +117,17 @@ def user_config_dir() -> Path:
 
 
 DATA_DIR_MODE = 0o700
-"""The data folder is its owner's alone: the database, packages, forge and key files."""
-UMASK = 0o077
-"""Every file the factory creates is readable by its owner only (0600 files, 0700 folders)."""
+"""The data folder is its owner's alone: no other account can reach the database, packages,
+forge or key files inside it, whatever their own modes (secrets are 0600 as well)."""
 
 
 def prepare_data_dir(data_dir: Path) -> None:
-    """Set the process umask to 077, create `data_dir` 0700, and tighten an existing folder
-    that others may read or enter (one warning line on stderr)."""
-    os.umask(UMASK)
+    """Create `data_dir` 0700, and tighten an existing folder that others may read or enter
+    (one warning line on stderr).
+
+    The process umask is left alone: the sandbox's unprivileged user (uid 65534) must read
+    the workspaces and layers the factory prepares for it through bind mounts; the 0700
+    folder is the boundary for every other account."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=DATA_DIR_MODE)
     mode = stat.S_IMODE(data_dir.stat().st_mode)
     if mode & 0o077:

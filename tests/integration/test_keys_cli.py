@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,10 +106,15 @@ def test_the_data_folder_is_its_owners_alone(
         if (data / name).exists():
             assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
     cli("identity", "allowed-signers")
-    loose = [
-        path
-        for path in data.rglob("*")
-        if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077
-    ]
-    assert loose == []
-    assert os.umask(0o077) == 0o077  # the process creates files for its owner only
+    secrets = [*data.glob("keys/**/*.pem"), *data.glob("keys/**/id_ed25519")]
+    assert secrets and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in secrets)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in data.glob("keys/**/"))
+    if os.getuid() == 0 and shutil.which("setpriv"):  # another account reaches nothing inside
+        for target in (data / "factory.db", data / "keys" / "allowed_signers"):
+            other = subprocess.run(
+                ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+                + ["cat", str(target)],
+                capture_output=True,
+                check=False,
+            )
+            assert other.returncode != 0 and b"Permission denied" in other.stderr

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from codefactory.identity.agents import check_agent_id
 from codefactory.identity.errors import KeyUnavailable
 from codefactory.identity.jwk import thumbprint
-from codefactory.identity.keyfiles import write_secret
+from codefactory.identity.keyfiles import private_folder, write_secret
 from codefactory.identity.signer import FileSigner, Signer
 
 
@@ -78,7 +78,7 @@ class AgentKeyFiles:
         path = self.private_key_path(agent_id)
         if path.exists():
             return self.public(agent_id)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(path.parent)
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH

@@ -34,6 +34,16 @@ def write_secret(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def private_folder(path: Path) -> None:
+    """Create `path` and its missing parents, each 0700 (`mkdir`'s mode sets only the last)."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def replace_file(path: Path, data: bytes) -> None:
     """Write `path` atomically (a rename), so readers never see half a file."""
     scratch = path.with_name(f".{path.name}.tmp")
@@ -93,7 +103,7 @@ class Ed25519KeyFiles:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One process at a time creates or rotates keys."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(self.folder)
         with open(self.folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
