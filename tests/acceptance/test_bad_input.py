@@ -6,6 +6,8 @@ from pathlib import Path
 
 from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
 from tests.conftest import make_repo
+from tests.directory_helpers import directory_env
+from tests.integration.signed_people import reviewer_directory
 
 
 def _sample_repo(tmp_path: Path) -> Path:
@@ -81,9 +83,14 @@ def test_the_sponsor_cannot_approve_their_own_run(cli: Cli, tmp_path: Path) -> N
     cli("trigger", "--repo", str(repo), "--ticket", str(ticket), check=True)
     (run,) = cli.json("runs", "list")
     assert run["state"] == "in_review"
-    refused = cli("review", "approve", run["id"], "--as", run["sponsor"])
+    directory, key = reviewer_directory(tmp_path / "people")
+    cli.env.update(directory_env(directory))
+    unsigned = cli("review", "approve", run["id"], "--as", "jordan.lee")
+    assert unsigned.returncode == 1 and "a name alone proves nothing" in unsigned.stderr
+    refused = cli("review", "approve", run["id"], "--as", run["sponsor"], "--key", str(key))
     assert refused.returncode == 1
     assert "segregation of duties" in _one_line_error(refused.stderr)
     assert cli.json("runs", "show", run["id"])["state"] == "in_review"
-    rejected = cli.json("review", "reject", run["id"], "--as", "jordan.lee", "--comment", "no")
+    rejected = cli.json("review", "reject", run["id"], "--as", "jordan.lee", "--key", str(key),
+                        "--comment", "no")  # fmt: skip
     assert rejected["state"] == "rejected"

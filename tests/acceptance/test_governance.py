@@ -14,6 +14,8 @@ from pathlib import Path
 from codefactory.review.local_forge import forge_name
 from tests.acceptance.conftest import Cli, ticket_file
 from tests.acceptance.test_bad_input import _sample_repo
+from tests.directory_helpers import directory_env
+from tests.integration.signed_people import reviewer_directory
 
 
 def mth(leaves: list[bytes]) -> bytes:
@@ -31,7 +33,9 @@ def test_an_examiner_checks_a_run_with_standard_tools(cli: Cli, tmp_path: Path) 
     ticket = ticket_file(tmp_path, "SVC-102")
     run = cli.json("trigger", "--repo", str(repo), "--ticket", str(ticket))
     assert run["state"] == "in_review", run["reason"]
-    approved = cli.json("review", "approve", run["id"], "--as", "jordan.lee")
+    directory, key = reviewer_directory(tmp_path / "people")
+    cli.env.update(directory_env(directory))
+    approved = cli.json("review", "approve", run["id"], "--as", "jordan.lee", "--key", str(key))
     assert approved["state"] == "handed_off", approved["reason"]
 
     # A checkpoint saved outside the factory, and every leaf exported.

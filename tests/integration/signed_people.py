@@ -139,3 +139,13 @@ def run_in_review(
         )
         tx.transition(run_id, RunState.IN_REVIEW)
     return run_id
+
+
+def reviewer_directory(folder: Path, reviewer: str = "jordan.lee") -> tuple[Path, Path]:
+    """The standard directory (`tests/directory_helpers.py`) with `reviewer` holding the
+    `reviewer` role and a fresh key; returns the directory file and the private key."""
+    from tests.directory_helpers import standard_directory
+
+    made = make_key(folder / "keys", reviewer)
+    entry = person(reviewer, roles=["reviewer"], ssh_keys=[made.public])
+    return standard_directory(folder, {reviewer: entry}), made.private

@@ -14,15 +14,19 @@ from rich.console import Console
 from codefactory.audit.explain import explain_run, render_explanation
 from codefactory.audit.merkle import verify_inclusion
 from codefactory.config import Settings
+from codefactory.demo import approve_signed
 from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.engines.lint_fix import LintFixEngine
 from codefactory.factory import Factory, build_factory
 from codefactory.identity import AgentStatus
+from codefactory.identity.directory import FileDirectory
 from codefactory.identity.published import allowed_signers
+from codefactory.identity.statements import StatementVerifier
 from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
+from tests.integration.signed_people import reviewer_directory
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 LINT_TICKET = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
@@ -105,7 +109,9 @@ def test_a_run_acts_under_its_delegation_signs_its_commit_and_its_provenance(
     # Revoked while in review: the hand-off is refused and the run ends failed.
     jti = issued.data["jti"]
     factory.identity.delegation.revoke(jti, actor="user:security", reason="incident 7")
-    ended = factory.review.decide(run.id, reviewer="jordan.lee", approve=True)
+    directory, key = reviewer_directory(tmp_path / "people")
+    factory.review.statements = StatementVerifier(FileDirectory(directory))
+    ended = approve_signed(factory, run.id, key)
     assert ended.state is RunState.FAILED
     assert f"not handed off: delegation refused for review:hand-off in run {run.id}" in ended.reason
     assert "revoked" in ended.reason and "incident 7" in ended.reason

@@ -1,6 +1,7 @@
 """Engine registry commands: `engines list`, `engines show NAME`, `engines validate [PATH]`,
 `engines check NAME` read the registry file only (no database), so they stay fast;
-`engines monitor` also reads the runs."""
+`engines monitor` also reads the runs. The registry in force is the approved one (four
+eyes): `engines status`, `engines propose [FILE]`, `engines approve DIGEST`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, fail, print_json, state
+from codefactory.commands.signed import KeyOption, PersonOption, SignatureOption, StatementOption
 
 if TYPE_CHECKING:
     from codefactory.engines.registry import EngineRegistry
@@ -238,3 +240,68 @@ def engines_monitor(
         console.print(table)
     if any(report["breached"] for report in reports):
         raise typer.Exit(1)
+
+
+@engines_app.command("status")
+def engines_status(as_json: JsonOption = False) -> None:
+    """The registry in force (its digest), the configured file's digest, and the proposals
+    waiting for a second approver (four eyes: `list`, `show`, `check` read the file)."""
+    from codefactory.commands.common import build
+    from codefactory.commands.policy import pending_proposals, print_governed
+    from codefactory.runs.registry_log import KIND, active_registry
+
+    factory = build()
+    _, governed = active_registry(state.settings.engines.registry, factory.audit)
+    print_governed(governed, pending_proposals(factory, KIND), as_json)
+
+
+@engines_app.command("propose")
+def engines_propose(
+    person: PersonOption,
+    file: Annotated[
+        Path | None, typer.Argument(help="Registry file; default: the configured one.")
+    ] = None,
+    key: KeyOption = None,
+    reason: Annotated[str, typer.Option(help="Why (part of the signed statement).")] = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+) -> None:
+    """Propose an engine registry (signed; role `registry-admin`); it takes effect when a
+    second registry-admin approves its digest."""
+    from rich.markup import escape
+
+    from codefactory.commands.policy import propose_governed
+    from codefactory.engines.registry import RegistryInvalid, parse_registry
+    from codefactory.runs.registry_log import KIND, read_registry_text
+
+    try:
+        path, text = read_registry_text(file or state.settings.engines.registry)
+        parse_registry(text, source=str(path))
+    except RegistryInvalid as err:
+        fail(escape("; ".join(err.problems)))
+    digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
+    console.print(
+        f"proposed registry {digest} from {escape(str(path))}; a second registry-admin "
+        f"approves with: codefactory engines approve {digest} --as THEM --key THEIR_KEY",
+        highlight=False,
+    )
+
+
+@engines_app.command("approve")
+def engines_approve(
+    digest: Annotated[str, typer.Argument(help="The proposal's digest (`sha256:…`).")],
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: Annotated[str, typer.Option(help="Why (part of the signed statement).")] = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+) -> None:
+    """Approve a proposed engine registry (signed; role `registry-admin`; not its proposer):
+    it is the registry in force from the next run on."""
+    from rich.markup import escape
+
+    from codefactory.commands.policy import approve_governed
+    from codefactory.runs.registry_log import KIND
+
+    approve_governed(KIND, digest, person, key, reason, statement, signature)
+    console.print(f"registry {escape(digest)} is in force", highlight=False)

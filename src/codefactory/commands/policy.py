@@ -1,14 +1,37 @@
-"""Policy commands: `policy check` asks one question, `policy validate` checks the schema."""
+"""Policy commands: `policy check` asks one question, `policy validate` checks the schema,
+`policy status|propose|approve` change the policy in force under four eyes.
+
+The factory enforces the approved policy (`runs.policy_log`): a configured file that differs
+from it changes nothing until one `policy-admin` proposes it and another approves it, each
+with a statement signed with their own SSH key.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 
-from codefactory.commands.common import JsonOption, console, fail, print_json, state
+from codefactory.commands.common import (
+    JsonOption,
+    build,
+    console,
+    errors,
+    fail,
+    print_json,
+    state,
+)
+from codefactory.commands.signed import (
+    KeyOption,
+    PersonOption,
+    SignatureOption,
+    StatementOption,
+    governance_desk,
+    signed_statement,
+)
 
 policy_app = typer.Typer(help="Cedar policies: test a request, validate the files.")
 
@@ -28,14 +51,21 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(files: list[Path] | None) -> Any:
-    from codefactory.policy.cedar import CedarPolicy, default_policy_path
+    """The policies of `files`, else the policy in force (saying so when the configured file
+    waits for approval)."""
+    from codefactory.policy.cedar import CedarPolicy
     from codefactory.policy.errors import PolicyInvalid
+    from codefactory.runs.policy_log import active_policy
 
-    paths = files or [state.settings.policy_file or default_policy_path()]
     try:
-        return CedarPolicy.from_files(*paths)
+        if files:
+            return CedarPolicy.from_files(*files)
+        policy, governed = active_policy(state.settings.policy_file, build().audit)
     except PolicyInvalid as err:
-        fail(str(err))
+        fail(escape(str(err)))
+    if governed.pending:
+        errors.print(f"[yellow]note:[/] {escape(governed.notice())}", highlight=False)
+    return policy
 
 
 @policy_app.command("check")
@@ -87,11 +117,14 @@ def policy_check(
         )
     else:
         verdict = "[green]ALLOW[/]" if decision.allowed else "[red]DENY[/]"
-        console.print(f"{verdict} {request.principal} {action} {resource}", highlight=False)
+        console.print(
+            f"{verdict} {escape(str(request.principal))} {escape(action)} {escape(str(resource))}",
+            highlight=False,
+        )
         for policy_id, reason in zip(decision.policy_ids, decision.reasons, strict=False):
-            console.print(f"  {policy_id}: {reason}", highlight=False)
+            console.print(f"  {escape(policy_id)}: {escape(reason)}", highlight=False)
         if not decision.policy_ids:
-            console.print(f"  {decision.summary}", highlight=False)
+            console.print(f"  {escape(decision.summary)}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(1)
 
@@ -108,4 +141,194 @@ def policy_validate(policy: PolicyFiles = None, as_json: JsonOption = False) -> 
     elif not problems:
         console.print(f"{len(loaded.policy_ids)} policies conform to the schema", highlight=False)
     if problems:
-        fail("; ".join(problems))
+        fail(escape("; ".join(problems)))
+
+
+@policy_app.command("status")
+def policy_status(as_json: JsonOption = False) -> None:
+    """The policy in force (its digest), the configured file's digest, and the proposals
+    waiting for a second approver."""
+    from codefactory.runs.policy_log import KIND, active_policy
+
+    factory = build()
+    _, governed = active_policy(state.settings.policy_file, factory.audit)
+    print_governed(governed, pending_proposals(factory, KIND), as_json)
+
+
+@policy_app.command("propose")
+def policy_propose(
+    person: PersonOption,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Policy file or folder; default: the configured policy."),
+    ] = None,
+    key: KeyOption = None,
+    reason: Annotated[str, typer.Option(help="Why (part of the signed statement).")] = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+) -> None:
+    """Propose a policy (signed; role `policy-admin`); it takes effect when a second
+    policy-admin approves its digest."""
+    from codefactory.policy.cedar import CedarPolicy
+    from codefactory.policy.errors import PolicyInvalid
+    from codefactory.runs.policy_log import KIND, configured_policy_path
+
+    path = file or configured_policy_path(state.settings.policy_file)
+    try:
+        text = CedarPolicy.from_file(path).text
+    except PolicyInvalid as err:
+        fail(escape(str(err)))
+    digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
+    console.print(
+        f"proposed policy {digest} from {escape(str(path))}; a second policy-admin approves "
+        f"with: codefactory policy approve {digest} --as THEM --key THEIR_KEY",
+        highlight=False,
+    )
+
+
+@policy_app.command("approve")
+def policy_approve(
+    digest: Annotated[str, typer.Argument(help="The proposal's digest (`sha256:…`).")],
+    person: PersonOption,
+    key: KeyOption = None,
+    reason: Annotated[str, typer.Option(help="Why (part of the signed statement).")] = "",
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
+) -> None:
+    """Approve a proposed policy (signed; role `policy-admin`; not its proposer): it is the
+    policy in force from the next command or run on."""
+    from codefactory.runs.policy_log import KIND
+
+    approve_governed(KIND, digest, person, key, reason, statement, signature)
+    console.print(f"policy {escape(digest)} is in force", highlight=False)
+
+
+def pending_proposals(factory: Any, kind: str) -> list[dict[str, str]]:
+    """Proposals of `kind` newer than the content in force."""
+    from codefactory.identity.governance import LEDGER
+
+    active_seq = -1
+    proposals: dict[str, dict[str, str]] = {}
+    for record in factory.audit.events(LEDGER):
+        if record.name in (f"{kind}-adopted", f"{kind}-approved"):
+            active_seq = record.seq
+            proposals.pop(str(record.data.get("digest")), None)
+        elif record.name == f"{kind}-proposed" and record.seq > active_seq:
+            proposals[str(record.data["digest"])] = {
+                "digest": str(record.data["digest"]),
+                "proposer": str(record.data.get("proposer", "")),
+                "source": str(record.data.get("source", "")),
+                "at": record.at.isoformat(),
+            }
+    return list(proposals.values())
+
+
+def print_governed(governed: Any, proposals: list[dict[str, str]], as_json: bool) -> None:
+    """`status` output for a governed file (policy or registry)."""
+    if as_json:
+        print_json(
+            {
+                "active_digest": governed.active_digest,
+                "configured_digest": governed.configured_digest,
+                "configured_source": governed.source,
+                "pending": governed.pending,
+                "proposals": proposals,
+            }
+        )
+        return
+    console.print(f"in force:   {governed.active_digest}", highlight=False)
+    console.print(
+        f"configured: {governed.configured_digest} ({escape(governed.source)})", highlight=False
+    )
+    if governed.pending:
+        console.print(f"[yellow]{escape(governed.notice())}[/]", highlight=False)
+    for proposal in proposals:
+        console.print(
+            f"proposed:   {proposal['digest']} by {escape(proposal['proposer'])} at "
+            f"{proposal['at']} ({escape(proposal['source'])})",
+            highlight=False,
+        )
+
+
+def propose_governed(
+    kind: str,
+    text: str,
+    source: str,
+    person: str,
+    key: Path | None,
+    reason: str,
+    statement: Path | None,
+    signature: Path | None,
+) -> str:
+    """Sign (or read) a `<kind>-propose` statement over the content's digest, check it and
+    record the proposal; exits with the reason when refused."""
+    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile, content_digest
+
+    digest = content_digest(text)
+    factory = build()
+    verified = _authorized(factory, f"{kind}-propose", digest, person, key, reason, statement,
+                           signature)  # fmt: skip
+    try:
+        return GovernedFile(kind, factory.audit).propose(text, source=source, statement=verified)
+    except FourEyesRefused as err:
+        _refuse(factory, verified, f"{kind}-propose", str(err))
+
+
+def approve_governed(
+    kind: str,
+    digest: str,
+    person: str,
+    key: Path | None,
+    reason: str,
+    statement: Path | None,
+    signature: Path | None,
+) -> None:
+    """Sign (or read) a `<kind>-approve` statement over `digest`, check it (four eyes: not
+    the proposer) and make the proposal the content in force."""
+    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile
+
+    factory = build()
+    verified = _authorized(factory, f"{kind}-approve", digest, person, key, reason, statement,
+                           signature)  # fmt: skip
+    try:
+        GovernedFile(kind, factory.audit).approve(digest, statement=verified)
+    except FourEyesRefused as err:
+        _refuse(factory, verified, f"{kind}-approve", str(err))
+
+
+def _authorized(
+    factory: Any,
+    action: str,
+    target: str,
+    person: str,
+    key: Path | None,
+    reason: str,
+    statement: Path | None,
+    signature: Path | None,
+) -> Any:
+    from codefactory.identity.governance import GovernanceAction
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
+    from codefactory.identity.statements import StatementRefused, governance_statement
+
+    body, sig = signed_statement(
+        lambda: governance_statement(action=action, target=target, person=person, reason=reason),
+        key=key,
+        statement=statement,
+        signature=signature,
+        namespace=GOVERNANCE_NAMESPACE,
+        how_to_sign=f"print the statement with `codefactory identity statement {action} "
+        f"{target} --as YOU`",
+    )
+    try:
+        return governance_desk(factory).authorize(
+            body, sig, action=GovernanceAction(action), target=target, claimed=person
+        )
+    except StatementRefused as err:
+        fail(escape(str(err)))
+
+
+def _refuse(factory: Any, verified: Any, action: str, reason: str) -> NoReturn:
+    from codefactory.identity.governance import GovernanceAction
+
+    governance_desk(factory).refuse(verified, action=GovernanceAction(action), reason=reason)
+    fail(escape(reason))
