@@ -12,6 +12,7 @@ from codefactory.commands import (
     audit,
     engines,
     identity,
+    login,
     policy,
     review,
     runs,
@@ -45,4 +46,5 @@ def main(
 
 for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)
+login.register(app)
 witness.register(app)
