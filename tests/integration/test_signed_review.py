@@ -179,3 +179,27 @@ def test_a_package_changed_after_it_was_built_cannot_be_approved(
     (package / "change.patch").write_text("+something else\n")
     with pytest.raises(VerdictRefused, match="change.patch is not as it was built"):
         decide(factory, run_id, "jordan.lee", key, body)
+
+
+def test_audit_explain_shows_who_caused_the_trigger_and_each_signed_verdict(
+    world: tuple[Factory, People, Path],
+) -> None:
+    from rich.console import Console
+
+    from codefactory.audit.explain import explain_run, render_explanation
+
+    factory, found, tmp_path = world
+    run_id = run_in_review(factory, tmp_path, caused_by="user:carol")
+    decide(factory, run_id, "jordan.lee", found.keys["jordan.lee"].private)
+    explanation = explain_run(factory, run_id)
+    assert explanation is not None
+    assert explanation["trigger"]["caused_by"] == "user:carol"
+    (approval,) = explanation["approvals"]
+    assert approval["key_fingerprint"].startswith("SHA256:")
+    assert approval["statement"] == "reviews/1-approve.json"
+    console = Console(record=True, width=300)
+    render_explanation(console, explanation)
+    text = console.export_text()
+    assert "caused by:  user:carol" in text and "sponsor:    priya.shah" in text
+    assert f"signed with {approval['key_fingerprint']}" in text
+    assert approval["statement_digest"] in text

@@ -1,9 +1,11 @@
 """`audit explain RUN`: the answer to an examiner's questions about one change, with proofs.
 
 Who is the agent and who issued it; on whose behalf it acted and under which delegation;
-what triggered the run and what policy decided; every step with its audit index; the commit
-and what `git verify-commit` says of its signature; the approvals; and, for every event
-cited, an RFC 9162 inclusion proof against a freshly signed checkpoint, verified here.
+what triggered the run, which person caused it, and what policy decided; every step with
+its audit index; the commit and what `git verify-commit` says of its signature; the
+approvals with the fingerprint of the key that signed each verdict and the digest of the
+statement kept in the package; and, for every event cited, an RFC 9162 inclusion proof
+against a freshly signed checkpoint, verified here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.errors import AuditError
@@ -56,7 +59,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         "steps": [_step(record) for record in events],
         "commit": _commit(factory, run.repository, package) if package else None,
         "provenance": _provenance(package, agent.ssh_public_key if agent else ""),
-        "approvals": factory.store.reviews(run_id),
+        "approvals": _approvals(factory.store.reviews(run_id), events),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
             "note": signed.note,
@@ -86,7 +89,29 @@ def _trigger(trigger: Any) -> dict[str, Any]:
         "title": trigger.title,
         "payload_digest": trigger.payload_digest,
         "received_at": trigger.received_at.isoformat(),
+        "sender_kind": getattr(trigger, "sender_kind", ""),
+        "sender": getattr(trigger, "sender", ""),
+        "caused_by": getattr(trigger, "caused_by", ""),
     }
+
+
+def _approvals(reviews: list[dict[str, Any]], events: list[AuditRecord]) -> list[dict[str, Any]]:
+    """Each verdict with what proves it: the signed statement's digest, the signing key's
+    fingerprint and where the package keeps the statement (`review-signed`, in order)."""
+    signed = [record.data for record in events if record.name == "review-signed"]
+    approvals = []
+    for index, review in enumerate(reviews):
+        proof = signed[index] if index < len(signed) else {}
+        approvals.append(
+            {
+                **review,
+                "statement_digest": proof.get("statement_digest", ""),
+                "key_fingerprint": proof.get("key_fingerprint", ""),
+                "package_digest": proof.get("package_digest", ""),
+                "statement": proof.get("statement", ""),
+            }
+        )
+    return approvals
 
 
 def _step(record: AuditRecord) -> dict[str, Any]:
@@ -187,9 +212,9 @@ def render_explanation(console: Console, explanation: dict[str, Any]) -> None:
         proven = proofs.get(step["index"], {}).get("verified")
         steps.add_row(
             str(step["index"]),
-            step["name"],
-            step["actor"],
-            step["summary"][:90],
+            escape(step["name"]),
+            escape(step["actor"]),
+            escape(step["summary"][:90]),
             "proved" if proven else "NOT PROVED",
         )
     console.print(steps)
@@ -200,33 +225,49 @@ def render_explanation(console: Console, explanation: dict[str, Any]) -> None:
 def _who(explanation: dict[str, Any]) -> list[str]:
     run, agent, issuer = explanation["run"], explanation["agent"], explanation["issuer"]
     lines = [
-        f"[bold]run {run['id']}[/]  {run['kind']}  {run['state']}  {run['reason']}",
-        f"agent:      {agent['id']} ({agent.get('display_name', '')}), {agent['status']}, "
-        f"owner {agent.get('owner', '?')}, issued by {agent.get('issuer', '?')}",
-        f"issuer:     {issuer['name']} (keys {', '.join(issuer['keys'])})",
-        f"sponsor:    {explanation['sponsor']}",
+        f"[bold]run {escape(run['id'])}[/]  {run['kind']}  {run['state']}  {escape(run['reason'])}",
+        escape(
+            f"agent:      {agent['id']} ({agent.get('display_name', '')}), {agent['status']}, "
+            f"owner {agent.get('owner', '?')}, issued by {agent.get('issuer', '?')}"
+        ),
+        escape(f"issuer:     {issuer['name']} (keys {', '.join(issuer['keys'])})"),
+        escape(f"sponsor:    {explanation['sponsor']}"),
     ]
     token = explanation["delegation"]
     if token:
         claims = token["claims"]
         revoked = f", REVOKED {token['revoked_at']}" if token["revoked_at"] else ""
         lines += [
-            f"delegation: jti {token['jti']}, signature {token['signature']}, sub "
-            f"{claims.get('sub')}, act {claims.get('act')}, expires {token['expires_at']}{revoked}",
-            f"            scope {claims.get('scope')}",
+            escape(
+                f"delegation: jti {token['jti']}, signature {token['signature']}, sub "
+                f"{claims.get('sub')}, act {claims.get('act')}, expires {token['expires_at']}"
+                f"{revoked}"
+            ),
+            escape(f"            scope {claims.get('scope')}"),
         ]
     trigger = explanation["trigger"]
     if trigger:
         lines.append(
-            f"trigger:    {trigger['source']} {trigger['external_id']} by {trigger['actor']}: "
-            f"{trigger['title']}"
+            escape(
+                f"trigger:    {trigger['source']} {trigger['external_id']} by "
+                f"{trigger['actor']}: {trigger['title']}"
+            )
+        )
+        sender = f"{trigger.get('sender_kind')}:{trigger.get('sender')}"
+        lines.append(
+            escape(
+                f"caused by:  {trigger.get('caused_by') or 'no known person (autonomous)'}"
+                + (f" (sender {sender})" if trigger.get("sender") else "")
+            )
         )
     for decision in explanation["decisions"]:
         verdict = "allowed" if decision["allowed"] else "denied"
         policies = ", ".join(decision["policy_ids"]) or "default"
         lines.append(
-            f"decision:   {decision['stage']} {decision['action']} {verdict} ({policies}): "
-            + "; ".join(decision["reasons"])
+            escape(
+                f"decision:   {decision['stage']} {decision['action']} {verdict} ({policies}): "
+                + "; ".join(decision["reasons"])
+            )
         )
     return lines
 
@@ -236,20 +277,30 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
     commit = explanation["commit"]
     if commit:
         describe = commit["signature"]["describe"]
-        lines.append(f"commit:     {commit['sha']} on {commit['branch']}: {describe}")
+        lines.append(escape(f"commit:     {commit['sha']} on {commit['branch']}: {describe}"))
     provenance = explanation["provenance"]
     if provenance:
         state = "verified" if provenance["verified"] else provenance["problem"]
-        lines.append(f"provenance: {provenance['path']}: {state}")
+        lines.append(escape(f"provenance: {provenance['path']}: {state}"))
     for review in explanation["approvals"]:
         verdict = "approved" if review["approved"] else "rejected"
+        signed = (
+            f", signed with {review['key_fingerprint']}, statement {review['statement_digest']}"
+            f" ({review['statement']})"
+            if review.get("statement_digest")
+            else ", NOT SIGNED"
+        )
         lines.append(
-            f"review:     {verdict} by {review['reviewer']} at {review['at']} "
-            f"(commit {review['commit'][:12]})"
+            escape(
+                f"review:     {verdict} by {review['reviewer']} at {review['at']} "
+                f"(commit {review['commit'][:12]}){signed}"
+            )
         )
     checkpoint = explanation["checkpoint"]
     lines.append(
-        f"checkpoint: size {checkpoint['size']}, root {checkpoint['root_hash']}, "
-        f"key {checkpoint['verifier_key']}"
+        escape(
+            f"checkpoint: size {checkpoint['size']}, root {checkpoint['root_hash']}, "
+            f"key {checkpoint['verifier_key']}"
+        )
     )
     return lines
