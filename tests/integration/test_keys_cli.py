@@ -49,14 +49,16 @@ def test_development_mode_says_loudly_that_nothing_is_pinned_until_a_trust_file_
     out, err = cli("audit", "verify", "--json")
     custody = json.loads(out)["key_custody"]
     assert (custody["signer"], custody["pinned"]) == ("development-key-files", False)
+    assert "no trust file pins" in custody["warning"]
+    out, err = cli("audit", "verify")
     assert "WARNING: keys not protected" in err and "no trust file pins" in err
+    assert "audit log verified" in out
     trust = tmp_path / "etc" / "trust.toml"
     trust.parent.mkdir()
     cli("identity", "trust-export", "--output", str(trust))
     monkeypatch.setenv("CODEFACTORY_IDENTITY__TRUST_FILE", str(trust))
-    out, err = cli("audit", "verify", "--json")
-    assert json.loads(out)["key_custody"]["pinned"] is True
-    assert "whoever reads those files can sign" in err
+    assert json.loads(cli("audit", "verify", "--json")[0])["key_custody"]["pinned"] is True
+    assert "whoever reads those files can sign" in cli("audit", "verify")[1]
     published = json.loads(cli("identity", "jwks")[0])
     pinned = [line for line in trust.read_text().splitlines() if line.startswith("kid = ")]
     issuer_kids = [k["kid"] for k in published["keys"] if "iss" in k]
@@ -82,7 +84,7 @@ def test_pkcs11_refuses_to_start_unpinned_or_with_a_wrong_pin_and_runs_pinned(
         "trust_file": str(trust),
         "warning": None,
     }
-    assert "keys not protected" not in err
+    assert "keys not protected" not in cli("audit", "verify")[1]
     assert not list((tmp_path / "data").glob("keys/**/*.pem"))
     assert not list((tmp_path / "data").glob("keys/**/id_ed25519"))
     monkeypatch.setenv("CODEFACTORY_IDENTITY__PKCS11__PIN", "0000")

@@ -42,7 +42,7 @@ def audit_verify(
     from codefactory.commands.common import state
     from codefactory.identity.trust_report import warn_unprotected_keys
 
-    custody = warn_unprotected_keys(state.settings)  # keys in the data folder: said loudly
+    custody = warn_unprotected_keys(state.settings, as_json=as_json)  # keys: said loudly
     if as_json:
         # `witnessed`, `witnesses`, `warnings`, `siem` included, and where keys live
         print_json({**report.as_dict(), "key_custody": custody})

@@ -62,11 +62,12 @@ def banner(settings: Settings) -> str | None:
     return f"WARNING: keys not protected: {custody.warning}."
 
 
-def warn_unprotected_keys(settings: Settings) -> dict[str, Any]:
-    """Write `banner()` to stderr (if any) and return `key_custody()` for `--json`."""
+def warn_unprotected_keys(settings: Settings, *, as_json: bool = False) -> dict[str, Any]:
+    """Write `banner()` to stderr (if any; with `as_json` the `key_custody` field says it
+    instead, so a combined output stays one JSON document) and return `key_custody()`."""
     import sys
 
     message = banner(settings)
-    if message is not None:
+    if message is not None and not as_json:
         sys.stderr.write(f"{message}\n")
     return key_custody(settings).as_dict()
