@@ -23,7 +23,7 @@ from codefactory.factory import default_agent
 from codefactory.identity import DelegationRefused
 from codefactory.identity.errors import SignerUnavailable, TrustInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
-from codefactory.identity.published import allowed_signers, jwks
+from codefactory.identity.published import allowed_signers, jwks, pinned_ssh_key
 from codefactory.identity.services import build_identity, check_signing, issuer_for, keys_dir
 from codefactory.identity.settings import Pkcs11Settings
 from codefactory.identity.tokens import sign_token
@@ -232,6 +232,16 @@ def test_agent_commits_are_signed_in_the_token_and_a_key_file_forgery_is_rejecte
     republished = allowed_signers(hsm.identity.agents.search(), trust=hsm.identity.trust)
     assert impostor.public(agent.id).openssh.split()[1] not in republished
     assert _git(bare, "verify-commit", forged, signers=signers).returncode != 0
+    stored = hsm.identity.agents.get(agent.id)
+    pinned_key = pinned_ssh_key(stored, hsm.identity.trust)
+    assert (
+        stored is not None and pinned_key != stored.ssh_public_key
+    )  # the pinned key, not the store's
+    # provenance (DSSE) is signed in the token too, and checks against the pinned key
+    envelope = _dsse(hsm, agent.id)
+    assert envelope["signatures"][0]["keyid"] == hsm.identity.agent_keys.public(agent.id).kid
+    assert _dsse_verifies(envelope, pinned_key)
+    assert not _dsse_verifies(envelope, impostor.public(agent.id).openssh)
 
 
 def test_pkcs11_without_a_trust_file_refuses_to_start(
@@ -278,6 +288,37 @@ def _claims(governance: Governance, run_id: str) -> dict[str, Any]:
     import base64
 
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
+
+
+def _dsse(governance: Governance, agent_id: str) -> dict[str, Any]:
+    from codefactory.package.provenance import envelope
+
+    def sign(message: bytes) -> tuple[str, bytes]:
+        key, signature = governance.identity.agent_keys.sign(agent_id, message)
+        return key.kid, signature
+
+    return envelope({"_type": "https://in-toto.io/Statement/v1"}, sign)
+
+
+def _dsse_verifies(envelope: dict[str, Any], ssh_public_key: str) -> bool:
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from codefactory.identity.trust import ssh_raw_key
+    from codefactory.package.provenance import pae
+
+    key = Ed25519PublicKey.from_public_bytes(ssh_raw_key(ssh_public_key))
+    payload = base64.b64decode(envelope["payload"])
+    try:
+        key.verify(
+            base64.b64decode(envelope["signatures"][0]["sig"]),
+            pae(envelope["payloadType"], payload),
+        )
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _store_token(governance: Governance, run_id: str, token: str) -> None:

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 
 def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
-    """Everything `audit explain` shows, as data; None if there is no such run."""
+    """Everything `audit explain` shows, as data; None if there is no such run. Commits and
+    provenance are checked against the pinned agent keys when a trust file is set."""
+    from codefactory.identity.published import pinned_ssh_key
+
     run = factory.store.get_run(run_id)
     if run is None:
         return None
@@ -58,7 +61,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         "decisions": factory.store.decisions(run_id),
         "steps": [_step(record) for record in events],
         "commit": _commit(factory, run.repository, package) if package else None,
-        "provenance": _provenance(package, agent.ssh_public_key if agent else ""),
+        "provenance": _provenance(package, pinned_ssh_key(agent, identity.trust)),
         "approvals": _approvals(factory.store.reviews(run_id), events),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
@@ -147,7 +150,8 @@ def _commit(factory: Factory, repository: str, package: dict[str, Any]) -> dict[
     commit = {"sha": package["commit"], "branch": package["branch"]}
     with tempfile.TemporaryDirectory() as scratch:
         signers = Path(scratch) / "allowed_signers"
-        signers.write_text(allowed_signers(factory.identity.agents.search()))
+        identity = factory.identity
+        signers.write_text(allowed_signers(identity.agents.search(), trust=identity.trust))
         try:
             signature = LocalForge(factory.settings.forge_dir).verify_commit(
                 repository, package["commit"], signers

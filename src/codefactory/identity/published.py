@@ -45,6 +45,14 @@ def pinned_agents(agents: Sequence[AgentIdentity], trust: TrustRoots | None) -> 
     ]
 
 
+def pinned_ssh_key(agent: AgentIdentity | None, trust: TrustRoots | None) -> str:
+    """The agent's SSH key a verifier may trust: its pinned key (empty when not pinned) with
+    a trust file, else the store's copy; empty for no agent."""
+    if agent is None:
+        return ""
+    return trust.agent_keys.get(agent.id, "") if trust is not None else agent.ssh_public_key
+
+
 def jwks(
     issuer: str,
     keys: Sequence[IssuerKey],
