@@ -170,12 +170,10 @@ def test_without_a_provider_only_the_public_routes_answer(tmp_path: Path) -> Non
     assert (tmp_path / "data" / "web-session.key").stat().st_mode & 0o777 == 0o600
 
 
-def test_only_trusted_hosts_are_answered(factory: Factory, oidc_provider: OidcProvider) -> None:
+def test_only_trusted_hosts_are_answered(factory: Factory) -> None:
     app = create_app(factory)
-    with live_server(app) as url:
-        evil = httpx.get(f"{url}/healthz", headers={"Host": "evil.example"})
-        assert evil.status_code == 400
-        assert httpx.get(f"{url}/healthz").status_code == 200
+    assert asgi_get(app, "/healthz", {"Host": "evil.example"}).status_code == 400
+    assert asgi_get(app, "/healthz", {"Host": "127.0.0.1:8000"}).status_code == 200
 
 
 def forge(provider: OidcProvider, sub: str) -> str:
