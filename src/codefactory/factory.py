@@ -152,6 +152,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.runs.policy_log import active_policy
     from codefactory.runs.registry_log import active_registry, record_registry
     from codefactory.runs.sessions import GatewaySessions, RegistryClearance
+    from codefactory.runs.waiver_log import signed_verify_settings
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox, python_interpreters
     from codefactory.sandbox.mirror import Mirrors
@@ -222,7 +223,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         connectors=[TicketConnector(), RepositoryFilesConnector()],
         engines=engines,
         gate=default_gate(
-            settings.verify,
+            signed_verify_settings(settings, identity.directory, audit),  # waivers: signed only
             advisories=advisories,
             cache=SqlVerifyCache(engine),
             sandbox=sandbox,

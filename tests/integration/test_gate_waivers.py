@@ -1,9 +1,11 @@
-"""A waiver in a real run: the finding is reported, does not block, and its use is audited."""
+"""A waiver in a real run: signed by a security officer, the finding is reported, does not
+block, and its use is audited."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,17 @@ import pytest
 from codefactory.config import Settings
 from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.factory import build_factory
+from codefactory.identity.settings import IdentitySettings
+from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, sign
+from codefactory.identity.statements import rfc3339
 from codefactory.runs.intake import accept_ticket
+from codefactory.runs.waiver_log import waiver_statement
 from codefactory.sandbox.port import Workspace
 from codefactory.verify.settings import VerifySettings, Waiver
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import sample_service
+from tests.directory_helpers import person, write_directory
+from tests.integration.signed_people import make_key
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -50,10 +58,21 @@ def test_a_waived_finding_lets_the_run_through_and_names_its_approver(
     tmp_path: Path,
 ) -> None:
     sample_service(tmp_path / "svc")
-    waiver = Waiver(
-        check="sast", rule="B602", path="service/*", approver="ciso", reason="trusted input"
+    made = make_key(tmp_path / "people", "ciso")
+    entry = person("CISO", roles=["security"], ssh_keys=[made.public])
+    directory = write_directory(tmp_path / "people" / "directory.toml", {"ciso": entry})
+    at = datetime.now(UTC).replace(microsecond=0)
+    unsigned = Waiver(
+        check="sast", rule="B602", path="service/*", approver="ciso", reason="trusted input",
+        signed_at=rfc3339(at),
+    )  # fmt: skip
+    signature = sign(waiver_statement(unsigned, at=at), made.private, GOVERNANCE_NAMESPACE)
+    waiver = unsigned.model_copy(update={"signature": signature})
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        verify=VerifySettings(waivers=(waiver,)),
+        identity=IdentitySettings(directory_file=directory),
     )
-    settings = Settings(data_dir=tmp_path / "data", verify=VerifySettings(waivers=(waiver,)))
     factory = build_factory(settings)
     factory.loop.engines = {"fix_lint": ShellEngine()}
 

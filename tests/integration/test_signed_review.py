@@ -203,3 +203,42 @@ def test_audit_explain_shows_who_caused_the_trigger_and_each_signed_verdict(
     assert "caused by:  user:carol" in text and "sponsor:    priya.shah" in text
     assert f"signed with {approval['key_fingerprint']}" in text
     assert approval["statement_digest"] in text
+
+
+def test_only_waivers_a_security_officer_signed_are_applied(
+    world: tuple[Factory, People, Path],
+) -> None:
+    from codefactory.identity.governance import statement_verifier
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
+    from codefactory.identity.statements import rfc3339
+    from codefactory.runs.waiver_log import signed_waivers, waiver_statement
+    from codefactory.verify.settings import Waiver
+
+    factory, found, _ = world
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)  # standing: age is fine
+
+    def waiver(approver: str, key: str | None, **changes: str) -> Waiver:
+        made = Waiver(check="sast", rule="B602", approver=approver, reason="trusted input",
+                      signed_at=rfc3339(at))  # fmt: skip
+        if key is not None:
+            body = waiver_statement(made, at=at)
+            made = made.model_copy(
+                update={"signature": sign(body, found.keys[key].private, GOVERNANCE_NAMESPACE)}
+            )
+        return made.model_copy(update=changes)
+
+    good = waiver("sam", "sam")
+    given = [good, waiver("sam", None), waiver("dana", "dana"), waiver("sam", "sam", rule="*")]
+    verifier = statement_verifier(factory.settings, factory.identity.directory)
+    assert signed_waivers(given, verifier, factory.audit) == (good,)
+    reasons = [
+        str(r.data["reason"])
+        for r in factory.audit.events("governance")
+        if r.name == "governance-refused"
+    ]
+    assert any("not an armored SSH signature" in r for r in reasons)
+    assert any("does not hold the role 'security'" in r for r in reasons)
+    assert any("does not verify over this statement" in r for r in reasons)  # rule widened
+    before = len(factory.audit.events("governance"))
+    signed_waivers(given, verifier, factory.audit)  # a second start adds no new refusals
+    assert len(factory.audit.events("governance")) == before

@@ -347,6 +347,49 @@ def identity_revoke_token(
     console.print(f"token {escape(jti)} of run {escape(run_id)} revoked", highlight=False)
 
 
+@identity_app.command("sign-waiver")
+def identity_sign_waiver(
+    check: Annotated[str, typer.Option(help="The check (`sast`, `sca`, …) or `*`.")],
+    rule: Annotated[str, typer.Option(help="The rule id (`B602`) or `*`.")],
+    reason: Annotated[str, typer.Option(help="Why the exception is acceptable.")],
+    person: PersonOption,
+    key: KeyOption = None,
+    path: Annotated[str, typer.Option(help="A glob over the finding's path.")] = "*",
+    fingerprint: Annotated[str, typer.Option(help="Only this finding.")] = "",
+    expires: Annotated[str, typer.Option(help="Last day it applies (YYYY-MM-DD).")] = "",
+) -> None:
+    """Sign a waiver as its approver (role `security`) and print it as JSON for
+    `verify.waivers`; the factory applies only waivers whose signature verifies."""
+    from datetime import UTC, date, datetime
+
+    from pydantic import ValidationError
+
+    from codefactory.identity.errors import IdentityError
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, SshSignatureError, sign
+    from codefactory.identity.statements import refuse_non_human, rfc3339
+    from codefactory.runs.waiver_log import waiver_statement
+    from codefactory.verify.settings import Waiver
+
+    if key is None:
+        fail("sign with your SSH key: --key ~/.ssh/id_ed25519 (a key the directory lists)")
+    try:
+        at = datetime.now(UTC).replace(microsecond=0)
+        waiver = Waiver(
+            check=check,
+            rule=rule,
+            path=path,
+            fingerprint=fingerprint,
+            approver=refuse_non_human(person),
+            reason=reason,
+            expires=date.fromisoformat(expires) if expires else None,
+            signed_at=rfc3339(at),
+        )
+        signature = sign(waiver_statement(waiver, at=at), key.expanduser(), GOVERNANCE_NAMESPACE)
+    except (ValidationError, ValueError, IdentityError, SshSignatureError) as err:
+        fail(escape(str(err)))
+    print_json(waiver.model_copy(update={"signature": signature}).model_dump(mode="json"))
+
+
 @identity_app.command("statement")
 def identity_statement(
     action: Annotated[

@@ -175,10 +175,12 @@ class StatementVerifier:
         role: Role,
         expect: Mapping[str, str],
         used: Callable[[str], bool],
+        fresh: bool = True,
     ) -> VerifiedStatement:
         """The statement if it counts; `StatementRefused` with the first reason it does not.
         `claimed` is who the caller says signed; `expect` the fields it must bind; `used`
-        says whether a digest was accepted before (replay)."""
+        says whether a digest was accepted before (replay); `fresh=False` for a standing
+        decision kept in configuration (a waiver), whose age does not matter."""
         digest = statement_digest(body)
         fields = _parse(body, statement_type)
         person = self._person(claimed, fields, PERSON_FIELD[statement_type], role)
@@ -189,7 +191,8 @@ class StatementVerifier:
                     raise StatementRefused(
                         f"the statement is over {key} {fields.get(key)!r}, not {value!r}"
                     )
-            self._fresh(fields)
+            if fresh:
+                self._fresh(fields)
             if used(digest):
                 raise StatementRefused("this statement was used already (replay)")
         except StatementRefused as err:

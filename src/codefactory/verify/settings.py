@@ -76,6 +76,12 @@ class Waiver(BaseModel):
     """Why the exception is acceptable."""
     expires: date | None = None
     """The last day the waiver applies; afterwards the finding blocks again."""
+    signed_at: str = ""
+    """When the approver signed the waiver (RFC 3339 UTC; `codefactory identity sign-waiver`)."""
+    signature: str = ""
+    """The approver's SSH signature over the waiver's governance statement (namespace
+    `codefactory-governance`); a waiver without a good one, by a directory person with the
+    `security` role, is not applied (`runs.waiver_log`)."""
 
 
 class DiffPolicySettings(BaseModel):
