@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from codefactory.identity.errors import KeyUnavailable
 from codefactory.identity.jwk import thumbprint
 from codefactory.identity.port import IssuerKey, IssuerSignature
+from codefactory.identity.signer import FileSigner
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -63,9 +64,13 @@ class Ed25519KeyFiles:
         with self._locked():
             index = self._index_or_create()
             kid = str(index[0]["kid"])
-            private = self._private(kid)
-        public = private.public_key().public_bytes_raw()
-        return IssuerSignature(kid=kid, public_key=public, signature=private.sign(message))
+            signer = self.signer(kid)
+            public = signer.public_key()
+        return IssuerSignature(kid=kid, public_key=public, signature=signer.sign(message))
+
+    def signer(self, kid: str) -> FileSigner:
+        """The key file of `kid` as a `Signer` (development mode)."""
+        return FileSigner(self.folder / f"{kid}.pem")
 
     def public_keys(self) -> list[IssuerKey]:
         """Every key ever used, the current one first."""
@@ -135,16 +140,6 @@ class Ed25519KeyFiles:
         )
         (self.folder / f"{kid}.pub").write_bytes(pem)
         return {"kid": kid, "created_at": created_at, "retired_at": None}
-
-    def _private(self, kid: str | None) -> Ed25519PrivateKey:
-        path = self.folder / f"{kid}.pem"
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as error:
-            raise KeyUnavailable(str(path), str(error)) from error
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyUnavailable(str(path), "not an Ed25519 private key")
-        return key
 
     def _public(self, entry: dict[str, str | None]) -> IssuerKey:
         path = self.folder / f"{entry['kid']}.pub"

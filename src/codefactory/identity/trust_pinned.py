@@ -24,16 +24,21 @@ class PinnedIssuer:
         self.name = inner.name
 
     def sign(self, message: bytes) -> IssuerSignature:
-        """Sign with `inner`'s current key if it is the pinned current key; refuse otherwise."""
+        """Sign with `inner`'s current key if it is the pinned current key; refuse (before
+        signing) otherwise."""
+        self._require_pinned(self.inner.public_keys()[0].kid)
         signed = self.inner.sign(message)
-        if signed.kid != self.trust.current_issuer_kid:
+        self._require_pinned(signed.kid)  # it rotated meanwhile: the signature is dropped
+        return signed
+
+    def _require_pinned(self, kid: str) -> None:
+        if kid != self.trust.current_issuer_kid:
             raise SignerUnavailable(
                 SETTING,
-                f"the issuer's signing key {signed.kid} is not the pinned current key "
+                f"the issuer's signing key {kid} is not the pinned current key "
                 f"{self.trust.current_issuer_kid or '(none)'}: pin it with "
                 "`codefactory identity trust-export` or restore the pinned key",
             )
-        return signed
 
     def public_keys(self) -> list[IssuerKey]:
         """The pinned issuer keys, current first."""
