@@ -54,6 +54,15 @@ def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: 
     for name in ("change.patch", "risk.json", "rollback.md", "cab.json", "summary.md"):
         assert (package / name).is_file(), name
     assert (package / "evidence" / "junit.xml").is_file()
+    # the approval is a statement signed with the reviewer's key, checkable by an outsider
+    statement = package / "reviews" / "1-approve.json"
+    assert json.loads(statement.read_text())["reviewer"] == "jordan.lee"
+    checked = subprocess.run(
+        ["ssh-keygen", "-Y", "verify", "-f", str(statement.with_suffix(".allowed_signers")),
+         "-I", "jordan.lee", "-n", "codefactory-review", "-s", f"{statement}.sig"],
+        input=statement.read_text(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
     assert sorted(p.name for p in (package / "evidence").glob("*.sarif")) == [
         "diff_policy.sarif",
         "integrity.sarif",

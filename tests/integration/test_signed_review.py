@@ -242,3 +242,34 @@ def test_only_waivers_a_security_officer_signed_are_applied(
     before = len(factory.audit.events("governance"))
     signed_waivers(given, verifier, factory.audit)  # a second start adds no new refusals
     assert len(factory.audit.events("governance")) == before
+
+
+def test_a_signature_counts_only_in_its_namespace_over_canonical_text(
+    world: tuple[Factory, People, Path],
+) -> None:
+    from codefactory.identity.directory import Role
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
+    from codefactory.identity.statements import (
+        GOVERNANCE_TYPE,
+        StatementRefused,
+        governance_statement,
+    )
+
+    factory, found, _ = world
+    sam = found.keys["sam"].private
+    verifier = factory.review.statements
+    body = governance_statement(action="agent-suspend", target="agent:bot", person="sam")
+
+    def check(text: bytes, signature: str) -> None:
+        verifier.verify(text, signature, statement_type=GOVERNANCE_TYPE, claimed="sam",
+                        role=Role.SECURITY, expect={}, used=lambda _: False)  # fmt: skip
+
+    check(body, sign(body, sam, GOVERNANCE_NAMESPACE))
+    with pytest.raises(StatementRefused, match="does not verify"):  # a review signature
+        check(body, sign(body, sam, REVIEW_NAMESPACE))
+    spaced = json.dumps(json.loads(body), indent=1).encode()
+    with pytest.raises(StatementRefused, match="not an RFC 8785 canonical JSON object"):
+        check(spaced, sign(spaced, sam, GOVERNANCE_NAMESPACE))
+    with pytest.raises(StatementRefused, match="_type"):
+        review = signed(factory, run_in_review(factory, _), "sam", sam)
+        check(review, sign(review, sam, GOVERNANCE_NAMESPACE))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codefactory.review import (
+    NonHumanReviewer,
     ReviewerMissing,
     ReviewError,
     SegregationViolation,
@@ -54,3 +55,25 @@ def test_a_reviewer_must_be_named(reviewer: str) -> None:
 
 def test_an_empty_role_matches_nobody() -> None:
     check_reviewer(reviewer="carol", sponsor="alice", agent_id="agent:x", trigger_actor="")
+
+
+@pytest.mark.parametrize("reviewer", ["dave", "user:dave", "Dave", "ｄave", "USER:DAVE"])
+def test_the_person_who_caused_the_trigger_cannot_approve(reviewer: str) -> None:
+    with pytest.raises(SelfApprovalRefused) as raised:
+        check_reviewer(reviewer=reviewer, caused_by="user:dave", **ROLES)
+    assert raised.value.role == "person who caused the trigger"
+
+
+@pytest.mark.parametrize(
+    "reviewer", ["alice\u200b", "car\u202eol", "agent:some-other-bot", "service:deployer"]
+)
+def test_non_humans_and_hidden_characters_never_approve(reviewer: str) -> None:
+    with pytest.raises(NonHumanReviewer):
+        check_reviewer(reviewer=reviewer, **ROLES)
+
+
+def test_a_party_whose_recorded_name_hides_a_character_is_still_that_party() -> None:
+    with pytest.raises(SelfApprovalRefused):
+        check_reviewer(
+            reviewer="alice", sponsor="al\u200bice", agent_id="agent:x", trigger_actor=""
+        )

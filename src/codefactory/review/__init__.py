@@ -4,10 +4,12 @@ from codefactory.review.errors import (
     BranchExists,
     EmptyChange,
     ForgeError,
+    NonHumanReviewer,
     ReviewerMissing,
     ReviewError,
     SegregationViolation,
     SelfApprovalRefused,
+    VerdictRefused,
 )
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
@@ -17,9 +19,11 @@ __all__ = [
     "EmptyChange",
     "Forge",
     "ForgeError",
+    "NonHumanReviewer",
     "ReviewError",
     "ReviewerMissing",
     "SegregationViolation",
     "SelfApprovalRefused",
+    "VerdictRefused",
     "check_reviewer",
 ]
