@@ -23,7 +23,7 @@ from codefactory.audit.checkpoint import Checkpoint
 from codefactory.audit.merkle import LeafList, consistency_proof, hash_leaf, root_of
 from codefactory.audit.note import NoteVerifier
 from codefactory.cli import app
-from codefactory.witness.keys import WitnessSetupError, load_key
+from codefactory.witness.keys import WitnessSetupError, load_key, token_key
 from codefactory.witness.protocol import Witness
 from codefactory.witness.server import WitnessServer, serve_in_thread
 from codefactory.witness.store import WitnessStore
@@ -224,3 +224,27 @@ def test_witness_serve_command(tmp_path: Path, log: Log) -> None:
     assert (printed.exit_code, printed.output.strip()) == (0, key)
     bad = runner.invoke(app, ["witness", "serve", "--data-dir", str(folder), "--log", "x=nope"])
     assert bad.exit_code == 1 and "--log x" in bad.output
+
+
+def test_witness_key_in_a_pkcs11_token(
+    tmp_path: Path, log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.softhsm_helpers import softhsm_token
+
+    settings = softhsm_token(tmp_path / "hsm", monkeypatch)
+    folder = tmp_path / "w"
+    key = token_key(folder, "w.hsm.example", settings, "witness")
+    assert not (folder / "witness-key.pem").exists()
+    assert token_key(folder, None, settings, "witness").public == key.public  # found again
+    witness = Witness(key=key, store=WitnessStore(folder), logs={ORIGIN: [log.verifier]})
+    note = log.note(leaves(4))
+    answer = witness.add_checkpoint(body(0, [], note))
+    assert answer.status == 200
+    independent_verify(note, answer.body.decode().strip(), key.name, key.public.public_key)
+    with pytest.raises(WitnessSetupError, match="in a PKCS#11 token"):
+        load_key(folder)
+    with pytest.raises(WitnessSetupError, match="another label"):
+        token_key(folder, None, settings, "other")
+    load_key(tmp_path / "file", "w.file.example")
+    with pytest.raises(WitnessSetupError, match="has a key file"):
+        token_key(tmp_path / "file", None, settings, "witness")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from codefactory.commands.common import console, fail
+from codefactory.commands.common import console, errors, fail
+
+if TYPE_CHECKING:
+    from codefactory.witness.keys import WitnessKey
 
 witness_app = typer.Typer(
     help="A C2SP tlog-witness that cosigns audit checkpoints; run it under another team.",
@@ -17,6 +20,44 @@ witness_app = typer.Typer(
 DataDirOption = Annotated[
     Path, typer.Option("--data-dir", help="The witness's own folder (key and store).")
 ]
+
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pkcs11-token",
+        help="Keep the key in this PKCS#11 token (an HSM) instead of a key file.",
+        show_default=False,
+    ),
+]
+LibraryOption = Annotated[
+    Path, typer.Option("--pkcs11-library", help="The token's PKCS#11 module.")
+]
+PinFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pkcs11-pin-file", help="File holding the token's user PIN.", show_default=False
+    ),
+]
+LabelOption = Annotated[str, typer.Option("--pkcs11-key-label", help="The key's label.")]
+DEFAULT_LIBRARY = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def _key(
+    data_dir: Path,
+    name: str | None,
+    token: str | None,
+    library: Path,
+    pin_file: Path | None,
+    label: str,
+) -> WitnessKey:
+    from codefactory.identity.settings import Pkcs11Settings
+    from codefactory.witness.keys import load_key, token_key
+
+    if token is None:
+        return load_key(data_dir, name)
+    settings = Pkcs11Settings(library=library, token_label=token, pin_file=pin_file)
+    return token_key(data_dir, name, settings, label)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,13 +71,17 @@ def witness_key(
     name: Annotated[
         str | None, typer.Option(help="The key's name (to create it), e.g. witness.bank.example")
     ] = None,
+    token: TokenOption = None,
+    library: LibraryOption = DEFAULT_LIBRARY,
+    pin_file: PinFileOption = None,
+    label: LabelOption = "codefactory-witness",
 ) -> None:
     """Print the witness's verifier key (`name+keyid+base64(0x04||key)`), creating the key
     with `--name` on first use: give it to the factory's `audit.witnesses[].verifier_key`."""
-    from codefactory.witness.keys import WitnessSetupError, load_key
+    from codefactory.witness.keys import WitnessSetupError
 
     try:
-        key = load_key(data_dir, name)
+        key = _key(data_dir, name, token, library, pin_file, label)
     except WitnessSetupError as err:
         fail(str(err))
     print(key.public.encoded())
@@ -56,10 +101,14 @@ def witness_serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 7380,
     prefix: Annotated[str, typer.Option(help="URL prefix before /add-checkpoint.")] = "",
+    token: TokenOption = None,
+    library: LibraryOption = DEFAULT_LIBRARY,
+    pin_file: PinFileOption = None,
+    label: LabelOption = "codefactory-witness",
 ) -> None:
     """Serve `POST <prefix>/add-checkpoint` (c2sp.org/tlog-witness): cosign each checkpoint of
     the given logs that is consistent with the last one cosigned, refuse everything else."""
-    from codefactory.witness.keys import WitnessSetupError, load_key, prepare_folder
+    from codefactory.witness.keys import KEY_FILE_MODE, WitnessSetupError, prepare_folder
     from codefactory.witness.logs import parse_logs
     from codefactory.witness.protocol import Witness
     from codefactory.witness.server import WitnessServer
@@ -67,12 +116,18 @@ def witness_serve(
 
     try:
         logs = parse_logs(log)
-        key = load_key(data_dir, name)
+        key = _key(data_dir, name, token, library, pin_file, label)
         store = WitnessStore(prepare_folder(data_dir))
     except (WitnessSetupError, ValueError) as err:
         fail(str(err))
     server = WitnessServer((host, port), Witness(key=key, store=store, logs=logs), prefix=prefix)
     console.print(f"witness {key.public.encoded()}", highlight=False, soft_wrap=True)
+    if key.mode == KEY_FILE_MODE:
+        errors.print(
+            "[bold yellow]WARNING:[/] development mode: the witness key is a file in "
+            f"{data_dir}; whoever reads it can cosign anything (use --pkcs11-token)",
+            highlight=False,
+        )
     console.print(f"listening on {server.url}/add-checkpoint", highlight=False, soft_wrap=True)
     try:
         server.serve_forever()

@@ -11,13 +11,15 @@ Answers, checked in this order:
   cosigned for that log, or it is but the sizes are equal and the roots differ;
 - 422 the consistency proof does not verify from the cosigned root to the new one;
 - 200 the witness stores the checkpoint and answers its cosignature line
-  (c2sp.org/tlog-cosignature).
+  (c2sp.org/tlog-cosignature);
+- 503 its key cannot sign (an HSM down): nothing is stored.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,9 +30,11 @@ from codefactory.audit.cosignature import cosign
 from codefactory.audit.errors import CheckpointInvalid, ProofInvalid
 from codefactory.audit.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from codefactory.audit.note import NoteVerifier, open_note, split_note
+from codefactory.identity.errors import SignerUnavailable
 from codefactory.witness.keys import WitnessKey
 from codefactory.witness.store import WitnessStore
 
+log = logging.getLogger(__name__)
 MAX_PROOF_LINES = 63
 MAX_BODY_BYTES = 16 * 1024
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
@@ -94,6 +98,9 @@ class Witness:
             return self._cosign(request)
         except _Refused as refused:
             return refused.answer
+        except SignerUnavailable as error:  # the store rolled back: nothing was recorded
+            log.error("witness: cannot sign: %s", error)
+            return _text(503, "the witness cannot sign now")
 
     def _authenticate(self, request: _Request) -> None:
         verifiers = self.logs.get(request.checkpoint.origin)
