@@ -179,6 +179,9 @@ class AuthGate:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # none are served; a later one is not let in unseen
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
