@@ -22,7 +22,7 @@ from codefactory.sandbox.port import Workspace
 from codefactory.verify.settings import VerifySettings, Waiver
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import sample_service
-from tests.directory_helpers import person, write_directory
+from tests.directory_helpers import person, standard_directory
 from tests.integration.signed_people import make_key
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
@@ -60,7 +60,7 @@ def test_a_waived_finding_lets_the_run_through_and_names_its_approver(
     sample_service(tmp_path / "svc")
     made = make_key(tmp_path / "people", "ciso")
     entry = person("CISO", roles=["security"], ssh_keys=[made.public])
-    directory = write_directory(tmp_path / "people" / "directory.toml", {"ciso": entry})
+    directory = standard_directory(tmp_path / "people", {"ciso": entry})  # + the CLI's sponsor
     at = datetime.now(UTC).replace(microsecond=0)
     unsigned = Waiver(
         check="sast", rule="B602", path="service/*", approver="ciso", reason="trusted input",
