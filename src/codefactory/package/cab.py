@@ -107,7 +107,7 @@ def cab_record(contents: PackageContents, risk: RiskAssessment, backout: str) ->
         "implementation_plan": (
             f"Merge branch {contents.branch} (commit {contents.commit}) into the target "
             f"branch of {run.repository} after approval in Code Factory "
-            f"(`codefactory review approve {run.id} --as <reviewer>`)."
+            f"(`codefactory review approve {run.id} --as <reviewer> --key <their SSH key>`)."
         ),
         "backout_plan": backout,
         "test_plan": plan_of_checks(contents),
