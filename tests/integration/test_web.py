@@ -41,4 +41,5 @@ def test_runs_api_and_dashboard(tmp_path: Path, oidc_provider: OidcProvider) -> 
     assert get(app, "/api/audit/verify").json()["ok"] is True
     page = get(app, "/")
     assert page.status_code == 200 and run.id in page.text
+    assert "Priya Shah (user:priya.shah)" in page.text and "/logout" in page.text
     assert "/api/runs/{run_id}" in get(app, "/openapi.json").json()["paths"]

@@ -12,16 +12,17 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import Run
+from codefactory.identity.directory import Person
 from codefactory.runs.report import run_report
 from codefactory.store.runs import run_as_dict
-from codefactory.web.auth import AuthGate, WebAuth, session_secret
+from codefactory.web.auth import AuthGate, WebAuth, current_person, session_secret
 from codefactory.web.auth_routes import auth_router
 from codefactory.web.identity_routes import identity_router
 from codefactory.web.webhooks import Problem, webhook_router
@@ -95,8 +96,8 @@ def create_app(
         }
 
     @app.get("/", response_class=HTMLResponse)
-    def dashboard() -> str:
-        return dashboard_page(factory.store.search_runs(limit=200))
+    def dashboard(viewer: Annotated[Person, Depends(current_person)]) -> str:
+        return dashboard_page(factory.store.search_runs(limit=200), viewer=viewer)
 
     return app
 
@@ -104,9 +105,10 @@ def create_app(
 DASHBOARD_COLUMNS = ("run", "repository", "state", "kind", "sponsor", "reason")
 
 
-def dashboard_page(runs: Sequence[Run]) -> str:
-    """The dashboard's HTML: how many runs ended in each state (`no_change` apart from
-    `failed`), then one row per run with its repository's canonical id; all text escaped."""
+def dashboard_page(runs: Sequence[Run], viewer: Person | None = None) -> str:
+    """The dashboard's HTML: who is looking (with a log-out link), how many runs ended in each
+    state (`no_change` apart from `failed`), then one row per run with its repository's
+    canonical id; all text escaped."""
     tally = Counter(run.state.value for run in runs)
     counts = " · ".join(f"{html.escape(name)} {count}" for name, count in sorted(tally.items()))
     rows = "".join(
@@ -121,6 +123,15 @@ def dashboard_page(runs: Sequence[Run]) -> str:
     head = "".join(f"<th>{name}</th>" for name in DASHBOARD_COLUMNS)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Code Factory</title></head>"
-        f"<body><h1>Code Factory runs</h1><p class='states'>{counts}</p>"
+        f"<body>{_viewer_line(viewer)}<h1>Code Factory runs</h1><p class='states'>{counts}</p>"
         f"<table border='1' cellpadding='4'><tr>{head}</tr>{rows}</table></body></html>"
+    )
+
+
+def _viewer_line(viewer: Person | None) -> str:
+    if viewer is None:
+        return ""
+    return (
+        f"<p class='viewer'>{html.escape(viewer.name)} ({html.escape(viewer.actor)}) · "
+        "<a href='/logout'>log out</a></p>"
     )
