@@ -23,6 +23,9 @@ from codefactory.engines.cli import cli_engine
 from codefactory.engines.session import EngineSession
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
+from codefactory.identity.directory import Person
+from codefactory.identity.four_eyes import GovernedFile
+from codefactory.identity.statements import VerifiedStatement
 from codefactory.runs.intake import accept_ticket
 from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
 from codefactory.runs.report import run_report
@@ -190,9 +193,23 @@ def test_an_expired_registry_entry_is_refused_and_a_registry_change_is_audited(
     assert len(changed) == 1  # first load: every entry recorded as added
     factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=REGISTRY)
     changes = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
+    assert len(changes) == 1  # four eyes: a changed file is not in force until approved
+    ledger = GovernedFile("registry", factory.audit)  # two registry-admins (signatures:
+    digest = ledger.propose(REGISTRY.read_text(), source=str(REGISTRY), statement=signer("rita"))
+    ledger.approve(digest, statement=signer("ravi"))  # test_governance_cli.py checks them)
+    factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=REGISTRY)
+    changes = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
     assert len(changes) == 2
     assert {c["change"] for c in changes[-1].data["changes"]} == {"changed"}
     assert all("next_review" in c["fields"] for c in changes[-1].data["changes"])
+
+
+def signer(person_id: str) -> VerifiedStatement:
+    """A governance statement as the verifier returns it once the signature checked out."""
+    return VerifiedStatement(
+        person=Person(id=person_id, name=person_id), fields={}, body=b"", signature="",
+        digest=f"sha256:{person_id}", fingerprint="", allowed_signers_line="",
+    )  # fmt: skip
 
 
 RENAME_TO_PIPELINE = (
