@@ -104,6 +104,7 @@ def test_a_wrong_nonce_or_an_unknown_subject_is_refused(
 
 def test_bearer_tokens_are_checked(factory: Factory, oidc_provider: OidcProvider) -> None:
     app = create_app(factory)
+    assert asgi_get(app, "/readyz").json() == {"status": "ok", "login": "ready"}
     good = asgi_get(app, "/api/whoami", web_headers(oidc_provider))
     assert good.status_code == 200 and good.json()["id"] == "priya.shah"
     assert asgi_get(app, "/api/runs", web_headers(oidc_provider)).status_code == 200
@@ -165,6 +166,7 @@ def test_without_a_provider_only_the_public_routes_answer(tmp_path: Path) -> Non
     assert closed.status_code == 401 and "CODEFACTORY_WEB__OIDC_ISSUER" in closed.text
     assert asgi_get(app, "/", HTML).status_code == 401
     assert asgi_get(app, "/openapi.json").status_code == 401
+    assert asgi_get(app, "/readyz").json()["login"] == "unconfigured"
     for public in ("/healthz", "/readyz", "/.well-known/jwks.json"):
         assert asgi_get(app, public).status_code == 200, public
     assert (tmp_path / "data" / "web-session.key").stat().st_mode & 0o777 == 0o600

@@ -23,6 +23,7 @@ from authlib.integrations.starlette_client import (  # type: ignore[import-untyp
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
+from starlette.concurrency import run_in_threadpool
 
 from codefactory.identity.directory import Person
 from codefactory.web.auth import WebAuth, client_secret, current_person, unconfigured
@@ -112,13 +113,21 @@ def auth_router(factory: Factory, auth: WebAuth) -> APIRouter:
         tags=["health"],
         responses={503: {"description": "The store cannot be read"}},
     )
-    def readyz() -> JSONResponse:
-        """The store answers; says whether an identity provider is configured."""
+    async def readyz() -> JSONResponse:
+        """The store answers (else 503); says whether login works: `unconfigured`,
+        `unreachable` (the provider's discovery cannot be read) or `ready`. Webhooks work
+        without the provider, so its outage alone does not make the factory unready."""
         try:
-            factory.store.search_runs(limit=1)
+            await run_in_threadpool(factory.store.search_runs, limit=1)
         except Exception as err:  # any failure of the store means not ready
             return JSONResponse({"status": "unavailable", "reason": str(err)}, status_code=503)
-        login = "configured" if auth.provider else "unconfigured"
+        login = "unconfigured"
+        if auth.provider is not None:
+            try:
+                await auth.provider.metadata()
+                login = "ready"
+            except ProviderUnavailable:
+                login = "unreachable"
         return JSONResponse({"status": "ok", "login": login})
 
     @router.get("/.well-known/oauth-protected-resource", tags=["identity"])
