@@ -346,22 +346,3 @@ def _git(bare: Path, *args: str, signers: Path) -> subprocess.CompletedProcess[s
         text=True,
         check=False,
     )
-
-
-def test_the_served_jwks_publishes_only_the_pinned_keys(
-    tmp_path: Path, token: Pkcs11Settings
-) -> None:
-    from codefactory.factory import build_factory
-    from codefactory.web.app import create_app
-    from tests.conftest import asgi_get
-
-    settings = settings_for(tmp_path, {"signer": "pkcs11", "pkcs11": token.model_dump()})
-    factory = build_factory(pinned(settings, tmp_path / "etc"))
-    factory.identity.agents.require_active(settings.agent_id)
-    appended = Ed25519KeyFiles(keys_dir(settings) / "issuer", name="codefactory:local")
-    appended_kid = appended.public_keys()[0].kid  # a key file and keys.json in the data folder
-    keys = asgi_get(create_app(factory), "/.well-known/jwks.json").json()["keys"]
-    assert factory.identity.trust is not None
-    assert [k["kid"] for k in keys if "iss" in k] == [factory.identity.trust.current_issuer_kid]
-    assert [k["sub"] for k in keys if "sub" in k] == [settings.agent_id]
-    assert appended_kid not in [k["kid"] for k in keys]
