@@ -96,9 +96,15 @@ def test_a_wrong_nonce_or_an_unknown_subject_is_refused(
         stranger = browser_login(client, "stranger")
         assert stranger.status_code == 403
         assert f"{oidc_provider.issuer}#stranger" in stranger.json()["detail"]
+        # a code obtained elsewhere (another client's login), injected with this login's state
+        stolen = oidc_provider.authorize("priya", nonce="someone-elses", verifier="v" * 64)
+        to_provider = client.get("/login").headers["location"]
+        state = httpx.URL(to_provider).params["state"]
+        injected = client.get(f"/auth/callback?code={stolen}&state={state}")
+        assert injected.status_code == 400 and "Login refused" in injected.text
         assert client.get("/api/whoami").status_code == 401
     reasons = {e["reason"] for e in events(factory, "login-refused")}
-    assert reasons == {"id-token", "unknown-subject"}
+    assert reasons == {"id-token", "unknown-subject", "invalid_grant"}
     assert events(factory, "login") == []
 
 
