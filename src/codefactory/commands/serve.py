@@ -64,6 +64,12 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     from codefactory.identity.trust_report import warn_unprotected_keys
 
     warn_unprotected_keys(state.settings)  # keys in the data folder: said loudly
+    from codefactory.runs.policy_log import governance_notices
+
+    configured = state.settings
+    notices = governance_notices(configured.policy_file, configured.engines.registry, factory.audit)
+    for notice in notices:
+        console.print(f"[yellow]four eyes:[/] {escape(notice)}", highlight=False)
     web = factory.settings.web
     dispatch = build_dispatch(factory, workers=workers)
     try:

@@ -31,3 +31,15 @@ def active_policy(policy_file: Path | None, audit: AuditLog) -> tuple[CedarPolic
     if not state.pending:
         return configured, state
     return CedarPolicy(state.active_text, source=f"approved policy {state.active_digest}"), state
+
+
+def governance_notices(
+    policy_file: Path | None, registry_file: Path | None, audit: AuditLog
+) -> list[str]:
+    """One line per governed file (policy, engine registry) whose configured content is not
+    the approved content in force: what `serve` and `policy check` say."""
+    from codefactory.runs.registry_log import active_registry
+
+    notices = [active_policy(policy_file, audit)[1].notice()]
+    notices.append(active_registry(registry_file, audit)[1].notice())
+    return [notice for notice in notices if notice]
