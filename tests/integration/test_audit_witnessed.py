@@ -26,6 +26,7 @@ from codefactory.audit.checkpoint import Checkpoint
 from codefactory.audit.leaf import StoredLeaf
 from codefactory.audit.merkle import root_of
 from codefactory.audit.note import parse_verifier
+from codefactory.audit.port import AuditLog
 from codefactory.cli import app
 from codefactory.config import Settings
 from codefactory.domain import AuditEvent
@@ -45,6 +46,7 @@ class Harness:
         self.data = tmp_path / "data"
         self.runner = CliRunner()
         self.servers: list[WitnessServer] = []
+        self._audit: AuditLog | None = None
 
     def cli(self, *args: str, code: int = 0) -> str:
         result = self.runner.invoke(app, ["--data-dir", str(self.data), *args])
@@ -69,14 +71,20 @@ class Harness:
         return server.url, key.public.encoded()
 
     def append(self, count: int) -> None:
-        audit = build_factory(Settings(data_dir=self.data)).audit
+        audit = self.factory_audit()
         for i in range(count):
             audit.append(
                 AuditEvent(name="step-done", actor="user:ana", data={"i": i}, at=datetime.now(UTC))
             )
 
+    def factory_audit(self) -> AuditLog:
+        """One factory's log for appends and reads (the CLI builds its own each time)."""
+        if self._audit is None:
+            self._audit = build_factory(Settings(data_dir=self.data)).audit
+        return self._audit
+
     def failures(self) -> list[dict[str, object]]:
-        records = build_factory(Settings(data_dir=self.data)).audit.events()
+        records = self.factory_audit().events()
         return [r.data for r in records if r.name == "witness-failed"]
 
 
@@ -155,14 +163,25 @@ def test_a_history_rewritten_with_the_issuer_key_fails_on_the_witness_evidence(
     verified = harness.json("audit", "verify")
     assert verified["ok"] and verified["witnessed"] is True, verified
     assert verified["witnesses"]["security-team"]["cosigned_latest"] is True
+    older = verified["count"]
     harness.append(3)  # the next checkpoint goes with a consistency proof from the last one
     assert cosignature_holds(harness.cli("audit", "checkpoint"), witness_key)
+    newer = harness.json("audit", "verify")["count"]
     assert "cosigned by 1 of 1 witnesses" in harness.cli("audit", "verify")
     assert harness.failures() == []
 
-    rewrite_history(
-        harness.data, seq=len(build_factory(Settings(data_dir=harness.data)).audit.events()) - 4
-    )
+    # a rollback: the newer checkpoint, its cosignature and the events after the older removed
+    with sqlite3.connect(harness.data / "factory.db") as db:
+        db.execute(f"DELETE FROM audit_checkpoints WHERE size = {newer}")
+        db.execute(f"DELETE FROM audit_cosignatures WHERE size = {newer}")
+        db.execute(f"DELETE FROM audit_events WHERE seq >= {older}")
+    assert harness.json("audit", "verify", "--offline")["ok"] is True  # stored evidence alone
+    failed = harness.cli("audit", "verify", code=1)  # the witness is asked: it holds more
+    assert f"witness security-team cosigned a checkpoint of size {newer}" in failed, failed
+    assert "rolled back" in failed
+
+    # a rewrite: an event edited, every hash recomputed, every checkpoint re-signed
+    rewrite_history(harness.data, seq=1)
     failed = harness.cli("audit", "verify", code=1)
     assert "cosigned by witness security-team" in failed and "rewritten" in failed, failed
 

@@ -33,6 +33,8 @@ class WitnessEvidence:
     trusted: list[TrustedCheckpoint] = field(default_factory=list)
     cosigned_by: dict[tuple[int, bytes], set[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    latest: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Per witness name: the largest size it cosigned for us, and that checkpoint's note."""
 
 
 def gather(
@@ -71,6 +73,8 @@ def gather(
         evidence.trusted.append(TrustedCheckpoint(checkpoint=checkpoint, label=label))
         key = (checkpoint.size, checkpoint.root)
         evidence.cosigned_by.setdefault(key, set()).add(witness.name)
+        if checkpoint.size >= evidence.latest.get(witness.name, (-1, ""))[0]:
+            evidence.latest[witness.name] = (checkpoint.size, row.note)
     return evidence
 
 

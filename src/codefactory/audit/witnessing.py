@@ -34,7 +34,7 @@ from codefactory.audit.port import (
 from codefactory.audit.settings import AuditSettings, WitnessSettings
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.audit.sql_cosignatures import SqlCosignatures
-from codefactory.audit.witness_check import UNWITNESSED, gather, quorum_problem
+from codefactory.audit.witness_check import UNWITNESSED, WitnessEvidence, gather, quorum_problem
 from codefactory.audit.witness_client import (
     WitnessAnswer,
     WitnessConflict,
@@ -220,9 +220,10 @@ class WitnessedAuditLog:
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self, *, checkpoint: str | None = None) -> LogReport:
+    def verify(self, *, checkpoint: str | None = None, offline: bool = False) -> LogReport:
         """The log's own verification, with every witness's cosignatures as further
-        checkpoints, and the quorum required on the latest checkpoint."""
+        checkpoints, and the quorum required on the latest checkpoint; unless `offline`,
+        the quorum of witnesses must confirm they cosigned nothing later (a rollback)."""
         witnesses = self._settings.witnesses
         siem = self._siem_status()
         warnings = _siem_warnings(siem)
@@ -255,10 +256,52 @@ class WitnessedAuditLog:
         if reason is not None:
             return dataclasses.replace(report, ok=False, reason=reason)
         cosigned = sum(1 for s in status.values() if s["cosigned_latest"])
+        reason = (
+            f"{report.reason}; the latest checkpoint is cosigned by {cosigned} of "
+            f"{len(witnesses)} witnesses (quorum {self._settings.quorum})"
+        )
+        if offline:
+            return dataclasses.replace(report, reason=f"{reason}; witnesses not asked (offline)")
+        problem = self._fresh(evidence, status)
+        if problem is not None:
+            return dataclasses.replace(report, ok=False, reason=problem)
         return dataclasses.replace(
-            report,
-            reason=f"{report.reason}; the latest checkpoint is cosigned by {cosigned} of "
-            f"{len(witnesses)} witnesses (quorum {self._settings.quorum})",
+            report, reason=f"{reason}; the witnesses hold no later checkpoint of this log"
+        )
+
+    def _fresh(self, evidence: WitnessEvidence, status: dict[str, dict[str, Any]]) -> str | None:
+        """Ask each witness whether it cosigned a checkpoint later than the latest one kept
+        here (re-submitting that one: 200 means no, 409 names its size). A later one means
+        checkpoints and events were removed from the store. Needs the quorum's answers."""
+        confirmed, problems = 0, []
+        for witness in self._settings.witnesses:
+            size, note = evidence.latest.get(witness.name, (0, ""))
+            if not note:
+                status[witness.name]["fresh"] = False
+                continue
+            answer = add_checkpoint(
+                witness.url, old=size, proof=(), note=note,
+                timeout_s=self._settings.witness_timeout_s,
+            )  # fmt: skip
+            status[witness.name]["fresh"] = isinstance(answer, WitnessCosigned)
+            if isinstance(answer, WitnessCosigned):
+                confirmed += 1
+            elif isinstance(answer, WitnessConflict) and answer.size > size:
+                return (
+                    f"witness {witness.name} cosigned a checkpoint of size {answer.size}, but "
+                    f"the latest one kept here is of size {size}: later checkpoints and their "
+                    "events were removed from the store (rolled back)"
+                )
+            elif isinstance(answer, WitnessConflict):
+                problems.append(f"{witness.name} holds size {answer.size} only (reset?)")
+            else:
+                problems.append(f"{witness.name}: {answer.reason}")
+        if confirmed >= self._settings.quorum:
+            return None
+        return (
+            f"only {confirmed} of the {self._settings.quorum} witnesses required confirmed "
+            f"that no later checkpoint exists ({'; '.join(problems) or 'none asked'}); "
+            "`audit verify --offline` checks the stored evidence alone"
         )
 
 

@@ -26,19 +26,33 @@ def audit_verify(
         Path | None,
         typer.Option(help="A checkpoint saved earlier: prove the log still extends it."),
     ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not ask the witnesses whether they cosigned a later checkpoint.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every leaf and the tree; name the first event altered, removed, inserted or
     reordered, and check every signed checkpoint (and a saved one) still holds. With witnesses
     configured (audit.witnesses), the latest checkpoint must carry the quorum's cosignatures
-    and every cosigned root must match; without, it warns that the log is unwitnessed."""
+    and every cosigned root must match, and (unless --offline) the witnesses are asked whether
+    they cosigned a later checkpoint (a rollback); without, it warns the log is unwitnessed."""
     note = None
     if checkpoint is not None:
         try:
             note = checkpoint.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             fail(f"cannot read the checkpoint {checkpoint}: {err}")
-    report = build().audit.verify(checkpoint=note)
+    from codefactory.audit.witnessing import WitnessedAuditLog
+
+    audit = build().audit
+    if isinstance(audit, WitnessedAuditLog):
+        report = audit.verify(checkpoint=note, offline=offline)
+    else:
+        report = audit.verify(checkpoint=note)
     from codefactory.commands.common import state
     from codefactory.identity.trust_report import warn_unprotected_keys
 
