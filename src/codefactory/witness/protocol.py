@@ -107,7 +107,7 @@ class Witness:
         if verifiers is None:
             raise _Refused(_text(404, f"unknown log {request.checkpoint.origin[:100]!r}"))
         try:
-            open_note(request.note, [v for v in verifiers if v.name == request.checkpoint.origin])
+            open_note(request.note, verifiers)
         except CheckpointInvalid as error:
             raise _Refused(_text(403, f"no trusted signature of the log: {error}")) from None
         if request.old > request.checkpoint.size:
