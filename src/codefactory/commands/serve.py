@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from codefactory.commands.common import build, console, fail, state
+
+if TYPE_CHECKING:
+    from codefactory.web.settings import WebSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +86,10 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
         highlight=False,
     )
     if web.oidc_issuer:
-        console.print(f"login: OpenID Connect at {escape(web.oidc_issuer)}", highlight=False)
+        console.print(
+            f"login: OpenID Connect at {escape(web.oidc_issuer)} ({escape(provider_status(web))})",
+            highlight=False,
+        )
     else:
         console.print(
             f"[bold red]no identity provider: every route but the webhooks, health checks "
@@ -95,3 +101,20 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
         uvicorn.Server(server_config(app, host=host, port=port, limits=web.limits)).run()
     finally:
         dispatch.stop()
+
+
+def provider_status(web: WebSettings) -> str:
+    """`reachable`, or why the identity provider's discovery cannot be read (logins and
+    bearer tokens then fail closed until it can)."""
+    import asyncio
+
+    from codefactory.web.auth_oidc import OidcProvider, ProviderUnavailable
+
+    provider = OidcProvider(
+        web.oidc_issuer or "", audiences=web.audiences(), algorithms=web.oidc_algorithms
+    )
+    try:
+        asyncio.run(provider.metadata())
+    except ProviderUnavailable as err:
+        return f"UNREACHABLE, logins fail until it answers: {err}"
+    return "reachable"

@@ -146,7 +146,9 @@ class WebAuth:
             if digest not in self._seen:
                 self._remember(digest)
                 subject = f"{claims['iss']}#{claims['sub']}"
-                await run_in_threadpool(self.audit.login, person, subject=subject, method="bearer")
+                await run_in_threadpool(
+                    self.audit.login, person, subject=subject, method="bearer", token=digest
+                )
         return person
 
     async def _session(self, request: Request, session: dict[str, Any]) -> Person | Response:

@@ -38,9 +38,13 @@ class LoginAudit:
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], _Window] = {}
 
-    def login(self, person: Person, *, subject: str, method: str) -> None:
-        """One person authenticated through the provider (`method`: `browser` or `bearer`)."""
-        self._append("login", person.actor, {"subject": capped(subject), "method": method})
+    def login(self, person: Person, *, subject: str, method: str, token: str = "") -> None:
+        """One person authenticated through the provider (`method`: `browser` or `bearer`;
+        `token`: the bearer token's digest, never the token)."""
+        data = {"subject": capped(subject), "method": method}
+        if token:
+            data["token"] = token
+        self._append("login", person.actor, data)
 
     def refused(self, source: str, reason: str, detail: str = "", **facts: str) -> None:
         """A refused login or token from `source` (the client address). The first refusal of
