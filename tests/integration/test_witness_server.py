@@ -248,3 +248,14 @@ def test_witness_key_in_a_pkcs11_token(
     load_key(tmp_path / "file", "w.file.example")
     with pytest.raises(WitnessSetupError, match="has a key file"):
         token_key(tmp_path / "file", None, settings, "witness")
+
+
+def test_concurrent_requests_from_the_same_state_cosign_one(witness_url: str, log: Log) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    notes = [log.note(leaves(size)) for size in (3, 4)]  # two: the fixture's connection cap
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda n: post(witness_url, body(0, [], n)), notes))
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    cosigned = 3 if answers[0].status_code == 200 else 4
+    assert [a.text for a in answers if a.status_code == 409] == [f"{cosigned}\n"]

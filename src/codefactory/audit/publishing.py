@@ -1,7 +1,9 @@
 """Publish a signed checkpoint whenever a run comes to rest (in review, or ended).
 
 A wrapper around the run observer, as cross-cutting concerns are (STYLE.md): examiners get
-a fresh checkpoint covering each run's events without anyone asking for one.
+a fresh checkpoint covering each run's events without anyone asking for one. The factory's
+log is a `WitnessedAuditLog` (`witnessing.py`), so each such checkpoint also goes to the
+configured witnesses; a witness that fails is an audit event, never a failed run.
 """
 
 from __future__ import annotations
