@@ -7,15 +7,19 @@ from codefactory.identity.errors import (
     DelegationRefused,
     IdentityError,
     KeyUnavailable,
+    SignerUnavailable,
+    TrustInvalid,
 )
 from codefactory.identity.port import (
     AgentDirectory,
+    CheckpointIssuer,
     Delegation,
     DelegationToken,
     Issuer,
     IssuerKey,
     IssuerSignature,
 )
+from codefactory.identity.signer import Signer
 
 __all__ = [
     "AgentDirectory",
@@ -23,6 +27,7 @@ __all__ = [
     "AgentInvalid",
     "AgentStatus",
     "AgentUnavailable",
+    "CheckpointIssuer",
     "Delegation",
     "DelegationRefused",
     "DelegationToken",
@@ -31,5 +36,8 @@ __all__ = [
     "IssuerKey",
     "IssuerSignature",
     "KeyUnavailable",
+    "Signer",
+    "SignerUnavailable",
     "StaticAgentDirectory",
+    "TrustInvalid",
 ]
