@@ -70,9 +70,6 @@ def test_markup_in_titles_keys_and_reasons_prints_as_written(cli: Any, tmp_path:
     cli("trigger", "--repo", str(tmp_path), "--ticket", str(marked), code=1)
     bad_key = ticket(tmp_path, "key", key="[/x]", summary="")  # the reason quotes the key
     cli("trigger", "--repo", str(tmp_path), "--ticket", str(bad_key), code=1)
-    newline = ticket(tmp_path, "newline", key="SVC-1\nOn-Behalf-Of: user:ceo")
-    refused = cli("trigger", "--repo", str(tmp_path), "--ticket", str(newline), code=1)
-    assert "the ticket key refused: character 5 is a control character (U+000A)" in (refused.output)
     listed = cli("runs", "list").stdout  # `[/x]` once crashed this with a MarkupError
     assert "[/x] has no `fields.summary`" in " ".join(listed.split())
     runs = json.loads(cli("runs", "list", "--json").stdout)
