@@ -38,7 +38,9 @@ class RepositoryBinding(BaseModel):
     path: Path
     """The local git repository the runs change."""
     sponsor: str = ""
-    """The accountable human for runs no human asked for (alerts, scans, schedules)."""
+    """The accountable human for runs no human asked for (alerts, scans, schedules): a
+    person id of the directory (`priya.shah`) holding the `sponsor` role, else such runs are
+    refused. Runs a human asked for are sponsored by that human, never by this."""
     id: str = ""
     """The repository's canonical id (`acme/payments`, a forge URL; docs/repositories.md).
     Empty: the key a delivery matched when it is a forge's `owner/name`, else the one id
