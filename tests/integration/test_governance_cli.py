@@ -123,6 +123,7 @@ def test_an_engine_registry_change_needs_two_registry_admins(
     from codefactory.engines.registry import default_registry_path
 
     cli, found, tmp_path = world
+    assert json.loads(cli("engines", "status", "--json"))["pending"] is False  # first use
     changed = tmp_path / "registry.toml"
     changed.write_text(default_registry_path().read_text() + "\n# reviewed 2026-11\n")
     monkeypatch.setenv("CODEFACTORY_ENGINES__REGISTRY", str(changed))
