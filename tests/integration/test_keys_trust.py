@@ -24,7 +24,13 @@ from codefactory.identity import DelegationRefused
 from codefactory.identity.errors import SignerUnavailable, TrustInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
 from codefactory.identity.published import allowed_signers, jwks, pinned_ssh_key
-from codefactory.identity.services import build_identity, check_signing, issuer_for, keys_dir
+from codefactory.identity.services import (
+    build_identity,
+    check_signing,
+    issuer_for,
+    keys_dir,
+    unpinned_issuer,
+)
 from codefactory.identity.settings import Pkcs11Settings
 from codefactory.identity.tokens import sign_token
 from codefactory.identity.trust import render_trust
@@ -262,6 +268,10 @@ def test_pkcs11_without_a_trust_file_refuses_to_start(
     identity = settings.identity.model_copy(update={"trust_file": outside})
     with pytest.raises(TrustInvalid, match="malformed"):
         issuer_for(settings.model_copy(update={"identity": identity}))
+    pkcs11 = token.model_copy(update={"pin": None, "pin_file": settings.data_dir / "pin"})
+    identity = settings.identity.model_copy(update={"pkcs11": pkcs11})
+    with pytest.raises(SignerUnavailable, match="pin_file: .* is inside the data folder"):
+        unpinned_issuer(settings.model_copy(update={"identity": identity}))
 
 
 def test_an_hsm_that_becomes_unavailable_fails_closed_with_an_audit_event(

@@ -17,7 +17,7 @@ from codefactory.identity.agent_keys import AgentKeyFiles, AgentKeys
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.delegation import DelegationAuthority
 from codefactory.identity.directory import FileDirectory
-from codefactory.identity.errors import DirectoryInvalid, TrustInvalid
+from codefactory.identity.errors import DirectoryInvalid, SignerUnavailable, TrustInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
 from codefactory.identity.port import CheckpointIssuer
 from codefactory.identity.registry import SqlAgentRegistry
@@ -29,6 +29,7 @@ from codefactory.package.provenance import DsseProvenance
 
 if TYPE_CHECKING:
     from codefactory.config import Settings
+    from codefactory.identity.pkcs11 import Pkcs11Keyring
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,24 +80,35 @@ def trust_for(settings: Settings) -> TrustRoots | None:
     return load_trust(path, data_dir=settings.data_dir)
 
 
+def keyring_for(settings: Settings) -> Pkcs11Keyring:
+    """The PKCS#11 token of `identity.pkcs11`; a PIN file inside the data folder is refused
+    (`SignerUnavailable`): whoever reads the folder would hold the token's PIN."""
+    from codefactory.identity.pkcs11 import Pkcs11Keyring
+
+    pin_file = settings.identity.pkcs11.pin_file
+    if pin_file is not None and pin_file.expanduser().resolve().is_relative_to(settings.data_dir):
+        raise SignerUnavailable(
+            "identity.pkcs11.pin_file", f"{pin_file} is inside the data folder {settings.data_dir}"
+        )
+    return Pkcs11Keyring(settings.identity.pkcs11)
+
+
 def unpinned_issuer(settings: Settings) -> CheckpointIssuer:
     """The issuer's keys where they live: the PKCS#11 token, or key files (made on first
     use) in development mode."""
     if settings.identity.signer == PKCS11_MODE:
-        from codefactory.identity.pkcs11 import Pkcs11Keyring
         from codefactory.identity.pkcs11_keys import TokenIssuer
 
-        return TokenIssuer(Pkcs11Keyring(settings.identity.pkcs11), name=settings.identity.issuer)
+        return TokenIssuer(keyring_for(settings), name=settings.identity.issuer)
     return Ed25519KeyFiles(keys_dir(settings) / "issuer", name=settings.identity.issuer)
 
 
 def unpinned_agent_keys(settings: Settings) -> AgentKeys:
     """The agents' keys where they live: the token, or key files in development mode."""
     if settings.identity.signer == PKCS11_MODE:
-        from codefactory.identity.pkcs11 import Pkcs11Keyring
         from codefactory.identity.pkcs11_keys import TokenAgentKeys
 
-        return TokenAgentKeys(Pkcs11Keyring(settings.identity.pkcs11))
+        return TokenAgentKeys(keyring_for(settings))
     return AgentKeyFiles(keys_dir(settings) / "agents")
 
 
@@ -174,7 +186,6 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
     from datetime import UTC, datetime
 
     from codefactory.domain import AuditEvent
-    from codefactory.identity.errors import SignerUnavailable
     from codefactory.identity.pkcs11_keys import TokenIssuer
 
     issuer = identity.issuer
