@@ -1,12 +1,12 @@
-"""`codefactory login|whoami|remote runs|logout` as subprocesses against a live factory and the
-session's real OIDC provider: the CLI's loopback redirect, PKCE and state, the stored token."""
+"""`codefactory login|whoami|remote runs|logout` against a live factory and the session's real
+OIDC provider: the browser the CLI opens signs in at the provider, the CLI's loopback listener
+gets the code, checks the state and the ID token, and keeps the token."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
+import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +22,6 @@ from codefactory.web.app import create_app
 from codefactory.web.auth_client import LoginFailed, login
 from tests.oidc_helpers import CLIENT_SECRET, OidcProvider, live_server, oidc_settings
 from tests.oidc_helpers import submit_authorization as sign_in
-
-CLI = Path(sys.executable).with_name("codefactory")
 
 
 @pytest.fixture
@@ -41,33 +39,48 @@ def env(tmp_path: Path) -> dict[str, str]:
             "CODEFACTORY_LOGIN_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
 
 
-def start_login(url: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """`codefactory login` waiting for the browser; returns it and the URL it printed."""
-    process = subprocess.Popen(
-        [str(CLI), "login", "--factory", url, "--no-browser", "--timeout", "20"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("http"):
-            return process, line.strip()
-    process.wait(5)
-    pytest.fail(f"login printed no URL (exit {process.returncode})")
+class PersonAtTheBrowser(webbrowser.BaseBrowser):
+    """The browser `codefactory login` opens: it signs in at the provider as `sub` and follows
+    the redirect to the CLI's loopback listener (in a thread, as a person would, later)."""
+
+    def __init__(self, sub: str) -> None:
+        super().__init__("test-person")
+        self.sub = sub
+        self.callbacks: list[str] = []
+
+    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        def sign_in_and_return() -> None:
+            callback = sign_in(url, self.sub)
+            self.callbacks.append(callback)
+            httpx.get(callback, timeout=10)
+
+        threading.Thread(target=sign_in_and_return).start()
+        return True
+
+
+@pytest.fixture
+def browser() -> Iterator[PersonAtTheBrowser]:
+    person = PersonAtTheBrowser("priya")
+    webbrowser.register("test-person", None, person, preferred=True)
+    try:
+        yield person
+    finally:
+        webbrowser._tryorder.remove("test-person")  # type: ignore[attr-defined]
 
 
 def cli(env: dict[str, str], *args: str) -> Result:
     """The CLI in process (its start-up is seconds as a subprocess)."""
-    return CliRunner().invoke(app, list(args), env={"XDG_CONFIG_HOME": env["XDG_CONFIG_HOME"]})
+    return CliRunner().invoke(app, list(args), env=env)
 
 
-def test_login_whoami_remote_runs_and_logout(factory_url: str, env: dict[str, str]) -> None:
-    process, url = start_login(factory_url, env)
-    callback = sign_in(url, "priya")  # the person at the provider's page
-    assert callback.startswith("http://127.0.0.1:") and "/callback?" in callback
-    assert httpx.get(callback, timeout=10).status_code == 200
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "logged in to" in out and "as priya" in out
+def test_login_whoami_remote_runs_and_logout(
+    factory_url: str, env: dict[str, str], browser: PersonAtTheBrowser
+) -> None:
+    logged_in = cli(env, "login", "--factory", factory_url, "--timeout", "20")
+    assert logged_in.exit_code == 0, logged_in.output
+    assert "logged in to" in logged_in.stdout and "as priya" in logged_in.stdout
+    assert browser.callbacks[0].startswith("http://127.0.0.1:")
+    assert "/callback?" in browser.callbacks[0]
 
     stored = Path(env["XDG_CONFIG_HOME"]) / "codefactory" / "credentials.json"
     assert stored.stat().st_mode & 0o777 == 0o600
