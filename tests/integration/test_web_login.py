@@ -18,6 +18,7 @@ from codefactory.factory import Factory, build_factory
 from codefactory.web.app import create_app
 from codefactory.web.auth_audit import LoginAudit
 from tests.conftest import asgi_get
+from tests.directory_helpers import standard_people, write_directory
 from tests.oidc_helpers import (
     OidcProvider,
     bearer,
@@ -75,6 +76,11 @@ def test_a_person_logs_in_through_the_provider(factory: Factory) -> None:
         with httpx.Client(base_url=url, cookies=before) as stranger:
             assert stranger.get(callback).status_code == 400
 
+        # taken out of the directory: the session ends at the next request
+        assert factory.settings.identity.directory_file is not None
+        write_directory(factory.settings.identity.directory_file, standard_people())
+        removed = client.get("/api/whoami")
+        assert removed.status_code == 403 and "no person" in removed.text
         assert client.get("/logout").status_code == 200
         after = client.get("/api/whoami")
         assert after.status_code == 401 and after.headers["www-authenticate"].startswith("Bearer")
@@ -82,7 +88,7 @@ def test_a_person_logs_in_through_the_provider(factory: Factory) -> None:
     logins = events(factory, "login")
     assert [(e["actor"], e["method"]) for e in logins] == [("user:priya.shah", "browser")]
     refused = events(factory, "login-refused")
-    assert {e["reason"] for e in refused} == {"mismatching_state"}
+    assert {e["reason"] for e in refused} == {"mismatching_state", "unknown-subject"}
     assert refused[0]["count"] == 1
 
 
