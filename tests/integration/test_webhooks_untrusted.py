@@ -268,3 +268,34 @@ def test_settings_reject_a_webhook_key_name_with_control_characters() -> None:
 
     with pytest.raises(ValidationError):
         TriggerSettings(webhook_key="ci\nkey")
+
+
+EXPECTED_SENDERS = {  # file → (sender kind, sender, sponsor, caused by)
+    "gitlab/issue-hook.labeled.json": ("gitlab", "root", "priya.shah", "user:priya.shah"),
+    "gitlab/note-hook.issue.json": ("gitlab", "root", "priya.shah", "user:priya.shah"),
+    "jira/issue-updated.ready.json": (
+        "jira", "5b10ac8d82e05b22cc7d4ef5", "priya.shah", "user:priya.shah",
+    ),
+    # an incident is autonomous: the binding's sponsor; who opened it caused it
+    "servicenow/incident-created.json": (
+        "servicenow", "jordan.lee", "priya.shah", "user:jordan.lee",
+    ),
+    "sentry/event-alert.triggered.json": ("", "", "priya.shah", ""),
+    "sentry/issue.created.json": ("", "", "priya.shah", ""),
+    "datadog/monitor-triggered.json": ("", "", "priya.shah", ""),
+    "slack/slash-command.txt": ("slack", "U2147483697", "priya.shah", "user:priya.shah"),
+    "webhook/change-requested.json": ("webhook", "webhook", "", ""),  # act-for: default deny
+}  # fmt: skip
+
+
+def test_every_source_names_its_sender_and_sponsor(app: Any, factory: Factory) -> None:
+    from tests.fixtures.webhooks.signed import WORK
+
+    for source, name, event in WORK:
+        body = restamp(source, (HERE / name).read_bytes())
+        receipt = post(app, f"/webhooks/{source}", body, headers(source, body, event=event))
+        run = factory.store.require_run(receipt.json()["run_id"])
+        trigger = factory.store.get_trigger(run.trigger_id)
+        assert trigger is not None
+        found = (trigger.sender_kind, trigger.sender, run.sponsor, trigger.caused_by)
+        assert found == EXPECTED_SENDERS[name], (name, run.reason)
