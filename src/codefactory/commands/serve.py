@@ -60,7 +60,6 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
 
     from codefactory.dispatch.service import build_dispatch
     from codefactory.web.app import create_app
-    from codefactory.web.auth import ISSUER_ENV
     from codefactory.web.server import server_config
 
     factory = build()
@@ -77,14 +76,25 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     dispatch = build_dispatch(factory, workers=workers)
     try:
         app = create_app(factory, dispatch, bound_host=host)
-    except (OSError, PermissionError) as err:
-        fail(f"cannot start the web app: {err}")
+    except OSError as err:  # the session key: unreadable, or readable by others
+        fail(escape(f"cannot start the web app: {err}"))
     recovered = dispatch.start()
     console.print(
         f"serving on http://{host}:{port} with {workers} workers"
         f"{f', {recovered} deliveries recovered' if recovered else ''} (Ctrl-C to stop)",
         highlight=False,
     )
+    announce_login(web, host)
+    try:
+        uvicorn.Server(server_config(app, host=host, port=port, limits=web.limits)).run()
+    finally:
+        dispatch.stop()
+
+
+def announce_login(web: WebSettings, host: str) -> None:
+    """Say how people log in (or loudly that nobody can) and which host names are served."""
+    from codefactory.web.auth import ISSUER_ENV
+
     if web.oidc_issuer:
         console.print(
             f"login: OpenID Connect at {escape(web.oidc_issuer)} ({escape(provider_status(web))})",
@@ -97,10 +107,6 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
             highlight=False,
         )
     console.print(f"trusted hosts: {escape(', '.join(web.hosts_for(host)))}", highlight=False)
-    try:
-        uvicorn.Server(server_config(app, host=host, port=port, limits=web.limits)).run()
-    finally:
-        dispatch.stop()
 
 
 def provider_status(web: WebSettings) -> str:
