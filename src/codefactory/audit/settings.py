@@ -8,6 +8,7 @@ and `CODEFACTORY_AUDIT__SIEM__TARGET=udp://siem.bank:514`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -54,8 +55,8 @@ class SiemSettings(BaseModel):
     format: Literal["ocsf", "syslog"] = "ocsf"
     """`ocsf`: OCSF 1.3 API Activity JSON; `syslog`: RFC 5424 with structured data."""
     target: str = ""
-    """`udp://host:port`, `tcp://host:port` (RFC 6587 octet counting) or a file path (one
-    message a line); empty: no stream."""
+    """`udp://host:port`, `tcp://host:port` (RFC 6587 octet counting), `tls://host:port`
+    (RFC 5425) or a file path (one message a line); empty: no stream."""
     queue_size: int = Field(default=10_000, ge=1)
     """Events waiting to be sent; beyond it events are dropped and counted, never blocking."""
     timeout_s: float = Field(default=2.0, gt=0)
@@ -64,18 +65,21 @@ class SiemSettings(BaseModel):
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
-        if value.startswith(("udp://", "tcp://")):
+        if value.startswith(("udp://", "tcp://", "tls://")):
             parts = urlsplit(value)
             try:
                 port = parts.port
             except ValueError:
                 port = None
             if not parts.hostname or port is None:
-                raise ValueError(f"a SIEM target {value!r} is udp://host:port or tcp://host:port")
+                raise ValueError(f"a SIEM target {value!r} is udp://, tcp:// or tls://host:port")
         elif "://" in value:
-            raise ValueError("a SIEM target is udp://host:port, tcp://host:port or a file path")
+            raise ValueError("a SIEM target is udp://, tcp://, tls://host:port or a file path")
         return value
 
+    ca_file: Path | None = None
+    """CA certificates (PEM) the `tls://` target's certificate must chain to; default: the
+    system's."""
     sd_id: str = Field(default="codefactory@32473", pattern=r"^[!-~]{1,32}$")
     """The RFC 5424 structured-data ID (`name@<private enterprise number>`)."""
 

@@ -8,6 +8,8 @@ daemon thread sends to the target:
 - `udp://host:port`: one message per datagram (RFC 5426 for syslog);
 - `tcp://host:port`: RFC 6587 octet counting, `<length> <message>`, one connection kept
   open and reopened once on error;
+- `tls://host:port`: the same over TLS (RFC 5425), the server's certificate checked against
+  the system's roots or `audit.siem.ca_file`, and its name against the host;
 - anything else is a file path: one message a line, appended (JSON lines for OCSF).
 
 A full queue, or a message that cannot be sent, is dropped and counted; the count is kept in
@@ -23,6 +25,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,18 +88,41 @@ class TcpTransport:
         for attempt in range(2):
             try:
                 if self._socket is None:
-                    self._socket = socket.create_connection(self._address, self._timeout_s)
+                    self._socket = self._connect()
                 self._socket.sendall(frame)
                 return
+            except ssl.SSLCertVerificationError:  # not transient: no second try
+                self.close()
+                raise
             except OSError:
                 self.close()
                 if attempt:
                     raise
 
+    def _connect(self) -> socket.socket:
+        return socket.create_connection(self._address, self._timeout_s)
+
     def close(self) -> None:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+class TlsTransport(TcpTransport):
+    """RFC 5425: octet-counted frames over TLS; the certificate and host name are checked."""
+
+    def __init__(self, host: str, port: int, timeout_s: float, ca_file: Path | None) -> None:
+        super().__init__(host, port, timeout_s)
+        self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._host = host
+
+    def _connect(self) -> socket.socket:
+        raw = super()._connect()
+        try:
+            return self._context.wrap_socket(raw, server_hostname=self._host)
+        except BaseException:
+            raw.close()
+            raise
 
 
 class FileTransport:
@@ -115,12 +141,14 @@ class FileTransport:
 def transport_for(settings: SiemSettings) -> Transport:
     """The transport of `settings.target`; ValueError for a malformed URL."""
     target = settings.target
-    if target.startswith(("udp://", "tcp://")):
+    if target.startswith(("udp://", "tcp://", "tls://")):
         parts = urlsplit(target)
         if not parts.hostname or parts.port is None:
             raise ValueError(f"audit.siem.target {target!r} needs a host and a port")
         if parts.scheme == "udp":
             return UdpTransport(parts.hostname, parts.port)
+        if parts.scheme == "tls":
+            return TlsTransport(parts.hostname, parts.port, settings.timeout_s, settings.ca_file)
         return TcpTransport(parts.hostname, parts.port, settings.timeout_s)
     return FileTransport(Path(target).expanduser())
 
