@@ -30,7 +30,7 @@ def open_engine(url: str) -> Engine:
     """An engine for `url`, migrated to the newest schema (Alembic `upgrade head`); an SQLite
     file and its WAL and shared-memory files are made (or tightened to) mode 0600."""
     database: Path | None = None
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
         database = Path(url.removeprefix("sqlite:///"))
         database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _private_file(database)
