@@ -49,8 +49,11 @@ def check_identity(text: str, *, what: str = "identity") -> str:
 
 
 def normalized(text: str, *, what: str = "identity") -> str:
-    """The comparable form of an identity: checked, NFKC-normalised, case-folded."""
-    return unicodedata.normalize("NFKC", check_identity(text, what=what)).casefold()
+    """The comparable form of an identity: checked, NFKC-normalised, case-folded, and checked
+    again (a character like U+00B8 normalises to a leading space), so the form is stable:
+    `normalized(normalized(x)) == normalized(x)`."""
+    folded = unicodedata.normalize("NFKC", check_identity(text, what=what)).casefold()
+    return check_identity(unicodedata.normalize("NFKC", folded), what=what)
 
 
 def same_identity(first: str, second: str) -> bool:
