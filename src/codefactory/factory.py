@@ -161,7 +161,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.store.verify_tables import SqlVerifyCache
     from codefactory.verify.compose import default_gate
 
-    prepare_data_dir(settings.data_dir)  # 0700, files 0600 (umask 077)
+    prepare_data_dir(settings.data_dir)  # 0700 (tightened if looser); the database 0600
     engine = open_engine(settings.database_url)
     issuer = issuer_for(settings)
     sql_audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
