@@ -215,7 +215,8 @@ class SiemStream:
                 self._state.write_text(json.dumps({"dropped": total}), encoding="utf-8")
             except OSError:
                 pass
-        log.warning("siem: an audit event was dropped (%s); %d dropped so far", reason, total)
+        if self.dropped == 1 or self.dropped % 100 == 0:  # not one line per lost event
+            log.warning("siem: an audit event was dropped (%s); %d dropped so far", reason, total)
 
     def _stored(self) -> int:
         return stored_drops(self._state.parent)
