@@ -273,3 +273,33 @@ def test_a_signature_counts_only_in_its_namespace_over_canonical_text(
     with pytest.raises(StatementRefused, match="_type"):
         review = signed(factory, run_in_review(factory, _), "sam", sam)
         check(review, sign(review, sam, GOVERNANCE_NAMESPACE))
+
+
+def test_four_eyes_refuses_an_unknown_digest_the_proposer_and_a_second_approval(
+    world: tuple[Factory, People, Path],
+) -> None:
+    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile
+    from codefactory.identity.statements import VerifiedStatement
+
+    factory, found, _ = world
+
+    def said_by(person_id: str) -> VerifiedStatement:
+        person = factory.identity.directory.person(person_id)
+        assert person is not None
+        return VerifiedStatement(person=person, fields={}, body=b"", signature="",
+                                 digest=f"sha256:{person_id}", fingerprint="",
+                                 allowed_signers_line="")  # fmt: skip
+
+    ledger = GovernedFile("testkind", factory.audit)
+    assert ledger.state("v1", source="f").adopted_now
+    with pytest.raises(FourEyesRefused, match="no testkind proposal"):
+        ledger.approve("sha256:" + "0" * 64, statement=said_by("quinn"))
+    digest = ledger.propose("v2", source="f", statement=said_by("pat"))
+    with pytest.raises(FourEyesRefused, match="four eyes: pat proposed"):
+        ledger.approve(digest, statement=said_by("pat"))
+    assert ledger.state("v2", source="f").pending
+    ledger.approve(digest, statement=said_by("quinn"))
+    assert not ledger.state("v2", source="f").pending
+    assert ledger.state("v1", source="f").active_text == "v2"
+    with pytest.raises(FourEyesRefused, match="already the active"):
+        ledger.approve(digest, statement=said_by("quinn"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, fail, print_json, state
@@ -56,7 +57,7 @@ def _load(path: Path | None = None) -> EngineRegistry:
     try:
         return load_registry(path or state.settings.engines.registry)
     except RegistryInvalid as err:
-        fail("; ".join(err.problems))
+        fail(escape("; ".join(err.problems)))
 
 
 def _moment(at: str | None) -> datetime:
@@ -65,7 +66,7 @@ def _moment(at: str | None) -> datetime:
     try:
         return datetime.combine(date.fromisoformat(at), time(12), tzinfo=UTC)
     except ValueError:
-        fail(f"--at {at!r} is not a date (YYYY-MM-DD)")
+        fail(escape(f"--at {at!r} is not a date (YYYY-MM-DD)"))
 
 
 def _as_dict(entry: EngineEntry, now: datetime) -> dict[str, Any]:
@@ -96,13 +97,13 @@ def engines_list(at: AtOption = None, as_json: JsonOption = False) -> None:
         model = f"{row['model']} {row['model_version']}".strip() or "-"
         colour = "green" if row["status"] == "cleared" else "yellow"
         table.add_row(
-            row["name"],
-            row["engine_version"],
-            model,
-            f"[{colour}]{row['status']}[/]",
-            row["materiality"],
-            ", ".join(row["change_kinds"]),
-            row["next_review"],
+            escape(row["name"]),
+            escape(row["engine_version"]),
+            escape(model),
+            f"[{colour}]{escape(row['status'])}[/]",
+            escape(row["materiality"]),
+            escape(", ".join(row["change_kinds"])),
+            escape(str(row["next_review"])),
         )
     console.print(table)
 
@@ -118,13 +119,13 @@ def engines_show(
     entry = registry.get(name)
     if entry is None:
         known = ", ".join(e.name for e in registry)
-        fail(f"engine {name} is not in the registry {registry.source} (it has: {known})")
+        fail(escape(f"engine {name} is not in the registry {registry.source} (it has: {known})"))
     data = _as_dict(entry, _moment(at))
     if as_json:
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"{key + ':':<26}{value}", highlight=False, soft_wrap=True)
+        console.print(escape(f"{key + ':':<26}{value}"), highlight=False, soft_wrap=True)
 
 
 @engines_app.command("validate")
@@ -158,7 +159,7 @@ def engines_validate(
     if as_json:
         print_json({"ok": not problems, "path": shown, "engines": count, "problems": problems})
     elif not problems:
-        console.print(f"{shown}: {count} engines, no problems", highlight=False)
+        console.print(escape(f"{shown}: {count} engines, no problems"), highlight=False)
     else:
         for problem in problems:
             console.print(problem, highlight=False, soft_wrap=True, markup=False)
@@ -182,13 +183,13 @@ def engines_check(
     try:
         change_kind = ChangeKind(kind)
     except ValueError:
-        fail(f"--kind {kind!r} is not one of {', '.join(ChangeKind)}")
+        fail(escape(f"--kind {kind!r} is not one of {', '.join(ChangeKind)}"))
     try:
         decision = _load().check_use(
             name, kind=change_kind, repository=repository, data_class=data_class, now=_moment(at)
         )
     except ValueError as err:
-        fail(f"--data-class: {err}")
+        fail(escape(f"--data-class: {err}"))
     if as_json:
         print_json(
             {
@@ -201,7 +202,7 @@ def engines_check(
         )
     else:
         verdict = "[green]ALLOW[/]" if decision.allowed else "[red]REFUSE[/]"
-        console.print(f"{verdict} {decision.reason}", highlight=False)
+        console.print(f"{verdict} {escape(decision.reason)}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(1)
 
@@ -222,7 +223,7 @@ def engines_monitor(
     registry = _load()
     entries = [e for e in registry if name is None or e.name == name]
     if name is not None and not entries:
-        fail(f"no engine {name!r} in the registry")
+        fail(escape(f"no engine {name!r} in the registry"))
     store = build().store
     reports = [monitoring(entry, store.engine_record(entry.name)) for entry in entries]
     if as_json:
@@ -236,7 +237,8 @@ def engines_monitor(
             ]:
                 value = "-" if row["value"] is None else f"{row['value']:.3f}"
                 bound = ", ".join(f"{k} {v}" for k, v in row["threshold"].items()) or "-"
-                table.add_row(report["engine"], runs, row["metric"], value, bound, row["state"])
+                cells = (report["engine"], runs, row["metric"], value, bound, row["state"])
+                table.add_row(*(escape(str(cell)) for cell in cells))
         console.print(table)
     if any(report["breached"] for report in reports):
         raise typer.Exit(1)

@@ -67,7 +67,7 @@ def _show(agent: AgentIdentity, as_json: bool) -> None:
         print_json(_as_dict(agent))
         return
     for key, value in _as_dict(agent).items():
-        console.print(f"{key + ':':<15}{value}", highlight=False)
+        console.print(escape(f"{key + ':':<15}{value}"), highlight=False)
 
 
 @agents_app.command("create")
@@ -95,7 +95,7 @@ def agents_create(
             active=not pending,
         )
     except IdentityError as err:
-        fail(str(err))
+        fail(escape(str(err)))
     _show(agent, as_json)
 
 
@@ -109,12 +109,17 @@ def agents_list(as_json: JsonOption = False) -> None:
     table = Table("agent", "status", "owner", "issuer", "engines", "name")
     for agent in found:
         table.add_row(
-            agent.id,
-            agent.status.value,
-            agent.owner,
-            agent.issuer,
-            " ".join(agent.engines),
-            agent.display_name,
+            *(
+                escape(cell)
+                for cell in (
+                    agent.id,
+                    agent.status.value,
+                    agent.owner,
+                    agent.issuer,
+                    " ".join(agent.engines),
+                    agent.display_name,
+                )
+            )
         )
     console.print(table)
 
@@ -124,7 +129,7 @@ def agents_show(agent_id: str, as_json: JsonOption = False) -> None:
     """One agent: who owns it, what it may run, its status and its public key."""
     agent = build().identity.agents.get(agent_id)
     if agent is None:
-        fail(f"no agent with id {agent_id!r}")
+        fail(escape(f"no agent with id {agent_id!r}"))
     _show(agent, as_json)
 
 
@@ -259,7 +264,7 @@ def identity_jwks(
         print_json(document)
     else:
         output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 @identity_app.command("allowed-signers")
@@ -276,9 +281,9 @@ def identity_allowed_signers(
     target.parent.mkdir(parents=True, exist_ok=True)
     identity = build().identity
     target.write_text(allowed_signers(identity.agents.search(), trust=identity.trust))
-    console.print(f"wrote {target}", highlight=False)
+    console.print(f"wrote {escape(str(target))}", highlight=False)
     console.print(
-        f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>",
+        escape(f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>"),
         highlight=False,
     )
 
@@ -448,9 +453,11 @@ def identity_trust_export(
         origin = SqlAuditLog(open_engine(settings.database_url)).origin
         text = render_trust(export_trust(settings, origin=origin))
     except IdentityError as err:
-        fail(str(err))
+        fail(escape(str(err)))
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        console.print(f"wrote {output}: set identity.trust_file to it", highlight=False)
+        console.print(
+            f"wrote {escape(str(output))}: set identity.trust_file to it", highlight=False
+        )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from codefactory.commands.common import fail
 
@@ -60,7 +61,7 @@ def signed_statement(
         try:
             return statement.read_bytes(), signature.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as err:
-            fail(f"cannot read the signed statement: {err}")
+            fail(escape(f"cannot read the signed statement: {err}"))
     if key is None:
         fail(
             "a name alone proves nothing: sign with your SSH key (--key ~/.ssh/id_ed25519, "
@@ -71,10 +72,8 @@ def signed_statement(
     try:
         body = build_statement()
         return body, sign(body, key.expanduser(), namespace)
-    except SshSignatureError as err:
-        fail(str(err))
-    except IdentityError as err:
-        fail(str(err))
+    except (SshSignatureError, IdentityError) as err:
+        fail(escape(str(err)))
 
 
 def governance_desk(factory: Factory) -> GovernanceDesk:
