@@ -55,7 +55,20 @@ def test_agent_governance_needs_a_signed_statement_by_security(
     world: tuple[Cli, People, Path],
 ) -> None:
     cli, found, tmp_path = world
-    cli("agents", "create", "agent:bot", "--owner", "dana", "--as", "sam")
+    assert "a name alone proves nothing" in cli(
+        "agents", "create", "agent:bot", "--owner", "dana", "--as", "sam", code=1
+    )
+    cli(
+        "agents",
+        "create",
+        "agent:bot",
+        "--owner",
+        "dana",
+        "--as",
+        "sam",
+        "--key",
+        key(found, "sam"),
+    )
     bare = cli("agents", "suspend", "agent:bot", "--as", "sam", code=1)
     assert "a name alone proves nothing" in bare and "ssh-keygen -Y sign" in bare
     refused = cli("agents", "suspend", "agent:bot", "--as", "dana", "--key", key(found, "dana"),
@@ -73,7 +86,8 @@ def test_agent_governance_needs_a_signed_statement_by_security(
     assert any("role 'security'" in r for r in reasons) and any(
         "a key of dana" in r for r in reasons
     )
-    (authorized,) = ledger(tmp_path, "governance-authorized")
+    created, authorized = ledger(tmp_path, "governance-authorized")
+    assert created["action"] == "agent-activate"
     assert authorized["action"] == "agent-suspend" and authorized["target"] == "agent:bot"
     assert str(authorized["key_fingerprint"]).startswith("SHA256:")
     # a statement signed elsewhere, submitted twice: the second time is a replay

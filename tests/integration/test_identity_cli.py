@@ -55,7 +55,7 @@ def test_agents_lifecycle_through_the_cli(run_cli, tmp_path: Path, sec) -> None:
     )
     assert created["ssh_public_key"].startswith("ssh-ed25519 ")
     assert "already exists" in run_cli(
-        "agents", "create", "agent:docs-bot", "--owner", "d", "--as", "a", code=1
+        "agents", "create", "agent:docs-bot", "--owner", "d", "--as", "a", "--pending", code=1
     )
     assert "agent:docs-bot" in run_cli("agents", "list")
     assert [a["id"] for a in json.loads(run_cli("agents", "list", "--json"))] == ["agent:docs-bot"]
@@ -71,7 +71,7 @@ def test_agents_lifecycle_through_the_cli(run_cli, tmp_path: Path, sec) -> None:
 
 
 def test_identity_publication_through_the_cli(run_cli, tmp_path: Path, sec) -> None:  # type: ignore[no-untyped-def]
-    run_cli("agents", "create", "agent:bot", "--owner", "dana", "--as", "alice")
+    run_cli("agents", "create", "agent:bot", "--owner", "dana", *sec)
     keys = json.loads(run_cli("identity", "jwks"))["keys"]
     assert [k.get("status") for k in keys] == ["current", "active"]
     assert "retired" in run_cli("identity", "rotate-key", *sec)

@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 agents_app = typer.Typer(help="Registered agents: non-human identities.", no_args_is_help=True)
 identity_app = typer.Typer(help="The issuer's keys and what it publishes.", no_args_is_help=True)
 
-ActorOption = Annotated[
-    str, typer.Option("--as", help="Who does this (recorded in the audit log).")
-]
 ReasonOption = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
@@ -74,24 +71,41 @@ def _show(agent: AgentIdentity, as_json: bool) -> None:
 def agents_create(
     agent_id: Annotated[str, typer.Argument(help="agent:<name>")],
     owner: Annotated[str, typer.Option(help="The accountable human.")],
-    actor: ActorOption,
+    person: PersonOption,
+    key: KeyOption = None,
     name: Annotated[str, typer.Option(help="Display name (commit author).")] = "",
     engine: Annotated[
         list[str] | None, typer.Option(help="An engine it may run (repeat; globs allowed).")
     ] = None,
-    pending: Annotated[bool, typer.Option(help="Leave it `created` until activated.")] = False,
+    pending: Annotated[
+        bool, typer.Option(help="Leave it `created` until activated (no signature needed).")
+    ] = False,
+    statement: StatementOption = None,
+    signature: SignatureOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register an agent and make its signing key; it can act once active."""
+    """Register an agent and make its signing key. Made active at once, it needs an
+    `agent-activate` statement signed by a person with the `security` role; `--pending`
+    leaves it unable to act until such an activation."""
     from codefactory.identity.errors import IdentityError
+    from codefactory.identity.statements import StatementRefused, refuse_non_human
 
+    factory = build()
+    if pending:
+        try:  # a claim, not a proof: recorded as such; the agent cannot act
+            actor = f"unauthenticated:{refuse_non_human(person)}"
+        except StatementRefused as err:
+            fail(escape(str(err)))
+    else:
+        signed = (key, statement, signature)
+        actor = _authorize(factory, "agent-activate", agent_id, person, "", signed).person.actor
     try:
-        agent = build().identity.agents.create(
+        agent = factory.identity.agents.create(
             agent_id,
             display_name=name or agent_id,
             owner=owner,
             engines=engine or ["recipe:*"],
-            actor=f"user:{actor}",
+            actor=actor,
             active=not pending,
         )
     except IdentityError as err:
