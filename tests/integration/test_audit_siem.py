@@ -83,7 +83,7 @@ class TcpSiem:
                 buffer = rest[int(length) :]
 
     def wait(self, count: int) -> list[bytes]:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while len(self.frames) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.frames
@@ -171,13 +171,16 @@ def test_ocsf_over_tcp_octet_counting(engine: Engine, tmp_path: Path) -> None:
 def test_a_siem_that_is_down_never_blocks_and_drops_are_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    stalled = socket.socket()  # a SIEM that hangs: its one-slot backlog is taken, so every
+    stalled.bind(("127.0.0.1", 0))  # further connection waits until the timeout
+    stalled.listen(0)
+    filler = socket.create_connection(stalled.getsockname())
     data = tmp_path / "data"
     monkeypatch.setenv(
-        "CODEFACTORY_AUDIT__SIEM__TARGET", f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+        "CODEFACTORY_AUDIT__SIEM__TARGET", f"tcp://127.0.0.1:{stalled.getsockname()[1]}"
     )
     monkeypatch.setenv("CODEFACTORY_AUDIT__SIEM__QUEUE_SIZE", "2")
+    monkeypatch.setenv("CODEFACTORY_AUDIT__SIEM__TIMEOUT_S", "0.3")
     from codefactory.config import Settings
     from codefactory.factory import build_factory
 
@@ -186,12 +189,13 @@ def test_a_siem_that_is_down_never_blocks_and_drops_are_reported(
         started = time.monotonic()
         for i in range(20):
             audit.append(event("step-done", i=i))
-        assert time.monotonic() - started < 2
-        deadline = time.monotonic() + 5
+        assert time.monotonic() - started < 5  # waiting on the SIEM would take 20 x 0.6 s
+        deadline = time.monotonic() + 15
         while stored_drops(data) < 20 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
-        closed.close()
+        filler.close()
+        stalled.close()
     assert stored_drops(data) >= 20
     result = CliRunner().invoke(app, ["--data-dir", str(data), "audit", "verify", "--json"])
     report = json.loads(result.stdout)
