@@ -240,6 +240,15 @@ def test_a_witness_down_slow_or_lying_never_blocks_and_is_recorded(
         report = harness.json("audit", "verify")
         assert report["ok"], report
         assert report["witnesses"]["liar"]["cosigned_latest"] is False
+
+        # the good witness loses its state: verify notices, the next checkpoint records it
+        with sqlite3.connect(harness.tmp_path / "witness-good" / "witness.db") as db:
+            db.execute("DELETE FROM cosigned")
+        assert "good holds size 0 only" in harness.cli("audit", "verify", code=1)
+        harness.append(1)
+        assert cosignature_holds(harness.cli("audit", "checkpoint"), key)
+        assert [f["kind"] for f in harness.failures() if f["witness"] == "good"] == ["reset"]
+        harness.cli("audit", "verify")
     finally:
         silent.close()
         closed.close()

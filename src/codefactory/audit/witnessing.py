@@ -138,6 +138,15 @@ class WitnessedAuditLog:
             )
             if not isinstance(answer, WitnessConflict):
                 break
+            if answer.size < old:  # it forgot what it cosigned for us: visible, then re-start
+                self._failed(
+                    witness,
+                    checkpoint,
+                    "reset",
+                    f"the witness holds size {answer.size}, less than the {old} it cosigned "
+                    "for this log: its state was lost or replaced",
+                    409,
+                )
             old = answer.size
         if isinstance(answer, WitnessConflict):
             self._failed(
