@@ -303,3 +303,25 @@ def test_four_eyes_refuses_an_unknown_digest_the_proposer_and_a_second_approval(
     assert ledger.state("v1", source="f").active_text == "v2"
     with pytest.raises(FourEyesRefused, match="already the active"):
         ledger.approve(digest, statement=said_by("quinn"))
+
+
+def test_a_public_key_file_signs_through_ssh_agent(
+    world: tuple[Factory, People, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import re
+    import signal
+
+    factory, found, tmp_path = world
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(tmp_path / "agent.sock")],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", started).group(1))  # type: ignore[union-attr]
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+        private = found.keys["jordan.lee"].private
+        subprocess.run(["ssh-add", "-q", str(private)], check=True, capture_output=True)
+        run_id = run_in_review(factory, tmp_path)
+        public = private.with_name(private.name + ".pub")
+        assert decide(factory, run_id, "jordan.lee", public).state is not RunState.IN_REVIEW
+    finally:
+        os.kill(pid, signal.SIGTERM)
