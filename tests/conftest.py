@@ -118,8 +118,9 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def data_dir_sharing_cache(data_dir: Path, uv_cache: Path) -> Path:
-    """A data folder whose package cache is the session's shared one."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """A data folder whose package cache is the session's shared one; made 0700 as the factory
+    makes its own (a looser one is tightened with a notice on stderr)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (data_dir / "cache").symlink_to(uv_cache, target_is_directory=True)
     return data_dir
 
