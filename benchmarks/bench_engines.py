@@ -30,7 +30,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codefactory.config import Settings  # noqa: E402
-from codefactory.demo import DEMO_TRANSCRIPT, TEMPLATE, create_sample_repository  # noqa: E402
+from codefactory.demo import (  # noqa: E402
+    DEMO_TRANSCRIPT,
+    TEMPLATE,
+    create_sample_repository,
+    write_demo_people,
+)
 from codefactory.engines.settings import GatewaySettings  # noqa: E402
 from codefactory.factory import Factory, build_factory  # noqa: E402
 from codefactory.runs.intake import accept_ticket  # noqa: E402
@@ -75,7 +80,10 @@ def one_run(factory: Factory, repo: Path, ticket: bytes, engine: str) -> tuple[f
 def measure(
     root: Path, label: str, engine: str, ticket: Path, runs: int, upstream: str
 ) -> list[tuple[float, ...]]:
+    people = write_demo_people(root / label / "people")  # the sponsor is this OS account
     settings = Settings(data_dir=root / label / "data", gateway=GatewaySettings(upstream=upstream))
+    identity = settings.identity.model_copy(update={"directory_file": people.directory_file})
+    settings = settings.model_copy(update={"identity": identity})
     factory = build_factory(settings)
     payload = ticket.read_bytes()
     repo = create_sample_repository(root / label / "sample-service")

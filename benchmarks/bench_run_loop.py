@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codefactory.config import Settings  # noqa: E402
-from codefactory.demo import TEMPLATE, create_sample_repository  # noqa: E402
+from codefactory.demo import TEMPLATE, create_sample_repository, write_demo_people  # noqa: E402
 from codefactory.factory import build_factory  # noqa: E402
 from codefactory.runs.intake import accept_ticket  # noqa: E402
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox  # noqa: E402
@@ -58,7 +58,10 @@ def sandbox_figures(root: Path) -> None:
 
 
 def run_figures(root: Path) -> None:
+    people = write_demo_people(root / "people")  # the sponsor is this OS account
     settings = Settings(data_dir=root / "data")
+    identity = settings.identity.model_copy(update={"directory_file": people.directory_file})
+    settings = settings.model_copy(update={"identity": identity})
     factory = build_factory(settings)
     repo = create_sample_repository(root / "svc")
     ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
