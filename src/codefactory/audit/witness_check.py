@@ -113,3 +113,19 @@ def quorum_problem(
         "rewritten and re-signed; `codefactory audit checkpoint` asks them again)",
         status,
     )
+
+
+def unwitnessed_tail(evidence: WitnessEvidence, quorum: int, count: int) -> str | None:
+    """A warning naming the events after the last checkpoint the quorum cosigned: they are
+    in the log but no witness vouches for them yet (an event appended by anyone with write
+    access to the data folder looks the same until the next checkpoint is witnessed)."""
+    sizes = [size for (size, _), names in evidence.cosigned_by.items() if len(names) >= quorum]
+    witnessed = max(sizes, default=0)
+    if count <= witnessed:
+        return None
+    first, last = witnessed, count - 1
+    span = f"event {first}" if first == last else f"events {first}..{last}"
+    return (
+        f"{span} ({count - witnessed} of {count}) come after the latest witnessed checkpoint "
+        f"(size {witnessed}) and are not yet witnessed (`codefactory audit checkpoint`)"
+    )

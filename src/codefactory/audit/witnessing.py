@@ -34,7 +34,13 @@ from codefactory.audit.port import (
 from codefactory.audit.settings import AuditSettings, WitnessSettings
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.audit.sql_cosignatures import SqlCosignatures
-from codefactory.audit.witness_check import UNWITNESSED, WitnessEvidence, gather, quorum_problem
+from codefactory.audit.witness_check import (
+    UNWITNESSED,
+    WitnessEvidence,
+    gather,
+    quorum_problem,
+    unwitnessed_tail,
+)
 from codefactory.audit.witness_client import (
     WitnessAnswer,
     WitnessConflict,
@@ -256,8 +262,13 @@ class WitnessedAuditLog:
             signed[-1] if signed else None,
             report.count,
         )
+        tail = unwitnessed_tail(evidence, self._settings.quorum, report.count)
         report = dataclasses.replace(
-            report, witnessed=True, witnesses=status, warnings=tuple(warnings), siem=siem
+            report,
+            witnessed=True,
+            witnesses=status,
+            warnings=(*warnings, *([tail] if tail else [])),
+            siem=siem,
         )
         if not report.ok:
             return report
