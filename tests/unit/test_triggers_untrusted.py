@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +70,61 @@ def test_the_depth_check_never_raises_anything_else(text: str) -> None:
         json_depth_ok(text, 8)
     except JsonTooDeep:
         pass
+
+
+def reference_depth(text: str) -> int:
+    """The deepest nesting by a plain character-at-a-time state machine (the spec)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+@given(st.text(alphabet='[]{}"\\ ax,:', max_size=200))
+def test_the_depth_check_agrees_with_a_character_state_machine(text: str) -> None:
+    try:
+        json_depth_ok(text, 8)
+        refused = False
+    except JsonTooDeep:
+        refused = True
+    assert refused == (reference_depth(text) > 8)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\' * (1 << 19),  # the red team's: every quote escaped, the string never ends
+        "[]" * (1 << 19),
+        '"a",' * (1 << 18),
+        '"' * (1 << 20),
+        "\\" * (1 << 20),
+        '[1,{"a":"\\"x"}],' * (1 << 16),
+    ],
+)
+def test_the_depth_check_is_linear_on_a_mebibyte_of_anything(text: str) -> None:
+    started = time.perf_counter()
+    json_depth_ok(text)
+    assert time.perf_counter() - started < 1.0  # quadratic: hours for a mebibyte
+
+
+def test_deep_nesting_after_a_mebibyte_of_escapes_is_still_refused() -> None:
+    with pytest.raises(JsonTooDeep):
+        json_depth_ok('"' + "\\x" * (1 << 19) + '"' + "[" * 65)
+    json_depth_ok('"' + "\\x" * (1 << 19) + "[" * 65)  # inside the unterminated string
 
 
 class Clock:
