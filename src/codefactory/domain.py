@@ -294,6 +294,10 @@ class ChangePackage:
     commit: str
     risk_level: str
     files: tuple[str, ...]
+    package_digest: str = ""
+    """`sha256:<hex>` of `manifest.json` as built (what the issuer attests)."""
+    attestation_digest: str = ""
+    """`sha256:<hex>` of the issuer's `attestation.dsse.json`; empty when none was signed."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -145,6 +145,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         build_identity,
         check_signing,
         issuer_for,
+        signed_facts,
     )
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.review.local_forge import LocalForge
@@ -233,7 +234,9 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         ),
         forge=forge,
         packager=FolderPackageBuilder(
-            settings.packages_dir, provenance=agent_provenance(identity, store.decisions)
+            settings.packages_dir,
+            provenance=agent_provenance(identity, store.decisions),
+            attestor=identity.issuer,  # signs what the package held (package/attestation.py)
         ),
         budget=settings.runs,
         evidence_dir=evidence_dir,
@@ -253,6 +256,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         store=store,
         forge=forge,
         observer=observer,
+        facts=signed_facts(identity, forge),  # the commit, package, parties: as signed
         delegation=identity.delegation,
         statements=statement_verifier(settings, identity.directory),
     )

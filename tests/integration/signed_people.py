@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codefactory.config import Settings
-from codefactory.domain import ChangeKind, RunState, TriggerEvent
+from codefactory.domain import Change, ChangeKind, FileChange, Proposal, RunState, TriggerEvent
 from codefactory.factory import Factory, build_factory
 from codefactory.identity.settings import IdentitySettings
-from codefactory.package.manifest import write_manifest
+from codefactory.package.port import PackageContents
 from tests.directory_helpers import os_account, person, write_directory
 
 REPOSITORY = "local:/srv/payments"
@@ -83,7 +83,10 @@ def git(*args: str, cwd: Path | None = None) -> str:
 def run_in_review(
     factory: Factory, tmp_path: Path, *, sponsor: str = "priya.shah", caused_by: str = ""
 ) -> str:
-    """A run whose change sits on a forge branch with a built package, waiting for review."""
+    """A run whose change sits on a forge branch with a built package, waiting for review,
+    made by the factory's own parts: a delegation token signed by the issuer (naming the
+    sponsor and who caused the trigger), a commit signed by the agent's key carrying the
+    `Run-Id` trailer, the package with the agent's provenance and the issuer's attestation."""
     event = TriggerEvent(
         source="cli",
         kind=ChangeKind.FIX_LINT,
@@ -99,28 +102,35 @@ def run_in_review(
     with factory.store.atomic() as tx:
         trigger_id = tx.record_trigger(event)
         run_id = tx.create_run(
-            trigger_id=trigger_id, event=event, sponsor=sponsor, agent_id="agent:lint-fix"
+            trigger_id=trigger_id, event=event, sponsor=sponsor, agent_id=factory.settings.agent_id
+        )
+    agent = factory.identity.agents.require_active(factory.settings.agent_id)
+    with factory.store.atomic() as tx:
+        tx.transition(run_id, RunState.AUTHORIZED)
+        factory.identity.delegation.issue(
+            factory.store.require_run(run_id), agent, session=tx.session
         )
     work = tmp_path / f"work-{run_id}"
     work.mkdir()
     git("init", "-q", "-b", "main", cwd=work)
     (work / "a.py").write_text("x = 1\n")
     git("add", "-A", cwd=work)
-    git("commit", "-q", "-m", "change", cwd=work)
-    head = git("rev-parse", "HEAD", cwd=work)
-    bare = factory.review.forge.repository_path(REPOSITORY)
-    if not bare.exists():
-        git("init", "-q", "--bare", str(bare))
-        (bare / "description").write_text(REPOSITORY + "\n")  # the forge's owner record
+    git("commit", "-q", "-m", "base", cwd=work)
+    base = git("rev-parse", "HEAD", cwd=work)
     branch = f"factory/{run_id}"
-    git("push", "-q", str(bare), f"HEAD:refs/heads/{branch}", cwd=work)
-    package = factory.settings.packages_dir / run_id
-    package.mkdir(parents=True)
-    (package / "change.patch").write_text("+x = 1\n")
-    (package / "summary.md").write_text("# change\n")
-    write_manifest(package)
+    change = Change(files=(FileChange(path="a.py", content=b"x = 2\n"),))
+    forge = factory.loop.forge
+    head = forge.open_change(
+        repo=work,
+        repository=REPOSITORY,
+        base_commit=base,
+        branch=branch,
+        change=change,
+        message=f"fix lint\n\nchange\n\nAgent-Id: {agent.id}\nRun-Id: {run_id}\n",
+        author_name=agent.display_name,
+        author_email=agent.email,
+    )
     states = [
-        RunState.AUTHORIZED,
         RunState.PROVISIONED,
         RunState.CONTEXT_READY,
         RunState.PROPOSING,
@@ -130,12 +140,28 @@ def run_in_review(
     with factory.store.atomic() as tx:
         for state in states:
             tx.transition(run_id, state)
+    package = factory.loop.packager.build(
+        PackageContents(
+            run=factory.store.require_run(run_id),
+            trigger=event,
+            proposal=Proposal(engine="recipe:lint-fix", engine_version="1", rationale="lint"),
+            results=(),
+            rounds=1,
+            patch=forge.diff(repository=REPOSITORY, base_commit=base, head_commit=head),
+            commit=head,
+            branch=branch,
+            forge_repository=str(forge.repository_path(REPOSITORY)),
+            change=change,
+        )
+    )
+    with factory.store.atomic() as tx:
+        tx.record_package(package)
         tx.transition(
             run_id,
             RunState.PACKAGED,
             head_commit=head,
             branch=branch,
-            package_dir=str(package),
+            package_dir=str(package.directory),
         )
         tx.transition(run_id, RunState.IN_REVIEW)
     return run_id

@@ -2,9 +2,18 @@
 
 When policy authorizes a run, the issuer signs a short-lived JWT: `sub` the accountable human
 (the sponsor), `act.sub` the agent (RFC 8693 §4.1), `scope` what policy granted, `run_id`,
-`jti`, `exp` within the run's budget. Every component acting for the run checks it first
+`jti`, `exp` within the run's budget, and who else took part as the factory recorded them at
+authorization: `codefactory:caused_by` (the person who caused the trigger, `user:<id>`, or
+empty) and `codefactory:requested_by` (the trigger's actor). Segregation of duties reads these
+from the verified token (`verified_claims`), never from rows an insider can edit. Every
+component acting for the run checks it first
 (RFC 8725 §3: algorithm allow-list, explicit type, `iss`, `aud`, `sub`, expiry) and both
 outcomes are audited; a refusal names the run, the token and the reason.
+
+A revocation is a signed governance act (`identity revoke-token`): a token counts as revoked
+when its row says so *or* the audit log holds the act (`governance-authorized` of action
+`token-revoke` on its jti in the `governance` ledger, or the run's `delegation-revoked`), so
+clearing `revoked_at` in the database revives nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +36,11 @@ from codefactory.identity.port import AgentDirectory, DelegationToken, Issuer
 from codefactory.identity.scope import Scope, grant
 from codefactory.identity.tokens import TokenInvalid, open_token, sign_token
 from codefactory.store.identity_tables import DelegationTokenRow
+from codefactory.store.trigger_tables import TriggerDetailRow
+
+CAUSED_BY_CLAIM = "codefactory:caused_by"
+REQUESTED_BY_CLAIM = "codefactory:requested_by"
+GOVERNANCE_LEDGER = "governance"  # identity.governance.LEDGER (read here, never written)
 
 LEEWAY_S = 5  # clock skew tolerated on `nbf` (RFC 7519 §4.1.5)
 
@@ -68,6 +82,7 @@ class DelegationAuthority:
         now = self._clock()
         issued_at = int(now.timestamp())
         scope = grant(repository=run.repository, kind=run.kind.value, scope_paths=self.scope_paths)
+        caused_by, requested_by = _parties(session, run)
         claims: dict[str, Any] = {
             "iss": self.issuer.name,
             "sub": run.sponsor,
@@ -79,6 +94,8 @@ class DelegationAuthority:
             "iat": issued_at,
             "nbf": issued_at,
             "exp": issued_at + self.ttl_s,
+            CAUSED_BY_CLAIM: caused_by,
+            REQUESTED_BY_CLAIM: requested_by,
         }
         token, kid = sign_token(claims, self.issuer)
         session.add(
@@ -120,6 +137,53 @@ class DelegationAuthority:
             claims = {}
         return DelegationToken(jti=row.jti, token=row.token, claims=claims)
 
+    def verified_claims(self, run: Run) -> dict[str, Any]:
+        """The claims of the run's latest token, its signature checked with the issuer's
+        (pinned) keys and its `run_id`, `jti`, `iss` and `aud` checked; no time, scope or
+        revocation check (a reviewer's verdict may come after the token expired). Raises
+        `DelegationRefused` (no token, not genuine, another run's)."""
+        with Session(self._engine) as session:
+            row = self._latest(session, run.id)
+        if row is None:
+            raise DelegationRefused(run.id, "", "review", "no delegation token was issued")
+        try:
+            _, claims = open_token(row.token, self.issuer.public_keys())
+        except TokenInvalid as error:
+            raise DelegationRefused(
+                run.id, row.jti, "review", f"token {row.jti} is not genuine: {error}"
+            ) from None
+        problems = [
+            f"{name} {claims.get(name)!r}"
+            for name, wanted in (
+                ("run_id", run.id),
+                ("jti", row.jti),
+                ("iss", self.issuer.name),
+                ("aud", self.audience),
+            )
+            if claims.get(name) != wanted
+        ]
+        if problems:
+            raise DelegationRefused(
+                run.id, row.jti, "review", "the token does not match: " + ", ".join(problems)
+            )
+        return claims
+
+    def revocation(self, jti: str, run_id: str) -> str | None:
+        """Why the audit log says token `jti` was revoked (a signed governance act, or the
+        run's `delegation-revoked` event), or None; read-only."""
+        for record in self._audit.events(GOVERNANCE_LEDGER):
+            data = record.data
+            if (
+                record.name == "governance-authorized"
+                and data.get("action") == "token-revoke"
+                and data.get("target") == jti
+            ):
+                return f"revoked by {record.actor} (audit index {record.seq})"
+        for record in self._audit.events(run_id):
+            if record.name == "delegation-revoked" and record.data.get("jti") == jti:
+                return f"revoked by {record.actor} (audit index {record.seq})"
+        return None
+
     def inspect(self, run_id: str) -> dict[str, Any] | None:
         """The run's token as issued, what its signature says and whether it was revoked,
         without auditing anything (for `audit explain`)."""
@@ -134,6 +198,7 @@ class DelegationAuthority:
             "expires_at": _aware(row.expires_at).isoformat(),
             "revoked_at": _aware(row.revoked_at).isoformat() if row.revoked_at else None,
             "revoked_reason": row.revoked_reason,
+            "revoked_in_log": self.revocation(row.jti, run_id),
         }
         try:
             header, claims = open_token(row.token, self.issuer.public_keys())
@@ -191,6 +256,9 @@ class DelegationAuthority:
         if row.revoked_at is not None:
             when = _aware(row.revoked_at).isoformat()
             raise _Refusal(f"token {row.jti} was revoked at {when}: {row.revoked_reason}")
+        logged = self.revocation(row.jti, run.id)
+        if logged is not None:  # the row was cleared, the signed act stays in the log
+            raise _Refusal(f"token {row.jti} was {logged}; the audit log says so")
         try:
             _, claims = open_token(row.token, self.issuer.public_keys())
         except TokenInvalid as error:
@@ -253,6 +321,16 @@ class DelegationAuthority:
         actor = f"factory:{action.partition(':')[0]}"
         event = AuditEvent(name=name, actor=actor, run_id=run.id, data=data, at=self._clock())
         self._audit.append(event)
+
+
+def _parties(session: Session, run: Run) -> tuple[str, str]:
+    """Who caused the run's trigger and who requested it, as intake recorded them (read in
+    the authorizing transaction, then signed into the token)."""
+    from codefactory.store.models import TriggerRow
+
+    detail = session.get(TriggerDetailRow, run.trigger_id)
+    trigger = session.get(TriggerRow, run.trigger_id)
+    return (detail.caused_by if detail else ""), (trigger.actor if trigger else "")
 
 
 class _Refusal(Exception):

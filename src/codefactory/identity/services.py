@@ -30,6 +30,7 @@ from codefactory.package.provenance import DsseProvenance
 if TYPE_CHECKING:
     from codefactory.config import Settings
     from codefactory.identity.pkcs11 import Pkcs11Keyring
+    from codefactory.review.signed_facts import CommitReader, SignedFacts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,3 +208,20 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
             )
         )
         raise
+
+
+def signed_facts(identity: IdentityServices, forge: CommitReader) -> SignedFacts:
+    """What a review binds to, checked against the pinned issuer and agent keys."""
+    from codefactory.identity.published import allowed_signers, pinned_ssh_key
+    from codefactory.review.signed_facts import SignedFacts
+
+    def agent_key(agent_id: str) -> str:
+        return pinned_ssh_key(identity.agents.get(agent_id), identity.trust)
+
+    return SignedFacts(
+        forge=forge,
+        tokens=identity.delegation,
+        issuer_keys=identity.issuer.public_keys,
+        agent_key=agent_key,
+        allowed_signers=lambda: allowed_signers(identity.agents.search(), trust=identity.trust),
+    )

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from codefactory.domain import ChangePackage, CheckResult
+from codefactory.identity.port import Issuer
+from codefactory.package.attestation import attest
 from codefactory.package.cab import cab_record
 from codefactory.package.errors import DuplicateEvidence, PackageExists, UnsafeName
 from codefactory.package.manifest import write_manifest
@@ -130,9 +132,17 @@ def summary(contents: PackageContents, risk: RiskAssessment) -> str:
 class FolderPackageBuilder:
     """Writes `<packages_dir>/<run-id>/`: patch, evidence, risk, rollback, CAB record, summary."""
 
-    def __init__(self, packages_dir: Path, *, provenance: DsseProvenance | None = None) -> None:
+    def __init__(
+        self,
+        packages_dir: Path,
+        *,
+        provenance: DsseProvenance | None = None,
+        attestor: Issuer | None = None,
+    ) -> None:
         self.packages_dir = packages_dir
         self.provenance = provenance
+        self.attestor = attestor
+        """The issuer that signs `attestation.dsse.json` (run, commit, manifest digest)."""
 
     def build(self, contents: PackageContents) -> ChangePackage:
         """Build in a hidden sibling folder, then rename it into place: all or nothing."""
@@ -147,7 +157,16 @@ class FolderPackageBuilder:
         self.packages_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.packages_dir))
         try:
-            self._write(scratch, contents, evidence, risk)
+            digest = self._write(scratch, contents, evidence, risk)
+            attestation = ""
+            if self.attestor is not None:
+                attestation = attest(
+                    scratch,
+                    run_id=run_id,
+                    commit=contents.commit,
+                    package_digest=digest,
+                    issuer=self.attestor,
+                )
             files = sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*"))
             self._move_into_place(scratch, target, run_id)
         finally:
@@ -159,6 +178,8 @@ class FolderPackageBuilder:
             commit=contents.commit,
             risk_level=risk.level,
             files=tuple(f for f in files if (target / f).is_file()),
+            package_digest=digest,
+            attestation_digest=attestation,
         )
 
     def _write(
@@ -167,7 +188,7 @@ class FolderPackageBuilder:
         contents: PackageContents,
         evidence: dict[str, CheckResult],
         risk: RiskAssessment,
-    ) -> None:
+    ) -> str:
         backout = rollback_plan(contents)
         record = cab_record(contents, risk, backout)
         patch = contents.patch.encode("utf-8", "surrogateescape")
@@ -182,7 +203,7 @@ class FolderPackageBuilder:
         (folder / "summary.md").write_text(summary(contents, risk), encoding="utf-8")
         if self.provenance is not None:
             self.provenance.write(folder, contents, patch)
-        write_manifest(folder)  # last: the package digest a reviewer signs covers every file
+        return write_manifest(folder)  # last: the digest a reviewer signs covers every file
 
     @staticmethod
     def _move_into_place(scratch: Path, target: Path, run_id: str) -> None:

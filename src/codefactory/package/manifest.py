@@ -3,7 +3,9 @@
 `manifest.json` is RFC 8785 canonical JSON: `{"files": {"<path>": "sha256:<hex>", …}}` for
 every file the builder wrote. The package digest a reviewer signs is `sha256:<hex>` of those
 bytes; it stays the same when verdicts are added under `reviews/`, and a package whose files
-no longer match their manifest has no digest (`PackageAltered`), so nobody approves it.
+no longer match their manifest, or that holds a file the manifest does not list (other than
+what is added after the build: the issuer's `attestation.dsse.json`, `approval.json` and
+`reviews/`), has no digest (`PackageAltered`), so nobody approves it.
 
 A verdict is kept as `reviews/<n>-<verdict>.json` (the statement exactly as signed), `.json.sig`
 (the SSH signature) and `.allowed_signers` (the one line that verifies it), so an outsider runs
@@ -22,6 +24,8 @@ from codefactory.package.errors import PackageError
 
 MANIFEST = "manifest.json"
 REVIEWS = "reviews"
+AFTER_BUILD = frozenset({"attestation.dsse.json", "approval.json"})
+"""Files written into a package after its manifest (the issuer's attestation, the hand-off)."""
 
 
 class PackageAltered(PackageError):
@@ -57,10 +61,19 @@ def package_digest(folder: Path) -> str:
         files = json.loads(body)["files"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise PackageAltered(folder, f"no readable {MANIFEST}: {err}") from err
+    if not isinstance(files, dict):
+        raise PackageAltered(folder, f"{MANIFEST} lists no files")
     for name, digest in files.items():
         path = folder / name
         if not path.is_file() or _sha256(path.read_bytes()) != digest:
             raise PackageAltered(folder, f"{name} is not as it was built")
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_dir() or name == MANIFEST or name in files or name in AFTER_BUILD:
+            continue
+        if name.startswith(REVIEWS + "/"):
+            continue
+        raise PackageAltered(folder, f"{name} was added after the package was built")
     return _sha256(body)
 
 

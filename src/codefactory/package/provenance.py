@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,57 @@ class DsseProvenance:
         signed = envelope(document, lambda message: self._sign(run.agent_id, message))
         text = json.dumps(signed, indent=2, sort_keys=True) + "\n"
         (folder / FILE_NAME).write_text(text, encoding="utf-8")
+
+
+class ProvenanceInvalid(Exception):
+    """`provenance.dsse.json` is missing, unreadable, or not signed by the agent's key."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"the provenance {path} does not hold: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedProvenance:
+    """What the agent signed: the run, its commit and the patch's SHA-256 (hex)."""
+
+    run_id: str
+    commit: str
+    patch_sha256: str
+    subject: list[dict[str, Any]]
+
+
+def verify_provenance(folder: Path, ssh_public_key: str) -> VerifiedProvenance:
+    """The provenance in `folder`, its DSSE signature checked with the agent's `ssh-ed25519`
+    public key line (its pinned key when a trust file is set); `ProvenanceInvalid` says why
+    not (an empty key: the agent has no key to trust)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    path = folder / FILE_NAME
+    if not ssh_public_key:
+        raise ProvenanceInvalid(path, "the agent has no trusted (pinned) key")
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+        payload = base64.b64decode(envelope["payload"])
+        signature = base64.b64decode(envelope["signatures"][0]["sig"])
+        key = serialization.load_ssh_public_key(ssh_public_key.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the agent's key is not ssh-ed25519")
+        key.verify(signature, pae(envelope["payloadType"], payload))
+        document = json.loads(payload)
+        subject = list(document["subject"])
+        run_id = str(document["predicate"]["runDetails"]["metadata"]["invocationId"])
+    except InvalidSignature:
+        raise ProvenanceInvalid(path, "signature does not verify") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise ProvenanceInvalid(path, f"unreadable: {err}") from None
+    commits = [s["digest"]["gitCommit"] for s in subject if "gitCommit" in s.get("digest", {})]
+    patches = [s["digest"]["sha256"] for s in subject if s.get("name") == "change.patch"]
+    if len(commits) != 1 or len(patches) != 1:
+        raise ProvenanceInvalid(path, "it does not name exactly one commit and one patch")
+    return VerifiedProvenance(
+        run_id=run_id, commit=str(commits[0]), patch_sha256=str(patches[0]), subject=subject
+    )

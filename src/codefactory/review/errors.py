@@ -10,6 +10,9 @@ ReviewError
  │    └── SelfApprovalRefused  the reviewer is the sponsor, the agent, the requester or the
  │                           person who caused the trigger
  └── VerdictRefused          the signed verdict does not count (names why; audited)
+      └── FactsRefused       what the run's rows, branch or package say is not what was
+                             signed: the commit, the package, the sponsor, who caused the
+                             trigger (names which)
 """
 
 from __future__ import annotations
@@ -85,3 +88,9 @@ class SelfApprovalRefused(SegregationViolation):
         self.reviewer = reviewer
         self.role = role
         self.run_id = run_id
+
+
+class FactsRefused(VerdictRefused):
+    """The run cannot be reviewed: a fact an approval binds to (the agent-signed commit, the
+    issuer-attested package, the sponsor and the person who caused the trigger as the
+    delegation token names them) does not verify, or the factory's rows disagree with it."""

@@ -134,6 +134,14 @@ class LocalForge:
         status, signer, fingerprint = (fields + ["", ""])[:3]
         return CommitSignature(commit=commit, status=status, signer=signer, fingerprint=fingerprint)
 
+    def commit_message(self, repository: str, commit: str) -> str:
+        """The full message of `commit` (its trailers included); `ForgeError` if absent."""
+        _require_object_id(commit)
+        bare = next((b for b in self._readable(repository) if self._has_commit(b, commit)), None)
+        if bare is None:
+            raise ForgeError(f"no commit {commit} in the forge repository of {repository}")
+        return self._run(bare, ["show", "-s", "--format=%B", commit]).decode("utf-8", "replace")
+
     def diff(self, *, repository: str, base_commit: str, head_commit: str) -> str:
         """The patch from base to head; bytes that are not UTF-8 survive as surrogates."""
         _require_object_id(base_commit)

@@ -4,6 +4,12 @@ A verdict counts only as a statement (`identity.statements.review_statement`) ov
 its head commit and its package digest, signed with a key the directory lists for a person
 holding the `reviewer` role who is neither the sponsor, the agent, the requester nor the
 person who caused the trigger. The statement and its signature are kept in the package.
+
+The run's commit, package digest, sponsor, requester and the person who caused the trigger
+are never taken from `factory.db` rows alone: `review.signed_facts.SignedFacts` derives them
+from the agent's and the issuer's signatures (pinned keys), before the verdict and again
+before the hand-off; rows that disagree refuse the review (`FactsRefused`, audited as
+`review-refused`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from codefactory.identity.statements import (
     refuse_non_human,
     review_statement,
 )
-from codefactory.package.manifest import PackageAltered, keep_verdict, package_digest
-from codefactory.review.errors import ReviewError, VerdictRefused
+from codefactory.package.manifest import PackageAltered, keep_verdict
+from codefactory.review.errors import FactsRefused, ReviewError, VerdictRefused
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
+from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.loop import RunObserver
 from codefactory.store.runs import RunStore
 
@@ -49,12 +56,14 @@ class ReviewDesk:
         *,
         store: RunStore,
         forge: Forge,
+        facts: SignedFacts,
         observer: RunObserver | None = None,
         delegation: Delegation | None = None,
         statements: StatementVerifier | None = None,
     ):
         self.store = store
         self.forge = forge
+        self.facts = facts
         self.observer = observer
         self.delegation = delegation
         self.statements = statements or StatementVerifier(FileDirectory(None))
@@ -63,12 +72,14 @@ class ReviewDesk:
         self, run_id: str, *, reviewer: str, approve: bool, comment: str = ""
     ) -> bytes:
         """The statement `reviewer` signs for a verdict on the run as it is now (its head
-        commit and package digest); `ReviewNotOpen` when it is not in review."""
+        commit and package digest, as signed: `SignedFacts`); `ReviewNotOpen` when it is not
+        in review, `FactsRefused` (audited) when its signed facts do not hold."""
         run = self._open(run_id)
+        facts = self._facts(run, reviewer)
         return review_statement(
             run_id=run.id,
-            commit=run.head_commit,
-            package_digest=self._package_digest(run),
+            commit=facts.commit,
+            package_digest=facts.package_digest,
             verdict="approve" if approve else "reject",
             reviewer=refuse_non_human(reviewer),
             comment=comment,
@@ -80,11 +91,12 @@ class ReviewDesk:
         """Record the verdict `statement` (signed: `signature`, armored SSH signature) says
         `reviewer` gives. Refuses (`VerdictRefused`, `SegregationViolation`, audited as
         `review-refused`) anything but a fresh, unused statement of `approve`'s verdict over
-        this run's head commit and package, signed by that reviewer's own key; refuses a
-        moved branch (`ReviewNotOpen`)."""
+        this run's signed commit and attested package, signed by that reviewer's own key;
+        refuses (`FactsRefused`, audited) a run whose rows, branch or package disagree with
+        what the agent and the issuer signed."""
         run = self._open(run_id)
-        verified = self._verify(run, statement, signature, reviewer, approve)
-        self._require_unmoved(run)
+        facts = self._facts(run, reviewer)
+        verified = self._verify(run, facts, statement, signature, reviewer, approve)
         comment = str(verified.fields.get("comment", ""))
         person = verified.person
         verdict = Review(
@@ -106,7 +118,7 @@ class ReviewDesk:
             f": {comment}" if comment else ""
         )
         with self.store.atomic() as tx:
-            tx.record_review(verdict, commit=run.head_commit)
+            tx.record_review(verdict, commit=facts.commit)
             tx.audit(
                 SIGNED_EVENT,
                 actor=person.actor,
@@ -115,14 +127,15 @@ class ReviewDesk:
                 statement_digest=verified.digest,
                 key_fingerprint=verified.fingerprint,
                 package_digest=verified.fields["package_digest"],
-                commit=run.head_commit,
+                attestation_digest=facts.attestation_digest,
+                commit=facts.commit,
                 statement=str(kept.relative_to(run.package_dir)),
                 allowed_signers=verified.allowed_signers_line,
             )
             tx.transition(run_id, state, reason=reason, actor=person.actor)
         self._notify(run_id, state, reason)
         if approve:
-            self._hand_off(run, verdict, verified)
+            self._hand_off(run, verdict, verified, reviewer)
         return self.store.require_run(run_id)
 
     def _open(self, run_id: str) -> Run:
@@ -131,26 +144,34 @@ class ReviewDesk:
             raise ReviewNotOpen(f"run {run_id} is `{run.state.value}`, not waiting for review")
         return run
 
-    def _package_digest(self, run: Run) -> str:
-        if not run.package_dir:
-            raise PackageAltered(Path("."), f"run {run.id} has no change package")
-        return package_digest(Path(run.package_dir))
+    def _facts(self, run: Run, reviewer: str) -> ReviewFacts:
+        """The run's signed facts; a refusal is audited (`review-refused`) and raised."""
+        try:
+            return self.facts.establish(run, self.store.get_trigger(run.trigger_id))
+        except FactsRefused as err:
+            self._refused(run.id, reviewer, err.reason, "", "")
+            raise
 
     def _verify(
-        self, run: Run, statement: bytes, signature: str, reviewer: str, approve: bool
+        self,
+        run: Run,
+        facts: ReviewFacts,
+        statement: bytes,
+        signature: str,
+        reviewer: str,
+        approve: bool,
     ) -> VerifiedStatement:
-        trigger = self.store.get_trigger(run.trigger_id)
-        caused_by = trigger.caused_by if trigger else ""  # who ran the trigger: `user:<id>`
+        # the parties come from the verified delegation token, never from editable rows
+        parties = {
+            "sponsor": facts.sponsor,
+            "agent_id": run.agent_id,
+            "trigger_actor": facts.requested_by,
+            "caused_by": facts.caused_by,  # who ran the trigger: `user:<id>`
+            "run_id": run.id,
+        }
         digest, fingerprint = "", ""
         try:
-            check_reviewer(
-                reviewer=reviewer,
-                sponsor=run.sponsor,
-                agent_id=run.agent_id,
-                trigger_actor=trigger.actor if trigger else "",
-                caused_by=caused_by,
-                run_id=run.id,
-            )
+            check_reviewer(reviewer=reviewer, **parties)
             verified = self.statements.verify(
                 statement,
                 signature,
@@ -159,22 +180,15 @@ class ReviewDesk:
                 role=Role.REVIEWER,
                 expect={
                     "run_id": run.id,
-                    "commit": run.head_commit,
-                    "package_digest": self._package_digest(run),
+                    "commit": facts.commit,
+                    "package_digest": facts.package_digest,
                     "verdict": "approve" if approve else "reject",
                 },
                 used=lambda found: self._used(run.id, found),
             )
             digest, fingerprint = verified.digest, verified.fingerprint
             # the signer, not only the claimed name, is held to segregation of duties
-            check_reviewer(
-                reviewer=verified.person.actor,
-                sponsor=run.sponsor,
-                agent_id=run.agent_id,
-                trigger_actor=trigger.actor if trigger else "",
-                caused_by=caused_by,
-                run_id=run.id,
-            )
+            check_reviewer(reviewer=verified.person.actor, **parties)
         except (StatementRefused, PackageAltered) as err:
             digest = getattr(err, "digest", "")
             fingerprint = getattr(err, "fingerprint", "")
@@ -207,30 +221,33 @@ class ReviewDesk:
             if record.name == SIGNED_EVENT
         )
 
-    def _require_unmoved(self, run: Run) -> None:
-        head = self.forge.branch_head(run.repository, run.branch)
-        if head != run.head_commit:
-            raise ReviewNotOpen(
-                f"branch {run.branch} moved to {head} after packaging at {run.head_commit}: "
-                "an approval binds to the reviewed commit"
-            )
-
-    def _hand_off(self, run: Run, verdict: Review, verified: VerifiedStatement) -> None:
+    def _hand_off(
+        self, run: Run, verdict: Review, verified: VerifiedStatement, reviewer: str
+    ) -> None:
         """Hand the approved change to QA: the approval joins the package, the run ends.
 
-        The delegation must have covered the change when the agent packaged it, and must not
-        have been revoked since (its expiry bounds the agent's work, not the human review).
+        The signed facts are established again (the branch, the package and the rows must
+        still be what the reviewer approved), the delegation must have covered the change
+        when the agent packaged it, and must not have been revoked since (its expiry bounds
+        the agent's work, not the human review).
         """
-        if self.delegation is not None:
-            packaged = [c.at for c in run.history if c.state is RunState.PACKAGED]
-            try:
+        try:
+            facts = self.facts.establish(run, self.store.get_trigger(run.trigger_id))
+            if (facts.commit, facts.package_digest) != (
+                verified.fields["commit"],
+                verified.fields["package_digest"],
+            ):
+                raise FactsRefused(run.id, "the commit or package changed during the review")
+            if self.delegation is not None:
+                packaged = [c.at for c in run.history if c.state is RunState.PACKAGED]
                 self.delegation.check(run, action="review:hand-off", at=packaged[-1])
-            except (IdentityError, IndexError) as err:
-                reason = f"not handed off: {err}"
-                with self.store.atomic() as tx:
-                    tx.transition(run.id, RunState.FAILED, reason=reason, actor="factory")
-                self._notify(run.id, RunState.FAILED, reason)
-                return
+        except FactsRefused as err:
+            self._refused(run.id, reviewer, err.reason, verified.digest, verified.fingerprint)
+            self._fail(run.id, f"not handed off: {err.reason}")
+            return
+        except (IdentityError, IndexError) as err:
+            self._fail(run.id, f"not handed off: {err}")
+            return
         record = {
             "run_id": run.id,
             "approved_by": verdict.reviewer,
@@ -238,18 +255,24 @@ class ReviewDesk:
             "statement_digest": verified.digest,
             "key_fingerprint": verified.fingerprint,
             "package_digest": verified.fields["package_digest"],
-            "commit": run.head_commit,
+            "attestation_digest": facts.attestation_digest,
+            "commit": facts.commit,
             "branch": run.branch,
-            "sponsor": run.sponsor,
+            "sponsor": facts.sponsor,
             "next_step": "QA and UAT on the branch, then merge by an accountable human",
         }
         if run.package_dir:
             target = Path(run.package_dir) / "approval.json"
             target.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        reason = f"handed off to QA: {run.branch} at {run.head_commit[:12]}"
+        reason = f"handed off to QA: {run.branch} at {facts.commit[:12]}"
         with self.store.atomic() as tx:
             tx.transition(run.id, RunState.HANDED_OFF, reason=reason, actor="factory")
         self._notify(run.id, RunState.HANDED_OFF, reason)
+
+    def _fail(self, run_id: str, reason: str) -> None:
+        with self.store.atomic() as tx:
+            tx.transition(run_id, RunState.FAILED, reason=reason, actor="factory")
+        self._notify(run_id, RunState.FAILED, reason)
 
     def _notify(self, run_id: str, state: RunState, reason: str) -> None:
         if self.observer is not None:

@@ -277,6 +277,8 @@ class RunTransaction:
             commit=package.commit,
             risk_level=package.risk_level,
             files=list(package.files),
+            package_digest=package.package_digest,
+            attestation_digest=package.attestation_digest,
         )
 
     def record_review(self, review: Review, *, commit: str) -> None:
