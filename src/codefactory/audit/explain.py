@@ -10,8 +10,6 @@ against a freshly signed checkpoint, verified here.
 
 from __future__ import annotations
 
-import base64
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +60,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         "steps": [_step(record) for record in events],
         "commit": _commit(factory, run.repository, package) if package else None,
         "provenance": _provenance(package, pinned_ssh_key(agent, identity.trust)),
+        "package": _package_state(package, events, identity.issuer.public_keys()),
         "approvals": _approvals(factory.store.reviews(run_id), events),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
@@ -171,29 +170,55 @@ def _commit(factory: Factory, repository: str, package: dict[str, Any]) -> dict[
 
 
 def _provenance(package: dict[str, Any] | None, ssh_public_key: str) -> dict[str, Any] | None:
-    """Check `provenance.dsse.json` against the agent's key (DSSE over its PAE)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from codefactory.package.provenance import FILE_NAME, pae
+    """Check `provenance.dsse.json` against the agent's (pinned) key (DSSE over its PAE)."""
+    from codefactory.package.provenance import FILE_NAME, ProvenanceInvalid, verify_provenance
 
     if package is None:
         return None
-    path = Path(package["directory"]) / FILE_NAME
+    folder = Path(package["directory"])
+    path = folder / FILE_NAME
     try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-        payload = base64.b64decode(envelope["payload"])
-        signature = base64.b64decode(envelope["signatures"][0]["sig"])
-        key = serialization.load_ssh_public_key(ssh_public_key.encode())
-        assert isinstance(key, Ed25519PublicKey)
-        key.verify(signature, pae(envelope["payloadType"], payload))
-    except (OSError, ValueError, KeyError, IndexError, AssertionError) as err:
-        return {"path": str(path), "verified": False, "problem": f"unreadable: {err}"}
-    except InvalidSignature:
-        return {"path": str(path), "verified": False, "problem": "signature does not verify"}
-    subjects = json.loads(payload)["subject"]
-    return {"path": str(path), "verified": True, "subject": subjects}
+        verified = verify_provenance(folder, ssh_public_key)
+    except ProvenanceInvalid as err:
+        return {"path": str(path), "verified": False, "problem": err.problem}
+    return {"path": str(path), "verified": True, "subject": verified.subject}
+
+
+def _package_state(
+    package: dict[str, Any] | None, events: list[AuditRecord], issuer_keys: list[Any]
+) -> dict[str, Any] | None:
+    """The package as it is now, re-hashed, against what the issuer attested at build time
+    and what each signed approval named: `changed_after_approval` when the files no longer
+    hash to an approved digest."""
+    from codefactory.package.attestation import AttestationInvalid, verify_attestation
+    from codefactory.package.manifest import PackageAltered, package_digest
+
+    if package is None:
+        return None
+    folder = Path(package["directory"])
+    approved = [
+        str(record.data.get("package_digest", ""))
+        for record in events
+        if record.name == "review-signed" and record.data.get("verdict") == "approve"
+    ]
+    state: dict[str, Any] = {"directory": str(folder), "approved_digests": approved}
+    try:
+        current = package_digest(folder)
+        state["digest"], state["problem"] = current, ""
+    except PackageAltered as err:
+        current = ""
+        state["digest"], state["problem"] = "", err.problem
+    try:
+        attested = verify_attestation(folder, issuer_keys)
+        state["attested_digest"] = attested.package_digest
+        state["attestation"] = "verified"
+    except AttestationInvalid as err:
+        state["attested_digest"], state["attestation"] = "", err.problem
+    state["changed_after_approval"] = bool(approved) and any(
+        digest != current for digest in approved
+    )
+    state["changed_after_build"] = current != state["attested_digest"]
+    return state
 
 
 def _proof(audit: AuditLog, record: AuditRecord, signed: SignedCheckpoint) -> dict[str, Any]:
@@ -226,6 +251,19 @@ def render_explanation(console: Console, explanation: dict[str, Any]) -> None:
         console.print(line, highlight=False)
 
 
+def _package_line(package: dict[str, Any]) -> str:
+    now = package["digest"] or f"ALTERED ({package['problem']})"
+    if package["changed_after_approval"]:
+        verdict = "PACKAGE CHANGED AFTER APPROVAL: it no longer hashes to the approved digest"
+    elif package["changed_after_build"]:
+        verdict = f"PACKAGE CHANGED AFTER IT WAS BUILT (attestation: {package['attestation']})"
+    else:
+        verdict = "as the issuer attested" + (
+            ", as approved" if package["approved_digests"] else ""
+        )
+    return f"package:    {package['directory']}: {now}: {verdict}"
+
+
 def _who(explanation: dict[str, Any]) -> list[str]:
     run, agent, issuer = explanation["run"], explanation["agent"], explanation["issuer"]
     lines = [
@@ -241,6 +279,8 @@ def _who(explanation: dict[str, Any]) -> list[str]:
     if token:
         claims = token["claims"]
         revoked = f", REVOKED {token['revoked_at']}" if token["revoked_at"] else ""
+        if not revoked and token.get("revoked_in_log"):
+            revoked = f", REVOKED ({token['revoked_in_log']}; the database row says otherwise)"
         lines += [
             escape(
                 f"delegation: jti {token['jti']}, signature {token['signature']}, sub "
@@ -286,6 +326,9 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
     if provenance:
         state = "verified" if provenance["verified"] else provenance["problem"]
         lines.append(escape(f"provenance: {provenance['path']}: {state}"))
+    package = explanation.get("package")
+    if package:
+        lines.append(escape(_package_line(package)))
     for review in explanation["approvals"]:
         verdict = "approved" if review["approved"] else "rejected"
         signed = (

@@ -46,7 +46,9 @@ def write_manifest(folder: Path) -> str:
     files = {
         path.relative_to(folder).as_posix(): _sha256(path.read_bytes())
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
+        if path.is_file()
+        and path.name != MANIFEST
+        and path.relative_to(folder).as_posix() not in AFTER_BUILD
     }
     body = canonical_json({"files": files})
     (folder / MANIFEST).write_bytes(body)
