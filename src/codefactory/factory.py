@@ -207,12 +207,13 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             interpreters=interpreters,
         )
 
-    registry, _ = active_registry(settings.engines.registry, audit)  # four eyes: the approved
+    governed = statement_verifier(settings, identity.directory)  # re-checks the approvals
+    registry, _ = active_registry(settings.engines.registry, audit, governed)  # four eyes
     record_registry(store, audit, registry)
     recipes: list[Engine] = [DependencyBumpEngine(advisories), LintFixEngine()]
     engines: dict[str, Engine] = {engine.name: engine for engine in recipes}
     engines.update(language_model_engines(settings))
-    policy, _ = active_policy(settings.policy_file, audit)  # four eyes: the approved policy
+    policy, _ = active_policy(settings.policy_file, audit, governed)  # four eyes: approved
     evidence_dir = settings.data_dir / "evidence"
     loop = RunLoop(
         store=store,

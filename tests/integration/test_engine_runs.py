@@ -23,15 +23,16 @@ from codefactory.engines.cli import cli_engine
 from codefactory.engines.session import EngineSession
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
-from codefactory.identity.directory import Person
 from codefactory.identity.four_eyes import GovernedFile
-from codefactory.identity.statements import VerifiedStatement
+from codefactory.identity.statements import StatementVerifier
 from codefactory.runs.intake import accept_ticket
 from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
 from codefactory.runs.report import run_report
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
+from tests.directory_helpers import DIRECTORY_ENV
+from tests.integration.governed import admins_directory, change
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -180,8 +181,10 @@ def test_an_engine_the_registry_has_not_cleared_is_refused_before_anything_start
 
 
 def test_an_expired_registry_entry_is_refused_and_a_registry_change_is_audited(
-    tmp_path: Path, uv_cache: Path, repo: Path
+    tmp_path: Path, uv_cache: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    directory, keys = admins_directory(tmp_path / "people", "registry-admin", "rita", "ravi")
+    monkeypatch.setenv(DIRECTORY_ENV, str(directory))
     expired = tmp_path / "registry.toml"
     expired.write_text(
         REGISTRY.read_text().replace("next_review = 2027-06-30", "next_review = 2026-01-31")
@@ -194,22 +197,15 @@ def test_an_expired_registry_entry_is_refused_and_a_registry_change_is_audited(
     factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=REGISTRY)
     changes = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
     assert len(changes) == 1  # four eyes: a changed file is not in force until approved
-    ledger = GovernedFile("registry", factory.audit)  # two registry-admins (signatures:
-    digest = ledger.propose(REGISTRY.read_text(), source=str(REGISTRY), statement=signer("rita"))
-    ledger.approve(digest, statement=signer("ravi"))  # test_governance_cli.py checks them)
+    verifier = StatementVerifier(factory.identity.directory)  # two registry-admins, signed
+    ledger = GovernedFile("registry", factory.audit, verifier)
+    change(ledger, REGISTRY.read_text(), proposer=("rita", keys["rita"]),
+           approver=("ravi", keys["ravi"]))  # fmt: skip
     factory_for(tmp_path, uv_cache, f"replay:{DEMO_TRANSCRIPT}", registry=REGISTRY)
     changes = [e for e in factory.audit.events() if e.name == "engine-registry-changed"]
     assert len(changes) == 2
     assert {c["change"] for c in changes[-1].data["changes"]} == {"changed"}
     assert all("next_review" in c["fields"] for c in changes[-1].data["changes"])
-
-
-def signer(person_id: str) -> VerifiedStatement:
-    """A governance statement as the verifier returns it once the signature checked out."""
-    return VerifiedStatement(
-        person=Person(id=person_id, name=person_id), fields={}, body=b"", signature="",
-        digest=f"sha256:{person_id}", fingerprint="", allowed_signers_line="",
-    )  # fmt: skip
 
 
 RENAME_TO_PIPELINE = (

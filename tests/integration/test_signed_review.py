@@ -276,33 +276,34 @@ def test_a_signature_counts_only_in_its_namespace_over_canonical_text(
 
 
 def test_four_eyes_refuses_an_unknown_digest_the_proposer_and_a_second_approval(
-    world: tuple[Factory, People, Path],
+    world: tuple[Factory, People, Path], tmp_path: Path
 ) -> None:
-    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile
-    from codefactory.identity.statements import VerifiedStatement
+    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile, content_digest
+    from codefactory.identity.statements import StatementVerifier
+    from tests.integration.governed import signed as said
 
-    factory, found, _ = world
+    _, found, _ = world
+    factory = factory_for(tmp_path, found.directory)  # a fresh ledger: adopted before any run
+    directory = factory.identity.directory
 
-    def said_by(person_id: str) -> VerifiedStatement:
-        person = factory.identity.directory.person(person_id)
-        assert person is not None
-        return VerifiedStatement(person=person, fields={}, body=b"", signature="",
-                                 digest=f"sha256:{person_id}", fingerprint="",
-                                 allowed_signers_line="")  # fmt: skip
+    def said_by(person_id: str, action: str, digest: str):  # type: ignore[no-untyped-def]
+        return said(directory, person_id, found.keys[person_id].private, action, digest)
 
-    ledger = GovernedFile("testkind", factory.audit)
+    ledger = GovernedFile("testkind", factory.audit, StatementVerifier(directory))
     assert ledger.state("v1", source="f").adopted_now
+    unknown = "sha256:" + "0" * 64
     with pytest.raises(FourEyesRefused, match="no testkind proposal"):
-        ledger.approve("sha256:" + "0" * 64, statement=said_by("quinn"))
-    digest = ledger.propose("v2", source="f", statement=said_by("pat"))
+        ledger.approve(unknown, statement=said_by("quinn", "testkind-approve", unknown))
+    v2 = content_digest("v2")
+    digest = ledger.propose("v2", source="f", statement=said_by("pat", "testkind-propose", v2))
     with pytest.raises(FourEyesRefused, match="four eyes: pat proposed"):
-        ledger.approve(digest, statement=said_by("pat"))
+        ledger.approve(digest, statement=said_by("pat", "testkind-approve", v2))
     assert ledger.state("v2", source="f").pending
-    ledger.approve(digest, statement=said_by("quinn"))
+    ledger.approve(digest, statement=said_by("quinn", "testkind-approve", v2))
     assert not ledger.state("v2", source="f").pending
     assert ledger.state("v1", source="f").active_text == "v2"
     with pytest.raises(FourEyesRefused, match="already the active"):
-        ledger.approve(digest, statement=said_by("quinn"))
+        ledger.approve(digest, statement=said_by("quinn", "testkind-approve", v2))
 
 
 def test_a_public_key_file_signs_through_ssh_agent(

@@ -250,10 +250,12 @@ def engines_status(as_json: JsonOption = False) -> None:
     waiting for a second approver (four eyes: `list`, `show`, `check` read the file)."""
     from codefactory.commands.common import build
     from codefactory.commands.policy import pending_proposals, print_governed
+    from codefactory.commands.signed import governance_desk
     from codefactory.runs.registry_log import KIND, active_registry
 
     factory = build()
-    _, governed = active_registry(state.settings.engines.registry, factory.audit)
+    verifier = governance_desk(factory).verifier
+    _, governed = active_registry(state.settings.engines.registry, factory.audit, verifier)
     print_governed(governed, pending_proposals(factory, KIND), as_json)
 
 

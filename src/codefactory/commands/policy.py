@@ -60,7 +60,9 @@ def _load(files: list[Path] | None) -> Any:
     try:
         if files:
             return CedarPolicy.from_files(*files)
-        policy, governed = active_policy(state.settings.policy_file, build().audit)
+        factory = build()
+        verifier = governance_desk(factory).verifier
+        policy, governed = active_policy(state.settings.policy_file, factory.audit, verifier)
     except PolicyInvalid as err:
         fail(escape(str(err)))
     if governed.pending:
@@ -151,7 +153,8 @@ def policy_status(as_json: JsonOption = False) -> None:
     from codefactory.runs.policy_log import KIND, active_policy
 
     factory = build()
-    _, governed = active_policy(state.settings.policy_file, factory.audit)
+    verifier = governance_desk(factory).verifier
+    _, governed = active_policy(state.settings.policy_file, factory.audit, verifier)
     print_governed(governed, pending_proposals(factory, KIND), as_json)
 
 
@@ -204,23 +207,20 @@ def policy_approve(
 
 
 def pending_proposals(factory: Any, kind: str) -> list[dict[str, str]]:
-    """Proposals of `kind` newer than the content in force."""
-    from codefactory.identity.governance import LEDGER
+    """Proposals of `kind` newer than the content in force whose signed statement verifies
+    (`GovernedFile.pending`)."""
+    from codefactory.identity.four_eyes import GovernedFile
 
-    active_seq = -1
-    proposals: dict[str, dict[str, str]] = {}
-    for record in factory.audit.events(LEDGER):
-        if record.name in (f"{kind}-adopted", f"{kind}-approved"):
-            active_seq = record.seq
-            proposals.pop(str(record.data.get("digest")), None)
-        elif record.name == f"{kind}-proposed" and record.seq > active_seq:
-            proposals[str(record.data["digest"])] = {
-                "digest": str(record.data["digest"]),
-                "proposer": str(record.data.get("proposer", "")),
-                "source": str(record.data.get("source", "")),
-                "at": record.at.isoformat(),
-            }
-    return list(proposals.values())
+    ledger = GovernedFile(kind, factory.audit, governance_desk(factory).verifier)
+    return [
+        {
+            "digest": proposal.digest,
+            "proposer": proposal.proposer,
+            "source": str(proposal.record.data.get("source", "")),
+            "at": proposal.record.at.isoformat(),
+        }
+        for proposal in ledger.pending()
+    ]
 
 
 def print_governed(governed: Any, proposals: list[dict[str, str]], as_json: bool) -> None:
@@ -233,6 +233,7 @@ def print_governed(governed: Any, proposals: list[dict[str, str]], as_json: bool
                 "configured_source": governed.source,
                 "pending": governed.pending,
                 "proposals": proposals,
+                "ignored": list(governed.ignored),
             }
         )
         return
@@ -242,6 +243,8 @@ def print_governed(governed: Any, proposals: list[dict[str, str]], as_json: bool
     )
     if governed.pending:
         console.print(f"[yellow]{escape(governed.notice())}[/]", highlight=False)
+    for ignored in governed.ignored:
+        console.print(f"[red]{escape(ignored)}[/]", highlight=False)
     for proposal in proposals:
         console.print(
             f"proposed:   {proposal['digest']} by {escape(proposal['proposer'])} at "
@@ -269,7 +272,8 @@ def propose_governed(
     verified = _authorized(factory, f"{kind}-propose", digest, person, key, reason, statement,
                            signature)  # fmt: skip
     try:
-        return GovernedFile(kind, factory.audit).propose(text, source=source, statement=verified)
+        ledger = GovernedFile(kind, factory.audit, governance_desk(factory).verifier)
+        return ledger.propose(text, source=source, statement=verified)
     except FourEyesRefused as err:
         _refuse(factory, verified, f"{kind}-propose", str(err))
 
@@ -291,7 +295,8 @@ def approve_governed(
     verified = _authorized(factory, f"{kind}-approve", digest, person, key, reason, statement,
                            signature)  # fmt: skip
     try:
-        GovernedFile(kind, factory.audit).approve(digest, statement=verified)
+        ledger = GovernedFile(kind, factory.audit, governance_desk(factory).verifier)
+        ledger.approve(digest, statement=verified)
     except FourEyesRefused as err:
         _refuse(factory, verified, f"{kind}-approve", str(err))
 

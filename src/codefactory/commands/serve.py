@@ -69,7 +69,11 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     from codefactory.runs.policy_log import governance_notices
 
     configured = state.settings
-    notices = governance_notices(configured.policy_file, configured.engines.registry, factory.audit)
+    from codefactory.identity.governance import statement_verifier
+
+    verifier = statement_verifier(configured, factory.identity.directory)
+    registry_file = configured.engines.registry
+    notices = governance_notices(configured.policy_file, registry_file, factory.audit, verifier)
     for notice in notices:
         console.print(f"[yellow]four eyes:[/] {escape(notice)}", highlight=False)
     web = factory.settings.web

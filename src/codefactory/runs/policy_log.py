@@ -4,6 +4,8 @@
 asks the governance ledger (`identity.four_eyes`) which content is active: the file's when it
 is the approved content or the first ever seen (adopted), else the last approved content,
 with a notice saying the file waits for `codefactory policy propose` and a second approver.
+Approvals count only when their signed statements verify again against the directory
+(`verifier`); the others are ignored and named in the notices.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from codefactory.audit.port import AuditLog
 from codefactory.identity.four_eyes import GovernedFile, GovernedState
+from codefactory.identity.statements import StatementVerifier
 from codefactory.policy.cedar import CedarPolicy, default_policy_path
 
 KIND = "policy"
@@ -22,24 +25,32 @@ def configured_policy_path(policy_file: Path | None) -> Path:
     return policy_file or default_policy_path()
 
 
-def active_policy(policy_file: Path | None, audit: AuditLog) -> tuple[CedarPolicy, GovernedState]:
+def active_policy(
+    policy_file: Path | None, audit: AuditLog, verifier: StatementVerifier
+) -> tuple[CedarPolicy, GovernedState]:
     """The policy to enforce and how the configured file stands; `PolicyInvalid` when the
-    configured file does not parse (fail closed)."""
+    configured file does not parse, `FourEyesRefused` when no approved policy counts (fail
+    closed)."""
     path = configured_policy_path(policy_file)
     configured = CedarPolicy.from_file(path)
-    state = GovernedFile(KIND, audit).state(configured.text, source=str(path))
+    state = GovernedFile(KIND, audit, verifier).state(configured.text, source=str(path))
     if not state.pending:
         return configured, state
     return CedarPolicy(state.active_text, source=f"approved policy {state.active_digest}"), state
 
 
 def governance_notices(
-    policy_file: Path | None, registry_file: Path | None, audit: AuditLog
+    policy_file: Path | None,
+    registry_file: Path | None,
+    audit: AuditLog,
+    verifier: StatementVerifier,
 ) -> list[str]:
     """One line per governed file (policy, engine registry) whose configured content is not
-    the approved content in force: what `serve` and `policy check` say."""
+    the approved content in force, and per ledger event that did not verify and was
+    ignored: what `serve` says."""
     from codefactory.runs.registry_log import active_registry
 
-    notices = [active_policy(policy_file, audit)[1].notice()]
-    notices.append(active_registry(registry_file, audit)[1].notice())
-    return [notice for notice in notices if notice]
+    return [
+        *active_policy(policy_file, audit, verifier)[1].notices(),
+        *active_registry(registry_file, audit, verifier)[1].notices(),
+    ]

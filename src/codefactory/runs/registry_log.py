@@ -4,7 +4,8 @@ it is an audit event.
 `active_registry` reads the configured registry file and asks the governance ledger
 (`identity.four_eyes`) which content is active: the file's when it is the approved content or
 the first ever seen (adopted), else the last approved content, with a notice saying the file
-waits for `codefactory engines propose` and a second approver.
+waits for `codefactory engines propose` and a second approver. Approvals count only when
+their signed statements verify again against the directory (`identity.four_eyes`).
 
 At start the factory compares the registry in use with the snapshot the audit log last
 recorded (`engine-registry-loaded`); when they differ it appends `engine-registry-changed`
@@ -25,6 +26,7 @@ from codefactory.engines.registry import (
 )
 from codefactory.engines.registry_audit import REGISTRY_CHANGED, REGISTRY_LOADED, registry_update
 from codefactory.identity.four_eyes import GovernedFile, GovernedState
+from codefactory.identity.statements import StatementVerifier
 from codefactory.store.runs import RunStore
 
 KIND = "registry"
@@ -45,13 +47,14 @@ def read_registry_text(registry_file: Path | None) -> tuple[Path, str]:
 
 
 def active_registry(
-    registry_file: Path | None, audit: AuditLog
+    registry_file: Path | None, audit: AuditLog, verifier: StatementVerifier
 ) -> tuple[EngineRegistry, GovernedState]:
     """The registry to use and how the configured file stands; `RegistryInvalid` when the
-    configured file does not parse (fail closed)."""
+    configured file does not parse, `FourEyesRefused` when no approved registry counts (fail
+    closed)."""
     path, text = read_registry_text(registry_file)
     configured = parse_registry(text, source=str(path))
-    state = GovernedFile(KIND, audit).state(text, source=str(path))
+    state = GovernedFile(KIND, audit, verifier).state(text, source=str(path))
     if not state.pending:
         return configured, state
     return parse_registry(
