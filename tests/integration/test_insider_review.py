@@ -170,7 +170,7 @@ def test_f3_an_attestation_signed_by_another_key_is_refused(
         commit=run.head_commit,
         package_digest=forged,
         issuer=InsiderIssuer(),
-    )  # type: ignore[arg-type]
+    )
     with pytest.raises(FactsRefused, match="not a pinned issuer key"):
         factory.review.statement_for(run_id, reviewer="jordan.lee", approve=True)
 

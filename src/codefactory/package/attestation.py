@@ -22,19 +22,27 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from codefactory.audit.canonical import canonical_json
-from codefactory.identity.port import Issuer, IssuerKey
+from codefactory.identity.port import IssuerKey, IssuerSignature
 from codefactory.package.errors import PackageError
 from codefactory.package.provenance import pae
 
 FILE_NAME = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.codefactory.package.v1+json"
 STATEMENT_TYPE = "codefactory.package.v1"
+
+
+class Attestor(Protocol):
+    """What signs an attestation: the issuer (`identity.port.Issuer` has this method)."""
+
+    def sign(self, message: bytes) -> IssuerSignature:
+        """Sign with the current (pinned) key; `SignerUnavailable` when it cannot."""
+        ...
 
 
 class AttestationInvalid(PackageError):
@@ -63,7 +71,7 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def attest(folder: Path, *, run_id: str, commit: str, package_digest: str, issuer: Issuer) -> str:
+def attest(folder: Path, *, run_id: str, commit: str, package_digest: str, issuer: Attestor) -> str:
     """Sign and write the attestation; returns the file's `sha256:<hex>` digest.
     `SignerUnavailable` (the HSM down, a key not pinned) propagates: no package is unsigned."""
     payload = canonical_json(

@@ -10,8 +10,7 @@ import tempfile
 from pathlib import Path
 
 from codefactory.domain import ChangePackage, CheckResult
-from codefactory.identity.port import Issuer
-from codefactory.package.attestation import attest
+from codefactory.package.attestation import Attestor, attest
 from codefactory.package.cab import cab_record
 from codefactory.package.errors import DuplicateEvidence, PackageExists, UnsafeName
 from codefactory.package.manifest import write_manifest
@@ -137,7 +136,7 @@ class FolderPackageBuilder:
         packages_dir: Path,
         *,
         provenance: DsseProvenance | None = None,
-        attestor: Issuer | None = None,
+        attestor: Attestor | None = None,
     ) -> None:
         self.packages_dir = packages_dir
         self.provenance = provenance
