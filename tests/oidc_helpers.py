@@ -198,11 +198,19 @@ def web_headers(provider: OidcProvider, sub: str = WEB_SUB) -> dict[str, str]:
 
 
 @contextmanager
-def live_server(app: Any, limits: ServerLimits | None = None) -> Iterator[str]:
+def live_server(
+    app: Any, limits: ServerLimits | None = None, trusted_proxies: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Serve `app` on a free 127.0.0.1 port as `codefactory serve` does (uvicorn with the
-    factory's limits) in a thread; yields its base URL."""
+    factory's limits and trusted proxies) in a thread; yields its base URL."""
     port = free_port()
-    config = server_config(app, host="127.0.0.1", port=port, limits=limits or ServerLimits())
+    config = server_config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        limits=limits or ServerLimits(),
+        trusted_proxies=trusted_proxies,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -88,7 +88,11 @@ def test_a_person_logs_in_through_the_provider(factory: Factory) -> None:
     logins = events(factory, "login")
     assert [(e["actor"], e["method"]) for e in logins] == [("user:priya.shah", "browser")]
     refused = events(factory, "login-refused")
-    assert {e["reason"] for e in refused} == {"mismatching_state", "unknown-subject"}
+    assert {e["reason"] for e in refused} == {
+        "mismatching_state",
+        "state-replayed",
+        "unknown-subject",
+    }
     assert refused[0]["count"] == 1
 
 
@@ -198,3 +202,44 @@ def forge(provider: OidcProvider, sub: str) -> str:
               "exp": now + 600}  # fmt: skip
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid} if kid else None)
+
+
+def test_logout_ends_the_session_on_the_server(factory: Factory) -> None:
+    with live_server(create_app(factory)) as url, httpx.Client(base_url=url) as client:
+        assert browser_login(client, "priya").status_code == 303
+        cookie = client.cookies["codefactory_session"]
+        assert client.get("/api/whoami").status_code == 200
+        assert client.get("/logout").status_code == 200
+        with httpx.Client(base_url=url, cookies={"codefactory_session": cookie}) as replayer:
+            replayed = replayer.get("/api/whoami")
+        assert replayed.status_code == 401, "a cookie from before /logout still works"
+    assert "session-ended" in {e["reason"] for e in events(factory, "login-refused")}
+
+
+def test_anonymous_logins_cannot_push_out_a_login_in_progress(factory: Factory) -> None:
+    with live_server(create_app(factory)) as url, httpx.Client(base_url=url) as victim:
+        to_provider = victim.get("/login?next=/api/whoami")
+        callback = submit_authorization(to_provider.headers["location"], "priya")
+        with httpx.Client(base_url=url) as stranger:
+            for _ in range(30):  # each anonymous /login keeps its state in its own cookie
+                stranger.cookies.clear()
+                assert stranger.get("/login").status_code == 302
+        assert victim.get(callback).status_code == 303
+        assert victim.get("/api/whoami").json()["id"] == "priya.shah"
+
+
+def test_a_flood_of_provider_errors_costs_a_few_bounded_events(factory: Factory) -> None:
+    with live_server(create_app(factory)) as url, httpx.Client(base_url=url) as client:
+        for n in range(40):
+            error = f"x{n}" + "A" * 4000
+            assert client.get("/auth/callback", params={"error": error}).status_code == 400
+        evil = "evil\nReviewed-by: mallory\x1b[31m[/x][bold red]PWNED"
+        assert client.get("/auth/callback", params={"error": evil}).status_code == 400
+        assert client.get("/auth/callback", params={"error": "access_denied"}).status_code == 400
+    seen = events(factory, "login-refused")
+    # the first of each reason at once, the other 40 as one count when the app stops
+    assert [(e["reason"], e["count"]) for e in seen] == [
+        ("provider-error", 1), ("access_denied", 1), ("provider-error", 40)
+    ]  # fmt: skip
+    assert all(len(str(e)) < 2000 for e in seen)
+    assert not any(ch in str(e) for e in seen for ch in "\n\x1b")

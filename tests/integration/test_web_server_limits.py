@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -67,3 +68,113 @@ def test_idle_and_slow_connections_are_closed_and_never_exhaust_the_server(
         assert time.monotonic() - started < 3
 
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+def slow_body(url: str, source: str) -> socket.socket:
+    """A connection from `source` that sends a webhook's head and one byte of its body."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5, source_address=(source, 0))
+    sock.sendall(
+        b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    )
+    return sock
+
+
+def still_open(sock: socket.socket) -> bool:
+    sock.settimeout(0.01)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+
+
+def client_from(source: str) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=5)
+
+
+def test_one_client_with_many_slow_bodies_sheds_its_own_connections(tmp_path: Path) -> None:
+    limits = ServerLimits(
+        header_timeout_s=10, body_timeout_s=10, max_connections=30,
+        max_connections_per_client=12, min_rate_bytes_s=0,
+    )  # fmt: skip
+    app = create_app(build_factory(Settings(data_dir=tmp_path / "data")))
+    with live_server(app, limits) as url:
+        hog = [slow_body(url, "127.0.0.2") for _ in range(40)]
+        others = [slow_body(url, source) for source in ("127.0.0.4", "127.0.0.5") for _ in range(9)]
+        time.sleep(0.3)
+        assert sum(still_open(sock) for sock in hog) == 12  # its limit: it shed its own
+
+        # the server is full (12 + 9 + 9 = 30): a new caller sheds one of the biggest holder's
+        with client_from("127.0.0.3") as caller:
+            started = time.monotonic()
+            assert caller.get(f"{url}/healthz").status_code == 200
+            assert time.monotonic() - started < 1
+        time.sleep(0.2)
+        assert sum(still_open(sock) for sock in hog) == 11
+        assert all(still_open(sock) for sock in others), "another client's connection was shed"
+        for sock in [*hog, *others]:
+            sock.close()
+
+
+def test_connections_sending_slower_than_the_minimum_rate_are_closed(tmp_path: Path) -> None:
+    limits = ServerLimits(
+        header_timeout_s=10, body_timeout_s=10, min_rate_bytes_s=200, rate_grace_s=0.5
+    )
+    app = create_app(build_factory(Settings(data_dir=tmp_path / "data")))
+    with live_server(app, limits) as url:
+        bodies = [slow_body(url, "127.0.0.2") for _ in range(20)]
+        heads = [connect(url) for _ in range(10)]
+        for sock in heads:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        started = time.monotonic()
+
+        # a real sender, a bit slow but well above the rate, is answered meanwhile
+        host, port = url.removeprefix("http://").split(":")
+        honest = socket.create_connection((host, int(port)), timeout=5)
+        body = b'{"x": "' + b"a" * 1990 + b'"}'
+        honest.sendall(
+            b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        for part in range(0, len(body), 500):
+            honest.sendall(body[part : part + 500])
+            time.sleep(0.2)
+        answer = honest.recv(100)
+        assert answer.startswith(b"HTTP/1.1 "), answer
+        honest.close()
+
+        for sock in [*bodies, *heads]:
+            sock.sendall(b" ")  # a byte now and then keeps nobody in
+        for sock in [*bodies, *heads]:
+            assert closed_by_server(sock, within_s=3), "a slow sender outlived the minimum rate"
+            sock.close()
+        assert time.monotonic() - started < 4  # the deadlines (10 s) were not needed
+
+
+async def echo_client(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app answering with the client address and scheme the server gave it."""
+    if scope["type"] != "http":
+        return
+    text = f"{scope['client'][0]} {scope['scheme']}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": text})
+
+
+FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    with live_server(echo_client) as url:
+        assert httpx.get(url, headers=FORWARDED).text == "127.0.0.1 http"
+    with live_server(echo_client, trusted_proxies=("10.0.0.0/8",)) as url:
+        assert httpx.get(url, headers=FORWARDED).text == "127.0.0.1 http"
+    with live_server(echo_client, trusted_proxies=("127.0.0.1",)) as url:
+        assert httpx.get(url, headers=FORWARDED).text == "203.0.113.9 https"
+
+    app = create_app(build_factory(Settings(data_dir=tmp_path / "data")))
+    with live_server(app) as url:
+        metadata = httpx.get(f"{url}/.well-known/oauth-protected-resource", headers=FORWARDED)
+        assert metadata.json()["resource"] == url

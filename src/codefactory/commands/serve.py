@@ -90,7 +90,10 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     )
     announce_login(web, host)
     try:
-        uvicorn.Server(server_config(app, host=host, port=port, limits=web.limits)).run()
+        config = server_config(
+            app, host=host, port=port, limits=web.limits, trusted_proxies=web.trusted_proxies
+        )
+        uvicorn.Server(config).run()
     finally:
         dispatch.stop()
 
@@ -111,6 +114,8 @@ def announce_login(web: WebSettings, host: str) -> None:
             highlight=False,
         )
     console.print(f"trusted hosts: {escape(', '.join(web.hosts_for(host)))}", highlight=False)
+    proxies = ", ".join(web.trusted_proxies) or "none (forwarded headers are ignored)"
+    console.print(f"trusted proxies: {escape(proxies)}", highlight=False)
 
 
 def provider_status(web: WebSettings) -> str:

@@ -28,6 +28,7 @@ from codefactory.identity.directory import Directory, IdentityKind, Person
 from codefactory.identity.errors import DirectoryInvalid, IdentityRefused
 from codefactory.web.auth_audit import LoginAudit, capped, token_digest
 from codefactory.web.auth_oidc import OidcProvider, ProviderUnavailable, TokenRefused
+from codefactory.web.auth_sessions import SessionStore, UsedStates
 from codefactory.web.settings import WebSettings
 
 PUBLIC_PATHS = {
@@ -42,6 +43,8 @@ PUBLIC_PATHS = {
 """Paths anyone may call; with `POST /webhooks/*`, which authenticate by signature."""
 ISSUER_ENV = "CODEFACTORY_WEB__OIDC_ISSUER"
 SEEN_TOKENS = 10_000
+LOGIN_TTL_S = 600
+"""A login must come back from the provider within this many seconds."""
 
 
 def is_public(method: str, path: str) -> bool:
@@ -65,6 +68,8 @@ class WebAuth:
             if settings.oidc_issuer
             else None
         )
+        self.sessions = SessionStore()
+        self.used_states = UsedStates(LOGIN_TTL_S)
         self._seen: dict[str, None] = {}
 
     async def authenticate(self, request: Request) -> Person | Response:
@@ -104,7 +109,9 @@ class WebAuth:
         return person
 
     async def refuse(self, request: Request, reason: str, detail: str, **facts: str) -> None:
-        """Record a refusal (aggregated per source and reason per minute)."""
+        """Record a refusal (aggregated per source and reason per minute). `reason` is a word
+        of `auth_audit.REASONS`; `detail` and `facts` are capped and escaped by the log. The
+        source is the socket's peer (or what a trusted proxy says, `web.trusted_proxies`)."""
         source = request.client.host if request.client else "unknown"
         await run_in_threadpool(self.audit.refused, source, reason, detail, **facts)
 
@@ -125,7 +132,9 @@ class WebAuth:
         return problem(401, detail, headers={"WWW-Authenticate": value})
 
     def base_url(self, request: Request) -> str:
-        """The factory's external URL: `web.public_url`, else the (trusted) request's."""
+        """The factory's external URL: `web.public_url`; else the request's `Host` (one of
+        the trusted hosts, or the request was refused) with the connection's own scheme
+        (forwarded headers change it only from `web.trusted_proxies`)."""
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
         return str(request.base_url).rstrip("/")
@@ -160,6 +169,10 @@ class WebAuth:
         issuer, _, sub = subject.rpartition("#")
         if issuer != self.settings.oidc_issuer:
             session.clear()
+            return self.challenge(request)
+        if not self.sessions.alive(session.get("sid"), str(session.get("person", ""))):
+            session.clear()  # logged out, or a cookie from before a restart
+            await self.refuse(request, "session-ended", "a session that has ended")
             return self.challenge(request)
         person = await self.person_of(request, {"iss": issuer, "sub": sub})
         if not isinstance(person, Person) or person.id != session.get("person"):

@@ -1,10 +1,15 @@
 """Audit events of logins: `login` for each person let in, `login-refused` for refusals,
 aggregated so that a flood of bad tokens or forged callbacks costs one event per source and
-reason per minute, never one per request, and carries only capped, hashed untrusted text."""
+reason per minute, never one per request, and carries only capped, hashed untrusted text.
+
+The aggregation key is bounded: the reason is a word of `REASONS` (anything else is counted
+as `other`), the source the client's address (IPv6 by its /64 network, which one host holds),
+and at most `MAX_KEYS` pairs are counted apart in a minute."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +25,28 @@ WINDOW_S = 60.0
 MAX_KEYS = 200
 """Distinct (source, reason) pairs counted per window; more are counted under source `*`."""
 MAX_TEXT = 200
+OAUTH_ERRORS = frozenset(
+    {
+        # RFC 6749 §4.1.2.1 and §5.2
+        "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+        "invalid_scope", "server_error", "temporarily_unavailable", "invalid_client",
+        "invalid_grant", "unsupported_grant_type",
+        # OpenID Connect Core §3.1.2.6
+        "interaction_required", "login_required", "account_selection_required",
+        "consent_required", "invalid_request_uri", "invalid_request_object",
+        "request_not_supported", "request_uri_not_supported", "registration_not_supported",
+    }
+)  # fmt: skip
+"""The error codes a provider may answer with; any other is `provider-error`."""
+REASONS = OAUTH_ERRORS | {
+    # TokenRefused.reason
+    "expired", "audience", "issuer", "signature", "algorithm", "unknown-key", "malformed",
+    "type", "missing-claim", "not-yet-valid", "nonce",
+    # the login's own
+    "mismatching_state", "state-replayed", "provider-error", "id-token", "unknown-subject",
+    "refused-subject", "session-ended",
+}  # fmt: skip
+"""Every reason a `login-refused` event may carry."""
 
 
 @dataclass
@@ -52,8 +79,9 @@ class LoginAudit:
         that minute are counted and written as one event when the minute is over."""
         now = self._clock()
         due = self._due(now)
+        reason = reason if reason in REASONS else "other"
         with self._lock:
-            key = (source, reason)
+            key = (source_of(source), reason)
             if key not in self._windows and len(self._windows) >= MAX_KEYS:
                 key = ("*", reason)
             window = self._windows.get(key)
@@ -103,6 +131,26 @@ class LoginAudit:
 
     def _append(self, name: str, actor: str, data: dict[str, Any]) -> None:
         self._audit.append(AuditEvent(name=name, actor=actor, data=data, at=datetime.now(UTC)))
+
+
+def oauth_reason(error: str | None) -> str:
+    """The refusal reason for a provider's (or the callback's) OAuth `error` code: the code
+    when it is one of the standard ones, else `provider-error`."""
+    return error if error in OAUTH_ERRORS else "provider-error"
+
+
+def source_of(address: str) -> str:
+    """The aggregation source of a client `address`: an IPv4 address as it is, an IPv6 one as
+    its /64 network (one host holds a whole /64), anything else `unknown`."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6 and not ip.is_loopback:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def capped(text: str) -> str:

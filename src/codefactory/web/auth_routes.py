@@ -2,9 +2,12 @@
 checks and the protected resource metadata (RFC 9728).
 
 The login is OpenID Connect's authorization code flow with PKCE (S256), a `state` and a
-`nonce` (authlib). The state's data is kept on the server, bound to the browser's session and
-used once: a replayed callback finds nothing. The ID token is then checked again as a bearer
-token would be (`OidcProvider.verify`) and its subject mapped to a directory person.
+`nonce` (authlib). The state's data is kept in the browser's own signed session cookie (no
+other caller's `/login` can push it out) and used once: the server remembers each state
+redeemed (`UsedStates`), so a callback replayed with an old copy of the cookie is refused. The
+ID token is then checked again as a bearer token would be (`OidcProvider.verify`) and its
+subject mapped to a directory person; the session's id is kept by the server
+(`SessionStore`) until `/logout` or its end.
 """
 
 from __future__ import annotations
@@ -26,39 +29,18 @@ from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
 from codefactory.identity.directory import Person
-from codefactory.web.auth import WebAuth, client_secret, current_person, unconfigured
+from codefactory.web.auth import (
+    LOGIN_TTL_S,
+    WebAuth,
+    client_secret,
+    current_person,
+    unconfigured,
+)
+from codefactory.web.auth_audit import capped, oauth_reason
 from codefactory.web.auth_oidc import ProviderUnavailable, TokenRefused
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
-
-LOGIN_TTL_S = 600
-MAX_PENDING_LOGINS = 10_000
-
-
-class PendingLogins:
-    """authlib's state cache, in this process: each login's state, nonce and PKCE verifier
-    until its callback, at most `LOGIN_TTL_S` seconds, read once."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, str]] = {}
-
-    async def get(self, key: str) -> str | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    async def set(self, key: str, value: str, expires_in: int | None = None) -> None:
-        now = time.monotonic()
-        for old in [k for k, (until, _) in self._entries.items() if until < now]:
-            del self._entries[old]
-        while len(self._entries) >= MAX_PENDING_LOGINS:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[key] = (now + min(expires_in or LOGIN_TTL_S, LOGIN_TTL_S), value)
-
-    async def delete(self, key: str) -> None:
-        self._entries.pop(key, None)
 
 
 class LoginClient:
@@ -66,7 +48,7 @@ class LoginClient:
 
     def __init__(self, auth: WebAuth) -> None:
         self.auth = auth
-        self.oauth = OAuth(cache=PendingLogins())
+        self.oauth = OAuth()  # no cache: each login's state lives in its browser's cookie
         self._client: StarletteOAuth2App | None = None
         self._lock = asyncio.Lock()
 
@@ -95,6 +77,7 @@ class LoginClient:
                     client_kwargs=kwargs,
                     **metadata,
                 )
+                self._client.framework.expires_in = LOGIN_TTL_S
             return self._client
 
 
@@ -166,7 +149,10 @@ def auth_router(factory: Factory, auth: WebAuth) -> APIRouter:
 
     @router.get("/logout", tags=["identity"], response_class=HTMLResponse)
     def logout(request: Request) -> HTMLResponse:
-        """End this browser's session (the provider's own session is the provider's)."""
+        """End this browser's session, on the server too: a copy of its cookie is then
+        refused (the provider's own session is the provider's; a bearer token lives until
+        its `exp`)."""
+        auth.sessions.end(request.session.get("sid"))
         request.session.clear()
         return _page(200, "Logged out", "Your Code Factory session has ended.", login=True)
 
@@ -189,12 +175,20 @@ async def finish_login(request: Request, auth: WebAuth, login_client: LoginClien
     start their session and record the `login`; or refuse, with a `login-refused` event."""
     if auth.provider is None:
         return unconfigured()
+    state = request.query_params.get("state", "")
+    if f"_state_idp_{state}" in request.session and not auth.used_states.use(state):
+        text = "this login's state was used already (a replayed callback); start again at /login"
+        return await _refused(request, auth, "state-replayed", text)
     try:
         client = await login_client.client()
         token = await client.authorize_access_token(request)
         claims = await auth.provider.verify(str(token.get("id_token", "")))
-    except OAuthError as err:
-        return await _refused(request, auth, err.error or "oauth", _oauth_text(err))
+    except OAuthError as err:  # its `error` may be the caller's own text (`?error=`)
+        if err.error == "mismatching_state":
+            return await _refused(request, auth, "mismatching_state", _oauth_text(err))
+        reason = oauth_reason(err.error)
+        code = str(err.error or "")
+        return await _refused(request, auth, reason, _oauth_text(err), error=code)
     except TokenRefused as err:
         return await _refused(request, auth, err.reason, f"the ID token is refused: {err}")
     except JoseError as err:
@@ -207,19 +201,24 @@ async def finish_login(request: Request, auth: WebAuth, login_client: LoginClien
     subject = f"{claims['iss']}#{claims['sub']}"
     target = _local_path(str(request.session.pop("next", "/")))
     request.session.clear()
+    lifetime = auth.settings.session_lifetime_s
     request.session.update(
         {
+            "sid": auth.sessions.start(person.id, lifetime_s=lifetime),
             "person": person.id,
             "subject": subject,
-            "expires": int(time.time()) + auth.settings.session_lifetime_s,
+            "expires": int(time.time()) + lifetime,
         }
     )
     await asyncio.to_thread(auth.audit.login, person, subject=subject, method="browser")
     return RedirectResponse(target, status_code=303)
 
 
-async def _refused(request: Request, auth: WebAuth, reason: str, text: str) -> HTMLResponse:
-    await auth.refuse(request, reason, text, state=request.query_params.get("state", ""))
+async def _refused(
+    request: Request, auth: WebAuth, reason: str, text: str, **facts: str
+) -> HTMLResponse:
+    state = request.query_params.get("state", "")
+    await auth.refuse(request, reason, text, state=state, **facts)
     return _page(400, "Login refused", text, login=True)
 
 
@@ -229,7 +228,10 @@ def _oauth_text(err: OAuthError) -> str:
             "the login's state is unknown, used already or expired (a replayed or forged "
             "callback); start again at /login"
         )
-    return f"the identity provider refused the login: {err.error}: {err.description or ''}"
+    return (
+        f"the identity provider refused the login: {capped(str(err.error))}: "
+        f"{capped(err.description or '')}"
+    )
 
 
 def _local_path(target: str) -> str:

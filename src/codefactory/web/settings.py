@@ -28,8 +28,18 @@ class ServerLimits(BaseModel):
     keep_alive_s: int = Field(default=5, gt=0)
     """An idle keep-alive connection is closed after this many seconds."""
     max_connections: int = Field(default=256, ge=2)
-    """Open connections at most; one more closes the oldest connection still waiting for its
-    request headers, or is itself closed when every connection is busy."""
+    """Open connections at most; one more closes a connection of the client holding the most
+    (an idle one first, then the slowest sender), never one whose request the app is serving
+    while another can go."""
+    max_connections_per_client: int = Field(default=32, ge=1)
+    """Open connections from one client address at most (a trusted proxy's own connections
+    are exempt: it speaks for many); one more closes that client's idle or slowest one."""
+    min_rate_bytes_s: float = Field(default=256.0, ge=0)
+    """Request headers and bodies must arrive at least this fast on average (bytes per
+    second) once `rate_grace_s` has passed, else the connection is closed (Apache's
+    `mod_reqtimeout` MinRate); 0 turns the check off."""
+    rate_grace_s: float = Field(default=2.0, gt=0)
+    """Seconds a request's headers or body may take before `min_rate_bytes_s` applies."""
     max_header_bytes: int = Field(default=16384, ge=1024)
     """A request line and headers larger than this get 400 (h11's incomplete event size)."""
 
@@ -68,7 +78,12 @@ class WebSettings(BaseModel):
     """A file holding the key that signs session cookies; unset, a 0600 file
     `<data_dir>/web-session.key` is made on first use."""
     session_lifetime_s: int = Field(default=8 * 3600, gt=0)
-    """A browser session ends this many seconds after login."""
+    """A browser session ends this many seconds after login, at `/logout`, or when `serve`
+    stops (sessions are kept in the `serve` process)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of reverse proxies whose
+    `X-Forwarded-For` and `X-Forwarded-Proto` are believed. Empty (the default), forwarded
+    headers are ignored: the client is the socket's peer and the scheme the socket's."""
     limits: ServerLimits = Field(default_factory=ServerLimits)
 
     @field_validator("oidc_issuer")
@@ -83,6 +98,21 @@ class WebSettings(BaseModel):
         if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
             return value.rstrip("/")
         raise ValueError(f"issuer {value!r} must be https (http only on a loopback address)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each entry an IP address or network; never a wildcard that trusts everyone."""
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted proxy {entry!r} is not an IP address or network"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(f"trusted proxy {entry!r} would trust every address")
+        return value
 
     @field_validator("oidc_algorithms")
     @classmethod
@@ -109,6 +139,15 @@ class WebSettings(BaseModel):
         if self.public_url and urlsplit(self.public_url).hostname:
             hosts.append(urlsplit(self.public_url).hostname or "")
         return list(dict.fromkeys(hosts))
+
+
+def is_trusted_proxy(address: str, proxies: tuple[str, ...]) -> bool:
+    """Whether the peer `address` is one of `proxies` (addresses or networks)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(entry, strict=False) for entry in proxies)
 
 
 def is_loopback(host: str) -> bool:
