@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from codefactory.domain import ChangeKind, Proposal, Run, RunState, TriggerEvent
 from codefactory.runs.loop import commit_message
+from codefactory.triggers.duplicates import DuplicateCount, DuplicateTally
 from codefactory.triggers.payload import JsonTooDeep, json_depth_ok, loads
 from codefactory.triggers.rejections import RejectionBudget, RejectionCount, RejectionTally
 from codefactory.triggers.text import TextRefused, check_line, one_line, refused_character
@@ -213,3 +214,22 @@ def test_a_ticket_key_or_title_cannot_add_trailers_to_the_commit() -> None:
     ]
     assert message.splitlines()[0] == "Fix lint\\n\\nReviewed-by: Mallory <m@x>"
     assert "ceo" not in message and "PAY-1" not in message
+
+
+def test_repeats_are_published_once_per_source_digest_and_minute() -> None:
+    clock = Clock()
+    published: list[list[DuplicateCount]] = []
+    tally = DuplicateTally(published.append, clock=clock)
+    for index in range(300):
+        tally.count(source="github", payload_digest="sha256:aa", run_id="r-1",
+                    first_delivery_id="g-1", delivery_id=f"{index % 50}" + "x" * 300)  # fmt: skip
+    tally.count(source="github", payload_digest="sha256:bb", run_id="r-2",
+                first_delivery_id="g-2", delivery_id="g-2")  # fmt: skip
+    assert published == [] and tally.pending() == 301
+    clock.now += 60
+    tally.flush(only_ended=True)
+    first, second = published[0]
+    data = first.audit_data(128)
+    assert (data["count"], data["delivery_ids"], data["run_id"]) == (300, 50, "r-1")
+    assert len(data["delivery_id"]["text"]) == 128 and len(data["delivery_id"]["sha256"]) == 64
+    assert second.count == 1 and tally.pending() == 0

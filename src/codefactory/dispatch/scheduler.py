@@ -56,7 +56,8 @@ def scheduled_event(schedule: ScheduleSettings, at: datetime) -> ParsedDelivery:
 
 
 class Scheduler:
-    """A thread that fires due schedules through intake, like any other delivery."""
+    """A thread that fires due schedules through intake, like any other delivery, and
+    publishes intake's counts (rejections, duplicates) once their minute is over."""
 
     def __init__(
         self,
@@ -92,8 +93,6 @@ class Scheduler:
         return receipts
 
     def start(self) -> None:
-        if not self.schedules:
-            return
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self._thread.start()
@@ -104,13 +103,16 @@ class Scheduler:
             self._thread.join(5)
 
     def _next_wait(self) -> float:
+        now = self.clock()
+        next_minute = 60.0 - (now.timestamp() % 60.0) + 0.1  # intake's counts are due
         upcoming = [next(iter(CronSim(s.cron, self.last))) for s in self.schedules]
-        seconds = (min(upcoming) - self.clock()).total_seconds()
+        seconds = min([(at - now).total_seconds() for at in upcoming] + [next_minute])
         return max(0.5, min(seconds, timedelta(minutes=1).total_seconds()))
 
     def _run(self) -> None:
         while not self._stopping.wait(self._next_wait()):
             try:
                 self.tick()
+                self.intake.flush_ended()
             except Exception:  # noqa: BLE001 - a busy store must not stop the clock
                 continue

@@ -3,9 +3,12 @@ with the reason.
 
 An unreadable CLI ticket still leaves a trace (a trigger row, a `refused` run, audit events);
 a webhook delivery is stored before its sender is answered, and every outcome is an audit
-event: every trigger is a control point, including the ones that fail. Rejections before a
-delivery is trusted are counted, not logged one by one (`triggers.rejections`), and a client
-past its budget is answered 429.
+event: every trigger is a control point, including the ones that fail. What an
+unauthenticated caller can send at will is counted, not logged one by one: rejections per
+source, reason and minute (`triggers.rejections`), repeats of a signed body per source,
+payload digest and minute (`triggers.duplicates`). A client past its budget of failed
+deliveries is answered 429 instead of its error; a delivery whose signature verifies is
+never refused by the budget.
 
 The run's sponsor is the directory person of the authenticated sender (the signed
 delivery's sender, the logged-in CLI caller), or for an autonomous trigger the repository's
@@ -22,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +42,7 @@ from codefactory.policy.port import PolicyEngine
 from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 from codefactory.triggers.caller import Caller, local_caller
+from codefactory.triggers.duplicates import DuplicateCount, DuplicateTally
 from codefactory.triggers.errors import (
     DeliveryInvalid,
     DeliveryRejected,
@@ -58,6 +62,9 @@ from codefactory.triggers.text import TextRefused, check_line
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
+
+MAX_EVENT = 128
+"""Longest event name (`X-GitHub-Event` and its action, …) a delivery may carry."""
 
 
 def refuse_delivery(
@@ -184,12 +191,16 @@ class Receipt:
 class WebhookIntake:
     """Verify, read, store and decide deliveries; a stored run is then queued for a worker.
 
-    Order: rejection budget → size → secret → signature → body (JSON depth, control
-    characters) → replay window → stored (a repeated delivery id or body answers with the
-    first delivery's run) → repository mapping → sponsor (the directory person of the
-    sender) → policy's first check → queued. Rejections are counted into one audit event
-    per source, reason and minute; every other outcome is an audit event of its own.
-    `close()` publishes the counts still pending (at shutdown).
+    Order: size → secret → signature → body (JSON depth, control characters, id and
+    event lengths) → replay window → stored (a repeated delivery id or body answers with
+    the first delivery's run) → repository mapping → sponsor (the directory person of the
+    sender) → policy's first check → queued. A failure before the signature verified is
+    answered 429 instead of its own error once its client (the connection's peer address,
+    as the server gives it) is past `rejections_per_minute`; after it, never. Rejections
+    are counted into one audit event per source, reason and minute, repeats into one per
+    source, payload digest and minute; every other outcome (one per distinct signed body)
+    is an audit event of its own. `flush_ended()` (once a minute) and `close()` (at
+    shutdown) publish the counts.
     """
 
     def __init__(
@@ -218,13 +229,14 @@ class WebhookIntake:
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
         self.rejections = RejectionTally(self._publish_rejections)
+        self.duplicates = DuplicateTally(self._publish_duplicates)
         self.budget = RejectionBudget(settings.rejections_per_minute)
 
     def receive(
         self, source: str, headers: Mapping[str, str], body: bytes, *, client: str = ""
     ) -> Receipt:
-        """Take one HTTP delivery from the address `client`; raises `DeliveryRejected`
-        (401, 413, 429) or `DeliveryInvalid` (400)."""
+        """Take one HTTP delivery from the peer address `client`; raises `DeliveryRejected`
+        (401, 413, 429: only for a delivery not authenticated) or `DeliveryInvalid` (400)."""
         adapter = self.sources[source]
         delivery = Delivery(
             source=source,
@@ -232,12 +244,15 @@ class WebhookIntake:
             body=body,
             received_at=datetime.now(UTC),
         )
-        self.rejections.flush(only_ended=True)
-        self._within_budget(source, client)
+        self.flush_ended()
         try:
-            parsed = self._verified(adapter, delivery)
+            self._authenticate(adapter, delivery)
         except (DeliveryRejected, DeliveryInvalid) as err:
-            self._count_rejection(delivery, err, client)
+            self._refuse_unauthenticated(delivery, err, client)
+        try:
+            parsed = self._read(adapter, delivery)
+        except (DeliveryRejected, DeliveryInvalid) as err:
+            self._count_rejection(delivery, err, client)  # signed: never a 429
             raise
         return self.accept(
             source,
@@ -250,35 +265,45 @@ class WebhookIntake:
         self, source: str, headers: Mapping[str, str], *, client: str = ""
     ) -> Receipt:
         """Count and raise `PayloadTooLarge` for a body not read past the limit (or
-        `RateLimited` for a client past its budget)."""
+        `RateLimited` for a client past its budget: an unread body is never authenticated)."""
         delivery = Delivery(
             source=source,
             headers={k.lower(): v for k, v in headers.items()},
             body=b"",
             received_at=datetime.now(UTC),
         )
-        self._within_budget(source, client)
+        self.flush_ended()
         limit = self.settings.max_body_bytes
         declared = delivery.header("content-length")
         size = int(declared) if declared.isdigit() and len(declared) < 20 else limit + 1
-        err = PayloadTooLarge(source, size, limit)
+        self._refuse_unauthenticated(delivery, PayloadTooLarge(source, size, limit), client)
+
+    def flush_ended(self) -> None:
+        """Publish the counts of minutes that are over (call at least once a minute)."""
+        self.rejections.flush(only_ended=True)
+        self.duplicates.flush(only_ended=True)
+
+    def close(self) -> None:
+        """Publish the rejection and duplicate counts still pending (call at shutdown)."""
+        self.rejections.flush()
+        self.duplicates.flush()
+
+    def _refuse_unauthenticated(
+        self, delivery: Delivery, err: DeliveryRejected | DeliveryInvalid, client: str
+    ) -> NoReturn:
+        """Count and raise `err`, or `RateLimited` once `client` is past its budget."""
+        if self.budget.exhausted(delivery.source, client):
+            limited = RateLimited(delivery.source, self.budget.per_minute)
+            self.rejections.count(
+                source=delivery.source, reason=limited.code, status=limited.status,
+                client=client, delivery_id="", detail=limited.reason,
+            )  # fmt: skip
+            raise limited from None
         self._count_rejection(delivery, err, client)
         raise err
 
-    def close(self) -> None:
-        """Publish the rejection counts still pending (call at shutdown)."""
-        self.rejections.flush()
-
-    def _within_budget(self, source: str, client: str) -> None:
-        if self.budget.exhausted(source, client):
-            err = RateLimited(source, self.budget.per_minute)
-            self.rejections.count(
-                source=source, reason=err.code, status=err.status, client=client,
-                delivery_id="", detail=err.reason,
-            )  # fmt: skip
-            raise err
-
-    def _verified(self, adapter: WebhookSource, delivery: Delivery) -> ParsedDelivery:
+    def _authenticate(self, adapter: WebhookSource, delivery: Delivery) -> None:
+        """Size, secret and signature (or token): cheap, and all a 429 may stand in for."""
         limit = self.settings.max_body_bytes
         if len(delivery.body) > limit:
             raise PayloadTooLarge(delivery.source, len(delivery.body), limit)
@@ -286,6 +311,9 @@ class WebhookIntake:
         if not secret:
             raise SignatureInvalid(delivery.source, "", "no webhook secret is configured")
         adapter.verify(delivery, secret)
+
+    def _read(self, adapter: WebhookSource, delivery: Delivery) -> ParsedDelivery:
+        """The authenticated delivery's content, names and replay window."""
         parsed = adapter.read(delivery)
         self._check_names(delivery.source, parsed)
         if parsed.sent_at is not None:
@@ -298,9 +326,12 @@ class WebhookIntake:
 
     @staticmethod
     def _check_names(source: str, parsed: ParsedDelivery) -> None:
-        """The delivery id and event name: one line of printable text, ids of bounded size."""
+        """The delivery id and event name (unsigned headers for some senders): one line of
+        printable text, of bounded size."""
         if len(parsed.delivery_id) > MAX_ID:
             raise DeliveryInvalid(source, "", f"the delivery id is longer than {MAX_ID} characters")
+        if len(parsed.event) > MAX_EVENT:
+            raise DeliveryInvalid(source, "", f"the event is longer than {MAX_EVENT} characters")
         try:
             check_line(parsed.delivery_id, what="the delivery id")
             check_line(parsed.event, what="the event")
@@ -320,6 +351,16 @@ class WebhookIntake:
             delivery_id=err.delivery_id,
             detail=err.reason,
         )
+
+    def _publish_duplicates(self, counts: list[DuplicateCount]) -> None:
+        """One `webhook-duplicate` audit event per source and signed body of a minute."""
+        limit = self.settings.rejection_field_chars
+        with self._writes, self.store.atomic() as tx:
+            for entry in counts:
+                tx.audit(
+                    "webhook-duplicate", actor=f"intake:{entry.source}",
+                    **entry.audit_data(limit),
+                )  # fmt: skip
 
     def _publish_rejections(self, counts: list[RejectionCount]) -> None:
         """One `webhook-rejections` audit event per source, reason and status of a minute."""
@@ -356,16 +397,13 @@ class WebhookIntake:
                 existing = self.queue.get(source, parsed.delivery_id)
                 if existing is None:
                     raise
-        with self.store.atomic() as tx:
-            tx.audit(
-                "webhook-duplicate",
-                actor=f"intake:{source}",
-                run_id=existing.run_id or "",
-                source=source,
-                delivery_id=parsed.delivery_id,
-                first_delivery_id=existing.delivery_id,
-                payload_digest=digest,
-            )
+        self.duplicates.count(
+            source=source,
+            payload_digest=digest,
+            run_id=existing.run_id or "",
+            first_delivery_id=existing.delivery_id,
+            delivery_id=parsed.delivery_id,
+        )
         run = self.store.get_run(existing.run_id) if existing.run_id else None
         return Receipt(
             source=source,

@@ -5,7 +5,10 @@ An unauthenticated caller must not be able to grow the audit log at will: each r
 only bumps a counter (`RejectionTally`), flushed as one `webhook-rejections` event per
 (source, reason, status) when the minute rolls over and at shutdown. Untrusted text kept in
 it (the first delivery id and reason seen) is cut short and accompanied by its SHA-256.
-`RejectionBudget` answers whether a (source, client address) may be heard this minute.
+`RejectionBudget` answers whether a (source, client address) may still be answered with
+its own error this minute; intake asks it only once a delivery has failed verification, so a
+delivery whose signature verifies is never refused by it. The client is the connection's
+peer address as the server gives it (forwarded headers are the server's business).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-Clock = Callable[[], float]
+from codefactory.triggers.tally import Clock, MinuteTally, minute_of
 
 
 def capped(value: str, limit: int) -> dict[str, str]:
@@ -28,11 +31,6 @@ def capped(value: str, limit: int) -> dict[str, str]:
         "sha256": hashlib.sha256(value.encode("utf-8", "replace")).hexdigest(),
         "chars": str(len(value)),
     }
-
-
-def minute_of(moment: float) -> int:
-    """The minute (since the epoch) `moment` (seconds) falls in."""
-    return int(moment // 60)
 
 
 @dataclass(kw_only=True)
@@ -66,8 +64,9 @@ class RejectionCount:
 class RejectionTally:
     """Counts rejections per (source, reason, status) and minute; thread-safe.
 
-    `flush` (called by `count` when the minute rolls over, and by the owner at shutdown)
-    hands each finished count to `publish`, outside the lock.
+    `flush` (called by `count` when the minute rolls over, and by the owner once a minute and
+    at shutdown) hands each finished count to `publish`, outside the lock. `reason` is an
+    error's code (a fixed vocabulary), never the caller's text.
     """
 
     def __init__(
@@ -76,56 +75,46 @@ class RejectionTally:
         *,
         clock: Clock = time.time,
     ) -> None:
-        self._publish = publish
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, int], RejectionCount] = {}
-        self._minute = minute_of(clock())
+        self._tally: MinuteTally[tuple[str, str, int], RejectionCount] = MinuteTally(
+            publish, clock=clock
+        )
 
     def count(
         self, *, source: str, reason: str, status: int, client: str, delivery_id: str, detail: str
     ) -> None:
         """Count one rejection; publishes the previous minute's counts first if it ended."""
-        self.flush(only_ended=True)
-        with self._lock:
-            key = (source, reason, status)
-            entry = self._counts.get(key)
-            if entry is None:
-                entry = RejectionCount(
-                    source=source,
-                    reason=reason,
-                    status=status,
-                    minute=self._minute,
-                    first_delivery_id=delivery_id,
-                    first_detail=detail,
-                )
-                self._counts[key] = entry
-            entry.count += 1
+
+        def new(minute: int) -> RejectionCount:
+            return RejectionCount(
+                source=source,
+                reason=reason,
+                status=status,
+                minute=minute,
+                first_delivery_id=delivery_id,
+                first_detail=detail,
+            )
+
+        def update(entry: RejectionCount) -> None:
             if len(entry.clients) < 1000:  # a count of distinct clients, bounded
                 entry.clients.add(client)
+
+        self._tally.add((source, reason, status), new, update)
 
     def flush(self, *, only_ended: bool = False) -> list[RejectionCount]:
         """Publish and forget the counts (with `only_ended`, only when their minute is
         over); returns what was published."""
-        with self._lock:
-            now = minute_of(self._clock())
-            if only_ended and now == self._minute:
-                return []
-            ended = list(self._counts.values())
-            self._counts.clear()
-            self._minute = now
-        if ended:
-            self._publish(ended)
-        return ended
+        return self._tally.flush(only_ended=only_ended)
 
     def pending(self) -> int:
         """Rejections counted and not yet published."""
-        with self._lock:
-            return sum(entry.count for entry in self._counts.values())
+        return self._tally.pending()
 
 
 class RejectionBudget:
-    """At most `per_minute` rejections per (source, client address) in a minute; thread-safe."""
+    """At most `per_minute` rejections per (source, client address) in a minute; thread-safe.
+
+    Consulted on the failure path only: past the budget a failed delivery is answered 429
+    instead of its own error, and a valid one is still accepted."""
 
     def __init__(self, per_minute: int, *, clock: Clock = time.time) -> None:
         self.per_minute = per_minute
