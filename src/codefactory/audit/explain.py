@@ -40,6 +40,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
     package = factory.store.get_package(run_id)
     events = factory.audit.events(run_id)
     signed = factory.audit.checkpoint()
+    packaged = _package_state(package, events, identity.issuer.public_keys())
     return {
         "run": {
             "id": run.id,
@@ -58,9 +59,11 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         "trigger": _trigger(trigger) if trigger else None,
         "decisions": factory.store.decisions(run_id),
         "steps": [_step(record) for record in events],
-        "commit": _commit(factory, run.repository, package) if package else None,
+        "commit": _commit(factory, run.repository, _attested(package, packaged))
+        if package
+        else None,
         "provenance": _provenance(package, pinned_ssh_key(agent, identity.trust)),
-        "package": _package_state(package, events, identity.issuer.public_keys()),
+        "package": packaged,
         "approvals": _approvals(factory.store.reviews(run_id), events),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
@@ -141,11 +144,15 @@ def summarize(record: AuditRecord) -> str:
     return ", ".join(f"{key}={data[key]}" for key in keys if key in data)
 
 
-def _commit(factory: Factory, repository: str, package: dict[str, Any]) -> dict[str, Any]:
+def _commit(
+    factory: Factory, repository: str, package: dict[str, Any] | None
+) -> dict[str, Any] | None:
     from codefactory.identity.published import allowed_signers
     from codefactory.review.errors import ForgeError
     from codefactory.review.local_forge import LocalForge
 
+    if package is None:
+        return None
     commit = {"sha": package["commit"], "branch": package["branch"]}
     with tempfile.TemporaryDirectory() as scratch:
         signers = Path(scratch) / "allowed_signers"
@@ -184,6 +191,14 @@ def _provenance(package: dict[str, Any] | None, ssh_public_key: str) -> dict[str
     return {"path": str(path), "verified": True, "subject": verified.subject}
 
 
+def _attested(
+    package: dict[str, Any] | None, packaged: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The package row with the commit the issuer attested (the row is editable)."""
+    attested = (packaged or {}).get("attested_commit")
+    return {**package, "commit": attested} if package and attested else package
+
+
 def _package_state(
     package: dict[str, Any] | None, events: list[AuditRecord], issuer_keys: list[Any]
 ) -> dict[str, Any] | None:
@@ -211,6 +226,7 @@ def _package_state(
     try:
         attested = verify_attestation(folder, issuer_keys)
         state["attested_digest"] = attested.package_digest
+        state["attested_commit"] = attested.commit
         state["attestation"] = "verified"
     except AttestationInvalid as err:
         state["attested_digest"], state["attestation"] = "", err.problem
