@@ -168,17 +168,102 @@ def test_idle_connections_are_cut_and_capped(witness_url: str, log: Log) -> None
     idle = [socket.create_connection((host, int(port))) for _ in range(3)]
     try:
         time.sleep(0.1)
-        # the third connection beyond the cap of two is closed at once
-        idle[2].settimeout(2)
-        assert idle[2].recv(10) == b""
-        # the two idle ones are cut at the one-second deadline; then the witness answers
-        idle[0].settimeout(3)
-        started = time.monotonic()
+        # the third connection beyond the cap of two closes the client's oldest idle one
+        idle[0].settimeout(2)
         assert idle[0].recv(10) == b""
+        # the two others are cut at the one-second deadline; then the witness answers
+        idle[1].settimeout(3)
+        started = time.monotonic()
+        assert idle[1].recv(10) == b""
         assert 0.5 < time.monotonic() - started < 2
         assert post(witness_url, body(0, [], log.note(leaves(2)))).status_code == 200
     finally:
         for sock in idle:
+            sock.close()
+
+
+@pytest.fixture
+def roomy(tmp_path: Path, log: Log) -> Iterator[WitnessServer]:
+    """A witness with room for 32 connections, 8 per client, a request deadline of 2 s."""
+    key = load_key(tmp_path / "witness", "witness.sec.example")
+    witness = Witness(
+        key=key, store=WitnessStore(tmp_path / "witness"), logs={ORIGIN: [log.verifier]}
+    )
+    server = WitnessServer(
+        ("127.0.0.1", 0), witness, max_connections=32, per_client=8, deadline_s=2.0
+    )
+    serve_in_thread(server)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def silent(server: WitnessServer, source: str, count: int) -> list[socket.socket]:
+    """`count` connections from the loopback address `source` that never send a byte."""
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((source, 0))
+        sock.connect(server.server_address)
+        socks.append(sock)
+    return socks
+
+
+def honest(server: WitnessServer, source: str, data: bytes) -> bytes:
+    """One add-checkpoint request from `source`, sent at once; the answer's status line."""
+    with socket.socket() as sock:
+        sock.bind((source, 0))
+        sock.settimeout(2)
+        sock.connect(server.server_address)
+        head = f"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: {len(data)}\r\n\r\n"
+        sock.sendall(head.encode() + data)
+        return sock.recv(4096).split(b"\r\n")[0]
+
+
+def settle(server: WitnessServer, expected: dict[str, int]) -> None:
+    deadline = time.monotonic() + 2
+    while server.open_connections() != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.open_connections() == expected
+
+
+def test_silent_connections_from_one_client_never_keep_others_out(
+    roomy: WitnessServer, log: Log
+) -> None:
+    """Red team 5: 64 silent connections used to take every slot of the witness."""
+    attacker = silent(roomy, "127.0.0.2", 80)
+    try:
+        settle(roomy, {"127.0.0.2": 8})  # its own oldest shed as it opened more
+        started = time.monotonic()
+        assert honest(roomy, "127.0.0.1", body(0, [], log.note(leaves(2)))) == b"HTTP/1.1 200 OK"
+        assert time.monotonic() - started < 1
+        # the same address as the attacker: its oldest idle connection makes room
+        assert honest(roomy, "127.0.0.2", b"old 0") == b"HTTP/1.1 400 Bad Request"
+        attacker += silent(roomy, "127.0.0.1", 64)  # and one client on the honest address
+        assert honest(roomy, "127.0.0.1", b"old 0") == b"HTTP/1.1 400 Bad Request"
+    finally:
+        for sock in attacker:
+            sock.close()
+
+
+def test_when_full_the_client_holding_the_most_is_shed(roomy: WitnessServer) -> None:
+    socks = []
+    try:
+        for index, count in enumerate([8, 8, 8, 7, 1]):
+            socks += silent(roomy, f"127.0.0.{index + 3}", count)
+        settle(roomy, {"127.0.0.3": 8, "127.0.0.4": 8, "127.0.0.5": 8, "127.0.0.6": 7,
+                       "127.0.0.7": 1})  # fmt: skip
+        assert honest(roomy, "127.0.0.8", b"old 0") == b"HTTP/1.1 400 Bad Request"
+        socks[0].settimeout(0.5)  # well before the deadline
+        assert socks[0].recv(10) == b""  # the oldest of one of the busiest clients went
+        assert roomy.open_connections()["127.0.0.7"] == 1
+        # silent connections are cut at the deadline: nothing stays open
+        settle_at = time.monotonic() + 4
+        while roomy.open_connections() and time.monotonic() < settle_at:
+            time.sleep(0.1)
+        assert roomy.open_connections() == {}
+    finally:
+        for sock in socks:
             sock.close()
 
 

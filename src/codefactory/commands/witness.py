@@ -101,6 +101,16 @@ def witness_serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 7380,
     prefix: Annotated[str, typer.Option(help="URL prefix before /add-checkpoint.")] = "",
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Open connections in all; past it the busiest client's oldest idle one is closed.",
+        ),
+    ] = 256,
+    per_client: Annotated[
+        int, typer.Option(min=1, help="Open connections per client address (IPv6: per /64).")
+    ] = 16,
     token: TokenOption = None,
     library: LibraryOption = DEFAULT_LIBRARY,
     pin_file: PinFileOption = None,
@@ -120,7 +130,13 @@ def witness_serve(
         store = WitnessStore(prepare_folder(data_dir))
     except (WitnessSetupError, ValueError) as err:
         fail(str(err))
-    server = WitnessServer((host, port), Witness(key=key, store=store, logs=logs), prefix=prefix)
+    server = WitnessServer(
+        (host, port),
+        Witness(key=key, store=store, logs=logs),
+        prefix=prefix,
+        max_connections=max_connections,
+        per_client=per_client,
+    )
     console.print(f"witness {key.public.encoded()}", highlight=False, soft_wrap=True)
     if key.mode == KEY_FILE_MODE:
         errors.print(
