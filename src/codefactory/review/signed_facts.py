@@ -184,6 +184,14 @@ class SignedFacts:
                 f"its delegation token carries no {CAUSED_BY_CLAIM} and {REQUESTED_BY_CLAIM} "
                 "claims (issued before they were signed): re-run the trigger",
             )
+        actor = claims.get("act")
+        agent = actor.get("sub") if isinstance(actor, dict) else None
+        if agent != run.agent_id:
+            raise FactsRefused(
+                run.id,
+                f"runs.agent_id says {run.agent_id!r} but the signed delegation token's act.sub "
+                f"says {agent!r}: the database disagrees with what the issuer signed",
+            )
         sponsor = str(claims.get("sub", ""))
         caused_by = str(claims[CAUSED_BY_CLAIM])
         requested_by = str(claims[REQUESTED_BY_CLAIM])
