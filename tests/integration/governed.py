@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codefactory.identity.directory import Directory, Role
 from codefactory.identity.four_eyes import GovernedFile, content_digest
+from codefactory.identity.governance import GovernanceAction
 from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, sign
 from codefactory.identity.statements import (
     GOVERNANCE_TYPE,
@@ -29,11 +30,14 @@ def admins_directory(folder: Path, role: str, *names: str) -> tuple[Path, dict[s
 
 
 def signed(
-    directory: Directory, who: str, key: Path, action: str, target: str
+    directory: Directory, who: str, key: Path, action: str, target: str, reason: str = ""
 ) -> VerifiedStatement:
-    """`who`'s statement for `action` on `target`, signed with `key` and verified."""
-    body = governance_statement(action=action, target=target, person=who, at=datetime.now(UTC))
-    role = Role.REGISTRY_ADMIN if action.startswith("registry-") else Role.POLICY_ADMIN
+    """`who`'s statement for `action` on `target` (and `reason`), signed with `key` and
+    verified. Two statements alike in the same second are one statement (a replay)."""
+    now = datetime.now(UTC)
+    body = governance_statement(action=action, target=target, person=who, reason=reason, at=now)
+    known = {act.value: act.role for act in GovernanceAction}
+    role = known.get(action, Role.POLICY_ADMIN)  # a made-up kind of governed file: policy's
     return StatementVerifier(directory).verify(
         body,
         sign(body, key, GOVERNANCE_NAMESPACE),

@@ -134,8 +134,21 @@ def test_the_default_agent_is_registered_on_first_use(governance: Governance) ->
     assert governance.audit.events()[0].actor == "factory"
 
 
-def test_agents_move_through_their_lifecycle_with_audit_events(governance: Governance) -> None:
+def test_agents_move_through_their_lifecycle_with_audit_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.directory_helpers import DIRECTORY_ENV
+    from tests.integration.governed import admins_directory, signed
+
+    directory, keys = admins_directory(tmp_path / "people", "security", "sec")
+    monkeypatch.setenv(DIRECTORY_ENV, str(directory))
+    governance = make_governance(tmp_path / "data")
     agents = governance.identity.agents
+
+    def by_sec(action: str, reason: str = ""):  # type: ignore[no-untyped-def]
+        said = signed(governance.identity.directory, "sec", keys["sec"], action, agent.id, reason)
+        return {"actor": "user:sec", "statement": said, "reason": reason}
+
     agent = agents.create(
         "agent:llm-fixer",
         display_name="LLM fixer",
@@ -147,16 +160,17 @@ def test_agents_move_through_their_lifecycle_with_audit_events(governance: Gover
     assert agent.status is AgentStatus.CREATED
     with pytest.raises(AgentUnavailable, match="is created"):
         agents.require_active(agent.id)
-    agents.set_status(agent.id, AgentStatus.ACTIVE, actor="user:admin")
+    agents.set_status(agent.id, AgentStatus.ACTIVE, **by_sec("agent-activate"))
     assert agents.require_active(agent.id).may_use("llm:gpt-5")
-    agents.set_status(agent.id, AgentStatus.SUSPENDED, actor="user:sec", reason="incident 42")
+    agents.set_status(agent.id, AgentStatus.SUSPENDED, **by_sec("agent-suspend", "incident 42"))
     with pytest.raises(AgentUnavailable, match="agent:llm-fixer is suspended"):
         agents.require_active(agent.id)
-    agents.set_status(agent.id, AgentStatus.ACTIVE, actor="user:sec")
-    revoked = agents.set_status(agent.id, AgentStatus.REVOKED, actor="user:sec", reason="gone")
+    agents.set_status(agent.id, AgentStatus.ACTIVE, **by_sec("agent-activate", "fixed"))
+    assert agents.require_active(agent.id)
+    revoked = agents.set_status(agent.id, AgentStatus.REVOKED, **by_sec("agent-revoke", "gone"))
     assert (revoked.status, revoked.status_reason) == (AgentStatus.REVOKED, "gone")
     with pytest.raises(AgentInvalid, match="is revoked; it cannot become active"):
-        agents.set_status(agent.id, AgentStatus.ACTIVE, actor="user:sec")
+        agents.set_status(agent.id, AgentStatus.ACTIVE, **by_sec("agent-activate", "again"))
     assert governance.names() == [
         "agent-created",
         "agent-activated",
@@ -166,6 +180,7 @@ def test_agents_move_through_their_lifecycle_with_audit_events(governance: Gover
     ]
     suspended = governance.audit.events()[2]
     assert (suspended.actor, suspended.data["reason"]) == ("user:sec", "incident 42")
+    assert str(suspended.data["statement"]).startswith('{"_type":"codefactory.governance.v1"')
     assert governance.audit.verify().ok
 
 

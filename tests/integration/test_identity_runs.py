@@ -169,11 +169,22 @@ def test_a_change_outside_the_delegated_paths_is_never_committed(
     assert factory.loop.forge.branch_head(run.repository, f"factory/{run.id}") is None
 
 
-def test_an_agent_runs_only_its_engines(tmp_path: Path, uv_cache: Path, repo: Path) -> None:
+def test_an_agent_runs_only_its_engines(
+    tmp_path: Path, uv_cache: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.directory_helpers import DIRECTORY_ENV
+    from tests.integration.governed import admins_directory, signed
+
+    directory, keys = admins_directory(tmp_path / "people", "security", "sec")
+    monkeypatch.setenv(DIRECTORY_ENV, str(directory))  # an active agent needs sec's signature
     factory = factory_at(tmp_path, uv_cache, agent_id="agent:llm-only")
-    factory.identity.agents.create(
-        "agent:llm-only", display_name="LLM", owner="dana", engines=["llm:*"], actor="user:a"
+    said = signed(
+        factory.identity.directory, "sec", keys["sec"], "agent-activate", "agent:llm-only"
     )
+    factory.identity.agents.create(
+        "agent:llm-only", display_name="LLM", owner="dana", engines=["llm:*"], actor="user:sec",
+        statement=said,
+    )  # fmt: skip
     run = accept_ticket(factory, payload=LINT_TICKET, repo=repo)
     assert run.state is RunState.FAILED
     assert run.reason == "agent agent:llm-only may not use the engine recipe:lint-fix"

@@ -127,3 +127,38 @@ def test_only_a_verified_approval_counts_and_a_replayed_one_does_not_roll_back(
     tampered = {**approved, "content": PERMIT_ALL + "// more\n"}
     seq = forge(tmp_path, "policy-approved", "user:quinn", **tampered)
     assert f"seq {seq} was ignored: its content does not match" in cli("policy", "status")
+
+
+def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
+    world: tuple[Cli, People, Path],
+) -> None:
+    from codefactory.config import Settings
+    from codefactory.factory import build_factory
+    from codefactory.identity.errors import AgentUnavailable
+
+    cli, found, tmp_path = world
+    sam = ("--as", "sam", "--key", key(found, "sam"))
+    cli("agents", "create", "agent:bot", "--owner", "dana", *sam)
+    cli("agents", "suspend", "agent:bot", "--reason", "incident 7", *sam)
+    # what /tmp/rt-insider/revive_agent.sh does, plus the creation's genuine statement
+    # copied into an activation (a replay) and an unsigned activation
+    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+        db.execute("update agents set status='active', status_reason='' where id='agent:bot'")
+    (created,) = events(tmp_path, "agent-created")
+    forge(tmp_path, "agent-activated", "user:sam", **{**created, "previous": "suspended"})
+    forge(tmp_path, "agent-activated", "user:sam", agent_id="agent:bot", status="active")
+    agents = build_factory(Settings(data_dir=tmp_path / "data")).identity.agents
+    disputed = "disputed: its row says active but its signed governance events say suspended"
+    for _ in range(2):
+        with pytest.raises(AgentUnavailable, match=disputed):
+            agents.require_active("agent:bot")
+    (audited,) = events(tmp_path, "agent-status-disputed")
+    assert (audited["row_status"], audited["signed_status"]) == ("active", "suspended")
+    assert any("replay" in line for line in audited["ignored"])  # type: ignore[union-attr]
+    assert any("no signed statement" in line for line in audited["ignored"])  # type: ignore[union-attr]
+    # a genuine, signed reactivation makes it available again
+    cli("agents", "activate", "agent:bot", "--reason", "incident closed", *sam, code=1)
+    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+        db.execute("update agents set status='suspended' where id='agent:bot'")
+    cli("agents", "activate", "agent:bot", "--reason", "incident 7 closed", *sam)
+    assert agents.require_active("agent:bot").id == "agent:bot"

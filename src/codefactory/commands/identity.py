@@ -98,7 +98,8 @@ def agents_create(
             fail(escape(str(err)))
     else:
         signed = (key, statement, signature)
-        actor = _authorize(factory, "agent-activate", agent_id, person, "", signed).person.actor
+        verified = _authorize(factory, "agent-activate", agent_id, person, "", signed)
+        actor = verified.person.actor
     try:
         agent = factory.identity.agents.create(
             agent_id,
@@ -107,6 +108,7 @@ def agents_create(
             engines=engine or ["recipe:*"],
             actor=actor,
             active=not pending,
+            statement=None if pending else verified,
         )
     except IdentityError as err:
         fail(escape(str(err)))
@@ -199,6 +201,7 @@ def _move(
             AgentStatus(status),
             actor=verified.person.actor,
             reason=str(verified.fields.get("reason", "")),
+            statement=verified,  # kept in the event: the status counts only when signed
         )
     except IdentityError as err:
         fail(escape(str(err)))

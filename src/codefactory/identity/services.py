@@ -137,9 +137,17 @@ def build_identity(
     default_agent: AgentIdentity,
 ) -> IdentityServices:
     """The registry (registering `default_agent` on first use) and the delegation authority."""
+    from codefactory.identity.governance import statement_verifier
+
     agent_keys = agent_keys_for(settings)
+    directory = directory_for(settings)
     agents = SqlAgentRegistry(
-        engine, audit=audit, keys=agent_keys, issuer=issuer.name, default=default_agent
+        engine,
+        audit=audit,
+        keys=agent_keys,
+        issuer=issuer.name,
+        default=default_agent,
+        verifier=statement_verifier(settings, directory),  # statuses count only when signed
     )
     delegation = DelegationAuthority(
         engine,
@@ -155,7 +163,7 @@ def build_identity(
         agents=agents,
         agent_keys=agent_keys,
         delegation=delegation,
-        directory=directory_for(settings),
+        directory=directory,
         trust=trust_for(settings),
     )
 
