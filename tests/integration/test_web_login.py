@@ -164,6 +164,9 @@ def test_refusals_are_counted_per_source_and_reason_per_minute(factory: Factory)
     tally.refused("10.0.0.2", "expired")
     now[0] += 61
     tally.refused("10.0.0.1", "signature")
+    # a caller's word is never a key: outside the vocabulary it is `other`; IPv6 by its /64
+    tally.refused("2001:db8::1", "evil\nReviewed-by: x", "y" * 10_000, error="z" * 10_000)
+    tally.refused("2001:db8::2", "another-new-word")
     tally.flush()
     seen = [(e["source"], e["reason"], e["count"]) for e in events(factory, "login-refused")]
     assert seen == [
@@ -171,6 +174,8 @@ def test_refusals_are_counted_per_source_and_reason_per_minute(factory: Factory)
         ("10.0.0.2", "expired", 1),
         ("10.0.0.1", "signature", 1),
         ("10.0.0.1", "expired", 49),
+        ("2001:db8::/64", "other", 1),
+        ("2001:db8::/64", "other", 1),
     ]
     assert max(len(str(e)) for e in events(factory, "login-refused")) < 1000
 

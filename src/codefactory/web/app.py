@@ -16,6 +16,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import Run
@@ -51,6 +53,7 @@ def create_app(
     app.include_router(identity_router(factory))
     app.include_router(auth_router(factory, auth))
     # outermost last: hosts are checked first, then the session is read, then the gate
+    app.add_middleware(ClientGone)
     app.add_middleware(AuthGate, auth=auth)
     app.add_middleware(
         SessionMiddleware,
@@ -100,6 +103,21 @@ def create_app(
         return dashboard_page(factory.store.search_runs(limit=200), viewer=viewer)
 
     return app
+
+
+class ClientGone:
+    """ASGI middleware: a request whose client went away (or whose connection the server
+    closed for its deadline or minimum rate) ends quietly; there is nobody to answer, and a
+    traceback per dropped slow connection would let a caller flood the server's log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            return
 
 
 DASHBOARD_COLUMNS = ("run", "repository", "state", "kind", "sponsor", "reason")

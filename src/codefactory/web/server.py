@@ -10,8 +10,8 @@ them exhaust the server. `GuardedH11Protocol` adds:
   request's headers or body arriving slower than `min_rate_bytes_s` on average close the
   connection (time the server itself stopped reading does not count);
 - at most `max_connections_per_client` open connections per client address (the socket's
-  peer; a trusted proxy's connections are exempt): one more closes that client's idle or
-  slowest connection;
+  peer, an IPv6 one by its /64; a trusted proxy's connections are exempt): one more closes
+  that client's idle or slowest connection;
 - at most `max_connections` in all: one more closes a connection of the client holding the
   most, an idle one first, then the slowest sender, a request being served last. One client
   with many slow connections therefore sheds its own, never another client's.
@@ -32,6 +32,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from codefactory.web.auth_audit import source_of
 from codefactory.web.settings import ServerLimits, is_trusted_proxy
 
 CHECK_EVERY_S = 0.5
@@ -53,10 +54,13 @@ class GuardedH11Protocol(H11Protocol):
         self._phase_bytes = 0
         self._idle_since = time.monotonic()
         self.peer = ""
+        self.exempt = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.peer = self.client[0] if self.client else ""
+        address = self.client[0] if self.client else ""
+        self.exempt = is_trusted_proxy(address, self.trusted_proxies)
+        self.peer = source_of(address)  # an IPv6 client by its /64: one host holds it all
         self._arm("head", self.limits.header_timeout_s)
         self._enforce_limits()
 
@@ -148,9 +152,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _enforce_limits(self) -> None:
         others = self._open()
-        exempt = is_trusted_proxy(self.peer, self.trusted_proxies)
         mine = [other for other in others if other.peer == self.peer]
-        if not exempt and len(mine) > self.limits.max_connections_per_client:
+        if not self.exempt and len(mine) > self.limits.max_connections_per_client:
             min(mine, key=lambda other: other.shed_rank(self))._close()
             others = self._open()
         if len(others) <= self.limits.max_connections:
