@@ -78,7 +78,8 @@ def logout(
         typer.Option("--factory", help="Forget only this factory's token (default: all)."),
     ] = None,
 ) -> None:
-    """Forget the tokens `codefactory login` kept."""
+    """Forget the tokens `codefactory login` kept (a token someone copied stays valid at the
+    factory until its `exp`: it is the provider's, not a session the factory can end)."""
     from codefactory.web.auth_client import LoginFailed
 
     try:
@@ -87,6 +88,11 @@ def logout(
         fail(escape(str(err)))
     for url in gone:
         console.print(escape(f"logged out of {url}"), highlight=False)
+    if gone:
+        console.print(
+            "the forgotten tokens stay valid until they expire (their exp): keep them secret",
+            highlight=False,
+        )
     if not gone:
         console.print("no stored login to forget", highlight=False)
 
