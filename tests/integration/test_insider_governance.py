@@ -162,3 +162,23 @@ def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
         db.execute("update agents set status='suspended' where id='agent:bot'")
     cli("agents", "activate", "agent:bot", "--reason", "incident 7 closed", *sam)
     assert agents.require_active("agent:bot").id == "agent:bot"
+
+
+def test_an_adoption_after_runs_existed_is_refused_and_counts_for_nothing(
+    world: tuple[Cli, People, Path],
+) -> None:
+    from codefactory.config import Settings
+    from codefactory.factory import build_factory
+    from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile
+    from codefactory.identity.statements import StatementVerifier
+
+    _, _, tmp_path = world
+    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+    factory.audit.append(AuditEvent(name="run-created", actor="factory", run_id="r-1", data={},
+                                    at=datetime.now(UTC)))  # fmt: skip
+    ledger = GovernedFile("testkind", factory.audit, StatementVerifier(factory.identity.directory))
+    with pytest.raises(FourEyesRefused, match="no testkind was ever adopted and runs exist"):
+        ledger.state("v1", source="f")
+    ledger._append("testkind-adopted", "installer", digest=content_digest("v1"), content="v1")
+    with pytest.raises(FourEyesRefused, match="no trusted testkind .* made after runs existed"):
+        ledger.state("v1", source="f")

@@ -82,8 +82,9 @@ def build(observe: RunObserver | None = None) -> Factory:
     """The factory for the current settings (heavy imports deferred)."""
     from codefactory.factory import build_factory
     from codefactory.identity.errors import SignerUnavailable, TrustInvalid
+    from codefactory.identity.four_eyes import FourEyesRefused
 
     try:
         return build_factory(state.settings, observer=observe)
-    except (SignerUnavailable, TrustInvalid) as err:  # keys unusable: fail closed, say why
+    except (SignerUnavailable, TrustInvalid, FourEyesRefused) as err:  # fail closed, say why
         fail(f"cannot start: {err}")

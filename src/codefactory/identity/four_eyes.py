@@ -141,6 +141,11 @@ class GovernedFile:
                 f"no trusted {self.kind} in the governance ledger: "
                 + ("; ".join(ledger.notices()) or f"the {self.kind}-adopted event does not count")
             )
+        if active is None and not self._before_any_run(None):
+            raise FourEyesRefused(
+                f"no {self.kind} was ever adopted and runs exist already: trust on first use "
+                "is the installer's act, before any run"
+            )
         if active is None:
             self._append(
                 f"{self.kind}-adopted",
@@ -276,9 +281,10 @@ class GovernedFile:
                 ignored.append((record.seq, record.name, "its content does not match its digest"))
         return adopted
 
-    def _before_any_run(self, seq: int) -> bool:
+    def _before_any_run(self, seq: int | None) -> bool:
+        """No run's event comes before `seq` (None: in the whole log)."""
         for leaf in self.audit.leaves():
-            if leaf.seq >= seq:
+            if seq is not None and leaf.seq >= seq:
                 return True
             if leaf.run_id not in ("", LEDGER) or leaf.name == "run-created":
                 return False
