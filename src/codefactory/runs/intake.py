@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from codefactory.dispatch.queue import (
     IGNORED,
     QUEUED,
+    RECEIVED,
     REFUSED,
     DeliveryFacts,
     DeliveryQueue,
@@ -470,9 +471,10 @@ class WebhookIntake:
                 engine=self.loop.engine_name(event.kind.value),
                 repository_path=str(checkout),
             )
-            # Queued at once: a worker that claims it before the decision below decides it
-            # itself (`RunLoop.execute` authorizes a `received` run), so nothing waits on us.
-            row_id = self.queue.add(tx.session, row, status=QUEUED, run_id=run_id)
+            # Stored `received`, not claimable, until the decision below: a worker racing it
+            # to authorize the same run would fail it (`received` → `authorized` twice). A
+            # stopped process's `received` rows are queued again at start.
+            row_id = self.queue.add(tx.session, row, status=RECEIVED, run_id=run_id)
             tx.audit(
                 "webhook-accepted",
                 actor=f"intake:{source}",
@@ -482,11 +484,14 @@ class WebhookIntake:
                 event=parsed.event,
                 payload_digest=digest,
             )
-        run = self.loop.authorize(run_id)
+        try:
+            run = self.loop.authorize(run_id)
+        except BaseException:
+            self.queue.mark(row_id, QUEUED)  # a worker decides it (`RunLoop.execute`)
+            raise
         refused = run.state in (RunState.REFUSED, RunState.FAILED)
         status = REFUSED if refused else QUEUED
-        if refused:
-            self.queue.mark(row_id, status, reason=run.reason)
+        self.queue.mark(row_id, status, reason=run.reason if refused else None)
         return Receipt(
             source=source,
             delivery_id=parsed.delivery_id,
