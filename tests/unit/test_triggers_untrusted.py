@@ -8,12 +8,13 @@ import json
 import subprocess
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codefactory.dispatch.scheduler import Scheduler
 from codefactory.domain import ChangeKind, Proposal, Run, RunState, TriggerEvent
 from codefactory.runs.loop import commit_message
 from codefactory.triggers.duplicates import DuplicateCount, DuplicateTally
@@ -233,3 +234,9 @@ def test_repeats_are_published_once_per_source_digest_and_minute() -> None:
     assert (data["count"], data["delivery_ids"], data["run_id"]) == (300, 50, "r-1")
     assert len(data["delivery_id"]["text"]) == 128 and len(data["delivery_id"]["sha256"]) == 64
     assert second.count == 1 and tally.pending() == 0
+
+
+def test_the_scheduler_wakes_for_intake_counts_at_each_minute_without_schedules() -> None:
+    at = datetime(2026, 11, 29, 12, 0, 45, tzinfo=UTC)
+    scheduler = Scheduler(intake=cast(Any, None), schedules=[], clock=lambda: at)
+    assert 15.0 < scheduler._next_wait() < 15.5  # the counts of 12:00 are due at 12:01

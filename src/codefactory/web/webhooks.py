@@ -4,7 +4,9 @@ The body is read up to the size limit and no further; everything else (signature
 storage, the policy decision) is intake's, run in a worker thread. Answers: 202 (200 for
 Slack, which shows the text) with the receipt, 400 malformed (JSON nested too deep, control
 characters in an id, a title or a name), 401 unauthenticated or replayed, 413 too large,
-429 a client past its budget of rejected deliveries this minute.
+429 an unauthenticated delivery from a client past its budget of rejected deliveries this
+minute (a delivery whose signature verifies is never answered 429). The client is the
+connection's peer address as the server gives it (`request.client`); no header is read here.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body over the size limit"},
     429: {
         "model": Problem,
-        "description": "Too many rejected deliveries from this client this minute",
+        "description": "Not authenticated, and too many rejected deliveries from this "
+        "client this minute",
     },
 }
 
