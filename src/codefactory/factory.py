@@ -256,8 +256,8 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     review = ReviewDesk(
         store=store,
         forge=forge,
-        observer=observer,
         facts=signed_facts(identity, forge),  # the commit, package, parties: as signed
+        observer=observer,
         delegation=identity.delegation,
         statements=statement_verifier(settings, identity.directory),
     )
