@@ -171,8 +171,17 @@ def test_forwarded_headers_count_only_from_a_trusted_proxy(tmp_path: Path) -> No
         assert httpx.get(url, headers=FORWARDED).text == "127.0.0.1 http"
     with live_server(echo_client, trusted_proxies=("10.0.0.0/8",)) as url:
         assert httpx.get(url, headers=FORWARDED).text == "127.0.0.1 http"
-    with live_server(echo_client, trusted_proxies=("127.0.0.1",)) as url:
+    few = ServerLimits(max_connections_per_client=3, min_rate_bytes_s=0)
+    with live_server(echo_client, few, trusted_proxies=("127.0.0.1",)) as url:
         assert httpx.get(url, headers=FORWARDED).text == "203.0.113.9 https"
+        # the proxy speaks for many clients: its connections are not one client's share
+        proxied = [slow_body(url, "127.0.0.1") for _ in range(6)]
+        direct = [slow_body(url, "127.0.0.2") for _ in range(6)]
+        time.sleep(0.2)
+        assert all(still_open(sock) for sock in proxied)
+        assert sum(still_open(sock) for sock in direct) == 3
+        for sock in [*proxied, *direct]:
+            sock.close()
 
     app = create_app(build_factory(Settings(data_dir=tmp_path / "data")))
     with live_server(app) as url:
