@@ -187,6 +187,8 @@ def test_f3_audit_explain_says_the_package_changed_after_approval(
     approve(factory, run_id, found.keys["jordan.lee"].private)
     before = explain_run(factory, run_id)
     assert before is not None and before["package"]["changed_after_approval"] is False
+    (approval,) = before["approvals"]
+    assert approval["verified"] is True, approval["problem"]  # its kept statement, re-checked
     package = Path(factory.store.require_run(run_id).package_dir)
     (package / "risk.json").write_text('{"risk": "low"}\n')
     write_manifest(package)

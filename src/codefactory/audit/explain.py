@@ -64,7 +64,12 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         else None,
         "provenance": _provenance(package, pinned_ssh_key(agent, identity.trust)),
         "package": packaged,
-        "approvals": _approvals(factory.store.reviews(run_id), events),
+        "approvals": _checked(
+            _approvals(factory.store.reviews(run_id), events),
+            run_id,
+            package,
+            identity.directory,
+        ),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
             "note": signed.note,
@@ -116,6 +121,45 @@ def _approvals(reviews: list[dict[str, Any]], events: list[AuditRecord]) -> list
                 "statement": proof.get("statement", ""),
             }
         )
+    return approvals
+
+
+def _checked(
+    approvals: list[dict[str, Any]], run_id: str, package: dict[str, Any] | None, directory: Any
+) -> list[dict[str, Any]]:
+    """Each approval with its kept statement verified again against the directory (an
+    event alone proves an append, not a person's word): `verified` true, or `problem`."""
+    from codefactory.identity.directory import Role
+    from codefactory.identity.statements import REVIEW_TYPE, StatementRefused, StatementVerifier
+
+    verifier = StatementVerifier(directory)
+    for approval in approvals:
+        path = Path(package["directory"]) / approval["statement"] if package else None
+        if path is None or not approval.get("statement"):
+            approval.update(verified=False, problem="no signed statement is kept")
+            continue
+        try:
+            body = path.read_bytes()
+            signature = path.with_name(path.name + ".sig").read_text(encoding="ascii")
+            verified = verifier.verify(
+                body,
+                signature,
+                statement_type=REVIEW_TYPE,
+                claimed=str(approval["reviewer"]),
+                role=Role.REVIEWER,
+                expect={"run_id": run_id, "package_digest": approval["package_digest"]},
+                used=lambda _: False,
+                fresh=False,
+            )
+        except (OSError, UnicodeDecodeError) as err:
+            approval.update(verified=False, problem=f"unreadable: {err}")
+        except StatementRefused as err:
+            approval.update(verified=False, problem=err.reason)
+        else:
+            same = verified.digest == approval["statement_digest"]
+            approval.update(
+                verified=same, problem="" if same else "not the statement the log names"
+            )
     return approvals
 
 
@@ -353,6 +397,9 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
             if review.get("statement_digest")
             else ", NOT SIGNED"
         )
+        if review.get("statement_digest"):
+            problem = review.get("problem") or "unknown"
+            signed += ", verified" if review.get("verified") else f", NOT VERIFIED: {problem}"
         lines.append(
             escape(
                 f"review:     {verdict} by {review['reviewer']} at {review['at']} "
