@@ -162,6 +162,15 @@ def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
         db.execute("update agents set status='suspended' where id='agent:bot'")
     cli("agents", "activate", "agent:bot", "--reason", "incident 7 closed", *sam)
     assert agents.require_active("agent:bot").id == "agent:bot"
+    # a suspension without a statement (recorded before statements were kept) still counts:
+    # it only takes authority away
+    from codefactory.identity import AgentStatus
+
+    agents.set_status("agent:bot", AgentStatus.SUSPENDED, actor="user:sam")
+    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+        db.execute("update agents set status='active' where id='agent:bot'")
+    with pytest.raises(AgentUnavailable, match=disputed):
+        agents.require_active("agent:bot")
 
 
 def test_an_adoption_after_runs_existed_is_refused_and_counts_for_nothing(

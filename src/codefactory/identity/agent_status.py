@@ -8,7 +8,9 @@ authorized it, verified again against the directory (`signed_events.reverify`: r
 `security`, action and target matching, not a replay), applied in the order of the
 statements' `at`. The factory's own act counts unsigned: the first `agent-created` of the
 default agent, by `factory`. An agent created `--pending` is `created` without a signature
-(it cannot act). Everything else unsigned, or a second `agent-created`, is ignored and named.
+(it cannot act). A suspension or revocation without a statement counts too (at the event's
+time): it only takes authority away, as editing the row could. Everything else unsigned, or
+a second `agent-created`, is ignored and named.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def signed_status(
                 status = _created(event, agent_id, default_id, verify, seen)
             elif event.name in MOVES:
                 target, action = MOVES[event.name]
+                if target is not AgentStatus.ACTIVE and "statement" not in event.data:
+                    moves.append((event.at, event.seq, target))  # takes authority away only
+                    continue
                 verified = verify(event.data, action)
                 if verified.digest in seen:
                     raise StatementRefused("its statement was used before (replay)")

@@ -289,4 +289,5 @@ def _lifecycle(row: AuditEventRow) -> LifecycleEvent | None:
         return None
     if not isinstance(data, dict):
         return None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
     return LifecycleEvent(seq=row.seq, name=row.name, actor=row.actor, at=at, data=data)
