@@ -22,14 +22,11 @@ from codefactory.commands.signed import (
     PersonOption,
     SignatureOption,
     StatementOption,
-    governance_desk,
-    signed_statement,
+    authorize_governance,
 )
 
 if TYPE_CHECKING:
-    from codefactory.factory import Factory
     from codefactory.identity.agents import AgentIdentity
-    from codefactory.identity.statements import VerifiedStatement
 
 agents_app = typer.Typer(help="Registered agents: non-human identities.", no_args_is_help=True)
 identity_app = typer.Typer(help="The issuer's keys and what it publishes.", no_args_is_help=True)
@@ -98,7 +95,7 @@ def agents_create(
             fail(escape(str(err)))
     else:
         signed = (key, statement, signature)
-        verified = _authorize(factory, "agent-activate", agent_id, person, "", signed)
+        verified = authorize_governance(factory, "agent-activate", agent_id, person, "", *signed)
         actor = verified.person.actor
     try:
         agent = factory.identity.agents.create(
@@ -149,38 +146,6 @@ def agents_show(agent_id: str, as_json: JsonOption = False) -> None:
     _show(agent, as_json)
 
 
-def _authorize(
-    factory: Factory,
-    action: str,
-    target: str,
-    person: str,
-    reason: str,
-    signed: tuple[Path | None, Path | None, Path | None],
-) -> VerifiedStatement:
-    """The signed governance statement for `action` on `target`, checked (role, key, time,
-    replay) and audited; exits with the reason when it does not count."""
-    from codefactory.identity.governance import GovernanceAction
-    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
-    from codefactory.identity.statements import StatementRefused, governance_statement
-
-    key, statement, signature = signed
-    body, sig = signed_statement(
-        lambda: governance_statement(action=action, target=target, person=person, reason=reason),
-        key=key,
-        statement=statement,
-        signature=signature,
-        namespace=GOVERNANCE_NAMESPACE,
-        how_to_sign=f"print the statement with `codefactory identity statement {action} "
-        f"{target} --as YOU`",
-    )
-    try:
-        return governance_desk(factory).authorize(
-            body, sig, action=GovernanceAction(action), target=target, claimed=person
-        )
-    except StatementRefused as err:
-        fail(escape(str(err)))
-
-
 def _move(
     agent_id: str,
     status: str,
@@ -194,7 +159,7 @@ def _move(
 
     factory = build()
     action = {"active": "agent-activate", "suspended": "agent-suspend", "revoked": "agent-revoke"}
-    verified = _authorize(factory, action[status], agent_id, person, reason, signed)
+    verified = authorize_governance(factory, action[status], agent_id, person, reason, *signed)
     try:
         agent = factory.identity.agents.set_status(
             agent_id,
@@ -321,8 +286,8 @@ def identity_rotate_key(
 
     factory = build()
     target = factory.identity.issuer.name
-    verified = _authorize(
-        factory, "issuer-key-rotate", target, person, reason, (key, statement, signature)
+    verified = authorize_governance(
+        factory, "issuer-key-rotate", target, person, reason, key, statement, signature
     )
     retired = factory.identity.issuer.public_keys()[0]
     new_key = factory.identity.issuer.rotate()
@@ -359,7 +324,9 @@ def identity_revoke_token(
     from codefactory.identity.errors import IdentityError
 
     factory = build()
-    verified = _authorize(factory, "token-revoke", jti, person, reason, (key, statement, signature))
+    verified = authorize_governance(
+        factory, "token-revoke", jti, person, reason, key, statement, signature
+    )
     try:
         run_id = factory.identity.delegation.revoke(
             jti, actor=verified.person.actor, reason=str(verified.fields.get("reason", ""))

@@ -29,8 +29,8 @@ from codefactory.commands.signed import (
     PersonOption,
     SignatureOption,
     StatementOption,
+    authorize_governance,
     governance_desk,
-    signed_statement,
 )
 
 policy_app = typer.Typer(help="Cedar policies: test a request, validate the files.")
@@ -269,8 +269,9 @@ def propose_governed(
 
     digest = content_digest(text)
     factory = build()
-    verified = _authorized(factory, f"{kind}-propose", digest, person, key, reason, statement,
-                           signature)  # fmt: skip
+    verified = authorize_governance(
+        factory, f"{kind}-propose", digest, person, reason, key, statement, signature
+    )
     try:
         ledger = GovernedFile(kind, factory.audit, governance_desk(factory).verifier)
         return ledger.propose(text, source=source, statement=verified)
@@ -292,44 +293,14 @@ def approve_governed(
     from codefactory.identity.four_eyes import FourEyesRefused, GovernedFile
 
     factory = build()
-    verified = _authorized(factory, f"{kind}-approve", digest, person, key, reason, statement,
-                           signature)  # fmt: skip
+    verified = authorize_governance(
+        factory, f"{kind}-approve", digest, person, reason, key, statement, signature
+    )
     try:
         ledger = GovernedFile(kind, factory.audit, governance_desk(factory).verifier)
         ledger.approve(digest, statement=verified)
     except FourEyesRefused as err:
         _refuse(factory, verified, f"{kind}-approve", str(err))
-
-
-def _authorized(
-    factory: Any,
-    action: str,
-    target: str,
-    person: str,
-    key: Path | None,
-    reason: str,
-    statement: Path | None,
-    signature: Path | None,
-) -> Any:
-    from codefactory.identity.governance import GovernanceAction
-    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
-    from codefactory.identity.statements import StatementRefused, governance_statement
-
-    body, sig = signed_statement(
-        lambda: governance_statement(action=action, target=target, person=person, reason=reason),
-        key=key,
-        statement=statement,
-        signature=signature,
-        namespace=GOVERNANCE_NAMESPACE,
-        how_to_sign=f"print the statement with `codefactory identity statement {action} "
-        f"{target} --as YOU`",
-    )
-    try:
-        return governance_desk(factory).authorize(
-            body, sig, action=GovernanceAction(action), target=target, claimed=person
-        )
-    except StatementRefused as err:
-        fail(escape(str(err)))
 
 
 def _refuse(factory: Any, verified: Any, action: str, reason: str) -> NoReturn:

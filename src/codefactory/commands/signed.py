@@ -1,5 +1,6 @@
 """What commands that act for a person share: the `--as`, `--key`, `--statement` and
-`--signature` options, signing with `ssh-keygen -Y sign`, and the governance desk."""
+`--signature` options, signing with `ssh-keygen -Y sign`, and the governance desk that checks
+signed governance statements."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from codefactory.commands.common import fail
 if TYPE_CHECKING:
     from codefactory.factory import Factory
     from codefactory.identity.governance import GovernanceDesk
+    from codefactory.identity.statements import VerifiedStatement
 
 PersonOption = Annotated[
     str, typer.Option("--as", help="Your person id in the directory (you sign as them).")
@@ -82,3 +84,38 @@ def governance_desk(factory: Factory) -> GovernanceDesk:
 
     verifier = statement_verifier(factory.settings, factory.identity.directory)
     return GovernanceDesk(audit=factory.audit, verifier=verifier)
+
+
+def authorize_governance(
+    factory: Factory,
+    action: str,
+    target: str,
+    person: str,
+    reason: str,
+    key: Path | None,
+    statement: Path | None,
+    signature: Path | None,
+) -> VerifiedStatement:
+    """The signed governance statement for `action` (a `GovernanceAction` value such as
+    `agent-activate` or `policy-propose`) on `target`: read from `--statement`/`--signature`
+    or signed now with `--key` in the governance namespace, then checked by the governance
+    desk (role, key, time, replay) and audited. Exits with the reason when it does not count."""
+    from codefactory.identity.governance import GovernanceAction
+    from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE
+    from codefactory.identity.statements import StatementRefused, governance_statement
+
+    body, sig = signed_statement(
+        lambda: governance_statement(action=action, target=target, person=person, reason=reason),
+        key=key,
+        statement=statement,
+        signature=signature,
+        namespace=GOVERNANCE_NAMESPACE,
+        how_to_sign=f"print the statement with `codefactory identity statement {action} "
+        f"{target} --as YOU`",
+    )
+    try:
+        return governance_desk(factory).authorize(
+            body, sig, action=GovernanceAction(action), target=target, claimed=person
+        )
+    except StatementRefused as err:
+        fail(escape(str(err)))
