@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from codefactory.audit.errors import CheckpointInvalid
-from codefactory.audit.note import SIGNATURE_PREFIX
+from codefactory.audit.note import SIGNATURE_PREFIX, decode_key, encode_key, key_id
 
 COSIGNATURE_ED25519 = b"\x04"  # the signature-type byte of Ed25519 cosignature/v1 keys
 _LINE_BYTES = 4 + 8 + 64
@@ -38,7 +37,7 @@ Sign = Callable[[bytes], bytes]
 
 def cosigner_key_id(name: str, public_key: bytes) -> bytes:
     """The 4-byte key ID of an Ed25519 cosignature/v1 key."""
-    return hashlib.sha256(name.encode() + b"\n" + COSIGNATURE_ED25519 + public_key).digest()[:4]
+    return key_id(name, public_key, COSIGNATURE_ED25519)
 
 
 def signed_message(body: str, timestamp: int) -> bytes:
@@ -61,28 +60,13 @@ class CosignerKey:
 
     def encoded(self) -> str:
         """The verifier key string `<name>+<hex key ID>+base64(0x04 || key)`."""
-        blob = base64.b64encode(COSIGNATURE_ED25519 + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{blob}"
+        return encode_key(self.name, self.public_key, COSIGNATURE_ED25519)
 
 
 def parse_cosigner_key(text: str) -> CosignerKey:
     """A verifier key string of a witness; ValueError naming what is wrong."""
-    name, _, rest = text.strip().partition("+")
-    hex_id, _, blob = rest.partition("+")
-    if not name or any(c.isspace() for c in name) or not hex_id or not blob:
-        raise ValueError("a witness verifier key is <name>+<hex key ID>+<base64 key>")
-    try:
-        raw = base64.b64decode(blob, validate=True)
-    except binascii.Error:
-        raise ValueError("the witness key is not base64") from None
-    if len(raw) != 33 or raw[:1] != COSIGNATURE_ED25519:
-        raise ValueError(
-            "not an Ed25519 cosignature/v1 key (type byte 0x04 and 32 key bytes expected)"
-        )
-    key = CosignerKey(name=name, public_key=raw[1:])
-    if key.key_id.hex() != hex_id.lower():
-        raise ValueError(f"the key ID {hex_id} does not match the key (want {key.key_id.hex()})")
-    return key
+    name, public_key = decode_key(text, COSIGNATURE_ED25519, what="cosignature/v1 key")
+    return CosignerKey(name=name, public_key=public_key)
 
 
 def cosign(body: str, *, name: str, public_key: bytes, sign: Sign, timestamp: int) -> str:

@@ -27,9 +27,40 @@ NoteSigner = Callable[[bytes], tuple[bytes, bytes]]
 """Signs note text; returns the raw 32-byte Ed25519 public key used and the signature."""
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    """The 4-byte key ID of an Ed25519 note key."""
-    return hashlib.sha256(name.encode() + b"\n" + ED25519 + public_key).digest()[:4]
+def key_id(name: str, public_key: bytes, key_type: bytes = ED25519) -> bytes:
+    """The 4-byte key ID `SHA-256(name || 0x0A || key_type || public key)[:4]` of a named
+    key; `key_type` is the signature-type byte (0x01 note keys, 0x04 cosignature/v1 keys)."""
+    return hashlib.sha256(name.encode() + b"\n" + key_type + public_key).digest()[:4]
+
+
+def encode_key(name: str, public_key: bytes, key_type: bytes = ED25519) -> str:
+    """The verifier key string `<name>+<hex key ID>+base64(key_type || public key)`."""
+    blob = base64.b64encode(key_type + public_key).decode()
+    return f"{name}+{key_id(name, public_key, key_type).hex()}+{blob}"
+
+
+def decode_key(text: str, key_type: bytes, *, what: str) -> tuple[str, bytes]:
+    """The name and raw 32-byte Ed25519 public key of a verifier key string
+    `<name>+<hex key ID>+base64(key_type || key)`. Raises ValueError naming `what` (e.g.
+    "note verifier key") when it is malformed, not base64, of another type or length, or its
+    key ID does not match its name and key."""
+    name, _, rest = text.strip().partition("+")
+    hex_id, _, blob = rest.partition("+")
+    _check_name(name)
+    if not hex_id or not blob:
+        raise ValueError(f"a {what} is <name>+<hex key ID>+<base64 key>")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except binascii.Error:
+        raise ValueError(f"the {what} is not base64") from None
+    if len(raw) != 33 or raw[:1] != key_type:
+        raise ValueError(
+            f"not an Ed25519 {what} (type byte 0x{key_type.hex()} and 32 key bytes expected)"
+        )
+    want = key_id(name, raw[1:], key_type).hex()
+    if want != hex_id.lower():
+        raise ValueError(f"the key ID {hex_id!r} does not match the key of {name!r} (want {want})")
+    return name, raw[1:]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,8 +76,7 @@ class NoteVerifier:
 
     def encoded(self) -> str:
         """The verifier key string: `<name>+<hex key ID>+<base64(0x01 || key)>`."""
-        blob = base64.b64encode(ED25519 + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{blob}"
+        return encode_key(self.name, self.public_key)
 
 
 def _check_name(name: str) -> None:
@@ -116,16 +146,5 @@ def _signature_line(line: str) -> tuple[str, bytes, bytes]:
 def parse_verifier(text: str) -> NoteVerifier:
     """A verifier key string `<name>+<hex key ID>+base64(0x01 || key)`; ValueError if it is
     malformed, not Ed25519, or its key ID does not match its name and key."""
-    name, _, rest = text.strip().partition("+")
-    hex_id, _, blob = rest.partition("+")
-    _check_name(name)
-    try:
-        raw = base64.b64decode(blob, validate=True)
-    except binascii.Error:
-        raise ValueError("the verifier key is not base64") from None
-    if len(raw) != 33 or raw[:1] != ED25519:
-        raise ValueError("not an Ed25519 note verifier key (type byte 0x01 and 32 key bytes)")
-    verifier = NoteVerifier(name=name, public_key=raw[1:])
-    if verifier.key_id.hex() != hex_id.lower():
-        raise ValueError(f"the key ID {hex_id!r} does not match the key of {name!r}")
-    return verifier
+    name, public_key = decode_key(text, ED25519, what="note verifier key")
+    return NoteVerifier(name=name, public_key=public_key)
