@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from codefactory.audit.canonical import canonical_json
 from codefactory.identity.port import IssuerKey, IssuerSignature
+from codefactory.package.dsse import pae, seal
 from codefactory.package.errors import PackageError
-from codefactory.package.provenance import pae
 
 FILE_NAME = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.codefactory.package.v1+json"
@@ -82,12 +82,12 @@ def attest(folder: Path, *, run_id: str, commit: str, package_digest: str, issue
             "package_digest": package_digest,
         }
     )
-    signed = issuer.sign(pae(PAYLOAD_TYPE, payload))
-    envelope = {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": signed.kid, "sig": base64.b64encode(signed.signature).decode()}],
-    }
+
+    def sign(message: bytes) -> tuple[str, bytes]:
+        signed = issuer.sign(message)
+        return signed.kid, signed.signature
+
+    envelope = seal(PAYLOAD_TYPE, payload, sign)
     text = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
     (folder / FILE_NAME).write_bytes(text)
     return _sha256(text)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from codefactory.domain import CheckResult
+from codefactory.package.dsse import pae, seal
 from codefactory.package.port import PackageContents
 
 FILE_NAME = "provenance.dsse.json"
@@ -31,12 +32,6 @@ AgentSigner = Callable[[str, bytes], tuple[str, bytes]]
 """Signs bytes with an agent's key: `(agent id, message) → (key id, signature)`."""
 RunFacts = Callable[[str], dict[str, Any]]
 """Facts the store holds about a run (policy decisions, delegation) for the predicate."""
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: `DSSEv1 SP len SP type SP len SP body`."""
-    kind = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
 
 
 def _sha256(data: bytes) -> str:
@@ -123,12 +118,7 @@ def statement(
 def envelope(payload: dict[str, Any], sign: Callable[[bytes], tuple[str, bytes]]) -> dict[str, Any]:
     """A DSSE envelope of the JSON `payload`, signed over its PAE."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    keyid, signature = sign(pae(PAYLOAD_TYPE, body))
-    return {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(body).decode(),
-        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode()}],
-    }
+    return seal(PAYLOAD_TYPE, body, sign)
 
 
 class DsseProvenance:
