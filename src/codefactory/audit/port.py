@@ -157,3 +157,38 @@ class AuditLog(Protocol):
     def leaves(self) -> Iterator[StoredLeaf]:
         """Every stored leaf in index order, for export."""
         ...
+
+
+class ForwardingAuditLog:
+    """An `AuditLog` that hands every call to the log it wraps (`self._log`).
+
+    The base of the wrappers that add one thing to a log (the SIEM stream, witness
+    cosignatures): a subclass overrides only the verbs it changes.
+    """
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
+        return self._log.append(event, session=session)
+
+    def events(self, run_id: str | None = None) -> list[AuditRecord]:
+        return self._log.events(run_id)
+
+    def latest(self, name: str) -> AuditRecord | None:
+        return self._log.latest(name)
+
+    def verify(self, *, checkpoint: str | None = None) -> LogReport:
+        return self._log.verify(checkpoint=checkpoint)
+
+    def checkpoint(self) -> SignedCheckpoint:
+        return self._log.checkpoint()
+
+    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
+        return self._log.inclusion_proof(index, size)
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        return self._log.consistency_proof(first, second)
+
+    def leaves(self) -> Iterator[StoredLeaf]:
+        return self._log.leaves()

@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,14 +37,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from codefactory.audit.leaf import StoredLeaf, stored_leaf
+from codefactory.audit.leaf import stored_leaf
 from codefactory.audit.port import (
     AuditLog,
-    AuditRecord,
-    ConsistencyProof,
-    InclusionProof,
-    LogReport,
-    SignedCheckpoint,
+    ForwardingAuditLog,
 )
 from codefactory.audit.settings import SiemSettings
 from codefactory.audit.siem_format import SiemEvent, ocsf_line, syslog
@@ -259,11 +255,11 @@ def stored_drops(state_dir: Path) -> int:
         return 0
 
 
-class StreamedAuditLog:
+class StreamedAuditLog(ForwardingAuditLog):
     """An `AuditLog` whose committed appends also go to a `SiemStream`."""
 
     def __init__(self, log: AuditLog, stream: SiemStream) -> None:
-        self._log = log
+        super().__init__(log)
         self.stream = stream
 
     def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
@@ -286,27 +282,6 @@ class StreamedAuditLog:
             leaf_hash=stored_leaf(seq, event).leaf_hash,
             log_name=self.stream.log_name,
         )
-
-    def events(self, run_id: str | None = None) -> list[AuditRecord]:
-        return self._log.events(run_id)
-
-    def latest(self, name: str) -> AuditRecord | None:
-        return self._log.latest(name)
-
-    def verify(self, *, checkpoint: str | None = None) -> LogReport:
-        return self._log.verify(checkpoint=checkpoint)
-
-    def checkpoint(self) -> SignedCheckpoint:
-        return self._log.checkpoint()
-
-    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
-        return self._log.inclusion_proof(index, size)
-
-    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
-        return self._log.consistency_proof(first, second)
-
-    def leaves(self) -> Iterator[StoredLeaf]:
-        return self._log.leaves()
 
 
 def _pending(session: Session, send: Callable[[SiemEvent], None]) -> list[SiemEvent]:

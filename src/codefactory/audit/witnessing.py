@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from codefactory.audit.checkpoint import Checkpoint
 from codefactory.audit.cosignature import verify_cosignature
 from codefactory.audit.errors import AuditError, CheckpointInvalid
-from codefactory.audit.leaf import StoredLeaf
 from codefactory.audit.port import (
     AuditLog,
-    AuditRecord,
-    ConsistencyProof,
-    InclusionProof,
+    ForwardingAuditLog,
     LogReport,
     SignedCheckpoint,
 )
@@ -55,7 +50,7 @@ log = logging.getLogger(__name__)
 Status = Callable[[], dict[str, Any] | None]
 
 
-class WitnessedAuditLog:
+class WitnessedAuditLog(ForwardingAuditLog):
     """An `AuditLog` whose checkpoints are cosigned by witnesses and whose verification
     requires their cosignatures.
 
@@ -73,31 +68,11 @@ class WitnessedAuditLog:
         settings: AuditSettings,
         siem_status: Status = lambda: None,
     ) -> None:
-        self._log = log
+        super().__init__(log)
         self._sql = sql
         self._cosignatures = cosignatures
         self._settings = settings
         self._siem_status = siem_status
-
-    # -- delegated --------------------------------------------------------------------------
-
-    def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
-        return self._log.append(event, session=session)
-
-    def events(self, run_id: str | None = None) -> list[AuditRecord]:
-        return self._log.events(run_id)
-
-    def latest(self, name: str) -> AuditRecord | None:
-        return self._log.latest(name)
-
-    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
-        return self._log.inclusion_proof(index, size)
-
-    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
-        return self._log.consistency_proof(first, second)
-
-    def leaves(self) -> Iterator[StoredLeaf]:
-        return self._log.leaves()
 
     # -- witnessing -------------------------------------------------------------------------
 
