@@ -47,8 +47,16 @@ def login(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the login.")] = 300,
+    device: Annotated[
+        bool,
+        typer.Option(
+            "--device",
+            help="Device authorization grant (RFC 8628): approve with a code on any device.",
+        ),
+    ] = False,
 ) -> None:
-    """Log in to a remote factory through its identity provider (browser, PKCE, loopback)."""
+    """Log in to a remote factory through its identity provider (browser, PKCE, loopback; or
+    with `--device`, the device authorization grant, RFC 8628)."""
     from codefactory.web.auth_client import LoginFailed
     from codefactory.web.auth_client import login as native_login
 
@@ -59,9 +67,12 @@ def login(
             webbrowser.open(url)
 
     try:
-        credentials = native_login(
-            factory, open_browser=show, client_secret=client_secret, timeout_s=timeout
-        )
+        if device:
+            credentials = _device_login(factory, no_browser, client_secret, timeout)
+        else:
+            credentials = native_login(
+                factory, open_browser=show, client_secret=client_secret, timeout_s=timeout
+            )
         _store().put(credentials)
     except LoginFailed as err:
         fail(escape(f"login failed: {err}"))
@@ -70,6 +81,25 @@ def login(
         escape(f"logged in to {credentials.factory} as {credentials.subject} until {until}"),
         highlight=False,
     )
+
+
+def _device_login(factory: str, no_browser: bool, client_secret: str | None, timeout: float) -> Any:
+    """`login --device`: show the verification URI and user code (RFC 8628 §3.3)."""
+    from codefactory.web.device_flow import DeviceCode, device_login
+
+    def show(code: DeviceCode) -> None:
+        errors.print(
+            escape(f"To log in, open {code.verification_uri} and enter the code {code.user_code}"),
+            highlight=False,
+        )
+        if code.verification_uri_complete:
+            errors.print("or open this URL, which carries the code:", highlight=False)
+            typer.echo(code.verification_uri_complete, err=True)
+            if not no_browser:
+                webbrowser.open(code.verification_uri_complete)
+        errors.print("Waiting for the login to be approved...", highlight=False)
+
+    return device_login(factory, show=show, client_secret=client_secret, timeout_s=timeout)
 
 
 def logout(
