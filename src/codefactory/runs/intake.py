@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from codefactory.policy.port import PolicyEngine
 from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 from codefactory.triggers.caller import Caller, local_caller
-from codefactory.triggers.duplicates import DuplicateCount, DuplicateTally
+from codefactory.triggers.duplicates import DuplicateTally
 from codefactory.triggers.errors import (
     DeliveryInvalid,
     DeliveryRejected,
@@ -56,9 +56,10 @@ from codefactory.triggers.errors import (
 from codefactory.triggers.jira import JiraTicketSource
 from codefactory.triggers.payload import MAX_ID
 from codefactory.triggers.port import Delivery, ParsedDelivery, WebhookSource
-from codefactory.triggers.rejections import RejectionBudget, RejectionCount, RejectionTally
+from codefactory.triggers.rejections import RejectionBudget, RejectionTally
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.triggers.sponsors import Sponsorship, sponsorship
+from codefactory.triggers.tally import SourceCount
 from codefactory.triggers.text import TextRefused, check_line
 
 if TYPE_CHECKING:
@@ -229,8 +230,8 @@ class WebhookIntake:
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
-        self.rejections = RejectionTally(self._publish_rejections)
-        self.duplicates = DuplicateTally(self._publish_duplicates)
+        self.rejections = RejectionTally(self._publisher("webhook-rejections"))
+        self.duplicates = DuplicateTally(self._publisher("webhook-duplicate"))
         self.budget = RejectionBudget(settings.rejections_per_minute)
 
     def receive(
@@ -353,25 +354,17 @@ class WebhookIntake:
             detail=err.reason,
         )
 
-    def _publish_duplicates(self, counts: list[DuplicateCount]) -> None:
-        """One `webhook-duplicate` audit event per source and signed body of a minute."""
-        limit = self.settings.rejection_field_chars
-        with self._writes, self.store.atomic() as tx:
-            for entry in counts:
-                tx.audit(
-                    "webhook-duplicate", actor=f"intake:{entry.source}",
-                    **entry.audit_data(limit),
-                )  # fmt: skip
+    def _publisher(self, event: str) -> Callable[[Sequence[SourceCount]], None]:
+        """What publishes a minute's tally: one `event` audit event (`webhook-duplicate`,
+        `webhook-rejections`) per entry, acted by `intake:<source>`, in one transaction."""
 
-    def _publish_rejections(self, counts: list[RejectionCount]) -> None:
-        """One `webhook-rejections` audit event per source, reason and status of a minute."""
-        limit = self.settings.rejection_field_chars
-        with self._writes, self.store.atomic() as tx:
-            for entry in counts:
-                tx.audit(
-                    "webhook-rejections", actor=f"intake:{entry.source}",
-                    **entry.audit_data(limit),
-                )  # fmt: skip
+        def publish(counts: Sequence[SourceCount]) -> None:
+            limit = self.settings.rejection_field_chars
+            with self._writes, self.store.atomic() as tx:
+                for entry in counts:
+                    tx.audit(event, actor=f"intake:{entry.source}", **entry.audit_data(limit))
+
+        return publish
 
     def accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime

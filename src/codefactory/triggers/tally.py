@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 Clock = Callable[[], float]
 
@@ -25,6 +25,16 @@ class Counted(Protocol):
     """An entry of a tally: how many times its key was seen this minute."""
 
     count: int
+
+
+class SourceCount(Counted, Protocol):
+    """A finished entry of a webhook source's tally, as one audit event publishes it."""
+
+    source: str
+
+    def audit_data(self, limit: int) -> dict[str, Any]:
+        """The event's fields; untrusted text in them is cut to `limit` characters."""
+        ...
 
 
 K = TypeVar("K", bound=Hashable)
