@@ -189,6 +189,18 @@ class Receipt:
     reason: str = ""
     duplicate: bool = False
 
+    @classmethod
+    def refused(cls, source: str, delivery_id: str, run_id: str, reason: str) -> Receipt:
+        """The answer for a delivery stored with a run that was refused for `reason`."""
+        return cls(
+            source=source,
+            delivery_id=delivery_id,
+            status=REFUSED,
+            run_id=run_id,
+            state=RunState.REFUSED.value,
+            reason=reason,
+        )
+
 
 class WebhookIntake:
     """Verify, read, store and decide deliveries; a stored run is then queued for a worker.
@@ -521,14 +533,7 @@ class WebhookIntake:
             )  # fmt: skip
             tx.transition(run_id, RunState.REFUSED, reason=reason, actor="identity")
             self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
-        return Receipt(
-            source=source,
-            delivery_id=parsed.delivery_id,
-            status=REFUSED,
-            run_id=run_id,
-            state=RunState.REFUSED.value,
-            reason=reason,
-        )
+        return Receipt.refused(source, parsed.delivery_id, run_id, reason)
 
     def _refuse_unmapped(
         self, source: str, parsed: ParsedDelivery, event: TriggerEvent, row: DeliveryFacts
@@ -542,11 +547,4 @@ class WebhookIntake:
             run_id = tx.create_run(trigger_id=trigger_id, event=event, sponsor="", agent_id="")
             tx.transition(run_id, RunState.REFUSED, reason=reason, actor=f"intake:{source}")
             self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
-        return Receipt(
-            source=source,
-            delivery_id=parsed.delivery_id,
-            status=REFUSED,
-            run_id=run_id,
-            state=RunState.REFUSED.value,
-            reason=reason,
-        )
+        return Receipt.refused(source, parsed.delivery_id, run_id, reason)
