@@ -120,15 +120,37 @@ def factory_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def login(
-    factory: str,
-    *,
-    open_browser: Callable[[str], None],
-    client_secret: str | None = None,
-    timeout_s: float = 300.0,
-) -> Credentials:
-    """Log in to `factory`'s identity provider as a native app; `open_browser(url)` shows the
-    person the provider's page. Raises `LoginFailed` naming the step that failed."""
+@dataclass(frozen=True, kw_only=True)
+class Discovery:
+    """What a factory names for logging in to it: its identity provider (RFC 9728 protected
+    resource metadata), the CLI's client id, the scope to ask for, and the provider's OpenID
+    discovery document."""
+
+    factory: str
+    issuer: str
+    client_id: str
+    scope: str
+    provider: OidcProvider
+    metadata: dict[str, Any]
+
+    def credentials(self, tokens: dict[str, Any], nonce: str) -> Credentials:
+        """The credentials from a token response whose ID token holds (signature, `iss`,
+        `aud`, `exp`, and `nonce`, the one this login sent); `LoginFailed` if it does not."""
+        claims = _checked_id_token(self.provider, str(tokens.get("id_token", "")), nonce)
+        return Credentials(
+            factory=self.factory,
+            issuer=self.issuer,
+            client_id=self.client_id,
+            subject=str(claims["sub"]),
+            id_token=str(tokens["id_token"]),
+            expires_at=int(claims["exp"]),
+        )
+
+
+def discover(factory: str) -> Discovery:
+    """Read `factory`'s `/.well-known/oauth-protected-resource` (RFC 9728) and its first
+    authorization server's discovery document. Raises `LoginFailed` when the factory names no
+    identity provider or either document cannot be read."""
     base = factory_url(factory)
     resource = _get_json(f"{base}/.well-known/oauth-protected-resource")
     issuers = resource.get("authorization_servers") or []
@@ -141,6 +163,27 @@ def login(
         metadata = asyncio.run(provider.metadata())
     except ProviderUnavailable as err:
         raise LoginFailed(str(err)) from err
+    return Discovery(
+        factory=base,
+        issuer=issuer,
+        client_id=client_id,
+        scope=" ".join(resource.get("scopes_supported") or ["openid"]),
+        provider=provider,
+        metadata=metadata,
+    )
+
+
+def login(
+    factory: str,
+    *,
+    open_browser: Callable[[str], None],
+    client_secret: str | None = None,
+    timeout_s: float = 300.0,
+) -> Credentials:
+    """Log in to `factory`'s identity provider as a native app; `open_browser(url)` shows the
+    person the provider's page. Raises `LoginFailed` naming the step that failed."""
+    found = discover(factory)
+    client_id, metadata = found.client_id, found.metadata
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
     with LoopbackRedirect() as redirect:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
@@ -148,7 +191,7 @@ def login(
             "response_type": "code",
             "client_id": client_id,
             "redirect_uri": redirect.uri,
-            "scope": " ".join(resource.get("scopes_supported") or ["openid"]),
+            "scope": found.scope,
             "state": state,
             "nonce": nonce,
             "code_challenge": challenge.rstrip(b"=").decode(),
@@ -166,16 +209,7 @@ def login(
     }
     if client_secret:
         form["client_secret"] = client_secret
-    tokens = _post_form(str(metadata["token_endpoint"]), form)
-    claims = _checked_id_token(provider, str(tokens.get("id_token", "")), nonce)
-    return Credentials(
-        factory=base,
-        issuer=issuer,
-        client_id=client_id,
-        subject=str(claims["sub"]),
-        id_token=str(tokens["id_token"]),
-        expires_at=int(claims["exp"]),
-    )
+    return found.credentials(_post_form(str(metadata["token_endpoint"]), form), nonce)
 
 
 def _code_of(answer: dict[str, str], state: str) -> str:

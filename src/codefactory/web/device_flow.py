@@ -15,7 +15,6 @@ in the same credentials file.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -27,12 +26,8 @@ import httpx
 from codefactory.web.auth_client import (
     Credentials,
     LoginFailed,
-    _checked_id_token,
-    _get_json,
-    factory_url,
+    discover,
 )
-from codefactory.web.auth_oidc import OidcProvider, ProviderUnavailable
-from codefactory.web.settings import DEFAULT_ALGORITHMS
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL_S = 5
@@ -70,18 +65,8 @@ def device_login(
     `expires_in`); `sleep(seconds)` is the wait between polls. Raises `LoginFailed` naming the
     step that failed: no device endpoint, the provider's refusal, `access_denied`,
     `expired_token`, or an ID token that fails the browser login's checks."""
-    base = factory_url(factory)
-    resource = _get_json(f"{base}/.well-known/oauth-protected-resource")
-    issuers = resource.get("authorization_servers") or []
-    if not issuers:
-        raise LoginFailed(f"{base} names no identity provider: its web.oidc_issuer is unset")
-    issuer = str(issuers[0])
-    client_id = str(resource.get("codefactory_cli_client_id") or "codefactory")
-    provider = OidcProvider(issuer, audiences=[client_id], algorithms=DEFAULT_ALGORITHMS)
-    try:
-        metadata = asyncio.run(provider.metadata())
-    except ProviderUnavailable as err:
-        raise LoginFailed(str(err)) from err
+    found = discover(factory)
+    client_id, metadata = found.client_id, found.metadata
     endpoint = metadata.get("device_authorization_endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         raise LoginFailed(NO_DEVICE_GRANT)
@@ -89,8 +74,7 @@ def device_login(
     if client_secret:
         client["client_secret"] = client_secret
     nonce = secrets.token_urlsafe(32)
-    scope = " ".join(resource.get("scopes_supported") or ["openid"])
-    status, answer = _post(endpoint, {**client, "scope": scope, "nonce": nonce})
+    status, answer = _post(endpoint, {**client, "scope": found.scope, "nonce": nonce})
     if status != 200:
         raise LoginFailed(f"the device authorization endpoint refused: {_error_of(answer)}")
     device_code, code = _device_code_of(answer)
@@ -102,15 +86,7 @@ def device_login(
         wait_s=min(float(code.expires_in), timeout_s),
         sleep=sleep,
     )
-    claims = _checked_id_token(provider, str(tokens.get("id_token", "")), nonce)
-    return Credentials(
-        factory=base,
-        issuer=issuer,
-        client_id=client_id,
-        subject=str(claims["sub"]),
-        id_token=str(tokens["id_token"]),
-        expires_at=int(claims["exp"]),
-    )
+    return found.credentials(tokens, nonce)
 
 
 def _device_code_of(answer: dict[str, Any]) -> tuple[str, DeviceCode]:
