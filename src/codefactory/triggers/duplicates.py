@@ -11,14 +11,11 @@ the first one, cut short beside its SHA-256 (`rejections.capped`).
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from codefactory.triggers.rejections import capped
-from codefactory.triggers.tally import Clock, MinuteTally
+from codefactory.triggers.tally import MinuteTally, minute_start
 
 MAX_DISTINCT_IDS = 1000
 """Distinct delivery ids remembered per entry (only to count them; hashes, not the ids)."""
@@ -40,28 +37,20 @@ class DuplicateCount:
     def audit_data(self, limit: int) -> dict[str, Any]:
         """The fields of the `webhook-duplicate` event: `first_delivery_id` is the stored
         delivery's (checked at intake), `delivery_id` the first repeat's, capped and hashed."""
-        start = datetime.fromtimestamp(self.minute * 60, UTC)
         return {
             "source": self.source,
             "payload_digest": self.payload_digest,
             "run_id": self.run_id,
             "first_delivery_id": self.first_delivery_id,
             "count": self.count,
-            "minute": start.isoformat(),
+            "minute": minute_start(self.minute),
             "delivery_ids": len(self.repeated_ids),
             "delivery_id": capped(self.first_repeated_id, limit),
         }
 
 
-class DuplicateTally:
+class DuplicateTally(MinuteTally[tuple[str, str], DuplicateCount]):
     """Counts repeated deliveries per (source, payload digest) and minute; thread-safe."""
-
-    def __init__(
-        self, publish: Callable[[list[DuplicateCount]], None], *, clock: Clock = time.time
-    ) -> None:
-        self._tally: MinuteTally[tuple[str, str], DuplicateCount] = MinuteTally(
-            publish, clock=clock
-        )
 
     def count(
         self, *, source: str, payload_digest: str, run_id: str, first_delivery_id: str,
@@ -85,13 +74,4 @@ class DuplicateTally:
             if len(entry.repeated_ids) < MAX_DISTINCT_IDS:
                 entry.repeated_ids.add(hashed)
 
-        self._tally.add((source, payload_digest), new, update)
-
-    def flush(self, *, only_ended: bool = False) -> list[DuplicateCount]:
-        """Publish and forget the counts (with `only_ended`, only once their minute is
-        over); returns what was published."""
-        return self._tally.flush(only_ended=only_ended)
-
-    def pending(self) -> int:
-        """Repeats counted and not yet published."""
-        return self._tally.pending()
+        self.add((source, payload_digest), new, update)

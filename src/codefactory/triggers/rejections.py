@@ -16,12 +16,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from codefactory.triggers.tally import Clock, MinuteTally, minute_of
+from codefactory.triggers.tally import Clock, MinuteTally, minute_of, minute_start
 
 
 def capped(value: str, limit: int) -> dict[str, str]:
@@ -48,36 +46,25 @@ class RejectionCount:
 
     def audit_data(self, limit: int) -> dict[str, Any]:
         """The fields of the `webhook-rejections` event."""
-        start = datetime.fromtimestamp(self.minute * 60, UTC)
         return {
             "source": self.source,
             "reason": self.reason,
             "status": self.status,
             "count": self.count,
-            "minute": start.isoformat(),
+            "minute": minute_start(self.minute),
             "clients": len(self.clients),
             "first_delivery_id": capped(self.first_delivery_id, limit),
             "first_detail": capped(self.first_detail, limit),
         }
 
 
-class RejectionTally:
+class RejectionTally(MinuteTally[tuple[str, str, int], RejectionCount]):
     """Counts rejections per (source, reason, status) and minute; thread-safe.
 
     `flush` (called by `count` when the minute rolls over, and by the owner once a minute and
     at shutdown) hands each finished count to `publish`, outside the lock. `reason` is an
     error's code (a fixed vocabulary), never the caller's text.
     """
-
-    def __init__(
-        self,
-        publish: Callable[[list[RejectionCount]], None],
-        *,
-        clock: Clock = time.time,
-    ) -> None:
-        self._tally: MinuteTally[tuple[str, str, int], RejectionCount] = MinuteTally(
-            publish, clock=clock
-        )
 
     def count(
         self, *, source: str, reason: str, status: int, client: str, delivery_id: str, detail: str
@@ -98,16 +85,7 @@ class RejectionTally:
             if len(entry.clients) < 1000:  # a count of distinct clients, bounded
                 entry.clients.add(client)
 
-        self._tally.add((source, reason, status), new, update)
-
-    def flush(self, *, only_ended: bool = False) -> list[RejectionCount]:
-        """Publish and forget the counts (with `only_ended`, only when their minute is
-        over); returns what was published."""
-        return self._tally.flush(only_ended=only_ended)
-
-    def pending(self) -> int:
-        """Rejections counted and not yet published."""
-        return self._tally.pending()
+        self.add((source, reason, status), new, update)
 
 
 class RejectionBudget:

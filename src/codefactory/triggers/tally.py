@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 Clock = Callable[[], float]
@@ -19,6 +20,11 @@ Clock = Callable[[], float]
 def minute_of(moment: float) -> int:
     """The minute (since the epoch) `moment` (seconds) falls in."""
     return int(moment // 60)
+
+
+def minute_start(minute: int) -> str:
+    """The ISO 8601 UTC time at which `minute` (since the epoch) starts."""
+    return datetime.fromtimestamp(minute * 60, UTC).isoformat()
 
 
 class Counted(Protocol):
