@@ -16,7 +16,8 @@ from codefactory.audit.port import AuditLog
 from codefactory.identity.agent_keys import AgentKeyFiles, AgentKeys
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.delegation import DelegationAuthority
-from codefactory.identity.directory import FileDirectory
+from codefactory.identity.directory import Directory, FileDirectory
+from codefactory.identity.directory_scim import ScimDirectory
 from codefactory.identity.errors import DirectoryInvalid, SignerUnavailable, TrustInvalid
 from codefactory.identity.keyfiles import Ed25519KeyFiles
 from codefactory.identity.port import CheckpointIssuer
@@ -41,15 +42,40 @@ class IdentityServices:
     agents: SqlAgentRegistry
     agent_keys: AgentKeys
     delegation: DelegationAuthority
-    directory: FileDirectory
+    directory: Directory
     trust: TrustRoots | None = None
     """The pinned trust roots (`identity.trust_file`); None in unpinned development mode."""
 
 
-def directory_for(settings: Settings) -> FileDirectory:
-    """The directory of people (`identity.directory_file`); refused (`DirectoryInvalid`) when
-    the file lies inside the data folder, whose copy alone must not add a person or a key."""
-    path = settings.identity.directory_file
+def directory_for(settings: Settings) -> Directory:
+    """The directory of people: `ScimDirectory` when `identity.directory_scim_url` is set,
+    else the file `identity.directory_file`. Refused (`DirectoryInvalid`) when both are set,
+    when the SCIM URL has no `identity.directory_scim_token_file`, or when the directory file
+    or the token file lies inside the data folder, whose copy alone must not add a person or
+    a key."""
+    identity = settings.identity
+    if identity.directory_scim_url is not None:
+        if identity.directory_file is not None:
+            raise DirectoryInvalid(
+                "both identity.directory_file and identity.directory_scim_url are set: choose "
+                "one directory of people"
+            )
+        if identity.directory_scim_token_file is None:
+            raise DirectoryInvalid(
+                f"identity.directory_scim_url is {identity.directory_scim_url} but "
+                "identity.directory_scim_token_file is unset: name the file holding the token"
+            )
+        token_file = identity.directory_scim_token_file.expanduser().resolve()
+        if token_file.is_relative_to(settings.data_dir):
+            raise DirectoryInvalid(
+                f"SCIM token file {token_file} is inside the data folder {settings.data_dir}: "
+                "keep it where the data folder alone cannot change it "
+                "(identity.directory_scim_token_file)"
+            )
+        return ScimDirectory(
+            identity.directory_scim_url, token_file=token_file, ttl_s=identity.directory_ttl_s
+        )
+    path = identity.directory_file
     if path is None:
         return FileDirectory(None)
     resolved = path.expanduser().resolve()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 # What the default policy's routine changes may touch; any other kind gets the repository.
 DEFAULT_SCOPE_PATHS = {
@@ -50,6 +52,16 @@ class IdentitySettings(BaseModel):
     directory_file: Path | None = None
     """The directory of people (TOML; `identity.directory.FileDirectory`): their sender
     identities, roles and SSH keys. Kept outside the data folder; unset, nobody is known."""
+    directory_scim_url: str | None = None
+    """The bank identity store's SCIM 2.0 base URL (`https://idm.bank.example/scim/v2`;
+    `identity.directory_scim.ScimDirectory` lists `{base}/Users`): https, or http only on a
+    loopback address. Set, it replaces `directory_file` (setting both is refused)."""
+    directory_scim_token_file: Path | None = None
+    """A file holding the SCIM bearer token (one line; never logged), outside the data folder;
+    read again at every refresh, so it can rotate. Required with `directory_scim_url`."""
+    directory_ttl_s: float = Field(default=60.0, gt=0)
+    """How long (seconds) a set of people fetched over SCIM answers before it is fetched
+    again; a failed refetch is an error, never the older set."""
     statement_max_age_s: int = Field(default=600, gt=0)
     """How old a signed statement (a verdict, a governance act) may be when submitted; one
     older, or more than a minute in the future, is refused: sign afresh."""
@@ -74,3 +86,27 @@ class IdentitySettings(BaseModel):
     agents with narrower lists for other work (`codefactory agents create --engine`)."""
     scope_paths: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_SCOPE_PATHS))
     """Path globs a delegation grants per change kind; kinds not listed get `**`."""
+
+    @field_validator("directory_scim_url")
+    @classmethod
+    def _scim_url(cls, value: str | None) -> str | None:
+        """https, or http only to a loopback host (a test or a local sidecar)."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if not parts.hostname or parts.query or parts.fragment or parts.username:
+            raise ValueError("directory_scim_url must be a base URL: scheme, host and path only")
+        if parts.scheme == "https":
+            return value
+        if parts.scheme == "http" and _loopback(parts.hostname):
+            return value
+        raise ValueError("directory_scim_url must be https (http only on a loopback address)")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
