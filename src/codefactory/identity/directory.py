@@ -200,7 +200,7 @@ def read_directory(
     index: dict[tuple[IdentityKind, str], Person] = {}
     for raw_id, entry in entries.items():
         try:
-            person = _person(raw_id, entry)
+            person = person_from_entry(raw_id, entry)
         except (IdentityRefused, ValueError, TypeError) as err:
             raise DirectoryInvalid(f"directory {path}: person {raw_id!r}: {err}") from err
         if person.id in people:
@@ -220,7 +220,10 @@ def read_directory(
 PERSON_KEYS = {"name", "email", "roles", "identities", "ssh_keys"}
 
 
-def _person(raw_id: str, entry: Any) -> Person:
+def person_from_entry(raw_id: str, entry: Any) -> Person:
+    """One person from a directory entry (a TOML table, or a SCIM user mapped to the same keys:
+    name, email, roles, identities, ssh_keys), checked as the file's entries are; raises
+    `IdentityRefused`, `ValueError` or `TypeError` naming what is wrong."""
     if not isinstance(entry, dict):
         raise TypeError("must be a table")
     unknown = set(entry) - PERSON_KEYS

@@ -36,11 +36,11 @@ from typing import Any
 
 import httpx
 
-from codefactory.identity.directory import (  # `_person`: the file's own entry checks
+from codefactory.identity.directory import (
     IdentityKind,
     Person,
     Role,
-    _person,
+    person_from_entry,
     person_id_of,
 )
 from codefactory.identity.errors import DirectoryInvalid, IdentityRefused
@@ -197,7 +197,7 @@ class ScimDirectory:
             if not active:
                 continue
             try:
-                person = _person(raw_id, entry)
+                person = person_from_entry(raw_id, entry)
             except (IdentityRefused, ValueError, TypeError) as err:
                 raise self._invalid(f"user {raw_id!r}: {err}") from err
             if person.id in people:
