@@ -175,9 +175,7 @@ class GovernedFile:
     def propose(self, text: str, *, source: str, statement: VerifiedStatement) -> str:
         """Record `text` as proposed by the statement's signer; returns its digest."""
         digest = content_digest(text)
-        active = self.read().active
-        if active is not None and active.data.get("digest") == digest:
-            raise FourEyesRefused(f"{self.kind} {digest} is already the active {self.kind}")
+        self._refuse_active(self.read(), digest)
         self._append(
             f"{self.kind}-proposed",
             statement.person.actor,
@@ -202,9 +200,7 @@ class GovernedFile:
                 f"four eyes: {statement.person.id} proposed {self.kind} {digest} and cannot "
                 "approve it too; a second person must"
             )
-        active = ledger.active
-        if active is not None and active.data.get("digest") == digest:
-            raise FourEyesRefused(f"{self.kind} {digest} is already the active {self.kind}")
+        self._refuse_active(ledger, digest)
         self._append(
             f"{self.kind}-approved",
             statement.person.actor,
@@ -232,6 +228,12 @@ class GovernedFile:
             if proposal.record.seq > after and proposal.digest != active:
                 found[proposal.digest] = proposal
         return list(found.values())
+
+    def _refuse_active(self, ledger: Ledger, digest: str) -> None:
+        """`FourEyesRefused` when the content with `digest` is the one in force already."""
+        active = ledger.active
+        if active is not None and active.data.get("digest") == digest:
+            raise FourEyesRefused(f"{self.kind} {digest} is already the active {self.kind}")
 
     def read(self) -> Ledger:
         """Every event of this kind in the ledger, checked (see the module docstring)."""
