@@ -16,7 +16,6 @@ cosignature from ever being read as a log's own (0x01) signature.
 from __future__ import annotations
 
 import base64
-import binascii
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from codefactory.audit.errors import CheckpointInvalid
-from codefactory.audit.note import SIGNATURE_PREFIX, decode_key, encode_key, key_id
+from codefactory.audit.note import (
+    SIGNATURE_PREFIX,
+    decode_key,
+    encode_key,
+    key_id,
+    signature_line,
+)
 
 COSIGNATURE_ED25519 = b"\x04"  # the signature-type byte of Ed25519 cosignature/v1 keys
 _LINE_BYTES = 4 + 8 + 64
@@ -94,13 +99,7 @@ def verify_cosignature(body: str, line: str, key: CosignerKey) -> Cosignature:
     ID), `malformed`, or `bad-signature`.
     """
     line = line.rstrip("\n")
-    if not line.startswith(SIGNATURE_PREFIX):
-        raise CheckpointInvalid("malformed", f"not a note signature line: {line[:60]!r}")
-    name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
-    try:
-        raw = base64.b64decode(blob, validate=True)
-    except binascii.Error:
-        raise CheckpointInvalid("malformed", f"the cosignature of {name!r} is not base64") from None
+    name, raw = signature_line(line)
     if name != key.name or raw[:4] != key.key_id:
         raise CheckpointInvalid("unknown-key", f"the line is not signed by {key.encoded()}")
     if len(raw) != _LINE_BYTES:

@@ -130,14 +130,20 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> tuple[str, NoteVe
     raise CheckpointInvalid("unknown-key", f"signed by no key of this log (signers: {seen})")
 
 
-def _signature_line(line: str) -> tuple[str, bytes, bytes]:
+def signature_line(line: str) -> tuple[str, bytes]:
+    """The key name and the decoded bytes of a signature line `— <name> <base64>` (no
+    newline); CheckpointInvalid `malformed` when it is not one or its blob is not base64."""
     if not line.startswith(SIGNATURE_PREFIX):
         raise CheckpointInvalid("malformed", f"not a note signature line: {line[:60]!r}")
     name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
     try:
-        raw = base64.b64decode(blob, validate=True)
+        return name, base64.b64decode(blob, validate=True)
     except binascii.Error:
         raise CheckpointInvalid("malformed", f"signature of {name} is not base64") from None
+
+
+def _signature_line(line: str) -> tuple[str, bytes, bytes]:
+    name, raw = signature_line(line)
     if len(raw) < 5:
         raise CheckpointInvalid("malformed", f"signature of {name} is too short")
     return name, raw[:4], raw[4:]
