@@ -274,7 +274,7 @@ def engines_propose(
     second registry-admin approves its digest."""
     from rich.markup import escape
 
-    from codefactory.commands.policy import propose_governed
+    from codefactory.commands.policy import announce_proposal, propose_governed
     from codefactory.engines.registry import RegistryInvalid, parse_registry
     from codefactory.runs.registry_log import KIND, read_registry_text
 
@@ -284,11 +284,7 @@ def engines_propose(
     except RegistryInvalid as err:
         fail(escape("; ".join(err.problems)))
     digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
-    console.print(
-        f"proposed registry {digest} from {escape(str(path))}; a second registry-admin "
-        f"approves with: codefactory engines approve {digest} --as THEM --key THEIR_KEY",
-        highlight=False,
-    )
+    announce_proposal("registry", digest, path, role="registry-admin", app="engines")
 
 
 @engines_app.command("approve")

@@ -182,11 +182,7 @@ def policy_propose(
     except PolicyInvalid as err:
         fail(escape(str(err)))
     digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
-    console.print(
-        f"proposed policy {digest} from {escape(str(path))}; a second policy-admin approves "
-        f"with: codefactory policy approve {digest} --as THEM --key THEIR_KEY",
-        highlight=False,
-    )
+    announce_proposal("policy", digest, path, role="policy-admin", app="policy")
 
 
 @policy_app.command("approve")
@@ -277,6 +273,16 @@ def propose_governed(
         return ledger.propose(text, source=source, statement=verified)
     except FourEyesRefused as err:
         _refuse(factory, verified, f"{kind}-propose", str(err))
+
+
+def announce_proposal(noun: str, digest: str, path: Path, *, role: str, app: str) -> None:
+    """Print that the `noun` content of `path` is proposed as `digest` and the command a
+    second holder of `role` runs to approve it (`codefactory <app> approve <digest>`)."""
+    console.print(
+        f"proposed {noun} {digest} from {escape(str(path))}; a second {role} approves "
+        f"with: codefactory {app} approve {digest} --as THEM --key THEIR_KEY",
+        highlight=False,
+    )
 
 
 def approve_governed(
