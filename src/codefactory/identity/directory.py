@@ -125,7 +125,37 @@ def person_id_of(actor: str) -> str:
     return normalized(actor.removeprefix("user:"), what="person id")
 
 
-class FileDirectory:
+Index = tuple[dict[str, "Person"], dict[tuple[IdentityKind, str], "Person"]]
+"""People by canonical id, and by (identity kind, normalised identity)."""
+
+
+class IndexedDirectory:
+    """The `Directory` answers over an index of people; a subclass's `_load` gives the
+    current index (read, fetched or cached as its source wants) or raises
+    `DirectoryInvalid`."""
+
+    def _load(self) -> Index:
+        raise NotImplementedError
+
+    def person(self, person_id: str) -> Person | None:
+        """The person with this id (`user:` prefix accepted), or None."""
+        try:
+            key = person_id_of(person_id)
+        except IdentityRefused:
+            return None
+        return self._load()[0].get(key)
+
+    def resolve(self, kind: IdentityKind, identity: str) -> Person | None:
+        """The person with this sender identity, or None; `IdentityRefused` for refused text."""
+        key = normalized(identity, what=f"{kind.value} identity")
+        return self._load()[1].get((kind, key))
+
+    def people(self) -> list[Person]:
+        """Everyone (the source's active people), by id."""
+        return sorted(self._load()[0].values(), key=lambda person: person.id)
+
+
+class FileDirectory(IndexedDirectory):
     """A `Directory` read from a TOML file (re-read when the file changes):
 
     ```toml
@@ -148,23 +178,6 @@ class FileDirectory:
         self._stamp: tuple[int, int, int] | None = None
         self._people: dict[str, Person] = {}
         self._index: dict[tuple[IdentityKind, str], Person] = {}
-
-    def person(self, person_id: str) -> Person | None:
-        """The person with this id (`user:` prefix accepted), or None."""
-        try:
-            key = person_id_of(person_id)
-        except IdentityRefused:
-            return None
-        return self._load()[0].get(key)
-
-    def resolve(self, kind: IdentityKind, identity: str) -> Person | None:
-        """The person with this sender identity, or None."""
-        key = normalized(identity, what=f"{kind.value} identity")
-        return self._load()[1].get((kind, key))
-
-    def people(self) -> list[Person]:
-        """Everyone, by id."""
-        return sorted(self._load()[0].values(), key=lambda person: person.id)
 
     def _load(self) -> tuple[dict[str, Person], dict[tuple[IdentityKind, str], Person]]:
         if self.path is None:

@@ -38,13 +38,13 @@ import httpx
 
 from codefactory.identity.directory import (
     IdentityKind,
+    Index,
+    IndexedDirectory,
     Person,
     Role,
     person_from_entry,
-    person_id_of,
 )
 from codefactory.identity.errors import DirectoryInvalid, IdentityRefused
-from codefactory.identity.names import normalized
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,8 @@ MAX_PAGES = 10_000
 """A listing needing more pages than this is refused: a server that never ends its paging."""
 EXTENSION_KEYS = {"identities", "sshKeys"}
 
-Index = tuple[dict[str, Person], dict[tuple[IdentityKind, str], Person]]
 
-
-class ScimDirectory:
+class ScimDirectory(IndexedDirectory):
     """A `Directory` over a SCIM 2.0 service provider (see the module docstring).
 
     `base_url` is the SCIM base (`https://idm.bank.example/scim/v2`, no trailing `/Users`);
@@ -98,23 +96,6 @@ class ScimDirectory:
     def users_url(self) -> str:
         """`{base}/Users`, the RFC 7644 §3.4.2 query endpoint."""
         return f"{self.base_url}/Users"
-
-    def person(self, person_id: str) -> Person | None:
-        """The person with this id (`user:` prefix accepted), or None."""
-        try:
-            key = person_id_of(person_id)
-        except IdentityRefused:
-            return None
-        return self._load()[0].get(key)
-
-    def resolve(self, kind: IdentityKind, identity: str) -> Person | None:
-        """The person with this sender identity, or None; `IdentityRefused` for refused text."""
-        key = normalized(identity, what=f"{kind.value} identity")
-        return self._load()[1].get((kind, key))
-
-    def people(self) -> list[Person]:
-        """Everyone active, by id."""
-        return sorted(self._load()[0].values(), key=lambda person: person.id)
 
     def refresh(self) -> None:
         """Fetch the whole set now; `DirectoryInvalid` when the server is down or wrong."""
