@@ -7,9 +7,9 @@ metadata (RFC 9728, `/.well-known/oauth-protected-resource`). The CLI listens on
 `http://127.0.0.1:<random port>/callback`, sends the person's browser to the provider, checks
 the `state` it gets back, redeems the code with its PKCE verifier, and checks the ID token
 (signature against the provider's keys, `iss`, `aud`, `exp`, and its `nonce`). The ID token is
-then the bearer token the factory accepts until it expires. (The device authorization grant,
-RFC 8628, is not used: the test provider does not offer it, and a loopback redirect needs
-nothing more of a bank's provider than the factory's own login does.)
+then the bearer token the factory accepts until it expires. Where no browser can reach a
+loopback address (a remote shell), `codefactory login --device` uses the device authorization
+grant instead (RFC 8628, `web/device_flow.py`); both check the ID token the same way.
 
 Tokens are kept in `<config dir>/credentials.json` (mode 0600), keyed by factory URL.
 """
