@@ -3,7 +3,7 @@ JSON, signed with their own SSH key (`ssh_signatures`), checked against the dire
 
 A review statement (`_type` `codefactory.review.v1`, namespace `codefactory-review`):
 
-    {"_type": "codefactory.review.v1", "at": "2026-11-29T23:40:00Z", "comment": "",
+    {"_type": "codefactory.review.v1", "at": "2026-11-29T23:40:00.000000Z", "comment": "",
      "commit": "<sha1>", "package_digest": "sha256:<hex>", "reviewer": "jordan.lee",
      "run_id": "r-…", "verdict": "approve"}
 
@@ -55,8 +55,10 @@ class StatementRefused(IdentityError):
 
 
 def rfc3339(at: datetime) -> str:
-    """`at` as RFC 3339 UTC to the second: `2026-11-29T23:40:00Z`."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`at` as RFC 3339 UTC to the microsecond: `2026-11-29T23:40:00.123456Z`. Two acts by
+    one person on one target in the same second are two statements, not a replay, and order
+    by their time."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def statement_digest(body: bytes) -> str:
