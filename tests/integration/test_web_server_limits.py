@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from codefactory.config import Settings
 from codefactory.factory import build_factory
@@ -19,9 +20,22 @@ from tests.oidc_helpers import live_server
 LIMITS = ServerLimits(header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=1, max_connections=20)
 
 
+OPENED: list[socket.socket] = []
+"""Every raw socket a test opened: closed after it even when an assertion failed first (a
+socket left to the garbage collector fails the next test with a ResourceWarning)."""
+
+
+@pytest.fixture(autouse=True)
+def _close_sockets() -> Any:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=5)
+    OPENED.append(sock)
     return sock
 
 
@@ -51,7 +65,7 @@ def test_idle_and_slow_connections_are_closed_and_never_exhaust_the_server(
 
         started = time.monotonic()
         answer = httpx.get(f"{url}/healthz", timeout=5)
-        assert answer.status_code == 200 and time.monotonic() - started < 0.5
+        assert answer.status_code == 200 and time.monotonic() - started < 2
 
         slow_body = connect(url)
         slow_body.sendall(
@@ -74,6 +88,7 @@ def slow_body(url: str, source: str) -> socket.socket:
     """A connection from `source` that sends a webhook's head and one byte of its body."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=5, source_address=(source, 0))
+    OPENED.append(sock)
     sock.sendall(
         b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
@@ -91,6 +106,17 @@ def still_open(sock: socket.socket) -> bool:
         return False
 
 
+def open_count(socks: list[socket.socket], expected: int, *, within_s: float = 5) -> int:
+    """How many of `socks` the server keeps open, once it has had up to `within_s` to shed
+    down to `expected` (it sheds asynchronously; a loaded machine is slow to)."""
+    deadline = time.monotonic() + within_s
+    while (count := sum(still_open(sock) for sock in socks)) > expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return count
+
+
 def client_from(source: str) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=5)
 
@@ -104,16 +130,14 @@ def test_one_client_with_many_slow_bodies_sheds_its_own_connections(tmp_path: Pa
     with live_server(app, limits) as url:
         hog = [slow_body(url, "127.0.0.2") for _ in range(40)]
         others = [slow_body(url, source) for source in ("127.0.0.4", "127.0.0.5") for _ in range(9)]
-        time.sleep(0.3)
-        assert sum(still_open(sock) for sock in hog) == 12  # its limit: it shed its own
+        assert open_count(hog, 12) == 12  # its limit: it shed its own
 
         # the server is full (12 + 9 + 9 = 30): a new caller sheds one of the biggest holder's
         with client_from("127.0.0.3") as caller:
             started = time.monotonic()
             assert caller.get(f"{url}/healthz").status_code == 200
-            assert time.monotonic() - started < 1
-        time.sleep(0.2)
-        assert sum(still_open(sock) for sock in hog) == 11
+            assert time.monotonic() - started < 2
+        assert open_count(hog, 11) == 11
         assert all(still_open(sock) for sock in others), "another client's connection was shed"
         for sock in [*hog, *others]:
             sock.close()
@@ -177,11 +201,12 @@ def test_forwarded_headers_count_only_from_a_trusted_proxy(tmp_path: Path) -> No
         # the proxy speaks for many clients: its connections are not one client's share
         proxied = [slow_body(url, "127.0.0.1") for _ in range(6)]
         direct = [slow_body(url, "127.0.0.2") for _ in range(6)]
-        time.sleep(0.2)
-        assert all(still_open(sock) for sock in proxied)
-        assert sum(still_open(sock) for sock in direct) == 3
-        for sock in [*proxied, *direct]:
-            sock.close()
+        try:
+            assert open_count(direct, 3) == 3
+            assert all(still_open(sock) for sock in proxied)
+        finally:
+            for sock in [*proxied, *direct]:
+                sock.close()
 
     app = create_app(build_factory(Settings(data_dir=tmp_path / "data")))
     with live_server(app) as url:
