@@ -1,0 +1,1 @@
+"""The context engine's connectors, one vendor or source per module."""

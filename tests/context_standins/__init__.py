@@ -1,0 +1,1 @@
+"""Stand-ins for the vendor services the context connectors read."""
