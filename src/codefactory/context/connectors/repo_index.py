@@ -42,9 +42,7 @@ _SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(path, body, tokenize='trigram')",
 )
 _SEARCH = """
-SELECT path, snippet(docs, 1, '', '', ' … ', 64), bm25(docs),
-       instr(lower(body), lower(?)) AS at,
-       substr(body, 1, instr(lower(body), lower(?))) AS head
+SELECT path, snippet(docs, 1, '', '', ' … ', 64), bm25(docs), body
 FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT ?
 """
 
@@ -176,16 +174,11 @@ class RepositoryIndex:
             return []
         expression = " ".join(fts_literal(word) for word in words)
         with self._lock:
-            rows = self._reader.execute(_SEARCH, (words[0], words[0], expression, limit))
-            found = rows.fetchall()
+            found = self._reader.execute(_SEARCH, (expression, limit)).fetchall()
+        first = words[0].casefold()
         return [
-            IndexHit(
-                path=path,
-                line=head.count("\n") + 1 if at else 0,
-                snippet=snippet,
-                rank=rank,
-            )
-            for path, snippet, rank, at, head in found
+            IndexHit(path=path, line=_line_of(body, first), snippet=snippet, rank=rank)
+            for path, snippet, rank, body in found
         ]
 
     def close(self) -> None:
@@ -258,6 +251,12 @@ def _remove_stale(
             writer.execute("DELETE FROM docs WHERE rowid = ?", (doc,))
         writer.execute("DELETE FROM files WHERE path = ?", (path,))
     return stale
+
+
+def _line_of(body: str, folded_word: str) -> int:
+    """The 1-based line where `folded_word` first occurs in `body`, ignoring case; 0: none."""
+    at = body.casefold().find(folded_word)
+    return 0 if at < 0 else body.count("\n", 0, at) + 1
 
 
 def _decode(content: bytes) -> str:

@@ -39,6 +39,8 @@ CTAGS = "/usr/bin/ctags"
 MAX_COLUMNS = 300
 MATCHES_PER_FILE = 5
 MAX_QUERY_CHARS = 500
+SYMBOL_FILES = 100
+"""`symbols` runs ctags over at most this many files mentioning a word (in path order)."""
 WINDOW_LINES = 20
 """`path:line` shows this many lines either side of `line`."""
 INSTRUCTION_FILES = (
@@ -79,10 +81,15 @@ for pattern in "$@"; do for f in $pattern; do
 done; done
 """
 _SYMBOLS = r"""files=$1; shift
+test -x /usr/bin/ctags || { echo "universal-ctags is not installed in the sandbox" >&2; exit 3; }
 /usr/bin/rg --files-with-matches --fixed-strings --ignore-case --sort path \
   --max-filesize 1M "$@" . | /usr/bin/head -n "$files" | \
-  /usr/bin/ctags --options=NONE --links=no --output-format=json --fields=+n -L - -f -
+  /usr/bin/ctags --options=NONE --links=no --output-format=json --fields=+n -L - -f - | \
+  /usr/bin/rg --fixed-strings --ignore-case "$@"
+test "$?" -le 1
 """
+# Only tags whose JSON line mentions a word leave the sandbox: a common word in a large
+# repository would otherwise send megabytes of tags to be thrown away.
 _LINES = r"""nonce=$1; shift
 while [ "$#" -ge 3 ]; do
   printf '%s\n' "$nonce"
@@ -193,7 +200,7 @@ class RepositoryConnector:
         definition to fifteen after. Raises `InvalidInput`, `SourceUnavailable`."""
         words = self._plain(name_or_query).split()
         patterns = [item for word in words for item in ("--regexp", word)]
-        command = ["/usr/bin/sh", "-c", _SYMBOLS, "sh", "200", *_RG_FLAGS, *patterns]
+        command = ["/usr/bin/sh", "-c", _SYMBOLS, "sh", str(SYMBOL_FILES), *_RG_FLAGS, *patterns]
         result = self._exec(command)
         if not result.ok and not result.stdout:
             raise SourceUnavailable(self.name, f"ctags failed: {_error_text(result)}")
