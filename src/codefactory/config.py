@@ -16,6 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codefactory.advisories.settings import AdvisorySettings
 from codefactory.audit.settings import AuditSettings
+from codefactory.context.settings import (
+    ContextSettings,
+    DatadogSettings,
+    SentrySettings,
+    ServiceSettings,
+)
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.sandbox.settings import SandboxSettings
@@ -61,6 +67,14 @@ class Settings(BaseSettings):
     advisories: AdvisorySettings = Field(default_factory=AdvisorySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    jira: ServiceSettings = Field(default_factory=ServiceSettings)
+    confluence: ServiceSettings = Field(default_factory=ServiceSettings)
+    servicenow: ServiceSettings = Field(default_factory=ServiceSettings)
+    """The ServiceNow instance (`CODEFACTORY_SERVICENOW__BASE_URL`): incidents and knowledge
+    for context, change requests for review."""
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
+    datadog: DatadogSettings = Field(default_factory=DatadogSettings)
 
     @model_validator(mode="before")
     @classmethod

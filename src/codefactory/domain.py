@@ -236,6 +236,10 @@ class Task:
     title: str
     body: str
     context: dict[str, Any] = field(default_factory=dict)
+    """Citation (`jira:PAY-7`, `repository:app/payments.py`) → the item's masked text."""
+    sources: tuple[dict[str, Any], ...] = ()
+    """What the context was gathered from, one record per item (source, id, title, uri,
+    data class, masked counts, truncated): the design rationale cites them."""
 
 
 @dataclass(frozen=True, kw_only=True)

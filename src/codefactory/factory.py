@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings, prepare_data_dir
@@ -22,6 +22,7 @@ from codefactory.sandbox.port import Workspace
 from codefactory.store.runs import RunStore
 
 if TYPE_CHECKING:
+    from codefactory.context.runs import RunContexts
     from codefactory.engines.gateway import ModelGateway
     from codefactory.identity.services import IdentityServices
     from codefactory.sandbox.mirror import Mirrors
@@ -107,12 +108,42 @@ class LazyEngine:
         return self._engine.propose(task, workspace, feedback, session)
 
 
-def model_gateway(settings: Settings, store: RunStore) -> ModelGateway:
+def model_gateway(
+    settings: Settings, store: RunStore, contexts: RunContexts | None = None
+) -> ModelGateway:
     """The model gateway of this factory (started by the first language-model run), whose
-    every call (each upstream attempt) becomes a `model-called` audit event of its run."""
+    every call (each upstream attempt) becomes a `model-called` audit event of its run.
+    With `contexts`, the context engine's MCP endpoint shares its listener at `/mcp`,
+    authenticated by the same run credentials."""
     from dataclasses import asdict
 
+    from codefactory.context.mcp_server import context_http_app
     from codefactory.engines.gateway import ModelCall, ModelGateway
+    from codefactory.engines.gateway.app import SideApp
+    from codefactory.engines.gateway.grants import GrantTable
+
+    grants = GrantTable()
+
+    def run_of(credential: str) -> str | None:
+        found = grants.authenticate([credential])
+        return found.grant.run_id if found.grant is not None and not found.refusal else None
+
+    host = settings.gateway.host
+    side_apps = (
+        [
+            SideApp(
+                prefixes=("/mcp", "/.well-known/oauth-protected-resource"),
+                app=context_http_app(
+                    contexts,
+                    run_of,
+                    public_url=f"https://{host}",
+                    hosts=[f"{host}:*", "127.0.0.1:*", "[::1]:*", "localhost:*"],
+                ),
+            )
+        ]
+        if contexts is not None
+        else []
+    )
 
     def record(call: ModelCall) -> None:
         data = asdict(call)
@@ -126,6 +157,8 @@ def model_gateway(settings: Settings, store: RunStore) -> ModelGateway:
         state_dir=settings.data_dir / "gateway",
         traffic_dir=settings.model_traffic_dir,
         on_call=record,
+        grants=grants,
+        side_apps=side_apps,
     )
 
 
@@ -136,7 +169,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.audit.publishing import checkpoint_when_resting
     from codefactory.audit.sql import SqlAuditLog
     from codefactory.audit.wiring import audit_log
-    from codefactory.context.sources import RepositoryFilesConnector, TicketConnector
+    from codefactory.context.service import ContextService
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
     from codefactory.identity.governance import statement_verifier
@@ -215,6 +248,15 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     engines.update(language_model_engines(settings))
     policy, _ = active_policy(settings.policy_file, audit, governed)  # four eyes: approved
     evidence_dir = settings.data_dir / "evidence"
+    clearance = RegistryClearance(registry)
+
+    def record_context_event(name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
+        with store.atomic() as tx:
+            return tx.audit(name, actor=actor, run_id=run_id, **data)
+
+    context = ContextService(
+        settings, policy=policy, engine_classes=clearance.data_classes, record=record_context_event
+    )
     loop = RunLoop(
         store=store,
         policy=policy,
@@ -222,7 +264,9 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         sandbox=sandbox,
         setup=setup,
         dependency_files=dependency_files,
-        connectors=[TicketConnector(), RepositoryFilesConnector()],
+        context=context,
+        repository_data_class=settings.context.repository_data_class,
+        context_token_budget=settings.context.token_budget,
         engines=engines,
         gate=default_gate(
             signed_verify_settings(settings, identity.directory, audit),  # waivers: signed only
@@ -244,10 +288,10 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         observer=observer,
         delegation=identity.delegation,
         default_engines=settings.engines.defaults,
-        clearance=RegistryClearance(registry),
+        clearance=clearance,
         sessions=GatewaySessions(
             registry=registry,
-            gateway=lambda: model_gateway(settings, store),
+            gateway=lambda: model_gateway(settings, store, context.runs),
             policy=policy,
             store=store,
             evidence_dir=evidence_dir,

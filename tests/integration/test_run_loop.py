@@ -149,7 +149,7 @@ def test_a_lint_run_reaches_review_with_every_state_audited(factory: Factory, re
     assert {
         "run-created",
         "policy-decided",
-        "context-read",
+        "context-gathered",
         "engine-proposed",
         "check-completed",
         "package-built",

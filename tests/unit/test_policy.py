@@ -60,6 +60,7 @@ def test_the_default_policy_ships_in_the_package(default: CedarPolicy) -> None:
         "no-oversized-changes",
         "engines-use-their-tools",
         "engines-never-edit-pipelines",
+        "engines-read-context-they-are-cleared-for",
     )
     assert default.source == str(default_policy_path())
     assert CedarPolicy.default().policy_ids == default.policy_ids

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from codefactory.domain import Change, ChangePackage, CheckResult, Proposal, Run, TriggerEvent
 
@@ -25,6 +25,8 @@ class PackageContents:
     forge_repository: str
     """Path of the bare repository that holds `branch`."""
     change: Change
+    sources: tuple[dict[str, Any], ...] = ()
+    """The context the engine was given (`Task.sources`): cited in the design rationale."""
 
 
 class PackageBuilder(Protocol):

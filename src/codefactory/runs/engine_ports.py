@@ -30,6 +30,10 @@ class EngineClearance(Protocol):
         """The registry's cap on verify rounds for `engine`; None: the factory's."""
         ...
 
+    def data_classes(self, engine: str) -> tuple[str, ...]:
+        """The data classes the registry cleared `engine` for (empty: none, or no entry)."""
+        ...
+
 
 class EngineSessions(Protocol):
     """Opens each round's engine session and closes a run's model access at its end."""

@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from codefactory.config import RunSettings
-from codefactory.context.port import Connector, ContextItem
+from codefactory.context.gather import Gathered, gather_for_ticket
+from codefactory.context.port import ContextEngine
 from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Task, TriggerEvent
 from codefactory.engines.errors import EngineError, NothingToDo
 from codefactory.engines.port import Engine
@@ -37,7 +39,7 @@ from codefactory.policy.scope import (
     run_context,
 )
 from codefactory.review.port import Forge
-from codefactory.runs.engine_ports import EngineClearance, EngineSessions, most_sensitive
+from codefactory.runs.engine_ports import EngineClearance, EngineSessions
 from codefactory.runs.evidence import change_digest, failing_summary, write_round_evidence
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
@@ -74,6 +76,8 @@ class Verified:
     change: Change
     results: tuple[CheckResult, ...]
     rounds: int
+    sources: tuple[dict[str, Any], ...] = ()
+    """The context the engine was given, cited in the package (`Task.sources`)."""
 
 
 class RunLoop:
@@ -88,7 +92,7 @@ class RunLoop:
         sandbox: Sandbox,
         setup: SetupPhase,
         dependency_files: DependencyFilter,
-        connectors: Sequence[Connector],
+        context: ContextEngine | None,
         engines: Mapping[str, Engine],
         gate: Gate,
         forge: Forge,
@@ -100,6 +104,8 @@ class RunLoop:
         default_engines: Mapping[str, str] | None = None,
         clearance: EngineClearance | None = None,
         sessions: EngineSessions | None = None,
+        repository_data_class: str = "internal",
+        context_token_budget: int = 6000,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -107,7 +113,9 @@ class RunLoop:
         self.sandbox = sandbox
         self.setup = setup
         self.dependency_files = dependency_files
-        self.connectors = connectors
+        self.context = context
+        self.repository_data_class = repository_data_class
+        self.context_token_budget = context_token_budget
         self.engines = engines
         self.gate = gate
         self.forge = forge
@@ -197,6 +205,8 @@ class RunLoop:
         finally:
             if self.sessions is not None:
                 self.sessions.close(run)
+            if self.context is not None:
+                self.context.close(run.id)
             if workspace is not None:
                 workspace.destroy()
         return self.store.require_run(run_id)
@@ -302,41 +312,43 @@ class RunLoop:
             (folder / "setup.log").write_text(log, encoding="utf-8")
 
     def _gather_context(self, run: Run, trigger: TriggerEvent, workspace: Workspace) -> Task:
+        task, gathered = self.task_for(run, trigger, workspace)
         with self.store.atomic() as tx:
-            task, count = self.task_for(run, trigger, workspace, audit=tx.audit)
-            tx.transition(run.id, RunState.CONTEXT_READY, reason=f"{count} context items")
+            tx.audit(
+                "context-gathered",
+                actor=run.agent_id,
+                run_id=run.id,
+                items=list(task.context),
+                left_out=list(gathered.left_out),
+                failures=list(gathered.failures),
+                budget_tokens=self.context_token_budget,
+            )
+            tx.transition(
+                run.id, RunState.CONTEXT_READY, reason=f"{len(gathered.items)} context items"
+            )
         self._notify(run.id, RunState.CONTEXT_READY, "")
         return task
 
     def task_for(
-        self,
-        run: Run,
-        trigger: TriggerEvent,
-        workspace: Workspace,
-        *,
-        audit: Callable[..., int],
-    ) -> tuple[Task, int]:
-        """The engine's task with every connector's context (each read one `context-read`
-        event through `audit`) and the number of context items."""
-        items: list[ContextItem] = []
-        for connector in self.connectors:
-            fetched = connector.fetch(trigger, workspace)
-            items.extend(fetched)
-            audit(
-                "context-read",
-                actor=run.agent_id,
-                run_id=run.id,
-                connector=connector.name,
-                data_class=connector.data_class,
-                items=[item.name for item in fetched],
-            )
+        self, run: Run, trigger: TriggerEvent, workspace: Workspace
+    ) -> tuple[Task, Gathered]:
+        """The engine's task: the ticket's title and body masked with the run's pseudonyms,
+        and what the ticket points at, gathered through the run's governed connectors (each
+        read a `context-read` audit event of its own) within the token budget."""
+        if self.context is None:
+            return Task(kind=run.kind, title=trigger.title, body=trigger.body), Gathered()
+        sources = self.context.open(run, self._engine_of(run), workspace)
+        gathered = gather_for_ticket(
+            trigger, sources.for_reader("loop"), token_budget=self.context_token_budget
+        )
         task = Task(
             kind=run.kind,
-            title=trigger.title,
-            body=trigger.body,
-            context={item.connector + ":" + item.name: item.text for item in items},
+            title=sources.mask(trigger.title),
+            body=sources.mask(trigger.body),
+            context=gathered.task_context(),
+            sources=tuple(gathered.citations()),
         )
-        return task, len(items)
+        return task, gathered
 
     def _engine_of(self, run: Run) -> str:
         """The run's engine name (runs stored before engines were recorded: the default)."""
@@ -349,7 +361,7 @@ class RunLoop:
             engine,
             kind=run.kind,
             repository=run.repository,
-            data_class=most_sensitive([c.data_class for c in self.connectors]),
+            data_class=self.repository_data_class,
             now=datetime.now(UTC),
         )
 
@@ -419,7 +431,11 @@ class RunLoop:
             if all(result.passed for result in results):
                 self._move(run.id, RunState.VERIFIED, f"all checks passed in round {round_number}")
                 return Verified(
-                    proposal=proposal, change=change, results=tuple(results), rounds=round_number
+                    proposal=proposal,
+                    change=change,
+                    results=tuple(results),
+                    rounds=round_number,
+                    sources=task.sources,
                 )
             feedback = [result for result in results if not result.passed]
         raise RunFailed(
@@ -541,6 +557,7 @@ class RunLoop:
                 branch=branch,
                 forge_repository=str(self.forge.repository_path(run.repository)),
                 change=verified.change,
+                sources=verified.sources,
             )
         )
         with self.store.atomic() as tx:

@@ -189,7 +189,7 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
         loop.setup(workspace)
         with store.atomic() as tx:
             tx.audit("run-replay-started", actor="factory", run_id=rehearsal.id, original=run.id)
-            task, _ = loop.task_for(rehearsal, trigger, workspace, audit=tx.audit)
+        task, _ = loop.task_for(rehearsal, trigger, workspace)
         feedback: list[CheckResult] = []
         for number in range(1, max(len(original_checks), 1) + 1):
             session = (
@@ -209,6 +209,8 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
     finally:
         if loop.sessions is not None:
             loop.sessions.close(rehearsal)
+        if loop.context is not None:
+            loop.context.close(rehearsal.id)
         workspace.destroy()
     report = ReplayReport(
         run_id=run.id,

@@ -78,6 +78,10 @@ class RegistryClearance:
         entry = self.registry.get(engine)
         return entry.max_rounds if entry is not None else None
 
+    def data_classes(self, engine: str) -> tuple[str, ...]:
+        entry = self.registry.get(engine)
+        return tuple(str(name) for name in entry.data_classes) if entry is not None else ()
+
 
 class GatewaySessions:
     """The loop's `EngineSessions`: one gateway credential per run, for its whole life."""

@@ -45,13 +45,14 @@ import importlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from codefactory.engines.gateway.app import build_gateway_app
+from codefactory.engines.gateway.app import SideApp, build_gateway_app
 from codefactory.engines.gateway.cassette import CassetteWriter
 from codefactory.engines.gateway.errors import (
     GatewayConfigError,
@@ -137,7 +138,9 @@ class ModelGateway:
     `settings.bind`, forwards them to the upstream and records each through `on_call`.
 
     `state_dir` holds the CA and the gateway certificate (`tls.py`); `traffic_dir` the
-    per-run cassettes. Raises `GatewayConfigError` for a malformed upstream or a missing
+    per-run cassettes; `grants` the credential table (shared with the side apps that
+    authenticate runs by the same credential, e.g. the context engine's MCP endpoint).
+    Raises `GatewayConfigError` for a malformed upstream or a missing
     `upstream_ca` or transcript file."""
 
     def __init__(
@@ -147,6 +150,8 @@ class ModelGateway:
         state_dir: Path,
         traffic_dir: Path,
         on_call: CallSink,
+        grants: GrantTable | None = None,
+        side_apps: Sequence[SideApp] = (),
     ) -> None:
         self.settings = settings
         self.state_dir = state_dir
@@ -158,7 +163,7 @@ class ModelGateway:
             if self.upstream and self.upstream.kind == "replay"
             else None
         )
-        self.grants = GrantTable()
+        self.grants = grants if grants is not None else GrantTable()
         self.cassettes = CassetteWriter(traffic_dir)
         self._relay = Relay(
             settings=settings,
@@ -168,7 +173,7 @@ class ModelGateway:
             on_call=on_call,
             replay_app=replay,
         )
-        self._app = build_gateway_app(self._relay)
+        self._app = build_gateway_app(self._relay, side_apps)
         self._lock = threading.Lock()
         self._certificates: GatewayCertificates | None = None
         self._server: uvicorn.Server | None = None

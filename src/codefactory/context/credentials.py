@@ -1,0 +1,59 @@
+"""A vendor client from its settings: the credential read from its file on the host, sent
+the way the vendor documents it. Nothing here is ever passed to a sandbox."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from codefactory.context.errors import SourceUnauthorized
+from codefactory.context.http import DEFAULT_MAX_BYTES, VendorClient
+from codefactory.context.settings import DatadogSettings, ServiceSettings
+
+
+def _secret(connector: str, path: Path | None, what: str) -> str:
+    if path is None:
+        raise SourceUnauthorized(connector, f"no {what} is configured")
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise SourceUnauthorized(
+            connector, f"the {what} file {path} cannot be read: {err.strerror}"
+        ) from None
+    if not value:
+        raise SourceUnauthorized(connector, f"the {what} file {path} is empty")
+    return value
+
+
+def auth_headers(connector: str, service: ServiceSettings) -> dict[str, str]:
+    """`Authorization` for `service`: Basic `user:token` when `user` is set (Atlassian
+    Cloud, ServiceNow basic auth), else `Bearer token` (Data Center personal access tokens,
+    Sentry auth tokens, ServiceNow OAuth). Datadog: its two key headers.
+
+    Raises `SourceUnauthorized` when the credential file is missing, unreadable or empty."""
+    if isinstance(service, DatadogSettings):
+        return {
+            "DD-API-KEY": _secret(connector, service.token_file, "API key"),
+            "DD-APPLICATION-KEY": _secret(
+                connector, service.application_key_file, "application key"
+            ),
+        }
+    token = _secret(connector, service.token_file, "token")
+    if service.user:
+        pair = base64.b64encode(f"{service.user}:{token}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {pair}"}
+    return {"Authorization": f"Bearer {token}"}
+
+
+def vendor_client(
+    connector: str, service: ServiceSettings, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> VendorClient:
+    """The client `connector` talks to `service` with (credential read now)."""
+    return VendorClient(
+        connector=connector,
+        base_url=service.base_url,
+        headers=auth_headers(connector, service),
+        timeout_s=service.timeout_s,
+        max_bytes=max_bytes,
+        verify=str(service.ca_file) if service.ca_file else True,
+    )

@@ -1,0 +1,131 @@
+"""The context engine of a factory: which sources exist (from settings), and each run's
+context (`RunContext`) from the moment the loop gathers its task until the run ends.
+
+Vendor connectors are built per run, when their service has a base URL and their source a
+scope; a source whose credential cannot be read is left out of the run with a
+`context-source-unavailable` audit event (the run goes on without it; nothing else widens).
+The repository is always a source, read inside the run's sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from codefactory.context.errors import ContextError
+from codefactory.context.policy import RunReadPolicy
+from codefactory.context.port import Connector
+from codefactory.context.runs import RunContext, RunContexts
+from codefactory.context.wrappers import AuditRecorder, ReadDecider
+from codefactory.domain import Run
+from codefactory.policy.port import PolicyEngine
+from codefactory.sandbox.port import Workspace
+
+if TYPE_CHECKING:
+    from codefactory.config import Settings
+
+SourceFactory = Callable[["Settings"], Connector | None]
+EngineClasses = Callable[[str], Sequence[str]]
+"""The data classes the engine registry cleared an engine for."""
+
+
+def vendor_sources() -> list[tuple[str, SourceFactory]]:
+    """The vendor connectors' factories, by source name (imported when a run opens)."""
+    from codefactory.context.connectors.confluence import confluence_connector
+    from codefactory.context.connectors.datadog import datadog_connector
+    from codefactory.context.connectors.docs import docs_connector
+    from codefactory.context.connectors.jira import jira_connector
+    from codefactory.context.connectors.sentry import sentry_connector
+    from codefactory.context.connectors.servicenow import servicenow_connector
+
+    return [
+        ("docs", docs_connector),
+        ("jira", jira_connector),
+        ("confluence", confluence_connector),
+        ("servicenow", servicenow_connector),
+        ("sentry", sentry_connector),
+        ("datadog", datadog_connector),
+    ]
+
+
+class ContextService:
+    """Opens and closes runs' contexts; `runs` is what the MCP endpoint serves."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: PolicyEngine,
+        engine_classes: EngineClasses,
+        record: AuditRecorder,
+        runs: RunContexts | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.engine_classes = engine_classes
+        self.record = record
+        self.runs = runs or RunContexts()
+
+    def open(self, run: Run, engine: str, workspace: Workspace) -> RunContext:
+        """The run's context (the same one on every call while the run lives): its sources,
+        a fresh pseudonym table, and its read policy for `engine`."""
+        existing = self.runs.get(run.id)
+        if existing is not None and existing.engine == engine:
+            return existing
+        from codefactory.context.masking.masker import Masker
+        from codefactory.context.masking.pseudonyms import Pseudonyms
+
+        context = RunContext(
+            run_id=run.id,
+            actor=run.agent_id,
+            engine=engine,
+            sources=self._sources(run, workspace),
+            masker=Masker(self.settings.context.masking, Pseudonyms()),
+            decider_for=lambda reader: self._decider(run, engine, reader),
+            record=self.record,
+        )
+        self.runs.put(context)
+        return context
+
+    def close(self, run_id: str) -> None:
+        """Forget the run's context and its pseudonyms."""
+        self.runs.drop(run_id)
+
+    def _decider(self, run: Run, engine: str, reader: str) -> ReadDecider:
+        return RunReadPolicy(
+            policy=self.policy,
+            run=run,
+            engine=engine,
+            engine_classes=tuple(self.engine_classes(engine)),
+            reader=reader,
+        )
+
+    def _sources(self, run: Run, workspace: Workspace) -> dict[str, Connector]:
+        from codefactory.context.connectors.repository import RepositoryConnector
+
+        settings = self.settings
+        sources: dict[str, Connector] = {
+            "repository": RepositoryConnector(
+                workspace,
+                repository=run.repository,
+                data_class=settings.context.repository_data_class,
+                index=None,
+                max_item_chars=settings.context.max_item_chars,
+            )
+        }
+        for name, factory in vendor_sources():
+            try:
+                connector = factory(settings)
+            except ContextError as err:
+                self.record(
+                    "context-source-unavailable",
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    connector=name,
+                    error=err.kind,
+                    message=str(err),
+                )
+                continue
+            if connector is not None:
+                sources[name] = connector
+        return sources
