@@ -295,6 +295,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             policy=policy,
             store=store,
             evidence_dir=evidence_dir,
+            contexts=context.runs,
         ),
     )
     review = ReviewDesk(

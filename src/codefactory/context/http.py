@@ -12,6 +12,7 @@ only to `base_url`: a path is joined to it, never replaced by an absolute URL.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,29 @@ class VendorClient:
     """TLS verification: True (system CAs), or a CA bundle path for a private CA."""
     transport: httpx.BaseTransport | None = None
     """Tests may pass one; production leaves it None (real sockets)."""
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def _http(self) -> httpx.Client:
+        """One connection pool per client, made at the first request (loading the CA
+        bundle for every request cost about 0.14 s)."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.timeout_s,
+                    follow_redirects=False,
+                    trust_env=False,
+                    verify=self.verify,
+                    transport=self.transport,
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the connection pool (a later request opens a new one)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET `base_url` + `path` with query `params`; the decoded JSON document."""
@@ -83,18 +107,9 @@ class VendorClient:
     def _read(self, method: str, url: str, params: Mapping[str, Any] | None, body: Any) -> bytes:
         headers = {"Accept": "application/json", **self.headers}
         try:
-            with (
-                httpx.Client(
-                    timeout=self.timeout_s,
-                    follow_redirects=False,
-                    trust_env=False,
-                    verify=self.verify,
-                    transport=self.transport,
-                ) as client,
-                client.stream(
-                    method, url, params=dict(params or {}), json=body, headers=headers
-                ) as response,
-            ):
+            with self._http().stream(
+                method, url, params=dict(params or {}), json=body, headers=headers
+            ) as response:
                 self._raise_for_status(response)
                 chunks: list[bytes] = []
                 size = 0

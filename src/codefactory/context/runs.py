@@ -59,6 +59,9 @@ class RunContext:
     masker: TextMasker
     decider_for: DeciderFor
     record: AuditRecorder
+    restore: Callable[[str], str] = str
+    """Placeholders back to the values they stand for (host only: an in-harness engine's
+    tool arguments)."""
     _governed: dict[str, dict[str, AuditedConnector]] = field(default_factory=dict)
 
     def for_reader(self, reader: str) -> dict[str, AuditedConnector]:
@@ -83,6 +86,10 @@ class RunContext:
         """`text` masked with the run's pseudonyms (a ticket's title and body, a tool's
         output)."""
         return str(self.masker.mask(text).text)
+
+    def unmask(self, text: str) -> str:
+        """`text` with the run's placeholders replaced by their values (`restore`)."""
+        return self.restore(text)
 
 
 class RunContexts:

@@ -73,14 +73,20 @@ class ContextService:
         if existing is not None and existing.engine == engine:
             return existing
         from codefactory.context.masking.masker import Masker
-        from codefactory.context.masking.pseudonyms import Pseudonyms
+        from codefactory.context.masking.pseudonyms import PLACEHOLDER, Pseudonyms
+
+        pseudonyms = Pseudonyms()
+
+        def restore(text: str) -> str:
+            return PLACEHOLDER.sub(lambda m: pseudonyms.original(m.group(0)) or m.group(0), text)
 
         context = RunContext(
             run_id=run.id,
             actor=run.agent_id,
             engine=engine,
             sources=self._sources(run, workspace),
-            masker=Masker(self.settings.context.masking, Pseudonyms()),
+            masker=Masker(self.settings.context.masking, pseudonyms),
+            restore=restore,
             decider_for=lambda reader: self._decider(run, engine, reader),
             record=self.record,
         )

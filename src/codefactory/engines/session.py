@@ -116,3 +116,14 @@ class EngineSession:
     evidence: EvidenceSink | None = None
     allowed_tools: tuple[str, ...] = ()
     """The registry's tool allow-list for this engine; empty: every tool it has."""
+    context_tools: bool = False
+    """The run's context engine is served over MCP on the gateway's listener, at `/mcp`
+    (`model.base_url + "/mcp"` from the sandbox, `model.in_process_url + "/mcp"` in the
+    factory process), to the same credential (docs/context.md)."""
+    mask: Callable[[str], str] | None = None
+    """The run's masker (same pseudonyms as the task): an in-harness engine masks what its
+    tools return before the model reads it; None: nothing to mask with."""
+    unmask: Callable[[str], str] | None = None
+    """The inverse, for the host only: placeholders in a tool's arguments back to the values
+    they stand for, so an edit the model writes with `<EMAIL_ADDRESS_1>` writes the file's
+    real text."""

@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from codefactory.domain import ChangePackage, CheckResult
 from codefactory.package.attestation import Attestor, attest
@@ -69,6 +71,27 @@ def _checks_table(results: tuple[CheckResult, ...]) -> list[str]:
     return rows
 
 
+def _sources(sources: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per context item the engine was given: its citation, title, class, where a
+    human finds it, and what was masked or cut (design rationale, issue 13)."""
+    if not sources:
+        return ["- none gathered beyond the ticket"]
+    lines = []
+    for source in sources:
+        masked = source.get("masked") or {}
+        notes = [f"{count} {kind} masked" for kind, count in sorted(masked.items())]
+        if source.get("truncated"):
+            notes.append("truncated")
+        where = f" <{source['uri']}>" if source.get("uri") else ""
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        lines.append(
+            f"- `{_cell(str(source.get('source')))}:{_cell(str(source.get('id')))}` "
+            f"[{_cell(str(source.get('data_class')))}] {_cell(str(source.get('title', '')))}"
+            f"{where}{extra}"
+        )
+    return lines
+
+
 def summary(contents: PackageContents, risk: RiskAssessment) -> str:
     """`summary.md`: what a reviewer reads first, ending with how to approve."""
     run, trigger, proposal = contents.run, contents.trigger, contents.proposal
@@ -94,6 +117,10 @@ def summary(contents: PackageContents, risk: RiskAssessment) -> str:
         "## Rationale (written by the engine)",
         "",
         _fenced(proposal.rationale),
+        "",
+        "## Context the engine was given",
+        "",
+        *_sources(contents.sources),
         "",
         "## Checks (last round)",
         "",

@@ -75,6 +75,9 @@ def _justification(contents: PackageContents) -> str:
     if advisories:
         parts.append(f"Fixes published advisories: {', '.join(advisories)}.")
     parts.append(contents.proposal.rationale)
+    cited = [f"{source.get('source')}:{source.get('id')}" for source in contents.sources]
+    if cited:
+        parts.append(f"Context cited: {', '.join(cited)}.")
     return " ".join(part for part in parts if part)
 
 

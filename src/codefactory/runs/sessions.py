@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from codefactory.context.runs import RunContexts
 from codefactory.domain import ChangeKind, Run
 from codefactory.engines.errors import EngineError
 from codefactory.engines.registry import EngineRegistry
@@ -94,8 +95,10 @@ class GatewaySessions:
         policy: PolicyEngine,
         store: RunStore,
         evidence_dir: Path,
+        contexts: RunContexts | None = None,
     ) -> None:
         self.registry = registry
+        self.contexts = contexts
         self._gateway_factory = gateway
         self._gateway: GatewayPort | None = None
         self.policy = policy
@@ -114,6 +117,7 @@ class GatewaySessions:
             if not entry.is_recipe:
                 budget = entry.budget()
                 model = self._model_access(run, engine, entry.model, entry.protocol.value, budget)
+        context = self.contexts.get(run.id) if self.contexts is not None else None
         return EngineSession(
             run_id=run.id,
             round=round_number,
@@ -122,6 +126,9 @@ class GatewaySessions:
             tools=PolicyToolGate(policy=self.policy, store=self.store, run=run, engine=engine),
             evidence=self._evidence_sink(run.id, round_number),
             allowed_tools=tools,
+            context_tools=model is not None and context is not None,
+            mask=context.mask if context is not None else None,
+            unmask=context.unmask if context is not None else None,
         )
 
     def model_requests(self, run: Run) -> int:

@@ -93,12 +93,16 @@ class SentryConnector:
         return [self._item(issue, None) for issue in in_scope[:limit]]
 
     def fetch(self, ref: str) -> ContextItem:
-        """Issue `ref` (its numeric id) with its latest event rendered as text.
+        """Issue `ref` (its numeric id) with its latest event rendered as text; the item's
+        `related` are the in-app frames' files (`repository:service/callbacks.py`).
 
         Raises `NotFound` for an id that is not numeric or not known, `OutOfScope` when the
         issue belongs to a project outside the scope (its event is then not read)."""
         issue = self._issue(ref)
-        return self._item(issue, self._latest_event(ref))
+        event = self._latest_event(ref)
+        item = self._item(issue, event)
+        files = tuple(f"repository:{name}" for name in in_app_files(event))
+        return item.with_text(item.text, related=files)
 
     def stack_files(self, issue_id: str) -> list[str]:
         """The repository-relative files of the in-app frames of the issue's latest event

@@ -24,6 +24,7 @@ from pydantic_ai.usage import RunUsage
 
 from codefactory.domain import CheckResult, Proposal, Task
 from codefactory.engines.agent.budget import check_cost, spent_usd, usage_limits
+from codefactory.engines.agent.context import context_toolsets
 from codefactory.engines.agent.errors import AgentFailed, NoFinish, StepCapReached
 from codefactory.engines.agent.failures import classify
 from codefactory.engines.agent.gate import GatedToolset
@@ -95,7 +96,9 @@ class PydanticAIAgent:
             workspace=workspace,
             feedback=tuple(feedback),
             session=session,
-            toolset=GatedToolset(toolset, gate=session.tools),
+            toolset=GatedToolset(
+                toolset, gate=session.tools, mask=session.mask, unmask=session.unmask
+            ),
         )
         return asyncio.run(self._propose(round_))
 
@@ -112,7 +115,7 @@ class PydanticAIAgent:
                 model,
                 instructions=INSTRUCTIONS,
                 deps_type=AgentDeps,
-                toolsets=[round_.toolset],
+                toolsets=[round_.toolset, *context_toolsets(round_.session)],
                 retries=self.settings.tool_retries,
                 name="codefactory-agent",
             )

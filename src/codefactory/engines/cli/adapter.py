@@ -80,8 +80,17 @@ class CliAdapter(Protocol):
     stream_name: str
     """The evidence file name of its stream (`codex.jsonl`)."""
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
-        """The command line, environment and home files for one run."""
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
+        """The command line, environment and home files for one run; with `context_mcp`,
+        the run's context engine configured as an MCP server (`mcp_config.py`) where the
+        CLI has an MCP client."""
         ...
 
     def read(self, stream: bytes) -> StreamReading:

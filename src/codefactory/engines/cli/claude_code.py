@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codefactory.engines.cli.adapter import (
+    HOME_DIR,
     IMAGE_DIR,
     NODE_ARCH,
     Launch,
@@ -25,10 +26,12 @@ from codefactory.engines.cli.adapter import (
     status_in,
 )
 from codefactory.engines.cli.image import NODE, ImageRecipe
+from codefactory.engines.cli.mcp_config import SERVER_NAME, claude_mcp_config
 from codefactory.engines.session import ModelAccess
 
 ENTRY = "node_modules/@anthropic-ai/claude-code/cli-wrapper.cjs"
 DEFAULT_TOOLS = ("Bash", "Edit", "Write", "Read", "Glob", "Grep")
+MCP_FILE = ".codefactory-mcp.json"
 
 
 class ClaudeCodeAdapter:
@@ -45,13 +48,23 @@ class ClaudeCodeAdapter:
         entry=(ENTRY, f"node_modules/@anthropic-ai/claude-code-linux-{NODE_ARCH}/claude"),
     )
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
         """Print mode; only `allowed_tools` (default `DEFAULT_TOOLS`) exist (`--tools`) and run
         without a prompt; settings come from the kit's HOME only, never the repository."""
         tools = ",".join(allowed_tools or DEFAULT_TOOLS)
+        allowed = f"{tools},mcp__{SERVER_NAME}" if context_mcp else tools
+        mcp = ("--mcp-config", f"{HOME_DIR}/{MCP_FILE}") if context_mcp else ()
         command = (
             NODE, f"{IMAGE_DIR}/{ENTRY}", "-p", prompt, "--output-format", "stream-json",
-            "--verbose", "--tools", tools, "--allowedTools", tools, "--no-session-persistence",
+            "--verbose", "--tools", tools, "--allowedTools", allowed, "--no-session-persistence",
+            *mcp,
             # only the kit's own settings in HOME: a repository's .claude/settings.json (hooks,
             # env, permissions) or .mcp.json must never configure the engine
             "--setting-sources", "user", "--strict-mcp-config",
@@ -67,7 +80,8 @@ class ClaudeCodeAdapter:
             "CLAUDE_CODE_MAX_RETRIES": "0",  # the gateway retries within the run's budget
             "IS_SANDBOX": "1",
         }
-        return Launch(command=command, env=env)
+        files = {MCP_FILE: claude_mcp_config(model)} if context_mcp else {}
+        return Launch(command=command, env=env, home_files=files)
 
     def read(self, stream: bytes) -> StreamReading:
         """The `result` event's text is the final message, unless it reports an error."""

@@ -27,6 +27,7 @@ from codefactory.engines.cli.adapter import (
     status_in,
 )
 from codefactory.engines.cli.image import NODE, ImageRecipe
+from codefactory.engines.cli.mcp_config import codex_mcp_table
 from codefactory.engines.session import ModelAccess
 
 ENTRY = "node_modules/@openai/codex/bin/codex.js"
@@ -47,7 +48,14 @@ class CodexAdapter:
         entry=(ENTRY, f"node_modules/@openai/codex-linux-{NODE_ARCH}"),
     )
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
         """`codex exec` with the gateway as its only provider; `allowed_tools` is not
         expressible on its command line (its tools are a shell and a patch tool)."""
         command = (
@@ -58,7 +66,7 @@ class CodexAdapter:
         return Launch(
             command=command,
             env={"CODEX_HOME": f"{HOME_DIR}/.codex", KEY_VARIABLE: model.credential},
-            home_files={".codex/config.toml": config_toml(model)},
+            home_files={".codex/config.toml": config_toml(model, context_mcp=context_mcp)},
         )
 
     def read(self, stream: bytes) -> StreamReading:
@@ -95,9 +103,10 @@ class CodexAdapter:
         )
 
 
-def config_toml(model: ModelAccess) -> str:
+def config_toml(model: ModelAccess, *, context_mcp: bool = False) -> str:
     """`$CODEX_HOME/config.toml`: the gateway as the one provider, no retries of its own
-    (the gateway retries within the run's budget), nothing sent elsewhere."""
+    (the gateway retries within the run's budget), nothing sent elsewhere; with
+    `context_mcp`, the run's context engine as its one MCP server."""
     lines = [
         f"model = {json.dumps(model.model)}",
         'model_provider = "codefactory"',
@@ -124,7 +133,7 @@ def config_toml(model: ModelAccess) -> str:
         "enabled = false",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + (codex_mcp_table(model) if context_mcp else "")
 
 
 def _status(error: str) -> int | None:

@@ -76,8 +76,12 @@ class CliEngine:
             raise NoModelAccess(self.name, "the run gave this engine no model gateway access")
         model = session.model
         image = self.image()
+        prompt = cli_prompt(task, workspace, feedback)
         launch = self.adapter.launch(
-            cli_prompt(task, workspace, feedback), model, session.allowed_tools
+            session.mask(prompt) if session.mask else prompt,
+            model,
+            session.allowed_tools,
+            context_mcp=session.context_tools,
         )
         wall_s = session.budget.wall_s or DEFAULT_WALL_S
         run = run_cli(workspace, image, launch, model, wall_s=wall_s, limits=self.limits)

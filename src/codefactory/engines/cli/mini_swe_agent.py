@@ -60,7 +60,14 @@ class MiniSweAgentAdapter:
         entry=("venv/bin/python",),
     )
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
         """Its one tool, `bash`, cannot be narrowed: `allowed_tools` is not used."""
         api_base = model.base_url.rstrip("/") + "/v1"
         command = (

@@ -28,6 +28,7 @@ from codefactory.engines.cli.adapter import (
     status_in,
 )
 from codefactory.engines.cli.image import ImageRecipe
+from codefactory.engines.cli.mcp_config import opencode_mcp
 from codefactory.engines.session import ModelAccess
 
 BINARY = f"node_modules/opencode-linux-{NODE_ARCH}/bin/opencode"
@@ -45,7 +46,14 @@ class OpencodeAdapter:
         name="opencode", kind="npm", package="opencode-ai", version="1.18.33", entry=(BINARY,)
     )
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
         """`opencode run`; its permissions come from the config, not `allowed_tools`."""
         command = (
             f"{IMAGE_DIR}/{BINARY}", "run", "--format", "json",
@@ -61,7 +69,8 @@ class OpencodeAdapter:
             # a repository's opencode.json / .opencode/ (providers, plugins) never applies
             "OPENCODE_DISABLE_PROJECT_CONFIG": "true",
         }
-        return Launch(command=command, env=env, home_files={CONFIG: config_json(model)})
+        config = config_json(model, context_mcp=context_mcp)
+        return Launch(command=command, env=env, home_files={CONFIG: config})
 
     def read(self, stream: bytes) -> StreamReading:
         """The text after the last tool call is the final message, once a step finished with
@@ -95,9 +104,10 @@ class OpencodeAdapter:
         )
 
 
-def config_json(model: ModelAccess) -> str:
-    """The gateway as the one provider; every tool allowed but the web; no sharing."""
-    config = {
+def config_json(model: ModelAccess, *, context_mcp: bool = False) -> str:
+    """The gateway as the one provider; every tool allowed but the web; no sharing; with
+    `context_mcp`, the run's context engine as its one MCP server."""
+    config: dict[str, object] = {
         "$schema": "https://opencode.ai/config.json",
         "model": f"{PROVIDER}/{model.model}",
         "autoupdate": False,
@@ -115,6 +125,8 @@ def config_json(model: ModelAccess) -> str:
         },
         "permission": {"edit": "allow", "bash": "allow", "webfetch": "deny"},
     }
+    if context_mcp:
+        config["mcp"] = opencode_mcp(model)
     return json.dumps(config, indent=2)
 
 
