@@ -196,6 +196,9 @@ def context_http_app(
             issuer_url=public_url,  # type: ignore[arg-type]  # pydantic parses the URL
             resource_server_url=public_url + MCP_PATH,  # type: ignore[arg-type]
             required_scopes=[SCOPE],
+            # the run credentials are opaque and bound to one run by the grant table, not
+            # audience-scoped tokens: the verifier is the check
+            validate_token_resource=False,
         ),
         token_verifier=RunTokenVerifier(run_of),
     )

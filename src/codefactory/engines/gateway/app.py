@@ -44,14 +44,15 @@ def build_gateway_app(relay: Relay, side_apps: Sequence[SideApp] = ()) -> Starle
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await relay.open()
         try:
-            async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as group:
-                for side in side_apps:
+            async with contextlib.AsyncExitStack() as stack:
+                for side in side_apps:  # entered first, left last: their task groups nest
                     await stack.enter_async_context(side.app.router.lifespan_context(side.app))
-                group.start_soon(relay.flush_periodically)
-                try:
-                    yield
-                finally:
-                    group.cancel_scope.cancel()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(relay.flush_periodically)
+                    try:
+                        yield
+                    finally:
+                        group.cancel_scope.cancel()
         finally:
             await relay.close()
 
