@@ -49,6 +49,9 @@ class Outcome(StrEnum):
     TOOL_REFUSED = "tool-refused"
     """The request asked the provider to act on its own (server-side tools, MCP servers,
     `web_search_options`, `store: true`, `background: true`): 400, not forwarded."""
+    CONTENT_REFUSED = "content-refused"
+    """The request still carried a detectable secret or personal datum (`content_scan.py`):
+    400, not forwarded; the error names entity, detector and JSON path, never the value."""
     CONCURRENCY_LIMIT = "concurrency-limit"
     """The run already had `max_concurrent_calls` calls in flight: 429 with `retry-after`."""
     DISCONNECTED = "caller-disconnected"

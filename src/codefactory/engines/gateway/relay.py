@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from codefactory.engines.gateway.calls import CallContext
 from codefactory.engines.gateway.cassette import CassetteWriter, Interaction
+from codefactory.engines.gateway.content_scan import ContentScan
 from codefactory.engines.gateway.grants import Grant, GrantTable
 from codefactory.engines.gateway.headers import (
     caller_credentials,
@@ -116,8 +117,10 @@ class Relay:
         cassettes: CassetteWriter,
         on_call: CallSink,
         replay_app: ASGIApp | None = None,
+        content_scan: ContentScan | None = None,
     ) -> None:
         self.settings = settings
+        self.content_scan = content_scan or ContentScan()
         self.upstream = upstream
         self.grants = grants
         self.cassettes = cassettes
@@ -209,6 +212,11 @@ class Relay:
         refusal = provider_work_refusal(endpoint.protocol, facts.document or {})
         if refusal:
             return await self.refuse(ctx, 400, Outcome.TOOL_REFUSED, refusal)
+        refusal = await anyio.to_thread.run_sync(
+            self.content_scan.refusal, endpoint.protocol, facts.document or {}
+        )
+        if refusal:
+            return await self.refuse(ctx, 400, Outcome.CONTENT_REFUSED, refusal)
         if self.upstream is None:
             return await self.refuse(ctx, 503, Outcome.NO_UPSTREAM, NO_UPSTREAM)
         admission = self.grants.admit(

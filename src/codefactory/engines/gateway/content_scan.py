@@ -1,0 +1,140 @@
+"""The gateway's second scan: no model request leaves with a detectable secret or personal
+datum in it, whatever masked (or failed to mask) it before.
+
+Every text the provider would read is collected with its JSON path: OpenAI Chat
+`messages` (string contents, text parts, tool-call `arguments`, tool results), Responses
+`instructions` and `input` (messages, `function_call.arguments`, `function_call_output`),
+Anthropic `system` and `messages` (text blocks, `tool_use.input` at any depth,
+`tool_result` contents). Binary payloads and ids are skipped (`data`, `image_url`,
+`file_data`, `signature`, `encrypted_content`, `id`, `type`, `role`, call ids). The texts
+are scanned at once with `Masker.scan` at `Coverage.GATEWAY`:
+
+- secrets: detect-secrets' vendor detectors (AWS, Stripe, GitHub, GitLab, Slack, OpenAI,
+  JWT, basic-auth URLs, ...) and PEM private keys;
+- personal data: e-mail addresses, card numbers passing Luhn, IBANs passing their
+  checksum, the national ids of `masking.personal.NATIONAL_ID_RECOGNIZERS`, the bank's
+  own patterns, and phone numbers in international `+` format only;
+- not IP addresses, phone numbers in national formats, nor detect-secrets' keyword
+  detector: each fires on ordinary code (`127.0.0.1`, version strings, `SECRET =
+  "secret"`) and a refusal stops the run (see `Coverage.GATEWAY`).
+
+Placeholders (`<EMAIL_ADDRESS_1>`) are never findings. A request with findings is refused
+(400, `content-refused`); the refusal and its record name the entity, the detector and the
+JSON path of each finding (at most `MAX_NAMED`), never the value. A repository's test
+fixture with a Luhn-valid card number (the networks' test cards) is refused too: that is the
+rule (issue 13); the context engine masks such text before an engine reads it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from codefactory.context.masking import Coverage, Masker, Pseudonyms
+from codefactory.context.settings import MaskingSettings
+from codefactory.engines.gateway.protocols import WireProtocol
+
+SCANNED_FIELDS = ("instructions", "system", "messages", "input")
+"""Top-level request fields whose text reaches the model."""
+SKIPPED_KEYS = frozenset(
+    {
+        "data",
+        "image_url",
+        "file_data",
+        "signature",
+        "encrypted_content",
+        "id",
+        "type",
+        "role",
+        "tool_call_id",
+        "call_id",
+        "tool_use_id",
+        "cache_control",
+    }
+)
+"""Keys whose values are binary payloads, ids or wire vocabulary, not text."""
+MAX_NAMED = 5
+_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContentFinding:
+    """A secret or personal datum at `path` (`messages[2].content[0].text`), as `entity`
+    (`SECRET_AWS`) by `detector` (`detect-secrets:AWSKeyDetector`); never the value."""
+
+    path: str
+    entity: str
+    detector: str
+
+    def __str__(self) -> str:
+        return f"{self.entity} ({self.detector}) at {self.path}"
+
+
+def texts(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """`(json_path, text)` for every string the provider would read as text."""
+    for field in SCANNED_FIELDS:
+        if field in document:
+            yield from _strings(document[field], field)
+
+
+def _strings(node: object, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        if node:
+            yield path, node
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _strings(item, f"{path}[{index}]")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key not in SKIPPED_KEYS:
+                yield from _strings(value, f"{path}.{key}")
+
+
+class ContentScan:
+    """The scan of request documents; one per gateway, thread-safe. `masking` gives the
+    bank's own patterns and the score threshold (`context.masking`). The first scan
+    imports Presidio (about 3 s, once per process)."""
+
+    def __init__(self, masking: MaskingSettings | None = None) -> None:
+        # Scanning maps nothing: a private pseudonym table that stays empty.
+        self._masker = Masker(masking or MaskingSettings(), Pseudonyms(), coverage=Coverage.GATEWAY)
+
+    def findings(self, document: dict[str, Any]) -> list[ContentFinding]:
+        """Every finding in the request, in document order."""
+        paths: list[str] = []
+        starts: list[int] = []
+        pieces: list[str] = []
+        offset = 0
+        for path, text in texts(document):
+            paths.append(path)
+            starts.append(offset)
+            pieces.append(text)
+            offset += len(text) + len(_SEPARATOR)
+        if not pieces:
+            return []
+        found = self._masker.scan(_SEPARATOR.join(pieces))
+        return [
+            ContentFinding(
+                path=paths[bisect.bisect_right(starts, f.start) - 1],
+                entity=f.entity,
+                detector=f.detector,
+            )
+            for f in found
+        ]
+
+    def refusal(self, protocol: WireProtocol, document: dict[str, Any]) -> str | None:
+        """Why the request may not leave (its findings, without values), or None when it
+        scans clean. `protocol` is for the caller's symmetry with the other screenings:
+        every protocol's text fields are read."""
+        del protocol
+        found = list(dict.fromkeys(self.findings(document)))
+        if not found:
+            return None
+        named = "; ".join(str(f) for f in found[:MAX_NAMED])
+        more = f"; and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
+        return (
+            f"the request carries {len(found)} secret(s) or personal data: {named}{more}. "
+            "Mask them before sending (placeholders such as <EMAIL_ADDRESS_1> pass)"
+        )
