@@ -13,6 +13,7 @@ from codefactory.commands import (
     engines,
     identity,
     login,
+    mcp,
     policy,
     review,
     runs,
@@ -47,4 +48,5 @@ def main(
 for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)
 login.register(app)
+mcp.register(app)
 witness.register(app)

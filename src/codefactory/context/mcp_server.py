@@ -143,13 +143,21 @@ def _call(context: RunContext, tool: str, arguments: dict[str, Any]) -> types.Ca
     return types.CallToolResult(content=[types.TextContent(type="text", text=render_items(items))])
 
 
-def build_context_server(runs: RunContexts) -> Server[Any]:
-    """The MCP server over the live runs' contexts; the caller's run comes from its
-    authenticated credential (`get_access_token().client_id`)."""
+def authenticated_run() -> str | None:
+    """The run id of the HTTP caller's verified credential (`RunTokenVerifier`), or None."""
+    token = get_access_token()
+    return token.client_id if token is not None else None
+
+
+def build_context_server(
+    runs: RunContexts, caller_run: Callable[[], str | None] = authenticated_run
+) -> Server[Any]:
+    """The MCP server over the live runs' contexts; `caller_run` says whose run a request
+    is for (over HTTP: the authenticated credential's; over stdio: the one run served)."""
 
     def caller() -> RunContext | None:
-        token = get_access_token()
-        return runs.get(token.client_id) if token is not None else None
+        run_id = caller_run()
+        return runs.get(run_id) if run_id is not None else None
 
     async def list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
@@ -175,6 +183,16 @@ def build_context_server(runs: RunContexts) -> Server[Any]:
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+
+
+async def serve_stdio(runs: RunContexts, run_id: str) -> None:
+    """Serve `run_id`'s context over this process's stdin and stdout until the client closes
+    them (the client started this process: the pipe is the authentication)."""
+    from mcp.server.stdio import stdio_server
+
+    server = build_context_server(runs, lambda: run_id)
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def context_http_app(

@@ -94,8 +94,16 @@ class ContextService:
         return context
 
     def close(self, run_id: str) -> None:
-        """Forget the run's context and its pseudonyms."""
+        """Forget the run's context and its pseudonyms; close its sources' connections."""
+        context = self.runs.get(run_id)
         self.runs.drop(run_id)
+        if context is None:
+            return
+        for source in context.sources.values():
+            client = getattr(source, "client", None)
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
 
     def _decider(self, run: Run, engine: str, reader: str) -> ReadDecider:
         return RunReadPolicy(
@@ -122,13 +130,13 @@ class ContextService:
         for name, factory in vendor_sources():
             try:
                 connector = factory(settings)
-            except ContextError as err:
+            except (ContextError, ValueError) as err:  # a credential, a scope it refuses
                 self.record(
                     "context-source-unavailable",
                     actor=run.agent_id,
                     run_id=run.id,
                     connector=name,
-                    error=err.kind,
+                    error=getattr(err, "kind", "invalid-settings"),
                     message=str(err),
                 )
                 continue

@@ -6,6 +6,7 @@ tools it lists are the sources policy lets this run read (`jira_search`, `sentry
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from pydantic_ai.mcp import MCPToolset
@@ -26,7 +27,7 @@ def context_toolsets(session: EngineSession) -> list[AbstractToolset[Any]]:
             access.in_process_url + MCP_PATH,
             id="codefactory-context",
             auth=access.credential,
-            verify=str(access.ca_file),
+            verify=ssl.create_default_context(cafile=str(access.ca_file)),
             tool_error_behavior="failed",
             include_instructions=False,
         )
