@@ -162,6 +162,7 @@ def test_responses_and_tool_arguments_are_read() -> None:
     }
     [found] = scan.findings(responses)
     assert (found.path, found.entity) == ("input[0].arguments", "EMAIL_ADDRESS")
+    assert scan.findings(responses) == [found]  # again, from the cache of digests
     anthropic = {
         "messages": [
             {

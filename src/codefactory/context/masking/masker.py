@@ -78,8 +78,10 @@ class Masker:
         self.coverage = coverage
         gateway = coverage is Coverage.GATEWAY
         self._secrets = SecretDetector(keywords=not gateway)
-        self._personal = PersonalDataDetector(settings, international_phones_only=gateway)
         self._excluded = _GATEWAY_EXCLUDED if gateway else frozenset()
+        self._personal = PersonalDataDetector(
+            settings, international_phones_only=gateway, excluded=self._excluded
+        )
 
     def mask(self, text: str) -> MaskResult:
         """`text` with every chosen span replaced by its placeholder, and the counts."""

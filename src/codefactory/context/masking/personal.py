@@ -103,13 +103,14 @@ class _TokenWindows:
     skip: re.Pattern[str] | None = None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        left, right = _token_edges(self.chars)
+        run = _token_run(self.chars)
+        backwards = text[::-1]  # the run before a match is a run after it, read backwards
         spans: list[tuple[int, int]] = []
         position = 0
         while (match := self.trigger.search(text, position)) is not None:
-            head = left.search(text, max(0, match.start() - MAX_HEAD), match.start())
-            tail = right.match(text, match.end())
-            start = head.start() if head else match.start()
+            head = run.match(backwards, len(text) - match.start())
+            tail = run.match(text, match.end())
+            start = match.start() - min(MAX_HEAD, head.end() - head.start() if head else 0)
             end = tail.end() if tail else match.end()
             if self.skip is None or not self.skip.fullmatch(text, start, end):
                 spans.append((start, end))
@@ -118,8 +119,8 @@ class _TokenWindows:
 
 
 @functools.cache
-def _token_edges(chars: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    return re.compile(chars + r"*\Z"), re.compile(f"{chars}{{0,{MAX_TOKEN}}}")
+def _token_run(chars: str) -> re.Pattern[str]:
+    return re.compile(f"{chars}{{0,{MAX_TOKEN}}}")
 
 
 MAX_HEAD = 64
@@ -236,13 +237,19 @@ def _bank_recognizer(entity: str, pattern: str) -> _Recognizer:
 
 
 class PersonalDataDetector:
-    """Finds personal data in a text. Safe to share between threads once built."""
+    """Finds personal data in a text. Safe to share between threads once built.
+    `excluded`: entity types not looked for at all (`IP_ADDRESS`)."""
 
     def __init__(
-        self, settings: MaskingSettings, *, international_phones_only: bool = False
+        self,
+        settings: MaskingSettings,
+        *,
+        international_phones_only: bool = False,
+        excluded: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.international_phones_only = international_phones_only
+        self.excluded = excluded
         self._lock = threading.Lock()
         self._recognizers: tuple[_Recognizer, ...] | None = None
 
@@ -250,7 +257,8 @@ class PersonalDataDetector:
         with self._lock:
             if self._recognizers is None:
                 bank = tuple(_bank_recognizer(n, p) for n, p in self.settings.patterns.items())
-                self._recognizers = personal_recognizers() + bank
+                every = personal_recognizers() + bank
+                self._recognizers = tuple(r for r in every if r.entity not in self.excluded)
             return self._recognizers
 
     def find(self, text: str) -> list[Span]:
@@ -264,7 +272,8 @@ class PersonalDataDetector:
                 reduced[entry.trigger] = _Reduced(text, entry.trigger)
             found = reduced[entry.trigger].analyze(entry)
             spans.extend(s for s in found if s.score >= threshold)
-        spans.extend(self._phones(text))
+        if "PHONE_NUMBER" not in self.excluded:
+            spans.extend(self._phones(text))
         return spans
 
     def _phones(self, text: str) -> Iterator[Span]:

@@ -28,6 +28,9 @@ rule (issue 13); the context engine masks such text before an engine reads it.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +59,8 @@ SKIPPED_KEYS = frozenset(
 )
 """Keys whose values are binary payloads, ids or wire vocabulary, not text."""
 MAX_NAMED = 5
+CACHED_TEXTS = 20_000
+"""Digests of scanned texts remembered with their findings (about 100 bytes each)."""
 _SEPARATOR = "\n\n"
 
 
@@ -92,6 +97,10 @@ def _strings(node: object, path: str) -> Iterator[tuple[str, str]]:
                 yield from _strings(value, f"{path}.{key}")
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class ContentScan:
     """The scan of request documents; one per gateway, thread-safe. `masking` gives the
     bank's own patterns and the score threshold (`context.masking`). The first scan
@@ -100,29 +109,45 @@ class ContentScan:
     def __init__(self, masking: MaskingSettings | None = None) -> None:
         # Scanning maps nothing: a private pseudonym table that stays empty.
         self._masker = Masker(masking or MaskingSettings(), Pseudonyms(), coverage=Coverage.GATEWAY)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, tuple[tuple[str, str], ...]] = OrderedDict()
 
     def findings(self, document: dict[str, Any]) -> list[ContentFinding]:
-        """Every finding in the request, in document order."""
-        paths: list[str] = []
-        starts: list[int] = []
-        pieces: list[str] = []
-        offset = 0
-        for path, text in texts(document):
-            paths.append(path)
-            starts.append(offset)
-            pieces.append(text)
-            offset += len(text) + len(_SEPARATOR)
-        if not pieces:
-            return []
-        found = self._masker.scan(_SEPARATOR.join(pieces))
+        """Every finding in the request, in document order. Texts scanned before (an
+        agent resends its whole conversation on every call) are answered from a cache
+        keyed by their BLAKE2b digest, so it holds no text; the new ones are scanned
+        together in one pass."""
+        entries = [(path, text, _digest(text)) for path, text in texts(document)]
+        with self._lock:
+            known = {key: self._cache[key] for _, _, key in entries if key in self._cache}
+            for key in known:
+                self._cache.move_to_end(key)  # least recently used goes first
+        fresh = {key: text for _, text, key in entries if key not in known}
+        known.update(self._scan(fresh))
         return [
-            ContentFinding(
-                path=paths[bisect.bisect_right(starts, f.start) - 1],
-                entity=f.entity,
-                detector=f.detector,
-            )
-            for f in found
+            ContentFinding(path=path, entity=entity, detector=detector)
+            for path, _, key in entries
+            for entity, detector in known[key]
         ]
+
+    def _scan(self, fresh: dict[bytes, str]) -> dict[bytes, tuple[tuple[str, str], ...]]:
+        if not fresh:
+            return {}
+        keys = list(fresh)
+        starts: list[int] = []
+        offset = 0
+        for key in keys:
+            starts.append(offset)
+            offset += len(fresh[key]) + len(_SEPARATOR)
+        found: dict[bytes, list[tuple[str, str]]] = {key: [] for key in keys}
+        for f in self._masker.scan(_SEPARATOR.join(fresh.values())):
+            found[keys[bisect.bisect_right(starts, f.start) - 1]].append((f.entity, f.detector))
+        result = {key: tuple(value) for key, value in found.items()}
+        with self._lock:
+            self._cache.update(result)
+            while len(self._cache) > CACHED_TEXTS:
+                self._cache.popitem(last=False)
+        return result
 
     def refusal(self, protocol: WireProtocol, document: dict[str, Any]) -> str | None:
         """Why the request may not leave (its findings, without values), or None when it
