@@ -255,7 +255,11 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             return tx.audit(name, actor=actor, run_id=run_id, **data)
 
     context = ContextService(
-        settings, policy=policy, engine_classes=clearance.data_classes, record=record_context_event
+        settings,
+        policy=policy,
+        engine_classes=clearance.data_classes,
+        record=record_context_event,
+        mirrors=mirrors,
     )
     loop = RunLoop(
         store=store,

@@ -70,6 +70,18 @@ def world(
             sentry.stop()
 
 
+OPENED: list[tuple[ContextService, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def closed_after() -> Iterator[None]:
+    """Every context a test opened is closed (its sources' connection pools with it)."""
+    yield
+    while OPENED:
+        service, run_id = OPENED.pop()
+        service.close(run_id)
+
+
 def opened(settings: Settings, workspace: Workspace) -> tuple[RunContext, Recorded]:
     recorded = Recorded()
     service = ContextService(
@@ -77,12 +89,14 @@ def opened(settings: Settings, workspace: Workspace) -> tuple[RunContext, Record
         policy=CedarPolicy.default(),
         engine_classes=lambda engine: ("public", "internal"),
         record=recorded,
+        mirrors=Mirrors(settings.data_dir.parent / "mirrors"),
     )
     run = Run(
         id=f"r-gather-{datetime.now(UTC).timestamp()}",
         trigger_id="t-1",
         kind=ChangeKind.GENERAL_CHANGE,
         repository="local:sample-service",
+        repository_path=str(settings.data_dir.parent / "sample-service"),
         sponsor="priya.shah",
         agent_id="agent:codefactory-recipes",
         state=RunState.AUTHORIZED,
@@ -95,6 +109,7 @@ def opened(settings: Settings, workspace: Workspace) -> tuple[RunContext, Record
         engine="agent:pydantic-ai",
     )
     context = service.open(run, "agent:pydantic-ai", workspace)
+    OPENED.append((service, run.id))
     return context, recorded
 
 
@@ -172,3 +187,15 @@ def test_text_posing_as_instructions_widens_nothing(
     assert errors == {("jira", "out-of-scope"), ("confluence", "out-of-scope")}
     paths = [r.path for r in atlassian.requests[before:]]
     assert not any("SEC-9" in path for path in paths)  # refused before any request
+
+
+def test_a_search_of_several_words_also_asks_the_index_built_from_the_mirror(
+    world: tuple[Settings, Workspace, SentryStandin, AtlassianStandin],
+) -> None:
+    settings, workspace, _, _ = world
+    context, recorded = opened(settings, workspace)
+    repository = context.for_reader("loop")["repository"]
+    items = repository.search("ALLOWED_CALLBACK_HOSTS urlsplit", limit=5)
+    assert [item.id.split(":")[0] for item in items] == ["service/callbacks.py"]
+    assert "from the index at" in items[0].title  # not a phrase ripgrep could find
+    assert not [name for name, _ in recorded.events if name == "context-source-unavailable"]

@@ -86,6 +86,7 @@ def served(
         yield factory, gateway, context, credential  # type: ignore[misc]
     finally:
         gateway.stop()
+        context_engine.close(run.id)
         workspace.destroy()
         for standin in (sentry, datadog, servicenow):
             standin.stop()

@@ -10,9 +10,11 @@ The repository is always a source, read inside the run's sandbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codefactory.context.errors import ContextError
+from codefactory.context.lazy_index import LazyIndex
 from codefactory.context.policy import RunReadPolicy
 from codefactory.context.port import Connector
 from codefactory.context.runs import RunContext, RunContexts
@@ -23,6 +25,7 @@ from codefactory.sandbox.port import Workspace
 
 if TYPE_CHECKING:
     from codefactory.config import Settings
+    from codefactory.sandbox.mirror import Mirrors
 
 SourceFactory = Callable[["Settings"], Connector | None]
 EngineClasses = Callable[[str], Sequence[str]]
@@ -59,8 +62,10 @@ class ContextService:
         engine_classes: EngineClasses,
         record: AuditRecorder,
         runs: RunContexts | None = None,
+        mirrors: Mirrors | None = None,
     ) -> None:
         self.settings = settings
+        self.mirrors = mirrors
         self.policy = policy
         self.engine_classes = engine_classes
         self.record = record
@@ -100,6 +105,9 @@ class ContextService:
         if context is None:
             return
         for source in context.sources.values():
+            index = getattr(source, "index", None)
+            if index is not None and callable(getattr(index, "close", None)):
+                index.close()
             client = getattr(source, "client", None)
             close = getattr(client, "close", None)
             if callable(close):
@@ -114,6 +122,32 @@ class ContextService:
             reader=reader,
         )
 
+    def _index(self, run: Run, workspace: Workspace) -> LazyIndex | None:
+        """The repository's full-text index, brought to the run's base commit (from the
+        factory's mirror, never the checkout's `.git`) at its first search; None without a
+        mirror or a checkout."""
+        if self.mirrors is None or not run.repository_path:
+            return None
+        mirrors, checkout = self.mirrors, Path(run.repository_path)
+
+        def unavailable(err: Exception) -> None:
+            self.record(
+                "context-source-unavailable",
+                actor=run.agent_id,
+                run_id=run.id,
+                connector="repository-index",
+                error=type(err).__name__,
+                message=str(err),
+            )
+
+        return LazyIndex(
+            path_of=lambda: mirrors.sync(checkout).path,
+            data_dir=self.settings.data_dir,
+            repository=run.repository,
+            commit=workspace.base_commit,
+            on_error=unavailable,
+        )
+
     def _sources(self, run: Run, workspace: Workspace) -> dict[str, Connector]:
         from codefactory.context.connectors.repository import RepositoryConnector
 
@@ -123,7 +157,7 @@ class ContextService:
                 workspace,
                 repository=run.repository,
                 data_class=settings.context.repository_data_class,
-                index=None,
+                index=self._index(run, workspace) if settings.context.repository_index else None,
                 max_item_chars=settings.context.max_item_chars,
             )
         }

@@ -104,6 +104,10 @@ class ContextSettings(BaseModel):
     """The bank's data classes, least to most sensitive (renaming them is allowed; the
     engine registry's `data_classes` use the same names)."""
     repository_data_class: str = "internal"
+    repository_index: bool = True
+    """Keep an incremental full-text index (SQLite FTS5) of each repository under
+    `<data_dir>/context-index/`, brought to each run's base commit; multi-word searches
+    use it beside ripgrep."""
     token_budget: int = Field(default=6000, gt=0)
     """How many tokens (about 4 characters each) of gathered context the task may carry."""
     max_item_chars: int = Field(default=20_000, gt=0)

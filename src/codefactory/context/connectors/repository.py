@@ -19,8 +19,9 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Protocol
 
-from codefactory.context.connectors.repo_index import RepositoryIndex
+from codefactory.context.connectors.repo_index import IndexHit
 from codefactory.context.errors import (
     ContextError,
     NotFound,
@@ -99,6 +100,19 @@ done
 """
 
 
+class TextIndex(Protocol):
+    """What the connector asks of a full-text index (`RepositoryIndex`, `LazyIndex`)."""
+
+    @property
+    def commit(self) -> str | None:
+        """The commit its answers are of."""
+        ...
+
+    def search(self, query: str, *, limit: int = 10) -> list[IndexHit]:
+        """Files holding every word of `query`, best first."""
+        ...
+
+
 class BinaryFile(ContextError):
     """The file holds binary data (a NUL byte in its first 8 KiB); no text to show."""
 
@@ -128,7 +142,7 @@ class RepositoryConnector:
         *,
         repository: str,
         data_class: str,
-        index: RepositoryIndex | None = None,
+        index: TextIndex | None = None,
         max_item_chars: int = 20_000,
         timeout_s: float = 20.0,
         max_output_bytes: int = 2_000_000,
