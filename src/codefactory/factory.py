@@ -120,6 +120,7 @@ def model_gateway(
     from codefactory.context.mcp_server import context_http_app
     from codefactory.engines.gateway import ModelCall, ModelGateway
     from codefactory.engines.gateway.app import SideApp
+    from codefactory.engines.gateway.content_scan import ContentScan
     from codefactory.engines.gateway.grants import GrantTable
 
     grants = GrantTable()
@@ -159,6 +160,7 @@ def model_gateway(
         on_call=record,
         grants=grants,
         side_apps=side_apps,
+        content_scan=ContentScan(settings.context.masking),
     )
 
 

@@ -160,10 +160,15 @@ def _offline_suffixes() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+_PRIVATE_TLD = re.compile(r"\.[a-z]{2,24}$")
+
+
 @functools.lru_cache(maxsize=4096)
 def _known_domain(domain: str) -> bool:
+    """A public domain (the bundled suffix list), or a private one with a name-like last
+    label: banks mail from `corp.internal`, `bank.local`, `bank.example` as well."""
     # tldextract takes about 0.2 ms a call; a text repeats its few domains many times.
-    return bool(_offline_suffixes()(domain).fqdn)
+    return bool(_offline_suffixes()(domain).fqdn) or bool(_PRIVATE_TLD.search(domain))
 
 
 @cache

@@ -139,13 +139,19 @@ def _rules(*, keywords: bool) -> tuple[_Rule, ...]:
         for pattern in plugin().denylist
     ]
     if keywords:
-        # The expressions detect-secrets uses for a line of unknown file type: a quoted
-        # value assigned to, or compared with, a secret-sounding name.
+        # The expressions detect-secrets uses for a line of unknown file type (a quoted
+        # value assigned to, or compared with, a secret-sounding name) and for a
+        # configuration file (the same, unquoted: `export AWS_SECRET_ACCESS_KEY=...` in a
+        # ticket, `password: x` in a log line).
+        expressions = {
+            **keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+            **keyword.CONFIG_DENYLIST_REGEX_TO_GROUP,
+        }
         rules += [
             _Rule(
                 "detect-secrets:KeywordDetector", KEYWORD_ENTITY, pattern, _KEY_WORDS, group, True
             )
-            for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
+            for pattern, group in expressions.items()
         ]
     return tuple(rules)
 

@@ -54,6 +54,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from codefactory.engines.gateway.app import SideApp, build_gateway_app
 from codefactory.engines.gateway.cassette import CassetteWriter
+from codefactory.engines.gateway.content_scan import ContentScan
 from codefactory.engines.gateway.errors import (
     GatewayConfigError,
     GatewayError,
@@ -139,7 +140,8 @@ class ModelGateway:
 
     `state_dir` holds the CA and the gateway certificate (`tls.py`); `traffic_dir` the
     per-run cassettes; `grants` the credential table (shared with the side apps that
-    authenticate runs by the same credential, e.g. the context engine's MCP endpoint).
+    authenticate runs by the same credential, e.g. the context engine's MCP endpoint);
+    `content_scan` the second look at every request (the bank's masking patterns).
     Raises `GatewayConfigError` for a malformed upstream or a missing
     `upstream_ca` or transcript file."""
 
@@ -152,6 +154,7 @@ class ModelGateway:
         on_call: CallSink,
         grants: GrantTable | None = None,
         side_apps: Sequence[SideApp] = (),
+        content_scan: ContentScan | None = None,
     ) -> None:
         self.settings = settings
         self.state_dir = state_dir
@@ -172,6 +175,7 @@ class ModelGateway:
             cassettes=self.cassettes,
             on_call=on_call,
             replay_app=replay,
+            content_scan=content_scan,
         )
         self._app = build_gateway_app(self._relay, side_apps)
         self._lock = threading.Lock()
