@@ -102,6 +102,7 @@ def test_fetch_renders_the_issue_its_comments_and_links(
     # The remote links' Confluence pages are pointers for the loop to follow (each through
     # the governed Confluence connector, which refuses the SECRET space's page).
     assert {"confluence:98765", "confluence:66600"} <= set(item.related)
+    assert "jira:PAY-8" in item.related and "jira:SEC-9" not in item.related  # in scope only
     request = atlassian_standin.requests[0]
     assert not any("SEC-9" in r.path for r in atlassian_standin.requests)
     assert (request.method, request.path) == ("GET", "/rest/api/3/issue/PAY-7")

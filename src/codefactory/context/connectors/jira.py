@@ -97,17 +97,18 @@ class JiraConnector:
         issue = _issue(answer, key)
         text = _render_issue(issue, self.scope)
         item = self._item(issue, text)
-        return item.with_text(item.text, related=self._related(key, text))
+        return item.with_text(item.text, related=self._related(key, issue, text))
 
-    def _related(self, key: str, text: str) -> tuple[str, ...]:
-        """Citations the issue points at: its remote links (Confluence pages, Sentry
-        issues) and the URLs and numbers in its text; a remote-link list that cannot be
-        read leaves only the text's (the issue itself was read)."""
+    def _related(self, key: str, issue: dict[str, Any], text: str) -> tuple[str, ...]:
+        """Citations the issue points at: its linked issues in the scope, its remote links
+        (Confluence pages, Sentry issues) and the URLs and numbers in its text; a
+        remote-link list that cannot be read leaves the others (the issue itself was read)."""
         try:
             urls = self._remote_link_urls(key)
         except ContextError:
             urls = []
-        found = refs_in_text("\n".join([*urls, text]))
+        linked = [("jira", other) for other in _linked_keys(issue) if self._allows(other)]
+        found = [*linked, *refs_in_text("\n".join([*urls, text]))]
         return tuple(f"{source}:{ref}" for source, ref in unique(found) if ref != key)
 
     def _remote_link_urls(self, key: str) -> list[str]:
@@ -260,6 +261,19 @@ def _render_issue(issue: dict[str, Any], scope: Scope) -> str:
     if links:
         sections.append("Linked issues:\n" + "\n".join(links))
     return "\n\n".join(sections)
+
+
+def _linked_keys(issue: dict[str, Any]) -> list[str]:
+    """The keys of the issues `issuelinks` names (either direction), in order."""
+    keys: list[str] = []
+    links = _fields(issue).get("issuelinks")
+    for link in links if isinstance(links, list) else []:
+        for side in ("outwardIssue", "inwardIssue"):
+            other = link.get(side) if isinstance(link, dict) else None
+            key = other.get("key") if isinstance(other, dict) else None
+            if isinstance(key, str) and key not in keys:
+                keys.append(key)
+    return keys
 
 
 def _comments(comment: object) -> list[str]:
