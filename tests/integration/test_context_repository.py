@@ -174,12 +174,9 @@ def test_symbols_come_from_ctags_in_the_sandbox(repository: RepositoryConnector)
     assert repository.symbols("nothing_is_called_this") == []
 
 
-def test_searching_an_identifier_brings_its_definitions_first(
-    repository: RepositoryConnector,
-) -> None:
-    items = repository.search("settle_invoice", limit=5)
-    assert items[0].title == "function settle_invoice at src/payments.py:4"
-    assert len({item.id for item in items}) == len(items)  # a definition is not repeated
+def test_a_def_query_searches_the_definitions(repository: RepositoryConnector) -> None:
+    items = repository.search("def:settle_invoice", limit=5)
+    assert [item.title for item in items][0] == "function settle_invoice at src/payments.py:4"
 
 
 def test_instruction_files_are_found_and_clipped(repository: RepositoryConnector) -> None:

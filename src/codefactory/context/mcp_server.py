@@ -67,11 +67,12 @@ def _tools(context: RunContext) -> list[types.Tool]:
         if not _allowed(context, connector, "search"):
             continue
         about = f"{name} ({connector.data_class} data; scope {connector.scope})"
+        hint = " A query `def:NAME` finds NAME's definitions." if name == "repository" else ""
         read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
         tools.append(
             types.Tool(
                 name=f"{name}_search",
-                description=f"Search {about}. Personal data and secrets come masked.",
+                description=f"Search {about}. Personal data and secrets come masked.{hint}",
                 input_schema={
                     "type": "object",
                     "properties": {

@@ -100,7 +100,7 @@ done
 """
 
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+DEFINITIONS_PREFIX = "def:"
 
 
 class TextIndex(Protocol):
@@ -170,18 +170,12 @@ class RepositoryConnector:
         item per file: id `path:line` of its first match, text `line: text` of up to five
         matching lines (each cut at 300 characters); most matches first, then by path.
         A query of several words also brings the index's files holding every word (after
-        ripgrep's, when there is room); a query that is one identifier (`settle_invoice`,
-        `Ledger.post`) brings its definitions first (`symbols`). Raises `InvalidInput`,
-        `SourceUnavailable`."""
+        ripgrep's, when there is room). A query `def:NAME` asks for NAME's definitions
+        instead (`symbols`), so the one governed search serves both. Raises
+        `InvalidInput`, `SourceUnavailable`."""
         text = self._plain(query)
-        if _IDENTIFIER.fullmatch(text):
-            try:
-                definitions = self.symbols(text, limit=min(3, limit))
-            except ContextError:  # no ctags, a tree it cannot parse: the text search stands
-                definitions = []
-            seen = {item.id for item in definitions}
-            rest = [item for item in self._text_search(text, limit) if item.id not in seen]
-            return (definitions + rest)[:limit]
+        if text.startswith(DEFINITIONS_PREFIX) and text[len(DEFINITIONS_PREFIX) :].strip():
+            return self.symbols(text[len(DEFINITIONS_PREFIX) :].strip(), limit=limit)
         return self._text_search(text, limit)
 
     def _text_search(self, text: str, limit: int) -> list[ContextItem]:
