@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,33 +64,36 @@ def served(
     tmp_path_factory: pytest.TempPathFactory, uv_cache: Path
 ) -> Iterator[tuple[Factory, ModelGateway, RunContext, str]]:
     root = tmp_path_factory.mktemp("mcp")
-    sentry, datadog, servicenow = SentryStandin(), DatadogStandin(), ServiceNowStandin()
-    for standin in (sentry, datadog, servicenow):
-        standin.start()
     repo = sample_service(root / "sample-service")
-    settings = Settings(
-        data_dir=data_dir_sharing_cache(root / "data", uv_cache),
-        **vendor_settings(root / "secrets", sentry=sentry, datadog=datadog, servicenow=servicenow),
-    )
-    factory = build_factory(settings)
-    workspace: Workspace = factory.loop.sandbox.provision(
-        repo=repo, commit="HEAD", run_id="r-mcp-1"
-    )
-    context_engine = factory.loop.context
-    assert context_engine is not None
-    run = a_run("local:" + str(repo), workspace.base_commit)
-    context = context_engine.open(run, ENGINE, workspace)
-    gateway = model_gateway(settings, factory.store, context_engine.runs)  # type: ignore[attr-defined]
-    gateway.start()
-    credential = gateway.grant(run.id, run.agent_id, run.sponsor, ENGINE, "gpt-4.1-mini", Budget())
-    try:
-        yield factory, gateway, context, credential  # type: ignore[misc]
-    finally:
-        gateway.stop()
-        context_engine.close(run.id)
-        workspace.destroy()
-        for standin in (sentry, datadog, servicenow):
-            standin.stop()
+    with ExitStack() as stack:
+        standins = (SentryStandin(), DatadogStandin(), ServiceNowStandin())
+        for standin in standins:
+            standin.start()
+            stack.callback(standin.stop)
+        sentry, datadog, servicenow = standins
+        settings = Settings(
+            data_dir=data_dir_sharing_cache(root / "data", uv_cache),
+            **vendor_settings(
+                root / "secrets", sentry=sentry, datadog=datadog, servicenow=servicenow
+            ),
+        )
+        factory = build_factory(settings)
+        workspace: Workspace = factory.loop.sandbox.provision(
+            repo=repo, commit="HEAD", run_id="r-mcp-1"
+        )
+        stack.callback(workspace.destroy)
+        context_engine = factory.loop.context
+        assert context_engine is not None
+        run = a_run("local:" + str(repo), workspace.base_commit)
+        context = context_engine.open(run, ENGINE, workspace)
+        stack.callback(context_engine.close, run.id)
+        gateway = model_gateway(settings, factory.store, context_engine.runs)  # type: ignore[attr-defined]
+        stack.callback(gateway.stop)
+        gateway.start()
+        credential = gateway.grant(
+            run.id, run.agent_id, run.sponsor, ENGINE, "gpt-4.1-mini", Budget()
+        )
+        yield factory, gateway, context, credential
 
 
 def session_of(gateway: ModelGateway, credential: str) -> httpx2.AsyncClient:
