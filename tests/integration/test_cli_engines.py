@@ -223,7 +223,14 @@ class StandIn:
     def recipe(self):  # type: ignore[no-untyped-def]
         return self.inner.recipe  # type: ignore[attr-defined]
 
-    def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+    def launch(
+        self,
+        prompt: str,
+        model: ModelAccess,
+        allowed_tools: Sequence[str],
+        *,
+        context_mcp: bool = False,
+    ) -> Launch:
         return Launch(command=("/usr/bin/sh", "-c", self.line))
 
     def read(self, stream: bytes) -> StreamReading:
@@ -275,7 +282,14 @@ def test_the_prompt_carries_the_ticket_instructions_and_failed_checks(
     class Recording(StandIn):
         seen: str = ""
 
-        def launch(self, prompt: str, model: ModelAccess, allowed_tools: Sequence[str]) -> Launch:
+        def launch(
+            self,
+            prompt: str,
+            model: ModelAccess,
+            allowed_tools: Sequence[str],
+            *,
+            context_mcp: bool = False,
+        ) -> Launch:
             Recording.seen = prompt
             return Launch(command=("/usr/bin/sh", "-c", result_line))
 

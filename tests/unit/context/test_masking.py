@@ -207,3 +207,12 @@ def test_unquoted_secrets_and_private_mail_domains_are_masked_for_the_engine() -
     masked = masker.mask(text)
     assert masked.counts == {"SECRET_KEYWORD": 1, "EMAIL_ADDRESS": 2}
     assert "hunter2" not in masked.text and "@" not in masked.text
+
+
+def test_role_mailboxes_are_not_personal_data() -> None:
+    # Claude Code's own system prompt carries `noreply@anthropic.com`: the gateway refused
+    # every request of it until role addresses were told apart from people's
+    masker = Masker(BANK, Pseudonyms(), coverage=Coverage.GATEWAY)
+    text = "Co-Authored-By: Claude <noreply@anthropic.com>; clone git@github.com:a/b.git"
+    assert masker.scan(text) == []
+    assert [f.entity for f in masker.scan("write to jane.doe@example.com")] == ["EMAIL_ADDRESS"]

@@ -160,6 +160,10 @@ def _offline_suffixes() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+ROLE_MAILBOX = re.compile(r"no-?reply|do-?not-?reply|notifications?|postmaster|mailer-daemon|git")
+"""Local parts of addresses that name a role, not a person (`noreply@anthropic.com` in an
+agent CLI's own system prompt, `git@github.com` in a remote URL): not personal data."""
+
 _PRIVATE_TLD = re.compile(r"\.[a-z]{2,24}$")
 
 
@@ -181,7 +185,8 @@ def personal_recognizers() -> tuple[_Recognizer, ...]:
         """Presidio's e-mail recognizer, its domain checked against the bundled suffixes."""
 
         def validate_result(self, pattern_text: str) -> bool:
-            return _known_domain(pattern_text.rpartition("@")[2].lower())
+            local, _, domain = pattern_text.lower().rpartition("@")
+            return _known_domain(domain) and not ROLE_MAILBOX.fullmatch(local)
 
     ip = presidio.IpRecognizer
 
