@@ -84,7 +84,8 @@ class Masker:
         )
 
     def mask(self, text: str) -> MaskResult:
-        """`text` with every chosen span replaced by its placeholder, and the counts."""
+        """`text` with every chosen span replaced by its placeholder, and the counts; values
+        the run has seen before are replaced wherever they appear, found or not."""
         pieces: list[str] = []
         counts: dict[str, int] = {}
         position = 0
@@ -94,7 +95,8 @@ class Masker:
             counts[span.entity] = counts.get(span.entity, 0) + 1
             position = span.end
         pieces.append(text[position:])
-        return MaskResult(text="".join(pieces), counts=counts)
+        masked = self.pseudonyms.replace_known("".join(pieces))
+        return MaskResult(text=masked, counts=counts)
 
     def scan(self, text: str) -> list[Finding]:
         """Where `text` holds secrets or personal data, in text order, overlaps resolved as

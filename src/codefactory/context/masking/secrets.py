@@ -104,6 +104,19 @@ of a text, cost up to 0.5 s/MB each; the keyword ones share one pass)."""
 _WHOLE_MATCH = frozenset({GitHubTokenDetector, GitLabTokenDetector})
 """Detectors whose groups hold a token's prefix (`ghp`, `glpat`), not the token."""
 
+MODERN_KEYS: dict[str, re.Pattern[str]] = {
+    "SECRET_OPENAI": re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}"),
+    "SECRET_ANTHROPIC": re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
+    "SECRET_GITHUB": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
+    "SECRET_GOOGLE": re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
+}
+"""Key formats detect-secrets does not know yet (OpenAI project keys, Anthropic keys,
+GitHub fine-grained tokens, Google API keys)."""
+
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-.+/=]*")
+"""What may follow a vendor pattern's match inside the same token: a live Stripe key is
+about 100 characters where detect-secrets' pattern matches its first 32."""
+
 KEYWORD_ENTITY = "SECRET_KEYWORD"
 PRIVATE_KEY_ENTITY = "SECRET_PRIVATE_KEY"
 
@@ -137,6 +150,10 @@ def _rules(*, keywords: bool) -> tuple[_Rule, ...]:
         )
         for plugin, entity in VENDOR_DETECTORS.items()
         for pattern in plugin().denylist
+    ]
+    rules += [
+        _Rule(f"pattern:{entity}", entity, pattern, None, 0)
+        for entity, pattern in MODERN_KEYS.items()
     ]
     if keywords:
         # The expressions detect-secrets uses for a line of unknown file type (a quoted
@@ -213,6 +230,9 @@ class SecretDetector:
                 start, end = _secret_span(match, rule.group)
                 if start >= end or (rule.keyword and _filtered_keyword(line[start:end], line)):
                     continue
+                if not rule.keyword:  # the whole token, not the pattern's first characters
+                    tail = _TOKEN_TAIL.match(line, end)
+                    end = tail.end() if tail else end
                 if rule.entity == "SECRET_JWT" and not JwtTokenDetector.is_formally_valid(
                     line[start:end]
                 ):
