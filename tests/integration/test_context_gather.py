@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from codefactory.config import Settings
-from codefactory.context.gather import gather_for_ticket
+from codefactory.context.gather import MAX_DIRECT_REFS, gather_for_ticket
 from codefactory.context.runs import RunContext
 from codefactory.context.service import ContextService
 from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
@@ -199,3 +199,14 @@ def test_a_search_of_several_words_also_asks_the_index_built_from_the_mirror(
     assert [item.id.split(":")[0] for item in items] == ["service/callbacks.py"]
     assert "from the index at" in items[0].title  # not a phrase ripgrep could find
     assert not [name for name, _ in recorded.events if name == "context-source-unavailable"]
+
+
+def test_a_ticket_naming_thousands_of_issues_is_read_for_its_first_few(
+    world: tuple[Settings, Workspace, SentryStandin, AtlassianStandin],
+) -> None:
+    settings, workspace, _, atlassian = world
+    context, _ = opened(settings, workspace)
+    before = len(atlassian.requests)
+    body = " ".join(f"https://bank.atlassian.net/browse/PAY-{n}" for n in range(1000, 3000))
+    gather_for_ticket(trigger(body), context.for_reader("loop"), token_budget=6000)
+    assert len(atlassian.requests) - before <= MAX_DIRECT_REFS * 2  # issue and remote links

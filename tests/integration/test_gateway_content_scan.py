@@ -194,3 +194,39 @@ def test_responses_and_tool_arguments_are_read() -> None:
         scan.findings({"messages": [{"role": "user", "content": "version 1.2.3 at 10.0.0.1"}]})
         == []
     )
+
+
+def test_every_field_of_the_request_is_read_but_binary_payloads() -> None:
+    # the red team's hiding places: tool descriptions, predictions, response schemas,
+    # metadata and an Anthropic text document under `data`; a base64 image is not text
+    scan = ContentScan()
+    openai = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": EMAIL}}],
+        "prediction": {"type": "content", "content": f"key {AWS_KEY_ID}"},
+    }
+    assert {f.path for f in scan.findings(openai)} == {
+        "tools[0].function.description",
+        "prediction.content",
+    }
+    anthropic = {
+        "model": MODEL,
+        "metadata": {"user_id": EMAIL},
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "text", "data": EMAIL}},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": EMAIL},
+                    },
+                ],
+            }
+        ],
+    }
+    assert {f.path for f in scan.findings(anthropic)} == {
+        "metadata.user_id",
+        "messages[0].content[0].source.data",
+    }

@@ -89,6 +89,17 @@ def mcp_serve(
         workspace.destroy()
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` as a new 0600 file (a link is never followed, an existing
+    file's mode never kept): written beside it, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
 def _serve_http(
     runs: RunContexts, run_id: str, host: str, port: int, token_file: Path | None
 ) -> None:
@@ -111,10 +122,7 @@ def _serve_http(
         runs, run_of, public_url=url, hosts=[f"{shown}:{bound}", f"localhost:{bound}"]
     )
     if token_file is not None:
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(credential + "\n")
+        _write_private(token_file, credential + "\n")
         console.print(f"mcp {url}{MCP_PATH} (bearer in {token_file})", highlight=False)
     else:
         console.print(f"mcp {url}{MCP_PATH} bearer {credential}", highlight=False)

@@ -10,7 +10,7 @@ is noted and the rest goes on: a missing source never stops the run, and never w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,9 @@ from codefactory.domain import TriggerEvent
 CHARS_PER_TOKEN = 4
 LOG_LINES = 5
 FOLLOWED_PER_ITEM = 5
+MAX_DIRECT_REFS = 20
+"""The most refs read from a ticket itself: a ticket naming thousands of issues is read
+for its first 20, not one request each."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,16 +82,19 @@ def gather_for_ticket(
     connectors: Mapping[str, Connector],
     *,
     token_budget: int,
+    mask: Callable[[str], str] = str,
 ) -> Gathered:
     """The context of `trigger` from the run's governed `connectors` (name → connector),
-    within `token_budget` tokens."""
+    within `token_budget` tokens: at most `MAX_DIRECT_REFS` of what the ticket names, and no
+    read once the budget is spent. `mask` masks the ticket's own text where it becomes a
+    query (the run's masker), so no unmasked value reaches a source or the audit log."""
     budget = _Budget(chars=token_budget * CHARS_PER_TOKEN)
     failures: list[str] = []
     seen: set[Ref] = set()
 
     def fetch(ref: Ref) -> ContextItem | None:
         connector = connectors.get(ref[0])
-        if connector is None or ref in seen:
+        if connector is None or ref in seen or budget.chars <= 0:
             return None
         seen.add(ref)
         try:
@@ -97,36 +103,42 @@ def gather_for_ticket(
             failures.append(f"{ref[0]}:{ref[1]}: {err.kind}: {err}")
             return None
 
-    direct = [item for ref in trigger_refs(trigger) if (item := fetch(ref)) is not None]
+    direct: list[ContextItem] = []
+    for ref in trigger_refs(trigger)[:MAX_DIRECT_REFS]:
+        item = fetch(ref)
+        if item is not None:
+            direct.append(item)
+            budget.take(item)
     followed: list[ContextItem] = []
     for item in direct:
-        budget.take(item)
-        pointers = [ref for c in item.related if (ref := parse_citation(c)) is not None]
-        for ref in unique(pointers)[:FOLLOWED_PER_ITEM]:
-            found = fetch(ref)
+        pointers = [p for c in item.related if (p := parse_citation(c)) is not None]
+        for pointer in unique(pointers)[:FOLLOWED_PER_ITEM]:
+            found = fetch(pointer)
             if found is not None:
                 followed.append(found)
     for item in followed:
         budget.take(item)
-    for item in _log_lines(trigger, direct, connectors, failures):
-        budget.take(item)
+    if budget.chars > 0:
+        for item in _log_lines(mask(trigger.title), direct, connectors, failures):
+            budget.take(item)
     return Gathered(
         items=tuple(budget.items), left_out=tuple(budget.left_out), failures=tuple(failures)
     )
 
 
 def _log_lines(
-    trigger: TriggerEvent,
+    title: str,
     direct: list[ContextItem],
     connectors: Mapping[str, Connector],
     failures: list[str],
 ) -> list[ContextItem]:
-    """Log lines matching the error (the first Sentry item's title, else the ticket's)."""
+    """Log lines matching the error (the first Sentry item's title, else the ticket's
+    masked `title`)."""
     logs = connectors.get("datadog")
     if logs is None:
         return []
     errors = [item.title for item in direct if item.source == "sentry" and item.title]
-    query = (errors[0] if errors else trigger.title).strip()
+    query = (errors[0] if errors else title).strip()
     if not query:
         return []
     try:

@@ -27,13 +27,21 @@ _URL_REFS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("datadog", re.compile(r"/monitors/(\d+)\b"), "monitor:{0}"),
 )
 _SERVICENOW_NUMBER = re.compile(r"\b((?:INC|KB|PRB|CHG)\d{7})\b")
-_TEST_ID = re.compile(r"\b((?:[\w.-]+/)*test_[\w-]+\.py)(?:::[\w\[\]-]+)?")
+_TEST_ID = re.compile(
+    r"(?<![\w./-])((?:[\w.-]{1,100}/){0,16}test_[\w-]{1,100}\.py)(?:::[\w\[\]-]+)?"
+)
+"""Anchored where no path can continue to the left, and bounded: each position is tried
+once (an unanchored repeated folder group took quadratic time on `a/a/a/...`)."""
+MAX_SCANNED_CHARS = 64_000
+"""Refs are looked for in the first 64,000 characters of a text (a ticket may be 1 MiB)."""
 _SENTRY_ID = re.compile(r"^sentry:[^:]*:(\d+)$")
 _DATADOG_ID = re.compile(r"^datadog-monitor-(\d+)$")
 
 
 def refs_in_text(text: str) -> list[Ref]:
-    """The refs named by URLs, ServiceNow numbers and test file ids in `text`, in order."""
+    """The refs named by URLs, ServiceNow numbers and test file ids in the first
+    `MAX_SCANNED_CHARS` of `text`, in order."""
+    text = text[:MAX_SCANNED_CHARS]
     found: list[Ref] = []
     for url in _URL.findall(text):
         for source, pattern, template in _URL_REFS:

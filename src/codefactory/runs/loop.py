@@ -339,7 +339,10 @@ class RunLoop:
             return Task(kind=run.kind, title=trigger.title, body=trigger.body), Gathered()
         sources = self.context.open(run, self._engine_of(run), workspace)
         gathered = gather_for_ticket(
-            trigger, sources.for_reader("loop"), token_budget=self.context_token_budget
+            trigger,
+            sources.for_reader("loop"),
+            token_budget=self.context_token_budget,
+            mask=sources.mask,
         )
         task = Task(
             kind=run.kind,

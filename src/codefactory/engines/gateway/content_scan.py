@@ -39,25 +39,22 @@ from codefactory.context.masking import Coverage, Masker, Pseudonyms
 from codefactory.context.settings import MaskingSettings
 from codefactory.engines.gateway.protocols import WireProtocol
 
-SCANNED_FIELDS = ("instructions", "system", "messages", "input")
-"""Top-level request fields whose text reaches the model."""
+UNSCANNED_FIELDS = frozenset({"model"})
+"""Top-level request fields that are not text for the model (every other field is read:
+tool descriptions and schemas, `prediction`, `response_format`, `metadata` reach the
+provider as much as messages do)."""
 SKIPPED_KEYS = frozenset(
     {
-        "data",
         "image_url",
         "file_data",
         "signature",
         "encrypted_content",
-        "id",
         "type",
         "role",
-        "tool_call_id",
-        "call_id",
-        "tool_use_id",
         "cache_control",
     }
 )
-"""Keys whose values are binary payloads, ids or wire vocabulary, not text."""
+"""Keys whose values are binary payloads, provider-sealed blobs or wire vocabulary."""
 MAX_NAMED = 5
 CACHED_TEXTS = 20_000
 """Digests of scanned texts remembered with their findings (about 100 bytes each)."""
@@ -78,10 +75,17 @@ class ContentFinding:
 
 
 def texts(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """`(json_path, text)` for every string the provider would read as text."""
-    for field in SCANNED_FIELDS:
-        if field in document:
-            yield from _strings(document[field], field)
+    """`(json_path, text)` for every string of the request but its model name, wire
+    vocabulary and binary payloads."""
+    for field, value in document.items():
+        if field not in UNSCANNED_FIELDS:
+            yield from _strings(value, field)
+
+
+def _binary(node: dict[str, Any]) -> bool:
+    """A `source` block whose `data` is base64 of something that is not text."""
+    media = str(node.get("media_type", ""))
+    return node.get("type") == "base64" and not media.startswith("text/")
 
 
 def _strings(node: object, path: str) -> Iterator[tuple[str, str]]:
@@ -93,8 +97,9 @@ def _strings(node: object, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{path}[{index}]")
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key not in SKIPPED_KEYS:
-                yield from _strings(value, f"{path}.{key}")
+            if key in SKIPPED_KEYS or (key == "data" and _binary(node)):
+                continue
+            yield from _strings(value, f"{path}.{key}")
 
 
 def _digest(text: str) -> bytes:
