@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -230,3 +231,21 @@ def test_every_field_of_the_request_is_read_but_binary_payloads() -> None:
         "metadata.user_id",
         "messages[0].content[0].source.data",
     }
+
+
+def test_values_hidden_in_other_spellings_are_found_and_ordinary_code_is_not() -> None:
+    scan = ContentScan()
+    hidden = [
+        EMAIL.replace("@", "%40"),
+        EMAIL.replace("@", "&#64;"),
+        EMAIL.replace("@", "\\u0040"),
+        EMAIL.replace("@", "\uff20"),  # full-width
+        "card " + " ".join(["\uff14\uff11\uff11\uff11"] + ["\uff11\uff11\uff11\uff11"] * 3),
+    ]
+    for text in hidden:
+        found = scan.findings({"messages": [{"role": "user", "content": text}]})
+        assert [f.path for f in found] == ["messages[0].content (decoded)"], text
+    source = Path(__file__).resolve().parents[2] / "src" / "codefactory"
+    code = [path.read_text() for path in sorted((source / "sandbox").glob("*.py"))]
+    messages = [{"role": "user", "content": text} for text in code]
+    assert scan.findings({"messages": messages}) == []

@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import html
+import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from codefactory.context.masking import Coverage, Masker, Pseudonyms
 from codefactory.context.settings import MaskingSettings
@@ -102,6 +106,26 @@ def _strings(node: object, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(value, f"{path}.{key}")
 
 
+_ZERO_WIDTH = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def decoded(text: str) -> str:
+    """`text` as a reader would take it: NFKC-normalised (full-width digits and `＠`),
+    without zero-width characters, HTML entities, `%XX` escapes and JSON `\\uXXXX`
+    escapes decoded. A value hidden in one of those spellings is found in this copy."""
+    plain = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
+    plain = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), html.unescape(plain))
+    return unquote(plain)
+
+
+def _variants(path: str, text: str) -> Iterator[tuple[str, str]]:
+    yield path, text
+    plain = decoded(text)
+    if plain != text:
+        yield f"{path} (decoded)", plain
+
+
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
@@ -127,7 +151,11 @@ class ContentScan:
         agent resends its whole conversation on every call) are answered from a cache
         keyed by their BLAKE2b digest, so it holds no text; the new ones are scanned
         together in one pass."""
-        entries = [(path, text, _digest(text)) for path, text in texts(document)]
+        entries = [
+            (where, variant, _digest(variant))
+            for path, text in texts(document)
+            for where, variant in _variants(path, text)
+        ]
         with self._lock:
             known = {key: self._cache[key] for _, _, key in entries if key in self._cache}
             for key in known:
