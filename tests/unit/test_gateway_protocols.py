@@ -445,3 +445,15 @@ def test_provider_side_work_is_refused(
         assert refusal is not None and refused in refusal
     else:
         assert refusal is None
+
+
+def test_a_codex_namespace_of_function_tools_passes_and_one_hiding_a_server_tool_does_not() -> None:
+    # Codex sends an MCP server's tools grouped as one `namespace` entry (seen with the
+    # context engine configured as its MCP server)
+    function = {"type": "function", "name": "codefactory-context__jira_fetch", "parameters": {}}
+    grouped = {"type": "namespace", "name": "codefactory-context", "tools": [function]}
+    protocol = WireProtocol.OPENAI_RESPONSES
+    assert provider_work_refusal(protocol, {"model": "m", "tools": [grouped]}) is None
+    hiding = dict(grouped, tools=[function, {"type": "web_search"}])
+    refusal = provider_work_refusal(protocol, {"model": "m", "tools": [hiding]})
+    assert refusal is not None and "namespace" in refusal and "web_search" in refusal

@@ -12,7 +12,8 @@ budget caps cost and has a price table (fail closed: its spend could not be coun
 calls out on the engine's behalf would be a way around that. Refused (400, `tool-refused`):
 
 - OpenAI Chat Completions and Responses: `tools[]` entries whose `type` is not `function` or
-  `custom` (`mcp`, `web_search*`, `file_search`, `code_interpreter`, `computer_use*`,
+  `custom` (a `namespace`, Codex's group of one MCP server's tools, passes when every tool in
+  it does) (`mcp`, `web_search*`, `file_search`, `code_interpreter`, `computer_use*`,
   `image_generation`, `local_shell`, ...); Chat's `web_search_options`; `store: true`
   (a copy kept at the provider); Responses' `background: true` (answered later, by a path
   the gateway does not serve) and `prompt` (a stored prompt may carry its own tools).
@@ -64,6 +65,10 @@ def _tool_refusal(protocol: WireProtocol, tools: object) -> str | None:
         if protocol is WireProtocol.ANTHROPIC_MESSAGES:
             if kind is not None and kind != "custom":
                 return f"tools[{index}] is a server tool ({kind!r}): only custom tools pass"
+        elif kind == "namespace":  # Codex groups an MCP server's tools under its name
+            nested = _tool_refusal(protocol, tool.get("tools", []))
+            if nested:
+                return f"tools[{index}] (a namespace): {nested}"
         elif kind not in _OPENAI_TOOL_TYPES:
             return f"tools[{index}] has type {kind!r}: only function and custom tools pass"
     return None
