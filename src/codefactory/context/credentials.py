@@ -4,11 +4,18 @@ the way the vendor documents it. Nothing here is ever passed to a sandbox."""
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 
 from codefactory.context.errors import SourceUnauthorized
 from codefactory.context.http import DEFAULT_MAX_BYTES, VendorClient
-from codefactory.context.settings import DatadogSettings, ServiceSettings
+from codefactory.context.port import Scope
+from codefactory.context.settings import (
+    ContextSettings,
+    DatadogSettings,
+    ServiceSettings,
+    SourceSettings,
+)
 
 
 def _secret(connector: str, path: Path | None, what: str) -> str:
@@ -56,4 +63,34 @@ def vendor_client(
         timeout_s=service.timeout_s,
         max_bytes=max_bytes,
         verify=str(service.ca_file) if service.ca_file else True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceParts:
+    """What every vendor connector is built from: its client, scope, class and item cap."""
+
+    client: VendorClient
+    scope: Scope
+    data_class: str
+    max_item_chars: int
+
+
+def source_parts(
+    connector: str,
+    scope_kind: str,
+    service: ServiceSettings,
+    source: SourceSettings,
+    context: ContextSettings,
+) -> SourceParts | None:
+    """The parts of `connector` from its instance (`service`) and its source settings;
+    None when the instance has no base URL or the source no scope (the connector is off).
+    Reads the credential now (`SourceUnauthorized` when it cannot be read)."""
+    if not service.base_url or not source.scope:
+        return None
+    return SourceParts(
+        client=vendor_client(connector, service, max_bytes=context.max_response_bytes),
+        scope=Scope(kind=scope_kind, values=tuple(source.scope)),
+        data_class=source.data_class,
+        max_item_chars=context.max_item_chars,
     )

@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
 from codefactory.context.connectors.jira import MAX_RESULTS, atlassian_string, search_words
-from codefactory.context.credentials import vendor_client
+from codefactory.context.credentials import source_parts
 from codefactory.context.errors import MalformedResponse, OutOfScope
 from codefactory.context.http import VendorClient, path_segment
 from codefactory.context.port import ContextItem, Scope
@@ -153,15 +153,12 @@ def confluence_connector(settings: Settings) -> ConfluenceConnector | None:
     `.data_class`, `context.max_item_chars` and `.max_response_bytes`); None when the base
     URL or the scope is empty. Reads the token file now (`SourceUnauthorized`)."""
     service = settings.confluence
-    if not service.base_url or not settings.context.confluence.scope:
-        return None
     site = service.model_copy(update={"base_url": service.base_url.removesuffix("/wiki")})
-    return ConfluenceConnector(
-        vendor_client(NAME, site, max_bytes=settings.context.max_response_bytes),
-        Scope(kind=SCOPE_KIND, values=tuple(settings.context.confluence.scope)),
-        settings.context.confluence.data_class,
-        settings.context.max_item_chars,
-    )
+    context = settings.context
+    parts = source_parts(NAME, SCOPE_KIND, site, context.confluence, context)
+    if parts is None:
+        return None
+    return ConfluenceConnector(parts.client, parts.scope, parts.data_class, parts.max_item_chars)
 
 
 def _at(value: object, *keys: str) -> Any:

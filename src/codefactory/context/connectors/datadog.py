@@ -14,7 +14,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from codefactory.context.credentials import vendor_client
+from codefactory.context.credentials import source_parts
 from codefactory.context.errors import MalformedResponse, NotFound, OutOfScope
 from codefactory.context.http import VendorClient
 from codefactory.context.port import ContextItem, Scope
@@ -167,13 +167,8 @@ def datadog_connector(settings: Settings) -> DatadogConnector | None:
     """The connector `settings` configure (`datadog.*`, `context.datadog.*`), or None when
     the site or the scope is not set. Raises `SourceUnauthorized` when a key file cannot be
     read."""
-    source = settings.context.datadog
-    if not settings.datadog.base_url or not source.scope:
+    context = settings.context
+    parts = source_parts(NAME, SCOPE_KIND, settings.datadog, context.datadog, context)
+    if parts is None:
         return None
-    client = vendor_client(NAME, settings.datadog, max_bytes=settings.context.max_response_bytes)
-    return DatadogConnector(
-        client,
-        Scope(kind=SCOPE_KIND, values=tuple(source.scope)),
-        source.data_class,
-        settings.context.max_item_chars,
-    )
+    return DatadogConnector(parts.client, parts.scope, parts.data_class, parts.max_item_chars)

@@ -17,7 +17,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from codefactory.context.connectors.adf import adf_to_text
-from codefactory.context.credentials import vendor_client
+from codefactory.context.credentials import source_parts
 from codefactory.context.errors import ContextError, MalformedResponse, OutOfScope
 from codefactory.context.http import VendorClient, path_segment
 from codefactory.context.port import ContextItem, Scope
@@ -203,15 +203,11 @@ def jira_connector(settings: Settings) -> JiraConnector | None:
     `context.jira.scope` and `.data_class`, `context.max_item_chars` and
     `.max_response_bytes`); None when the base URL or the scope is empty. Reads the token
     file now (`SourceUnauthorized` when it is missing or empty)."""
-    if not settings.jira.base_url or not settings.context.jira.scope:
+    context = settings.context
+    parts = source_parts(NAME, SCOPE_KIND, settings.jira, context.jira, context)
+    if parts is None:
         return None
-    client = vendor_client(NAME, settings.jira, max_bytes=settings.context.max_response_bytes)
-    return JiraConnector(
-        client,
-        Scope(kind=SCOPE_KIND, values=tuple(settings.context.jira.scope)),
-        settings.context.jira.data_class,
-        settings.context.max_item_chars,
-    )
+    return JiraConnector(parts.client, parts.scope, parts.data_class, parts.max_item_chars)
 
 
 def _issue(answer: object, key: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from codefactory.context.credentials import vendor_client
+from codefactory.context.credentials import source_parts
 from codefactory.context.errors import MalformedResponse, NotFound, OutOfScope
 from codefactory.context.http import VendorClient, path_segment
 from codefactory.context.port import ContextItem, Scope
@@ -280,15 +280,12 @@ def sentry_connector(settings: Settings) -> SentryConnector | None:
     """The connector `settings` configure (`sentry.*`, `context.sentry.*`), or None when the
     instance, the organisation or the scope is not set. Raises `SourceUnauthorized` when
     the token file cannot be read."""
-    source = settings.context.sentry
-    service = settings.sentry
-    if not service.base_url or not service.organization or not source.scope:
+    service, context = settings.sentry, settings.context
+    if not service.organization:
         return None
-    client = vendor_client(NAME, service, max_bytes=settings.context.max_response_bytes)
+    parts = source_parts(NAME, SCOPE_KIND, service, context.sentry, context)
+    if parts is None:
+        return None
     return SentryConnector(
-        client,
-        service.organization,
-        Scope(kind=SCOPE_KIND, values=tuple(source.scope)),
-        source.data_class,
-        settings.context.max_item_chars,
+        parts.client, service.organization, parts.scope, parts.data_class, parts.max_item_chars
     )

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from codefactory.context.credentials import vendor_client
+from codefactory.context.credentials import source_parts
 from codefactory.context.errors import MalformedResponse, NotFound, OutOfScope
 from codefactory.context.http import VendorClient, path_segment
 from codefactory.context.port import ContextItem, Scope
@@ -239,13 +239,8 @@ def servicenow_connector(settings: Settings) -> ServiceNowConnector | None:
     """The connector `settings` configure (`servicenow.*`, `context.servicenow.*`), or None
     when the instance or the scope is not set. Raises `SourceUnauthorized` when the
     credential file cannot be read, `ValueError` for a scope naming an unknown table."""
-    source = settings.context.servicenow
-    if not settings.servicenow.base_url or not source.scope:
+    context = settings.context
+    parts = source_parts(NAME, SCOPE_KIND, settings.servicenow, context.servicenow, context)
+    if parts is None:
         return None
-    client = vendor_client(NAME, settings.servicenow, max_bytes=settings.context.max_response_bytes)
-    return ServiceNowConnector(
-        client,
-        Scope(kind=SCOPE_KIND, values=tuple(source.scope)),
-        source.data_class,
-        settings.context.max_item_chars,
-    )
+    return ServiceNowConnector(parts.client, parts.scope, parts.data_class, parts.max_item_chars)
