@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings, prepare_data_dir
-from codefactory.domain import CheckResult, Proposal, Task
+from codefactory.domain import CheckResult, Proposal, Run, RunState, Task
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
 from codefactory.identity.agents import AgentIdentity
@@ -164,6 +164,45 @@ def model_gateway(
     )
 
 
+def notifying(
+    settings: Settings,
+    store: RunStore,
+    identity: IdentityServices,
+    observer: RunObserver | None,
+) -> RunObserver | None:
+    """`observer`, followed by the review notifications when a channel is configured
+    (`notify.*`, review/notifications.py)."""
+    from codefactory.review.notifications import ReviewNotifications, channels
+
+    configured = channels(settings.notify)
+    if not configured:
+        return observer
+
+    def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> None:
+        with store.atomic() as tx:
+            tx.audit(name, actor=actor, run_id=run_id, **data)
+
+    def trigger_field(run: Run, name: str) -> str:
+        trigger = store.get_trigger(run.trigger_id)
+        return str(getattr(trigger, name, "")) if trigger is not None else ""
+
+    notifications = ReviewNotifications(
+        channels=configured,
+        directory=identity.directory,
+        run_of=store.get_run,
+        caused_by_of=lambda run: trigger_field(run, "caused_by"),
+        title_of=lambda run: trigger_field(run, "title"),
+        record=record,
+    )
+
+    def observe(run_id: str, state: RunState, reason: str) -> None:
+        if observer is not None:
+            observer(run_id, state, reason)
+        notifications(run_id, state, reason)
+
+    return observe
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -207,7 +246,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         settings, engine=engine, audit=audit, issuer=issuer, default_agent=default_agent(settings)
     )
     check_signing(identity, audit, signer_mode=settings.identity.signer)  # HSM down: fail closed
-    observer = checkpoint_when_resting(audit, observer)
+    observer = checkpoint_when_resting(audit, notifying(settings, store, identity, observer))
     advisories = AdvisoryDatabase.load(
         settings.advisories_dir or default_advisories(settings.data_dir, SHIPPED_ADVISORIES)
     )

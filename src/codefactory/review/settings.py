@@ -1,0 +1,42 @@
+"""Settings of the review primitive's notifications (`notify.*`): off unless configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SlackSettings(BaseModel):
+    """The factory's Slack app: its bot token file (`xoxb-…`, scope `chat:write`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = "https://slack.com/api"
+    token_file: Path | None = None
+    """Unset: no Slack messages."""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class EmailSettings(BaseModel):
+    """The bank's SMTP relay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = ""
+    """Empty: no e-mail."""
+    port: int = Field(default=25, gt=0, lt=65536)
+    sender: str = "codefactory@localhost"
+    starttls: bool = False
+    user: str = ""
+    password_file: Path | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class NotifySettings(BaseModel):
+    """Who is told when a run waits for them, and how (docs/review.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)

@@ -1,0 +1,152 @@
+"""A run resting in review tells its sponsor and its reviewers: a direct message through a
+local stand-in of Slack's Web API (`chat.postMessage`, Slack's answer shapes) and an e-mail
+through a real SMTP server on the loopback (aiosmtpd); every message an audit event, a
+channel's failure an event that never fails the run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from codefactory.config import Settings
+from codefactory.domain import RunState
+from codefactory.factory import build_factory
+from codefactory.review.settings import EmailSettings, NotifySettings, SlackSettings
+from codefactory.runs.intake import accept_ticket
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import data_dir_sharing_cache, sample_service
+from tests.directory_helpers import person, standard_directory
+
+pytestmark = pytest.mark.usefixtures("bwrap_available")
+TOKEN = "xoxb-test-bot-token"
+
+
+class SlackStandIn:
+    """`POST /api/chat.postMessage` as Slack answers it: 200 with `ok`, `channel`, `ts`, or
+    200 with `{"ok": false, "error": ...}`; 401-free, like Slack (a bad token is `invalid_auth`)."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.error = ""
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
+                elif standin.error:
+                    answer = {"ok": False, "error": standin.error}
+                elif self.path != "/api/chat.postMessage":
+                    answer = {"ok": False, "error": "unknown_method"}
+                else:
+                    standin.posts.append(body)
+                    answer = {"ok": True, "channel": "D0123", "ts": "1733000000.000100"}
+                raw = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def channels() -> Iterator[tuple[SlackStandIn, Mailbox, int]]:
+    slack = SlackStandIn()
+    mailbox = Mailbox()
+    with socket.socket() as probe:  # aiosmtpd checks its own port: give it a free one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        yield slack, mailbox, port
+    finally:
+        smtp.stop()
+        slack.stop()
+
+
+def test_the_sponsor_and_the_reviewers_are_told_and_each_message_is_audited(
+    tmp_path: Path,
+    uv_cache: Path,
+    channels: tuple[SlackStandIn, Mailbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slack, mailbox, smtp_port = channels
+    directory = standard_directory(
+        tmp_path / "people",
+        {
+            "alice": person(
+                "Alice", roles=["reviewer"], email="alice@bank.example", slack="U0ALICE"
+            ),
+            "carol": person("Carol", roles=["reviewer"], email="carol@bank.example"),
+        },
+    )
+    monkeypatch.setenv("CODEFACTORY_IDENTITY__DIRECTORY_FILE", str(directory))
+    token = tmp_path / "slack-token"
+    token.write_text(TOKEN + "\n")
+    notify = NotifySettings(
+        slack=SlackSettings(base_url=slack.base_url, token_file=token),
+        email=EmailSettings(host="127.0.0.1", port=smtp_port, sender="factory@bank.example"),
+    )
+    settings = Settings(data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache), notify=notify)
+    factory = build_factory(settings)
+    repo = sample_service(tmp_path / "sample-service")
+    payload = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+    run = accept_ticket(factory, payload=payload, repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+
+    # Slack: the sponsor (priya.shah, U2147483697) and alice, the one reviewer with an id
+    assert sorted(post["channel"] for post in slack.posts) == ["U0ALICE", "U2147483697"]
+    assert all(run.id in post["text"] for post in slack.posts)
+    # e-mail: the sponsor and both reviewers
+    to = sorted(address for rcpt, _ in mailbox.messages for address in rcpt)
+    assert to == ["alice@bank.example", "carol@bank.example", "priya.shah@bank.example"]
+    message = message_from_bytes(mailbox.messages[0][1])
+    assert message["From"] == "factory@bank.example" and run.id in str(message["Subject"])
+    sent = [e.data for e in factory.audit.events(run.id) if e.name == "notification-sent"]
+    assert sorted((e["channel"], e["to"]) for e in sent) == [
+        ("email", "user:alice"),
+        ("email", "user:carol"),
+        ("email", "user:priya.shah"),
+        ("slack", "user:alice"),
+        ("slack", "user:priya.shah"),
+    ]
+
+    slack.error = "channel_not_found"  # Slack's own refusal: named, audited, run unharmed
+    second = accept_ticket(factory, payload=payload, repo=repo)
+    assert second.state is RunState.IN_REVIEW, second.reason
+    failed = [e.data for e in factory.audit.events(second.id) if e.name == "notification-failed"]
+    assert {e["channel"] for e in failed} == {"slack"}
+    assert all("channel_not_found" in e["error"] for e in failed)
