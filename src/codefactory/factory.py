@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings, prepare_data_dir
-from codefactory.domain import CheckResult, Proposal, Run, RunState, Task
+from codefactory.domain import CheckResult, Proposal, Run, RunState, Task, TriggerEvent
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
 from codefactory.identity.agents import AgentIdentity
@@ -171,16 +171,35 @@ def notifying(
     observer: RunObserver | None,
 ) -> RunObserver | None:
     """`observer`, followed by the review notifications when a channel is configured
-    (`notify.*`, review/notifications.py)."""
+    (`notify.*`, review/notifications.py) and the Jira ticket's milestones
+    (`notify.jira.*`, review/jira_updates.py)."""
+    from codefactory.context.credentials import vendor_client
+    from codefactory.review.jira_updates import JiraMilestones
     from codefactory.review.notifications import ReviewNotifications, channels
 
     configured = channels(settings.notify)
-    if not configured:
+    jira = settings.notify.jira.milestones and settings.jira.base_url
+    if not configured and not jira:
         return observer
 
     def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> None:
         with store.atomic() as tx:
             tx.audit(name, actor=actor, run_id=run_id, **data)
+
+    def trigger_of(run: Run) -> TriggerEvent | None:
+        return store.get_trigger(run.trigger_id)
+
+    milestones = (
+        JiraMilestones(
+            settings=settings.notify.jira,
+            client=lambda: vendor_client("jira", settings.jira),
+            run_of=store.get_run,
+            trigger_of=trigger_of,
+            record=record,
+        )
+        if jira
+        else None
+    )
 
     def trigger_field(run: Run, name: str) -> str:
         trigger = store.get_trigger(run.trigger_id)
@@ -199,6 +218,8 @@ def notifying(
         if observer is not None:
             observer(run_id, state, reason)
         notifications(run_id, state, reason)
+        if milestones is not None:
+            milestones(run_id, state, reason)
 
     return observe
 

@@ -104,6 +104,10 @@ class AtlassianStandin:
     pages: list[Any] = field(default_factory=lambda: fixture("confluence-pages.json"))
     spaces: list[Any] = field(default_factory=lambda: fixture("confluence-spaces.json"))
     answer_outside_scope: bool = False
+    updates: list[tuple[str, str, Any]] = field(default_factory=list)
+    """Comments and transitions posted: (issue key, `comment` or `transitions`, body)."""
+    transition_ids: tuple[str, ...] = ("21", "31", "41")
+    """The transitions the issues' workflow offers."""
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     closing: threading.Event = field(default_factory=threading.Event)
@@ -167,6 +171,10 @@ class AtlassianStandin:
         method, path = request.method, request.path
         if match := re.fullmatch(r"/rest/api/3/issue/([^/]+)", path):
             return self._issue(match.group(1), request.param("fields"))
+        if method == "POST" and (
+            match := re.fullmatch(r"/rest/api/3/issue/([^/]+)/(comment|transitions)", path)
+        ):
+            return self._update(match.group(1), match.group(2), request.json())
         if match := re.fullmatch(r"/rest/api/3/issue/([^/]+)/remotelink", path):
             if match.group(1) not in self.remote_links:
                 return 404, _jira_error("Issue does not exist or you do not have permission.")
@@ -184,6 +192,18 @@ class AtlassianStandin:
         if path == "/wiki/rest/api/search":
             return self._search_cql(request)
         return 404, _jira_error(f"no endpoint {method} {path}")
+
+    def _update(self, key: str, what: str, body: Any) -> tuple[int, Any]:
+        """A comment (201 with the comment) or a transition (204; 400 for an id the issue's
+        workflow does not offer from its status), as Jira Cloud answers them."""
+        if key not in self.issues:
+            return 404, _jira_error("Issue does not exist or you do not have permission to see it.")
+        self.updates.append((key, what, body))
+        if what == "comment":
+            return 201, {"id": str(10200 + len(self.updates)), "body": body.get("body")}
+        if body.get("transition", {}).get("id") not in self.transition_ids:
+            return 400, _jira_error("Transition id is not valid for this issue.")
+        return 204, b""
 
     def _issue(self, key: str, fields: str) -> tuple[int, Any]:
         issue = self.issues.get(key)

@@ -20,10 +20,16 @@ from aiosmtpd.controller import Controller
 from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.factory import build_factory
-from codefactory.review.settings import EmailSettings, NotifySettings, SlackSettings
+from codefactory.review.settings import (
+    EmailSettings,
+    JiraUpdateSettings,
+    NotifySettings,
+    SlackSettings,
+)
 from codefactory.runs.intake import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
+from tests.context_standins.atlassian import serve_atlassian
 from tests.directory_helpers import person, standard_directory
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
@@ -150,3 +156,47 @@ def test_the_sponsor_and_the_reviewers_are_told_and_each_message_is_audited(
     failed = [e.data for e in factory.audit.events(second.id) if e.name == "notification-failed"]
     assert {e["channel"] for e in failed} == {"slack"}
     assert all("channel_not_found" in e["error"] for e in failed)
+
+
+def test_the_jira_ticket_hears_each_milestone_and_a_refused_transition_is_audited(
+    tmp_path: Path, uv_cache: Path
+) -> None:
+    ticket = json.loads((TEMPLATE / "tickets" / "SVC-102.json").read_text())
+    ticket["key"] = "PAY-8"  # an issue the Atlassian stand-in knows
+    with serve_atlassian() as site:
+        notify = NotifySettings(
+            jira=JiraUpdateSettings(milestones=["in_review"], transitions={"in_review": "31"})
+        )
+        settings = Settings(
+            data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache),
+            jira=site.service(tmp_path),
+            notify=notify,
+        )
+        factory = build_factory(settings)
+        repo = sample_service(tmp_path / "sample-service")
+        run = accept_ticket(factory, payload=json.dumps(ticket).encode(), repo=repo)
+        assert run.state is RunState.IN_REVIEW, run.reason
+        comment, transition = site.updates
+        assert comment[:2] == ("PAY-8", "comment") and transition[:2] == ("PAY-8", "transitions")
+        assert run.id in json.dumps(comment[2]["body"]) and comment[2]["body"]["type"] == "doc"
+        assert transition[2] == {"transition": {"id": "31"}}
+        [updated] = [e.data for e in factory.audit.events(run.id) if e.name == "jira-updated"]
+        assert updated["done"] == ["comment", "transition 31"]
+
+        refused = settings.model_copy(
+            update={
+                "notify": NotifySettings(
+                    jira=JiraUpdateSettings(
+                        milestones=["in_review"], transitions={"in_review": "99"}
+                    )
+                )
+            }
+        )
+        again = accept_ticket(
+            build_factory(refused), payload=json.dumps(ticket).encode(), repo=repo
+        )
+        assert again.state is RunState.IN_REVIEW, again.reason  # a refused update fails nothing
+        [failed] = [
+            e.data for e in factory.audit.events(again.id) if e.name == "jira-update-failed"
+        ]
+        assert failed["done"] == ["comment"] and "400" in failed["error"]

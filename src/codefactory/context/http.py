@@ -92,11 +92,14 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
-        """One request; the decoded JSON answer or a named `ContextError`."""
+        """One request; the decoded JSON answer (None for an empty body: `204`) or a named
+        `ContextError`."""
         if "://" in path or not path.startswith("/"):
             raise ValueError(f"{self.connector}: a request path must start with '/': {path!r}")
         url = self.base_url.rstrip("/") + path
         raw = self._read(method, url, params, body)
+        if not raw:  # 204 No Content (a Jira transition)
+            return None
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -33,6 +33,18 @@ class EmailSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class JiraUpdateSettings(BaseModel):
+    """What the Jira ticket that started a run hears (through the `jira.*` instance)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    milestones: list[str] = Field(default_factory=list)
+    """Run states commented on the ticket (`in_review`, `handed_off`, `failed`,
+    `rejected`); empty: the ticket is not updated."""
+    transitions: dict[str, str] = Field(default_factory=dict)
+    """Run state → the workflow transition id to take then (`{"in_review": "31"}`)."""
+
+
 class NotifySettings(BaseModel):
     """Who is told when a run waits for them, and how (docs/review.md)."""
 
@@ -40,3 +52,4 @@ class NotifySettings(BaseModel):
 
     slack: SlackSettings = Field(default_factory=SlackSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    jira: JiraUpdateSettings = Field(default_factory=JiraUpdateSettings)
