@@ -216,3 +216,17 @@ def test_role_mailboxes_are_not_personal_data() -> None:
     text = "Co-Authored-By: Claude <noreply@anthropic.com>; clone git@github.com:a/b.git"
     assert masker.scan(text) == []
     assert [f.entity for f in masker.scan("write to jane.doe@example.com")] == ["EMAIL_ADDRESS"]
+
+
+def test_every_secret_on_a_line_and_a_phone_ending_a_sentence_are_masked() -> None:
+    # found by a new user's walk-through: the Sentry fixture's breadcrumb kept its secret key
+    # (an `_ID=` earlier on the line made it look like an id), and a number before a full
+    # stop was cut back to an invalid one
+    masker = Masker(BANK, Pseudonyms())
+    secret = "Zq8vXr2Lwq3ZpQ9nA1bC" + "2dE3fG4hI5jK6lM7nO8p"
+    line = f"AWS_ACCESS_KEY_ID={'AKIA'}IOSFODNN7EXAMPLE aws_secret_access_key={secret}"
+    masked = masker.mask(line)
+    assert masked.counts == {"SECRET_AWS": 1, "SECRET_KEYWORD": 1}
+    assert secret not in masked.text
+    sentence = masker.mask("Call me on +44 20 7946 0958. Or (202) 456-1111.")
+    assert sentence.counts == {"PHONE_NUMBER": 2} and "7946" not in sentence.text

@@ -77,8 +77,9 @@ numbers with a 1-in-11 check digit) would flag ordinary numbers in code. Left ou
 Sweden's personnummer and Poland's PESEL, whose expressions have no word boundary and
 match inside any longer run of digits (request ids, timestamps in milliseconds)."""
 
-_CANDIDATE_PHONE = re.compile(r"(?<![\w+.\-/])(?:\+|\(?)\d[\d ().\-]{5,18}\d(?![\w.\-/]|:\d)")
-_INTERNATIONAL_PHONE = re.compile(r"(?<![\w+.\-/])\+\d[\d ().\-]{5,18}\d(?![\w.\-/]|:\d)")
+_CANDIDATE_PHONE = re.compile(r"(?<![\w+.\-/])(?:\+|\(?)\d[\d ().\-]{5,18}\d(?![\w\-/]|\.\d|:\d)")
+_INTERNATIONAL_PHONE = re.compile(r"(?<![\w+.\-/])\+\d[\d ().\-]{5,18}\d(?![\w\-/]|\.\d|:\d)")
+"""A number may end a sentence (`... 0958.`); a version or address continues (`1.2.3`)."""
 NEIGHBOURHOOD = 48
 """Characters each side of a trigger match that a recognizer reads: more than the longest
 entity (an IBAN of 34 characters with its spaces)."""

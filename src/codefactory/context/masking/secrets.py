@@ -226,9 +226,13 @@ class SecretDetector:
     def _find_rule(self, rule: _Rule, touched: list[int], lines: _Lines) -> Iterator[Span]:
         for number in touched:
             offset, line = lines.line(number)
-            for match in rule.pattern.finditer(line):
+            for match in _matches(rule.pattern, line):
                 start, end = _secret_span(match, rule.group)
-                if start >= end or (rule.keyword and _filtered_keyword(line[start:end], line)):
+                # the heuristics read the assignment itself, not the whole line: an `_ID=`
+                # earlier on the line must not make a later secret look like an id
+                if start >= end or (
+                    rule.keyword and _filtered_keyword(line[start:end], match.group(0))
+                ):
                     continue
                 if not rule.keyword:  # the whole token, not the pattern's first characters
                     tail = _TOKEN_TAIL.match(line, end)
@@ -244,6 +248,19 @@ class SecretDetector:
                     detector=rule.detector,
                     kind=Kind.SECRET,
                 )
+
+
+def _matches(pattern: re.Pattern[str], line: str) -> Iterator[re.Match[str]]:
+    """Every match of `pattern` in `line`, each search starting just after the previous
+    match's start: a keyword expression that swallows the rest of a line
+    (`KEY_ID=AKIA… aws_secret_access_key=…`) does not hide the next assignment on it."""
+    position = 0
+    while position <= len(line):
+        match = pattern.search(line, position)
+        if match is None:
+            return
+        yield match
+        position = match.start() + 1
 
 
 def _touched(pattern: re.Pattern[str], text: str, lines: _Lines) -> list[int]:
