@@ -46,3 +46,9 @@ def test_a_stdio_client_lists_and_reads_a_runs_sources(cli: Cli, tmp_path: Path)
         ("fetch", "mcp"),
     ]
     assert any(e["name"] == "mcp-serve-started" for e in events)
+
+
+def test_serving_over_plain_http_beyond_this_host_is_refused(cli: Cli) -> None:
+    result = cli("mcp", "serve", "--run", "r-any", "--host", "0.0.0.0")
+    assert result.returncode == 1
+    assert "not a loopback address" in result.stderr + result.stdout

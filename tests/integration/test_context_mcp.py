@@ -140,9 +140,10 @@ def test_a_call_is_a_governed_read_masked_and_audited(
             await client.call_tool("datadog_search", {"query": "callback"}),
             await client.call_tool("sentry_fetch", {"ref": "4509099999"}),
             await client.call_tool("repository_fetch", {"ref": "../../etc/passwd"}),
+            await client.call_tool("sentry_search", {"query": "jane.doe@example.com"}),
         ]
 
-    sentry, datadog, foreign, escape = with_client(gateway, credential, calls)
+    sentry, datadog, foreign, escape, _ = with_client(gateway, credential, calls)
     text = sentry.content[0].text
     assert not sentry.is_error and "service/callbacks.py" in text
     assert "<EMAIL_ADDRESS_1>" in text
@@ -159,7 +160,9 @@ def test_a_call_is_a_governed_read_masked_and_audited(
         ("datadog", "search", "refused"),
         ("sentry", "fetch", "out-of-scope"),
         ("repository", "fetch", "out-of-scope"),
+        ("sentry", "search", ""),
     ]
+    assert mcp_reads[-1]["argument"] == "<EMAIL_ADDRESS_1>"  # the log never holds the value
     first = mcp_reads[0]
     assert first["masked"].get("EMAIL_ADDRESS", 0) >= 1 and first["digest"].startswith("sha256:")
     log = json.dumps([e.data for e in reads])

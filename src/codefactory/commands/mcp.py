@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from codefactory.commands.common import build, console, fail
+from codefactory.hosts import is_loopback
 
 if TYPE_CHECKING:
     from codefactory.context.runs import RunContexts
@@ -55,6 +56,11 @@ def mcp_serve(
 
     from codefactory.context.mcp_server import serve_stdio
 
+    if not stdio and not is_loopback(host):
+        fail(
+            f"--host {host} is not a loopback address: mcp serve speaks plain HTTP, so the "
+            "bearer and the context would cross the network unencrypted (use 127.0.0.1 or ::1)"
+        )
     factory = build()
     run = factory.store.get_run(run_id)
     if run is None:
@@ -70,14 +76,16 @@ def mcp_serve(
         run_id=f"{run.id}-mcp-{secrets.token_hex(3)}",
     )
     runs: RunContexts = context_engine.runs  # type: ignore[attr-defined]
+    person = f"unix:{pwd.getpwuid(os.getuid()).pw_name}"
     try:
-        context_engine.open(run, run.engine, workspace)
+        context_engine.open(run, run.engine, workspace, actor=person)
         with factory.store.atomic() as tx:
             tx.audit(
                 "mcp-serve-started",
-                actor=f"unix:{pwd.getpwuid(os.getuid()).pw_name}",
+                actor=person,
                 run_id=run.id,
                 transport="stdio" if stdio else "http",
+                address="" if stdio else f"{host}:{port}",
                 engine=run.engine,
             )
         if stdio:

@@ -88,7 +88,7 @@ def _tools(context: RunContext) -> list[types.Tool]:
         tools.append(
             types.Tool(
                 name=f"{name}_fetch",
-                description=f"Fetch one item of {about} by the id a search returned.",
+                description=f"Fetch one item of {about} by the id (or citation) a search returned.",
                 input_schema={
                     "type": "object",
                     "properties": {"ref": {"type": "string", "minLength": 1, "maxLength": 500}},
@@ -138,7 +138,8 @@ def _call(context: RunContext, tool: str, arguments: dict[str, Any]) -> types.Ca
             ref = arguments.get("ref")
             if not isinstance(ref, str) or not ref.strip():
                 return _error("`ref` must be a non-empty string")
-            items = [connector.fetch(ref[:500])]
+            # a citation as the search headed it (`sentry:4509012345`) names the same item
+            items = [connector.fetch(ref[:500].removeprefix(f"{name}:"))]
     except ContextError as err:
         return _error(f"{err.kind}: {err}")
     return types.CallToolResult(content=[types.TextContent(type="text", text=render_items(items))])

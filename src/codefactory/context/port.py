@@ -120,8 +120,9 @@ class RunSources(Protocol):
 class ContextEngine(Protocol):
     """Opens a run's context when the loop gathers its task; closes it at the run's end."""
 
-    def open(self, run: Run, engine: str, workspace: Workspace) -> RunSources:
-        """The run's sources for `engine` (the same while the run lives)."""
+    def open(self, run: Run, engine: str, workspace: Workspace, *, actor: str = "") -> RunSources:
+        """The run's sources for `engine` (the same while the run lives); reads are
+        recorded as `actor`'s (default the run's agent)."""
         ...
 
     def close(self, run_id: str) -> None:

@@ -44,6 +44,7 @@ def governed(
         actor=actor,
         run_id=run_id,
         reader=reader,
+        mask=lambda text: str(masker.mask(text).text),
     )
 
 

@@ -71,11 +71,12 @@ class ContextService:
         self.record = record
         self.runs = runs or RunContexts()
 
-    def open(self, run: Run, engine: str, workspace: Workspace) -> RunContext:
+    def open(self, run: Run, engine: str, workspace: Workspace, *, actor: str = "") -> RunContext:
         """The run's context (the same one on every call while the run lives): its sources,
-        a fresh pseudonym table, and its read policy for `engine`."""
+        a fresh pseudonym table, and its read policy for `engine`. Reads are recorded as
+        `actor`'s (default the run's agent; a person serving the context with `mcp serve`)."""
         existing = self.runs.get(run.id)
-        if existing is not None and existing.engine == engine:
+        if existing is not None and existing.engine == engine and not actor:
             return existing
         from codefactory.context.masking.masker import Masker
         from codefactory.context.masking.pseudonyms import PLACEHOLDER, Pseudonyms
@@ -87,7 +88,7 @@ class ContextService:
 
         context = RunContext(
             run_id=run.id,
-            actor=run.agent_id,
+            actor=actor or run.agent_id,
             engine=engine,
             sources=self._sources(run, workspace),
             masker=Masker(self.settings.context.masking, pseudonyms),

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from codefactory.hosts import is_loopback
 
 DEFAULT_DATA_CLASSES = ("public", "internal", "confidential", "restricted")
 
@@ -38,8 +41,15 @@ class ServiceSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _https(cls, value: str) -> str:
-        if value and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        """An https URL; plain http only to this host (a local stand-in or a sidecar):
+        the credential must not cross a network unencrypted."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an https URL, got {value!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError(f"{value!r} is plain http to another host: use https")
         return value.rstrip("/")
 
     @property

@@ -142,7 +142,10 @@ class AuditedConnector(_Delegating):
     actor: str
     run_id: str
     reader: str = ""
-    """Who asked: `loop` (gathering for the task) or the engine's name (over MCP)."""
+    """Who asked: `loop` (gathering for the task) or `mcp`."""
+    mask: Callable[[str], str] = str
+    """Masks the query or ref before it is recorded (the run's masker): a search for an
+    address must not write the address into the log, which can never forget it."""
     reads: list[ContextItem] = field(default_factory=list)
     """Every item this wrapper returned, in order (the run's citations)."""
 
@@ -158,7 +161,7 @@ class AuditedConnector(_Delegating):
         common: dict[str, Any] = {
             "connector": self.inner.name,
             "operation": operation,
-            "argument": argument[:QUERY_AUDIT_CHARS],
+            "argument": self.mask(argument[:QUERY_AUDIT_CHARS]),
             "data_class": self.inner.data_class,
             "scope": str(self.inner.scope),
             "reader": self.reader,

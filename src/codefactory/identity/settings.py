@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from codefactory.hosts import is_loopback
 
 # What the default policy's routine changes may touch; any other kind gets the repository.
 DEFAULT_SCOPE_PATHS = {
@@ -98,15 +99,6 @@ class IdentitySettings(BaseModel):
             raise ValueError("directory_scim_url must be a base URL: scheme, host and path only")
         if parts.scheme == "https":
             return value
-        if parts.scheme == "http" and _loopback(parts.hostname):
+        if parts.scheme == "http" and is_loopback(parts.hostname):
             return value
         raise ValueError("directory_scim_url must be https (http only on a loopback address)")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from codefactory.hosts import is_loopback
+
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 """Asymmetric JWS algorithms a token may be signed with (RFC 8725 §3.1): never `none`,
@@ -148,13 +150,3 @@ def is_trusted_proxy(address: str, proxies: tuple[str, ...]) -> bool:
     except ValueError:
         return False
     return any(ip in ipaddress.ip_network(entry, strict=False) for entry in proxies)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only (`localhost`, 127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
