@@ -20,6 +20,7 @@ from tests.integration.test_gateway_standin import (
     Records,
     Serving,
     StandIn,
+    fresh_fixture,  # noqa: F401 - the `fresh` fixture
     make_gateway,
     standin_fixture,  # noqa: F401 - the `standin` fixture
 )
@@ -44,16 +45,6 @@ def gateway_records(
     )
     yield gateway, records
     gateway.stop()
-
-
-@pytest.fixture
-def fresh(
-    gateway_records: tuple[ModelGateway, Records], standin: tuple[StandIn, Serving]
-) -> Iterator[tuple[ModelGateway, Records, StandIn]]:
-    gateway, records = gateway_records
-    records.clear()
-    standin[0].reset()
-    yield gateway, records, standin[0]
 
 
 def grant(gateway: ModelGateway, **budget: object) -> tuple[str, str]:

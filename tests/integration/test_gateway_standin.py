@@ -367,6 +367,18 @@ class Records(list[ModelCall]):
         return list(self)
 
 
+@pytest.fixture(name="fresh")
+def fresh_fixture(
+    gateway_records: tuple[ModelGateway, Records], standin: tuple[StandIn, Serving]
+) -> Iterator[tuple[ModelGateway, Records, StandIn]]:
+    """The module's gateway (its own `gateway_records` fixture) and the stand-in, with the
+    records and the stand-in's requests of earlier tests forgotten."""
+    gateway, records = gateway_records
+    records.clear()
+    standin[0].reset()
+    yield gateway, records, standin[0]
+
+
 def make_gateway(
     tmp: Path, upstream: str, ca_file: Path | None, records: Records, **settings: Any
 ) -> ModelGateway:
