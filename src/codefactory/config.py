@@ -24,7 +24,7 @@ from codefactory.context.settings import (
 )
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
-from codefactory.review.settings import NotifySettings
+from codefactory.review.settings import ChangeSettings, NotifySettings
 from codefactory.sandbox.settings import SandboxSettings
 from codefactory.triggers.settings import TriggerSettings, with_env_secrets
 from codefactory.verify.settings import VerifySettings
@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    changes: ChangeSettings = Field(default_factory=ChangeSettings)
 
     @model_validator(mode="before")
     @classmethod

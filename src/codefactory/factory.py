@@ -224,6 +224,25 @@ def notifying(
     return observe
 
 
+def change_filing(settings: Settings, store: RunStore) -> Callable[[Run, Path], None] | None:
+    """The hook that files each packaged run's change request in ServiceNow, when
+    `changes.file_in_servicenow` is on (review/change_requests.py)."""
+    if not settings.changes.file_in_servicenow:
+        return None
+    from codefactory.context.credentials import vendor_client
+    from codefactory.review.change_requests import ChangeFiling
+
+    def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> None:
+        with store.atomic() as tx:
+            tx.audit(name, actor=actor, run_id=run_id, **data)
+
+    return ChangeFiling(
+        settings=settings.changes,
+        client=lambda: vendor_client("servicenow", settings.servicenow),
+        record=record,
+    )
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -331,6 +350,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         setup=setup,
         dependency_files=dependency_files,
         context=context,
+        after_packaging=change_filing(settings, store),
         repository_data_class=settings.context.repository_data_class,
         context_token_budget=settings.context.token_budget,
         engines=engines,

@@ -126,7 +126,11 @@ class VendorStandin:
                     path=url.path,
                     query=parse_qs(url.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
-                    body=json.loads(raw) if raw else None,
+                    body=(
+                        json.loads(raw)
+                        if raw and "json" in self.headers.get("Content-Type", "json")
+                        else raw or None
+                    ),
                 )
                 status, headers, body = standin.answer(request)
                 try:
@@ -167,6 +171,10 @@ class ServiceNowStandin(VendorStandin):
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {k: v for k, v in load_fixture("servicenow").items() if k[0] != "_"}
     )
+    created: list[dict[str, Any]] = field(default_factory=list)
+    """Change requests created (`POST /api/now/table/change_request`), as sent."""
+    attachments: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    """Attachments uploaded: their query parameters and bytes."""
 
     def authorized(self, headers: dict[str, str]) -> bool:
         pair = f"{SERVICENOW_USER}:{SERVICENOW_PASSWORD}".encode()
@@ -182,6 +190,8 @@ class ServiceNowStandin(VendorStandin):
         }
 
     def route(self, request: RecordedRequest) -> Answer:
+        if request.method == "POST":
+            return self.create(request)
         match = re.fullmatch(r"/api/now/table/([a-z_]+)", request.path)
         if request.method != "GET" or match is None or match[1] not in self.tables:
             return 400, {"error": {"message": "Invalid table", "detail": None}, "status": "failure"}
@@ -190,6 +200,22 @@ class ServiceNowStandin(VendorStandin):
         limit = int(request.query.get("sysparm_limit", ["10000"])[0])
         found = [r for r in self.tables[match[1]] if encoded_query_matches(query, r)]
         return 200, {"result": [{f: r.get(f, "") for f in fields if f} for r in found[:limit]]}
+
+    def create(self, request: RecordedRequest) -> Answer:
+        """`POST /api/now/table/change_request` (201 with the record, a number and sys_id
+        of its own) and `POST /api/now/attachment/file` (201 with the attachment record),
+        as the Table and Attachment APIs answer them."""
+        if request.path == "/api/now/table/change_request" and isinstance(request.body, dict):
+            number = f"CHG{30001 + len(self.created):07d}"
+            record = {**request.body, "number": number, "sys_id": f"{len(self.created):032x}"}
+            self.created.append(record)
+            return 201, {"result": record}
+        if request.path == "/api/now/attachment/file" and isinstance(request.body, bytes):
+            params = {k: v[0] for k, v in request.query.items()}
+            self.attachments.append((params, request.body))
+            result = {**params, "size_bytes": str(len(request.body)), "sys_id": "a" * 32}
+            return 201, {"result": result}
+        return 400, {"error": {"message": "Invalid request", "detail": None}, "status": "failure"}
 
 
 def encoded_query_matches(query: str, record: dict[str, Any]) -> bool:

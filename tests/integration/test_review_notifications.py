@@ -5,9 +5,11 @@ channel's failure an event that never fails the run."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
+import zipfile
 from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,7 @@ from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.factory import build_factory
 from codefactory.review.settings import (
+    ChangeSettings,
     EmailSettings,
     JiraUpdateSettings,
     NotifySettings,
@@ -29,7 +32,9 @@ from codefactory.review.settings import (
 from codefactory.runs.intake import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
+from tests.context_helpers import vendor_settings
 from tests.context_standins.atlassian import serve_atlassian
+from tests.context_standins.vendors import ServiceNowStandin
 from tests.directory_helpers import person, standard_directory
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
@@ -200,3 +205,45 @@ def test_the_jira_ticket_hears_each_milestone_and_a_refused_transition_is_audite
             e.data for e in factory.audit.events(again.id) if e.name == "jira-update-failed"
         ]
         assert failed["done"] == ["comment"] and "400" in failed["error"]
+
+
+def test_a_packaged_run_files_its_change_request_with_the_package_attached(
+    tmp_path: Path, uv_cache: Path
+) -> None:
+    servicenow = ServiceNowStandin()
+    servicenow.start()
+    try:
+        fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
+        settings = Settings(
+            data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache),
+            servicenow=fields["servicenow"],
+            changes=ChangeSettings(file_in_servicenow=True, assignment_group="CAB-Payments"),
+        )
+        factory = build_factory(settings)
+        repo = sample_service(tmp_path / "sample-service")
+        payload = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+        run = accept_ticket(factory, payload=payload, repo=repo)
+        assert run.state is RunState.IN_REVIEW, run.reason
+        [change] = servicenow.created
+        cab = json.loads((Path(run.package_dir) / "cab.json").read_text())
+        for key in ("type", "risk", "impact", "justification", "backout_plan", "test_plan"):
+            assert change[key] == str(cab[key]), key
+        assert change["assignment_group"] == "CAB-Payments"
+        assert change["start_date"] < change["end_date"]  # the planned window, UTC
+        assert json.loads(change["u_codefactory"])["run_id"] == run.id
+        [(params, archive)] = servicenow.attachments
+        assert params["table_name"] == "change_request" and params["table_sys_id"]
+        names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+        assert {"cab.json", "summary.md", "change.patch"} <= set(names)
+        [filed] = [e.data for e in factory.audit.events(run.id) if e.name == "change-request-filed"]
+        assert filed["number"] == "CHG0030001"
+
+        servicenow.fail_next(500)  # the instance is down: named, audited, the run still waits
+        second = accept_ticket(factory, payload=payload, repo=repo)
+        assert second.state is RunState.IN_REVIEW, second.reason
+        [failed] = [
+            e.data for e in factory.audit.events(second.id) if e.name == "change-request-failed"
+        ]
+        assert "500" in failed["error"]
+    finally:
+        servicenow.stop()

@@ -84,6 +84,18 @@ class VendorClient:
         """POST `body` as JSON to `base_url` + `path`; the decoded JSON document."""
         return self.request_json("POST", path, params=params, body=body)
 
+    def post_bytes(
+        self,
+        path: str,
+        content: bytes,
+        content_type: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """POST raw `content` (an attachment) to `base_url` + `path`; the decoded JSON."""
+        return self.request_json(
+            "POST", path, params=params, content=content, content_type=content_type
+        )
+
     def request_json(
         self,
         method: str,
@@ -91,13 +103,15 @@ class VendorClient:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        content: bytes | None = None,
+        content_type: str = "",
     ) -> Any:
         """One request; the decoded JSON answer (None for an empty body: `204`) or a named
         `ContextError`."""
         if "://" in path or not path.startswith("/"):
             raise ValueError(f"{self.connector}: a request path must start with '/': {path!r}")
         url = self.base_url.rstrip("/") + path
-        raw = self._read(method, url, params, body)
+        raw = self._read(method, url, params, body, content, content_type)
         if not raw:  # 204 No Content (a Jira transition)
             return None
         try:
@@ -107,11 +121,26 @@ class VendorClient:
                 self.connector, f"{method} {path} answered with something that is not JSON: {err}"
             ) from None
 
-    def _read(self, method: str, url: str, params: Mapping[str, Any] | None, body: Any) -> bytes:
+    def _read(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        content: bytes | None = None,
+        content_type: str = "",
+    ) -> bytes:
         headers = {"Accept": "application/json", **self.headers}
+        if content is not None:
+            headers["Content-Type"] = content_type
         try:
             with self._http().stream(
-                method, url, params=dict(params or {}), json=body, headers=headers
+                method,
+                url,
+                params=dict(params or {}),
+                json=body if content is None else None,
+                content=content,
+                headers=headers,
             ) as response:
                 self._raise_for_status(response)
                 chunks: list[bytes] = []

@@ -53,3 +53,18 @@ class NotifySettings(BaseModel):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     jira: JiraUpdateSettings = Field(default_factory=JiraUpdateSettings)
+
+
+class ChangeSettings(BaseModel):
+    """Filing each packaged run's change request in ServiceNow (`servicenow.*` instance)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_in_servicenow: bool = False
+    """Create a `change_request` from the package's `cab.json` on packaging."""
+    assignment_group: str = ""
+    """The group (name or sys_id) the change is assigned to; empty: the instance's rule."""
+    lead_time_h: float = Field(default=24.0, ge=0)
+    """Hours from packaging to the planned start."""
+    window_h: float = Field(default=2.0, gt=0)
+    """Hours from the planned start to the planned end."""

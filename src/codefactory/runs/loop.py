@@ -106,6 +106,7 @@ class RunLoop:
         sessions: EngineSessions | None = None,
         repository_data_class: str = "internal",
         context_token_budget: int = 6000,
+        after_packaging: Callable[[Run, Path], None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -116,6 +117,9 @@ class RunLoop:
         self.context = context
         self.repository_data_class = repository_data_class
         self.context_token_budget = context_token_budget
+        self.after_packaging = after_packaging
+        """Called with the packaged run and its package folder (filing its change request);
+        it records its own outcome and never raises."""
         self.engines = engines
         self.gate = gate
         self.forge = forge
@@ -574,6 +578,8 @@ class RunLoop:
                 package_dir=str(package.directory),
             )
         self._notify(run.id, RunState.PACKAGED, "")
+        if self.after_packaging is not None:
+            self.after_packaging(self.store.require_run(run.id), package.directory)
         self._move(run.id, RunState.IN_REVIEW, f"awaiting a reviewer other than {run.sponsor}")
 
     def _act_for(
