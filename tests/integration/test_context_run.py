@@ -22,6 +22,7 @@ from codefactory.domain import RunState
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import build_factory
 from codefactory.runs.intake import accept_ticket
+from codefactory.runs.report import run_report
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.context_helpers import vendor_settings
@@ -141,6 +142,10 @@ def test_the_model_never_sees_personal_data_or_secrets_yet_gets_the_stack_and_th
     assert ("confluence", "out-of-scope") in refused  # the SECRET space's page
     audit_text = json.dumps([e.data for e in reads])
     assert [value for value in PERSONAL_AND_SECRET if value in audit_text] == []
+
+    report = run_report(factory.store, run.id)
+    assert report is not None and "jira:PAY-7" in report["context"]["items"]
+    assert any(read["reader"] == "mcp" for read in report["context"]["reads"])
 
     summary = (Path(factory.store.require_run(run.id).package_dir) / "summary.md").read_text()
     assert "`jira:PAY-7`" in summary and "`sentry:4509012345`" in summary

@@ -24,7 +24,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from codefactory.context.errors import ContextError
-from codefactory.context.port import Connector, ContextItem
+from codefactory.context.port import Connector, ContextItem, Scope
 from codefactory.context.runs import RunContext, RunContexts
 from codefactory.context.wrappers import ReadRequest
 
@@ -66,7 +66,7 @@ def _tools(context: RunContext) -> list[types.Tool]:
     for name, connector in sorted(context.sources.items()):
         if not _allowed(context, connector, "search"):
             continue
-        about = f"{name} ({connector.data_class} data; scope {connector.scope})"
+        about = f"{name} ({connector.data_class} data; scope {_shown(connector.scope)})"
         hint = " A query `def:NAME` finds NAME's definitions." if name == "repository" else ""
         read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
         tools.append(
@@ -99,6 +99,14 @@ def _tools(context: RunContext) -> list[types.Tool]:
             )
         )
     return tools
+
+
+def _shown(scope: Scope) -> str:
+    """The scope as a tool description tells it: vendor units by name, host folders and
+    the repository's checkout never by path (the engine needs no host layout)."""
+    if scope.kind in ("folder", "repository"):
+        return scope.kind
+    return str(scope)
 
 
 def render_items(items: list[ContextItem]) -> str:

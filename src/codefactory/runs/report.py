@@ -53,8 +53,34 @@ def run_report(store: RunStore, run_id: str) -> dict[str, Any] | None:
     ]
     report["package"] = store.get_package(run_id)
     report["reviews"] = store.reviews(run_id)
-    report.update(engine_activity(store.audit_events(run_id)))
+    events = store.audit_events(run_id)
+    report.update(engine_activity(events))
+    report["context"] = context_activity(events)
     return report
+
+
+def context_activity(events: list[AuditRecord]) -> dict[str, Any]:
+    """What the run's context engine read: the items gathered for the task, what was left
+    out or failed, and every read by reader (`loop`, `mcp`) with its outcome."""
+    gathered = next((e.data for e in reversed(events) if e.name == "context-gathered"), {})
+    reads = [
+        {
+            "reader": e.data.get("reader", ""),
+            "connector": e.data.get("connector", ""),
+            "operation": e.data.get("operation", ""),
+            "items": e.data.get("items", []),
+            "masked": e.data.get("masked", {}),
+            "error": e.data.get("error", ""),
+        }
+        for e in events
+        if e.name in ("context-read", "context-read-failed")
+    ]
+    return {
+        "items": gathered.get("items", []),
+        "left_out": gathered.get("left_out", []),
+        "failures": gathered.get("failures", []),
+        "reads": reads,
+    }
 
 
 def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
@@ -161,6 +187,11 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
             ),
             highlight=False,
         )
+    context = report.get("context") or {}
+    for item in context.get("items", []):
+        console.print(f"  context {e(item)}", highlight=False)
+    for failure in context.get("failures", []):
+        console.print(f"  context not read: {e(failure)}", highlight=False)
     if report["package"]:
         console.print(f"package: {e(report['package']['directory'])}", highlight=False)
 
