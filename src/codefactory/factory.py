@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings, prepare_data_dir
@@ -182,10 +182,6 @@ def notifying(
     if not configured and not jira:
         return observer
 
-    def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> None:
-        with store.atomic() as tx:
-            tx.audit(name, actor=actor, run_id=run_id, **data)
-
     def trigger_of(run: Run) -> TriggerEvent | None:
         return store.get_trigger(run.trigger_id)
 
@@ -195,23 +191,18 @@ def notifying(
             client=lambda: vendor_client("jira", settings.jira),
             run_of=store.get_run,
             trigger_of=trigger_of,
-            record=record,
+            record=store.record,
         )
         if jira
         else None
     )
 
-    def trigger_field(run: Run, name: str) -> str:
-        trigger = store.get_trigger(run.trigger_id)
-        return str(getattr(trigger, name, "")) if trigger is not None else ""
-
     notifications = ReviewNotifications(
         channels=configured,
         directory=identity.directory,
         run_of=store.get_run,
-        caused_by_of=lambda run: trigger_field(run, "caused_by"),
-        title_of=lambda run: trigger_field(run, "title"),
-        record=record,
+        trigger_of=trigger_of,
+        record=store.record,
     )
 
     def observe(run_id: str, state: RunState, reason: str) -> None:
@@ -232,14 +223,10 @@ def change_filing(settings: Settings, store: RunStore) -> Callable[[Run, Path], 
     from codefactory.context.credentials import vendor_client
     from codefactory.review.change_requests import ChangeFiling
 
-    def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> None:
-        with store.atomic() as tx:
-            tx.audit(name, actor=actor, run_id=run_id, **data)
-
     return ChangeFiling(
         settings=settings.changes,
         client=lambda: vendor_client("servicenow", settings.servicenow),
-        record=record,
+        record=store.record,
     )
 
 
@@ -331,15 +318,11 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     evidence_dir = settings.data_dir / "evidence"
     clearance = RegistryClearance(registry)
 
-    def record_context_event(name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        with store.atomic() as tx:
-            return tx.audit(name, actor=actor, run_id=run_id, **data)
-
     context = ContextService(
         settings,
         policy=policy,
         engine_classes=clearance.data_classes,
-        record=record_context_event,
+        record=store.record,
         mirrors=mirrors,
     )
     loop = RunLoop(

@@ -16,20 +16,14 @@ from codefactory.context.settings import (
     ServiceSettings,
     SourceSettings,
 )
+from codefactory.secret_files import SecretUnreadable, read_secret
 
 
 def _secret(connector: str, path: Path | None, what: str) -> str:
-    if path is None:
-        raise SourceUnauthorized(connector, f"no {what} is configured")
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise SourceUnauthorized(
-            connector, f"the {what} file {path} cannot be read: {err.strerror}"
-        ) from None
-    if not value:
-        raise SourceUnauthorized(connector, f"the {what} file {path} is empty")
-    return value
+        return read_secret(path, what)
+    except SecretUnreadable as err:
+        raise SourceUnauthorized(connector, str(err)) from None
 
 
 def auth_headers(connector: str, service: ServiceSettings) -> dict[str, str]:

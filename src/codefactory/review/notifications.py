@@ -24,9 +24,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from codefactory.domain import Run, RunState
+from codefactory.domain import Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, IdentityKind, Person, Role
 from codefactory.review.settings import EmailSettings, NotifySettings, SlackSettings
+from codefactory.secret_files import SecretUnreadable, read_secret
 
 
 class NotificationFailed(Exception):
@@ -69,15 +70,10 @@ class Channel(Protocol):
 
 
 def _secret(path: Path | None, what: str) -> str:
-    if path is None:
-        raise NotificationFailed(f"no {what} is configured")
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise NotificationFailed(f"the {what} file {path} cannot be read: {err.strerror}") from None
-    if not value:
-        raise NotificationFailed(f"the {what} file {path} is empty")
-    return value
+        return read_secret(path, what)
+    except SecretUnreadable as err:
+        raise NotificationFailed(str(err)) from None
 
 
 @dataclass(kw_only=True)
@@ -172,9 +168,7 @@ class ReviewNotifications:
     channels: Sequence[Channel]
     directory: Directory
     run_of: Callable[[str], Run | None]
-    caused_by_of: Callable[[Run], str]
-    """The `user:<id>` who caused the run's trigger, or ""."""
-    title_of: Callable[[Run], str]
+    trigger_of: Callable[[Run], TriggerEvent | None]
     record: Record
 
     def __call__(self, run_id: str, state: RunState, reason: str) -> None:
@@ -183,16 +177,18 @@ class ReviewNotifications:
         run = self.run_of(run_id)
         if run is None:
             return
-        for person, asked in self.recipients(run):
-            notice = Notice(
-                run_id=run.id, repository=run.repository, title=self.title_of(run), asked=asked
-            )
+        trigger = self.trigger_of(run)
+        title = trigger.title if trigger is not None else ""
+        caused_by = trigger.caused_by if trigger is not None else ""
+        for person, asked in self.recipients(run, caused_by):
+            notice = Notice(run_id=run.id, repository=run.repository, title=title, asked=asked)
             for channel in self.channels:
                 self._send(channel, person, notice)
 
-    def recipients(self, run: Run) -> list[tuple[Person, str]]:
-        """The sponsor (`ready`), then each reviewer who may approve the run (`review`)."""
-        barred = {run.sponsor, self.caused_by_of(run).removeprefix("user:")}
+    def recipients(self, run: Run, caused_by: str = "") -> list[tuple[Person, str]]:
+        """The sponsor (`ready`), then each reviewer who may approve the run (`review`): not
+        the sponsor, not `caused_by` (`user:<id>` of who caused the trigger)."""
+        barred = {run.sponsor, caused_by.removeprefix("user:")}
         found: list[tuple[Person, str]] = []
         sponsor = self.directory.person(run.sponsor)
         if sponsor is not None:

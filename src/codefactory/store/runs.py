@@ -315,6 +315,12 @@ class RunStore:
         with Session(self.engine) as session, session.begin():
             yield RunTransaction(session, self._audit)
 
+    def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
+        """Append one audit event in a transaction of its own (a fact that changes no
+        state: a context read, a notification); returns its sequence number."""
+        with self.atomic() as tx:
+            return tx.audit(name, actor=actor, run_id=run_id, **data)
+
     def audit_events(self, run_id: str) -> list[AuditRecord]:
         """The run's audit events, oldest first."""
         return self._audit.events(run_id)

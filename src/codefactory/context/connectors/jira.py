@@ -112,16 +112,14 @@ class JiraConnector:
         return tuple(f"{source}:{ref}" for source, ref in unique(found) if ref != key)
 
     def _remote_link_urls(self, key: str) -> list[str]:
+        return [url for link in self._remote_links(key) if (url := _link_url(link))]
+
+    def _remote_links(self, key: str) -> list[dict[str, Any]]:
+        """The issue's remote links (REST v3 `remotelink`), objects only."""
         links = self.client.get_json(f"/rest/api/3/issue/{path_segment(key)}/remotelink")
         if not isinstance(links, list):
             raise MalformedResponse(self.name, f"the remote links of {key} are not a list")
-        urls: list[str] = []
-        for link in links:
-            target = link.get("object") if isinstance(link, dict) else None
-            url = target.get("url") if isinstance(target, dict) else None
-            if isinstance(url, str):
-                urls.append(url)
-        return urls
+        return [link for link in links if isinstance(link, dict)]
 
     def search(self, query: str, *, limit: int = 10) -> list[ContextItem]:
         """Up to `limit` (1–100) issues of the scope whose text matches `query` (plain
@@ -152,17 +150,9 @@ class JiraConnector:
         (`.../pages/<id>/...` or `pageId=<id>` in the link's URL or global id), in link
         order without repeats. The pages themselves are the Confluence connector's to
         fetch (and to refuse when their space is outside its scope)."""
-        key = self._in_scope(key)
-        links = self.client.get_json(f"/rest/api/3/issue/{path_segment(key)}/remotelink")
-        if not isinstance(links, list):
-            raise MalformedResponse(self.name, f"the remote links of {key} are not a list")
         pages: list[str] = []
-        for link in links:
-            if not isinstance(link, dict):
-                continue
-            target = link.get("object")
-            url = target.get("url") if isinstance(target, dict) else None
-            for where in (url, link.get("globalId")):
+        for link in self._remote_links(self._in_scope(key)):
+            for where in (_link_url(link), link.get("globalId")):
                 match = _PAGE_ID.search(where) if isinstance(where, str) else None
                 if match and match.group(1) not in pages:
                     pages.append(match.group(1))
@@ -257,6 +247,13 @@ def _render_issue(issue: dict[str, Any], scope: Scope) -> str:
     if links:
         sections.append("Linked issues:\n" + "\n".join(links))
     return "\n\n".join(sections)
+
+
+def _link_url(link: dict[str, Any]) -> str:
+    """A remote link's `object.url`, or ""."""
+    target = link.get("object")
+    url = target.get("url") if isinstance(target, dict) else None
+    return url if isinstance(url, str) else ""
 
 
 def _linked_keys(issue: dict[str, Any]) -> list[str]:
