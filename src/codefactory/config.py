@@ -24,6 +24,7 @@ from codefactory.context.settings import (
 )
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
+from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import ChangeSettings, NotifySettings
 from codefactory.sandbox.settings import SandboxSettings
 from codefactory.triggers.settings import TriggerSettings, with_env_secrets
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     changes: ChangeSettings = Field(default_factory=ChangeSettings)
+    forge: ForgeSettings = Field(default_factory=ForgeSettings)
+    """Where review requests open (`CODEFACTORY_FORGE__TYPE`, `CODEFACTORY_FORGE__BASE_URL`)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,7 @@ folder name: two repositories never share a forge repository."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -42,4 +43,109 @@ class Forge(Protocol):
     def repository_path(self, repository: str) -> Path:
         """Where the forge keeps the repository with canonical id `repository`; the package
         tells reviewers to look there."""
+        ...
+
+
+@dataclass(frozen=True)
+class RequestDraft:
+    """What a draft pull/merge request carries (the package's own words)."""
+
+    repository: str
+    """The forge's name of the repository: `owner/name`, `group/sub/project`,
+    `project/repo` (Azure DevOps), `workspace/repo` or `PROJECT/repo` (Bitbucket)."""
+    branch: str
+    """The source branch, `factory/<run-id>`."""
+    base_branch: str
+    commit: str
+    """The packaged, signed head commit (40 or 64 hex)."""
+    title: str
+    body: str
+    """Markdown: summary, risk, rollback plan, evidence links, provenance."""
+
+
+@dataclass(frozen=True)
+class OpenedRequest:
+    """A request the forge opened: its number (GitHub/Bitbucket/Azure DevOps id, GitLab
+    `iid`) and the address a human opens."""
+
+    number: str
+    url: str
+    author: str = ""
+    """The forge login the request was opened under, as the forge reports it."""
+
+
+@dataclass(frozen=True)
+class CommitVerdict:
+    """The gate's verdict as a commit status / check: `state` is `success`, `failure` or
+    `pending`; `description` at most 140 characters."""
+
+    state: str
+    description: str
+    target_url: str = ""
+
+
+@dataclass(frozen=True)
+class BranchProtection:
+    """What the forge enforces on a branch before a change merges into it."""
+
+    branch: str
+    protected: bool
+    required_approvals: int
+    """Approving reviews required (0: none)."""
+    dismisses_stale_approvals: bool
+    """A new push drops earlier approvals."""
+    admins_bypass: bool
+    """Administrators (or a bypass list) may merge without the rules."""
+    required_checks: tuple[str, ...]
+    """Status checks that must pass (names)."""
+
+    def gaps(self, *, status_context: str) -> list[str]:
+        """What would let the agent's change merge without review, in words; empty: none."""
+        found: list[str] = []
+        if not self.protected:
+            return [f"branch {self.branch} is not protected: anyone with write access merges"]
+        if self.required_approvals < 1:
+            found.append("no approving review is required")
+        if not self.dismisses_stale_approvals:
+            found.append("an approval survives a later push (stale approvals are not dismissed)")
+        if self.admins_bypass:
+            found.append("administrators may merge without the rules")
+        if status_context not in self.required_checks:
+            found.append(f"the gate's verdict ({status_context}) is not a required check")
+        return found
+
+
+class ForgeHost(Protocol):
+    """A forge's REST API as review needs it (review/forges/: GitHub, GitLab, Azure DevOps,
+    Bitbucket). Every method raises a `review.forges.errors.ForgeApiError` subclass naming
+    the vendor's answer; none retries what the vendor does not say is safe to retry."""
+
+    kind: str
+    """`github`, `gitlab`, `azure-devops` or `bitbucket`."""
+
+    def remote_url(self, repository: str) -> str:
+        """The git remote (HTTPS) of the forge repository named `repository`."""
+        ...
+
+    def push_header(self) -> str:
+        """The `Authorization` header value git sends when the factory pushes (its app or
+        bot token, never a person's)."""
+        ...
+
+    def open_request(self, draft: RequestDraft, *, user_token: str) -> OpenedRequest:
+        """Open `draft` as a draft request under the person whose token is `user_token`;
+        a request already open for the same branch is returned, not duplicated."""
+        ...
+
+    def set_status(self, repository: str, commit: str, verdict: CommitVerdict) -> None:
+        """Record the gate's verdict on `commit` (commit status or check run)."""
+        ...
+
+    def upload_sarif(self, repository: str, *, commit: str, ref: str, sarif: bytes) -> str | None:
+        """Send a SARIF 2.1.0 log to the forge's code scanning; returns its id, or None when
+        this forge has no code scanning (nothing is sent)."""
+        ...
+
+    def protection(self, repository: str, branch: str) -> BranchProtection:
+        """What the forge enforces on `branch` of `repository`."""
         ...
