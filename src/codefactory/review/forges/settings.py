@@ -17,6 +17,33 @@ from codefactory.hosts import is_loopback
 ForgeType = Literal["local", "github", "gitlab", "azure-devops", "bitbucket"]
 
 
+class ForgeOAuthSettings(BaseModel):
+    """The factory's OAuth application on the forge, through which each person grants it a
+    user token (authorization code + PKCE, RFC 6749 and RFC 7636; `/forge/connect`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = ""
+    """Empty: the OAuth grant is off (only development tokens work)."""
+    client_secret_file: Path | None = None
+    authorize_url: str = ""
+    """Empty: the forge's documented endpoint, derived from `forge.base_url` (GitHub
+    `/login/oauth/authorize`, GitLab `/oauth/authorize`, Bitbucket Cloud
+    `https://bitbucket.org/site/oauth2/authorize`, Data Center `/rest/oauth2/latest/authorize`).
+    Azure DevOps signs in with Microsoft Entra ID: set both URLs to the tenant's v2.0
+    endpoints."""
+    token_url: str = ""
+    scopes: str = ""
+    """Empty: the forge's scope for pull requests (GitHub `repo`, GitLab `api`, Bitbucket
+    `pullrequest:write`, Azure DevOps `499b84ac-1321-427f-aa17-267ca6975798/.default
+    offline_access`)."""
+
+    @field_validator("authorize_url", "token_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        return _https_or_loopback(value)
+
+
 class ForgeSettings(BaseModel):
     """One forge for every repository of this factory (docs/review.md, "Forges")."""
 
@@ -52,24 +79,29 @@ class ForgeSettings(BaseModel):
     """Retries of a request the vendor says is safe to retry (429/5xx with `Retry-After`)."""
     max_retry_wait_s: float = Field(default=30.0, ge=0)
     """A `Retry-After` longer than this is not waited for: the call fails `RateLimited`."""
+    oauth: ForgeOAuthSettings = Field(default_factory=ForgeOAuthSettings)
     status_context: str = "codefactory/gate"
     """The name of the commit status / check the gate's verdict is set under."""
 
     @field_validator("base_url", "api_url", "git_url")
     @classmethod
     def _https(cls, value: str) -> str:
-        """https only, or http to a loopback host (a local stand-in)."""
-        value = value.rstrip("/")
-        if not value or value.startswith("https://"):
-            return value
-        if value.startswith("http://"):
-            host = value[len("http://") :].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-            if is_loopback(host):
-                return value
         if value.startswith("file://"):
             return value  # a git remote on this machine (tests, air-gapped mirrors)
-        raise ValueError(f"{value!r}: a forge is reached over https (http only on loopback)")
+        return _https_or_loopback(value)
 
     @property
     def is_remote(self) -> bool:
         return self.type != "local"
+
+
+def _https_or_loopback(value: str) -> str:
+    """`value` without a trailing slash: https only, or http to a loopback host (a stand-in)."""
+    value = value.rstrip("/")
+    if not value or value.startswith("https://"):
+        return value
+    if value.startswith("http://"):
+        host = value[len("http://") :].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if is_loopback(host):
+            return value
+    raise ValueError(f"{value!r}: a forge is reached over https (http only on loopback)")
