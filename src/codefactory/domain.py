@@ -16,7 +16,11 @@ from typing import Any
 class RunState(enum.StrEnum):
     """The states of the run state machine, in loop order, then the terminal outcomes that
     are not a hand-off: `no_change` (the ticket needs no change: the pin is already safe, the
-    lint finding is gone; the reason says why), `refused`, `failed`, `rejected`."""
+    lint finding is gone; the reason says why), `refused`, `failed`, `rejected`.
+
+    After `approved` a run ends `handed_off` (the embedded default), or, on the regulated
+    track (`review.sign_offs`), moves through `in_qa` and `in_uat`, each left by a signed
+    sign-off, to `accepted`, or to `rejected` with the signer's reason."""
 
     RECEIVED = "received"
     AUTHORIZED = "authorized"
@@ -29,6 +33,9 @@ class RunState(enum.StrEnum):
     IN_REVIEW = "in_review"
     APPROVED = "approved"
     HANDED_OFF = "handed_off"
+    IN_QA = "in_qa"
+    IN_UAT = "in_uat"
+    ACCEPTED = "accepted"
     NO_CHANGE = "no_change"
     REFUSED = "refused"
     FAILED = "failed"
@@ -42,6 +49,7 @@ class RunState(enum.StrEnum):
 TERMINAL_STATES = frozenset(
     {
         RunState.HANDED_OFF,
+        RunState.ACCEPTED,
         RunState.NO_CHANGE,
         RunState.REFUSED,
         RunState.FAILED,
@@ -63,7 +71,11 @@ ALLOWED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.VERIFIED: frozenset({RunState.PACKAGED, RunState.REFUSED}),
     RunState.PACKAGED: frozenset({RunState.IN_REVIEW}),
     RunState.IN_REVIEW: frozenset({RunState.APPROVED, RunState.REJECTED}),
-    RunState.APPROVED: frozenset({RunState.HANDED_OFF}),
+    # `handed_off` by default; the regulated track hands off to QA (or straight to UAT when
+    # QA is not a stage), each stage left by a signed sign-off (runs/sign_offs.py).
+    RunState.APPROVED: frozenset({RunState.HANDED_OFF, RunState.IN_QA, RunState.IN_UAT}),
+    RunState.IN_QA: frozenset({RunState.IN_UAT, RunState.ACCEPTED, RunState.REJECTED}),
+    RunState.IN_UAT: frozenset({RunState.ACCEPTED, RunState.REJECTED}),
 }
 
 

@@ -15,7 +15,9 @@ from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 
 RESTARTABLE = frozenset({RunState.RECEIVED, RunState.AUTHORIZED})
-RESTING = frozenset({RunState.PACKAGED, RunState.IN_REVIEW, RunState.APPROVED})
+RESTING = frozenset(
+    {RunState.PACKAGED, RunState.IN_REVIEW, RunState.APPROVED, RunState.IN_QA, RunState.IN_UAT}
+)
 
 
 class WorkerPool:
