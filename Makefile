@@ -31,6 +31,7 @@ system-packages:
 	@command -v rg >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ripgrep; }
 	@ctags --version 2>/dev/null | grep -q "Universal Ctags" || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q universal-ctags; }
 	@command -v softhsm2-util >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q softhsm2; }
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
 # Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (as on these
