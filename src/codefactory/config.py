@@ -25,7 +25,7 @@ from codefactory.context.settings import (
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.settings import ChangeSettings, NotifySettings
+from codefactory.review.settings import ChangeSettings, NotifySettings, ReviewTrackSettings
 from codefactory.sandbox.settings import SandboxSettings
 from codefactory.triggers.settings import TriggerSettings, with_env_secrets
 from codefactory.verify.settings import VerifySettings
@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     changes: ChangeSettings = Field(default_factory=ChangeSettings)
+    review: ReviewTrackSettings = Field(default_factory=ReviewTrackSettings)
+    """QA and UAT sign-offs after approval (`CODEFACTORY_REVIEW__SIGN_OFFS`)."""
     forge: ForgeSettings = Field(default_factory=ForgeSettings)
     """Where review requests open (`CODEFACTORY_FORGE__TYPE`, `CODEFACTORY_FORGE__BASE_URL`)."""
 

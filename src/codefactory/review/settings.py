@@ -1,10 +1,12 @@
-"""Settings of the review primitive's notifications (`notify.*`): off unless configured."""
+"""Settings of the review primitive: notifications (`notify.*`), change requests
+(`changes.*`) and the regulated track after approval (`review.*`); off unless configured."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class SlackSettings(BaseModel):
@@ -68,3 +70,29 @@ class ChangeSettings(BaseModel):
     """Hours from packaging to the planned start."""
     window_h: float = Field(default=2.0, gt=0)
     """Hours from the planned start to the planned end."""
+    cab_gate: bool = True
+    """With `file_in_servicenow`, an approved change that is not a standard change (its
+    `cab.json` `type`, which the package's policy sets: `standard` only for a low-risk
+    recipe change) waits for the CAB's `approval` of its change request before the hand-off."""
+
+
+SignOffStage = Literal["qa", "uat"]
+STAGE_ORDER: tuple[SignOffStage, ...] = ("qa", "uat")
+
+
+class ReviewTrackSettings(BaseModel):
+    """The regulated track after approval (`CODEFACTORY_REVIEW__SIGN_OFFS='["qa","uat"]'`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sign_offs: list[SignOffStage] = Field(default_factory=list)
+    """The signed sign-offs an approved change needs, in order (`qa`, then `uat`); empty
+    (the embedded default): approval hands the change off (`handed_off`); otherwise it goes
+    to `in_qa` (or `in_uat`) and ends `accepted` after the last sign-off."""
+
+    @field_validator("sign_offs")
+    @classmethod
+    def _in_order(cls, stages: list[SignOffStage]) -> list[SignOffStage]:
+        if stages != [s for s in STAGE_ORDER if s in stages]:
+            raise ValueError("sign_offs lists each of qa and uat at most once, qa first")
+        return stages
