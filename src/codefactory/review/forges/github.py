@@ -1,0 +1,209 @@
+"""GitHub (github.com and Enterprise Server) as a `ForgeHost`: REST API v3.
+
+Every call sends `Accept: application/vnd.github+json` and `X-GitHub-Api-Version:
+2022-11-28`. The REST base is `https://api.github.com` for github.com, `<base_url>/api/v3`
+for Enterprise Server, unless `forge.api_url` says otherwise.
+
+What is called, with which token:
+
+- the draft request: `GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open`, then
+  `POST /repos/{o}/{r}/pulls` (`draft: true`), with the SPONSOR's token;
+- the gate's verdict: `POST /repos/{o}/{r}/statuses/{sha}`, the app's token;
+- SARIF: `POST /repos/{o}/{r}/code-scanning/sarifs` (gzip + base64), the app's token;
+- branch protection: `GET /repos/{o}/{r}/branches/{b}/protection`, the app's token;
+- git push: `<git_url>/{o}/{r}.git`, HTTP Basic `x-access-token:<app token>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from codefactory.review.forges.errors import ForgeInvalid, ForgeNotFound, ForgeUnavailable
+from codefactory.review.forges.http import ForgeHttp
+from codefactory.review.forges.settings import ForgeSettings
+from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+
+API_VERSION = "2022-11-28"
+CLOUD = "https://github.com"
+CLOUD_API = "https://api.github.com"
+_STATES = {"success": "success", "failure": "failure", "pending": "pending", "error": "error"}
+
+
+def _split(repository: str) -> tuple[str, str]:
+    owner, _, name = repository.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"{repository!r}: a GitHub repository is owner/name")
+    return quote(owner, safe=""), quote(name, safe="")
+
+
+class GitHubHost:
+    """GitHub's REST API for one factory: `app_token` (a GitHub App installation token or a
+    bot's fine-grained token) pushes, sets statuses, uploads SARIF and reads protection;
+    each pull request is opened with the sponsor's own user token."""
+
+    kind = "github"
+
+    def __init__(
+        self,
+        settings: ForgeSettings,
+        *,
+        app_token: str,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url or CLOUD
+        cloud = urlsplit(self.base_url).hostname == "github.com"
+        api = settings.api_url or (CLOUD_API if cloud else f"{self.base_url}/api/v3")
+        self._app_token = app_token
+        self.http = ForgeHttp(
+            forge="github",
+            base_url=api,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "codefactory",
+            },
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            max_retry_wait_s=settings.max_retry_wait_s,
+            verify=str(settings.ca_file) if settings.ca_file else True,
+            transport=transport,
+        )
+
+    def remote_url(self, repository: str) -> str:
+        """`<git_url or base_url>/{owner}/{name}.git`."""
+        owner, name = _split(repository)
+        return f"{self.settings.git_url or self.base_url}/{owner}/{name}.git"
+
+    def push_header(self) -> str:
+        """HTTP Basic `x-access-token:<app token>`, as GitHub documents for app tokens."""
+        raw = f"x-access-token:{self._app_token}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def open_request(self, draft: RequestDraft, *, user_token: str) -> OpenedRequest:
+        """The open pull request of `draft.branch`, else a new draft one (`201`), both under
+        `user_token` (`Authorization: Bearer`). A `422` "A pull request already exists" (a
+        race) is answered with the existing one. Raises `ForgeApiError` subclasses."""
+        owner, name = _split(draft.repository)
+        auth = f"Bearer {user_token}"
+        existing = self._open_for(owner, name, draft.branch, auth)
+        if existing is not None:
+            return existing
+        body = {
+            "title": draft.title,
+            "head": draft.branch,
+            "base": draft.base_branch,
+            "body": draft.body,
+            "draft": True,
+            "maintainer_can_modify": False,
+        }
+        try:
+            created = self.http.request(
+                "POST", f"repos/{owner}/{name}/pulls", call="open pull request", auth=auth,
+                json_body=body,
+            )  # fmt: skip
+        except ForgeInvalid as err:
+            if "pull request already exists" not in err.vendor_message.lower():
+                raise
+            existing = self._open_for(owner, name, draft.branch, auth)
+            if existing is None:
+                raise
+            return existing
+        return _opened(created, "open pull request")
+
+    def _open_for(self, owner: str, name: str, branch: str, auth: str) -> OpenedRequest | None:
+        found = self.http.request(
+            "GET",
+            f"repos/{owner}/{name}/pulls",
+            call="find pull request",
+            auth=auth,
+            params={"head": f"{owner}:{branch}", "state": "open", "per_page": "1"},
+        )
+        if not isinstance(found, list):
+            raise ForgeUnavailable("github", "find pull request", 200, "the answer is no list")
+        return _opened(found[0], "find pull request") if found else None
+
+    def set_status(self, repository: str, commit: str, verdict: CommitVerdict) -> None:
+        """`POST /repos/{o}/{r}/statuses/{sha}` (`state`, `description` ≤ 140, `context` =
+        `forge.status_context`, `target_url` when given) with the app token; a repeated
+        status is harmless, so a `502/503/504` is retried."""
+        owner, name = _split(repository)
+        body: dict[str, Any] = {
+            "state": _STATES.get(verdict.state, "error"),
+            "description": verdict.description[:140],
+            "context": self.settings.status_context,
+        }
+        if verdict.target_url:
+            body["target_url"] = verdict.target_url
+        self.http.request(
+            "POST", f"repos/{owner}/{name}/statuses/{commit}", call="set commit status",
+            auth=f"Bearer {self._app_token}", json_body=body, idempotent=True,
+        )  # fmt: skip
+
+    def upload_sarif(self, repository: str, *, commit: str, ref: str, sarif: bytes) -> str | None:
+        """`POST /repos/{o}/{r}/code-scanning/sarifs` with the SARIF gzip-compressed and
+        base64-encoded (`sarif`), `commit_sha` and `ref` (`refs/heads/<branch>`); returns
+        the upload's `id` (the `202` answer)."""
+        owner, name = _split(repository)
+        body = {
+            "commit_sha": commit,
+            "ref": ref,
+            "sarif": base64.b64encode(gzip.compress(sarif, mtime=0)).decode("ascii"),
+            "tool_name": "codefactory",
+        }
+        answer = self.http.request(
+            "POST", f"repos/{owner}/{name}/code-scanning/sarifs", call="upload SARIF",
+            auth=f"Bearer {self._app_token}", json_body=body,
+        )  # fmt: skip
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise ForgeUnavailable("github", "upload SARIF", 202, "the answer has no id")
+        return str(answer["id"])
+
+    def protection(self, repository: str, branch: str) -> BranchProtection:
+        """`GET /repos/{o}/{r}/branches/{b}/protection` with the app token; `404` "Branch
+        not protected" is an unprotected branch (another `404` is `ForgeNotFound`)."""
+        owner, name = _split(repository)
+        try:
+            rules = self.http.request(
+                "GET", f"repos/{owner}/{name}/branches/{quote(branch, safe='')}/protection",
+                call="read branch protection", auth=f"Bearer {self._app_token}",
+            )  # fmt: skip
+        except ForgeNotFound as err:
+            if "not protected" not in err.vendor_message.lower():
+                raise
+            return BranchProtection(branch, False, 0, False, True, ())
+        rules = rules if isinstance(rules, dict) else {}
+        reviews = rules.get("required_pull_request_reviews") or {}
+        checks = rules.get("required_status_checks") or {}
+        contexts = set(checks.get("contexts") or ())
+        contexts |= {
+            c.get("context", "") for c in checks.get("checks") or () if isinstance(c, dict)
+        }
+        allowances = reviews.get("bypass_pull_request_allowances") or {}
+        bypass = any(allowances.get(kind) for kind in ("users", "teams", "apps"))
+        enforced = bool((rules.get("enforce_admins") or {}).get("enabled"))
+        return BranchProtection(
+            branch=branch,
+            protected=True,
+            required_approvals=int(reviews.get("required_approving_review_count") or 0),
+            dismisses_stale_approvals=bool(reviews.get("dismiss_stale_reviews")),
+            admins_bypass=not enforced or bypass,
+            required_checks=tuple(sorted(c for c in contexts if c)),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _opened(data: Any, call: str) -> OpenedRequest:
+    if not isinstance(data, dict) or "number" not in data or not data.get("html_url"):
+        raise ForgeUnavailable("github", call, 200, "the pull request has no number or html_url")
+    user = data["user"] if isinstance(data.get("user"), dict) else {}
+    return OpenedRequest(
+        number=str(data["number"]), url=str(data["html_url"]), author=str(user.get("login", ""))
+    )

@@ -1,0 +1,305 @@
+"""Publishing a packaged run to the forge: branch, draft request, code scanning, status.
+
+The loop's after-packaging hook. In order, each step an audit event of the run:
+
+1. `forge-branch-pushed`: `factory/<run id>` at the packaged, agent-signed commit, pushed
+   from the factory's local bare repository with the factory's (app) token, never forced
+   (`review.forges.push`);
+2. `pull-request-opened`: a draft request under the SPONSOR's own token (the app token
+   never opens one), titled from the ticket, its body the package's summary, risk, rollback
+   plan, evidence and provenance;
+3. `code-scanning-uploaded`: the package's SARIF evidence as one log (forges with code
+   scanning only);
+4. `commit-status-set`: the gate's verdict on the commit, with the app token.
+
+A failure stops the steps after it and is `forge-publish-failed` (`step`, `error`: the
+error's kind, `status`, `message`: the vendor's words); it never fails the run, which still
+waits in review with the truth in the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codefactory.domain import Run, RunState, TriggerEvent
+from codefactory.review.errors import ForgeError
+from codefactory.review.forges.errors import ForgeApiError
+from codefactory.review.forges.naming import forge_repository
+from codefactory.review.forges.push import push_branch
+from codefactory.review.port import CommitVerdict, ForgeHost, RequestDraft
+from codefactory.secret_files import SecretUnreadable
+
+MAX_BODY_CHARS = 60_000
+"""GitHub refuses a body over 65,536 characters; the other forges allow more."""
+MAX_TITLE_CHARS = 250
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+Record = Callable[..., object]
+
+
+@dataclass(kw_only=True)
+class RequestPublishing:
+    """Publishes each packaged run (`(run, package_dir) -> None`; never raises)."""
+
+    forge: str
+    """`github`, `gitlab`, `azure-devops`, `bitbucket`."""
+    host: Callable[[], ForgeHost]
+    """Builds the adapter (reads the app token file each time: a rotated token needs no
+    restart)."""
+    repository_path: Callable[[str], Path]
+    """The factory's local bare repository of a canonical id (`LocalForge.repository_path`)."""
+    user_token: Callable[[str], str]
+    """A person's own forge token; raises `NoUserToken`."""
+    trigger_of: Callable[[Run], TriggerEvent | None]
+    record: Record
+    base_branch: str = "main"
+    push_timeout_s: float = 120.0
+    ca_file: Path | None = None
+
+    def __call__(self, run: Run, package_dir: Path) -> None:
+        """Push, open, upload, set the status; every outcome an audit event, none raises."""
+        step = "name repository"
+        try:
+            name = forge_repository(run.repository, self.forge)
+            step = "connect"
+            host = self.host()
+            try:
+                step = "push branch"
+                self._push(host, run, name)
+                step = "open request"
+                self._open(host, run, name, package_dir)
+                step = "upload SARIF"
+                self._sarif(host, run, name, package_dir)
+                step = "set commit status"
+                self._status(host, run, name, package_dir)
+            finally:
+                close = getattr(host, "close", None)
+                if callable(close):
+                    close()
+        except (ForgeError, SecretUnreadable, OSError, ValueError) as err:
+            self.record(
+                "forge-publish-failed",
+                actor="factory",
+                run_id=run.id,
+                forge=self.forge,
+                repository=run.repository,
+                step=step,
+                error=err.kind if isinstance(err, ForgeApiError) else type(err).__name__,
+                status=err.status if isinstance(err, ForgeApiError) else 0,
+                message=(err.vendor_message if isinstance(err, ForgeApiError) else str(err))[:500],
+            )
+
+    def _push(self, host: ForgeHost, run: Run, name: str) -> None:
+        pushed = push_branch(
+            forge=self.forge,
+            git_dir=self.repository_path(run.repository),
+            remote_url=host.remote_url(name),
+            branch=run.branch,
+            commit=run.head_commit,
+            auth_header=host.push_header(),
+            timeout_s=self.push_timeout_s,
+            ca_file=self.ca_file,
+        )
+        self.record(
+            "forge-branch-pushed",
+            actor="factory",
+            run_id=run.id,
+            forge=self.forge,
+            repository=name,
+            remote=pushed.remote_url,
+            branch=pushed.branch,
+            commit=pushed.commit,
+            created=pushed.created,
+        )
+
+    def _open(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
+        token = self.user_token(run.sponsor)
+        draft = RequestDraft(
+            repository=name,
+            branch=run.branch,
+            base_branch=self.base_branch,
+            commit=run.head_commit,
+            title=request_title(run, self.trigger_of(run)),
+            body=request_body(run, package_dir),
+        )
+        opened = host.open_request(draft, user_token=token)
+        self.record(
+            "pull-request-opened",
+            actor=run.sponsor,
+            run_id=run.id,
+            forge=self.forge,
+            repository=name,
+            number=opened.number,
+            url=opened.url,
+            author=opened.author,
+            commit=run.head_commit,
+            branch=run.branch,
+        )
+
+    def _sarif(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
+        log = package_sarif(package_dir)
+        if log is None:
+            return
+        upload = host.upload_sarif(
+            name, commit=run.head_commit, ref=f"refs/heads/{run.branch}", sarif=log
+        )
+        if upload is not None:
+            self.record(
+                "code-scanning-uploaded",
+                actor="factory",
+                run_id=run.id,
+                forge=self.forge,
+                repository=name,
+                sarif_id=upload,
+                commit=run.head_commit,
+                sha256=hashlib.sha256(log).hexdigest(),
+            )
+
+    def _status(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
+        verdict = gate_verdict(run, package_dir)
+        host.set_status(name, run.head_commit, verdict)
+        self.record(
+            "commit-status-set",
+            actor="factory",
+            run_id=run.id,
+            forge=self.forge,
+            repository=name,
+            commit=run.head_commit,
+            state=verdict.state,
+            description=verdict.description,
+        )
+
+
+def request_title(run: Run, trigger: TriggerEvent | None) -> str:
+    """`<ticket id>: <ticket title>` on one line, at most 250 characters."""
+    if trigger is None or not trigger.title.strip():
+        title = f"Code Factory run {run.id}"
+    else:
+        title = f"{trigger.external_id}: {trigger.title}" if trigger.external_id else trigger.title
+    return " ".join(title.split())[:MAX_TITLE_CHARS]
+
+
+def _read(package_dir: Path, name: str) -> str:
+    path = package_dir / name
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _json(package_dir: Path, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(_read(package_dir, name) or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _demoted(markdown: str) -> str:
+    """The package's Markdown one heading level down (its `#` title under our `##`)."""
+    lines = []
+    fence = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        lines.append("#" + line if not fence and line.startswith("#") else line)
+    return "\n".join(lines)
+
+
+def _signer(package_dir: Path, name: str) -> str:
+    signatures = _json(package_dir, name).get("signatures") or [{}]
+    first = signatures[0] if isinstance(signatures[0], dict) else {}
+    return str(first.get("keyid", ""))
+
+
+def request_body(run: Run, package_dir: Path) -> str:
+    """The request's Markdown body: provenance first (commit, signer, attestation), then the
+    package's summary, risk level and reasons, rollback plan and its evidence files; cut to
+    60,000 characters, the cut said."""
+    risk = _json(package_dir, "risk.json")
+    factors = [f"- {factor}" for factor in risk.get("factors") or ()] or ["- none"]
+    evidence = sorted(
+        p.relative_to(package_dir).as_posix()
+        for p in package_dir.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    )
+    attestation = package_dir / "attestation.dsse.json"
+    attested = (
+        "sha256:" + hashlib.sha256(attestation.read_bytes()).hexdigest()
+        if attestation.is_file()
+        else "none"
+    )
+    head = [
+        f"Opened by Code Factory for run `{run.id}` on behalf of its sponsor `{run.sponsor}`. "
+        "The change is approved with a signed verdict (`codefactory review approve`), "
+        "not by this request's review alone.",
+        "",
+        "## Provenance",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| Commit | `{run.head_commit}` on `{run.branch}` (base `{run.base_commit}`) |",
+        f"| Signed by | agent `{run.agent_id}`, key "
+        f"`{_signer(package_dir, 'provenance.dsse.json')}` |",
+        f"| Package attestation | `{attested}` (`attestation.dsse.json`, key "
+        f"`{_signer(package_dir, 'attestation.dsse.json')}`) |",
+        f"| Package | `{package_dir}` |",
+        "",
+        "## Risk",
+        "",
+        f"**{risk.get('level', 'unknown')}** (score {risk.get('score', '?')})",
+        "",
+        *factors,
+        "",
+        "## Rollback plan",
+        "",
+        _demoted(_read(package_dir, "rollback.md")).strip() or "(none in the package)",
+        "",
+        "## Evidence (files in the package)",
+        "",
+        *(f"- [`{path}`]({(package_dir / path).as_uri()})" for path in evidence),
+        "",
+        "## Summary",
+        "",
+    ]
+    text = "\n".join(head)
+    summary = _demoted(_read(package_dir, "summary.md")).strip()
+    room = MAX_BODY_CHARS - len(text) - 200
+    if len(summary) > room:
+        summary = summary[: max(room, 0)] + "\n\n(cut here: read `summary.md` in the package)"
+    return text + summary + "\n"
+
+
+def package_sarif(package_dir: Path) -> bytes | None:
+    """The package's SARIF evidence (`evidence/*.sarif`) as one SARIF 2.1.0 log, each run
+    given its own `automationDetails.id` (`codefactory/<file stem>/`) unless it has one, so
+    code scanning keeps them apart; None when the package has none."""
+    runs: list[Any] = []
+    for path in sorted((package_dir / "evidence").glob("*.sarif")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            log = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        for each in log.get("runs") or () if isinstance(log, dict) else ():
+            if isinstance(each, dict):
+                each.setdefault("automationDetails", {"id": f"codefactory/{path.stem}/"})
+                runs.append(each)
+    if not runs:
+        return None
+    merged = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
+    return json.dumps(merged, sort_keys=True).encode("utf-8")
+
+
+def gate_verdict(run: Run, package_dir: Path) -> CommitVerdict:
+    """`success` when the run was packaged (the gate passed every check), with its risk;
+    `failure` otherwise."""
+    risk = _json(package_dir, "risk.json").get("level", "unknown")
+    if run.state is RunState.PACKAGED:
+        return CommitVerdict("success", f"Code Factory gate passed; risk {risk}; run {run.id}")
+    return CommitVerdict("failure", f"Code Factory gate did not pass; run {run.id}")
