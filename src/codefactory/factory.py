@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from codefactory.context.runs import RunContexts
     from codefactory.engines.gateway import ModelGateway
     from codefactory.identity.services import IdentityServices
+    from codefactory.review.port import ForgeHost
     from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
@@ -230,6 +231,49 @@ def change_filing(settings: Settings, store: RunStore) -> Callable[[Run, Path], 
     )
 
 
+def forge_publishing(
+    settings: Settings, store: RunStore, repository_path: Callable[[str], Path]
+) -> Callable[[Run, Path], None] | None:
+    """The hook that pushes each packaged run's branch to the forge and opens its draft
+    request under the sponsor's token, when `forge.type` is not `local`
+    (review/forges/publishing.py); `repository_path` is the local forge's bare repository."""
+    if not settings.forge.is_remote:
+        return None
+    from codefactory.review.forges.build import forge_host, user_token
+    from codefactory.review.forges.publishing import RequestPublishing
+
+    def host() -> ForgeHost:
+        built = forge_host(settings)
+        assert built is not None  # the type is not local
+        return built
+
+    return RequestPublishing(
+        forge=settings.forge.type,
+        host=host,
+        repository_path=repository_path,
+        user_token=lambda person: user_token(settings, person),
+        trigger_of=lambda run: store.get_trigger(run.trigger_id),
+        record=store.record,
+        base_branch=settings.forge.base_branch,
+        ca_file=settings.forge.ca_file,
+    )
+
+
+def after_packaging(
+    *hooks: Callable[[Run, Path], None] | None,
+) -> Callable[[Run, Path], None] | None:
+    """The hooks that are configured, called in order (each audits and never raises)."""
+    chosen = [hook for hook in hooks if hook is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def each(run: Run, package_dir: Path) -> None:
+        for hook in chosen:
+            hook(run, package_dir)
+
+    return each
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -333,7 +377,10 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         setup=setup,
         dependency_files=dependency_files,
         context=context,
-        after_packaging=change_filing(settings, store),
+        after_packaging=after_packaging(
+            forge_publishing(settings, store, forge.repository_path),  # the forge's request
+            change_filing(settings, store),  # then the CAB's change, which may cite it
+        ),
         repository_data_class=settings.context.repository_data_class,
         context_token_budget=settings.context.token_budget,
         engines=engines,
