@@ -81,7 +81,7 @@ def client(forge: ForgeSettings, events: list[dict[str, Any]]) -> Iterator[TestC
         yield test_client
 
 
-def consent(client: TestClient, person: str) -> httpx.Response:
+def consent(client: TestClient, person: str) -> Any:
     """Start the grant as `person`, let the forge consent, and bring its redirect back."""
     started = client.get("/forge/connect", headers={"x-person": person})
     assert started.status_code == 303, started.text
@@ -98,7 +98,7 @@ def test_a_grant_is_kept_0600_audited_without_the_token_and_used(
     answer = consent(client, "priya.shah")
     assert answer.status_code == 200, answer.text
     issued = oauth_standin.issued[-1]
-    kept = forge.user_tokens_dir / "priya.shah.json"  # type: ignore[operator]
+    kept = forge.user_tokens_dir / "priya.shah.json"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
     assert UserTokens(forge).token_for("priya.shah") == issued["access_token"]
@@ -120,7 +120,7 @@ def test_an_expired_token_is_refreshed_and_the_rotated_refresh_token_kept(
     fresh = tokens.token_for("priya.shah", now=later)
     assert fresh != first["access_token"]
     assert oauth_standin.issued[-1]["grant_type"] == "refresh_token"
-    grant = GrantStore(forge.user_tokens_dir).load("priya.shah")  # type: ignore[arg-type]
+    grant = GrantStore(forge.user_tokens_dir).load("priya.shah")
     assert grant is not None and grant.refresh_token == oauth_standin.issued[-1]["refresh_token"]
     oauth_standin.refresh_tokens.clear()  # the forge revoked it
     with pytest.raises(GrantRefused, match="bad_refresh_token"):
@@ -154,11 +154,11 @@ def test_a_callback_with_another_state_or_person_is_refused_and_audited(
     assert other.status_code == 400 and "another person" in other.text
     refused = [e for e in events if e["name"] == "forge-grant-refused"]
     assert len(refused) == 3
-    assert not (forge.user_tokens_dir / "priya.shah.json").exists()  # type: ignore[operator]
-    assert not (forge.user_tokens_dir / "mark.chen.json").exists()  # type: ignore[operator]
+    assert not (forge.user_tokens_dir / "priya.shah.json").exists()
+    assert not (forge.user_tokens_dir / "mark.chen.json").exists()
 
 
-def consent_as_other(client: TestClient, oauth_standin: OAuthStandin) -> httpx.Response:
+def consent_as_other(client: TestClient, oauth_standin: OAuthStandin) -> Any:
     started = client.get("/forge/connect", headers={"x-person": "priya.shah"})
     at_forge = httpx.get(started.headers["location"], follow_redirects=False)
     back = httpx.URL(at_forge.headers["location"])
