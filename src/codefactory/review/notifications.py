@@ -6,6 +6,10 @@ Each message is one audit event, `notification-sent` or `notification-failed` (c
 person, error; never the message). A person without an address on a channel is skipped on
 that channel; a channel that fails never fails the run.
 
+A security alert (`SecurityAlerts`: a merge the factory did not approve) goes to every person
+holding the `security` role on every configured channel, each message `alert-sent` or
+`alert-failed`; an alert nobody could be sent is `alert-undelivered` with the reason.
+
 Slack: a direct message from the factory's app (`channel` = the person's Slack user id, as
 the directory's `slack` identity holds it), `Authorization: Bearer <bot token>`; Slack answers
 200 with `{"ok": false, "error": ...}` for its own refusals. E-mail: one message per person
@@ -52,6 +56,22 @@ class Notice:
         return (
             f"Code Factory run {self.run_id} on {self.repository} {what}: {self.title}\n"
             f"Open it with `codefactory runs show {self.run_id}` or on the dashboard."
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert(Notice):
+    """A security alert about a run: `title` names the audit event (`merge-unapproved`),
+    `message` says what happened, in full."""
+
+    message: str
+    asked: str = "alert"
+
+    def text(self) -> str:
+        return (
+            f"Code Factory security alert ({self.title}), run {self.run_id} on "
+            f"{self.repository}: {self.message}\n"
+            f"Explain it with `codefactory audit explain {self.run_id}`."
         )
 
 
@@ -215,3 +235,43 @@ class ReviewNotifications:
             )
             return
         self.record("notification-sent", actor="factory", run_id=notice.run_id, **common)
+
+
+@dataclass(kw_only=True)
+class SecurityAlerts:
+    """Sends an `Alert` to everyone holding the `security` role, on every channel."""
+
+    channels: Sequence[Channel]
+    directory: Directory
+    record: Record
+
+    def __call__(self, alert: Alert) -> int:
+        """Send `alert`; returns how many messages went out (each audited)."""
+        sent = 0
+        people = [p for p in self.directory.people() if p.has_role(Role.SECURITY)]
+        for person in people:
+            for channel in self.channels:
+                sent += self._send(channel, person, alert)
+        if not sent:
+            why = (
+                "no channel is configured (notify.*)"
+                if not self.channels
+                else ("nobody holding the security role has an address on a configured channel")
+            )
+            self.record("alert-undelivered", actor="factory", run_id=alert.run_id,
+                        alert=alert.title, reason=why)  # fmt: skip
+        return sent
+
+    def _send(self, channel: Channel, person: Person, alert: Alert) -> int:
+        address = channel.address(person)
+        if address is None:
+            return 0
+        common = {"channel": channel.name, "to": person.actor, "alert": alert.title}
+        try:
+            channel.send(address, alert)
+        except NotificationFailed as err:
+            self.record("alert-failed", actor="factory", run_id=alert.run_id, error=str(err),
+                        **common)  # fmt: skip
+            return 0
+        self.record("alert-sent", actor="factory", run_id=alert.run_id, **common)
+        return 1

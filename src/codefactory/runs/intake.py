@@ -15,6 +15,11 @@ delivery's sender, the logged-in CLI caller), or for an autonomous trigger the r
 configured sponsor (`triggers.sponsors`); the person who caused the trigger is stored with
 it (`TriggerEvent.caused_by`). A body repeated by one source is one run whatever its
 delivery id.
+
+A forge's review and merge events about the factory's own `factory/<run-id>` branches
+(`review/forge_events.py`) start no run: with a reconciler they are matched to their run
+(`review/reconcile.py`), the outcome stored with the delivery in one transaction
+(`webhook-reconciled` beside the reconciliation's own event), then any alert is sent.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from codefactory.dispatch.queue import (
     REFUSED,
     DeliveryFacts,
     DeliveryQueue,
+    QueuedDelivery,
 )
 from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
+from codefactory.review.forge_events import ForgeEvent, read_forge_event
+from codefactory.review.reconcile import Reconciler
 from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 from codefactory.triggers.caller import Caller, local_caller
@@ -229,6 +237,7 @@ class WebhookIntake:
         on_queued: Callable[[], None] | None = None,
         directory: Directory | None = None,
         policy: PolicyEngine | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.store = store
         self.loop = loop
@@ -239,6 +248,8 @@ class WebhookIntake:
         self.on_queued = on_queued
         self.directory: Directory = directory if directory is not None else FileDirectory(None)
         self.policy: PolicyEngine = policy if policy is not None else loop.policy
+        self.reconciler = reconciler
+        """Matches forge review and merge events to runs; None: they are ignored."""
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
@@ -265,9 +276,17 @@ class WebhookIntake:
             self._refuse_unauthenticated(delivery, err, client)
         try:
             parsed = self._read(adapter, delivery)
+            forge_event = self._forge_event(delivery, parsed)
         except (DeliveryRejected, DeliveryInvalid) as err:
             self._count_rejection(delivery, err, client)  # signed: never a 429
             raise
+        if isinstance(forge_event, ForgeEvent):
+            return self.reconcile(
+                source, parsed, forge_event, digest=delivery.digest,
+                received_at=delivery.received_at,
+            )  # fmt: skip
+        if forge_event is not None:  # a review or merge that is not the factory's
+            parsed = replace(parsed, trigger=None, ignored=forge_event)
         return self.accept(
             source,
             parsed,
@@ -338,6 +357,60 @@ class WebhookIntake:
                 )
         return parsed
 
+    def _forge_event(self, delivery: Delivery, parsed: ParsedDelivery) -> ForgeEvent | str | None:
+        """The forge review or merge event the delivery is, when a reconciler is wired."""
+        if self.reconciler is None:
+            return None
+        return read_forge_event(delivery, parsed.delivery_id)
+
+    def reconcile(
+        self,
+        source: str,
+        parsed: ParsedDelivery,
+        event: ForgeEvent,
+        *,
+        digest: str,
+        received_at: datetime,
+    ) -> Receipt:
+        """Store a forge review or merge delivery with what reconciliation made of it (one
+        transaction: the delivery, its outcome event, `webhook-reconciled`), then send any
+        alert; a repeated delivery id or body answers with the first one's outcome."""
+        assert self.reconciler is not None
+        with self._writes:
+            existing = self.queue.get(source, parsed.delivery_id) or self.queue.get_by_digest(
+                source, digest
+            )
+            if existing is not None:
+                return self._duplicate(source, parsed, existing, digest)
+            found = self.reconciler.reconcile(event)
+            row = DeliveryFacts(
+                source=source,
+                delivery_id=parsed.delivery_id,
+                event=parsed.event,
+                digest=digest,
+                received_at=received_at,
+            )
+            with self.store.atomic() as tx:
+                self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
+                               reason=found.reason)  # fmt: skip
+                if found.audit:
+                    tx.audit(found.audit, actor=found.actor, run_id=found.run_id or "",
+                             delivery_id=parsed.delivery_id, **found.data)  # fmt: skip
+                tx.audit("webhook-reconciled", actor=f"intake:{source}",
+                         run_id=found.run_id or "", source=source,
+                         delivery_id=parsed.delivery_id, event=parsed.event,
+                         payload_digest=digest, outcome=found.outcome,
+                         reason=found.reason)  # fmt: skip
+        self.reconciler.send_alert(found)
+        return Receipt(
+            source=source,
+            delivery_id=parsed.delivery_id,
+            status=found.status,
+            run_id=found.run_id,
+            state=found.state,
+            reason=found.reason,
+        )
+
     @staticmethod
     def _check_names(source: str, parsed: ParsedDelivery) -> None:
         """The delivery id and event name (unsigned headers for some senders): one line of
@@ -403,6 +476,12 @@ class WebhookIntake:
                 existing = self.queue.get(source, parsed.delivery_id)
                 if existing is None:
                     raise
+        return self._duplicate(source, parsed, existing, digest)
+
+    def _duplicate(
+        self, source: str, parsed: ParsedDelivery, existing: QueuedDelivery, digest: str
+    ) -> Receipt:
+        """Count a repeat and answer with the first delivery's outcome."""
         self.duplicates.count(
             source=source,
             payload_digest=digest,

@@ -29,6 +29,9 @@ from codefactory.triggers.settings import TriggerSettings
 from codefactory.triggers.signing import require_hex_hmac
 
 FAILED = frozenset({"failure", "timed_out"})
+REVIEW_EVENTS = frozenset({"pull_request", "pull_request_review"})
+"""Review and merge events: matched to the factory's own requests (review/reconcile.py),
+never a trigger."""
 Reader = Callable[[Delivery, str, str, dict[str, Any]], "TriggerEvent | str"]
 
 
@@ -73,7 +76,7 @@ class GitHubWebhooks:
         doc = delivered_object(delivery, delivery_id)  # JSON, or the form's payload field
         action = text(doc, "action")
         event = f"{kind}.{action}" if action else kind
-        reader = self.readers.get(kind)
+        reader = None if kind in REVIEW_EVENTS else self.readers.get(kind)
         if reader is None:
             ignored = f"GitHub `{kind}` events start no run"
             return ParsedDelivery(delivery_id=delivery_id, event=event, ignored=ignored)

@@ -1,0 +1,230 @@
+"""Reconciling the forge with the factory: what reviewers and mergers did on the forge is
+matched to the run, and what the factory cannot prove is an audit event and an alert.
+
+- An approval (`ForgeEventKind.APPROVAL`) counts when the branch names a run of the same
+  forge repository and the forge login is a person the directory knows (identity kind
+  `github` / `gitlab`): the review desk then records it (`record_forge_approval`: segregation
+  of duties, the signed head commit; `forge-approval-recorded` or `forge-approval-refused`).
+- Changes asked for (`CHANGES_REQUESTED`) are recorded (`forge-changes-requested`); the run
+  stays in review (only a signed verdict rejects).
+- A merge (`MERGE`) is `merge-recorded` when the merged head is the run's packaged commit and
+  the factory recorded an approval of that commit (a `review-signed` approval or a
+  `forge-approval-recorded`); otherwise `merge-unapproved` (forge, request, merged and
+  packaged commits, who merged, why) and an alert to the security role. The run's state is
+  left as it is: the forge merged, the factory approved nothing, and the audit log and the
+  alert say so.
+- An unknown run, another repository, or a login nobody in the directory holds is
+  `forge-event-unmatched` with the reason; the delivery is kept as ignored.
+
+Nothing here raises for bad input: every outcome is a `Reconciliation`, which intake stores
+with the delivery in one transaction (`runs/intake.py`) before the alert is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from codefactory.audit.port import AuditRecord
+from codefactory.domain import Run
+from codefactory.identity.directory import Directory, IdentityKind, Person
+from codefactory.identity.errors import IdentityError
+from codefactory.review.errors import ReviewError
+from codefactory.review.forge_events import ForgeEvent, ForgeEventKind
+from codefactory.review.forges.naming import NotPublishable, forge_repository
+from codefactory.review.notifications import Alert
+from codefactory.triggers.text import shown
+
+UNMATCHED = "forge-event-unmatched"
+MERGE_UNAPPROVED = "merge-unapproved"
+MERGE_RECORDED = "merge-recorded"
+CHANGES_REQUESTED = "forge-changes-requested"
+APPROVAL_RECORDED = "forge-approval-recorded"
+APPROVAL_REFUSED = "forge-approval-refused"
+SIGNED_REVIEW = "review-signed"
+
+DONE, IGNORED, REFUSED = "done", "ignored", "refused"
+
+
+class ForgeApprovals(Protocol):
+    """The review desk's part reconciliation uses (`runs.review.ReviewDesk`)."""
+
+    def record_forge_approval(
+        self, run_id: str, *, person_id: str, commit: str, forge: str, request: str, review_id: str
+    ) -> Run:
+        """Record `person_id`'s approval of `commit` given on the forge; raises a
+        `ReviewError` (audited `forge-approval-refused`) when it does not count."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconciliation:
+    """What one forge event came to.
+
+    `status` is the delivery's (`done`, `ignored`, `refused`); `audit` the event still to
+    be written with the delivery (empty when the review desk wrote its own), acted by
+    `actor`, with `data`; `outcome` names the fact in every case; `alert` is sent to the
+    security role once the delivery is stored."""
+
+    status: str
+    outcome: str
+    reason: str
+    run_id: str | None = None
+    state: str | None = None
+    audit: str = ""
+    actor: str = "factory"
+    data: dict[str, Any] = field(default_factory=dict)
+    alert: Alert | None = None
+
+
+@dataclass(kw_only=True)
+class Reconciler:
+    """Matches forge events to runs and people, and decides what each one means."""
+
+    directory: Directory
+    run_of: Callable[[str], Run | None]
+    events_of: Callable[[str], Sequence[AuditRecord]]
+    approvals: ForgeApprovals
+    alerts: Callable[[Alert], object] | None = None
+    """Sends an alert to the security role (`notifications.SecurityAlerts`); None: the
+    alert is only in the audit log."""
+
+    def reconcile(self, event: ForgeEvent) -> Reconciliation:
+        """The outcome of `event`; never raises for what a forge or a person sent."""
+        facts = _facts(event)
+        run = self.run_of(event.run_id)
+        if run is None:
+            return _unmatched(facts, None, f"no run `{shown(event.run_id)}` is known here")
+        mismatch = _other_repository(run, event)
+        if mismatch:
+            return _unmatched(facts, run, mismatch)
+        try:
+            person = self.directory.resolve(IdentityKind(event.forge), event.login)
+        except (IdentityError, ValueError) as err:
+            return _unmatched(facts, run, f"the {event.forge} login cannot be read: {err}")
+        if event.kind is ForgeEventKind.MERGE:
+            return self._merge(event, run, person, facts)
+        if person is None:
+            why = f"the {event.forge} login '{shown(event.login)}' is not in the directory"
+            return _unmatched(facts, run, why)
+        if event.kind is ForgeEventKind.CHANGES_REQUESTED:
+            reason = f"changes requested by {person.id} on {event.forge} #{event.request}"
+            return Reconciliation(status=DONE, outcome=CHANGES_REQUESTED, reason=reason,
+                                  run_id=run.id, state=run.state.value, audit=CHANGES_REQUESTED,
+                                  actor=person.actor, data=facts)  # fmt: skip
+        return self._approval(event, run, person)
+
+    def send_alert(self, reconciliation: Reconciliation) -> None:
+        """Send the reconciliation's alert, if any (after its audit event is stored)."""
+        if reconciliation.alert is not None and self.alerts is not None:
+            self.alerts(reconciliation.alert)
+
+    def _approval(self, event: ForgeEvent, run: Run, person: Person) -> Reconciliation:
+        try:
+            moved = self.approvals.record_forge_approval(
+                run.id,
+                person_id=person.id,
+                commit=event.commit,
+                forge=event.forge,
+                request=event.request,
+                review_id=event.review_id,
+            )
+        except ReviewError as err:  # audited by the desk (`forge-approval-refused`)
+            current = self.run_of(run.id) or run
+            return Reconciliation(status=REFUSED, outcome=APPROVAL_REFUSED, reason=str(err),
+                                  run_id=run.id, state=current.state.value)  # fmt: skip
+        return Reconciliation(status=DONE, outcome=APPROVAL_RECORDED, reason=moved.reason,
+                              run_id=run.id, state=moved.state.value)  # fmt: skip
+
+    def _merge(
+        self, event: ForgeEvent, run: Run, person: Person | None, facts: dict[str, Any]
+    ) -> Reconciliation:
+        data = {
+            **facts,
+            "merged_commit": event.commit,
+            "merge_commit": event.merge_commit,
+            "packaged_commit": run.head_commit,
+            "merged_by": event.login,
+            "merged_by_person": person.id if person is not None else "",
+            "run_state": run.state.value,
+        }
+        why = self._unapproved(event, run)
+        actor = person.actor if person is not None else f"{event.forge}:{shown(event.login)}"
+        if not why:
+            reason = f"merged on {event.forge} #{event.request} by {shown(event.login)}"
+            return Reconciliation(status=DONE, outcome=MERGE_RECORDED, reason=reason,
+                                  run_id=run.id, state=run.state.value, audit=MERGE_RECORDED,
+                                  actor=actor, data=data)  # fmt: skip
+        reason = f"merged on {event.forge} #{event.request} without the factory's approval: {why}"
+        alert = Alert(
+            run_id=run.id,
+            repository=run.repository,
+            title=MERGE_UNAPPROVED,
+            message=f"{shown(event.login)} merged {event.forge} request #{event.request} "
+            f"({event.repository}, head {event.commit[:12]}); {why}. The run is "
+            f"`{run.state.value}`.",
+        )
+        return Reconciliation(status=DONE, outcome=MERGE_UNAPPROVED, reason=reason,
+                              run_id=run.id, state=run.state.value, audit=MERGE_UNAPPROVED,
+                              actor=actor, data={**data, "why": why}, alert=alert)  # fmt: skip
+
+    def _unapproved(self, event: ForgeEvent, run: Run) -> str:
+        """Why the merge is not one the factory approved; empty when it is."""
+        packaged = run.head_commit
+        if not packaged:
+            return "the run has no packaged commit"
+        if event.commit != packaged:
+            return f"the merged head {event.commit[:12]} is not the packaged commit {packaged[:12]}"
+        if not any(_approves(record, packaged) for record in self.events_of(run.id)):
+            return f"the factory recorded no approval of the packaged commit {packaged[:12]}"
+        return ""
+
+
+def _approves(record: AuditRecord, commit: str) -> bool:
+    if record.data.get("commit") != commit:
+        return False
+    if record.name == SIGNED_REVIEW:
+        return record.data.get("verdict") == "approve"
+    return record.name == APPROVAL_RECORDED
+
+
+def _facts(event: ForgeEvent) -> dict[str, Any]:
+    """The event as audit data (forge text escaped)."""
+    return {
+        "forge": event.forge,
+        "kind": event.kind.value,
+        "repository": shown(event.repository, 300),
+        "request": shown(event.request, 40),
+        "branch": shown(event.branch, 300),
+        "commit": event.commit,
+        "login": shown(event.login),
+        "review_id": shown(event.review_id, 40),
+    }
+
+
+def _other_repository(run: Run, event: ForgeEvent) -> str:
+    """Why `event`'s repository is not `run`'s on that forge; empty when it is."""
+    try:
+        name = forge_repository(run.repository, event.forge)
+    except NotPublishable as err:
+        return f"the run's repository has no {event.forge} name ({err.reason})"
+    if name.casefold() != event.repository.casefold():
+        return (
+            f"the event is about {shown(event.repository)}, the run's repository on "
+            f"{event.forge} is {name}"
+        )
+    return ""
+
+
+def _unmatched(facts: dict[str, Any], run: Run | None, why: str) -> Reconciliation:
+    return Reconciliation(
+        status=IGNORED,
+        outcome=UNMATCHED,
+        reason=why,
+        run_id=run.id if run is not None else None,
+        state=run.state.value if run is not None else None,
+        audit=UNMATCHED,
+        actor="reconcile",
+        data={**facts, "why": why},
+    )
