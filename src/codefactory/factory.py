@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from codefactory.engines.gateway import ModelGateway
     from codefactory.identity.services import IdentityServices
     from codefactory.review.port import ForgeHost
+    from codefactory.runs.hand_off import CabGate
     from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
@@ -274,6 +275,15 @@ def after_packaging(
     return each
 
 
+def cab_gate(settings: Settings) -> CabGate:
+    """The CAB's gate in front of the hand-off (runs/hand_off.py): on when change requests
+    are filed in ServiceNow and `changes.cab_gate` is on."""
+    from codefactory.context.credentials import vendor_client
+    from codefactory.runs.hand_off import CabGate
+
+    return CabGate(settings.changes, lambda: vendor_client("servicenow", settings.servicenow))
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -421,6 +431,8 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         observer=observer,
         delegation=identity.delegation,
         statements=statement_verifier(settings, identity.directory),
+        track=settings.review,  # QA and UAT sign-offs after approval
+        cab=cab_gate(settings),  # the hand-off waits for the CAB's approval in ServiceNow
     )
     return Factory(
         settings=settings,

@@ -10,6 +10,13 @@ A review statement (`_type` `codefactory.review.v1`, namespace `codefactory-revi
 A governance statement (`codefactory.governance.v1`, namespace `codefactory-governance`):
 `action`, `target`, `reason`, `person`, `at`, and what the action needs (`digest`).
 
+A sign-off statement (`codefactory.sign-off.v1`, namespace `codefactory-sign-off`): a QA or
+UAT person's verdict on an approved run's change, over the same commit and package digest:
+
+    {"_type": "codefactory.sign-off.v1", "at": "…Z", "commit": "<sha1>",
+     "package_digest": "sha256:<hex>", "reason": "", "run_id": "r-…", "signer": "quinn.qa",
+     "stage": "qa", "verdict": "accept"}
+
 `StatementVerifier.verify` fails closed (`StatementRefused`, one precise reason) on: text that
 is not canonical JSON of the expected type; a claimed person who is not a directory person
 (anything non-human: `agent:`, `service:`); a statement by someone else; a missing role; a
@@ -34,14 +41,20 @@ from codefactory.identity.names import check_identity
 
 REVIEW_TYPE = "codefactory.review.v1"
 GOVERNANCE_TYPE = "codefactory.governance.v1"
+SIGN_OFF_TYPE = "codefactory.sign-off.v1"
+SIGN_OFF_NAMESPACE = "codefactory-sign-off"
+"""`ssh-keygen -Y sign -n codefactory-sign-off`: a sign-off never verifies as a review."""
 NAMESPACES = {
     REVIEW_TYPE: ssh_signatures.REVIEW_NAMESPACE,
     GOVERNANCE_TYPE: ssh_signatures.GOVERNANCE_NAMESPACE,
+    SIGN_OFF_TYPE: SIGN_OFF_NAMESPACE,
 }
-PERSON_FIELD = {REVIEW_TYPE: "reviewer", GOVERNANCE_TYPE: "person"}
+PERSON_FIELD = {REVIEW_TYPE: "reviewer", GOVERNANCE_TYPE: "person", SIGN_OFF_TYPE: "signer"}
 MAX_STATEMENT_BYTES = 16_384
 """A statement is a few hundred bytes; longer text is refused before anything parses it."""
 VERDICTS = ("approve", "reject")
+SIGN_OFF_VERDICTS = ("accept", "reject")
+SIGN_OFF_STAGES = ("qa", "uat")
 
 
 class StatementRefused(IdentityError):
@@ -89,6 +102,39 @@ def review_statement(
             "verdict": verdict,
             "comment": comment,
             "reviewer": person_id_of(reviewer),
+            "at": rfc3339(at or datetime.now(UTC)),
+        }
+    )
+
+
+def sign_off_statement(
+    *,
+    run_id: str,
+    commit: str,
+    package_digest: str,
+    stage: str,
+    verdict: str,
+    signer: str,
+    reason: str = "",
+    at: datetime | None = None,
+) -> bytes:
+    """The canonical bytes a QA (`stage` `qa`) or UAT (`uat`) person signs to accept or
+    reject the change; `signer` is normalised to a person id (`IdentityRefused` for text with
+    control, format or zero-width characters); `ValueError` for another stage or verdict."""
+    if stage not in SIGN_OFF_STAGES:
+        raise ValueError(f"stage must be one of {SIGN_OFF_STAGES}, not {stage!r}")
+    if verdict not in SIGN_OFF_VERDICTS:
+        raise ValueError(f"verdict must be one of {SIGN_OFF_VERDICTS}, not {verdict!r}")
+    return canonical_json(
+        {
+            "_type": SIGN_OFF_TYPE,
+            "run_id": run_id,
+            "commit": commit,
+            "package_digest": package_digest,
+            "stage": stage,
+            "verdict": verdict,
+            "reason": reason,
+            "signer": person_id_of(signer),
             "at": rfc3339(at or datetime.now(UTC)),
         }
     )

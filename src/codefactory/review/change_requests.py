@@ -5,8 +5,15 @@ The package's `cab.json` is already the record a change manager files; on packag
 assignment group and the planned window from settings, and the package itself attached as
 a zip (Attachment API). The change's number is a `change-request-filed` audit event of the
 run; a failure is `change-request-failed` with ServiceNow's answer and leaves the run in
-review (a CAB that never saw the change cannot approve it: the hand-off gate is still to
-come, issue 14).
+review (a CAB that never saw the change cannot approve it).
+
+The CAB's answer is the change's `approval` field (`not requested`, `requested`, `approved`,
+`rejected`): `ChangeRequests.answer` reads it (Table API `GET change_request/<sys_id>`) and,
+for a rejection, the rejecting approvers' comments (`sysapproval_approver`). A business rule
+on the instance may also announce a change in `approval` (`read_approval_delivery`: the body
+`{"number", "sys_id", "approval"}`, the shared secret in `X-Codefactory-Token`, as incident
+deliveries carry it); the delivery only prompts a fresh read of the Table API, its own
+`approval` is never taken as the CAB's word.
 """
 
 from __future__ import annotations
@@ -14,18 +21,27 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from codefactory.audit.port import AuditRecord
 from codefactory.context.errors import ContextError, MalformedResponse
 from codefactory.context.http import VendorClient, path_segment
 from codefactory.domain import Run
+from codefactory.review.errors import ReviewError
 from codefactory.review.settings import ChangeSettings
+from codefactory.triggers.port import Delivery
 
 TABLE = "change_request"
+APPROVERS = "sysapproval_approver"
+FILED_EVENT = "change-request-filed"
+APPROVED = "approved"
+REJECTED = "rejected"
+TOKEN_HEADER = "X-Codefactory-Token"
+"""The header a business rule's outbound REST message carries the shared secret in."""
 SERVICENOW_TIME = "%Y-%m-%d %H:%M:%S"
 """The Table API's date-time format (UTC when the integration user's zone is UTC)."""
 
@@ -70,7 +86,148 @@ class ChangeRequests:
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict):
             raise MalformedResponse("servicenow", f"{change.number} was answered without a result")
+        if str(result.get("number", change.number)) != change.number:
+            raise MalformedResponse(
+                "servicenow", f"{change.sys_id} is {result.get('number')}, not {change.number}"
+            )
         return str(result.get("approval", ""))
+
+    def rejection_reason(self, change: FiledChange) -> str:
+        """Who rejected the change and why: the comments of its rejected approval records
+        (`sysapproval_approver`, dot-walked `approver.user_name`), one per approver."""
+        answer = self.client.get_json(
+            f"/api/now/table/{APPROVERS}",
+            {
+                "sysparm_query": f"sysapproval={change.sys_id}^state=rejected",
+                "sysparm_fields": "approver.user_name,comments",
+                "sysparm_limit": "20",
+            },
+        )
+        records = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(records, list):
+            raise MalformedResponse("servicenow", f"{change.number}'s approvals: no result list")
+        said = [
+            f"{r.get('approver.user_name') or 'an approver'}: {r.get('comments') or 'no reason'}"
+            for r in records
+            if isinstance(r, dict)
+        ]
+        return "; ".join(said) or "no reason given in ServiceNow"
+
+    def answer(self, change: FiledChange) -> CabAnswer:
+        """The CAB's answer on `change`; for a rejection, with its reason."""
+        approval = self.approval(change)
+        reason = self.rejection_reason(change) if approval == REJECTED else ""
+        return CabAnswer(change=change, approval=approval, reason=reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CabAnswer:
+    """What ServiceNow says of a change: its `approval` and, when rejected, why."""
+
+    change: FiledChange
+    approval: str
+    reason: str = ""
+
+
+class CabError(ReviewError):
+    """The hand-off cannot proceed on the CAB's word (yet); names the change."""
+
+
+class ChangeRequestMissing(CabError):
+    """The change must pass the CAB but no change request was filed for it."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} needs the CAB's approval but no change request was filed for it "
+            "(see its change-request-failed event): file it in ServiceNow first"
+        )
+        self.run_id = run_id
+
+
+class CabApprovalPending(CabError):
+    """The CAB has not approved the change yet (`approval` is `requested`, `not requested`)."""
+
+    def __init__(self, run_id: str, number: str, approval: str) -> None:
+        super().__init__(
+            f"run {run_id} waits for CAB approval of {number} (ServiceNow says approval "
+            f"{approval or 'empty'!r}); try again when the CAB has decided"
+        )
+        self.run_id = run_id
+        self.number = number
+        self.approval = approval
+
+
+class CabCheckFailed(CabError):
+    """ServiceNow could not be asked (down, refused the credential, answered nonsense)."""
+
+    def __init__(self, run_id: str, number: str, error: str) -> None:
+        super().__init__(f"could not read the CAB's approval of {number} for run {run_id}: {error}")
+        self.run_id = run_id
+        self.number = number
+        self.error = error
+
+
+class ApprovalDeliveryInvalid(CabError):
+    """A change approval delivery that is not signed, not JSON, or names no known change."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"change approval delivery refused: {reason}")
+        self.reason = reason
+
+
+def filed_change(events: Iterable[AuditRecord]) -> FiledChange | None:
+    """The run's change request, from its latest `change-request-filed` event."""
+    filed = [e for e in events if e.name == FILED_EVENT]
+    if not filed:
+        return None
+    data = filed[-1].data
+    return FiledChange(sys_id=str(data["sys_id"]), number=str(data["number"]))
+
+
+def needs_cab(package_dir: Path) -> bool:
+    """Whether the packaged change goes to the CAB: its `cab.json` `type` is not `standard`
+    (`package/cab.py`: only a low-risk recipe change is standard). An unreadable record
+    needs the CAB."""
+    try:
+        cab = json.loads((package_dir / "cab.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(cab, dict) and cab.get("type") == "standard")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDelivery:
+    """A business rule's notice that a change's `approval` changed (a prompt, not proof)."""
+
+    number: str
+    sys_id: str
+    approval: str
+
+
+def read_approval_delivery(delivery: Delivery, secret: str) -> ApprovalDelivery:
+    """The delivery's change, after its shared secret is checked (constant time);
+    `ApprovalDeliveryInvalid` for a missing or wrong secret, a body that is not a JSON object
+    of strings `number`, `sys_id`, `approval`."""
+    from codefactory.triggers.errors import TriggerError
+    from codefactory.triggers.signing import require_token
+
+    if not secret:
+        raise ApprovalDeliveryInvalid("no shared secret is configured for change approvals")
+    try:
+        require_token(delivery, header=TOKEN_HEADER, secret=secret)
+    except TriggerError as err:
+        raise ApprovalDeliveryInvalid(str(err)) from err
+    try:
+        document = json.loads(delivery.body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ApprovalDeliveryInvalid(f"the body is not JSON: {err}") from None
+    fields = {}
+    for name in ("number", "sys_id", "approval"):
+        value = document.get(name) if isinstance(document, dict) else None
+        if not isinstance(value, str) or not value.strip() or len(value) > 64:
+            raise ApprovalDeliveryInvalid(f"`{name}` is missing, empty or not a short string")
+        fields[name] = value.strip()
+    return ApprovalDelivery(**fields)
 
 
 def change_fields(cab: dict[str, Any], settings: ChangeSettings, now: datetime) -> dict[str, str]:

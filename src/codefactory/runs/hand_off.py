@@ -1,0 +1,160 @@
+"""What the hand-off after approval reads: the recorded approval and the CAB's gate.
+
+The hand-off may run long after the verdict (the CAB meets weekly), so it never relies on
+what `decide` held in memory: `ApprovalRecord.latest` reads the run's last approval from the
+audit log (a `review-signed` approve verdict, or a `forge-approval-recorded` review), and the
+desk re-establishes the signed facts against it before anything is handed on.
+
+`CabGate` decides whether the hand-off waits for the change-approval board: only with
+`changes.file_in_servicenow` and `changes.cab_gate` on, and only for a change its package's
+`cab.json` does not call `standard` (ServiceNow's pre-approved change type, which
+`package/cab.py` gives a low-risk recipe change). The CAB's word is the change request's
+`approval` field, read through the Table API (`review/change_requests.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from codefactory.audit.port import AuditRecord
+from codefactory.context.http import VendorClient
+from codefactory.domain import Run, RunState
+from codefactory.review.change_requests import (
+    CabAnswer,
+    ChangeRequestMissing,
+    ChangeRequests,
+    FiledChange,
+    filed_change,
+    needs_cab,
+)
+from codefactory.review.settings import ChangeSettings
+
+SIGNED_EVENT = "review-signed"
+"""The audit event of an accepted verdict: statement digest, key fingerprint, package digest."""
+FORGE_APPROVAL_EVENT = "forge-approval-recorded"
+"""A forge review approval by a directory reviewer, delivered by a signed webhook."""
+HANDED_TO = {
+    "qa": RunState.IN_QA,
+    "uat": RunState.IN_UAT,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRecord:
+    """The approval a hand-off acts on, as the audit log recorded it."""
+
+    approved_by: str
+    """The approver's person id."""
+    at: datetime
+    commit: str
+    package_digest: str
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    """`statement_digest` and `key_fingerprint` of a signed verdict, or `forge`, `request`
+    and `review_id` of a forge review."""
+
+    @classmethod
+    def latest(cls, events: Iterable[AuditRecord]) -> ApprovalRecord | None:
+        """The run's last approval (a signed approve verdict or a forge approval); None when
+        it has none."""
+        found = [
+            e
+            for e in events
+            if (e.name == SIGNED_EVENT and e.data.get("verdict") == "approve")
+            or e.name == FORGE_APPROVAL_EVENT
+        ]
+        if not found:
+            return None
+        last = found[-1]
+        keys = (
+            ("statement_digest", "key_fingerprint", "statement")
+            if last.name == SIGNED_EVENT
+            else ("forge", "request", "review_id")
+        )
+        return cls(
+            approved_by=last.actor.removeprefix("user:"),
+            at=last.at,
+            commit=str(last.data.get("commit", "")),
+            package_digest=str(last.data.get("package_digest", "")),
+            evidence={key: str(last.data.get(key, "")) for key in keys},
+        )
+
+
+def approval_document(
+    run: Run,
+    approval: ApprovalRecord,
+    *,
+    attestation_digest: str,
+    sponsor: str,
+    change: CabAnswer | None,
+    stages: Iterable[str],
+) -> dict[str, Any]:
+    """The `approval.json` the hand-off writes into the package."""
+    pending = [stage.upper() for stage in stages]
+    return {
+        "run_id": run.id,
+        "approved_by": approval.approved_by,
+        "approved_at": approval.at.isoformat(),
+        **approval.evidence,
+        "package_digest": approval.package_digest,
+        "attestation_digest": attestation_digest,
+        "commit": approval.commit,
+        "branch": run.branch,
+        "sponsor": sponsor,
+        "change_request": change.change.number if change else "",
+        "cab_approval": change.approval if change else "not required",
+        "next_step": (
+            f"signed sign-offs by {' then '.join(pending)} (`codefactory review sign-off`), "
+            "then merge by an accountable human"
+            if pending
+            else "QA and UAT on the branch, then merge by an accountable human"
+        ),
+    }
+
+
+def write_approval(run: Run, document: dict[str, Any]) -> None:
+    """Write `approval.json` into the run's package (a file added after the build)."""
+    if run.package_dir:
+        target = Path(run.package_dir) / "approval.json"
+        target.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+class CabGate:
+    """Whether a run's hand-off waits for the CAB, and the CAB's answer from ServiceNow."""
+
+    def __init__(
+        self, settings: ChangeSettings, client: Callable[[], VendorClient] | None = None
+    ) -> None:
+        """`client()`: a ServiceNow client (`servicenow.*`), made for each question."""
+        self.settings = settings
+        self.client = client
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.settings.file_in_servicenow and self.settings.cab_gate and self.client is not None
+        )
+
+    def change_for(self, run: Run, events: Iterable[AuditRecord]) -> FiledChange | None:
+        """The change request the CAB must approve before `run` is handed off; None when
+        the gate is off or the change is standard. `ChangeRequestMissing` when one is needed
+        but none was filed."""
+        if not self.enabled or not run.package_dir or not needs_cab(Path(run.package_dir)):
+            return None
+        change = filed_change(events)
+        if change is None:
+            raise ChangeRequestMissing(run.id)
+        return change
+
+    def answer(self, change: FiledChange) -> CabAnswer:
+        """ServiceNow's answer now; a `ContextError` when it cannot be asked."""
+        assert self.client is not None  # `enabled` was checked by `change_for`
+        client = self.client()
+        try:
+            return ChangeRequests(client).answer(change)
+        finally:
+            client.close()

@@ -1,0 +1,219 @@
+"""The regulated track after approval: a forge approval counted by the same rules as a signed
+verdict, then QA and UAT as signed sign-offs (real ssh-keygen keys) on the way to `accepted`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from codefactory.domain import RunState
+from codefactory.factory import Factory
+from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
+from codefactory.identity.statements import SIGN_OFF_NAMESPACE
+from codefactory.review.errors import NonHumanReviewer, SelfApprovalRefused
+from codefactory.review.settings import ReviewTrackSettings
+from codefactory.runs.review import ForgeApprovalRefused, ReviewNotOpen
+from codefactory.runs.sign_offs import SignOffNotOpen, SignOffRefused
+from tests.directory_helpers import os_account, person, write_directory
+from tests.integration.signed_people import Key, factory_for, make_key, run_in_review
+
+ROLES = {
+    "jordan.lee": ["reviewer"],
+    "carol": ["reviewer", "qa"],  # causes the trigger in some runs
+    "quinn": ["qa"],
+    "uma": ["uat"],
+    "dana": [],
+}
+
+
+def track_people(tmp_path: Path) -> tuple[Path, dict[str, Key]]:
+    """priya (sponsor, with qa and uat too: she must still never sign off her own run),
+    a reviewer, QA and UAT people, and dana with no role; each with a key."""
+    folder = tmp_path / "people"
+    keys = {name: make_key(folder / "keys", name) for name in [*ROLES, "priya.shah"]}
+    entries = {
+        "priya.shah": person(
+            "Priya Shah",
+            roles=["sponsor", "qa", "uat"],
+            unix=os_account(),
+            ssh_keys=[keys["priya.shah"].public],
+        ),
+        **{name: person(name, roles=r, ssh_keys=[keys[name].public]) for name, r in ROLES.items()},
+    }
+    return write_directory(folder / "directory.toml", entries), keys
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Factory, dict[str, Key], Path]:
+    tmp_path = tmp_path_factory.mktemp("review-track")
+    directory, keys = track_people(tmp_path)
+    track = ReviewTrackSettings(sign_offs=["qa", "uat"])
+    return factory_for(tmp_path, directory, review=track), keys, tmp_path
+
+
+def approve(factory: Factory, run_id: str, keys: dict[str, Key], who: str = "jordan.lee") -> None:
+    body = factory.review.statement_for(run_id, reviewer=who, approve=True)
+    factory.review.decide(
+        run_id,
+        statement=body,
+        signature=sign(body, keys[who].private, REVIEW_NAMESPACE),
+        reviewer=who,
+        approve=True,
+    )
+
+
+def sign_off(
+    factory: Factory,
+    run_id: str,
+    keys: dict[str, Key],
+    who: str,
+    stage: str,
+    *,
+    accept: bool = True,
+    reason: str = "",
+    key: str = "",
+):  # type: ignore[no-untyped-def]
+    body = factory.review.sign_off_statement(
+        run_id, stage=stage, signer=who, accept=accept, reason=reason
+    )
+    return factory.review.sign_off(
+        run_id,
+        stage=stage,
+        statement=body,
+        signature=sign(body, keys[key or who].private, SIGN_OFF_NAMESPACE),
+        signer=who,
+        accept=accept,
+    )
+
+
+def events(factory: Factory, run_id: str, name: str) -> list[dict[str, object]]:
+    return [dict(e.data) for e in factory.audit.events(run_id) if e.name == name]
+
+
+def test_a_forge_approval_by_a_directory_reviewer_moves_the_run_and_hands_it_to_qa(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, _, tmp_path = world
+    run_id = run_in_review(factory, tmp_path)
+    head = factory.store.require_run(run_id).head_commit
+    run = factory.review.record_forge_approval(
+        run_id, person_id="Jordan.Lee", commit=head, forge="github", request="7",
+        review_id="80",
+    )  # fmt: skip
+    assert run.state is RunState.IN_QA, run.reason
+    [recorded] = events(factory, run_id, "forge-approval-recorded")
+    assert recorded["commit"] == head and recorded["review_id"] == "80"
+    states = [c.state for c in run.history]
+    assert states[-2:] == [RunState.APPROVED, RunState.IN_QA]
+    approval = json.loads((Path(run.package_dir) / "approval.json").read_text())
+    assert approval["approved_by"] == "jordan.lee" and approval["forge"] == "github"
+    assert approval["commit"] == head and approval["cab_approval"] == "not required"
+
+
+@pytest.mark.parametrize(
+    ("who", "commit", "error", "reason"),
+    [
+        ("priya.shah", "head", SelfApprovalRefused, "is the sponsor"),
+        ("carol", "head", SelfApprovalRefused, "person who caused the trigger"),
+        ("dana", "head", ForgeApprovalRefused, "does not hold the role 'reviewer'"),
+        ("nobody", "head", ForgeApprovalRefused, "no person 'nobody' in the directory"),
+        ("agent:codefactory-recipes", "head", SelfApprovalRefused, "is the agent"),
+        ("service:deployer", "head", NonHumanReviewer, "non-humans never approve"),
+        ("jordan.lee", "0" * 40, ForgeApprovalRefused, "not the signed head commit"),
+    ],
+)
+def test_a_forge_approval_that_does_not_count_is_refused_and_audited(
+    world: tuple[Factory, dict[str, Key], Path],
+    who: str,
+    commit: str,
+    error: type[Exception],
+    reason: str,
+) -> None:
+    factory, _, tmp_path = world
+    run_id = run_in_review(factory, tmp_path, caused_by="user:carol")
+    head = factory.store.require_run(run_id).head_commit
+    with pytest.raises(error, match=reason):
+        factory.review.record_forge_approval(
+            run_id, person_id=who, commit=head if commit == "head" else commit,
+            forge="gitlab", request="!3", review_id="1",
+        )  # fmt: skip
+    assert factory.store.require_run(run_id).state is RunState.IN_REVIEW
+    [refused] = events(factory, run_id, "forge-approval-refused")
+    assert reason in str(refused["reason"]) and refused["forge"] == "gitlab"
+
+
+def test_a_forge_approval_replayed_or_of_a_run_not_in_review_is_refused(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, _, tmp_path = world
+    run_id = run_in_review(factory, tmp_path)
+    head = factory.store.require_run(run_id).head_commit
+    given = {"person_id": "jordan.lee", "commit": head, "forge": "github", "request": "9",
+             "review_id": "90"}  # fmt: skip
+    factory.review.record_forge_approval(run_id, **given)
+    with pytest.raises(ReviewNotOpen, match="not waiting for review"):
+        factory.review.record_forge_approval(run_id, **given)
+    assert events(factory, run_id, "forge-approval-refused")
+
+
+def test_qa_then_uat_sign_offs_accept_the_change_each_kept_and_checkable(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, keys, tmp_path = world
+    run_id = run_in_review(factory, tmp_path)
+    approve(factory, run_id, keys)
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+    with pytest.raises(SignOffNotOpen, match="not `in_uat`"):
+        sign_off(factory, run_id, keys, "uma", "uat")
+    run = sign_off(factory, run_id, keys, "quinn", "qa")
+    assert run.state is RunState.IN_UAT and "QA signed off by quinn" in run.reason
+    run = sign_off(factory, run_id, keys, "uma", "uat")
+    assert run.state is RunState.ACCEPTED and run.reason == "accepted: UAT signed off by uma"
+    signed = events(factory, run_id, "sign-off-signed")
+    assert [(s["stage"], s["verdict"]) for s in signed] == [("qa", "accept"), ("uat", "accept")]
+    package = Path(run.package_dir)
+    statement = package / str(signed[0]["statement"])
+    assert statement == package / "reviews" / "2-qa-accept.json"
+    checked = subprocess.run(
+        ["ssh-keygen", "-Y", "verify", "-f", str(statement.with_suffix(".allowed_signers")),
+         "-I", "quinn", "-n", SIGN_OFF_NAMESPACE, "-s", f"{statement}.sig"],
+        input=statement.read_text(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_sponsor_and_people_without_the_role_never_sign_off(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, keys, tmp_path = world
+    run_id = run_in_review(factory, tmp_path, caused_by="user:carol")
+    approve(factory, run_id, keys)
+    with pytest.raises(SelfApprovalRefused, match="is the sponsor"):
+        sign_off(factory, run_id, keys, "priya.shah", "qa")
+    with pytest.raises(SelfApprovalRefused, match="caused the trigger"):
+        sign_off(factory, run_id, keys, "carol", "qa")
+    with pytest.raises(SignOffRefused, match="does not hold the role 'qa'"):
+        sign_off(factory, run_id, keys, "uma", "qa")
+    with pytest.raises(SignOffRefused, match="a key of uma, not of quinn"):
+        sign_off(factory, run_id, keys, "quinn", "qa", key="uma")
+    reasons = [str(r["reason"]) for r in events(factory, run_id, "sign-off-refused")]
+    assert len(reasons) == 4 and "sponsor" in reasons[0]
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+
+
+def test_a_qa_rejection_ends_the_run_rejected_with_its_reason(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, keys, tmp_path = world
+    run_id = run_in_review(factory, tmp_path)
+    approve(factory, run_id, keys)
+    with pytest.raises(SignOffRefused, match="a rejection names its reason"):
+        sign_off(factory, run_id, keys, "quinn", "qa", accept=False)
+    run = sign_off(factory, run_id, keys, "quinn", "qa", accept=False, reason="login fails")
+    assert run.state is RunState.REJECTED
+    assert run.reason == "rejected in QA by quinn: login fails"
+    with pytest.raises(SignOffNotOpen, match="`rejected`"):
+        sign_off(factory, run_id, keys, "quinn", "qa")
