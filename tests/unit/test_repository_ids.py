@@ -20,7 +20,8 @@ from codefactory.review.local_forge import forge_name
 from codefactory.triggers.repositories import check_id, ids_by_path, local_id
 from codefactory.triggers.repositories import forge_name as key_name
 from codefactory.triggers.settings import WEBHOOK_SOURCES, RepositoryBinding, TriggerSettings
-from codefactory.web.app import dashboard_page
+from codefactory.web.dashboard.queue import queue_page
+from codefactory.web.dashboard.templates import render
 
 
 def test_a_checkout_without_configuration_is_named_by_its_resolved_path(tmp_path: Path) -> None:
@@ -142,13 +143,12 @@ def run(run_id: str, repository: str, state: RunState, reason: str) -> Run:
 
 
 def test_the_dashboard_shows_each_runs_repository_and_counts_no_change_apart() -> None:
-    page = dashboard_page(
-        [
-            run("r-1", "pallets/itsdangerous", RunState.NO_CHANGE, "no change needed: gone"),
-            run("r-2", "someone/itsdangerous", RunState.FAILED, "<script>x</script>"),
-            run("r-3", "someone/itsdangerous", RunState.FAILED, "boom"),
-        ]
-    )
+    runs = [
+        run("r-1", "pallets/itsdangerous", RunState.NO_CHANGE, "no change needed: gone"),
+        run("r-2", "someone/itsdangerous", RunState.FAILED, "<script>x</script>"),
+        run("r-3", "someone/itsdangerous", RunState.FAILED, "boom"),
+    ]
+    page = render("queue.html.j2", page=queue_page(runs, viewer=None, triggers=lambda _: None))
     assert "<th>run</th><th>repository</th><th>state</th>" in page
     assert "<td>pallets/itsdangerous</td><td>no_change</td>" in page
     assert "failed 2 · no_change 1" in page

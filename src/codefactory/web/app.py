@@ -1,31 +1,27 @@
 """The web app: the webhook endpoints, `GET /api/runs`, `GET /api/runs/{id}`, the deliveries,
-the audit status and a dashboard page; every route but the webhooks, the health checks and
-the published keys behind an OpenID Connect login or a bearer token (`web.auth`), for trusted
-host names only."""
+the audit status and the reviewers' dashboard (`web.dashboard`); every route but the
+webhooks, the health checks and the published keys behind an OpenID Connect login or a
+bearer token (`web.auth`), for trusted host names only."""
 
 from __future__ import annotations
 
-import html
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Query
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
-from codefactory.domain import Run
-from codefactory.identity.directory import Person
 from codefactory.runs.report import run_report
 from codefactory.store.runs import run_as_dict
-from codefactory.web.auth import AuthGate, WebAuth, current_person, session_secret
+from codefactory.web.auth import AuthGate, WebAuth, session_secret
 from codefactory.web.auth_routes import auth_router
+from codefactory.web.dashboard import dashboard_router
 from codefactory.web.identity_routes import identity_router
 from codefactory.web.webhooks import Problem, webhook_router
 
@@ -52,6 +48,7 @@ def create_app(
     app.include_router(webhook_router(dispatch.intake))
     app.include_router(identity_router(factory))
     app.include_router(auth_router(factory, auth))
+    app.include_router(dashboard_router(factory))
     # outermost last: hosts are checked first, then the session is read, then the gate
     app.add_middleware(ClientGone)
     app.add_middleware(AuthGate, auth=auth)
@@ -98,10 +95,6 @@ def create_app(
             "reason": report.reason,
         }
 
-    @app.get("/", response_class=HTMLResponse)
-    def dashboard(viewer: Annotated[Person, Depends(current_person)]) -> str:
-        return dashboard_page(factory.store.search_runs(limit=200), viewer=viewer)
-
     return app
 
 
@@ -118,38 +111,3 @@ class ClientGone:
             await self.app(scope, receive, send)
         except ClientDisconnect:
             return
-
-
-DASHBOARD_COLUMNS = ("run", "repository", "state", "kind", "sponsor", "reason")
-
-
-def dashboard_page(runs: Sequence[Run], viewer: Person | None = None) -> str:
-    """The dashboard's HTML: who is looking (with a log-out link), how many runs ended in each
-    state (`no_change` apart from `failed`), then one row per run with its repository's
-    canonical id; all text escaped."""
-    tally = Counter(run.state.value for run in runs)
-    counts = " · ".join(f"{html.escape(name)} {count}" for name, count in sorted(tally.items()))
-    rows = "".join(
-        f"<tr><td><a href='/api/runs/{html.escape(run.id)}'>{html.escape(run.id)}</a></td>"
-        + "".join(
-            f"<td>{html.escape(text)}</td>"
-            for text in (run.repository, run.state.value, run.kind.value, run.sponsor, run.reason)
-        )
-        + "</tr>"
-        for run in runs
-    )
-    head = "".join(f"<th>{name}</th>" for name in DASHBOARD_COLUMNS)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Code Factory</title></head>"
-        f"<body>{_viewer_line(viewer)}<h1>Code Factory runs</h1><p class='states'>{counts}</p>"
-        f"<table border='1' cellpadding='4'><tr>{head}</tr>{rows}</table></body></html>"
-    )
-
-
-def _viewer_line(viewer: Person | None) -> str:
-    if viewer is None:
-        return ""
-    return (
-        f"<p class='viewer'>{html.escape(viewer.name)} ({html.escape(viewer.actor)}) · "
-        "<a href='/logout'>log out</a></p>"
-    )

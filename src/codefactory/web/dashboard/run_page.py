@@ -1,0 +1,158 @@
+"""The view model of `/runs/{id}`: everything a reviewer reads before signing a verdict,
+from the store, the audit log and the run's change package."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from codefactory.audit.port import AuditRecord
+from codefactory.domain import Finding, Run, TriggerEvent
+from codefactory.identity.directory import Person
+from codefactory.runs.report import engine_activity
+from codefactory.web.dashboard.diff import Diff, diff_view
+from codefactory.web.dashboard.package_files import (
+    Missing,
+    dsse_statement,
+    rationale,
+    read_json,
+    read_text,
+)
+from codefactory.web.dashboard.proofs import RunProofs, run_proofs
+from codefactory.web.dashboard.queue import segregation_refusal
+from codefactory.web.dashboard.verdicts import role_refusal
+
+if TYPE_CHECKING:
+    from codefactory.factory import Factory
+
+MAX_EVIDENCE_FILES = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckView:
+    """One check of the last round: outcome, summary and its findings."""
+
+    check: str
+    passed: bool
+    summary: str
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimelineEntry:
+    """One audit event of the run, its data as indented JSON."""
+
+    seq: int
+    at: str
+    name: str
+    actor: str
+    data: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPage:
+    """What `/runs/{id}` shows (each package part, or `Missing` with why)."""
+
+    run: Run
+    trigger: TriggerEvent | None
+    viewer: Person
+    refusal: str
+    """Why the viewer may not sign a verdict on this run ("" when they may)."""
+    diff: Diff | Missing
+    checks: tuple[CheckView, ...]
+    evidence: tuple[tuple[str, str | Missing], ...] | Missing
+    risk: dict[str, Any] | Missing
+    rollback: str | Missing
+    cab: dict[str, Any] | Missing
+    rationale: list[tuple[str, str | Missing]] | Missing
+    provenance: dict[str, Any] | Missing
+    attestation: dict[str, Any] | Missing
+    traffic: dict[str, Any]
+    proofs: RunProofs
+    timeline: tuple[TimelineEntry, ...]
+    reviews: tuple[dict[str, Any], ...]
+
+
+def last_round(factory: Factory, run_id: str) -> tuple[tuple[CheckView, ...], list[Finding]]:
+    """The checks of the run's last verification round and that round's findings."""
+    checks = factory.store.check_runs(run_id)
+    findings = factory.store.findings(run_id)
+    if not checks:
+        return (), []
+    latest = max(int(c["round"]) for c in checks)
+    found = [f for number, f in findings if number == latest]
+    views = tuple(
+        CheckView(
+            check=str(c["check"]),
+            passed=bool(c["passed"]),
+            summary=str(c["summary"]),
+            findings=tuple(f for f in found if f.check == c["check"]),
+        )
+        for c in checks
+        if int(c["round"]) == latest
+    )
+    return views, found
+
+
+def evidence_files(folder: str) -> tuple[tuple[str, str | Missing], ...] | Missing:
+    """The package's `evidence/` files by name, with their text."""
+    if not folder:
+        return Missing("the run has no package")
+    try:
+        names = sorted(entry.name for entry in os.scandir(os.path.join(folder, "evidence")))
+    except FileNotFoundError:
+        return Missing("not in the package")
+    except OSError as err:
+        return Missing(f"not in the package ({err.strerror})")
+    return tuple(
+        (name, read_text(folder, f"evidence/{name}")) for name in names[:MAX_EVIDENCE_FILES]
+    )
+
+
+def timeline(events: list[AuditRecord]) -> tuple[TimelineEntry, ...]:
+    """Every audit event of the run, in log order."""
+    return tuple(
+        TimelineEntry(
+            seq=e.seq,
+            at=e.at.isoformat(timespec="seconds"),
+            name=e.name,
+            actor=e.actor,
+            data=json.dumps(e.data, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+        )
+        for e in events
+    )
+
+
+def refusal_for(viewer: Person, run: Run, trigger: TriggerEvent | None) -> str:
+    """Why `viewer` may not sign a verdict on `run` (role, then segregation of duties)."""
+    return role_refusal(viewer) or segregation_refusal(viewer, run, trigger)
+
+
+def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
+    """Gather the run page of `run` for `viewer`."""
+    trigger = factory.store.get_trigger(run.trigger_id)
+    folder = run.package_dir
+    checks, findings = last_round(factory, run.id)
+    patch = read_text(folder, "change.patch")
+    events = factory.store.audit_events(run.id)
+    return RunPage(
+        run=run,
+        trigger=trigger,
+        viewer=viewer,
+        refusal=refusal_for(viewer, run, trigger),
+        diff=patch if isinstance(patch, Missing) else diff_view(patch, findings),
+        checks=checks,
+        evidence=evidence_files(folder),
+        risk=read_json(folder, "risk.json"),
+        rollback=read_text(folder, "rollback.md"),
+        cab=read_json(folder, "cab.json"),
+        rationale=rationale(folder),
+        provenance=dsse_statement(folder, "provenance.dsse.json"),
+        attestation=dsse_statement(folder, "attestation.dsse.json"),
+        traffic=engine_activity(events)["model_traffic"],
+        proofs=run_proofs(factory.audit, events, witnessing=len(factory.settings.audit.witnesses)),
+        timeline=timeline(events),
+        reviews=tuple(factory.store.reviews(run.id)),
+    )
