@@ -11,6 +11,7 @@ from codefactory.commands import (
     advisories,
     audit,
     engines,
+    forge,
     identity,
     login,
     mcp,
@@ -48,5 +49,6 @@ def main(
 for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)
 login.register(app)
+forge.register(app)
 mcp.register(app)
 witness.register(app)
