@@ -73,7 +73,10 @@ ALLOWED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.IN_REVIEW: frozenset({RunState.APPROVED, RunState.REJECTED}),
     # `handed_off` by default; the regulated track hands off to QA (or straight to UAT when
     # QA is not a stage), each stage left by a signed sign-off (runs/sign_offs.py).
-    RunState.APPROVED: frozenset({RunState.HANDED_OFF, RunState.IN_QA, RunState.IN_UAT}),
+    # `rejected`: the CAB rejected the change request the hand-off waited for.
+    RunState.APPROVED: frozenset(
+        {RunState.HANDED_OFF, RunState.IN_QA, RunState.IN_UAT, RunState.REJECTED}
+    ),
     RunState.IN_QA: frozenset({RunState.IN_UAT, RunState.ACCEPTED, RunState.REJECTED}),
     RunState.IN_UAT: frozenset({RunState.ACCEPTED, RunState.REJECTED}),
 }

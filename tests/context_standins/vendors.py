@@ -6,7 +6,9 @@ Each checks the credential the way its vendor does (ServiceNow HTTP Basic, Sentr
 Datadog `DD-API-KEY` + `DD-APPLICATION-KEY`), records every request (`requests`: method,
 path, query, headers with lower-case names, decoded JSON body) and can answer a fault
 instead of the next request: `fail_next(401 | 403 | 404 | 429 | 500 | "too-large" |
-"malformed" | "slow", retry_after=..., delay_s=...)`.
+"malformed" | "slow", retry_after=..., delay_s=...)`. ServiceNow's change requests can be
+read back one by one, with an `approval` a test sets (`approvals`), and the whole instance
+can be `down` (503).
 
 Pytest fixtures: `servicenow_standin`, `sentry_standin`, `datadog_standin`.
 """
@@ -175,6 +177,12 @@ class ServiceNowStandin(VendorStandin):
     """Change requests created (`POST /api/now/table/change_request`), as sent."""
     attachments: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     """Attachments uploaded: their query parameters and bytes."""
+    approvals: dict[str, str] = field(default_factory=dict)
+    """A created change's `approval` by its sys_id, as a test sets it (the CAB deciding);
+    unset: `not requested`, the value ServiceNow gives a new change."""
+    down: bool = False
+    """The instance is down: every request is answered 503, as a hibernating or failed
+    instance behind its load balancer answers."""
 
     def authorized(self, headers: dict[str, str]) -> bool:
         pair = f"{SERVICENOW_USER}:{SERVICENOW_PASSWORD}".encode()
@@ -189,9 +197,19 @@ class ServiceNowStandin(VendorStandin):
             "status": "failure",
         }
 
+    def answer(self, request: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+        if self.down:
+            self.requests.append(request)
+            body = {"error": {"message": "Instance Unavailable", "detail": None}}
+            return 503, {}, json.dumps({**body, "status": "failure"}).encode()
+        return super().answer(request)
+
     def route(self, request: RecordedRequest) -> Answer:
         if request.method == "POST":
             return self.create(request)
+        record = re.fullmatch(r"/api/now/table/change_request/([0-9a-f]{32})", request.path)
+        if request.method == "GET" and record is not None:
+            return self.change(record[1], request.query)
         match = re.fullmatch(r"/api/now/table/([a-z_]+)", request.path)
         if request.method != "GET" or match is None or match[1] not in self.tables:
             return 400, {"error": {"message": "Invalid table", "detail": None}, "status": "failure"}
@@ -216,6 +234,23 @@ class ServiceNowStandin(VendorStandin):
             result = {**params, "size_bytes": str(len(request.body)), "sys_id": "a" * 32}
             return 201, {"result": result}
         return 400, {"error": {"message": "Invalid request", "detail": None}, "status": "failure"}
+
+    def change(self, sys_id: str, query: dict[str, list[str]]) -> Answer:
+        """`GET /api/now/table/change_request/{sys_id}` (Table API, one record): the created
+        change with its `approval`, limited to `sysparm_fields`; 404 in ServiceNow's error
+        shape for an unknown sys_id."""
+        found = [r for r in self.created if r["sys_id"] == sys_id]
+        if not found:
+            return 404, {
+                "error": {
+                    "message": "No Record found",
+                    "detail": "Record doesn't exist or ACL restricts the record retrieval",
+                },
+                "status": "failure",
+            }
+        record = {**found[0], "approval": self.approvals.get(sys_id, "not requested")}
+        fields = [f for f in query.get("sysparm_fields", [""])[0].split(",") if f]
+        return 200, {"result": {f: record.get(f, "") for f in fields} if fields else record}
 
 
 def encoded_query_matches(query: str, record: dict[str, Any]) -> bool:

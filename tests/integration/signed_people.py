@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codefactory.config import Settings
-from codefactory.domain import Change, ChangeKind, FileChange, Proposal, RunState, TriggerEvent
+from codefactory.domain import (
+    Change,
+    ChangeKind,
+    CheckResult,
+    FileChange,
+    Proposal,
+    RunState,
+    TriggerEvent,
+)
 from codefactory.factory import Factory, build_factory
 from codefactory.identity.settings import IdentitySettings
 from codefactory.package.port import PackageContents
@@ -81,12 +89,20 @@ def git(*args: str, cwd: Path | None = None) -> str:
 
 
 def run_in_review(
-    factory: Factory, tmp_path: Path, *, sponsor: str = "priya.shah", caused_by: str = ""
+    factory: Factory,
+    tmp_path: Path,
+    *,
+    sponsor: str = "priya.shah",
+    caused_by: str = "",
+    engine: str = "recipe:lint-fix",
+    results: tuple[CheckResult, ...] = (),
 ) -> str:
     """A run whose change sits on a forge branch with a built package, waiting for review,
     made by the factory's own parts: a delegation token signed by the issuer (naming the
     sponsor and who caused the trigger), a commit signed by the agent's key carrying the
-    `Run-Id` trailer, the package with the agent's provenance and the issuer's attestation."""
+    `Run-Id` trailer, the package with the agent's provenance and the issuer's attestation.
+    `engine` names who proposed it and `results` the checks that ran (a recipe's change
+    with passing checks is low risk: a standard change)."""
     event = TriggerEvent(
         source="cli",
         kind=ChangeKind.FIX_LINT,
@@ -144,8 +160,8 @@ def run_in_review(
         PackageContents(
             run=factory.store.require_run(run_id),
             trigger=event,
-            proposal=Proposal(engine="recipe:lint-fix", engine_version="1", rationale="lint"),
-            results=(),
+            proposal=Proposal(engine=engine, engine_version="1", rationale="lint"),
+            results=results,
             rounds=1,
             patch=forge.diff(repository=REPOSITORY, base_commit=base, head_commit=head),
             commit=head,
