@@ -1,0 +1,292 @@
+"""Azure DevOps Repos (Services and Server) behind `ForgeHost`, over its REST API 7.1.
+
+The REST base is the organisation (`https://dev.azure.com/<organisation>`) or a Server
+collection URL (`https://tfs.example.com/tfs/<collection>`); a repository is `project/repo`.
+Every call carries `api-version=7.1`. Endpoints (learn.microsoft.com/rest/api/azure/devops):
+
+- git, Pull Requests - Get Pull Requests / Create:
+  `GET|POST {project}/_apis/git/repositories/{repo}/pullrequests`
+- git, Statuses - Create: `POST {project}/_apis/git/repositories/{repo}/commits/{id}/statuses`
+- git, Repositories - Get: `GET {project}/_apis/git/repositories/{repo}`
+- policy, Configurations - List: `GET {project}/_apis/policy/configurations`
+
+Credentials: a personal access token goes as `Basic base64(":" + pat)`, a Microsoft Entra
+(OAuth) access token, which is a JWT, as `Bearer` (learn.microsoft.com/azure/devops/
+integrate/get-started/authentication/authentication-guidance).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from codefactory.review.forges.errors import ForgeConflict, ForgeInvalid, ForgeUnavailable
+from codefactory.review.forges.http import ForgeHttp
+from codefactory.review.forges.settings import ForgeSettings
+from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+
+API_VERSION = "7.1"
+DESCRIPTION_MAX = 4000
+"""Azure DevOps refuses a pull request description over 4,000 characters."""
+TRUNCATED_NOTE = "\n\n… (truncated: the change package holds the full description)"
+
+MINIMUM_REVIEWERS = "fa4e907d-c16b-4a4c-9dfa-4906e5d171dd"
+BUILD = "0609b952-1397-4640-95ec-e00a01b2c241"
+STATUS = "cbdc66da-9728-4af8-aada-9a5a32e4a226"
+"""Policy type ids (`GET {project}/_apis/policy/types`), the same in every organisation."""
+
+_STATES = {"success": "succeeded", "failure": "failed", "pending": "pending"}
+_FORGE = "azure-devops"
+
+
+def authorization(token: str) -> str:
+    """The `Authorization` value for `token`: `Bearer` for a JWT (an Entra access token),
+    else `Basic` over `":" + token` (a personal access token)."""
+    if token.count(".") == 2 and token.startswith("eyJ"):
+        return f"Bearer {token}"
+    return "Basic " + base64.b64encode(f":{token}".encode()).decode("ascii")
+
+
+def status_context(name: str) -> dict[str, str]:
+    """`codefactory/gate` as Azure's `{"genre": "codefactory", "name": "gate"}` (a status
+    policy names it back as `genre/name`)."""
+    genre, _, short = name.rpartition("/")
+    return {"genre": genre, "name": short} if genre else {"name": short}
+
+
+class AzureDevOpsHost:
+    """`ForgeHost` for Azure DevOps Repos: pull requests, commit statuses, branch policies."""
+
+    kind = "azure-devops"
+
+    def __init__(
+        self,
+        settings: ForgeSettings,
+        *,
+        app_token: str,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not settings.base_url and not settings.api_url:
+            raise ValueError("forge.base_url: the Azure DevOps organisation or collection URL")
+        self._settings = settings
+        self._app_token = app_token
+        self._web = (settings.base_url or settings.api_url).rstrip("/")
+        self._http = ForgeHttp(
+            forge=_FORGE,
+            base_url=settings.api_url or settings.base_url,
+            headers={"Accept": "application/json"},
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            max_retry_wait_s=settings.max_retry_wait_s,
+            verify=str(settings.ca_file) if settings.ca_file else True,
+            transport=transport,
+        )
+
+    def remote_url(self, repository: str) -> str:
+        """`<git_url or base_url>/{project}/_git/{repo}`."""
+        project, repo = _split(repository)
+        base = (self._settings.git_url or self._web).rstrip("/")
+        return f"{base}/{quote(project)}/_git/{quote(repo)}"
+
+    def push_header(self) -> str:
+        """The app token's `Authorization` value (git accepts the same header as the API)."""
+        return authorization(self._app_token)
+
+    def open_request(self, draft: RequestDraft, *, user_token: str) -> OpenedRequest:
+        """The active pull request from `refs/heads/<branch>` if one exists, else a new
+        draft one (`isDraft: true`), both under `user_token`. A `409` (TF401179: an active
+        request for the same source and target exists) re-reads the existing one."""
+        auth = authorization(user_token)
+        existing = self._active_request(draft, auth)
+        if existing is not None:
+            return existing
+        body = {
+            "sourceRefName": f"refs/heads/{draft.branch}",
+            "targetRefName": f"refs/heads/{draft.base_branch}",
+            "title": draft.title[:400],
+            "description": _description(draft.body),
+            "isDraft": True,
+        }
+        try:
+            created = self._call(
+                "POST", draft.repository, "pullrequests", "open request", auth, body
+            )
+        except ForgeConflict:
+            existing = self._active_request(draft, auth)
+            if existing is None:
+                raise
+            return existing
+        return self._opened(draft.repository, created)
+
+    def set_status(self, repository: str, commit: str, verdict: CommitVerdict) -> None:
+        """`POST .../commits/{commit}/statuses` under the app token: `state` `succeeded`,
+        `failed` or `pending`, `context` from `forge.status_context`."""
+        body: dict[str, Any] = {
+            "state": _STATES[verdict.state],
+            "description": verdict.description[:140],
+            "context": status_context(self._settings.status_context),
+        }
+        if verdict.target_url:
+            body["targetUrl"] = verdict.target_url
+        path = f"commits/{quote(commit, safe='')}/statuses"
+        self._call("POST", repository, path, "set status", self.push_header(), body)
+
+    def upload_sarif(self, repository: str, *, commit: str, ref: str, sarif: bytes) -> str | None:
+        """None: the core REST API of Azure DevOps Repos has no SARIF upload (code scanning
+        there is GitHub Advanced Security for Azure DevOps, fed by its own pipeline task);
+        nothing is sent."""
+        return None
+
+    def protection(self, repository: str, branch: str) -> BranchProtection:
+        """The enabled, blocking branch policies scoped to `repository` (or to every
+        repository of the project) and `refs/heads/<branch>` (`Exact`, `Prefix`, or
+        `DefaultBranch` when it is the repository's default):
+
+        - "Minimum number of reviewers": `minimumApproverCount` approvals, less one when
+          `creatorVoteCounts` lets the author's own vote count; stale approvals dismissed
+          when `resetOnSourcePush` or `requireVoteOnLastIteration`;
+        - "Status": `statusGenre/statusName` is a required check; "Build": its
+          `displayName` (or `build <definition id>`).
+
+        A branch with any such policy is protected (pushes must go through a pull request).
+        The "Bypass policies" permissions of the Git repositories security namespace are
+        not read: `admins_bypass` is False."""
+        auth = self.push_header()
+        info = self._call("GET", repository, "", "read repository", auth, None)
+        project, _ = _split(repository)
+        configurations = self._http.request(
+            "GET",
+            f"{quote(project, safe='')}/_apis/policy/configurations",
+            call="read branch policies",
+            auth=auth,
+            params={"api-version": API_VERSION},
+        )
+        ref = f"refs/heads/{branch}"
+        scoped = [
+            policy
+            for policy in _values(configurations, "read branch policies")
+            if policy.get("isEnabled")
+            and policy.get("isBlocking")
+            and not policy.get("isDeleted")
+            and _applies(policy, str(info.get("id", "")), ref, str(info.get("defaultBranch", "")))
+        ]
+        return _protection(branch, scoped)
+
+    def _active_request(self, draft: RequestDraft, auth: str) -> OpenedRequest | None:
+        found = self._call(
+            "GET",
+            draft.repository,
+            "pullrequests",
+            "find request",
+            auth,
+            None,
+            params={
+                "searchCriteria.sourceRefName": f"refs/heads/{draft.branch}",
+                "searchCriteria.status": "active",
+            },
+        )
+        values = _values(found, "find request")
+        return self._opened(draft.repository, values[0]) if values else None
+
+    def _opened(self, repository: str, pull: Any) -> OpenedRequest:
+        if not isinstance(pull, dict) or not isinstance(pull.get("pullRequestId"), int):
+            raise ForgeUnavailable(_FORGE, "open request", 0, "answer without pullRequestId")
+        number = str(pull["pullRequestId"])
+        project, repo = _split(repository)
+        url = f"{self._web}/{quote(project)}/_git/{quote(repo)}/pullrequest/{number}"
+        created_by = pull.get("createdBy") or {}
+        author = created_by.get("uniqueName") or created_by.get("displayName") or ""
+        return OpenedRequest(number=number, url=url, author=str(author))
+
+    def _call(
+        self,
+        method: str,
+        repository: str,
+        tail: str,
+        call: str,
+        auth: str,
+        body: Any,
+        *,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        project, repo = _split(repository)
+        path = f"{quote(project, safe='')}/_apis/git/repositories/{quote(repo, safe='')}"
+        return self._http.request(
+            method,
+            f"{path}/{tail}" if tail else path,
+            call=call,
+            auth=auth,
+            json_body=body,
+            params={**(params or {}), "api-version": API_VERSION},
+        )
+
+
+def _split(repository: str) -> tuple[str, str]:
+    parts = repository.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ForgeInvalid(_FORGE, "repository", 0, f"{repository!r} is not project/repo")
+    return parts[0], parts[1]
+
+
+def _description(body: str) -> str:
+    if len(body) <= DESCRIPTION_MAX:
+        return body
+    return body[: DESCRIPTION_MAX - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+
+
+def _values(answer: Any, call: str) -> list[dict[str, Any]]:
+    """The `value` array of an Azure DevOps list answer (`{"count": n, "value": [...]}`)."""
+    values = answer.get("value") if isinstance(answer, dict) else None
+    if not isinstance(values, list):
+        raise ForgeUnavailable(_FORGE, call, 0, "list answer without a value array")
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _applies(policy: dict[str, Any], repository_id: str, ref: str, default_ref: str) -> bool:
+    scopes = (policy.get("settings") or {}).get("scope") or []
+    for scope in scopes:
+        if not isinstance(scope, dict):
+            continue
+        if scope.get("repositoryId") not in (None, repository_id):
+            continue
+        kind = str(scope.get("matchKind") or "Exact").lower()
+        name = scope.get("refName")
+        if kind == "defaultbranch" and ref == default_ref:
+            return True
+        if kind == "exact" and (name is None or name == ref):
+            return True
+        if kind == "prefix" and isinstance(name, str) and ref.startswith(name):
+            return True
+    return False
+
+
+def _protection(branch: str, policies: list[dict[str, Any]]) -> BranchProtection:
+    approvals, dismisses, checks = 0, False, []
+    for policy in policies:
+        type_id = str((policy.get("type") or {}).get("id", "")).lower()
+        settings = policy.get("settings") or {}
+        if type_id == MINIMUM_REVIEWERS:
+            count = int(settings.get("minimumApproverCount") or 0)
+            others = count - 1 if settings.get("creatorVoteCounts") else count
+            approvals = max(approvals, others)
+            dismisses = dismisses or bool(
+                settings.get("resetOnSourcePush") or settings.get("requireVoteOnLastIteration")
+            )
+        elif type_id == STATUS:
+            genre, name = settings.get("statusGenre") or "", settings.get("statusName") or ""
+            checks.append(f"{genre}/{name}" if genre else str(name))
+        elif type_id == BUILD:
+            checks.append(
+                str(settings.get("displayName") or f"build {settings.get('buildDefinitionId')}")
+            )
+    return BranchProtection(
+        branch=branch,
+        protected=bool(policies),
+        required_approvals=max(approvals, 0),
+        dismisses_stale_approvals=dismisses,
+        admins_bypass=False,
+        required_checks=tuple(checks),
+    )

@@ -1,0 +1,426 @@
+"""Bitbucket Cloud and Bitbucket Data Center behind `ForgeHost` (`forge.bitbucket_flavour`).
+
+Cloud (REST 2.0, developer.atlassian.com/cloud/bitbucket/rest; repository `workspace/repo`):
+
+- pullrequests: `GET|POST /repositories/{workspace}/{repo}/pullrequests`
+- commit statuses: `POST /repositories/{workspace}/{repo}/commit/{sha}/statuses/build`
+- branch restrictions: `GET /repositories/{workspace}/{repo}/branch-restrictions`, and
+  `GET /repositories/{workspace}/{repo}/branching-model` when a restriction names a branch type
+
+Data Center (developer.atlassian.com/server/bitbucket/rest; repository `PROJECT/repo`):
+
+- `GET|POST <base>/rest/api/1.0/projects/{key}/repos/{slug}/pull-requests`
+- `POST <base>/rest/build-status/1.0/commits/{sha}` (outside `/rest/api/1.0`)
+- `GET <base>/rest/branch-permissions/2.0/projects/{key}/repos/{slug}/restrictions`
+- `GET <base>/rest/api/1.0/projects/{key}/repos/{slug}/settings/pull-requests` (merge checks)
+- `GET <base>/rest/default-reviewers/1.0/projects/{key}/repos/{slug}/conditions`
+
+Every call sends `Authorization: Bearer <token>` (Cloud OAuth and access tokens, Data Center
+HTTP access tokens). Git pushes: Cloud `Basic base64("x-token-auth:" + token)` (the
+documented user name of access tokens over HTTPS), Data Center `Bearer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from codefactory.review.forges.errors import ForgeConflict, ForgeInvalid, ForgeUnavailable
+from codefactory.review.forges.http import ForgeHttp
+from codefactory.review.forges.settings import ForgeSettings
+from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+
+CLOUD_API = "https://api.bitbucket.org/2.0"
+CLOUD_WEB = "https://bitbucket.org"
+DC_API_PATH = "/rest/api/1.0"
+PAGE_CAP = 20
+"""At most this many pages of a list are read (100 items each): a longer list is refused."""
+
+_STATES = {"success": "SUCCESSFUL", "failure": "FAILED", "pending": "INPROGRESS"}
+_FORGE = "bitbucket"
+
+
+class BitbucketHost:
+    """`ForgeHost` for Bitbucket: pull requests, build statuses, branch protection."""
+
+    kind = "bitbucket"
+
+    def __init__(
+        self,
+        settings: ForgeSettings,
+        *,
+        app_token: str,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._app_token = app_token
+        self._cloud = settings.bitbucket_flavour == "cloud"
+        if self._cloud:
+            self._web = (settings.base_url or CLOUD_WEB).rstrip("/")
+            api = settings.api_url or CLOUD_API
+            root = api
+        else:
+            if not settings.base_url and not settings.api_url:
+                raise ValueError("forge.base_url: the Bitbucket Data Center address")
+            api = settings.api_url or settings.base_url + DC_API_PATH
+            root = settings.base_url or api.removesuffix(DC_API_PATH)
+            self._web = root.rstrip("/")
+        self._api = self._client(api, transport)
+        self._root = self._client(root, transport)
+        """Data Center's build-status, branch-permissions and default-reviewers APIs live
+        beside `/rest/api/1.0`, under the server's root."""
+
+    def _client(self, base: str, transport: httpx.BaseTransport | None) -> ForgeHttp:
+        settings = self._settings
+        return ForgeHttp(
+            forge=_FORGE,
+            base_url=base,
+            headers={"Accept": "application/json"},
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            max_retry_wait_s=settings.max_retry_wait_s,
+            verify=str(settings.ca_file) if settings.ca_file else True,
+            transport=transport,
+        )
+
+    def remote_url(self, repository: str) -> str:
+        """Cloud `https://bitbucket.org/{workspace}/{repo}.git`, Data Center
+        `<base>/scm/{project}/{repo}.git` (`forge.git_url` replaces the base)."""
+        owner, repo = _split(repository)
+        base = (self._settings.git_url or self._web).rstrip("/")
+        middle = "" if self._cloud else "/scm"
+        return f"{base}{middle}/{quote(owner)}/{quote(repo)}.git"
+
+    def push_header(self) -> str:
+        """The app token for git over HTTPS."""
+        if self._cloud:
+            pair = f"x-token-auth:{self._app_token}".encode()
+            return "Basic " + base64.b64encode(pair).decode("ascii")
+        return f"Bearer {self._app_token}"
+
+    def open_request(self, draft: RequestDraft, *, user_token: str) -> OpenedRequest:
+        """The open request from `draft.branch` if there is one, else a new draft request,
+        both under `user_token`. A `409` (Data Center's `DuplicatePullRequestException`)
+        re-reads the open one."""
+        auth = f"Bearer {user_token}"
+        existing = self._open_for(draft, auth)
+        if existing is not None:
+            return existing
+        owner, repo = _split(draft.repository)
+        try:
+            if self._cloud:
+                created = self._api.request(
+                    "POST",
+                    f"repositories/{_q(owner)}/{_q(repo)}/pullrequests",
+                    call="open request",
+                    auth=auth,
+                    json_body=_cloud_request(draft),
+                )
+            else:
+                created = self._api.request(
+                    "POST",
+                    f"{_dc_repo(owner, repo)}/pull-requests",
+                    call="open request",
+                    auth=auth,
+                    json_body=_dc_request(draft, owner, repo),
+                )
+        except ForgeConflict:
+            existing = self._open_for(draft, auth)
+            if existing is None:
+                raise
+            return existing
+        return self._opened(created)
+
+    def set_status(self, repository: str, commit: str, verdict: CommitVerdict) -> None:
+        """A build status under the app token, keyed by `forge.status_context`: `state`
+        `SUCCESSFUL`, `FAILED` or `INPROGRESS`; `url` (required by both flavours) is the
+        verdict's link, else the commit's page."""
+        owner, repo = _split(repository)
+        key = self._settings.status_context
+        body = {
+            "key": key,
+            "state": _STATES[verdict.state],
+            "name": key,
+            "url": verdict.target_url or self._commit_page(owner, repo, commit),
+            "description": verdict.description[:140],
+        }
+        auth = f"Bearer {self._app_token}"
+        if self._cloud:
+            path = f"repositories/{_q(owner)}/{_q(repo)}/commit/{_q(commit)}/statuses/build"
+            self._api.request("POST", path, call="set status", auth=auth, json_body=body)
+        else:
+            path = f"rest/build-status/1.0/commits/{_q(commit)}"
+            self._root.request("POST", path, call="set status", auth=auth, json_body=body)
+
+    def upload_sarif(self, repository: str, *, commit: str, ref: str, sarif: bytes) -> str | None:
+        """None: Bitbucket has no SARIF upload. Its Code Insights reports and annotations
+        are a format of their own (not SARIF 2.1.0); nothing is sent."""
+        return None
+
+    def protection(self, repository: str, branch: str) -> BranchProtection:
+        """What Bitbucket enforces on `branch`, read under the app token.
+
+        Cloud: the branch restrictions whose glob `pattern` (or branching-model branch
+        type) matches `branch`. `push` makes it protected (its `users`/`groups` push without
+        review: `admins_bypass`); approvals (`require_approvals_to_merge` and
+        `require_default_reviewer_approvals_to_merge` `value`) and builds
+        (`require_passing_builds_to_merge`: no failed build, so the gate's status counts)
+        bind only with `enforce_merge_checks` (Premium); stale approvals dismissed by
+        `reset_pullrequest_approvals_on_change` or `smart_reset_pullrequest_approvals`.
+
+        Data Center: a `pull-request-only` or `read-only` branch permission (BRANCH or
+        PATTERN matcher) protects it, its exempted users, groups or access keys bypass;
+        approvals are the larger of `requiredApprovers` (pull request settings) and the
+        matching default-reviewer conditions' `requiredApprovals`; `requiredSuccessfulBuilds`
+        requires the gate's status (no failed build may remain); `unapproveOnUpdate`
+        dismisses stale approvals. Branching-model matchers are not resolved (a branch
+        protected only by one reads as unprotected)."""
+        owner, repo = _split(repository)
+        auth = f"Bearer {self._app_token}"
+        if self._cloud:
+            return self._cloud_protection(owner, repo, branch, auth)
+        return self._dc_protection(owner, repo, branch, auth)
+
+    def _cloud_protection(self, owner: str, repo: str, branch: str, auth: str) -> BranchProtection:
+        base = f"repositories/{_q(owner)}/{_q(repo)}"
+        restrictions = list(self._cloud_pages(f"{base}/branch-restrictions", auth))
+        model: dict[str, Any] | None = None
+        matching: list[dict[str, Any]] = []
+        for item in restrictions:
+            if item.get("branch_match_kind") == "branching_model":
+                if model is None:
+                    answer = self._api.request(
+                        "GET", f"{base}/branching-model", call="read branching model", auth=auth
+                    )
+                    model = answer if isinstance(answer, dict) else {}
+                if _model_matches(model, str(item.get("branch_type", "")), branch):
+                    matching.append(item)
+            elif fnmatch.fnmatchcase(branch, str(item.get("pattern", ""))):
+                matching.append(item)
+        kinds = {str(item.get("kind")): item for item in matching}
+        enforced = "enforce_merge_checks" in kinds
+        approvals = max(
+            (
+                int(kinds[kind].get("value") or 0)
+                for kind in (
+                    "require_approvals_to_merge",
+                    "require_default_reviewer_approvals_to_merge",
+                )
+                if kind in kinds
+            ),
+            default=0,
+        )
+        builds = int((kinds.get("require_passing_builds_to_merge") or {}).get("value") or 0)
+        push = kinds.get("push")
+        return BranchProtection(
+            branch=branch,
+            protected=push is not None,
+            required_approvals=approvals if enforced else 0,
+            dismisses_stale_approvals=bool(
+                {"reset_pullrequest_approvals_on_change", "smart_reset_pullrequest_approvals"}
+                & kinds.keys()
+            ),
+            admins_bypass=bool(push and (push.get("users") or push.get("groups"))),
+            required_checks=(self._settings.status_context,) if enforced and builds else (),
+        )
+
+    def _dc_protection(self, owner: str, repo: str, branch: str, auth: str) -> BranchProtection:
+        ref = f"refs/heads/{branch}"
+        permissions = f"rest/branch-permissions/2.0/projects/{_q(owner)}/repos/{_q(repo)}"
+        guarding = [
+            item
+            for item in self._dc_pages(self._root, f"{permissions}/restrictions", auth)
+            if item.get("type") in ("pull-request-only", "read-only")
+            and _dc_matches(item.get("matcher"), ref)
+        ]
+        settings = self._api.request(
+            "GET",
+            f"{_dc_repo(owner, repo)}/settings/pull-requests",
+            call="read pull request settings",
+            auth=auth,
+        )
+        settings = settings if isinstance(settings, dict) else {}
+        conditions = self._root.request(
+            "GET",
+            f"rest/default-reviewers/1.0/projects/{_q(owner)}/repos/{_q(repo)}/conditions",
+            call="read default reviewers",
+            auth=auth,
+        )
+        reviewers = [
+            int(c.get("requiredApprovals") or 0)
+            for c in (conditions if isinstance(conditions, list) else [])
+            if isinstance(c, dict) and _dc_matches(c.get("targetRefMatcher"), ref)
+        ]
+        approvals = max([int(settings.get("requiredApprovers") or 0), *reviewers])
+        builds = int(settings.get("requiredSuccessfulBuilds") or 0)
+        return BranchProtection(
+            branch=branch,
+            protected=bool(guarding),
+            required_approvals=approvals,
+            dismisses_stale_approvals=bool(settings.get("unapproveOnUpdate")),
+            admins_bypass=any(
+                item.get("users") or item.get("groups") or item.get("accessKeys")
+                for item in guarding
+            ),
+            required_checks=(self._settings.status_context,) if builds else (),
+        )
+
+    def _open_for(self, draft: RequestDraft, auth: str) -> OpenedRequest | None:
+        owner, repo = _split(draft.repository)
+        if self._cloud:
+            query = f'source.branch.name="{_bbql(draft.branch)}" AND state="OPEN"'
+            answer = self._api.request(
+                "GET",
+                f"repositories/{_q(owner)}/{_q(repo)}/pullrequests",
+                call="find request",
+                auth=auth,
+                params={"q": query},
+            )
+        else:
+            answer = self._api.request(
+                "GET",
+                f"{_dc_repo(owner, repo)}/pull-requests",
+                call="find request",
+                auth=auth,
+                params={
+                    "at": f"refs/heads/{draft.branch}",
+                    "direction": "OUTGOING",
+                    "state": "OPEN",
+                },
+            )
+        values = _page_values(answer, "find request")
+        return self._opened(values[0]) if values else None
+
+    def _opened(self, pull: Any) -> OpenedRequest:
+        if not isinstance(pull, dict) or not isinstance(pull.get("id"), int):
+            raise ForgeUnavailable(_FORGE, "open request", 0, "answer without a request id")
+        links = pull.get("links") or {}
+        if self._cloud:
+            url = (links.get("html") or {}).get("href", "")
+            author_info = pull.get("author") or {}
+            author = author_info.get("nickname") or author_info.get("display_name") or ""
+        else:
+            own = links.get("self") or [{}]
+            url = own[0].get("href", "") if isinstance(own[0], dict) else ""
+            author = ((pull.get("author") or {}).get("user") or {}).get("name", "")
+        return OpenedRequest(number=str(pull["id"]), url=str(url), author=str(author))
+
+    def _commit_page(self, owner: str, repo: str, commit: str) -> str:
+        if self._cloud:
+            return f"{self._web}/{quote(owner)}/{quote(repo)}/commits/{commit}"
+        return f"{self._web}/projects/{quote(owner)}/repos/{quote(repo)}/commits/{commit}"
+
+    def _cloud_pages(self, path: str, auth: str) -> Iterator[dict[str, Any]]:
+        """Every value of a Cloud paged list (`page`, `pagelen`, `next`)."""
+        for page in range(1, PAGE_CAP + 1):
+            answer = self._api.request(
+                "GET",
+                path,
+                call="read branch restrictions",
+                auth=auth,
+                params={"pagelen": "100", "page": str(page)},
+            )
+            yield from _page_values(answer, "read branch restrictions")
+            if not answer.get("next"):
+                return
+        raise ForgeUnavailable(_FORGE, "read branch restrictions", 0, "more than 20 pages")
+
+    def _dc_pages(self, http: ForgeHttp, path: str, auth: str) -> Iterator[dict[str, Any]]:
+        """Every value of a Data Center paged list (`start`, `limit`, `isLastPage`,
+        `nextPageStart`)."""
+        start = 0
+        for _ in range(PAGE_CAP):
+            answer = http.request(
+                "GET",
+                path,
+                call="read branch permissions",
+                auth=auth,
+                params={"limit": "100", "start": str(start)},
+            )
+            yield from _page_values(answer, "read branch permissions")
+            if answer.get("isLastPage", True) or answer.get("nextPageStart") is None:
+                return
+            start = int(answer["nextPageStart"])
+        raise ForgeUnavailable(_FORGE, "read branch permissions", 0, "more than 20 pages")
+
+
+def _split(repository: str) -> tuple[str, str]:
+    parts = repository.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ForgeInvalid(_FORGE, "repository", 0, f"{repository!r} is not owner/repo")
+    return parts[0], parts[1]
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _dc_repo(project: str, repo: str) -> str:
+    return f"projects/{_q(project)}/repos/{_q(repo)}"
+
+
+def _bbql(value: str) -> str:
+    """A string inside a BBQL `"..."` literal (backslash and quote escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _cloud_request(draft: RequestDraft) -> dict[str, Any]:
+    return {
+        "title": draft.title,
+        "description": draft.body,
+        "source": {"branch": {"name": draft.branch}},
+        "destination": {"branch": {"name": draft.base_branch}},
+        "draft": True,
+    }
+
+
+def _dc_request(draft: RequestDraft, project: str, repo: str) -> dict[str, Any]:
+    repository = {"slug": repo, "project": {"key": project}}
+    return {
+        "title": draft.title,
+        "description": draft.body,
+        "fromRef": {"id": f"refs/heads/{draft.branch}", "repository": repository},
+        "toRef": {"id": f"refs/heads/{draft.base_branch}", "repository": repository},
+        "draft": True,
+    }
+
+
+def _page_values(answer: Any, call: str) -> list[dict[str, Any]]:
+    values = answer.get("values") if isinstance(answer, dict) else None
+    if not isinstance(values, list):
+        raise ForgeUnavailable(_FORGE, call, 0, "paged answer without a values array")
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _model_matches(model: dict[str, Any], branch_type: str, branch: str) -> bool:
+    """Cloud's branching model: `development`/`production` name one branch, the other
+    types (`feature`, `bugfix`, `release`, `hotfix`) a prefix."""
+    if branch_type in ("development", "production"):
+        named = ((model.get(branch_type) or {}).get("branch") or {}).get("name")
+        return named == branch
+    for kind in model.get("branch_types") or []:
+        if isinstance(kind, dict) and kind.get("kind") == branch_type:
+            return branch.startswith(str(kind.get("prefix") or "\0"))
+    return False
+
+
+def _dc_matches(matcher: Any, ref: str) -> bool:
+    """A Data Center ref matcher (`BRANCH` by ref id, `PATTERN` a glob over the branch
+    name, `ANY_REF`); branching-model matchers are not resolved."""
+    if not isinstance(matcher, dict):
+        return False
+    kind = str((matcher.get("type") or {}).get("id", ""))
+    if kind == "ANY_REF":
+        return True
+    if kind == "BRANCH":
+        return matcher.get("id") == ref
+    if kind == "PATTERN":
+        pattern = str(matcher.get("id", ""))
+        name = ref.removeprefix("refs/heads/")
+        return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(ref, pattern)
+    return False
