@@ -116,7 +116,8 @@ class ForgeHttp:
                 ):
                     raise failure
             limited = isinstance(failure, ForgeRateLimited)
-            if attempt >= self.max_retries or not (limited or retry):
+            transient = retry and isinstance(failure, ForgeUnavailable)  # never a 4xx
+            if attempt >= self.max_retries or not (limited or transient):
                 raise failure
             delay = wait if wait is not None else min(2.0**attempt, self.max_retry_wait_s)
             if delay > self.max_retry_wait_s:
