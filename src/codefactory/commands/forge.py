@@ -79,9 +79,15 @@ def check_protection_command(
         fail(f"the forge cannot be reached: {err}", code=2)
     assert host is not None  # the type is not local
     target = branch or forge.base_branch
-    checks = [
-        check_protection(host, name, target, status_context=forge.status_context) for name in names
-    ]
+    try:
+        checks = [
+            check_protection(host, name, target, status_context=forge.status_context)
+            for name in names
+        ]
+    finally:
+        close = getattr(host, "close", None)  # the adapters' HTTP client (not in the port)
+        if callable(close):
+            close()
     factory = build()
     caller = local_caller()
     with factory.store.atomic() as tx:
