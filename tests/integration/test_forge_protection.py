@@ -28,10 +28,11 @@ GUARDED, OPEN = "acme/payments", "acme/ledger"
 def full_protection(api: GitHubStandin, repository: str) -> dict[str, Any]:
     """GitHub's `GET .../protection` answer for a branch that needs two fresh approvals, the
     gate's check, and holds administrators to the rules."""
+    url = f"{api.url}/api/v3/repos/{repository}/branches/main/protection"
     return {
-        "url": f"{api.url}/api/v3/repos/{repository}/branches/main/protection",
+        "url": url,
         "required_status_checks": {
-            "url": f"{api.url}/api/v3/repos/{repository}/branches/main/protection/required_status_checks",
+            "url": f"{url}/required_status_checks",
             "strict": True,
             "contexts": ["codefactory/gate"],
             "checks": [{"context": "codefactory/gate", "app_id": None}],
