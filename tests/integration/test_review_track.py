@@ -217,3 +217,47 @@ def test_a_qa_rejection_ends_the_run_rejected_with_its_reason(
     assert run.reason == "rejected in QA by quinn: login fails"
     with pytest.raises(SignOffNotOpen, match="`rejected`"):
         sign_off(factory, run_id, keys, "quinn", "qa")
+
+
+def test_the_cli_signs_off_with_a_key_or_a_statement_signed_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from codefactory.cli import app
+    from tests.directory_helpers import DIRECTORY_ENV
+
+    directory, keys = track_people(tmp_path)
+    monkeypatch.setenv(DIRECTORY_ENV, str(directory))
+    monkeypatch.setenv("CODEFACTORY_REVIEW__SIGN_OFFS", '["qa","uat"]')
+    factory = factory_for(tmp_path, directory, review=ReviewTrackSettings(sign_offs=["qa", "uat"]))
+    run_id = run_in_review(factory, tmp_path)
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), *args])
+        assert result.exit_code == code, (args, result.output)
+        return result.output
+
+    key = {name: str(k.private) for name, k in keys.items()}
+    assert "in_qa" in cli("review", "approve", run_id, "--as", "jordan.lee", "--key",
+                          key["jordan.lee"])  # fmt: skip
+    assert "not approved and waiting to be handed off" in cli("review", "hand-off", run_id, code=1)
+    assert "a name alone proves nothing" in cli(
+        "review", "sign-off", run_id, "--stage", "qa", "--as", "quinn", code=1
+    )
+    statement = tmp_path / "qa.json"
+    statement.write_text(
+        cli("review", "sign-off-statement", run_id, "--stage", "qa", "--as", "quinn")
+    )
+    subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-f", key["quinn"], "-n", SIGN_OFF_NAMESPACE, str(statement)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    signed = ["--statement", str(statement), "--signature", f"{statement}.sig"]
+    assert "in_uat" in cli("review", "sign-off", run_id, "--stage", "qa", "--as", "quinn", *signed)
+    assert "is the sponsor" in cli("review", "sign-off", run_id, "--stage", "uat", "--as",
+                                   "priya.shah", "--key", key["priya.shah"], code=1)  # fmt: skip
+    rejected = cli("review", "sign-off", run_id, "--stage", "uat", "--as", "uma", "--key",
+                   key["uma"], "--reject", "--reason", "the report totals are wrong")  # fmt: skip
+    assert "rejected in UAT by uma: the report totals are wrong" in rejected
