@@ -126,8 +126,8 @@ def timeline(events: list[AuditRecord]) -> tuple[TimelineEntry, ...]:
 
 
 def refusal_for(viewer: Person, run: Run, trigger: TriggerEvent | None) -> str:
-    """Why `viewer` may not sign a verdict on `run` (role, then segregation of duties)."""
-    return role_refusal(viewer) or segregation_refusal(viewer, run, trigger)
+    """Why `viewer` may not sign a verdict on `run` (segregation of duties, then role)."""
+    return segregation_refusal(viewer, run, trigger) or role_refusal(viewer)
 
 
 def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
