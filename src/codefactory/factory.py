@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from codefactory.engines.gateway import ModelGateway
     from codefactory.identity.services import IdentityServices
     from codefactory.review.port import ForgeHost
+    from codefactory.review.reconcile import Reconciler
     from codefactory.runs.hand_off import CabGate
     from codefactory.sandbox.mirror import Mirrors
 
@@ -44,6 +45,9 @@ class Factory:
     review: ReviewDesk
     identity: IdentityServices
     mirrors: Mirrors
+    reconcile: Reconciler | None = None
+    """Matches the forge's review and merge events to runs (review/reconcile.py); intake
+    is given it (`WebhookIntake(reconciler=...)`)."""
 
 
 def default_agent(settings: Settings) -> AgentIdentity:
@@ -284,6 +288,25 @@ def cab_gate(settings: Settings) -> CabGate:
     return CabGate(settings.changes, lambda: vendor_client("servicenow", settings.servicenow))
 
 
+def forge_reconciler(
+    settings: Settings, store: RunStore, identity: IdentityServices, review: ReviewDesk
+) -> Reconciler:
+    """Reconciliation of forge review and merge events: approvals go to the review desk,
+    unapproved merges alert the security role on the configured channels (`notify.*`)."""
+    from codefactory.review.notifications import SecurityAlerts, channels
+    from codefactory.review.reconcile import Reconciler
+
+    return Reconciler(
+        directory=identity.directory,
+        run_of=store.get_run,
+        events_of=store.audit_events,
+        approvals=review,
+        alerts=SecurityAlerts(
+            channels=channels(settings.notify), directory=identity.directory, record=store.record
+        ),
+    )
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -442,4 +465,5 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         review=review,
         identity=identity,
         mirrors=mirrors,
+        reconcile=forge_reconciler(settings, store, identity, review),
     )
