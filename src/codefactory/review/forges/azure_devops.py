@@ -29,6 +29,8 @@ from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
 
 API_VERSION = "7.1"
+TITLE_MAX = 400
+"""The longest pull request title the service keeps."""
 DESCRIPTION_MAX = 4000
 """Azure DevOps refuses a pull request description over 4,000 characters."""
 TRUNCATED_NOTE = "\n\n… (truncated: the change package holds the full description)"
@@ -106,7 +108,7 @@ class AzureDevOpsHost:
         body = {
             "sourceRefName": f"refs/heads/{draft.branch}",
             "targetRefName": f"refs/heads/{draft.base_branch}",
-            "title": draft.title[:400],
+            "title": draft.title[:TITLE_MAX],
             "description": _description(draft.body),
             "isDraft": True,
         }

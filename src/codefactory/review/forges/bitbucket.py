@@ -38,6 +38,8 @@ from codefactory.review.port import BranchProtection, CommitVerdict, OpenedReque
 CLOUD_API = "https://api.bitbucket.org/2.0"
 CLOUD_WEB = "https://bitbucket.org"
 DC_API_PATH = "/rest/api/1.0"
+TITLE_MAX = 255
+"""Both flavours keep a request title to 255 characters."""
 PAGE_CAP = 20
 """At most this many pages of a list are read (100 items each): a longer list is refused."""
 
@@ -112,23 +114,15 @@ class BitbucketHost:
         if existing is not None:
             return existing
         owner, repo = _split(draft.repository)
+        if self._cloud:
+            path = f"repositories/{_q(owner)}/{_q(repo)}/pullrequests"
+            body = _cloud_request(draft)
+        else:
+            path, body = f"{_dc_repo(owner, repo)}/pull-requests", _dc_request(draft, owner, repo)
         try:
-            if self._cloud:
-                created = self._api.request(
-                    "POST",
-                    f"repositories/{_q(owner)}/{_q(repo)}/pullrequests",
-                    call="open request",
-                    auth=auth,
-                    json_body=_cloud_request(draft),
-                )
-            else:
-                created = self._api.request(
-                    "POST",
-                    f"{_dc_repo(owner, repo)}/pull-requests",
-                    call="open request",
-                    auth=auth,
-                    json_body=_dc_request(draft, owner, repo),
-                )
+            created = self._api.request(
+                "POST", path, call="open request", auth=auth, json_body=body
+            )
         except ForgeConflict:
             existing = self._open_for(draft, auth)
             if existing is None:
@@ -371,7 +365,7 @@ def _bbql(value: str) -> str:
 
 def _cloud_request(draft: RequestDraft) -> dict[str, Any]:
     return {
-        "title": draft.title,
+        "title": draft.title[:TITLE_MAX],
         "description": draft.body,
         "source": {"branch": {"name": draft.branch}},
         "destination": {"branch": {"name": draft.base_branch}},
@@ -382,7 +376,7 @@ def _cloud_request(draft: RequestDraft) -> dict[str, Any]:
 def _dc_request(draft: RequestDraft, project: str, repo: str) -> dict[str, Any]:
     repository = {"slug": repo, "project": {"key": project}}
     return {
-        "title": draft.title,
+        "title": draft.title[:TITLE_MAX],
         "description": draft.body,
         "fromRef": {"id": f"refs/heads/{draft.branch}", "repository": repository},
         "toRef": {"id": f"refs/heads/{draft.base_branch}", "repository": repository},
