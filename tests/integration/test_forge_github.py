@@ -1,0 +1,406 @@
+"""GitHub publishing: the production client (`review.forges.github.GitHubHost`) and the git
+push against loopback stand-ins (GitHub Enterprise Server's REST API v3, git smart HTTP
+through `git http-backend`), and one packaged run of the real factory published end to end."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codefactory.config import Settings
+from codefactory.domain import RunState
+from codefactory.factory import build_factory
+from codefactory.identity.directory import IdentityKind
+from codefactory.review.forges.errors import (
+    ForgeApiError,
+    ForgeConflict,
+    ForgeForbidden,
+    ForgeInvalid,
+    ForgeNotFound,
+    ForgeRateLimited,
+    ForgeUnauthorized,
+    ForgeUnavailable,
+)
+from codefactory.review.forges.github import GitHubHost
+from codefactory.review.forges.push import push_branch
+from codefactory.review.forges.settings import ForgeSettings
+from codefactory.review.port import CommitVerdict, RequestDraft
+from codefactory.runs.intake import accept_ticket
+from codefactory.triggers.caller import Caller
+from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
+from tests.directory_helpers import standard_directory
+from tests.forge_standins.git_http import GitHttpStandin, git
+from tests.forge_standins.github import GitHubStandin
+
+APP_TOKEN = "ghs_app_installation_token_for_tests"
+USER_TOKEN = "gho_priya_oauth_token_for_tests"
+REPO = "acme/payments"
+
+
+def push_header(token: str = APP_TOKEN) -> str:
+    return "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+
+@pytest.fixture
+def forge(tmp_path: Path) -> Iterator[tuple[GitHttpStandin, GitHubStandin]]:
+    git_host = GitHttpStandin(tmp_path / "github-git", authorization=push_header())
+    api = GitHubStandin(git=git_host, app_token=APP_TOKEN, user_tokens={USER_TOKEN: "Codertocat"})
+    try:
+        yield git_host, api
+    finally:
+        api.stop()
+        git_host.stop()
+
+
+@pytest.fixture
+def local(tmp_path: Path, forge: tuple[GitHttpStandin, GitHubStandin]) -> tuple[Path, str]:
+    """The factory's local bare repository holding a signed-off commit on top of `main`, and
+    the forge's copy of the repository holding `main`."""
+    source = tmp_path / "source"
+    make_repo(source, {"app.py": "print('hi')\n"})
+    forge[0].create(REPO, seed=source)
+    git(source, "checkout", "-q", "-b", "work")
+    (source / "app.py").write_text("print('hello')\n")
+    git(source, "commit", "-q", "-am", "change")
+    bare = tmp_path / "local.git"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
+    return bare, git(bare, "rev-parse", "refs/heads/work")
+
+
+_OPEN: list[GitHubHost] = []
+
+
+def host(api: GitHubStandin, git_host: GitHttpStandin, **changes: object) -> GitHubHost:
+    settings = ForgeSettings.model_validate(
+        {"type": "github", "base_url": api.url, "git_url": git_host.url, "max_retry_wait_s": 5}
+        | changes
+    )
+    made = GitHubHost(settings, app_token=APP_TOKEN)
+    _OPEN.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def pushed(git_host: GitHttpStandin, bare: Path, commit: str, branch: str = "factory/r-1") -> None:
+    push_branch(
+        forge="github",
+        git_dir=bare,
+        remote_url=f"{git_host.url}/{REPO}.git",
+        branch=branch,
+        commit=commit,
+        auth_header=push_header(),
+    )
+
+
+def draft(commit: str, branch: str = "factory/r-1") -> RequestDraft:
+    return RequestDraft(REPO, branch, "main", commit, "SVC-1: fix it", "## Summary\n\nbody")
+
+
+# -- push ----------------------------------------------------------------------------------
+
+
+def test_the_branch_is_pushed_once_never_forced_and_the_token_stays_out_of_git_config(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, _ = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    assert git_host.head(REPO, "factory/r-1") == commit
+    assert all(r.authorization == push_header() for r in git_host.requests)
+    pushed(git_host, bare, commit)  # idempotent: the same commit is already there
+    base = git(bare, "rev-parse", "refs/heads/main")
+    with pytest.raises(ForgeConflict) as refused:
+        pushed(git_host, bare, base)  # another commit: refused, never forced
+    assert refused.value.status == 409 and refused.value.kind == "forge-conflict"
+    assert git_host.head(REPO, "factory/r-1") == commit
+    assert APP_TOKEN not in (bare / "config").read_text()
+
+
+def test_git_push_failures_are_named(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, _ = forge
+    bare, commit = local
+    with pytest.raises(ForgeUnauthorized):
+        push_branch(
+            forge="github", git_dir=bare, remote_url=f"{git_host.url}/{REPO}.git",
+            branch="factory/r-2", commit=commit, auth_header=push_header("wrong"),
+        )  # fmt: skip
+    with pytest.raises(ForgeNotFound):
+        push_branch(
+            forge="github", git_dir=bare, remote_url=f"{git_host.url}/acme/absent.git",
+            branch="factory/r-2", commit=commit, auth_header=push_header(),
+        )  # fmt: skip
+    git_host.fail_next(403)
+    with pytest.raises(ForgeForbidden):
+        pushed(git_host, bare, commit, "factory/r-2")
+    git_host.fail_next(503)
+    with pytest.raises(ForgeUnavailable):
+        pushed(git_host, bare, commit, "factory/r-2")
+    assert git_host.head(REPO, "factory/r-2") is None
+
+
+# -- the REST client -----------------------------------------------------------------------
+
+
+def test_a_draft_pull_request_is_opened_under_the_users_token_once(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    github = host(api, git_host)
+    with pytest.raises(ForgeInvalid) as missing:  # the head branch is not on the forge yet
+        github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert "Validation Failed" in str(missing.value)
+    pushed(git_host, bare, commit)
+    opened = github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert (opened.number, opened.author) == ("1", "Codertocat")
+    assert opened.url.endswith(f"/{REPO}/pull/1")
+    (pull,) = api.pulls
+    assert pull.draft and pull.opened_by == "Codertocat" and pull.sha == commit
+    post = api.calls("POST", "/pulls")[-1]  # the first was refused: no head branch yet
+    assert post.headers["accept"] == "application/vnd.github+json"
+    assert post.headers["x-github-api-version"] == "2022-11-28"
+    assert post.path == f"/api/v3/repos/{REPO}/pulls"  # Enterprise Server's REST base
+    again = github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert again == opened and len(api.calls("POST", "/pulls")) == 2
+
+
+def test_a_pull_request_that_appeared_meanwhile_is_recognised_by_its_422(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    first = github.open_request(draft(commit), user_token=USER_TOKEN)
+    api.fail_next(200, method="GET", path_contains="/pulls", body=[])  # the race: not seen
+    again = github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert again.number == first.number and len(api.pulls) == 1
+    assert len(api.calls("POST", "/pulls")) == 2  # the second answered 422 "already exists"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, ForgeUnauthorized),
+        (403, ForgeForbidden),
+        (404, ForgeNotFound),
+        (409, ForgeConflict),
+        (422, ForgeInvalid),
+        (500, ForgeUnavailable),
+    ],
+)
+def test_each_refusal_is_its_named_error(
+    forge: tuple[GitHttpStandin, GitHubStandin],
+    local: tuple[Path, str],
+    status: int,
+    error: type[ForgeApiError],
+) -> None:
+    git_host, api = forge
+    _, commit = local
+    api.fail_next(status, path_contains="/statuses/")
+    with pytest.raises(error) as raised:
+        host(api, git_host).set_status(REPO, commit, CommitVerdict("success", "ok"))
+    assert raised.value.status == status and raised.value.forge == "github"
+    assert len(api.calls("POST", "/statuses/")) == 1
+
+
+def test_real_refusals_a_wrong_token_an_unknown_repository_an_unknown_commit(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    _, commit = local
+    github = host(api, git_host)
+    with pytest.raises(ForgeUnauthorized, match="Bad credentials"):
+        github.open_request(draft(commit), user_token="gho_revoked")
+    with pytest.raises(ForgeNotFound):
+        github.set_status("acme/absent", commit, CommitVerdict("success", "ok"))
+    with pytest.raises(ForgeInvalid, match="No commit found"):
+        github.set_status(REPO, "f" * 40, CommitVerdict("success", "ok"))
+
+
+@pytest.mark.usefixtures("local")
+def test_the_standin_refuses_bodies_outside_githubs_request_schema(
+    forge: tuple[GitHttpStandin, GitHubStandin],
+) -> None:
+    _, api = forge
+    url = f"{api.url}/api/v3/repos/{REPO}/pulls"
+    auth = {"Authorization": f"Bearer {USER_TOKEN}"}
+    for body, said in (
+        (
+            {"title": "t", "head": "h", "base": "main", "drafts": True},
+            '"drafts" is not a permitted',
+        ),
+        ({"title": "t", "base": "main"}, '"head" wasn\'t supplied'),
+        ({"title": "t", "head": "h", "base": "main", "draft": "yes"}, "properties/draft"),
+    ):
+        answer = httpx.post(url, json=body, headers=auth)
+        assert answer.status_code == 422 and said in answer.json()["message"], answer.text
+
+
+def test_a_rate_limit_is_waited_out_as_retry_after_says_then_the_call_succeeds(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    api.fail_next(403, rate_limit=True, retry_after="1", path_contains="/pulls", method="POST")
+    started = time.monotonic()
+    opened = github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert time.monotonic() - started >= 1.0
+    assert opened.number == "1" and len(api.calls("POST", "/pulls")) == 2
+    api.fail_next(429, retry_after="60", path_contains="/protection")  # longer than allowed
+    with pytest.raises(ForgeRateLimited) as limited:
+        github.protection(REPO, "main")
+    assert limited.value.retry_after_s == 60.0
+
+
+def test_a_5xx_on_post_is_not_retried_but_on_get_it_is(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    api.fail_next(502, retry_after="0", path_contains="/pulls", method="POST")
+    with pytest.raises(ForgeUnavailable):
+        github.open_request(draft(commit), user_token=USER_TOKEN)
+    assert len(api.calls("POST", "/pulls")) == 1 and not api.pulls
+    api.fail_next(503, retry_after="0", path_contains="/protection")
+    assert github.protection(REPO, "main").protected is False
+    assert len(api.calls("GET", "/protection")) == 2
+
+
+def test_sarif_is_uploaded_gzipped_and_base64_with_the_app_token(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    _, commit = local
+    log = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "ruff"}}, "results": []}]}
+    upload = host(api, git_host).upload_sarif(
+        REPO, commit=commit, ref="refs/heads/factory/r-1", sarif=json.dumps(log).encode()
+    )
+    (sent,) = api.sarifs
+    assert upload == sent.id and sent.log == log and sent.sent_by == "app"
+    assert sent.ref == "refs/heads/factory/r-1" and sent.commit_sha == commit
+
+
+@pytest.mark.usefixtures("local")
+def test_branch_protection_is_read_and_its_gaps_named(
+    forge: tuple[GitHttpStandin, GitHubStandin],
+) -> None:
+    git_host, api = forge
+    github = host(api, git_host)
+    bare = github.protection(REPO, "main")
+    assert not bare.protected and bare.gaps(status_context="codefactory/gate")
+    checks = {"strict": True, "contexts": [], "checks": [{"context": "codefactory/gate"}]}
+    reviews = {"dismiss_stale_reviews": True, "required_approving_review_count": 2}
+    api.protections[(REPO, "release/1")] = {
+        "url": f"{api.url}/api/v3/repos/{REPO}/branches/release/1/protection",
+        "required_status_checks": checks,
+        "enforce_admins": {"enabled": True},
+        "required_pull_request_reviews": reviews,
+    }
+    rules = github.protection(REPO, "release/1")
+    assert (rules.required_approvals, rules.dismisses_stale_approvals) == (2, True)
+    assert not rules.admins_bypass and rules.required_checks == ("codefactory/gate",)
+    assert rules.gaps(status_context="codefactory/gate") == []
+    (get,) = api.calls("GET", "release/1")
+    assert "release%2F1" in get.raw_path and get.who == "app"
+
+
+# -- end to end through the factory --------------------------------------------------------
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_its_status(
+    tmp_path: Path,
+    uv_cache: Path,
+    forge: tuple[GitHttpStandin, GitHubStandin],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    git_host, api = forge
+    repo = sample_service(tmp_path / "sample-service")
+    git_host.create(REPO, seed=repo)
+    monkeypatch.setenv(
+        "CODEFACTORY_IDENTITY__DIRECTORY_FILE", str(standard_directory(tmp_path / "people"))
+    )
+    token_file = tmp_path / "github-app-token"
+    token_file.write_text(APP_TOKEN + "\n")
+    settings = Settings(
+        data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache),
+        triggers=TriggerSettings(repositories={REPO: RepositoryBinding(path=repo)}),
+        forge=ForgeSettings(
+            type="github",
+            base_url=api.url,
+            git_url=git_host.url,
+            token_file=token_file,
+            user_tokens={"priya.shah": USER_TOKEN},
+        ),
+    )
+    factory = build_factory(settings)
+    ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+    run = accept_ticket(factory, payload=ticket, repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+    assert run.repository == REPO and run.sponsor == "priya.shah"
+
+    assert git_host.head(REPO, run.branch) == run.head_commit  # the packaged commit
+    assert "-----BEGIN SSH SIGNATURE-----" in git(
+        git_host.root / f"{REPO}.git", "cat-file", "commit", run.head_commit
+    )  # signed by the agent, as built
+    (pull,) = api.pulls
+    assert pull.opened_by == "Codertocat" and pull.draft  # the sponsor's token, not the app's
+    assert pull.head == run.branch and pull.base == "main" and pull.title.startswith("SVC-102")
+    package = Path(run.package_dir)
+    risk = json.loads((package / "risk.json").read_text())
+    assert f"**{risk['level']}**" in pull.body
+    assert "## Rollback plan" in pull.body and "## Summary" in pull.body
+    assert f"Change package for run {run.id}" in pull.body and run.head_commit in pull.body
+    (status,) = api.statuses
+    assert (status.sha, status.state, status.set_by) == (run.head_commit, "success", "app")
+    assert status.context == "codefactory/gate"
+
+    events = {e.name: e.data for e in factory.store.audit_events(run.id)}
+    assert events["forge-branch-pushed"]["commit"] == run.head_commit
+    opened = events["pull-request-opened"]
+    assert (opened["number"], opened["author"], opened["forge"]) == ("1", "Codertocat", "github")
+    assert opened["url"].endswith(f"/{REPO}/pull/1") and opened["repository"] == REPO
+    assert events["commit-status-set"]["state"] == "success"
+    sarif_files = sorted((package / "evidence").glob("*.sarif"))
+    assert sarif_files  # the gate's evidence: lint, SAST, secrets ... as SARIF
+    (upload,) = api.sarifs
+    assert upload.sent_by == "app" and upload.commit_sha == run.head_commit
+    assert upload.ref == f"refs/heads/{run.branch}"
+    assert len(upload.log["runs"]) >= len(sarif_files)  # one log, every check's runs
+    assert events["code-scanning-uploaded"]["sarif_id"] == upload.id
+    assert "forge-publish-failed" not in events
+
+    # a sponsor without a GitHub token: the request is not opened under anyone else's
+    other = accept_ticket(
+        factory,
+        payload=ticket,
+        repo=repo,
+        caller=Caller(kind=IdentityKind.SERVICENOW, identity="jordan.lee"),
+    )
+    assert other.state is RunState.IN_REVIEW, other.reason
+    assert other.sponsor == "jordan.lee" and len(api.pulls) == 1
+    failed = {e.name: e.data for e in factory.store.audit_events(other.id)}
+    assert failed["forge-publish-failed"]["step"] == "open request"
+    assert failed["forge-publish-failed"]["error"] == "forge-no-user-token"
+    assert "pull-request-opened" not in failed
