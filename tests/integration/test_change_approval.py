@@ -139,6 +139,8 @@ def test_an_approved_normal_change_waits_for_the_cab_then_goes_through_qa_and_ua
     assert approval["change_request"] == change["number"]
     assert approval["cab_approval"] == "approved" and approval["approved_by"] == "jordan.lee"
     assert approval["statement_digest"].startswith("sha256:")
+    assert approval["qa_evidence"]["rollback_plan"] == "rollback.md"
+    assert (Path(run.package_dir) / approval["qa_evidence"]["rollback_plan"]).is_file()
     with pytest.raises(HandOffNotDue, match="`in_qa`"):
         factory.review.hand_off(run_id)
 

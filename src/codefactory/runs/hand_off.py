@@ -38,6 +38,8 @@ SIGNED_EVENT = "review-signed"
 """The audit event of an accepted verdict: statement digest, key fingerprint, package digest."""
 FORGE_APPROVAL_EVENT = "forge-approval-recorded"
 """A forge review approval by a directory reviewer, delivered by a signed webhook."""
+NOT_REQUIRED = CabAnswer(change=FiledChange(sys_id="", number=""), approval="not required")
+"""The gate's answer when the change does not go to the CAB (off, or a standard change)."""
 HANDED_TO = {
     "qa": RunState.IN_QA,
     "uat": RunState.IN_UAT,
@@ -107,6 +109,7 @@ def approval_document(
         "sponsor": sponsor,
         "change_request": change.change.number if change else "",
         "cab_approval": change.approval if change else "not required",
+        "qa_evidence": qa_evidence(run),
         "next_step": (
             f"signed sign-offs by {' then '.join(pending)} (`codefactory review sign-off`), "
             "then merge by an accountable human"
@@ -114,6 +117,19 @@ def approval_document(
             else "QA and UAT on the branch, then merge by an accountable human"
         ),
     }
+
+
+def qa_evidence(run: Run) -> dict[str, Any]:
+    """Where QA finds its evidence in the package: the checks' reports (`evidence/`: the
+    tests' JUnit report names the tests that reach each changed function), the rollback
+    plan and the test plan (`cab.json` `test_plan`)."""
+    folder = Path(run.package_dir) if run.package_dir else None
+    reports = (
+        sorted(p.relative_to(folder).as_posix() for p in (folder / "evidence").iterdir())
+        if folder is not None and (folder / "evidence").is_dir()
+        else []
+    )
+    return {"check_reports": reports, "rollback_plan": "rollback.md", "test_plan": "cab.json"}
 
 
 def write_approval(run: Run, document: dict[str, Any]) -> None:

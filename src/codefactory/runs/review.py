@@ -59,6 +59,7 @@ from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.hand_off import (
     FORGE_APPROVAL_EVENT,
     HANDED_TO,
+    NOT_REQUIRED,
     SIGNED_EVENT,
     ApprovalRecord,
     CabGate,
@@ -520,20 +521,19 @@ class ReviewDesk:
         cab = self._cab_answer(run, waiting_raises=waiting_raises)
         if cab is None or cab.approval == REJECTED:
             return
-        self._finish(run, approval, facts, None if cab.approval == "not required" else cab)
+        self._finish(run, approval, facts, None if cab is NOT_REQUIRED else cab)
 
     def _cab_answer(self, run: Run, *, waiting_raises: bool) -> CabAnswer | None:
         """The CAB's approval of the run's change (`not required` when the gate does not
         apply); None while it waits or cannot be read (audited; raised if `waiting_raises`);
         a rejection ends the run."""
-        none = CabAnswer(change=FiledChange(sys_id="", number=""), approval="not required")
         if self.cab is None:
-            return none
+            return NOT_REQUIRED
         change: FiledChange | None = None
         try:
             change = self.cab.change_for(run, self.store.audit_events(run.id))
             if change is None:
-                return none
+                return NOT_REQUIRED
             answer = self.cab.answer(change)
             if answer.approval not in (APPROVED, REJECTED):
                 raise CabApprovalPending(run.id, change.number, answer.approval)
