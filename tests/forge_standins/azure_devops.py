@@ -1,7 +1,7 @@
 """A stand-in for Azure DevOps Services (REST API 7.1) serving one organisation at
 `<base_url>/<organization>`: the endpoints `AzureDevOpsHost` calls, answered with the shapes
 learn.microsoft.com/rest/api/azure/devops documents (`GitPullRequest`, `GitStatus`,
-`GitRepository`, `PolicyConfiguration`, lists as `{"count", "value"}`).
+`GitRepository`, `PolicyConfiguration`, `AccessControlList`, lists as `{"count", "value"}`).
 
 It checks every request as the service does: `api-version=7.1` present, the credential
 (`Basic base64(":" + pat)` or `Bearer <Entra JWT>`), the path, the query keys, and each body's
@@ -37,6 +37,10 @@ FACTORY = "codefactory-app@acme-bank.example"
 MINIMUM_REVIEWERS = "fa4e907d-c16b-4a4c-9dfa-4906e5d171dd"
 BUILD = "0609b952-1397-4640-95ec-e00a01b2c241"
 STATUS = "cbdc66da-9728-4af8-aada-9a5a32e4a226"
+GIT_REPOSITORIES_NAMESPACE = "2e9eb7ed-3c0a-47d4-87c1-0ffdd275fd87"
+PROJECT_ADMINISTRATORS = (
+    "Microsoft.TeamFoundation.Identity;S-1-9-1551374245-1204400969-2402986413-2179408616-0-0-0-0-1"
+)
 
 _PULL_FIELDS = {
     "sourceRefName",
@@ -103,6 +107,15 @@ def policy(
     }
 
 
+def acl(token: str, descriptor: str, *, allow: int = 0, deny: int = 0) -> dict[str, Any]:
+    """An `AccessControlList` as `GET _apis/accesscontrollists/{namespace}` lists it."""
+    return {
+        "inheritPermissions": True,
+        "token": token,
+        "acesDictionary": {descriptor: {"descriptor": descriptor, "allow": allow, "deny": deny}},
+    }
+
+
 def scope(repository_id: str | None, ref: str | None, kind: str = "Exact") -> dict[str, Any]:
     return {"repositoryId": repository_id, "refName": ref, "matchKind": kind}
 
@@ -114,6 +127,8 @@ class AzureDevOpsStandin(ForgeStandin):
     pulls: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
+    acls: list[dict[str, Any]] = field(default_factory=list)
+    """Access control lists of the Git repositories namespace (`acl()` builds one)."""
 
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_PAT: SPONSOR, APP_PAT: FACTORY}
@@ -174,6 +189,9 @@ class AzureDevOpsStandin(ForgeStandin):
         if not request.path.startswith(prefix):
             return 404, error("The organization was not found.", "NotFoundException")
         rest = request.path[len(prefix) :]
+        match = re.fullmatch(r"_apis/accesscontrollists/([0-9a-f-]{36})", rest)
+        if match and request.method == "GET":
+            return self._acls(match[1], request)
         match = re.fullmatch(r"([^/]+)/_apis/policy/configurations", rest)
         if match and request.method == "GET":
             return self._policies(match[1], request)
@@ -210,6 +228,28 @@ class AzureDevOpsStandin(ForgeStandin):
             )
         self.did("read policies", request)
         return 200, {"count": len(self.policies), "value": self.policies}
+
+    def _acls(self, namespace: str, request: RecordedRequest) -> Answer:
+        unknown = set(request.query) - {
+            "api-version",
+            "token",
+            "descriptors",
+            "includeExtendedInfo",
+            "recurse",
+        }
+        if unknown:
+            return _invalid(f"Unknown query parameters: {sorted(unknown)}")
+        if namespace != GIT_REPOSITORIES_NAMESPACE:
+            return 404, error(f"Security namespace {namespace} not found.", "NotFoundException")
+        token = request.query.get("token", [""])[0]
+        recurse = request.query.get("recurse", ["false"])[0] == "true"
+        self.did("read permissions", request)
+        found = [
+            acl
+            for acl in self.acls
+            if acl["token"] == token or (recurse and acl["token"].startswith(token + "/"))
+        ]
+        return 200, {"count": len(found), "value": found}
 
     def _search(self, repository: dict[str, Any], request: RecordedRequest) -> Answer:
         unknown = set(request.query) - _SEARCH_KEYS - {"api-version"}

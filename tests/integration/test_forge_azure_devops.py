@@ -13,6 +13,7 @@ from codefactory.review.forges.azure_devops import (
     TRUNCATED_NOTE,
     AzureDevOpsHost,
     authorization,
+    ref_token,
 )
 from codefactory.review.forges.errors import (
     ForgeApiError,
@@ -30,13 +31,16 @@ from tests.forge_standins.azure_devops import (
     APP_PAT,
     BUILD,
     FACTORY,
+    GIT_REPOSITORIES_NAMESPACE,
     MINIMUM_REVIEWERS,
     PROJECT,
+    PROJECT_ADMINISTRATORS,
     REPOSITORY,
     SPONSOR,
     SPONSOR_PAT,
     STATUS,
     AzureDevOpsStandin,
+    acl,
     azure_devops_standin,
     policy,
     scope,
@@ -188,6 +192,53 @@ def test_protection_reads_gaps_from_weak_or_absent_policies(
     ]
 
 
+def _protect_main(standin: AzureDevOpsStandin) -> None:
+    main = [scope(standin.repository_id(), "refs/heads/main")]
+    standin.policies = [
+        policy(
+            MINIMUM_REVIEWERS, {"minimumApproverCount": 2, "resetOnSourcePush": True, "scope": main}
+        ),
+        policy(STATUS, {"statusGenre": "codefactory", "statusName": "gate", "scope": main}),
+    ]
+
+
+def test_a_bypass_permission_on_the_branch_or_above_is_an_administrator_bypass(
+    azure_devops_standin: AzureDevOpsStandin,
+) -> None:
+    _protect_main(azure_devops_standin)
+    project_id = azure_devops_standin.repositories[(PROJECT, REPOSITORY)]["project"]["id"]
+    repo = f"repoV2/{project_id}/{azure_devops_standin.repository_id()}"
+    host = _host(azure_devops_standin)
+
+    azure_devops_standin.acls = [acl(repo, PROJECT_ADMINISTRATORS, allow=32768 | 4)]
+    assert host.protection(REPO, "main").gaps(status_context="codefactory/gate") == [
+        "administrators may merge without the rules"
+    ]
+    # Denied on the branch itself: the nearer entry decides.
+    branch = f"{repo}/refs/heads/6d00610069006e00"
+    azure_devops_standin.acls.append(acl(branch, PROJECT_ADMINISTRATORS, deny=32768))
+    assert not host.protection(REPO, "main").admins_bypass
+    # Allowed for every repository of the organisation ("Bypass policies when pushing").
+    azure_devops_standin.acls.append(acl("repoV2", "vssgp.build-service", allow=128))
+    assert host.bypassers(project_id, azure_devops_standin.repository_id(), "refs/heads/main") == [
+        "vssgp.build-service"
+    ]
+    # Another branch's entry and a bit that is no bypass count for nothing.
+    azure_devops_standin.acls = [
+        acl(f"{repo}/{ref_token('refs/heads/release/1.0')}", PROJECT_ADMINISTRATORS, allow=32768),
+        acl(repo, PROJECT_ADMINISTRATORS, allow=8),
+    ]
+    assert not host.protection(REPO, "main").admins_bypass
+    assert (
+        ref_token("refs/heads/release/1.0")
+        == "refs/heads/72006500" + "6c006500610073006500/" + "31002e003000"
+    )
+    [query] = azure_devops_standin.requests_to(
+        "GET", f"/accesscontrollists/{GIT_REPOSITORIES_NAMESPACE}"
+    )[-1:]
+    assert query.query["recurse"] == ["true"] and query.query["token"] == [repo]
+
+
 @pytest.mark.parametrize(
     ("status", "named"),
     [
@@ -217,6 +268,7 @@ def test_a_wrong_token_is_unauthorized_with_the_service_message(
     with pytest.raises(ForgeUnauthorized, match="TF400813"):
         _host(azure_devops_standin).open_request(_draft(), user_token="not-a-known-pat")
     assert azure_devops_standin.pulls == []
+    assert len(azure_devops_standin.requests) == 1  # a 401 is not retried
 
 
 def test_a_missing_repository_is_not_found(azure_devops_standin: AzureDevOpsStandin) -> None:

@@ -264,6 +264,7 @@ def test_a_wrong_token_is_unauthorized(bitbucket: Bitbucket) -> None:
     with pytest.raises(ForgeUnauthorized):
         bitbucket.host().open_request(bitbucket.draft(), user_token="revoked-token")
     assert bitbucket.standin.pulls == []
+    assert len(bitbucket.standin.requests) == 1  # a 401 is not retried
 
 
 def test_the_standin_refuses_what_the_vendor_refuses(bitbucket: Bitbucket) -> None:

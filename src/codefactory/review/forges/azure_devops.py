@@ -9,6 +9,7 @@ Every call carries `api-version=7.1`. Endpoints (learn.microsoft.com/rest/api/az
 - git, Statuses - Create: `POST {project}/_apis/git/repositories/{repo}/commits/{id}/statuses`
 - git, Repositories - Get: `GET {project}/_apis/git/repositories/{repo}`
 - policy, Configurations - List: `GET {project}/_apis/policy/configurations`
+- security, Access Control Lists - Query: `GET _apis/accesscontrollists/{namespace}`
 
 Credentials: a personal access token goes as `Basic base64(":" + pat)`, a Microsoft Entra
 (OAuth) access token, which is a JWT, as `Bearer` (learn.microsoft.com/azure/devops/
@@ -18,6 +19,7 @@ integrate/get-started/authentication/authentication-guidance).
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +41,11 @@ MINIMUM_REVIEWERS = "fa4e907d-c16b-4a4c-9dfa-4906e5d171dd"
 BUILD = "0609b952-1397-4640-95ec-e00a01b2c241"
 STATUS = "cbdc66da-9728-4af8-aada-9a5a32e4a226"
 """Policy type ids (`GET {project}/_apis/policy/types`), the same in every organisation."""
+
+GIT_REPOSITORIES_NAMESPACE = "2e9eb7ed-3c0a-47d4-87c1-0ffdd275fd87"
+BYPASS_BITS = 128 | 32768
+"""`PolicyExempt` ("Bypass policies when pushing") and `PullRequestBypassPolicy` ("Bypass
+policies when completing pull requests") of the Git repositories security namespace."""
 
 _STATES = {"success": "succeeded", "failure": "failed", "pending": "pending"}
 _FORGE = "azure-devops"
@@ -154,8 +161,9 @@ class AzureDevOpsHost:
           `displayName` (or `build <definition id>`).
 
         A branch with any such policy is protected (pushes must go through a pull request).
-        The "Bypass policies" permissions of the Git repositories security namespace are
-        not read: `admins_bypass` is False."""
+        `admins_bypass`: an identity is allowed "Bypass policies when completing pull
+        requests" or "Bypass policies when pushing" on the branch, the repository, the
+        project's repositories or every repository (`bypassers`)."""
         auth = self.push_header()
         info = self._call("GET", repository, "", "read repository", auth, None)
         project, _ = _split(repository)
@@ -175,7 +183,45 @@ class AzureDevOpsHost:
             and not policy.get("isDeleted")
             and _applies(policy, str(info.get("id", "")), ref, str(info.get("defaultBranch", "")))
         ]
-        return _protection(branch, scoped)
+        found = _protection(branch, scoped)
+        project_id = str((info.get("project") or {}).get("id", ""))
+        bypass = self.bypassers(project_id, str(info.get("id", "")), ref)
+        return replace(found, admins_bypass=bool(bypass))
+
+    def bypassers(self, project_id: str, repository_id: str, ref: str) -> list[str]:
+        """The identity descriptors allowed to bypass branch policies on `ref`: the
+        `PolicyExempt` (128) or `PullRequestBypassPolicy` (32768) bit of the Git
+        repositories security namespace allowed on the ref's token or an ancestor
+        (`repoV2`, `repoV2/{project}`, `repoV2/{project}/{repo}`, then the ref, each
+        segment hex-encoded UTF-16LE) and not denied on a more specific one. Read with
+        Access Control Lists - Query (`GET _apis/accesscontrollists/{namespace}`)."""
+        repo_token = f"repoV2/{project_id}/{repository_id}"
+        tokens = {"repoV2": False, f"repoV2/{project_id}": False, repo_token: True}
+        lineage = _lineage(repo_token, ref)
+        aces: dict[str, dict[str, Any]] = {}
+        for token, recurse in tokens.items():
+            answer = self._http.request(
+                "GET",
+                f"_apis/accesscontrollists/{GIT_REPOSITORIES_NAMESPACE}",
+                call="read bypass permissions",
+                auth=self.push_header(),
+                params={
+                    "token": token,
+                    "recurse": str(recurse).lower(),
+                    "api-version": API_VERSION,
+                },
+            )
+            for acl in _values(answer, "read bypass permissions"):
+                if acl.get("token") in lineage:
+                    aces[str(acl["token"])] = acl.get("acesDictionary") or {}
+        effective: dict[str, bool] = {}
+        for token in lineage:  # from the widest scope to the ref: the nearest decides
+            for descriptor, ace in aces.get(token, {}).items():
+                if int(ace.get("deny") or 0) & BYPASS_BITS:
+                    effective[descriptor] = False
+                elif int(ace.get("allow") or 0) & BYPASS_BITS:
+                    effective[descriptor] = True
+        return sorted(d for d, allowed in effective.items() if allowed)
 
     def _active_request(self, draft: RequestDraft, auth: str) -> OpenedRequest | None:
         found = self._call(
@@ -231,6 +277,19 @@ def _split(repository: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise ForgeInvalid(_FORGE, "repository", 0, f"{repository!r} is not project/repo")
     return parts[0], parts[1]
+
+
+def ref_token(ref: str) -> str:
+    """A branch in a Git repositories security token: `refs/heads/` then each name segment
+    as hex of its UTF-16LE bytes (`main` → `6d00610069006e00`)."""
+    name = ref.removeprefix("refs/heads/")
+    return "refs/heads/" + "/".join(part.encode("utf-16-le").hex() for part in name.split("/"))
+
+
+def _lineage(repo_token: str, ref: str) -> list[str]:
+    """Every security token from `repoV2` down to `ref`'s, widest first."""
+    parts = f"{repo_token}/{ref_token(ref)}".split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _description(body: str) -> str:
