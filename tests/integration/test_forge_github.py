@@ -8,13 +8,15 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from codefactory.config import Settings
-from codefactory.domain import RunState
+from codefactory.domain import ChangeKind, Run, RunState
 from codefactory.factory import build_factory
 from codefactory.identity.directory import IdentityKind
 from codefactory.review.forges.errors import (
@@ -28,6 +30,7 @@ from codefactory.review.forges.errors import (
     ForgeUnavailable,
 )
 from codefactory.review.forges.github import GitHubHost
+from codefactory.review.forges.publishing import RequestPublishing
 from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import CommitVerdict, RequestDraft
@@ -404,3 +407,39 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     assert failed["forge-publish-failed"]["step"] == "open request"
     assert failed["forge-publish-failed"]["error"] == "forge-no-user-token"
     assert "pull-request-opened" not in failed
+
+
+def test_a_branch_held_at_another_commit_is_an_audited_conflict_and_nothing_is_opened(
+    tmp_path: Path, forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    base = git(bare, "rev-parse", "refs/heads/main")
+    pushed(git_host, bare, base, "factory/r-7")  # someone else's commit on the run's branch
+    package = tmp_path / "package"
+    (package / "evidence").mkdir(parents=True)
+    (package / "risk.json").write_text('{"level": "low", "score": 5, "factors": []}')
+    events: list[tuple[str, dict[str, object]]] = []
+    publish = RequestPublishing(
+        forge="github",
+        host=lambda: host(api, git_host),
+        repository_path=lambda repository: bare,
+        user_token=lambda person: USER_TOKEN,
+        trigger_of=lambda run: None,
+        record=lambda name, **data: events.append((name, data)),
+    )
+    run = Run(
+        id="r-7", trigger_id="t-7", kind=ChangeKind.FIX_LINT, repository=REPO,
+        sponsor="priya.shah", agent_id="agent:recipe", state=RunState.PACKAGED, reason="",
+        base_commit=base, head_commit=commit, branch="factory/r-7",
+        package_dir=str(package), created_at=datetime.now(UTC),
+    )  # fmt: skip
+    publish(run, package)
+    ((name, data),) = events
+    assert name == "forge-publish-failed"
+    assert (data["step"], data["error"], data["status"]) == ("push branch", "forge-conflict", 409)
+    assert git_host.head(REPO, "factory/r-7") == base and not api.pulls and not api.statuses
+
+    local_run = replace(run, id="r-8", repository="local:/srv/payments", branch="factory/r-8")
+    publish(local_run, package)
+    assert events[-1][1]["error"] == "NotPublishable" and not git_host.head(REPO, "factory/r-8")
