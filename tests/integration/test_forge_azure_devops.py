@@ -310,6 +310,15 @@ def test_a_get_503_is_retried(azure_devops_standin: AzureDevOpsStandin) -> None:
     assert len(azure_devops_standin.requests_to("GET", f"/{REPOSITORY}")) == 2
 
 
+def test_bad_input_is_refused_before_any_request(azure_devops_standin: AzureDevOpsStandin) -> None:
+    host = _host(azure_devops_standin)
+    with pytest.raises(ForgeInvalid, match="no verdict state"):
+        host.set_status(REPO, COMMIT, CommitVerdict("green", "ok"))
+    with pytest.raises(ForgeInvalid, match="not project/repo"):
+        host.set_status("payments-api", COMMIT, CommitVerdict("success", "ok"))
+    assert azure_devops_standin.requests == []
+
+
 def test_upload_sarif_sends_nothing(azure_devops_standin: AzureDevOpsStandin) -> None:
     sarif = b'{"version": "2.1.0", "runs": []}'
     assert (

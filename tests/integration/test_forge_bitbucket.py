@@ -326,6 +326,15 @@ def test_a_post_5xx_is_not_retried(bitbucket: Bitbucket, status: int) -> None:
     assert bitbucket.standin.actions == []
 
 
+def test_bad_input_is_refused_before_any_request(bitbucket: Bitbucket) -> None:
+    host = bitbucket.host()
+    with pytest.raises(ForgeInvalid, match="no verdict state"):
+        host.set_status(bitbucket.repository, COMMIT, CommitVerdict("green", "ok"))
+    with pytest.raises(ForgeInvalid, match="not owner/repo"):
+        host.protection("a/b/c", "main")
+    assert bitbucket.standin.requests == []
+
+
 def test_upload_sarif_sends_nothing(bitbucket: Bitbucket) -> None:
     sarif = b'{"version": "2.1.0", "runs": []}'
     host = bitbucket.host()

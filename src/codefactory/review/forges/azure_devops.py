@@ -134,7 +134,7 @@ class AzureDevOpsHost:
         """`POST .../commits/{commit}/statuses` under the app token: `state` `succeeded`,
         `failed` or `pending`, `context` from `forge.status_context`."""
         body: dict[str, Any] = {
-            "state": _STATES[verdict.state],
+            "state": _state(verdict),
             "description": verdict.description[:140],
             "context": status_context(self._settings.status_context),
         }
@@ -270,6 +270,12 @@ class AzureDevOpsHost:
             json_body=body,
             params={**(params or {}), "api-version": API_VERSION},
         )
+
+
+def _state(verdict: CommitVerdict) -> str:
+    if verdict.state not in _STATES:
+        raise ForgeInvalid(_FORGE, "set status", 0, f"{verdict.state!r} is no verdict state")
+    return _STATES[verdict.state]
 
 
 def _split(repository: str) -> tuple[str, str]:

@@ -138,7 +138,7 @@ class BitbucketHost:
         key = self._settings.status_context
         body = {
             "key": key,
-            "state": _STATES[verdict.state],
+            "state": _state(verdict),
             "name": key,
             "url": verdict.target_url or self._commit_page(owner, repo, commit),
             "description": verdict.description[:140],
@@ -341,6 +341,12 @@ class BitbucketHost:
                 return
             start = int(answer["nextPageStart"])
         raise ForgeUnavailable(_FORGE, "read branch permissions", 0, "more than 20 pages")
+
+
+def _state(verdict: CommitVerdict) -> str:
+    if verdict.state not in _STATES:
+        raise ForgeInvalid(_FORGE, "set status", 0, f"{verdict.state!r} is no verdict state")
+    return _STATES[verdict.state]
 
 
 def _split(repository: str) -> tuple[str, str]:
