@@ -81,7 +81,7 @@ class RequestPublishing:
                 close = getattr(host, "close", None)
                 if callable(close):
                     close()
-        except (ForgeError, SecretUnreadable, OSError, ValueError) as err:
+        except (ForgeError, SecretUnreadable, OSError, ValueError, ImportError) as err:
             self.record(
                 "forge-publish-failed",
                 actor="factory",
