@@ -6,6 +6,7 @@ import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from codefactory.review.forges.errors import (
     ForgeUnauthorized,
     ForgeUnavailable,
 )
+from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import CommitVerdict, RequestDraft
 from tests.forge_standins.bitbucket import (
@@ -34,6 +36,7 @@ from tests.forge_standins.bitbucket import (
     permission,
     restriction,
 )
+from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.recording import running
 
 COMMIT = "3f786850e387550fdab836ed7e6dc881de23001b"
@@ -363,3 +366,43 @@ def test_remote_and_push_credentials(bitbucket: Bitbucket) -> None:
         .remote_url("a/b")
         .startswith("https://git.example/")
     )
+
+
+def test_git_pushes_to_the_remote_with_the_app_tokens_header(
+    bitbucket: Bitbucket, tmp_path: Path
+) -> None:
+    """Real git, through the factory's push, reaches the remote this host names with the
+    header this host gives: Cloud `<base>/{workspace}/{repo}.git` (x-token-auth), Data
+    Center `<base>/scm/{project}/{repo}.git` (Bearer)."""
+    git_host = GitHttpStandin(tmp_path / "git", authorization=bitbucket.host().push_header())
+    try:
+        host = bitbucket.host(git_url=git_host.url)
+        remote = host.remote_url(bitbucket.repository)
+        served = remote.removeprefix(git_host.url + "/").removesuffix(".git")
+        source = tmp_path / "source"
+        source.mkdir()
+        git(source, "init", "-q", "-b", "main")
+        (source / "app.py").write_text("print('hi')\n")
+        git(source, "add", "app.py")
+        git(source, "commit", "-q", "-m", "base")
+        git_host.create(served, seed=source)
+        bare = tmp_path / "local.git"
+        git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
+        commit = git(bare, "rev-parse", "refs/heads/main")
+
+        pushed = push_branch(
+            forge="bitbucket",
+            git_dir=bare,
+            remote_url=remote,
+            branch="factory/run-42",
+            commit=commit,
+            auth_header=host.push_header(),
+        )
+
+        assert pushed.created and git_host.head(served, "factory/run-42") == commit
+        assert served == (
+            "acme-bank/payments-api" if bitbucket.flavour == "cloud" else "scm/PAY/payments-api"
+        )
+        assert {r.authorization for r in git_host.requests} == {host.push_header()}
+    finally:
+        git_host.stop()

@@ -223,6 +223,10 @@ class AzureDevOpsHost:
                     effective[descriptor] = True
         return sorted(d for d, allowed in effective.items() if allowed)
 
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
     def _active_request(self, draft: RequestDraft, auth: str) -> OpenedRequest | None:
         found = self._call(
             "GET",

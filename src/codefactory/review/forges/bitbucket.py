@@ -180,6 +180,11 @@ class BitbucketHost:
             return self._cloud_protection(owner, repo, branch, auth)
         return self._dc_protection(owner, repo, branch, auth)
 
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._api.close()
+        self._root.close()
+
     def _cloud_protection(self, owner: str, repo: str, branch: str, auth: str) -> BranchProtection:
         base = f"repositories/{_q(owner)}/{_q(repo)}"
         restrictions = list(self._cloud_pages(f"{base}/branch-restrictions", auth))
