@@ -261,3 +261,39 @@ def test_the_cli_signs_off_with_a_key_or_a_statement_signed_elsewhere(
     rejected = cli("review", "sign-off", run_id, "--stage", "uat", "--as", "uma", "--key",
                    key["uma"], "--reject", "--reason", "the report totals are wrong")  # fmt: skip
     assert "rejected in UAT by uma: the report totals are wrong" in rejected
+
+
+def test_the_track_settings_and_the_sign_off_statement_refuse_what_they_do_not_know(
+    tmp_path: Path,
+) -> None:
+    from pydantic import ValidationError
+
+    from codefactory.identity.statements import sign_off_statement
+    from codefactory.review.change_requests import needs_cab
+
+    with pytest.raises(ValidationError, match="qa first"):
+        ReviewTrackSettings(sign_offs=["uat", "qa"])
+    with pytest.raises(ValidationError):
+        ReviewTrackSettings(sign_offs=["security"])  # type: ignore[list-item]
+    fields = {"run_id": "r", "commit": "c", "package_digest": "d", "signer": "quinn"}
+    with pytest.raises(ValueError, match="stage must be one of"):
+        sign_off_statement(stage="prod", verdict="accept", **fields)
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        sign_off_statement(stage="qa", verdict="approve", **fields)
+    assert needs_cab(tmp_path)  # no readable cab.json: the CAB decides
+    (tmp_path / "cab.json").write_text('{"type": "standard"}')
+    assert not needs_cab(tmp_path)
+
+
+def test_a_stage_that_is_not_configured_takes_no_sign_off(
+    world: tuple[Factory, dict[str, Key], Path], tmp_path: Path
+) -> None:
+    factory, keys, _ = world
+    directory = factory.settings.identity.directory_file
+    assert directory is not None
+    qa_only = factory_for(tmp_path, directory, review=ReviewTrackSettings(sign_offs=["qa"]))
+    run_id = run_in_review(qa_only, tmp_path)
+    approve(qa_only, run_id, keys)
+    with pytest.raises(SignOffNotOpen, match="UAT sign-off is not a stage here"):
+        sign_off(qa_only, run_id, keys, "uma", "uat")
+    assert sign_off(qa_only, run_id, keys, "quinn", "qa").state is RunState.ACCEPTED
