@@ -36,7 +36,9 @@ Reader = Callable[[Delivery, str, str, dict[str, Any]], "TriggerEvent | str"]
 
 
 class GitHubWebhooks:
-    """Reads the GitHub events that can ask for work; every other event is ignored."""
+    """Reads the GitHub events that can ask for work; every other event is ignored.
+    `pull_request_review` and merged `pull_request` events on `factory/<run-id>` branches
+    are reconciled with their run (review/reconcile.py), never a trigger."""
 
     name = "github"
     media_type = "application/json"

@@ -29,7 +29,9 @@ NOTEABLE = {"Issue": ("issue", "#"), "MergeRequest": ("merge_request", "!")}
 
 
 class GitLabWebhooks:
-    """Reads GitLab issue and note hooks; every other hook is ignored."""
+    """Reads GitLab issue and note hooks; every other hook is ignored. Merge request hooks
+    (`approved`, `merge`) on `factory/<run-id>` branches are reconciled with their run
+    (review/reconcile.py), never a trigger."""
 
     name = "gitlab"
     media_type = "application/json"

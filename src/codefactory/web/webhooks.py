@@ -7,6 +7,13 @@ characters in an id, a title or a name), 401 unauthenticated or replayed, 413 to
 429 an unauthenticated delivery from a client past its budget of rejected deliveries this
 minute (a delivery whose signature verifies is never answered 429). The client is the
 connection's peer address as the server gives it (`request.client`); no header is read here.
+
+GitHub's `pull_request_review` / `pull_request` and GitLab's `Merge Request Hook` deliveries
+about the factory's own `factory/<run-id>` branches are reconciled with their run, never a
+trigger (`review/reconcile.py`): the receipt's `status` is `done` (recorded: an approval,
+a merge, changes asked), `refused` (the review desk refused the approval: the sponsor, a
+party to the change, another commit) or `ignored` (an unknown run, repository or login),
+`reason` says which.
 """
 
 from __future__ import annotations
