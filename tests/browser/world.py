@@ -47,11 +47,13 @@ class World:
     factory: Factory
     reviewer_key: Path
     tmp_path: Path
+    qa_key: Path
 
 
-def directory(folder: Path, provider: OidcProvider) -> tuple[Path, Path]:
-    """The directory file and the reviewer's private key."""
+def directory(folder: Path, provider: OidcProvider) -> tuple[Path, Path, Path]:
+    """The directory file, the reviewer's and the QA person's private keys."""
     key = make_key(folder / "keys", "jordan.lee")
+    qa = make_key(folder / "keys", "quinn")
 
     def oidc(person_id: str) -> str:
         return provider.subject(SUBJECTS[person_id])
@@ -64,20 +66,22 @@ def directory(folder: Path, provider: OidcProvider) -> tuple[Path, Path]:
             "Jordan Lee", roles=["reviewer"], ssh_keys=[key.public], oidc=oidc("jordan.lee")
         ),
         "dana": person("Dana", roles=[], oidc=oidc("dana")),
-        "quinn": person("Quinn", roles=["qa"], oidc=oidc("quinn")),
+        "quinn": person("Quinn", roles=["qa"], ssh_keys=[qa.public], oidc=oidc("quinn")),
     }
-    return write_directory(folder / "directory.toml", people), key.private
+    return write_directory(folder / "directory.toml", people), key.private, qa.private
 
 
-def world(tmp_path: Path, provider: OidcProvider) -> World:
-    """A factory behind `provider` with the people above (no run yet)."""
-    found, key = directory(tmp_path / "people", provider)
+def world(tmp_path: Path, provider: OidcProvider, **extra: object) -> World:
+    """A factory behind `provider` with the people above (no run yet); `extra` settings
+    (`review={"sign_offs": ["qa"]}`) are passed on."""
+    found, key, qa = directory(tmp_path / "people", provider)
     settings = Settings(
         data_dir=tmp_path / "data",
         identity={"directory_file": found},  # type: ignore[arg-type]
         web={"oidc_issuer": provider.issuer, "oidc_client_secret": CLIENT_SECRET},  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
     )
-    return World(build_factory(settings), key, tmp_path)
+    return World(build_factory(settings), key, tmp_path, qa)
 
 
 def results() -> tuple[CheckResult, ...]:
@@ -171,15 +175,14 @@ def packaged_run(w: World, *, sponsor: str = "priya.shah") -> str:
     return run_id
 
 
-def sign(statement: bytes, key: Path, folder: Path) -> str:
-    """The armored signature `ssh-keygen -Y sign -n codefactory-review` makes of
-    `statement` with `key`, as the reviewer runs it on the page's command."""
+def sign(statement: bytes, key: Path, folder: Path, namespace: str = "codefactory-review") -> str:
+    """The armored signature `ssh-keygen -Y sign -n <namespace>` makes of `statement` with
+    `key`, as the reviewer runs the page's command."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "statement.json"
     path.write_bytes(statement)
     subprocess.run(
-        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", "codefactory-review",
-         str(path)],
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", namespace, str(path)],
         check=True, capture_output=True,
     )  # fmt: skip
     signature = path.with_name("statement.json.sig")

@@ -206,3 +206,40 @@ def test_the_reviewer_signs_the_statement_the_page_shows(served: tuple[World, st
     assert "fine &lt;really&gt;" in shown
     (signed,) = [e for e in w.factory.audit.events(run_id) if e.name == "review-signed"]
     assert signed.actor == "user:jordan.lee"
+
+
+def test_qa_signs_off_an_approved_run_from_its_queue(
+    tmp_path: Path, oidc_provider: OidcProvider
+) -> None:
+    w = world(tmp_path, oidc_provider, review={"sign_offs": ["qa"]})
+    run_id = packaged_run(w)
+    body = w.factory.review.statement_for(run_id, reviewer="jordan.lee", approve=True)
+    w.factory.review.decide(
+        run_id, statement=body, signature=sign(body, w.reviewer_key, tmp_path / "r"),
+        reviewer="jordan.lee", approve=True,
+    )  # fmt: skip
+    assert w.factory.store.require_run(run_id).state is RunState.IN_QA
+    with live_server(create_app(w.factory)) as url:
+        with client_of(url, "jordan") as jordan:  # a reviewer, not QA: nothing to do
+            assert run_id not in jordan.get("/").text.split('id="recent"')[0]
+            page = jordan.get(f"/runs/{run_id}").text
+            assert "does not hold the role &#39;qa&#39;" in page
+        with client_of(url, "quinn") as quinn:
+            queue = quinn.get("/").text.split('id="recent"')[0]
+            assert f'href="/runs/{run_id}"' in queue and "<td>QA sign-off</td>" in queue
+            asked = quinn.get(f"/runs/{run_id}", params={"verdict": "accept"})
+            assert asked.status_code == 200, asked.text[:300]
+            assert "-n codefactory-sign-off" in asked.text
+            statement = base64.b64decode(field(asked.text, "statement"))
+            assert json.loads(statement)["stage"] == "qa"
+            signature = sign(statement, w.qa_key, tmp_path / "q", "codefactory-sign-off")
+            done = quinn.post(
+                f"/runs/{run_id}/verdict",
+                data={"csrf": field(asked.text, "csrf"), "verdict": "accept",
+                      "statement": field(asked.text, "statement"), "signature": signature},
+            )  # fmt: skip
+            assert done.status_code == 303, done.text[:500]
+            shown = quinn.get(done.headers["location"]).text
+    assert w.factory.store.require_run(run_id).state is RunState.ACCEPTED
+    assert 'class="state state-accepted">accepted</strong>' in shown
+    assert "Your signed verdict (accept) was recorded." in shown

@@ -14,16 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codefactory.domain import Run, TriggerEvent
-from codefactory.identity.directory import Person, Role
+from codefactory.identity.directory import Person
 from codefactory.review.errors import SegregationViolation
 from codefactory.review.segregation import check_reviewer
-
-WAITING_ON = {
-    "in_review": (Role.REVIEWER, "review"),
-    "in_qa": (Role.QA, "QA sign-off"),
-    "in_uat": (Role.UAT, "UAT sign-off"),
-}
-"""State value → (the role it waits for, what that person is asked to do)."""
+from codefactory.web.dashboard.stages import STAGES, stage_of
 
 Triggers = Callable[[str], TriggerEvent | None]
 
@@ -68,10 +62,10 @@ def segregation_refusal(person: Person, run: Run, trigger: TriggerEvent | None) 
 def task_for(person: Person, run: Run, trigger: TriggerEvent | None) -> str:
     """What `run` waits for from `person` (`review`, `QA sign-off`, `UAT sign-off`), or ""
     when it waits for nothing they may do."""
-    wanted = WAITING_ON.get(run.state.value)
-    if wanted is None or not person.has_role(wanted[0]):
+    stage = stage_of(run.state.value)
+    if stage is None or not person.has_role(stage.role):
         return ""
-    return "" if segregation_refusal(person, run, trigger) else wanted[1]
+    return "" if segregation_refusal(person, run, trigger) else stage.task
 
 
 def queue_page(runs: Sequence[Run], *, viewer: Person | None, triggers: Triggers) -> QueuePage:
@@ -80,7 +74,7 @@ def queue_page(runs: Sequence[Run], *, viewer: Person | None, triggers: Triggers
     waiting: list[WaitingRun] = []
     if viewer is not None:
         for run in runs:
-            if run.state.value in WAITING_ON:
+            if run.state.value in STAGES:
                 task = task_for(viewer, run, triggers(run.trigger_id))
                 if task:
                     waiting.append(WaitingRun(run=run, task=task))

@@ -15,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from codefactory.identity.directory import Person
 from codefactory.runs.review import REFUSED_EVENT
+from codefactory.runs.sign_offs import REFUSED_EVENT as SIGN_OFF_REFUSED
 from codefactory.web.auth import current_person
 from codefactory.web.dashboard.queue import queue_page
 from codefactory.web.dashboard.run_page import refusal_for, run_page
+from codefactory.web.dashboard.stages import Stage
 from codefactory.web.dashboard.templates import render
 from codefactory.web.dashboard.verdicts import (
     DESK_ERRORS,
@@ -26,7 +28,9 @@ from codefactory.web.dashboard.verdicts import (
     StatementToSign,
     csrf_token,
     csrf_valid,
+    record,
     signed_verdict,
+    stage_for,
     statement_to_sign,
     status_of,
 )
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 RECENT_RUNS = 200
 MAX_FORM_BYTES = 64 * 1024
-RECORDED = ("approve", "reject")
+RECORDED = ("approve", "reject", "accept")
 Viewer = Annotated[Person, Depends(current_person)]
 
 
@@ -101,8 +105,11 @@ class DashboardPages:
     ) -> HTMLResponse:
         """The run page with the statement `viewer` signs for `verdict` and `comment`, or
         with why there is none (422)."""
+        run = self.factory.store.get_run(run_id)
+        if run is None:
+            return self.run(request, run_id, viewer)
         try:
-            statement = statement_to_sign(self.factory.review, run_id, viewer, verdict, comment)
+            statement = statement_to_sign(self.factory.review, run, viewer, verdict, comment)
         except (*DESK_ERRORS, FormInvalid) as err:
             return self.run(request, run_id, viewer, error=str(err), status=422)
         return self.run(request, run_id, viewer, statement=statement)
@@ -112,31 +119,27 @@ class DashboardPages:
     ) -> Response:
         """Hand a posted verdict to the review desk; back to the run page (303) when it counts,
         else the page with the desk's reason (`verdicts.status_of`). Whatever a person whom
-        their role or segregation of duties keeps from reviewing posts goes to the desk too,
-        which audits the refusal (`review-refused`)."""
+        their role or segregation of duties keeps from signing posts goes to the desk too,
+        which audits the refusal (`review-refused`, `sign-off-refused`)."""
         store = self.factory.store
         run = store.get_run(run_id)
-        trigger = store.get_trigger(run.trigger_id) if run else None
-        refused = bool(run and refusal_for(viewer, run, trigger))
+        if run is None:
+            return self.run(request, run_id, viewer)
+        refused = bool(refusal_for(viewer, run, store.get_trigger(run.trigger_id)))
+        stage = stage_for(run)
         try:
-            verdict = self._verdict(form, refused=refused)
-            self.factory.review.decide(
-                run_id,
-                statement=verdict.statement,
-                signature=verdict.signature,
-                reviewer=viewer.id,
-                approve=verdict.approve,
-            )
+            verdict = self._verdict(stage, form, refused=refused)
+            record(self.factory.review, run, viewer, verdict)
         except (*DESK_ERRORS, FormInvalid) as err:
             status = status_of(err, refused=refused)
             return self.run(request, run_id, viewer, error=str(err), status=status)
-        done = "approve" if verdict.approve else "reject"
+        done = stage.verdicts[0] if verdict.approve else stage.verdicts[1]
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}?recorded={done}", 303)
 
     @staticmethod
-    def _verdict(form: dict[str, str], *, refused: bool) -> SignedVerdict:
+    def _verdict(stage: Stage, form: dict[str, str], *, refused: bool) -> SignedVerdict:
         try:
-            return signed_verdict(form)
+            return signed_verdict(stage, form)
         except FormInvalid:
             if not refused:
                 raise
@@ -144,10 +147,12 @@ class DashboardPages:
             return SignedVerdict(approve=approve, statement=b"", signature="")
 
     def forged(self, request: Request, run_id: str, viewer: Person) -> Response:
-        """A verdict form without the session's CSRF token: audited, refused (403)."""
-        if self.factory.store.get_run(run_id) is not None:
+        """A verdict form without the session's CSRF token: audited (`review-refused`, or
+        `sign-off-refused` for a run in QA or UAT), refused (403)."""
+        run = self.factory.store.get_run(run_id)
+        if run is not None:
             self.factory.store.record(
-                REFUSED_EVENT,
+                SIGN_OFF_REFUSED if stage_for(run).sign_off else REFUSED_EVENT,
                 actor=viewer.actor,
                 run_id=run_id,
                 claimed_reviewer=viewer.id,

@@ -22,7 +22,8 @@ from codefactory.web.dashboard.package_files import (
 )
 from codefactory.web.dashboard.proofs import RunProofs, run_proofs
 from codefactory.web.dashboard.queue import segregation_refusal
-from codefactory.web.dashboard.verdicts import role_refusal
+from codefactory.web.dashboard.stages import Stage, stage_of
+from codefactory.web.dashboard.verdicts import role_refusal, stage_for
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
@@ -58,6 +59,8 @@ class RunPage:
     run: Run
     trigger: TriggerEvent | None
     viewer: Person
+    stage: Stage | None
+    """What the run waits for (review, QA or UAT sign-off), or None."""
     refusal: str
     """Why the viewer may not sign a verdict on this run ("" when they may)."""
     diff: Diff | Missing
@@ -126,8 +129,9 @@ def timeline(events: list[AuditRecord]) -> tuple[TimelineEntry, ...]:
 
 
 def refusal_for(viewer: Person, run: Run, trigger: TriggerEvent | None) -> str:
-    """Why `viewer` may not sign a verdict on `run` (segregation of duties, then role)."""
-    return segregation_refusal(viewer, run, trigger) or role_refusal(viewer)
+    """Why `viewer` may not sign the verdict `run` waits for (segregation of duties, then
+    the stage's role)."""
+    return segregation_refusal(viewer, run, trigger) or role_refusal(viewer, stage_for(run))
 
 
 def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
@@ -141,6 +145,7 @@ def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
         run=run,
         trigger=trigger,
         viewer=viewer,
+        stage=stage_of(run.state.value),
         refusal=refusal_for(viewer, run, trigger),
         diff=patch if isinstance(patch, Missing) else diff_view(patch, findings),
         checks=checks,

@@ -1,11 +1,13 @@
-"""Approve or reject from the run page: the statement to sign, and the signed verdict.
+"""Verdicts from the run page: the statement to sign, and the signed verdict.
 
-A verdict is the review desk's signed statement (`runs.review.ReviewDesk`): the page asks the
-desk for the exact statement the signed-in person signs for the chosen verdict and comment
-(`statement_for`), shows it with the `ssh-keygen -Y sign -n codefactory-review` command, and
-takes back the armored signature in a POST that the desk checks (`decide`). The reviewer is
-always the signed-in person, never a form field. The POST carries the session's CSRF token
-(a random value kept in the signed session cookie, compared in constant time).
+A verdict is the review desk's signed statement (`runs.review.ReviewDesk`): an approval or
+rejection of a run in review (`statement_for`, `decide`), or a QA or UAT sign-off of a run on
+the regulated track (`sign_off_statement`, `sign_off`). The page asks the desk for the exact
+statement the signed-in person signs for the chosen verdict and text, shows it with the
+`ssh-keygen -Y sign` command, and takes back the armored signature in a POST that the desk
+checks. The signer is always the signed-in person, never a form field. The POST carries the
+session's CSRF token (a random value kept in the signed session cookie, compared in
+constant time).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from codefactory.identity.directory import Person, Role
+from codefactory.domain import Run
+from codefactory.identity.directory import Person
 from codefactory.identity.errors import IdentityError
-from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE
 from codefactory.package.errors import PackageError
 from codefactory.review.errors import (
     FactsRefused,
@@ -28,12 +30,13 @@ from codefactory.review.errors import (
     VerdictRefused,
 )
 from codefactory.runs.review import ReviewDesk, ReviewNotOpen
+from codefactory.runs.sign_offs import SignOffNotOpen
 from codefactory.store.errors import RunNotFound, StoreError
+from codefactory.web.dashboard.stages import REVIEW, Stage, stage_of
 
 CSRF_KEY = "dashboard_csrf"
 MAX_COMMENT = 2_000
 MAX_SIGNATURE = 16_384
-VERDICTS = ("approve", "reject")
 DESK_ERRORS = (ReviewError, StoreError, IdentityError, PackageError)
 """What `ReviewDesk.statement_for` and `decide` raise for a verdict that does not count."""
 
@@ -57,13 +60,19 @@ def csrf_valid(session: dict[str, Any], given: str) -> bool:
     return isinstance(token, str) and bool(given) and hmac.compare_digest(token, given)
 
 
-def role_refusal(person: Person) -> str:
-    """Why `person` may not review at all ("" when they hold the `reviewer` role)."""
-    if person.has_role(Role.REVIEWER):
+def stage_for(run: Run) -> Stage:
+    """The stage of `run`'s verdict: the one its state waits for; review otherwise (the
+    desk then refuses it as not open)."""
+    return stage_of(run.state.value) or REVIEW
+
+
+def role_refusal(person: Person, stage: Stage) -> str:
+    """Why `person` may not give `stage`'s verdict at all ("" when they hold its role)."""
+    if person.has_role(stage.role):
         return ""
     return (
-        f"{person.id} does not hold the role 'reviewer' in the factory's directory, so "
-        "their verdict would not count"
+        f"{person.id} does not hold the role '{stage.role.value}' in the factory's directory, "
+        f"so their {stage.task} would not count"
     )
 
 
@@ -81,23 +90,30 @@ class StatementToSign:
     sign_command: str
 
 
-def verdict_of(value: str) -> str:
-    """`approve` or `reject`; `FormInvalid` for anything else."""
-    if value not in VERDICTS:
-        raise FormInvalid(f"verdict must be approve or reject, not {value[:40]!r}")
+def verdict_of(stage: Stage, value: str) -> str:
+    """One of `stage.verdicts`; `FormInvalid` for anything else."""
+    if value not in stage.verdicts:
+        allowed = " or ".join(stage.verdicts)
+        raise FormInvalid(f"the verdict of a {stage.task} is {allowed}, not {value[:40]!r}")
     return value
 
 
 def statement_to_sign(
-    desk: ReviewDesk, run_id: str, reviewer: Person, verdict: str, comment: str
+    desk: ReviewDesk, run: Run, signer: Person, verdict: str, comment: str
 ) -> StatementToSign:
-    """The desk's statement for `reviewer`'s `verdict` with `comment`; raises the desk's
-    errors (`DESK_ERRORS`) or `FormInvalid`."""
+    """The desk's statement for `signer`'s `verdict` on `run` with `comment` (a review's
+    comment, a sign-off's reason); raises the desk's errors (`DESK_ERRORS`) or
+    `FormInvalid`."""
+    stage = stage_for(run)
     if len(comment) > MAX_COMMENT:
-        raise FormInvalid(f"the comment is longer than {MAX_COMMENT} characters")
-    body = desk.statement_for(
-        run_id, reviewer=reviewer.id, approve=verdict_of(verdict) == "approve", comment=comment
-    )
+        raise FormInvalid(f"the {stage.note} is longer than {MAX_COMMENT} characters")
+    moves_on = verdict_of(stage, verdict) == stage.verdicts[0]
+    if stage.sign_off:
+        body = desk.sign_off_statement(
+            run.id, stage=stage.sign_off, signer=signer.id, accept=moves_on, reason=comment
+        )
+    else:
+        body = desk.statement_for(run.id, reviewer=signer.id, approve=moves_on, comment=comment)
     encoded = base64.b64encode(body).decode("ascii")
     return StatementToSign(
         verdict=verdict,
@@ -105,24 +121,24 @@ def statement_to_sign(
         text=body.decode("utf-8"),
         encoded=encoded,
         file_command=f"echo {encoded} | base64 -d > statement.json",
-        sign_command=f"ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n {REVIEW_NAMESPACE} "
-        "statement.json",
+        sign_command=f"ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n {stage.namespace} statement.json",
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class SignedVerdict:
-    """A posted verdict: the statement's exact bytes and the armored SSH signature."""
+    """A posted verdict: whether it moves the run on (approve, accept), the statement's
+    exact bytes and the armored SSH signature."""
 
     approve: bool
     statement: bytes
     signature: str
 
 
-def signed_verdict(form: dict[str, str]) -> SignedVerdict:
-    """The verdict in a posted form (`verdict`, `statement` base64, `signature`);
-    `FormInvalid` names what is wrong."""
-    approve = verdict_of(form.get("verdict", "")) == "approve"
+def signed_verdict(stage: Stage, form: dict[str, str]) -> SignedVerdict:
+    """The verdict in a posted form (`verdict`, `statement` base64, `signature`) for
+    `stage`; `FormInvalid` names what is wrong."""
+    approve = verdict_of(stage, form.get("verdict", "")) == stage.verdicts[0]
     try:
         statement = base64.b64decode(form.get("statement", ""), validate=True)
     except (binascii.Error, ValueError) as err:
@@ -146,8 +162,23 @@ def status_of(err: Exception, *, refused: bool) -> int:
         return 403
     if isinstance(err, RunNotFound):
         return 404
-    if isinstance(err, ReviewNotOpen | FactsRefused | PackageError):
+    if isinstance(err, ReviewNotOpen | SignOffNotOpen | FactsRefused | PackageError):
         return 409
     if isinstance(err, VerdictRefused | FormInvalid | IdentityError):
         return 422
     return 400
+
+
+def record(desk: ReviewDesk, run: Run, signer: Person, verdict: SignedVerdict) -> Run:
+    """Hand `verdict` to the desk for `run`'s stage: `decide` for a review, `sign_off` for
+    QA and UAT; raises the desk's errors (`DESK_ERRORS`), each refusal audited by the desk."""
+    stage = stage_for(run)
+    if stage.sign_off:
+        return desk.sign_off(
+            run.id, stage=stage.sign_off, statement=verdict.statement,
+            signature=verdict.signature, signer=signer.id, accept=verdict.approve,
+        )  # fmt: skip
+    return desk.decide(
+        run.id, statement=verdict.statement, signature=verdict.signature,
+        reviewer=signer.id, approve=verdict.approve,
+    )  # fmt: skip
