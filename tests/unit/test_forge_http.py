@@ -177,3 +177,13 @@ def test_a_refused_connection_is_unavailable(waits: list[float]) -> None:
         http.request("GET", "x", call="read", auth="Bearer good")
     http.close()
     assert waits == [1.0]  # a GET is safe to repeat
+
+
+def test_a_private_ca_bundle_is_loaded_into_a_context(forge: ScriptedForge) -> None:
+    import certifi
+
+    http = ForgeHttp(forge="testforge", base_url=forge.url, verify=certifi.where())
+    try:  # httpx 0.28 warns on a path (pytest turns warnings into errors)
+        assert get(http) == {"ok": True, "path": "/repos/x"}
+    finally:
+        http.close()

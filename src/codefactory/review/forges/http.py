@@ -13,6 +13,7 @@ configured base URL.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -49,7 +50,8 @@ class ForgeHttp:
     timeout_s: float = 20.0
     max_retries: int = 3
     max_retry_wait_s: float = 30.0
-    verify: bool | str = True
+    verify: bool | str | ssl.SSLContext = True
+    """TLS verification: True (the system's CAs), a CA bundle's path, or a context."""
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = time.sleep
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
@@ -62,7 +64,11 @@ class ForgeHttp:
                     base_url=self.base_url.rstrip("/") + "/",
                     headers=dict(self.headers),
                     timeout=self.timeout_s,
-                    verify=self.verify,
+                    verify=(
+                        ssl.create_default_context(cafile=self.verify)
+                        if isinstance(self.verify, str)
+                        else self.verify
+                    ),  # httpx 0.28 deprecates a path: a context instead
                     follow_redirects=False,
                     trust_env=False,
                     transport=self.transport,
