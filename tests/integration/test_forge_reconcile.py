@@ -277,3 +277,15 @@ def test_gitlab_approvals_and_merges_are_reconciled(world: World) -> None:
     receipt = deliver(world, "gitlab", gitlab_hook("merge-request-hook.merged.json", run_id,
                       head), "Merge Request Hook")  # fmt: skip
     assert world.events(run_id, "merge-recorded")
+
+
+def test_changes_requested_on_the_forge_are_recorded_and_the_run_stays_in_review(
+    world: World,
+) -> None:
+    run_id = world.run()
+    body = review(run_id, world.head(run_id), "jordan-gh", state="changes_requested")
+    receipt = deliver(world, "github", body, "pull_request_review")
+    assert receipt["status"] == "done" and receipt["state"] == "in_review"
+    (asked,) = world.events(run_id, "forge-changes-requested")
+    assert asked.actor == "user:jordan.lee" and asked.data["request"] == "2"
+    assert world.factory.store.require_run(run_id).state is RunState.IN_REVIEW
