@@ -66,6 +66,9 @@ class GitHttpStandin:
         self.authorization = authorization
         self.requests: list[GitRequest] = []
         self.faults: list[int] = []
+        self.argv_leaks: list[str] = []
+        """Command lines of this machine's processes that held the credential while a
+        request was served (the pushing git is alive then): the push must keep it out."""
         self.backend = _backend()
         standin = self
 
@@ -126,6 +129,7 @@ class GitHttpStandin:
         authorization = handler.headers.get("Authorization", "")
         self.requests.append(GitRequest(handler.command, parts.path, parts.query, authorization))
         body = _read_body(handler)
+        self.argv_leaks.extend(_argv_holding(self.authorization.split()[-1].encode()))
         if self.faults:
             status = self.faults.pop(0)
             return _plain(handler, status, f"fault {status}\n")
@@ -199,3 +203,16 @@ def _plain(
         handler.send_header(key, value)
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def _argv_holding(secret: bytes) -> list[str]:
+    """The command lines (`/proc/<pid>/cmdline`) that contain `secret`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes()
+        except OSError:
+            continue
+        if secret in argv:
+            found.append(argv.replace(b"\0", b" ").decode("utf-8", "replace"))
+    return found

@@ -131,6 +131,7 @@ def test_the_branch_is_pushed_once_never_forced_and_the_token_stays_out_of_git_c
     assert refused.value.status == 409 and refused.value.kind == "forge-conflict"
     assert git_host.head(REPO, "factory/r-1") == commit
     assert APP_TOKEN not in (bare / "config").read_text()
+    assert git_host.requests and git_host.argv_leaks == []  # never on a command line
 
 
 def test_git_push_failures_are_named(
@@ -364,6 +365,7 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     assert run.repository == REPO and run.sponsor == "priya.shah"
 
     assert git_host.head(REPO, run.branch) == run.head_commit  # the packaged commit
+    assert git_host.argv_leaks == []  # the push credential was on no command line
     assert "-----BEGIN SSH SIGNATURE-----" in git(
         git_host.root / f"{REPO}.git", "cat-file", "commit", run.head_commit
     )  # signed by the agent, as built

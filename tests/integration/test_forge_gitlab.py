@@ -315,6 +315,7 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     assert run.sponsor == "priya.shah"
 
     assert git_host.head(REPO, run.branch) == run.head_commit  # the packaged commit
+    assert git_host.argv_leaks == []  # the push credential was on no command line
     assert "-----BEGIN SSH SIGNATURE-----" in git(
         git_host.root / f"{REPO}.git", "cat-file", "commit", run.head_commit
     )
