@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from codefactory.identity.services import IdentityServices
     from codefactory.review.port import ForgeHost
     from codefactory.review.reconcile import Reconciler
-    from codefactory.runs.hand_off import CabGate
+    from codefactory.runs.cab_gate import CabGate
     from codefactory.sandbox.mirror import Mirrors
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
@@ -283,7 +283,7 @@ def cab_gate(settings: Settings) -> CabGate:
     """The CAB's gate in front of the hand-off (runs/hand_off.py): on when change requests
     are filed in ServiceNow and `changes.cab_gate` is on."""
     from codefactory.context.credentials import vendor_client
-    from codefactory.runs.hand_off import CabGate
+    from codefactory.runs.cab_gate import CabGate
 
     return CabGate(settings.changes, lambda: vendor_client("servicenow", settings.servicenow))
 

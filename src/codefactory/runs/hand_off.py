@@ -1,176 +1,253 @@
-"""What the hand-off after approval reads: the recorded approval and the CAB's gate.
+"""The hand-off after approval: the signed facts again, the CAB's gate, then QA or the end.
 
-The hand-off may run long after the verdict (the CAB meets weekly), so it never relies on
-what `decide` held in memory: `ApprovalRecord.latest` reads the run's last approval from the
-audit log (a `review-signed` approve verdict, or a `forge-approval-recorded` review), and the
-desk re-establishes the signed facts against it before anything is handed on.
-
-`CabGate` decides whether the hand-off waits for the change-approval board: only with
-`changes.file_in_servicenow` and `changes.cab_gate` on, and only for a change its package's
-`cab.json` does not call `standard` (ServiceNow's pre-approved change type, which
-`package/cab.py` gives a low-risk recipe change). The CAB's word is the change request's
-`approval` field, read through the Table API (`review/change_requests.py`).
+`HandOff.proceed` runs right after an approval and again whenever asked (`review hand-off`,
+a ServiceNow business rule's notice), always from the recorded approval
+(`approval_record.ApprovalRecord`). While the CAB has not approved a change that needs it
+(`cab_gate.CabGate`), the run stays `approved`: `cab-approval-awaited`, or
+`cab-approval-check-failed` when ServiceNow cannot be asked. The CAB's rejection ends the run
+`rejected` (`cab-rejected`); its approval (`cab-approved`) lets the hand-off write
+`approval.json` and move the run to `handed_off`, or to the first sign-off of
+`review.sign_offs` (`in_qa`, `in_uat`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-from codefactory.audit.port import AuditRecord
-from codefactory.context.http import VendorClient
+from codefactory.context.errors import ContextError
 from codefactory.domain import Run, RunState
+from codefactory.identity.errors import IdentityError
+from codefactory.identity.port import Delegation
 from codefactory.review.change_requests import (
+    APPROVED,
+    REJECTED,
+    ApprovalDeliveryInvalid,
     CabAnswer,
-    ChangeRequestMissing,
-    ChangeRequests,
+    CabApprovalPending,
+    CabCheckFailed,
+    CabError,
     FiledChange,
     filed_change,
-    needs_cab,
+    read_approval_delivery,
 )
-from codefactory.review.settings import ChangeSettings
+from codefactory.review.errors import FactsRefused
+from codefactory.review.signed_facts import ReviewFacts, SignedFacts
+from codefactory.runs.approval_record import ApprovalRecord, approval_document, write_approval
+from codefactory.runs.cab_gate import NOT_REQUIRED, CabGate
+from codefactory.store.runs import RunStore
+from codefactory.triggers.port import Delivery
 
-SIGNED_EVENT = "review-signed"
-"""The audit event of an accepted verdict: statement digest, key fingerprint, package digest."""
-FORGE_APPROVAL_EVENT = "forge-approval-recorded"
-"""A forge review approval by a directory reviewer, delivered by a signed webhook."""
-NOT_REQUIRED = CabAnswer(change=FiledChange(sys_id="", number=""), approval="not required")
-"""The gate's answer when the change does not go to the CAB (off, or a standard change)."""
-HANDED_TO = {
-    "qa": RunState.IN_QA,
-    "uat": RunState.IN_UAT,
-}
+CAB_AWAITED_EVENT = "cab-approval-awaited"
+CAB_FAILED_EVENT = "cab-approval-check-failed"
+CAB_APPROVED_EVENT = "cab-approved"
+CAB_REJECTED_EVENT = "cab-rejected"
+CAB_DELIVERED_EVENT = "cab-approval-delivered"
+CAB_DELIVERY_REFUSED_EVENT = "cab-approval-delivery-refused"
+SERVICENOW_ACTOR = "service:servicenow"
+HANDED_TO = {"qa": RunState.IN_QA, "uat": RunState.IN_UAT}
+STAGE_NAME = {RunState.IN_QA: "QA", RunState.IN_UAT: "UAT"}
 
-
-@dataclass(frozen=True, kw_only=True)
-class ApprovalRecord:
-    """The approval a hand-off acts on, as the audit log recorded it."""
-
-    approved_by: str
-    """The approver's person id."""
-    at: datetime
-    commit: str
-    package_digest: str
-    evidence: Mapping[str, str] = field(default_factory=dict)
-    """`statement_digest` and `key_fingerprint` of a signed verdict, or `forge`, `request`
-    and `review_id` of a forge review."""
-
-    @classmethod
-    def latest(cls, events: Iterable[AuditRecord]) -> ApprovalRecord | None:
-        """The run's last approval (a signed approve verdict or a forge approval); None when
-        it has none."""
-        found = [
-            e
-            for e in events
-            if (e.name == SIGNED_EVENT and e.data.get("verdict") == "approve")
-            or e.name == FORGE_APPROVAL_EVENT
-        ]
-        if not found:
-            return None
-        last = found[-1]
-        keys = (
-            ("statement_digest", "key_fingerprint", "statement")
-            if last.name == SIGNED_EVENT
-            else ("forge", "request", "review_id")
-        )
-        return cls(
-            approved_by=last.actor.removeprefix("user:"),
-            at=last.at,
-            commit=str(last.data.get("commit", "")),
-            package_digest=str(last.data.get("package_digest", "")),
-            evidence={key: str(last.data.get(key, "")) for key in keys},
-        )
+Notify = Callable[[str, RunState, str], None]
+Refused = Callable[[str, str, str, str, str], None]
+"""Audits a refused review: (run id, reviewer, reason, statement digest, key fingerprint)."""
 
 
-def approval_document(
-    run: Run,
-    approval: ApprovalRecord,
-    *,
-    attestation_digest: str,
-    sponsor: str,
-    change: CabAnswer | None,
-    stages: Iterable[str],
-) -> dict[str, Any]:
-    """The `approval.json` the hand-off writes into the package."""
-    pending = [stage.upper() for stage in stages]
-    return {
-        "run_id": run.id,
-        "approved_by": approval.approved_by,
-        "approved_at": approval.at.isoformat(),
-        **approval.evidence,
-        "package_digest": approval.package_digest,
-        "attestation_digest": attestation_digest,
-        "commit": approval.commit,
-        "branch": run.branch,
-        "sponsor": sponsor,
-        "change_request": change.change.number if change else "",
-        "cab_approval": change.approval if change else "not required",
-        "qa_evidence": qa_evidence(run),
-        "next_step": (
-            f"signed sign-offs by {' then '.join(pending)} (`codefactory review sign-off`), "
-            "then merge by an accountable human"
-            if pending
-            else "QA and UAT on the branch, then merge by an accountable human"
-        ),
-    }
-
-
-def qa_evidence(run: Run) -> dict[str, Any]:
-    """Where QA finds its evidence in the package: the checks' reports (`evidence/`: the
-    tests' JUnit report names the tests that reach each changed function), the rollback
-    plan and the test plan (`cab.json` `test_plan`)."""
-    folder = Path(run.package_dir) if run.package_dir else None
-    reports = (
-        sorted(p.relative_to(folder).as_posix() for p in (folder / "evidence").iterdir())
-        if folder is not None and (folder / "evidence").is_dir()
-        else []
-    )
-    return {"check_reports": reports, "rollback_plan": "rollback.md", "test_plan": "cab.json"}
-
-
-def write_approval(run: Run, document: dict[str, Any]) -> None:
-    """Write `approval.json` into the run's package (a file added after the build)."""
-    if run.package_dir:
-        target = Path(run.package_dir) / "approval.json"
-        target.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-
-
-class CabGate:
-    """Whether a run's hand-off waits for the CAB, and the CAB's answer from ServiceNow."""
+class HandOff:
+    """Moves an approved run on, through the CAB's gate when it applies."""
 
     def __init__(
-        self, settings: ChangeSettings, client: Callable[[], VendorClient] | None = None
+        self,
+        *,
+        store: RunStore,
+        facts: SignedFacts,
+        delegation: Delegation | None,
+        cab: CabGate | None,
+        stages: tuple[str, ...],
+        notify: Notify,
+        refused: Refused,
     ) -> None:
-        """`client()`: a ServiceNow client (`servicenow.*`), made for each question."""
-        self.settings = settings
-        self.client = client
+        self.store = store
+        self.facts = facts
+        self.delegation = delegation
+        self.cab = cab
+        self.stages = stages
+        self.notify = notify
+        self.refused = refused
 
-    @property
-    def enabled(self) -> bool:
-        return bool(
-            self.settings.file_in_servicenow and self.settings.cab_gate and self.client is not None
-        )
-
-    def change_for(self, run: Run, events: Iterable[AuditRecord]) -> FiledChange | None:
-        """The change request the CAB must approve before `run` is handed off; None when
-        the gate is off or the change is standard. `ChangeRequestMissing` when one is needed
-        but none was filed."""
-        if not self.enabled or not run.package_dir or not needs_cab(Path(run.package_dir)):
-            return None
-        change = filed_change(events)
-        if change is None:
-            raise ChangeRequestMissing(run.id)
-        return change
-
-    def answer(self, change: FiledChange) -> CabAnswer:
-        """ServiceNow's answer now; a `ContextError` when it cannot be asked."""
-        assert self.client is not None  # `enabled` was checked by `change_for`
-        client = self.client()
+    def cab_note(self, run: Run) -> str:
+        """`; waiting for CAB approval of CHG…` when the hand-off will wait for the CAB."""
+        if self.cab is None:
+            return ""
         try:
-            return ChangeRequests(client).answer(change)
-        finally:
-            client.close()
+            change = self.cab.change_for(run, self.store.audit_events(run.id))
+        except CabError:
+            return "; waiting for CAB approval (no change request was filed)"
+        return f"; waiting for CAB approval of {change.number}" if change else ""
+
+    def proceed(self, run_id: str, *, waiting_raises: bool) -> None:
+        """Hand the approved run on, from its recorded approval: the signed facts are
+        established again (the branch, the package and the rows must still be what was
+        approved), the delegation must have covered the change when the agent packaged it
+        and must not have been revoked since (its expiry bounds the agent's work, not the
+        human review), and the CAB must have approved a change that needs it. With
+        `waiting_raises`, a wait is raised (`CabApprovalPending`, `CabCheckFailed`,
+        `ChangeRequestMissing`) after it is audited."""
+        run = self.store.require_run(run_id)
+        approval = ApprovalRecord.latest(self.store.audit_events(run_id))
+        if approval is None:
+            self.fail(run_id, "not handed off: no recorded approval")
+            return
+        try:
+            facts = self.facts.establish(run, self.store.get_trigger(run.trigger_id))
+            if (facts.commit, facts.package_digest) != (approval.commit, approval.package_digest):
+                raise FactsRefused(run.id, "the commit or package changed during the review")
+            if self.delegation is not None:
+                packaged = [c.at for c in run.history if c.state is RunState.PACKAGED]
+                self.delegation.check(run, action="review:hand-off", at=packaged[-1])
+        except FactsRefused as err:
+            evidence = approval.evidence
+            self.refused(
+                run.id,
+                approval.approved_by,
+                err.reason,
+                evidence.get("statement_digest", ""),
+                evidence.get("key_fingerprint", ""),
+            )
+            self.fail(run.id, f"not handed off: {err.reason}")
+            return
+        except (IdentityError, IndexError) as err:
+            self.fail(run.id, f"not handed off: {err}")
+            return
+        cab = self._cab_answer(run, waiting_raises=waiting_raises)
+        if cab is None or cab.approval == REJECTED:
+            return
+        self._finish(run, approval, facts, None if cab is NOT_REQUIRED else cab)
+
+    def delivered(self, delivery: Delivery, secret: str) -> str:
+        """The id of the approved run a business rule's notice is about, after its secret
+        is checked; `ApprovalDeliveryInvalid` (audited `cab-approval-delivery-refused`)
+        otherwise. The notice is recorded (`cab-approval-delivered`), never believed."""
+        try:
+            notice = read_approval_delivery(delivery, secret)
+            run = self._run_waiting_on(notice.sys_id)
+            if run is None:
+                raise ApprovalDeliveryInvalid(
+                    f"no approved run waits on change {notice.number} ({notice.sys_id})"
+                )
+        except ApprovalDeliveryInvalid as err:
+            self.store.record(
+                CAB_DELIVERY_REFUSED_EVENT,
+                actor="unauthenticated",
+                run_id="",
+                reason=err.reason,
+                delivery_digest=delivery.digest,
+            )
+            raise
+        self.store.record(
+            CAB_DELIVERED_EVENT,
+            actor=SERVICENOW_ACTOR,
+            run_id=run.id,
+            number=notice.number,
+            sys_id=notice.sys_id,
+            said_approval=notice.approval,
+            delivery_digest=delivery.digest,
+        )
+        return run.id
+
+    def fail(self, run_id: str, reason: str) -> None:
+        """End the run `failed` with `reason`."""
+        with self.store.atomic() as tx:
+            tx.transition(run_id, RunState.FAILED, reason=reason, actor="factory")
+        self.notify(run_id, RunState.FAILED, reason)
+
+    def _run_waiting_on(self, sys_id: str) -> Run | None:
+        for run in self.store.search_runs(limit=1000):
+            if run.state is RunState.APPROVED:
+                change = filed_change(self.store.audit_events(run.id))
+                if change is not None and change.sys_id == sys_id:
+                    return run
+        return None
+
+    def _cab_answer(self, run: Run, *, waiting_raises: bool) -> CabAnswer | None:
+        """The CAB's approval of the run's change (`NOT_REQUIRED` when the gate does not
+        apply); None while it waits or cannot be read (audited; raised if `waiting_raises`);
+        a rejection ends the run."""
+        if self.cab is None:
+            return NOT_REQUIRED
+        change: FiledChange | None = None
+        try:
+            change = self.cab.change_for(run, self.store.audit_events(run.id))
+            if change is None:
+                return NOT_REQUIRED
+            answer = self.cab.answer(change)
+            if answer.approval not in (APPROVED, REJECTED):
+                raise CabApprovalPending(run.id, change.number, answer.approval)
+        except ContextError as err:
+            number = change.number if change else ""
+            self.store.record(
+                CAB_FAILED_EVENT, actor="factory", run_id=run.id, number=number, error=str(err)
+            )
+            if waiting_raises:
+                raise CabCheckFailed(run.id, number, str(err)) from err
+            return None
+        except CabError as err:
+            self.store.record(
+                CAB_AWAITED_EVENT,
+                actor="factory",
+                run_id=run.id,
+                number=change.number if change else "",
+                approval=getattr(err, "approval", ""),
+                reason=str(err),
+            )
+            if waiting_raises:
+                raise
+            return None
+        if answer.approval == REJECTED:
+            self._rejected(run, answer)
+        return answer
+
+    def _rejected(self, run: Run, answer: CabAnswer) -> None:
+        change = answer.change
+        reason = f"rejected by the CAB in {change.number}: {answer.reason}"
+        with self.store.atomic() as tx:
+            tx.audit(
+                CAB_REJECTED_EVENT,
+                actor=SERVICENOW_ACTOR,
+                run_id=run.id,
+                number=change.number,
+                sys_id=change.sys_id,
+                reason=answer.reason,
+            )
+            tx.transition(run.id, RunState.REJECTED, reason=reason, actor=SERVICENOW_ACTOR)
+        self.notify(run.id, RunState.REJECTED, reason)
+
+    def _finish(
+        self, run: Run, approval: ApprovalRecord, facts: ReviewFacts, cab: CabAnswer | None
+    ) -> None:
+        """Write `approval.json` and move the run on: `handed_off`, or to the first sign-off."""
+        document = approval_document(
+            run,
+            approval,
+            attestation_digest=facts.attestation_digest,
+            sponsor=facts.sponsor,
+            change=cab,
+            stages=self.stages,
+        )
+        write_approval(run, document)
+        target = HANDED_TO[self.stages[0]] if self.stages else RunState.HANDED_OFF
+        cab_said = f" (CAB approved {cab.change.number})" if cab else ""
+        reason = (
+            f"handed off to {STAGE_NAME.get(target, 'QA')}: {run.branch} at "
+            f"{facts.commit[:12]}{cab_said}"
+        )
+        with self.store.atomic() as tx:
+            if cab is not None:
+                tx.audit(
+                    CAB_APPROVED_EVENT,
+                    actor=SERVICENOW_ACTOR,
+                    run_id=run.id,
+                    number=cab.change.number,
+                    sys_id=cab.change.sys_id,
+                )
+            tx.transition(run.id, target, reason=reason, actor="factory")
+        self.notify(run.id, target, reason)

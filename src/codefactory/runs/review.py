@@ -25,7 +25,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from codefactory.context.errors import ContextError
 from codefactory.domain import Review, Run, RunState
 from codefactory.identity.directory import FileDirectory, Person, Role
 from codefactory.identity.errors import IdentityError
@@ -39,33 +38,14 @@ from codefactory.identity.statements import (
     review_statement,
 )
 from codefactory.package.manifest import PackageAltered, keep_verdict
-from codefactory.review.change_requests import (
-    APPROVED,
-    REJECTED,
-    ApprovalDeliveryInvalid,
-    CabAnswer,
-    CabApprovalPending,
-    CabCheckFailed,
-    CabError,
-    FiledChange,
-    filed_change,
-    read_approval_delivery,
-)
 from codefactory.review.errors import FactsRefused, ReviewError, VerdictRefused
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
 from codefactory.review.settings import ReviewTrackSettings
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
-from codefactory.runs.hand_off import (
-    FORGE_APPROVAL_EVENT,
-    HANDED_TO,
-    NOT_REQUIRED,
-    SIGNED_EVENT,
-    ApprovalRecord,
-    CabGate,
-    approval_document,
-    write_approval,
-)
+from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT, SIGNED_EVENT
+from codefactory.runs.cab_gate import CabGate
+from codefactory.runs.hand_off import HandOff
 from codefactory.runs.loop import RunObserver
 from codefactory.runs.sign_offs import SignOffDesk
 from codefactory.store.runs import RunStore
@@ -94,12 +74,6 @@ class ForgeApprovalRefused(VerdictRefused):
 
 REFUSED_EVENT = "review-refused"
 FORGE_REFUSED_EVENT = "forge-approval-refused"
-CAB_AWAITED_EVENT = "cab-approval-awaited"
-CAB_FAILED_EVENT = "cab-approval-check-failed"
-CAB_APPROVED_EVENT = "cab-approved"
-CAB_REJECTED_EVENT = "cab-rejected"
-CAB_DELIVERED_EVENT = "cab-approval-delivered"
-CAB_DELIVERY_REFUSED_EVENT = "cab-approval-delivery-refused"
 __all__ = [
     "FORGE_APPROVAL_EVENT",
     "SIGNED_EVENT",
@@ -134,6 +108,15 @@ class ReviewDesk:
         self.statements = statements or StatementVerifier(FileDirectory(None))
         self.track = track or ReviewTrackSettings()
         self.cab = cab
+        self.handing = HandOff(
+            store=store,
+            facts=facts,
+            delegation=delegation,
+            cab=cab,
+            stages=tuple(self.track.sign_offs),
+            notify=self._notify,
+            refused=self._refused,
+        )
         self.sign_offs = SignOffDesk(
             store=store,
             facts=facts,
@@ -193,7 +176,7 @@ class ReviewDesk:
             f": {comment}" if comment else ""
         )
         if approve:
-            reason += self._cab_note(run)
+            reason += self.handing.cab_note(run)
         with self.store.atomic() as tx:
             tx.record_review(verdict, commit=facts.commit)
             tx.audit(
@@ -212,7 +195,7 @@ class ReviewDesk:
             tx.transition(run_id, state, reason=reason, actor=person.actor)
         self._notify(run_id, state, reason)
         if approve:
-            self._proceed(run_id, waiting_raises=False)
+            self.handing.proceed(run_id, waiting_raises=False)
         return self.store.require_run(run_id)
 
     def record_forge_approval(
@@ -270,7 +253,7 @@ class ReviewDesk:
             comment=f"approved on {forge} {request}",
             at=datetime.now(UTC),
         )
-        reason = f"approved by {person.id} on {forge} {request}" + self._cab_note(run)
+        reason = f"approved by {person.id} on {forge} {request}" + self.handing.cab_note(run)
         with self.store.atomic() as tx:
             tx.record_review(verdict, commit=facts.commit)
             tx.audit(
@@ -283,7 +266,7 @@ class ReviewDesk:
             )
             tx.transition(run_id, RunState.APPROVED, reason=reason, actor=person.actor)
         self._notify(run_id, RunState.APPROVED, reason)
-        self._proceed(run_id, waiting_raises=False)
+        self.handing.proceed(run_id, waiting_raises=False)
         return self.store.require_run(run_id)
 
     def hand_off(self, run_id: str) -> Run:
@@ -296,7 +279,7 @@ class ReviewDesk:
         run = self.store.require_run(run_id)
         if run.state is not RunState.APPROVED:
             raise HandOffNotDue(run_id, run.state)
-        self._proceed(run_id, waiting_raises=True)
+        self.handing.proceed(run_id, waiting_raises=True)
         return self.store.require_run(run_id)
 
     def cab_approval_delivered(self, delivery: Delivery, secret: str) -> Run:
@@ -306,32 +289,7 @@ class ReviewDesk:
         delivery's own `approval` is recorded, never trusted). Raises
         `ApprovalDeliveryInvalid` (audited `cab-approval-delivery-refused`) for a delivery
         that is not signed or names no change a run waits on, and what `hand_off` raises."""
-        try:
-            notice = read_approval_delivery(delivery, secret)
-            run = self._run_waiting_on(notice.sys_id)
-            if run is None:
-                raise ApprovalDeliveryInvalid(
-                    f"no approved run waits on change {notice.number} ({notice.sys_id})"
-                )
-        except ApprovalDeliveryInvalid as err:
-            self.store.record(
-                CAB_DELIVERY_REFUSED_EVENT,
-                actor="unauthenticated",
-                run_id="",
-                reason=err.reason,
-                delivery_digest=delivery.digest,
-            )
-            raise
-        self.store.record(
-            CAB_DELIVERED_EVENT,
-            actor="service:servicenow",
-            run_id=run.id,
-            number=notice.number,
-            sys_id=notice.sys_id,
-            said_approval=notice.approval,
-            delivery_digest=delivery.digest,
-        )
-        return self.hand_off(run.id)
+        return self.hand_off(self.handing.delivered(delivery, secret))
 
     def sign_off_statement(
         self, run_id: str, *, stage: str, signer: str, accept: bool, reason: str = ""
@@ -467,149 +425,6 @@ class ReviewDesk:
             for record in self.store.audit_events(run_id)
             if record.name == SIGNED_EVENT
         )
-
-    def _cab_note(self, run: Run) -> str:
-        """`; waiting for CAB approval of CHG…` when the hand-off will wait for the CAB."""
-        if self.cab is None:
-            return ""
-        try:
-            change = self.cab.change_for(run, self.store.audit_events(run.id))
-        except CabError:
-            return "; waiting for CAB approval (no change request was filed)"
-        return f"; waiting for CAB approval of {change.number}" if change else ""
-
-    def _run_waiting_on(self, sys_id: str) -> Run | None:
-        for run in self.store.search_runs(limit=1000):
-            if run.state is RunState.APPROVED:
-                change = filed_change(self.store.audit_events(run.id))
-                if change is not None and change.sys_id == sys_id:
-                    return run
-        return None
-
-    def _proceed(self, run_id: str, *, waiting_raises: bool) -> None:
-        """Hand the approved run on, from its recorded approval: the signed facts are
-        established again (the branch, the package and the rows must still be what was
-        approved), the delegation must have covered the change when the agent packaged it
-        and must not have been revoked since (its expiry bounds the agent's work, not the
-        human review), and the CAB must have approved a change that needs it."""
-        run = self.store.require_run(run_id)
-        approval = ApprovalRecord.latest(self.store.audit_events(run_id))
-        if approval is None:
-            self._fail(run_id, "not handed off: no recorded approval")
-            return
-        try:
-            facts = self.facts.establish(run, self.store.get_trigger(run.trigger_id))
-            if (facts.commit, facts.package_digest) != (approval.commit, approval.package_digest):
-                raise FactsRefused(run.id, "the commit or package changed during the review")
-            if self.delegation is not None:
-                packaged = [c.at for c in run.history if c.state is RunState.PACKAGED]
-                self.delegation.check(run, action="review:hand-off", at=packaged[-1])
-        except FactsRefused as err:
-            evidence = approval.evidence
-            self._refused(
-                run.id,
-                approval.approved_by,
-                err.reason,
-                evidence.get("statement_digest", ""),
-                evidence.get("key_fingerprint", ""),
-            )
-            self._fail(run.id, f"not handed off: {err.reason}")
-            return
-        except (IdentityError, IndexError) as err:
-            self._fail(run.id, f"not handed off: {err}")
-            return
-        cab = self._cab_answer(run, waiting_raises=waiting_raises)
-        if cab is None or cab.approval == REJECTED:
-            return
-        self._finish(run, approval, facts, None if cab is NOT_REQUIRED else cab)
-
-    def _cab_answer(self, run: Run, *, waiting_raises: bool) -> CabAnswer | None:
-        """The CAB's approval of the run's change (`not required` when the gate does not
-        apply); None while it waits or cannot be read (audited; raised if `waiting_raises`);
-        a rejection ends the run."""
-        if self.cab is None:
-            return NOT_REQUIRED
-        change: FiledChange | None = None
-        try:
-            change = self.cab.change_for(run, self.store.audit_events(run.id))
-            if change is None:
-                return NOT_REQUIRED
-            answer = self.cab.answer(change)
-            if answer.approval not in (APPROVED, REJECTED):
-                raise CabApprovalPending(run.id, change.number, answer.approval)
-        except ContextError as err:
-            number = change.number if change else ""
-            self.store.record(
-                CAB_FAILED_EVENT, actor="factory", run_id=run.id, number=number, error=str(err)
-            )
-            if waiting_raises:
-                raise CabCheckFailed(run.id, number, str(err)) from err
-            return None
-        except CabError as err:
-            number = change.number if change else ""
-            approval = getattr(err, "approval", "")
-            self.store.record(
-                CAB_AWAITED_EVENT,
-                actor="factory",
-                run_id=run.id,
-                number=number,
-                approval=approval,
-                reason=str(err),
-            )
-            if waiting_raises:
-                raise
-            return None
-        if answer.approval == REJECTED:
-            reason = f"rejected by the CAB in {change.number}: {answer.reason}"
-            with self.store.atomic() as tx:
-                tx.audit(
-                    CAB_REJECTED_EVENT,
-                    actor="service:servicenow",
-                    run_id=run.id,
-                    number=change.number,
-                    sys_id=change.sys_id,
-                    reason=answer.reason,
-                )
-                tx.transition(run.id, RunState.REJECTED, reason=reason, actor="service:servicenow")
-            self._notify(run.id, RunState.REJECTED, reason)
-        return answer
-
-    def _finish(
-        self, run: Run, approval: ApprovalRecord, facts: ReviewFacts, cab: CabAnswer | None
-    ) -> None:
-        """Write `approval.json` and move the run on: `handed_off`, or to the first sign-off."""
-        stages = tuple(self.track.sign_offs)
-        write_approval(
-            run,
-            approval_document(
-                run,
-                approval,
-                attestation_digest=facts.attestation_digest,
-                sponsor=facts.sponsor,
-                change=cab,
-                stages=stages,
-            ),
-        )
-        target = HANDED_TO[stages[0]] if stages else RunState.HANDED_OFF
-        to = {RunState.IN_QA: "QA", RunState.IN_UAT: "UAT"}.get(target, "QA")
-        cab_said = f" (CAB approved {cab.change.number})" if cab else ""
-        reason = f"handed off to {to}: {run.branch} at {facts.commit[:12]}{cab_said}"
-        with self.store.atomic() as tx:
-            if cab is not None:
-                tx.audit(
-                    CAB_APPROVED_EVENT,
-                    actor="service:servicenow",
-                    run_id=run.id,
-                    number=cab.change.number,
-                    sys_id=cab.change.sys_id,
-                )
-            tx.transition(run.id, target, reason=reason, actor="factory")
-        self._notify(run.id, target, reason)
-
-    def _fail(self, run_id: str, reason: str) -> None:
-        with self.store.atomic() as tx:
-            tx.transition(run_id, RunState.FAILED, reason=reason, actor="factory")
-        self._notify(run_id, RunState.FAILED, reason)
 
     def _notify(self, run_id: str, state: RunState, reason: str) -> None:
         if self.observer is not None:
