@@ -23,7 +23,7 @@ from codefactory.domain import Finding
 
 MAX_LINES = 5_000
 """Lines of the patch shown; a longer patch is cut there and says so."""
-HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(kw_only=True)
@@ -81,33 +81,42 @@ def _path_of(header: str) -> str:
 
 
 def parse_patch(patch: str) -> tuple[list[DiffFile], int]:
-    """The files of a unified diff, at most `MAX_LINES` lines; and how many were cut."""
+    """The files of a unified diff, at most `MAX_LINES` lines; and how many were cut. A
+    hunk's lines are counted from its header (`@@ -a,b +c,d @@`), so a removed line that
+    reads `--- x` is a removed line, not a file header."""
     files: list[DiffFile] = []
     current: DiffFile | None = None
-    old = new = 0
+    old = new = old_left = new_left = 0
     lines = patch.splitlines()
     for text in lines[:MAX_LINES]:
         if text.startswith("diff --git ") or current is None:
             current = DiffFile(path=text.rsplit(" b/", 1)[-1] if " b/" in text else "")
             files.append(current)
+            old_left = new_left = 0
         kind, number_old, number_new = "header", 0, 0
         hunk = HUNK.match(text)
-        if text.startswith("+++ "):
-            current.path = _path_of(text) if _path_of(text) != "/dev/null" else current.path
-        elif hunk:
-            kind, old, new = "hunk", int(hunk.group(1)), int(hunk.group(2))
-        elif old or new:
+        if old_left or new_left:
             if text.startswith("+"):
-                kind, number_new, new = "add", new, new + 1
+                kind, number_new, new, new_left = "add", new, new + 1, new_left - 1
             elif text.startswith("-"):
-                kind, number_old, old = "del", old, old + 1
-            elif text.startswith(" ") or text == "":
+                kind, number_old, old, old_left = "del", old, old + 1, old_left - 1
+            elif not text.startswith("\\"):  # `\ No newline at end of file` is a note
                 kind, number_old, number_new = "context", old, new
-                old, new = old + 1, new + 1
+                old, new, old_left, new_left = old + 1, new + 1, old_left - 1, new_left - 1
+        elif hunk:
+            kind, old, new = "hunk", int(hunk.group(1)), int(hunk.group(3))
+            old_left, new_left = _count(hunk.group(2)), _count(hunk.group(4))
+        elif text.startswith("+++ ") and _path_of(text) != "/dev/null":
+            current.path = _path_of(text)
         current.lines.append(
             DiffLine(old=number_old, new=number_new, kind=kind, html=highlighted(text))
         )
     return files, max(0, len(lines) - MAX_LINES)
+
+
+def _count(length: str | None) -> int:
+    """A hunk range's line count: absent means 1 (GNU diff's unified format)."""
+    return 1 if length is None else int(length)
 
 
 def place_findings(files: Sequence[DiffFile], findings: Iterable[Finding]) -> list[Finding]:

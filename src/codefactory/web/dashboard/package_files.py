@@ -41,10 +41,11 @@ def read_text(folder: str, name: str) -> str | Missing:
         return Missing("not in the package")
     except OSError as err:
         return Missing(f"not in the package ({err.strerror})")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return Missing("not in the package (not a regular file)")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return Missing("not in the package (not a regular file)")
         if info.st_size > MAX_BYTES:
             return Missing(f"in the package, but too large to show ({info.st_size} bytes)")
         return handle.read(MAX_BYTES).decode("utf-8", "replace")
