@@ -14,7 +14,7 @@ Bodies are checked against the documented parameters: a missing one is GitLab's 
 `{"error": "<name> is missing"}`, a wrong type `{"error": "<name> is invalid"}`; an unknown
 one is refused as `400` `{"error": "<name> does not have a valid value"}` (GitLab ignores
 unknown parameters; the stand-in is stricter so a misspelt one cannot pass unseen). Tokens
-(`Authorization: Bearer <t>`, or `PRIVATE-TOKEN`) are the app's (`app`) or a user's
+(`Authorization: Bearer <t>`) are the app's (`app`) or a user's
 (username): an unknown one is `401` `{"message": "401 Unauthorized"}`. Projects and branches
 are the git stand-in's. `fail_next` injects 401, 403, 404, 409, 422, 5xx and `429` with
 `Retry-After`.
