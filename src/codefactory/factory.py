@@ -280,7 +280,7 @@ def after_packaging(
 
 
 def cab_gate(settings: Settings) -> CabGate:
-    """The CAB's gate in front of the hand-off (runs/hand_off.py): on when change requests
+    """The CAB's gate in front of the hand-off (runs/cab_gate.py): on when change requests
     are filed in ServiceNow and `changes.cab_gate` is on."""
     from codefactory.context.credentials import vendor_client
     from codefactory.runs.cab_gate import CabGate

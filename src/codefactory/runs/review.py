@@ -13,7 +13,7 @@ from the agent's and the issuer's signatures (pinned keys), before the verdict a
 before the hand-off; rows that disagree refuse the review (`FactsRefused`, audited as
 `review-refused`).
 
-After an approval the hand-off (`hand_off`) may wait for the CAB (`runs/hand_off.py`,
+After an approval the hand-off (`runs/hand_off.py`) may wait for the CAB (`runs/cab_gate.py`,
 `CabGate`): the run stays `approved` until ServiceNow's change request says `approved`
 (then it is handed off) or `rejected` (the run ends `rejected` with the CAB's reason). It
 hands off to `handed_off` (the embedded default) or to QA (`review.sign_offs`), whose
