@@ -76,6 +76,8 @@ REFUSED_EVENT = "review-refused"
 FORGE_REFUSED_EVENT = "forge-approval-refused"
 __all__ = [
     "FORGE_APPROVAL_EVENT",
+    "FORGE_REFUSED_EVENT",
+    "REFUSED_EVENT",
     "SIGNED_EVENT",
     "ForgeApprovalRefused",
     "HandOffNotDue",
