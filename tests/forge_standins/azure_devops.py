@@ -128,6 +128,8 @@ class AzureDevOpsStandin(ForgeStandin):
     statuses: list[dict[str, Any]] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
     acls: list[dict[str, Any]] = field(default_factory=list)
+    security_api: bool = True
+    """False: `_apis/accesscontrollists` answers 404, as a server without it would."""
     """Access control lists of the Git repositories namespace (`acl()` builds one)."""
 
     def __post_init__(self) -> None:
@@ -190,7 +192,7 @@ class AzureDevOpsStandin(ForgeStandin):
             return 404, error("The organization was not found.", "NotFoundException")
         rest = request.path[len(prefix) :]
         match = re.fullmatch(r"_apis/accesscontrollists/([0-9a-f-]{36})", rest)
-        if match and request.method == "GET":
+        if match and request.method == "GET" and self.security_api:
             return self._acls(match[1], request)
         match = re.fullmatch(r"([^/]+)/_apis/policy/configurations", rest)
         if match and request.method == "GET":

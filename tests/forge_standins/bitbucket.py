@@ -320,6 +320,24 @@ def permission(
     }
 
 
+def build_condition(target: str, keys: list[str], exempt: str | None = None) -> dict[str, Any]:
+    """A required builds condition (`/rest/required-builds/latest`), `exempt` a source
+    branch pattern."""
+
+    def matcher(kind: str, value: str) -> dict[str, Any]:
+        return {"id": value, "displayId": value, "type": {"id": kind, "name": kind.title()}}
+
+    found: dict[str, Any] = {
+        "id": 1,
+        "buildParentKeys": keys,
+        "refMatcher": matcher("BRANCH", target),
+        "pullRequestCondition": True,
+    }
+    if exempt is not None:
+        found["exemptRefMatcher"] = matcher("PATTERN", exempt)
+    return found
+
+
 def condition(target: str, approvals: int, matcher_type: str = "BRANCH") -> dict[str, Any]:
     """A default reviewers condition (`/rest/default-reviewers/1.0`)."""
     any_ref = {
@@ -351,6 +369,9 @@ class BitbucketDataCenterStandin(ForgeStandin):
     statuses: list[dict[str, Any]] = field(default_factory=list)
     restrictions: list[dict[str, Any]] = field(default_factory=list)
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    build_conditions: list[dict[str, Any]] | None = None
+    """Required builds conditions (`/rest/required-builds/latest`); None: the merge check is
+    not there (before 7.14), answered 404."""
     pull_request_settings: dict[str, Any] = field(
         default_factory=lambda: {
             "requiredAllApprovers": False,
@@ -393,6 +414,10 @@ class BitbucketDataCenterStandin(ForgeStandin):
         if path == f"/rest/branch-permissions/2.0/{repo}/restrictions" and method == "GET":
             self.did("read restrictions", request)
             return self._page(request, self.restrictions)
+        builds = f"/rest/required-builds/latest/{repo}/conditions"
+        if path == builds and method == "GET" and self.build_conditions is not None:
+            self.did("read required builds", request)
+            return self._page(request, self.build_conditions)
         if path == f"/rest/default-reviewers/1.0/{repo}/conditions" and method == "GET":
             self.did("read default reviewers", request)
             return 200, self.conditions

@@ -237,6 +237,10 @@ def test_a_bypass_permission_on_the_branch_or_above_is_an_administrator_bypass(
         "GET", f"/accesscontrollists/{GIT_REPOSITORIES_NAMESPACE}"
     )[-1:]
     assert query.query["recurse"] == ["true"] and query.query["token"] == [repo]
+    # A server without the security REST area (404): no entries to read, no failure.
+    azure_devops_standin.security_api = False
+    azure_devops_standin.acls = [acl(repo, PROJECT_ADMINISTRATORS, allow=32768)]
+    assert not host.protection(REPO, "main").admins_bypass
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from tests.forge_standins.bitbucket import (
     SPONSOR_TOKEN,
     BitbucketCloudStandin,
     BitbucketDataCenterStandin,
+    build_condition,
     condition,
     permission,
     restriction,
@@ -104,16 +105,25 @@ class Bitbucket:
             )
 
 
-@pytest.fixture(params=["cloud", "data-center"])
-def bitbucket(request: pytest.FixtureRequest) -> Iterator[Bitbucket]:
-    if request.param == "cloud":
-        cloud = BitbucketCloudStandin()
-        for _started in running(cloud):
-            yield Bitbucket(cloud, f"{cloud.workspace}/{cloud.repository}", "cloud")
-    else:
-        dc = BitbucketDataCenterStandin()
-        for _started in running(dc):
-            yield Bitbucket(dc, f"{dc.project}/{dc.repository}", "data-center")
+@pytest.fixture(params=["cloud", "data_center"])
+def bitbucket(request: pytest.FixtureRequest) -> Bitbucket:
+    """Each flavour in turn."""
+    found: Bitbucket = request.getfixturevalue(request.param)
+    return found
+
+
+@pytest.fixture
+def cloud() -> Iterator[Bitbucket]:
+    standin = BitbucketCloudStandin()
+    for _started in running(standin):
+        yield Bitbucket(standin, f"{standin.workspace}/{standin.repository}", "cloud")
+
+
+@pytest.fixture
+def data_center() -> Iterator[Bitbucket]:
+    standin = BitbucketDataCenterStandin()
+    for _started in running(standin):
+        yield Bitbucket(standin, f"{standin.project}/{standin.repository}", "data-center")
 
 
 def test_open_request_is_a_draft_under_the_sponsors_token_and_never_duplicated(
@@ -225,20 +235,46 @@ def test_weak_protection_reads_as_gaps(bitbucket: Bitbucket) -> None:
     ]
 
 
-def test_cloud_branching_model_and_pages(bitbucket: Bitbucket) -> None:
-    if not isinstance(bitbucket.standin, BitbucketCloudStandin):
-        bitbucket.standin.restrictions = [permission("read-only", "refs/heads/x")] * 150
-        bitbucket.standin.conditions = [condition("refs/heads/main", 2, "BRANCH")]
-        found = bitbucket.host().protection(bitbucket.repository, "main")
-        assert not found.protected and found.required_approvals == 2
-        assert len(bitbucket.standin.requests_to("GET", "/restrictions")) == 2
-        return
-    bitbucket.standin.branching_model = {"production": {"branch": {"name": "main"}}}
-    bitbucket.standin.restrictions = [restriction("delete", "x")] * 120 + [
+def test_cloud_reads_every_page_and_the_branching_model(cloud: Bitbucket) -> None:
+    assert isinstance(cloud.standin, BitbucketCloudStandin)
+    cloud.standin.branching_model = {"production": {"branch": {"name": "main"}}}
+    cloud.standin.restrictions = [restriction("delete", "x")] * 120 + [
         restriction("push", branch_match_kind="branching_model", branch_type="production"),
     ]
-    assert bitbucket.host().protection(bitbucket.repository, "main").protected
-    assert len(bitbucket.standin.requests_to("GET", "/branch-restrictions")) == 2
+    assert cloud.host().protection(cloud.repository, "main").protected
+    assert not cloud.host().protection(cloud.repository, "develop").protected
+    assert len(cloud.standin.requests_to("GET", "/branch-restrictions")) == 4
+    assert len(cloud.standin.requests_to("GET", "/branching-model")) == 2
+
+
+def test_data_center_reads_every_page(data_center: Bitbucket) -> None:
+    assert isinstance(data_center.standin, BitbucketDataCenterStandin)
+    data_center.standin.restrictions = [permission("read-only", "refs/heads/x")] * 150
+    data_center.standin.conditions = [condition("refs/heads/main", 2, "BRANCH")]
+    found = data_center.host().protection(data_center.repository, "main")
+    assert not found.protected and found.required_approvals == 2
+    assert len(data_center.standin.requests_to("GET", "/restrictions")) == 2
+
+
+def test_data_center_required_builds_name_the_gate(data_center: Bitbucket) -> None:
+    bitbucket = data_center
+    standin = bitbucket.standin
+    assert isinstance(standin, BitbucketDataCenterStandin)
+    standin.restrictions = [permission("pull-request-only", "refs/heads/main")]
+    standin.conditions = [condition("refs/heads/main", 2)]
+    standin.pull_request_settings["unapproveOnUpdate"] = True
+    host = bitbucket.host()
+    # No required builds merge check (404): the gate is not required.
+    assert host.protection(bitbucket.repository, "main").gaps(status_context=GATE) == [
+        "the gate's verdict (codefactory/gate) is not a required check"
+    ]
+    standin.build_conditions = [
+        build_condition("refs/heads/main", [GATE, "ci"]),
+        build_condition("refs/heads/main", ["lint"], exempt="factory/*"),
+    ]
+    found = host.protection(bitbucket.repository, "main")
+    assert found.required_checks == (GATE, "ci")
+    assert found.gaps(status_context=GATE) == []
 
 
 @pytest.mark.parametrize(

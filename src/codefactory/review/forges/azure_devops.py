@@ -25,7 +25,12 @@ from urllib.parse import quote
 
 import httpx
 
-from codefactory.review.forges.errors import ForgeConflict, ForgeInvalid, ForgeUnavailable
+from codefactory.review.forges.errors import (
+    ForgeConflict,
+    ForgeInvalid,
+    ForgeNotFound,
+    ForgeUnavailable,
+)
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
@@ -194,23 +199,27 @@ class AzureDevOpsHost:
         repositories security namespace allowed on the ref's token or an ancestor
         (`repoV2`, `repoV2/{project}`, `repoV2/{project}/{repo}`, then the ref, each
         segment hex-encoded UTF-16LE) and not denied on a more specific one. Read with
-        Access Control Lists - Query (`GET _apis/accesscontrollists/{namespace}`)."""
+        Access Control Lists - Query (`GET _apis/accesscontrollists/{namespace}`); a `404`
+        (a server without that REST area) reads as no entries, any other failure raises."""
         repo_token = f"repoV2/{project_id}/{repository_id}"
         tokens = {"repoV2": False, f"repoV2/{project_id}": False, repo_token: True}
         lineage = _lineage(repo_token, ref)
         aces: dict[str, dict[str, Any]] = {}
         for token, recurse in tokens.items():
-            answer = self._http.request(
-                "GET",
-                f"_apis/accesscontrollists/{GIT_REPOSITORIES_NAMESPACE}",
-                call="read bypass permissions",
-                auth=self.push_header(),
-                params={
-                    "token": token,
-                    "recurse": str(recurse).lower(),
-                    "api-version": API_VERSION,
-                },
-            )
+            try:
+                answer = self._http.request(
+                    "GET",
+                    f"_apis/accesscontrollists/{GIT_REPOSITORIES_NAMESPACE}",
+                    call="read bypass permissions",
+                    auth=self.push_header(),
+                    params={
+                        "token": token,
+                        "recurse": str(recurse).lower(),
+                        "api-version": API_VERSION,
+                    },
+                )
+            except ForgeNotFound:
+                return []  # a server without the security REST area: nothing to read
             for acl in _values(answer, "read bypass permissions"):
                 if acl.get("token") in lineage:
                     aces[str(acl["token"])] = acl.get("acesDictionary") or {}

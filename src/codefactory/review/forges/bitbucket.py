@@ -23,14 +23,23 @@ documented user name of access tokens over HTTPS), Data Center `Bearer`.
 from __future__ import annotations
 
 import base64
-import fnmatch
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from codefactory.review.forges.errors import ForgeConflict, ForgeInvalid, ForgeUnavailable
+from codefactory.review.forges.bitbucket_protection import (
+    cloud_matches,
+    cloud_protection,
+    dc_protection,
+)
+from codefactory.review.forges.errors import (
+    ForgeConflict,
+    ForgeInvalid,
+    ForgeNotFound,
+    ForgeUnavailable,
+)
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
@@ -157,23 +166,12 @@ class BitbucketHost:
         return None
 
     def protection(self, repository: str, branch: str) -> BranchProtection:
-        """What Bitbucket enforces on `branch`, read under the app token.
-
-        Cloud: the branch restrictions whose glob `pattern` (or branching-model branch
-        type) matches `branch`. `push` makes it protected (its `users`/`groups` push without
-        review: `admins_bypass`); approvals (`require_approvals_to_merge` and
-        `require_default_reviewer_approvals_to_merge` `value`) and builds
-        (`require_passing_builds_to_merge`: no failed build, so the gate's status counts)
-        bind only with `enforce_merge_checks` (Premium); stale approvals dismissed by
-        `reset_pullrequest_approvals_on_change` or `smart_reset_pullrequest_approvals`.
-
-        Data Center: a `pull-request-only` or `read-only` branch permission (BRANCH or
-        PATTERN matcher) protects it, its exempted users, groups or access keys bypass;
-        approvals are the larger of `requiredApprovers` (pull request settings) and the
-        matching default-reviewer conditions' `requiredApprovals`; `requiredSuccessfulBuilds`
-        requires the gate's status (no failed build may remain); `unapproveOnUpdate`
-        dismisses stale approvals. Branching-model matchers are not resolved (a branch
-        protected only by one reads as unprotected)."""
+        """What Bitbucket enforces on `branch`, read under the app token and mapped by
+        `bitbucket_protection` (Cloud: branch restrictions, every page, and the branching
+        model when a restriction names a branch type; Data Center: ref restrictions, pull
+        request settings, default reviewer and required builds conditions). On Data Center
+        a `404` from the last three reads as nothing configured there (an older release or
+        a merge check not installed); every other failure raises."""
         owner, repo = _split(repository)
         auth = f"Bearer {self._app_token}"
         if self._cloud:
@@ -188,86 +186,56 @@ class BitbucketHost:
     def _cloud_protection(self, owner: str, repo: str, branch: str, auth: str) -> BranchProtection:
         base = f"repositories/{_q(owner)}/{_q(repo)}"
         restrictions = list(self._cloud_pages(f"{base}/branch-restrictions", auth))
-        model: dict[str, Any] | None = None
-        matching: list[dict[str, Any]] = []
-        for item in restrictions:
-            if item.get("branch_match_kind") == "branching_model":
-                if model is None:
-                    answer = self._api.request(
-                        "GET", f"{base}/branching-model", call="read branching model", auth=auth
-                    )
-                    model = answer if isinstance(answer, dict) else {}
-                if _model_matches(model, str(item.get("branch_type", "")), branch):
-                    matching.append(item)
-            elif fnmatch.fnmatchcase(branch, str(item.get("pattern", ""))):
-                matching.append(item)
-        kinds = {str(item.get("kind")): item for item in matching}
-        enforced = "enforce_merge_checks" in kinds
-        approvals = max(
-            (
-                int(kinds[kind].get("value") or 0)
-                for kind in (
-                    "require_approvals_to_merge",
-                    "require_default_reviewer_approvals_to_merge",
-                )
-                if kind in kinds
-            ),
-            default=0,
-        )
-        builds = int((kinds.get("require_passing_builds_to_merge") or {}).get("value") or 0)
-        push = kinds.get("push")
-        return BranchProtection(
-            branch=branch,
-            protected=push is not None,
-            required_approvals=approvals if enforced else 0,
-            dismisses_stale_approvals=bool(
-                {"reset_pullrequest_approvals_on_change", "smart_reset_pullrequest_approvals"}
-                & kinds.keys()
-            ),
-            admins_bypass=bool(push and (push.get("users") or push.get("groups"))),
-            required_checks=(self._settings.status_context,) if enforced and builds else (),
+        model: dict[str, Any] = {}
+        if any(r.get("branch_match_kind") == "branching_model" for r in restrictions):
+            answer = self._api.request(
+                "GET", f"{base}/branching-model", call="read branching model", auth=auth
+            )
+            model = answer if isinstance(answer, dict) else {}
+        return cloud_protection(
+            branch,
+            [r for r in restrictions if cloud_matches(r, branch, model)],
+            status_context=self._settings.status_context,
         )
 
     def _dc_protection(self, owner: str, repo: str, branch: str, auth: str) -> BranchProtection:
-        ref = f"refs/heads/{branch}"
-        permissions = f"rest/branch-permissions/2.0/projects/{_q(owner)}/repos/{_q(repo)}"
-        guarding = [
-            item
-            for item in self._dc_pages(self._root, f"{permissions}/restrictions", auth)
-            if item.get("type") in ("pull-request-only", "read-only")
-            and _dc_matches(item.get("matcher"), ref)
-        ]
-        settings = self._api.request(
-            "GET",
-            f"{_dc_repo(owner, repo)}/settings/pull-requests",
-            call="read pull request settings",
-            auth=auth,
+        tail = f"projects/{_q(owner)}/repos/{_q(repo)}"
+        restrictions = list(
+            self._dc_pages(self._root, f"rest/branch-permissions/2.0/{tail}/restrictions", auth)
         )
-        settings = settings if isinstance(settings, dict) else {}
-        conditions = self._root.request(
-            "GET",
-            f"rest/default-reviewers/1.0/projects/{_q(owner)}/repos/{_q(repo)}/conditions",
-            call="read default reviewers",
-            auth=auth,
+        settings = self._optional(
+            self._api, f"{tail}/settings/pull-requests", "read pull request settings", auth
         )
-        reviewers = [
-            int(c.get("requiredApprovals") or 0)
-            for c in (conditions if isinstance(conditions, list) else [])
-            if isinstance(c, dict) and _dc_matches(c.get("targetRefMatcher"), ref)
-        ]
-        approvals = max([int(settings.get("requiredApprovers") or 0), *reviewers])
-        builds = int(settings.get("requiredSuccessfulBuilds") or 0)
-        return BranchProtection(
-            branch=branch,
-            protected=bool(guarding),
-            required_approvals=approvals,
-            dismisses_stale_approvals=bool(settings.get("unapproveOnUpdate")),
-            admins_bypass=any(
-                item.get("users") or item.get("groups") or item.get("accessKeys")
-                for item in guarding
-            ),
-            required_checks=(self._settings.status_context,) if builds else (),
+        reviewers = self._optional(
+            self._root, f"rest/default-reviewers/1.0/{tail}/conditions", "read reviewers", auth
         )
+        try:
+            builds = list(
+                self._dc_pages(
+                    self._root,
+                    f"rest/required-builds/latest/{tail}/conditions",
+                    auth,
+                    "read required builds",
+                )
+            )
+        except ForgeNotFound:
+            builds = []  # before Data Center 7.14, or the merge check is not installed
+        return dc_protection(
+            branch,
+            restrictions=restrictions,
+            settings=settings if isinstance(settings, dict) else {},
+            reviewer_conditions=[c for c in reviewers or [] if isinstance(c, dict)],
+            build_conditions=builds,
+            status_context=self._settings.status_context,
+        )
+
+    def _optional(self, http: ForgeHttp, path: str, call: str, auth: str) -> Any:
+        """A read whose `404` means the feature is absent (an older release, a plug-in not
+        installed), read as nothing configured; the repository itself was found already."""
+        try:
+            return http.request("GET", path, call=call, auth=auth)
+        except ForgeNotFound:
+            return None
 
     def _open_for(self, draft: RequestDraft, auth: str) -> OpenedRequest | None:
         owner, repo = _split(draft.repository)
@@ -329,7 +297,9 @@ class BitbucketHost:
                 return
         raise ForgeUnavailable(_FORGE, "read branch restrictions", 0, "more than 20 pages")
 
-    def _dc_pages(self, http: ForgeHttp, path: str, auth: str) -> Iterator[dict[str, Any]]:
+    def _dc_pages(
+        self, http: ForgeHttp, path: str, auth: str, call: str = "read branch permissions"
+    ) -> Iterator[dict[str, Any]]:
         """Every value of a Data Center paged list (`start`, `limit`, `isLastPage`,
         `nextPageStart`)."""
         start = 0
@@ -337,15 +307,15 @@ class BitbucketHost:
             answer = http.request(
                 "GET",
                 path,
-                call="read branch permissions",
+                call=call,
                 auth=auth,
                 params={"limit": "100", "start": str(start)},
             )
-            yield from _page_values(answer, "read branch permissions")
+            yield from _page_values(answer, call)
             if answer.get("isLastPage", True) or answer.get("nextPageStart") is None:
                 return
             start = int(answer["nextPageStart"])
-        raise ForgeUnavailable(_FORGE, "read branch permissions", 0, "more than 20 pages")
+        raise ForgeUnavailable(_FORGE, call, 0, "more than 20 pages")
 
 
 def _state(verdict: CommitVerdict) -> str:
@@ -400,32 +370,3 @@ def _page_values(answer: Any, call: str) -> list[dict[str, Any]]:
     if not isinstance(values, list):
         raise ForgeUnavailable(_FORGE, call, 0, "paged answer without a values array")
     return [v for v in values if isinstance(v, dict)]
-
-
-def _model_matches(model: dict[str, Any], branch_type: str, branch: str) -> bool:
-    """Cloud's branching model: `development`/`production` name one branch, the other
-    types (`feature`, `bugfix`, `release`, `hotfix`) a prefix."""
-    if branch_type in ("development", "production"):
-        named = ((model.get(branch_type) or {}).get("branch") or {}).get("name")
-        return named == branch
-    for kind in model.get("branch_types") or []:
-        if isinstance(kind, dict) and kind.get("kind") == branch_type:
-            return branch.startswith(str(kind.get("prefix") or "\0"))
-    return False
-
-
-def _dc_matches(matcher: Any, ref: str) -> bool:
-    """A Data Center ref matcher (`BRANCH` by ref id, `PATTERN` a glob over the branch
-    name, `ANY_REF`); branching-model matchers are not resolved."""
-    if not isinstance(matcher, dict):
-        return False
-    kind = str((matcher.get("type") or {}).get("id", ""))
-    if kind == "ANY_REF":
-        return True
-    if kind == "BRANCH":
-        return matcher.get("id") == ref
-    if kind == "PATTERN":
-        pattern = str(matcher.get("id", ""))
-        name = ref.removeprefix("refs/heads/")
-        return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(ref, pattern)
-    return False
