@@ -9,8 +9,8 @@ Each checks `Authorization: Bearer <token>`, the path, the query keys and each b
 required fields, types and allowed fields, and refuses in the vendor's own shape: Cloud
 `{"type": "error", "error": {"message", "fields"?}}`, Data Center `{"errors": [{"context",
 "message", "exceptionName"}]}`. Data Center refuses a second open request for the same
-branches with `409` `DuplicatePullRequestException`; Cloud answers the open one (it never
-holds two open requests for the same source and destination).
+branches with `409` `DuplicatePullRequestException` (documented); for Cloud, whose reference
+does not say, this stand-in answers the open request (`200`) rather than open a second.
 """
 
 from __future__ import annotations
