@@ -47,7 +47,7 @@ from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT, SIGNED_EVENT
 from codefactory.runs.cab_gate import CabGate
 from codefactory.runs.hand_off import HandOff
 from codefactory.runs.loop import RunObserver
-from codefactory.runs.sign_offs import SignOffDesk
+from codefactory.runs.sign_offs import SignOffDesk, segregation_parties
 from codefactory.store.runs import RunStore
 from codefactory.triggers.port import Delivery
 
@@ -224,10 +224,10 @@ class ReviewDesk:
             if run.state is not RunState.IN_REVIEW:
                 raise ReviewNotOpen(f"run {run_id} is `{run.state.value}`, not waiting for review")
             facts = self.facts.establish(run, self.store.get_trigger(run.trigger_id))
-            check_reviewer(reviewer=person_id, **self._parties(run, facts))
+            check_reviewer(reviewer=person_id, **segregation_parties(run, facts))
             person = self._forge_reviewer(run, person_id)
             # the directory's person, not only the forge's name, is held to segregation
-            check_reviewer(reviewer=person.actor, **self._parties(run, facts))
+            check_reviewer(reviewer=person.actor, **segregation_parties(run, facts))
             if commit != facts.commit:
                 raise ForgeApprovalRefused(
                     run_id,
@@ -335,17 +335,6 @@ class ReviewDesk:
             self._refused(run.id, reviewer, err.reason, "", "")
             raise
 
-    @staticmethod
-    def _parties(run: Run, facts: ReviewFacts) -> dict[str, str]:
-        # the parties come from the verified delegation token, never from editable rows
-        return {
-            "sponsor": facts.sponsor,
-            "agent_id": run.agent_id,
-            "trigger_actor": facts.requested_by,
-            "caused_by": facts.caused_by,  # who ran the trigger: `user:<id>`
-            "run_id": run.id,
-        }
-
     def _verify(
         self,
         run: Run,
@@ -355,7 +344,7 @@ class ReviewDesk:
         reviewer: str,
         approve: bool,
     ) -> VerifiedStatement:
-        parties = self._parties(run, facts)
+        parties = segregation_parties(run, facts)
         digest, fingerprint = "", ""
         try:
             check_reviewer(reviewer=reviewer, **parties)

@@ -62,6 +62,19 @@ class SignOffRefused(SignOffError):
 Notify = Callable[[str, RunState, str], None]
 
 
+def segregation_parties(run: Run, facts: ReviewFacts) -> dict[str, str]:
+    """The parties `check_reviewer` holds an approver or signer apart from, as signed: the
+    sponsor, the requester and who caused the trigger come from the verified delegation token
+    (`SignedFacts`), never from editable rows."""
+    return {
+        "sponsor": facts.sponsor,
+        "agent_id": run.agent_id,
+        "trigger_actor": facts.requested_by,
+        "caused_by": facts.caused_by,  # who ran the trigger: `user:<id>`
+        "run_id": run.id,
+    }
+
+
 class SignOffDesk:
     """Takes signed QA and UAT sign-offs for runs on the regulated track."""
 
@@ -186,13 +199,7 @@ class SignOffDesk:
         signer: str,
         accept: bool,
     ) -> VerifiedStatement:
-        parties = {
-            "sponsor": facts.sponsor,
-            "agent_id": run.agent_id,
-            "trigger_actor": facts.requested_by,
-            "caused_by": facts.caused_by,
-            "run_id": run.id,
-        }
+        parties = segregation_parties(run, facts)
         digest, fingerprint = "", ""
         try:
             check_reviewer(reviewer=signer, **parties)
