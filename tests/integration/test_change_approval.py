@@ -19,6 +19,7 @@ from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
 from codefactory.identity.statements import SIGN_OFF_NAMESPACE
 from codefactory.review.change_requests import (
     ApprovalDeliveryInvalid,
+    ApprovalDeliveryUnauthenticated,
     CabApprovalPending,
     CabCheckFailed,
     ChangeFiling,
@@ -212,14 +213,24 @@ def test_a_business_rule_notice_prompts_the_hand_off_and_a_forged_one_is_refused
         )
 
     said = {**change, "approval": "approved"}
-    with pytest.raises(ApprovalDeliveryInvalid, match="does not match"):
+
+    def refused() -> list[str]:
+        found = factory.audit.events()
+        return [str(e.data["reason"]) for e in found if e.name == "cab-approval-delivery-refused"]
+
+    before = len(refused())
+    with pytest.raises(ApprovalDeliveryUnauthenticated, match="does not match"):
         factory.review.cab_approval_delivered(delivery("guess", **said), SECRET)
+    with pytest.raises(ApprovalDeliveryUnauthenticated, match="no shared secret"):
+        factory.review.cab_approval_delivered(delivery("", **said), "")
+    assert len(refused()) == before  # unauthenticated: tallied by the route, not logged each
     with pytest.raises(ApprovalDeliveryInvalid, match="no approved run waits on change"):
         factory.review.cab_approval_delivered(
             delivery(SECRET, **{**said, "sys_id": "f" * 32}), SECRET
         )
-    refused = [e for e in factory.audit.events() if e.name == "cab-approval-delivery-refused"]
-    assert len(refused) >= 2
+    with pytest.raises(ApprovalDeliveryInvalid, match="`approval` is missing"):
+        factory.review.cab_approval_delivered(delivery(SECRET, **change), SECRET)
+    assert len(refused()) == before + 2
     # the notice says approved, ServiceNow does not yet: the Table API is what counts
     servicenow.approvals[change["sys_id"]] = "requested"
     with pytest.raises(CabApprovalPending):

@@ -175,6 +175,12 @@ class ApprovalDeliveryInvalid(CabError):
         self.reason = reason
 
 
+class ApprovalDeliveryUnauthenticated(ApprovalDeliveryInvalid):
+    """The delivery's shared secret is missing or wrong (or none is configured). Not audited
+    one by one: the route tallies unauthenticated deliveries per minute, as the webhook
+    intake does (`triggers/rejections.py`), so a flood cannot fill the audit log."""
+
+
 def filed_change(events: Iterable[AuditRecord]) -> FiledChange | None:
     """The run's change request, from its latest `change-request-filed` event."""
     filed = [e for e in events if e.name == FILED_EVENT]
@@ -206,17 +212,17 @@ class ApprovalDelivery:
 
 def read_approval_delivery(delivery: Delivery, secret: str) -> ApprovalDelivery:
     """The delivery's change, after its shared secret is checked (constant time);
-    `ApprovalDeliveryInvalid` for a missing or wrong secret, a body that is not a JSON object
-    of strings `number`, `sys_id`, `approval`."""
+    `ApprovalDeliveryUnauthenticated` for a missing or wrong secret, `ApprovalDeliveryInvalid`
+    for a body that is not a JSON object of short strings `number`, `sys_id`, `approval`."""
     from codefactory.triggers.errors import TriggerError
     from codefactory.triggers.signing import require_token
 
     if not secret:
-        raise ApprovalDeliveryInvalid("no shared secret is configured for change approvals")
+        raise ApprovalDeliveryUnauthenticated("no shared secret is configured for change approvals")
     try:
         require_token(delivery, header=TOKEN_HEADER, secret=secret)
     except TriggerError as err:
-        raise ApprovalDeliveryInvalid(str(err)) from err
+        raise ApprovalDeliveryUnauthenticated(str(err)) from err
     try:
         document = json.loads(delivery.body)
     except (UnicodeDecodeError, ValueError) as err:

@@ -22,6 +22,7 @@ from codefactory.review.change_requests import (
     APPROVED,
     REJECTED,
     ApprovalDeliveryInvalid,
+    ApprovalDeliveryUnauthenticated,
     CabAnswer,
     CabApprovalPending,
     CabCheckFailed,
@@ -125,8 +126,10 @@ class HandOff:
 
     def delivered(self, delivery: Delivery, secret: str) -> str:
         """The id of the approved run a business rule's notice is about, after its secret
-        is checked; `ApprovalDeliveryInvalid` (audited `cab-approval-delivery-refused`)
-        otherwise. The notice is recorded (`cab-approval-delivered`), never believed."""
+        is checked; `ApprovalDeliveryUnauthenticated` (not audited here: the route tallies
+        those), `ApprovalDeliveryInvalid` (audited `cab-approval-delivery-refused`) for an
+        authenticated notice that is malformed or names no change a run waits on. The notice
+        is recorded (`cab-approval-delivered`), never believed."""
         try:
             notice = read_approval_delivery(delivery, secret)
             run = self._run_waiting_on(notice.sys_id)
@@ -134,6 +137,8 @@ class HandOff:
                 raise ApprovalDeliveryInvalid(
                     f"no approved run waits on change {notice.number} ({notice.sys_id})"
                 )
+        except ApprovalDeliveryUnauthenticated:
+            raise
         except ApprovalDeliveryInvalid as err:
             self.store.record(
                 CAB_DELIVERY_REFUSED_EVENT,
