@@ -87,7 +87,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         notify=NotifySettings(slack=SlackSettings(base_url=slack.base_url, token_file=token)),
     )
     dispatch = build_dispatch(factory, workers=0)
-    dispatch.intake.reconciler = factory.reconcile  # until dispatch/service.py passes it
     try:
         yield World(factory=factory, app=create_app(factory, dispatch), slack=slack,
                     tmp_path=tmp_path)  # fmt: skip

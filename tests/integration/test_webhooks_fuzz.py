@@ -48,8 +48,7 @@ OWN_PATHS = {
     "/api/audit/proofs/inclusion",
     "/api/audit/proofs/consistency",
     "/.well-known/jwks.json",
-    "/",
-}
+}  # the dashboard's HTML pages are not in the OpenAPI document (tests/browser, test_dashboard)
 EVENT_HEADERS = {
     "github": "X-GitHub-Event",
     "gitlab": "X-Gitlab-Event",

@@ -52,6 +52,7 @@ def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
         on_queued=pool.wake,
         directory=factory.identity.directory,
         policy=factory.loop.policy,
+        reconciler=factory.reconcile,  # forge review and merge events (review/reconcile.py)
     )
     scheduler = Scheduler(intake=intake, schedules=settings.schedules)
     return Dispatch(intake=intake, queue=queue, workers=pool, scheduler=scheduler)

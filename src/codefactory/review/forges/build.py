@@ -10,11 +10,10 @@ app_token=<forge.token_file>)`. `local` has no host: the local bare repository i
 from __future__ import annotations
 
 import importlib
-import json
 from typing import TYPE_CHECKING, cast
 
-from codefactory.review.forges.errors import NoUserToken
-from codefactory.secret_files import SecretUnreadable, read_secret
+from codefactory.review.forges.grants import UserTokens
+from codefactory.secret_files import read_secret
 
 if TYPE_CHECKING:
     from codefactory.config import Settings
@@ -26,7 +25,6 @@ ADAPTERS = {
     "azure-devops": "codefactory.review.forges.azure_devops:AzureDevOpsHost",
     "bitbucket": "codefactory.review.forges.bitbucket:BitbucketHost",
 }
-MAX_TOKEN_FILE_BYTES = 64_000
 
 
 def forge_host(settings: Settings) -> ForgeHost | None:
@@ -44,20 +42,7 @@ def forge_host(settings: Settings) -> ForgeHost | None:
 
 def user_token(settings: Settings, person: str) -> str:
     """`person`'s own forge token: `forge.user_tokens[person]` (development mode), else the
-    `access_token` of `forge.user_tokens_dir/<person>.json` (written by the OAuth grant).
-    Raises `NoUserToken` when neither has one (never falls back to the app token)."""
-    forge = settings.forge
-    if person in forge.user_tokens and forge.user_tokens[person].strip():
-        return forge.user_tokens[person].strip()
-    folder = forge.user_tokens_dir
-    if folder is None or not person or "/" in person or person.startswith("."):
-        raise NoUserToken(forge.type, person)
-    try:
-        raw = read_secret(folder / f"{person}.json", f"{forge.type} token of {person}")
-        grant = json.loads(raw[:MAX_TOKEN_FILE_BYTES])
-    except (SecretUnreadable, ValueError):
-        raise NoUserToken(forge.type, person) from None
-    token = grant.get("access_token") if isinstance(grant, dict) else None
-    if not isinstance(token, str) or not token.strip():
-        raise NoUserToken(forge.type, person)
-    return token.strip()
+    person's OAuth grant in `forge.user_tokens_dir` (review/forges/grants.py), refreshed when
+    it has expired. Raises `NoUserToken` when neither has one (never falls back to the app
+    token), `GrantRefused` when the forge refuses the refresh."""
+    return UserTokens(settings.forge).token_for(person)

@@ -160,8 +160,12 @@ class GrantStore:
             return None
         except (OSError, ValueError) as err:
             raise ValueError(f"the forge grant of {person} cannot be read: {err}") from None
-        fields = {k: data[k] for k in Grant.__dataclass_fields__ if k in data and k != "person"}
-        return Grant(person=person, **fields)
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise ValueError(f"the forge grant of {person} holds no access_token")
+        try:
+            return grant_of(person, {**data, "expires_in": None})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"the forge grant of {person} cannot be read: {err}") from None
 
     def save(self, grant: Grant) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -209,7 +213,10 @@ class UserTokens:
         if store is None:
             raise NoUserToken(self.settings.type, person)
         with self._lock:  # one refresh at a time: a refresh token is often single-use
-            grant = store.load(person)
+            try:
+                grant = store.load(person)
+            except ValueError:  # not a person id, or an unreadable file: no usable grant
+                raise NoUserToken(self.settings.type, person) from None
             if grant is None:
                 raise NoUserToken(self.settings.type, person)
             moment = now if now is not None else time.time()
