@@ -17,12 +17,16 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from codefactory.config import Settings
+from codefactory.factory import build_factory
 from codefactory.identity.directory import Person, Role
 from codefactory.review.forges.errors import NoUserToken
 from codefactory.review.forges.grants import GrantRefused, GrantStore, UserTokens
 from codefactory.review.forges.settings import ForgeOAuthSettings, ForgeSettings
+from codefactory.web.app import create_app
 from codefactory.web.forge_grants import forge_grant_router
 from tests.forge_oauth_standin import CLIENT_ID, CLIENT_SECRET, OAuthStandin, oauth_standin
+from tests.oidc_helpers import OidcProvider, oidc_settings, web_headers
 
 __all__ = ["oauth_standin"]
 
@@ -68,7 +72,7 @@ def events() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def client(forge: ForgeSettings, events: list[dict[str, Any]]) -> Iterator[TestClient]:
-    def record(name: str, *, actor: str, run_id: str | None, **data: Any) -> None:
+    def record(name: str, *, actor: str, run_id: str, **data: Any) -> None:
         events.append({"name": name, "actor": actor, **data})
 
     app = FastAPI()
@@ -203,3 +207,35 @@ def test_without_an_oauth_application_the_routes_say_so(tmp_path: Path) -> None:
     with TestClient(app) as test_client:
         answer = test_client.get("/forge/connect", headers={"x-person": "priya.shah"})
     assert answer.status_code == 404
+
+
+def test_the_factory_serves_the_grant_behind_its_login(
+    tmp_path: Path, oidc_provider: OidcProvider, oauth_standin: OAuthStandin
+) -> None:
+    """In the real app: no login, no grant; a signed-in person is sent to the forge with
+    PKCE and a state, and the grant is audited in the factory's own log."""
+    extra = oidc_settings(oidc_provider, tmp_path / "people")
+    secret = tmp_path / "client-secret"
+    secret.write_text(CLIENT_SECRET)
+    forge = ForgeSettings(
+        type="github",
+        base_url=oauth_standin.url,
+        user_tokens_dir=tmp_path / "grants",
+        oauth=ForgeOAuthSettings(client_id=CLIENT_ID, client_secret_file=secret),
+    )
+    factory = build_factory(Settings(data_dir=tmp_path / "data", forge=forge, **extra))
+    app = create_app(factory)
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
+        assert client.get("/forge/connect").status_code in (302, 303, 401)  # to the login
+        started = client.get("/forge/connect", headers=web_headers(oidc_provider))
+        assert started.status_code == 303
+        authorize = httpx.URL(started.headers["location"])
+        assert authorize.path == "/login/oauth/authorize"
+        assert authorize.params["code_challenge_method"] == "S256"
+        assert authorize.params["redirect_uri"] == "http://127.0.0.1/forge/callback"
+        back = httpx.URL(httpx.get(str(authorize)).headers["location"])
+        done = client.get(f"{back.path}?{back.query.decode()}", headers=web_headers(oidc_provider))
+        assert done.status_code == 200, done.text
+    [stored] = [e for e in factory.audit.events() if e.name == "forge-grant-stored"]
+    person = stored.data["person"]
+    assert UserTokens(forge).token_for(person) == oauth_standin.issued[-1]["access_token"]

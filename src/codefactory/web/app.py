@@ -22,6 +22,7 @@ from codefactory.store.runs import run_as_dict
 from codefactory.web.auth import AuthGate, WebAuth, session_secret
 from codefactory.web.auth_routes import auth_router
 from codefactory.web.dashboard import dashboard_router
+from codefactory.web.forge_grants import forge_grant_router
 from codefactory.web.identity_routes import identity_router
 from codefactory.web.webhooks import Problem, webhook_router
 
@@ -49,6 +50,11 @@ def create_app(
     app.include_router(identity_router(factory))
     app.include_router(auth_router(factory, auth))
     app.include_router(dashboard_router(factory))
+    app.include_router(
+        forge_grant_router(
+            factory.settings.forge, base_url=auth.base_url, record=factory.store.record
+        )
+    )  # each person's OAuth grant on the forge (review/forges/grants.py)
     # outermost last: hosts are checked first, then the session is read, then the gate
     app.add_middleware(ClientGone)
     app.add_middleware(AuthGate, auth=auth)

@@ -30,7 +30,7 @@ from codefactory.web.auth import current_person
 STATE_TTL_S = 600.0
 _SESSION_KEY = "forge_grant"
 
-Record = Callable[..., None]
+Record = Callable[..., object]
 """`record(name, *, actor, run_id, **data)`: one audit event (RunStore.record)."""
 
 
@@ -43,7 +43,7 @@ def forge_grant_router(
 ) -> APIRouter:
     """The grant routes; they answer 404 while `forge.oauth.client_id` or
     `forge.user_tokens_dir` is unset (no OAuth grant configured)."""
-    router = APIRouter(tags=["forge"])
+    router = APIRouter(tags=["forge"], include_in_schema=False)  # HTML pages
 
     def page(status: int, title: str, text: str) -> HTMLResponse:
         body = (
@@ -59,7 +59,7 @@ def forge_grant_router(
 
     def refused(person: Person, reason: str) -> HTMLResponse:
         record(
-            "forge-grant-refused", actor=person.actor, run_id=None, forge=settings.type,
+            "forge-grant-refused", actor=person.actor, run_id="", forge=settings.type,
             person=person.id, reason=reason[:300],
         )  # fmt: skip
         return page(400, "The forge grant was not stored", reason)
@@ -114,7 +114,7 @@ def forge_grant_router(
             return refused(person, f"the forge's token endpoint failed: {err}")
         store.save(grant)
         record(
-            "forge-grant-stored", actor=person.actor, run_id=None, forge=settings.type,
+            "forge-grant-stored", actor=person.actor, run_id="", forge=settings.type,
             **grant.described(),
         )  # fmt: skip
         return page(
@@ -129,7 +129,7 @@ def forge_grant_router(
             return page(404, "No forge grant", "this factory has no OAuth application on a forge")
         removed = store.delete(person.id)
         record(
-            "forge-grant-removed", actor=person.actor, run_id=None, forge=settings.type,
+            "forge-grant-removed", actor=person.actor, run_id="", forge=settings.type,
             person=person.id, existed=removed,
         )  # fmt: skip
         return page(200, "Forge disconnected", "the factory no longer holds a token of yours")
