@@ -259,3 +259,42 @@ def test_a_standard_change_skips_the_cab_and_an_unfiled_one_waits(
     assert run.state is RunState.APPROVED and "no change request was filed" in run.reason
     with pytest.raises(ChangeRequestMissing, match="no change request was filed"):
         factory.review.hand_off(unfiled)
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_the_loop_files_the_change_and_the_hand_off_waits_for_the_cab(
+    tmp_path: Path, uv_cache: Path, servicenow: ServiceNowStandin
+) -> None:
+    """The whole way through the factory's own wiring: a ticket's run is packaged, its change
+    request filed by the loop's hook, and the approval waits for the CAB's."""
+    from codefactory.config import Settings
+    from codefactory.factory import build_factory
+    from codefactory.identity.settings import IdentitySettings
+    from codefactory.runs.intake import accept_ticket
+    from tests.acceptance.conftest import TEMPLATE
+    from tests.conftest import data_dir_sharing_cache, sample_service
+    from tests.integration.signed_people import reviewer_directory
+
+    directory, key = reviewer_directory(tmp_path / "people")
+    fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
+    factory = build_factory(
+        Settings(
+            data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache),
+            identity=IdentitySettings(directory_file=directory),
+            servicenow=fields["servicenow"],
+            changes=ChangeSettings(file_in_servicenow=True),
+            review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        )
+    )
+    payload = (TEMPLATE / "tickets" / "SVC-101.json").read_bytes()
+    run = accept_ticket(factory, payload=payload, repo=sample_service(tmp_path / "service"))
+    assert run.state is RunState.IN_REVIEW, run.reason
+    cab = json.loads((Path(run.package_dir) / "cab.json").read_text())
+    assert cab["type"] == "normal", cab["risk"]
+    change = change_of(factory, run.id)
+    body = factory.review.statement_for(run.id, reviewer="jordan.lee", approve=True)
+    factory.review.decide(run.id, statement=body, signature=sign(body, key, REVIEW_NAMESPACE),
+                          reviewer="jordan.lee", approve=True)  # fmt: skip
+    assert factory.store.require_run(run.id).state is RunState.APPROVED
+    servicenow.approvals[change["sys_id"]] = "approved"
+    assert factory.review.hand_off(run.id).state is RunState.IN_QA
