@@ -130,8 +130,9 @@ class RequestPublishing:
         opened = host.open_request(draft, user_token=token)
         self.record(
             "pull-request-opened",
-            actor=run.sponsor,
+            actor="factory",  # with the sponsor's grant: the forge names them its author
             run_id=run.id,
+            sponsor=run.sponsor,
             forge=self.forge,
             repository=name,
             number=opened.number,
