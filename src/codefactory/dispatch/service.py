@@ -53,6 +53,7 @@ def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
         directory=factory.identity.directory,
         policy=factory.loop.policy,
         reconciler=factory.reconcile,  # forge review and merge events (review/reconcile.py)
+        cab_approvals=factory.review,  # ServiceNow's approval notices (runs/change_notices.py)
     )
     scheduler = Scheduler(intake=intake, schedules=settings.schedules)
     return Dispatch(intake=intake, queue=queue, workers=pool, scheduler=scheduler)

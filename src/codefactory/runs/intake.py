@@ -20,6 +20,10 @@ A forge's review and merge events about the factory's own `factory/<run-id>` bra
 (`review/forge_events.py`) start no run: with a reconciler they are matched to their run
 (`review/reconcile.py`), the outcome stored with the delivery in one transaction
 (`webhook-reconciled` beside the reconciliation's own event), then any alert is sent.
+
+A ServiceNow business rule's notice that a change's `approval` changed
+(`receive_change_notice`, `runs/change_notices.py`) goes through the same size cap, secret
+(the ServiceNow source's), rejection budget and duplicate check, then to the review desk.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, NoReturn
 from sqlalchemy.exc import IntegrityError
 
 from codefactory.dispatch.queue import (
+    DONE,
     IGNORED,
     QUEUED,
     RECEIVED,
@@ -48,6 +53,7 @@ from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
 from codefactory.review.forge_events import ForgeEvent, read_forge_event
 from codefactory.review.reconcile import Reconciler
+from codefactory.runs import change_notices as notices
 from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 from codefactory.triggers.caller import Caller, local_caller
@@ -238,6 +244,7 @@ class WebhookIntake:
         directory: Directory | None = None,
         policy: PolicyEngine | None = None,
         reconciler: Reconciler | None = None,
+        cab_approvals: notices.CabApprovals | None = None,
     ) -> None:
         self.store = store
         self.loop = loop
@@ -250,6 +257,8 @@ class WebhookIntake:
         self.policy: PolicyEngine = policy if policy is not None else loop.policy
         self.reconciler = reconciler
         """Matches forge review and merge events to runs; None: they are ignored."""
+        self.cab_approvals = cab_approvals
+        """Takes ServiceNow's change approval notices (the review desk); None: no route."""
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
@@ -293,6 +302,55 @@ class WebhookIntake:
             digest=delivery.digest,
             received_at=delivery.received_at,
         )
+
+    def receive_change_notice(
+        self, headers: Mapping[str, str], body: bytes, *, client: str = ""
+    ) -> Receipt:
+        """Take a business rule's change approval notice (`runs/change_notices.py`): size,
+        the ServiceNow source's secret (a failure counted, 429 past the budget), replay
+        window, then stored with what the review desk made of it; a repeat answers as the
+        first. Raises `DeliveryRejected` (401, 413, 429) or `NoticeRefused` (404, 422)."""
+        assert self.cab_approvals is not None
+        source = notices.NOTICE_SOURCE
+        delivery = Delivery(source=source, headers={k.lower(): v for k, v in headers.items()},
+                            body=body, received_at=datetime.now(UTC))  # fmt: skip
+        secret = self.settings.secret_for(notices.SECRET_SOURCE)
+        self.flush_ended()
+        try:
+            if len(body) > self.settings.max_body_bytes:
+                raise PayloadTooLarge(source, len(body), self.settings.max_body_bytes)
+            notices.authenticate(delivery, secret)
+        except DeliveryRejected as err:
+            self._refuse_unauthenticated(delivery, err, client)
+        delivery_id = notices.notice_id(delivery)
+        try:
+            notices.check_fresh(delivery, delivery_id, self.settings.replay_window_s)
+        except DeliveryRejected as err:
+            self._count_rejection(delivery, err, client)  # signed: never a 429
+            raise
+        with self._writes:
+            existing = self.queue.get(source, delivery_id) or self.queue.get_by_digest(
+                source, delivery.digest
+            )
+            if existing is None:
+                found = notices.deliver(self.cab_approvals, delivery, secret, self.store.get_run)
+                row = DeliveryFacts(source=source, delivery_id=delivery_id,
+                                    event=notices.NOTICE_EVENT, digest=delivery.digest,
+                                    received_at=delivery.received_at)  # fmt: skip
+                with self.store.atomic() as tx:
+                    self.queue.add(tx.session, row, status=REFUSED if found.refused else DONE,
+                                   run_id=found.run_id, reason=found.reason)  # fmt: skip
+                if found.refused:
+                    raise notices.NoticeRefused(delivery_id, found.status, found.reason)
+                return Receipt(source=source, delivery_id=delivery_id, status=DONE,
+                               run_id=found.run_id, state=found.state,
+                               reason=found.reason)  # fmt: skip
+            parsed = ParsedDelivery(delivery_id=delivery_id, event=notices.NOTICE_EVENT)
+            receipt = self._duplicate(source, parsed, existing, delivery.digest)
+        if receipt.status == REFUSED:
+            status = notices.refusal_status(delivery, secret)
+            raise notices.NoticeRefused(delivery_id, status, existing.reason or "", duplicate=True)
+        return receipt
 
     def refuse_oversized(
         self, source: str, headers: Mapping[str, str], *, client: str = ""

@@ -14,6 +14,13 @@ trigger (`review/reconcile.py`): the receipt's `status` is `done` (recorded: an 
 a merge, changes asked), `refused` (the review desk refused the approval: the sponsor, a
 party to the change, another commit) or `ignored` (an unknown run, repository or login),
 `reason` says which.
+
+`POST /webhooks/servicenow-change` (wired when intake has the review desk) takes a ServiceNow
+business rule's notice that a change request's `approval` changed (`runs/change_notices.py`),
+with the ServiceNow source's secret in `X-Codefactory-Token`: 202 with the run and its state
+(still `approved`, with the reason, while ServiceNow's Table API does not say `approved`),
+401/413/429 as above, 404 when no approved run waits on the change, 422 for a body that is
+not a notice; a repeat is answered as the first.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from codefactory.runs import change_notices as notices
 from codefactory.runs.intake import Receipt, WebhookIntake
 from codefactory.triggers.errors import DeliveryInvalid, DeliveryRejected
 from codefactory.triggers.port import WebhookSource
@@ -98,7 +106,81 @@ def webhook_router(intake: WebhookIntake) -> APIRouter:
             operation_id=f"receive_{name}",
             openapi_extra=_openapi(source),
         )
+    if intake.cab_approvals is not None:
+        _add_change_notice_route(router, intake)
     return router
+
+
+NOTICE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{status: answer for status, answer in ERRORS.items() if status != 400},
+    404: {"model": Problem, "description": "No approved run waits on the change"},
+    422: {"model": Problem, "description": "Not a change approval notice"},
+}
+
+
+def _add_change_notice_route(router: APIRouter, intake: WebhookIntake) -> None:
+    source = notices.NOTICE_SOURCE
+    router.add_api_route(
+        f"/{source}",
+        _notice_endpoint(intake),
+        methods=["POST"],
+        status_code=202,
+        response_model=DeliveryReceipt,
+        responses=NOTICE_ERRORS,
+        summary="Receive a ServiceNow change approval notice",
+        description=(notices.__doc__ or "").strip(),
+        operation_id="receive_servicenow_change",
+        openapi_extra=_notice_openapi(),
+    )
+
+
+def _notice_endpoint(intake: WebhookIntake) -> Callable[[Request], Awaitable[Any]]:
+    async def receive(request: Request) -> DeliveryReceipt:
+        headers = dict(request.headers)
+        client = request.client.host if request.client else ""
+        body = await _read_limited(request, intake.settings.max_body_bytes)
+        try:
+            if body is None:
+                receipt = await run_in_threadpool(
+                    intake.refuse_oversized, notices.NOTICE_SOURCE, headers, client=client
+                )
+            else:
+                receipt = await run_in_threadpool(
+                    intake.receive_change_notice, headers, body, client=client
+                )
+        except DeliveryRejected as err:
+            raise HTTPException(status_code=err.status, detail=str(err)) from None
+        except notices.NoticeRefused as err:
+            raise HTTPException(status_code=err.status, detail=str(err)) from None
+        return DeliveryReceipt.of(receipt)
+
+    return receive
+
+
+def _notice_openapi() -> dict[str, Any]:
+    text = {"type": "string", "maxLength": 64}
+    schema = {
+        "type": "object",
+        "required": ["number", "sys_id", "approval"],
+        "properties": {
+            "number": text,
+            "sys_id": text,
+            "approval": text,
+            "sys_mod_count": {"type": "string"},
+            "sent_at": {"type": "string", "description": "GlideDateTime numeric value (ms)"},
+        },
+    }
+    header = {
+        "name": "X-Codefactory-Token",
+        "in": "header",
+        "required": True,
+        "description": "The ServiceNow source's shared secret (triggers.secrets.servicenow)",
+        "schema": {"type": "string"},
+    }
+    return {
+        "parameters": [header],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+    }
 
 
 def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable[Any]]:

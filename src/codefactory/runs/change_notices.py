@@ -1,0 +1,169 @@
+"""A ServiceNow business rule's notice that a change request's `approval` changed, as the
+webhook intake takes it (`POST /webhooks/servicenow-change`, `WebhookIntake.receive_change_notice`).
+
+The notice is `{"number", "sys_id", "approval", "sys_mod_count", "sent_at"}` with the shared
+secret of the ServiceNow source (`triggers.secrets.servicenow`, the same password2 property
+incident deliveries carry) in `X-Codefactory-Token`. It only prompts the review desk
+(`ReviewDesk.cab_approval_delivered`) to read the Table API again: the notice's `approval` is
+recorded, never believed. Its delivery id is `<sys_id>:<sys_mod_count>` (each update of a
+record bumps `sys_mod_count`, so a change approved, re-requested and approved again sends
+three notices), or the body's SHA-256 when the body has no such pair; `sent_at` (GlideDateTime
+numeric value, ms) is held to the replay window when present.
+
+What the route answers (the desk audits each authenticated refusal as
+`cab-approval-delivery-refused`): 202 with the run and its state (`in_qa`, `handed_off`,
+`rejected`, or still `approved` with the reason it waits); 404 (`NoticeRefused`) for a
+well-formed notice about a change no approved run waits on; 422 for an authenticated body that
+is not such a notice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from codefactory.domain import Run
+from codefactory.review.change_requests import (
+    TOKEN_HEADER,
+    ApprovalDeliveryInvalid,
+    read_approval_delivery,
+)
+from codefactory.review.errors import ReviewError
+from codefactory.triggers.errors import DeliveryStale, SignatureInvalid
+from codefactory.triggers.payload import epoch
+from codefactory.triggers.port import Delivery
+from codefactory.triggers.signing import require_token
+
+NOTICE_SOURCE = "servicenow-change"
+"""The route's name (`/webhooks/servicenow-change`), the tally's source and the queue's."""
+SECRET_SOURCE = "servicenow"
+"""Whose secret authenticates a notice: the ServiceNow source's (`triggers.secrets`)."""
+NOTICE_EVENT = "change_request.approval"
+NOT_WAITING = 404
+MALFORMED = 422
+
+_SYS_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class CabApprovals(Protocol):
+    """What takes a notice: the review desk (`ReviewDesk.cab_approval_delivered`)."""
+
+    def cab_approval_delivered(self, delivery: Delivery, secret: str) -> Run: ...
+
+
+class NoticeRefused(Exception):
+    """An authenticated notice the desk refused: `status` 404 (no approved run waits on the
+    change) or 422 (not a notice), `reason` the desk's."""
+
+    def __init__(self, delivery_id: str, status: int, reason: str, *, duplicate: bool = False):
+        again = " (a repeat, answered as the first)" if duplicate else ""
+        super().__init__(f"change approval notice {delivery_id} refused{again}: {reason}")
+        self.delivery_id = delivery_id
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoticeOutcome:
+    """What became of a notice: the run it moved or left waiting (`run_id`, `state`,
+    `reason`), or a refusal (`refused` with the HTTP `status`)."""
+
+    status: int
+    run_id: str | None
+    state: str | None
+    reason: str
+
+    @property
+    def refused(self) -> bool:
+        return self.status != 202
+
+
+def authenticate(delivery: Delivery, secret: str) -> None:
+    """`SignatureInvalid` unless the delivery carries `secret` (constant time)."""
+    if not secret:
+        reason = "no webhook secret is configured (triggers.secrets.servicenow)"
+        raise SignatureInvalid(delivery.source, "", reason)
+    require_token(delivery, header=TOKEN_HEADER, secret=secret)
+
+
+def notice_id(delivery: Delivery) -> str:
+    """`<sys_id>:<sys_mod_count>` when the body names both, else its SHA-256 digest."""
+    try:
+        document = json.loads(delivery.body)
+    except (UnicodeDecodeError, ValueError):
+        return delivery.digest
+    if not isinstance(document, dict):
+        return delivery.digest
+    sys_id, count = document.get("sys_id"), document.get("sys_mod_count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        count = str(count)
+    if isinstance(sys_id, str) and _SYS_ID.fullmatch(sys_id) and isinstance(count, str):
+        if count.isdigit() and len(count) < 12:
+            return f"{sys_id}:{count}"
+    return delivery.digest
+
+
+def check_fresh(delivery: Delivery, delivery_id: str, window_s: float) -> None:
+    """`DeliveryStale` when the body's `sent_at` is further than `window_s` from receipt."""
+    try:
+        document = json.loads(delivery.body)
+    except (UnicodeDecodeError, ValueError):
+        return
+    sent = document.get("sent_at") if isinstance(document, dict) else None
+    sent_at = epoch(str(sent)) if isinstance(sent, str | int) else None
+    if sent_at is None:
+        return
+    skew = (delivery.received_at - sent_at).total_seconds()
+    if abs(skew) > window_s:
+        raise DeliveryStale(delivery.source, delivery_id, skew, window_s)
+
+
+def refusal_status(delivery: Delivery, secret: str) -> int:
+    """404 for a well-formed notice (its change has no waiting run), 422 for a body that
+    is no notice (`read_approval_delivery` refuses it)."""
+    try:
+        read_approval_delivery(delivery, secret)
+    except ApprovalDeliveryInvalid:
+        return MALFORMED
+    return NOT_WAITING
+
+
+def deliver(
+    desk: CabApprovals, delivery: Delivery, secret: str, run_of: Callable[[str], Run | None]
+) -> NoticeOutcome:
+    """Hand the authenticated notice to the desk; what became of it. A run that still waits
+    (the CAB has not decided, ServiceNow could not be asked) is an outcome, not a refusal."""
+    try:
+        run = desk.cab_approval_delivered(delivery, secret)
+    except ApprovalDeliveryInvalid as err:
+        return NoticeOutcome(
+            status=refusal_status(delivery, secret), run_id=None, state=None, reason=err.reason
+        )
+    except ReviewError as err:  # waits: `CabApprovalPending`, `CabCheckFailed`, …
+        run_id = str(getattr(err, "run_id", "") or "")
+        waiting = run_of(run_id) if run_id else None
+        return NoticeOutcome(
+            status=202,
+            run_id=run_id or None,
+            state=waiting.state.value if waiting is not None else None,
+            reason=str(err),
+        )
+    return NoticeOutcome(status=202, run_id=run.id, state=run.state.value, reason=run.reason)
+
+
+__all__ = [
+    "NOTICE_EVENT",
+    "NOTICE_SOURCE",
+    "SECRET_SOURCE",
+    "CabApprovals",
+    "NoticeOutcome",
+    "NoticeRefused",
+    "authenticate",
+    "check_fresh",
+    "deliver",
+    "notice_id",
+    "refusal_status",
+]
