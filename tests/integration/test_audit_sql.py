@@ -649,3 +649,18 @@ def test_a_writer_killed_while_appending_leaves_a_verifiable_log(sqlite_store: S
     writer.wait()
     report = log.verify()
     assert report.ok and report.count >= 50, report.reason
+
+
+def test_the_latest_checkpoint_is_read_without_signing_and_an_edited_one_is_passed_over(
+    log: SqlAuditLog, store: Store
+) -> None:
+    assert log.latest_checkpoint() is None
+    fill(log, 3)
+    assert log.latest_checkpoint() is None  # reading signs nothing
+    first = log.checkpoint()
+    fill(log, 2, start=3)
+    assert log.latest_checkpoint() == first  # the log grew: still the stored one
+    second = log.checkpoint()
+    assert log.latest_checkpoint() == second and second.checkpoint.size == 5
+    tamper(store, "UPDATE audit_checkpoints SET root_hash = '00' WHERE size = 5")
+    assert log.latest_checkpoint() == first  # a row whose columns disagree is not trusted

@@ -146,6 +146,12 @@ class AuditLog(Protocol):
         """Sign a checkpoint of the current tree (or return the latest if the tree is unchanged)."""
         ...
 
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The latest stored checkpoint whose signature verifies, signing nothing; None when
+        there is none yet. For readers (the dashboard): a page view never signs or sends a
+        checkpoint to the witnesses."""
+        ...
+
     def inclusion_proof(self, index: int, size: int) -> InclusionProof:
         """Proof that leaf `index` is in the tree of `size` leaves."""
         ...
@@ -183,6 +189,9 @@ class ForwardingAuditLog:
 
     def checkpoint(self) -> SignedCheckpoint:
         return self._log.checkpoint()
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        return self._log.latest_checkpoint()
 
     def inclusion_proof(self, index: int, size: int) -> InclusionProof:
         return self._log.inclusion_proof(index, size)

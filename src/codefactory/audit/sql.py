@@ -217,6 +217,30 @@ class SqlAuditLog:
             )
             return self._signed(origin, note)
 
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The largest stored checkpoint whose signature by this log's keys verifies and
+        whose size and root columns agree with its note; signs nothing."""
+        verifiers = self.verifiers()
+        with self._engine.connect() as connection:
+            origin = _origin(connection)
+            rows = connection.execute(
+                select(AuditCheckpointRow).order_by(
+                    AuditCheckpointRow.size.desc(), AuditCheckpointRow.id.desc()
+                )
+            )
+            for row in rows:
+                try:
+                    checkpoint, verifier = open_checkpoint(
+                        row.note, origin=origin, verifiers=verifiers
+                    )
+                except CheckpointInvalid:
+                    continue
+                if (checkpoint.size, checkpoint.root.hex()) == (row.size, row.root_hash):
+                    return SignedCheckpoint(
+                        checkpoint=checkpoint, note=row.note, verifier_key=verifier.encoded()
+                    )
+        return None
+
     def _signed(self, origin: str, note: str) -> SignedCheckpoint:
         verifiers = [NoteVerifier(name=origin, public_key=key) for key in self._public_keys()]
         checkpoint, verifier = open_checkpoint(note, origin=origin, verifiers=verifiers)

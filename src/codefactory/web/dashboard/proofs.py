@@ -2,8 +2,10 @@
 checked here with the verifier examiners use) to be in the latest signed checkpoint, and
 which witnesses cosigned that checkpoint (c2sp.org/tlog-cosignature).
 
-The checkpoint is the log's `checkpoint()`, as `GET /api/audit/checkpoint` serves it: the
-latest one when the log has not grown since, otherwise a new one, sent to the witnesses.
+The checkpoint is the latest one the log stored (`latest_checkpoint()`): a page view never
+signs one or sends one to the witnesses. The factory signs a checkpoint when a run comes to
+rest (`audit/publishing.py`), so a run waiting in review is in it; an event recorded since
+says so.
 """
 
 from __future__ import annotations
@@ -87,11 +89,15 @@ def run_proofs(audit: AuditLog, events: Sequence[AuditRecord], *, witnessing: in
     """Prove the first `MAX_PROOFS` of a run's `events` in the log's latest checkpoint;
     `witnessing` is how many witnesses the factory is configured with."""
     try:
-        signed = audit.checkpoint()
+        signed = audit.latest_checkpoint()
     except AuditError as err:
+        signed, problem = None, str(err)
+    else:
+        problem = "no checkpoint has been signed yet"
+    if signed is None:
         return RunProofs(
             size=0, root_hash="", note="", witnesses=0, witnessing=witnessing, proofs=(),
-            unproven=len(events), error=str(err),
+            unproven=len(events), error=problem,
         )  # fmt: skip
     note, witnesses = _cosigned(audit, signed)
     checkpoint = signed.checkpoint
