@@ -1,0 +1,234 @@
+"""`POST /webhooks/servicenow-change` in the real app (httpx.ASGITransport, real SQLite and the
+factory's own wiring): a business rule's notice that a change request's `approval` changed
+moves the run only as far as ServiceNow's Table API (a local stand-in) says, through the
+webhook intake's protections (size cap, the ServiceNow source's secret, the rejection budget
+per client, duplicates answered once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from codefactory.dispatch.service import Dispatch, build_dispatch
+from codefactory.domain import RunState
+from codefactory.factory import Factory
+from codefactory.review.settings import ChangeSettings, ReviewTrackSettings
+from codefactory.triggers.settings import TriggerSettings
+from codefactory.web.app import create_app
+from tests.context_helpers import vendor_settings
+from tests.context_standins.vendors import ServiceNowStandin
+from tests.integration.signed_people import Key, factory_for
+from tests.integration.test_change_approval import approve, change_of, filed_run
+from tests.integration.test_review_track import track_people
+
+SECRET = "sn-business-rule-secret"
+PATH = "/webhooks/servicenow-change"
+BUDGET = 3
+
+
+@pytest.fixture(scope="module")
+def servicenow() -> Iterator[ServiceNowStandin]:
+    standin = ServiceNowStandin()
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, servicenow: ServiceNowStandin
+) -> tuple[Factory, Dispatch, Any, dict[str, Key], Path]:
+    tmp_path = tmp_path_factory.mktemp("change-approval-webhook")
+    directory, keys = track_people(tmp_path)
+    fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
+    factory = factory_for(
+        tmp_path,
+        directory,
+        servicenow=fields["servicenow"],
+        changes=ChangeSettings(file_in_servicenow=True, assignment_group="CAB-Payments"),
+        review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        triggers=TriggerSettings(
+            secrets={"servicenow": SECRET},  # type: ignore[dict-item]
+            rejections_per_minute=BUDGET,
+        ),
+    )
+    dispatch = build_dispatch(factory, workers=0)
+    return factory, dispatch, create_app(factory, dispatch), keys, tmp_path
+
+
+def post(
+    app: Any, body: bytes, *, token: str | None = SECRET, client: str = "10.0.0.1"
+) -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["x-codefactory-token"] = token
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client, 41000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            return await http.post(PATH, content=body, headers=headers)
+
+    return asyncio.run(call())
+
+
+def notice(change: dict[str, str], approval: str, count: int, **extra: Any) -> bytes:
+    """The body the documented business rule sends (docs/review.md)."""
+    return json.dumps(
+        {
+            **change,
+            "approval": approval,
+            "sys_mod_count": str(count),
+            "sent_at": str(int(time.time() * 1000)),
+            **extra,
+        }  # fmt: skip
+    ).encode()
+
+
+def events(factory: Factory, name: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    return [e.data for e in factory.audit.events(run_id) if e.name == name]
+
+
+def waiting_run(world: tuple[Factory, Dispatch, Any, dict[str, Key], Path]) -> tuple[str, dict]:
+    factory, _, _, keys, tmp_path = world
+    run_id = filed_run(factory, tmp_path)
+    approve(factory, run_id, keys)
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    return run_id, change_of(factory, run_id)
+
+
+def test_the_notice_moves_the_run_only_when_servicenow_says_approved(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+
+    # the notice says approved; the Table API says requested: the run stays approved
+    servicenow.approvals[change["sys_id"]] = "requested"
+    first = post(app, notice(change, "approved", 4))
+    assert first.status_code == 202, first.text
+    answer = first.json()
+    assert answer["source"] == "servicenow-change" and answer["status"] == "done"
+    assert answer["run_id"] == run_id and answer["state"] == "approved"
+    assert f"waits for CAB approval of {change['number']}" in answer["reason"]
+    assert answer["delivery_id"] == f"{change['sys_id']}:4"
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    reads = [r for r in servicenow.requests if r.path.endswith(change["sys_id"])]
+    assert reads and reads[-1].method == "GET"
+
+    # the same notice again: answered as the first, handed to nobody
+    delivered = len(events(factory, "cab-approval-delivered", run_id))
+    again = post(app, notice(change, "approved", 4))
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    assert again.json()["delivery_id"] == answer["delivery_id"]
+    assert len(events(factory, "cab-approval-delivered", run_id)) == delivered
+
+    # ServiceNow approves: the next update's notice hands the run to QA
+    servicenow.approvals[change["sys_id"]] = "approved"
+    moved = post(app, notice(change, "approved", 5))
+    assert moved.status_code == 202, moved.text
+    assert moved.json()["state"] == "in_qa" and moved.json()["run_id"] == run_id
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+    [said, *_] = events(factory, "cab-approval-delivered", run_id)
+    assert said["said_approval"] == "approved" and said["number"] == change["number"]
+    assert events(factory, "cab-approved", run_id)
+
+
+def test_a_cab_rejection_arrives_by_notice_and_ends_the_run(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+    servicenow.approvals[change["sys_id"]] = "rejected"
+    servicenow.tables["sysapproval_approver"] = [
+        {"sysapproval": change["sys_id"], "state": "rejected",
+         "approver.user_name": "cab.chair", "comments": "no rollback rehearsal"},
+    ]  # fmt: skip
+    answer = post(app, notice(change, "rejected", 7))
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["state"] == "rejected"
+    assert "cab.chair: no rollback rehearsal" in answer.json()["reason"]
+    assert factory.store.require_run(run_id).state is RunState.REJECTED
+
+
+def test_a_change_no_run_waits_on_is_404_and_a_malformed_notice_422_each_audited_once(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path],
+) -> None:
+    factory, _, app, _, _ = world
+    before = len(events(factory, "cab-approval-delivery-refused"))
+    stranger = {"number": "CHG0099999", "sys_id": "f" * 32}
+    unknown = post(app, notice(stranger, "approved", 1))
+    assert unknown.status_code == 404, unknown.text
+    assert "no approved run waits on change CHG0099999" in unknown.json()["detail"]
+    malformed = post(app, json.dumps({"number": "CHG1", "sys_id": "e" * 32}).encode())
+    assert malformed.status_code == 422, malformed.text
+    assert "`approval` is missing" in malformed.json()["detail"]
+    refused = events(factory, "cab-approval-delivery-refused")
+    assert len(refused) == before + 2
+    assert refused[-2]["delivery_digest"].startswith("sha256:")
+
+    repeat = post(app, notice(stranger, "approved", 1))  # the same update: answered as before
+    assert repeat.status_code == 404 and "a repeat" in repeat.json()["detail"]
+    assert len(events(factory, "cab-approval-delivery-refused")) == before + 2
+    # the refusals are stored as deliveries with their reason
+    stored = {d.delivery_id: d for d in world[1].queue.search(limit=1000)}
+    assert stored[f"{'f' * 32}:1"].status == "refused"
+
+
+def test_unauthenticated_notices_are_tallied_not_audited_and_limited_per_client(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path],
+) -> None:
+    factory, dispatch, app, _, _ = world
+    run_id, change = waiting_run(world)
+    body = notice(change, "approved", 9)
+    before = len(events(factory, "cab-approval-delivery-refused"))
+    answers = [post(app, body, token="guess", client="10.0.0.66").status_code for _ in range(4)]
+    answers.append(post(app, body, token=None, client="10.0.0.66").status_code)
+    assert answers == [401] * BUDGET + [429, 429]
+    assert post(app, b"x" * (2 * 1_048_576), client="10.0.0.67").status_code == 413
+    assert len(events(factory, "cab-approval-delivery-refused")) == before  # not one by one
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    assert not events(factory, "cab-approval-delivered", run_id)
+
+    # a signed notice from the limited client is never refused by the budget
+    signed = post(app, body, client="10.0.0.66")
+    assert signed.status_code == 202, signed.text
+    assert signed.json()["run_id"] == run_id
+
+    dispatch.intake.close()  # publish the minute's tally
+    tallies = [
+        e for e in events(factory, "webhook-rejections") if e["source"] == "servicenow-change"
+    ]
+    by_reason = {e["reason"]: e["count"] for e in tallies}
+    assert by_reason["signature"] >= BUDGET and by_reason["rate-limited"] >= 2
+    assert by_reason["oversized"] >= 1
+
+
+def test_a_stale_notice_is_a_replay(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path],
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+    old = str(int((time.time() - 3600) * 1000))
+    stale = post(app, notice(change, "approved", 11, sent_at=old), client="10.0.0.70")
+    assert stale.status_code == 401 and "replay window" in stale.json()["detail"]
+    assert not events(factory, "cab-approval-delivered", run_id)
+
+
+def test_the_route_is_in_the_openapi_document(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path],
+) -> None:
+    document = world[2].openapi()
+    operation = document["paths"][PATH]["post"]
+    assert operation["operationId"] == "receive_servicenow_change"
+    assert {"202", "401", "404", "413", "422", "429"} <= set(operation["responses"])
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["number", "sys_id", "approval"]
