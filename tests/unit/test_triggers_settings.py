@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from codefactory.config import Settings
-from codefactory.triggers.settings import WEBHOOK_SOURCES, TriggerSettings, env_secrets
+from codefactory.triggers.settings import (
+    WEBHOOK_SOURCES,
+    TriggerSettings,
+    env_secrets,
+    secret_variable,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -33,13 +38,15 @@ def test_secrets_come_from_the_documented_environment_names(
 def test_env_secrets_reads_only_its_own_names() -> None:
     environ = {"CODEFACTORY_JIRA_WEBHOOK_SECRET": "j", "JIRA_WEBHOOK_SECRET": "x"}
     assert env_secrets(environ) == {"jira": "j"}
+    hyphenated = {"CODEFACTORY_AZURE_DEVOPS_WEBHOOK_SECRET": "a"}
+    assert env_secrets(hyphenated) == {"azure-devops": "a"}
 
 
 def test_the_docs_name_every_source_setting_and_variable() -> None:
     triggers = (DOCS / "triggers.md").read_text()
     for source in WEBHOOK_SOURCES:
         assert f"/webhooks/{source}`" in triggers
-        assert f"CODEFACTORY_{source.upper()}_WEBHOOK_SECRET" in triggers
+        assert secret_variable(source) in triggers
     for field in TriggerSettings.model_fields:
         assert field in triggers, field
     policy = (DOCS / "policy.md").read_text()

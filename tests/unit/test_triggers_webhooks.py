@@ -305,8 +305,8 @@ def test_forged_signatures_never_verify(body: bytes, signature: str) -> None:
 
 
 def test_settings_refuse_unknown_sources_and_bad_cron(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no webhook source named bitbucket"):
-        TriggerSettings.model_validate({"secrets": {"bitbucket": "x"}})
+    with pytest.raises(ValueError, match="no webhook source named gitea"):
+        TriggerSettings.model_validate({"secrets": {"gitea": "x"}})
     with pytest.raises(ValueError, match="not a cron expression"):
         TriggerSettings.model_validate(
             {

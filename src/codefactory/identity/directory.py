@@ -36,6 +36,11 @@ class IdentityKind(enum.StrEnum):
     """A GitHub login (`sender.login`)."""
     GITLAB = "gitlab"
     """A GitLab username (`user.username`)."""
+    AZURE_DEVOPS = "azure-devops"
+    """An Azure DevOps identity's `uniqueName` (the sign-in name: an e-mail address or UPN on
+    Services, `DOMAIN\\user` on Server)."""
+    BITBUCKET = "bitbucket"
+    """A Bitbucket Cloud Atlassian `account_id`, or a Bitbucket Data Center user `name`."""
     JIRA = "jira"
     """A Jira account id (`accountId`, Cloud) or user name (`name`, Data Center)."""
     SERVICENOW = "servicenow"

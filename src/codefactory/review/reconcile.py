@@ -23,7 +23,7 @@ with the delivery in one transaction (`runs/intake.py`) before the alert is sent
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codefactory.audit.port import AuditRecord
@@ -99,8 +99,12 @@ class Reconciler:
         mismatch = _other_repository(run, event)
         if mismatch:
             return _unmatched(facts, run, mismatch)
+        event = _expanded(event, run)
+        facts = _facts(event)
+        if event.also and event.kind is ForgeEventKind.APPROVAL:
+            return self._approvers(event, run, facts)
         try:
-            person = self.directory.resolve(IdentityKind(event.forge), event.login)
+            person = self._person(event.forge, event.login)
         except (IdentityError, ValueError) as err:
             return _unmatched(facts, run, f"the {event.forge} login cannot be read: {err}")
         if event.kind is ForgeEventKind.MERGE:
@@ -114,6 +118,33 @@ class Reconciler:
                                   run_id=run.id, state=run.state.value, audit=CHANGES_REQUESTED,
                                   actor=person.actor, data=facts)  # fmt: skip
         return self._approval(event, run, person)
+
+    def _person(self, forge: str, login: str) -> Person | None:
+        """The directory person holding `login` on `forge`; None for an empty login (a merge
+        whose forge did not say who merged) or one nobody holds."""
+        if not login.strip():
+            return None
+        return self.directory.resolve(IdentityKind(forge), login)
+
+    def _approvers(self, event: ForgeEvent, run: Run, facts: dict[str, Any]) -> Reconciliation:
+        """An approval naming several approvers (Azure DevOps' votes): each directory person
+        among them in turn, until the desk records one; else the last refusal, or unmatched
+        when nobody is in the directory."""
+        outcome: Reconciliation | None = None
+        for login in (event.login, *event.also):
+            try:
+                person = self._person(event.forge, login)
+            except (IdentityError, ValueError):
+                continue
+            if person is None:
+                continue
+            outcome = self._approval(replace(event, login=login, also=()), run, person)
+            if outcome.outcome == APPROVAL_RECORDED:
+                return outcome
+        if outcome is not None:
+            return outcome
+        logins = ", ".join(f"'{shown(login)}'" for login in (event.login, *event.also))
+        return _unmatched(facts, run, f"no {event.forge} approver ({logins}) is in the directory")
 
     def send_alert(self, reconciliation: Reconciliation) -> None:
         """Send the reconciliation's alert, if any (after its audit event is stored)."""
@@ -181,6 +212,17 @@ class Reconciler:
         return ""
 
 
+def _expanded(event: ForgeEvent, run: Run) -> ForgeEvent:
+    """`event` naming the run's packaged commit in full when its abbreviated hash (Bitbucket
+    Cloud's 12 digits) is a prefix of it; unchanged otherwise, so an abbreviated hash of
+    any other commit never matches. The prefix is compared with the one commit the factory
+    packaged, never looked up among the repository's commits, so it cannot be ambiguous."""
+    packaged = run.head_commit
+    if event.abbreviated and packaged and packaged.startswith(event.commit):
+        return replace(event, commit=packaged, abbreviated=False)
+    return event
+
+
 def _approves(record: AuditRecord, commit: str) -> bool:
     if record.data.get("commit") != commit:
         return False
@@ -200,6 +242,7 @@ def _facts(event: ForgeEvent) -> dict[str, Any]:
         "commit": event.commit,
         "login": shown(event.login),
         "review_id": shown(event.review_id, 40),
+        **({"abbreviated_commit": True} if event.abbreviated else {}),
     }
 
 

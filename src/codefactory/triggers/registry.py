@@ -10,6 +10,8 @@ from codefactory.triggers.settings import WEBHOOK_SOURCES, TriggerSettings
 WEBHOOK_ADAPTERS: dict[str, str] = {
     "github": "codefactory.triggers.github.GitHubWebhooks",
     "gitlab": "codefactory.triggers.gitlab.GitLabWebhooks",
+    "azure-devops": "codefactory.triggers.azure_devops.AzureDevOpsServiceHooks",
+    "bitbucket": "codefactory.triggers.bitbucket.BitbucketWebhooks",
     "jira": "codefactory.triggers.jira.JiraWebhooks",
     "servicenow": "codefactory.triggers.servicenow.ServiceNowIncidents",
     "sentry": "codefactory.triggers.sentry.SentryWebhooks",

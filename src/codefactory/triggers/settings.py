@@ -1,7 +1,8 @@
 """Settings of the trigger surface: webhook secrets, repository mapping, limits, schedules.
 
 Secrets come from `triggers.secrets.<source>` (`CODEFACTORY_TRIGGERS__SECRETS__GITHUB=…`) or
-from `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET`, which `config.py` reads with `env_secrets`.
+from `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` (`-` written `_`: `CODEFACTORY_AZURE_DEVOPS_…`),
+which `config.py` reads with `env_secrets`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from codefactory.triggers.repositories import check_id, forge_name, ids_by_path,
 WEBHOOK_SOURCES = (
     "github",
     "gitlab",
+    "azure-devops",
+    "bitbucket",
     "jira",
     "servicenow",
     "sentry",
@@ -27,7 +30,8 @@ WEBHOOK_SOURCES = (
     "slack",
     "webhook",
 )
-"""The sources with a `POST /webhooks/<source>` endpoint (`webhook` is the generic HMAC one)."""
+"""The sources with a `POST /webhooks/<source>` endpoint (`webhook` is the generic HMAC one;
+`azure-devops` and `bitbucket` only reconcile the factory's own requests)."""
 
 
 class RepositoryBinding(BaseModel):
@@ -148,12 +152,15 @@ class TriggerSettings(BaseModel):
         return self.repository_ids().get(path.expanduser().resolve()) or local_id(path)
 
 
+def secret_variable(source: str) -> str:
+    """The environment variable of `source`'s secret: `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET`,
+    upper case, `-` written `_` (`CODEFACTORY_AZURE_DEVOPS_WEBHOOK_SECRET`)."""
+    return f"CODEFACTORY_{source.upper().replace('-', '_')}_WEBHOOK_SECRET"
+
+
 def env_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     """Secrets from `CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` variables, by source."""
-    found = {
-        source: environ.get(f"CODEFACTORY_{source.upper()}_WEBHOOK_SECRET", "")
-        for source in WEBHOOK_SOURCES
-    }
+    found = {source: environ.get(secret_variable(source), "") for source in WEBHOOK_SOURCES}
     return {source: secret for source, secret in found.items() if secret}
 
 
