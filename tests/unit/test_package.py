@@ -120,6 +120,7 @@ def _contents(
 EXPECTED_FILES = (
     "cab.json",
     "change.patch",
+    "evidence/coverage.json",
     "evidence/junit.xml",
     "evidence/lint.sarif",
     "evidence/sca.sarif",

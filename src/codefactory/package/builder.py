@@ -20,8 +20,12 @@ from codefactory.package.port import PackageContents
 from codefactory.package.provenance import DsseProvenance
 from codefactory.package.risk import RiskAssessment, assess_risk
 from codefactory.package.rollback import rollback_plan
+from codefactory.verify.changed_coverage import changed_coverage_of
 
 __all__ = ["FolderPackageBuilder", "PackageContents"]
+
+COVERAGE_EVIDENCE = "coverage.json"
+"""The coverage of the changed lines (`verify/changed_coverage.py`), in `evidence/`."""
 
 
 def _plain_name(what: str, name: str) -> str:
@@ -53,6 +57,8 @@ def _evidence(results: tuple[CheckResult, ...]) -> dict[str, CheckResult]:
         if name in by_name:
             raise DuplicateEvidence(name, (by_name[name].check, result.check))
         by_name[name] = result
+    if COVERAGE_EVIDENCE in by_name:  # the package's own evidence file
+        raise DuplicateEvidence(COVERAGE_EVIDENCE, (by_name[COVERAGE_EVIDENCE].check, "coverage"))
     return by_name
 
 
@@ -125,6 +131,11 @@ def summary(contents: PackageContents, risk: RiskAssessment) -> str:
         "## Checks (last round)",
         "",
         *_checks_table(contents.results),
+        "",
+        "## Coverage of the changed lines",
+        "",
+        f"{_cell(changed_coverage_of(contents.results).summary_line())}; "
+        f"see `evidence/{COVERAGE_EVIDENCE}`",
         "",
         "## Risk factors",
         "",
@@ -222,6 +233,8 @@ class FolderPackageBuilder:
         (folder / "evidence").mkdir()
         for name, result in evidence.items():
             (folder / "evidence" / name).write_text(result.evidence, encoding="utf-8")
+        coverage = changed_coverage_of(contents.results).to_json()
+        (folder / "evidence" / COVERAGE_EVIDENCE).write_text(coverage, encoding="utf-8")
         (folder / "risk.json").write_text(risk.to_json(), encoding="utf-8")
         (folder / "rollback.md").write_text(backout, encoding="utf-8")
         cab = json.dumps(record, indent=2, ensure_ascii=False) + "\n"

@@ -22,6 +22,7 @@ from codefactory.package.port import PackageContents
 from codefactory.package.risk import RiskAssessment
 from codefactory.package.rollback import advisory_ids
 from codefactory.triggers.text import one_line
+from codefactory.verify.changed_coverage import changed_coverage_of
 
 STATE_NEW = "-5"
 SHORT_DESCRIPTION_MAX = 160  # the field's length in the base system
@@ -60,6 +61,7 @@ def plan_of_checks(contents: PackageContents) -> str:
         f"Automated checks, run in an isolated sandbox without network "
         f"(round {contents.rounds} of the run):",
         *(_check_line(result) for result in contents.results),
+        f"- {changed_coverage_of(contents.results).summary_line()} (evidence coverage.json)",
     ]
     return "\n".join(lines) + "\n\nThe reviewer verifies the evidence/ folder of the package."
 

@@ -9,6 +9,10 @@ the dependencies installed. A command that is not pytest is judged by its exit s
 suite that cannot run, collects nothing or does not finish is a failure, never a pass, and
 the summary says why (the module that could not be collected and its error, an interpreter
 the project does not support, pytest missing, a command not found).
+
+The one pytest run is also the measurement of the changed lines (`coverage_run.py`): it runs
+under coverage, and the JUnit report carries which added or modified lines are executable
+and which ran (`changed_coverage.py`), or why that was not measured. Evidence, not a gate.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from codefactory.projects import Ecosystem
 from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.cache import CacheKey, VerifyCache, findings_to_json
+from codefactory.verify.changed_coverage import (
+    ChangedCoverage,
+    not_measured,
+    with_changed_coverage,
+)
+from codefactory.verify.coverage_run import OUT_PATH, measuring_argv, python_lines, read_measurement
 from codefactory.verify.errors import JunitUnparseable, TestMapInvalid
 from codefactory.verify.findings import digest
 from codefactory.verify.junit import (
@@ -60,6 +70,8 @@ PYTEST = ("python", "-m", "pytest", *PYTEST_OPTIONS, f"--junitxml={JUNIT_PATH}")
 TESTS_FAILED, INTERRUPTED, NO_TESTS = 1, 2, 5
 # the shell's exit codes for a command found but not executable, and not found
 NOT_EXECUTABLE, NOT_FOUND = 126, 127
+NOT_RUN = frozenset({"tests-could-not-run", "tests-timed-out", "no-tests"})
+"""The rules of a suite that did not run to the end: no coverage is read from it."""
 MAP = "tests:map"
 """The cache's name for test maps (the check's own name holds its baseline)."""
 
@@ -73,11 +85,18 @@ class PytestCheck(ProjectBound):
     ecosystems = frozenset({Ecosystem.PYTHON})
 
     def __init__(
-        self, timeout_s: float = 300.0, *, cache: VerifyCache | None = None, select: bool = True
+        self,
+        timeout_s: float = 300.0,
+        *,
+        cache: VerifyCache | None = None,
+        select: bool = True,
+        measure: bool = True,
     ) -> None:
         self.timeout_s = timeout_s
         self.cache = cache
         self.select = select and cache is not None
+        self.measure = measure
+        """Run pytest under coverage to measure the changed lines (`changed_coverage.py`)."""
         self._map_errors: dict[str, str] = {}
 
     def config_digest(self) -> str:
@@ -132,27 +151,71 @@ class PytestCheck(ProjectBound):
         self.cache.put(self._key(MAP, commit), test_map.to_text())
 
     def run(self, workspace: Workspace, change: Change) -> CheckResult:
-        """Run the selected tests (or the suite) after the change; the JUnit report is evidence."""
+        """Run the selected tests (or the suite) after the change, under coverage when they are
+        pytest's; the JUnit report is evidence and carries the coverage of the changed lines
+        (`changed_coverage.py`), or why it was not measured."""
+        result, coverage = self._run_suite(workspace, change)
+        return with_changed_coverage(result, coverage)
+
+    def _run_suite(
+        self, workspace: Workspace, change: Change
+    ) -> tuple[CheckResult, ChangedCoverage]:
         project = self.project_of(workspace)
         command = suite_command(project)
         if not command.pytest:
             selection = full(f"the repository's test command `{command.shown}` is not pytest")
         else:
             selection = restricted(self._selection(workspace, change), command.paths)
+        wanted, others, notes = python_lines(change)
         probe = probe_environment(workspace, project)
         if probe.problem:
-            return self._failed("tests-could-not-run", probe.problem, selection)
+            failed = self._failed("tests-could-not-run", probe.problem, selection)
+            return failed, not_measured(f"the tests could not run: {probe.problem}", skipped=others)
         if not command.pytest:
-            return self._judge_command(command, self._run_command(workspace, command), selection)
-        # a stale report from an earlier round must never be read as this round's
-        script = [SH, "-c", f'/usr/bin/rm -f {JUNIT_PATH} && exec "$@"', "sh"]
+            ran = self._run_command(workspace, command)
+            why = f"the test command `{command.shown}` is not pytest, which coverage measures"
+            return self._judge_command(command, ran, selection), not_measured(why, skipped=others)
+        # a stale report (or coverage) from an earlier round must never be read as this one's
+        script = [SH, "-c", f'/usr/bin/rm -f {JUNIT_PATH} {OUT_PATH} && exec "$@"', "sh"]
         options = [*PYTEST_OPTIONS, f"--junitxml={JUNIT_PATH}"]
         chosen = selection.selectors if not selection.full else command.paths
-        result = workspace.exec(
-            [*script, *command.argv, *options, *chosen],
-            phase=Phase.CHECK,
-            timeout_s=self.timeout_s,
-        )
+        argv: list[str] = [*command.argv, *options, *chosen]
+        if self.measure and wanted:
+            args = [*pytest_arguments(command), *options, *chosen]
+            argv = measuring_argv(command, args, wanted)
+        result = workspace.exec([*script, *argv], phase=Phase.CHECK, timeout_s=self.timeout_s)
+        judged = self._judged(workspace, command, result, selection, probe)
+        return judged, self._coverage(workspace, judged, (wanted, others, notes), selection)
+
+    def _coverage(
+        self,
+        workspace: Workspace,
+        judged: CheckResult,
+        lines: tuple[dict[str, tuple[int, ...]], dict[str, str], list[str]],
+        selection: Selection,
+    ) -> ChangedCoverage:
+        """The coverage of the changed lines by this run, or why there is none."""
+        wanted, others, notes = lines
+        if any(f.rule in NOT_RUN for f in judged.findings):
+            return not_measured(
+                f"the tests did not run to the end: {judged.summary[:300]}", skipped=others
+            )
+        if not self.measure:
+            return not_measured("measuring the changed lines is turned off", skipped=others)
+        if not wanted:
+            why = "the change adds or modifies no line of Python source outside the tests"
+            return not_measured(why, skipped=others)
+        return read_measurement(workspace, wanted, others, scope=_scope(selection), notes=notes)
+
+    def _judged(
+        self,
+        workspace: Workspace,
+        command: SuiteCommand,
+        result: ExecResult,
+        selection: Selection,
+        probe: EnvironmentProbe,
+    ) -> CheckResult:
+        """The pytest run judged by its JUnit report (and exit code)."""
         if result.timed_out:
             limit = f"the test suite did not finish within {self.timeout_s:g} s"
             return self._failed("tests-timed-out", limit, selection, details=_tail(result))
