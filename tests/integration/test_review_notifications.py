@@ -247,3 +247,129 @@ def test_a_packaged_run_files_its_change_request_with_the_package_attached(
         assert "500" in failed["error"]
     finally:
         servicenow.stop()
+
+
+def test_qa_uat_and_the_sponsor_are_told_along_the_regulated_track(
+    tmp_path: Path, channels: tuple[SlackStandIn, Mailbox, int]
+) -> None:
+    """In review the reviewers; approved and waiting for the CAB the sponsor; in QA the `qa`
+    people, in UAT the `uat` people (never the sponsor or who caused the trigger, though they
+    hold the role); accepted or rejected the sponsor, with the reason."""
+    from codefactory.context.credentials import vendor_client
+    from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
+    from codefactory.identity.statements import SIGN_OFF_NAMESPACE
+    from codefactory.review.change_requests import ChangeFiling
+    from codefactory.review.settings import ReviewTrackSettings
+    from tests.directory_helpers import write_directory
+    from tests.integration.signed_people import factory_for, make_key, run_in_review
+
+    slack, mailbox, smtp_port = channels
+    folder = tmp_path / "people"
+    keys = {name: make_key(folder / "keys", name) for name in ("jordan.lee", "quinn", "uma")}
+    roles = {
+        "priya.shah": ["sponsor", "qa", "uat"],  # holds qa and uat: still never asked
+        "jordan.lee": ["reviewer"],
+        "carol": ["reviewer", "qa"],  # causes the trigger: never asked
+        "quinn": ["qa"],
+        "uma": ["uat"],
+        "dana": [],
+    }
+    directory = write_directory(
+        folder / "directory.toml",
+        {
+            name: person(
+                name,
+                roles=r,
+                email=f"{name}@bank.example",
+                ssh_keys=[keys[name].public] if name in keys else [],
+                **({"slack": "U0QUINN"} if name == "quinn" else {}),
+            )
+            for name, r in roles.items()
+        },
+    )
+    token = tmp_path / "slack-token"
+    token.write_text(TOKEN + "\n")
+    servicenow = ServiceNowStandin()
+    servicenow.start()
+    try:
+        fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
+        factory = factory_for(
+            tmp_path,
+            directory,
+            notify=NotifySettings(
+                slack=SlackSettings(base_url=slack.base_url, token_file=token),
+                email=EmailSettings(host="127.0.0.1", port=smtp_port, sender="f@bank.example"),
+            ),
+            servicenow=fields["servicenow"],
+            changes=ChangeSettings(file_in_servicenow=True),
+            review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        )
+
+        def told(run_id: str) -> list[tuple[str, str]]:
+            sent = [e.data for e in factory.audit.events(run_id) if e.name == "notification-sent"]
+            return sorted({(e["to"].removeprefix("user:"), e["asked"]) for e in sent})
+
+        def sign_off(run_id: str, who: str, stage: str, accept: bool, reason: str = "") -> None:
+            body = factory.review.sign_off_statement(
+                run_id, stage=stage, signer=who, accept=accept, reason=reason
+            )
+            factory.review.sign_off(run_id, stage=stage, statement=body, signer=who,
+                                    signature=sign(body, keys[who].private, SIGN_OFF_NAMESPACE),
+                                    accept=accept)  # fmt: skip
+
+        def review(run_id: str, approve: bool) -> None:
+            body = factory.review.statement_for(run_id, reviewer="jordan.lee", approve=approve,
+                                                comment="" if approve else "too broad")  # fmt: skip
+            factory.review.decide(run_id, statement=body, reviewer="jordan.lee", approve=approve,
+                                  signature=sign(body, keys["jordan.lee"].private,
+                                                 REVIEW_NAMESPACE))  # fmt: skip
+
+        # a normal change (not a recipe's), so the CAB must approve it
+        run_id = run_in_review(
+            factory, tmp_path, caused_by="user:carol", engine="agent:pydantic-ai"
+        )
+        run = factory.store.require_run(run_id)
+        ChangeFiling(settings=factory.settings.changes, record=factory.store.record,
+                     client=lambda: vendor_client("servicenow", factory.settings.servicenow),
+                     )(run, Path(run.package_dir))  # fmt: skip
+        # run_in_review does not pass through the loop's observer: tell as the loop would
+        factory.loop.observer(run_id, RunState.IN_REVIEW, "")  # type: ignore[misc]
+        assert told(run_id) == [("jordan.lee", "review"), ("priya.shah", "ready")]
+
+        review(run_id, approve=True)
+        assert factory.store.require_run(run_id).state is RunState.APPROVED
+        assert ("priya.shah", "cab") in told(run_id)
+        [cab_mail] = [
+            message_from_bytes(raw)
+            for rcpt, raw in mailbox.messages
+            if rcpt == ["priya.shah@bank.example"] and b" cab" in raw.split(b"\n\n")[0]
+        ]
+        assert "waits for the CAB's approval" in cab_mail.get_payload()
+        assert "waiting for CAB approval of CHG" in cab_mail.get_payload()
+
+        [change] = [e.data for e in factory.audit.events(run_id)
+                    if e.name == "change-request-filed"]  # fmt: skip
+        servicenow.approvals[str(change["sys_id"])] = "approved"
+        assert factory.review.hand_off(run_id).state is RunState.IN_QA
+        qa = [t for t in told(run_id) if t[1] == "qa"]
+        assert qa == [("quinn", "qa")]  # not priya (sponsor), not carol (caused the trigger)
+        assert [p["channel"] for p in slack.posts if "QA sign-off" in p["text"]] == ["U0QUINN"]
+
+        sign_off(run_id, "quinn", "qa", accept=True)
+        assert [t for t in told(run_id) if t[1] == "uat"] == [("uma", "uat")]
+        sign_off(run_id, "uma", "uat", accept=True)
+        assert factory.store.require_run(run_id).state is RunState.ACCEPTED
+        assert [t for t in told(run_id) if t[1] == "accepted"] == [("priya.shah", "accepted")]
+
+        # a rejection in review tells the sponsor, with the reviewer's reason
+        rejected = run_in_review(factory, tmp_path, engine="recipe:lint-fix")
+        review(rejected, approve=False)
+        assert told(rejected) == [("priya.shah", "rejected")]
+        [mail] = [
+            message_from_bytes(raw)
+            for rcpt, raw in mailbox.messages
+            if rejected.encode() in raw and b"rejected" in raw.split(b"\n\n")[0]
+        ]
+        assert "rejected by jordan.lee: too broad" in mail.get_payload()
+    finally:
+        servicenow.stop()

@@ -1,10 +1,20 @@
 """Telling people a run waits for them: Slack (`chat.postMessage`) and e-mail (SMTP).
 
-When a run rests in review, its sponsor is told it is ready and every reviewer the directory
-knows (not the sponsor, not the person who caused the trigger) is told it waits for them.
-Each message is one audit event, `notification-sent` or `notification-failed` (channel,
-person, error; never the message). A person without an address on a channel is skipped on
-that channel; a channel that fails never fails the run.
+Who is told what, by the state a run enters (`ReviewNotifications`):
+
+| state | told | `asked` |
+| --- | --- | --- |
+| `in_review` | the sponsor (`ready`); every `reviewer` who is no party to the change | `review` |
+| `approved`, waiting for the CAB | the sponsor | `cab` |
+| `in_qa` | every person holding `qa` who is no party to the change | `qa` |
+| `in_uat` | every person holding `uat` who is no party to the change | `uat` |
+| `accepted`, `rejected` | the sponsor, with the reason | `accepted`, `rejected` |
+
+The parties to the change are the sponsor, the person who caused the trigger and the
+trigger's actor (its requester); the desks refuse them anyway (segregation of duties), so
+they are not asked. Each message is one audit event, `notification-sent` or
+`notification-failed` (channel, person, error; never the message). A person without an
+address on a channel is skipped on that channel; a channel that fails never fails the run.
 
 A security alert (`SecurityAlerts`: a merge the factory did not approve) goes to every person
 holding the `security` role on every configured channel, each message `alert-sent` or
@@ -46,17 +56,37 @@ class Notice:
     repository: str
     title: str
     asked: str
-    """`review` (a reviewer), `ready` (the sponsor)."""
+    """`review` (a reviewer), `ready` (the sponsor), `qa`, `uat` (a sign-off is asked),
+    `cab` (the sponsor: approved, the CAB decides next), `accepted`, `rejected` (the
+    sponsor: the end, with `reason`)."""
+    reason: str = ""
+    """The run's reason for its state (the CAB's or the signer's word), for the sponsor."""
 
     def text(self) -> str:
-        if self.asked == "ready":
-            what = "is ready for review by someone other than you"
-        else:
-            what = "waits for your review"
+        what = ASKED.get(self.asked, "waits for you")
+        because = f"\n{self.reason}" if self.reason and self.asked in TOLD_WHY else ""
         return (
-            f"Code Factory run {self.run_id} on {self.repository} {what}: {self.title}\n"
+            f"Code Factory run {self.run_id} on {self.repository} {what}: {self.title}{because}\n"
             f"Open it with `codefactory runs show {self.run_id}` or on the dashboard."
         )
+
+
+ASKED = {
+    "ready": "is ready for review by someone other than you",
+    "review": "waits for your review",
+    "qa": "waits for your QA sign-off",
+    "uat": "waits for your UAT sign-off",
+    "cab": "is approved and waits for the CAB's approval in ServiceNow",
+    "accepted": "was accepted",
+    "rejected": "was rejected",
+}
+"""What a notice says a run does, by what is asked."""
+TOLD_WHY = ("cab", "accepted", "rejected")
+"""Notices that carry the run's reason."""
+CAB_WAIT = "waiting for CAB approval"
+"""How an `approved` run's reason says the hand-off waits for the CAB (`HandOff.cab_note`)."""
+SIGN_OFF_ROLES = {RunState.IN_QA: (Role.QA, "qa"), RunState.IN_UAT: (Role.UAT, "uat")}
+SPONSOR_ENDS = {RunState.ACCEPTED: "accepted", RunState.REJECTED: "rejected"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,7 +213,8 @@ Record = Callable[..., object]
 
 @dataclass(kw_only=True)
 class ReviewNotifications:
-    """Tells the sponsor and the reviewers when a run rests in review (a run observer)."""
+    """Tells people when a run waits for them, and the sponsor how it ended (a run
+    observer): the table in this module's docstring."""
 
     channels: Sequence[Channel]
     directory: Directory
@@ -192,30 +223,36 @@ class ReviewNotifications:
     record: Record
 
     def __call__(self, run_id: str, state: RunState, reason: str) -> None:
-        if state is not RunState.IN_REVIEW or not self.channels:
+        if not self.channels or not _tells(state, reason):
             return
         run = self.run_of(run_id)
         if run is None:
             return
         trigger = self.trigger_of(run)
         title = trigger.title if trigger is not None else ""
-        caused_by = trigger.caused_by if trigger is not None else ""
-        for person, asked in self.recipients(run, caused_by):
-            notice = Notice(run_id=run.id, repository=run.repository, title=title, asked=asked)
+        for person, asked in self.recipients(run, state, trigger):
+            notice = Notice(run_id=run.id, repository=run.repository, title=title, asked=asked,
+                            reason=reason)  # fmt: skip
             for channel in self.channels:
                 self._send(channel, person, notice)
 
-    def recipients(self, run: Run, caused_by: str = "") -> list[tuple[Person, str]]:
-        """The sponsor (`ready`), then each reviewer who may approve the run (`review`): not
-        the sponsor, not `caused_by` (`user:<id>` of who caused the trigger)."""
-        barred = {run.sponsor, caused_by.removeprefix("user:")}
-        found: list[tuple[Person, str]] = []
+    def recipients(
+        self, run: Run, state: RunState = RunState.IN_REVIEW, trigger: TriggerEvent | None = None
+    ) -> list[tuple[Person, str]]:
+        """Who is told that `run` entered `state`, and what each is asked: in review, the
+        sponsor (`ready`) then each reviewer (`review`); in QA or UAT each holder of that
+        role (`qa`, `uat`); approved, accepted or rejected, the sponsor alone. Reviewers and
+        signers are never a party to the change (`parties`)."""
         sponsor = self.directory.person(run.sponsor)
-        if sponsor is not None:
-            found.append((sponsor, "ready"))
+        if state in SPONSOR_ENDS or state is RunState.APPROVED:
+            asked = SPONSOR_ENDS.get(state, "cab")
+            return [(sponsor, asked)] if sponsor is not None else []
+        role, asked = SIGN_OFF_ROLES.get(state, (Role.REVIEWER, "review"))
+        barred = parties(run, trigger)
+        found = [(sponsor, "ready")] if sponsor is not None and role is Role.REVIEWER else []
         for person in self.directory.people():
-            if person.has_role(Role.REVIEWER) and person.id not in barred:
-                found.append((person, "review"))
+            if person.has_role(role) and person.id not in barred:
+                found.append((person, asked))
         return found
 
     def _send(self, channel: Channel, person: Person, notice: Notice) -> None:
@@ -235,6 +272,27 @@ class ReviewNotifications:
             )
             return
         self.record("notification-sent", actor="factory", run_id=notice.run_id, **common)
+
+
+def _tells(state: RunState, reason: str) -> bool:
+    """Whether entering `state` (for `reason`) tells anyone: an approved run only while it
+    waits for the CAB (otherwise it moves on at once, and the next state tells)."""
+    if state is RunState.APPROVED:
+        return CAB_WAIT in reason
+    return state is RunState.IN_REVIEW or state in SIGN_OFF_ROLES or state in SPONSOR_ENDS
+
+
+def parties(run: Run, trigger: TriggerEvent | None) -> set[str]:
+    """The directory ids that are party to the change: the sponsor, who caused the trigger
+    (`user:<id>`), the trigger's actor and its `requested_by` (the requester)."""
+    found = {run.sponsor}
+    if trigger is not None:
+        found |= {
+            trigger.caused_by.removeprefix("user:"),
+            trigger.actor,
+            str(trigger.attributes.get("requested_by", "")),
+        }
+    return found - {""}
 
 
 @dataclass(kw_only=True)
