@@ -205,7 +205,12 @@ class PytestCheck(ProjectBound):
         if not wanted:
             why = "the change adds or modifies no line of Python source outside the tests"
             return not_measured(why, skipped=others)
-        return read_measurement(workspace, wanted, others, scope=_scope(selection), notes=notes)
+        scope = _scope(selection)
+        if not selection.full:
+            shown = ", ".join(selection.selectors[:10])
+            more = len(selection.selectors) - 10
+            scope += f": {shown}" + (f" and {more} more" if more > 0 else "")
+        return read_measurement(workspace, wanted, others, scope=scope, notes=notes)
 
     def _judged(
         self,
