@@ -1,5 +1,7 @@
 """Git smart HTTP on the loopback: `git http-backend` (git's own CGI program) behind a small
-threaded HTTP server, serving the bare repositories under `root` (`<root>/<path>.git`).
+threaded HTTP server, serving the bare repositories under `root` (`<root>/<path>.git`), at
+`/<path>.git/…` or, as Azure DevOps names them, `/<project>/_git/<repo>/…` (the repository
+`<project>/_git/<repo>`: `create("Payments/_git/payments-api")`).
 
 Every request must carry the `Authorization` header the stand-in was given (else `401` with
 `WWW-Authenticate: Basic`, as a forge answers); a repository that was not `create`d is a
@@ -10,6 +12,7 @@ recorded (`requests`: method, path, query, the Authorization it carried).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -140,14 +143,14 @@ class GitHttpStandin:
                 "HTTP Basic: Access denied\n",
                 {"WWW-Authenticate": 'Basic realm="forge"'},
             )
-        repository = parts.path.split(".git/", 1)[0].lstrip("/")
-        if ".git/" not in parts.path or ".." in repository or not self.exists(repository):
+        repository, path_info = _repository_path(parts.path)
+        if not repository or ".." in repository or not self.exists(repository):
             return _plain(handler, 404, "Repository not found\n")
         env = {
             **_CLEAN_GIT,
             "GIT_PROJECT_ROOT": str(self.root),
             "GIT_HTTP_EXPORT_ALL": "1",
-            "PATH_INFO": parts.path,
+            "PATH_INFO": path_info,
             "QUERY_STRING": parts.query,
             "REQUEST_METHOD": handler.command,
             "CONTENT_TYPE": handler.headers.get("Content-Type", ""),
@@ -176,6 +179,23 @@ class GitHttpStandin:
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
+
+
+_AZURE_GIT = re.compile(r"/(?P<project>[^/]+)/_git/(?P<repo>[^/]+?)(?:\.git)?(?P<rest>/.*)")
+
+
+def _repository_path(path: str) -> tuple[str, str]:
+    """The repository a request path names and the `PATH_INFO` for `git http-backend`:
+    `/<name>.git/<rest>` (GitHub, GitLab, Bitbucket), or Azure DevOps'
+    `/<project>/_git/<repo>/<rest>`, served from `<root>/<project>/_git/<repo>.git`;
+    ("", "") for any other path."""
+    if ".git/" in path:
+        return path.split(".git/", 1)[0].lstrip("/"), path
+    azure = _AZURE_GIT.fullmatch(path)
+    if azure is None:
+        return "", ""
+    name = f"{azure['project']}/_git/{azure['repo']}"
+    return name, f"/{name}.git{azure['rest']}"
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
