@@ -230,9 +230,7 @@ def from_json(text: str) -> ChangedCoverage:
         for path, entry in dict(body["files"]).items()
     }
     for path, entry in files.items():
-        if set(entry.covered) | set(entry.missed) != set(entry.executable) or not set(
-            entry.executable
-        ) <= set(entry.changed_lines):
+        if not _consistent(entry):
             raise ValueError(f"{path}: covered and missed do not add up to executable")
     status = str(body["status"])
     if status not in ("measured", "not-measured"):
@@ -245,6 +243,16 @@ def from_json(text: str) -> ChangedCoverage:
         files=files,
         not_measured={str(k): str(v) for k, v in dict(body.get("not_measured") or {}).items()},
         notes=tuple(str(n) for n in body.get("notes") or ()),
+    )
+
+
+def _consistent(entry: FileCoverage) -> bool:
+    """Covered and missed split the executable lines, which are changed lines."""
+    covered, missed = set(entry.covered), set(entry.missed)
+    return (
+        not covered & missed
+        and covered | missed == set(entry.executable)
+        and set(entry.executable) <= set(entry.changed_lines)
     )
 
 
