@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from sqlalchemy import text
 
@@ -134,3 +135,158 @@ def test_the_text_form_shows_rejections_and_runs_without_a_trigger(tmp_path: Pat
     render_explanation(console, explanation)
     output = console.export_text()
     assert "rejected by jordan.lee" in output and "trigger:" not in output
+
+
+def test_runs_show_and_explain_tell_the_regulated_track(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run taken the whole regulated way by the factory's own parts against the GitHub and
+    ServiceNow stand-ins: its request opened under the sponsor's grant, a forge approval by
+    webhook, the change request and the CAB's approval (a business rule's notice), signed QA
+    and UAT sign-offs, the approved merge and an unapproved one. `runs show` and `audit
+    explain` say each, the explanation proving every item in the signed log."""
+    import tests.integration.signed_people as signed_people
+    from codefactory.context.credentials import vendor_client
+    from codefactory.dispatch.service import build_dispatch
+    from codefactory.factory import forge_publishing
+    from codefactory.identity.ssh_signatures import sign
+    from codefactory.identity.statements import SIGN_OFF_NAMESPACE
+    from codefactory.review.change_requests import ChangeFiling
+    from codefactory.review.forges.settings import ForgeSettings
+    from codefactory.review.settings import ChangeSettings, ReviewTrackSettings
+    from codefactory.runs.report import render_report, run_report
+    from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
+    from codefactory.web.app import create_app
+    from tests.context_helpers import vendor_settings
+    from tests.context_standins.vendors import ServiceNowStandin
+    from tests.directory_helpers import os_account, person, write_directory
+    from tests.fixtures.webhooks.signed import SECRETS, headers
+    from tests.forge_standins.git_http import GitHttpStandin
+    from tests.forge_standins.github import GitHubStandin
+    from tests.integration.signed_people import factory_for, make_key, run_in_review
+    from tests.integration.test_change_approval_webhook import notice
+    from tests.integration.test_change_approval_webhook import post as post_notice
+    from tests.integration.test_forge_github import APP_TOKEN, USER_TOKEN, push_header
+    from tests.integration.test_forge_reconcile import GITHUB_REPO, merged, review
+    from tests.integration.test_webhooks import post
+
+    folder = tmp_path / "people"
+    keys = {name: make_key(folder / "keys", name) for name in ("quinn", "uma")}
+    directory = write_directory(
+        folder / "directory.toml",
+        {
+            "priya.shah": person("Priya Shah", roles=["sponsor"], unix=os_account(),
+                                 github="Codertocat"),
+            "jordan.lee": person("Jordan Lee", roles=["reviewer"], github="jordan-gh"),
+            "mona": person("Mona", roles=["reviewer"], github="mona-gh"),
+            "quinn": person("Quinn", roles=["qa"], ssh_keys=[keys["quinn"].public]),
+            "uma": person("Uma", roles=["uat"], ssh_keys=[keys["uma"].public]),
+        },
+    )  # fmt: skip
+    git_host = GitHttpStandin(tmp_path / "github-git", authorization=push_header())
+    api = GitHubStandin(git=git_host, app_token=APP_TOKEN, user_tokens={USER_TOKEN: "Codertocat"})
+    servicenow = ServiceNowStandin()
+    servicenow.start()
+    try:
+        app_token = tmp_path / "github-app-token"
+        app_token.write_text(APP_TOKEN + "\n")
+        factory = factory_for(
+            tmp_path,
+            directory,
+            triggers=TriggerSettings(
+                secrets=dict(SECRETS),  # type: ignore[arg-type]
+                repositories={GITHUB_REPO: RepositoryBinding(path=tmp_path)},
+            ),
+            forge=ForgeSettings(type="github", base_url=api.url, git_url=git_host.url,
+                                token_file=app_token, user_tokens={"priya.shah": USER_TOKEN}),
+            servicenow=vendor_settings(tmp_path / "secrets", servicenow=servicenow)["servicenow"],
+            changes=ChangeSettings(file_in_servicenow=True),
+            review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        )  # fmt: skip
+        app = create_app(factory, build_dispatch(factory, workers=0))
+        monkeypatch.setattr(signed_people, "REPOSITORY", GITHUB_REPO)
+        run_id = run_in_review(factory, tmp_path, engine="agent:pydantic-ai")  # a normal change
+        run = factory.store.require_run(run_id)
+        git_host.create(GITHUB_REPO, seed=tmp_path / f"work-{run_id}")
+        publish = forge_publishing(
+            factory.settings, factory.store, factory.loop.forge.repository_path
+        )
+        assert publish is not None
+        publish(run, Path(run.package_dir))  # the loop's hook after packaging, as wired
+        ChangeFiling(settings=factory.settings.changes, record=factory.store.record,
+                     client=lambda: vendor_client("servicenow", factory.settings.servicenow),
+                     )(run, Path(run.package_dir))  # fmt: skip
+        head = run.head_commit
+
+        def webhook(body: bytes, event: str) -> None:
+            answer = post(app, "/webhooks/github", body, headers("github", body, event=event))
+            assert answer.status_code == 202, answer.text
+
+        webhook(review(run_id, head, "jordan-gh", review_id=4242), "pull_request_review")
+        assert factory.store.require_run(run_id).state is RunState.APPROVED
+        [change] = [e.data for e in factory.audit.events(run_id)
+                    if e.name == "change-request-filed"]  # fmt: skip
+        servicenow.approvals[str(change["sys_id"])] = "approved"
+        change_ids = {"number": str(change["number"]), "sys_id": str(change["sys_id"])}
+        answer = post_notice(app, notice(change_ids, "approved", 3), token=SECRETS["servicenow"])
+        assert answer.status_code == 202 and answer.json()["state"] == "in_qa", answer.text
+
+        for who, stage, reason in (("quinn", "qa", "regression suite green"), ("uma", "uat", "")):
+            body = factory.review.sign_off_statement(run_id, stage=stage, signer=who, accept=True,
+                                                     reason=reason)  # fmt: skip
+            signature = sign(body, keys[who].private, SIGN_OFF_NAMESPACE)
+            factory.review.sign_off(run_id, stage=stage, statement=body, signer=who, accept=True,
+                                    signature=signature)  # fmt: skip
+        assert factory.store.require_run(run_id).state is RunState.ACCEPTED
+        webhook(merged(run_id, head), "pull_request")
+        webhook(
+            merged(run_id, "c4295bd74fb0f4fda03689c3df3f2803b658fd85", "dana-gh"), "pull_request"
+        )
+    finally:
+        servicenow.stop()
+        api.stop()
+        git_host.stop()
+
+    report = run_report(factory.store, run_id)
+    assert report is not None
+    track = report["regulated_track"]
+    [opened] = track["forge_requests"]
+    assert (opened["forge"], opened["number"], opened["opened_for"]) == (
+        "github",
+        "1",
+        "priya.shah",
+    )
+    assert opened["url"].endswith(f"/{GITHUB_REPO}/pull/1")
+    [approval] = track["forge_approvals"]
+    assert approval["actor"] == "user:jordan.lee" and approval["review_id"] == "4242"
+    assert [c["number"] for c in track["change_requests"]] == [change["number"]]
+    assert [c["decision"] for c in track["cab"]][-2:] == ["notice", "approved"]
+    qa, uat = track["sign_offs"]
+    assert (qa["stage"], qa["verdict"], qa["actor"]) == ("qa", "accept", "user:quinn")
+    assert qa["reason"] == "regression suite green" and qa["statement_digest"].startswith("sha256:")
+    assert (uat["stage"], uat["actor"]) == ("uat", "user:uma")
+    assert [m["outcome"] for m in track["merges"]] == ["recorded", "unapproved"]
+
+    console = Console(record=True, width=240)
+    render_report(console, report)
+    shown = console.export_text()
+    assert f"forge:      github request #1 {opened['url']} on {GITHUB_REPO}, opened under " \
+           "priya.shah's grant (author Codertocat)" in shown  # fmt: skip
+    assert "forge review: approved by user:jordan.lee on github #" in shown
+    assert f"change:     {change['number']} filed in ServiceNow" in shown
+    assert f"cab:        {change['number']}: APPROVED by the CAB" in shown
+    assert "sign-off:   QA accept by user:quinn: regression suite green, statement sha256:" in shown
+    assert "sign-off:   UAT accept by user:uma, statement sha256:" in shown
+    assert "merge:      recorded on github #" in shown
+    assert "merge:      UNAPPROVED MERGE on github #" in shown and "dana-gh" in shown
+
+    explanation = explain_run(factory, run_id)
+    assert explanation is not None
+    assert explanation["regulated_track"] == track
+    console = Console(record=True, width=240)
+    render_explanation(console, explanation)
+    explained = console.export_text()
+    assert f"sign-off:   QA accept by user:quinn: regression suite green, statement " \
+           f"{qa['statement_digest']}" in explained  # fmt: skip
+    assert f"[event {uat['index']}]" in explained
+    assert "merge:      UNAPPROVED MERGE" in explained and "NOT PROVED" not in explained

@@ -4,7 +4,9 @@ Who is the agent and who issued it; on whose behalf it acted and under which del
 what triggered the run, which person caused it, and what policy decided; every step with
 its audit index; the commit and what `git verify-commit` says of its signature; the
 approvals with the fingerprint of the key that signed each verdict and the digest of the
-statement kept in the package; and, for every event cited, an RFC 9162 inclusion proof
+statement kept in the package; the regulated track (the forge request and its approvals,
+the change request and the CAB's word, each QA and UAT sign-off with its statement digest,
+the merge: `audit/regulated_track.py`); and, for every event cited, an RFC 9162 inclusion proof
 against a freshly signed checkpoint, verified here.
 """
 
@@ -21,6 +23,7 @@ from rich.table import Table
 from codefactory.audit.errors import AuditError
 from codefactory.audit.merkle import verify_inclusion
 from codefactory.audit.port import AuditLog, AuditRecord, SignedCheckpoint
+from codefactory.audit.regulated_track import regulated_track, track_items
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
@@ -70,6 +73,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
             package,
             identity.directory,
         ),
+        "regulated_track": regulated_track(events),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
             "note": signed.note,
@@ -406,6 +410,10 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
                 f"(commit {review['commit'][:12]}){signed}"
             )
         )
+    proofs = {proof["index"]: proof.get("verified") for proof in explanation["proofs"]}
+    for item, line in track_items(explanation.get("regulated_track") or {}):
+        proven = "" if proofs.get(item["index"]) else " (NOT PROVED in the signed log)"
+        lines.append(escape(f"{line} [event {item['index']}]{proven}"))
     checkpoint = explanation["checkpoint"]
     lines.append(
         escape(

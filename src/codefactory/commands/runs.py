@@ -116,7 +116,9 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(run_id: str, as_json: JsonOption = False) -> None:
-    """One run: its states with times, decisions, checks, findings, package and reviews."""
+    """One run: its states with times, decisions, checks, findings, package and reviews,
+    and its regulated track (forge request and approvals, change request and CAB, QA and
+    UAT sign-offs, merges)."""
     from codefactory.runs.report import render_report, run_report
 
     report = run_report(build().store, run_id)

@@ -1,4 +1,6 @@
-"""A run's full record, for `runs show`, the API and the dashboard."""
+"""A run's full record, for `runs show`, the API and the dashboard: with its regulated track
+(`regulated_track`: the forge request and approvals, the change request and the CAB's word,
+the QA and UAT sign-offs, the merge; `audit/regulated_track.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.port import AuditRecord
+from codefactory.audit.regulated_track import regulated_track, track_lines
 from codefactory.store.runs import RunStore, run_as_dict
 
 
@@ -56,6 +59,7 @@ def run_report(store: RunStore, run_id: str) -> dict[str, Any] | None:
     events = store.audit_events(run_id)
     report.update(engine_activity(events))
     report["context"] = context_activity(events)
+    report["regulated_track"] = regulated_track(events)
     return report
 
 
@@ -194,6 +198,8 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
         console.print(f"  context not read: {e(failure)}", highlight=False)
     if report["package"]:
         console.print(f"package: {e(report['package']['directory'])}", highlight=False)
+    for line in track_lines(report.get("regulated_track") or {}):
+        console.print(e(line), highlight=False)
 
 
 def _escaped(value: Any) -> str:
