@@ -8,13 +8,14 @@ The setup phase installs each repository's requirements from the shared uv cache
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
+from codefactory.config import Settings
 from codefactory.domain import (
     Change,
     ChangeKind,
@@ -22,10 +23,13 @@ from codefactory.domain import (
     Proposal,
     Run,
     RunState,
+    Task,
     TriggerEvent,
 )
+from codefactory.factory import build_factory
 from codefactory.package.builder import FolderPackageBuilder
 from codefactory.package.port import PackageContents
+from codefactory.runs.intake import accept_ticket
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.errors import SetupFailed
 from codefactory.sandbox.port import Phase, Workspace
@@ -35,7 +39,8 @@ from codefactory.verify.changed_coverage import ChangedCoverage, changed_coverag
 from codefactory.verify.gate import Gate
 from codefactory.verify.junit import parse_junit
 from codefactory.verify.tests import PytestCheck
-from tests.conftest import make_repo
+from tests.acceptance.conftest import TEMPLATE
+from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -263,3 +268,60 @@ def package_contents(change: Change, results: tuple[CheckResult, ...]) -> Packag
         rationale="a helper"), results=results, rounds=1, patch="", commit="a" * 40,
         branch="factory/r-cov", forge_repository="/srv/forge/sample.git", change=change,
     )  # fmt: skip
+
+
+def helped(text: str) -> str:
+    text = text.replace("import os\n\n", "").replace(
+        "    return idna.decode(hostname)\n",
+        "    ascii_name = hostname.strip()\n    return idna.decode(ascii_name)\n",
+    )
+    return (
+        text + '\n\ndef label_count(hostname: str) -> int:\n    return len(hostname.split("."))\n'
+    )
+
+
+class HelperEngine:
+    """Removes the unused import the lint ticket names, changes one body and adds a helper
+    no test calls: the package must say which changed lines ran and which did not."""
+
+    name = "test:helper"
+    version = "0"
+
+    def propose(
+        self,
+        task: Task,
+        workspace: Workspace,
+        feedback: Sequence[CheckResult],
+        session: object = None,
+    ) -> Proposal:
+        text = (workspace.read_file("service/hostnames.py") or b"").decode()
+        workspace.write_file("service/hostnames.py", helped(text).encode())
+        return Proposal(engine=self.name, engine_version=self.version, rationale="helper")
+
+
+def test_a_run_packages_the_coverage_of_its_changed_lines(tmp_path: Path, uv_cache: Path) -> None:
+    factory = build_factory(Settings(data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache)))
+    factory.loop.engines = {"fix_lint": HelperEngine()}
+    repo = sample_service(tmp_path / "sample-service")
+    payload = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
+    run = accept_ticket(factory, payload=payload, repo=repo)
+    assert run.state is RunState.IN_REVIEW, run.reason
+    folder = Path(factory.store.require_run(run.id).package_dir)
+    assert '+    return len(hostname.split("."))' in (folder / "change.patch").read_text()
+    head = helped((repo / "service" / "hostnames.py").read_text()).splitlines()
+    at = {text: n for n, text in enumerate(head, start=1)}
+    document = json.loads((folder / "evidence" / "coverage.json").read_text())
+    entry = document["files"]["service/hostnames.py"]
+    body = at['    return len(hostname.split("."))']
+    define = at["def label_count(hostname: str) -> int:"]
+    # the two new body lines ran (test_round_trip); the helper's def ran at import, its body
+    # never; the removed import is no line of the head
+    strip, decode = (
+        at["    ascii_name = hostname.strip()"],
+        at["    return idna.decode(ascii_name)"],
+    )
+    assert entry["executable"] == [strip, decode, define, body]
+    assert (entry["covered"], entry["missed"]) == ([strip, decode, define], [body])
+    line = f"changed lines covered: 3 of 4 (75%); missed: service/hostnames.py:{body}"
+    assert line in (folder / "summary.md").read_text()
+    assert line in json.loads((folder / "cab.json").read_text())["test_plan"]
