@@ -26,6 +26,8 @@ ROLES = {
     "quinn": ["qa"],
     "uma": ["uat"],
     "dana": [],
+    "vic": ["reviewer", "qa", "uat"],  # holds every role: still one stage only
+    "quentin": ["qa", "uat"],
 }
 
 
@@ -297,3 +299,22 @@ def test_a_stage_that_is_not_configured_takes_no_sign_off(
     with pytest.raises(SignOffNotOpen, match="UAT sign-off is not a stage here"):
         sign_off(qa_only, run_id, keys, "uma", "uat")
     assert sign_off(qa_only, run_id, keys, "quinn", "qa").state is RunState.ACCEPTED
+
+
+def test_whoever_approved_or_signed_an_earlier_stage_never_signs_a_later_one(
+    world: tuple[Factory, dict[str, Key], Path],
+) -> None:
+    factory, keys, tmp_path = world
+    run_id = run_in_review(factory, tmp_path)
+    approve(factory, run_id, keys, who="vic")
+    with pytest.raises(SelfApprovalRefused, match="vic is the reviewer who approved it"):
+        sign_off(factory, run_id, keys, "vic", "qa")
+    assert sign_off(factory, run_id, keys, "quentin", "qa").state is RunState.IN_UAT
+    with pytest.raises(SelfApprovalRefused, match="quentin is the qa signer"):
+        sign_off(factory, run_id, keys, "quentin", "uat")
+    with pytest.raises(SelfApprovalRefused, match="reviewer who approved it"):
+        sign_off(factory, run_id, keys, "vic", "uat")
+    assert factory.store.require_run(run_id).state is RunState.IN_UAT
+    assert sign_off(factory, run_id, keys, "uma", "uat").state is RunState.ACCEPTED
+    refused = [str(r["reason"]) for r in events(factory, run_id, "sign-off-refused")]
+    assert len(refused) == 3 and all("segregation of duties" in r for r in refused)

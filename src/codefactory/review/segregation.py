@@ -28,6 +28,12 @@ def _comparable(actor: str) -> str:
     return text.removeprefix(HUMAN_PREFIX)
 
 
+def same_person(first: str, second: str) -> bool:
+    """Whether two actor names (`user:priya.shah`, `Priya.Shah`) name one person, compared as
+    `check_reviewer` compares parties."""
+    return bool(first.strip()) and _comparable(first) == _comparable(second)
+
+
 def check_reviewer(
     *,
     reviewer: str,

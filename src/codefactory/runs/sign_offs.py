@@ -28,12 +28,20 @@ from codefactory.identity.statements import (
     sign_off_statement,
 )
 from codefactory.package.manifest import PackageAltered, keep_verdict
-from codefactory.review.errors import FactsRefused, ReviewError
-from codefactory.review.segregation import check_reviewer
+from codefactory.review.errors import FactsRefused, ReviewError, SelfApprovalRefused
+from codefactory.review.segregation import check_reviewer, same_person
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
+from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT
+from codefactory.runs.approval_record import SIGNED_EVENT as REVIEW_SIGNED_EVENT
 from codefactory.store.runs import RunStore
 
 SIGNED_EVENT = "sign-off-signed"
+APPROVAL_EVENTS = {
+    REVIEW_SIGNED_EVENT: "reviewer who approved it",
+    FORGE_APPROVAL_EVENT: "reviewer who approved it",
+    SIGNED_EVENT: "{stage} signer",
+}
+"""The events whose actor may not sign a later stage, and the role each names."""
 REFUSED_EVENT = "sign-off-refused"
 STAGE_STATE = {"qa": RunState.IN_QA, "uat": RunState.IN_UAT}
 STAGE_ROLE = {"qa": Role.QA, "uat": Role.UAT}
@@ -103,6 +111,7 @@ class SignOffDesk:
         facts do not hold."""
         run = self._open(run_id, stage, signer)
         facts = self._facts(run, signer)
+        self._check_four_eyes(run.id, signer, signer)  # told before signing, not after
         return sign_off_statement(
             run_id=run.id,
             commit=facts.commit,
@@ -220,6 +229,7 @@ class SignOffDesk:
             )
             digest, fingerprint = verified.digest, verified.fingerprint
             check_reviewer(reviewer=verified.person.actor, **parties)
+            self._check_four_eyes(run.id, signer, verified.person.actor)
             if not accept and not str(verified.fields.get("reason", "")).strip():
                 raise SignOffRefused(run.id, "a rejection names its reason (--reason)")
         except (StatementRefused, PackageAltered) as err:
@@ -231,6 +241,20 @@ class SignOffDesk:
             self._refused(run.id, signer, stage, str(err), digest, fingerprint)
             raise
         return verified
+
+    def _check_four_eyes(self, run_id: str, claimed: str, signer: str) -> None:
+        """Each stage is another person's: whoever approved the change (a signed verdict or
+        a forge approval) or signed an earlier stage may not sign this one. The earlier
+        signers come from the run's audit events, which the log's checkpoints protect.
+        Raises `SelfApprovalRefused`."""
+        for record in self.store.audit_events(run_id):
+            if record.name in APPROVAL_EVENTS and record.data.get("verdict", "approve") in (
+                "approve",
+                "accept",
+            ):
+                role = APPROVAL_EVENTS[record.name].format(stage=record.data.get("stage", ""))
+                if same_person(record.actor, signer) or same_person(record.actor, claimed):
+                    raise SelfApprovalRefused(claimed, role, run_id)
 
     def _refused(
         self, run_id: str, signer: str, stage: str, reason: str, digest: str, fingerprint: str
