@@ -173,19 +173,30 @@ def _message(response: httpx.Response) -> str:
 
 def retry_after_s(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds (delta or HTTP date, RFC 9110 §10.2.3), else GitHub's
-    `x-ratelimit-reset` epoch; None when the forge said nothing."""
+    `x-ratelimit-reset` epoch; None when the forge said nothing readable. A delta is ASCII
+    digits only (RFC 9110's `1*DIGIT`: `"²".isdigit()` holds but `float("²")` raises); a
+    value that is neither is treated as absent."""
     value = response.headers.get("retry-after", "").strip()
     if value:
-        if value.isdigit():
+        if _ascii_digits(value):
             return float(value)
         try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        try:
+            return max(0.0, when.timestamp() - time.time())
+        except (OverflowError, ValueError, OSError):
             return None
     reset = response.headers.get("x-ratelimit-reset", "").strip()
-    if reset.isdigit():
+    if _ascii_digits(reset):
         return max(0.0, float(reset) - time.time())
     return None
+
+
+def _ascii_digits(value: str) -> bool:
+    """`1*DIGIT` of RFC 9110: ASCII 0-9 only (str.isdigit also holds for `²`, `٣`)."""
+    return value.isascii() and value.isdigit()
 
 
 def _failure(response: httpx.Response, forge: str, call: str) -> tuple[ForgeApiError, float | None]:
