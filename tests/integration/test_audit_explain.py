@@ -282,7 +282,11 @@ def test_runs_show_and_explain_tell_the_regulated_track(
 
     explanation = explain_run(factory, run_id)
     assert explanation is not None
-    assert explanation["regulated_track"] == track
+    explained_track = explanation["regulated_track"]
+    assert [i["verified"] for i in explained_track["sign_offs"]] == [True, True]
+    assert {k: v for k, v in explained_track.items() if k != "sign_offs"} == {
+        k: v for k, v in track.items() if k != "sign_offs"
+    }
     console = Console(record=True, width=240)
     render_explanation(console, explanation)
     explained = console.export_text()
@@ -290,3 +294,17 @@ def test_runs_show_and_explain_tell_the_regulated_track(
            f"{qa['statement_digest']}" in explained  # fmt: skip
     assert f"[event {uat['index']}]" in explained
     assert "merge:      UNAPPROVED MERGE" in explained and "NOT PROVED" not in explained
+    assert "regression suite green, statement" in explained and ", verified [event" in explained
+
+    # a kept sign-off statement altered afterwards no longer verifies
+    kept = Path(factory.store.require_run(run_id).package_dir) / qa["statement"]
+    kept.write_bytes(kept.read_bytes().replace(b"regression suite green", b"regression suite gren"))
+    again = explain_run(factory, run_id)
+    assert again is not None
+    [altered, _] = again["regulated_track"]["sign_offs"]
+    assert altered["verified"] is False and altered["problem"]
+    console = Console(record=True, width=240)
+    render_explanation(console, again)
+    altered_text = console.export_text()
+    assert "QA accept by user:quinn: regression suite green" in altered_text
+    assert ", NOT VERIFIED: " in altered_text

@@ -73,7 +73,9 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
             package,
             identity.directory,
         ),
-        "regulated_track": regulated_track(events),
+        "regulated_track": _checked_sign_offs(
+            regulated_track(events), run_id, package, identity.directory
+        ),
         "checkpoint": {
             **signed.checkpoint.as_dict(),
             "note": signed.note,
@@ -134,37 +136,78 @@ def _checked(
     """Each approval with its kept statement verified again against the directory (an
     event alone proves an append, not a person's word): `verified` true, or `problem`."""
     from codefactory.identity.directory import Role
-    from codefactory.identity.statements import REVIEW_TYPE, StatementRefused, StatementVerifier
+    from codefactory.identity.statements import REVIEW_TYPE, StatementVerifier
 
     verifier = StatementVerifier(directory)
     for approval in approvals:
-        path = Path(package["directory"]) / approval["statement"] if package else None
-        if path is None or not approval.get("statement"):
-            approval.update(verified=False, problem="no signed statement is kept")
-            continue
-        try:
-            body = path.read_bytes()
-            signature = path.with_name(path.name + ".sig").read_text(encoding="ascii")
-            verified = verifier.verify(
-                body,
-                signature,
+        approval.update(
+            _kept_statement(
+                verifier,
+                package,
+                approval,
                 statement_type=REVIEW_TYPE,
                 claimed=str(approval["reviewer"]),
                 role=Role.REVIEWER,
                 expect={"run_id": run_id, "package_digest": approval["package_digest"]},
-                used=lambda _: False,
-                fresh=False,
             )
-        except (OSError, UnicodeDecodeError) as err:
-            approval.update(verified=False, problem=f"unreadable: {err}")
-        except StatementRefused as err:
-            approval.update(verified=False, problem=err.reason)
-        else:
-            same = verified.digest == approval["statement_digest"]
-            approval.update(
-                verified=same, problem="" if same else "not the statement the log names"
-            )
+        )
     return approvals
+
+
+def _checked_sign_offs(
+    track: dict[str, list[dict[str, Any]]],
+    run_id: str,
+    package: dict[str, Any] | None,
+    directory: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """The track with each signed QA or UAT sign-off's kept statement verified again against
+    the directory, as approvals are (`_checked`): `verified` true, or `problem`."""
+    from codefactory.identity.directory import Role
+    from codefactory.identity.statements import SIGN_OFF_TYPE, StatementVerifier
+
+    verifier = StatementVerifier(directory)
+    roles = {"qa": Role.QA, "uat": Role.UAT}
+    for item in track.get("sign_offs", []):
+        stage = str(item.get("stage", ""))
+        if item["event"] != "sign-off-signed" or stage not in roles:
+            continue
+        item.update(
+            _kept_statement(
+                verifier,
+                package,
+                item,
+                statement_type=SIGN_OFF_TYPE,
+                claimed=str(item["actor"]).removeprefix("user:"),
+                role=roles[stage],
+                expect={"run_id": run_id, "stage": stage, "verdict": str(item["verdict"])},
+            )
+        )
+    return track
+
+
+def _kept_statement(
+    verifier: Any,
+    package: dict[str, Any] | None,
+    cited: dict[str, Any],
+    **verify: Any,
+) -> dict[str, Any]:
+    """`verified` and `problem` for the statement the package keeps at `cited["statement"]`,
+    which the log names by `cited["statement_digest"]` (its signature beside it, `.sig`)."""
+    from codefactory.identity.statements import StatementRefused
+
+    path = Path(package["directory"]) / cited["statement"] if package else None
+    if path is None or not cited.get("statement"):
+        return {"verified": False, "problem": "no signed statement is kept"}
+    try:
+        body = path.read_bytes()
+        signature = path.with_name(path.name + ".sig").read_text(encoding="ascii")
+        verified = verifier.verify(body, signature, used=lambda _: False, fresh=False, **verify)
+    except (OSError, UnicodeDecodeError) as err:
+        return {"verified": False, "problem": f"unreadable: {err}"}
+    except StatementRefused as err:
+        return {"verified": False, "problem": err.reason}
+    same = verified.digest == cited["statement_digest"]
+    return {"verified": same, "problem": "" if same else "not the statement the log names"}
 
 
 def _step(record: AuditRecord) -> dict[str, Any]:
@@ -412,6 +455,8 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
         )
     proofs = {proof["index"]: proof.get("verified") for proof in explanation["proofs"]}
     for item, line in track_items(explanation.get("regulated_track") or {}):
+        if "verified" in item:
+            line += ", verified" if item["verified"] else f", NOT VERIFIED: {item['problem']}"
         proven = "" if proofs.get(item["index"]) else " (NOT PROVED in the signed log)"
         lines.append(escape(f"{line} [event {item['index']}]{proven}"))
     checkpoint = explanation["checkpoint"]
