@@ -232,3 +232,20 @@ def test_the_route_is_in_the_openapi_document(
     assert {"202", "401", "404", "413", "422", "429"} <= set(operation["responses"])
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["number", "sys_id", "approval"]
+
+
+def test_servicenow_down_leaves_the_run_approved_and_says_why(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+    servicenow.down = True
+    try:
+        answer = post(app, notice(change, "approved", 13))
+    finally:
+        servicenow.down = False
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["state"] == "approved" and answer.json()["run_id"] == run_id
+    assert "could not read the CAB's approval" in answer.json()["reason"]
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    assert events(factory, "cab-approval-check-failed", run_id)
