@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from codefactory.audit.canonical import canonical_json
 from codefactory.domain import RunState
 from codefactory.factory import Factory
 from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
@@ -314,7 +315,17 @@ def test_whoever_approved_or_signed_an_earlier_stage_never_signs_a_later_one(
         sign_off(factory, run_id, keys, "quentin", "uat")
     with pytest.raises(SelfApprovalRefused, match="reviewer who approved it"):
         sign_off(factory, run_id, keys, "vic", "uat")
+    # a statement made without asking the factory is refused on its signature, and audited
+    fields = json.loads(
+        factory.review.sign_off_statement(run_id, stage="uat", signer="uma", accept=True)
+    )
+    body = canonical_json({**fields, "signer": "quentin"})
+    with pytest.raises(SelfApprovalRefused, match="quentin is the qa signer"):
+        factory.review.sign_off(
+            run_id, stage="uat", statement=body, signer="quentin", accept=True,
+            signature=sign(body, keys["quentin"].private, SIGN_OFF_NAMESPACE),
+        )  # fmt: skip
+    (refused,) = events(factory, run_id, "sign-off-refused")
+    assert "segregation of duties" in str(refused["reason"])
     assert factory.store.require_run(run_id).state is RunState.IN_UAT
     assert sign_off(factory, run_id, keys, "uma", "uat").state is RunState.ACCEPTED
-    refused = [str(r["reason"]) for r in events(factory, run_id, "sign-off-refused")]
-    assert len(refused) == 3 and all("segregation of duties" in r for r in refused)
