@@ -115,6 +115,29 @@ class BranchProtection:
         return found
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfirmedApproval:
+    """What the forge itself says, asked with the factory's app token, about one approval a
+    webhook claimed (`ForgeHost.confirm_approval`): a webhook body alone proves nothing,
+    since anyone holding the shared webhook secret can write one."""
+
+    approved: bool
+    """The forge holds an approval by the reviewer on the request, now."""
+    commit: str
+    """The full commit id the approval is for (GitHub's review `commit_id`); the request's
+    current head where the forge does not tie approvals to a commit (GitLab, Azure DevOps,
+    Bitbucket: each drops or keeps approvals on a push by its own settings)."""
+    head_repository: str
+    """The repository the request's source branch lives in, as the forge names it (a fork
+    names another one); Azure DevOps, whose ids are GUIDs, gives `project/repo`."""
+    base_repository: str
+    """The repository the request merges into, named the same way."""
+    base_branch: str
+    """The branch the request merges into, without `refs/heads/`."""
+    author_login: str
+    """Who opened the request, as the forge names the account."""
+
+
 class ForgeHost(Protocol):
     """A forge's REST API as review needs it (review/forges/: GitHub, GitLab, Azure DevOps,
     Bitbucket). Every method raises a `review.forges.errors.ForgeApiError` subclass naming
@@ -148,4 +171,17 @@ class ForgeHost(Protocol):
 
     def protection(self, repository: str, branch: str) -> BranchProtection:
         """What the forge enforces on `branch` of `repository`."""
+        ...
+
+    def confirm_approval(
+        self, repository: str, *, request: str, reviewer_login: str, review_id: str
+    ) -> ConfirmedApproval:
+        """Ask the forge, with the factory's app token, whether `reviewer_login` approves
+        request `request` of `repository` (`review_id`: the forge's id of the review, where
+        it has one; GitHub only). `ForgeNotFound` when the request or review is absent."""
+        ...
+
+    def user_login(self, user_token: str) -> str:
+        """The forge account `user_token` belongs to (its login or unique name), as the
+        forge reports it; raises `ForgeUnauthorized` for a token it does not know."""
         ...
