@@ -3,8 +3,12 @@ matched to the run, and what the factory cannot prove is an audit event and an a
 
 - An approval (`ForgeEventKind.APPROVAL`) counts when the branch names a run of the same
   forge repository and the forge login is a person the directory knows (identity kind
-  `github` / `gitlab`): the review desk then records it (`record_forge_approval`: segregation
-  of duties, the signed head commit; `forge-approval-recorded` or `forge-approval-refused`).
+  `github`, `gitlab`, `azure-devops`, `bitbucket`): the review desk then records it
+  (`record_forge_approval`: segregation of duties, the signed head commit;
+  `forge-approval-recorded` or `forge-approval-refused`). An event naming several approvers
+  (Azure DevOps' votes) is tried approver by approver until one is recorded. An abbreviated
+  commit (Bitbucket Cloud) stands for the run's packaged commit only when it is a prefix of
+  it; otherwise it matches nothing.
 - Changes asked for (`CHANGES_REQUESTED`) are recorded (`forge-changes-requested`); the run
   stays in review (only a signed verdict rejects).
 - A merge (`MERGE`) is `merge-recorded` when the merged head is the run's packaged commit and
