@@ -25,7 +25,13 @@ from codefactory.verify.changed_coverage import (
 )
 from codefactory.verify.coverage_run import python_lines
 from codefactory.verify.diff import with_base
-from codefactory.verify.junit import synthesise_passed, synthesise_skipped, with_properties
+from codefactory.verify.junit import (
+    parse_junit,
+    synthesise_passed,
+    synthesise_skipped,
+    with_properties,
+)
+from codefactory.verify.tests import PytestCheck
 
 
 def test_a_changed_line_counts_by_the_statement_it_belongs_to() -> None:
@@ -207,3 +213,12 @@ def test_which_files_are_measured_and_which_lines_changed() -> None:
     assert python_lines(plain)[2] == [
         "m.py: the base version is unknown, every line counts as changed"
     ]
+
+
+def test_tests_not_run_by_the_gate_say_so_in_the_coverage() -> None:
+    result = PytestCheck().skipped("not run: lint already blocks the change")
+    assert parse_junit(result.evidence).skipped == 1
+    assert changed_coverage_of([result]).summary_line() == (
+        "changed lines covered: not measured (the tests were not run: not run: lint already "
+        "blocks the change)"
+    )

@@ -238,13 +238,15 @@ class PytestCheck(ProjectBound):
         return self._judge(result, report, xml, selection, probe)
 
     def skipped(self, reason: str) -> CheckResult:
-        return CheckResult(
+        xml = synthesise_skipped(suite="codefactory.tests", name="not-run", reason=reason)
+        result = CheckResult(
             check=self.name,
             passed=False,
             evidence_name="junit.xml",
-            evidence=synthesise_skipped(suite="codefactory.tests", name="not-run", reason=reason),
+            evidence=with_properties(xml, {}),
             summary=reason,
         )
+        return with_changed_coverage(result, not_measured(f"the tests were not run: {reason}"))
 
     def _key(self, check: str, commit: str) -> CacheKey:
         return CacheKey(check=check, commit=commit, digest=self.config_digest())
