@@ -293,6 +293,10 @@ def test_runs_show_and_explain_tell_the_regulated_track(
     assert f"sign-off:   QA accept by user:quinn: regression suite green, statement " \
            f"{qa['statement_digest']}" in explained  # fmt: skip
     assert f"[event {uat['index']}]" in explained
+    [forge_review] = explanation["approvals"]  # the forge's approval is no signed verdict
+    assert forge_review["forge"] == {"forge": "github", "request": approval["request"],
+                                     "review_id": "4242"}  # fmt: skip
+    assert "(review 4242): no signed statement" in explained
     assert "merge:      UNAPPROVED MERGE" in explained and "NOT PROVED" not in explained
     assert "regression suite green, statement" in explained and ", verified [event" in explained
 

@@ -112,22 +112,37 @@ def _trigger(trigger: Any) -> dict[str, Any]:
 
 
 def _approvals(reviews: list[dict[str, Any]], events: list[AuditRecord]) -> list[dict[str, Any]]:
-    """Each verdict with what proves it: the signed statement's digest, the signing key's
-    fingerprint and where the package keeps the statement (`review-signed`, in order)."""
-    signed = [record.data for record in events if record.name == "review-signed"]
+    """Each verdict with what proves it, matched by person and verdict, in order: the
+    `review-signed` event (the signed statement's digest, the signing key's fingerprint and
+    where the package keeps the statement), or for an approval given on the forge its
+    `forge-approval-recorded` event (`forge`: forge, request, review id; no statement)."""
+    proofs = [r for r in events if r.name in ("review-signed", "forge-approval-recorded")]
     approvals = []
-    for index, review in enumerate(reviews):
-        proof = signed[index] if index < len(signed) else {}
+    for review in reviews:
+        proof = next((r for r in proofs if _proves(r, review)), None)
+        if proof is not None:
+            proofs.remove(proof)
+        signed = proof.data if proof is not None and proof.name == "review-signed" else {}
+        forge = proof.data if proof is not None and proof.name != "review-signed" else {}
         approvals.append(
             {
                 **review,
-                "statement_digest": proof.get("statement_digest", ""),
-                "key_fingerprint": proof.get("key_fingerprint", ""),
-                "package_digest": proof.get("package_digest", ""),
-                "statement": proof.get("statement", ""),
+                "statement_digest": signed.get("statement_digest", ""),
+                "key_fingerprint": signed.get("key_fingerprint", ""),
+                "package_digest": signed.get("package_digest", ""),
+                "statement": signed.get("statement", ""),
+                "forge": {k: forge[k] for k in ("forge", "request", "review_id") if k in forge},
             }
         )
     return approvals
+
+
+def _proves(record: AuditRecord, review: dict[str, Any]) -> bool:
+    if record.actor != f"user:{review['reviewer']}":
+        return False
+    if record.name == "forge-approval-recorded":
+        return bool(review["approved"])
+    return record.data.get("verdict") == ("approve" if review["approved"] else "reject")
 
 
 def _checked(
@@ -444,6 +459,12 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
             if review.get("statement_digest")
             else ", NOT SIGNED"
         )
+        forge = review.get("forge") or {}
+        if forge and not review.get("statement_digest"):
+            signed = (
+                f", given on {forge['forge']} request #{forge['request']} (review "
+                f"{forge['review_id']}): no signed statement"
+            )
         if review.get("statement_digest"):
             problem = review.get("problem") or "unknown"
             signed += ", verified" if review.get("verified") else f", NOT VERIFIED: {problem}"
