@@ -8,6 +8,10 @@
 - `POST /repos/{o}/{r}/code-scanning/sarifs` → `202` `{id, url}` (the SARIF gunzipped and
   parsed: a log that is not SARIF 2.1.0 is `400`)
 - `GET  /repos/{o}/{r}/branches/{b}/protection` → `200` rules or `404` "Branch not protected"
+- `GET  /repos/{o}/{r}/pulls/{n}` → `200` pull request (`head.repo`, `base.repo`, `user`)
+- `GET  /repos/{o}/{r}/pulls/{n}/reviews/{id}` → `200` review (`user`, `state`, `commit_id`)
+- `GET  /user` → `200` the token's user; an installation (app) token is `403` "Resource not
+  accessible by integration", as GitHub answers it
 
 Request bodies are checked against the documented request schema: an unknown key, a
 missing required key or a wrong type is GitHub's `422` "Invalid request." with its
@@ -36,6 +40,8 @@ _PULLS = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls")
 _STATUS = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]{40})")
 _SARIFS = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/code-scanning/sarifs")
 _PROTECTION = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/branches/(.+)/protection")
+_PULL = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)")
+_REVIEW = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)/reviews/([0-9]+)")
 
 PULL_REQUEST_FIELDS: dict[str, Any] = {
     "required": {"title": str, "head": str, "base": str},
@@ -70,6 +76,20 @@ class PullRequest:
     opened_by: str
     sha: str
     state: str = "open"
+    head_repo: str | None = ""
+    """`owner/name` of the head branch's repository: "" the base itself, None a deleted
+    fork (GitHub answers `head.repo: null`)."""
+
+
+@dataclass
+class Review:
+    id: int
+    number: int
+    """The pull request's number."""
+    login: str
+    state: str
+    """`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`, `PENDING`."""
+    commit_id: str
 
 
 @dataclass
@@ -104,6 +124,15 @@ class GitHubStandin(LoopbackApi):
     sarifs: list[SarifUpload] = field(default_factory=list)
     protections: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(`owner/name`, branch) → the protection answer's body."""
+    reviews: list[Review] = field(default_factory=list)
+
+    def review(self, number: int, login: str, state: str = "APPROVED", commit: str = "") -> int:
+        """Record a review of pull request `number` by `login` (of its head by default);
+        returns the review's id."""
+        pull = next(p for p in self.pulls if p.number == number)
+        made = Review(3000 + len(self.reviews), number, login, state, commit or pull.sha)
+        self.reviews.append(made)
+        return made.id
 
     def __post_init__(self) -> None:
         LoopbackApi.__init__(self)
@@ -150,7 +179,11 @@ class GitHubStandin(LoopbackApi):
         return Answer(fault.status, body, headers)
 
     def handle(self, seen: Seen) -> Answer:
+        if seen.path == "/api/v3/user" and seen.method == "GET":
+            return self._user(seen)
         for pattern, method, handler in (
+            (_PULL, "GET", self._get_pull),
+            (_REVIEW, "GET", self._get_review),
             (_PULLS, "GET", self._list_pulls),
             (_PULLS, "POST", self._create_pull),
             (_STATUS, "POST", self._create_status),
@@ -214,8 +247,55 @@ class GitHubStandin(LoopbackApi):
         self.pulls.append(pull)
         return Answer(201, self._pull_json(pull))
 
+    def _user(self, seen: Seen) -> Answer:
+        if seen.who == "app":
+            return Answer(
+                403,
+                {
+                    "message": "Resource not accessible by integration",
+                    "documentation_url": f"{DOCS}/users/users#get-the-authenticated-user",
+                    "status": "403",
+                },
+            )
+        return Answer(200, _user_json(seen.who))
+
+    def _get_pull(self, seen: Seen, owner: str, repo: str, number: str) -> Answer:
+        for pull in self.pulls:
+            if (pull.owner, pull.repo, pull.number) == (owner, repo, int(number)):
+                return Answer(200, self._pull_json(pull))
+        return _not_found()
+
+    def _get_review(self, seen: Seen, owner: str, repo: str, number: str, id_: str) -> Answer:
+        pull = next(
+            (p for p in self.pulls if (p.owner, p.repo, p.number) == (owner, repo, int(number))),
+            None,
+        )
+        found = next(
+            (r for r in self.reviews if r.id == int(id_) and r.number == int(number)), None
+        )
+        if pull is None or found is None:
+            return _not_found()
+        api = f"{self.url}/api/v3/repos/{owner}/{repo}/pulls/{number}"
+        return Answer(
+            200,
+            {
+                "id": found.id,
+                "node_id": f"PRR_{found.id}",
+                "user": _user_json(found.login),
+                "body": "",
+                "state": found.state,
+                "html_url": f"{self.url}/{owner}/{repo}/pull/{number}#pullrequestreview-{found.id}",
+                "pull_request_url": api,
+                "submitted_at": "2026-11-30T06:00:00Z",
+                "commit_id": found.commit_id,
+                "author_association": "MEMBER",
+            },
+        )
+
     def _pull_json(self, pull: PullRequest) -> dict[str, Any]:
         api = f"{self.url}/api/v3/repos/{pull.owner}/{pull.repo}"
+        base_repo = f"{pull.owner}/{pull.repo}"
+        head_repo = base_repo if pull.head_repo == "" else pull.head_repo
         return {
             "id": 1000 + pull.number,
             "node_id": f"PR_{pull.number}",
@@ -232,8 +312,18 @@ class GitHubStandin(LoopbackApi):
                 "id": 1,
                 "type": "Bot" if pull.opened_by == "app" else "User",
             },
-            "head": {"label": f"{pull.owner}:{pull.head}", "ref": pull.head, "sha": pull.sha},
-            "base": {"label": f"{pull.owner}:{pull.base}", "ref": pull.base, "sha": ""},
+            "head": {
+                "label": f"{pull.owner}:{pull.head}",
+                "ref": pull.head,
+                "sha": pull.sha,
+                "repo": None if head_repo is None else _repo_json(head_repo),
+            },
+            "base": {
+                "label": f"{pull.owner}:{pull.base}",
+                "ref": pull.base,
+                "sha": "",
+                "repo": _repo_json(base_repo),
+            },
             "merged": False,
         }
 
@@ -321,6 +411,21 @@ class GitHubStandin(LoopbackApi):
                 404, {"message": "Branch not protected", "documentation_url": DOCS, "status": "404"}
             )
         return Answer(200, rules)
+
+
+def _user_json(login: str) -> dict[str, Any]:
+    return {"login": login, "id": sum(map(ord, login)), "type": "User", "site_admin": False}
+
+
+def _repo_json(full_name: str) -> dict[str, Any]:
+    owner, _, name = full_name.partition("/")
+    return {
+        "id": sum(map(ord, full_name)),
+        "name": name,
+        "full_name": full_name,
+        "owner": {"login": owner},
+        "fork": False,
+    }
 
 
 def _not_found() -> Answer:

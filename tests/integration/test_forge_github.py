@@ -19,6 +19,7 @@ from codefactory.config import Settings
 from codefactory.domain import ChangeKind, Run, RunState
 from codefactory.factory import build_factory
 from codefactory.identity.directory import IdentityKind
+from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -33,7 +34,7 @@ from codefactory.review.forges.github import GitHubHost
 from codefactory.review.forges.publishing import RequestPublishing
 from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import CommitVerdict, RequestDraft
+from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
 from codefactory.runs.intake import accept_ticket
 from codefactory.triggers.caller import Caller
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
@@ -255,6 +256,120 @@ def test_the_standin_refuses_bodies_outside_githubs_request_schema(
     ):
         answer = httpx.post(url, json=body, headers=auth)
         assert answer.status_code == 422 and said in answer.json()["message"], answer.text
+
+
+# -- confirming an approval and a user's login ---------------------------------------------
+
+
+def test_an_approval_is_confirmed_from_the_pull_request_and_its_review_with_the_app_token(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    github.open_request(draft(commit), user_token=USER_TOKEN)
+    review = api.review(1, "omar")
+    confirmed = github.confirm_approval(
+        REPO, request="1", reviewer_login="omar", review_id=str(review)
+    )
+    assert confirmed == ConfirmedApproval(
+        approved=True,
+        commit=commit,
+        head_repository=REPO,
+        base_repository=REPO,
+        base_branch="main",
+        author_login="Codertocat",
+    )
+    reads = api.calls("GET", "/pulls/1")
+    assert [r.path for r in reads] == [
+        f"/api/v3/repos/{REPO}/pulls/1",
+        f"/api/v3/repos/{REPO}/pulls/1/reviews/{review}",
+    ]
+    assert {r.who for r in reads} == {"app"}  # never the sponsor's token
+    problem = approval_problem(
+        confirmed,
+        expected_repository=REPO,
+        base_branch="main",
+        packaged_commit=commit,
+        reviewer_login="omar",
+    )
+    assert problem == ""
+
+
+def test_a_review_of_another_commit_by_someone_else_or_dismissed_is_no_approval(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    github.open_request(draft(commit), user_token=USER_TOKEN)
+
+    def confirm(review: int, login: str = "omar") -> ConfirmedApproval:
+        return github.confirm_approval(
+            REPO, request="1", reviewer_login=login, review_id=str(review)
+        )
+
+    assert not confirm(api.review(1, "omar", "DISMISSED")).approved
+    assert not confirm(api.review(1, "omar", "COMMENTED")).approved
+    assert not confirm(api.review(1, "mallory"), login="omar").approved  # the claim lied
+    stale = confirm(api.review(1, "omar", commit="e" * 40))
+    assert stale.approved and stale.commit == "e" * 40
+    said = approval_problem(
+        stale,
+        expected_repository=REPO,
+        base_branch="main",
+        packaged_commit=commit,
+        reviewer_login="omar",
+    )
+    assert "not the packaged commit" in said
+    with pytest.raises(ForgeNotFound):
+        confirm(99999)
+    with pytest.raises(ForgeInvalid):
+        github.confirm_approval(REPO, request="1/../2", reviewer_login="omar", review_id="1")
+
+
+def test_a_pull_request_from_a_fork_is_confirmed_as_one(
+    forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    pushed(git_host, bare, commit)
+    github = host(api, git_host)
+    github.open_request(draft(commit), user_token=USER_TOKEN)
+    api.pulls[0].head_repo = "mallory/payments"
+    review = api.review(1, "omar")
+    confirmed = github.confirm_approval(
+        REPO, request="1", reviewer_login="omar", review_id=str(review)
+    )
+    assert confirmed.head_repository == "mallory/payments"
+    api.pulls[0].head_repo = None  # the fork was deleted: GitHub answers head.repo null
+    gone = github.confirm_approval(REPO, request="1", reviewer_login="omar", review_id=str(review))
+    assert gone.head_repository == ""
+    for each in (confirmed, gone):
+        assert "from a fork" in approval_problem(
+            each,
+            expected_repository=REPO,
+            base_branch="main",
+            packaged_commit=commit,
+            reviewer_login="omar",
+        )
+
+
+@pytest.mark.usefixtures("local")
+def test_a_user_token_names_its_login_and_an_app_or_unknown_token_is_refused(
+    forge: tuple[GitHttpStandin, GitHubStandin],
+) -> None:
+    git_host, api = forge
+    github = host(api, git_host)
+    assert github.user_login(USER_TOKEN) == "Codertocat"
+    (read,) = api.calls("GET", "/user")
+    assert read.path == "/api/v3/user" and read.who == "Codertocat"
+    with pytest.raises(ForgeForbidden, match="not accessible by integration"):
+        github.user_login(APP_TOKEN)
+    with pytest.raises(ForgeUnauthorized, match="Bad credentials"):
+        github.user_login("gho_revoked")
 
 
 def test_a_rate_limit_is_waited_out_as_retry_after_says_then_the_call_succeeds(

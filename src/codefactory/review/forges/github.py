@@ -11,6 +11,9 @@ What is called, with which token:
 - the gate's verdict: `POST /repos/{o}/{r}/statuses/{sha}`, the app's token;
 - SARIF: `POST /repos/{o}/{r}/code-scanning/sarifs` (gzip + base64), the app's token;
 - branch protection: `GET /repos/{o}/{r}/branches/{b}/protection`, the app's token;
+- an approval a webhook claimed: `GET /repos/{o}/{r}/pulls/{n}` and
+  `GET /repos/{o}/{r}/pulls/{n}/reviews/{review_id}`, the app's token;
+- whose a user token is: `GET /user`, that token;
 - git push: `<git_url>/{o}/{r}.git`, HTTP Basic `x-access-token:<app token>`.
 """
 
@@ -26,7 +29,13 @@ import httpx
 from codefactory.review.forges.errors import ForgeInvalid, ForgeNotFound, ForgeUnavailable
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+from codefactory.review.port import (
+    BranchProtection,
+    CommitVerdict,
+    ConfirmedApproval,
+    OpenedRequest,
+    RequestDraft,
+)
 
 API_VERSION = "2022-11-28"
 CLOUD = "https://github.com"
@@ -196,8 +205,62 @@ class GitHubHost:
             required_checks=tuple(sorted(c for c in contexts if c)),
         )
 
+    def confirm_approval(
+        self, repository: str, *, request: str, reviewer_login: str, review_id: str
+    ) -> ConfirmedApproval:
+        """The pull request (docs.github.com/rest/pulls/pulls#get-a-pull-request:
+        `head.repo.full_name`, `base.repo.full_name`, `base.ref`, `user.login`) and the
+        review (docs.github.com/rest/pulls/reviews#get-a-review-for-a-pull-request:
+        `user.login`, `state`, `commit_id`), read with the app token. Approved when the
+        review's state is `APPROVED` (a dismissed one reads `DISMISSED`) and its author is
+        `reviewer_login`; `commit` is the review's `commit_id`. A `head.repo` of null (a
+        deleted fork) is an empty `head_repository`."""
+        owner, name = _split(repository)
+        number, review = _digits(request, "request"), _digits(review_id, "review id")
+        auth = f"Bearer {self._app_token}"
+        pull = self.http.request(
+            "GET", f"repos/{owner}/{name}/pulls/{number}", call="read pull request", auth=auth
+        )
+        found = self.http.request(
+            "GET", f"repos/{owner}/{name}/pulls/{number}/reviews/{review}",
+            call="read review", auth=auth,
+        )  # fmt: skip
+        pull, found = _object(pull, "read pull request"), _object(found, "read review")
+        head, base = _object(pull.get("head"), "read pull request"), pull.get("base") or {}
+        reviewer = str((found.get("user") or {}).get("login", ""))
+        return ConfirmedApproval(
+            approved=found.get("state") == "APPROVED"
+            and reviewer.casefold() == reviewer_login.casefold(),
+            commit=str(found.get("commit_id") or ""),
+            head_repository=str((head.get("repo") or {}).get("full_name", "")),
+            base_repository=str((base.get("repo") or {}).get("full_name", "")),
+            base_branch=str(base.get("ref", "")),
+            author_login=str((pull.get("user") or {}).get("login", "")),
+        )
+
+    def user_login(self, user_token: str) -> str:
+        """`GET /user` with `user_token` (docs.github.com/rest/users/users#get-the-
+        authenticated-user): its `login`. An installation token is refused there (`403`)."""
+        answer = self.http.request("GET", "user", call="read user", auth=f"Bearer {user_token}")
+        login = _object(answer, "read user").get("login")
+        if not isinstance(login, str) or not login:
+            raise ForgeUnavailable("github", "read user", 200, "the answer has no login")
+        return login
+
     def close(self) -> None:
         self.http.close()
+
+
+def _digits(value: str, what: str) -> str:
+    if not (value.isascii() and value.isdigit()):
+        raise ForgeInvalid("github", "confirm approval", 0, f"{what} {value!r} is no number")
+    return value
+
+
+def _object(data: Any, call: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ForgeUnavailable("github", call, 200, "the answer is no object")
+    return data
 
 
 def _opened(data: Any, call: str) -> OpenedRequest:
