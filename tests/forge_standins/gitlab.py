@@ -9,6 +9,10 @@
   `400` "Cannot transition status via :… from :…" for the same state twice
 - `GET  /projects/:id/protected_branches/:name` → `200` or `404` "404 Not found"
 - `GET  /projects/:id/approvals`, `/approval_rules`, `GET /projects/:id` → `200`
+- `GET  /projects/:id/merge_requests/:iid` → `200` merge request (`source_project_id`,
+  `target_project_id`, `author`, `sha`); `/merge_requests/:iid/approvals` → `200`
+  (`approved_by[].user`); `404` "404 Not found" for an unknown iid
+- `GET  /projects/:numeric id` → a fork's project (`forks`); `GET /user` → the token's user
 
 Bodies are checked against the documented parameters: a missing one is GitLab's `400`
 `{"error": "<name> is missing"}`, a wrong type `{"error": "<name> is invalid"}`; an unknown
@@ -36,6 +40,9 @@ _PROTECTED = re.compile(r"/protected_branches/([^/]+)")
 _APPROVALS = re.compile(r"/approvals")
 _RULES = re.compile(r"/approval_rules")
 _ONE = re.compile(r"")
+_MR = re.compile(r"/merge_requests/([0-9]+)")
+_MR_APPROVALS = re.compile(r"/merge_requests/([0-9]+)/approvals")
+PROJECT_ID = 42
 
 MERGE_REQUEST_FIELDS: dict[str, Any] = {
     "required": {"source_branch": str, "target_branch": str, "title": str},
@@ -78,6 +85,9 @@ class MergeRequest:
     opened_by: str
     sha: str
     state: str = "opened"
+    source_project_id: int = PROJECT_ID
+    """Another id: the source branch lives in a fork (`GitLabStandin.forks`)."""
+    approved_by: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +114,8 @@ class GitLabStandin(LoopbackApi):
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     approval_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pipeline_must_succeed: set[str] = field(default_factory=set)
+    forks: dict[int, str] = field(default_factory=dict)
+    """Numeric project id → `path_with_namespace` of a fork the app may read."""
 
     def __post_init__(self) -> None:
         LoopbackApi.__init__(self)
@@ -138,12 +150,23 @@ class GitLabStandin(LoopbackApi):
         )
 
     def handle(self, seen: Seen) -> Answer:
+        if seen.raw_path == "/api/v4/user" and seen.method == "GET":
+            if seen.who == "app":  # a project access token's bot user
+                return Answer(200, _user_json("project_42_bot_0123456789abcdef", bot=True))
+            return Answer(200, _user_json(seen.who))
         if not seen.raw_path.startswith("/api/v4/projects/"):
             return Answer(404, {"error": "404 Not Found"})
         segment, _, rest = seen.raw_path.removeprefix("/api/v4/projects/").partition("/")
         project = unquote(segment)  # one segment: the path URL-encoded, as GitLab wants it
         rest = "/" + rest if rest else ""
+        if project.isdigit() and not rest and seen.method == "GET":
+            fork = self.forks.get(int(project))
+            if fork is None:
+                return Answer(404, {"message": "404 Project Not Found"})
+            return Answer(200, {"id": int(project), "path_with_namespace": fork})
         routes = (
+            (_MR, "GET", self._one),
+            (_MR_APPROVALS, "GET", self._mr_approvals),
             (_MRS, "GET", self._list),
             (_MRS, "POST", self._create),
             (_STATUS, "POST", self._status),
@@ -213,12 +236,41 @@ class GitLabStandin(LoopbackApi):
         self.merge_requests.append(mr)
         return Answer(201, self._mr_json(mr))
 
+    def _found(self, project: str, iid: str) -> MergeRequest:
+        for mr in self.merge_requests:
+            if mr.project == project and mr.iid == int(iid):
+                return mr
+        raise Invalid(Answer(404, {"message": "404 Not found"}))
+
+    def _one(self, seen: Seen, project: str, iid: str) -> Answer:
+        return Answer(200, self._mr_json(self._found(project, iid)))
+
+    def _mr_approvals(self, seen: Seen, project: str, iid: str) -> Answer:
+        mr = self._found(project, iid)
+        return Answer(
+            200,
+            {
+                "id": 5000 + mr.iid,
+                "iid": mr.iid,
+                "project_id": PROJECT_ID,
+                "title": mr.title,
+                "state": mr.state,
+                "merge_status": "can_be_merged",
+                "approved": bool(mr.approved_by),
+                "approvals_required": 1,
+                "approvals_left": 0 if mr.approved_by else 1,
+                "approved_by": [{"user": _user_json(name)} for name in mr.approved_by],
+            },
+        )
+
     def _mr_json(self, mr: MergeRequest) -> dict[str, Any]:
         draft = mr.title.lower().startswith(("draft:", "[draft]", "(draft)"))
         return {
             "id": 5000 + mr.iid,
             "iid": mr.iid,
-            "project_id": 42,
+            "project_id": PROJECT_ID,
+            "source_project_id": mr.source_project_id,
+            "target_project_id": PROJECT_ID,
             "title": mr.title,
             "description": mr.description,
             "state": mr.state,
@@ -304,6 +356,18 @@ class GitLabStandin(LoopbackApi):
                 "only_allow_merge_if_pipeline_succeeds": project in self.pipeline_must_succeed,
             },
         )
+
+
+def _user_json(username: str, *, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": sum(map(ord, username)),
+        "username": username,
+        "name": username.title(),
+        "state": "active",
+        "bot": bot,
+        "avatar_url": None,
+        "web_url": f"https://gitlab.example/{username}",
+    }
 
 
 def _validated(body: Any, schema: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.factory import build_factory
 from codefactory.identity.directory import IdentityKind
+from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -30,7 +31,7 @@ from codefactory.review.forges.errors import (
 from codefactory.review.forges.gitlab import GitLabHost
 from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import CommitVerdict, RequestDraft
+from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
 from codefactory.runs.intake import accept_ticket
 from codefactory.triggers.caller import Caller
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
@@ -208,6 +209,89 @@ def test_the_standin_refuses_bodies_outside_gitlabs_documented_parameters(
     ):
         answer = httpx.post(url, json=body, headers=auth)
         assert answer.status_code == 400 and said in answer.json()["error"], answer.text
+
+
+def test_an_approval_is_confirmed_from_the_merge_request_and_its_approvals_with_the_app_token(
+    forge: tuple[GitHttpStandin, GitLabStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    _, commit = local
+    gitlab = host(api, git_host)
+    gitlab.open_request(draft(commit), user_token=USER_TOKEN)
+
+    def confirm(login: str = "omar") -> ConfirmedApproval:
+        return gitlab.confirm_approval(REPO, request="1", reviewer_login=login, review_id="")
+
+    assert not confirm().approved  # a webhook said so; GitLab does not
+    api.merge_requests[0].approved_by.append("omar")
+    confirmed = confirm()
+    assert confirmed == ConfirmedApproval(
+        approved=True,
+        commit=commit,
+        head_repository=REPO,
+        base_repository=REPO,
+        base_branch="main",
+        author_login="root",
+    )
+    assert not confirm("mallory").approved
+    reads = api.calls("GET", "/merge_requests/1")
+    assert {r.raw_path for r in reads} == {
+        f"/api/v4/projects/{ENCODED}/merge_requests/1",
+        f"/api/v4/projects/{ENCODED}/merge_requests/1/approvals",
+    }
+    assert {r.who for r in reads} == {"app"}
+    assert (
+        approval_problem(
+            confirmed,
+            expected_repository=REPO,
+            base_branch="main",
+            packaged_commit=commit,
+            reviewer_login="omar",
+        )
+        == ""
+    )
+    with pytest.raises(ForgeNotFound):
+        gitlab.confirm_approval(REPO, request="9", reviewer_login="omar", review_id="")
+    with pytest.raises(ForgeInvalid):
+        gitlab.confirm_approval(REPO, request="1?x", reviewer_login="omar", review_id="")
+
+
+def test_a_merge_request_from_a_fork_names_the_fork_or_its_id(
+    forge: tuple[GitHttpStandin, GitLabStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    _, commit = local
+    gitlab = host(api, git_host)
+    gitlab.open_request(draft(commit), user_token=USER_TOKEN)
+    api.merge_requests[0].approved_by.append("omar")
+    api.merge_requests[0].source_project_id = 77
+    api.forks[77] = "mallory/ledger"
+    seen = gitlab.confirm_approval(REPO, request="1", reviewer_login="omar", review_id="")
+    assert seen.head_repository == "mallory/ledger" and seen.base_repository == REPO
+    del api.forks[77]  # a private fork the app may not read
+    hidden = gitlab.confirm_approval(REPO, request="1", reviewer_login="omar", review_id="")
+    assert hidden.head_repository == "project 77"
+    for each in (seen, hidden):
+        assert "from a fork" in approval_problem(
+            each,
+            expected_repository=REPO,
+            base_branch="main",
+            packaged_commit=commit,
+            reviewer_login="omar",
+        )
+
+
+@pytest.mark.usefixtures("local")
+def test_a_user_token_names_its_username(forge: tuple[GitHttpStandin, GitLabStandin]) -> None:
+    git_host, api = forge
+    gitlab = host(api, git_host)
+    assert gitlab.user_login(USER_TOKEN) == "root"
+    (read,) = api.calls("GET", "/user")
+    assert read.raw_path == "/api/v4/user" and read.headers["authorization"] == (
+        f"Bearer {USER_TOKEN}"
+    )
+    with pytest.raises(ForgeUnauthorized):
+        gitlab.user_login("glpat-revoked")
 
 
 def test_the_status_is_set_with_the_app_token_and_setting_it_again_is_harmless(

@@ -12,6 +12,9 @@ What is called, with which token:
 - SARIF: none; GitLab's REST API takes no SARIF (`upload_sarif` returns None);
 - branch protection: `GET /projects/:id/protected_branches/:name`, `/approvals`,
   `/approval_rules` and the project itself, the app's token;
+- an approval a webhook claimed: `GET /projects/:id/merge_requests/:iid` and
+  `GET /projects/:id/merge_requests/:iid/approvals`, the app's token;
+- whose a user token is: `GET /user`, that token;
 - git push: `<git_url>/<path>.git`, HTTP Basic `oauth2:<app token>`.
 """
 
@@ -31,7 +34,13 @@ from codefactory.review.forges.errors import (
 )
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+from codefactory.review.port import (
+    BranchProtection,
+    CommitVerdict,
+    ConfirmedApproval,
+    OpenedRequest,
+    RequestDraft,
+)
 
 CLOUD = "https://gitlab.com"
 DRAFT_PREFIX = "Draft: "
@@ -198,8 +207,75 @@ class GitLabHost:
             required_checks=(self.settings.status_context,) if gated else (),
         )
 
+    def confirm_approval(
+        self, repository: str, *, request: str, reviewer_login: str, review_id: str
+    ) -> ConfirmedApproval:
+        """The merge request (docs.gitlab.com/api/merge_requests/#get-single-mr:
+        `source_project_id`, `target_project_id`, `target_branch`, `author.username`,
+        `sha`) and its approvals (docs.gitlab.com/api/merge_request_approvals/
+        #get-configuration-for-a-single-merge-request: `approved_by[].user.username`), read
+        with the app token. GitLab ties no approval to a commit: `commit` is the request's
+        head (`sha`); approvals a push reset (`reset_approvals_on_push`) are gone from
+        `approved_by`. A source project other than the target is a fork, named by its
+        `path_with_namespace` (`GET /projects/:id`), or `project <id>` when the app may not
+        see it. `review_id` is unused (GitLab approvals have no id)."""
+        project = project_id(repository)
+        if not (request.isascii() and request.isdigit()):
+            raise ForgeInvalid("gitlab", "confirm approval", 0, f"{request!r} is no iid")
+        auth = f"Bearer {self._app_token}"
+        path = f"projects/{project}/merge_requests/{request}"
+        merge = _object(self.http.request("GET", path, call="read merge request", auth=auth))
+        approvals = _object(
+            self.http.request("GET", f"{path}/approvals", call="read approvals", auth=auth)
+        )
+        approvers = {
+            str((each.get("user") or {}).get("username", "")).casefold()
+            for each in approvals.get("approved_by") or ()
+            if isinstance(each, dict)
+        }
+        target = merge.get("target_project_id")
+        return ConfirmedApproval(
+            approved=reviewer_login.casefold() in approvers,
+            commit=str(merge.get("sha") or ""),
+            head_repository=self._project_name(repository, target, merge.get("source_project_id")),
+            base_repository=self._project_name(repository, merge.get("project_id"), target),
+            base_branch=str(merge.get("target_branch", "")),
+            author_login=str((merge.get("author") or {}).get("username", "")),
+        )
+
+    def _project_name(self, repository: str, known: Any, other: Any) -> str:
+        """`repository` when project `other` is the same as `known` (the request's own
+        project), else `other`'s `path_with_namespace`."""
+        if other is not None and other == known:
+            return repository
+        if not isinstance(other, int):
+            return ""
+        try:
+            found = self.http.request(
+                "GET", f"projects/{other}", call="read project",
+                auth=f"Bearer {self._app_token}",
+            )  # fmt: skip
+        except ForgeNotFound:
+            return f"project {other}"
+        return str(_object(found).get("path_with_namespace") or f"project {other}")
+
+    def user_login(self, user_token: str) -> str:
+        """`GET /user` with `user_token` (docs.gitlab.com/api/users/#get-the-current-user):
+        its `username`."""
+        answer = self.http.request("GET", "user", call="read user", auth=f"Bearer {user_token}")
+        username = _object(answer).get("username")
+        if not isinstance(username, str) or not username:
+            raise ForgeUnavailable("gitlab", "read user", 200, "the answer has no username")
+        return username
+
     def close(self) -> None:
         self.http.close()
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ForgeUnavailable("gitlab", "confirm approval", 200, "the answer is no object")
+    return data
 
 
 def _opened(data: Any, call: str) -> OpenedRequest:
