@@ -204,6 +204,29 @@ def test_a_src_layout_whose_coverage_config_would_hide_everything_is_measured_an
     )
 
 
+def test_a_coverage_floor_set_by_the_operator_blocks_a_change_under_it(src_layout: World) -> None:
+    changed = CORE + "\n\ndef waive(amount):\n    return 0\n"
+    floored = Gate(
+        [PytestCheck(timeout_s=120, select=False, min_changed_line_coverage=60)],
+        sandbox=src_layout.sandbox,
+        setup=setup,
+    )
+    src_layout.workspace.write_file("src/fees/core.py", changed.encode())
+    [result] = floored.run(
+        src_layout.workspace, src_layout.workspace.changes(), repo=src_layout.repo
+    )
+    assert not result.passed
+    [finding] = [f for f in result.findings if f.blocking]
+    assert finding.rule == "changed-lines-under-covered"
+    assert finding.message == (
+        "changed lines covered: 1 of 2 (50%), under the minimum of 60%; missed: src/fees/core.py:8"
+    )
+    [plain] = src_layout.gate.run(
+        src_layout.workspace, src_layout.workspace.changes(), repo=src_layout.repo
+    )
+    assert plain.passed, plain.summary  # without a floor, coverage is evidence only
+
+
 def test_a_suite_that_cannot_run_is_not_measured_and_says_why(src_layout: World) -> None:
     broken = "from fees.core import missing_name\n\n\ndef test_fee():\n    pass\n"
     result, coverage = src_layout.judge(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from codefactory.domain import Change, CheckResult, FileChange
 from codefactory.verify.changed_coverage import (
+    NOTHING_TO_MEASURE,
     PROPERTY,
     ChangedCoverage,
     Measurement,
@@ -23,8 +24,10 @@ from codefactory.verify.changed_coverage import (
     spans,
     with_changed_coverage,
 )
+from codefactory.verify.coverage_gate import UNDER_COVERED, coverage_finding
 from codefactory.verify.coverage_run import python_lines
 from codefactory.verify.diff import with_base
+from codefactory.verify.findings import cannot_judge
 from codefactory.verify.junit import (
     parse_junit,
     synthesise_passed,
@@ -222,3 +225,24 @@ def test_tests_not_run_by_the_gate_say_so_in_the_coverage() -> None:
         "changed lines covered: not measured (the tests were not run: not run: lint already "
         "blocks the change)"
     )
+
+
+def test_a_coverage_floor_blocks_only_under_it_or_unmeasured() -> None:
+    coverage = measured(
+        {"a.py": Measurement(changed=(1, 2, 3, 4), statements=frozenset({1, 2, 3, 4}),
+                             missing=frozenset({4}))}
+    )  # fmt: skip
+    assert coverage_finding(coverage, 75, "tests") is None
+    under = coverage_finding(coverage, 80, "tests")
+    assert under is not None and under.rule == UNDER_COVERED and under.blocking
+    assert under.message == (
+        "changed lines covered: 3 of 4 (75%), under the minimum of 80%; missed: a.py:4"
+    )
+    nothing = measured(
+        {"a.py": Measurement(changed=(1,), statements=frozenset(), missing=frozenset())}
+    )
+    assert coverage_finding(nothing, 100, "tests") is None
+    assert coverage_finding(not_measured(NOTHING_TO_MEASURE), 100, "tests") is None
+    unmeasured = coverage_finding(not_measured("the tests ran in pytest-xdist workers"), 1, "tests")
+    assert unmeasured is not None and cannot_judge(unmeasured.rule)
+    assert unmeasured.message.endswith("not measured: the tests ran in pytest-xdist workers")

@@ -43,6 +43,7 @@ from codefactory.verify.junit import NOT_XML_CHAR
 FORMAT = "codefactory.changed-coverage/1"
 PROPERTY = "codefactory.changed_coverage"
 TESTS_CHECK = "tests"
+NOTHING_TO_MEASURE = "the change adds or modifies no line of Python source outside the tests"
 MISSED_SHOWN = 20
 """How many missed lines the one-line summary names before `and N more`."""
 

@@ -25,10 +25,12 @@ from codefactory.sandbox.layout import SH
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.verify.cache import CacheKey, VerifyCache, findings_to_json
 from codefactory.verify.changed_coverage import (
+    NOTHING_TO_MEASURE,
     ChangedCoverage,
     not_measured,
     with_changed_coverage,
 )
+from codefactory.verify.coverage_gate import coverage_finding
 from codefactory.verify.coverage_run import OUT_PATH, measuring_argv, python_lines, read_measurement
 from codefactory.verify.errors import JunitUnparseable, TestMapInvalid
 from codefactory.verify.findings import digest
@@ -91,12 +93,15 @@ class PytestCheck(ProjectBound):
         cache: VerifyCache | None = None,
         select: bool = True,
         measure: bool = True,
+        min_changed_line_coverage: float | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.cache = cache
         self.select = select and cache is not None
         self.measure = measure
         """Run pytest under coverage to measure the changed lines (`changed_coverage.py`)."""
+        self.min_changed_line_coverage = min_changed_line_coverage
+        """A floor, in percent, on that coverage (`coverage_gate.py`); None: evidence only."""
         self._map_errors: dict[str, str] = {}
 
     def config_digest(self) -> str:
@@ -155,7 +160,19 @@ class PytestCheck(ProjectBound):
         pytest's; the JUnit report is evidence and carries the coverage of the changed lines
         (`changed_coverage.py`), or why it was not measured."""
         result, coverage = self._run_suite(workspace, change)
-        return with_changed_coverage(result, coverage)
+        return with_changed_coverage(self._floored(result, coverage), coverage)
+
+    def _floored(self, result: CheckResult, coverage: ChangedCoverage) -> CheckResult:
+        """`result` with the coverage floor's finding, when one is set and not held (a suite
+        that did not run has its own finding already)."""
+        minimum = self.min_changed_line_coverage
+        if minimum is None or any(f.rule in NOT_RUN for f in result.findings):
+            return result
+        finding = coverage_finding(coverage, minimum, self.name)
+        if finding is None:
+            return result
+        summary = f"{result.summary}; {finding.message}"
+        return replace(result, passed=False, findings=(*result.findings, finding), summary=summary)
 
     def _run_suite(
         self, workspace: Workspace, change: Change
@@ -203,8 +220,7 @@ class PytestCheck(ProjectBound):
         if not self.measure:
             return not_measured("measuring the changed lines is turned off", skipped=others)
         if not wanted:
-            why = "the change adds or modifies no line of Python source outside the tests"
-            return not_measured(why, skipped=others)
+            return not_measured(NOTHING_TO_MEASURE, skipped=others)
         scope = _scope(selection)
         if not selection.full:
             shown = ", ".join(selection.selectors[:10])
