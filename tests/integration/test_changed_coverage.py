@@ -227,6 +227,28 @@ def test_a_coverage_floor_set_by_the_operator_blocks_a_change_under_it(src_layou
     assert plain.passed, plain.summary  # without a floor, coverage is evidence only
 
 
+def test_a_repository_measuring_its_own_coverage_is_not_measured_rather_than_undercounted(
+    tmp_path: Path, uv_cache: Path
+) -> None:
+    files = SRC_LAYOUT | {
+        "pyproject.toml": SRC_LAYOUT["pyproject.toml"].replace(
+            'test = ["pytest"]', 'test = ["pytest", "pytest-cov"]'
+        )
+        + '\n[tool.pytest.ini_options]\naddopts = "--cov=fees"\n'
+    }
+    make_repo(tmp_path / "repo", files)
+    world = World(tmp_path, tmp_path / "repo", uv_cache, select=False)
+    try:
+        result, coverage = world.judge(
+            {"src/fees/core.py": CORE + "\n\ndef spare():\n    return 1\n"}
+        )
+    finally:
+        world.close()
+    assert result.passed, result.summary  # the tests themselves are judged as ever
+    assert not coverage.measured
+    assert coverage.reason.startswith("another coverage measurement started inside the test run")
+
+
 def test_a_suite_that_cannot_run_is_not_measured_and_says_why(src_layout: World) -> None:
     broken = "from fees.core import missing_name\n\n\ndef test_fee():\n    pass\n"
     result, coverage = src_layout.judge(
