@@ -9,12 +9,19 @@ required fields, types and allowed fields; a refusal is the service's error docu
 (`{"$id": "1", "innerException": null, "message", "typeName", "typeKey", "errorCode": 0,
 "eventId": 3000}`). A second active pull request for the same source and target is refused
 with `409` TF401179, as the service does.
+
+Also served: Pull Requests - Get Pull Request By Id (`.../pullrequests/{id}`, with
+`lastMergeSourceCommit` from `heads` and `forkSource` when set), Pull Request Reviewers - List
+(`.../pullrequests/{id}/reviewers`, the votes `vote()` recorded) and the organisation's
+`_apis/connectionData` (`authenticatedUser.properties.Account.$value`: the token's
+`uniqueName`; it is a preview resource: `api-version` absent or `7.1-preview.1`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -129,6 +136,9 @@ class AzureDevOpsStandin(ForgeStandin):
     policies: list[dict[str, Any]] = field(default_factory=list)
     acls: list[dict[str, Any]] = field(default_factory=list)
     security_api: bool = True
+    heads: dict[str, str] = field(default_factory=dict)
+    """`refs/heads/<branch>` → the commit it points at (else a digest of the name): the
+    new request's `lastMergeSourceCommit`."""
     """False: `_apis/accesscontrollists` answers 404, as a server without it would."""
     """Access control lists of the Git repositories namespace (`acl()` builds one)."""
 
@@ -175,7 +185,26 @@ class AzureDevOpsStandin(ForgeStandin):
             "UnauthorizedRequestException",
         )
 
+    def vote(self, pull_id: int, unique_name: str, value: int = 10, **extra: Any) -> None:
+        """`unique_name` votes `value` on request `pull_id` (an `IdentityRefWithVote`)."""
+        pull = next(p for p in self.pulls if p["pullRequestId"] == pull_id)
+        pull["reviewers"].append(
+            {
+                "reviewerUrl": "",
+                "vote": value,
+                "hasDeclined": False,
+                "isFlagged": False,
+                "displayName": unique_name.split("@")[0].title(),
+                "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, unique_name)),
+                "uniqueName": unique_name,
+                "isContainer": False,
+                **extra,
+            }
+        )
+
     def route(self, request: RecordedRequest) -> Answer:
+        if request.path == f"/{self.organization}/_apis/connectionData":
+            return self._connection_data(request)
         version = request.query.get("api-version", [""])[0]
         if not version:
             return 400, error(
@@ -214,10 +243,65 @@ class AzureDevOpsStandin(ForgeStandin):
             return self._search(repository, request)
         if tail == "/pullrequests" and request.method == "POST":
             return self._create(repository, request)
+        one = re.fullmatch(r"/pullrequests/([0-9]+)(/reviewers)?", tail)
+        if one and request.method == "GET":
+            return self._one(repository, int(one[1]), bool(one[2]), request)
         status = re.fullmatch(r"/commits/([0-9a-f]{40})/statuses", tail)
         if status and request.method == "POST":
             return self._status(repository, status[1], request)
         return 404, error(f"API resource {request.path} was not found.", "NotFoundException")
+
+    def _connection_data(self, request: RecordedRequest) -> Answer:
+        version = request.query.get("api-version", [""])[0]
+        if version not in ("", "7.1-preview.1", "7.1-preview"):
+            return 400, error(
+                f"The requested REST API version of {version} is out of range for this server.",
+                "VssVersionOutOfRangeException",
+            )
+        account = self.identity(request.headers) or ""
+        self.did("read connection data", request)
+        user = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, account)),
+            "descriptor": f"Microsoft.IdentityModel.Claims.ClaimsIdentity;{account}",
+            "subjectDescriptor": "aad.ZmFrZQ",
+            "providerDisplayName": account.split("@")[0].title(),
+            "isActive": True,
+            "properties": {"Account": {"$type": "System.String", "$value": account}},
+            "resourceVersion": 2,
+            "metaTypeId": 0,
+        }
+        return 200, {
+            "authenticatedUser": user,
+            "authorizedUser": user,
+            "instanceId": str(uuid.uuid5(uuid.NAMESPACE_DNS, self.organization)),
+            "deploymentId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.organization)),
+            "deploymentType": "hosted",
+            "locationServiceData": {"serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7"},
+        }
+
+    def _one(
+        self, repository: dict[str, Any], number: int, reviewers: bool, request: RecordedRequest
+    ) -> Answer:
+        unknown = set(request.query) - {"api-version", "includeCommits", "includeWorkItemRefs"}
+        if unknown:
+            return _invalid(f"Unknown query parameters: {sorted(unknown)}")
+        pull = next(
+            (
+                p
+                for p in self.pulls
+                if p["pullRequestId"] == number and p["repository"]["id"] == repository["id"]
+            ),
+            None,
+        )
+        if pull is None:
+            return 404, error(
+                f"TF401180: The requested pull request was not found: {number}.",
+                "GitPullRequestNotFoundException",
+            )
+        self.did("read reviewers" if reviewers else "read request", request)
+        if reviewers:
+            return 200, {"count": len(pull["reviewers"]), "value": pull["reviewers"]}
+        return 200, pull
 
     def _policies(self, project: str, request: RecordedRequest) -> Answer:
         unknown = set(request.query) - {"api-version", "scope", "policyType", "$top"}
@@ -324,6 +408,13 @@ class AzureDevOpsStandin(ForgeStandin):
             "description": description,
             "sourceRefName": body["sourceRefName"],
             "targetRefName": body["targetRefName"],
+            "lastMergeSourceCommit": {
+                "commitId": self.heads.get(
+                    body["sourceRefName"],
+                    hashlib.sha1(body["sourceRefName"].encode()).hexdigest(),
+                ),
+                "url": "",
+            },
             "mergeStatus": "queued",
             "isDraft": bool(body.get("isDraft", False)),
             "reviewers": [],

@@ -15,6 +15,7 @@ from codefactory.review.forges.azure_devops import (
     authorization,
     ref_token,
 )
+from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -26,7 +27,7 @@ from codefactory.review.forges.errors import (
     ForgeUnavailable,
 )
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import CommitVerdict, RequestDraft
+from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
 from tests.forge_standins.azure_devops import (
     APP_PAT,
     BUILD,
@@ -377,3 +378,106 @@ def test_the_standin_refuses_what_the_service_refuses(
         "eventId",
     }
     assert azure_devops_standin.pulls == [] and azure_devops_standin.statuses == []
+
+
+# -- confirming an approval and a token's account ------------------------------------------
+
+REVIEWER = "omar@acme-bank.example"
+
+
+def _opened(standin: AzureDevOpsStandin) -> AzureDevOpsHost:
+    standin.heads["refs/heads/factory/run-42"] = COMMIT
+    host = _host(standin)
+    host.open_request(_draft(), user_token=SPONSOR_PAT)
+    return host
+
+
+def test_an_approval_is_confirmed_from_the_request_and_its_reviewers_with_the_app_token(
+    azure_devops_standin: AzureDevOpsStandin,
+) -> None:
+    host = _opened(azure_devops_standin)
+
+    def confirm(login: str = REVIEWER) -> ConfirmedApproval:
+        return host.confirm_approval(REPO, request="1", reviewer_login=login, review_id="")
+
+    assert not confirm().approved  # the service hook said so; Azure DevOps does not
+    azure_devops_standin.vote(1, REVIEWER, 5)  # approved with suggestions: not counted
+    assert not confirm().approved
+    azure_devops_standin.vote(1, "team@acme-bank.example", 10, isContainer=True)
+    assert not confirm("team@acme-bank.example").approved  # a group's vote is no person's
+    azure_devops_standin.vote(1, REVIEWER, 10)
+    confirmed = confirm()
+    assert confirmed == ConfirmedApproval(
+        approved=True,
+        commit=COMMIT,
+        head_repository=REPO,
+        base_repository=REPO,
+        base_branch="main",
+        author_login=SPONSOR,
+    )
+    by_id = confirm(azure_devops_standin.pulls[0]["reviewers"][-1]["id"])
+    assert by_id.approved
+    reads = [a for a in azure_devops_standin.actions if a[0] in ("read request", "read reviewers")]
+    assert {who for _, who in reads} == {FACTORY}
+    assert (
+        approval_problem(
+            confirmed,
+            expected_repository=REPO,
+            base_branch="main",
+            packaged_commit=COMMIT,
+            reviewer_login=REVIEWER,
+        )
+        == ""
+    )
+    with pytest.raises(ForgeNotFound, match="TF401180"):
+        host.confirm_approval(REPO, request="7", reviewer_login=REVIEWER, review_id="")
+    with pytest.raises(ForgeInvalid):
+        host.confirm_approval(REPO, request="-1", reviewer_login=REVIEWER, review_id="")
+
+
+def test_a_request_from_a_fork_or_into_another_branch_is_confirmed_as_such(
+    azure_devops_standin: AzureDevOpsStandin,
+) -> None:
+    host = _opened(azure_devops_standin)
+    azure_devops_standin.vote(1, REVIEWER)
+    pull = azure_devops_standin.pulls[0]
+    pull["forkSource"] = {
+        "name": "refs/heads/factory/run-42",
+        "repository": {"id": "f", "name": "payments-api", "project": {"name": "Mallory"}},
+    }
+    pull["targetRefName"] = "refs/heads/release"
+    pull["lastMergeSourceCommit"]["commitId"] = "e" * 40
+    confirmed = host.confirm_approval(REPO, request="1", reviewer_login=REVIEWER, review_id="")
+    assert confirmed.head_repository == "Mallory/payments-api"
+    assert confirmed.base_branch == "release" and confirmed.commit == "e" * 40
+
+    def problem(seen: ConfirmedApproval) -> str:
+        return approval_problem(
+            seen,
+            expected_repository=REPO,
+            base_branch="main",
+            packaged_commit=COMMIT,
+            reviewer_login=REVIEWER,
+        )
+
+    assert "not the packaged commit" in problem(confirmed)
+    pull["lastMergeSourceCommit"]["commitId"] = COMMIT
+    assert "from a fork" in problem(
+        host.confirm_approval(REPO, request="1", reviewer_login=REVIEWER, review_id="")
+    )
+    del pull["forkSource"]
+    assert "into branch release" in problem(
+        host.confirm_approval(REPO, request="1", reviewer_login=REVIEWER, review_id="")
+    )
+
+
+def test_a_token_names_its_account_through_the_organisations_connection_data(
+    azure_devops_standin: AzureDevOpsStandin,
+) -> None:
+    host = _host(azure_devops_standin)
+    assert host.user_login(SPONSOR_PAT) == SPONSOR
+    (read,) = azure_devops_standin.requests_to("GET", "/_apis/connectionData")
+    assert read.path == f"/{azure_devops_standin.organization}/_apis/connectionData"
+    assert read.query["api-version"] == ["7.1-preview.1"]
+    with pytest.raises(ForgeUnauthorized):
+        host.user_login("not-a-pat")

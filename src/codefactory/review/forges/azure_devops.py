@@ -10,6 +10,10 @@ Every call carries `api-version=7.1`. Endpoints (learn.microsoft.com/rest/api/az
 - git, Repositories - Get: `GET {project}/_apis/git/repositories/{repo}`
 - policy, Configurations - List: `GET {project}/_apis/policy/configurations`
 - security, Access Control Lists - Query: `GET _apis/accesscontrollists/{namespace}`
+- git, Pull Requests - Get Pull Request By Id / Pull Request Reviewers - List:
+  `GET {project}/_apis/git/repositories/{repo}/pullrequests/{id}` and `.../reviewers`
+- whose a token is: `GET _apis/connectionData` (Location - Get Connection Data), see
+  `AzureDevOpsHost.user_login`
 
 Credentials: a personal access token goes as `Basic base64(":" + pat)`, a Microsoft Entra
 (OAuth) access token, which is a JWT, as `Bearer` (learn.microsoft.com/azure/devops/
@@ -29,11 +33,18 @@ from codefactory.review.forges.errors import (
     ForgeConflict,
     ForgeInvalid,
     ForgeNotFound,
+    ForgeUnauthorized,
     ForgeUnavailable,
 )
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+from codefactory.review.port import (
+    BranchProtection,
+    CommitVerdict,
+    ConfirmedApproval,
+    OpenedRequest,
+    RequestDraft,
+)
 
 API_VERSION = "7.1"
 TITLE_MAX = 400
@@ -54,6 +65,12 @@ policies when completing pull requests") of the Git repositories security namesp
 
 _STATES = {"success": "succeeded", "failure": "failed", "pending": "pending"}
 _FORGE = "azure-devops"
+APPROVED = 10
+"""A reviewer's vote of "Approved" (5 is "approved with suggestions", which the factory
+does not count)."""
+CONNECTION_DATA_VERSION = "7.1-preview.1"
+"""`_apis/connectionData` is a preview resource; the azure-devops Python client asks it
+with this version."""
 
 
 def authorization(token: str) -> str:
@@ -232,6 +249,73 @@ class AzureDevOpsHost:
                     effective[descriptor] = True
         return sorted(d for d, allowed in effective.items() if allowed)
 
+    def confirm_approval(
+        self, repository: str, *, request: str, reviewer_login: str, review_id: str
+    ) -> ConfirmedApproval:
+        """The pull request (Pull Requests - Get Pull Request By Id:
+        `createdBy.uniqueName`, `repository`, `targetRefName`,
+        `lastMergeSourceCommit.commitId`, `forkSource`) and its reviewers (Pull Request
+        Reviewers - List: `IdentityRefWithVote`), read with the app token. Approved when
+        a reviewer who is a person (not `isContainer`) whose `uniqueName` or `id` is
+        `reviewer_login` votes 10. Azure ties no vote to a commit: `commit` is the
+        request's `lastMergeSourceCommit` (a branch policy may reset votes on a push). A
+        `forkSource` names the fork as `project/repo`. `review_id` is unused."""
+        if not (request.isascii() and request.isdigit()):
+            raise ForgeInvalid(_FORGE, "confirm approval", 0, f"{request!r} is no request id")
+        auth = self.push_header()
+        pull = self._call("GET", repository, f"pullrequests/{request}", "read request", auth, None)
+        reviewers = _values(
+            self._call(
+                "GET", repository, f"pullrequests/{request}/reviewers", "read reviewers",
+                auth, None,
+            ),
+            "read reviewers",
+        )  # fmt: skip
+        if not isinstance(pull, dict):
+            raise ForgeUnavailable(_FORGE, "read request", 0, "the answer is no object")
+        wanted = reviewer_login.casefold()
+        approved = any(
+            int(r.get("vote") or 0) == APPROVED
+            and not r.get("isContainer")
+            and wanted in (str(r.get("uniqueName", "")).casefold(), str(r.get("id", "")))
+            for r in reviewers
+        )
+        base = _repository_name(pull.get("repository"))
+        fork = pull.get("forkSource")
+        head = _repository_name(fork.get("repository")) if isinstance(fork, dict) else base
+        return ConfirmedApproval(
+            approved=approved,
+            commit=str((pull.get("lastMergeSourceCommit") or {}).get("commitId") or ""),
+            head_repository=head,
+            base_repository=base,
+            base_branch=str(pull.get("targetRefName") or "").removeprefix("refs/heads/"),
+            author_login=str((pull.get("createdBy") or {}).get("uniqueName") or ""),
+        )
+
+    def user_login(self, user_token: str) -> str:
+        """The account `user_token` authenticates, as `createdBy.uniqueName` names it on
+        the requests it opens: `authenticatedUser.properties.Account.$value` of
+        `GET {organisation}/_apis/connectionData` (the Location service's connection data,
+        answered on the organisation's own host; the profile API,
+        `app.vssps.visualstudio.com/_apis/profile/profiles/me`, is on another host the
+        factory does not trust with the token). An answer without an account (an
+        anonymous connection) is `ForgeUnauthorized`."""
+        answer = self._http.request(
+            "GET",
+            "_apis/connectionData",
+            call="read connection data",
+            auth=authorization(user_token),
+            params={"api-version": CONNECTION_DATA_VERSION},
+        )
+        user = answer.get("authenticatedUser") if isinstance(answer, dict) else None
+        account = ((user or {}).get("properties") or {}).get("Account") or {}
+        value = account.get("$value") if isinstance(account, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ForgeUnauthorized(
+                _FORGE, "read connection data", 0, "the token authenticates no account"
+            )
+        return value
+
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
@@ -289,6 +373,15 @@ def _state(verdict: CommitVerdict) -> str:
     if verdict.state not in _STATES:
         raise ForgeInvalid(_FORGE, "set status", 0, f"{verdict.state!r} is no verdict state")
     return _STATES[verdict.state]
+
+
+def _repository_name(repository: Any) -> str:
+    """A `GitRepository` as `project/repo`; "" when the answer names none."""
+    if not isinstance(repository, dict):
+        return ""
+    project = (repository.get("project") or {}).get("name") or ""
+    name = repository.get("name") or ""
+    return f"{project}/{name}" if project and name else ""
 
 
 def _split(repository: str) -> tuple[str, str]:
