@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codefactory.domain import Change, CheckResult, FileChange
+from codefactory.domain import (
+    Change,
+    ChangeKind,
+    CheckResult,
+    FileChange,
+    Proposal,
+    Run,
+    RunState,
+    TriggerEvent,
+)
+from codefactory.package.builder import FolderPackageBuilder
+from codefactory.package.port import PackageContents
 from codefactory.verify.changed_coverage import (
     NOTHING_TO_MEASURE,
     PROPERTY,
@@ -246,3 +259,38 @@ def test_a_coverage_floor_blocks_only_under_it_or_unmeasured() -> None:
     unmeasured = coverage_finding(not_measured("the tests ran in pytest-xdist workers"), 1, "tests")
     assert unmeasured is not None and cannot_judge(unmeasured.rule)
     assert unmeasured.message.endswith("not measured: the tests ran in pytest-xdist workers")
+
+
+def test_a_package_without_python_tests_says_not_measured_and_why(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    kind = ChangeKind.GENERAL_CHANGE
+    run = Run(
+        id="r-js", trigger_id="t-1", kind=kind, repository="web-app", sponsor="alice",
+        agent_id="agent:coder", state=RunState.VERIFIED, reason="", base_commit="b" * 40,
+        head_commit="a" * 40, branch="factory/r-js", package_dir="", created_at=now,
+    )  # fmt: skip
+    trigger = TriggerEvent(
+        source="jira", kind=kind, external_id="WEB-1", actor="bob", repository="web-app",
+        title="Fix", body="", received_at=now, payload_digest="sha256:00",
+    )  # fmt: skip
+    not_applicable = CheckResult(
+        check="tests", passed=True, skipped="not-applicable",
+        summary="not applicable: the tests check serves Python projects; this repository is "
+        "JavaScript",
+    )  # fmt: skip
+    contents = PackageContents(
+        run=run, trigger=trigger, proposal=Proposal(engine="agent", engine_version="1",
+        rationale="fix"), results=(not_applicable,), rounds=1, patch="", commit="a" * 40,
+        branch="factory/r-js", forge_repository="/srv/forge/web-app.git",
+        change=Change(files=(FileChange(path="src/app.js", content=b"x()\n"),)),
+    )  # fmt: skip
+    FolderPackageBuilder(tmp_path).build(contents)
+    folder = tmp_path / "r-js"
+    document = json.loads((folder / "evidence" / "coverage.json").read_text())
+    assert (document["status"], document["totals"]) == ("not-measured", None)
+    line = (
+        "changed lines covered: not measured (the Python tests did not run: not applicable: "
+        "the tests check serves Python projects; this repository is JavaScript)"
+    )
+    assert line in (folder / "summary.md").read_text()
+    assert line in json.loads((folder / "cab.json").read_text())["test_plan"]
