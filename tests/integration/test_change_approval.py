@@ -177,6 +177,26 @@ def test_a_cab_rejection_ends_the_run_with_the_cabs_reason(
     assert rejected.actor == "service:servicenow"
 
 
+def test_a_change_cancelled_in_servicenow_ends_the_run_and_a_lying_answer_is_refused(
+    world: tuple[Factory, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, keys, tmp_path = world
+    run_id = filed_run(factory, tmp_path)
+    change = change_of(factory, run_id)
+    approve(factory, run_id, keys)
+    record = next(r for r in servicenow.created if r["sys_id"] == change["sys_id"])
+    number = record["number"]
+    record["number"] = "CHG9999999"  # the instance answers for another change
+    servicenow.approvals[change["sys_id"]] = "approved"
+    with pytest.raises(CabCheckFailed):
+        factory.review.hand_off(run_id)
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    record["number"], record["state"] = number, "4"  # Canceled, approval left as it was
+    run = factory.review.hand_off(run_id)
+    assert run.state is RunState.REJECTED
+    assert run.reason == f"rejected by the CAB in {number}: {number} was cancelled in ServiceNow"
+
+
 def test_servicenow_down_is_named_audited_and_the_run_keeps_waiting(
     world: tuple[Factory, dict[str, Key], Path], servicenow: ServiceNowStandin
 ) -> None:

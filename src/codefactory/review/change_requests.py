@@ -40,6 +40,8 @@ APPROVERS = "sysapproval_approver"
 FILED_EVENT = "change-request-filed"
 APPROVED = "approved"
 REJECTED = "rejected"
+CANCELED_STATE = "4"
+"""`change_request.state` Canceled (New -5 … Review 0, Closed 3, Canceled 4): never implemented."""
 TOKEN_HEADER = "X-Codefactory-Token"
 """The header a business rule's outbound REST message carries the shared secret in."""
 SERVICENOW_TIME = "%Y-%m-%d %H:%M:%S"
@@ -79,6 +81,11 @@ class ChangeRequests:
 
     def approval(self, change: FiledChange) -> str:
         """The change's `approval` (`requested`, `approved`, `rejected`, `not requested`)."""
+        return str(self._record(change).get("approval", ""))
+
+    def _record(self, change: FiledChange) -> dict[str, Any]:
+        """The change's `approval`, `number` and `state`; `MalformedResponse` for an answer
+        without a result, or whose `number` is missing or another change's."""
         answer = self.client.get_json(
             f"/api/now/table/{TABLE}/{path_segment(change.sys_id)}",
             {"sysparm_fields": "approval,number,state"},
@@ -86,11 +93,11 @@ class ChangeRequests:
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict):
             raise MalformedResponse("servicenow", f"{change.number} was answered without a result")
-        if str(result.get("number", change.number)) != change.number:
+        if str(result.get("number", "")) != change.number:
             raise MalformedResponse(
-                "servicenow", f"{change.sys_id} is {result.get('number')}, not {change.number}"
+                "servicenow", f"{change.sys_id} is {result.get('number')!r}, not {change.number}"
             )
-        return str(result.get("approval", ""))
+        return result
 
     def rejection_reason(self, change: FiledChange) -> str:
         """Who rejected the change and why: the comments of its rejected approval records
@@ -115,7 +122,11 @@ class ChangeRequests:
 
     def answer(self, change: FiledChange) -> CabAnswer:
         """The CAB's answer on `change`; for a rejection, with its reason."""
-        approval = self.approval(change)
+        record = self._record(change)
+        if str(record.get("state", "")) == CANCELED_STATE:  # never implemented: no approval
+            reason = f"{change.number} was cancelled in ServiceNow"
+            return CabAnswer(change=change, approval=REJECTED, reason=reason)
+        approval = str(record.get("approval", ""))
         reason = self.rejection_reason(change) if approval == REJECTED else ""
         return CabAnswer(change=change, approval=approval, reason=reason)
 

@@ -241,10 +241,9 @@ class HandOff:
         write_approval(run, document)
         target = HANDED_TO[self.stages[0]] if self.stages else RunState.HANDED_OFF
         cab_said = f" (CAB approved {cab.change.number})" if cab else ""
-        reason = (
-            f"handed off to {STAGE_NAME.get(target, 'QA')}: {run.branch} at "
-            f"{facts.commit[:12]}{cab_said}"
-        )
+        stage = STAGE_NAME.get(target)
+        where = f"to {stage}" if stage else "for QA and UAT outside the factory"
+        reason = f"handed off {where}: {run.branch} at {facts.commit[:12]}{cab_said}"
         with self.store.atomic() as tx:
             if cab is not None:
                 tx.audit(
