@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from codefactory.audit.canonical import canonical_json
@@ -41,6 +42,36 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def file_digest(data: bytes) -> str:
+    """`sha256:<hex>` of `data`: how the manifest names a file, and the package digest of
+    the manifest's own bytes."""
+    return _sha256(data)
+
+
+def manifest_files(folder: Path, body: bytes) -> dict[str, str]:
+    """The `files` of the manifest bytes `body` (path → `sha256:<hex>`); `PackageAltered`
+    when they are not a manifest."""
+    try:
+        files = json.loads(body)["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise PackageAltered(folder, f"no readable {MANIFEST}: {err}") from err
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise PackageAltered(folder, f"{MANIFEST} lists no files")
+    return files
+
+
+def check_file(folder: Path, files: Mapping[str, str], name: str, data: bytes) -> None:
+    """`PackageAltered` unless `data` (the bytes read of `name`, a path in the package) hash
+    to the digest `files` (a verified manifest's) lists for it."""
+    expected = files.get(name)
+    if expected is None:
+        raise PackageAltered(folder, f"{name} was added after the package was built")
+    if _sha256(data) != expected:
+        raise PackageAltered(folder, f"{name} is not as it was built")
+
+
 def write_manifest(folder: Path) -> str:
     """Write `manifest.json` listing every file in `folder`; returns the package digest."""
     files = {
@@ -60,11 +91,9 @@ def package_digest(folder: Path) -> str:
     file it lists is gone or changed."""
     try:
         body = (folder / MANIFEST).read_bytes()
-        files = json.loads(body)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except OSError as err:
         raise PackageAltered(folder, f"no readable {MANIFEST}: {err}") from err
-    if not isinstance(files, dict):
-        raise PackageAltered(folder, f"{MANIFEST} lists no files")
+    files = manifest_files(folder, body)
     for name, digest in files.items():
         path = folder / name
         if not path.is_file() or _sha256(path.read_bytes()) != digest:

@@ -35,7 +35,7 @@ from codefactory.identity.errors import IdentityError
 from codefactory.identity.names import same_identity
 from codefactory.identity.port import IssuerKey
 from codefactory.identity.ssh_signatures import key_fingerprint
-from codefactory.package.attestation import AttestationInvalid, verify_attestation
+from codefactory.package.attestation import AttestationInvalid, Attested, verify_attestation
 from codefactory.package.manifest import PackageAltered, package_digest
 from codefactory.package.provenance import ProvenanceInvalid, verify_provenance
 from codefactory.review.errors import FactsRefused, ForgeError
@@ -102,17 +102,13 @@ class SignedFacts:
 
     def establish(self, run: Run, trigger: TriggerEvent | None) -> ReviewFacts:
         """The run's facts; `FactsRefused` naming the first that does not hold."""
-        if not run.package_dir:
-            raise FactsRefused(run.id, "it has no change package")
+        attested = self.attested(run)
         folder = Path(run.package_dir)
         try:
             digest = package_digest(folder)
-            attested = verify_attestation(folder, self.issuer_keys())
             provenance = verify_provenance(folder, self.agent_key(run.agent_id))
-        except (PackageAltered, AttestationInvalid, ProvenanceInvalid) as err:
+        except (PackageAltered, ProvenanceInvalid) as err:
             raise FactsRefused(run.id, str(err)) from err
-        if attested.run_id != run.id:
-            raise FactsRefused(run.id, f"the package attestation is for run {attested.run_id}")
         if attested.package_digest != digest:
             raise FactsRefused(
                 run.id,
@@ -136,6 +132,21 @@ class SignedFacts:
             attestation_digest=attested.digest,
             **self._parties(run, trigger),
         )
+
+    def attested(self, run: Run) -> Attested:
+        """What the issuer attested of `run`'s package (its manifest's digest, its commit),
+        the signature verified with the pinned issuer keys; `FactsRefused` when the run has no
+        package, the attestation does not verify or is for another run. Only the attestation
+        is read: check the manifest and the files against it (`package.manifest`)."""
+        if not run.package_dir:
+            raise FactsRefused(run.id, "it has no change package")
+        try:
+            attested = verify_attestation(Path(run.package_dir), self.issuer_keys())
+        except AttestationInvalid as err:
+            raise FactsRefused(run.id, str(err)) from err
+        if attested.run_id != run.id:
+            raise FactsRefused(run.id, f"the package attestation is for run {attested.run_id}")
+        return attested
 
     def _check_commit(self, run: Run, commit: str) -> None:
         if run.head_commit != commit:
