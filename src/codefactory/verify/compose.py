@@ -51,7 +51,12 @@ def default_checks(
         SecretsCheck(python=python, timeout_s=timeout),
         SastCheck(python=python, timeout_s=timeout),
         ScaCheck(advisories, max_age_days=settings.advisories_max_age_days),
-        PytestCheck(timeout_s=test_timeout_s, cache=cache, select=settings.select_tests),
+        PytestCheck(
+            timeout_s=test_timeout_s,
+            cache=cache,
+            select=settings.select_tests,
+            min_changed_line_coverage=settings.min_changed_line_coverage,
+        ),
         JsTestsCheck(timeout_s=test_timeout_s),
     ]
 

@@ -116,6 +116,10 @@ class VerifySettings(BaseModel):
     """Run only the tests that reach the changed code, from the base commit's test map."""
     check_timeout_s: float = 120.0
     """Wall-clock limit of one scanner run inside the sandbox."""
+    min_changed_line_coverage: float | None = Field(default=None, ge=0, le=100)
+    """Percent of the change's executable lines the tests must run (docs/verify.md,
+    "Coverage of the changed lines"); under it, `changed-lines-under-covered` blocks, and a
+    measurement that could not be taken blocks too. None (the default): evidence for QA only."""
     diff_policy: DiffPolicySettings = Field(default_factory=DiffPolicySettings)
     advisories_max_age_days: int | None = Field(
         default_factory=lambda: _max_age(os.environ.get(MAX_AGE_ENV, DEFAULT_MAX_AGE_DAYS)), ge=0
