@@ -7,15 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from codefactory.domain import RunState
+from codefactory.review.errors import FactsRefused
 from codefactory.web.app import create_app
+from codefactory.web.dashboard.refusals import PER_MINUTE
 from tests.browser.world import World, log_in, packaged_run, sign, world
 from tests.oidc_helpers import OidcProvider, live_server
 
@@ -110,7 +114,9 @@ def test_the_run_page_shows_the_package_escaped(served: tuple[World, str]) -> No
         assert f"<strong>{name}</strong>" in timeline, name
 
 
-def test_a_file_missing_from_the_package_says_so(served: tuple[World, str]) -> None:
+def test_a_file_missing_from_the_package_says_so_and_blocks_the_verdict(
+    served: tuple[World, str],
+) -> None:
     w, url = served
     run_id = packaged_run(w)
     folder = Path(w.factory.store.require_run(run_id).package_dir)
@@ -118,11 +124,110 @@ def test_a_file_missing_from_the_package_says_so(served: tuple[World, str]) -> N
     (folder / "rollback.md").unlink()
     with client_of(url, "jordan") as jordan:
         text = jordan.get(f"/runs/{run_id}").text
-    assert "cab.json: not in the package." in text
-    assert "rollback.md: not in the package." in text
+    assert "cab.json: not in the package, though its manifest lists it." in text
+    assert "rollback.md: not in the package, though its manifest lists it." in text
+    banner = text.split('id="package-refused"')[1].split("</div>")[0]
+    assert "This package does not match what the agent signed" in banner
+    assert "cab.json is listed in the manifest but missing" in banner
+    assert 'id="ask"' not in text and 'name="signature"' not in text
+    assert "&lt;b&gt;2&lt;/b&gt;" in text  # the patch still matches: shown
     with client_of(url, "jordan") as jordan:
         missing = jordan.get("/runs/r-nope")
     assert missing.status_code == 404 and "r-nope" in missing.text
+
+
+def test_a_rewritten_patch_is_not_shown_and_no_statement_is_issued(
+    served: tuple[World, str],
+) -> None:
+    """The red team's F (issue 14): a data-folder writer shows a benign diff, then restores
+    the real one before the reviewer asks for the statement."""
+    w, url = served
+    run_id = packaged_run(w)
+    patch = Path(w.factory.store.require_run(run_id).package_dir) / "change.patch"
+    real = patch.read_bytes()
+    patch.write_bytes(real.replace(b'return "<b>2</b>"  # changed', b"return 1  # TYPO FIX ONLY"))
+    with client_of(url, "jordan") as jordan:
+        page = jordan.get(f"/runs/{run_id}").text
+        assert "TYPO FIX ONLY" not in page and "&lt;b&gt;2&lt;/b&gt;" not in page
+        assert "change.patch is not as it was built" in page.split('id="package-refused"')[1]
+        assert 'id="ask"' not in page and 'name="package_digest"' not in page
+        attested = w.factory.review.facts.attested(w.factory.store.require_run(run_id))
+        asked = jordan.get(
+            f"/runs/{run_id}",
+            params={"verdict": "approve", "package_digest": attested.package_digest},
+        )
+        assert asked.status_code == 409 and 'id="statement"' not in asked.text
+        assert "does not match what the agent signed" in asked.text
+        patch.write_bytes(real)  # restored: the page that was read is not the one signed
+        stale = jordan.get(f"/runs/{run_id}", params={"verdict": "approve", "comment": "lgtm"})
+        assert stale.status_code == 422 and 'id="statement"' not in stale.text
+        assert "no package digest" in stale.text
+        shown = jordan.get(f"/runs/{run_id}").text
+        assert 'id="package-refused"' not in shown and "&lt;b&gt;2&lt;/b&gt;" in shown
+        assert field(shown, "package_digest") == attested.package_digest
+    run = w.factory.store.require_run(run_id)
+    assert attested.run_id == run_id and attested.commit == run.head_commit
+    with pytest.raises(FactsRefused, match="it has no change package"):
+        w.factory.review.facts.attested(replace(run, package_dir=""))
+    with pytest.raises(FactsRefused, match="the package attestation is for run"):
+        w.factory.review.facts.attested(replace(run, id="r-other"))
+
+
+def test_a_statement_or_verdict_over_another_package_digest_is_409(
+    served: tuple[World, str],
+) -> None:
+    w, url = served
+    run_id = packaged_run(w)
+    other = "sha256:" + "ab" * 32
+    with client_of(url, "jordan") as jordan:
+        digest = field(jordan.get(f"/runs/{run_id}").text, "package_digest")
+        wrong = jordan.get(
+            f"/runs/{run_id}", params={"verdict": "approve", "package_digest": other}
+        )
+        assert wrong.status_code == 409 and 'id="statement"' not in wrong.text
+        assert "the package changed since the page showed it" in wrong.text
+        asked = jordan.get(
+            f"/runs/{run_id}", params={"verdict": "approve", "package_digest": digest}
+        )
+        assert asked.status_code == 200 and 'id="statement"' in asked.text
+        statement = base64.b64decode(field(asked.text, "statement"))
+        assert json.loads(statement)["package_digest"] == digest
+        signature = sign(statement, w.reviewer_key, w.tmp_path / f"sig-{run_id}")
+        form = {"csrf": field(asked.text, "csrf"), "verdict": "approve",
+                "statement": field(asked.text, "statement"), "signature": signature}  # fmt: skip
+        moved = jordan.post(f"/runs/{run_id}/verdict", data={**form, "package_digest": other})
+        assert moved.status_code == 409 and "the package changed" in moved.text
+        bare = jordan.post(f"/runs/{run_id}/verdict", data=form)
+        assert bare.status_code == 422 and "no package digest" in bare.text
+        assert w.factory.store.require_run(run_id).state is RunState.IN_REVIEW
+        done = jordan.post(f"/runs/{run_id}/verdict", data={**form, "package_digest": digest})
+        assert done.status_code == 303, done.text[:500]
+    assert w.factory.store.require_run(run_id).state is RunState.HANDED_OFF
+
+
+def test_refused_verdicts_past_a_persons_budget_are_429_and_not_audited_one_by_one(
+    served: tuple[World, str],
+) -> None:
+    w, url = served
+    run_id = packaged_run(w)
+    if time.time() % 60 > 55:  # the budget is per minute: start in a fresh one
+        time.sleep(61 - time.time() % 60)
+    with client_of(url, "dana") as dana:  # no role at all
+        answers = [
+            dana.post(f"/runs/{run_id}/verdict", data={"verdict": "approve"}).status_code
+            for _ in range(PER_MINUTE + 5)
+        ]
+        last = dana.post(f"/runs/{run_id}/verdict", data={"verdict": "approve"})
+    assert answers == [403] * PER_MINUTE + [429] * 5
+    assert last.status_code == 429 and 0 < int(last.headers["retry-after"]) <= 60
+    assert "Too many refused verdicts" in last.text
+    assert len(refusals(w, run_id)) == PER_MINUTE  # the rest are counted, not written
+    with client_of(url, "jordan") as jordan:  # another person's budget is their own
+        page = jordan.get(f"/runs/{run_id}").text
+        assert (
+            jordan.post(f"/runs/{run_id}/verdict", data={"verdict": "approve"}).status_code == 403
+        )
+    assert 'id="ask"' in page
 
 
 def test_the_sponsor_is_refused_on_the_page_and_a_forged_post_is_403_and_audited(
@@ -172,8 +277,10 @@ def test_the_reviewer_signs_the_statement_the_page_shows(served: tuple[World, st
     w, url = served
     run_id = packaged_run(w)
     with client_of(url, "jordan") as jordan:
+        digest = field(jordan.get(f"/runs/{run_id}").text, "package_digest")
         asked = jordan.get(
-            f"/runs/{run_id}", params={"verdict": "approve", "comment": "fine <really>"}
+            f"/runs/{run_id}",
+            params={"verdict": "approve", "comment": "fine <really>", "package_digest": digest},
         )
         assert asked.status_code == 200
         statement = base64.b64decode(field(asked.text, "statement"))
@@ -182,7 +289,7 @@ def test_the_reviewer_signs_the_statement_the_page_shows(served: tuple[World, st
         assert "ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n codefactory-review" in asked.text
         signature = sign(statement, w.reviewer_key, w.tmp_path / f"sig-{run_id}")
         form = {"csrf": field(asked.text, "csrf"), "verdict": "approve",
-                "statement": field(asked.text, "statement")}  # fmt: skip
+                "statement": field(asked.text, "statement"), "package_digest": digest}  # fmt: skip
 
         # a signature over something else does not count: shown on the page, nothing moves
         other = sign(statement + b" ", w.reviewer_key, w.tmp_path / f"bad-{run_id}")
@@ -227,7 +334,10 @@ def test_qa_signs_off_an_approved_run_from_its_queue(
         with client_of(url, "quinn") as quinn:
             queue = quinn.get("/").text.split('id="recent"')[0]
             assert f'href="/runs/{run_id}"' in queue and "<td>QA sign-off</td>" in queue
-            asked = quinn.get(f"/runs/{run_id}", params={"verdict": "accept"})
+            digest = field(quinn.get(f"/runs/{run_id}").text, "package_digest")
+            asked = quinn.get(
+                f"/runs/{run_id}", params={"verdict": "accept", "package_digest": digest}
+            )
             assert asked.status_code == 200, asked.text[:300]
             assert "-n codefactory-sign-off" in asked.text
             statement = base64.b64decode(field(asked.text, "statement"))
@@ -236,7 +346,8 @@ def test_qa_signs_off_an_approved_run_from_its_queue(
             done = quinn.post(
                 f"/runs/{run_id}/verdict",
                 data={"csrf": field(asked.text, "csrf"), "verdict": "accept",
-                      "statement": field(asked.text, "statement"), "signature": signature},
+                      "statement": field(asked.text, "statement"), "signature": signature,
+                      "package_digest": digest},
             )  # fmt: skip
             assert done.status_code == 303, done.text[:500]
             shown = quinn.get(done.headers["location"]).text

@@ -1,19 +1,18 @@
-"""What a run's change package folder holds, read for the run page: the patch, risk,
-rollback plan, CAB record, the summary's sections, provenance and the review statements.
+"""What a run's change package folder holds, shaped for the run page: the patch, risk,
+rollback plan, CAB record, the summary's sections, provenance and the evidence.
 
-Every read is capped (`MAX_BYTES`) and never follows a link out of the folder; a file that is
-not there, not a regular file, too large or not the shape expected is `Missing(why)`, which
-the page shows as "not in the package" (with why), never as an error page.
+Every function here takes a `Reader` (`package_check.PackageReading.read`): the bytes of one
+package file, read once and verified against the package's manifest, or `Missing(why)` for a
+file the page cannot show (not there, not a regular file, too large, not as it was built).
+The page shows `Missing` as "not in the package" (with why), never as an error page.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -29,31 +28,19 @@ class Missing:
     why: str
 
 
-def read_text(folder: str, name: str) -> str | Missing:
-    """`folder/name` as UTF-8 text (undecodable bytes replaced), or `Missing`; `name` is a
-    relative path inside the folder, read without following symbolic links."""
-    if not folder:
-        return Missing("the run has no package")
-    path = Path(folder) / name
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return Missing("not in the package")
-    except OSError as err:
-        return Missing(f"not in the package ({err.strerror})")
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        return Missing("not in the package (not a regular file)")
-    with os.fdopen(fd, "rb") as handle:
-        if info.st_size > MAX_BYTES:
-            return Missing(f"in the package, but too large to show ({info.st_size} bytes)")
-        return handle.read(MAX_BYTES).decode("utf-8", "replace")
+Reader = Callable[[str], "bytes | Missing"]
+"""The verified bytes of a path in the package (`evidence/lint.txt`), or `Missing`."""
 
 
-def read_json(folder: str, name: str) -> dict[str, Any] | Missing:
-    """`folder/name` parsed as a JSON object, or `Missing`."""
-    text = read_text(folder, name)
+def read_text(read: Reader, name: str) -> str | Missing:
+    """`name` as UTF-8 text (undecodable bytes replaced), or `Missing`."""
+    data = read(name)
+    return data if isinstance(data, Missing) else data.decode("utf-8", "replace")
+
+
+def read_json(read: Reader, name: str) -> dict[str, Any] | Missing:
+    """`name` parsed as a JSON object, or `Missing`."""
+    text = read_text(read, name)
     if isinstance(text, Missing):
         return text
     try:
@@ -65,9 +52,9 @@ def read_json(folder: str, name: str) -> dict[str, Any] | Missing:
     return value
 
 
-def summary_sections(folder: str) -> dict[str, str] | Missing:
+def summary_sections(read: Reader) -> dict[str, str] | Missing:
     """`summary.md` split at its `## ` headings: heading → the text under it."""
-    text = read_text(folder, "summary.md")
+    text = read_text(read, "summary.md")
     if isinstance(text, Missing):
         return text
     sections: dict[str, str] = {}
@@ -81,9 +68,9 @@ def summary_sections(folder: str) -> dict[str, str] | Missing:
     return {name: body.strip("\n") for name, body in sections.items()}
 
 
-def rationale(folder: str) -> list[tuple[str, str | Missing]] | Missing:
+def rationale(read: Reader) -> list[tuple[str, str | Missing]] | Missing:
     """The design rationale: each of `RATIONALE_SECTIONS` with its text, or `Missing`."""
-    sections = summary_sections(folder)
+    sections = summary_sections(read)
     if isinstance(sections, Missing):
         return sections
     return [
@@ -92,10 +79,11 @@ def rationale(folder: str) -> list[tuple[str, str | Missing]] | Missing:
     ]
 
 
-def dsse_statement(folder: str, name: str) -> dict[str, Any] | Missing:
-    """The in-toto statement inside the DSSE envelope `name` (its base64 `payload`), not
-    verified here (`codefactory verify` does that): shown for the reviewer to read."""
-    envelope = read_json(folder, name)
+def dsse_statement(read: Reader, name: str) -> dict[str, Any] | Missing:
+    """The in-toto statement inside the DSSE envelope `name` (its base64 `payload`), shown
+    for the reviewer to read; its signature is checked by `package_check` (the issuer's
+    attestation) and `SignedFacts` (the agent's provenance), and by `codefactory verify`."""
+    envelope = read_json(read, name)
     if isinstance(envelope, Missing):
         return envelope
     try:

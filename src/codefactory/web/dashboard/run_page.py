@@ -4,8 +4,8 @@ from the store, the audit log and the run's change package."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codefactory.audit.port import AuditRecord
@@ -13,6 +13,12 @@ from codefactory.domain import Finding, Run, TriggerEvent
 from codefactory.identity.directory import Person
 from codefactory.runs.report import engine_activity
 from codefactory.web.dashboard.diff import Diff, diff_view
+from codefactory.web.dashboard.package_check import (
+    PackageCheck,
+    PackageReading,
+    opened_package,
+    verify,
+)
 from codefactory.web.dashboard.package_files import (
     Missing,
     dsse_statement,
@@ -27,8 +33,6 @@ from codefactory.web.dashboard.verdicts import role_refusal, stage_for
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
-
-MAX_EVIDENCE_FILES = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +67,8 @@ class RunPage:
     """What the run waits for (review, QA or UAT sign-off), or None."""
     refusal: str
     """Why the viewer may not sign a verdict on this run ("" when they may)."""
+    package: PackageCheck
+    """The package digest the page verified, or why the package does not hold."""
     diff: Diff | Missing
     checks: tuple[CheckView, ...]
     evidence: tuple[tuple[str, str | Missing], ...] | Missing
@@ -99,21 +105,6 @@ def last_round(factory: Factory, run_id: str) -> tuple[tuple[CheckView, ...], li
     return views, found
 
 
-def evidence_files(folder: str) -> tuple[tuple[str, str | Missing], ...] | Missing:
-    """The package's `evidence/` files by name, with their text."""
-    if not folder:
-        return Missing("the run has no package")
-    try:
-        names = sorted(entry.name for entry in os.scandir(os.path.join(folder, "evidence")))
-    except FileNotFoundError:
-        return Missing("not in the package")
-    except OSError as err:
-        return Missing(f"not in the package ({err.strerror})")
-    return tuple(
-        (name, read_text(folder, f"evidence/{name}")) for name in names[:MAX_EVIDENCE_FILES]
-    )
-
-
 def timeline(events: list[AuditRecord]) -> tuple[TimelineEntry, ...]:
     """Every audit event of the run, in log order."""
     return tuple(
@@ -135,29 +126,39 @@ def refusal_for(viewer: Person, run: Run, trigger: TriggerEvent | None) -> str:
 
 
 def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
-    """Gather the run page of `run` for `viewer`."""
+    """Gather the run page of `run` for `viewer`: package files only as verified
+    (`package_check`), with the problems found when they do not hold."""
     trigger = factory.store.get_trigger(run.trigger_id)
-    folder = run.package_dir
+    stage = stage_of(run.state.value)
     checks, findings = last_round(factory, run.id)
-    patch = read_text(folder, "change.patch")
     events = factory.store.audit_events(run.id)
+    with opened_package(run.package_dir) as root:
+        reading = PackageReading(root=root, folder=Path(run.package_dir))
+        digest = verify(reading, run, factory.review.facts, trigger=trigger, awaited=bool(stage))
+        read = reading.read
+        patch = read_text(read, "change.patch")
+        parts = {
+            "diff": patch if isinstance(patch, Missing) else diff_view(patch, findings),
+            "evidence": reading.evidence(),
+            "risk": read_json(read, "risk.json"),
+            "rollback": read_text(read, "rollback.md"),
+            "cab": read_json(read, "cab.json"),
+            "rationale": rationale(read),
+            "provenance": dsse_statement(read, "provenance.dsse.json"),
+            "attestation": dsse_statement(read, "attestation.dsse.json"),
+        }
+    problems = tuple(dict.fromkeys(reading.problems))  # each once, in the order found
     return RunPage(
         run=run,
         trigger=trigger,
         viewer=viewer,
-        stage=stage_of(run.state.value),
+        stage=stage,
         refusal=refusal_for(viewer, run, trigger),
-        diff=patch if isinstance(patch, Missing) else diff_view(patch, findings),
+        package=PackageCheck(digest="" if problems else digest, problems=problems),
         checks=checks,
-        evidence=evidence_files(folder),
-        risk=read_json(folder, "risk.json"),
-        rollback=read_text(folder, "rollback.md"),
-        cab=read_json(folder, "cab.json"),
-        rationale=rationale(folder),
-        provenance=dsse_statement(folder, "provenance.dsse.json"),
-        attestation=dsse_statement(folder, "attestation.dsse.json"),
         traffic=engine_activity(events)["model_traffic"],
         proofs=run_proofs(factory.audit, events, witnessing=len(factory.settings.audit.witnesses)),
         timeline=timeline(events),
         reviews=tuple(factory.store.reviews(run.id)),
+        **parts,  # type: ignore[arg-type]
     )

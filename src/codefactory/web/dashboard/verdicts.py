@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +43,46 @@ DESK_ERRORS = (ReviewError, StoreError, IdentityError, PackageError)
 """What `ReviewDesk.statement_for` and `decide` raise for a verdict that does not count."""
 
 
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 class FormInvalid(ValueError):
     """A verdict form that is not what the page sends (names the field and why)."""
+
+
+class PackageChanged(ValueError):
+    """The package digest the page showed is not the one the statement binds to, or not the
+    run's package as it is now: what the person read is not what they would sign."""
+
+
+def shown_digest(value: str) -> str:
+    """The package digest the page showed (`sha256:<hex>`, posted back by its forms);
+    `FormInvalid` when it is absent or not a digest."""
+    if not DIGEST.fullmatch(value):
+        raise FormInvalid(
+            "the form carries no package digest (the package the page showed): "
+            "read the run page again"
+        )
+    return value
+
+
+def check_digest(shown: str, current: str, what: str) -> None:
+    """`PackageChanged` unless `current` (the digest `what` binds to) is `shown`."""
+    if not hmac.compare_digest(shown, current):
+        raise PackageChanged(
+            f"the package changed since the page showed it: you read {shown}, but {what} "
+            f"{current or 'no verified package'}; read the run page again before you sign"
+        )
+
+
+def statement_digest(statement: bytes) -> str:
+    """The `package_digest` a review or sign-off statement binds to ("" when none)."""
+    try:
+        fields = json.loads(statement)
+    except ValueError:
+        return ""
+    value = fields.get("package_digest") if isinstance(fields, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def csrf_token(session: dict[str, Any]) -> str:
@@ -156,13 +196,15 @@ def signed_verdict(stage: Stage, form: dict[str, str]) -> SignedVerdict:
 def status_of(err: Exception, *, refused: bool) -> int:
     """The HTTP status a refused verdict answers with: 403 for a person segregation of
     duties or their role keeps from reviewing (`refused`), 404 no run, 409 a run not (or no
-    longer) in review or whose signed facts do not hold, 422 a statement or signature that
-    does not count."""
+    longer) in review, whose signed facts do not hold or whose package is not the one the
+    page showed (`PackageChanged`), 422 a statement or signature that does not count."""
     if refused or isinstance(err, SegregationViolation):
         return 403
     if isinstance(err, RunNotFound):
         return 404
     if isinstance(err, ReviewNotOpen | SignOffNotOpen | FactsRefused | PackageError):
+        return 409
+    if isinstance(err, PackageChanged):
         return 409
     if isinstance(err, VerdictRefused | FormInvalid | IdentityError):
         return 422
