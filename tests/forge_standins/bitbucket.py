@@ -11,10 +11,19 @@ required fields, types and allowed fields, and refuses in the vendor's own shape
 "message", "exceptionName"}]}`. Data Center refuses a second open request for the same
 branches with `409` `DuplicatePullRequestException` (documented); for Cloud, whose reference
 does not say, this stand-in answers the open request (`200`) rather than open a second.
+
+For approvals and accounts: Cloud serves `GET .../pullrequests/{id}` (`participants`,
+`source.commit.hash` in 12 digits as Cloud gives it), `GET .../commit/{hash}` (the full
+hash of a known head, from a prefix) and `GET /2.0/user`; Data Center serves
+`GET .../pull-requests/{id}` (`reviewers`, `fromRef.latestCommit`) and
+`GET /rest/api/1.0/application-properties`, and names the authenticated user in the
+`X-AUSERNAME` header of every authenticated answer, as Data Center does. `heads` maps a
+branch to its commit (else a digest of its name); `approve(id, name)` records an approval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -32,6 +41,11 @@ SPONSOR = "sponsor"
 FACTORY = "codefactory-bot"
 STATUS_STATES = {"SUCCESSFUL", "FAILED", "INPROGRESS", "STOPPED"}
 DC_STATUS_STATES = {"SUCCESSFUL", "FAILED", "INPROGRESS"}
+
+
+def head_of(heads: dict[str, str], branch: str) -> str:
+    """The commit `branch` points at: `heads`, else a digest of its name."""
+    return heads.get(branch) or hashlib.sha1(branch.encode()).hexdigest()
 
 
 def bearer(headers: dict[str, str], tokens: dict[str, str]) -> str | None:
@@ -95,9 +109,34 @@ class BitbucketCloudStandin(ForgeStandin):
     """(commit, key) → the commit status (a status with the same key is replaced)."""
     restrictions: list[dict[str, Any]] = field(default_factory=list)
     branching_model: dict[str, Any] = field(default_factory=dict)
+    heads: dict[str, str] = field(default_factory=dict)
+    """Branch → the commit it points at (else a digest of its name)."""
 
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
+
+    def approve(self, pull_id: int, name: str, approved: bool = True) -> None:
+        """`name` approves request `pull_id` (a participant, as Cloud lists one)."""
+        pull = next(p for p in self.pulls if p["id"] == pull_id)
+        pull["participants"].append(
+            {
+                "type": "participant",
+                "user": self.user(name),
+                "role": "REVIEWER",
+                "approved": approved,
+                "state": "approved" if approved else None,
+                "participated_on": "2026-11-30T06:10:00.000000+00:00",
+            }
+        )
+
+    def repository_json(self, full_name: str = "") -> dict[str, Any]:
+        full_name = full_name or f"{self.workspace}/{self.repository}"
+        return {
+            "type": "repository",
+            "full_name": full_name,
+            "name": full_name.split("/")[-1],
+            "uuid": "{" + str(uuid.uuid5(uuid.NAMESPACE_DNS, full_name)) + "}",
+        }
 
     @property
     def api_url(self) -> str:
@@ -118,14 +157,27 @@ class BitbucketCloudStandin(ForgeStandin):
             "display_name": name.title(),
             "nickname": name,
             "uuid": "{" + str(uuid.uuid5(uuid.NAMESPACE_DNS, name)) + "}",
-            "account_id": f"5b10ac8d82e05b22cc7d{len(name):04d}",
+            "account_id": "5b10ac8d82e05b22cc7d" + hashlib.sha1(name.encode()).hexdigest()[:4],
         }
 
     def route(self, request: RecordedRequest) -> Answer:
+        if request.path == "/2.0/user" and request.method == "GET":
+            self.did("read user", request)
+            return 200, self.user(self.identity(request.headers) or "")
         base = f"/2.0/repositories/{self.workspace}/{self.repository}"
         if not request.path.startswith(base + "/"):
             return 404, cloud_error(f"Repository {request.path} not found")
         tail = request.path[len(base) :]
+        one = re.fullmatch(r"/pullrequests/([0-9]+)", tail)
+        if one and request.method == "GET":
+            pull = next((p for p in self.pulls if p["id"] == int(one[1])), None)
+            if pull is None:
+                return 404, cloud_error(f"There are no pull requests with id {one[1]}")
+            self.did("read request", request)
+            return 200, pull
+        commit = re.fullmatch(r"/commit/([0-9a-f]{7,40})", tail)
+        if commit and request.method == "GET":
+            return self._commit(commit[1], request)
         if tail == "/pullrequests" and request.method == "GET":
             return self._search(request)
         if tail == "/pullrequests" and request.method == "POST":
@@ -139,6 +191,20 @@ class BitbucketCloudStandin(ForgeStandin):
             self.did("read branching model", request)
             return 200, {"type": "branching_model", **self.branching_model}
         return 404, cloud_error(f"Resource {request.path} not found")
+
+    def _commit(self, prefix: str, request: RecordedRequest) -> Answer:
+        known = {head_of(self.heads, p["source"]["branch"]["name"]) for p in self.pulls}
+        found = [c for c in known | set(self.heads.values()) if c.startswith(prefix)]
+        if len(found) != 1:
+            return 404, cloud_error(f"Commit not found: {prefix}")
+        self.did("read commit", request)
+        return 200, {
+            "type": "commit",
+            "hash": found[0],
+            "repository": self.repository_json(),
+            "message": "change\n",
+            "date": "2026-11-30T05:00:00+00:00",
+        }
 
     def _page(self, request: RecordedRequest, values: list[dict[str, Any]]) -> Answer:
         page = int(request.query.get("page", ["1"])[0])
@@ -218,8 +284,18 @@ class BitbucketCloudStandin(ForgeStandin):
             "state": "OPEN",
             "draft": bool(body.get("draft", False)),
             "author": self.user(self.identity(request.headers) or ""),
-            "source": {"branch": {"name": source}},
-            "destination": {"branch": {"name": target}},
+            "source": {
+                "branch": {"name": source},
+                "commit": {"type": "commit", "hash": head_of(self.heads, source)[:12]},
+                "repository": self.repository_json(),
+            },
+            "destination": {
+                "branch": {"name": target},
+                "commit": {"type": "commit", "hash": head_of(self.heads, target)[:12]},
+                "repository": self.repository_json(),
+            },
+            "participants": [],
+            "reviewers": [],
             "close_source_branch": bool(body.get("close_source_branch", False)),
             "created_on": "2026-11-30T06:00:00.000000+00:00",
             "links": {
@@ -382,8 +458,29 @@ class BitbucketDataCenterStandin(ForgeStandin):
         }
     )
 
+    heads: dict[str, str] = field(default_factory=dict)
+    """Branch → the commit it points at (else a digest of its name)."""
+
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
+
+    def approve(self, pull_id: int, name: str, status: str = "APPROVED") -> None:
+        """`name` reviews request `pull_id` with `status` (`APPROVED`, `NEEDS_WORK`)."""
+        pull = next(p for p in self.pulls if p["id"] == pull_id)
+        pull["reviewers"].append(
+            {
+                "user": {"name": name, "slug": name, "displayName": name.title(), "id": 9},
+                "role": "REVIEWER",
+                "approved": status == "APPROVED",
+                "status": status,
+                "lastReviewedCommit": pull["fromRef"]["latestCommit"],
+            }
+        )
+
+    def answer_headers(self, request: RecordedRequest) -> dict[str, str]:
+        """Data Center names the authenticated user on every answer it gives them."""
+        name = self.identity(request.headers)
+        return {"X-AUSERNAME": name, "X-AUSERID": str(len(name))} if name else {}
 
     def identity(self, headers: dict[str, str]) -> str | None:
         return bearer(headers, self.tokens)
@@ -405,6 +502,23 @@ class BitbucketDataCenterStandin(ForgeStandin):
             return self._search(request)
         if path == f"/rest/api/1.0/{repo}/pull-requests" and method == "POST":
             return self._create(request)
+        one = re.fullmatch(rf"/rest/api/1\.0/{repo}/pull-requests/([0-9]+)", path)
+        if one and method == "GET":
+            pull = next((p for p in self.pulls if p["id"] == int(one[1])), None)
+            if pull is None:
+                return 404, dc_error(
+                    f"Pull request {one[1]} does not exist in {self.project}/{self.repository}.",
+                    "com.atlassian.bitbucket.pull.NoSuchPullRequestException",
+                )
+            self.did("read request", request)
+            return 200, pull
+        if path == "/rest/api/1.0/application-properties" and method == "GET":
+            return 200, {
+                "version": "8.19.1",
+                "buildNumber": "8019001",
+                "buildDate": "1717000000000",
+                "displayName": "Bitbucket",
+            }
         if path == f"/rest/api/1.0/{repo}/settings/pull-requests" and method == "GET":
             self.did("read settings", request)
             return 200, self.pull_request_settings
@@ -547,6 +661,7 @@ class BitbucketDataCenterStandin(ForgeStandin):
             "fromRef": {
                 "id": body["fromRef"]["id"],
                 "displayId": body["fromRef"]["id"][11:],
+                "latestCommit": head_of(self.heads, body["fromRef"]["id"][11:]),
                 "repository": repository,
             },
             "toRef": {

@@ -79,9 +79,13 @@ class ForgeStandin(VendorStandin):
                 return fault.kind, headers, _json(self.vendor_error(fault.kind, message))
             if not self.authorized(request.headers):
                 status, body = self.unauthorized()
-            else:
-                status, body = self.route(request)
-            return status, {}, b"" if body is None else _json(body)
+                return status, {}, _json(body)
+            status, body = self.route(request)
+            return status, self.answer_headers(request), b"" if body is None else _json(body)
+
+    def answer_headers(self, request: RecordedRequest) -> dict[str, str]:
+        """Headers the vendor adds to an authenticated answer (none by default)."""
+        return {}
 
 
 def _json(body: Any) -> bytes:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from codefactory.review.forges.bitbucket import BitbucketHost
+from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -24,7 +25,7 @@ from codefactory.review.forges.errors import (
 )
 from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import CommitVerdict, RequestDraft
+from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
 from tests.forge_standins.bitbucket import (
     APP_TOKEN,
     FACTORY,
@@ -442,3 +443,137 @@ def test_git_pushes_to_the_remote_with_the_app_tokens_header(
         assert {r.authorization for r in git_host.requests} == {host.push_header()}
     finally:
         git_host.stop()
+
+
+# -- confirming an approval and a token's account ------------------------------------------
+
+
+def _opened(bitbucket: Bitbucket) -> BitbucketHost:
+    bitbucket.standin.heads["factory/run-42"] = COMMIT
+    host = bitbucket.host()
+    host.open_request(bitbucket.draft(), user_token=SPONSOR_TOKEN)
+    return host
+
+
+def _reviewer(bitbucket: Bitbucket, name: str) -> str:
+    """How each flavour's webhooks name a reviewer: Cloud `account_id`, DC `name`."""
+    standin = bitbucket.standin
+    if isinstance(standin, BitbucketCloudStandin):
+        return str(standin.user(name)["account_id"])
+    return name
+
+
+def test_an_approval_is_confirmed_from_the_request_with_the_app_token(
+    bitbucket: Bitbucket,
+) -> None:
+    host = _opened(bitbucket)
+    omar = _reviewer(bitbucket, "omar")
+
+    def confirm(login: str = omar) -> ConfirmedApproval:
+        return host.confirm_approval(
+            bitbucket.repository, request="1", reviewer_login=login, review_id=""
+        )
+
+    assert not confirm().approved  # the webhook said so; the forge does not
+    bitbucket.standin.approve(1, "mallory")
+    assert not confirm().approved
+    bitbucket.standin.approve(1, "omar")
+    confirmed = confirm()
+    assert confirmed == ConfirmedApproval(
+        approved=True,
+        commit=COMMIT,  # Cloud's 12 digits resolved to the full id
+        head_repository=bitbucket.repository,
+        base_repository=bitbucket.repository,
+        base_branch="main",
+        author_login=_reviewer(bitbucket, SPONSOR),
+    )
+    reads = [a for a in bitbucket.standin.actions if a[0] in ("read request", "read commit")]
+    assert reads and {who for _, who in reads} == {FACTORY}
+    assert (
+        approval_problem(
+            confirmed,
+            expected_repository=bitbucket.repository,
+            base_branch="main",
+            packaged_commit=COMMIT,
+            reviewer_login=omar,
+        )
+        == ""
+    )
+    assert "cannot approve" in approval_problem(  # the sponsor approving their own request
+        replace(confirmed, author_login=omar),
+        expected_repository=bitbucket.repository,
+        base_branch="main",
+        packaged_commit=COMMIT,
+        reviewer_login=omar,
+    )
+    with pytest.raises(ForgeNotFound):
+        host.confirm_approval(bitbucket.repository, request="5", reviewer_login=omar, review_id="")
+    with pytest.raises(ForgeInvalid):
+        host.confirm_approval(bitbucket.repository, request="x", reviewer_login=omar, review_id="")
+
+
+def test_a_withdrawn_or_needs_work_review_is_no_approval(bitbucket: Bitbucket) -> None:
+    host = _opened(bitbucket)
+    standin = bitbucket.standin
+    if isinstance(standin, BitbucketCloudStandin):
+        standin.approve(1, "omar", approved=False)
+    else:
+        standin.approve(1, "omar", status="NEEDS_WORK")
+    seen = host.confirm_approval(
+        bitbucket.repository, request="1", reviewer_login=_reviewer(bitbucket, "omar"),
+        review_id="",
+    )  # fmt: skip
+    assert not seen.approved
+
+
+def test_a_cloud_request_from_a_fork_keeps_the_short_hash_it_cannot_resolve(
+    cloud: Bitbucket,
+) -> None:
+    host = _opened(cloud)
+    standin = cloud.standin
+    assert isinstance(standin, BitbucketCloudStandin)
+    standin.approve(1, "omar")
+    standin.pulls[0]["source"]["repository"] = standin.repository_json("mallory/payments-api")
+    seen = host.confirm_approval(
+        cloud.repository, request="1", reviewer_login=_reviewer(cloud, "omar"), review_id=""
+    )
+    assert seen.head_repository == "mallory/payments-api" and seen.commit == COMMIT[:12]
+    said = approval_problem(
+        seen,
+        expected_repository=cloud.repository,
+        base_branch="main",
+        packaged_commit=COMMIT,
+        reviewer_login=_reviewer(cloud, "omar"),
+    )
+    assert "not the packaged commit" in said
+
+
+def test_a_data_center_request_from_another_repository_is_a_fork(data_center: Bitbucket) -> None:
+    host = _opened(data_center)
+    standin = data_center.standin
+    standin.approve(1, "omar")
+    standin.pulls[0]["fromRef"]["repository"] = {
+        "slug": "payments-api",
+        "project": {"key": "~MALLORY"},
+    }
+    seen = host.confirm_approval(
+        data_center.repository, request="1", reviewer_login="omar", review_id=""
+    )
+    assert seen.head_repository == "~MALLORY/payments-api"
+    assert "from a fork" in approval_problem(
+        seen,
+        expected_repository=data_center.repository,
+        base_branch="main",
+        packaged_commit=COMMIT,
+        reviewer_login="omar",
+    )
+
+
+def test_a_token_names_its_account(bitbucket: Bitbucket) -> None:
+    host = bitbucket.host()
+    login = host.user_login(SPONSOR_TOKEN)
+    assert login == _reviewer(bitbucket, SPONSOR)
+    opened = host.open_request(bitbucket.draft(), user_token=SPONSOR_TOKEN)
+    assert (opened.author_id or opened.author) == login  # comparable, as the port says
+    with pytest.raises(ForgeUnauthorized):
+        host.user_login("not-a-token")

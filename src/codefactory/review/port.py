@@ -72,6 +72,10 @@ class OpenedRequest:
     url: str
     author: str = ""
     """The forge login the request was opened under, as the forge reports it."""
+    author_id: str = ""
+    """The author's unique, stable account id where `author` is not one (Bitbucket
+    Cloud's `account_id`; nicknames repeat); "" elsewhere. `ForgeHost.user_login` names
+    an account the same way: compare it with `author_id or author`."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ class ConfirmedApproval:
     base_branch: str
     """The branch the request merges into, without `refs/heads/`."""
     author_login: str
-    """Who opened the request, as the forge names the account."""
+    """Who opened the request, named as the forge's webhooks name reviewers (GitHub
+    `login`, GitLab `username`, Azure DevOps `uniqueName`, Bitbucket Cloud `account_id`,
+    Data Center `name`) and as `ForgeHost.user_login` names a token's account."""
 
 
 class ForgeHost(Protocol):
@@ -182,6 +188,8 @@ class ForgeHost(Protocol):
         ...
 
     def user_login(self, user_token: str) -> str:
-        """The forge account `user_token` belongs to (its login or unique name), as the
-        forge reports it; raises `ForgeUnauthorized` for a token it does not know."""
+        """The forge account `user_token` belongs to, named as `OpenedRequest.author_id
+        or OpenedRequest.author` and `ConfirmedApproval.author_login` name it (GitHub
+        `login`, GitLab `username`, Azure DevOps `uniqueName`, Bitbucket Cloud `account_id`,
+        Data Center `name`); raises `ForgeUnauthorized` for a token it does not know."""
         ...

@@ -6,6 +6,9 @@ Cloud (REST 2.0, developer.atlassian.com/cloud/bitbucket/rest; repository `works
 - commit statuses: `POST /repositories/{workspace}/{repo}/commit/{sha}/statuses/build`
 - branch restrictions: `GET /repositories/{workspace}/{repo}/branch-restrictions`, and
   `GET /repositories/{workspace}/{repo}/branching-model` when a restriction names a branch type
+- an approval: `GET /repositories/{workspace}/{repo}/pullrequests/{id}`, then
+  `GET /repositories/{workspace}/{repo}/commit/{hash}` (the request names a 12-digit hash)
+- whose a token is: `GET /user` (`account_id`)
 
 Data Center (developer.atlassian.com/server/bitbucket/rest; repository `PROJECT/repo`):
 
@@ -14,6 +17,8 @@ Data Center (developer.atlassian.com/server/bitbucket/rest; repository `PROJECT/
 - `GET <base>/rest/branch-permissions/2.0/projects/{key}/repos/{slug}/restrictions`
 - `GET <base>/rest/api/1.0/projects/{key}/repos/{slug}/settings/pull-requests` (merge checks)
 - `GET <base>/rest/default-reviewers/1.0/projects/{key}/repos/{slug}/conditions`
+- an approval: `GET <base>/rest/api/1.0/projects/{key}/repos/{slug}/pull-requests/{id}`
+- whose a token is: the `X-AUSERNAME` header of `GET <base>/rest/api/1.0/application-properties`
 
 Every call sends `Authorization: Bearer <token>` (Cloud OAuth and access tokens, Data Center
 HTTP access tokens). Git pushes: Cloud `Basic base64("x-token-auth:" + token)` (the
@@ -38,11 +43,18 @@ from codefactory.review.forges.errors import (
     ForgeConflict,
     ForgeInvalid,
     ForgeNotFound,
+    ForgeUnauthorized,
     ForgeUnavailable,
 )
 from codefactory.review.forges.http import ForgeHttp
 from codefactory.review.forges.settings import ForgeSettings
-from codefactory.review.port import BranchProtection, CommitVerdict, OpenedRequest, RequestDraft
+from codefactory.review.port import (
+    BranchProtection,
+    CommitVerdict,
+    ConfirmedApproval,
+    OpenedRequest,
+    RequestDraft,
+)
 
 CLOUD_API = "https://api.bitbucket.org/2.0"
 CLOUD_WEB = "https://bitbucket.org"
@@ -178,6 +190,97 @@ class BitbucketHost:
             return self._cloud_protection(owner, repo, branch, auth)
         return self._dc_protection(owner, repo, branch, auth)
 
+    def confirm_approval(
+        self, repository: str, *, request: str, reviewer_login: str, review_id: str
+    ) -> ConfirmedApproval:
+        """Read the request with the app token and say whether `reviewer_login` approves it.
+
+        Cloud (developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/
+        #api-repositories-workspace-repo-slug-pullrequests-pull-request-id-get): a
+        participant whose `user.account_id` (or `uuid`) is `reviewer_login` with `approved`
+        true; `source`/`destination` `.repository.full_name`, `destination.branch.name`,
+        `author.account_id`. The request names `source.commit.hash` in 12 digits: the full
+        id is read from the source repository (`GET .../commit/{hash}`, api-group-commits);
+        when that repository cannot be read, the short hash is kept (it matches no packaged
+        commit).
+
+        Data Center (developer.atlassian.com/server/bitbucket/rest, Pull Requests - Get
+        pull request): a reviewer or participant whose `user.name` is `reviewer_login` with
+        `approved` true or `status` `APPROVED`; `fromRef`/`toRef` `.repository` as
+        `PROJECT/slug`, `toRef.displayId`, `fromRef.latestCommit`, `author.user.name`.
+
+        Neither flavour ties an approval to a commit (a setting withdraws approvals on a
+        push): `commit` is the request's head. `review_id` is unused."""
+        if not (request.isascii() and request.isdigit()):
+            raise ForgeInvalid(_FORGE, "confirm approval", 0, f"{request!r} is no request id")
+        owner, repo = _split(repository)
+        auth = f"Bearer {self._app_token}"
+        if self._cloud:
+            path = f"repositories/{_q(owner)}/{_q(repo)}/pullrequests/{request}"
+            pull = _object(self._api.request("GET", path, call="read request", auth=auth))
+            return self._cloud_confirmed(pull, reviewer_login, auth)
+        path = f"{_dc_repo(owner, repo)}/pull-requests/{request}"
+        pull = _object(self._api.request("GET", path, call="read request", auth=auth))
+        return _dc_confirmed(pull, reviewer_login)
+
+    def _cloud_confirmed(
+        self, pull: dict[str, Any], reviewer_login: str, auth: str
+    ) -> ConfirmedApproval:
+        source, destination = pull.get("source") or {}, pull.get("destination") or {}
+        head = str((source.get("repository") or {}).get("full_name") or "")
+        short = str((source.get("commit") or {}).get("hash") or "")
+        approved = any(
+            each.get("approved") is True
+            and reviewer_login
+            in ((each.get("user") or {}).get("account_id"), (each.get("user") or {}).get("uuid"))
+            for each in pull.get("participants") or ()
+            if isinstance(each, dict)
+        )
+        return ConfirmedApproval(
+            approved=approved,
+            commit=self._full_hash(head, short, auth) if head and short else short,
+            head_repository=head,
+            base_repository=str((destination.get("repository") or {}).get("full_name") or ""),
+            base_branch=str((destination.get("branch") or {}).get("name") or ""),
+            author_login=str((pull.get("author") or {}).get("account_id") or ""),
+        )
+
+    def _full_hash(self, repository: str, short: str, auth: str) -> str:
+        owner, _, repo = repository.partition("/")
+        if not all(c in "0123456789abcdef" for c in short.lower()):
+            return short
+        try:
+            answer = self._api.request(
+                "GET", f"repositories/{_q(owner)}/{_q(repo)}/commit/{short}",
+                call="read commit", auth=auth,
+            )  # fmt: skip
+        except ForgeNotFound:
+            return short  # a fork the app may not read: the short hash matches nothing
+        full = str(_object(answer).get("hash") or "")
+        return full if full.lower().startswith(short.lower()) else short
+
+    def user_login(self, user_token: str) -> str:
+        """Whose `user_token` is. Cloud: `account_id` of `GET /user`
+        (developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get;
+        nicknames are not unique, the account id is, and it is how the webhooks name
+        reviewers). Data Center: the `X-AUSERNAME` header Bitbucket sets on every
+        authenticated answer (here of `GET /rest/api/1.0/application-properties`), the
+        `user.name` requests and webhooks name; absent: no user, `ForgeUnauthorized`."""
+        auth = f"Bearer {user_token}"
+        if self._cloud:
+            answer = self._api.request("GET", "user", call="read user", auth=auth)
+            account = _object(answer).get("account_id")
+            if not isinstance(account, str) or not account:
+                raise ForgeUnavailable(_FORGE, "read user", 200, "the answer has no account_id")
+            return account
+        _, headers = self._api.request_answer(
+            "GET", "application-properties", call="read user", auth=auth
+        )
+        name = str(headers.get("x-ausername", "")).strip()
+        if not name:
+            raise ForgeUnauthorized(_FORGE, "read user", 0, "the token authenticates no user")
+        return name
+
     def close(self) -> None:
         """Close the HTTP connections."""
         self._api.close()
@@ -267,15 +370,19 @@ class BitbucketHost:
         if not isinstance(pull, dict) or not isinstance(pull.get("id"), int):
             raise ForgeUnavailable(_FORGE, "open request", 0, "answer without a request id")
         links = pull.get("links") or {}
+        author_id = ""
         if self._cloud:
             url = (links.get("html") or {}).get("href", "")
             author_info = pull.get("author") or {}
             author = author_info.get("nickname") or author_info.get("display_name") or ""
+            author_id = str(author_info.get("account_id") or "")
         else:
             own = links.get("self") or [{}]
             url = own[0].get("href", "") if isinstance(own[0], dict) else ""
             author = ((pull.get("author") or {}).get("user") or {}).get("name", "")
-        return OpenedRequest(number=str(pull["id"]), url=str(url), author=str(author))
+        return OpenedRequest(
+            number=str(pull["id"]), url=str(url), author=str(author), author_id=author_id
+        )
 
     def _commit_page(self, owner: str, repo: str, commit: str) -> str:
         if self._cloud:
@@ -363,6 +470,41 @@ def _dc_request(draft: RequestDraft, project: str, repo: str) -> dict[str, Any]:
         "toRef": {"id": f"refs/heads/{draft.base_branch}", "repository": repository},
         "draft": True,
     }
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ForgeUnavailable(_FORGE, "confirm approval", 0, "the answer is no object")
+    return data
+
+
+def _dc_name(repository: Any) -> str:
+    """A Data Center repository as `PROJECT/slug`."""
+    if not isinstance(repository, dict):
+        return ""
+    key = (repository.get("project") or {}).get("key") or ""
+    slug = repository.get("slug") or ""
+    return f"{key}/{slug}" if key and slug else ""
+
+
+def _dc_confirmed(pull: dict[str, Any], reviewer_login: str) -> ConfirmedApproval:
+    people = [*(pull.get("reviewers") or ()), *(pull.get("participants") or ())]
+    approved = any(
+        isinstance(each, dict)
+        and (each.get("approved") is True or each.get("status") == "APPROVED")
+        and ((each.get("user") or {}).get("name") or "").casefold() == reviewer_login.casefold()
+        for each in people
+    )
+    source, target = pull.get("fromRef") or {}, pull.get("toRef") or {}
+    branch = target.get("displayId") or str(target.get("id") or "").removeprefix("refs/heads/")
+    return ConfirmedApproval(
+        approved=approved,
+        commit=str(source.get("latestCommit") or ""),
+        head_repository=_dc_name(source.get("repository")),
+        base_repository=_dc_name(target.get("repository")),
+        base_branch=str(branch),
+        author_login=str(((pull.get("author") or {}).get("user") or {}).get("name") or ""),
+    )
 
 
 def _page_values(answer: Any, call: str) -> list[dict[str, Any]]:

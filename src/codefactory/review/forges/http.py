@@ -91,6 +91,27 @@ class ForgeHttp:
         """`method path` (relative to the base URL; never an absolute URL) with
         `Authorization: auth`; returns the decoded JSON body (None when empty).
         `call` names the operation in errors. Raises a `ForgeApiError` subclass."""
+        body, _ = self.request_answer(
+            method, path, call=call, auth=auth, json_body=json_body, content=content,
+            params=params, headers=headers, idempotent=idempotent,
+        )  # fmt: skip
+        return body
+
+    def request_answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        call: str,
+        auth: str,
+        json_body: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> tuple[Any, httpx.Headers]:
+        """As `request`, with the answer's headers (Bitbucket Data Center names the
+        authenticated user in `X-AUSERNAME`)."""
         if "://" in path or path.startswith("//"):
             raise ValueError(f"{path!r}: forge paths are relative to the base URL")
         sent = {"Authorization": auth, **(headers or {})}
@@ -114,7 +135,7 @@ class ForgeHttp:
                 wait = None
             else:
                 if response.status_code < 300:
-                    return _decoded(response, self.forge, call)
+                    return _decoded(response, self.forge, call), response.headers
                 failure, wait = _failure(response, self.forge, call)
                 if (
                     isinstance(failure, ForgeUnavailable)
