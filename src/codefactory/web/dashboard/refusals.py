@@ -85,6 +85,10 @@ class VerdictRefusals:
         """Seconds until the next minute, when the budgets start again."""
         return max(1, 60 - int(self._clock()) % 60)
 
+    def publish_ended(self) -> None:
+        """Publish the counts of a minute that is over (each dashboard request calls it)."""
+        self._tally.flush(only_ended=True)
+
     def flush(self) -> None:
         """Publish every pending count (at shutdown)."""
         self._tally.flush()

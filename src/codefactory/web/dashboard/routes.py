@@ -238,6 +238,7 @@ def dashboard_router(factory: Factory, refusals: VerdictRefusals | None = None) 
 
     @router.get("/", response_class=HTMLResponse)
     def queue(viewer: Viewer) -> str:
+        pages.refusals.publish_ended()
         return pages.queue(viewer)
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -250,6 +251,7 @@ def dashboard_router(factory: Factory, refusals: VerdictRefusals | None = None) 
         recorded: Annotated[str, Query(max_length=20)] = "",
         package_digest: Annotated[str, Query(max_length=80)] = "",
     ) -> HTMLResponse:
+        pages.refusals.publish_ended()
         if verdict:
             return pages.ask(request, run_id, viewer, verdict, comment, package_digest)
         shown = recorded if recorded in RECORDED else ""
