@@ -137,16 +137,16 @@ def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
         digest = verify(reading, run, factory.review.facts, trigger=trigger, awaited=bool(stage))
         read = reading.read
         patch = read_text(read, "change.patch")
-        parts = {
-            "diff": patch if isinstance(patch, Missing) else diff_view(patch, findings),
-            "evidence": reading.evidence(),
-            "risk": read_json(read, "risk.json"),
-            "rollback": read_text(read, "rollback.md"),
-            "cab": read_json(read, "cab.json"),
-            "rationale": rationale(read),
-            "provenance": dsse_statement(read, "provenance.dsse.json"),
-            "attestation": dsse_statement(read, "attestation.dsse.json"),
-        }
+        diff = patch if isinstance(patch, Missing) else diff_view(patch, findings)
+        evidence = reading.evidence()
+        risk, rollback, cab = (
+            read_json(read, "risk.json"),
+            read_text(read, "rollback.md"),
+            read_json(read, "cab.json"),
+        )
+        why = rationale(read)
+        provenance = dsse_statement(read, "provenance.dsse.json")
+        attestation = dsse_statement(read, "attestation.dsse.json")
     problems = tuple(dict.fromkeys(reading.problems))  # each once, in the order found
     return RunPage(
         run=run,
@@ -155,10 +155,17 @@ def run_page(factory: Factory, run: Run, viewer: Person) -> RunPage:
         stage=stage,
         refusal=refusal_for(viewer, run, trigger),
         package=PackageCheck(digest="" if problems else digest, problems=problems),
+        diff=diff,
         checks=checks,
+        evidence=evidence,
+        risk=risk,
+        rollback=rollback,
+        cab=cab,
+        rationale=why,
+        provenance=provenance,
+        attestation=attestation,
         traffic=engine_activity(events)["model_traffic"],
         proofs=run_proofs(factory.audit, events, witnessing=len(factory.settings.audit.witnesses)),
         timeline=timeline(events),
         reviews=tuple(factory.store.reviews(run.id)),
-        **parts,  # type: ignore[arg-type]
     )
