@@ -300,6 +300,7 @@ def forge_reconciler(
         directory=identity.directory,
         run_of=store.get_run,
         events_of=store.audit_events,
+        runs_with_commit=store.runs_with_head_commit,
         approvals=review,
         alerts=SecurityAlerts(
             channels=channels(settings.notify), directory=identity.directory, record=store.record

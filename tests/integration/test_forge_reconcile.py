@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 import tests.integration.signed_people as signed_people
 from codefactory.dispatch.service import build_dispatch
@@ -104,10 +105,10 @@ def review(run_id: str, commit: str, login: str, *, state: str = "approved",
     return json.dumps(doc).encode()
 
 
-def merged(run_id: str, head: str, login: str = "mona-gh") -> bytes:
+def merged(run_id: str, head: str, login: str = "mona-gh", *, branch: str = "") -> bytes:
     """The recorded `pull_request.closed` delivery of a merged request for `run_id`."""
     doc = json.loads((HERE / "github" / "pull-request.closed.merged.json").read_bytes())
-    doc["pull_request"]["head"].update(ref=f"factory/{run_id}", sha=head)
+    doc["pull_request"]["head"].update(ref=branch or f"factory/{run_id}", sha=head)
     doc["pull_request"]["merged_by"]["login"] = login
     return json.dumps(doc).encode()
 
@@ -288,3 +289,43 @@ def test_changes_requested_on_the_forge_are_recorded_and_the_run_stays_in_review
     (asked,) = world.events(run_id, "forge-changes-requested")
     assert asked.actor == "user:jordan.lee" and asked.data["request"] == "2"
     assert world.factory.store.require_run(run_id).state is RunState.IN_REVIEW
+
+
+def test_the_factorys_commit_merged_from_a_copied_branch_is_matched_by_its_commit(
+    world: World,
+) -> None:
+    run_id = world.run()
+    head = world.head(run_id)
+    copied = merged(run_id, head, login="priya-gh", branch="hotfix/rate")
+    receipt = deliver(world, "github", copied, "pull_request")
+    assert receipt["run_id"] == run_id and "without the factory's approval" in receipt["reason"]
+    (event,) = world.events(run_id, "merge-unapproved")
+    assert event.data["branch"] == "hotfix/rate" and event.actor == "user:priya.shah"
+    assert len(alerts_for(world, run_id)) == 1
+    # a merge of another branch whose head is no packaged commit is nobody's business here
+    other = merged("x", OTHER_COMMIT, branch="feature/login")
+    receipt = deliver(world, "github", other, "pull_request")
+    assert receipt["status"] == "ignored" and receipt["run_id"] is None
+    assert "no packaged commit" in receipt["reason"]
+
+
+def test_a_merge_before_the_cab_or_after_a_rejection_is_unapproved(world: World) -> None:
+    """The approval alone is not enough: a run still `approved` (waiting for the CAB or
+    its hand-off) or `rejected` after it is not the factory's to merge."""
+    store = world.factory.store
+    for state, expected in (
+        (RunState.APPROVED, "not handed off"),
+        (RunState.REJECTED, "it was rejected"),
+    ):
+        run_id = world.run()
+        head = world.head(run_id)
+        deliver(world, "github", review(run_id, head, "jordan-gh"), "pull_request_review")
+        with store.atomic() as tx:  # as the CAB gate or a QA rejection leaves it
+            tx.session.execute(
+                text("UPDATE runs SET state = :state WHERE id = :id"),
+                {"state": state.value, "id": run_id},
+            )
+        receipt = deliver(world, "github", merged(run_id, head), "pull_request")
+        (event,) = world.events(run_id, "merge-unapproved")
+        assert f"the run is `{state.value}`" in event.data["why"] and expected in event.data["why"]
+        assert "without the factory's approval" in receipt["reason"]

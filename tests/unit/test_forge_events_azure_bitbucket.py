@@ -74,8 +74,12 @@ def test_an_azure_completed_merge_is_a_merge_and_an_attempt_is_not() -> None:
 
 
 def test_an_azure_event_on_another_branch_or_without_its_fields() -> None:
-    doc = azure("git.pullrequest.merged.json", sourceRefName="refs/heads/feature/x")
+    doc = azure("git.pullrequest.updated.approved.json", sourceRefName="refs/heads/feature/x")
     assert "not the factory's" in str(read_forge_event(delivery("azure-devops", doc), "d"))
+    # a merge of any branch is read: the factory's commit may travel on a copied branch
+    doc = azure("git.pullrequest.merged.json", sourceRefName="refs/heads/feature/x")
+    merged = read_forge_event(delivery("azure-devops", doc), "d")
+    assert isinstance(merged, ForgeEvent) and not merged.on_factory_branch and not merged.run_id
     doc = azure("git.pullrequest.merged.json")
     doc["resource"]["lastMergeSourceCommit"]["commitId"] = "HEAD"
     with pytest.raises(DeliveryInvalid, match="lastMergeSourceCommit.commitId"):

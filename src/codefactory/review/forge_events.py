@@ -134,9 +134,16 @@ class ForgeEvent:
     """Merge: the commit the merge made on the base branch (`merge_commit_sha`), when sent."""
 
     @property
+    def on_factory_branch(self) -> bool:
+        """The request's branch is a `factory/<run-id>` branch. Only a merge is read from
+        any other branch: the factory's commit merged through a copy of its branch is
+        reconciled by the commit (`Reconciler`)."""
+        return self.branch.startswith(BRANCH_PREFIX)
+
+    @property
     def run_id(self) -> str:
-        """The run the branch names (`factory/<run-id>` → `<run-id>`)."""
-        return self.branch.removeprefix(BRANCH_PREFIX)
+        """The run the branch names (`factory/<run-id>` → `<run-id>`); "" off such a branch."""
+        return self.branch.removeprefix(BRANCH_PREFIX) if self.on_factory_branch else ""
 
 
 def read_forge_event(delivery: Delivery, delivery_id: str) -> ForgeEvent | str | None:
@@ -216,9 +223,7 @@ def _github_merge(delivery_id: str, doc: dict[str, Any]) -> ForgeEvent | str:
         return f"only a merged pull request is reconciled (this one: {action or 'none'})"
     if dig(doc, "pull_request", "merged") is not True:
         return "the pull request was closed without merging"
-    branch = text(doc, "pull_request", "head", "ref", limit=300)
-    if not branch.startswith(BRANCH_PREFIX):
-        return _not_ours(branch)
+    branch = text(doc, "pull_request", "head", "ref", limit=300)  # any: matched by commit
     merged_by = text(doc, "pull_request", "merged_by", "login") or text(doc, "sender", "login")
     return ForgeEvent(
         kind=ForgeEventKind.MERGE,
@@ -241,7 +246,7 @@ def _gitlab(delivery_id: str, doc: dict[str, Any]) -> ForgeEvent | str:
     else:
         return f"a merge request `{action or 'none'}` is neither an approval nor a merge"
     branch = text(doc, "object_attributes", "source_branch", limit=300)
-    if not branch.startswith(BRANCH_PREFIX):
+    if not branch.startswith(BRANCH_PREFIX) and kind is not ForgeEventKind.MERGE:
         return _not_ours(branch)
     return ForgeEvent(
         kind=kind,
@@ -261,7 +266,7 @@ def _azure_devops(delivery_id: str, doc: dict[str, Any]) -> ForgeEvent | str | N
         return None
     pull = mapping(doc, "resource")
     branch = text(pull, "sourceRefName", limit=300).removeprefix("refs/heads/")
-    if not branch.startswith(BRANCH_PREFIX):
+    if not branch.startswith(BRANCH_PREFIX) and kind != "git.pullrequest.merged":
         return _not_ours(branch)
     if kind == "git.pullrequest.merged":
         if text(pull, "status", limit=32) != "completed":
@@ -308,7 +313,7 @@ def _bitbucket_cloud(
 ) -> ForgeEvent | str:
     pull = mapping(doc, "pullrequest")
     branch = text(pull, "source", "branch", "name", limit=300)
-    if not branch.startswith(BRANCH_PREFIX):
+    if not branch.startswith(BRANCH_PREFIX) and kind is not ForgeEventKind.MERGE:
         return _not_ours(branch)
     who = {
         ForgeEventKind.APPROVAL: ("approval", "user"),
@@ -337,7 +342,7 @@ def _bitbucket_cloud(
 def _bitbucket_dc(delivery_id: str, kind: ForgeEventKind, doc: dict[str, Any]) -> ForgeEvent | str:
     pull = mapping(doc, "pullRequest")
     branch = text(pull, "fromRef", "displayId", limit=300)
-    if not branch.startswith(BRANCH_PREFIX):
+    if not branch.startswith(BRANCH_PREFIX) and kind is not ForgeEventKind.MERGE:
         return _not_ours(branch)
     if kind is ForgeEventKind.MERGE:
         login = text(doc, "actor", "name", limit=128)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codefactory.audit.port import AuditRecord
-from codefactory.domain import Run
+from codefactory.domain import Run, RunState
 from codefactory.identity.directory import Directory, IdentityKind, Person
 from codefactory.identity.errors import IdentityError
 from codefactory.review.errors import ReviewError
@@ -44,6 +44,8 @@ UNMATCHED = "forge-event-unmatched"
 MERGE_UNAPPROVED = "merge-unapproved"
 MERGE_RECORDED = "merge-recorded"
 CHANGES_REQUESTED = "forge-changes-requested"
+NOT_OURS = "not-the-factorys"
+"""Outcome of a merge of another branch whose head is no run's packaged commit."""
 APPROVAL_RECORDED = "forge-approval-recorded"
 APPROVAL_REFUSED = "forge-approval-refused"
 SIGNED_REVIEW = "review-signed"
@@ -90,6 +92,9 @@ class Reconciler:
     run_of: Callable[[str], Run | None]
     events_of: Callable[[str], Sequence[AuditRecord]]
     approvals: ForgeApprovals
+    runs_with_commit: Callable[[str], Sequence[Run]] = lambda commit: ()
+    """Runs whose packaged commit is this one (full, or abbreviated as a prefix): a merge of
+    a branch that is no `factory/<run-id>` branch is matched by its head commit."""
     alerts: Callable[[Alert], object] | None = None
     """Sends an alert to the security role (`notifications.SecurityAlerts`); None: the
     alert is only in the audit log."""
@@ -97,7 +102,13 @@ class Reconciler:
     def reconcile(self, event: ForgeEvent) -> Reconciliation:
         """The outcome of `event`; never raises for what a forge or a person sent."""
         facts = _facts(event)
-        run = self.run_of(event.run_id)
+        if not event.on_factory_branch:  # only merges are read off the factory's branches
+            found = self.runs_with_commit(event.commit)
+            if len(found) != 1:
+                return _not_ours(facts, event, ambiguous=len(found) > 1)
+            run: Run | None = found[0]
+        else:
+            run = self.run_of(event.run_id)
         if run is None:
             return _unmatched(facts, None, f"no run `{shown(event.run_id)}` is known here")
         mismatch = _other_repository(run, event)
@@ -205,7 +216,9 @@ class Reconciler:
                               actor=actor, data={**data, "why": why}, alert=alert)  # fmt: skip
 
     def _unapproved(self, event: ForgeEvent, run: Run) -> str:
-        """Why the merge is not one the factory approved; empty when it is."""
+        """Why the merge is not one the factory approved; empty when it is: the packaged
+        commit, approved, and the run past every gate after the approval (the CAB, QA and
+        UAT when configured): `handed_off` or `accepted`."""
         packaged = run.head_commit
         if not packaged:
             return "the run has no packaged commit"
@@ -213,7 +226,34 @@ class Reconciler:
             return f"the merged head {event.commit[:12]} is not the packaged commit {packaged[:12]}"
         if not any(_approves(record, packaged) for record in self.events_of(run.id)):
             return f"the factory recorded no approval of the packaged commit {packaged[:12]}"
+        if run.state not in MERGEABLE:
+            return (
+                f"the run is `{run.state.value}`: {NOT_YET.get(run.state, 'it ended unapproved')}"
+            )
         return ""
+
+
+MERGEABLE = frozenset({RunState.HANDED_OFF, RunState.ACCEPTED})
+"""The states in which the factory's approvals of a run are complete."""
+NOT_YET = {
+    RunState.APPROVED: "approved, but not handed off (it waits for the CAB's approval)",
+    RunState.IN_QA: "QA has not signed off",
+    RunState.IN_UAT: "UAT has not signed off",
+    RunState.REJECTED: "it was rejected",
+}
+
+
+def _not_ours(facts: dict[str, Any], event: ForgeEvent, *, ambiguous: bool) -> Reconciliation:
+    """A merge of another branch whose head is no run's packaged commit: not the factory's
+    (the delivery is kept as ignored, no event of a run)."""
+    why = (
+        f"the merged head {event.commit[:12]} names more than one run's commit"
+        if ambiguous
+        else f"a merge of `{shown(event.branch)}`, whose head is no packaged commit"
+    )
+    return Reconciliation(status=IGNORED, outcome=NOT_OURS, reason=why, run_id=None,
+                          state=None, audit=UNMATCHED if ambiguous else "", actor="reconcile",
+                          data={**facts, "why": why})  # fmt: skip
 
 
 def _expanded(event: ForgeEvent, run: Run) -> ForgeEvent:

@@ -6,6 +6,7 @@ commit together or not at all, so a crash never leaves a state without its audit
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -350,6 +351,23 @@ class RunStore:
         with Session(self.engine) as session:
             rows = session.scalars(
                 query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+            ).all()
+            return [_run(row, ()) for row in rows]
+
+    def runs_with_head_commit(self, commit: str, *, limit: int = 2) -> list[Run]:
+        """Runs whose packaged commit is `commit` (a full id) or, for an abbreviated hash
+        (7 to 39 hex digits), starts with it; at most `limit`, newest first."""
+        commit = commit.lower()
+        if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+            return []
+        condition = (
+            RunRow.head_commit == commit
+            if len(commit) in (40, 64)
+            else RunRow.head_commit.startswith(commit, autoescape=True)
+        )
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(RunRow).where(condition).order_by(RunRow.created_at.desc()).limit(limit)
             ).all()
             return [_run(row, ()) for row in rows]
 
