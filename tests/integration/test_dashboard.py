@@ -310,6 +310,7 @@ def test_the_reviewer_signs_the_statement_the_page_shows(served: tuple[World, st
     assert state is RunState.HANDED_OFF, w.factory.store.require_run(run_id).reason
     assert f'class="state state-{state.value}">{state.value}</strong>' in shown
     assert "Your signed verdict (approve) was recorded." in shown
+    assert 'id="package-refused"' not in shown  # verdicts kept beside it change nothing
     assert "fine &lt;really&gt;" in shown
     (signed,) = [e for e in w.factory.audit.events(run_id) if e.name == "review-signed"]
     assert signed.actor == "user:jordan.lee"
@@ -354,3 +355,4 @@ def test_qa_signs_off_an_approved_run_from_its_queue(
     assert w.factory.store.require_run(run_id).state is RunState.ACCEPTED
     assert 'class="state state-accepted">accepted</strong>' in shown
     assert "Your signed verdict (accept) was recorded." in shown
+    assert 'id="package-refused"' not in shown
