@@ -126,6 +126,13 @@ def _secret(path: Path | None, what: str) -> str:
         raise NotificationFailed(str(err)) from None
 
 
+def slack_escaped(text: str) -> str:
+    """`text` with `&`, `<` and `>` escaped as Slack's message formatting asks ("Escaping
+    text"), so a ticket title's `<https://evil|Open it>` or `<!here>` is shown, not
+    turned into a link or a mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(kw_only=True)
 class SlackChannel:
     """Direct messages from the factory's Slack app (Web API `chat.postMessage`)."""
@@ -140,7 +147,12 @@ class SlackChannel:
 
     def send(self, address: str, notice: Notice) -> None:
         token = _secret(self.settings.token_file, "Slack bot token")
-        body = {"channel": address, "text": notice.text(), "unfurl_links": False}
+        body = {
+            "channel": address,
+            "text": slack_escaped(notice.text()),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
         try:
             with httpx.Client(
                 timeout=self.settings.timeout_s,
