@@ -239,8 +239,9 @@ def test_the_sponsor_is_refused_on_the_page_and_a_forged_post_is_403_and_audited
         page = priya.get(f"/runs/{run_id}").text
         assert 'id="refusal"' in page and "is the sponsor of run" in page
         assert 'name="signature"' not in page
-        asked = priya.get(f"/runs/{run_id}", params={"verdict": "approve"}).text
-        assert 'name="signature"' not in asked
+        asked = priya.get(f"/runs/{run_id}", params={"verdict": "approve"})
+        assert asked.status_code == 403 and 'name="signature"' not in asked.text
+        assert "is the sponsor of run" in asked.text.split('id="error"')[1]
         # a forged form without the session's token
         forged = priya.post(f"/runs/{run_id}/verdict", data={"verdict": "approve"})
         assert forged.status_code == 403 and "CSRF" in forged.text

@@ -121,13 +121,16 @@ class DashboardPages:
         self, request: Request, run_id: str, viewer: Person, verdict: str, comment: str, digest: str
     ) -> HTMLResponse:
         """The run page with the statement `viewer` signs for `verdict` and `comment` over
-        the package the page showed (`digest`), or with why there is none: 409 when the
+        the package the page showed (`digest`), or with why there is none: 403 for a person
+        the page refuses (role, segregation of duties; the desk is not asked), 409 when the
         package does not hold or is not the one shown, else the desk's reason."""
         run = self.factory.store.get_run(run_id)
         if run is None:
             return self.run(request, run_id, viewer)
         page = run_page(self.factory, run, viewer)
         try:
+            if page.refusal:  # no statement for whom the desk would refuse (403)
+                raise FormInvalid(page.refusal)
             if page.package.problems:
                 raise PackageChanged(
                     "no statement to sign: this package does not match what the agent signed"
@@ -137,7 +140,7 @@ class DashboardPages:
             bound = statement_digest(statement.text.encode("utf-8"))
             check_digest(digest, bound, "the statement would bind to")
         except REFUSED as err:
-            status = status_of(err, refused=False)
+            status = status_of(err, refused=bool(page.refusal))
             return self.run(request, run_id, viewer, page=page, error=str(err), status=status)
         return self.run(request, run_id, viewer, page=page, statement=statement)
 
