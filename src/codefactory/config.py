@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         """`CODEFACTORY_<SOURCE>_WEBHOOK_SECRET` fill `triggers.secrets` (issue 5's names)."""
         return with_env_secrets(data, os.environ)
 
+    @model_validator(mode="after")
+    def _development_tokens(self) -> Settings:
+        """`forge.user_tokens` stands in for each sponsor's OAuth grant in the development
+        mode only: a factory whose keys are in an HSM (`identity.signer = "pkcs11"`) takes
+        tokens only from the grants people give at `/forge/connect`."""
+        if self.forge.user_tokens and self.identity.signer != "development-key-files":
+            raise ValueError(
+                "forge.user_tokens (CODEFACTORY_FORGE__USER_TOKENS) is for the development mode "
+                "only; with identity.signer = pkcs11 each sponsor grants a token at "
+                "/forge/connect (docs/forges.md)"
+            )
+        return self
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -301,6 +301,7 @@ def forge_reconciler(
         run_of=store.get_run,
         events_of=store.audit_events,
         runs_with_commit=store.runs_with_head_commit,
+        forges=frozenset({settings.forge.type}) if settings.forge.is_remote else frozenset(),
         approvals=review,
         alerts=SecurityAlerts(
             channels=channels(settings.notify), directory=identity.directory, record=store.record

@@ -5,9 +5,11 @@ stand-in (`chat.postMessage`, Slack's answer shapes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ import tests.integration.signed_people as signed_people
 from codefactory.dispatch.service import build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory
+from codefactory.review.forge_events import ForgeEvent, read_forge_event
 from codefactory.review.settings import NotifySettings, SlackSettings
+from codefactory.triggers.port import Delivery
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.directory_helpers import os_account, person, write_directory
@@ -329,3 +333,20 @@ def test_a_merge_before_the_cab_or_after_a_rejection_is_unapproved(world: World)
         (event,) = world.events(run_id, "merge-unapproved")
         assert f"the run is `{state.value}`" in event.data["why"] and expected in event.data["why"]
         assert "without the factory's approval" in receipt["reason"]
+
+
+def test_events_of_a_forge_the_factory_does_not_publish_to_are_unmatched(world: World) -> None:
+    run_id = world.run()
+    assert world.factory.reconcile is not None
+    gitlab_only = dataclasses.replace(world.factory.reconcile, forges=frozenset({"gitlab"}))
+    delivered = Delivery(
+        source="github",
+        headers={"x-github-event": "pull_request_review"},
+        body=review(run_id, world.head(run_id), "jordan-gh"),
+        received_at=datetime.now(UTC),
+    )
+    event = read_forge_event(delivered, "d-1")
+    assert isinstance(event, ForgeEvent)
+    found = gitlab_only.reconcile(event)
+    assert found.status == "ignored" and "publishes to gitlab, not github" in found.reason
+    assert world.factory.store.require_run(run_id).state is RunState.IN_REVIEW

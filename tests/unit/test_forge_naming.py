@@ -93,3 +93,14 @@ def test_a_persons_token_comes_from_the_development_map_or_the_token_folder(
         with pytest.raises(NoUserToken) as missing:
             user_token(settings, nobody)
         assert missing.value.kind == "forge-no-user-token"
+
+
+def test_development_tokens_are_refused_outside_the_development_mode(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from codefactory.identity.settings import IdentitySettings
+
+    forge = ForgeSettings(type="github", user_tokens={"priya.shah": "gho_priya"})
+    with pytest.raises(ValidationError, match="development mode only"):
+        Settings(data_dir=tmp_path, forge=forge, identity=IdentitySettings(signer="pkcs11"))
+    assert Settings(data_dir=tmp_path, forge=forge).forge.user_tokens  # development: allowed

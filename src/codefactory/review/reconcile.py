@@ -95,6 +95,9 @@ class Reconciler:
     runs_with_commit: Callable[[str], Sequence[Run]] = lambda commit: ()
     """Runs whose packaged commit is this one (full, or abbreviated as a prefix): a merge of
     a branch that is no `factory/<run-id>` branch is matched by its head commit."""
+    forges: frozenset[str] = frozenset()
+    """The forges whose events count (the configured `forge.type`); empty: any forge (the
+    local forge opens no requests, so only tests and migrations see such events)."""
     alerts: Callable[[Alert], object] | None = None
     """Sends an alert to the security role (`notifications.SecurityAlerts`); None: the
     alert is only in the audit log."""
@@ -102,6 +105,9 @@ class Reconciler:
     def reconcile(self, event: ForgeEvent) -> Reconciliation:
         """The outcome of `event`; never raises for what a forge or a person sent."""
         facts = _facts(event)
+        if self.forges and event.forge not in self.forges:
+            why = f"this factory publishes to {', '.join(sorted(self.forges))}, not {event.forge}"
+            return _unmatched(facts, None, why)
         if not event.on_factory_branch:  # only merges are read off the factory's branches
             found = self.runs_with_commit(event.commit)
             if len(found) != 1:
