@@ -22,6 +22,7 @@ from codefactory.store.runs import run_as_dict
 from codefactory.web.auth import AuthGate, WebAuth, session_secret
 from codefactory.web.auth_routes import auth_router
 from codefactory.web.dashboard import dashboard_router
+from codefactory.web.dashboard.refusals import VerdictRefusals
 from codefactory.web.forge_grants import forge_grant_router
 from codefactory.web.identity_routes import identity_router
 from codefactory.web.webhooks import Problem, webhook_router
@@ -39,17 +40,20 @@ def create_app(
     web = factory.settings.web
     auth = WebAuth(web, directory=factory.identity.directory, audit=factory.audit)
 
+    refusals = VerdictRefusals(factory.store.record)  # refused verdict posts, per person
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         auth.audit.flush()  # the refusals counted since their window's first event
+        refusals.flush()
 
     app = FastAPI(title="Code Factory", version="0.1.0", lifespan=lifespan)
     dispatch = dispatch or build_dispatch(factory, workers=0)
     app.include_router(webhook_router(dispatch.intake))
     app.include_router(identity_router(factory))
     app.include_router(auth_router(factory, auth))
-    app.include_router(dashboard_router(factory))
+    app.include_router(dashboard_router(factory, refusals))
     app.include_router(
         forge_grant_router(
             factory.settings.forge, base_url=auth.base_url, record=factory.store.record
