@@ -560,3 +560,50 @@ def test_a_branch_held_at_another_commit_is_an_audited_conflict_and_nothing_is_o
     local_run = replace(run, id="r-8", repository="local:/srv/payments", branch="factory/r-8")
     publish(local_run, package)
     assert events[-1][1]["error"] == "NotPublishable" and not git_host.head(REPO, "factory/r-8")
+
+
+def test_a_request_someone_else_opened_on_the_factorys_branch_is_not_adopted(
+    tmp_path: Path, forge: tuple[GitHttpStandin, GitHubStandin], local: tuple[Path, str]
+) -> None:
+    git_host, api = forge
+    bare, commit = local
+    base = git(bare, "rev-parse", "refs/heads/main")
+    api.user_tokens["gho_mallory_token"] = "mallory"
+    package = tmp_path / "package"
+    (package / "evidence").mkdir(parents=True)
+    (package / "risk.json").write_text('{"level": "low", "score": 5, "factors": []}')
+    events: list[tuple[str, dict[str, object]]] = []
+    publish = RequestPublishing(
+        forge="github",
+        host=lambda: host(api, git_host),
+        repository_path=lambda repository: bare,
+        user_token=lambda person: USER_TOKEN,
+        trigger_of=lambda run: None,
+        record=lambda name, **data: events.append((name, data)),
+    )
+    run = Run(
+        id="r-9", trigger_id="t-9", kind=ChangeKind.FIX_LINT, repository=REPO,
+        sponsor="priya.shah", agent_id="agent:recipe", state=RunState.PACKAGED, reason="",
+        base_commit=base, head_commit=commit, branch="factory/r-9",
+        package_dir=str(package), created_at=datetime.now(UTC),
+    )  # fmt: skip
+    pushed(git_host, bare, commit, "factory/r-9")  # the factory's own push, then a stranger:
+    host(api, git_host).open_request(draft(commit, "factory/r-9"), user_token="gho_mallory_token")
+    publish(run, package)
+    names = [name for name, _ in events]
+    assert names == ["forge-branch-pushed", "forge-publish-failed"]
+    failed = events[-1][1]
+    assert (failed["step"], failed["error"]) == ("open request", "forge-foreign-request")
+    assert "opened by mallory, not by the sponsor's account Codertocat" in str(failed["message"])
+    assert not api.statuses and not api.sarifs  # nothing after the refusal
+    (read,) = api.calls("GET", "/user")
+    assert read.who == "Codertocat"  # the sponsor's login, asked with their own token
+
+    events.clear()  # the sponsor's own request, opened before, is adopted
+    mine = replace(run, id="r-10", branch="factory/r-10")
+    pushed(git_host, bare, commit, "factory/r-10")
+    earlier = host(api, git_host).open_request(draft(commit, "factory/r-10"), user_token=USER_TOKEN)
+    publish(mine, package)
+    opened = dict(events)["pull-request-opened"]
+    assert (opened["number"], opened["author"]) == (earlier.number, "Codertocat")
+    assert "forge-publish-failed" not in dict(events)

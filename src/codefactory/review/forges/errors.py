@@ -8,8 +8,10 @@ ForgeApiError (review.errors.ForgeError)
  ├── ForgeInvalid        422/400: the forge refused the request's content (its message kept)
  ├── ForgeRateLimited    429 or a 403 rate limit, with `Retry-After` seconds when given
  ├── ForgeUnavailable    5xx, a timeout or a refused connection
- └── NoUserToken         the person has no forge token: the request is not opened under
-                         anyone else's
+ ├── NoUserToken         the person has no forge token: the request is not opened under
+ │                       anyone else's
+ └── ForeignRequest      a request already open on the factory's branch was opened by an
+                         account other than the sponsor's: it is not adopted
 """
 
 from __future__ import annotations
@@ -79,3 +81,25 @@ class NoUserToken(ForgeApiError):
             "own grant (forge.user_tokens in development, forge.user_tokens_dir in production)",
         )
         self.person = person
+
+
+class ForeignRequest(ForgeApiError):
+    """The forge holds an open request on the factory's branch whose author is not the
+    sponsor's own forge account: someone else opened it, and the factory does not adopt it
+    (the sponsor could approve it, or its author could steer it)."""
+
+    def __init__(
+        self, forge: str, *, number: str, branch: str, author: str, sponsor_login: str
+    ) -> None:
+        super().__init__(
+            forge,
+            "open request",
+            0,
+            f"request {number} on {branch} was opened by {author or 'an unnamed account'}, "
+            f"not by the sponsor's account {sponsor_login}: someone else opened a request on "
+            "the factory's branch; it is not adopted",
+        )
+        self.number = number
+        self.branch = branch
+        self.author = author
+        self.sponsor_login = sponsor_login

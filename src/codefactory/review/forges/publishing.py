@@ -14,21 +14,31 @@ The loop's after-packaging hook. In order, each step an audit event of the run:
 
 A failure stops the steps after it and is `forge-publish-failed` (`step`, `error`: the
 error's kind, `status`, `message`: the vendor's words); it never fails the run, which still
-waits in review with the truth in the audit log.
+waits in review with the truth in the audit log. A request already open on the factory's
+branch is adopted only when the forge names the sponsor's own account as its author
+(`ForgeHost.user_login` of the sponsor's token); otherwise `forge-publish-failed` with
+`error` `forge-foreign-request`.
+
+The request body is Markdown the forge renders, and much of it comes from outside (an
+engine's rationale, a repository's paths, check summaries): every outside value is shown
+as code (a fence longer than any backtick run in it) or escaped, so it cannot render an
+image the forge's proxy fetches, a link, an `@mention` or a heading; the factory's host
+paths are left out (package files are named relative to the package).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codefactory.domain import Run, RunState, TriggerEvent
 from codefactory.review.errors import ForgeError
-from codefactory.review.forges.errors import ForgeApiError
+from codefactory.review.forges.errors import ForeignRequest, ForgeApiError
 from codefactory.review.forges.naming import forge_repository
 from codefactory.review.forges.push import push_branch
 from codefactory.review.port import CommitVerdict, ForgeHost, RequestDraft
@@ -119,15 +129,23 @@ class RequestPublishing:
 
     def _open(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
         token = self.user_token(run.sponsor)
+        sponsor_login = host.user_login(token)
+        local = self.repository_path(run.repository)
         draft = RequestDraft(
             repository=name,
             branch=run.branch,
             base_branch=self.base_branch,
             commit=run.head_commit,
             title=request_title(run, self.trigger_of(run)),
-            body=request_body(run, package_dir),
+            body=request_body(run, package_dir, host_paths=(str(local), str(local.resolve()))),
         )
         opened = host.open_request(draft, user_token=token)
+        author = opened.author_id or opened.author
+        if author.strip().casefold() != sponsor_login.strip().casefold():
+            raise ForeignRequest(
+                self.forge, number=opened.number, branch=run.branch, author=author,
+                sponsor_login=sponsor_login,
+            )  # fmt: skip
         self.record(
             "pull-request-opened",
             actor="factory",  # with the sponsor's grant: the forge names them its author
@@ -200,29 +218,73 @@ def _json(package_dir: Path, name: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _demoted(markdown: str) -> str:
-    """The package's Markdown one heading level down (its `#` title under our `##`)."""
-    lines = []
-    fence = False
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fence = not fence
-        lines.append("#" + line if not fence and line.startswith("#") else line)
-    return "\n".join(lines)
-
-
 def _signer(package_dir: Path, name: str) -> str:
     signatures = _json(package_dir, name).get("signatures") or [{}]
     first = signatures[0] if isinstance(signatures[0], dict) else {}
-    return str(first.get("keyid", ""))
+    return str(first.get("keyid") or "none")
 
 
-def request_body(run: Run, package_dir: Path) -> str:
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+ZWJ = "\u200d"
+"""Put after `@` so no forge reads an `@mention` (the text still reads the same)."""
+
+
+def escaped(text: str) -> str:
+    """Outside text as plain Markdown text on one line: every ASCII punctuation character
+    backslash-escaped (CommonMark §2.4 allows it for all of them), so no image, link,
+    autolink, HTML, emphasis or heading renders, and `@` followed by a zero-width joiner,
+    so no mention notifies anyone."""
+    flat = " ".join(text.split())
+    return _PUNCTUATION.sub(r"\\\1", flat).replace("@", "@" + ZWJ)
+
+
+def code(text: str, *, cell: bool = False) -> str:
+    """Outside text as one inline code span (nothing in it renders): on one line, fenced
+    by a backtick run longer than any inside, padded with a space where it starts or
+    ends with a backtick (CommonMark §6.1 strips one); in a GFM table `cell`, `|` escaped
+    so it cannot split the cell."""
+    flat = " ".join(text.split())
+    flat = flat.replace("|", "\\|") if cell else flat
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat[:1] in ("`", " ", "") or flat[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def fenced(text: str) -> str:
+    """Outside Markdown shown verbatim in a fenced code block whose fence is longer than
+    any backtick run inside (CommonMark §4.5), so none of it renders."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
+
+
+def _scrubbed(text: str, host_paths: Sequence[str]) -> str:
+    """`text` without the factory's host paths: each named path (longest first) becomes
+    `<factory>`, and a `file://` URL its last segment."""
+    for path in sorted({p for p in host_paths if len(p) > 1}, key=len, reverse=True):
+        text = text.replace(path, "<factory>")
+    return re.sub(r"(?:git\+)?file://\S*?([^/\s`]*)(?=[\s`)]|$)", r"<factory>/\1", text)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def request_body(run: Run, package_dir: Path, *, host_paths: Sequence[str] = ()) -> str:
     """The request's Markdown body: provenance first (commit, signer, attestation), then the
-    package's summary, risk level and reasons, rollback plan and its evidence files; cut to
-    60,000 characters, the cut said."""
+    package's risk level and reasons, rollback plan, its files with their SHA-256 digests (a
+    reviewer compares them with the attested manifest) and its summary; cut to
+    60,000 characters, the cut said. Every outside value is escaped or code (`escaped`,
+    `code`, `fenced`); the package folder and `host_paths` (the factory's local
+    repository) are not shown: files are named relative to the package."""
+    hidden = (str(package_dir), str(package_dir.resolve()), *host_paths)
     risk = _json(package_dir, "risk.json")
-    factors = [f"- {factor}" for factor in risk.get("factors") or ()] or ["- none"]
+    factors = risk.get("factors")
+    listed = (
+        [f"- {code(str(f))}" for f in factors if str(f).strip()]
+        if isinstance(factors, list)
+        else []
+    )
     evidence = sorted(
         p.relative_to(package_dir).as_posix()
         for p in package_dir.rglob("*")
@@ -235,44 +297,52 @@ def request_body(run: Run, package_dir: Path) -> str:
         else "none"
     )
     head = [
-        f"Opened by Code Factory for run `{run.id}` on behalf of its sponsor `{run.sponsor}`. "
-        "The change is approved with a signed verdict (`codefactory review approve`), "
-        "not by this request's review alone.",
+        f"Opened by Code Factory for run {code(run.id)} on behalf of its sponsor "
+        f"{code(run.sponsor)}. The change is approved with a signed verdict "
+        "(`codefactory review approve`), not by this request's review alone.",
         "",
         "## Provenance",
         "",
         "| | |",
         "| --- | --- |",
-        f"| Commit | `{run.head_commit}` on `{run.branch}` (base `{run.base_commit}`) |",
-        f"| Signed by | agent `{run.agent_id}`, key "
-        f"`{_signer(package_dir, 'provenance.dsse.json')}` |",
-        f"| Package attestation | `{attested}` (`attestation.dsse.json`, key "
-        f"`{_signer(package_dir, 'attestation.dsse.json')}`) |",
-        f"| Package | `{package_dir}` |",
+        f"| Commit | {code(run.head_commit, cell=True)} on {code(run.branch, cell=True)} (base "
+        f"{code(run.base_commit, cell=True)}) |",
+        f"| Signed by | agent {code(run.agent_id, cell=True)}, key "
+        f"{code(_signer(package_dir, 'provenance.dsse.json'), cell=True)} |",
+        f"| Package attestation | {code(attested, cell=True)} (`attestation.dsse.json`, key "
+        f"{code(_signer(package_dir, 'attestation.dsse.json'), cell=True)}) |",
+        f"| Package | the change package of run {code(run.id, cell=True)}, kept by the factory |",
         "",
         "## Risk",
         "",
-        f"**{risk.get('level', 'unknown')}** (score {risk.get('score', '?')})",
+        f"**{escaped(str(risk.get('level', 'unknown')))}** "
+        f"(score {escaped(str(risk.get('score', '?')))})",
         "",
-        *factors,
+        *(listed or ["- none"]),
         "",
         "## Rollback plan",
         "",
-        _demoted(_read(package_dir, "rollback.md")).strip() or "(none in the package)",
+        fenced(_scrubbed(_read(package_dir, "rollback.md"), hidden))
+        if _read(package_dir, "rollback.md").strip()
+        else "(none in the package)",
         "",
         "## Evidence (files in the package)",
         "",
-        *(f"- [`{path}`]({(package_dir / path).as_uri()})" for path in evidence),
+        *(f"- {code(path)} sha256 `{_digest(package_dir / path)}`" for path in evidence),
         "",
         "## Summary",
         "",
+        "",
     ]
     text = "\n".join(head)
-    summary = _demoted(_read(package_dir, "summary.md")).strip()
-    room = MAX_BODY_CHARS - len(text) - 200
-    if len(summary) > room:
-        summary = summary[: max(room, 0)] + "\n\n(cut here: read `summary.md` in the package)"
-    return text + summary + "\n"
+    summary = _scrubbed(_read(package_dir, "summary.md"), hidden).strip()
+    room = MAX_BODY_CHARS - len(text) - 400
+    cut = len(summary) > room
+    if cut:
+        summary = summary[: max(room, 0)]
+    shown = fenced(summary) if summary else "(none in the package)"
+    note = "\n\n(cut here: read `summary.md` in the package)" if cut else ""
+    return text + shown + note + "\n"
 
 
 def package_sarif(package_dir: Path) -> bytes | None:
