@@ -492,6 +492,8 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     assert f"**{risk['level']}**" in pull.body
     assert "## Rollback plan" in pull.body and "## Summary" in pull.body
     assert f"Change package for run {run.id}" in pull.body and run.head_commit in pull.body
+    assert str(tmp_path) not in pull.body and "file://" not in pull.body  # no host path
+    assert "`summary.md` sha256 `" in pull.body  # package files named relatively
     (status,) = api.statuses
     assert (status.sha, status.state, status.set_by) == (run.head_commit, "success", "app")
     assert status.context == "codefactory/gate"
