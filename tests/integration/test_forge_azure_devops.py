@@ -117,6 +117,19 @@ def test_a_long_description_is_truncated_with_a_note(
     assert pull["description"].endswith(TRUNCATED_NOTE)
 
 
+def test_a_description_is_cut_at_a_line_end_so_no_code_span_is_left_open(
+    azure_devops_standin: AzureDevOpsStandin,
+) -> None:
+    line = "- `` touches `src/x` ![pixel](https://evil.example/p.png) @team ``\n"
+    body = line * (DESCRIPTION_MAX // len(line) + 5)
+    _host(azure_devops_standin).open_request(_draft(body), user_token=SPONSOR_PAT)
+
+    [pull] = azure_devops_standin.pulls
+    kept = pull["description"].removesuffix(TRUNCATED_NOTE)
+    assert len(pull["description"]) <= DESCRIPTION_MAX and kept.endswith("``")
+    assert all(each + "\n" == line for each in kept.split("\n"))  # only whole lines
+
+
 def test_set_status_goes_under_the_app_token(azure_devops_standin: AzureDevOpsStandin) -> None:
     host = _host(azure_devops_standin)
     host.set_status(REPO, COMMIT, CommitVerdict("failure", "2 findings", "https://cf.example/r/42"))

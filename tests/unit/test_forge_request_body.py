@@ -132,3 +132,12 @@ def test_code_and_escaped_render_their_text_and_nothing_else(text: str) -> None:
     assert (
         unescape(as_text).removeprefix("<p>").removesuffix("</p>\n").replace("\u200d", "") == flat
     )
+
+
+def test_risk_reasons_are_clipped_in_number_and_length(package: Path) -> None:
+    (package / "risk.json").write_text(
+        json.dumps({"level": "high", "score": 9, "factors": ["y" * 5000] * 500})
+    )
+    body = request_body(run(), package)
+    listed = [line for line in body.splitlines() if line.startswith("- `y")]
+    assert len(listed) == 50 and all(len(line) < 320 and "…" in line for line in listed)

@@ -405,9 +405,14 @@ def _lineage(repo_token: str, ref: str) -> list[str]:
 
 
 def _description(body: str) -> str:
+    """`body` within Azure's 4,000 characters, cut at the end of a line when there is one
+    (a cut inside an inline code span would let the rest of its line render as
+    Markdown), the cut noted."""
     if len(body) <= DESCRIPTION_MAX:
         return body
-    return body[: DESCRIPTION_MAX - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+    room = DESCRIPTION_MAX - len(TRUNCATED_NOTE)
+    line_end = body.rfind("\n", 0, room + 1)
+    return body[: line_end if line_end > 0 else room] + TRUNCATED_NOTE
 
 
 def _values(answer: Any, call: str) -> list[dict[str, Any]]:

@@ -47,6 +47,9 @@ from codefactory.secret_files import SecretUnreadable
 MAX_BODY_CHARS = 60_000
 """GitHub refuses a body over 65,536 characters; the other forges allow more."""
 MAX_TITLE_CHARS = 250
+MAX_FACTORS = 50
+MAX_FACTOR_CHARS = 300
+"""Risk reasons shown in the request (the package's `risk.json` keeps them all)."""
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 Record = Callable[..., object]
@@ -266,6 +269,11 @@ def _scrubbed(text: str, host_paths: Sequence[str]) -> str:
     return re.sub(r"(?:git\+)?file://\S*?([^/\s`]*)(?=[\s`)]|$)", r"<factory>/\1", text)
 
 
+def _clipped(text: str) -> str:
+    """At most `MAX_FACTOR_CHARS` characters, the cut marked with `…`."""
+    return text if len(text) <= MAX_FACTOR_CHARS else text[: MAX_FACTOR_CHARS - 1] + "…"
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -281,7 +289,7 @@ def request_body(run: Run, package_dir: Path, *, host_paths: Sequence[str] = ())
     risk = _json(package_dir, "risk.json")
     factors = risk.get("factors")
     listed = (
-        [f"- {code(str(f))}" for f in factors if str(f).strip()]
+        [f"- {code(_clipped(str(f)))}" for f in factors[:MAX_FACTORS] if str(f).strip()]
         if isinstance(factors, list)
         else []
     )
