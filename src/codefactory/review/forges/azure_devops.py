@@ -275,7 +275,7 @@ class AzureDevOpsHost:
             raise ForgeUnavailable(_FORGE, "read request", 0, "the answer is no object")
         wanted = reviewer_login.casefold()
         approved = any(
-            int(r.get("vote") or 0) == APPROVED
+            r.get("vote") == APPROVED
             and not r.get("isContainer")
             and wanted in (str(r.get("uniqueName", "")).casefold(), str(r.get("id", "")))
             for r in reviewers
