@@ -9,7 +9,8 @@
   parsed: a log that is not SARIF 2.1.0 is `400`)
 - `GET  /repos/{o}/{r}/branches/{b}/protection` → `200` rules or `404` "Branch not protected"
 - `GET  /repos/{o}/{r}/pulls/{n}` → `200` pull request (`head.repo`, `base.repo`, `user`)
-- `GET  /repos/{o}/{r}/pulls/{n}/reviews/{id}` → `200` review (`user`, `state`, `commit_id`)
+- `GET  /repos/{o}/{r}/pulls/{n}/reviews/{id}` → `200` review (`user`, `state`, `commit_id`);
+  `GET /repos/{o}/{r}/pulls/{n}/reviews` → `200` list, oldest first (`per_page`, `page`)
 - `GET  /user` → `200` the token's user; an installation (app) token is `403` "Resource not
   accessible by integration", as GitHub answers it
 
@@ -42,6 +43,7 @@ _SARIFS = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/code-scanning/sarifs")
 _PROTECTION = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/branches/(.+)/protection")
 _PULL = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)")
 _REVIEW = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)/reviews/([0-9]+)")
+_REVIEWS = re.compile(r"/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)/reviews")
 
 PULL_REQUEST_FIELDS: dict[str, Any] = {
     "required": {"title": str, "head": str, "base": str},
@@ -184,6 +186,7 @@ class GitHubStandin(LoopbackApi):
         for pattern, method, handler in (
             (_PULL, "GET", self._get_pull),
             (_REVIEW, "GET", self._get_review),
+            (_REVIEWS, "GET", self._list_reviews),
             (_PULLS, "GET", self._list_pulls),
             (_PULLS, "POST", self._create_pull),
             (_STATUS, "POST", self._create_status),
@@ -265,6 +268,17 @@ class GitHubStandin(LoopbackApi):
                 return Answer(200, self._pull_json(pull))
         return _not_found()
 
+    def _list_reviews(self, seen: Seen, owner: str, repo: str, number: str) -> Answer:
+        if not any((p.owner, p.repo, p.number) == (owner, repo, int(number)) for p in self.pulls):
+            return _not_found()
+        size = int(seen.query.get("per_page", "30"))
+        page = int(seen.query.get("page", "1"))
+        if not 1 <= size <= 100 or page < 1:
+            return _invalid("Invalid request.\n\nper_page or page out of range.", "pulls")
+        mine = [r for r in self.reviews if r.number == int(number)]
+        chunk = mine[(page - 1) * size : page * size]
+        return Answer(200, [self._review_json(owner, repo, r) for r in chunk])
+
     def _get_review(self, seen: Seen, owner: str, repo: str, number: str, id_: str) -> Answer:
         pull = next(
             (p for p in self.pulls if (p.owner, p.repo, p.number) == (owner, repo, int(number))),
@@ -275,9 +289,12 @@ class GitHubStandin(LoopbackApi):
         )
         if pull is None or found is None:
             return _not_found()
+        return Answer(200, self._review_json(owner, repo, found))
+
+    def _review_json(self, owner: str, repo: str, found: Review) -> dict[str, Any]:
+        number = found.number
         api = f"{self.url}/api/v3/repos/{owner}/{repo}/pulls/{number}"
-        return Answer(
-            200,
+        return dict(
             {
                 "id": found.id,
                 "node_id": f"PRR_{found.id}",
@@ -289,7 +306,7 @@ class GitHubStandin(LoopbackApi):
                 "submitted_at": "2026-11-30T06:00:00Z",
                 "commit_id": found.commit_id,
                 "author_association": "MEMBER",
-            },
+            }
         )
 
     def _pull_json(self, pull: PullRequest) -> dict[str, Any]:

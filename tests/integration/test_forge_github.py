@@ -285,6 +285,7 @@ def test_an_approval_is_confirmed_from_the_pull_request_and_its_review_with_the_
     assert [r.path for r in reads] == [
         f"/api/v3/repos/{REPO}/pulls/1",
         f"/api/v3/repos/{REPO}/pulls/1/reviews/{review}",
+        f"/api/v3/repos/{REPO}/pulls/1/reviews",
     ]
     assert {r.who for r in reads} == {"app"}  # never the sponsor's token
     problem = approval_problem(
@@ -314,6 +315,12 @@ def test_a_review_of_another_commit_by_someone_else_or_dismissed_is_no_approval(
     assert not confirm(api.review(1, "omar", "DISMISSED")).approved
     assert not confirm(api.review(1, "omar", "COMMENTED")).approved
     assert not confirm(api.review(1, "mallory"), login="omar").approved  # the claim lied
+    approved = api.review(1, "omar")
+    assert confirm(approved).approved
+    api.review(1, "omar", "COMMENTED")  # a comment since changes nothing
+    assert confirm(approved).approved
+    api.review(1, "omar", "CHANGES_REQUESTED")  # changes asked since: the approval is gone
+    assert not confirm(approved).approved
     stale = confirm(api.review(1, "omar", commit="e" * 40))
     assert stale.approved and stale.commit == "e" * 40
     said = approval_problem(

@@ -41,6 +41,9 @@ API_VERSION = "2022-11-28"
 CLOUD = "https://github.com"
 CLOUD_API = "https://api.github.com"
 _STATES = {"success": "success", "failure": "failure", "pending": "pending", "error": "error"}
+_DECIDING = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+REVIEW_PAGES = 10
+"""At most this many pages of 100 reviews are read when confirming an approval."""
 
 
 def _split(repository: str) -> tuple[str, str]:
@@ -212,8 +215,9 @@ class GitHubHost:
         `head.repo.full_name`, `base.repo.full_name`, `base.ref`, `user.login`) and the
         review (docs.github.com/rest/pulls/reviews#get-a-review-for-a-pull-request:
         `user.login`, `state`, `commit_id`), read with the app token. Approved when the
-        review's state is `APPROVED` (a dismissed one reads `DISMISSED`) and its author is
-        `reviewer_login`; `commit` is the review's `commit_id`. A `head.repo` of null (a
+        review's state is `APPROVED` (a dismissed one reads `DISMISSED`), its author is
+        `reviewer_login` and they have not asked for changes since (`_still_approves`);
+        `commit` is the review's `commit_id`. A `head.repo` of null (a
         deleted fork) is an empty `head_repository`."""
         owner, name = _split(repository)
         number, review = _digits(request, "request"), _digits(review_id, "review id")
@@ -228,15 +232,47 @@ class GitHubHost:
         pull, found = _object(pull, "read pull request"), _object(found, "read review")
         head, base = _object(pull.get("head"), "read pull request"), pull.get("base") or {}
         reviewer = str((found.get("user") or {}).get("login", ""))
+        approved = (
+            found.get("state") == "APPROVED"
+            and reviewer.casefold() == reviewer_login.casefold()
+            and self._still_approves(owner, name, number, reviewer, int(review), auth)
+        )
         return ConfirmedApproval(
-            approved=found.get("state") == "APPROVED"
-            and reviewer.casefold() == reviewer_login.casefold(),
+            approved=approved,
             commit=str(found.get("commit_id") or ""),
             head_repository=str((head.get("repo") or {}).get("full_name", "")),
             base_repository=str((base.get("repo") or {}).get("full_name", "")),
             base_branch=str(base.get("ref", "")),
             author_login=str((pull.get("user") or {}).get("login", "")),
         )
+
+    def _still_approves(
+        self, owner: str, name: str, number: str, login: str, review: int, auth: str
+    ) -> bool:
+        """Whether `login` has not since asked for changes or been dismissed: their last
+        review after `review` that decides (`APPROVED`, `CHANGES_REQUESTED`, `DISMISSED`;
+        a comment does not), in the order GitHub lists them
+        (docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request), is none or
+        an approval. At most `REVIEW_PAGES` pages of 100 are read; more is refused."""
+        last = "APPROVED"
+        for page in range(1, REVIEW_PAGES + 1):
+            listed = self.http.request(
+                "GET", f"repos/{owner}/{name}/pulls/{number}/reviews", call="list reviews",
+                auth=auth, params={"per_page": "100", "page": str(page)},
+            )  # fmt: skip
+            if not isinstance(listed, list):
+                raise ForgeUnavailable("github", "list reviews", 200, "the answer is no list")
+            for each in listed:
+                mine = (
+                    isinstance(each, dict)
+                    and str((each.get("user") or {}).get("login", "")).casefold()
+                    == login.casefold()
+                )
+                if mine and int(each.get("id") or 0) > review and each.get("state") in _DECIDING:
+                    last = str(each["state"])
+            if len(listed) < 100:
+                return last == "APPROVED"
+        raise ForgeUnavailable("github", "list reviews", 200, "more reviews than the cap")
 
     def user_login(self, user_token: str) -> str:
         """`GET /user` with `user_token` (docs.github.com/rest/users/users#get-the-
