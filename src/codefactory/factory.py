@@ -242,15 +242,11 @@ def forge_publishing(
     """The hook that pushes each packaged run's branch to the forge and opens its draft
     request under the sponsor's token, when `forge.type` is not `local`
     (review/forges/publishing.py); `repository_path` is the local forge's bare repository."""
-    if not settings.forge.is_remote:
+    host = forge_host_of(settings)
+    if host is None:
         return None
-    from codefactory.review.forges.build import forge_host, user_token
+    from codefactory.review.forges.build import user_token
     from codefactory.review.forges.publishing import RequestPublishing
-
-    def host() -> ForgeHost:
-        built = forge_host(settings)
-        assert built is not None  # the type is not local
-        return built
 
     return RequestPublishing(
         forge=settings.forge.type,
@@ -288,6 +284,22 @@ def cab_gate(settings: Settings) -> CabGate:
     return CabGate(settings.changes, lambda: vendor_client("servicenow", settings.servicenow))
 
 
+def forge_host_of(settings: Settings) -> Callable[[], ForgeHost] | None:
+    """A maker of the configured forge's adapter (review/forges/build.py), None for the
+    local forge; each call builds one (reading the app token file: a rotated token needs no
+    restart)."""
+    if not settings.forge.is_remote:
+        return None
+    from codefactory.review.forges.build import forge_host
+
+    def host() -> ForgeHost:
+        built = forge_host(settings)
+        assert built is not None  # the type is not local
+        return built
+
+    return host
+
+
 def forge_reconciler(
     settings: Settings, store: RunStore, identity: IdentityServices, review: ReviewDesk
 ) -> Reconciler:
@@ -302,6 +314,8 @@ def forge_reconciler(
         events_of=store.audit_events,
         runs_with_commit=store.runs_with_head_commit,
         forges=frozenset({settings.forge.type}) if settings.forge.is_remote else frozenset(),
+        host=forge_host_of(settings),  # approvals are confirmed with the forge itself
+        base_branch=settings.forge.base_branch,
         approvals=review,
         alerts=SecurityAlerts(
             channels=channels(settings.notify), directory=identity.directory, record=store.record

@@ -34,10 +34,13 @@ from codefactory.audit.port import AuditRecord
 from codefactory.domain import Run, RunState
 from codefactory.identity.directory import Directory, IdentityKind, Person
 from codefactory.identity.errors import IdentityError
-from codefactory.review.errors import ReviewError
+from codefactory.review.errors import ForgeError, ReviewError
 from codefactory.review.forge_events import ForgeEvent, ForgeEventKind
+from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.naming import NotPublishable, forge_repository
 from codefactory.review.notifications import Alert
+from codefactory.review.port import ForgeHost
+from codefactory.secret_files import SecretUnreadable
 from codefactory.triggers.text import shown
 
 UNMATCHED = "forge-event-unmatched"
@@ -47,6 +50,7 @@ CHANGES_REQUESTED = "forge-changes-requested"
 NOT_OURS = "not-the-factorys"
 """Outcome of a merge of another branch whose head is no run's packaged commit."""
 APPROVAL_RECORDED = "forge-approval-recorded"
+REQUEST_OPENED = "pull-request-opened"
 APPROVAL_REFUSED = "forge-approval-refused"
 SIGNED_REVIEW = "review-signed"
 
@@ -95,6 +99,12 @@ class Reconciler:
     runs_with_commit: Callable[[str], Sequence[Run]] = lambda commit: ()
     """Runs whose packaged commit is this one (full, or abbreviated as a prefix): a merge of
     a branch that is no `factory/<run-id>` branch is matched by its head commit."""
+    host: Callable[[], ForgeHost] | None = None
+    """The configured forge's adapter (a new one per use, closed after): every approval is
+    confirmed with the forge itself before it counts. None (the local forge): no forge
+    approval can be confirmed, so none counts."""
+    base_branch: str = "main"
+    """The branch the factory's requests merge into (`forge.base_branch`)."""
     forges: frozenset[str] = frozenset()
     """The forges whose events count (the configured `forge.type`); empty: any forge (the
     local forge opens no requests, so only tests and migrations see such events)."""
@@ -173,6 +183,13 @@ class Reconciler:
             self.alerts(reconciliation.alert)
 
     def _approval(self, event: ForgeEvent, run: Run, person: Person) -> Reconciliation:
+        problem = self._unconfirmed(event, run)
+        if problem:
+            reason = f"the {event.forge} approval by {person.id} does not count: {problem}"
+            return Reconciliation(status=REFUSED, outcome=APPROVAL_REFUSED, reason=reason,
+                                  run_id=run.id, state=run.state.value, audit=APPROVAL_REFUSED,
+                                  actor=person.actor,
+                                  data={**_facts(event), "why": problem})  # fmt: skip
         try:
             moved = self.approvals.record_forge_approval(
                 run.id,
@@ -188,6 +205,54 @@ class Reconciler:
                                   run_id=run.id, state=current.state.value)  # fmt: skip
         return Reconciliation(status=DONE, outcome=APPROVAL_RECORDED, reason=moved.reason,
                               run_id=run.id, state=moved.state.value)  # fmt: skip
+
+    def _unconfirmed(self, event: ForgeEvent, run: Run) -> str:
+        """Why the webhook's word alone is not taken (empty: the forge confirms it): the
+        request must be the one the factory opened for the run (`pull-request-opened`),
+        and the forge, asked with the factory's own token, must hold that approval by that
+        login, of the packaged commit, on a request from the repository itself (no fork)
+        into the configured base branch, by someone who did not open it
+        (`review.forges.confirm.approval_problem`). A webhook secret is shared by everyone
+        who set up a hook; the forge's own record is not."""
+        opened = {
+            str(record.data.get("number", ""))
+            for record in self.events_of(run.id)
+            if record.name == REQUEST_OPENED
+        }
+        if not opened:
+            return "the factory opened no request for this run on the forge"
+        if event.request not in opened:
+            numbers = ", ".join(f"#{n}" for n in sorted(opened))
+            return (
+                f"request #{shown(event.request, 40)} is not the one the factory opened ({numbers})"
+            )
+        if self.host is None:
+            return "this factory publishes to no forge, so it cannot confirm the approval"
+        try:
+            name = forge_repository(run.repository, event.forge)
+            host = self.host()
+            try:
+                confirmed = host.confirm_approval(
+                    name,
+                    request=event.request,
+                    reviewer_login=event.login,
+                    review_id=event.review_id,
+                )
+            finally:
+                close = getattr(host, "close", None)
+                if callable(close):
+                    close()
+        except NotPublishable as err:
+            return f"the run's repository has no {event.forge} name ({err.reason})"
+        except (ForgeError, SecretUnreadable) as err:
+            return f"the forge could not confirm it ({err}); approve again once it answers"
+        return approval_problem(
+            confirmed,
+            expected_repository=name,
+            base_branch=self.base_branch,
+            packaged_commit=run.head_commit,
+            reviewer_login=event.login,
+        )
 
     def _merge(
         self, event: ForgeEvent, run: Run, person: Person | None, facts: dict[str, Any]
