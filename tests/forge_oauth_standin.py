@@ -85,6 +85,11 @@ def _handler(standin: OAuthStandin) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(parts.query)
             standin.requests.append(("GET", parts.path, query))
             one = {k: v[0] for k, v in query.items()}
+            if parts.path == "/api/v3/user":  # GitHub Enterprise Server's REST API
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if token not in standin.refresh_tokens.values():
+                    return self._send(401, {"message": "Bad credentials"})
+                return self._send(200, {"login": standin.login, "id": 1, "type": "User"})
             if parts.path != "/login/oauth/authorize":
                 return self._send(404, {"message": "Not Found"})
             if one.get("client_id") != CLIENT_ID or one.get("response_type", "code") != "code":

@@ -217,12 +217,16 @@ def test_the_factory_serves_the_grant_behind_its_login(
     extra = oidc_settings(oidc_provider, tmp_path / "people")
     secret = tmp_path / "client-secret"
     secret.write_text(CLIENT_SECRET)
+    app_token = tmp_path / "app-token"
+    app_token.write_text("ghs_app_token_for_tests")
     forge = ForgeSettings(
         type="github",
         base_url=oauth_standin.url,
+        token_file=app_token,
         user_tokens_dir=tmp_path / "grants",
         oauth=ForgeOAuthSettings(client_id=CLIENT_ID, client_secret_file=secret),
     )
+    oauth_standin.login = "mallory-second-account"  # an account the directory does not list
     factory = build_factory(Settings(data_dir=tmp_path / "data", forge=forge, **extra))
     app = create_app(factory)
     with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
@@ -234,6 +238,14 @@ def test_the_factory_serves_the_grant_behind_its_login(
         assert authorize.params["code_challenge_method"] == "S256"
         assert authorize.params["redirect_uri"] == "http://127.0.0.1/forge/callback"
         back = httpx.URL(httpx.get(str(authorize)).headers["location"])
+        refused = client.get(
+            f"{back.path}?{back.query.decode()}", headers=web_headers(oidc_provider)
+        )
+        assert refused.status_code == 400 and "does not list for priya.shah" in refused.text
+        assert not (tmp_path / "grants" / "priya.shah.json").exists()
+        oauth_standin.login = "Codertocat"  # priya.shah's own GitHub account
+        started = client.get("/forge/connect", headers=web_headers(oidc_provider))
+        back = httpx.URL(httpx.get(started.headers["location"]).headers["location"])
         done = client.get(f"{back.path}?{back.query.decode()}", headers=web_headers(oidc_provider))
         assert done.status_code == 200, done.text
     [stored] = [e for e in factory.audit.events() if e.name == "forge-grant-stored"]

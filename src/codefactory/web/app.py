@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
@@ -54,11 +54,7 @@ def create_app(
     app.include_router(identity_router(factory))
     app.include_router(auth_router(factory, auth))
     app.include_router(dashboard_router(factory, refusals))
-    app.include_router(
-        forge_grant_router(
-            factory.settings.forge, base_url=auth.base_url, record=factory.store.record
-        )
-    )  # each person's OAuth grant on the forge (review/forges/grants.py)
+    app.include_router(forge_grants(factory, auth))  # each person's OAuth grant on the forge
     # outermost last: hosts are checked first, then the session is read, then the gate
     app.add_middleware(ClientGone)
     app.add_middleware(AuthGate, auth=auth)
@@ -106,6 +102,27 @@ def create_app(
         }
 
     return app
+
+
+def forge_grants(factory: Factory, auth: WebAuth) -> APIRouter:
+    """The grant routes (review/forges/grants.py), keeping a token only when the forge says
+    it is an account the directory lists for the signed-in person."""
+    from codefactory.factory import forge_host_of
+    from codefactory.identity.directory import IdentityKind, Person
+
+    forge = factory.settings.forge
+    directory = factory.identity.directory
+
+    def holder_of(login: str) -> Person | None:
+        return directory.resolve(IdentityKind(forge.type), login)
+
+    return forge_grant_router(
+        forge,
+        base_url=auth.base_url,
+        record=factory.store.record,
+        host=forge_host_of(factory.settings),
+        holder_of=holder_of if forge.is_remote else None,
+    )
 
 
 class ClientGone:

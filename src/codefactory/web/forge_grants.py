@@ -23,8 +23,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from codefactory.identity.directory import Person
+from codefactory.identity.errors import IdentityError
+from codefactory.review.errors import ForgeError
 from codefactory.review.forges.grants import GrantStore, endpoints, grant_of, oauth_client
 from codefactory.review.forges.settings import ForgeSettings
+from codefactory.review.port import ForgeHost
+from codefactory.secret_files import SecretUnreadable
 from codefactory.web.auth import current_person
 
 STATE_TTL_S = 600.0
@@ -39,10 +43,16 @@ def forge_grant_router(
     *,
     base_url: Callable[[Request], str],
     record: Record,
+    host: Callable[[], ForgeHost] | None = None,
+    holder_of: Callable[[str], Person | None] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> APIRouter:
     """The grant routes; they answer 404 while `forge.oauth.client_id` or
-    `forge.user_tokens_dir` is unset (no OAuth grant configured)."""
+    `forge.user_tokens_dir` is unset (no OAuth grant configured). With `host` (the forge's
+    adapter) and `holder_of` (forge login → the directory person holding it), a token is
+    kept only when the forge says it is an account the directory lists for the signed-in
+    person: a sponsor cannot connect a second account of their own, whose requests their
+    main account could then approve."""
     router = APIRouter(tags=["forge"], include_in_schema=False)  # HTML pages
 
     def page(status: int, title: str, text: str) -> HTMLResponse:
@@ -112,6 +122,9 @@ def forge_grant_router(
             return refused(person, f"the forge refused the code: {err.error}")
         except (httpx.HTTPError, ValueError) as err:
             return refused(person, f"the forge's token endpoint failed: {err}")
+        account = whose_account(grant.access_token, person, host=host, holder_of=holder_of)
+        if account:
+            return refused(person, account)
         store.save(grant)
         record(
             "forge-grant-stored", actor=person.actor, run_id="", forge=settings.type,
@@ -152,4 +165,40 @@ def callback_problem(pending: Any, *, state: str, code: str, error: str, person:
         return "the grant was started more than ten minutes ago"
     if not code:
         return "the forge sent no code"
+    return ""
+
+
+def whose_account(
+    token: str,
+    person: Person,
+    *,
+    host: Callable[[], ForgeHost] | None,
+    holder_of: Callable[[str], Person | None] | None,
+) -> str:
+    """Why `token` is not `person`'s own forge account (empty: it is, or no check is
+    configured): the forge names the account (`ForgeHost.user_login`), the directory must
+    list it for `person`."""
+    if host is None or holder_of is None:
+        return ""
+    try:
+        made = host()
+    except SecretUnreadable as err:
+        return f"the factory cannot ask the forge whose token it is: {err}"
+    try:
+        login = made.user_login(token)
+    except ForgeError as err:
+        return f"the forge could not say whose token it is: {err}"
+    finally:
+        close = getattr(made, "close", None)
+        if callable(close):
+            close()
+    try:
+        holder = holder_of(login)
+    except IdentityError as err:  # refused characters in the login
+        return f"the forge named an account the directory cannot read: {err}"
+    if holder is None or holder.id != person.id:
+        return (
+            f"the token is of the forge account {login[:100]!r}, which the directory does not "
+            f"list for {person.id}: connect your own account"
+        )
     return ""
