@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from codefactory.audit.port import AuditLog
 from codefactory.config import Settings, prepare_data_dir
@@ -256,6 +257,7 @@ def forge_publishing(
         trigger_of=lambda run: store.get_trigger(run.trigger_id),
         record=store.record,
         base_branch=settings.forge.base_branch,
+        hostname=urlsplit(settings.forge.base_url).hostname or "",
         ca_file=settings.forge.ca_file,
     )
 
@@ -316,6 +318,7 @@ def forge_reconciler(
         forges=frozenset({settings.forge.type}) if settings.forge.is_remote else frozenset(),
         host=forge_host_of(settings),  # approvals are confirmed with the forge itself
         base_branch=settings.forge.base_branch,
+        hostname=urlsplit(settings.forge.base_url).hostname or "",
         approvals=review,
         alerts=SecurityAlerts(
             channels=channels(settings.notify), directory=identity.directory, record=store.record

@@ -104,3 +104,12 @@ def test_development_tokens_are_refused_outside_the_development_mode(tmp_path: P
     with pytest.raises(ValidationError, match="development mode only"):
         Settings(data_dir=tmp_path, forge=forge, identity=IdentitySettings(signer="pkcs11"))
     assert Settings(data_dir=tmp_path, forge=forge).forge.user_tokens  # development: allowed
+
+
+def test_an_id_written_as_an_address_must_be_on_the_configured_forge() -> None:
+    assert forge_repository("https://git.bank.example/acme/x.git", "gitlab",
+                            hostname="git.bank.example") == "acme/x"  # fmt: skip
+    with pytest.raises(NotPublishable, match="a repository on gitlab.evil.example"):
+        forge_repository(
+            "https://gitlab.evil.example/acme/x", "gitlab", hostname="git.bank.example"
+        )

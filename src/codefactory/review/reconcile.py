@@ -105,6 +105,8 @@ class Reconciler:
     approval can be confirmed, so none counts."""
     base_branch: str = "main"
     """The branch the factory's requests merge into (`forge.base_branch`)."""
+    hostname: str = ""
+    """The configured forge's host name (`forge.base_url`'s)."""
     forges: frozenset[str] = frozenset()
     """The forges whose events count (the configured `forge.type`); empty: any forge (the
     local forge opens no requests, so only tests and migrations see such events)."""
@@ -127,7 +129,7 @@ class Reconciler:
             run = self.run_of(event.run_id)
         if run is None:
             return _unmatched(facts, None, f"no run `{shown(event.run_id)}` is known here")
-        mismatch = _other_repository(run, event)
+        mismatch = _other_repository(run, event, self.hostname)
         if mismatch:
             return _unmatched(facts, run, mismatch)
         event = _expanded(event, run)
@@ -229,7 +231,7 @@ class Reconciler:
         if self.host is None:
             return "this factory publishes to no forge, so it cannot confirm the approval"
         try:
-            name = forge_repository(run.repository, event.forge)
+            name = forge_repository(run.repository, event.forge, hostname=self.hostname)
             host = self.host()
             try:
                 confirmed = host.confirm_approval(
@@ -361,10 +363,10 @@ def _facts(event: ForgeEvent) -> dict[str, Any]:
     }
 
 
-def _other_repository(run: Run, event: ForgeEvent) -> str:
+def _other_repository(run: Run, event: ForgeEvent, hostname: str = "") -> str:
     """Why `event`'s repository is not `run`'s on that forge; empty when it is."""
     try:
-        name = forge_repository(run.repository, event.forge)
+        name = forge_repository(run.repository, event.forge, hostname=hostname)
     except NotPublishable as err:
         return f"the run's repository has no {event.forge} name ({err.reason})"
     if name.casefold() != event.repository.casefold():

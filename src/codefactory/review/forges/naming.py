@@ -34,9 +34,10 @@ class NotPublishable(ForgeError):
         self.reason = reason
 
 
-def forge_repository(repository: str, forge: str) -> str:
+def forge_repository(repository: str, forge: str, *, hostname: str = "") -> str:
     """The name of canonical id `repository` on the forge of kind `forge` (`github`,
-    `gitlab`, `azure-devops`, `bitbucket`); raises `NotPublishable`."""
+    `gitlab`, `azure-devops`, `bitbucket`); with `hostname` (the configured forge's), an id
+    written as an address must be on that host. Raises `NotPublishable`."""
     if repository.startswith("local:"):
         raise NotPublishable(repository, forge, "a local: repository has no forge of its own")
     path = repository
@@ -48,6 +49,9 @@ def forge_repository(repository: str, forge: str) -> str:
             break
     else:
         if repository.startswith(("https://", "http://")):
+            found = (urlsplit(repository).hostname or "").casefold()
+            if hostname and found != hostname.casefold():
+                raise NotPublishable(repository, forge, f"the id names a repository on {found}")
             path = urlsplit(repository).path
             path = path.strip("/").removesuffix(".git")
         elif ":" in repository.split("/", 1)[0]:

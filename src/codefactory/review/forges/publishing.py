@@ -70,6 +70,8 @@ class RequestPublishing:
     """A person's own forge token; raises `NoUserToken`."""
     trigger_of: Callable[[Run], TriggerEvent | None]
     record: Record
+    hostname: str = ""
+    """The configured forge's host name: an id written as an address elsewhere is refused."""
     base_branch: str = "main"
     push_timeout_s: float = 120.0
     ca_file: Path | None = None
@@ -78,7 +80,7 @@ class RequestPublishing:
         """Push, open, upload, set the status; every outcome an audit event, none raises."""
         step = "name repository"
         try:
-            name = forge_repository(run.repository, self.forge)
+            name = forge_repository(run.repository, self.forge, hostname=self.hostname)
             step = "connect"
             host = self.host()
             try:
