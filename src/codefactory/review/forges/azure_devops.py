@@ -105,14 +105,10 @@ class AzureDevOpsHost:
         self._settings = settings
         self._app_token = app_token
         self._web = (settings.base_url or settings.api_url).rstrip("/")
-        self._http = ForgeHttp(
-            forge=_FORGE,
+        self._http = ForgeHttp.of(
+            settings,
             base_url=settings.api_url or settings.base_url,
             headers={"Accept": "application/json"},
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            max_retry_wait_s=settings.max_retry_wait_s,
-            verify=str(settings.ca_file) if settings.ca_file else True,
             transport=transport,
         )
 

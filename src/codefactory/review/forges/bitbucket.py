@@ -100,14 +100,10 @@ class BitbucketHost:
 
     def _client(self, base: str, transport: httpx.BaseTransport | None) -> ForgeHttp:
         settings = self._settings
-        return ForgeHttp(
-            forge=_FORGE,
+        return ForgeHttp.of(
+            settings,
             base_url=base,
             headers={"Accept": "application/json"},
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            max_retry_wait_s=settings.max_retry_wait_s,
-            verify=str(settings.ca_file) if settings.ca_file else True,
             transport=transport,
         )
 

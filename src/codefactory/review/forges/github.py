@@ -72,18 +72,14 @@ class GitHubHost:
         cloud = urlsplit(self.base_url).hostname == "github.com"
         api = settings.api_url or (CLOUD_API if cloud else f"{self.base_url}/api/v3")
         self._app_token = app_token
-        self.http = ForgeHttp(
-            forge="github",
+        self.http = ForgeHttp.of(
+            settings,
             base_url=api,
             headers={
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
                 "User-Agent": "codefactory",
             },
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            max_retry_wait_s=settings.max_retry_wait_s,
-            verify=str(settings.ca_file) if settings.ca_file else True,
             transport=transport,
         )
 

@@ -72,14 +72,10 @@ class GitLabHost:
         self.settings = settings
         self.base_url = settings.base_url or CLOUD
         self._app_token = app_token
-        self.http = ForgeHttp(
-            forge="gitlab",
+        self.http = ForgeHttp.of(
+            settings,
             base_url=settings.api_url or f"{self.base_url}/api/v4",
             headers={"Accept": "application/json", "User-Agent": "codefactory"},
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            max_retry_wait_s=settings.max_retry_wait_s,
-            verify=str(settings.ca_file) if settings.ca_file else True,
             transport=transport,
         )
 

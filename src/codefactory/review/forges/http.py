@@ -33,6 +33,7 @@ from codefactory.review.forges.errors import (
     ForgeUnauthorized,
     ForgeUnavailable,
 )
+from codefactory.review.forges.settings import ForgeSettings
 
 MAX_BYTES = 10_000_000
 _RETRIED_5XX = frozenset({502, 503, 504})
@@ -56,6 +57,28 @@ class ForgeHttp:
     sleep: Callable[[float], None] = time.sleep
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        settings: ForgeSettings,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        transport: httpx.BaseTransport | None = None,
+    ) -> ForgeHttp:
+        """The client of `settings.type`'s REST API at `base_url`, with the forge's deadline,
+        retry limits and CA bundle (`forge.*`)."""
+        return cls(
+            forge=settings.type,
+            base_url=base_url,
+            headers=headers,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            max_retry_wait_s=settings.max_retry_wait_s,
+            verify=str(settings.ca_file) if settings.ca_file else True,
+            transport=transport,
+        )
 
     def _http(self) -> httpx.Client:
         with self._lock:
