@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +137,11 @@ class AzureDevOpsStandin(ForgeStandin):
     acls: list[dict[str, Any]] = field(default_factory=list)
     security_api: bool = True
     heads: dict[str, str] = field(default_factory=dict)
-    """`refs/heads/<branch>` → the commit it points at (else a digest of the name): the
-    new request's `lastMergeSourceCommit`."""
+    """`refs/heads/<branch>` → the commit it points at (else `git_head`'s answer, else a
+    digest of the name): the new request's `lastMergeSourceCommit`."""
+    git_head: Callable[[str], str | None] | None = None
+    """The commit the git host holds at a `refs/heads/<branch>` (None: no such branch), as
+    the service reads the pushed branch: an end-to-end test passes the git stand-in's."""
     """False: `_apis/accesscontrollists` answers 404, as a server without it would."""
     """Access control lists of the Git repositories namespace (`acl()` builds one)."""
 
@@ -408,13 +411,7 @@ class AzureDevOpsStandin(ForgeStandin):
             "description": description,
             "sourceRefName": body["sourceRefName"],
             "targetRefName": body["targetRefName"],
-            "lastMergeSourceCommit": {
-                "commitId": self.heads.get(
-                    body["sourceRefName"],
-                    hashlib.sha1(body["sourceRefName"].encode()).hexdigest(),
-                ),
-                "url": "",
-            },
+            "lastMergeSourceCommit": {"commitId": self._head(body["sourceRefName"]), "url": ""},
             "mergeStatus": "queued",
             "isDraft": bool(body.get("isDraft", False)),
             "reviewers": [],
@@ -423,6 +420,12 @@ class AzureDevOpsStandin(ForgeStandin):
         self.pulls.append(pull)
         self.did("open request", request)
         return 201, pull
+
+    def _head(self, ref: str) -> str:
+        if ref in self.heads:
+            return self.heads[ref]
+        held = self.git_head(ref) if self.git_head is not None else None
+        return held or hashlib.sha1(ref.encode()).hexdigest()
 
     def _status(self, repository: dict[str, Any], commit: str, request: RecordedRequest) -> Answer:
         body = request.body

@@ -23,7 +23,8 @@ from codefactory.dispatch.queue import DeliveryQueue
 from codefactory.dispatch.service import build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory, build_factory
-from codefactory.review.forges.azure_devops import authorization
+from codefactory.review.forges.azure_devops import DESCRIPTION_MAX, TRUNCATED_NOTE, authorization
+from codefactory.review.forges.publishing import request_body
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import NotifySettings, SlackSettings
 from codefactory.runs.intake import accept_ticket
@@ -156,6 +157,7 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
     git_host, api, slack = standins
     repo = sample_service(tmp_path / "sample-service")
     git_host.create(SERVED, seed=repo)
+    api.git_head = lambda ref: git_host.head(SERVED, ref.removeprefix("refs/heads/"))
     monkeypatch.setenv("CODEFACTORY_IDENTITY__DIRECTORY_FILE", str(directory(tmp_path / "people")))
     factory = build_factory(settings_for(tmp_path, uv_cache, repo, api, git_host, slack))
     ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
@@ -171,12 +173,19 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
         git_host.root / f"{SERVED}.git", "cat-file", "commit", run.head_commit
     )
     (pull,) = api.pulls  # a draft, opened under the sponsor's own token with the package
+    assert pull["lastMergeSourceCommit"]["commitId"] == run.head_commit
     assert pull["createdBy"]["uniqueName"] == SPONSOR and pull["isDraft"] is True
     assert pull["sourceRefName"] == f"refs/heads/{run.branch}"
     assert pull["targetRefName"] == "refs/heads/main" and pull["title"].startswith("SVC-102")
     risk = json.loads((Path(run.package_dir) / "risk.json").read_text())
-    description = pull["description"]  # Azure keeps 4,000 characters: the rest is cut, noted
-    assert len(description) <= 4000 and description.endswith("the full description)")
+    local = factory.loop.forge.repository_path(run.repository)
+    body = request_body(run, Path(run.package_dir), host_paths=(str(local), str(local.resolve())))
+    description = pull["description"]  # Azure keeps 4,000 characters: a longer body is cut
+    if len(body) > DESCRIPTION_MAX:
+        assert len(description) <= DESCRIPTION_MAX and description.endswith(TRUNCATED_NOTE)
+        assert body.startswith(description.removesuffix(TRUNCATED_NOTE))
+    else:
+        assert description == body
     assert f"run `{run.id}`" in description and run.head_commit in description
     assert f"**{risk['level']}**" in description and "## Rollback plan" in description
     assert ("open request", SPONSOR) in api.actions and ("set status", FACTORY) in api.actions
@@ -191,12 +200,36 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
     assert published["commit-status-set"]["state"] == "success"
     assert "forge-publish-failed" not in published
 
-    # the vote comes back: the sponsor's own 10 does not count, Alice's does
+    # a hook claiming a vote Azure DevOps does not hold (anyone with the subscription's
+    # password can send one) is refused: the run stays in review
     app = create_app(factory, build_dispatch(factory, workers=0))
+    forged = hook("git.pullrequest.updated.approved.json", run.branch, run.head_commit,
+                  pullRequestId=1, reviewers=[vote(REVIEWER)])  # fmt: skip
+    receipt = deliver(app, forged).json()
+    assert receipt["status"] == "refused" and receipt["state"] == "in_review", receipt
+    assert f"the forge holds no approval by {REVIEWER} on this request" in receipt["reason"]
+    assert ("read reviewers", FACTORY) in api.actions  # asked with the factory's token
+    assert factory.store.require_run(run.id).state is RunState.IN_REVIEW
+
+    # the votes are cast on Azure DevOps and come back: the sponsor's own 10 does not
+    # count, Alice's does; a hook naming another commit than the packaged one is refused
+    api.vote(1, SPONSOR)
+    api.vote(1, REVIEWER)
+    stale = hook("git.pullrequest.updated.approved.json", run.branch, OTHER_COMMIT,
+                 pullRequestId=1, reviewers=[vote(REVIEWER)])  # fmt: skip
+    receipt = deliver(app, stale).json()
+    assert (
+        receipt["status"] == "refused" and "an approval binds to the reviewed" in receipt["reason"]
+    )
+    own = hook("git.pullrequest.updated.approved.json", run.branch, run.head_commit,
+               pullRequestId=1, reviewers=[vote(SPONSOR)])  # fmt: skip
+    receipt = deliver(app, own).json()
+    assert receipt["status"] == "refused" and "priya.shah does not count" in receipt["reason"]
     body = hook(
         "git.pullrequest.updated.approved.json",
         run.branch,
         run.head_commit,
+        pullRequestId=1,
         reviewers=[vote(SPONSOR), vote("team", container=True), vote(REVIEWER)],
     )
     answer = deliver(app, body)
@@ -209,7 +242,9 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
     reconciled = events(factory, run.id)
     assert reconciled["forge-approval-recorded"]["actor"] == "user:alice"
     assert reconciled["forge-approval-recorded"]["commit"] == run.head_commit
-    assert "priya.shah" in reconciled["forge-approval-refused"]["reason"]
+    refusals = [e for e in factory.store.audit_events(run.id) if e.name == "forge-approval-refused"]
+    assert [e.actor for e in refusals] == ["user:alice", "forge:azure-devops", "user:priya.shah"]
+    assert refusals[-1].data["why"] == f"{SPONSOR} opened the request and cannot approve it"
     assert reconciled["webhook-reconciled"]["outcome"] == "forge-approval-recorded"
     again = deliver(app, body)  # the same event retried: answered once
     assert again.json()["duplicate"] is True
@@ -335,17 +370,20 @@ def test_updates_without_an_approving_vote_and_merges_that_did_not_complete_move
     assert not names & {"forge-approval-recorded", "merge-unapproved", "merge-recorded"}
 
 
-def test_a_vote_for_another_commit_is_refused_by_the_desk(
+def test_a_vote_on_a_run_the_factory_published_no_request_for_is_refused(
     world: tuple[Factory, Any, Path],
 ) -> None:
+    """This factory publishes to no forge (`forge.type=local`): a hook's vote cannot be
+    confirmed, so it never counts."""
     factory, app, _ = world
-    run_id, _ = in_review(world, "stale")
+    run_id, head = in_review(world, "unpublished")
     body = hook(
         "git.pullrequest.updated.approved.json",
         f"factory/{run_id}",
-        OTHER_COMMIT,
+        head,
         reviewers=[vote(REVIEWER)],
     )
     receipt = deliver(app, body).json()
     assert receipt["status"] == "refused" and receipt["state"] == "in_review", receipt
+    assert "the factory opened no request for this run on the forge" in receipt["reason"]
     assert factory.store.require_run(run_id).state is RunState.IN_REVIEW
