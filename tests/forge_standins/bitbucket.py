@@ -18,7 +18,8 @@ hash of a known head, from a prefix) and `GET /2.0/user`; Data Center serves
 `GET .../pull-requests/{id}` (`reviewers`, `fromRef.latestCommit`) and
 `GET /rest/api/1.0/application-properties`, and names the authenticated user in the
 `X-AUSERNAME` header of every authenticated answer, as Data Center does. `heads` maps a
-branch to its commit (else a digest of its name); `approve(id, name)` records an approval.
+branch to its commit (else `git_head`, the git stand-in's pushed branch, else a digest of its
+name); `approve(id, name)` records an approval.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +44,13 @@ STATUS_STATES = {"SUCCESSFUL", "FAILED", "INPROGRESS", "STOPPED"}
 DC_STATUS_STATES = {"SUCCESSFUL", "FAILED", "INPROGRESS"}
 
 
-def head_of(heads: dict[str, str], branch: str) -> str:
-    """The commit `branch` points at: `heads`, else a digest of its name."""
-    return heads.get(branch) or hashlib.sha1(branch.encode()).hexdigest()
+def head_of(
+    heads: dict[str, str], branch: str, git_head: Callable[[str], str | None] | None = None
+) -> str:
+    """The commit `branch` points at: `heads`, else what the git host holds (`git_head`),
+    else a digest of its name."""
+    held = heads.get(branch) or (git_head(branch) if git_head is not None else None)
+    return held or hashlib.sha1(branch.encode()).hexdigest()
 
 
 def bearer(headers: dict[str, str], tokens: dict[str, str]) -> str | None:
@@ -110,18 +115,26 @@ class BitbucketCloudStandin(ForgeStandin):
     restrictions: list[dict[str, Any]] = field(default_factory=list)
     branching_model: dict[str, Any] = field(default_factory=dict)
     heads: dict[str, str] = field(default_factory=dict)
-    """Branch → the commit it points at (else a digest of its name)."""
+    """Branch → the commit it points at (else `git_head`'s answer, else a digest of its
+    name)."""
+    git_head: Callable[[str], str | None] | None = None
+    """The commit the git host holds at a branch (None: no such branch), as the forge reads
+    the pushed branch: an end-to-end test passes the git stand-in's."""
 
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
 
-    def approve(self, pull_id: int, name: str, approved: bool = True) -> None:
-        """`name` approves request `pull_id` (a participant, as Cloud lists one)."""
+    def approve(
+        self, pull_id: int, name: str, approved: bool = True, *, account_id: str = ""
+    ) -> None:
+        """`name` approves request `pull_id` (a participant, as Cloud lists one); its
+        Atlassian `account_id` is `account_id` when given, else one derived from `name`."""
         pull = next(p for p in self.pulls if p["id"] == pull_id)
+        user = self.user(name) | ({"account_id": account_id} if account_id else {})
         pull["participants"].append(
             {
                 "type": "participant",
-                "user": self.user(name),
+                "user": user,
                 "role": "REVIEWER",
                 "approved": approved,
                 "state": "approved" if approved else None,
@@ -193,7 +206,9 @@ class BitbucketCloudStandin(ForgeStandin):
         return 404, cloud_error(f"Resource {request.path} not found")
 
     def _commit(self, prefix: str, request: RecordedRequest) -> Answer:
-        known = {head_of(self.heads, p["source"]["branch"]["name"]) for p in self.pulls}
+        known = {
+            head_of(self.heads, p["source"]["branch"]["name"], self.git_head) for p in self.pulls
+        }
         found = [c for c in known | set(self.heads.values()) if c.startswith(prefix)]
         if len(found) != 1:
             return 404, cloud_error(f"Commit not found: {prefix}")
@@ -286,12 +301,18 @@ class BitbucketCloudStandin(ForgeStandin):
             "author": self.user(self.identity(request.headers) or ""),
             "source": {
                 "branch": {"name": source},
-                "commit": {"type": "commit", "hash": head_of(self.heads, source)[:12]},
+                "commit": {
+                    "type": "commit",
+                    "hash": head_of(self.heads, source, self.git_head)[:12],
+                },
                 "repository": self.repository_json(),
             },
             "destination": {
                 "branch": {"name": target},
-                "commit": {"type": "commit", "hash": head_of(self.heads, target)[:12]},
+                "commit": {
+                    "type": "commit",
+                    "hash": head_of(self.heads, target, self.git_head)[:12],
+                },
                 "repository": self.repository_json(),
             },
             "participants": [],
@@ -459,7 +480,11 @@ class BitbucketDataCenterStandin(ForgeStandin):
     )
 
     heads: dict[str, str] = field(default_factory=dict)
-    """Branch → the commit it points at (else a digest of its name)."""
+    """Branch → the commit it points at (else `git_head`'s answer, else a digest of its
+    name)."""
+    git_head: Callable[[str], str | None] | None = None
+    """The commit the git host holds at a branch (None: no such branch), as the forge reads
+    the pushed branch: an end-to-end test passes the git stand-in's."""
 
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
@@ -661,7 +686,7 @@ class BitbucketDataCenterStandin(ForgeStandin):
             "fromRef": {
                 "id": body["fromRef"]["id"],
                 "displayId": body["fromRef"]["id"][11:],
-                "latestCommit": head_of(self.heads, body["fromRef"]["id"][11:]),
+                "latestCommit": head_of(self.heads, body["fromRef"]["id"][11:], self.git_head),
                 "repository": repository,
             },
             "toRef": {

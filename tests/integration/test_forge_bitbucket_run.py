@@ -69,14 +69,19 @@ class Flavour:
     def cloud(self) -> bool:
         return self.name == "cloud"
 
-    def approval(self, branch: str, head: str, login: str) -> tuple[str, bytes]:
-        """(X-Event-Key, body) of an approval of the request on `branch` at `head`."""
+    def approval(
+        self, branch: str, head: str, login: str, *, minute: int = 10
+    ) -> tuple[str, bytes]:
+        """(X-Event-Key, body) of an approval of the request on `branch` at `head`, dated at
+        `minute` past 06:00 (another minute: another delivery)."""
         if self.cloud:
             doc = self._cloud("cloud.pullrequest-approved.json", branch, head)
             doc["approval"]["user"]["account_id"] = login
+            doc["approval"]["date"] = f"2026-11-30T06:{minute:02d}:00.000000+00:00"
             return "pullrequest:approved", json.dumps(doc).encode()
         doc = self._dc("dc.pr-reviewer-approved.json", branch, head)
         doc["participant"]["user"]["name"] = login
+        doc["date"] = f"2026-11-30T06:{minute:02d}:00+0000"
         return "pr:reviewer:approved", json.dumps(doc).encode()
 
     def merge(self, branch: str, head: str, login: str) -> tuple[str, bytes]:
@@ -207,6 +212,7 @@ def _end_to_end(
     served = flavour.repository if flavour.cloud else f"scm/{flavour.repository}"
     repo = sample_service(tmp_path / "sample-service")
     git_host.create(served, seed=repo)
+    api.git_head = lambda branch: git_host.head(served, branch)  # the forge reads the push
     monkeypatch.setenv("CODEFACTORY_IDENTITY__DIRECTORY_FILE", str(directory(tmp_path / "people")))
     token_file = tmp_path / "bitbucket-app-token"
     token_file.write_text(APP_TOKEN + "\n")
@@ -263,8 +269,27 @@ def _end_to_end(
     assert published["commit-status-set"]["state"] == "success"
     assert "forge-publish-failed" not in published
 
-    # Alice approves on Bitbucket: the run is approved, its merge is the factory's
+    # a webhook claiming an approval Bitbucket does not hold (anyone with the webhook's
+    # secret can send one) is refused: the run stays in review
     app = create_app(factory, build_dispatch(factory, workers=0))
+    claimed = flavour.approval(run.branch, run.head_commit, flavour.alice, minute=5)
+    forged = deliver(app, flavour, claimed)
+    receipt = forged.json()
+    assert receipt["status"] == "refused" and receipt["state"] == "in_review", receipt
+    why = f"the forge holds no approval by {flavour.alice} on this request"
+    assert why in receipt["reason"]
+    assert ("read request", FACTORY) in api.actions  # asked with the factory's token
+    assert factory.store.require_run(run.id).state is RunState.IN_REVIEW
+
+    # Alice approves on Bitbucket: the run is approved, its merge is the factory's; a
+    # webhook naming another commit than the packaged one is refused by the desk
+    if isinstance(api, BitbucketCloudStandin):
+        api.approve(1, "alice", account_id=flavour.alice)
+    else:
+        api.approve(1, flavour.alice)
+    stale = deliver(app, flavour, flavour.approval(run.branch, OTHER_COMMIT, flavour.alice))
+    assert stale.json()["status"] == "refused", stale.json()
+    assert "an approval binds to the reviewed commit" in stale.json()["reason"]
     answer = deliver(app, flavour, flavour.approval(run.branch, run.head_commit, flavour.alice))
     assert answer.status_code == 202, answer.text
     receipt = answer.json()
@@ -329,14 +354,17 @@ def test_a_delivery_signed_with_another_secret_or_without_a_request_id_is_refuse
     assert answer.status_code == 400 and "X-Request-UUID/-Id" in answer.text
 
 
-def test_an_approval_of_another_commit_is_refused_and_changes_asked_are_recorded(
+def test_an_approval_of_an_unpublished_run_is_refused_and_changes_asked_are_recorded(
     world: tuple[Factory, Any, Path], flavour: Flavour
 ) -> None:
+    """This factory publishes to no forge (`forge.type=local`): an approval cannot be
+    confirmed, so it never counts; changes asked for are recorded all the same."""
     factory, app, _ = world
-    run_id, _ = in_review(world, flavour, "other-commit")
+    run_id, head = in_review(world, flavour, "unpublished")
     branch = f"factory/{run_id}"
-    receipt = deliver(app, flavour, flavour.approval(branch, OTHER_COMMIT, flavour.alice)).json()
+    receipt = deliver(app, flavour, flavour.approval(branch, head, flavour.alice)).json()
     assert receipt["status"] == "refused" and receipt["state"] == "in_review", receipt
+    assert "the factory opened no request for this run on the forge" in receipt["reason"]
     receipt = deliver(app, flavour, flavour.changes(branch, OTHER_COMMIT, flavour.alice)).json()
     assert receipt["status"] == "done", receipt
     asked = events(factory, run_id)["forge-changes-requested"]
