@@ -180,10 +180,10 @@ def make_world(tmp_path: Path, forge: str) -> tuple[World, list[Any]]:
         else:
             api = github = GitHubStandin(git=git_host, app_token=APP_TOKEN, user_tokens={})
         stop.append(api)
-        settings["forge"] = ForgeSettings(
-            type=forge, base_url=api.url, git_url=git_host.url, token_file=app_token,
-            max_retries=0,
-        )  # type: ignore[arg-type]  # fmt: skip
+        settings["forge"] = ForgeSettings.model_validate(
+            {"type": forge, "base_url": api.url, "git_url": git_host.url,
+             "token_file": app_token, "max_retries": 0}
+        )  # fmt: skip
     triggers = TriggerSettings(
         secrets=dict(SECRETS),  # type: ignore[arg-type]
         repositories={GITHUB_REPO: RepositoryBinding(path=tmp_path)},
@@ -363,7 +363,7 @@ def test_an_approval_on_a_request_the_factory_did_not_open_is_refused(world: Wor
     stranger = dataclasses.replace(
         world.github.pulls[ours - 1], number=len(world.github.pulls) + 1, opened_by="mallory-gh"
     )
-    world.github.pulls.append(stranger)  # fmt: skip
+    world.github.pulls.append(stranger)  # the same branch, opened by someone else
     review_id = world.github.review(stranger.number, "jordan-gh")
     body = review(run_id, world.head(run_id), "jordan-gh", number=stranger.number,
                   review_id=review_id)  # fmt: skip
@@ -387,7 +387,8 @@ def test_an_approval_of_a_request_from_a_fork_is_refused(world: World) -> None:
 
 def test_an_approval_of_another_commit_than_the_packaged_one_is_refused(world: World) -> None:
     run_id = world.run()
-    review_id = world.github.review(world.number(run_id), "jordan-gh", commit=OTHER_COMMIT)  # type: ignore[union-attr]
+    assert world.github is not None
+    review_id = world.github.review(world.number(run_id), "jordan-gh", commit=OTHER_COMMIT)
     body = review(run_id, world.head(run_id), "jordan-gh", number=world.number(run_id),
                   review_id=review_id)  # fmt: skip
     why = refused_because(world, run_id, deliver(world, "github", body, "pull_request_review"))
