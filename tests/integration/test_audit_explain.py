@@ -222,7 +222,10 @@ def test_runs_show_and_explain_tell_the_regulated_track(
             answer = post(app, "/webhooks/github", body, headers("github", body, event=event))
             assert answer.status_code == 202, answer.text
 
-        webhook(review(run_id, head, "jordan-gh", review_id=4242), "pull_request_review")
+        (pull,) = api.pulls  # the draft the factory opened: the forge holds the review
+        review_id = api.review(pull.number, "jordan-gh")
+        webhook(review(run_id, head, "jordan-gh", review_id=review_id, number=pull.number),
+                "pull_request_review")  # fmt: skip
         assert factory.store.require_run(run_id).state is RunState.APPROVED
         [change] = [e.data for e in factory.audit.events(run_id)
                     if e.name == "change-request-filed"]  # fmt: skip
@@ -238,10 +241,12 @@ def test_runs_show_and_explain_tell_the_regulated_track(
             factory.review.sign_off(run_id, stage=stage, statement=body, signer=who, accept=True,
                                     signature=signature)  # fmt: skip
         assert factory.store.require_run(run_id).state is RunState.ACCEPTED
-        webhook(merged(run_id, head), "pull_request")
+        webhook(merged(run_id, head, number=pull.number), "pull_request")
         webhook(
-            merged(run_id, "c4295bd74fb0f4fda03689c3df3f2803b658fd85", "dana-gh"), "pull_request"
-        )
+            merged(run_id, "c4295bd74fb0f4fda03689c3df3f2803b658fd85", "dana-gh",
+                   number=pull.number),
+            "pull_request",
+        )  # fmt: skip
     finally:
         servicenow.stop()
         api.stop()
@@ -258,7 +263,7 @@ def test_runs_show_and_explain_tell_the_regulated_track(
     )
     assert opened["url"].endswith(f"/{GITHUB_REPO}/pull/1")
     [approval] = track["forge_approvals"]
-    assert approval["actor"] == "user:jordan.lee" and approval["review_id"] == "4242"
+    assert approval["actor"] == "user:jordan.lee" and approval["review_id"] == "3000"
     assert [c["number"] for c in track["change_requests"]] == [change["number"]]
     assert [c["decision"] for c in track["cab"]][-2:] == ["notice", "approved"]
     qa, uat = track["sign_offs"]
@@ -295,8 +300,8 @@ def test_runs_show_and_explain_tell_the_regulated_track(
     assert f"[event {uat['index']}]" in explained
     [forge_review] = explanation["approvals"]  # the forge's approval is no signed verdict
     assert forge_review["forge"] == {"forge": "github", "request": approval["request"],
-                                     "review_id": "4242"}  # fmt: skip
-    assert "(review 4242): no signed statement" in explained
+                                     "review_id": "3000"}  # fmt: skip
+    assert "(review 3000): no signed statement" in explained
     assert "merge:      UNAPPROVED MERGE" in explained and "NOT PROVED" not in explained
     assert "regression suite green, statement" in explained and ", verified [event" in explained
 
