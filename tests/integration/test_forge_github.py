@@ -321,6 +321,8 @@ def test_a_review_of_another_commit_by_someone_else_or_dismissed_is_no_approval(
     assert confirm(approved).approved
     api.review(1, "omar", "CHANGES_REQUESTED")  # changes asked since: the approval is gone
     assert not confirm(approved).approved
+    api.review(1, "omar", commit="f" * 40)  # approving a later commit does not bring it back
+    assert not confirm(approved).approved
     stale = confirm(api.review(1, "omar", commit="e" * 40))
     assert stale.approved and stale.commit == "e" * 40
     said = approval_problem(

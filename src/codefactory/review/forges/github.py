@@ -41,7 +41,7 @@ API_VERSION = "2022-11-28"
 CLOUD = "https://github.com"
 CLOUD_API = "https://api.github.com"
 _STATES = {"success": "success", "failure": "failure", "pending": "pending", "error": "error"}
-_DECIDING = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+_WITHDRAWING = frozenset({"CHANGES_REQUESTED", "DISMISSED"})
 REVIEW_PAGES = 10
 """At most this many pages of 100 reviews are read when confirming an approval."""
 
@@ -245,12 +245,13 @@ class GitHubHost:
     def _still_approves(
         self, owner: str, name: str, number: str, login: str, review: int, auth: str
     ) -> bool:
-        """Whether `login` has not since asked for changes or been dismissed: their last
-        review after `review` that decides (`APPROVED`, `CHANGES_REQUESTED`, `DISMISSED`;
-        a comment does not), in the order GitHub lists them
-        (docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request), is none or
-        an approval. At most `REVIEW_PAGES` pages of 100 are read; more is refused."""
-        last = "APPROVED"
+        """Whether `login` has not since asked for changes or been dismissed: no review of
+        theirs after `review` (in the order GitHub lists them,
+        docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request) is
+        `CHANGES_REQUESTED` or `DISMISSED`. A later approval does not bring `review` back:
+        it is of its own commit and counts through its own event. At most `REVIEW_PAGES`
+        pages of 100 are read; more is refused."""
+        withdrawn = False
         for page in range(1, REVIEW_PAGES + 1):
             listed = self.http.request(
                 "GET", f"repos/{owner}/{name}/pulls/{number}/reviews", call="list reviews",
@@ -264,10 +265,11 @@ class GitHubHost:
                     and str((each.get("user") or {}).get("login", "")).casefold()
                     == login.casefold()
                 )
-                if mine and int(each.get("id") or 0) > review and each.get("state") in _DECIDING:
-                    last = str(each["state"])
+                later = int(each.get("id") or 0) > review if isinstance(each, dict) else False
+                if mine and later and each.get("state") in _WITHDRAWING:
+                    withdrawn = True
             if len(listed) < 100:
-                return last == "APPROVED"
+                return not withdrawn
         raise ForgeUnavailable("github", "list reviews", 200, "more reviews than the cap")
 
     def user_login(self, user_token: str) -> str:
