@@ -124,12 +124,16 @@ def test_the_notice_moves_the_run_only_when_servicenow_says_approved(
     reads = [r for r in servicenow.requests if r.path.endswith(change["sys_id"])]
     assert reads and reads[-1].method == "GET"
 
-    # the same notice again: answered as the first, handed to nobody
+    # the same notice again while the run still waits: ServiceNow is asked again (the
+    # notice only prompts), answered as a repeat of the first with what it says now
     delivered = len(events(factory, "cab-approval-delivered", run_id))
+    reads_before = len(servicenow.requests)
     again = post(app, notice(change, "approved", 4))
     assert again.status_code == 202 and again.json()["duplicate"] is True
     assert again.json()["delivery_id"] == answer["delivery_id"]
-    assert len(events(factory, "cab-approval-delivered", run_id)) == delivered
+    assert again.json()["state"] == "approved"
+    assert len(events(factory, "cab-approval-delivered", run_id)) == delivered + 1
+    assert len(servicenow.requests) > reads_before
 
     # ServiceNow approves: the next update's notice hands the run to QA
     servicenow.approvals[change["sys_id"]] = "approved"
@@ -140,6 +144,13 @@ def test_the_notice_moves_the_run_only_when_servicenow_says_approved(
     [said, *_] = events(factory, "cab-approval-delivered", run_id)
     assert said["said_approval"] == "approved" and said["number"] == change["number"]
     assert events(factory, "cab-approved", run_id)
+
+    # a repeat once the run has moved on is answered as the first, handed to nobody
+    delivered = len(events(factory, "cab-approval-delivered", run_id))
+    late = post(app, notice(change, "approved", 5))
+    assert late.status_code == 202 and late.json()["duplicate"] is True
+    assert late.json()["state"] == "in_qa"
+    assert len(events(factory, "cab-approval-delivered", run_id)) == delivered
 
 
 def test_a_cab_rejection_arrives_by_notice_and_ends_the_run(

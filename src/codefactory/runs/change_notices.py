@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from codefactory.domain import Run
 from codefactory.review.change_requests import (
@@ -32,10 +33,14 @@ from codefactory.review.change_requests import (
     read_approval_delivery,
 )
 from codefactory.review.errors import ReviewError
+from codefactory.runs.hand_off import run_waiting_on
+from codefactory.store.runs import RunStore
 from codefactory.triggers.errors import DeliveryStale, SignatureInvalid
 from codefactory.triggers.payload import epoch
 from codefactory.triggers.port import Delivery
+from codefactory.triggers.rejections import RejectionBudget, capped
 from codefactory.triggers.signing import require_token
+from codefactory.triggers.tally import Clock, MinuteTally, minute_start
 
 NOTICE_SOURCE = "servicenow-change"
 """The route's name (`/webhooks/servicenow-change`), the tally's source and the queue's."""
@@ -44,6 +49,8 @@ SECRET_SOURCE = "servicenow"
 NOTICE_EVENT = "change_request.approval"
 NOT_WAITING = 404
 MALFORMED = 422
+REFUSALS_EVENT = "cab-approval-delivery-refusals"
+"""One per client and minute: the authenticated notices answered 429 past the budget."""
 
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -131,6 +138,80 @@ def refusal_status(delivery: Delivery, secret: str) -> int:
     return NOT_WAITING
 
 
+def waiting_run_id(delivery: Delivery, secret: str, store: RunStore) -> str | None:
+    """The id of the `approved` run waiting on the change the authenticated notice names
+    (`hand_off.run_waiting_on`, no Table API call), None for a body that is no notice or a
+    change no run waits on."""
+    try:
+        notice = read_approval_delivery(delivery, secret)
+    except ApprovalDeliveryInvalid:
+        return None
+    run = run_waiting_on(store, notice.sys_id)
+    return run.id if run is not None else None
+
+
+@dataclass(kw_only=True)
+class ThrottledNotices:
+    """A client's authenticated notices answered 429 in one minute (refusals past the
+    budget, each unaudited on its own)."""
+
+    source: str
+    client: str
+    minute: int
+    count: int = 0
+    first_delivery_id: str = ""
+
+    def audit_data(self, limit: int) -> dict[str, Any]:
+        """The fields of the `cab-approval-delivery-refusals` event."""
+        return {
+            "source": self.source,
+            "client": capped(self.client, limit),
+            "count": self.count,
+            "minute": minute_start(self.minute),
+            "first_delivery_id": capped(self.first_delivery_id, limit),
+        }
+
+
+@dataclass(kw_only=True)
+class NoticeRefusals:
+    """Authenticated notices refused (404, 422) per client address and minute; thread-safe.
+
+    The first `per_minute` refusals of a client in a minute are answered with their own error
+    and audited in full by the desk (`cab-approval-delivery-refused`); past them a notice that
+    would be refused is answered 429 (`RateLimited`) before the desk sees it, and only
+    counted: one `cab-approval-delivery-refusals` event per client and minute (`publish`,
+    called when the minute is over and at shutdown). A notice naming a change an approved run
+    waits on is never refused by the budget. The budget and tally are the intake's
+    (`triggers.rejections.RejectionBudget`, `triggers.tally.MinuteTally`)."""
+
+    per_minute: int
+    publish: Callable[[list[ThrottledNotices]], None]
+    clock: Clock = time.time
+    budget: RejectionBudget = field(init=False)
+    tally: MinuteTally[str, ThrottledNotices] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = RejectionBudget(self.per_minute, clock=self.clock)
+        self.tally = MinuteTally(self.publish, clock=self.clock)
+
+    def exhausted(self, client: str) -> bool:
+        """Whether `client` has had `per_minute` refused notices this minute."""
+        return self.budget.exhausted(NOTICE_SOURCE, client)
+
+    def refused(self, client: str) -> None:
+        """One of `client`'s notices was refused (and audited in full by the desk)."""
+        self.budget.spend(NOTICE_SOURCE, client)
+
+    def throttled(self, client: str, delivery_id: str) -> None:
+        """One of `client`'s notices was answered 429: counted, not audited on its own."""
+
+        def new(minute: int) -> ThrottledNotices:
+            return ThrottledNotices(source=NOTICE_SOURCE, client=client, minute=minute,
+                                    first_delivery_id=delivery_id)  # fmt: skip
+
+        self.tally.add(client, new, lambda _: None)
+
+
 def deliver(
     desk: CabApprovals, delivery: Delivery, secret: str, run_of: Callable[[str], Run | None]
 ) -> NoticeOutcome:
@@ -157,13 +238,17 @@ def deliver(
 __all__ = [
     "NOTICE_EVENT",
     "NOTICE_SOURCE",
+    "REFUSALS_EVENT",
     "SECRET_SOURCE",
     "CabApprovals",
     "NoticeOutcome",
+    "NoticeRefusals",
     "NoticeRefused",
+    "ThrottledNotices",
     "authenticate",
     "check_fresh",
     "deliver",
     "notice_id",
     "refusal_status",
+    "waiting_run_id",
 ]

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from codefactory.context.errors import ContextError
 from codefactory.domain import Run, RunState
 from codefactory.identity.errors import IdentityError
@@ -35,6 +38,7 @@ from codefactory.review.errors import FactsRefused
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.approval_record import ApprovalRecord, approval_document, write_approval
 from codefactory.runs.cab_gate import NOT_REQUIRED, CabGate
+from codefactory.store.models import RunRow
 from codefactory.store.runs import RunStore
 from codefactory.triggers.port import Delivery
 
@@ -47,6 +51,9 @@ CAB_DELIVERY_REFUSED_EVENT = "cab-approval-delivery-refused"
 SERVICENOW_ACTOR = "service:servicenow"
 HANDED_TO = {"qa": RunState.IN_QA, "uat": RunState.IN_UAT}
 STAGE_NAME = {RunState.IN_QA: "QA", RunState.IN_UAT: "UAT"}
+
+MAX_WAITING = 10_000
+"""Approved runs looked at for a notice's change, newest first (runs waiting for the CAB)."""
 
 Notify = Callable[[str, RunState, str], None]
 Refused = Callable[[str, str, str, str, str], None]
@@ -166,12 +173,7 @@ class HandOff:
         self.notify(run_id, RunState.FAILED, reason)
 
     def _run_waiting_on(self, sys_id: str) -> Run | None:
-        for run in self.store.search_runs(limit=1000):
-            if run.state is RunState.APPROVED:
-                change = filed_change(self.store.audit_events(run.id))
-                if change is not None and change.sys_id == sys_id:
-                    return run
-        return None
+        return run_waiting_on(self.store, sys_id)
 
     def _cab_answer(self, run: Run, *, waiting_raises: bool) -> CabAnswer | None:
         """The CAB's approval of the run's change (`NOT_REQUIRED` when the gate does not
@@ -255,3 +257,24 @@ class HandOff:
                 )
             tx.transition(run.id, target, reason=reason, actor="factory")
         self.notify(run.id, target, reason)
+
+
+def run_waiting_on(store: RunStore, sys_id: str) -> Run | None:
+    """The `approved` run whose latest filed change request (`change-request-filed`) has
+    ServiceNow `sys_id`, or None. Reads only approved runs (the indexed `runs.state`, at most
+    `MAX_WAITING`, newest first) and their own audit events, so an old waiting run is found
+    and the cost does not grow with the runs that are done."""
+    with Session(store.engine) as session:
+        ids = session.scalars(
+            select(RunRow.id)
+            .where(RunRow.state == RunState.APPROVED.value)
+            .order_by(RunRow.created_at.desc(), RunRow.id.desc())
+            .limit(MAX_WAITING)
+        ).all()
+    for run_id in ids:
+        change = filed_change(store.audit_events(run_id))
+        if change is not None and change.sys_id == sys_id:
+            run = store.get_run(run_id)
+            if run is not None and run.state is RunState.APPROVED:
+                return run
+    return None

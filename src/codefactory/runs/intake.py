@@ -265,6 +265,11 @@ class WebhookIntake:
         self.rejections = RejectionTally(self._publisher("webhook-rejections"))
         self.duplicates = DuplicateTally(self._publisher("webhook-duplicate"))
         self.budget = RejectionBudget(settings.rejections_per_minute)
+        self.notice_refusals = notices.NoticeRefusals(
+            per_minute=settings.rejections_per_minute,
+            publish=self._publisher(notices.REFUSALS_EVENT),
+        )
+        """Authenticated change notices refused per client and minute (429 past them)."""
 
     def receive(
         self, source: str, headers: Mapping[str, str], body: bytes, *, client: str = ""
@@ -328,25 +333,61 @@ class WebhookIntake:
         except DeliveryRejected as err:
             self._count_rejection(delivery, err, client)  # signed: never a 429
             raise
+        existing = self._stored(source, delivery_id, delivery.digest)
+        if existing is not None and not self._waits(existing, delivery, secret):
+            return self._notice_repeat(existing, delivery, delivery_id, secret)
+        if self.notice_refusals.exhausted(client) and (
+            notices.waiting_run_id(delivery, secret, self.store) is None
+        ):
+            self.notice_refusals.throttled(client, delivery_id)
+            raise RateLimited(source, self.notice_refusals.per_minute)
+        # The desk reads the Table API: outside the lock, so no other delivery waits on it.
+        found = notices.deliver(self.cab_approvals, delivery, secret, self.store.get_run)
+        if found.refused:
+            self.notice_refusals.refused(client)
+        row = DeliveryFacts(source=source, delivery_id=delivery_id, event=notices.NOTICE_EVENT,
+                            digest=delivery.digest, received_at=delivery.received_at)  # fmt: skip
+        status = REFUSED if found.refused else DONE
         with self._writes:
-            existing = self.queue.get(source, delivery_id) or self.queue.get_by_digest(
-                source, delivery.digest
-            )
-            if existing is None:
-                found = notices.deliver(self.cab_approvals, delivery, secret, self.store.get_run)
-                row = DeliveryFacts(source=source, delivery_id=delivery_id,
-                                    event=notices.NOTICE_EVENT, digest=delivery.digest,
-                                    received_at=delivery.received_at)  # fmt: skip
+            stored = self._lookup(source, delivery_id, delivery.digest)
+            if stored is None:
                 with self.store.atomic() as tx:
-                    self.queue.add(tx.session, row, status=REFUSED if found.refused else DONE,
-                                   run_id=found.run_id, reason=found.reason)  # fmt: skip
-                if found.refused:
-                    raise notices.NoticeRefused(delivery_id, found.status, found.reason)
-                return Receipt(source=source, delivery_id=delivery_id, status=DONE,
-                               run_id=found.run_id, state=found.state,
-                               reason=found.reason)  # fmt: skip
-            parsed = ParsedDelivery(delivery_id=delivery_id, event=notices.NOTICE_EVENT)
-            receipt = self._duplicate(source, parsed, existing, delivery.digest)
+                    self.queue.add(tx.session, row, status=status, run_id=found.run_id,
+                                   reason=found.reason)  # fmt: skip
+            elif existing is not None and stored.id == existing.id:  # read again: the latest
+                self.queue.mark(stored.id, status, reason=found.reason)
+        if found.refused:
+            raise notices.NoticeRefused(delivery_id, found.status, found.reason)
+        return Receipt(source=source, delivery_id=delivery_id, status=DONE,
+                       run_id=found.run_id, state=found.state, reason=found.reason,
+                       duplicate=stored is not None)  # fmt: skip
+
+    def _stored(self, source: str, delivery_id: str, digest: str) -> QueuedDelivery | None:
+        """The stored delivery with this id, or else with this body, of `source` (takes the
+        write lock: call it without)."""
+        with self._writes:
+            return self._lookup(source, delivery_id, digest)
+
+    def _lookup(self, source: str, delivery_id: str, digest: str) -> QueuedDelivery | None:
+        """`_stored` for a caller holding the write lock."""
+        return self.queue.get(source, delivery_id) or self.queue.get_by_digest(source, digest)
+
+    def _waits(self, existing: QueuedDelivery, delivery: Delivery, secret: str) -> bool:
+        """Whether a repeated notice is read again: the change it names has a run still
+        `approved` (waiting for the CAB). ServiceNow is the source of truth and the notice
+        only a prompt, so a notice id taken first (by a forged notice that pre-sent
+        ServiceNow's next `<sys_id>:<sys_mod_count>`, or by an earlier read that still
+        waited or was refused) never keeps a waiting run from being handed off."""
+        if existing.status not in (DONE, REFUSED):
+            return False
+        return notices.waiting_run_id(delivery, secret, self.store) is not None
+
+    def _notice_repeat(
+        self, existing: QueuedDelivery, delivery: Delivery, delivery_id: str, secret: str
+    ) -> Receipt:
+        """A repeated notice whose change no run waits on: answered as the first."""
+        parsed = ParsedDelivery(delivery_id=delivery_id, event=notices.NOTICE_EVENT)
+        receipt = self._duplicate(notices.NOTICE_SOURCE, parsed, existing, delivery.digest)
         if receipt.status == REFUSED:
             status = notices.refusal_status(delivery, secret)
             raise notices.NoticeRefused(delivery_id, status, existing.reason or "", duplicate=True)
@@ -373,11 +414,13 @@ class WebhookIntake:
         """Publish the counts of minutes that are over (call at least once a minute)."""
         self.rejections.flush(only_ended=True)
         self.duplicates.flush(only_ended=True)
+        self.notice_refusals.tally.flush(only_ended=True)
 
     def close(self) -> None:
         """Publish the rejection and duplicate counts still pending (call at shutdown)."""
         self.rejections.flush()
         self.duplicates.flush()
+        self.notice_refusals.tally.flush()
 
     def _refuse_unauthenticated(
         self, delivery: Delivery, err: DeliveryRejected | DeliveryInvalid, client: str
@@ -434,31 +477,36 @@ class WebhookIntake:
         transaction: the delivery, its outcome event, `webhook-reconciled`), then send any
         alert; a repeated delivery id or body answers with the first one's outcome."""
         assert self.reconciler is not None
+        existing = self._stored(source, parsed.delivery_id, digest)
+        if existing is not None:
+            return self._duplicate(source, parsed, existing, digest)
+        # The reconciler asks the forge (REST calls): outside the lock, so no other
+        # delivery waits on the forge. A copy stored meanwhile by another request wins and
+        # this outcome is dropped (the desk refuses a second recording of the same review).
+        found = self.reconciler.reconcile(event)
+        row = DeliveryFacts(
+            source=source,
+            delivery_id=parsed.delivery_id,
+            event=parsed.event,
+            digest=digest,
+            received_at=received_at,
+        )
         with self._writes:
-            existing = self.queue.get(source, parsed.delivery_id) or self.queue.get_by_digest(
-                source, digest
-            )
-            if existing is not None:
-                return self._duplicate(source, parsed, existing, digest)
-            found = self.reconciler.reconcile(event)
-            row = DeliveryFacts(
-                source=source,
-                delivery_id=parsed.delivery_id,
-                event=parsed.event,
-                digest=digest,
-                received_at=received_at,
-            )
-            with self.store.atomic() as tx:
-                self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
-                               reason=found.reason)  # fmt: skip
-                if found.audit:
-                    tx.audit(found.audit, actor=found.actor, run_id=found.run_id or "",
-                             delivery_id=parsed.delivery_id, **found.data)  # fmt: skip
-                tx.audit("webhook-reconciled", actor=f"intake:{source}",
-                         run_id=found.run_id or "", source=source,
-                         delivery_id=parsed.delivery_id, event=parsed.event,
-                         payload_digest=digest, outcome=found.outcome,
-                         reason=found.reason)  # fmt: skip
+            existing = self._lookup(source, parsed.delivery_id, digest)
+            if existing is None:
+                with self.store.atomic() as tx:
+                    self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
+                                   reason=found.reason)  # fmt: skip
+                    if found.audit:
+                        tx.audit(found.audit, actor=found.actor, run_id=found.run_id or "",
+                                 delivery_id=parsed.delivery_id, **found.data)  # fmt: skip
+                    tx.audit("webhook-reconciled", actor=f"intake:{source}",
+                             run_id=found.run_id or "", source=source,
+                             delivery_id=parsed.delivery_id, event=parsed.event,
+                             payload_digest=digest, outcome=found.outcome,
+                             reason=found.reason)  # fmt: skip
+        if existing is not None:
+            return self._duplicate(source, parsed, existing, digest)
         self.reconciler.send_alert(found)
         return Receipt(
             source=source,
@@ -514,14 +562,21 @@ class WebhookIntake:
     ) -> Receipt:
         """Store an authenticated delivery and decide it (webhooks and schedules alike)."""
         with self._writes:
-            receipt = self._accept(source, parsed, digest=digest, received_at=received_at)
+            stored = self._accept(source, parsed, digest=digest, received_at=received_at)
+        # A repeat is counted outside the lock: the tally may publish, which takes it.
+        receipt = (
+            self._duplicate(source, parsed, stored, digest)
+            if isinstance(stored, QueuedDelivery)
+            else stored
+        )
         if receipt.status == QUEUED and not receipt.duplicate and self.on_queued is not None:
             self.on_queued()
         return receipt
 
     def _accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
-    ) -> Receipt:
+    ) -> Receipt | QueuedDelivery:
+        """The stored delivery's receipt, or the delivery stored first when it repeats one."""
         # The same delivery id, or the same signed body under another id (GitHub and GitLab
         # sign no timestamp: a replayed body must not start a second run).
         existing = self.queue.get(source, parsed.delivery_id) or self.queue.get_by_digest(
@@ -534,7 +589,7 @@ class WebhookIntake:
                 existing = self.queue.get(source, parsed.delivery_id)
                 if existing is None:
                     raise
-        return self._duplicate(source, parsed, existing, digest)
+        return existing
 
     def _duplicate(
         self, source: str, parsed: ParsedDelivery, existing: QueuedDelivery, digest: str
