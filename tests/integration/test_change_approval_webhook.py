@@ -10,16 +10,20 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory
 from codefactory.review.settings import ChangeSettings, ReviewTrackSettings
+from codefactory.store.models import RunRow
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.web.app import create_app
 from tests.context_helpers import vendor_settings
@@ -260,3 +264,110 @@ def test_servicenow_down_leaves_the_run_approved_and_says_why(
     assert "could not read the CAB's approval" in answer.json()["reason"]
     assert factory.store.require_run(run_id).state is RunState.APPROVED
     assert events(factory, "cab-approval-check-failed", run_id)
+
+
+# -- what the red team found: forged notices that pre-empt ServiceNow's, and floods ----------
+
+
+def test_a_forged_notice_that_took_the_next_ids_first_does_not_stop_the_hand_off(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, keys, tmp_path = world
+    run_id = filed_run(factory, tmp_path)
+    change = change_of(factory, run_id)
+    # while the run is still in review no approved run waits: refused and stored refused
+    early = post(app, notice(change, "approved", 2, junk="forged"), client="10.0.0.90")
+    assert early.status_code == 404, early.text
+    approve(factory, run_id, keys)
+    servicenow.approvals[change["sys_id"]] = "requested"
+    for count in (3, 4):  # ServiceNow's next ids, taken while the CAB has not decided
+        forged = post(app, notice(change, "approved", count, junk="forged"), client="10.0.0.90")
+        assert forged.status_code == 202 and forged.json()["state"] == "approved"
+    servicenow.approvals[change["sys_id"]] = "approved"
+
+    real = post(app, notice(change, "approved", 2))  # the id refused while in review
+    assert real.status_code == 202, real.text
+    assert real.json()["duplicate"] is True and real.json()["state"] == "in_qa"
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+    stored = {d.delivery_id: d for d in world[1].queue.search(limit=1000)}
+    assert stored[f"{change['sys_id']}:2"].status == "done"  # the latest reading
+
+
+def test_a_repeated_notice_taken_by_a_forgery_still_hands_the_run_off(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+    servicenow.approvals[change["sys_id"]] = "requested"
+    forged = post(app, notice(change, "approved", 7, junk="forged"), client="10.0.0.91")
+    assert forged.status_code == 202 and forged.json()["state"] == "approved"
+    servicenow.approvals[change["sys_id"]] = "approved"
+    real = post(app, notice(change, "approved", 7))  # ServiceNow's own, same id
+    assert real.status_code == 202 and real.json()["state"] == "in_qa", real.text
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+
+
+def test_authenticated_refusals_are_audited_up_to_the_budget_then_answered_429_and_counted(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, dispatch, app, _, _ = world
+    run_id, change = waiting_run(world)
+    servicenow.approvals[change["sys_id"]] = "approved"
+    before = len(events(factory, "cab-approval-delivery-refused"))
+    flood = "10.0.0.92"
+    codes = []
+    for i in range(BUDGET + 3):
+        stranger = {"number": f"CHG9{i:06d}", "sys_id": f"ab{i:030x}"}
+        codes.append(post(app, notice(stranger, "approved", 1), client=flood).status_code)
+    assert codes == [404] * BUDGET + [429] * 3
+    malformed = post(app, json.dumps({"number": "CHG2", "sys_id": "d" * 32}).encode(),
+                     client=flood)  # fmt: skip
+    assert malformed.status_code == 429
+    assert len(events(factory, "cab-approval-delivery-refused")) == before + BUDGET
+    assert (
+        post(
+            app, notice({"number": "CHG1", "sys_id": "c" * 32}, "approved", 1), client="10.0.0.93"
+        ).status_code
+        == 404
+    )  # another client: its own budget
+
+    # a notice of a change an approved run waits on is never refused by the budget
+    moved = post(app, notice(change, "approved", 3), client=flood)
+    assert moved.status_code == 202 and moved.json()["state"] == "in_qa", moved.text
+
+    dispatch.intake.close()  # publish the minute's count
+    [summary] = [e for e in events(factory, "cab-approval-delivery-refusals")
+                 if e["client"]["text"] == flood]  # fmt: skip
+    assert summary["count"] == 4 and summary["source"] == "servicenow-change"
+    assert summary["first_delivery_id"]["text"] == f"ab{BUDGET:030x}:1"
+
+
+def test_an_approved_run_older_than_a_thousand_newer_runs_is_still_found(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path], servicenow: ServiceNowStandin
+) -> None:
+    factory, _, app, _, _ = world
+    run_id, change = waiting_run(world)
+    run = factory.store.require_run(run_id)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    # 1001 newer runs written straight to the store: only their number and age matter
+    newer = [
+        {
+            "id": f"r-newer-{i:04d}",
+            "trigger_id": run.trigger_id,
+            "kind": run.kind.value,
+            "repository": run.repository,
+            "sponsor": "",
+            "agent_id": "",
+            "state": "refused",
+            "reason": "",
+            "created_at": later + timedelta(seconds=i),
+        }
+        for i in range(1001)
+    ]
+    with Session(factory.store.engine) as session, session.begin():
+        session.execute(insert(RunRow), newer)
+    assert run_id not in {r.id for r in factory.store.search_runs(limit=1000)}
+    servicenow.approvals[change["sys_id"]] = "approved"
+    moved = post(app, notice(change, "approved", 2), client="10.0.0.94")
+    assert moved.status_code == 202 and moved.json()["run_id"] == run_id, moved.text
+    assert factory.store.require_run(run_id).state is RunState.IN_QA

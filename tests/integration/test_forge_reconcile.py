@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ from tests.fixtures.webhooks.signed import HERE, SECRETS, headers
 from tests.forge_standins.git_http import GitHttpStandin
 from tests.forge_standins.github import GitHubStandin, PullRequest
 from tests.forge_standins.gitlab import GitLabStandin, MergeRequest
+from tests.forge_standins.loopback import Answer, Seen
 from tests.integration.signed_people import factory_for, run_in_review
 from tests.integration.test_review_notifications import TOKEN, SlackStandIn
 from tests.integration.test_webhooks import post
@@ -472,6 +475,53 @@ def test_a_repeated_approval_delivery_is_answered_once(world: World) -> None:
     assert len(world.events(run_id, "forge-approval-refused")) == 1
 
 
+def test_a_slow_forge_does_not_hold_up_another_delivery(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_run, fast_run = world.run(), world.run()
+    bodies = {
+        run_id: review(run_id, world.head(run_id), "jordan-gh", number=world.number(run_id),
+                       review_id=world.on_forge(run_id, "jordan-gh"))
+        for run_id in (slow_run, fast_run)
+    }  # fmt: skip
+    github = world.github
+    assert github is not None
+    asked, release, finished = threading.Event(), threading.Event(), threading.Event()
+    slow_pull = re.compile(rf".*/pulls/{world.number(slow_run)}(/.*)?")
+    handle = github.handle
+
+    def slow(seen: Seen) -> Answer:  # the forge stalls on the slow run's request
+        if slow_pull.fullmatch(seen.path):
+            asked.set()
+            release.wait(2.5)
+        return handle(seen)
+
+    monkeypatch.setattr(github, "handle", slow)
+    answers: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            answers["slow"] = deliver(world, "github", bodies[slow_run], "pull_request_review")
+        finally:
+            finished.set()
+
+    stalled = threading.Thread(target=first, daemon=True)
+    stalled.start()
+    try:
+        assert asked.wait(2), "the slow delivery never asked the forge"
+        fast = deliver(world, "github", bodies[fast_run], "pull_request_review")
+        answered_first = not finished.is_set()
+    finally:
+        release.set()
+        stalled.join(5)
+    assert answered_first, "the second delivery waited for the first one's forge calls"
+    assert (fast["run_id"], fast["status"]) == (fast_run, "done"), fast
+    assert (answers["slow"]["run_id"], answers["slow"]["status"]) == (slow_run, "done")
+    for run_id in (slow_run, fast_run):
+        (reconciled,) = world.events(run_id, "webhook-reconciled")
+        assert reconciled.data["outcome"] == "forge-approval-recorded"
+
+
 # -- merges ------------------------------------------------------------------------------------
 
 
@@ -486,7 +536,7 @@ def test_an_unapproved_merge_is_audited_and_alerts_security(world: World) -> Non
     assert receipt["status"] == "done" and receipt["state"] == "in_review"
     assert "without the factory's approval" in receipt["reason"]
     (event,) = world.events(run_id, "merge-unapproved")
-    assert event.actor == "user:mona"
+    assert event.actor == "github:mona-gh" and event.data["merged_by_person"] == "mona"
     assert (event.data["merged_commit"], event.data["packaged_commit"]) == (head, head)
     assert event.data["merged_by"] == "mona-gh" and event.data["request"] == str(number)
     assert "recorded no approval" in event.data["why"]
@@ -546,7 +596,11 @@ def test_changes_requested_on_the_forge_are_recorded_and_the_run_stays_in_review
     receipt = deliver(world, "github", body, "pull_request_review")
     assert receipt["status"] == "done" and receipt["state"] == "in_review"
     (asked,) = world.events(run_id, "forge-changes-requested")
-    assert asked.actor == "user:jordan.lee" and asked.data["request"] == str(number)
+    assert (
+        asked.actor == "github:jordan-gh"
+        and asked.data["person"] == "jordan.lee"
+        and asked.data["request"] == str(number)
+    )
     assert world.factory.store.require_run(run_id).state is RunState.IN_REVIEW
 
 
@@ -559,7 +613,7 @@ def test_the_factorys_commit_merged_from_a_copied_branch_is_matched_by_its_commi
     receipt = deliver(world, "github", copied, "pull_request")
     assert receipt["run_id"] == run_id and "without the factory's approval" in receipt["reason"]
     (event,) = world.events(run_id, "merge-unapproved")
-    assert event.data["branch"] == "hotfix/rate" and event.actor == "user:priya.shah"
+    assert event.data["branch"] == "hotfix/rate" and event.actor == "github:priya-gh"
     assert len(alerts_for(world, run_id)) == 1
     # a merge of another branch whose head is no packaged commit is nobody's business here
     other = merged("x", OTHER_COMMIT, branch="feature/login")
