@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from codefactory.store.models import RunRow
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.web.app import create_app
 from tests.context_helpers import vendor_settings
-from tests.context_standins.vendors import ServiceNowStandin
+from tests.context_standins.vendors import RecordedRequest, ServiceNowStandin
 from tests.integration.signed_people import Key, factory_for
 from tests.integration.test_change_approval import approve, change_of, filed_run
 from tests.integration.test_review_track import track_people
@@ -371,3 +372,59 @@ def test_an_approved_run_older_than_a_thousand_newer_runs_is_still_found(
     moved = post(app, notice(change, "approved", 2), client="10.0.0.94")
     assert moved.status_code == 202 and moved.json()["run_id"] == run_id, moved.text
     assert factory.store.require_run(run_id).state is RunState.IN_QA
+
+
+class SlowTableApi:
+    """Holds ServiceNow's answers about one change until released (at most 2.5 s)."""
+
+    def __init__(self, servicenow: ServiceNowStandin, sys_id: str) -> None:
+        self.asked, self.release = threading.Event(), threading.Event()
+        self._answer, self._sys_id = servicenow.answer, sys_id
+
+    def __call__(self, request: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+        if request.path.endswith(self._sys_id):
+            self.asked.set()
+            self.release.wait(2.5)
+        return self._answer(request)
+
+
+def in_thread(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def test_a_slow_table_api_holds_up_no_other_change_and_one_change_is_handed_off_once(
+    world: tuple[Factory, Dispatch, Any, dict[str, Key], Path],
+    servicenow: ServiceNowStandin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    factory, _, app, _, _ = world
+    slow_run, slow_change = waiting_run(world)
+    other_run, other_change = waiting_run(world)
+    for change in (slow_change, other_change):
+        servicenow.approvals[change["sys_id"]] = "approved"
+    slow = SlowTableApi(servicenow, slow_change["sys_id"])
+    monkeypatch.setattr(servicenow, "answer", slow)
+    first, first_answer = in_thread(lambda: post(app, notice(slow_change, "approved", 2)))
+    second = None
+    try:
+        assert slow.asked.wait(2), "the notice never read the Table API"
+        # another notice of the same change waits its turn; another change's does not
+        second, second_answer = in_thread(lambda: post(app, notice(slow_change, "approved", 3)))
+        other = post(app, notice(other_change, "approved", 2))
+        answered_first = first.is_alive()
+    finally:
+        slow.release.set()
+        first.join(5)
+        if second is not None:
+            second.join(5)
+    assert answered_first, "a notice of another change waited for the slow Table API"
+    assert other.status_code == 202 and other.json()["state"] == "in_qa", other.text
+    assert factory.store.require_run(other_run).state is RunState.IN_QA
+    assert first_answer[0].status_code == 202 and first_answer[0].json()["state"] == "in_qa"
+    # the second notice came after the hand-off: its run no longer waits, and nothing broke
+    assert second_answer[0].status_code == 404, second_answer[0].text
+    assert factory.store.require_run(slow_run).state is RunState.IN_QA
+    assert len(events(factory, "cab-approved", slow_run)) == 1

@@ -113,6 +113,12 @@ def notice_id(delivery: Delivery) -> str:
     return delivery.digest
 
 
+def change_of(delivery_id: str) -> str:
+    """The change a notice id names (its `sys_id`), or the id itself when it is a digest."""
+    sys_id, sep, _ = delivery_id.partition(":")
+    return sys_id if sep and _SYS_ID.fullmatch(sys_id) else delivery_id
+
+
 def check_fresh(delivery: Delivery, delivery_id: str, window_s: float) -> None:
     """`DeliveryStale` when the body's `sent_at` is further than `window_s` from receipt."""
     try:
@@ -246,6 +252,7 @@ __all__ = [
     "NoticeRefused",
     "ThrottledNotices",
     "authenticate",
+    "change_of",
     "check_fresh",
     "deliver",
     "notice_id",

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,6 +192,34 @@ def accept_ticket(
     return factory.loop.execute(run_id, repo=checkout)
 
 
+class SubjectLocks:
+    """One lock per subject (a run's branch, a change's sys_id), held while a delivery about
+    it asks the forge or ServiceNow and acts on the answer: deliveries about one subject take
+    turns (two notices of one change must not both hand its run off), deliveries about others
+    do not wait. A subject's lock lives only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, subject: str) -> Iterator[None]:
+        """Hold `subject`'s lock for the `with` block."""
+        with self._guard:
+            lock, users = self._locks.get(subject, (threading.Lock(), 0))
+            self._locks[subject] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[subject]
+                if users == 1:
+                    del self._locks[subject]
+                else:
+                    self._locks[subject] = (lock, users - 1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Receipt:
     """What intake answers a sender: the delivery, what became of it, and its run."""
@@ -262,6 +291,8 @@ class WebhookIntake:
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
+        # Asking the forge or ServiceNow happens outside it, one delivery per subject at a time.
+        self._subjects = SubjectLocks()
         self.rejections = RejectionTally(self._publisher("webhook-rejections"))
         self.duplicates = DuplicateTally(self._publisher("webhook-duplicate"))
         self.budget = RejectionBudget(settings.rejections_per_minute)
@@ -333,6 +364,16 @@ class WebhookIntake:
         except DeliveryRejected as err:
             self._count_rejection(delivery, err, client)  # signed: never a 429
             raise
+        with self._subjects.hold("servicenow-change:" + notices.change_of(delivery_id)):
+            return self._take_notice(delivery, delivery_id, secret, client)
+
+    def _take_notice(
+        self, delivery: Delivery, delivery_id: str, secret: str, client: str
+    ) -> Receipt:
+        """The authenticated, fresh notice handed to the desk and stored (the caller holds
+        its change's subject lock, not the write lock)."""
+        assert self.cab_approvals is not None
+        source = notices.NOTICE_SOURCE
         existing = self._stored(source, delivery_id, delivery.digest)
         if existing is not None and not self._waits(existing, delivery, secret):
             return self._notice_repeat(existing, delivery, delivery_id, secret)
@@ -476,6 +517,19 @@ class WebhookIntake:
         """Store a forge review or merge delivery with what reconciliation made of it (one
         transaction: the delivery, its outcome event, `webhook-reconciled`), then send any
         alert; a repeated delivery id or body answers with the first one's outcome."""
+        with self._subjects.hold(f"forge:{event.forge}:{event.repository}:{event.branch}"):
+            return self._reconcile(source, parsed, event, digest=digest, received_at=received_at)
+
+    def _reconcile(
+        self,
+        source: str,
+        parsed: ParsedDelivery,
+        event: ForgeEvent,
+        *,
+        digest: str,
+        received_at: datetime,
+    ) -> Receipt:
+        """`reconcile` under the event's subject lock (not the write lock)."""
         assert self.reconciler is not None
         existing = self._stored(source, parsed.delivery_id, digest)
         if existing is not None:
