@@ -14,7 +14,11 @@ What the route answers (the desk audits each authenticated refusal as
 `cab-approval-delivery-refused`): 202 with the run and its state (`in_qa`, `handed_off`,
 `rejected`, or still `approved` with the reason it waits); 404 (`NoticeRefused`) for a
 well-formed notice about a change no approved run waits on; 422 for an authenticated body that
-is not such a notice.
+is not such a notice; 429 once a client has had `triggers.rejections_per_minute` such refusals
+this minute (`NoticeRefusals`: counted into one `cab-approval-delivery-refusals` event per client
+and minute instead). A notice naming a change an approved run waits on is never refused by the
+budget, and is read again even when its id repeats: the id is predictable, so a forged notice
+sent first must not take the genuine one's place (a refusal or a wait is never final).
 """
 
 from __future__ import annotations

@@ -23,7 +23,14 @@ A forge's review and merge events about the factory's own `factory/<run-id>` bra
 
 A ServiceNow business rule's notice that a change's `approval` changed
 (`receive_change_notice`, `runs/change_notices.py`) goes through the same size cap, secret
-(the ServiceNow source's), rejection budget and duplicate check, then to the review desk.
+(the ServiceNow source's), rejection budget and duplicate check, then to the review desk; a
+repeat is read again while the change's run still waits for the CAB, and authenticated
+refusals have a budget per client and minute of their own (`change_notices.NoticeRefusals`).
+
+The forge (reconciliation confirms each approval over its REST API) and ServiceNow's Table
+API are asked outside the write lock: a repeat is looked for under it, the vendor asked
+without it (one delivery per subject at a time: `SubjectLocks`, a run's branch or a change),
+then the outcome stored under it after a second look (a copy stored meanwhile wins).
 """
 
 from __future__ import annotations
