@@ -368,7 +368,7 @@ def test_an_approval_of_an_unpublished_run_is_refused_and_changes_asked_are_reco
     receipt = deliver(app, flavour, flavour.changes(branch, OTHER_COMMIT, flavour.alice)).json()
     assert receipt["status"] == "done", receipt
     asked = events(factory, run_id)["forge-changes-requested"]
-    assert asked["actor"] == "user:alice" and asked["forge"] == "bitbucket"
+    assert asked["actor"] == f"bitbucket:{flavour.alice}" and asked["person"] == "alice"
     assert asked["repository"] == flavour.repository
     assert asked.get("abbreviated_commit", False) is flavour.cloud  # Cloud's 12 digits, kept
     assert factory.store.require_run(run_id).state is RunState.IN_REVIEW

@@ -51,6 +51,8 @@ NOT_OURS = "not-the-factorys"
 """Outcome of a merge of another branch whose head is no run's packaged commit."""
 APPROVAL_RECORDED = "forge-approval-recorded"
 REQUEST_OPENED = "pull-request-opened"
+MAX_APPROVERS = 10
+"""Approvers of one event tried at most (Azure DevOps lists every vote): each is a forge call."""
 APPROVAL_REFUSED = "forge-approval-refused"
 SIGNED_REVIEW = "review-signed"
 
@@ -120,13 +122,9 @@ class Reconciler:
         if self.forges and event.forge not in self.forges:
             why = f"this factory publishes to {', '.join(sorted(self.forges))}, not {event.forge}"
             return _unmatched(facts, None, why)
-        if not event.on_factory_branch:  # only merges are read off the factory's branches
-            found = self.runs_with_commit(event.commit)
-            if len(found) != 1:
-                return _not_ours(facts, event, ambiguous=len(found) > 1)
-            run: Run | None = found[0]
-        else:
-            run = self.run_of(event.run_id)
+        if event.kind is ForgeEventKind.MERGE:
+            return self._merge_of(event, facts)
+        run = self.run_of(event.run_id)
         if run is None:
             return _unmatched(facts, None, f"no run `{shown(event.run_id)}` is known here")
         mismatch = _other_repository(run, event, self.hostname)
@@ -140,17 +138,44 @@ class Reconciler:
             person = self._person(event.forge, event.login)
         except (IdentityError, ValueError) as err:
             return _unmatched(facts, run, f"the {event.forge} login cannot be read: {err}")
-        if event.kind is ForgeEventKind.MERGE:
-            return self._merge(event, run, person, facts)
         if person is None:
             why = f"the {event.forge} login '{shown(event.login)}' is not in the directory"
             return _unmatched(facts, run, why)
         if event.kind is ForgeEventKind.CHANGES_REQUESTED:
+            # the webhook's word, not confirmed with the forge: the actor is the forge login
             reason = f"changes requested by {person.id} on {event.forge} #{event.request}"
             return Reconciliation(status=DONE, outcome=CHANGES_REQUESTED, reason=reason,
                                   run_id=run.id, state=run.state.value, audit=CHANGES_REQUESTED,
-                                  actor=person.actor, data=facts)  # fmt: skip
+                                  actor=_forge_actor(event),
+                                  data={**facts, "person": person.id})  # fmt: skip
         return self._approval(event, run, person)
+
+    def _merge_of(self, event: ForgeEvent, facts: dict[str, Any]) -> Reconciliation:
+        """A merge, matched to its run by the `factory/<run-id>` branch in the run's own
+        repository, else by its merged head commit wherever it was merged (a copied branch,
+        an unknown run id, another repository: each is a merge the factory did not approve).
+        No run's commit: not the factory's."""
+        run = self.run_of(event.run_id) if event.on_factory_branch else None
+        off = ""
+        if run is None or _other_repository(run, event, self.hostname):
+            found = self.runs_with_commit(event.commit)
+            if len(found) != 1:
+                if run is None and event.on_factory_branch and not found:
+                    why = f"no run `{shown(event.run_id)}` is known here"
+                    return _unmatched(facts, None, why)
+                return _not_ours(facts, event, ambiguous=len(found) > 1)
+            run = found[0]
+            off = _other_repository(run, event, self.hostname) or (
+                f"merged from `{shown(event.branch)}`, not the run's branch {run.branch}"
+                if event.branch != run.branch
+                else ""
+            )
+        event = _expanded(event, run)
+        try:
+            person = self._person(event.forge, event.login)
+        except (IdentityError, ValueError):
+            person = None
+        return self._merge(event, run, person, _facts(event), off=off)
 
     def _person(self, forge: str, login: str) -> Person | None:
         """The directory person holding `login` on `forge`; None for an empty login (a merge
@@ -164,7 +189,9 @@ class Reconciler:
         among them in turn, until the desk records one; else the last refusal, or unmatched
         when nobody is in the directory."""
         outcome: Reconciliation | None = None
-        for login in (event.login, *event.also):
+        # each login once, and a bounded few: every one is asked of the forge
+        logins = list(dict.fromkeys((event.login, *event.also)))[:MAX_APPROVERS]
+        for login in logins:
             try:
                 person = self._person(event.forge, login)
             except (IdentityError, ValueError):
@@ -176,8 +203,8 @@ class Reconciler:
                 return outcome
         if outcome is not None:
             return outcome
-        logins = ", ".join(f"'{shown(login)}'" for login in (event.login, *event.also))
-        return _unmatched(facts, run, f"no {event.forge} approver ({logins}) is in the directory")
+        named = ", ".join(f"'{shown(login)}'" for login in logins)
+        return _unmatched(facts, run, f"no {event.forge} approver ({named}) is in the directory")
 
     def send_alert(self, reconciliation: Reconciliation) -> None:
         """Send the reconciliation's alert, if any (after its audit event is stored)."""
@@ -257,7 +284,13 @@ class Reconciler:
         )
 
     def _merge(
-        self, event: ForgeEvent, run: Run, person: Person | None, facts: dict[str, Any]
+        self,
+        event: ForgeEvent,
+        run: Run,
+        person: Person | None,
+        facts: dict[str, Any],
+        *,
+        off: str = "",
     ) -> Reconciliation:
         data = {
             **facts,
@@ -268,8 +301,8 @@ class Reconciler:
             "merged_by_person": person.id if person is not None else "",
             "run_state": run.state.value,
         }
-        why = self._unapproved(event, run)
-        actor = person.actor if person is not None else f"{event.forge}:{shown(event.login)}"
+        why = off or self._unapproved(event, run)
+        actor = _forge_actor(event)  # the webhook's word: who merged is not confirmed
         if not why:
             reason = f"merged on {event.forge} #{event.request} by {shown(event.login)}"
             return Reconciliation(status=DONE, outcome=MERGE_RECORDED, reason=reason,
@@ -314,6 +347,13 @@ NOT_YET = {
     RunState.IN_UAT: "UAT has not signed off",
     RunState.REJECTED: "it was rejected",
 }
+
+
+def _forge_actor(event: ForgeEvent) -> str:
+    """The actor of an act only the forge's webhook vouches for: `<forge>:<login>`, never a
+    directory person's `user:` name (the event's `person` field says whom the login maps
+    to)."""
+    return f"{event.forge}:{shown(event.login) or 'unknown'}"
 
 
 def _not_ours(facts: dict[str, Any], event: ForgeEvent, *, ambiguous: bool) -> Reconciliation:
