@@ -615,6 +615,11 @@ def test_the_factorys_commit_merged_from_a_copied_branch_is_matched_by_its_commi
     (event,) = world.events(run_id, "merge-unapproved")
     assert event.data["branch"] == "hotfix/rate" and event.actor == "github:priya-gh"
     assert len(alerts_for(world, run_id)) == 1
+    # nor does a factory/ branch naming a run that does not exist hide the commit
+    unknown = merged(run_id, head, login="priya-gh", branch="factory/r-not-a-run")
+    receipt = deliver(world, "github", unknown, "pull_request")
+    assert receipt["run_id"] == run_id and "factory/r-not-a-run" in receipt["reason"]
+    assert len(world.events(run_id, "merge-unapproved")) == 2
     # a merge of another branch whose head is no packaged commit is nobody's business here
     other = merged("x", OTHER_COMMIT, branch="feature/login")
     receipt = deliver(world, "github", other, "pull_request")
