@@ -329,3 +329,29 @@ def test_whoever_approved_or_signed_an_earlier_stage_never_signs_a_later_one(
     assert "segregation of duties" in str(refused["reason"])
     assert factory.store.require_run(run_id).state is RunState.IN_UAT
     assert sign_off(factory, run_id, keys, "uma", "uat").state is RunState.ACCEPTED
+
+
+def test_a_key_that_approved_signs_no_later_stage_under_another_name(tmp_path: Path) -> None:
+    """The key moved in the directory from the reviewer to a QA person after the approval:
+    the same key signing again is the same hands, whatever name it is listed under now."""
+    folder = tmp_path / "people"
+    keys = {name: make_key(folder / "keys", name) for name in ("priya.shah", "rex", "quinn")}
+    sponsor = person("Priya Shah", roles=["sponsor"], unix=os_account(),
+                     ssh_keys=[keys["priya.shah"].public])  # fmt: skip
+
+    def directory(rex_key: str, quinn_key: str) -> Path:
+        return write_directory(folder / "directory.toml", {
+            "priya.shah": sponsor,
+            "rex": person("Rex", roles=["reviewer"], ssh_keys=[rex_key]),
+            "quinn": person("Quinn", roles=["qa"], ssh_keys=[quinn_key]),
+        })  # fmt: skip
+
+    path = directory(keys["rex"].public, keys["quinn"].public)
+    factory = factory_for(tmp_path, path, review=ReviewTrackSettings(sign_offs=["qa"]))
+    run_id = run_in_review(factory, tmp_path)
+    approve(factory, run_id, keys, who="rex")
+    assert factory.store.require_run(run_id).state is RunState.IN_QA
+    directory(keys["quinn"].public, keys["rex"].public)  # rex's key is now listed as quinn's
+    with pytest.raises(SelfApprovalRefused, match="reviewer who approved it"):
+        sign_off(factory, run_id, keys, "quinn", "qa", key="rex")
+    assert factory.store.require_run(run_id).state is RunState.IN_QA

@@ -87,6 +87,11 @@ def test_normalised_identities_compare_as_their_normal_forms(text: str) -> None:
             'identities = { github = ["X"] }\n',
             "belongs to both 'a' and 'b'",
         ),
+        (
+            '[people."a"]\nssh_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOqQ a@laptop"]\n'
+            '[people."b"]\nssh_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOqQ b@desk"]\n',
+            "SSH key ssh-ed25519 …NTE5AAAAIOqQ belongs to both 'a' and 'b'",
+        ),
         ('[people."a\u200b"]\n', "U+200B"),
         ('[people."Not Valid"]\n', "lower case"),
         ('[people."a"]\nssh_keys = ["hello"]\n', "not an OpenSSH public key"),

@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -232,7 +232,25 @@ def read_directory(
                         f"directory {path}: the {kind.value} identity {value!r} belongs to "
                         f"both {other.id!r} and {person.id!r}"
                     )
+    shared = key_held_twice(people.values())
+    if shared:
+        raise DirectoryInvalid(f"directory {path}: {shared}")
     return people, index
+
+
+def key_held_twice(people: Iterable[Person]) -> str:
+    """Why the directory cannot stand (empty: it can): one SSH key listed for two people,
+    who could then sign as either (an approval as one and a sign-off as the other). Keys
+    compare by type and key material, not by their comment."""
+    holders: dict[tuple[str, ...], str] = {}
+    for person in people:
+        for line in person.ssh_keys:
+            material = tuple(line.split()[:2])
+            other = holders.setdefault(material, person.id)
+            if other != person.id:
+                key = f"{material[0]} …{material[-1][-12:]}"
+                return f"the SSH key {key} belongs to both {other!r} and {person.id!r}"
+    return ""
 
 
 PERSON_KEYS = {"name", "email", "roles", "identities", "ssh_keys"}

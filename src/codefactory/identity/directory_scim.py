@@ -42,6 +42,7 @@ from codefactory.identity.directory import (
     IndexedDirectory,
     Person,
     Role,
+    key_held_twice,
     person_from_entry,
 )
 from codefactory.identity.errors import DirectoryInvalid, IdentityRefused
@@ -192,6 +193,9 @@ class ScimDirectory(IndexedDirectory):
                             f"the {kind.value} identity {value!r} belongs to both "
                             f"{other.id!r} and {person.id!r}"
                         )
+        shared = key_held_twice(people.values())
+        if shared:
+            raise self._invalid(shared)
         return people, index
 
     def _invalid(self, what: str) -> DirectoryInvalid:

@@ -229,7 +229,9 @@ class SignOffDesk:
             )
             digest, fingerprint = verified.digest, verified.fingerprint
             check_reviewer(reviewer=verified.person.actor, **parties)
-            self._check_four_eyes(run.id, signer, verified.person.actor)
+            self._check_four_eyes(
+                run.id, signer, verified.person.actor, fingerprint=verified.fingerprint
+            )
             if not accept and not str(verified.fields.get("reason", "")).strip():
                 raise SignOffRefused(run.id, "a rejection names its reason (--reason)")
         except (StatementRefused, PackageAltered) as err:
@@ -242,10 +244,13 @@ class SignOffDesk:
             raise
         return verified
 
-    def _check_four_eyes(self, run_id: str, claimed: str, signer: str) -> None:
+    def _check_four_eyes(
+        self, run_id: str, claimed: str, signer: str, *, fingerprint: str = ""
+    ) -> None:
         """Each stage is another person's: whoever approved the change (a signed verdict or
-        a forge approval) or signed an earlier stage may not sign this one. The earlier
-        signers come from the run's audit events, which the log's checkpoints protect.
+        a forge approval) or signed an earlier stage may not sign this one, under any name:
+        the same key signing again is the same person. The earlier signers come from the
+        run's audit events, which the log's checkpoints protect.
         Raises `SelfApprovalRefused`."""
         for record in self.store.audit_events(run_id):
             if record.name in APPROVAL_EVENTS and record.data.get("verdict", "approve") in (
@@ -253,7 +258,12 @@ class SignOffDesk:
                 "accept",
             ):
                 role = APPROVAL_EVENTS[record.name].format(stage=record.data.get("stage", ""))
-                if same_person(record.actor, signer) or same_person(record.actor, claimed):
+                same_key = bool(fingerprint) and record.data.get("key_fingerprint") == fingerprint
+                if (
+                    same_key
+                    or same_person(record.actor, signer)
+                    or same_person(record.actor, claimed)
+                ):
                     raise SelfApprovalRefused(claimed, role, run_id)
 
     def _refused(
