@@ -8,19 +8,23 @@ characters in an id, a title or a name), 401 unauthenticated or replayed, 413 to
 minute (a delivery whose signature verifies is never answered 429). The client is the
 connection's peer address as the server gives it (`request.client`); no header is read here.
 
-GitHub's `pull_request_review` / `pull_request` and GitLab's `Merge Request Hook` deliveries
-about the factory's own `factory/<run-id>` branches are reconciled with their run, never a
-trigger (`review/reconcile.py`): the receipt's `status` is `done` (recorded: an approval,
-a merge, changes asked), `refused` (the review desk refused the approval: the sponsor, a
-party to the change, another commit) or `ignored` (an unknown run, repository or login),
-`reason` says which.
+Review and merge deliveries (GitHub `pull_request_review` / `pull_request`, GitLab
+`Merge Request Hook`, Azure DevOps `git.pullrequest.*`, Bitbucket `pullrequest:*` / `pr:*`)
+about the factory's `factory/<run-id>` branches, and merges of any branch whose head is a
+packaged commit, are reconciled with their run, never a trigger (`review/reconcile.py`): the
+receipt's `status` is `done` (recorded: an approval, a merge, changes asked), `refused` (the
+approval does not count: the forge does not confirm it, the sponsor, a party to the change,
+another commit) or `ignored` (an unknown run, repository, forge or login), `reason` says
+which.
 
 `POST /webhooks/servicenow-change` (wired when intake has the review desk) takes a ServiceNow
 business rule's notice that a change request's `approval` changed (`runs/change_notices.py`),
 with the ServiceNow source's secret in `X-Codefactory-Token`: 202 with the run and its state
 (still `approved`, with the reason, while ServiceNow's Table API does not say `approved`),
-401/413/429 as above, 404 when no approved run waits on the change, 422 for a body that is
-not a notice; a repeat is answered as the first.
+401/413 as above, 429 past the budget of unauthenticated rejections or, for authenticated
+notices, of refused ones (naming no waiting change) this minute, 404 when no approved run
+waits on the change, 422 for a body that is not a notice; a repeat is answered as the first
+unless its run still waits, when ServiceNow is read again.
 """
 
 from __future__ import annotations
