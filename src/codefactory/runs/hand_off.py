@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from codefactory.context.errors import ContextError
 from codefactory.domain import Run, RunState
 from codefactory.identity.errors import IdentityError
@@ -38,7 +35,6 @@ from codefactory.review.errors import FactsRefused
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.approval_record import ApprovalRecord, approval_document, write_approval
 from codefactory.runs.cab_gate import NOT_REQUIRED, CabGate
-from codefactory.store.models import RunRow
 from codefactory.store.runs import RunStore
 from codefactory.triggers.port import Delivery
 
@@ -264,14 +260,7 @@ def run_waiting_on(store: RunStore, sys_id: str) -> Run | None:
     ServiceNow `sys_id`, or None. Reads only approved runs (the indexed `runs.state`, at most
     `MAX_WAITING`, newest first) and their own audit events, so an old waiting run is found
     and the cost does not grow with the runs that are done."""
-    with Session(store.engine) as session:
-        ids = session.scalars(
-            select(RunRow.id)
-            .where(RunRow.state == RunState.APPROVED.value)
-            .order_by(RunRow.created_at.desc(), RunRow.id.desc())
-            .limit(MAX_WAITING)
-        ).all()
-    for run_id in ids:
+    for run_id in store.run_ids_in_state(RunState.APPROVED, limit=MAX_WAITING):
         change = filed_change(store.audit_events(run_id))
         if change is not None and change.sys_id == sys_id:
             run = store.get_run(run_id)

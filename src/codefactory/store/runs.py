@@ -354,6 +354,19 @@ class RunStore:
             ).all()
             return [_run(row, ()) for row in rows]
 
+    def run_ids_in_state(self, state: RunState, *, limit: int) -> list[str]:
+        """The ids of the newest `limit` runs in `state` (the indexed `runs.state`), newest
+        first."""
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(RunRow.id)
+                    .where(RunRow.state == state.value)
+                    .order_by(RunRow.created_at.desc(), RunRow.id.desc())
+                    .limit(limit)
+                ).all()
+            )
+
     def runs_with_head_commit(self, commit: str, *, limit: int = 2) -> list[Run]:
         """Runs whose packaged commit is `commit` (a full id) or, for an abbreviated hash
         (7 to 39 hex digits), starts with it; at most `limit`, newest first."""
