@@ -120,6 +120,29 @@ class GitLabStandin(LoopbackApi):
     def __post_init__(self) -> None:
         LoopbackApi.__init__(self)
 
+    def protect(self, project: str, branch: str = "main", *, reset_on_push: bool) -> None:
+        """Protect `branch` of `project` (maintainers push and merge) and set the project's
+        "Remove all approvals when commits are added to the source branch"
+        (`reset_approvals_on_push` of `GET /projects/:id/approvals`)."""
+        levels = [{"access_level": 40, "access_level_description": "Maintainers"}]
+        self.protected[(project, branch)] = {
+            "id": 1, "name": branch, "push_access_levels": levels,
+            "merge_access_levels": levels, "allow_force_push": False,
+            "code_owner_approval_required": False,
+        }  # fmt: skip
+        self.approvals[project] = {
+            **self.approvals.get(project, {}),
+            "reset_approvals_on_push": reset_on_push,
+        }
+
+    def push(self, iid: int, sha: str) -> None:
+        """The merge request's source branch pushed (or force-pushed) to `sha`: as GitLab
+        does, its approvals are removed when its project resets approvals on push."""
+        mr = next(m for m in self.merge_requests if m.iid == iid)
+        mr.sha = sha
+        if self.approvals.get(mr.project, {}).get("reset_approvals_on_push"):
+            mr.approved_by.clear()
+
     def who(self, authorization: str) -> str:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:

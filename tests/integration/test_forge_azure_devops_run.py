@@ -37,11 +37,14 @@ from tests.fixtures.webhooks.signed import HERE
 from tests.forge_standins.azure_devops import (
     APP_PAT,
     FACTORY,
+    MINIMUM_REVIEWERS,
     PROJECT,
     REPOSITORY,
     SPONSOR,
     SPONSOR_PAT,
     AzureDevOpsStandin,
+    policy,
+    scope,
 )
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.recording import running
@@ -215,6 +218,33 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
     # count, Alice's does; a hook naming another commit than the packaged one is refused
     api.vote(1, SPONSOR)
     api.vote(1, REVIEWER)
+    # Alice's vote is held, but Azure DevOps keeps votes across pushes here (no policy
+    # resets them): it may be a vote on a decoy head the branch was pushed back from
+    kept = hook("git.pullrequest.updated.approved.json", run.branch, run.head_commit,
+                pullRequestId=1, reviewers=[vote(REVIEWER)])  # fmt: skip
+    receipt = deliver(app, kept).json()
+    assert receipt["status"] == "refused" and receipt["state"] == "in_review", receipt
+    assert (
+        "azure-devops keeps approvals across pushes on main (main is not a protected branch): "
+        'turn on a blocking "Minimum number of reviewers" policy' in receipt["reason"]
+    )
+    assert "(`resetOnSourcePush`) so an approval cannot outlive the commit" in receipt["reason"]
+    # requireVoteOnLastIteration blocks a merge but keeps the votes: still refused
+    main = [scope(None, "refs/heads/main")]
+    api.policies = [policy(MINIMUM_REVIEWERS, {"minimumApproverCount": 1,
+                                               "requireVoteOnLastIteration": True,
+                                               "scope": main})]  # fmt: skip
+    last = hook("git.pullrequest.updated.approved.json", run.branch, run.head_commit,
+                pullRequestId=1, reviewers=[vote(REVIEWER)])  # fmt: skip
+    receipt = deliver(app, last).json()
+    assert (
+        receipt["status"] == "refused"
+        and "keeps approvals across pushes on main:" in (receipt["reason"])
+    )
+    # the policy resets every vote on a new push: the vote is of the head it names
+    api.policies = [policy(MINIMUM_REVIEWERS, {"minimumApproverCount": 1,
+                                               "resetOnSourcePush": True,
+                                               "scope": main})]  # fmt: skip
     stale = hook("git.pullrequest.updated.approved.json", run.branch, OTHER_COMMIT,
                  pullRequestId=1, reviewers=[vote(REVIEWER)])  # fmt: skip
     receipt = deliver(app, stale).json()
@@ -225,14 +255,14 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
                pullRequestId=1, reviewers=[vote(SPONSOR)])  # fmt: skip
     receipt = deliver(app, own).json()
     assert receipt["status"] == "refused" and "priya.shah does not count" in receipt["reason"]
-    body = hook(
+    votes = hook(
         "git.pullrequest.updated.approved.json",
         run.branch,
         run.head_commit,
         pullRequestId=1,
         reviewers=[vote(SPONSOR), vote("team", container=True), vote(REVIEWER)],
     )
-    answer = deliver(app, body)
+    answer = deliver(app, votes)
     assert answer.status_code == 202, answer.text
     receipt = answer.json()
     assert receipt["status"] == "done" and receipt["run_id"] == run.id, receipt
@@ -243,10 +273,13 @@ def test_a_run_is_published_to_azure_devops_approved_by_a_vote_and_an_unapproved
     assert reconciled["forge-approval-recorded"]["actor"] == "user:alice"
     assert reconciled["forge-approval-recorded"]["commit"] == run.head_commit
     refusals = [e for e in factory.store.audit_events(run.id) if e.name == "forge-approval-refused"]
-    assert [e.actor for e in refusals] == ["user:alice", "forge:azure-devops", "user:priya.shah"]
+    assert [e.actor for e in refusals] == [
+        "user:alice", "user:alice", "user:alice", "forge:azure-devops", "user:priya.shah"
+    ]  # fmt: skip
     assert refusals[-1].data["why"] == f"{SPONSOR} opened the request and cannot approve it"
+    assert refusals[1].data["why"].startswith("azure-devops keeps approvals across pushes")
     assert reconciled["webhook-reconciled"]["outcome"] == "forge-approval-recorded"
-    again = deliver(app, body)  # the same event retried: answered once
+    again = deliver(app, votes)  # the same event retried: answered once
     assert again.json()["duplicate"] is True
 
     # a second run merged on Azure DevOps with nobody's approval: audited, security alerted

@@ -43,6 +43,7 @@ from tests.forge_standins.bitbucket import (
     SPONSOR_TOKEN,
     BitbucketCloudStandin,
     BitbucketDataCenterStandin,
+    restriction,
 )
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.integration.signed_people import factory_for, run_in_review
@@ -287,6 +288,23 @@ def _end_to_end(
         api.approve(1, "alice", account_id=flavour.alice)
     else:
         api.approve(1, flavour.alice)
+    # Bitbucket holds it, but keeps approvals across pushes here (both flavours' default):
+    # it may be an approval of a decoy head the branch was pushed back from
+    kept = deliver(app, flavour, flavour.approval(run.branch, run.head_commit, flavour.alice,
+                                                  minute=6))  # fmt: skip
+    assert kept.json()["status"] == "refused", kept.json()
+    setting = (
+        '(Cloud `reset_pullrequest_approvals_on_change`) or "Unapprove automatically on new '
+        'changes" (Data Center `unapproveOnUpdate`) so an approval cannot outlive the commit'
+    )
+    assert "bitbucket keeps approvals across pushes on main" in kept.json()["reason"]
+    assert setting in kept.json()["reason"]
+    assert factory.store.require_run(run.id).state is RunState.IN_REVIEW
+    # the repository drops approvals on a new push: the approval is of the head it names
+    if isinstance(api, BitbucketCloudStandin):
+        api.restrictions = [restriction("reset_pullrequest_approvals_on_change")]
+    else:
+        api.pull_request_settings["unapproveOnUpdate"] = True
     stale = deliver(app, flavour, flavour.approval(run.branch, OTHER_COMMIT, flavour.alice))
     assert stale.json()["status"] == "refused", stale.json()
     assert "an approval binds to the reviewed commit" in stale.json()["reason"]

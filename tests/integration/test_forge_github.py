@@ -280,6 +280,7 @@ def test_an_approval_is_confirmed_from_the_pull_request_and_its_review_with_the_
         base_repository=REPO,
         base_branch="main",
         author_login="Codertocat",
+        commit_bound=True,  # GitHub's review names its commit_id
     )
     reads = api.calls("GET", "/pulls/1")
     assert [r.path for r in reads] == [

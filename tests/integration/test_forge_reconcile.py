@@ -12,6 +12,7 @@ publishing hook is tested end to end in test_forge_github.py."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -180,6 +182,8 @@ def make_world(tmp_path: Path, forge: str) -> tuple[World, list[Any]]:
         api: GitHubStandin | GitLabStandin
         if forge == "gitlab":
             api = gitlab = GitLabStandin(git=git_host, app_token=APP_TOKEN, user_tokens={})
+            # GitLab ties no approval to a commit: one counts only where a push drops them
+            gitlab.protect(GITLAB_REPO, reset_on_push=True)
         else:
             api = github = GitHubStandin(git=git_host, app_token=APP_TOKEN, user_tokens={})
         stop.append(api)
@@ -711,3 +715,89 @@ def test_a_gitlab_approval_the_forge_does_not_hold_is_refused(gitlab_world: Worl
     assert world.gitlab is not None
     reads = world.gitlab.calls("GET", "/approvals")
     assert reads and {r.who for r in reads} == {"app"}  # asked with the factory's token
+
+
+@contextlib.contextmanager
+def keeping_approvals(world: World) -> Iterator[GitLabStandin]:
+    """The GitLab world's project keeping approvals across pushes (`reset_approvals_on_push`
+    off, GitLab's default) for the block; reset again after it."""
+    assert world.gitlab is not None
+    world.gitlab.protect(GITLAB_REPO, reset_on_push=False)
+    try:
+        yield world.gitlab
+    finally:
+        world.gitlab.protect(GITLAB_REPO, reset_on_push=True)
+
+
+KEPT = (
+    "gitlab keeps approvals across pushes on main: turn on the project's \"Remove all "
+    'approvals when commits are added to the source branch" (`reset_approvals_on_push`) and '
+    "protect the branch so an approval cannot outlive the commit it was given on"
+)
+
+
+def test_a_gitlab_approval_is_refused_where_gitlab_keeps_approvals_across_pushes(
+    gitlab_world: World,
+) -> None:
+    world = gitlab_world
+    run_id = world.run()
+    world.on_forge(run_id, "root")
+    body = gitlab_hook("merge-request-hook.approved.json", run_id, world.head(run_id),
+                       iid=world.number(run_id))  # fmt: skip
+    with keeping_approvals(world) as gitlab:
+        receipt = deliver(world, "gitlab", body, "Merge Request Hook")
+        reads = gitlab.calls("GET", "/approvals")
+    assert refused_because(world, run_id, receipt) == KEPT
+    (refused,) = world.events(run_id, "forge-approval-refused")
+    assert refused.actor == "user:jordan.lee"
+    # the setting is read with the factory's token, from the project's approval settings
+    assert any(r.path.endswith(f"/projects/{quote(GITLAB_REPO, safe='')}/approvals")
+               or r.path.endswith(f"/projects/{GITLAB_REPO}/approvals") for r in reads)  # fmt: skip
+    assert {r.who for r in reads} == {"app"}
+
+
+def test_an_approval_of_a_decoy_head_pushed_back_to_the_packaged_commit_does_not_count(
+    gitlab_world: World,
+) -> None:
+    """The red team's case: someone who can push the run's branch force-pushes a decoy, the
+    reviewer approves it, the branch is force-pushed back to the packaged commit. GitLab
+    reports the request's head now, so the approval reads as one of the packaged commit."""
+    world = gitlab_world
+    run_id = world.run()
+    packaged, iid = world.head(run_id), world.number(run_id)
+    body = gitlab_hook("merge-request-hook.approved.json", run_id, packaged, iid=iid)
+    with keeping_approvals(world) as gitlab:
+        gitlab.push(iid, "d" * 40)  # the decoy the reviewer looks at
+        world.on_forge(run_id, "root")  # ...and approves
+        gitlab.push(iid, packaged)  # the branch force-pushed back: GitLab keeps the approval
+        assert "root" in gitlab.merge_requests[iid - 1].approved_by
+        receipt = deliver(world, "gitlab", body, "Merge Request Hook")
+    assert refused_because(world, run_id, receipt) == KEPT
+    # where GitLab resets approvals on push, the push back dropped it: nothing to confirm
+    assert world.gitlab is not None
+    world.gitlab.push(iid, "d" * 40)
+    world.on_forge(run_id, "root")
+    world.gitlab.push(iid, packaged)
+    assert world.gitlab.merge_requests[iid - 1].approved_by == []
+    doc = json.loads(body)
+    doc["object_attributes"]["updated_at"] = "2026-11-30 07:01:00 UTC"  # another delivery
+    receipt = deliver(world, "gitlab", json.dumps(doc).encode(), "Merge Request Hook")
+    assert receipt["status"] == "refused", receipt
+    assert "the forge holds no approval by root on this request" in receipt["reason"]
+    assert world.factory.store.require_run(run_id).state is RunState.IN_REVIEW
+    assert not world.events(run_id, "forge-approval-recorded")
+
+
+def test_a_gitlab_approval_is_refused_when_its_approval_settings_cannot_be_read(
+    gitlab_world: World,
+) -> None:
+    world = gitlab_world
+    run_id = world.run()
+    world.on_forge(run_id, "root")
+    body = gitlab_hook("merge-request-hook.approved.json", run_id, world.head(run_id),
+                       iid=world.number(run_id))  # fmt: skip
+    assert world.gitlab is not None
+    world.gitlab.fail_next(403, path_contains="/protected_branches/")
+    why = refused_because(world, run_id, deliver(world, "gitlab", body, "Merge Request Hook"))
+    assert why.startswith("the forge could not say whether it drops approvals on a push to main")
+    assert "403" in why and "approve again once it answers" in why

@@ -142,6 +142,11 @@ class ConfirmedApproval:
     """Who opened the request, named as the forge's webhooks name reviewers (GitHub
     `login`, GitLab `username`, Azure DevOps `uniqueName`, Bitbucket Cloud `account_id`,
     Data Center `name`) and as `ForgeHost.user_login` names a token's account."""
+    commit_bound: bool = False
+    """The forge ties the approval to `commit` itself (GitHub's review `commit_id`). False
+    (GitLab, Azure DevOps, Bitbucket): `commit` is only the request's head now, and the
+    approval may have been given on an earlier head; it then counts only where the forge
+    drops approvals on a push (`BranchProtection.dismisses_stale_approvals`)."""
 
 
 class ForgeHost(Protocol):

@@ -5,10 +5,12 @@ matched to the run, and what the factory cannot prove is an audit event and an a
   forge repository and the forge login is a person the directory knows (identity kind
   `github`, `gitlab`, `azure-devops`, `bitbucket`): the review desk then records it
   (`record_forge_approval`: segregation of duties, the signed head commit;
-  `forge-approval-recorded` or `forge-approval-refused`). An event naming several approvers
-  (Azure DevOps' votes) is tried approver by approver until one is recorded. An abbreviated
-  commit (Bitbucket Cloud) stands for the run's packaged commit only when it is a prefix of
-  it; otherwise it matches nothing.
+  `forge-approval-recorded` or `forge-approval-refused`). First the forge confirms it; on a
+  forge that ties no approval to a commit (GitLab, Azure DevOps, Bitbucket) it counts only
+  where the forge drops approvals on a new push into the base branch. An event naming
+  several approvers (Azure DevOps' votes) is tried approver by approver until one is
+  recorded. An abbreviated commit (Bitbucket Cloud) stands for the run's packaged commit
+  only when it is a prefix of it; otherwise it matches nothing.
 - Changes asked for (`CHANGES_REQUESTED`) are recorded (`forge-changes-requested`); the run
   stays in review (only a signed verdict rejects).
 - A merge (`MERGE`) is `merge-recorded` when the merged head is the run's packaged commit and
@@ -57,6 +59,17 @@ APPROVAL_REFUSED = "forge-approval-refused"
 SIGNED_REVIEW = "review-signed"
 
 DONE, IGNORED, REFUSED = "done", "ignored", "refused"
+RESET_SETTING = {
+    "gitlab": "the project's \"Remove all approvals when commits are added to the source "
+    'branch" (`reset_approvals_on_push`) and protect the branch',
+    "azure-devops": 'a blocking "Minimum number of reviewers" policy on the branch with '
+    '"Reset all approval votes" on new pushes (`resetOnSourcePush`)',
+    "bitbucket": 'the branch restriction "Reset approvals when the source branch is '
+    'modified" (Cloud `reset_pullrequest_approvals_on_change`) or "Unapprove automatically '
+    'on new changes" (Data Center `unapproveOnUpdate`)',
+}
+"""What to turn on, per forge, so a push drops the approvals a request holds: without it
+an approval the forge does not tie to a commit may be of an earlier head."""
 
 
 class ForgeApprovals(Protocol):
@@ -241,8 +254,11 @@ class Reconciler:
         and the forge, asked with the factory's own token, must hold that approval by that
         login, of the packaged commit, on a request from the repository itself (no fork)
         into the configured base branch, by someone who did not open it
-        (`review.forges.confirm.approval_problem`). A webhook secret is shared by everyone
-        who set up a hook; the forge's own record is not."""
+        (`review.forges.confirm.approval_problem`). A forge that ties no approval to a
+        commit (all but GitHub) must also drop approvals on a push into the base branch
+        (`_kept_across_pushes`): else an approval of a decoy head, the branch then pushed
+        back to the packaged commit, would read as an approval of it. A webhook secret is
+        shared by everyone who set up a hook; the forge's own record is not."""
         opened = {
             str(record.data.get("number", ""))
             for record in self.events_of(run.id)
@@ -267,6 +283,15 @@ class Reconciler:
                     reviewer_login=event.login,
                     review_id=event.review_id,
                 )
+                problem = approval_problem(
+                    confirmed,
+                    expected_repository=name,
+                    base_branch=self.base_branch,
+                    packaged_commit=run.head_commit,
+                    reviewer_login=event.login,
+                )
+                if not problem and not confirmed.commit_bound:
+                    problem = self._kept_across_pushes(host, name, event.forge)
             finally:
                 close = getattr(host, "close", None)
                 if callable(close):
@@ -275,12 +300,32 @@ class Reconciler:
             return f"the run's repository has no {event.forge} name ({err.reason})"
         except (ForgeError, SecretUnreadable) as err:
             return f"the forge could not confirm it ({err}); approve again once it answers"
-        return approval_problem(
-            confirmed,
-            expected_repository=name,
-            base_branch=self.base_branch,
-            packaged_commit=run.head_commit,
-            reviewer_login=event.login,
+        return problem
+
+    def _kept_across_pushes(self, host: ForgeHost, name: str, forge: str) -> str:
+        """Why an approval the forge does not tie to a commit (`ConfirmedApproval.
+        commit_bound` false: GitLab, Azure DevOps, Bitbucket) does not count; empty when
+        the forge drops approvals on a new push to a request into the base branch
+        (`ForgeHost.protection(...).dismisses_stale_approvals`: GitLab
+        `reset_approvals_on_push`, Azure DevOps `resetOnSourcePush`, Bitbucket Cloud
+        `reset_pullrequest_approvals_on_change`, Data Center `unapproveOnUpdate`).
+        Otherwise the approval may have been given on a decoy head the branch was then
+        pushed back from. A failure to read the setting refuses (fail closed)."""
+        branch = self.base_branch.removeprefix("refs/heads/")
+        try:
+            rules = host.protection(name, branch)
+        except (ForgeError, SecretUnreadable) as err:
+            return (
+                f"the forge could not say whether it drops approvals on a push to {branch} "
+                f"({err}); approve again once it answers"
+            )
+        if rules.dismisses_stale_approvals:
+            return ""
+        turn_on = RESET_SETTING.get(forge, "the setting that drops approvals on a new push")
+        unprotected = "" if rules.protected else f" ({branch} is not a protected branch)"
+        return (
+            f"{forge} keeps approvals across pushes on {branch}{unprotected}: turn on "
+            f"{turn_on} so an approval cannot outlive the commit it was given on"
         )
 
     def _merge(

@@ -174,7 +174,7 @@ class AzureDevOpsHost:
 
         - "Minimum number of reviewers": `minimumApproverCount` approvals, less one when
           `creatorVoteCounts` lets the author's own vote count; stale approvals dismissed
-          when `resetOnSourcePush` or `requireVoteOnLastIteration`;
+          when `resetOnSourcePush` (`requireVoteOnLastIteration` keeps the votes);
         - "Status": `statusGenre/statusName` is a required check; "Build": its
           `displayName` (or `build <definition id>`).
 
@@ -286,6 +286,7 @@ class AzureDevOpsHost:
             base_repository=base,
             base_branch=str(pull.get("targetRefName") or "").removeprefix("refs/heads/"),
             author_login=str((pull.get("createdBy") or {}).get("uniqueName") or ""),
+            commit_bound=False,  # no commit per approval: the head now
         )
 
     def user_login(self, user_token: str) -> str:
@@ -446,9 +447,9 @@ def _protection(branch: str, policies: list[dict[str, Any]]) -> BranchProtection
             count = int(settings.get("minimumApproverCount") or 0)
             others = count - 1 if settings.get("creatorVoteCounts") else count
             approvals = max(approvals, others)
-            dismisses = dismisses or bool(
-                settings.get("resetOnSourcePush") or settings.get("requireVoteOnLastIteration")
-            )
+            # requireVoteOnLastIteration blocks a merge but keeps the earlier votes: the
+            # API still reports them, so only resetOnSourcePush drops a stale approval
+            dismisses = dismisses or bool(settings.get("resetOnSourcePush"))
         elif type_id == STATUS:
             genre, name = settings.get("statusGenre") or "", settings.get("statusName") or ""
             checks.append(f"{genre}/{name}" if genre else str(name))

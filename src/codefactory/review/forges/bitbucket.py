@@ -239,6 +239,7 @@ class BitbucketHost:
             base_repository=str((destination.get("repository") or {}).get("full_name") or ""),
             base_branch=str((destination.get("branch") or {}).get("name") or ""),
             author_login=str((pull.get("author") or {}).get("account_id") or ""),
+            commit_bound=False,  # no commit per approval: the head now
         )
 
     def _full_hash(self, repository: str, short: str, auth: str) -> str:
@@ -500,6 +501,7 @@ def _dc_confirmed(pull: dict[str, Any], reviewer_login: str) -> ConfirmedApprova
         base_repository=_dc_name(target.get("repository")),
         base_branch=str(branch),
         author_login=str(((pull.get("author") or {}).get("user") or {}).get("name") or ""),
+        commit_bound=False,  # no commit per approval: the head now
     )
 
 

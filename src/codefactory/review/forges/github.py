@@ -240,6 +240,7 @@ class GitHubHost:
             base_repository=str((base.get("repo") or {}).get("full_name", "")),
             base_branch=str(base.get("ref", "")),
             author_login=str((pull.get("user") or {}).get("login", "")),
+            commit_bound=True,
         )
 
     def _still_approves(

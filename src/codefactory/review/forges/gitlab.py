@@ -237,6 +237,7 @@ class GitLabHost:
             base_repository=self._project_name(repository, merge.get("project_id"), target),
             base_branch=str(merge.get("target_branch", "")),
             author_login=str((merge.get("author") or {}).get("username", "")),
+            commit_bound=False,  # no commit per approval: the head now
         )
 
     def _project_name(self, repository: str, known: Any, other: Any) -> str:
