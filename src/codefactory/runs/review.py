@@ -31,13 +31,12 @@ from codefactory.identity.errors import IdentityError
 from codefactory.identity.port import Delegation
 from codefactory.identity.statements import (
     REVIEW_TYPE,
-    StatementRefused,
     StatementVerifier,
     VerifiedStatement,
     refuse_non_human,
     review_statement,
 )
-from codefactory.package.manifest import PackageAltered, keep_verdict
+from codefactory.package.manifest import keep_verdict
 from codefactory.review.errors import FactsRefused, ReviewError, VerdictRefused
 from codefactory.review.port import Forge
 from codefactory.review.segregation import check_reviewer
@@ -47,7 +46,7 @@ from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT, SIGNED_EVENT
 from codefactory.runs.cab_gate import CabGate
 from codefactory.runs.hand_off import HandOff
 from codefactory.runs.loop import RunObserver
-from codefactory.runs.sign_offs import SignOffDesk, segregation_parties
+from codefactory.runs.sign_offs import SignOffDesk, segregation_parties, verified_by_party
 from codefactory.store.runs import RunStore
 from codefactory.triggers.port import Delivery
 
@@ -344,36 +343,20 @@ class ReviewDesk:
         reviewer: str,
         approve: bool,
     ) -> VerifiedStatement:
-        parties = segregation_parties(run, facts)
-        digest, fingerprint = "", ""
-        try:
-            check_reviewer(reviewer=reviewer, **parties)
-            verified = self.statements.verify(
-                statement,
-                signature,
-                statement_type=REVIEW_TYPE,
-                claimed=reviewer,
-                role=Role.REVIEWER,
-                expect={
-                    "run_id": run.id,
-                    "commit": facts.commit,
-                    "package_digest": facts.package_digest,
-                    "verdict": "approve" if approve else "reject",
-                },
-                used=lambda found: self._used(run.id, found),
-            )
-            digest, fingerprint = verified.digest, verified.fingerprint
-            # the signer, not only the claimed name, is held to segregation of duties
-            check_reviewer(reviewer=verified.person.actor, **parties)
-        except (StatementRefused, PackageAltered) as err:
-            digest = getattr(err, "digest", "")
-            fingerprint = getattr(err, "fingerprint", "")
-            self._refused(run.id, reviewer, str(err), digest, fingerprint)
-            raise VerdictRefused(run.id, getattr(err, "reason", str(err))) from err
-        except ReviewError as err:
-            self._refused(run.id, reviewer, str(err), digest, fingerprint)
-            raise
-        return verified
+        return verified_by_party(
+            self.statements,
+            run=run,
+            facts=facts,
+            statement=statement,
+            signature=signature,
+            claimed=reviewer,
+            statement_type=REVIEW_TYPE,
+            role=Role.REVIEWER,
+            expect={"verdict": "approve" if approve else "reject"},
+            used=lambda found: self._used(run.id, found),
+            refused=lambda why, digest, key: self._refused(run.id, reviewer, why, digest, key),
+            refusal=lambda reason: VerdictRefused(run.id, reason),
+        )
 
     def _forge_reviewer(self, run: Run, person_id: str) -> Person:
         try:

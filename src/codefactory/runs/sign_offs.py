@@ -83,6 +83,63 @@ def segregation_parties(run: Run, facts: ReviewFacts) -> dict[str, str]:
     }
 
 
+Refused = Callable[[str, str, str], None]
+"""Audits a refused statement: (reason, statement digest, key fingerprint)."""
+
+
+def verified_by_party(
+    statements: StatementVerifier,
+    *,
+    run: Run,
+    facts: ReviewFacts,
+    statement: bytes,
+    signature: str,
+    claimed: str,
+    statement_type: str,
+    role: Role,
+    expect: dict[str, str],
+    used: Callable[[str], bool],
+    refused: Refused,
+    refusal: Callable[[str], ReviewError],
+    then: Callable[[VerifiedStatement], None] = lambda verified: None,
+) -> VerifiedStatement:
+    """A statement of `statement_type` over this run's signed commit and package (plus
+    `expect`), signed by `claimed`'s own key, who holds `role` and, as claimed and as
+    signer, is no party to the change (`check_reviewer`); `then` adds the caller's own
+    checks. Every refusal is audited through `refused` and raised: a statement or package
+    that does not hold as `refusal(reason)`, a `ReviewError` as itself."""
+    parties = segregation_parties(run, facts)
+    digest, fingerprint = "", ""
+    try:
+        check_reviewer(reviewer=claimed, **parties)
+        verified = statements.verify(
+            statement,
+            signature,
+            statement_type=statement_type,
+            claimed=claimed,
+            role=role,
+            expect={
+                "run_id": run.id,
+                "commit": facts.commit,
+                "package_digest": facts.package_digest,
+                **expect,
+            },
+            used=used,
+        )
+        digest, fingerprint = verified.digest, verified.fingerprint
+        # the signer, not only the claimed name, is held to segregation of duties
+        check_reviewer(reviewer=verified.person.actor, **parties)
+        then(verified)
+    except (StatementRefused, PackageAltered) as err:
+        reason = getattr(err, "reason", str(err))
+        refused(str(err), getattr(err, "digest", ""), getattr(err, "fingerprint", ""))
+        raise refusal(reason) from err
+    except ReviewError as err:
+        refused(str(err), digest, fingerprint)
+        raise
+    return verified
+
+
 class SignOffDesk:
     """Takes signed QA and UAT sign-offs for runs on the regulated track."""
 
@@ -208,41 +265,28 @@ class SignOffDesk:
         signer: str,
         accept: bool,
     ) -> VerifiedStatement:
-        parties = segregation_parties(run, facts)
-        digest, fingerprint = "", ""
-        try:
-            check_reviewer(reviewer=signer, **parties)
-            verified = self.statements.verify(
-                statement,
-                signature,
-                statement_type=SIGN_OFF_TYPE,
-                claimed=signer,
-                role=STAGE_ROLE[stage],
-                expect={
-                    "run_id": run.id,
-                    "commit": facts.commit,
-                    "package_digest": facts.package_digest,
-                    "stage": stage,
-                    "verdict": "accept" if accept else "reject",
-                },
-                used=lambda found: self._used(run.id, found),
-            )
-            digest, fingerprint = verified.digest, verified.fingerprint
-            check_reviewer(reviewer=verified.person.actor, **parties)
+        def stage_rules(verified: VerifiedStatement) -> None:
             self._check_four_eyes(
                 run.id, signer, verified.person.actor, fingerprint=verified.fingerprint
             )
             if not accept and not str(verified.fields.get("reason", "")).strip():
                 raise SignOffRefused(run.id, "a rejection names its reason (--reason)")
-        except (StatementRefused, PackageAltered) as err:
-            digest = getattr(err, "digest", "")
-            fingerprint = getattr(err, "fingerprint", "")
-            self._refused(run.id, signer, stage, str(err), digest, fingerprint)
-            raise SignOffRefused(run.id, getattr(err, "reason", str(err))) from err
-        except ReviewError as err:
-            self._refused(run.id, signer, stage, str(err), digest, fingerprint)
-            raise
-        return verified
+
+        return verified_by_party(
+            self.statements,
+            run=run,
+            facts=facts,
+            statement=statement,
+            signature=signature,
+            claimed=signer,
+            statement_type=SIGN_OFF_TYPE,
+            role=STAGE_ROLE[stage],
+            expect={"stage": stage, "verdict": "accept" if accept else "reject"},
+            used=lambda found: self._used(run.id, found),
+            refused=lambda why, digest, key: self._refused(run.id, signer, stage, why, digest, key),
+            refusal=lambda reason: SignOffRefused(run.id, reason),
+            then=stage_rules,
+        )
 
     def _check_four_eyes(
         self, run_id: str, claimed: str, signer: str, *, fingerprint: str = ""
