@@ -37,8 +37,9 @@ SECRET = "business-rule-secret"
 AGENT_ENGINE = "agent:pydantic-ai"  # not a recipe: a normal change, for the CAB
 
 
-@pytest.fixture(scope="module")
-def servicenow() -> Iterator[ServiceNowStandin]:
+def running_servicenow() -> Iterator[ServiceNowStandin]:
+    """A ServiceNow stand-in serving on loopback until the generator is closed (the body of a
+    module-scoped fixture)."""
     standin = ServiceNowStandin()
     standin.start()
     try:
@@ -47,11 +48,12 @@ def servicenow() -> Iterator[ServiceNowStandin]:
         standin.stop()
 
 
-@pytest.fixture(scope="module")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, servicenow: ServiceNowStandin
-) -> tuple[Factory, dict[str, Key], Path]:
-    tmp_path = tmp_path_factory.mktemp("change-approval")
+def cab_factory(
+    tmp_path: Path, servicenow: ServiceNowStandin, **settings: object
+) -> tuple[Factory, dict[str, Key]]:
+    """The factory of the CAB tests and its people's keys: the track's people in a directory
+    under `tmp_path`, change requests filed in `servicenow` for CAB-Payments, QA and UAT
+    sign-offs, plus any further `Settings` fields in `settings`."""
     directory, keys = track_people(tmp_path)
     fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
     factory = factory_for(
@@ -60,7 +62,22 @@ def world(
         servicenow=fields["servicenow"],
         changes=ChangeSettings(file_in_servicenow=True, assignment_group="CAB-Payments"),
         review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        **settings,
     )
+    return factory, keys
+
+
+@pytest.fixture(scope="module")
+def servicenow() -> Iterator[ServiceNowStandin]:
+    yield from running_servicenow()
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, servicenow: ServiceNowStandin
+) -> tuple[Factory, dict[str, Key], Path]:
+    tmp_path = tmp_path_factory.mktemp("change-approval")
+    factory, keys = cab_factory(tmp_path, servicenow)
     return factory, keys, tmp_path
 
 

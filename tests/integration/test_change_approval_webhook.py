@@ -23,15 +23,18 @@ from sqlalchemy.orm import Session
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory
-from codefactory.review.settings import ChangeSettings, ReviewTrackSettings
 from codefactory.store.models import RunRow
 from codefactory.triggers.settings import TriggerSettings
 from codefactory.web.app import create_app
-from tests.context_helpers import vendor_settings
 from tests.context_standins.vendors import RecordedRequest, ServiceNowStandin
-from tests.integration.signed_people import Key, factory_for
-from tests.integration.test_change_approval import approve, change_of, filed_run
-from tests.integration.test_review_track import track_people
+from tests.integration.signed_people import Key
+from tests.integration.test_change_approval import (
+    approve,
+    cab_factory,
+    change_of,
+    filed_run,
+    running_servicenow,
+)
 
 SECRET = "sn-business-rule-secret"
 PATH = "/webhooks/servicenow-change"
@@ -40,12 +43,7 @@ BUDGET = 3
 
 @pytest.fixture(scope="module")
 def servicenow() -> Iterator[ServiceNowStandin]:
-    standin = ServiceNowStandin()
-    standin.start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
+    yield from running_servicenow()
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +51,9 @@ def world(
     tmp_path_factory: pytest.TempPathFactory, servicenow: ServiceNowStandin
 ) -> tuple[Factory, Dispatch, Any, dict[str, Key], Path]:
     tmp_path = tmp_path_factory.mktemp("change-approval-webhook")
-    directory, keys = track_people(tmp_path)
-    fields = vendor_settings(tmp_path / "secrets", servicenow=servicenow)
-    factory = factory_for(
+    factory, keys = cab_factory(
         tmp_path,
-        directory,
-        servicenow=fields["servicenow"],
-        changes=ChangeSettings(file_in_servicenow=True, assignment_group="CAB-Payments"),
-        review=ReviewTrackSettings(sign_offs=["qa", "uat"]),
+        servicenow,
         triggers=TriggerSettings(
             secrets={"servicenow": SECRET},  # type: ignore[dict-item]
             rejections_per_minute=BUDGET,
