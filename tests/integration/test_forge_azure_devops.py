@@ -18,8 +18,6 @@ from codefactory.review.forges.azure_devops import (
 from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
-    ForgeConflict,
-    ForgeForbidden,
     ForgeInvalid,
     ForgeNotFound,
     ForgeRateLimited,
@@ -46,6 +44,7 @@ from tests.forge_standins.azure_devops import (
     policy,
     scope,
 )
+from tests.forge_standins.common import NAMED_ERRORS
 
 __all__ = ["azure_devops_standin"]
 
@@ -257,18 +256,7 @@ def test_a_bypass_permission_on_the_branch_or_above_is_an_administrator_bypass(
     assert not host.protection(REPO, "main").admins_bypass
 
 
-@pytest.mark.parametrize(
-    ("status", "named"),
-    [
-        (401, ForgeUnauthorized),
-        (403, ForgeForbidden),
-        (404, ForgeNotFound),
-        (409, ForgeConflict),
-        (400, ForgeInvalid),
-        (422, ForgeInvalid),
-        (500, ForgeUnavailable),
-    ],
-)
+@pytest.mark.parametrize(("status", "named"), NAMED_ERRORS)
 def test_each_error_status_is_its_named_error(
     azure_devops_standin: AzureDevOpsStandin, status: int, named: type[ForgeApiError]
 ) -> None:

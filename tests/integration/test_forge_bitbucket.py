@@ -15,8 +15,6 @@ from codefactory.review.forges.bitbucket import BitbucketHost
 from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
-    ForgeConflict,
-    ForgeForbidden,
     ForgeInvalid,
     ForgeNotFound,
     ForgeRateLimited,
@@ -38,6 +36,7 @@ from tests.forge_standins.bitbucket import (
     permission,
     restriction,
 )
+from tests.forge_standins.common import NAMED_ERRORS
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.recording import running
 
@@ -278,18 +277,7 @@ def test_data_center_required_builds_name_the_gate(data_center: Bitbucket) -> No
     assert found.gaps(status_context=GATE) == []
 
 
-@pytest.mark.parametrize(
-    ("status", "named"),
-    [
-        (401, ForgeUnauthorized),
-        (403, ForgeForbidden),
-        (404, ForgeNotFound),
-        (409, ForgeConflict),
-        (400, ForgeInvalid),
-        (422, ForgeInvalid),
-        (500, ForgeUnavailable),
-    ],
-)
+@pytest.mark.parametrize(("status", "named"), NAMED_ERRORS)
 def test_each_error_status_is_its_named_error(
     bitbucket: Bitbucket, status: int, named: type[ForgeApiError]
 ) -> None:

@@ -41,6 +41,7 @@ from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
 from tests.directory_helpers import standard_directory
+from tests.forge_standins.common import NAMED_ERRORS
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.github import GitHubStandin
 
@@ -112,6 +113,40 @@ def pushed(git_host: GitHttpStandin, bare: Path, commit: str, branch: str = "fac
 
 def draft(commit: str, branch: str = "factory/r-1") -> RequestDraft:
     return RequestDraft(REPO, branch, "main", commit, "SVC-1: fix it", "## Summary\n\nbody")
+
+
+def publishing(
+    tmp_path: Path,
+    api: GitHubStandin,
+    git_host: GitHttpStandin,
+    bare: Path,
+    events: list[tuple[str, dict[str, object]]],
+) -> tuple[RequestPublishing, Path]:
+    """The production publishing step against the stand-ins, recording its audit events into
+    `events` as (name, data), and a package under `tmp_path` holding a low risk report."""
+    package = tmp_path / "package"
+    (package / "evidence").mkdir(parents=True)
+    (package / "risk.json").write_text('{"level": "low", "score": 5, "factors": []}')
+    publish = RequestPublishing(
+        forge="github",
+        host=lambda person: host(api, git_host),
+        repository_path=lambda repository: bare,
+        user_token=lambda person: USER_TOKEN,
+        trigger_of=lambda run: None,
+        record=lambda name, **data: events.append((name, data)),
+    )
+    return publish, package
+
+
+def packaged_run(run_id: str, base: str, commit: str, package: Path) -> Run:
+    """A packaged fix-lint run `run_id` of REPO on the branch `factory/<run_id>`."""
+    number = run_id.removeprefix("r-")
+    return Run(
+        id=run_id, trigger_id=f"t-{number}", kind=ChangeKind.FIX_LINT, repository=REPO,
+        sponsor="priya.shah", agent_id="agent:recipe", state=RunState.PACKAGED, reason="",
+        base_commit=base, head_commit=commit, branch=f"factory/{run_id}",
+        package_dir=str(package), created_at=datetime.now(UTC),
+    )  # fmt: skip
 
 
 # -- push ----------------------------------------------------------------------------------
@@ -199,17 +234,7 @@ def test_a_pull_request_that_appeared_meanwhile_is_recognised_by_its_422(
     assert len(api.calls("POST", "/pulls")) == 2  # the second answered 422 "already exists"
 
 
-@pytest.mark.parametrize(
-    ("status", "error"),
-    [
-        (401, ForgeUnauthorized),
-        (403, ForgeForbidden),
-        (404, ForgeNotFound),
-        (409, ForgeConflict),
-        (422, ForgeInvalid),
-        (500, ForgeUnavailable),
-    ],
-)
+@pytest.mark.parametrize(("status", "error"), NAMED_ERRORS)
 def test_each_refusal_is_its_named_error(
     forge: tuple[GitHttpStandin, GitHubStandin],
     local: tuple[Path, str],
@@ -545,24 +570,9 @@ def test_a_branch_held_at_another_commit_is_an_audited_conflict_and_nothing_is_o
     bare, commit = local
     base = git(bare, "rev-parse", "refs/heads/main")
     pushed(git_host, bare, base, "factory/r-7")  # someone else's commit on the run's branch
-    package = tmp_path / "package"
-    (package / "evidence").mkdir(parents=True)
-    (package / "risk.json").write_text('{"level": "low", "score": 5, "factors": []}')
     events: list[tuple[str, dict[str, object]]] = []
-    publish = RequestPublishing(
-        forge="github",
-        host=lambda: host(api, git_host),
-        repository_path=lambda repository: bare,
-        user_token=lambda person: USER_TOKEN,
-        trigger_of=lambda run: None,
-        record=lambda name, **data: events.append((name, data)),
-    )
-    run = Run(
-        id="r-7", trigger_id="t-7", kind=ChangeKind.FIX_LINT, repository=REPO,
-        sponsor="priya.shah", agent_id="agent:recipe", state=RunState.PACKAGED, reason="",
-        base_commit=base, head_commit=commit, branch="factory/r-7",
-        package_dir=str(package), created_at=datetime.now(UTC),
-    )  # fmt: skip
+    publish, package = publishing(tmp_path, api, git_host, bare, events)
+    run = packaged_run("r-7", base, commit, package)
     publish(run, package)
     ((name, data),) = events
     assert name == "forge-publish-failed"
@@ -581,24 +591,9 @@ def test_a_request_someone_else_opened_on_the_factorys_branch_is_not_adopted(
     bare, commit = local
     base = git(bare, "rev-parse", "refs/heads/main")
     api.user_tokens["gho_mallory_token"] = "mallory"
-    package = tmp_path / "package"
-    (package / "evidence").mkdir(parents=True)
-    (package / "risk.json").write_text('{"level": "low", "score": 5, "factors": []}')
     events: list[tuple[str, dict[str, object]]] = []
-    publish = RequestPublishing(
-        forge="github",
-        host=lambda: host(api, git_host),
-        repository_path=lambda repository: bare,
-        user_token=lambda person: USER_TOKEN,
-        trigger_of=lambda run: None,
-        record=lambda name, **data: events.append((name, data)),
-    )
-    run = Run(
-        id="r-9", trigger_id="t-9", kind=ChangeKind.FIX_LINT, repository=REPO,
-        sponsor="priya.shah", agent_id="agent:recipe", state=RunState.PACKAGED, reason="",
-        base_commit=base, head_commit=commit, branch="factory/r-9",
-        package_dir=str(package), created_at=datetime.now(UTC),
-    )  # fmt: skip
+    publish, package = publishing(tmp_path, api, git_host, bare, events)
+    run = packaged_run("r-9", base, commit, package)
     pushed(git_host, bare, commit, "factory/r-9")  # the factory's own push, then a stranger:
     host(api, git_host).open_request(draft(commit, "factory/r-9"), user_token="gho_mallory_token")
     publish(run, package)

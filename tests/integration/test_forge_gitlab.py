@@ -20,8 +20,6 @@ from codefactory.identity.directory import IdentityKind
 from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
-    ForgeConflict,
-    ForgeForbidden,
     ForgeInvalid,
     ForgeNotFound,
     ForgeRateLimited,
@@ -38,6 +36,7 @@ from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
 from tests.directory_helpers import standard_directory
+from tests.forge_standins.common import NAMED_ERRORS
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.gitlab import GitLabStandin
 
@@ -156,17 +155,7 @@ def test_a_missing_source_branch_is_refused(
         host(api, git_host).open_request(draft(commit, "factory/r-9"), user_token=USER_TOKEN)
 
 
-@pytest.mark.parametrize(
-    ("status", "error"),
-    [
-        (401, ForgeUnauthorized),
-        (403, ForgeForbidden),
-        (404, ForgeNotFound),
-        (409, ForgeConflict),
-        (422, ForgeInvalid),
-        (500, ForgeUnavailable),
-    ],
-)
+@pytest.mark.parametrize(("status", "error"), NAMED_ERRORS)
 def test_each_refusal_is_its_named_error(
     forge: tuple[GitHttpStandin, GitLabStandin],
     local: tuple[Path, str],
