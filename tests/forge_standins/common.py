@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -11,6 +13,8 @@ from codefactory.review.forges.errors import (
     ForgeUnauthorized,
     ForgeUnavailable,
 )
+from tests.conftest import make_repo
+from tests.forge_standins.git_http import GitHttpStandin, git
 
 NAMED_ERRORS: tuple[tuple[int, type[ForgeApiError]], ...] = (
     (400, ForgeInvalid),
@@ -23,3 +27,18 @@ NAMED_ERRORS: tuple[tuple[int, type[ForgeApiError]], ...] = (
 )
 """(HTTP status a forge answers, the named error the client raises for it): every forge client
 reads a refusal the same way (`review.forges.http`), so each forge's test runs every row."""
+
+
+def local_and_forge_copy(tmp_path: Path, git_host: GitHttpStandin, repo: str) -> tuple[Path, str]:
+    """The factory's local bare repository (`tmp_path/local.git`) holding a commit on top of
+    `main` at `refs/heads/work`, and that commit's id; `git_host` holds `repo` with `main` only
+    (the forge's copy before the factory pushes)."""
+    source = tmp_path / "source"
+    make_repo(source, {"app.py": "print('hi')\n"})
+    git_host.create(repo, seed=source)
+    git(source, "checkout", "-q", "-b", "work")
+    (source / "app.py").write_text("print('hello')\n")
+    git(source, "commit", "-q", "-am", "change")
+    bare = tmp_path / "local.git"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
+    return bare, git(bare, "rev-parse", "refs/heads/work")

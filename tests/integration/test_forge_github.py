@@ -39,9 +39,9 @@ from codefactory.runs.intake import accept_ticket
 from codefactory.triggers.caller import Caller
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
+from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.directory_helpers import standard_directory
-from tests.forge_standins.common import NAMED_ERRORS
+from tests.forge_standins.common import NAMED_ERRORS, local_and_forge_copy
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.github import GitHubStandin
 
@@ -69,15 +69,7 @@ def forge(tmp_path: Path) -> Iterator[tuple[GitHttpStandin, GitHubStandin]]:
 def local(tmp_path: Path, forge: tuple[GitHttpStandin, GitHubStandin]) -> tuple[Path, str]:
     """The factory's local bare repository holding a signed-off commit on top of `main`, and
     the forge's copy of the repository holding `main`."""
-    source = tmp_path / "source"
-    make_repo(source, {"app.py": "print('hi')\n"})
-    forge[0].create(REPO, seed=source)
-    git(source, "checkout", "-q", "-b", "work")
-    (source / "app.py").write_text("print('hello')\n")
-    git(source, "commit", "-q", "-am", "change")
-    bare = tmp_path / "local.git"
-    git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
-    return bare, git(bare, "rev-parse", "refs/heads/work")
+    return local_and_forge_copy(tmp_path, forge[0], REPO)
 
 
 _OPEN: list[GitHubHost] = []

@@ -34,9 +34,9 @@ from codefactory.runs.intake import accept_ticket
 from codefactory.triggers.caller import Caller
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, make_repo, sample_service
+from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.directory_helpers import standard_directory
-from tests.forge_standins.common import NAMED_ERRORS
+from tests.forge_standins.common import NAMED_ERRORS, local_and_forge_copy
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.gitlab import GitLabStandin
 
@@ -65,15 +65,7 @@ def forge(tmp_path: Path) -> Iterator[tuple[GitHttpStandin, GitLabStandin]]:
 def local(tmp_path: Path, forge: tuple[GitHttpStandin, GitLabStandin]) -> tuple[Path, str]:
     """The factory's local bare repository with a commit on top of `main`, pushed as
     `factory/r-1`; the forge's project holds `main`."""
-    source = tmp_path / "source"
-    make_repo(source, {"app.py": "print('hi')\n"})
-    forge[0].create(REPO, seed=source)
-    git(source, "checkout", "-q", "-b", "work")
-    (source / "app.py").write_text("print('hello')\n")
-    git(source, "commit", "-q", "-am", "change")
-    bare = tmp_path / "local.git"
-    git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
-    commit = git(bare, "rev-parse", "refs/heads/work")
+    bare, commit = local_and_forge_copy(tmp_path, forge[0], REPO)
     push_branch(
         forge="gitlab", git_dir=bare, remote_url=f"{forge[0].url}/{REPO}.git",
         branch="factory/r-1", commit=commit, auth_header=push_header(),
