@@ -286,16 +286,16 @@ def cab_gate(settings: Settings) -> CabGate:
     return CabGate(settings.changes, lambda: vendor_client("servicenow", settings.servicenow))
 
 
-def forge_host_of(settings: Settings) -> Callable[[], ForgeHost] | None:
-    """A maker of the configured forge's adapter (review/forges/build.py), None for the
-    local forge; each call builds one (reading the app token file: a rotated token needs no
-    restart)."""
+def forge_host_of(settings: Settings) -> Callable[[str], ForgeHost] | None:
+    """A maker of the configured forge's adapter for the factory's calls on behalf of a
+    person (the run's sponsor; "" for none), None for the local forge; each call builds one
+    (reading the app token file: a rotated token needs no restart; review/forges/build.py)."""
     if not settings.forge.is_remote:
         return None
     from codefactory.review.forges.build import forge_host
 
-    def host() -> ForgeHost:
-        built = forge_host(settings)
+    def host(acting_for: str) -> ForgeHost:
+        built = forge_host(settings, acting_for=acting_for)
         assert built is not None  # the type is not local
         return built
 

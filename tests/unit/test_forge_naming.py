@@ -3,6 +3,7 @@ a person's own forge token (development map or production token folder)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -113,3 +114,17 @@ def test_an_id_written_as_an_address_must_be_on_the_configured_forge() -> None:
         forge_repository(
             "https://gitlab.evil.example/acme/x", "gitlab", hostname="git.bank.example"
         )
+
+
+def test_without_an_app_token_the_sponsors_development_token_stands_in(tmp_path: Path) -> None:
+    """The development mode's demo needs no app: the factory acts with the sponsor's own
+    development token; anyone else, or production without a token file, has none."""
+    forge = ForgeSettings(type="github", user_tokens={"priya.shah": "gho_priya"})
+    settings = Settings(data_dir=tmp_path, forge=forge)
+    built = forge_host(settings, acting_for="priya.shah")
+    assert isinstance(built, GitHubHost) and built.push_header().endswith(
+        base64.b64encode(b"x-access-token:gho_priya").decode()
+    )
+    with pytest.raises(SecretUnreadable):
+        forge_host(settings, acting_for="jordan.lee")
+    assert isinstance(forge_host(settings, lent_token="gho_lent"), GitHubHost)

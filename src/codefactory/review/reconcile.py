@@ -114,7 +114,7 @@ class Reconciler:
     runs_with_commit: Callable[[str], Sequence[Run]] = lambda commit: ()
     """Runs whose packaged commit is this one (full, or abbreviated as a prefix): a merge of
     a branch that is no `factory/<run-id>` branch is matched by its head commit."""
-    host: Callable[[], ForgeHost] | None = None
+    host: Callable[[str], ForgeHost] | None = None
     """The configured forge's adapter (a new one per use, closed after): every approval is
     confirmed with the forge itself before it counts. None (the local forge): no forge
     approval can be confirmed, so none counts."""
@@ -275,7 +275,7 @@ class Reconciler:
             return "this factory publishes to no forge, so it cannot confirm the approval"
         try:
             name = forge_repository(run.repository, event.forge, hostname=self.hostname)
-            host = self.host()
+            host = self.host(run.sponsor)
             try:
                 confirmed = host.confirm_approval(
                     name,

@@ -29,6 +29,7 @@ from codefactory.web.webhooks import Problem, webhook_router
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
+    from codefactory.review.port import ForgeHost
 
 
 def create_app(
@@ -107,11 +108,16 @@ def create_app(
 def forge_grants(factory: Factory, auth: WebAuth) -> APIRouter:
     """The grant routes (review/forges/grants.py), keeping a token only when the forge says
     it is an account the directory lists for the signed-in person."""
-    from codefactory.factory import forge_host_of
     from codefactory.identity.directory import IdentityKind, Person
+    from codefactory.review.forges.build import forge_host
 
     forge = factory.settings.forge
     directory = factory.identity.directory
+
+    def lent_host(token: str) -> ForgeHost:
+        built = forge_host(factory.settings, lent_token=token)
+        assert built is not None  # the type is not local
+        return built
 
     def holder_of(login: str) -> Person | None:
         return directory.resolve(IdentityKind(forge.type), login)
@@ -120,7 +126,7 @@ def forge_grants(factory: Factory, auth: WebAuth) -> APIRouter:
         forge,
         base_url=auth.base_url,
         record=factory.store.record,
-        host=forge_host_of(factory.settings),
+        host=lent_host if forge.is_remote else None,
         holder_of=holder_of if forge.is_remote else None,
     )
 

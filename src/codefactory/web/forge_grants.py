@@ -43,13 +43,13 @@ def forge_grant_router(
     *,
     base_url: Callable[[Request], str],
     record: Record,
-    host: Callable[[], ForgeHost] | None = None,
+    host: Callable[[str], ForgeHost] | None = None,
     holder_of: Callable[[str], Person | None] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> APIRouter:
     """The grant routes; they answer 404 while `forge.oauth.client_id` or
     `forge.user_tokens_dir` is unset (no OAuth grant configured). With `host` (the forge's
-    adapter) and `holder_of` (forge login → the directory person holding it), a token is
+    adapter, made with a token lent to read that token's own account) and `holder_of` (forge login → the directory person holding it), a token is
     kept only when the forge says it is an account the directory lists for the signed-in
     person: a sponsor cannot connect a second account of their own, whose requests their
     main account could then approve."""
@@ -172,7 +172,7 @@ def whose_account(
     token: str,
     person: Person,
     *,
-    host: Callable[[], ForgeHost] | None,
+    host: Callable[[str], ForgeHost] | None,
     holder_of: Callable[[str], Person | None] | None,
 ) -> str:
     """Why `token` is not `person`'s own forge account (empty: it is, or no check is
@@ -181,7 +181,7 @@ def whose_account(
     if host is None or holder_of is None:
         return ""
     try:
-        made = host()
+        made = host(token)  # lent: only the token's own account is asked
     except SecretUnreadable as err:
         return f"the factory cannot ask the forge whose token it is: {err}"
     try:

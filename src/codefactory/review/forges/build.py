@@ -27,16 +27,26 @@ ADAPTERS = {
 }
 
 
-def forge_host(settings: Settings) -> ForgeHost | None:
-    """The `ForgeHost` of `settings.forge`, None for `local`. Raises `SecretUnreadable` when
-    `forge.token_file` is unset, unreadable or empty (the factory's token is required: it
-    pushes and sets statuses)."""
+def forge_host(
+    settings: Settings, *, acting_for: str = "", lent_token: str = ""
+) -> ForgeHost | None:
+    """The `ForgeHost` of `settings.forge`, None for `local`. The factory's own calls (push,
+    status, SARIF, protection, confirmation) go with `forge.token_file`, the app or bot
+    token. In the development mode, without a token file, the development token
+    (`forge.user_tokens`) of the person the factory acts for (`acting_for`: the run's
+    sponsor) stands in, so a demo needs no app; `lent_token` is a token a caller lends for
+    calls that only read that token's own account (`user_login`). Raises `SecretUnreadable`
+    when none is there (or the file is unreadable or empty)."""
     forge = settings.forge
     if forge.type == "local":
         return None
     module_name, _, class_name = ADAPTERS[forge.type].partition(":")
     host_class = getattr(importlib.import_module(module_name), class_name)
-    token = read_secret(forge.token_file, f"{forge.type} app token")
+    lent = lent_token or (forge.user_tokens.get(acting_for, "").strip() if acting_for else "")
+    if forge.token_file is None and lent:
+        token = lent
+    else:
+        token = read_secret(forge.token_file, f"{forge.type} app token")
     return cast("ForgeHost", host_class(forge, app_token=token))
 
 

@@ -61,9 +61,9 @@ class RequestPublishing:
 
     forge: str
     """`github`, `gitlab`, `azure-devops`, `bitbucket`."""
-    host: Callable[[], ForgeHost]
-    """Builds the adapter (reads the app token file each time: a rotated token needs no
-    restart)."""
+    host: Callable[[str], ForgeHost]
+    """Builds the adapter for the factory's calls on behalf of a person (the sponsor; it
+    reads the app token file each time: a rotated token needs no restart)."""
     repository_path: Callable[[str], Path]
     """The factory's local bare repository of a canonical id (`LocalForge.repository_path`)."""
     user_token: Callable[[str], str]
@@ -82,7 +82,7 @@ class RequestPublishing:
         try:
             name = forge_repository(run.repository, self.forge, hostname=self.hostname)
             step = "connect"
-            host = self.host()
+            host = self.host(run.sponsor)
             try:
                 step = "push branch"
                 self._push(host, run, name)
