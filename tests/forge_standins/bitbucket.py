@@ -106,14 +106,10 @@ def restriction(kind: str, pattern: str = "main", **extra: Any) -> dict[str, Any
 
 
 @dataclass
-class BitbucketCloudStandin(ForgeStandin):
-    workspace: str = "acme-bank"
-    repository: str = "payments-api"
-    pulls: list[dict[str, Any]] = field(default_factory=list)
-    statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    """(commit, key) → the commit status (a status with the same key is replaced)."""
-    restrictions: list[dict[str, Any]] = field(default_factory=list)
-    branching_model: dict[str, Any] = field(default_factory=dict)
+class BitbucketStandin(ForgeStandin):
+    """What the Cloud and Data Center stand-ins share: the sponsor's and the factory's bearer
+    tokens by default, and where a branch points."""
+
     heads: dict[str, str] = field(default_factory=dict)
     """Branch → the commit it points at (else `git_head`'s answer, else a digest of its
     name)."""
@@ -123,6 +119,20 @@ class BitbucketCloudStandin(ForgeStandin):
 
     def __post_init__(self) -> None:
         self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
+
+    def identity(self, headers: dict[str, str]) -> str | None:
+        return bearer(headers, self.tokens)
+
+
+@dataclass
+class BitbucketCloudStandin(BitbucketStandin):
+    workspace: str = "acme-bank"
+    repository: str = "payments-api"
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(commit, key) → the commit status (a status with the same key is replaced)."""
+    restrictions: list[dict[str, Any]] = field(default_factory=list)
+    branching_model: dict[str, Any] = field(default_factory=dict)
 
     def approve(
         self, pull_id: int, name: str, approved: bool = True, *, account_id: str = ""
@@ -154,9 +164,6 @@ class BitbucketCloudStandin(ForgeStandin):
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/2.0"
-
-    def identity(self, headers: dict[str, str]) -> str | None:
-        return bearer(headers, self.tokens)
 
     def vendor_error(self, status: int, message: str, exception: str = "") -> Any:
         return cloud_error(message)
@@ -459,7 +466,7 @@ def condition(target: str, approvals: int, matcher_type: str = "BRANCH") -> dict
 
 
 @dataclass
-class BitbucketDataCenterStandin(ForgeStandin):
+class BitbucketDataCenterStandin(BitbucketStandin):
     project: str = "PAY"
     repository: str = "payments-api"
     pulls: list[dict[str, Any]] = field(default_factory=list)
@@ -479,16 +486,6 @@ class BitbucketDataCenterStandin(ForgeStandin):
         }
     )
 
-    heads: dict[str, str] = field(default_factory=dict)
-    """Branch → the commit it points at (else `git_head`'s answer, else a digest of its
-    name)."""
-    git_head: Callable[[str], str | None] | None = None
-    """The commit the git host holds at a branch (None: no such branch), as the forge reads
-    the pushed branch: an end-to-end test passes the git stand-in's."""
-
-    def __post_init__(self) -> None:
-        self.tokens = self.tokens or {SPONSOR_TOKEN: SPONSOR, APP_TOKEN: FACTORY}
-
     def approve(self, pull_id: int, name: str, status: str = "APPROVED") -> None:
         """`name` reviews request `pull_id` with `status` (`APPROVED`, `NEEDS_WORK`)."""
         pull = next(p for p in self.pulls if p["id"] == pull_id)
@@ -506,9 +503,6 @@ class BitbucketDataCenterStandin(ForgeStandin):
         """Data Center names the authenticated user on every answer it gives them."""
         name = self.identity(request.headers)
         return {"X-AUSERNAME": name, "X-AUSERID": str(len(name))} if name else {}
-
-    def identity(self, headers: dict[str, str]) -> str | None:
-        return bearer(headers, self.tokens)
 
     def vendor_error(self, status: int, message: str, exception: str = "") -> Any:
         name = exception or _DC_EXCEPTIONS.get(status, "com.atlassian.bitbucket.ServiceException")
