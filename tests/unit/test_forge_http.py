@@ -40,13 +40,18 @@ class ScriptedForge(LoopbackApi):
         return Answer(200, {"ok": True, "path": seen.path})
 
 
-@pytest.fixture
-def forge() -> Iterator[ScriptedForge]:
+def scripted_forge() -> Iterator[ScriptedForge]:
+    """A `ScriptedForge` on the loopback until the generator is closed (a fixture's body)."""
     server = ScriptedForge()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def forge() -> Iterator[ScriptedForge]:
+    yield from scripted_forge()
 
 
 @pytest.fixture

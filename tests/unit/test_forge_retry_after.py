@@ -10,7 +10,7 @@ import pytest
 
 from codefactory.review.forges.errors import ForgeRateLimited
 from codefactory.review.forges.http import ForgeHttp, retry_after_s
-from tests.unit.test_forge_http import ScriptedForge
+from tests.unit.test_forge_http import ScriptedForge, scripted_forge
 
 
 def answer(**headers: str) -> httpx.Response:
@@ -37,11 +37,7 @@ def test_ascii_digits_are_seconds() -> None:
 
 @pytest.fixture
 def forge() -> Iterator[ScriptedForge]:
-    server = ScriptedForge()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from scripted_forge()
 
 
 def test_a_429_with_an_unreadable_retry_after_backs_off_as_if_none_was_given(
