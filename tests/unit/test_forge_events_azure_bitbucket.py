@@ -15,6 +15,7 @@ from codefactory.review.forge_events import ForgeEvent, ForgeEventKind, read_for
 from codefactory.triggers.errors import DeliveryInvalid
 from codefactory.triggers.port import Delivery
 from tests.fixtures.webhooks.signed import HERE
+from tests.unit.test_forge_events import JSON
 
 RUN = "r-20261130-101500-a1b2c3"
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
@@ -138,15 +139,6 @@ def test_bitbucket_data_center_approvals_needs_work_and_merges() -> None:
     assert dc("dc.pr-merged.json", "repo:refs_changed") is None
 
 
-JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     source_key=st.sampled_from(
@@ -176,7 +168,7 @@ JSONISH = st.recursive(
         min_size=1,
         max_size=3,
     ),
-    value=JSONISH,
+    value=JSON,
 )
 def test_any_grafted_body_is_read_or_refused_never_an_error(
     source_key: tuple[str, str], path: list[str], value: object
