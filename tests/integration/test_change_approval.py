@@ -115,6 +115,17 @@ def approve(factory: Factory, run_id: str, keys: dict[str, Key]) -> None:
     )
 
 
+def approved_filed_run(
+    factory: Factory, tmp_path: Path, keys: dict[str, Key]
+) -> tuple[str, dict[str, str]]:
+    """A filed run its reviewer approved, waiting for the CAB (`approved`), and its change
+    request (`change_of`)."""
+    run_id = filed_run(factory, tmp_path)
+    approve(factory, run_id, keys)
+    assert factory.store.require_run(run_id).state is RunState.APPROVED
+    return run_id, change_of(factory, run_id)
+
+
 def sign_off(factory: Factory, run_id: str, keys: dict[str, Key], who: str, stage: str):  # type: ignore[no-untyped-def]
     body = factory.review.sign_off_statement(run_id, stage=stage, signer=who, accept=True)
     signature = sign(body, keys[who].private, SIGN_OFF_NAMESPACE)
@@ -173,9 +184,7 @@ def test_a_cab_rejection_ends_the_run_with_the_cabs_reason(
     world: tuple[Factory, dict[str, Key], Path], servicenow: ServiceNowStandin
 ) -> None:
     factory, keys, tmp_path = world
-    run_id = filed_run(factory, tmp_path)
-    change = change_of(factory, run_id)
-    approve(factory, run_id, keys)
+    run_id, change = approved_filed_run(factory, tmp_path, keys)
     servicenow.approvals[change["sys_id"]] = "rejected"
     servicenow.tables["sysapproval_approver"] = [
         {"sysapproval": change["sys_id"], "state": "rejected", "approver.user_name": "cab.chair",
@@ -198,9 +207,7 @@ def test_a_change_cancelled_in_servicenow_ends_the_run_and_a_lying_answer_is_ref
     world: tuple[Factory, dict[str, Key], Path], servicenow: ServiceNowStandin
 ) -> None:
     factory, keys, tmp_path = world
-    run_id = filed_run(factory, tmp_path)
-    change = change_of(factory, run_id)
-    approve(factory, run_id, keys)
+    run_id, change = approved_filed_run(factory, tmp_path, keys)
     record = next(r for r in servicenow.created if r["sys_id"] == change["sys_id"])
     number = record["number"]
     record["number"] = "CHG9999999"  # the instance answers for another change
@@ -237,9 +244,7 @@ def test_a_business_rule_notice_prompts_the_hand_off_and_a_forged_one_is_refused
     world: tuple[Factory, dict[str, Key], Path], servicenow: ServiceNowStandin
 ) -> None:
     factory, keys, tmp_path = world
-    run_id = filed_run(factory, tmp_path)
-    change = change_of(factory, run_id)
-    approve(factory, run_id, keys)
+    run_id, change = approved_filed_run(factory, tmp_path, keys)
 
     def delivery(token: str, **body: str) -> Delivery:
         return Delivery(

@@ -30,6 +30,7 @@ from tests.context_standins.vendors import RecordedRequest, ServiceNowStandin
 from tests.integration.signed_people import Key
 from tests.integration.test_change_approval import (
     approve,
+    approved_filed_run,
     cab_factory,
     change_of,
     filed_run,
@@ -97,10 +98,7 @@ def events(factory: Factory, name: str, run_id: str | None = None) -> list[dict[
 
 def waiting_run(world: tuple[Factory, Dispatch, Any, dict[str, Key], Path]) -> tuple[str, dict]:
     factory, _, _, keys, tmp_path = world
-    run_id = filed_run(factory, tmp_path)
-    approve(factory, run_id, keys)
-    assert factory.store.require_run(run_id).state is RunState.APPROVED
-    return run_id, change_of(factory, run_id)
+    return approved_filed_run(factory, tmp_path, keys)
 
 
 def test_the_notice_moves_the_run_only_when_servicenow_says_approved(
