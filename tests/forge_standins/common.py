@@ -13,6 +13,7 @@ from codefactory.review.forges.errors import (
     ForgeUnauthorized,
     ForgeUnavailable,
 )
+from codefactory.review.port import ConfirmedApproval
 from tests.conftest import make_repo
 from tests.forge_standins.git_http import GitHttpStandin, git
 
@@ -42,3 +43,19 @@ def local_and_forge_copy(tmp_path: Path, git_host: GitHttpStandin, repo: str) ->
     bare = tmp_path / "local.git"
     git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
     return bare, git(bare, "rev-parse", "refs/heads/work")
+
+
+def approval_on_main(
+    commit: str, repository: str, author_login: str, *, commit_bound: bool = False
+) -> ConfirmedApproval:
+    """The approval a forge confirms for a request from `repository`'s own branch into its
+    `main` (no fork), opened by `author_login`, whose head is `commit`."""
+    return ConfirmedApproval(
+        approved=True,
+        commit=commit,
+        head_repository=repository,
+        base_repository=repository,
+        base_branch="main",
+        author_login=author_login,
+        commit_bound=commit_bound,
+    )

@@ -44,7 +44,7 @@ from tests.forge_standins.azure_devops import (
     policy,
     scope,
 )
-from tests.forge_standins.common import NAMED_ERRORS
+from tests.forge_standins.common import NAMED_ERRORS, approval_on_main
 
 __all__ = ["azure_devops_standin"]
 
@@ -408,14 +408,7 @@ def test_an_approval_is_confirmed_from_the_request_and_its_reviewers_with_the_ap
     assert not confirm("team@acme-bank.example").approved  # a group's vote is no person's
     azure_devops_standin.vote(1, REVIEWER, 10)
     confirmed = confirm()
-    assert confirmed == ConfirmedApproval(
-        approved=True,
-        commit=COMMIT,
-        head_repository=REPO,
-        base_repository=REPO,
-        base_branch="main",
-        author_login=SPONSOR,
-    )
+    assert confirmed == approval_on_main(COMMIT, REPO, SPONSOR)
     by_id = confirm(azure_devops_standin.pulls[0]["reviewers"][-1]["id"])
     assert by_id.approved
     reads = [a for a in azure_devops_standin.actions if a[0] in ("read request", "read reviewers")]

@@ -36,7 +36,7 @@ from tests.forge_standins.bitbucket import (
     permission,
     restriction,
 )
-from tests.forge_standins.common import NAMED_ERRORS
+from tests.forge_standins.common import NAMED_ERRORS, approval_on_main
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.recording import running
 
@@ -467,13 +467,9 @@ def test_an_approval_is_confirmed_from_the_request_with_the_app_token(
     assert not confirm().approved
     bitbucket.standin.approve(1, "omar")
     confirmed = confirm()
-    assert confirmed == ConfirmedApproval(
-        approved=True,
-        commit=COMMIT,  # Cloud's 12 digits resolved to the full id
-        head_repository=bitbucket.repository,
-        base_repository=bitbucket.repository,
-        base_branch="main",
-        author_login=_reviewer(bitbucket, SPONSOR),
+    # Cloud's 12 digits resolved to the full id
+    assert confirmed == approval_on_main(
+        COMMIT, bitbucket.repository, _reviewer(bitbucket, SPONSOR)
     )
     reads = [a for a in bitbucket.standin.actions if a[0] in ("read request", "read commit")]
     assert reads and {who for _, who in reads} == {FACTORY}

@@ -41,7 +41,7 @@ from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.directory_helpers import standard_directory
-from tests.forge_standins.common import NAMED_ERRORS, local_and_forge_copy
+from tests.forge_standins.common import NAMED_ERRORS, approval_on_main, local_and_forge_copy
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.github import GitHubStandin
 
@@ -290,15 +290,8 @@ def test_an_approval_is_confirmed_from_the_pull_request_and_its_review_with_the_
     confirmed = github.confirm_approval(
         REPO, request="1", reviewer_login="omar", review_id=str(review)
     )
-    assert confirmed == ConfirmedApproval(
-        approved=True,
-        commit=commit,
-        head_repository=REPO,
-        base_repository=REPO,
-        base_branch="main",
-        author_login="Codertocat",
-        commit_bound=True,  # GitHub's review names its commit_id
-    )
+    # GitHub's review names its commit_id
+    assert confirmed == approval_on_main(commit, REPO, "Codertocat", commit_bound=True)
     reads = api.calls("GET", "/pulls/1")
     assert [r.path for r in reads] == [
         f"/api/v3/repos/{REPO}/pulls/1",
