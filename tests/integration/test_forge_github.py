@@ -15,10 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codefactory.config import Settings
 from codefactory.domain import ChangeKind, Run, RunState
-from codefactory.factory import build_factory
-from codefactory.identity.directory import IdentityKind
 from codefactory.review.forges.confirm import approval_problem
 from codefactory.review.forges.errors import (
     ForgeApiError,
@@ -36,12 +33,14 @@ from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
 from codefactory.runs.intake import accept_ticket
-from codefactory.triggers.caller import Caller
-from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
-from tests.acceptance.conftest import TEMPLATE
-from tests.conftest import data_dir_sharing_cache, sample_service
-from tests.directory_helpers import standard_directory
-from tests.forge_standins.common import NAMED_ERRORS, approval_on_main, local_and_forge_copy
+from tests.forge_standins.common import (
+    NAMED_ERRORS,
+    TICKET,
+    approval_on_main,
+    local_and_forge_copy,
+    publishing_factory,
+    unopened_without_a_token,
+)
 from tests.forge_standins.git_http import GitHttpStandin, git
 from tests.forge_standins.github import GitHubStandin
 
@@ -475,27 +474,12 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     git_host, api = forge
-    repo = sample_service(tmp_path / "sample-service")
-    git_host.create(REPO, seed=repo)
-    monkeypatch.setenv(
-        "CODEFACTORY_IDENTITY__DIRECTORY_FILE", str(standard_directory(tmp_path / "people"))
-    )
-    token_file = tmp_path / "github-app-token"
-    token_file.write_text(APP_TOKEN + "\n")
-    settings = Settings(
-        data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache),
-        triggers=TriggerSettings(repositories={REPO: RepositoryBinding(path=repo)}),
-        forge=ForgeSettings(
-            type="github",
-            base_url=api.url,
-            git_url=git_host.url,
-            token_file=token_file,
-            user_tokens={"priya.shah": USER_TOKEN},
-        ),
-    )
-    factory = build_factory(settings)
-    ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
-    run = accept_ticket(factory, payload=ticket, repo=repo)
+    factory, repo = publishing_factory(
+        tmp_path, uv_cache, monkeypatch, git_host, repository=REPO, binding=REPO,
+        app_token=APP_TOKEN,
+        forge={"type": "github", "base_url": api.url, "user_tokens": {"priya.shah": USER_TOKEN}},
+    )  # fmt: skip
+    run = accept_ticket(factory, payload=TICKET.read_bytes(), repo=repo)
     assert run.state is RunState.IN_REVIEW, run.reason
     assert run.repository == REPO and run.sponsor == "priya.shah"
 
@@ -534,18 +518,8 @@ def test_a_packaged_run_is_pushed_opened_as_a_draft_under_its_sponsor_and_given_
     assert "forge-publish-failed" not in events
 
     # a sponsor without a GitHub token: the request is not opened under anyone else's
-    other = accept_ticket(
-        factory,
-        payload=ticket,
-        repo=repo,
-        caller=Caller(kind=IdentityKind.SERVICENOW, identity="jordan.lee"),
-    )
-    assert other.state is RunState.IN_REVIEW, other.reason
+    other = unopened_without_a_token(factory, repo)
     assert other.sponsor == "jordan.lee" and len(api.pulls) == 1
-    failed = {e.name: e.data for e in factory.store.audit_events(other.id)}
-    assert failed["forge-publish-failed"]["step"] == "open request"
-    assert failed["forge-publish-failed"]["error"] == "forge-no-user-token"
-    assert "pull-request-opened" not in failed
 
 
 def test_a_branch_held_at_another_commit_is_an_audited_conflict_and_nothing_is_opened(
