@@ -49,10 +49,11 @@ def forge_grant_router(
 ) -> APIRouter:
     """The grant routes; they answer 404 while `forge.oauth.client_id` or
     `forge.user_tokens_dir` is unset (no OAuth grant configured). With `host` (the forge's
-    adapter, made with a token lent to read that token's own account) and `holder_of` (forge login → the directory person holding it), a token is
-    kept only when the forge says it is an account the directory lists for the signed-in
-    person: a sponsor cannot connect a second account of their own, whose requests their
-    main account could then approve."""
+    adapter, made with a token lent to read that token's own account) and `holder_of`
+    (forge login → the directory person holding it), a token is kept only when the forge
+    says it is an account the directory lists for the signed-in person: a sponsor cannot
+    connect a second account of their own, whose requests their main account could then
+    approve."""
     router = APIRouter(tags=["forge"], include_in_schema=False)  # HTML pages
 
     def page(status: int, title: str, text: str) -> HTMLResponse:
