@@ -16,6 +16,13 @@ from typing import Any
 # Characters outside the Basic Multilingual Plane: the only ones where sorting keys by code
 # point (what `json.dumps` does) and by UTF-16 code units (RFC 8785 §3.2.3) can disagree.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+# A JSON number is a float (has a fraction or an exponent) only if a digit is followed by one
+# of these; text without such a pair holds no floats (strings may hold false alarms).
+_FLOAT_MARK = re.compile(r"[0-9][.eE]")
+# The characters RFC 8785 §3.2.2.2 escapes in a string; any other string is written verbatim.
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+_SORTED_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -36,6 +43,9 @@ def is_canonical(text: str) -> bool:
     escapes, same integers, same key order), so the C encoder decides; otherwise the slow,
     exact encoder does.
     """
+    if _FLOAT_MARK.search(text) is None and _ASTRAL.search(text) is None:
+        # No floats to track: one shared decoder and encoder, nothing built per call.
+        return _SORTED_COMPACT.encode(_DECODER.decode(text)) == text
     floats = False
 
     def parse_float(literal: str) -> float:
@@ -54,7 +64,14 @@ def is_canonical(text: str) -> bool:
 
 
 def json_string(value: str) -> str:
-    """One JSON string as RFC 8785 writes it (§3.2.2.2: minimal escapes, UTF-8 kept)."""
+    """One JSON string as RFC 8785 writes it (§3.2.2.2: minimal escapes, UTF-8 kept).
+
+    A string without quotes, backslashes or control characters is written as it is; any other
+    goes through the C encoder. A lone surrogate is kept, so encoding the result as UTF-8
+    fails (UnicodeEncodeError, a ValueError).
+    """
+    if isinstance(value, str) and _ESCAPED.search(value) is None:
+        return '"' + value + '"'
     return json.dumps(value, ensure_ascii=False)
 
 

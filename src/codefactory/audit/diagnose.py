@@ -10,10 +10,10 @@ consistently is caught one level up, by the signed checkpoints (`verify.py`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from codefactory.audit.leaf import StoredLeaf
+from codefactory.audit.leaf import CanonicalData, LeafColumns, StoredLeaf, recompute_leaf_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,25 +33,34 @@ def first_bad_row(
     `size` is how many rows the table holds, the range searched for a moved row's true place.
     Returns the number of good rows and the first problem, if any.
     """
-    previous: StoredLeaf | None = None
-    for position, (row, following) in enumerate(_with_next(iter(rows))):
-        if row.seq != position:
-            return position, _seq_break(row, position)
-        if row.recomputed_hash() != row.leaf_hash:
-            return position, _diagnose(row, previous, following, size)
-        on_leaf(bytes.fromhex(row.leaf_hash))
+    return first_bad_columns((row.columns() for row in rows), size=size, on_leaf=on_leaf)
+
+
+def first_bad_columns(
+    rows: Iterable[LeafColumns], *, size: int, on_leaf: Callable[[bytes], None]
+) -> tuple[int, Problem | None]:
+    """`first_bad_row` over rows as the store returns them (`LeafColumns`), building no
+    object per row: the pass `audit verify` makes over every row of the log."""
+    canonical = CanonicalData()
+    iterator = iter(rows)
+    previous: LeafColumns | None = None
+    position = 0
+    for row in iterator:
+        if row[0] != position:
+            return position, _seq_break(StoredLeaf.from_columns(row), position)
+        digest = recompute_leaf_hash(row, canonical, position)
+        if digest is None or digest.hex() != row[6]:
+            following = next(iterator, None)
+            return position, _diagnose(
+                StoredLeaf.from_columns(row),
+                None if previous is None else StoredLeaf.from_columns(previous),
+                None if following is None else StoredLeaf.from_columns(following),
+                size,
+            )
+        on_leaf(digest)
         previous = row
-    return (previous.seq + 1 if previous else 0), None
-
-
-def _with_next(rows: Iterator[StoredLeaf]) -> Iterator[tuple[StoredLeaf, StoredLeaf | None]]:
-    current = next(rows, None)
-    if current is None:
-        return
-    for following in rows:
-        yield current, following
-        current = following
-    yield current, None
+        position += 1
+    return position, None
 
 
 def _seq_break(row: StoredLeaf, expected: int) -> Problem:

@@ -15,6 +15,7 @@ from codefactory.audit.errors import ProofInvalid
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = HASH()
+_sha256 = hashlib.sha256
 
 
 def hash_leaf(data: bytes) -> bytes:
@@ -59,13 +60,13 @@ class RootBuilder:
     def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
         """Add a leaf; returns the perfect subtrees `(level, index, hash)` it completed."""
         completed: list[tuple[int, int, bytes]] = []
-        node, level, size = leaf_hash, 0, self.size
+        stack, node, level, size = self._stack, leaf_hash, 0, self.size
+        self.size = after = size + 1
         while size & 1:
-            node = hash_children(self._stack.pop(), node)
+            node = _sha256(b"\x01" + stack.pop() + node).digest()  # hash_children, inlined
             level, size = level + 1, size >> 1
-            completed.append((level, ((self.size + 1) >> level) - 1, node))
-        self._stack.append(node)
-        self.size += 1
+            completed.append((level, (after >> level) - 1, node))
+        stack.append(node)
         return completed
 
     def root(self) -> bytes:

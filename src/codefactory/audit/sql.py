@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from codefactory.audit.errors import (
     ProofInvalid,
     RecordUnreadable,
 )
-from codefactory.audit.leaf import EncodedEvent, StoredLeaf, encode_event
+from codefactory.audit.leaf import EncodedEvent, LeafColumns, StoredLeaf, encode_event
 from codefactory.audit.merkle import (
     inclusion_proof,
     range_hash,
@@ -39,7 +40,7 @@ from codefactory.audit.sql_checkpoints import (
     with_consistency,
 )
 from codefactory.audit.tree import StoredTree, cache_completed_subtrees
-from codefactory.audit.verify import TrustedCheckpoint, verify_log
+from codefactory.audit.verify import TrustedCheckpoint, verify_columns
 from codefactory.domain import AuditEvent
 from codefactory.store.identity_tables import AuditCheckpointRow, AuditLogRow, AuditSubtreeRow
 from codefactory.store.models import AuditEventRow
@@ -166,13 +167,13 @@ class SqlAuditLog:
                 (row.level, row.position): row.hash
                 for row in connection.execute(select(AuditSubtreeRow))
             }
-            leaves = _stream_leaves(connection)
+            rows = _stream_rows(connection)
             try:
-                report = verify_log(
-                    leaves, size=size, cached=cached, checkpoints=trusted, untrusted=untrusted
+                report = verify_columns(
+                    rows, size=size, cached=cached, checkpoints=trusted, untrusted=untrusted
                 )
             finally:
-                leaves.close()  # a server-side cursor must close before its connection
+                rows.close()  # a server-side cursor must close before its connection
             if given is None or not report.ok or given.size == 0:
                 return report
             return with_consistency(report, given, StoredTree(connection))
@@ -287,20 +288,22 @@ def _origin(connection: Connection) -> str:
 
 
 def _stream_leaves(connection: Connection) -> Generator[StoredLeaf, None, None]:
+    rows = _stream_rows(connection)
+    try:
+        for row in rows:
+            yield StoredLeaf.from_columns(row)
+    finally:
+        rows.close()
+
+
+def _stream_rows(connection: Connection) -> Generator[LeafColumns, None, None]:
+    """Every stored row in index order, as the driver returns it (no object per row)."""
     result = connection.execution_options(stream_results=True, yield_per=5000).execute(
         select(*_LEAF_COLUMNS).order_by(AuditEventRow.seq)
     )
     try:
-        for seq, name, actor, run_id, at, data, leaf_hash in result:
-            yield StoredLeaf(
-                seq=seq,
-                name=name,
-                actor=actor,
-                run_id=run_id,
-                at=at,
-                data=data,
-                leaf_hash=leaf_hash,
-            )
+        # A Row unpacks and indexes as the tuple of its columns, all verification asks of it.
+        yield from cast(Iterator[LeafColumns], result)
     finally:
         result.close()
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from codefactory.audit.checkpoint import Checkpoint
-from codefactory.audit.diagnose import first_bad_row
-from codefactory.audit.leaf import StoredLeaf
+from codefactory.audit.diagnose import first_bad_columns
+from codefactory.audit.leaf import LeafColumns, StoredLeaf
 from codefactory.audit.merkle import RootBuilder
 from codefactory.audit.port import LogReport
 
@@ -42,14 +42,17 @@ class _TreeCheck:
         self.checked = 0
         self.rewritten: tuple[int, TrustedCheckpoint] | None = None
         self.bad_cache: tuple[int, int] | None = None
+        self._next_size = -1
+        """The size of the next checkpoint to compare with (-1: none left)."""
         self._compare()
 
     def add(self, leaf_hash: bytes) -> None:
         for level, position, node in self.builder.append(leaf_hash):
-            wrong = level >= CACHE_LEVEL and self.cached.get((level, position)) != node.hex()
-            if wrong and self.bad_cache is None:
-                self.bad_cache = (level, position)
-        self._compare()
+            if level >= CACHE_LEVEL and self.bad_cache is None:
+                if self.cached.get((level, position)) != node.hex():
+                    self.bad_cache = (level, position)
+        if self.builder.size == self._next_size:
+            self._compare()
 
     def _compare(self) -> None:
         while self.pending and self.pending[0].checkpoint.size == self.builder.size:
@@ -59,6 +62,7 @@ class _TreeCheck:
                 self.matched_size = max(self.matched_size, self.builder.size)
             elif self.rewritten is None:
                 self.rewritten = (self.matched_size, trusted)
+        self._next_size = self.pending[0].checkpoint.size if self.pending else -1
 
 
 def verify_log(
@@ -71,8 +75,26 @@ def verify_log(
 ) -> LogReport:
     """Check rows (in index order) and the tree; `untrusted` names checkpoints whose
     signature failed, reported if nothing worse is found."""
+    return verify_columns(
+        (row.columns() for row in rows),
+        size=size,
+        cached=cached,
+        checkpoints=checkpoints,
+        untrusted=untrusted,
+    )
+
+
+def verify_columns(
+    rows: Iterable[LeafColumns],
+    *,
+    size: int,
+    cached: Mapping[tuple[int, int], str],
+    checkpoints: Sequence[TrustedCheckpoint],
+    untrusted: Sequence[str] = (),
+) -> LogReport:
+    """`verify_log` over rows as the store returns them (`LeafColumns`, index order)."""
     tree = _TreeCheck(cached, checkpoints)
-    count, problem = first_bad_row(rows, size=size, on_leaf=tree.add)
+    count, problem = first_bad_columns(rows, size=size, on_leaf=tree.add)
     if problem is not None:
         return LogReport(
             ok=False,
