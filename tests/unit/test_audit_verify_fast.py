@@ -1,0 +1,256 @@
+"""The fast paths of `audit verify` write and accept exactly what the slow, obvious code does."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codefactory.audit.canonical import _encode, canonical_json, is_canonical, json_string
+from codefactory.audit.diagnose import first_bad_columns
+from codefactory.audit.leaf import (
+    CanonicalData,
+    LeafColumns,
+    StoredLeaf,
+    leaf_bytes,
+    recompute_leaf_hash,
+)
+from codefactory.audit.merkle import RootBuilder, hash_leaf, root_of
+from codefactory.audit.verify import CACHE_LEVEL, verify_columns, verify_log
+
+# Text that reaches every branch: characters JSON escapes, DEL, non-ASCII, beyond the BMP,
+# lone surrogates (no UTF-8 form), digits next to `.`/`e` (a float's mark inside a string).
+awkward = st.lists(
+    st.one_of(
+        st.characters(exclude_categories=()),
+        st.sampled_from(['"', "\\", "\x00", "\n", "\x1f", "\x7f", "\ud800", "é", "\U0001f600"]),
+        st.sampled_from(["1.5", "2e3", "NaN", "Infinity"]),
+    ),
+    max_size=8,
+).map("".join)
+json_value = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | awkward,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(awkward, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def slow_is_canonical(text: str) -> bool:
+    """`is_canonical` as it was before its fast path: decoder and encoder built per call."""
+    floats = False
+
+    def parse_float(literal: str) -> float:
+        nonlocal floats
+        floats = True
+        return float(literal)
+
+    def reject(name: str) -> Any:
+        raise ValueError(name)
+
+    value = json.loads(text, parse_float=parse_float, parse_constant=reject)
+    if not floats and re.search("[\U00010000-\U0010ffff]", text) is None:
+        fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return bool(fast == text)
+    try:
+        return bool(_encode(value) == text)
+    except ValueError:
+        return False
+
+
+def written(value: Any, form: int) -> str:
+    """`value` as JSON text in one of several forms, only the first of them canonical (a
+    value with a lone surrogate, which has no canonical form, as `json.dumps` writes it)."""
+    if form == 0:
+        try:
+            return canonical_json(value).decode()
+        except ValueError:
+            return str(json.dumps(value, ensure_ascii=False))
+    sort, ascii_only, separators = [
+        (True, False, (",", ":")),
+        (False, False, (",", ":")),
+        (True, True, (",", ":")),
+        (True, False, (", ", ": ")),
+    ][form - 1]
+    return str(json.dumps(value, sort_keys=sort, ensure_ascii=ascii_only, separators=separators))
+
+
+@given(awkward)
+def test_json_string_equals_the_c_encoder(value: str) -> None:
+    assert json_string(value) == json.dumps(value, ensure_ascii=False)
+
+
+@given(json_value, st.integers(0, 4))
+def test_is_canonical_agrees_with_the_slow_check(value: Any, form: int) -> None:
+    text = written(value, form)
+    assert is_canonical(text) == slow_is_canonical(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ('{"x":1}', True),
+        ('{"x":1.0}', False),  # RFC 8785 writes 1
+        ('{"x":1e2}', False),  # and 100
+        ('{"x":100}', True),
+        ('{"x":1e-07}', False),  # what Python's repr writes, not ECMAScript's 1e-7
+        ('{"x":1e-7}', True),
+        ('{"x":1e+21}', True),
+        ('{"x":"1.5 or 2e3"}', True),  # a float's mark inside a string is no float
+        ('{"x":-0}', False),
+        ('{"b":1,"a":2}', False),
+        ('{"a":"\\u00e9"}', False),  # RFC 8785 keeps é as UTF-8
+        ('{"a":"é"}', True),
+    ],
+)
+def test_is_canonical_on_known_texts(text: str, canonical: bool) -> None:
+    assert is_canonical(text) is canonical
+    assert slow_is_canonical(text) is canonical
+
+
+@pytest.mark.parametrize("text", ['{"x":NaN}', '{"x":Infinity}', '{"x":-Infinity}', "{", ""])
+def test_is_canonical_raises_on_text_that_is_not_json(text: str) -> None:
+    with pytest.raises(ValueError):
+        is_canonical(text)
+
+
+columns = st.tuples(
+    st.integers(0, 2**40),
+    awkward,
+    awkward,
+    awkward,
+    awkward,
+    st.one_of(
+        st.sampled_from(["{}", '{"a":1}', '{"a":"\\u001f","b":[1.5,null]}']),
+        st.dictionaries(awkward, json_value, max_size=3).map(lambda d: written(d, 0)),
+        st.builds(written, st.dictionaries(awkward, json_value, max_size=3), st.integers(1, 4)),
+        awkward,
+    ),
+)
+
+
+def obvious_leaf_hash(
+    seq: int, name: str, actor: str, run_id: str, at: str, data: str
+) -> bytes | None:
+    """The leaf hash as `StoredLeaf.leaf_bytes` defined it before the fast path."""
+    try:
+        if not (data.startswith("{") and slow_is_canonical(data)):
+            return None
+        text = (
+            f'{{"actor":{json.dumps(actor, ensure_ascii=False)},'
+            f'"at":{json.dumps(at, ensure_ascii=False)},"data":{data},'
+            f'"name":{json.dumps(name, ensure_ascii=False)},'
+            f'"run_id":{json.dumps(run_id, ensure_ascii=False)},"seq":{seq}}}'
+        )
+        return hash_leaf(text.encode())
+    except ValueError:
+        return None
+
+
+@given(columns)
+def test_the_recomputed_leaf_hash_is_the_obvious_one(
+    row: tuple[int, str, str, str, str, str],
+) -> None:
+    seq, name, actor, run_id, at, data = row
+    full: LeafColumns = (seq, name, actor, run_id, at, data, "")
+    expected = obvious_leaf_hash(seq, name, actor, run_id, at, data)
+    assert recompute_leaf_hash(full, CanonicalData(), seq) == expected
+    leaf = StoredLeaf.from_columns(full)
+    assert leaf.columns() == full
+    assert leaf.recomputed_hash() == (None if expected is None else expected.hex())
+    if expected is not None:
+        assert hash_leaf(leaf_bytes(seq=seq, name=name, actor=actor, run_id=run_id, at=at,
+                                    data=data)) == expected  # fmt: skip
+
+
+@pytest.mark.parametrize("column", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    "text", ['"', "\\", "\x00", "\x1f", "\n", "\x7f", "é", "\U0001f600", "\ud800"]
+)
+def test_each_column_is_escaped_as_json_escapes_it(column: int, text: str) -> None:
+    values = ["run-state-changed", "factory", "r-1", "2025-03-01T09:30:00.000000Z"]
+    values[column - 1] = f"a{text}b"
+    name, actor, run_id, at = values
+    full: LeafColumns = (7, name, actor, run_id, at, '{"a":1}', "")
+    expected = obvious_leaf_hash(7, name, actor, run_id, at, '{"a":1}')
+    assert (expected is None) == (text == "\ud800")
+    assert recompute_leaf_hash(full, CanonicalData(), 7) == expected
+
+
+def test_remembered_data_texts_keep_their_answer_past_the_limit() -> None:
+    canonical = CanonicalData(limit=2)
+    texts = ['{"a":1}', '{"b":1,"a":2}', '{"a":1.0}', "[1]", '{"c":"d"}', "{", '{"a":1}']
+    expected = [True, False, False, False, True, False, True]
+    assert [canonical(text) for text in texts * 3] == expected * 3
+
+
+def row(seq: int, data: str, name: str = "run-state-changed") -> LeafColumns:
+    """A stored row whose leaf hash is the hash of exactly its columns (even if not canonical)."""
+    encoded = leaf_bytes(seq=seq, name=name, actor="factory", run_id="r-1",
+                         at="2025-03-01T09:30:00.000000Z", data=data)  # fmt: skip
+    return (seq, name, "factory", "r-1", "2025-03-01T09:30:00.000000Z", data,
+            hash_leaf(encoded).hex())  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ['{"state":"verifying","previous":"proposing"}', '{"n":1.0}'])
+def test_non_canonical_data_among_repeated_data_is_named_even_with_a_matching_hash(
+    bad: str,
+) -> None:
+    same = '{"previous":"proposing","state":"verifying"}'
+    rows = [row(seq, same) for seq in range(300)] + [row(300, bad)] + [row(301, same)]
+    report = verify_columns(rows, size=len(rows), cached={}, checkpoints=[])
+    assert not report.ok
+    assert report.first_bad_seq == 300 and report.first_bad_name == "run-state-changed"
+    assert report.reason == "event 300 (run-state-changed) was altered"
+
+
+def test_verify_columns_and_verify_log_agree_and_feed_every_leaf() -> None:
+    rows = [row(seq, f'{{"i":{seq % 7}}}') for seq in range(600)]
+    fed: list[bytes] = []
+    assert first_bad_columns(rows, size=600, on_leaf=fed.append) == (600, None)
+    assert fed == [bytes.fromhex(r[6]) for r in rows]
+    builder, cached = RootBuilder(), dict[tuple[int, int], str]()
+    for leaf_hash in fed:
+        for level, position, node in builder.append(leaf_hash):
+            if level >= CACHE_LEVEL:
+                cached[level, position] = node.hex()
+    assert set(cached) == {(8, 0), (8, 1), (9, 0)}
+    fast = verify_columns(rows, size=600, cached=cached, checkpoints=[])
+    leaves = [StoredLeaf.from_columns(r) for r in rows]
+    slow = verify_log(leaves, size=600, cached=cached, checkpoints=[])
+    assert fast == slow and fast.ok and fast.root_hash == root_of(fed).hex()
+    cached[8, 1] = cached[8, 0]
+    broken = verify_columns(rows, size=600, cached=cached, checkpoints=[])
+    assert not broken.ok and "(level 8, position 1)" in broken.reason
+
+
+def test_an_upper_case_stored_hash_is_not_the_leaf_hash() -> None:
+    rows = [row(seq, "{}") for seq in range(3)]
+    rows[1] = (*rows[1][:6], rows[1][6].upper())
+    report = verify_columns(rows, size=3, cached={}, checkpoints=[])
+    assert not report.ok and report.first_bad_seq == 1
+
+
+def test_a_seq_gap_is_named() -> None:
+    rows = [row(seq, "{}") for seq in (0, 1, 3)]
+    report = verify_columns(rows, size=3, cached={}, checkpoints=[])
+    assert (report.ok, report.first_bad_seq, report.reason) == (
+        False,
+        1 + 1,
+        "event 2 is missing (removed)",
+    )
+
+
+def test_stored_leaf_round_trips_through_columns() -> None:
+    leaf = StoredLeaf.from_columns(row(5, "{}"))
+    assert dataclasses.replace(leaf).columns() == row(5, "{}")
+    assert hashlib.sha256(b"\x00" + leaf.leaf_bytes()).hexdigest() == leaf.leaf_hash
