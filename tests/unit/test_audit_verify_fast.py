@@ -110,6 +110,9 @@ def test_is_canonical_agrees_with_the_slow_check(value: Any, form: int) -> None:
         ('{"b":1,"a":2}', False),
         ('{"a":"\\u00e9"}', False),  # RFC 8785 keeps é as UTF-8
         ('{"a":"é"}', True),
+        ('{"a":1} ', False),  # whitespace after the value
+        (' {"a":1}', False),
+        ('{"a":"\U0001f600"}', True),  # beyond the BMP: the exact encoder decides
     ],
 )
 def test_is_canonical_on_known_texts(text: str, canonical: bool) -> None:
@@ -117,7 +120,9 @@ def test_is_canonical_on_known_texts(text: str, canonical: bool) -> None:
     assert slow_is_canonical(text) is canonical
 
 
-@pytest.mark.parametrize("text", ['{"x":NaN}', '{"x":Infinity}', '{"x":-Infinity}', "{", ""])
+@pytest.mark.parametrize(
+    "text", ['{"x":NaN}', '{"x":Infinity}', '{"x":-Infinity}', "{", "", '{"a":1}x', "[1.5,NaN]"]
+)
 def test_is_canonical_raises_on_text_that_is_not_json(text: str) -> None:
     with pytest.raises(ValueError):
         is_canonical(text)

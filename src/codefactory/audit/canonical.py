@@ -7,22 +7,51 @@
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 # Characters outside the Basic Multilingual Plane: the only ones where sorting keys by code
 # point (what `json.dumps` does) and by UTF-16 code units (RFC 8785 §3.2.3) can disagree.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-# A JSON number is a float (has a fraction or an exponent) only if a digit is followed by one
-# of these; text without such a pair holds no floats (strings may hold false alarms).
-_FLOAT_MARK = re.compile(r"[0-9][.eE]")
 # The characters RFC 8785 §3.2.2.2 escapes in a string; any other string is written verbatim.
 _ESCAPED = re.compile(r'[\x00-\x1f"\\]')
-_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+
+
+class _FloatSeen(Exception):
+    """The text holds a float: the fast check cannot decide it."""
+
+
+def _no_floats(literal: str) -> float:
+    raise _FloatSeen(literal)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder, one encoder for the whole process (both are stateless between calls). The C
+# scanner calls `parse_float` only when it meets a float, so text without floats pays nothing.
+# `make_scanner` takes the decoder whose hooks it calls (typeshed types it as itself).
+_DECODER: Any = json.JSONDecoder(parse_float=_no_floats, parse_constant=_no_constants)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_DECODER)
 _SORTED_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # CPython's C encoder, built once instead of once per call
+    _chunks = _c_make_encoder(
+        None, _SORTED_COMPACT.default, json.encoder.encode_basestring,
+        None, ":", ",", True, False, True,
+    )  # fmt: skip
+
+    def _sorted_compact(value: Any) -> str:
+        return "".join(_chunks(value, 0))
+else:  # pragma: no cover - Pythons without the _json accelerator
+
+    def _sorted_compact(value: Any) -> str:
+        return _SORTED_COMPACT.encode(value)
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -43,9 +72,14 @@ def is_canonical(text: str) -> bool:
     escapes, same integers, same key order), so the C encoder decides; otherwise the slow,
     exact encoder does.
     """
-    if _FLOAT_MARK.search(text) is None and _ASTRAL.search(text) is None:
-        # No floats to track: one shared decoder and encoder, nothing built per call.
-        return _SORTED_COMPACT.encode(_DECODER.decode(text)) == text
+    if text.isascii() or _ASTRAL.search(text) is None:
+        try:
+            value, end = _SCAN(text, 0)
+        except (_FloatSeen, StopIteration):
+            pass  # a float, or no JSON value at the start: the general path decides or raises
+        else:
+            if end == len(text):
+                return _sorted_compact(value) == text
     floats = False
 
     def parse_float(literal: str) -> float:
@@ -53,7 +87,7 @@ def is_canonical(text: str) -> bool:
         floats = True
         return float(literal)
 
-    value = json.loads(text, parse_float=parse_float, parse_constant=_reject_constant)
+    value = json.loads(text, parse_float=parse_float, parse_constant=_no_constants)
     if not floats and _ASTRAL.search(text) is None:
         fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return fast == text
@@ -73,10 +107,6 @@ def json_string(value: str) -> str:
     if isinstance(value, str) and _ESCAPED.search(value) is None:
         return '"' + value + '"'
     return json.dumps(value, ensure_ascii=False)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _encode(value: Any) -> str:
