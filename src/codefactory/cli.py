@@ -24,7 +24,6 @@ from codefactory.commands import (
     witness,
 )
 from codefactory.commands.common import state
-from codefactory.config import load_settings
 
 app = typer.Typer(
     help="Code Factory: a governed harness for background coding agents.",
@@ -43,6 +42,8 @@ def main(
     ] = None,
 ) -> None:
     """Global options."""
+    from codefactory.config import load_settings  # not for `--help`: the settings models
+
     state.settings = load_settings(data_dir)
 
 

@@ -1,6 +1,8 @@
 """The composition root: picks the adapters from settings and wires the loop.
 
-Heavy adapters are imported inside `build_factory` so `codefactory --help` stays fast.
+Everything but the settings is imported inside the functions (types only under
+TYPE_CHECKING), so `codefactory --help` stays fast and `open_store` (what `runs list` and
+`runs show` read through) loads the store alone, not the loop and its adapters.
 """
 
 from __future__ import annotations
@@ -11,25 +13,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from codefactory.audit.port import AuditLog
+from codefactory.audit.port import ForwardingAuditLog
 from codefactory.config import Settings, prepare_data_dir
-from codefactory.domain import CheckResult, Proposal, Run, RunState, Task, TriggerEvent
-from codefactory.engines.port import Engine
-from codefactory.engines.session import EngineSession
-from codefactory.identity.agents import AgentIdentity
-from codefactory.runs.loop import RunLoop, RunObserver
-from codefactory.runs.review import ReviewDesk
-from codefactory.sandbox.port import Workspace
-from codefactory.store.runs import RunStore
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine as DatabaseEngine
+    from sqlalchemy.orm import Session
+
+    from codefactory.audit.port import AuditLog, SignedCheckpoint
     from codefactory.context.runs import RunContexts
+    from codefactory.domain import (
+        AuditEvent,
+        CheckResult,
+        Proposal,
+        Run,
+        RunState,
+        Task,
+        TriggerEvent,
+    )
     from codefactory.engines.gateway import ModelGateway
+    from codefactory.engines.port import Engine
+    from codefactory.engines.session import EngineSession
+    from codefactory.identity.agents import AgentIdentity
     from codefactory.identity.services import IdentityServices
     from codefactory.review.port import ForgeHost
     from codefactory.review.reconcile import Reconciler
     from codefactory.runs.cab_gate import CabGate
+    from codefactory.runs.loop import RunLoop, RunObserver
+    from codefactory.runs.review import ReviewDesk
     from codefactory.sandbox.mirror import Mirrors
+    from codefactory.sandbox.port import Workspace
+    from codefactory.store.runs import RunStore
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
 
@@ -53,6 +67,8 @@ class Factory:
 
 def default_agent(settings: Settings) -> AgentIdentity:
     """The recipe agent of the embedded default, issued by this factory."""
+    from codefactory.identity.agents import AgentIdentity
+
     return AgentIdentity(
         id=settings.agent_id,
         display_name="Code Factory recipe agent",
@@ -326,6 +342,45 @@ def forge_reconciler(
     )
 
 
+def open_database(settings: Settings) -> DatabaseEngine:
+    """The store's database (`settings.database_url`) at the newest schema: the data folder
+    made (or tightened to) 0700 first, an SQLite file and its WAL 0600 (store/db.py)."""
+    from codefactory.store.db import open_engine
+
+    prepare_data_dir(settings.data_dir)  # 0700 (tightened if looser); the database 0600
+    return open_engine(settings.database_url)
+
+
+class AuditLogReadOnly(RuntimeError):
+    """A write (an append or a checkpoint) through the audit log of `open_store`, which
+    only reads: writers go through `build_factory`, whose log signs, streams and witnesses."""
+
+
+class ReadOnlyAuditLog(ForwardingAuditLog):
+    """The store's audit log for reading (events, proofs, verification); `append` and
+    `checkpoint` raise AuditLogReadOnly."""
+
+    def append(self, event: AuditEvent, *, session: Session | None = None) -> int:
+        """Refused: raises AuditLogReadOnly."""
+        raise AuditLogReadOnly(f"the store was opened for reading: cannot append {event.name}")
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Refused: raises AuditLogReadOnly."""
+        raise AuditLogReadOnly("the store was opened for reading: cannot sign a checkpoint")
+
+
+def open_store(settings: Settings) -> RunStore:
+    """The runs repository alone, for the commands that only read it (`runs list`,
+    `runs show`): the database as `build_factory` opens it (same folder modes, same
+    migration to head) and the audit log's stored events, without the issuer, identity,
+    policy, sandbox or any adapter. Its transactions that audit raise AuditLogReadOnly."""
+    from codefactory.audit.sql import SqlAuditLog
+    from codefactory.store.runs import RunStore
+
+    engine = open_database(settings)
+    return RunStore(engine, ReadOnlyAuditLog(SqlAuditLog(engine)))
+
+
 def build_factory(settings: Settings, *, observer: RunObserver | None = None) -> Factory:
     """Wire the embedded defaults: SQLite, bubblewrap, recipes, Cedar, the local forge."""
     from codefactory.advisories import AdvisoryDatabase
@@ -347,20 +402,21 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.review.local_forge import LocalForge
     from codefactory.review.signing import AgentCommitSigning
+    from codefactory.runs.loop import RunLoop
     from codefactory.runs.policy_log import active_policy
     from codefactory.runs.registry_log import active_registry, record_registry
+    from codefactory.runs.review import ReviewDesk
     from codefactory.runs.sessions import GatewaySessions, RegistryClearance
     from codefactory.runs.waiver_log import signed_verify_settings
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox, python_interpreters
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
-    from codefactory.store.db import open_engine
+    from codefactory.store.runs import RunStore
     from codefactory.store.verify_tables import SqlVerifyCache
     from codefactory.verify.compose import default_gate
 
-    prepare_data_dir(settings.data_dir)  # 0700 (tightened if looser); the database 0600
-    engine = open_engine(settings.database_url)
+    engine = open_database(settings)
     issuer = issuer_for(settings)
     sql_audit = SqlAuditLog(engine, sign=issuer.note_signer, public_keys=issuer.raw_public_keys)
     audit = audit_log(settings, engine, sql_audit)  # SIEM stream, witnesses (docs/witnesses.md)

@@ -1,4 +1,8 @@
-"""What every command shares: the settings, output consoles, errors and JSON."""
+"""What every command shares: the settings, output consoles, errors and JSON.
+
+Importing this module (and every command module) loads no settings model, adapter, SQLAlchemy
+or HTTP client: `codefactory --help` builds its pages from the commands' signatures alone
+(tests/unit/test_cli_startup.py); each command imports what it uses in its body."""
 
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from codefactory.config import Settings, is_terminal_attached
-from codefactory.domain import RunState
-
 if TYPE_CHECKING:
+    from codefactory.config import Settings
+    from codefactory.domain import RunState
     from codefactory.factory import Factory
     from codefactory.runs.loop import RunObserver
+    from codefactory.store.runs import RunStore
 
 # Without a terminal (CI, pipes) Rich falls back to 80 columns; tables of paths need more.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -27,9 +31,26 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 class CliState:
-    """The global options, set by the root callback."""
+    """The global options, set by the root callback.
 
-    settings: Settings = Settings()
+    `settings` is read from the environment on first use when the callback has not set it
+    (the settings models are imported only then)."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this invocation (`load_settings` with the `--data-dir` given)."""
+        if self._settings is None:
+            from codefactory.config import Settings
+
+            self._settings = Settings()
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = value
 
 
 state = CliState()
@@ -48,6 +69,8 @@ def print_json(data: Any) -> None:
 
 def observer() -> RunObserver | None:
     """A progress printer for runs, only when a terminal is attached (no noise in CI logs)."""
+    from codefactory.config import is_terminal_attached
+
     if not is_terminal_attached():
         return None
 
@@ -69,6 +92,8 @@ def observer() -> RunObserver | None:
 @contextmanager
 def progress(message: str, *, quiet: bool = False) -> Iterator[None]:
     """A spinner on long steps when a terminal is attached."""
+    from codefactory.config import is_terminal_attached
+
     status = (
         console.status(message, spinner="dots")
         if is_terminal_attached() and not quiet
@@ -88,3 +113,11 @@ def build(observe: RunObserver | None = None) -> Factory:
         return build_factory(state.settings, observer=observe)
     except (SignerUnavailable, TrustInvalid, FourEyesRefused) as err:  # fail closed, say why
         fail(f"cannot start: {err}")
+
+
+def read_store() -> RunStore:
+    """The runs repository of the current settings for commands that only read it
+    (`factory.open_store`: the database and the stored audit events, no adapter built)."""
+    from codefactory.factory import open_store
+
+    return open_store(state.settings)

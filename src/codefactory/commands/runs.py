@@ -19,9 +19,9 @@ from codefactory.commands.common import (
     observer,
     print_json,
     progress,
+    read_store,
     state,
 )
-from codefactory.domain import RunState
 
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
 
@@ -52,6 +52,7 @@ def trigger(
     as_json: JsonOption = False,
 ) -> None:
     """Start a run from a Jira ticket and drive it until it waits for review or ends."""
+    from codefactory.domain import RunState
     from codefactory.runs.intake import accept_ticket
     from codefactory.store.runs import run_as_dict
 
@@ -93,7 +94,7 @@ def runs_list(
     """The latest runs, newest first, with the repository each changes (its canonical id)."""
     from codefactory.store.runs import run_as_dict
 
-    found = build().store.search_runs(limit=limit, repository=repository)
+    found = read_store().search_runs(limit=limit, repository=repository)
     if as_json:
         print_json([run_as_dict(run) for run in found])
         return
@@ -121,7 +122,7 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
     UAT sign-offs, merges)."""
     from codefactory.runs.report import render_report, run_report
 
-    report = run_report(build().store, run_id)
+    report = run_report(read_store(), run_id)
     if report is None:
         fail(escape(f"no run with id {run_id!r}"))
     if as_json:
