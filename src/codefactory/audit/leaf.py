@@ -114,20 +114,14 @@ class CanonicalData:
     def __call__(self, data: str) -> bool:
         known = self._known.get(data)
         if known is None:
-            known = _canonical_object(data)
+            try:
+                known = data[:1] == "{" and is_canonical(data)
+            except (ValueError, TypeError):  # not JSON, or not text at all
+                known = False
             if len(self._known) >= self._limit:
                 self._known.clear()
             self._known[data] = known
         return known
-
-
-def _canonical_object(data: object) -> bool:
-    if not isinstance(data, str) or not data.startswith("{"):
-        return False
-    try:
-        return is_canonical(data)
-    except ValueError:
-        return False
 
 
 def recompute_leaf_hash(row: LeafColumns, canonical: CanonicalData, seq: int) -> bytes | None:

@@ -69,6 +69,15 @@ class RootBuilder:
         stack.append(node)
         return completed
 
+    def push(self, leaf_hash: bytes) -> None:
+        """Add a leaf, like `append`, without listing the subtrees it completes."""
+        stack, node, size = self._stack, leaf_hash, self.size
+        self.size = size + 1
+        while size & 1:
+            node = _sha256(b"\x01" + stack.pop() + node).digest()  # hash_children, inlined
+            size >>= 1
+        stack.append(node)
+
     def root(self) -> bytes:
         """MTH of the leaves so far: the subtrees folded right to left (RFC 9162 §2.1.1)."""
         if not self._stack:

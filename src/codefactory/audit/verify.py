@@ -19,6 +19,9 @@ from codefactory.audit.port import LogReport
 
 CACHE_LEVEL = 8
 """Perfect subtrees of 2^8 leaves and larger are cached in the store (`audit_subtrees`)."""
+# A leaf completes a subtree of 2^CACHE_LEVEL leaves or more only when the tree it joins holds
+# a multiple of 2^CACHE_LEVEL leaves minus one: its low CACHE_LEVEL bits are all set.
+_BELOW_CACHE = (1 << CACHE_LEVEL) - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,11 +50,15 @@ class _TreeCheck:
         self._compare()
 
     def add(self, leaf_hash: bytes) -> None:
-        for level, position, node in self.builder.append(leaf_hash):
-            if level >= CACHE_LEVEL and self.bad_cache is None:
-                if self.cached.get((level, position)) != node.hex():
-                    self.bad_cache = (level, position)
-        if self.builder.size == self._next_size:
+        builder = self.builder
+        if builder.size & _BELOW_CACHE != _BELOW_CACHE:  # completes no cached subtree
+            builder.push(leaf_hash)
+        else:
+            for level, position, node in builder.append(leaf_hash):
+                if level >= CACHE_LEVEL and self.bad_cache is None:
+                    if self.cached.get((level, position)) != node.hex():
+                        self.bad_cache = (level, position)
+        if builder.size == self._next_size:
             self._compare()
 
     def _compare(self) -> None:
