@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codefactory.audit.canonical import _encode, canonical_json, is_canonical, json_string
+from codefactory.audit.canonical import (
+    _encode,
+    canonical_json,
+    is_canonical,
+    is_canonical_object,
+    json_string,
+)
 from codefactory.audit.diagnose import first_bad_columns
 from codefactory.audit.leaf import (
     CanonicalData,
@@ -89,10 +95,19 @@ def test_json_string_equals_the_c_encoder(value: str) -> None:
     assert json_string(value) == json.dumps(value, ensure_ascii=False)
 
 
+def slow_is_canonical_object(text: object) -> bool:
+    try:
+        return isinstance(text, str) and text.startswith("{") and slow_is_canonical(text)
+    except ValueError:
+        return False
+
+
 @given(json_value, st.integers(0, 4))
 def test_is_canonical_agrees_with_the_slow_check(value: Any, form: int) -> None:
     text = written(value, form)
     assert is_canonical(text) == slow_is_canonical(text)
+    assert is_canonical_object(text) == slow_is_canonical_object(text)
+    assert is_canonical_object(text + " ") is False
 
 
 @pytest.mark.parametrize(
@@ -118,6 +133,7 @@ def test_is_canonical_agrees_with_the_slow_check(value: Any, form: int) -> None:
 def test_is_canonical_on_known_texts(text: str, canonical: bool) -> None:
     assert is_canonical(text) is canonical
     assert slow_is_canonical(text) is canonical
+    assert is_canonical_object(text) is canonical
 
 
 @pytest.mark.parametrize(
@@ -126,6 +142,12 @@ def test_is_canonical_on_known_texts(text: str, canonical: bool) -> None:
 def test_is_canonical_raises_on_text_that_is_not_json(text: str) -> None:
     with pytest.raises(ValueError):
         is_canonical(text)
+    assert is_canonical_object(text) is False
+
+
+@pytest.mark.parametrize("value", [None, 1, b'{"a":1}', "[1]", '"{"', "1"])
+def test_only_text_holding_an_object_can_be_a_canonical_object(value: Any) -> None:
+    assert is_canonical_object(value) is False
 
 
 columns = st.tuples(

@@ -97,6 +97,29 @@ def is_canonical(text: str) -> bool:
         return False
 
 
+def is_canonical_object(text: str) -> bool:
+    """Whether `text` is a JSON object written exactly as `canonical_json` writes it; False
+    for anything else (another value, not JSON, not text). Never raises.
+
+    `is_canonical` with its common case inlined: the hot path of `audit verify`.
+    """
+    if not isinstance(text, str) or not text.startswith("{"):
+        return False
+    if text.isascii() or _ASTRAL.search(text) is None:
+        try:
+            value, end = _SCAN(text, 0)
+        except (_FloatSeen, StopIteration):
+            pass  # a float: the general path decides
+        except ValueError:
+            return False
+        else:
+            return end == len(text) and _sorted_compact(value) == text
+    try:
+        return is_canonical(text)
+    except ValueError:
+        return False
+
+
 def json_string(value: str) -> str:
     """One JSON string as RFC 8785 writes it (§3.2.2.2: minimal escapes, UTF-8 kept).
 

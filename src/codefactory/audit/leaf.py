@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from codefactory.audit.canonical import canonical_json, is_canonical, json_string
+from codefactory.audit.canonical import (
+    canonical_json,
+    is_canonical,
+    is_canonical_object,
+    json_string,
+)
 from codefactory.audit.merkle import hash_leaf
 from codefactory.domain import AuditEvent
 
@@ -114,10 +119,7 @@ class CanonicalData:
     def __call__(self, data: str) -> bool:
         known = self._known.get(data)
         if known is None:
-            try:
-                known = data[:1] == "{" and is_canonical(data)
-            except (ValueError, TypeError):  # not JSON, or not text at all
-                known = False
+            known = is_canonical_object(data)
             if len(self._known) >= self._limit:
                 self._known.clear()
             self._known[data] = known
