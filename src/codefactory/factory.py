@@ -262,14 +262,15 @@ def forge_publishing(
     host = forge_host_of(settings)
     if host is None:
         return None
-    from codefactory.review.forges.build import user_token
+    from codefactory.review.forges.grants import UserTokens
     from codefactory.review.forges.publishing import RequestPublishing
 
     return RequestPublishing(
         forge=settings.forge.type,
         host=host,
         repository_path=repository_path,
-        user_token=lambda person: user_token(settings, person),
+        # one holder for every run: its lock lets a single-use refresh token be spent once
+        user_token=UserTokens(settings.forge).token_for,
         trigger_of=lambda run: store.get_trigger(run.trigger_id),
         record=store.record,
         base_branch=settings.forge.base_branch,

@@ -40,6 +40,7 @@ import httpx
 
 from codefactory.domain import Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, IdentityKind, Person, Role
+from codefactory.review.change_requests import CAB_WAIT
 from codefactory.review.settings import EmailSettings, NotifySettings, SlackSettings
 from codefactory.secret_files import SecretUnreadable, read_secret
 
@@ -83,8 +84,6 @@ ASKED = {
 """What a notice says a run does, by what is asked."""
 TOLD_WHY = ("cab", "accepted", "rejected")
 """Notices that carry the run's reason."""
-CAB_WAIT = "waiting for CAB approval"
-"""How an `approved` run's reason says the hand-off waits for the CAB (`HandOff.cab_note`)."""
 SIGN_OFF_ROLES = {RunState.IN_QA: (Role.QA, "qa"), RunState.IN_UAT: (Role.UAT, "uat")}
 SPONSOR_ENDS = {RunState.ACCEPTED: "accepted", RunState.REJECTED: "rejected"}
 

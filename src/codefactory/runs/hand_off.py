@@ -20,6 +20,7 @@ from codefactory.identity.errors import IdentityError
 from codefactory.identity.port import Delegation
 from codefactory.review.change_requests import (
     APPROVED,
+    CAB_WAIT,
     REJECTED,
     ApprovalDeliveryInvalid,
     ApprovalDeliveryUnauthenticated,
@@ -85,8 +86,8 @@ class HandOff:
         try:
             change = self.cab.change_for(run, self.store.audit_events(run.id))
         except CabError:
-            return "; waiting for CAB approval (no change request was filed)"
-        return f"; waiting for CAB approval of {change.number}" if change else ""
+            return f"; {CAB_WAIT} (no change request was filed)"
+        return f"; {CAB_WAIT} of {change.number}" if change else ""
 
     def proceed(self, run_id: str, *, waiting_raises: bool) -> None:
         """Hand the approved run on, from its recorded approval: the signed facts are
