@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
@@ -94,3 +95,18 @@ def test_the_sponsor_cannot_approve_their_own_run(cli: Cli, tmp_path: Path) -> N
     rejected = cli.json("review", "reject", run["id"], "--as", "jordan.lee", "--key", str(key),
                         "--comment", "no")  # fmt: skip
     assert rejected["state"] == "rejected"
+
+
+def test_a_tampered_event_name_is_shown_as_text_not_as_terminal_markup(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Event names come from the database: an insider's `x[/]` must neither crash the
+    report (Rich markup) nor hide the bad index."""
+    ticket = tmp_path / "broken.json"
+    ticket.write_text("{not json")
+    cli("trigger", "--repo", str(tmp_path), "--ticket", str(ticket))
+    with sqlite3.connect(cli.data_dir / "factory.db") as db:
+        db.execute("UPDATE audit_events SET name = 'x[/]' WHERE seq = 1")
+    result = cli("audit", "verify")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "audit log verification failed" in result.stderr and "x[/]" in result.stderr

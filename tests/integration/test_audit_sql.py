@@ -664,3 +664,38 @@ def test_the_latest_checkpoint_is_read_without_signing_and_an_edited_one_is_pass
     assert log.latest_checkpoint() == second and second.checkpoint.size == 5
     tamper(store, "UPDATE audit_checkpoints SET root_hash = '00' WHERE size = 5")
     assert log.latest_checkpoint() == first  # a row whose columns disagree is not trusted
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET actor = CAST(actor AS BLOB) WHERE seq = 1",
+        "UPDATE audit_events SET name = CAST(name AS BLOB) WHERE seq = 1",
+        "UPDATE audit_events SET data = '{\"a\":' || replace(hex(zeroblob(30000)), '00', '[')"
+        " || replace(hex(zeroblob(30000)), '00', ']') || '}' WHERE seq = 1",
+    ],
+    ids=["blob-actor", "blob-name", "nested-past-the-parser"],
+)
+def test_a_column_verify_cannot_read_is_named_at_its_index_not_a_crash(
+    log: SqlAuditLog, store: Store, statement: str
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the statements are SQLite's (PostgreSQL's typed columns refuse them)")
+    fill(log, 3)
+    tamper(store, statement)
+    report = log.verify()
+    assert not report.ok and report.first_bad_seq == 1, report.reason
+
+
+def test_a_cached_subtree_the_log_has_not_completed_is_reported(
+    log: SqlAuditLog, store: Store
+) -> None:
+    """A planted cache row would pass unseen and then make the append that completes its
+    subtree fail (the unique key) for ever: verify names it now."""
+    fill(log, 10)
+    assert log.verify().ok
+    tamper(
+        store, f"INSERT INTO audit_subtrees (level, position, hash) VALUES (8, 0, '{'ab' * 32}')"
+    )
+    report = log.verify()
+    assert not report.ok and "level 8, position 0" in report.reason, report.reason

@@ -110,13 +110,13 @@ def is_canonical_object(text: str) -> bool:
             value, end = _SCAN(text, 0)
         except (_FloatSeen, StopIteration):
             pass  # a float: the general path decides
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return False
         else:
             return end == len(text) and _sorted_compact(value) == text
     try:
         return is_canonical(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 

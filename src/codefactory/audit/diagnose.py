@@ -97,7 +97,7 @@ def _belongs_elsewhere(row: StoredLeaf, size: int) -> bool:
     """Whether the row's content is the leaf of another index (it was moved there)."""
     try:
         prefix = b"\x00" + row.leaf_bytes(0)[: -len(b"0}")]
-    except ValueError:
+    except (ValueError, TypeError, RecursionError):  # unreadable columns belong nowhere
         return False
     stored = row.leaf_hash
     return any(

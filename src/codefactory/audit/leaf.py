@@ -104,6 +104,11 @@ class StoredLeaf:
         return record
 
 
+REMEMBERED_CHARS = 1024
+"""Data texts longer than this are checked each time, not remembered: the memory stays
+bounded by `limit` × this, whatever the rows carry."""
+
+
 class CanonicalData:
     """Whether a data column is a canonical JSON object, remembered by its text.
 
@@ -120,9 +125,10 @@ class CanonicalData:
         known = self._known.get(data)
         if known is None:
             known = is_canonical_object(data)
-            if len(self._known) >= self._limit:
-                self._known.clear()
-            self._known[data] = known
+            if isinstance(data, str) and len(data) <= REMEMBERED_CHARS:
+                if len(self._known) >= self._limit:
+                    self._known.clear()
+                self._known[data] = known
         return known
 
 
@@ -134,14 +140,12 @@ def recompute_leaf_hash(row: LeafColumns, canonical: CanonicalData, seq: int) ->
     written straight into the leaf, the rest through `json_string`; same bytes as `leaf_bytes`.
     """
     _, name, actor, run_id, at, data, _ = row
+    if not all(isinstance(column, str) for column in (name, actor, run_id, at)):
+        return None  # a column stored as something other than text (a BLOB): unreadable
     if not canonical(data):
         return None
     try:
-        try:
-            plain = _ESCAPED.search(actor + at + name + run_id) is None
-        except TypeError:  # a column that is not text: json_string writes it, unmatched
-            plain = False
-        if plain:
+        if _ESCAPED.search(actor + at + name + run_id) is None:
             text = (
                 f'{{"actor":"{actor}","at":"{at}","data":{data},'
                 f'"name":"{name}","run_id":"{run_id}","seq":{seq}}}'

@@ -113,6 +113,12 @@ def verify_columns(
     return _tree_report(tree, count, untrusted)
 
 
+def _completed(level: int, position: int, *, count: int) -> bool:
+    """Whether a log of `count` leaves has completed the cached subtree (`level`,
+    `position`): one of 2^level leaves, at or above the cache level, inside the log."""
+    return CACHE_LEVEL <= level < 64 and position >= 0 and (position + 1) << level <= count
+
+
 def _tree_report(tree: _TreeCheck, count: int, untrusted: Sequence[str]) -> LogReport:
     def bad(reason: str, first: int | None = None) -> LogReport:
         return LogReport(ok=False, count=count, reason=reason, first_bad_seq=first)
@@ -141,6 +147,14 @@ def _tree_report(tree: _TreeCheck, count: int, untrusted: Sequence[str]) -> LogR
         return bad(
             f"the cached subtree hash (level {level}, position {position}) does not match "
             f"events {first}..{last}: proofs from the cache would not verify"
+        )
+    extra = next((key for key in sorted(tree.cached) if not _completed(*key, count=count)), None)
+    if extra is not None:
+        level, position = extra
+        return bad(
+            f"the subtree cache holds a hash (level {level}, position {position}) for events "
+            f"the log has not completed ({count} events): a planted row that would block the "
+            "append that completes it"
         )
     root = tree.builder.root().hex()
     return LogReport(

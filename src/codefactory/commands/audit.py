@@ -66,7 +66,7 @@ def audit_verify(
         if report.ok:
             console.print(f"audit log verified: {escape(report.reason)}", highlight=False)
     if not report.ok:
-        fail(f"audit log verification failed: {report.reason}")
+        fail(escape(f"audit log verification failed: {report.reason}"))  # names from the log
 
 
 @audit_app.command("checkpoint")
