@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from codefactory.store import (  # noqa: F401 - imported for their tables
     identity_tables,
+    operations_tables,
     sandbox_tables,
     trigger_tables,
     verify_tables,
