@@ -19,7 +19,6 @@ import pytest
 
 import tests.integration.signed_people as signed_people
 from codefactory.config import Settings
-from codefactory.dispatch.queue import DeliveryQueue
 from codefactory.dispatch.service import build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory, build_factory
@@ -28,6 +27,7 @@ from codefactory.review.forges.publishing import request_body
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import NotifySettings, SlackSettings
 from codefactory.runs.intake import accept_ticket
+from codefactory.store.deliveries import DeliveryQueue
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE

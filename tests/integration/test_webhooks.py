@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from codefactory.config import Settings
-from codefactory.dispatch.queue import QUEUED, RUNNING
 from codefactory.dispatch.service import Dispatch, build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory, build_factory
+from codefactory.store.deliveries import QUEUED, RUNNING
 from codefactory.store.trigger_tables import DeliveryRow
 from codefactory.triggers.settings import RepositoryBinding, ScheduleSettings, TriggerSettings
 from codefactory.web.app import create_app

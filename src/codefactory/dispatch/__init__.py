@@ -1,5 +1,2 @@
-"""Where runs execute: worker threads in the `serve` process, fed by the durable queue."""
-
-from codefactory.dispatch.queue import DeliveryQueue, QueuedDelivery
-
-__all__ = ["DeliveryQueue", "QueuedDelivery"]
+"""Where runs execute: worker threads in the `serve` process (the default) or Celery workers,
+each run owned through a lease in the store (`dispatch.leases`)."""

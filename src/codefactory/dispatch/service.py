@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codefactory.dispatch.queue import DeliveryQueue
 from codefactory.dispatch.scheduler import Scheduler
 from codefactory.dispatch.workers import WorkerPool
 from codefactory.runs.intake import WebhookIntake
+from codefactory.store.deliveries import DeliveryQueue
 from codefactory.triggers.registry import webhook_sources
 
 if TYPE_CHECKING:

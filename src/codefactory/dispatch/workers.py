@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from codefactory.dispatch.queue import DONE, QUEUED, DeliveryQueue, QueuedDelivery
 from codefactory.domain import RunState
 from codefactory.runs.loop import RunLoop
+from codefactory.store.deliveries import DONE, QUEUED, DeliveryQueue, QueuedDelivery
 from codefactory.store.runs import RunStore
 
 RESTARTABLE = frozenset({RunState.RECEIVED, RunState.AUTHORIZED})

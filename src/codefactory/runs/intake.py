@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
-from codefactory.dispatch.queue import (
+from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
+from codefactory.identity.directory import Directory, FileDirectory
+from codefactory.policy.port import PolicyEngine
+from codefactory.review.forge_events import ForgeEvent, read_forge_event
+from codefactory.review.reconcile import Reconciler
+from codefactory.runs import change_notices as notices
+from codefactory.runs.loop import RunLoop
+from codefactory.store.deliveries import (
     DONE,
     IGNORED,
     QUEUED,
@@ -56,13 +63,6 @@ from codefactory.dispatch.queue import (
     DeliveryQueue,
     QueuedDelivery,
 )
-from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
-from codefactory.identity.directory import Directory, FileDirectory
-from codefactory.policy.port import PolicyEngine
-from codefactory.review.forge_events import ForgeEvent, read_forge_event
-from codefactory.review.reconcile import Reconciler
-from codefactory.runs import change_notices as notices
-from codefactory.runs.loop import RunLoop
 from codefactory.store.runs import RunStore
 from codefactory.triggers.caller import Caller, local_caller
 from codefactory.triggers.duplicates import DuplicateTally

@@ -1,4 +1,5 @@
-"""The durable queue: the `deliveries` table, written before a sender is answered.
+"""The durable queue: the `deliveries` table, written before a sender is answered (a
+repository of the store: intake writes it, `dispatch/` drains it).
 
 A delivery row moves `received → queued → running → done`, or rests `refused` or
 `ignored`. Workers claim rows with a conditional update, so two workers (threads or
