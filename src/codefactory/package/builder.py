@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codefactory.domain import ChangePackage, CheckResult
+from codefactory.domain import Change, ChangeKind, ChangePackage, CheckResult
 from codefactory.package.attestation import Attestor, attest
 from codefactory.package.cab import cab_record
 from codefactory.package.errors import DuplicateEvidence, PackageExists, UnsafeName
@@ -180,6 +180,10 @@ class FolderPackageBuilder:
         self.provenance = provenance
         self.attestor = attestor
         """The issuer that signs `attestation.dsse.json` (run, commit, manifest digest)."""
+
+    def risk_level(self, change: Change, kind: ChangeKind, results: Sequence[CheckResult]) -> str:
+        """`assess_risk` of the change without its patch: `low`, `moderate` or `high`."""
+        return assess_risk(change, kind, results).level
 
     def build(self, contents: PackageContents) -> ChangePackage:
         """Build in a hidden sibling folder, then rename it into place: all or nothing."""

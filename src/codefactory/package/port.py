@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from codefactory.domain import Change, ChangePackage, CheckResult, Proposal, Run, TriggerEvent
+from codefactory.domain import (
+    Change,
+    ChangeKind,
+    ChangePackage,
+    CheckResult,
+    Proposal,
+    Run,
+    TriggerEvent,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,4 +43,9 @@ class PackageBuilder(Protocol):
 
     def build(self, contents: PackageContents) -> ChangePackage:
         """Write the package; refuses to overwrite an existing one."""
+        ...
+
+    def risk_level(self, change: Change, kind: ChangeKind, results: Sequence[CheckResult]) -> str:
+        """The risk level (`low`, `moderate` or `high`) the package of this change would
+        carry, before a patch exists: what policy's scope check reads as `risk`."""
         ...

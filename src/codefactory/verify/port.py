@@ -13,12 +13,15 @@ only on a repository that has one of them; `port` names what a repository config
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from codefactory.domain import Change, ChangeKind, CheckResult, TriggerEvent
 from codefactory.projects.model import Ecosystem, Project
 from codefactory.sandbox.port import Workspace
+from codefactory.verify.waivers import WaiverUse
 
 
 class Baseline(enum.StrEnum):
@@ -136,4 +139,27 @@ class MandatedCheck(Check, Protocol):
 
     def under(self, mandate: Mandate) -> Check:
         """The same check, judging a change made for a ticket with `mandate`."""
+        ...
+
+
+class ChangeGate(Protocol):
+    """The whole gate as the run loop sees it: judge a change, then say which findings a
+    waiver covered. The adapter is `codefactory.verify.gate.Gate`."""
+
+    def run(
+        self,
+        workspace: Workspace,
+        change: Change,
+        *,
+        repo: Path | None = None,
+        ticket: TriggerEvent | None = None,
+    ) -> list[CheckResult]:
+        """One result per check, in the gate's order, for `change` made in `workspace`,
+        compared with the base commit of `repo`; `ticket` is the trigger the change was made
+        for (only its kind and labels are read). A check that could not run is a failed
+        result, never an exception."""
+        ...
+
+    def waivers_applied(self, results: Sequence[CheckResult]) -> list[WaiverUse]:
+        """Each waived finding of `results` with its waiver: one audit event each."""
         ...
