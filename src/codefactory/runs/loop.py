@@ -23,12 +23,9 @@ from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Tas
 from codefactory.engines.errors import EngineError, NothingToDo
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
-from codefactory.identity.agents import AgentUnavailable
-from codefactory.identity.errors import IdentityError
+from codefactory.identity.errors import AgentUnavailable, IdentityError
 from codefactory.identity.port import AgentDirectory, Delegation
-from codefactory.package.builder import PackageContents
-from codefactory.package.port import PackageBuilder
-from codefactory.package.risk import assess_risk
+from codefactory.package.port import PackageBuilder, PackageContents
 from codefactory.policy.paths import repository_entity
 from codefactory.policy.port import PolicyEngine
 from codefactory.policy.scope import (
@@ -43,9 +40,9 @@ from codefactory.runs.engine_ports import EngineClearance, EngineSessions
 from codefactory.runs.evidence import change_digest, failing_summary, write_round_evidence
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 from codefactory.triggers.text import one_line
-from codefactory.verify.gate import Gate
+from codefactory.verify.port import ChangeGate
 from codefactory.verify.waivers import WAIVED_EVENT
 
 RunObserver = Callable[[str, RunState, str], None]
@@ -86,7 +83,7 @@ class RunLoop:
     def __init__(
         self,
         *,
-        store: RunStore,
+        store: RunRepository,
         policy: PolicyEngine,
         agents: AgentDirectory,
         sandbox: Sandbox,
@@ -94,7 +91,7 @@ class RunLoop:
         dependency_files: DependencyFilter,
         context: ContextEngine | None,
         engines: Mapping[str, Engine],
-        gate: Gate,
+        gate: ChangeGate,
         forge: Forge,
         packager: PackageBuilder,
         budget: RunSettings,
@@ -594,7 +591,7 @@ class RunLoop:
     def _within_scope(self, run: Run, trigger: TriggerEvent, verified: Verified) -> bool:
         """Policy's second check, on the actual diff: outside the scope, the run is refused."""
         agent = self.agents.require_active(run.agent_id)
-        risk = assess_risk(verified.change, run.kind, verified.results).level
+        risk = self.packager.risk_level(verified.change, run.kind, verified.results)
         context = run_context(
             run, trigger, agent=agent.id, engine=verified.proposal.engine, now=datetime.now(UTC)
         )
