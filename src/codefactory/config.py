@@ -22,6 +22,7 @@ from codefactory.context.settings import (
     SentrySettings,
     ServiceSettings,
 )
+from codefactory.dispatch.settings import DispatchSettings
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
 from codefactory.review.forges.settings import ForgeSettings
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     """The non-human identity runs are attributed to."""
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    """Where runs execute (`CODEFACTORY_DISPATCH__EXECUTOR`: `threads` or `celery`)."""
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)

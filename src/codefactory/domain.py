@@ -82,10 +82,26 @@ ALLOWED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
+RESUMABLE_STATES = frozenset(
+    {
+        RunState.PROVISIONED,
+        RunState.CONTEXT_READY,
+        RunState.PROPOSING,
+        RunState.VERIFYING,
+        RunState.VERIFIED,
+    }
+)
+"""States whose work lives in a workspace: a run a stopped worker left in one is resumed by
+provisioning again (`→ provisioned`), the workspace having gone with the worker."""
+
+
 def may_transition(current: RunState, target: RunState) -> bool:
-    """Whether the state machine allows `current → target`."""
+    """Whether the state machine allows `current → target` (a resumed run may go back to
+    `provisioned` from a state in `RESUMABLE_STATES`)."""
     if current.is_terminal:
         return False
+    if target is RunState.PROVISIONED and current in RESUMABLE_STATES:
+        return True
     return target is RunState.FAILED or target in ALLOWED_TRANSITIONS.get(current, frozenset())
 
 

@@ -34,6 +34,7 @@ from codefactory.domain import (
     may_transition,
 )
 from codefactory.store.errors import InvalidTransition, RunNotFound
+from codefactory.store.leases import check_fence
 from codefactory.store.models import (
     CheckRunRow,
     DecisionRow,
@@ -312,9 +313,12 @@ class RunStore:
 
     @contextmanager
     def atomic(self) -> Iterator[RunTransaction]:
-        """One transaction: everything written through it commits together, or nothing does."""
+        """One transaction: everything written through it commits together, or nothing does.
+        Inside a worker's fenced block (`store.leases.fenced`), it commits only while the
+        worker still holds the run's lease (`LeaseLost` otherwise, nothing written)."""
         with Session(self.engine) as session, session.begin():
             yield RunTransaction(session, self._audit)
+            check_fence(session)
 
     def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
         """Append one audit event in a transaction of its own (a fact that changes no
