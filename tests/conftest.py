@@ -15,6 +15,12 @@ import pytest
 from tests.directory_helpers import DIRECTORY_ENV, standard_directory
 from tests.egress_upstream import upstream  # noqa: F401 - a fixture shared by egress tests
 from tests.oidc_helpers import oidc_provider  # noqa: F401 - the session's OIDC provider
+from tests.postgres_store import (
+    DATABASE_URL_ENV,
+    postgres_databases,  # noqa: F401 - the session's PostgreSQL databases
+    selected,
+    uses_store,
+)
 
 
 def _shared_fixtures() -> Path:
@@ -137,7 +143,44 @@ def asgi_get(app: Any, path: str, headers: dict[str, str] | None = None) -> http
     return asyncio.run(call())
 
 
+STORE_DATABASE = selected()
+"""`CODEFACTORY_TEST_DATABASE`: `sqlite` (the default) or `postgresql` (tests/postgres_store.py)."""
+sqlite_store_only = pytest.mark.skipif(
+    STORE_DATABASE != "sqlite", reason="about the SQLite file itself (modes, WAL)"
+)
+"""For a test about the SQLite file (its modes, its WAL), meaningless on PostgreSQL."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `store` every test that uses the factory's store (tests/postgres_store.py)."""
+    for item in items:
+        if uses_store(item):
+            item.add_marker(pytest.mark.store)
+
+
+@pytest.fixture(autouse=True)
+def store_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Under CODEFACTORY_TEST_DATABASE=postgresql, a `store` test's factory (in-process and
+    every `codefactory` it spawns) opens a fresh PostgreSQL database of its own through
+    CODEFACTORY_DATABASE_URL, dropped afterwards; otherwise nothing changes."""
+    if STORE_DATABASE != "postgresql" or request.node.get_closest_marker("store") is None:
+        yield None
+        return
+    databases = request.getfixturevalue("postgres_databases")
+    url = databases.create()
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    yield url
+    monkeypatch.delenv(DATABASE_URL_ENV)
+    databases.drop_later(url)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "store: uses the factory's store (marked from the test's source, "
+        "tests/postgres_store.py); `make test` runs these on PostgreSQL as well",
+    )
     config.addinivalue_line(
         "markers",
         "engines_cli: runs real agent CLIs from engine images built once into "

@@ -25,6 +25,7 @@ from codefactory.context.settings import (
 from codefactory.dispatch.settings import DispatchSettings
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.identity.settings import IdentitySettings
+from codefactory.observability.settings import ObservabilitySettings
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import ChangeSettings, NotifySettings, ReviewTrackSettings
 from codefactory.sandbox.settings import SandboxSettings
@@ -48,11 +49,19 @@ class Settings(BaseSettings):
     """Everything configurable about one factory."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CODEFACTORY_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="CODEFACTORY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,  # `store_url` by its name too (model_dump round trips)
     )
 
     data_dir: Path = Path(".codefactory")
     """Folder holding the database, packages, forge, keys and workspaces."""
+    store_url: str = Field(default="", validation_alias="CODEFACTORY_DATABASE_URL", repr=False)
+    """The store's database, an SQLAlchemy URL (`CODEFACTORY_DATABASE_URL`), e.g.
+    `postgresql+psycopg://codefactory@db.internal:5432/codefactory` (docs/postgresql.md);
+    empty: the SQLite file `factory.db` in the data folder. Read it as `database_url`. Never
+    in `repr`: it may hold a password (show it with `store.urls.shown`)."""
     advisories_dir: Path | None = None
     """OSV advisory folder or index; defaults to the index `advisories sync`/`import` wrote
     under the data folder, else the advisories shipped with the package."""
@@ -86,6 +95,8 @@ class Settings(BaseSettings):
     """QA and UAT sign-offs after approval (`CODEFACTORY_REVIEW__SIGN_OFFS`)."""
     forge: ForgeSettings = Field(default_factory=ForgeSettings)
     """Where review requests open (`CODEFACTORY_FORGE__TYPE`, `CODEFACTORY_FORGE__BASE_URL`)."""
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    """`/metrics` token, trace export, log format (`CODEFACTORY_OBSERVABILITY__*`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -114,7 +125,9 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{(self.data_dir / 'factory.db').resolve()}"
+        """The store's SQLAlchemy URL: `store_url`, else the SQLite file in the data folder
+        (derived on each read, so a copy with another `data_dir` gets its own file)."""
+        return self.store_url or f"sqlite:///{(self.data_dir / 'factory.db').resolve()}"
 
     @property
     def packages_dir(self) -> Path:

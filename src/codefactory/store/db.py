@@ -1,4 +1,5 @@
-"""Open the store: an SQLAlchemy engine (SQLite in WAL mode by default) at the latest schema."""
+"""Open the store: an SQLAlchemy engine (SQLite in WAL mode by default, or PostgreSQL through
+psycopg 3) at the latest schema."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from codefactory.store.urls import database_url, shown
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,21 +31,68 @@ SQLITE_FILE_MODE = 0o600
 """The database and its `-wal`/`-shm` files: the factory's alone, never world-readable."""
 
 
+POOL_SIZE = 8
+"""PostgreSQL connections an engine keeps open: `serve`'s request threads and dispatch
+workers each hold one while they work; `MAX_OVERFLOW` more are opened for bursts."""
+MAX_OVERFLOW = 8
+POOL_TIMEOUT_S = 30.0
+"""Seconds a thread waits for a free connection before the pool raises TimeoutError."""
+CONNECT_TIMEOUT_S = 10
+"""Seconds psycopg waits for the server to answer before the open fails."""
+
+MIGRATION_LOCK_KEY = 0x636F_6465_6D69_6772  # "codemigr"
+"""Key of the PostgreSQL session-level advisory lock held while migrating, so processes
+starting together (serve and its workers) migrate one after the other: the first upgrades,
+the others find the head and do nothing. Distinct from the audit log's append lock."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's database cannot be reached or migrated; the message shows the URL
+    without its password."""
+
+
 def open_engine(url: str) -> Engine:
-    """An engine for `url`, migrated to the newest schema (Alembic `upgrade head`); an SQLite
-    file and its WAL and shared-memory files are made (or tightened to) mode 0600."""
+    """An engine for `url` (an SQLAlchemy URL, `store.urls.database_url`), migrated to the
+    newest schema (Alembic `upgrade head`).
+
+    SQLite: the file and its WAL and shared-memory files are made (or tightened to) mode 0600.
+    PostgreSQL (psycopg 3): a pool of `POOL_SIZE` (+`MAX_OVERFLOW`) connections checked with a
+    ping before use; migrations run under an advisory lock (`MIGRATION_LOCK_KEY`).
+    Raises DatabaseUrlRefused for a URL of another dialect and StoreUnavailable when the
+    server cannot be reached; neither message holds the URL's password.
+    """
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _open_postgresql(parsed)
     database: Path | None = None
-    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
-        database = Path(url.removeprefix("sqlite:///"))
+    if parsed.database not in (None, "", ":memory:"):
+        database = Path(parsed.database)
         database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _private_file(database)
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    engine = create_engine(parsed)
+    event.listen(engine, "connect", _sqlite_pragmas)
     migrate(engine)
     if database is not None:
         for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             _private_file(path, create=False)
+    return engine
+
+
+def _open_postgresql(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+    try:
+        migrate(engine)
+    except OperationalError as error:
+        engine.dispose()
+        reason = str(error.orig).strip() if error.orig is not None else type(error).__name__
+        raise StoreUnavailable(f"cannot open the store at {shown(url)}: {reason}") from None
     return engine
 
 
@@ -82,17 +133,39 @@ def _current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to Alembic's head revision (nothing to do, and Alembic not loaded,
-    when the database is already there)."""
+    when the database is already there).
+
+    On PostgreSQL the upgrade runs under a session-level advisory lock taken on its own
+    connection (`pg_advisory_lock(MIGRATION_LOCK_KEY)`), and the revision is read again
+    once the lock is held: of several processes starting at once, one migrates and the
+    others wait, then find the head. SQLite's write lock serializes the upgrade's single
+    transaction the same way."""
     if _current_revision(engine) == head_revision():
         return
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as connection:
+            _upgrade(connection)
+        return
+    with engine.connect() as locker:
+        locker.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            locker.commit()  # the lock is the session's; the migration has its own transaction
+            if _current_revision(engine) != head_revision():
+                with engine.begin() as connection:
+                    _upgrade(connection)
+        finally:
+            locker.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            locker.commit()
+
+
+def _upgrade(connection: Connection) -> None:
     from alembic import command  # 0.3 s of imports: only when migrating
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def table_names(engine: Engine) -> list[str]:
