@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine as DatabaseEngine
     from sqlalchemy.orm import Session
 
+    from codefactory.audit.explain import CommitSignature, CommitVerifier
     from codefactory.audit.port import AuditLog, SignedCheckpoint
     from codefactory.context.runs import RunContexts
     from codefactory.domain import (
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.port import Workspace
     from codefactory.store.runs import RunStore
+    from codefactory.verify.gate import Gate
 
 SHIPPED_ADVISORIES = Path(__file__).parent / "advisories" / "data"
 
@@ -60,6 +62,8 @@ class Factory:
     review: ReviewDesk
     identity: IdentityServices
     mirrors: Mirrors
+    gate: Gate
+    """The run loop's gate, from which `codefactory verify` derives its own."""
     reconcile: Reconciler | None = None
     """Matches the forge's review and merge events to runs (review/reconcile.py); intake
     is given it (`WebhookIntake(reconciler=...)`)."""
@@ -294,6 +298,22 @@ def after_packaging(
     return each
 
 
+def commit_verifier(settings: Settings) -> CommitVerifier:
+    """`audit explain`'s reading of a run's commit signature: plain git in the local forge's
+    bare repositories (`forge_dir`); a forge error becomes `CommitUnverifiable`."""
+    from codefactory.audit.explain import CommitUnverifiable
+    from codefactory.review.errors import ForgeError
+    from codefactory.review.local_forge import LocalForge
+
+    def verify(repository: str, commit: str, allowed_signers: Path) -> CommitSignature:
+        try:
+            return LocalForge(settings.forge_dir).verify_commit(repository, commit, allowed_signers)
+        except ForgeError as err:
+            raise CommitUnverifiable(str(err)) from err
+
+    return verify
+
+
 def cab_gate(settings: Settings) -> CabGate:
     """The CAB's gate in front of the hand-off (runs/cab_gate.py): on when change requests
     are filed in ServiceNow and `changes.cab_gate` is on."""
@@ -478,6 +498,15 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         record=store.record,
         mirrors=mirrors,
     )
+    gate = default_gate(
+        signed_verify_settings(settings, identity.directory, audit),  # waivers: signed only
+        advisories=advisories,
+        cache=SqlVerifyCache(engine),
+        sandbox=sandbox,
+        setup=setup,
+        python=str(sandbox_settings.python),
+        test_timeout_s=settings.runs.test_timeout_s,
+    )
     loop = RunLoop(
         store=store,
         policy=policy,
@@ -493,15 +522,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         repository_data_class=settings.context.repository_data_class,
         context_token_budget=settings.context.token_budget,
         engines=engines,
-        gate=default_gate(
-            signed_verify_settings(settings, identity.directory, audit),  # waivers: signed only
-            advisories=advisories,
-            cache=SqlVerifyCache(engine),
-            sandbox=sandbox,
-            setup=setup,
-            python=str(sandbox_settings.python),
-            test_timeout_s=settings.runs.test_timeout_s,
-        ),
+        gate=gate,
         forge=forge,
         packager=FolderPackageBuilder(
             settings.packages_dir,
@@ -541,5 +562,6 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         review=review,
         identity=identity,
         mirrors=mirrors,
+        gate=gate,
         reconcile=forge_reconciler(settings, store, identity, review),
     )

@@ -16,7 +16,7 @@ from codefactory.audit.publishing import checkpoint_when_resting
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
 from codefactory.domain import AuditEvent, RunState
-from codefactory.factory import Factory, build_factory
+from codefactory.factory import Factory, build_factory, commit_verifier
 from codefactory.runs.intake import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 
@@ -30,7 +30,7 @@ def test_a_refused_run_is_explained_without_token_commit_or_package(tmp_path: Pa
     ticket = (TEMPLATE / "tickets" / "SVC-103.json").read_bytes()
     run = accept_ticket(factory, payload=ticket, repo=tmp_path)
     assert run.state is RunState.REFUSED
-    explanation = explain_run(factory, run.id)
+    explanation = explain_run(factory, run.id, commits=commit_verifier(factory.settings))
     assert explanation is not None
     assert explanation["delegation"] is None and explanation["commit"] is None
     assert explanation["provenance"] is None and explanation["approvals"] == []
@@ -41,7 +41,7 @@ def test_a_refused_run_is_explained_without_token_commit_or_package(tmp_path: Pa
     output = console.export_text()
     assert "decision:   intake modify_ci denied (no-autonomous-ci-changes)" in output
     assert "delegation:" not in output and "commit:" not in output
-    assert explain_run(factory, "r-nope") is None
+    assert explain_run(factory, "r-nope", commits=commit_verifier(factory.settings)) is None
 
 
 def test_explaining_a_run_of_an_unknown_agent(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_explaining_a_run_of_an_unknown_agent(tmp_path: Path) -> None:
     run = accept_ticket(factory, payload=ticket, repo=tmp_path)
     with factory.store.engine.begin() as connection:
         connection.execute(text("DELETE FROM agents"))
-    explanation = explain_run(factory, run.id)
+    explanation = explain_run(factory, run.id, commits=commit_verifier(factory.settings))
     assert explanation is not None
     assert explanation["agent"] == {"id": run.agent_id, "status": "unknown"}
     render_explanation(Console(record=True, width=200), explanation)
@@ -59,7 +59,13 @@ def test_explaining_a_run_of_an_unknown_agent(tmp_path: Path) -> None:
 def test_a_missing_forge_or_a_tampered_provenance_is_named(tmp_path: Path) -> None:
     factory = factory_at(tmp_path)
     agent = factory.identity.agents.require_active(factory.settings.agent_id)
-    missing = _commit(factory, "acme/nowhere", {"commit": "a" * 40, "branch": "b"})
+    missing = _commit(
+        commit_verifier(factory.settings),
+        factory.identity,
+        "acme/nowhere",
+        {"commit": "a" * 40, "branch": "b"},
+    )
+    assert missing is not None
     assert missing["signature"] == {
         "status": "E",
         "describe": "no forge repository for acme/nowhere",
@@ -125,7 +131,11 @@ def test_checkpoints_are_signed_when_runs_rest_and_failures_never_escape(tmp_pat
 def test_the_text_form_shows_rejections_and_runs_without_a_trigger(tmp_path: Path) -> None:
     factory = factory_at(tmp_path)
     ticket = (TEMPLATE / "tickets" / "SVC-103.json").read_bytes()
-    explanation = explain_run(factory, accept_ticket(factory, payload=ticket, repo=tmp_path).id)
+    explanation = explain_run(
+        factory,
+        accept_ticket(factory, payload=ticket, repo=tmp_path).id,
+        commits=commit_verifier(factory.settings),
+    )
     assert explanation is not None
     explanation["trigger"] = None
     explanation["approvals"] = [
@@ -285,7 +295,7 @@ def test_runs_show_and_explain_tell_the_regulated_track(
     assert "merge:      recorded on github #" in shown
     assert "merge:      UNAPPROVED MERGE on github #" in shown and "dana-gh" in shown
 
-    explanation = explain_run(factory, run_id)
+    explanation = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     assert explanation is not None
     explained_track = explanation["regulated_track"]
     assert [i["verified"] for i in explained_track["sign_offs"]] == [True, True]
@@ -308,7 +318,7 @@ def test_runs_show_and_explain_tell_the_regulated_track(
     # a kept sign-off statement altered afterwards no longer verifies
     kept = Path(factory.store.require_run(run_id).package_dir) / qa["statement"]
     kept.write_bytes(kept.read_bytes().replace(b"regression suite green", b"regression suite gren"))
-    again = explain_run(factory, run_id)
+    again = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     assert again is not None
     [altered, _] = again["regulated_track"]["sign_offs"]
     assert altered["verified"] is False and altered["problem"]

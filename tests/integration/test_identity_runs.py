@@ -17,7 +17,7 @@ from codefactory.config import Settings
 from codefactory.demo import approve_signed
 from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.engines.lint_fix import LintFixEngine
-from codefactory.factory import Factory, build_factory
+from codefactory.factory import Factory, build_factory, commit_verifier
 from codefactory.identity import AgentStatus
 from codefactory.identity.directory import FileDirectory
 from codefactory.identity.published import allowed_signers
@@ -94,7 +94,7 @@ def test_a_run_acts_under_its_delegation_signs_its_commit_and_its_provenance(
             event.seq, proof.size, proof.leaf_hash, proof.hashes, signed.checkpoint.root
         )
     # `audit explain` answers with proofs, as data and as text.
-    explanation = explain_run(factory, run.id)
+    explanation = explain_run(factory, run.id, commits=commit_verifier(factory.settings))
     assert explanation is not None
     assert explanation["delegation"]["token"] == factory.identity.delegation.token_for(run.id).token  # type: ignore[union-attr]
     assert explanation["commit"]["signature"]["good"] is True

@@ -13,8 +13,9 @@ against a freshly signed checkpoint, verified here.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,12 +27,83 @@ from codefactory.audit.port import AuditLog, AuditRecord, SignedCheckpoint
 from codefactory.audit.regulated_track import regulated_track, track_items
 
 if TYPE_CHECKING:
-    from codefactory.factory import Factory
+    from codefactory.identity.delegation import DelegationAuthority
+    from codefactory.identity.directory import Directory
+    from codefactory.identity.port import CheckpointIssuer
+    from codefactory.identity.registry import SqlAgentRegistry
+    from codefactory.identity.trust import TrustRoots
+    from codefactory.store.port import RunRepository
 
 
-def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
+class CommitSignature(Protocol):
+    """What git says of a commit's SSH signature (`review.signing.CommitSignature` is one)."""
+
+    @property
+    def status(self) -> str:
+        """git's `%G?` letter: G good, B bad, N unsigned, E cannot be checked, ..."""
+        ...
+
+    @property
+    def good(self) -> bool: ...
+
+    @property
+    def signer(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def describe(self) -> str:
+        """One line for a reader."""
+        ...
+
+
+class CommitUnverifiable(AuditError):
+    """The forge cannot tell anything of the commit (no such repository or commit)."""
+
+
+CommitVerifier = Callable[[str, str, Path], CommitSignature]
+"""`(repository, commit sha, allowed_signers file)` → git's verdict on the commit's SSH
+signature; raises `CommitUnverifiable` when the forge cannot tell. Built by the caller
+(`codefactory.factory.commit_verifier`, the local forge), so audit/ never imports review/."""
+
+
+class _Identity(Protocol):
+    @property
+    def issuer(self) -> CheckpointIssuer: ...
+
+    @property
+    def agents(self) -> SqlAgentRegistry: ...
+
+    @property
+    def delegation(self) -> DelegationAuthority: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def trust(self) -> TrustRoots | None: ...
+
+
+class ExplainSources(Protocol):
+    """What `explain_run` reads: the runs, the audit log and identity (the factory,
+    `codefactory.factory.Factory`, is one)."""
+
+    @property
+    def store(self) -> RunRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def identity(self) -> _Identity: ...
+
+
+def explain_run(
+    factory: ExplainSources, run_id: str, *, commits: CommitVerifier
+) -> dict[str, Any] | None:
     """Everything `audit explain` shows, as data; None if there is no such run. Commits and
-    provenance are checked against the pinned agent keys when a trust file is set."""
+    provenance are checked against the pinned agent keys when a trust file is set; `commits`
+    reads the run's commit signature from the forge."""
     from codefactory.identity.published import pinned_ssh_key
 
     run = factory.store.get_run(run_id)
@@ -62,7 +134,7 @@ def explain_run(factory: Factory, run_id: str) -> dict[str, Any] | None:
         "trigger": _trigger(trigger) if trigger else None,
         "decisions": factory.store.decisions(run_id),
         "steps": [_step(record) for record in events],
-        "commit": _commit(factory, run.repository, _attested(package, packaged))
+        "commit": _commit(commits, identity, run.repository, _attested(package, packaged))
         if package
         else None,
         "provenance": _provenance(package, pinned_ssh_key(agent, identity.trust)),
@@ -251,24 +323,22 @@ def summarize(record: AuditRecord) -> str:
 
 
 def _commit(
-    factory: Factory, repository: str, package: dict[str, Any] | None
+    commits: CommitVerifier,
+    identity: _Identity,
+    repository: str,
+    package: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     from codefactory.identity.published import allowed_signers
-    from codefactory.review.errors import ForgeError
-    from codefactory.review.local_forge import LocalForge
 
     if package is None:
         return None
     commit = {"sha": package["commit"], "branch": package["branch"]}
     with tempfile.TemporaryDirectory() as scratch:
         signers = Path(scratch) / "allowed_signers"
-        identity = factory.identity
         signers.write_text(allowed_signers(identity.agents.search(), trust=identity.trust))
         try:
-            signature = LocalForge(factory.settings.forge_dir).verify_commit(
-                repository, package["commit"], signers
-            )
-        except ForgeError as err:
+            signature = commits(repository, package["commit"], signers)
+        except CommitUnverifiable as err:
             return {**commit, "signature": {"status": "E", "describe": str(err)}}
     return {
         **commit,

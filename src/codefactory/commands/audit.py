@@ -162,8 +162,10 @@ def audit_explain(run_id: str, as_json: JsonOption = False) -> None:
     decision, every step with its audit index, the signed commit, the approvals, and a proof
     that each cited event is in the signed log."""
     from codefactory.audit.explain import explain_run, render_explanation
+    from codefactory.factory import commit_verifier
 
-    explanation = explain_run(build(), run_id)
+    factory = build()
+    explanation = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     if explanation is None:
         fail(f"no run with id {run_id!r}")
     if as_json:

@@ -49,7 +49,7 @@ def verify(
 
     factory = build()
     loop = factory.loop
-    gate = worktree_gate(loop.gate)
+    gate = worktree_gate(factory.gate)
     try:
         with progress("verifying", quiet=as_json):
             verdict = verify_working_tree(

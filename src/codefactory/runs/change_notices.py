@@ -38,7 +38,7 @@ from codefactory.review.change_requests import (
 )
 from codefactory.review.errors import ReviewError
 from codefactory.runs.hand_off import run_waiting_on
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 from codefactory.triggers.errors import DeliveryStale, SignatureInvalid
 from codefactory.triggers.payload import epoch
 from codefactory.triggers.port import Delivery
@@ -148,7 +148,7 @@ def refusal_status(delivery: Delivery, secret: str) -> int:
     return NOT_WAITING
 
 
-def waiting_run_id(delivery: Delivery, secret: str, store: RunStore) -> str | None:
+def waiting_run_id(delivery: Delivery, secret: str, store: RunRepository) -> str | None:
     """The id of the `approved` run waiting on the change the authenticated notice names
     (`hand_off.run_waiting_on`, no Table API call), None for a body that is no notice or a
     change no run waits on."""

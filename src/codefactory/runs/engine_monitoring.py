@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from codefactory.engines.registry_model import EngineEntry
-from codefactory.store.runs import EngineRecord
+from codefactory.store.port import EngineFigures
 
 
-def monitoring(entry: EngineEntry, record: EngineRecord) -> dict[str, Any]:
+def monitoring(entry: EngineEntry, record: EngineFigures) -> dict[str, Any]:
     """`{"engine", "figures": {...}, "metrics": [{"metric", "value", "threshold", "state"}],
     "breached": [names]}` for one entry."""
     figures = record.as_dict()

@@ -36,7 +36,7 @@ from codefactory.review.errors import FactsRefused
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.approval_record import ApprovalRecord, approval_document, write_approval
 from codefactory.runs.cab_gate import NOT_REQUIRED, CabGate
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 from codefactory.triggers.port import Delivery
 
 CAB_AWAITED_EVENT = "cab-approval-awaited"
@@ -63,7 +63,7 @@ class HandOff:
     def __init__(
         self,
         *,
-        store: RunStore,
+        store: RunRepository,
         facts: SignedFacts,
         delegation: Delegation | None,
         cab: CabGate | None,
@@ -256,7 +256,7 @@ class HandOff:
         self.notify(run.id, target, reason)
 
 
-def run_waiting_on(store: RunStore, sys_id: str) -> Run | None:
+def run_waiting_on(store: RunRepository, sys_id: str) -> Run | None:
     """The `approved` run whose latest filed change request (`change-request-filed`) has
     ServiceNow `sys_id`, or None. Reads only approved runs (the indexed `runs.state`, at most
     `MAX_WAITING`, newest first) and their own audit events, so an old waiting run is found

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -63,7 +63,7 @@ from codefactory.store.deliveries import (
     DeliveryQueue,
     QueuedDelivery,
 )
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 from codefactory.triggers.caller import Caller, local_caller
 from codefactory.triggers.duplicates import DuplicateTally
 from codefactory.triggers.errors import (
@@ -85,14 +85,37 @@ from codefactory.triggers.tally import SourceCount
 from codefactory.triggers.text import TextRefused, check_line
 
 if TYPE_CHECKING:
-    from codefactory.factory import Factory
+    from codefactory.config import Settings
+
+
+class _People(Protocol):
+    @property
+    def directory(self) -> Directory: ...
+
+
+class TicketWiring(Protocol):
+    """What `accept_ticket` reads of the factory (`codefactory.factory.Factory` is one):
+    runs/ never imports the composition root, it is handed the parts."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> RunRepository: ...
+
+    @property
+    def identity(self) -> _People: ...
+
+    @property
+    def loop(self) -> RunLoop: ...
+
 
 MAX_EVENT = 128
 """Longest event name (`X-GitHub-Event` and its action, …) a delivery may carry."""
 
 
 def refuse_delivery(
-    store: RunStore,
+    store: RunRepository,
     *,
     source: str,
     payload: bytes,
@@ -120,7 +143,7 @@ def refuse_delivery(
 
 
 def refuse_event(
-    store: RunStore,
+    store: RunRepository,
     event: TriggerEvent,
     *,
     reason: str,
@@ -142,7 +165,7 @@ def refuse_event(
 
 
 def accept_ticket(
-    factory: Factory,
+    factory: TicketWiring,
     *,
     payload: bytes,
     repo: Path,
@@ -270,7 +293,7 @@ class WebhookIntake:
     def __init__(
         self,
         *,
-        store: RunStore,
+        store: RunRepository,
         loop: RunLoop,
         queue: DeliveryQueue,
         settings: TriggerSettings,

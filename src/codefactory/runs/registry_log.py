@@ -27,7 +27,7 @@ from codefactory.engines.registry import (
 from codefactory.engines.registry_audit import REGISTRY_CHANGED, REGISTRY_LOADED, registry_update
 from codefactory.identity.four_eyes import GovernedFile, GovernedState
 from codefactory.identity.statements import StatementVerifier
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 
 KIND = "registry"
 
@@ -62,7 +62,7 @@ def active_registry(
     ), state
 
 
-def record_registry(store: RunStore, audit: AuditLog, registry: EngineRegistry) -> bool:
+def record_registry(store: RunRepository, audit: AuditLog, registry: EngineRegistry) -> bool:
     """Record the registry if it changed since the last snapshot; True when it did.
     A last snapshot this code cannot read counts as none (every entry recorded as added)."""
     last = audit.latest(REGISTRY_LOADED)

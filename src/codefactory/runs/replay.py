@@ -21,7 +21,7 @@ import yaml
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 
 
 class ReplayImpossible(Exception):
@@ -94,7 +94,7 @@ def cassette_of(traffic_dir: Path, run: Run) -> Path:
 
 
 def verify_cassette(
-    store: RunStore, run: Run, cassette: Path, *, copy_to: Path | None = None
+    store: RunRepository, run: Run, cassette: Path, *, copy_to: Path | None = None
 ) -> int:
     """Check the cassette against the run's audited `model-called` records, exchange by
     exchange (the SHA-256 of each request and response body, the method and the status, in
@@ -152,7 +152,7 @@ def _bytes(body: object) -> bytes:
     raise TypeError(f"a body is text or bytes, not {type(body).__name__}")
 
 
-def recorded_checks(store: RunStore, run_id: str) -> list[RoundVerdicts]:
+def recorded_checks(store: RunRepository, run_id: str) -> list[RoundVerdicts]:
     """The check verdicts the original run stored, round by round."""
     rounds: dict[int, dict[str, bool]] = {}
     for check in store.check_runs(run_id):
@@ -160,7 +160,7 @@ def recorded_checks(store: RunStore, run_id: str) -> list[RoundVerdicts]:
     return [RoundVerdicts(round=n, checks=rounds[n]) for n in sorted(rounds)]
 
 
-def recorded_change(store: RunStore, run_id: str) -> dict[str, str]:
+def recorded_change(store: RunRepository, run_id: str) -> dict[str, str]:
     """The last round's change of the original run, from its `engine-proposed` event."""
     proposed = [e for e in store.audit_events(run_id) if e.name == "engine-proposed"]
     if not proposed:

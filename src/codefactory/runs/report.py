@@ -14,10 +14,11 @@ from rich.table import Table
 
 from codefactory.audit.port import AuditRecord
 from codefactory.audit.regulated_track import regulated_track, track_lines
-from codefactory.store.runs import RunStore, run_as_dict
+from codefactory.store.port import RunRepository
+from codefactory.store.runs import run_as_dict
 
 
-def run_report(store: RunStore, run_id: str) -> dict[str, Any] | None:
+def run_report(store: RunRepository, run_id: str) -> dict[str, Any] | None:
     """Everything stored about a run; None when there is no such run."""
     run = store.get_run(run_id)
     if run is None:

@@ -47,7 +47,7 @@ from codefactory.runs.cab_gate import CabGate
 from codefactory.runs.hand_off import HandOff
 from codefactory.runs.loop import RunObserver
 from codefactory.runs.sign_offs import SignOffDesk, segregation_parties, verified_by_party
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 from codefactory.triggers.port import Delivery
 
 
@@ -92,7 +92,7 @@ class ReviewDesk:
     def __init__(
         self,
         *,
-        store: RunStore,
+        store: RunRepository,
         forge: Forge,
         facts: SignedFacts,
         observer: RunObserver | None = None,

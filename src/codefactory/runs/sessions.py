@@ -25,7 +25,7 @@ from codefactory.engines.registry import EngineRegistry
 from codefactory.engines.session import Budget, EngineSession, ModelAccess, Spend
 from codefactory.policy.port import PolicyEngine
 from codefactory.runs.tool_gate import PolicyToolGate
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 
 
 class ModelUnreachable(EngineError):
@@ -93,7 +93,7 @@ class GatewaySessions:
         registry: EngineRegistry,
         gateway: Callable[[], GatewayPort],
         policy: PolicyEngine,
-        store: RunStore,
+        store: RunRepository,
         evidence_dir: Path,
         contexts: RunContexts | None = None,
     ) -> None:

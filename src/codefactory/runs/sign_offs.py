@@ -33,7 +33,7 @@ from codefactory.review.segregation import check_reviewer, same_person
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
 from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT
 from codefactory.runs.approval_record import SIGNED_EVENT as REVIEW_SIGNED_EVENT
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 
 SIGNED_EVENT = "sign-off-signed"
 APPROVAL_EVENTS = {
@@ -146,7 +146,7 @@ class SignOffDesk:
     def __init__(
         self,
         *,
-        store: RunStore,
+        store: RunRepository,
         facts: SignedFacts,
         statements: StatementVerifier,
         stages: tuple[str, ...],

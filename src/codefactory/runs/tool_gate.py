@@ -26,7 +26,7 @@ from codefactory.engines.session import ToolRefused
 from codefactory.policy.paths import repository_entity
 from codefactory.policy.port import AuthorizationRequest, EntityRef, PolicyEngine
 from codefactory.policy.scope import repository_of
-from codefactory.store.runs import RunStore
+from codefactory.store.port import RunRepository
 
 PREVIEW_CHARS = 240
 
@@ -39,7 +39,9 @@ def canonical_arguments(arguments: Mapping[str, Any]) -> str:
 class PolicyToolGate:
     """A `ToolGate` bound to one run and engine."""
 
-    def __init__(self, *, policy: PolicyEngine, store: RunStore, run: Run, engine: str) -> None:
+    def __init__(
+        self, *, policy: PolicyEngine, store: RunRepository, run: Run, engine: str
+    ) -> None:
         self.policy = policy
         self.store = store
         self.run = run

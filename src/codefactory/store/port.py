@@ -145,3 +145,14 @@ class RunRepository(Protocol):
     def get_package(self, run_id: str) -> dict[str, Any] | None:
         """The run's package row as a JSON-ready dict, or None."""
         ...
+
+
+class EngineFigures(Protocol):
+    """An engine's track record in this factory (ongoing monitoring's raw figures); the
+    adapter's is `codefactory.store.runs.EngineRecord`."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """`runs`, `no_change`, `approved`, `rejected`, `rounds`, `failed_rounds`,
+        `spent_runs`, `cost_usd` and the three monitored rates (`acceptance_rate`,
+        `gate_failure_rate`, `cost_per_run`; None when there is nothing to rate)."""
+        ...

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from codefactory.sandbox.bubblewrap import TOOLS_DIR
+from codefactory.sandbox.layout import TOOLS_DIR
 from codefactory.sandbox.tools import PYTHON_PACKAGES
 
 LENT_PACKAGES = f"{TOOLS_DIR}/{PYTHON_PACKAGES}"
