@@ -12,6 +12,7 @@ from codefactory.commands import (
     audit,
     engines,
     forge,
+    halt,
     identity,
     login,
     mcp,
@@ -50,6 +51,7 @@ def main(
 for group in (runs, review, audit, serve, sandbox, identity, policy, advisories, verify, engines):
     group.register(app)
 login.register(app)
+halt.register(app)
 forge.register(app)
 mcp.register(app)
 witness.register(app)

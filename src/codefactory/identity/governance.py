@@ -48,10 +48,14 @@ class GovernanceAction(enum.StrEnum):
     POLICY_APPROVE = "policy-approve"
     REGISTRY_PROPOSE = "registry-propose"
     REGISTRY_APPROVE = "registry-approve"
+    HALT_RAISE = "halt-raise"
+    HALT_LIFT = "halt-lift"
 
     @property
     def role(self) -> Role:
         """The role a person needs to do this."""
+        if self.value.startswith("halt-"):
+            return Role.OPERATOR
         if self.value.startswith("policy-"):
             return Role.POLICY_ADMIN
         if self.value.startswith("registry-"):

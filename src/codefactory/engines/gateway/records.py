@@ -58,6 +58,8 @@ class Outcome(StrEnum):
     """The caller left before its request body arrived; nothing was forwarded."""
     GATEWAY_ERROR = "gateway-error"
     """The gateway failed on a call unexpectedly: 500 in the caller's provider's shape."""
+    HALTED = "halted"
+    """The factory is halted (`codefactory halt`): 403 naming the halt, not forwarded."""
 
 
 @dataclass(frozen=True, kw_only=True)

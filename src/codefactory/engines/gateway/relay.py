@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import anyio
 import anyio.to_thread
@@ -118,7 +118,11 @@ class Relay:
         on_call: CallSink,
         replay_app: ASGIApp | None = None,
         content_scan: ContentScan | None = None,
+        halted: Callable[[], str | None] | None = None,
     ) -> None:
+        """`halted` describes the organisation-wide halt in force, or None (policy/halt.py):
+        while there is one, every authenticated call is refused (403, `halted`)."""
+        self.halted = halted
         self.settings = settings
         self.content_scan = content_scan or ContentScan()
         self.upstream = upstream
@@ -192,6 +196,9 @@ class Relay:
         ctx.grant = auth.grant
         if auth.refusal or ctx.grant is None:
             return await self.refuse(ctx, 401, Outcome.UNAUTHENTICATED, auth.refusal)
+        halt = await anyio.to_thread.run_sync(self.halted) if self.halted is not None else None
+        if halt is not None:
+            return await self.refuse(ctx, 403, Outcome.HALTED, halt)
         grant = ctx.grant
         if endpoint is None:
             message = f"the model gateway serves no {ctx.method} {ctx.path}"

@@ -45,7 +45,7 @@ import importlib
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -141,7 +141,8 @@ class ModelGateway:
     `state_dir` holds the CA and the gateway certificate (`tls.py`); `traffic_dir` the
     per-run cassettes; `grants` the credential table (shared with the side apps that
     authenticate runs by the same credential, e.g. the context engine's MCP endpoint);
-    `content_scan` the second look at every request (the bank's masking patterns).
+    `content_scan` the second look at every request (the bank's masking patterns);
+    `halted` the organisation-wide halt in force, described (every call refused while one is).
     Raises `GatewayConfigError` for a malformed upstream or a missing
     `upstream_ca` or transcript file."""
 
@@ -155,6 +156,7 @@ class ModelGateway:
         grants: GrantTable | None = None,
         side_apps: Sequence[SideApp] = (),
         content_scan: ContentScan | None = None,
+        halted: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.state_dir = state_dir
@@ -176,6 +178,7 @@ class ModelGateway:
             on_call=on_call,
             replay_app=replay,
             content_scan=content_scan,
+            halted=halted,  # the organisation-wide halt refuses every model call
         )
         self._app = build_gateway_app(self._relay, side_apps)
         self._lock = threading.Lock()
