@@ -171,8 +171,10 @@ class DemoReport:
 
 def artifact_locations(settings: Settings) -> dict[str, str]:
     """Where the demo left each kind of artifact."""
+    from codefactory.store.urls import shown
+
     return {
-        "database": settings.database_url,
+        "database": shown(settings.database_url),  # a PostgreSQL URL's password hidden
         "change packages": str(settings.packages_dir.resolve()),
         "forge (bare git)": str(settings.forge_dir.resolve()),
         "check evidence": str((settings.data_dir / "evidence").resolve()),

@@ -108,16 +108,25 @@ def build(observe: RunObserver | None = None) -> Factory:
     from codefactory.factory import build_factory
     from codefactory.identity.errors import SignerUnavailable, TrustInvalid
     from codefactory.identity.four_eyes import FourEyesRefused
+    from codefactory.store.db import StoreUnavailable
+    from codefactory.store.urls import DatabaseUrlRefused
 
     try:
         return build_factory(state.settings, observer=observe)
     except (SignerUnavailable, TrustInvalid, FourEyesRefused) as err:  # fail closed, say why
         fail(f"cannot start: {err}")
+    except (DatabaseUrlRefused, StoreUnavailable) as err:  # the URL shown without password
+        fail(f"cannot open the store: {err}")
 
 
 def read_store() -> RunStore:
     """The runs repository of the current settings for commands that only read it
     (`factory.open_store`: the database and the stored audit events, no adapter built)."""
     from codefactory.factory import open_store
+    from codefactory.store.db import StoreUnavailable
+    from codefactory.store.urls import DatabaseUrlRefused
 
-    return open_store(state.settings)
+    try:
+        return open_store(state.settings)
+    except (DatabaseUrlRefused, StoreUnavailable) as err:  # the URL shown without password
+        fail(f"cannot open the store: {err}")

@@ -92,7 +92,7 @@ def _open_postgresql(url: URL) -> Engine:
     except OperationalError as error:
         engine.dispose()
         reason = str(error.orig).strip() if error.orig is not None else type(error).__name__
-        raise StoreUnavailable(f"cannot open the store at {shown(url)}: {reason}") from None
+        raise StoreUnavailable(f"cannot reach {shown(url)}: {reason}") from None
     return engine
 
 

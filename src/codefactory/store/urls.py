@@ -51,12 +51,12 @@ def database_url(url: str) -> URL:
             f"the database URL {shown(parsed)} (CODEFACTORY_DATABASE_URL) names the dialect "
             f"{dialect!r}; the store runs on {' or '.join(DIALECTS)} only"
         )
-    if dialect == "postgresql" and parsed.get_driver_name() != POSTGRESQL_DRIVER:
+    if dialect == "postgresql" and parsed.drivername != f"postgresql+{POSTGRESQL_DRIVER}":
         if "+" in parsed.drivername:
+            driver = parsed.drivername.partition("+")[2]
             raise DatabaseUrlRefused(
-                f"the database URL {shown(parsed)} names the driver "
-                f"{parsed.get_driver_name()!r}; PostgreSQL is reached through psycopg 3 "
-                f"(postgresql+{POSTGRESQL_DRIVER}://…)"
+                f"the database URL {shown(parsed)} names the driver {driver!r}; PostgreSQL "
+                f"is reached through psycopg 3 (postgresql+{POSTGRESQL_DRIVER}://…)"
             )
         parsed = parsed.set(drivername=f"postgresql+{POSTGRESQL_DRIVER}")
     return parsed
