@@ -32,14 +32,18 @@ from codefactory.audit.port import AuditLog
 from codefactory.domain import AuditEvent, Run
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.errors import AgentUnavailable, DelegationRefused, IdentityError
-from codefactory.identity.port import AgentDirectory, DelegationToken, Issuer
+from codefactory.identity.port import (
+    CAUSED_BY_CLAIM,
+    REQUESTED_BY_CLAIM,
+    AgentDirectory,
+    DelegationToken,
+    Issuer,
+)
 from codefactory.identity.scope import Scope, grant
 from codefactory.identity.tokens import TokenInvalid, open_token, sign_token
 from codefactory.store.identity_tables import DelegationTokenRow
 from codefactory.store.trigger_tables import TriggerDetailRow
 
-CAUSED_BY_CLAIM = "codefactory:caused_by"
-REQUESTED_BY_CLAIM = "codefactory:requested_by"
 GOVERNANCE_LEDGER = "governance"  # identity.governance.LEDGER (read here, never written)
 
 LEEWAY_S = 5  # clock skew tolerated on `nbf` (RFC 7519 §4.1.5)

@@ -13,6 +13,11 @@ from codefactory.identity.agents import AgentIdentity
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+CAUSED_BY_CLAIM = "codefactory:caused_by"
+"""The delegation token's claim naming the person who caused the trigger."""
+REQUESTED_BY_CLAIM = "codefactory:requested_by"
+"""The delegation token's claim naming who requested the run (the trigger's actor)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class IssuerKey:

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from codefactory.domain import Run, TriggerEvent
-from codefactory.identity.delegation import CAUSED_BY_CLAIM, REQUESTED_BY_CLAIM
 from codefactory.identity.errors import IdentityError
 from codefactory.identity.names import same_identity
-from codefactory.identity.port import IssuerKey
+from codefactory.identity.port import CAUSED_BY_CLAIM, REQUESTED_BY_CLAIM, IssuerKey
 from codefactory.identity.ssh_signatures import key_fingerprint
 from codefactory.package.attestation import AttestationInvalid, Attested, verify_attestation
 from codefactory.package.manifest import PackageAltered, package_digest
