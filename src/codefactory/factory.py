@@ -136,7 +136,10 @@ class LazyEngine:
 
 
 def model_gateway(
-    settings: Settings, store: RunStore, contexts: RunContexts | None = None
+    settings: Settings,
+    store: RunStore,
+    contexts: RunContexts | None = None,
+    halted: Callable[[], str | None] | None = None,
 ) -> ModelGateway:
     """The model gateway of this factory (started by the first language-model run), whose
     every call (each upstream attempt) becomes a `model-called` audit event of its run.
@@ -188,6 +191,7 @@ def model_gateway(
         grants=grants,
         side_apps=side_apps,
         content_scan=ContentScan(settings.context.masking),
+        halted=halted,  # every model call refused during a halt (`codefactory halt`)
     )
 
 
@@ -412,6 +416,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.context.service import ContextService
     from codefactory.engines.dependency_bump import DependencyBumpEngine
     from codefactory.engines.lint_fix import LintFixEngine
+    from codefactory.guards import halt_watch, operating_guards
     from codefactory.identity.governance import statement_verifier
     from codefactory.identity.services import (
         agent_provenance,
@@ -431,6 +436,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.runs.waiver_log import signed_verify_settings
     from codefactory.sandbox.audited import AuditedSandbox
     from codefactory.sandbox.backends import build_sandbox, python_interpreters
+    from codefactory.sandbox.halting import HaltingSandbox
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
     from codefactory.store.runs import RunStore
@@ -457,8 +463,12 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
             tx.audit(name, actor="sandbox", run_id=run_id, **data)
 
     mirrors = Mirrors(settings.data_dir / "mirrors")  # the sandbox's, the forge's and verify's
+    halts = halt_watch(store)  # the organisation-wide halt, read from the store (≤ 1 s old)
     sandbox = AuditedSandbox(
-        build_sandbox(sandbox_settings, data_dir=settings.data_dir, mirrors=mirrors),
+        HaltingSandbox(  # engine commands killed within seconds of a halt
+            build_sandbox(sandbox_settings, data_dir=settings.data_dir, mirrors=mirrors),
+            halts.current,
+        ),
         record_sandbox_event,
     )
     forge = LocalForge(
@@ -487,7 +497,9 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     recipes: list[Engine] = [DependencyBumpEngine(advisories), LintFixEngine()]
     engines: dict[str, Engine] = {engine.name: engine for engine in recipes}
     engines.update(language_model_engines(settings))
-    policy, _ = active_policy(settings.policy_file, audit, governed)  # four eyes: approved
+    approved, _ = active_policy(settings.policy_file, audit, governed)  # four eyes: approved
+    guards = operating_guards(store, approved, halts)  # the halt; daily cost caps per round
+    policy, engines = guards.policy, guards.engines(engines)
     evidence_dir = settings.data_dir / "evidence"
     clearance = RegistryClearance(registry)
 
@@ -537,7 +549,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         clearance=clearance,
         sessions=GatewaySessions(
             registry=registry,
-            gateway=lambda: model_gateway(settings, store, context.runs),
+            gateway=lambda: model_gateway(settings, store, context.runs, halts.current),
             policy=policy,
             store=store,
             evidence_dir=evidence_dir,
