@@ -1,7 +1,8 @@
 """The web app: the webhook endpoints, `GET /api/runs`, `GET /api/runs/{id}`, the deliveries,
-the audit status and the reviewers' dashboard (`web.dashboard`); every route but the
-webhooks, the health checks and the published keys behind an OpenID Connect login or a
-bearer token (`web.auth`), for trusted host names only."""
+the audit status, Prometheus' `GET /metrics` and the reviewers' dashboard (`web.dashboard`);
+every route but the webhooks, the health checks, the metrics (their own token) and the
+published keys behind an OpenID Connect login or a bearer token (`web.auth`), for trusted
+host names only."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codefactory.dispatch.service import Dispatch, build_dispatch
+from codefactory.observability.exposition import MetricsEndpoint
+from codefactory.observability.exposition import refused as metrics_refused
 from codefactory.runs.report import run_report
 from codefactory.store.runs import run_as_dict
 from codefactory.web.auth import AuthGate, WebAuth, session_secret
@@ -101,6 +104,17 @@ def create_app(
             "first_bad_seq": report.first_bad_seq,
             "reason": report.reason,
         }
+
+    metrics = MetricsEndpoint(factory.store.engine, factory.settings.observability)
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape_metrics(request: Request) -> Response:
+        """Prometheus' scrape (docs/operations.md): public, or behind the metrics token."""
+        if not metrics.admits(request.headers.get("authorization")):
+            client = request.client.host if request.client else ""
+            auth.audit.refused(client, "other", "GET /metrics without the metrics token")
+            return metrics_refused()
+        return metrics.scrape()
 
     return app
 

@@ -34,6 +34,7 @@ from codefactory.web.settings import WebSettings
 PUBLIC_PATHS = {
     "/healthz",
     "/readyz",
+    "/metrics",  # Prometheus: its own token (observability.metrics_token), not a login
     "/.well-known/jwks.json",
     "/.well-known/oauth-protected-resource",
     "/login",

@@ -1,0 +1,59 @@
+"""What engines spent, summed from the gateway's `engine-spend` audit events.
+
+The audit log only grows and its appends commit in `seq` order (one lock serialises them,
+audit/sql.py), so the totals are kept in memory and each scrape reads only the events past
+the last `seq` read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from codefactory.store.models import AuditEventRow
+
+SPEND_EVENT = "engine-spend"
+
+
+@dataclass
+class EngineTotals:
+    """One engine's spend over every run: USD, tokens and model requests."""
+
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+
+@dataclass
+class EngineSpend:
+    """Totals per engine name, advanced by `advance(connection)`."""
+
+    engines: dict[str, EngineTotals] = field(default_factory=dict)
+    _last_seq: int = -1
+
+    def advance(self, connection: Connection) -> None:
+        """Add the `engine-spend` events appended since the last call."""
+        rows = connection.execute(
+            select(AuditEventRow.seq, AuditEventRow.data)
+            .where(AuditEventRow.seq > self._last_seq, AuditEventRow.name == SPEND_EVENT)
+            .order_by(AuditEventRow.seq)
+        ).all()
+        for seq, data in rows:
+            self._add(json.loads(data))
+            self._last_seq = seq
+
+    def _add(self, spent: dict[str, object]) -> None:
+        totals = self.engines.setdefault(str(spent.get("engine", "")), EngineTotals())
+        totals.cost_usd += _number(spent.get("cost_usd"))
+        totals.input_tokens += int(_number(spent.get("input_tokens")))
+        totals.output_tokens += int(_number(spent.get("output_tokens")))
+        totals.requests += int(_number(spent.get("requests")))
+
+
+def _number(value: object) -> float:
+    """A spend field as a number; a missing or malformed one counts 0 (the audit log keeps
+    the event as written)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
