@@ -226,6 +226,21 @@ def test_ci_and_infrastructure_changes_are_high() -> None:
     assert assess_risk(_change("README.md"), ChangeKind.MODIFY_CI, _results()).level == "high"
 
 
+def test_the_builder_port_gives_the_loop_the_patchless_risk_level(tmp_path: Path) -> None:
+    """What the scope check reads (`PackageBuilder.risk_level`) is `assess_risk` without a
+    patch: the loop asks the port, never package/risk.py."""
+    builder = FolderPackageBuilder(tmp_path)
+    cases = [
+        (_change("app/main.py"), ChangeKind.FIX_LINT, _results(), "low"),
+        (_change("requirements.txt"), ChangeKind.BUMP_DEPENDENCY, _results(), "moderate"),
+        (_change("Dockerfile"), ChangeKind.FIX_LINT, _results(), "high"),
+        (_change("app/main.py"), ChangeKind.FIX_LINT, _results(failing=True), "high"),
+    ]
+    for change, kind, results, level in cases:
+        assert builder.risk_level(change, kind, results) == level
+        assert assess_risk(change, kind, results).level == level
+
+
 def test_failing_check_makes_any_change_high() -> None:
     risk = assess_risk(_change("app/main.py"), ChangeKind.FIX_LINT, _results(failing=True))
     assert risk.level == "high"
