@@ -253,3 +253,62 @@ def accept_ticket_authorized_only(factory: Factory, repo: Path) -> Run:
         repository_path=str(repo),
     )  # fmt: skip
     return factory.loop.authorize(run_id)
+
+
+def test_a_webhook_delivery_during_a_halt_is_kept_and_its_run_refused(tmp_path: Path) -> None:
+    from codefactory.dispatch.service import build_dispatch
+    from codefactory.store.deliveries import DeliveryQueue
+    from codefactory.web.app import create_app
+    from tests.fixtures.webhooks.signed import headers
+    from tests.integration.test_webhooks import labeled, post, sample_repo, settings_for
+
+    factory = build_factory(settings_for(tmp_path, sample_repo(tmp_path)))
+    dispatch = build_dispatch(factory, workers=0)
+    app = create_app(factory, dispatch)
+    with factory.store.atomic() as tx:
+        HaltStore.raise_in(tx.session, reason="drill", raised_by="olive.ops", at=datetime.now(UTC))
+    body = labeled()
+    answer = post(app, "/webhooks/github", body, headers("github", body, event="issues"))
+    dispatch.stop()
+    assert answer.status_code == 202  # acknowledged: the delivery is stored
+    run = factory.store.require_run(answer.json()["run_id"])
+    assert run.state is RunState.REFUSED
+    assert run.reason.startswith("halted by olive.ops at ") and run.reason.endswith(": drill")
+    receipt = answer.json()
+    stored = DeliveryQueue(factory.store.engine).get("github", receipt["delivery_id"])
+    assert stored is not None and stored.run_id == run.id
+    assert (stored.status, stored.reason) == ("refused", run.reason)
+
+
+def test_the_halt_kills_the_marked_process_group_and_nothing_else() -> None:
+    from codefactory.sandbox.halting import kill_marked
+
+    mark = f"halt-mark-test-{os.getpid()}-{time.monotonic_ns()}"
+    marked = subprocess.Popen(  # a session leader, as the supervisor starts bubblewrap
+        ["/bin/sh", "-c", "/bin/sleep 60 & echo $!; wait", "sh", mark],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    other = subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)
+    try:
+        assert marked.stdout is not None
+        child = int(marked.stdout.readline())  # in the group, without the mark
+        assert kill_marked(mark.encode()) == 1
+        assert marked.wait(5) == -9
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+            assert time.monotonic() < deadline, "the group's other member outlived the kill"
+            time.sleep(0.05)
+        assert other.poll() is None  # another process group is left alone
+    finally:
+        other.kill()
+        other.wait()
+        marked.stdout.close()  # type: ignore[union-attr]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
