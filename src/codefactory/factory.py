@@ -425,6 +425,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         issuer_for,
         signed_facts,
     )
+    from codefactory.observability.wiring import traced
     from codefactory.package.builder import FolderPackageBuilder
     from codefactory.review.local_forge import LocalForge
     from codefactory.review.signing import AgentCommitSigning
@@ -453,6 +454,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     )
     check_signing(identity, audit, signer_mode=settings.identity.signer)  # HSM down: fail closed
     observer = checkpoint_when_resting(audit, notifying(settings, store, identity, observer))
+    observer = traced(settings.observability, engine, observer)  # a trace per run (OTLP)
     advisories = AdvisoryDatabase.load(
         settings.advisories_dir or default_advisories(settings.data_dir, SHIPPED_ADVISORIES)
     )
