@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from codefactory.commands.common import JsonOption, build, console, fail, print_json, read_store
+from codefactory.commands.common import (
+    JsonOption,
+    build,
+    console,
+    fail,
+    print_json,
+    read_store,
+    state,
+)
 from codefactory.commands.signed import KeyOption, SignatureOption, StatementOption
 
 if TYPE_CHECKING:
@@ -59,7 +67,7 @@ def halt(
 
     action = GovernanceAction.HALT_LIFT if lift else GovernanceAction.HALT_RAISE
     factory = build()
-    target = factory.identity.issuer.name
+    target = factory.settings.identity.issuer  # statements bind this factory
     if not reason.strip():
         _refuse(factory, action.value, person, "a halt needs --reason (it is signed and shown)")
     if not person:
@@ -170,8 +178,10 @@ def _show_status(as_json: bool) -> None:
     halts = HaltStore(read_store().engine)
     current = halts.active()
     history = halts.history(10)
+    target = state.settings.identity.issuer  # what a halt statement must name as its target
     if as_json:
         print_json({
+            "target": target,
             "halted": current is not None,
             "halt": _as_dict(current) if current is not None else None,
             "history": [_as_dict(h) for h in history],
@@ -181,6 +191,7 @@ def _show_status(as_json: bool) -> None:
         console.print("not halted: runs start and engines run", highlight=False)
     else:
         console.print(f"the factory is {escape(current.describe)}", highlight=False)
+    console.print(f"statements name the target {escape(target)}", highlight=False)
     for past in history:
         lifted = (
             f", lifted by {escape(past.lifted_by)} at {past.lifted_at:%Y-%m-%dT%H:%M:%SZ}: "
