@@ -258,6 +258,9 @@ def change_filing(settings: Settings, store: RunStore) -> Callable[[Run, Path], 
         settings=settings.changes,
         client=lambda: vendor_client("servicenow", settings.servicenow),
         record=store.record,
+        filed_already=lambda run_id: any(
+            event.name == "change-request-filed" for event in store.audit_events(run_id)
+        ),
     )
 
 

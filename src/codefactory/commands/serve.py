@@ -18,13 +18,19 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     """Add these commands to the root app."""
     app.command()(serve)
+    app.command()(worker)
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
-        int, typer.Option(min=0, help="Worker threads running runs (0: store and decide only).")
+        int,
+        typer.Option(
+            min=0,
+            help="Worker threads running runs (0: intake, API and dashboard without "
+            "execution; with the celery executor runs execute in `codefactory worker`).",
+        ),
     ] = 2,
     triggers: Annotated[
         Path | None,
@@ -35,6 +41,49 @@ def serve(
     if triggers is not None:
         load_triggers_file(triggers)
     serve_app(host, port, workers=workers)
+
+
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Runs this worker drives at once (threads).")
+    ] = 2,
+    triggers: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of trigger settings (repositories, secrets)."),
+    ] = None,
+) -> None:
+    """Run one Celery worker driving runs (CODEFACTORY_DISPATCH__EXECUTOR=celery, with
+    CODEFACTORY_DISPATCH__BROKER_URL); any number may run, on any machine sharing the
+    database and the broker."""
+    if triggers is not None:
+        load_triggers_file(triggers)
+    settings = state.settings
+    if settings.dispatch.executor != "celery":
+        fail(
+            "codefactory worker needs the celery executor: set CODEFACTORY_DISPATCH__EXECUTOR="
+            "celery and CODEFACTORY_DISPATCH__BROKER_URL (the threads executor runs inside "
+            "codefactory serve)"
+        )
+    if not settings.dispatch.broker_url.get_secret_value():
+        fail("codefactory worker needs CODEFACTORY_DISPATCH__BROKER_URL (redis:// or amqp://)")
+    from codefactory.dispatch.worker import run_worker
+    from codefactory.observability.logs import configure_logging
+
+    configure_logging(settings)
+    factory = build()
+    console.print(
+        f"worker driving up to {concurrency} runs at once; broker "
+        f"{escape(_safe_url(settings.dispatch.broker_url.get_secret_value()))}",
+        highlight=False,
+    )
+    run_worker(factory, concurrency=concurrency)
+
+
+def _safe_url(url: str) -> str:
+    """`url` without its password (kombu's own rendering, `sanitize=True`)."""
+    from kombu.utils.url import as_url, url_to_parts
+
+    return str(as_url(*url_to_parts(url), sanitize=True))  # type: ignore[arg-type]
 
 
 def load_triggers_file(path: Path) -> None:
@@ -59,9 +108,11 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     import uvicorn
 
     from codefactory.dispatch.service import build_dispatch
+    from codefactory.observability.logs import configure_logging
     from codefactory.web.app import create_app
     from codefactory.web.server import server_config
 
+    configure_logging(state.settings)
     factory = build()
     from codefactory.identity.trust_report import warn_unprotected_keys
 
@@ -82,12 +133,15 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
         app = create_app(factory, dispatch, bound_host=host)
     except OSError as err:  # the session key: unreadable, or readable by others
         fail(escape(f"cannot start the web app: {err}"))
-    recovered = dispatch.start()
-    console.print(
-        f"serving on http://{host}:{port} with {workers} workers"
-        f"{f', {recovered} deliveries recovered' if recovered else ''} (Ctrl-C to stop)",
-        highlight=False,
+    dispatch.start()
+    executes = (
+        f"{workers} worker threads"
+        if dispatch.executing
+        else "runs executed by codefactory worker processes"
+        if dispatch.outbox is not None
+        else "no execution (--workers 0)"
     )
+    console.print(f"serving on http://{host}:{port}, {executes} (Ctrl-C to stop)", highlight=False)
     announce_login(web, host)
     try:
         config = server_config(

@@ -1,23 +1,21 @@
-"""Worker threads in the `serve` process: claim a queued delivery, drive its run, repeat.
+"""Worker threads in the `serve` process (the `threads` executor): claim a queued delivery,
+drive its run under the run's lease, repeat.
 
-On start, `recover()` puts back what a stopped process left: deliveries stored but not yet
-decided or run are queued again; a run caught mid-way (its workspace is gone with the
-process) ends `failed` with the reason, so nothing acknowledged is silently lost.
+What a stopped process left is found by the `Sweeper`: runs whose lease expired are taken
+over and resumed from their last recorded state; deliveries left unfinished are queued
+again. Several `serve` processes may share one database: a live process's runs are never
+touched, because their leases are alive.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from codefactory.domain import RunState
-from codefactory.runs.loop import RunLoop
-from codefactory.store.deliveries import DONE, QUEUED, DeliveryQueue, QueuedDelivery
-from codefactory.store.runs import RunStore
+from codefactory.dispatch.driver import RunDriver
+from codefactory.store.deliveries import DONE, DeliveryQueue, QueuedDelivery
 
-RESTARTABLE = frozenset({RunState.RECEIVED, RunState.AUTHORIZED})
-RESTING = frozenset(
-    {RunState.PACKAGED, RunState.IN_REVIEW, RunState.APPROVED, RunState.IN_QA, RunState.IN_UAT}
-)
+log = logging.getLogger("codefactory.dispatch")
 
 
 class WorkerPool:
@@ -27,29 +25,25 @@ class WorkerPool:
         self,
         *,
         queue: DeliveryQueue,
-        store: RunStore,
-        loop: RunLoop,
+        driver: RunDriver,
         count: int = 2,
         poll_s: float = 1.0,
     ) -> None:
         self.queue = queue
-        self.store = store
-        self.loop = loop
+        self.driver = driver
         self.count = count
         self.poll_s = poll_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> int:
-        """Recover, then start the threads; returns how many deliveries were put back."""
-        recovered = self.recover()
+    def start(self) -> None:
+        """Start the threads."""
         self._stopping.clear()
         for number in range(self.count):
             thread = threading.Thread(target=self._work, name=f"worker-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        return recovered
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Let the threads finish their current run (up to `timeout_s`) and stop."""
@@ -62,40 +56,12 @@ class WorkerPool:
     def wake(self) -> None:
         self._wake.set()
 
-    def recover(self) -> int:
-        """Queue again what a stopped process left; fail the runs it left mid-way."""
-        recovered = 0
-        for delivery in self.queue.unfinished():
-            run = self.store.get_run(delivery.run_id) if delivery.run_id else None
-            if run is not None and run.state in RESTARTABLE:
-                self.queue.mark(delivery.id, QUEUED)
-                recovered += 1
-                continue
-            if run is not None and not run.state.is_terminal and run.state not in RESTING:
-                reason = (
-                    f"interrupted: the serve process stopped while the run was "
-                    f"`{run.state.value}`; trigger it again to retry"
-                )
-                with self.store.atomic() as tx:
-                    tx.transition(run.id, RunState.FAILED, reason=reason, actor="dispatch")
-            self.queue.mark(delivery.id, DONE, reason="recovered after a stop")
-        return recovered
-
     def run_one(self) -> QueuedDelivery | None:
         """Claim one queued delivery and drive its run in this thread; None when idle."""
         claimed = self.queue.claim()
         if claimed is None:
             return None
-        outcome = "no run"
-        try:
-            run = self.store.get_run(claimed.run_id) if claimed.run_id else None
-            if run is not None:
-                run = self.loop.execute(run.id)
-                outcome = f"run {run.state.value}: {run.reason}"
-        except Exception as err:  # noqa: BLE001 - a worker survives any one run
-            outcome = f"worker error: {type(err).__name__}: {err}"
-        finally:
-            self.queue.mark(claimed.id, DONE, reason=outcome)
+        drive_delivery(self.queue, self.driver, claimed.id, claimed.run_id)
         return claimed
 
     def drain(self) -> int:
@@ -110,3 +76,24 @@ class WorkerPool:
             if self.run_one() is None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
+
+
+def drive_delivery(queue: DeliveryQueue, driver: RunDriver, row_id: int, run_id: str | None) -> str:
+    """Drive a claimed delivery's run and record the outcome on the delivery; returns it.
+    A run another worker holds is left to it (the delivery stays `running` until that
+    worker, or the sweeper, finishes it)."""
+    if run_id is None:
+        queue.mark(row_id, DONE, reason="no run")
+        return "no run"
+    try:
+        run = driver.drive(run_id)
+    except Exception as err:  # noqa: BLE001 - a worker survives any one run
+        outcome = f"worker error: {type(err).__name__}: {err}"
+        log.exception("driving run %s failed", run_id)
+        queue.mark(row_id, DONE, reason=outcome)
+        return outcome
+    if run is None:
+        return f"run {run_id} is held by another worker"
+    outcome = f"run {run.state.value}: {run.reason}"
+    queue.finish_run(run_id, outcome)
+    return outcome

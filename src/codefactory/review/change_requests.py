@@ -289,9 +289,14 @@ class ChangeFiling:
     client: Callable[[], VendorClient]
     record: Record
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    filed_already: Callable[[str], bool] = lambda _run_id: False
+    """Whether the run's change request was filed before (a stopped worker's run resumed
+    after its filing): it is then not filed twice."""
 
     def __call__(self, run: Run, package_dir: Path) -> None:
         """File and attach; every outcome is an audit event, none raises."""
+        if self.filed_already(run.id):
+            return
         client: VendorClient | None = None
         filed: FiledChange | None = None
         try:

@@ -10,6 +10,7 @@ ticket that needs no change (the engine raises `NothingToDo` before its first ch
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +20,23 @@ from typing import Any
 from codefactory.config import RunSettings
 from codefactory.context.gather import Gathered, gather_for_ticket
 from codefactory.context.port import ContextEngine
-from codefactory.domain import Change, CheckResult, Proposal, Run, RunState, Task, TriggerEvent
+from codefactory.domain import (
+    RESUMABLE_STATES,
+    Change,
+    ChangePackage,
+    CheckResult,
+    Proposal,
+    Run,
+    RunState,
+    Task,
+    TriggerEvent,
+)
 from codefactory.engines.errors import EngineError, NothingToDo
 from codefactory.engines.port import Engine
 from codefactory.engines.session import EngineSession
 from codefactory.identity.errors import AgentUnavailable, IdentityError
 from codefactory.identity.port import AgentDirectory, Delegation
+from codefactory.package.errors import PackageExists
 from codefactory.package.port import PackageBuilder, PackageContents
 from codefactory.policy.paths import repository_entity
 from codefactory.policy.port import PolicyEngine
@@ -177,23 +189,32 @@ class RunLoop:
         return self.store.require_run(run_id)
 
     def execute(self, run_id: str, *, repo: Path | None = None) -> Run:
-        """Drive a `received` (or already `authorized`) run until it rests in review or ends;
-        returns the stored run. The run reads the checkout it stored
-        (`run.repository_path`); `repo` serves only a run stored without one."""
+        """Drive a run from its last recorded state until it rests in review or ends;
+        returns the stored run. `received` is authorized first; a run a stopped worker left
+        in a workspace state (`RESUMABLE_STATES`) is provisioned again and resumed; one left
+        `packaged` finishes its hand-over to review; a resting or ended run is returned as
+        it is. The run reads the checkout it stored (`run.repository_path`); `repo` serves
+        only a run stored without one."""
         run = self.store.require_run(run_id)
         trigger = self.store.get_trigger(run.trigger_id)
         if trigger is None:  # a foreign key makes this impossible short of a corrupt store
             self._fail(run_id, f"the trigger {run.trigger_id} of this run is missing")
             return self.store.require_run(run_id)
         workspace: Workspace | None = None
+        resumed_from: RunState | None = None
         try:
             if run.state is RunState.RECEIVED:
                 if not self._authorize(run, trigger):
                     return self.store.require_run(run_id)
+            elif run.state is RunState.PACKAGED:
+                self._into_review(self.store.require_run(run_id))
+                return self.store.require_run(run_id)
+            elif run.state in RESUMABLE_STATES:
+                resumed_from = run.state
             elif run.state is not RunState.AUTHORIZED:
                 return run
             checkout = self._checkout(run, repo)
-            workspace = self._provision(run, checkout)
+            workspace = self._provision(run, checkout, resumed_from=resumed_from)
             task = self._gather_context(run, trigger, workspace)
             verified = self._propose_and_verify(run, task, workspace, checkout)
             self._package(run, trigger, checkout, workspace, verified)
@@ -238,6 +259,10 @@ class RunLoop:
         with self.store.atomic() as tx:
             tx.transition(run_id, state, reason=reason, **updates)
         self._notify(run_id, state, reason)
+
+    def fail(self, run_id: str, reason: str) -> None:
+        """End a run that is not over `failed` with `reason` (a dispatcher giving up on it)."""
+        self._fail(run_id, reason)
 
     def _fail(self, run_id: str, reason: str) -> None:
         run = self.store.get_run(run_id)
@@ -286,7 +311,9 @@ class RunLoop:
         self._notify(run.id, state, decision.summary)
         return decision.allowed
 
-    def _provision(self, run: Run, repo: Path) -> Workspace:
+    def _provision(
+        self, run: Run, repo: Path, *, resumed_from: RunState | None = None
+    ) -> Workspace:
         try:
             # an image's setup phase runs inside provisioning
             workspace = self.sandbox.provision(repo=repo, commit="HEAD", run_id=run.id)
@@ -300,6 +327,11 @@ class RunLoop:
             self._keep_setup_log(run.id, err)
             raise
         reason = f"dependencies installed from {', '.join(installed) or 'nothing'}"
+        if resumed_from is not None:
+            reason = (
+                f"resumed from `{resumed_from.value}` in a new workspace (the worker that "
+                f"drove it stopped); {reason}"
+            )
         self._move(run.id, RunState.PROVISIONED, reason, base_commit=workspace.base_commit)
         return workspace
 
@@ -516,15 +548,7 @@ class RunLoop:
         agent = self.agents.require_active(run.agent_id)
         branch = f"factory/{run.id}"
         self._act_for(run, "forge:commit", paths=verified.change.paths)
-        with self.store.atomic() as tx:
-            index = tx.audit(
-                "commit-requested",
-                actor=run.agent_id,
-                run_id=run.id,
-                branch=branch,
-                base_commit=workspace.base_commit,
-                paths=list(verified.change.paths),
-            )
+        index = self._commit_request(run, branch, workspace.base_commit, verified.change)
         commit = self.forge.open_change(
             repo=repo,
             repository=run.repository,
@@ -549,7 +573,7 @@ class RunLoop:
             repository=run.repository, base_commit=workspace.base_commit, head_commit=commit
         )
         current = self.store.require_run(run.id)
-        package = self.packager.build(
+        package = self._build_package(
             PackageContents(
                 run=current,
                 trigger=trigger,
@@ -575,9 +599,58 @@ class RunLoop:
                 package_dir=str(package.directory),
             )
         self._notify(run.id, RunState.PACKAGED, "")
+        self._into_review(self.store.require_run(run.id))
+
+    def _into_review(self, run: Run) -> None:
+        """A `packaged` run's hand-over to review: the after-packaging hooks (each
+        recognises what it did already when a stopped worker's run is resumed here), then
+        `in_review`."""
         if self.after_packaging is not None:
-            self.after_packaging(self.store.require_run(run.id), package.directory)
+            self.after_packaging(run, Path(run.package_dir))
         self._move(run.id, RunState.IN_REVIEW, f"awaiting a reviewer other than {run.sponsor}")
+
+    def _commit_request(self, run: Run, branch: str, base_commit: str, change: Change) -> int:
+        """The audit index of the run's `commit-requested` event for this branch, base and
+        paths: the one a stopped worker already wrote (so the resumed commit, same change,
+        is the same commit, which the forge recognises), else a new one."""
+        paths = list(change.paths)
+        for event in reversed(self.store.audit_events(run.id)):
+            data = event.data
+            if event.name == "commit-requested" and data.get("branch") == branch:
+                if data.get("base_commit") == base_commit and data.get("paths") == paths:
+                    return event.seq
+                break
+        with self.store.atomic() as tx:
+            return tx.audit(
+                "commit-requested",
+                actor=run.agent_id,
+                run_id=run.id,
+                branch=branch,
+                base_commit=base_commit,
+                paths=paths,
+            )
+
+    def _build_package(self, contents: PackageContents) -> ChangePackage:
+        """Build the run's package. A folder a stopped worker wrote but never recorded (the
+        run is not `packaged`) is set aside as `.<run>.unrecorded-<n>`, audited
+        `package-set-aside`, and the package is built again: packages are never rewritten."""
+        try:
+            return self.packager.build(contents)
+        except PackageExists as exists:
+            run_id = contents.run.id
+            target = exists.directory
+            aside = target.with_name(f".{run_id}.unrecorded-{secrets.token_hex(3)}")
+            target.rename(aside)
+            with self.store.atomic() as tx:
+                tx.audit(
+                    "package-set-aside",
+                    actor="factory",
+                    run_id=run_id,
+                    directory=str(target),
+                    moved_to=str(aside),
+                    reason="written by a worker that stopped before recording it",
+                )
+            return self.packager.build(contents)
 
     def _act_for(
         self, run: Run, action: str, *, paths: Sequence[str] = (), engine: str = ""

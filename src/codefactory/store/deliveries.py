@@ -1,8 +1,9 @@
 """The durable queue: the `deliveries` table, written before a sender is answered (a
 repository of the store: intake writes it, `dispatch/` drains it).
 
-A delivery row moves `received → queued → running → done`, or rests `refused` or
-`ignored`. Workers claim rows with a conditional update, so two workers (threads or
+A delivery row moves `received → queued → running → done` (with the Celery executor,
+`queued → sent → running → done`: the table is the outbox the broker is fed from), or rests
+`refused` or `ignored`. Workers claim rows with a conditional update, so two workers (threads or
 processes) never run the same delivery; rows left `received` or `running` by a stopped
 process are found again by `unfinished()`.
 """
@@ -10,7 +11,7 @@ process are found again by `unfinished()`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, func, select, update
@@ -20,6 +21,9 @@ from codefactory.store.trigger_tables import DeliveryRow
 
 RECEIVED, QUEUED, RUNNING, DONE = "received", "queued", "running", "done"
 REFUSED, IGNORED = "refused", "ignored"
+SENT = "sent"
+"""Published to the Celery broker (the table is the transactional outbox), not yet started."""
+UNFINISHED = (RECEIVED, QUEUED, SENT, RUNNING)
 
 
 def _now() -> datetime:
@@ -144,6 +148,66 @@ class DeliveryQueue:
                     row = session.get(DeliveryRow, row_id)
                     assert row is not None
                     return QueuedDelivery.from_row(row)
+
+    def unsent(self, *, limit: int = 100) -> list[QueuedDelivery]:
+        """Queued deliveries not yet published to the broker, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.status == QUEUED)
+                .order_by(DeliveryRow.id)
+                .limit(limit)
+            ).all()
+            return [QueuedDelivery.from_row(row) for row in rows]
+
+    def move(self, row_id: int, expected: tuple[str, ...], status: str) -> bool:
+        """Move the row to `status` only if it is in one of `expected`; whether it moved."""
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == row_id, DeliveryRow.status.in_(expected))
+                .values(status=status, updated_at=_now())
+            )
+            return bool(cast(CursorResult[Any], result).rowcount)
+
+    def stale(self, *, older_than_s: float, limit: int = 100) -> list[QueuedDelivery]:
+        """Unfinished deliveries (`received`, `queued`, `sent`, `running`) untouched for
+        `older_than_s` seconds, oldest first: a stopped process's, or a lost message's."""
+        cutoff = _now() - timedelta(seconds=older_than_s)
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.status.in_(UNFINISHED), DeliveryRow.updated_at < cutoff)
+                .order_by(DeliveryRow.id)
+                .limit(limit)
+            ).all()
+            return [QueuedDelivery.from_row(row) for row in rows]
+
+    def requeue(self, row_id: int, *, older_than_s: float) -> bool:
+        """Queue a stale delivery again (see `stale`), only if no other process did since:
+        the row must still be unfinished and untouched for `older_than_s` seconds."""
+        cutoff = _now() - timedelta(seconds=older_than_s)
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.id == row_id,
+                    DeliveryRow.status.in_(UNFINISHED),
+                    DeliveryRow.updated_at < cutoff,
+                )
+                .values(status=QUEUED, updated_at=_now())
+            )
+            return bool(cast(CursorResult[Any], result).rowcount)
+
+    def finish_run(self, run_id: str, reason: str) -> None:
+        """Mark every unfinished delivery of the run `done` with `reason` (the run rests or
+        ended, whichever worker drove it)."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.run_id == run_id, DeliveryRow.status.in_(UNFINISHED))
+                .values(status=DONE, reason=reason, updated_at=_now())
+            )
 
     def unfinished(self) -> list[QueuedDelivery]:
         """Rows a stopped process left `received` or `running`, oldest first."""

@@ -58,6 +58,8 @@ class Lease:
     fence: int
     taken_over_from: str = ""
     """The previous owner when this acquisition took an expired lease over, else empty."""
+    takeovers: int = 0
+    """How often the run's lease has been taken over, this acquisition included."""
 
 
 def worker_name(role: str = "worker") -> str:
@@ -164,6 +166,7 @@ class RunLeases:
                 owner=owner,
                 fence=row.fence,
                 taken_over_from=previous if taken_over else "",
+                takeovers=row.takeovers,
             )
 
     def heartbeat(self, lease: Lease) -> bool:
