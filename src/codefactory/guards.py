@@ -60,7 +60,9 @@ def operating_guards(store: RunStore, policy: PolicyEngine, watch: HaltWatch) ->
         return watch.current()
 
     def cap_guard(run_id: str, engine: str, round_number: int) -> str | None:
-        run = store.require_run(run_id)
+        run = store.get_run(run_id)
+        if run is None:  # a rehearsal (`runs replay`, `<run>-replay-<n>`): recorded traffic
+            return None  # replayed, no model is paid for and no run of the factory is charged
         facts = RoundFacts(
             run_id=run.id,
             repository=run.repository,
