@@ -113,6 +113,9 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     from codefactory.web.server import server_config
 
     configure_logging(state.settings)
+    dispatching = state.settings.dispatch
+    if dispatching.executor == "celery" and not dispatching.broker_url.get_secret_value():
+        fail("the celery executor needs CODEFACTORY_DISPATCH__BROKER_URL (redis:// or amqp://)")
     factory = build()
     from codefactory.identity.trust_report import warn_unprotected_keys
 
