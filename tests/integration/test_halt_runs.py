@@ -79,7 +79,8 @@ def halt_cli(
     factory: Factory, operators: Operators, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """`codefactory halt ...` in a process of its own, on the factory's data folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
+    keep = ("CODEFACTORY_DATABASE_URL",)  # the test's PostgreSQL database, when it has one
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_") or k in keep}
     env |= {"CI": "true", "CODEFACTORY_VERIFY__ADVISORIES_MAX_AGE_DAYS": "none"}
     env |= directory_env(operators.directory)
     data_dir = str(factory.settings.data_dir)

@@ -1,7 +1,8 @@
 """Governance acts need a signed statement by a person holding the act's role.
 
 Suspending, reactivating or revoking an agent, revoking a token, rotating the issuer key,
-approving a waiver, proposing or approving a policy or an engine registry: each is a
+approving a waiver, proposing or approving a policy or an engine registry, halting the
+factory or lifting the halt (`codefactory halt`, role `operator`): each is a
 `governance_statement` signed in the namespace `codefactory-governance` with the person's
 own SSH key. `GovernanceDesk.authorize` checks it (`StatementVerifier`) and appends
 `governance-authorized` (statement digest, key fingerprint, the statement itself) or

@@ -124,6 +124,10 @@ class HaltingWorkspace:
                 env={**(env or {}), MARK_VARIABLE: mark}, limits=limits,
                 allow_hosts=allow_hosts, **extra,
             )  # fmt: skip
+        except SandboxError as err:  # killed before it started (`StartFailed`): the halt's
+            if watcher.halt is not None:
+                raise ExecHalted(watcher.halt) from err
+            raise
         finally:
             watcher.stop()
         if watcher.halt is not None:
