@@ -18,6 +18,7 @@ from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
 from codefactory.domain import AuditEvent
 from codefactory.observability.metrics import StoreCollector
+from codefactory.observability.settled import SettledRows
 from codefactory.observability.step_durations import StepDurations
 from codefactory.store.db import open_engine
 from codefactory.store.models import CheckRunRow, RunRow, RunStateRow, TriggerRow
@@ -196,20 +197,32 @@ def test_a_row_committed_below_ids_already_read_is_counted_until_it_settles(
     """PostgreSQL hands out ids before commit: id 11 may be visible before id 10 is."""
     add_run(engine, "r-x", [("received", 0)])
     add_run(engine, "r-y", [("received", 0)])
-    add_row(engine, 1011, "r-y", "authorized", 3)
-    durations = StepDurations(settle_s=300)
-    with engine.connect() as connection:
-        durations.advance(connection, now=T0 + timedelta(seconds=10))
-    add_row(engine, 1010, "r-x", "authorized", 2)  # the earlier id commits late, still unsettled
-    with engine.connect() as connection:
-        durations.advance(connection, now=T0 + timedelta(seconds=20))
-        durations.advance(connection, now=T0 + timedelta(seconds=30))  # read once, counted once
+    add_row(engine, 11, "r-y", "authorized", 3)
+    clock = [0.0]
+    rows = SettledRows(
+        RunStateRow.id,
+        [RunStateRow.run_id, RunStateRow.state, RunStateRow.at],
+        settle_s=300,
+        clock=lambda: clock[0],
+    )
+    durations = StepDurations(rows=rows)
+
+    def advance(at: float) -> None:
+        clock[0] = at
+        with engine.connect() as connection:
+            durations.advance(connection)
+
+    advance(0)
+    add_row(engine, 10, "r-x", "authorized", 2)  # the earlier id commits late
+    advance(10)
+    advance(20)  # looked for again while unsettled, counted once
     received = durations.histograms["received"]
     assert sum(received.counts) == 2 and received.total_s == 5.0
-    # past the settling time the floor moves up: an id that never came is not waited for
-    with engine.connect() as connection:
-        durations.advance(connection, now=T0 + timedelta(hours=1))
-    add_row(engine, 1005, "r-x", "provisioned", 4)
-    with engine.connect() as connection:
-        durations.advance(connection, now=T0 + timedelta(hours=1, seconds=1))
+    # 300 s after an id was first skipped, it is no longer looked for
+    advance(400)
+    add_row(engine, 5, "r-x", "provisioned", 4)
+    advance(401)
     assert "authorized" not in durations.histograms
+    add_row(engine, 12, "r-x", "provisioned", 6)
+    advance(402)
+    assert durations.histograms["authorized"].total_s == 4.0

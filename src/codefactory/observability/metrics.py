@@ -4,7 +4,8 @@ Runs execute in many processes (`serve`'s workers, `worker` processes on other m
 that share one database, so no process counts anything in memory for Prometheus: each scrape
 asks the store, the single truth. Gauges are counts of rows now (`GROUP BY`); counters and
 the histogram are sums over tables that only grow, which Prometheus' counter semantics allow
-(every process serving `/metrics` reports the same value). Names follow Prometheus' naming
+(every process serving `/metrics` reports the same value); those are kept in memory and each
+scrape reads only the rows added since the last one (`settled.py`). Names follow Prometheus' naming
 conventions (base units: seconds, USD; `_total` for counters).
 """
 
@@ -25,8 +26,9 @@ from sqlalchemy import Connection, Engine, func, select
 
 from codefactory.domain import RunState
 from codefactory.observability.engine_spend import EngineSpend
+from codefactory.observability.gate_verdicts import GateVerdicts
 from codefactory.observability.step_durations import StepDurations
-from codefactory.store.models import CheckRunRow, RunRow
+from codefactory.store.models import RunRow
 from codefactory.store.operations_tables import RunLeaseRow
 from codefactory.store.trigger_tables import DeliveryRow
 
@@ -108,6 +110,7 @@ class StoreCollector(Collector):
         self._engine = engine
         self._lock = threading.Lock()
         self._steps = StepDurations()
+        self._verdicts = GateVerdicts()
         self._spend = EngineSpend()
 
     def describe(self) -> Iterator[Metric]:
@@ -120,9 +123,12 @@ class StoreCollector(Collector):
         with self._lock, self._engine.connect() as connection:
             _add_current(families, connection)
             self._steps.advance(connection)
+            self._verdicts.advance(connection)
             self._spend.advance(connection)
-            self._add_steps(families.steps)
-            self._add_spend(families)
+        self._add_steps(families.steps)
+        for (check, verdict), count in sorted(self._verdicts.counts.items()):
+            families.verdicts.add_metric([check, verdict], count)
+        self._add_spend(families)
         return families.all()
 
     def _add_steps(self, family: HistogramMetricFamily) -> None:
@@ -139,17 +145,11 @@ class StoreCollector(Collector):
 
 
 def _add_current(families: Families, connection: Connection) -> None:
-    """The figures that are counts of rows now: one aggregate query each."""
+    """The figures that are counts of rows now: one aggregate query each (on indexed
+    columns, or a table of one row per run)."""
     runs = dict(connection.execute(select(RunRow.state, func.count()).group_by(RunRow.state)).all())
     for state in [*(s.value for s in RunState), *sorted(set(runs) - {s.value for s in RunState})]:
         families.runs.add_metric([state], runs.get(state, 0))
-    verdicts = connection.execute(
-        select(CheckRunRow.check, CheckRunRow.passed, func.count())
-        .group_by(CheckRunRow.check, CheckRunRow.passed)
-        .order_by(CheckRunRow.check, CheckRunRow.passed)
-    ).all()
-    for check, passed, count in verdicts:
-        families.verdicts.add_metric([check, "pass" if passed else "fail"], count)
     queue = dict(
         connection.execute(
             select(DeliveryRow.status, func.count())
