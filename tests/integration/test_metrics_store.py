@@ -12,12 +12,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, create_engine, insert
 
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
 from codefactory.domain import AuditEvent
+from codefactory.observability.exposition import MetricsEndpoint
 from codefactory.observability.metrics import StoreCollector
+from codefactory.observability.settings import ObservabilitySettings
 from codefactory.observability.settled import SettledRows
 from codefactory.observability.step_durations import StepDurations
 from codefactory.store.db import open_engine
@@ -226,3 +228,16 @@ def test_a_row_committed_below_ids_already_read_is_counted_until_it_settles(
     add_row(engine, 12, "r-x", "provisioned", 6)
     advance(402)
     assert durations.histograms["authorized"].total_s == 4.0
+
+
+def test_a_store_that_cannot_be_read_answers_503_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    answer = MetricsEndpoint(engine, ObservabilitySettings()).scrape()
+    assert answer.status_code == 503
+    assert bytes(answer.body) == (
+        b"the store cannot be read (OperationalError); see the factory's log\n"
+    )
+    (logged,) = [r.getMessage() for r in caplog.records if "/metrics" in r.getMessage()]
+    assert "the store cannot be read" in logged and "127.0.0.1" in logged

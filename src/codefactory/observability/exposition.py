@@ -5,14 +5,18 @@ time)."""
 from __future__ import annotations
 
 import hmac
+import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from codefactory.observability.metrics import StoreCollector
 from codefactory.observability.settings import ObservabilitySettings
+
+log = logging.getLogger(__name__)
 
 
 class MetricsEndpoint:
@@ -41,8 +45,16 @@ class MetricsEndpoint:
     def scrape(self) -> Response:
         """The exposition of every metric, read from the store now, labelled text format
         0.0.4: every name is a classic Prometheus name, so the body is the same in 1.0.0, and
-        Prometheus 2 and 3 both parse it."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+        Prometheus 2 and 3 both parse it. 503 when the store cannot be read (Prometheus
+        records the scrape as failed: `up` is 0); the error itself, which may name the
+        database's host, goes to the log, not to the scraper."""
+        try:
+            body = generate_latest(self.registry)
+        except SQLAlchemyError as err:
+            log.warning("GET /metrics: the store cannot be read: %s", err)
+            reason = f"the store cannot be read ({type(err).__name__}); see the factory's log\n"
+            return Response(reason, status_code=503, media_type="text/plain")
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def refused() -> Response:
