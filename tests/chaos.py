@@ -233,7 +233,7 @@ def run_chaos(
             "CODEFACTORY_DATABASE_URL": database_url,
             "CODEFACTORY_DISPATCH__EXECUTOR": "celery",
             "CODEFACTORY_DISPATCH__BROKER_URL": f"{REDIS_URL}/{redis_db}",
-            "CODEFACTORY_DISPATCH__HEARTBEAT_S": "1.0",
+            "CODEFACTORY_DISPATCH__HEARTBEAT_S": "2.0",
             "CODEFACTORY_DISPATCH__REQUEUE_AFTER_S": "8",
             "CODEFACTORY_GITHUB_WEBHOOK_SECRET": SECRETS["github"],
             "CODEFACTORY_OBSERVABILITY__LOG_FORMAT": "json",

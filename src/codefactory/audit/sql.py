@@ -329,6 +329,15 @@ def _append(session: Session, encoded: EncodedEvent) -> int:
     return seq
 
 
+def lock_for_append(session: Session) -> None:
+    """Take, at the start of `session`'s transaction, the lock every append takes (held until
+    the transaction ends; taking it again is harmless). A transaction that will lock rows and
+    append takes it first, so every such transaction locks in the same order (the log's
+    head, then rows) and two of them never deadlock on PostgreSQL; on SQLite it is the write
+    lock (`BEGIN IMMEDIATE`)."""
+    _lock_head(session.connection())
+
+
 def _lock_head(connection: Connection) -> None:
     """Take the lock that serializes appends, held until the transaction ends."""
     dialect = connection.dialect.name

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditLog
+from codefactory.audit.sql import lock_for_append
 from codefactory.domain import AuditEvent, RunState
 from codefactory.store.models import RunRow
 from codefactory.store.operations_tables import RunLeaseRow
@@ -121,6 +122,7 @@ class RunLeases:
         now = _now()
         expires = now + timedelta(seconds=self.lease_s)
         with Session(self.engine) as session, session.begin():
+            lock_for_append(session)  # a takeover appends: the log's lock before the row's
             row = session.get(RunLeaseRow, run_id, with_for_update=True)
             if row is None:
                 session.add(

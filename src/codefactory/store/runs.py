@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditLog, AuditRecord
+from codefactory.audit.sql import lock_for_append
 from codefactory.domain import (
     AuditEvent,
     ChangeKind,
@@ -314,9 +315,13 @@ class RunStore:
     @contextmanager
     def atomic(self) -> Iterator[RunTransaction]:
         """One transaction: everything written through it commits together, or nothing does.
-        Inside a worker's fenced block (`store.leases.fenced`), it commits only while the
-        worker still holds the run's lease (`LeaseLost` otherwise, nothing written)."""
+        It takes the audit log's append lock first (`audit.sql.lock_for_append`), so its row
+        locks always come after it. Inside a worker's fenced block (`store.leases.fenced`),
+        it starts and commits only while the worker holds the run's lease (the lease row
+        stays locked on PostgreSQL; `LeaseLost` otherwise, nothing written)."""
         with Session(self.engine) as session, session.begin():
+            lock_for_append(session)
+            check_fence(session)
             yield RunTransaction(session, self._audit)
             check_fence(session)
 
