@@ -241,3 +241,17 @@ def test_a_store_that_cannot_be_read_answers_503_and_logs_why(
     )
     (logged,) = [r.getMessage() for r in caplog.records if "/metrics" in r.getMessage()]
     assert "the store cannot be read" in logged and "127.0.0.1" in logged
+
+
+def test_a_gap_wider_than_the_holes_watched_is_a_jump_not_rows_in_flight(engine: Engine) -> None:
+    add_run(engine, "r-x", [("received", 0)])  # id 1
+    add_row(engine, 50, "r-x", "authorized", 1)  # 48 ids skipped
+    add_row(engine, 60, "r-x", "provisioned", 3)  # 9 more
+    rows = SettledRows(RunStateRow.id, [RunStateRow.state], max_holes=20)
+    with engine.connect() as connection:
+        assert [row[0] for row in rows.advance(connection)] == [1, 50, 60]
+    add_row(engine, 30, "r-x", "context_ready", 4)  # in the wide gap: not watched
+    add_row(engine, 55, "r-x", "proposing", 5)  # in the narrow one: watched
+    with engine.connect() as connection:
+        assert rows.advance(connection) == [(55, "proposing")]
+        assert rows.advance(connection) == []
