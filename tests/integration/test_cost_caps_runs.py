@@ -4,7 +4,7 @@ today's recorded model spend (the gateway's `model-called` events) reaches a cap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,11 +37,13 @@ when { context.spend_today_microusd_repository >= 1000000 };
 
 
 @pytest.fixture
-def factory(tmp_path: Path, uv_cache: Path) -> Factory:
+def factory(tmp_path: Path, uv_cache: Path) -> Iterator[Factory]:
     policy = tmp_path / "policy.cedar"
     policy.write_text(default_policy_path().read_text() + CAP)
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
-    return build_factory(Settings(data_dir=data_dir, policy_file=policy))
+    built = build_factory(Settings(data_dir=data_dir, policy_file=policy))
+    yield built
+    built.store.engine.dispose()  # its connections closed now, not whenever it is collected
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,10 +64,12 @@ def operators(tmp_path: Path) -> Operators:
 
 
 @pytest.fixture
-def factory(tmp_path: Path, uv_cache: Path, operators: Operators) -> Factory:
+def factory(tmp_path: Path, uv_cache: Path, operators: Operators) -> Iterator[Factory]:
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     identity = IdentitySettings(directory_file=operators.directory)
-    return build_factory(Settings(data_dir=data_dir, identity=identity))
+    built = build_factory(Settings(data_dir=data_dir, identity=identity))
+    yield built
+    built.store.engine.dispose()  # its connections closed now, not whenever it is collected
 
 
 @pytest.fixture
@@ -279,6 +281,7 @@ def test_a_webhook_delivery_during_a_halt_is_kept_and_its_run_refused(tmp_path: 
     stored = DeliveryQueue(factory.store.engine).get("github", receipt["delivery_id"])
     assert stored is not None and stored.run_id == run.id
     assert (stored.status, stored.reason) == ("refused", run.reason)
+    factory.store.engine.dispose()
 
 
 def test_the_halt_kills_the_marked_process_group_and_nothing_else() -> None:
