@@ -126,6 +126,20 @@ def test_a_run_is_one_trace_of_one_span_per_step_across_two_processes(
     ]
     assert not [s for s in spans if s.name == "run"]  # no root until the run ends
 
+    # transitions written without the observer (approved here) still get their spans from
+    # the process that observes the next one
+    with tracers.factory.store.atomic() as tx:
+        tx.transition(run.id, RunState.APPROVED, reason="approved elsewhere")
+    with tracers.factory.store.atomic() as tx:
+        tx.transition(run.id, RunState.HANDED_OFF, reason="handed off")
+    tracers(run.id, RunState.HANDED_OFF, "handed off")
+    run = tracers.factory.store.require_run(run.id)
+    spans = tracers.spans(run.id)
+    root = spans.pop()
+    assert_steps(spans, run, len(run.history))
+    assert [s.name for s in spans[-3:]] == ["in_review", "approved", "handed_off"]
+    assert root.name == "run" and root.end_time == ns(run.history[-1].at)
+
 
 class RaisingEngine:
     name = "test:raising"

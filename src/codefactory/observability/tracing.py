@@ -7,13 +7,15 @@ at its own `run_states` row and ended at the next one. Trace id, the root span's
 step's span id are derived from the run id (and the step's row id), so every process's spans
 of one run share one trace under one root, and a step emitted twice is the same span. When
 the run ends, the root span (`run`, first row to last) and the final state's instant span
-close the trace.
+close the trace. A process also emits the steps of transitions written without the observer
+since the last step it emitted of that run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -109,6 +111,9 @@ class RunTracer:
         self._tracer = self.provider.get_tracer("codefactory.runs")
         self._trails = trails
         self._observer = observer
+        self._lock = threading.Lock()
+        self._emitted: dict[str, int] = {}
+        """Run id → row id of the last step this process emitted (runs not over)."""
 
     def __call__(self, run_id: str, state: RunState, reason: str) -> None:
         try:
@@ -125,11 +130,26 @@ class RunTracer:
             log.warning("run %s entering %s has no such step in the store", run_id, state)
             return
         steps = trail.steps
-        if index > 0:
-            self._step(run_id, trail, steps[index - 1], end=steps[index])
+        for done in range(self._first_unemitted(run_id, trail, index), index):
+            self._step(run_id, trail, steps[done], end=steps[done + 1])
+        with self._lock:
+            self._emitted[run_id] = steps[index - 1].row_id if index else 0
         if state.is_terminal:
             self._step(run_id, trail, steps[index], end=None)
             self._root(run_id, trail, steps[0], steps[index])
+            with self._lock:
+                self._emitted.pop(run_id, None)
+
+    def _first_unemitted(self, run_id: str, trail: RunTrail, index: int) -> int:
+        """The first step to emit before `index`: the one after the last this process
+        emitted (transitions written without the observer still get their spans), else the
+        step just left (another process emitted the ones before it)."""
+        with self._lock:
+            last = self._emitted.get(run_id)
+        if last is None:
+            return max(index - 1, 0)
+        after = [n for n, step in enumerate(trail.steps[:index]) if step.row_id > last]
+        return after[0] if after else index
 
     def _step(self, run_id: str, trail: RunTrail, step: Step, *, end: Step | None) -> None:
         attributes = _attributes(run_id, trail, step)
