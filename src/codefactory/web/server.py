@@ -193,6 +193,7 @@ def server_config(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # uvicorn's loggers reach the root handler (JSON lines, run ids)
         http=guarded_protocol(limits, trusted_proxies),
         timeout_keep_alive=limits.keep_alive_s,
         limit_concurrency=2 * limits.max_connections,  # requests in flight, a second belt
