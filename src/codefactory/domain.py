@@ -7,10 +7,10 @@ types, so the seams stay visible. Everything is a frozen, keyword-only dataclass
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 class RunState(enum.StrEnum):
@@ -346,12 +346,60 @@ class Review:
     at: datetime
 
 
+ENVELOPE = frozenset({"actor", "run_id", "at"})
+"""The fields every audit event has; the others are its `data`."""
+
+
+def omitted_when_none() -> Any:
+    """A field whose key is left out of `data` when it is None (a key some writers omit)."""
+    return field(default=None, metadata={"omit_none": True})
+
+
 @dataclass(frozen=True, kw_only=True)
 class AuditEvent:
-    """One fact for the audit log: a stable kebab-case name, who did it, about which run."""
+    """One fact for the audit log: who did it, about which run, when, and its fields.
 
-    name: str
+    The base of the typed events (`codefactory.audit.events`): a subclass names its kind in
+    `NAME` (a stable kebab-case string, the leaf's `name`) and declares its fields, which
+    are the leaf's `data` (JSON values, exactly as stored). `name` and `data` are derived, so
+    a log adapter reads every event the same way.
+    """
+
+    NAME: ClassVar[str] = ""
     actor: str
     run_id: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    at: datetime
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def name(self) -> str:
+        """The event's kind, e.g. `commit-created`."""
+        return self.NAME
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's fields but the envelope, as a JSON object; a field made with
+        `omitted_when_none()` is left out while it is None."""
+        out: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in ENVELOPE or (value is None and spec.metadata.get("omit_none")):
+                continue
+            out[spec.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnknownEvent(AuditEvent):
+    """An event of a kind this code has no class for (an old log, another version), or
+    one written through a deprecated string entry point: its name and data as they are."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.payload

@@ -145,7 +145,6 @@ def model_gateway(
     every call (each upstream attempt) becomes a `model-called` audit event of its run.
     With `contexts`, the context engine's MCP endpoint shares its listener at `/mcp`,
     authenticated by the same run credentials."""
-    from dataclasses import asdict
 
     from codefactory.context.mcp_server import context_http_app
     from codefactory.engines.gateway import ModelCall, ModelGateway
@@ -177,11 +176,7 @@ def model_gateway(
     )
 
     def record(call: ModelCall) -> None:
-        data = asdict(call)
-        run_id = data.pop("run_id")
-        data["outcome"] = str(call.outcome)
-        with store.atomic() as tx:
-            tx.audit("model-called", actor="gateway", run_id=run_id, **data)
+        store.append(call.audit_event())
 
     return ModelGateway(
         settings.gateway,
@@ -252,15 +247,13 @@ def change_filing(settings: Settings, store: RunStore) -> Callable[[Run, Path], 
     if not settings.changes.file_in_servicenow:
         return None
     from codefactory.context.credentials import vendor_client
-    from codefactory.review.change_requests import ChangeFiling
+    from codefactory.review.change_requests import ChangeFiling, filed_change
 
     return ChangeFiling(
         settings=settings.changes,
         client=lambda: vendor_client("servicenow", settings.servicenow),
-        record=store.record,
-        filed_already=lambda run_id: any(
-            event.name == "change-request-filed" for event in store.audit_events(run_id)
-        ),
+        record=store.append,
+        filed_already=lambda run_id: filed_change(store.audit_events(run_id)) is not None,
     )
 
 

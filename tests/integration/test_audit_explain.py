@@ -15,7 +15,7 @@ from codefactory.audit.explain import _commit, _proof, _provenance, explain_run,
 from codefactory.audit.publishing import checkpoint_when_resting
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent, RunState
+from codefactory.domain import RunState, UnknownEvent
 from codefactory.factory import Factory, build_factory, commit_verifier
 from codefactory.runs.intake import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
@@ -94,7 +94,7 @@ def test_a_proof_that_cannot_be_made_is_reported_not_raised(tmp_path: Path) -> N
     factory = factory_at(tmp_path)
     for i in range(300):
         factory.audit.append(
-            AuditEvent(name="step", actor="a", data={"i": i}, at=datetime.now(UTC))
+            UnknownEvent(kind="step", actor="a", payload={"i": i}, at=datetime.now(UTC))
         )
     signed = factory.audit.checkpoint()
     record = factory.audit.events()[5]
@@ -109,7 +109,7 @@ def test_checkpoints_are_signed_when_runs_rest_and_failures_never_escape(tmp_pat
     factory = factory_at(tmp_path)
     seen: list[tuple[str, RunState]] = []
     observe = checkpoint_when_resting(factory.audit, lambda r, s, _: seen.append((r, s)))
-    factory.audit.append(AuditEvent(name="step", actor="a", at=datetime.now(UTC)))
+    factory.audit.append(UnknownEvent(kind="step", actor="a", at=datetime.now(UTC)))
     observe("r-1", RunState.PROPOSING, "")
     assert (
         factory.store.engine.connect()
@@ -223,7 +223,7 @@ def test_runs_show_and_explain_tell_the_regulated_track(
         )
         assert publish is not None
         publish(run, Path(run.package_dir))  # the loop's hook after packaging, as wired
-        ChangeFiling(settings=factory.settings.changes, record=factory.store.record,
+        ChangeFiling(settings=factory.settings.changes, record=factory.store.append,
                      client=lambda: vendor_client("servicenow", factory.settings.servicenow),
                      )(run, Path(run.package_dir))  # fmt: skip
         head = run.head_commit

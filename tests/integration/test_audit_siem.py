@@ -23,7 +23,7 @@ from codefactory.audit.settings import SiemSettings
 from codefactory.audit.siem import SiemStream, StreamedAuditLog, stored_drops
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.cli import app
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, UnknownEvent
 from codefactory.store.db import open_engine
 
 RFC5424 = re.compile(
@@ -44,7 +44,9 @@ def engine(tmp_path: Path) -> Engine:
 
 
 def event(name: str, **data: Any) -> AuditEvent:
-    return AuditEvent(name=name, actor="user:ana", run_id="r-1", data=data, at=datetime.now(UTC))
+    return UnknownEvent(
+        kind=name, actor="user:ana", run_id="r-1", payload=data, at=datetime.now(UTC)
+    )
 
 
 class TcpSiem:

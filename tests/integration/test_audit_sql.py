@@ -41,7 +41,7 @@ from codefactory.audit.merkle import (
     verify_inclusion,
 )
 from codefactory.audit.sql import SqlAuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, UnknownEvent
 from codefactory.store.db import open_engine
 from codefactory.store.models import AuditEventRow, TriggerRow
 from codefactory.store.schema import metadata
@@ -52,11 +52,11 @@ POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def event(index: int, run_id: str = "run-1") -> AuditEvent:
-    return AuditEvent(
-        name=NAMES[index % len(NAMES)],
+    return UnknownEvent(
+        kind=NAMES[index % len(NAMES)],
         actor="factory",
         run_id=run_id,
-        data={"index": index, "note": "é"},
+        payload={"index": index, "note": "é"},
         at=T0 + timedelta(seconds=index),
     )
 
@@ -198,10 +198,10 @@ def test_events_of_one_run(log: SqlAuditLog) -> None:
 
 def test_stored_row_holds_canonical_data_and_utc_time(log: SqlAuditLog, store: Store) -> None:
     log.append(
-        AuditEvent(
-            name="run-refused",
+        UnknownEvent(
+            kind="run-refused",
             actor="factory",
-            data={"b": 1.0, "a": ["x"]},
+            payload={"b": 1.0, "a": ["x"]},
             at=datetime(2025, 3, 1, 10, 30, tzinfo=UTC).astimezone(),
         )
     )
@@ -262,13 +262,16 @@ def test_append_joins_a_transaction_that_already_wrote(log: SqlAuditLog, store: 
 @pytest.mark.parametrize(
     ("event_", "message"),
     [
-        (AuditEvent(name="Run_Refused", actor="f", at=T0), "kebab-case"),
-        (AuditEvent(name="run-refused", actor="f" * 257, at=T0), "actor is longer than 256"),
-        (AuditEvent(name="run-refused", actor="f", run_id="r" * 65, at=T0), "run_id is longer"),
-        (AuditEvent(name="run-refused", actor="f", at=datetime(2025, 1, 1)), "no time zone"),
-        (AuditEvent(name="run-refused", actor="f", data={"x": float("nan")}, at=T0), "nan"),
-        (AuditEvent(name="run-refused", actor="f", data={"x": {1, 2}}, at=T0), "set has no JSON"),
-        (AuditEvent(name="run-refused", actor="\ud800", at=T0), "surrogate"),
+        (UnknownEvent(kind="Run_Refused", actor="f", at=T0), "kebab-case"),
+        (UnknownEvent(kind="run-refused", actor="f" * 257, at=T0), "actor is longer than 256"),
+        (UnknownEvent(kind="run-refused", actor="f", run_id="r" * 65, at=T0), "run_id is longer"),
+        (UnknownEvent(kind="run-refused", actor="f", at=datetime(2025, 1, 1)), "no time zone"),
+        (UnknownEvent(kind="run-refused", actor="f", payload={"x": float("nan")}, at=T0), "nan"),
+        (
+            UnknownEvent(kind="run-refused", actor="f", payload={"x": {1, 2}}, at=T0),
+            "set has no JSON",
+        ),
+        (UnknownEvent(kind="run-refused", actor="\ud800", at=T0), "surrogate"),
     ],
 )
 def test_events_that_cannot_be_recorded_are_refused(
@@ -304,11 +307,11 @@ WRITER = """
 import sys
 from datetime import UTC, datetime
 from codefactory.audit.sql import SqlAuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.store.db import open_engine
 log = SqlAuditLog(open_engine(sys.argv[1]))
 for i in range(int(sys.argv[3])):
-    log.append(AuditEvent(name="run-state-changed", actor=sys.argv[2], data={"i": i},
+    log.append(UnknownEvent(kind="run-state-changed", actor=sys.argv[2], payload={"i": i},
                           at=datetime.now(UTC)))
 """
 
@@ -428,8 +431,8 @@ def rewrite(store: Store, seq: int, data: str) -> None:
         row = session.get(AuditEventRow, seq)
         assert row is not None
         row.data = data
-        forged = stored_leaf(seq, AuditEvent(name=row.name, actor=row.actor, run_id=row.run_id,
-                                             data={"forged": True},
+        forged = stored_leaf(seq, UnknownEvent(kind=row.name, actor=row.actor, run_id=row.run_id,
+                                             payload={"forged": True},
                                              at=datetime.fromisoformat(row.at)))  # fmt: skip
         row.leaf_hash = forged.leaf_hash
 
@@ -581,7 +584,7 @@ def test_two_rows_with_swapped_content_are_found(log: SqlAuditLog, store: Store)
 
 def test_a_forged_row_inserted_in_the_middle_is_found(log: SqlAuditLog, store: Store) -> None:
     fill(log, 8)
-    forged = stored_leaf(4, AuditEvent(name="run-approved", actor="mallory", data={}, at=T0))
+    forged = stored_leaf(4, UnknownEvent(kind="run-approved", actor="mallory", payload={}, at=T0))
     tamper(
         store,
         "UPDATE audit_events SET seq = -seq WHERE seq >= 4",
@@ -611,12 +614,12 @@ import os, sys
 from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 from codefactory.audit.sql import SqlAuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.store.db import open_engine
 engine = open_engine(sys.argv[1])
 log = SqlAuditLog(engine)
 def event(i):
-    return AuditEvent(name="engine-step", actor="agent", data={"i": i}, at=datetime.now(UTC))
+    return UnknownEvent(kind="engine-step", actor="agent", payload={"i": i}, at=datetime.now(UTC))
 for i in range(300):
     log.append(event(i))
 session = Session(engine)

@@ -30,13 +30,14 @@ from codefactory.audit.note import parse_verifier
 from codefactory.audit.port import AuditLog
 from codefactory.cli import app
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.factory import build_factory
 from codefactory.identity.services import issuer_for
 from codefactory.witness.keys import load_key
 from codefactory.witness.protocol import Witness
 from codefactory.witness.server import WitnessServer, serve_in_thread
 from codefactory.witness.store import WitnessStore
+from tests.store_sql import store_sql
 
 WITNESSES_ENV = "CODEFACTORY_AUDIT__WITNESSES"
 
@@ -75,7 +76,9 @@ class Harness:
         audit = self.factory_audit()
         for i in range(count):
             audit.append(
-                AuditEvent(name="step-done", actor="user:ana", data={"i": i}, at=datetime.now(UTC))
+                UnknownEvent(
+                    kind="step-done", actor="user:ana", payload={"i": i}, at=datetime.now(UTC)
+                )
             )
 
     def factory_audit(self) -> AuditLog:
@@ -123,7 +126,7 @@ def rewrite_history(data: Path, *, seq: int) -> None:
     """What an insider with the data folder can do: edit an event, recompute every leaf hash,
     rebuild the subtree cache and re-sign every checkpoint with the issuer key file."""
     sign = issuer_for(Settings(data_dir=data)).note_signer
-    with sqlite3.connect(data / "factory.db") as db:
+    with store_sql(data) as db:
         db.execute(f"""UPDATE audit_events SET data = '{{"i":999}}' WHERE seq = {seq}""")
         rows = db.execute(
             "SELECT seq, name, actor, run_id, at, data, leaf_hash FROM audit_events ORDER BY seq"
@@ -179,11 +182,11 @@ def test_a_history_rewritten_with_the_issuer_key_fails_on_the_witness_evidence(
     harness.append(1)
     tail = harness.json("audit", "verify")
     assert tail["ok"] and f"event {newer} (1 of {newer + 1})" in " ".join(tail["warnings"])
-    with sqlite3.connect(harness.data / "factory.db") as db:
+    with store_sql(harness.data) as db:
         db.execute(f"DELETE FROM audit_events WHERE seq >= {newer}")
 
     # a rollback: the newer checkpoint, its cosignature and the events after the older removed
-    with sqlite3.connect(harness.data / "factory.db") as db:
+    with store_sql(harness.data) as db:
         db.execute(f"DELETE FROM audit_checkpoints WHERE size = {newer}")
         db.execute(f"DELETE FROM audit_cosignatures WHERE size = {newer}")
         db.execute(f"DELETE FROM audit_events WHERE seq >= {older}")
@@ -198,7 +201,7 @@ def test_a_history_rewritten_with_the_issuer_key_fails_on_the_witness_evidence(
     assert "cosigned by witness security-team" in failed and "rewritten" in failed, failed
 
     # the insider also removes the witness's cosignatures: the latest checkpoint lacks them
-    with sqlite3.connect(harness.data / "factory.db") as db:
+    with store_sql(harness.data) as db:
         db.execute("DELETE FROM audit_cosignatures")
     failed = harness.cli("audit", "verify", code=1)
     assert "no valid cosignature from: security-team" in failed, failed

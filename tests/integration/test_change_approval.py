@@ -97,7 +97,7 @@ def filed_run(factory: Factory, tmp_path: Path, *, engine: str = AGENT_ENGINE) -
     ChangeFiling(
         settings=factory.settings.changes,
         client=lambda: vendor_client("servicenow", factory.settings.servicenow),
-        record=factory.store.record,
+        record=factory.store.append,
     )(run, Path(run.package_dir))
     return run_id
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent, CheckResult, Proposal, RunState, Task
+from codefactory.domain import CheckResult, Proposal, RunState, Task, UnknownEvent
 from codefactory.engines.guarded import GuardedEngine
 from codefactory.factory import Factory, build_factory
 from codefactory.policy.cedar import default_policy_path
@@ -59,11 +59,11 @@ def model_called(
     factory: Factory, run_id: str, cost_usd: float, at: datetime | None = None
 ) -> None:
     """A model call as the gateway records it (factory.model_gateway's `record`)."""
-    event = AuditEvent(
-        name="model-called",
+    event = UnknownEvent(
+        kind="model-called",
         actor="gateway",
         run_id=run_id,
-        data={"model": "gpt-test", "cost_usd": cost_usd, "outcome": "ok", "status": 200},
+        payload={"model": "gpt-test", "cost_usd": cost_usd, "outcome": "ok", "status": 200},
         at=at or datetime.now(UTC),
     )
     factory.audit.append(event)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from codefactory.audit.checkpoint import Checkpoint
 from codefactory.cli import app
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.factory import build_factory
 from tests.directory_helpers import DIRECTORY_ENV, person, write_directory
 from tests.integration.signed_people import make_key
@@ -96,7 +96,7 @@ def test_audit_commands_through_the_cli(run_cli, tmp_path: Path) -> None:  # typ
     ]
     for i in range(3):
         factory.audit.append(
-            AuditEvent(name="step", actor="a", data={"i": i}, at=datetime.now(UTC))
+            UnknownEvent(kind="step", actor="a", payload={"i": i}, at=datetime.now(UTC))
         )
     note = run_cli("audit", "checkpoint")
     assert note.splitlines()[1] == "7"

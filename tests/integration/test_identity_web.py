@@ -12,7 +12,7 @@ from codefactory.audit.checkpoint import open_checkpoint
 from codefactory.audit.merkle import verify_consistency, verify_inclusion
 from codefactory.audit.note import NoteVerifier
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.factory import build_factory
 from codefactory.web.app import create_app
 from tests.conftest import asgi_get
@@ -31,7 +31,7 @@ def test_jwks_checkpoint_and_proofs_are_served(tmp_path: Path, oidc_provider: Oi
     assert get(app, "/api/whoami").status_code == 200  # the token's first use is a `login`
     for i in range(10 - len(factory.audit.events())):  # the factory's start records some
         factory.audit.append(
-            AuditEvent(name="engine-step", actor="a", data={"i": i}, at=datetime.now(UTC))
+            UnknownEvent(kind="engine-step", actor="a", payload={"i": i}, at=datetime.now(UTC))
         )
 
     keys = get(app, "/.well-known/jwks.json").json()["keys"]

@@ -6,21 +6,20 @@ read back only with its signed statement, re-checked against the directory (red 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.cli import app
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.identity.four_eyes import content_digest
 from tests.directory_helpers import DIRECTORY_ENV
 from tests.integration.signed_people import People, people
+from tests.store_sql import store_engine, store_sql
 
 Cli = Callable[..., str]
 PERMIT_ALL = (
@@ -52,14 +51,14 @@ def key(found: People, name: str) -> str:
 
 def forge(tmp_path: Path, name: str, actor: str, **data: object) -> int:
     """What /tmp/rt-insider/forge_*.py do: append straight to the log, no key, no signer."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'factory.db'}")
-    event = AuditEvent(name=name, actor=actor, run_id="governance", data=data,
+    engine = store_engine(tmp_path / "data")
+    event = UnknownEvent(kind=name, actor=actor, run_id="governance", payload=data,
                        at=datetime.now(UTC))  # fmt: skip
     return SqlAuditLog(engine).append(event)
 
 
 def events(tmp_path: Path, name: str) -> list[dict[str, object]]:
-    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+    with store_sql(tmp_path / "data") as db:
         rows = db.execute("select data from audit_events where name = ? order by seq", (name,))
         return [json.loads(data) for (data,) in rows]
 
@@ -142,7 +141,7 @@ def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
     cli("agents", "suspend", "agent:bot", "--reason", "incident 7", *sam)
     # what /tmp/rt-insider/revive_agent.sh does, plus the creation's genuine statement
     # copied into an activation (a replay) and an unsigned activation
-    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+    with store_sql(tmp_path / "data") as db:
         db.execute("update agents set status='active', status_reason='' where id='agent:bot'")
     (created,) = events(tmp_path, "agent-created")
     forge(tmp_path, "agent-activated", "user:sam", **{**created, "previous": "suspended"})
@@ -158,7 +157,7 @@ def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
     assert any("no signed statement" in line for line in audited["ignored"])  # type: ignore[union-attr]
     # a genuine, signed reactivation makes it available again
     cli("agents", "activate", "agent:bot", "--reason", "incident closed", *sam, code=1)
-    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+    with store_sql(tmp_path / "data") as db:
         db.execute("update agents set status='suspended' where id='agent:bot'")
     cli("agents", "activate", "agent:bot", "--reason", "incident 7 closed", *sam)
     assert agents.require_active("agent:bot").id == "agent:bot"
@@ -167,7 +166,7 @@ def test_an_agent_revived_in_the_database_stays_unavailable_and_is_audited(
     from codefactory.identity import AgentStatus
 
     agents.set_status("agent:bot", AgentStatus.SUSPENDED, actor="user:sam")
-    with sqlite3.connect(tmp_path / "data" / "factory.db") as db:
+    with store_sql(tmp_path / "data") as db:
         db.execute("update agents set status='active' where id='agent:bot'")
     with pytest.raises(AgentUnavailable, match=disputed):
         agents.require_active("agent:bot")
@@ -183,7 +182,7 @@ def test_an_adoption_after_runs_existed_is_refused_and_counts_for_nothing(
 
     _, _, tmp_path = world
     factory = build_factory(Settings(data_dir=tmp_path / "data"))
-    factory.audit.append(AuditEvent(name="run-created", actor="factory", run_id="r-1", data={},
+    factory.audit.append(UnknownEvent(kind="run-created", actor="factory", run_id="r-1", payload={},
                                     at=datetime.now(UTC)))  # fmt: skip
     ledger = GovernedFile("testkind", factory.audit, StatementVerifier(factory.identity.directory))
     with pytest.raises(FourEyesRefused, match="no testkind was ever adopted and runs exist"):

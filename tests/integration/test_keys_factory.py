@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codefactory.domain import AuditEvent, Change, FileChange
+from codefactory.domain import Change, FileChange, UnknownEvent
 from codefactory.factory import build_factory
 from codefactory.identity.keyfiles import Ed25519KeyFiles
 from codefactory.identity.published import allowed_signers
@@ -56,7 +56,7 @@ def test_the_factory_signs_in_the_token_and_publishes_only_the_pins(
         check=False,
     )
     assert verified.returncode == 0, verified.stderr
-    factory.audit.append(AuditEvent(name="test-event", actor="t", at=datetime.now(UTC)))
+    factory.audit.append(UnknownEvent(kind="test-event", actor="t", at=datetime.now(UTC)))
     assert factory.audit.checkpoint().checkpoint.size == len(factory.audit.events())
     assert factory.audit.verify().ok
     appended = Ed25519KeyFiles(keys_dir(settings) / "issuer", name="codefactory:local")

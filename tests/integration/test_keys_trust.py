@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from codefactory.audit.leaf import stored_leaf
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent, Change, FileChange
+from codefactory.domain import Change, FileChange, UnknownEvent
 from codefactory.factory import default_agent
 from codefactory.identity import DelegationRefused
 from codefactory.identity.errors import SignerUnavailable, TrustInvalid
@@ -89,7 +89,9 @@ def fill(governance: Governance, count: int) -> None:
 
     for index in range(count):
         governance.audit.append(
-            AuditEvent(name="test-event", actor="test", data={"i": index}, at=datetime.now(UTC))
+            UnknownEvent(
+                kind="test-event", actor="test", payload={"i": index}, at=datetime.now(UTC)
+            )
         )
 
 
@@ -102,8 +104,8 @@ def rewrite_and_resign(governance: Governance) -> Ed25519KeyFiles:
         row = session.get(AuditEventRow, 1)
         assert row is not None
         row.data = '{"forged":true}'
-        forged = AuditEvent(
-            name=row.name, actor=row.actor, run_id=row.run_id, data={"forged": True},
+        forged = UnknownEvent(
+            kind=row.name, actor=row.actor, run_id=row.run_id, payload={"forged": True},
             at=__import__("datetime").datetime.fromisoformat(row.at),
         )  # fmt: skip
         row.leaf_hash = stored_leaf(1, forged).leaf_hash

@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import Connection, Engine, create_engine, insert
 
+from codefactory.audit.events import EngineSpend
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.observability.exposition import MetricsEndpoint
 from codefactory.observability.metrics import StoreCollector
 from codefactory.observability.settings import ObservabilitySettings
@@ -123,9 +124,8 @@ def test_runs_verdicts_queue_takeovers_and_spend_are_read_from_the_tables(engine
     ]:  # fmt: skip
         spent = {"engine": engine_name, "requests": 2, "input_tokens": tokens,
                  "output_tokens": tokens // 10, "cost_usd": cost, "estimated": False}  # fmt: skip
-        audit.append(AuditEvent(name="engine-spend", actor="gateway", run_id=run_id, data=spent,
-                                at=T0))  # fmt: skip
-    audit.append(AuditEvent(name="run-created", actor="factory", run_id="r-a", data={}, at=T0))
+        audit.append(EngineSpend(actor="gateway", run_id=run_id, at=T0, **spent))
+    audit.append(UnknownEvent(kind="run-created", actor="factory", run_id="r-a", at=T0))
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine))
     got = scrape(registry)
@@ -158,8 +158,8 @@ def test_runs_verdicts_queue_takeovers_and_spend_are_read_from_the_tables(engine
     assert value(requests, "codefactory_engine_requests_total", engine="aider") == 2
 
     # later events add to the totals already read (only the new rows are read)
-    audit.append(AuditEvent(name="engine-spend", actor="gateway", run_id="r-b",
-                            data={"engine": "aider", "cost_usd": 1.0}, at=T0))  # fmt: skip
+    audit.append(UnknownEvent(kind="engine-spend", actor="gateway", run_id="r-b",
+                            payload={"engine": "aider", "cost_usd": 1.0}, at=T0))  # fmt: skip
     again = scrape(registry)["codefactory_engine_cost_usd"]
     assert value(again, "codefactory_engine_cost_usd_total", engine="aider") == 1.125
     assert value(again, "codefactory_engine_cost_usd_total", engine="codex") == 0.75

@@ -329,7 +329,7 @@ def test_qa_uat_and_the_sponsor_are_told_along_the_regulated_track(
             factory, tmp_path, caused_by="user:carol", engine="agent:pydantic-ai"
         )
         run = factory.store.require_run(run_id)
-        ChangeFiling(settings=factory.settings.changes, record=factory.store.record,
+        ChangeFiling(settings=factory.settings.changes, record=factory.store.append,
                      client=lambda: vendor_client("servicenow", factory.settings.servicenow),
                      )(run, Path(run.package_dir))  # fmt: skip
         # run_in_review does not pass through the loop's observer: tell as the loop would

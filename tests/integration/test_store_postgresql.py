@@ -262,7 +262,7 @@ import os, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 from codefactory.audit.sql import SqlAuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.store.db import open_engine
 log = SqlAuditLog(open_engine(sys.argv[1]))
 go = Path(sys.argv[3])
@@ -271,7 +271,7 @@ while not go.exists():
     time.sleep(0.005)
 for i in range(int(sys.argv[2])):
     data = {"writer": os.getpid(), "i": i}
-    log.append(AuditEvent(name="run-note", actor="factory", data=data, at=datetime.now(UTC)))
+    log.append(UnknownEvent(kind="run-note", actor="factory", payload=data, at=datetime.now(UTC)))
 """
 
 

@@ -18,18 +18,18 @@ from codefactory.audit.leaf import StoredLeaf, format_at, leaf_record, stored_le
 from codefactory.audit.merkle import hash_leaf
 from codefactory.audit.port import LogReport
 from codefactory.audit.verify import verify_log
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, UnknownEvent
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 NAMES = ["trigger-received", "run-authorized", "run-state-changed", "check-finished"]
 
 
 def event(index: int, **data: object) -> AuditEvent:
-    return AuditEvent(
-        name=NAMES[index % len(NAMES)],
+    return UnknownEvent(
+        kind=NAMES[index % len(NAMES)],
         actor="factory",
         run_id=f"run-{index % 3}",
-        data={"index": index, **data},
+        payload={"index": index, **data},
         at=T0 + timedelta(seconds=index),
     )
 
@@ -193,11 +193,11 @@ def test_the_leaf_hash_is_rfc_9162_over_the_canonical_record() -> None:
 
 @given(
     st.builds(
-        AuditEvent,
-        name=st.sampled_from(NAMES),
+        UnknownEvent,
+        kind=st.sampled_from(NAMES),
         actor=st.text(max_size=10),
         run_id=st.text(max_size=6),
-        data=st.dictionaries(st.text(max_size=6), json_value, max_size=4),
+        payload=st.dictionaries(st.text(max_size=6), json_value, max_size=4),
         at=st.datetimes(timezones=st.just(UTC)),
     ),
     st.integers(0, 2**40),
@@ -315,7 +315,7 @@ def test_a_repeated_seq_is_out_of_order() -> None:
 def test_an_inserted_event_is_reported(at: int, careful: bool) -> None:
     """A forged row put before event `at`, the rest renumbered; a careful forger hashes it."""
     rows = log(10)
-    forged = stored_leaf(at, AuditEvent(name="run-approved", actor="mallory", at=T0))
+    forged = stored_leaf(at, UnknownEvent(kind="run-approved", actor="mallory", at=T0))
     if not careful:
         forged = dataclasses.replace(forged, leaf_hash="ee" * 32)
     report = verify(renumber([*rows[:at], forged, *rows[at:]]))
@@ -327,11 +327,11 @@ def test_an_inserted_event_is_reported(at: int, careful: bool) -> None:
 
 COLUMNS = ["name", "actor", "run_id", "at", "data", "leaf_hash"]
 events = st.builds(
-    AuditEvent,
-    name=st.sampled_from(NAMES),
+    UnknownEvent,
+    kind=st.sampled_from(NAMES),
     actor=st.text(min_size=1, max_size=10),
     run_id=st.text(max_size=6),
-    data=st.dictionaries(st.text(max_size=6), json_value, max_size=4),
+    payload=st.dictionaries(st.text(max_size=6), json_value, max_size=4),
     at=st.datetimes(timezones=st.just(UTC)),
 )
 

@@ -43,7 +43,7 @@ from codefactory.audit.witness_client import (
     WitnessRefused,
     add_checkpoint,
 )
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 
 FAILED_EVENT = "witness-failed"
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class WitnessedAuditLog(ForwardingAuditLog):
             "reason": reason[:500],
         }
         self._log.append(
-            AuditEvent(name=FAILED_EVENT, actor="audit", data=data, at=datetime.now(UTC))
+            UnknownEvent(kind=FAILED_EVENT, actor="audit", payload=data, at=datetime.now(UTC))
         )
 
     def cosigned_note(self, signed: SignedCheckpoint) -> str:

@@ -282,7 +282,7 @@ def identity_rotate_key(
     (signed; role `security`)."""
     from datetime import UTC, datetime
 
-    from codefactory.domain import AuditEvent
+    from codefactory.domain import UnknownEvent
 
     factory = build()
     target = factory.identity.issuer.name
@@ -292,10 +292,10 @@ def identity_rotate_key(
     retired = factory.identity.issuer.public_keys()[0]
     new_key = factory.identity.issuer.rotate()
     factory.audit.append(
-        AuditEvent(
-            name="issuer-key-rotated",
+        UnknownEvent(
+            kind="issuer-key-rotated",
             actor=verified.person.actor,
-            data={
+            payload={
                 "issuer": target,
                 "kid": new_key.kid,
                 "retired": retired.kid,

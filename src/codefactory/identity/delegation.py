@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditLog
-from codefactory.domain import AuditEvent, Run
+from codefactory.domain import Run, UnknownEvent
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.errors import AgentUnavailable, DelegationRefused, IdentityError
 from codefactory.identity.port import (
@@ -118,11 +118,11 @@ class DelegationAuthority:
         digest = hashlib.sha256(token.encode()).hexdigest()
         data = {"jti": claims["jti"], "kid": kid, "claims": claims, "token_sha256": digest}
         self._audit.append(
-            AuditEvent(
-                name="delegation-issued",
+            UnknownEvent(
+                kind="delegation-issued",
                 actor=f"issuer:{self.issuer.name}",
                 run_id=run.id,
-                data=data,
+                payload=data,
                 at=now,
             ),
             session=session,
@@ -244,11 +244,11 @@ class DelegationAuthority:
             if row is None:
                 raise IdentityError(f"no delegation token with jti {jti!r}")
             row.revoked_at, row.revoked_reason = self._clock(), reason
-            event = AuditEvent(
-                name="delegation-revoked",
+            event = UnknownEvent(
+                kind="delegation-revoked",
                 actor=actor,
                 run_id=row.run_id,
-                data={"jti": jti, "reason": reason},
+                payload={"jti": jti, "reason": reason},
                 at=self._clock(),
             )
             self._audit.append(event, session=session)
@@ -323,7 +323,7 @@ class DelegationAuthority:
         if reason:
             data["reason"] = reason
         actor = f"factory:{action.partition(':')[0]}"
-        event = AuditEvent(name=name, actor=actor, run_id=run.id, data=data, at=self._clock())
+        event = UnknownEvent(kind=name, actor=actor, run_id=run.id, payload=data, at=self._clock())
         self._audit.append(event)
 
 

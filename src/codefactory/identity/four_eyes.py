@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from codefactory.audit.port import AuditLog, AuditRecord
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.identity.directory import Role
 from codefactory.identity.errors import IdentityError
 from codefactory.identity.governance import LEDGER
@@ -342,7 +342,7 @@ class GovernedFile:
 
     def _append(self, name: str, actor: str, **data: object) -> None:
         self.audit.append(
-            AuditEvent(name=name, actor=actor, run_id=LEDGER, data=data, at=datetime.now(UTC))
+            UnknownEvent(kind=name, actor=actor, run_id=LEDGER, payload=data, at=datetime.now(UTC))
         )
 
 

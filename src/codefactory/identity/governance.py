@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from codefactory.audit.port import AuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.identity.directory import Directory, Role
 from codefactory.identity.statements import (
     GOVERNANCE_TYPE,
@@ -147,5 +147,5 @@ class GovernanceDesk:
 
     def _append(self, name: str, actor: str, **data: object) -> None:
         self.audit.append(
-            AuditEvent(name=name, actor=actor, run_id=LEDGER, data=data, at=datetime.now(UTC))
+            UnknownEvent(kind=name, actor=actor, run_id=LEDGER, payload=data, at=datetime.now(UTC))
         )

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.identity.agent_keys import AgentKeys
 from codefactory.identity.agent_status import (
     DISPUTED_EVENT,
@@ -240,10 +240,10 @@ class SqlAgentRegistry:
             last.data.get("signed_status"),
         ) == (agent_id, row.value, said):
             return
-        event = AuditEvent(
-            name=DISPUTED_EVENT,
+        event = UnknownEvent(
+            kind=DISPUTED_EVENT,
             actor="factory",
-            data={
+            payload={
                 "agent_id": agent_id,
                 "row_status": row.value,
                 "signed_status": said,
@@ -276,7 +276,7 @@ class SqlAgentRegistry:
             "reason": row.status_reason,
             **extra,
         }
-        event = AuditEvent(name=name, actor=actor, data=data, at=datetime.now(UTC))
+        event = UnknownEvent(kind=name, actor=actor, payload=data, at=datetime.now(UTC))
         self._audit.append(event, session=session)
 
 

@@ -220,7 +220,7 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
         return
     from datetime import UTC, datetime
 
-    from codefactory.domain import AuditEvent
+    from codefactory.domain import UnknownEvent
     from codefactory.identity.pkcs11_keys import TokenIssuer
 
     issuer = identity.issuer
@@ -234,10 +234,10 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
                 )
     except SignerUnavailable as error:
         audit.append(
-            AuditEvent(
-                name="signer-unavailable",
+            UnknownEvent(
+                kind="signer-unavailable",
                 actor="factory",
-                data={"setting": error.setting, "error": str(error)},
+                payload={"setting": error.setting, "error": str(error)},
                 at=datetime.now(UTC),
             )
         )

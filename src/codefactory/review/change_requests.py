@@ -27,17 +27,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from codefactory.audit.events import ChangeRequestFailed, ChangeRequestFiled, typed
 from codefactory.audit.port import AuditRecord
 from codefactory.context.errors import ContextError, MalformedResponse
 from codefactory.context.http import VendorClient, path_segment
-from codefactory.domain import Run
+from codefactory.domain import AuditEvent, Run
 from codefactory.review.errors import ReviewError
 from codefactory.review.settings import ChangeSettings
 from codefactory.triggers.port import Delivery
 
 TABLE = "change_request"
 APPROVERS = "sysapproval_approver"
-FILED_EVENT = "change-request-filed"
+FILED_EVENT = ChangeRequestFiled.NAME
 APPROVED = "approved"
 REJECTED = "rejected"
 CAB_WAIT = "waiting for CAB approval"
@@ -197,11 +198,10 @@ class ApprovalDeliveryUnauthenticated(ApprovalDeliveryInvalid):
 
 def filed_change(events: Iterable[AuditRecord]) -> FiledChange | None:
     """The run's change request, from its latest `change-request-filed` event."""
-    filed = [e for e in events if e.name == FILED_EVENT]
+    filed = [e for e in map(typed, events) if isinstance(e, ChangeRequestFiled)]
     if not filed:
         return None
-    data = filed[-1].data
-    return FiledChange(sys_id=str(data["sys_id"]), number=str(data["number"]))
+    return FiledChange(sys_id=filed[-1].sys_id, number=filed[-1].number)
 
 
 def needs_cab(package_dir: Path) -> bool:
@@ -278,7 +278,8 @@ def package_zip(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-Record = Callable[..., object]
+Record = Callable[[AuditEvent], object]
+"""Appends one audit event in a transaction of its own (`RunRepository.append`)."""
 
 
 @dataclass(kw_only=True)
@@ -307,21 +308,23 @@ class ChangeFiling:
             changes.attach(filed, f"codefactory-{run.id}.zip", package_zip(package_dir))
         except (ContextError, OSError, ValueError) as err:
             self.record(
-                "change-request-failed",
-                actor="factory",
-                run_id=run.id,
-                number=filed.number if filed else "",
-                error=str(err),
+                ChangeRequestFailed(
+                    actor="factory",
+                    run_id=run.id,
+                    number=filed.number if filed else "",
+                    error=str(err),
+                )
             )
             return
         finally:
             if client is not None:
                 client.close()
         self.record(
-            "change-request-filed",
-            actor="factory",
-            run_id=run.id,
-            number=filed.number,
-            sys_id=filed.sys_id,
-            attached=f"codefactory-{run.id}.zip",
+            ChangeRequestFiled(
+                actor="factory",
+                run_id=run.id,
+                number=filed.number,
+                sys_id=filed.sys_id,
+                attached=f"codefactory-{run.id}.zip",
+            )
         )

@@ -17,6 +17,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codefactory.audit.events import (
+    AgentRefused,
+    CommitCreated,
+    CommitRequested,
+    ContextGathered,
+    EngineProposed,
+    EngineRefused,
+    EngineWithoutModel,
+    FindingWaived,
+    PackageSetAside,
+    ScopeChecked,
+    SetupRerun,
+    typed,
+)
+from codefactory.audit.events import (
+    NoChangeNeeded as NoChangeNeededEvent,
+)
 from codefactory.config import RunSettings
 from codefactory.context.gather import Gathered, gather_for_ticket
 from codefactory.context.port import ContextEngine
@@ -55,7 +72,6 @@ from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.store.port import RunRepository
 from codefactory.triggers.text import one_line
 from codefactory.verify.port import ChangeGate
-from codefactory.verify.waivers import WAIVED_EVENT
 
 RunObserver = Callable[[str, RunState, str], None]
 """Called after every transition with the run id, the new state and its reason."""
@@ -246,8 +262,8 @@ class RunLoop:
         """End the run `no_change` with the engine's reason, audited as its own fact."""
         reason = f"no change needed: {done.reason}"
         with self.store.atomic() as tx:
-            tx.audit("no-change-needed", actor="factory", run_id=run_id, engine=done.engine,
-                     reason=done.reason)  # fmt: skip
+            tx.append(NoChangeNeededEvent( actor="factory", run_id=run_id, engine=done.engine,
+                     reason=done.reason))  # fmt: skip
             tx.transition(run_id, RunState.NO_CHANGE, reason=reason)
         self._notify(run_id, RunState.NO_CHANGE, reason)
 
@@ -275,7 +291,7 @@ class RunLoop:
             agent = self.agents.require_active(run.agent_id)
         except AgentUnavailable as err:  # a suspended or revoked agent never starts a run
             with self.store.atomic() as tx:
-                tx.audit("agent-refused", actor="identity", run_id=run.id, reason=str(err))
+                tx.append(AgentRefused(actor="identity", run_id=run.id, reason=str(err)))
                 tx.transition(run.id, RunState.REFUSED, reason=str(err), actor="identity")
             self._notify(run.id, RunState.REFUSED, str(err))
             return False
@@ -283,8 +299,8 @@ class RunLoop:
         refusal = self._engine_refusal(run, engine)
         if refusal is not None:  # an engine the registry has not cleared never starts
             with self.store.atomic() as tx:
-                tx.audit(
-                    "engine-refused", actor="registry", run_id=run.id, engine=engine, reason=refusal
+                tx.append(
+                    EngineRefused(actor="registry", run_id=run.id, engine=engine, reason=refusal)
                 )
                 tx.transition(run.id, RunState.REFUSED, reason=refusal, actor="registry")
             self._notify(run.id, RunState.REFUSED, refusal)
@@ -347,14 +363,15 @@ class RunLoop:
     def _gather_context(self, run: Run, trigger: TriggerEvent, workspace: Workspace) -> Task:
         task, gathered = self.task_for(run, trigger, workspace)
         with self.store.atomic() as tx:
-            tx.audit(
-                "context-gathered",
-                actor=run.agent_id,
-                run_id=run.id,
-                items=list(task.context),
-                left_out=list(gathered.left_out),
-                failures=list(gathered.failures),
-                budget_tokens=self.context_token_budget,
+            tx.append(
+                ContextGathered(
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    items=list(task.context),
+                    left_out=list(gathered.left_out),
+                    failures=list(gathered.failures),
+                    budget_tokens=self.context_token_budget,
+                )
             )
             tx.transition(
                 run.id, RunState.CONTEXT_READY, reason=f"{len(gathered.items)} context items"
@@ -447,16 +464,17 @@ class RunLoop:
             self._require_model_traffic(run, engine.name, session, before, round_number)
             change = workspace.changes()
             with self.store.atomic() as tx:
-                tx.audit(
-                    "engine-proposed",
-                    actor=run.agent_id,
-                    run_id=run.id,
-                    round=round_number,
-                    engine=engine.name,
-                    engine_version=engine.version,
-                    rationale=proposal.rationale,
-                    paths=list(change.paths),
-                    change_digest=change_digest(change),
+                tx.append(
+                    EngineProposed(
+                        actor=run.agent_id,
+                        run_id=run.id,
+                        round=round_number,
+                        engine=engine.name,
+                        engine_version=engine.version,
+                        rationale=proposal.rationale,
+                        paths=list(change.paths),
+                        change_digest=change_digest(change),
+                    )
                 )
             if change.is_empty:
                 raise RunFailed(f"the engine {engine.name} produced no change")
@@ -495,12 +513,13 @@ class RunLoop:
         if self.sessions.model_requests(run) > before:
             return
         with self.store.atomic() as tx:
-            tx.audit(
-                "engine-without-model",
-                actor="factory",
-                run_id=run.id,
-                engine=engine,
-                round=round_number,
+            tx.append(
+                EngineWithoutModel(
+                    actor="factory",
+                    run_id=run.id,
+                    engine=engine,
+                    round=round_number,
+                )
             )
         raise RunFailed(
             f"round {round_number}: the engine {engine} proposed a change without a single "
@@ -518,12 +537,13 @@ class RunLoop:
                 self._keep_setup_log(run.id, err)
                 raise
             with self.store.atomic() as tx:
-                tx.audit(
-                    "setup-rerun",
-                    actor="factory",
-                    run_id=run.id,
-                    edited=edited,
-                    installed=installed,
+                tx.append(
+                    SetupRerun(
+                        actor="factory",
+                        run_id=run.id,
+                        edited=edited,
+                        installed=installed,
+                    )
                 )
         results = self.gate.run(
             workspace, change, repo=repo, ticket=self.store.get_trigger(run.trigger_id)
@@ -532,7 +552,7 @@ class RunLoop:
         with self.store.atomic() as tx:
             tx.record_checks(run.id, round_number, results)
             for use in self.gate.waivers_applied(results):  # a waiver is an audited fact
-                tx.audit(WAIVED_EVENT, actor=use.actor, run_id=run.id, **use.as_event())
+                tx.append(FindingWaived(actor=use.actor, run_id=run.id, **use.as_event()))
         return results
 
     def _package(
@@ -560,13 +580,14 @@ class RunLoop:
             author_email=agent.email,
         )
         with self.store.atomic() as tx:
-            tx.audit(
-                "commit-created",
-                actor=run.agent_id,
-                run_id=run.id,
-                commit=commit,
-                branch=branch,
-                audit_index=index,
+            tx.append(
+                CommitCreated(
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    commit=commit,
+                    branch=branch,
+                    audit_index=index,
+                )
             )
         self._act_for(run, "package:sign")
         patch = self.forge.diff(
@@ -614,20 +635,22 @@ class RunLoop:
         paths: the one a stopped worker already wrote (so the resumed commit, same change,
         is the same commit, which the forge recognises), else a new one."""
         paths = list(change.paths)
-        for event in reversed(self.store.audit_events(run.id)):
-            data = event.data
-            if event.name == "commit-requested" and data.get("branch") == branch:
-                if data.get("base_commit") == base_commit and data.get("paths") == paths:
-                    return event.seq
-                break
+        for record in reversed(self.store.audit_events(run.id)):
+            match typed(record):
+                case CommitRequested(branch=found) if found == branch:
+                    asked = (record.data["base_commit"], record.data["paths"])
+                    if asked == (base_commit, paths):
+                        return record.seq
+                    break
         with self.store.atomic() as tx:
-            return tx.audit(
-                "commit-requested",
-                actor=run.agent_id,
-                run_id=run.id,
-                branch=branch,
-                base_commit=base_commit,
-                paths=paths,
+            return tx.append(
+                CommitRequested(
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    branch=branch,
+                    base_commit=base_commit,
+                    paths=paths,
+                )
             )
 
     def _build_package(self, contents: PackageContents) -> ChangePackage:
@@ -642,13 +665,14 @@ class RunLoop:
             aside = target.with_name(f".{run_id}.unrecorded-{secrets.token_hex(3)}")
             target.rename(aside)
             with self.store.atomic() as tx:
-                tx.audit(
-                    "package-set-aside",
-                    actor="factory",
-                    run_id=run_id,
-                    directory=str(target),
-                    moved_to=str(aside),
-                    reason="written by a worker that stopped before recording it",
+                tx.append(
+                    PackageSetAside(
+                        actor="factory",
+                        run_id=run_id,
+                        directory=str(target),
+                        moved_to=str(aside),
+                        reason="written by a worker that stopped before recording it",
+                    )
                 )
             return self.packager.build(contents)
 
@@ -678,7 +702,7 @@ class RunLoop:
         decision = scope.decision
         with self.store.atomic() as tx:
             tx.record_decision(run.id, stage="packaging", action=scope.delivery, decision=decision)
-            tx.audit("scope-checked", actor="policy", run_id=run.id, **scope.audit_data())
+            tx.append(ScopeChecked(actor="policy", run_id=run.id, **scope.audit_data()))
             if not scope.allowed:
                 tx.transition(run.id, RunState.REFUSED, reason=decision.summary, actor="policy")
         if not scope.allowed:

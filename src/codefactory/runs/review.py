@@ -25,6 +25,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from codefactory.audit.events import (
+    ForgeApprovalRecorded,
+    ReviewRefused,
+    ReviewSigned,
+)
+from codefactory.audit.events import (
+    ForgeApprovalRefused as ForgeApprovalRefusedEvent,
+)
 from codefactory.domain import Review, Run, RunState
 from codefactory.identity.directory import FileDirectory, Person, Role
 from codefactory.identity.errors import IdentityError
@@ -180,18 +188,19 @@ class ReviewDesk:
             reason += self.handing.cab_note(run)
         with self.store.atomic() as tx:
             tx.record_review(verdict, commit=facts.commit)
-            tx.audit(
-                SIGNED_EVENT,
-                actor=person.actor,
-                run_id=run_id,
-                verdict=verified.fields["verdict"],
-                statement_digest=verified.digest,
-                key_fingerprint=verified.fingerprint,
-                package_digest=verified.fields["package_digest"],
-                attestation_digest=facts.attestation_digest,
-                commit=facts.commit,
-                statement=str(kept.relative_to(run.package_dir)),
-                allowed_signers=verified.allowed_signers_line,
+            tx.append(
+                ReviewSigned(
+                    actor=person.actor,
+                    run_id=run_id,
+                    verdict=verified.fields["verdict"],
+                    statement_digest=verified.digest,
+                    key_fingerprint=verified.fingerprint,
+                    package_digest=verified.fields["package_digest"],
+                    attestation_digest=facts.attestation_digest,
+                    commit=facts.commit,
+                    statement=str(kept.relative_to(run.package_dir)),
+                    allowed_signers=verified.allowed_signers_line,
+                )
             )
             tx.transition(run_id, state, reason=reason, actor=person.actor)
         self._notify(run_id, state, reason)
@@ -218,7 +227,6 @@ class ReviewDesk:
         a review recorded before (`ForgeApprovalRefused`), a party to the change
         (`SegregationViolation`)."""
         run = self.store.require_run(run_id)
-        where = {"forge": forge, "request": request, "review_id": review_id, "commit": commit}
         try:
             if run.state is not RunState.IN_REVIEW:
                 raise ReviewNotOpen(f"run {run_id} is `{run.state.value}`, not waiting for review")
@@ -238,13 +246,17 @@ class ReviewDesk:
                     run_id, f"{forge} review {review_id} was recorded already (replay)"
                 )
         except ReviewError as err:
-            self.store.record(
-                FORGE_REFUSED_EVENT,
-                actor=f"forge:{forge}",
-                run_id=run_id,
-                claimed_reviewer=person_id.encode("unicode_escape").decode("ascii")[:120],
-                reason=str(err),
-                **where,
+            self.store.append(
+                ForgeApprovalRefusedEvent(
+                    actor=f"forge:{forge}",
+                    run_id=run_id,
+                    claimed_reviewer=person_id.encode("unicode_escape").decode("ascii")[:120],
+                    reason=str(err),
+                    forge=forge,
+                    request=request,
+                    review_id=review_id,
+                    commit=commit,
+                )
             )
             raise
         verdict = Review(
@@ -257,13 +269,17 @@ class ReviewDesk:
         reason = f"approved by {person.id} on {forge} {request}" + self.handing.cab_note(run)
         with self.store.atomic() as tx:
             tx.record_review(verdict, commit=facts.commit)
-            tx.audit(
-                FORGE_APPROVAL_EVENT,
-                actor=person.actor,
-                run_id=run_id,
-                package_digest=facts.package_digest,
-                attestation_digest=facts.attestation_digest,
-                **where,
+            tx.append(
+                ForgeApprovalRecorded(
+                    actor=person.actor,
+                    run_id=run_id,
+                    package_digest=facts.package_digest,
+                    attestation_digest=facts.attestation_digest,
+                    forge=forge,
+                    request=request,
+                    review_id=review_id,
+                    commit=commit,
+                )
             )
             tx.transition(run_id, RunState.APPROVED, reason=reason, actor=person.actor)
         self._notify(run_id, RunState.APPROVED, reason)
@@ -383,14 +399,15 @@ class ReviewDesk:
     ) -> None:
         claimed = reviewer.encode("unicode_escape").decode("ascii")[:120]
         with self.store.atomic() as tx:
-            tx.audit(
-                REFUSED_EVENT,
-                actor="unauthenticated",
-                run_id=run_id,
-                claimed_reviewer=claimed,
-                reason=reason,
-                statement_digest=digest,
-                key_fingerprint=fingerprint,
+            tx.append(
+                ReviewRefused(
+                    actor="unauthenticated",
+                    run_id=run_id,
+                    claimed_reviewer=claimed,
+                    reason=reason,
+                    statement_digest=digest,
+                    key_fingerprint=fingerprint,
+                )
             )
 
     def _used(self, run_id: str, digest: str) -> bool:

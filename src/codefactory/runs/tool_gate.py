@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from codefactory.audit.events import ToolCalled
 from codefactory.domain import Decision, Run
 from codefactory.engines.patches import (
     PathNotAllowed,
@@ -67,19 +68,20 @@ class PolicyToolGate:
         refused = [d for d in decisions if not d.allowed]
         decision = refused[0] if refused else decisions[0]
         with self.store.atomic() as tx:
-            tx.audit(
-                "tool-called",
-                actor=self.run.agent_id,
-                run_id=self.run.id,
-                engine=self.engine,
-                tool=tool,
-                call=self.calls,
-                arguments_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                arguments_preview=text[:PREVIEW_CHARS],
-                arguments_bytes=len(text.encode()),
-                allowed=not refused,
-                policy_ids=sorted({p for d in decisions for p in d.policy_ids}),
-                reason=decision.summary if refused else "",
+            tx.append(
+                ToolCalled(
+                    actor=self.run.agent_id,
+                    run_id=self.run.id,
+                    engine=self.engine,
+                    tool=tool,
+                    call=self.calls,
+                    arguments_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    arguments_preview=text[:PREVIEW_CHARS],
+                    arguments_bytes=len(text.encode()),
+                    allowed=not refused,
+                    policy_ids=sorted({p for d in decisions for p in d.policy_ids}),
+                    reason=decision.summary if refused else "",
+                )
             )
         if refused:
             raise ToolRefused(_summary(refused))

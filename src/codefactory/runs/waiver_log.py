@@ -85,7 +85,7 @@ def signed_waivers(
 def _refused(audit: AuditLog, waiver: Waiver, reason: str) -> None:
     from datetime import UTC
 
-    from codefactory.domain import AuditEvent
+    from codefactory.domain import UnknownEvent
 
     key = statement_digest(waiver.model_dump_json().encode("utf-8"))
     for record in audit.events(LEDGER):
@@ -93,11 +93,11 @@ def _refused(audit: AuditLog, waiver: Waiver, reason: str) -> None:
             if record.data.get("reason") == f"waiver not applied: {reason}":
                 return
     audit.append(
-        AuditEvent(
-            name=REFUSED_EVENT,
+        UnknownEvent(
+            kind=REFUSED_EVENT,
             actor="factory",
             run_id=LEDGER,
-            data={
+            payload={
                 "action": ACTION.value,
                 "target": waiver_target(waiver),
                 "claimed": waiver.approver,

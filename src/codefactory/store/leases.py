@@ -29,13 +29,14 @@ from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from codefactory.audit.events import RunTakenOver
 from codefactory.audit.port import AuditLog
 from codefactory.audit.sql import lock_for_append
-from codefactory.domain import AuditEvent, RunState
+from codefactory.domain import RunState
 from codefactory.store.models import RunRow
 from codefactory.store.operations_tables import RunLeaseRow
 
-TAKEN_OVER = "run-taken-over"
+TAKEN_OVER = RunTakenOver.NAME
 
 
 class LeaseLost(Exception):
@@ -147,18 +148,15 @@ class RunLeases:
                 row.takeovers += 1
                 state = session.scalar(select(RunRow.state).where(RunRow.id == run_id)) or ""
                 self.audit.append(
-                    AuditEvent(
-                        name=TAKEN_OVER,
+                    RunTakenOver(
                         actor=f"dispatch:{owner}",
                         run_id=run_id,
-                        data={
-                            "previous_owner": previous,
-                            "owner": owner,
-                            "state": state,
-                            "last_heartbeat": last_heartbeat.isoformat(),
-                            "expired_at": expired_at.isoformat(),
-                            "fence": row.fence,
-                        },
+                        previous_owner=previous,
+                        owner=owner,
+                        state=state,
+                        last_heartbeat=last_heartbeat.isoformat(),
+                        expired_at=expired_at.isoformat(),
+                        fence=row.fence,
                         at=now,
                     ),
                     session=session,

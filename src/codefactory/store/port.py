@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from codefactory.audit.port import AuditRecord
 from codefactory.domain import (
+    AuditEvent,
     ChangePackage,
     CheckResult,
     Decision,
@@ -41,8 +42,13 @@ class RunWriter(Protocol):
         commit with these (the delegation token, the delivery queue)."""
         ...
 
+    def append(self, event: AuditEvent) -> int:
+        """Append one typed audit event inside this transaction; returns its leaf index."""
+        ...
+
     def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Append one audit event inside this transaction; returns its sequence number."""
+        """Deprecated: the string way in, kept for the writers not yet typed (an
+        `UnknownEvent` of `name` and `data`, the same leaf). Use `append(event)`."""
         ...
 
     def record_trigger(self, event: TriggerEvent) -> str:
@@ -102,8 +108,13 @@ class RunRepository(Protocol):
         """One transaction: everything written through it commits together, or nothing does."""
         ...
 
+    def append(self, event: AuditEvent) -> int:
+        """Append one typed audit event in a transaction of its own; returns its leaf index."""
+        ...
+
     def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Append one audit event in a transaction of its own; returns its sequence number."""
+        """Deprecated: the string way in, kept for the writers not yet typed (an
+        `UnknownEvent` of `name` and `data`, the same leaf). Use `append(event)`."""
         ...
 
     def audit_events(self, run_id: str) -> list[AuditRecord]:

@@ -17,6 +17,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from codefactory.audit.events import (
+    CheckCompleted,
+    PackageBuilt,
+    PolicyDecided,
+    ReviewRecorded,
+    RunCreated,
+    RunStateChanged,
+    TriggerReceived,
+)
 from codefactory.audit.port import AuditLog, AuditRecord
 from codefactory.audit.sql import lock_for_append
 from codefactory.domain import (
@@ -32,6 +41,7 @@ from codefactory.domain import (
     Severity,
     StateChange,
     TriggerEvent,
+    UnknownEvent,
     may_transition,
 )
 from codefactory.store.errors import InvalidTransition, RunNotFound
@@ -66,6 +76,10 @@ def new_run_id() -> str:
     return f"r-{now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+RUN_COLUMNS_MOVED = frozenset({"base_commit", "head_commit", "branch", "package_dir"})
+"""The run columns a transition may set (each a field of its `run-state-changed` event)."""
+
+
 class RunTransaction:
     """Writes of one transaction; each appends its audit event in the same transaction."""
 
@@ -73,10 +87,13 @@ class RunTransaction:
         self.session = session
         self._audit = audit
 
-    def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Append one audit event inside this transaction; returns its sequence number."""
-        event = AuditEvent(name=name, actor=actor, run_id=run_id, data=data, at=now())
+    def append(self, event: AuditEvent) -> int:
+        """Append one typed audit event inside this transaction; returns its leaf index."""
         return self._audit.append(event, session=self.session)
+
+    def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
+        """Deprecated string way in (see `RunWriter.audit`); use `append(event)`."""
+        return self.append(UnknownEvent(kind=name, actor=actor, run_id=run_id, payload=data))
 
     def record_trigger(self, event: TriggerEvent) -> str:
         trigger_id = f"t-{secrets.token_hex(6)}"
@@ -109,18 +126,19 @@ class RunTransaction:
                 caused_by=event.caused_by,
             )
         )
-        self.audit(
-            "trigger-received",
-            actor=f"{event.source}:{event.actor}",
-            trigger_id=trigger_id,
-            source=event.source,
-            external_id=event.external_id,
-            kind=event.kind.value,
-            repository=event.repository,
-            payload_digest=event.payload_digest,
-            sender_kind=event.sender_kind,
-            sender=event.sender,
-            caused_by=event.caused_by,
+        self.append(
+            TriggerReceived(
+                actor=f"{event.source}:{event.actor}",
+                trigger_id=trigger_id,
+                source=event.source,
+                external_id=event.external_id,
+                kind=event.kind.value,
+                repository=event.repository,
+                payload_digest=event.payload_digest,
+                sender_kind=event.sender_kind,
+                sender=event.sender,
+                caused_by=event.caused_by,
+            )
         )
         return trigger_id
 
@@ -155,17 +173,18 @@ class RunTransaction:
         )
         self.session.flush()
         self.session.add(RunStateRow(run_id=run_id, state=RunState.RECEIVED.value, at=at))
-        self.audit(
-            "run-created",
-            actor=FACTORY_ACTOR,
-            run_id=run_id,
-            trigger_id=trigger_id,
-            kind=event.kind.value,
-            sponsor=sponsor,
-            agent_id=agent_id,
-            repository=event.repository,
-            repository_path=repository_path,
-            engine=engine,
+        self.append(
+            RunCreated(
+                actor=FACTORY_ACTOR,
+                run_id=run_id,
+                trigger_id=trigger_id,
+                kind=event.kind.value,
+                sponsor=sponsor,
+                agent_id=agent_id,
+                repository=event.repository,
+                repository_path=repository_path,
+                engine=engine,
+            )
         )
         return run_id
 
@@ -188,16 +207,22 @@ class RunTransaction:
         row.state = target.value
         row.reason = reason
         for key, value in updates.items():
+            if key not in RUN_COLUMNS_MOVED:
+                raise TypeError(f"transition cannot set the run's {key}")
             setattr(row, key, value)
         self.session.add(RunStateRow(run_id=run_id, state=target.value, reason=reason, at=now()))
-        self.audit(
-            "run-state-changed",
-            actor=actor,
-            run_id=run_id,
-            previous=current.value,
-            state=target.value,
-            reason=reason,
-            **updates,
+        self.append(
+            RunStateChanged(
+                actor=actor,
+                run_id=run_id,
+                previous=current.value,
+                state=target.value,
+                reason=reason,
+                base_commit=updates.get("base_commit"),
+                head_commit=updates.get("head_commit"),
+                branch=updates.get("branch"),
+                package_dir=updates.get("package_dir"),
+            )
         )
 
     def record_decision(self, run_id: str, *, stage: str, action: str, decision: Decision) -> None:
@@ -212,16 +237,17 @@ class RunTransaction:
                 at=now(),
             )
         )
-        self.audit(
-            "policy-decided",
-            actor="policy",
-            run_id=run_id,
-            stage=stage,
-            action=action,
-            allowed=decision.allowed,
-            policy_ids=list(decision.policy_ids),
-            reasons=list(decision.reasons),
-            errors=list(decision.errors),
+        self.append(
+            PolicyDecided(
+                actor="policy",
+                run_id=run_id,
+                stage=stage,
+                action=action,
+                allowed=decision.allowed,
+                policy_ids=list(decision.policy_ids),
+                reasons=list(decision.reasons),
+                errors=list(decision.errors),
+            )
         )
 
     def record_checks(self, run_id: str, round_number: int, results: list[CheckResult]) -> None:
@@ -249,15 +275,16 @@ class RunTransaction:
                         blocking=finding.blocking,
                     )
                 )
-            self.audit(
-                "check-completed",
-                actor=FACTORY_ACTOR,
-                run_id=run_id,
-                round=round_number,
-                check=result.check,
-                passed=result.passed,
-                findings=len(result.findings),
-                summary=result.summary,
+            self.append(
+                CheckCompleted(
+                    actor=FACTORY_ACTOR,
+                    run_id=run_id,
+                    round=round_number,
+                    check=result.check,
+                    passed=result.passed,
+                    findings=len(result.findings),
+                    summary=result.summary,
+                )
             )
 
     def record_package(self, package: ChangePackage) -> None:
@@ -271,17 +298,18 @@ class RunTransaction:
                 files=list(package.files),
             )
         )
-        self.audit(
-            "package-built",
-            actor=FACTORY_ACTOR,
-            run_id=package.run_id,
-            directory=str(package.directory),
-            branch=package.branch,
-            commit=package.commit,
-            risk_level=package.risk_level,
-            files=list(package.files),
-            package_digest=package.package_digest,
-            attestation_digest=package.attestation_digest,
+        self.append(
+            PackageBuilt(
+                actor=FACTORY_ACTOR,
+                run_id=package.run_id,
+                directory=str(package.directory),
+                branch=package.branch,
+                commit=package.commit,
+                risk_level=package.risk_level,
+                files=list(package.files),
+                package_digest=package.package_digest,
+                attestation_digest=package.attestation_digest,
+            )
         )
 
     def record_review(self, review: Review, *, commit: str) -> None:
@@ -295,13 +323,14 @@ class RunTransaction:
                 at=review.at,
             )
         )
-        self.audit(
-            "review-recorded",
-            actor=f"user:{review.reviewer}",
-            run_id=review.run_id,
-            approved=review.approved,
-            comment=review.comment,
-            commit=commit,
+        self.append(
+            ReviewRecorded(
+                actor=f"user:{review.reviewer}",
+                run_id=review.run_id,
+                approved=review.approved,
+                comment=review.comment,
+                commit=commit,
+            )
         )
 
 
@@ -325,11 +354,15 @@ class RunStore:
             yield RunTransaction(session, self._audit)
             check_fence(session)
 
-    def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Append one audit event in a transaction of its own (a fact that changes no
-        state: a context read, a notification); returns its sequence number."""
+    def append(self, event: AuditEvent) -> int:
+        """Append one typed audit event in a transaction of its own (a fact that changes no
+        state: a context read, a notification); returns its leaf index."""
         with self.atomic() as tx:
-            return tx.audit(name, actor=actor, run_id=run_id, **data)
+            return tx.append(event)
+
+    def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
+        """Deprecated string way in (see `RunRepository.record`); use `append(event)`."""
+        return self.append(UnknownEvent(kind=name, actor=actor, run_id=run_id, payload=data))
 
     def audit_events(self, run_id: str) -> list[AuditRecord]:
         """The run's audit events, oldest first."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from codefactory.audit.port import AuditLog
-from codefactory.domain import AuditEvent
+from codefactory.domain import UnknownEvent
 from codefactory.identity.directory import Person
 
 WINDOW_S = 60.0
@@ -130,7 +130,7 @@ class LoginAudit:
         self._append("login-refused", "anonymous", data)
 
     def _append(self, name: str, actor: str, data: dict[str, Any]) -> None:
-        self._audit.append(AuditEvent(name=name, actor=actor, data=data, at=datetime.now(UTC)))
+        self._audit.append(UnknownEvent(kind=name, actor=actor, payload=data, at=datetime.now(UTC)))
 
 
 def oauth_reason(error: str | None) -> str:

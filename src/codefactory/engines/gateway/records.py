@@ -11,8 +11,10 @@ event stream is self-reported).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
+
+from codefactory.audit.events import ModelCalled
 
 
 class Outcome(StrEnum):
@@ -107,6 +109,13 @@ class ModelCall:
     """How many calls this record stands for: more than 1 only for the aggregate record of
     calls without a valid credential (`unauthenticated`), which are not recorded one by one;
     its other fields are those of the first call it counts."""
+
+    def audit_event(self) -> ModelCalled:
+        """This call as its `model-called` audit event, written by the `gateway`."""
+        data = asdict(self)
+        run_id = data.pop("run_id")
+        data["outcome"] = str(self.outcome)
+        return ModelCalled(actor="gateway", run_id=run_id, **data)
 
 
 CallSink = Callable[[ModelCall], None]

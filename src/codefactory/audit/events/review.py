@@ -1,0 +1,84 @@
+"""The typed audit events of review and hand-off: verdicts, forge approvals, change requests.
+
+Field names and values are those of the leaves written before the events were typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from codefactory.domain import AuditEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewSigned(AuditEvent):
+    """A reviewer's verdict, signed with their own SSH key, was verified and recorded."""
+
+    NAME: ClassVar[str] = "review-signed"
+    verdict: str
+    """`approve` or `reject`."""
+    statement_digest: str
+    key_fingerprint: str
+    package_digest: str
+    attestation_digest: str
+    commit: str
+    statement: str
+    """The signed statement's path inside the package folder."""
+    allowed_signers: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewRefused(AuditEvent):
+    """A verdict was refused (bad signature, unknown key, replay); nothing moved."""
+
+    NAME: ClassVar[str] = "review-refused"
+    claimed_reviewer: str
+    reason: str
+    statement_digest: str
+    key_fingerprint: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeApprovalRecorded(AuditEvent):
+    """A forge review approving the run's pull request was recorded as its approval."""
+
+    NAME: ClassVar[str] = "forge-approval-recorded"
+    package_digest: str
+    attestation_digest: str
+    forge: str
+    request: str
+    review_id: str
+    commit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeApprovalRefused(AuditEvent):
+    """A forge approval was refused (not a directory person, the sponsor, a replay)."""
+
+    NAME: ClassVar[str] = "forge-approval-refused"
+    claimed_reviewer: str
+    reason: str
+    forge: str
+    request: str
+    review_id: str
+    commit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeRequestFiled(AuditEvent):
+    """A ServiceNow change request was filed for the run, its package attached."""
+
+    NAME: ClassVar[str] = "change-request-filed"
+    number: str
+    sys_id: str
+    attached: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeRequestFailed(AuditEvent):
+    """Filing the change request failed (`number` empty when none was created)."""
+
+    NAME: ClassVar[str] = "change-request-failed"
+    number: str
+    error: str
