@@ -145,10 +145,6 @@ def asgi_get(app: Any, path: str, headers: dict[str, str] | None = None) -> http
 
 STORE_DATABASE = selected()
 """`CODEFACTORY_TEST_DATABASE`: `sqlite` (the default) or `postgresql` (tests/postgres_store.py)."""
-sqlite_store_only = pytest.mark.skipif(
-    STORE_DATABASE != "sqlite", reason="about the SQLite file itself (modes, WAL)"
-)
-"""For a test about the SQLite file (its modes, its WAL), meaningless on PostgreSQL."""
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -56,6 +56,12 @@ def selected() -> str:
     return value
 
 
+sqlite_store_only = pytest.mark.skipif(
+    selected() != "sqlite", reason="about the SQLite file itself (its mode, its WAL)"
+)
+"""For a test about the SQLite file of the data folder, meaningless on PostgreSQL."""
+
+
 @functools.cache
 def _file_uses_store(path: Path) -> bool:
     """Whether the Python file at `path`, or a `tests.*` module it imports, opens the store."""

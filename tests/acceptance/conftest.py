@@ -46,6 +46,8 @@ class Cli:
 def cli(tmp_path: Path, uv_cache: Path, bwrap_available: None, people_directory: Path) -> Cli:
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
+    if "CODEFACTORY_DATABASE_URL" in os.environ:  # the suite's PostgreSQL database (conftest)
+        env["CODEFACTORY_DATABASE_URL"] = os.environ["CODEFACTORY_DATABASE_URL"]
     env["CI"] = "true"
     env["CODEFACTORY_VERIFY__ADVISORIES_MAX_AGE_DAYS"] = "none"  # shipped data, never synced
     env.update(directory_env(people_directory))  # this OS account sponsors the CLI's runs

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
 from tests.conftest import make_repo
 from tests.directory_helpers import directory_env
 from tests.integration.signed_people import reviewer_directory
+from tests.store_sql import store_sql
 
 
 def _sample_repo(tmp_path: Path) -> Path:
@@ -105,7 +105,7 @@ def test_a_tampered_event_name_is_shown_as_text_not_as_terminal_markup(
     ticket = tmp_path / "broken.json"
     ticket.write_text("{not json")
     cli("trigger", "--repo", str(tmp_path), "--ticket", str(ticket))
-    with sqlite3.connect(cli.data_dir / "factory.db") as db:
+    with store_sql(cli.data_dir) as db:
         db.execute("UPDATE audit_events SET name = 'x[/]' WHERE seq = 1")
     result = cli("audit", "verify")
     assert result.returncode == 1 and "Traceback" not in result.stderr

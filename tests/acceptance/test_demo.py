@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 
 from codefactory.review.local_forge import forge_name
 from tests.acceptance.conftest import Cli
+from tests.store_sql import store_sql
 
 
 def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: Cli) -> None:
@@ -100,7 +100,7 @@ def test_demo_hands_off_three_runs_refuses_one_and_the_audit_log_proves_it(cli: 
     verdict = cli.json("audit", "verify")
     assert verdict["ok"] and verdict["count"] > 20
 
-    with sqlite3.connect(cli.data_dir / "factory.db") as db:
+    with store_sql(cli.data_dir) as db:
         name = db.execute("SELECT name FROM audit_events WHERE seq = 7").fetchone()[0]
         db.execute("""UPDATE audit_events SET data = '{"forged":true}' WHERE seq = 7""")
     tampered = cli("audit", "verify", "--json")

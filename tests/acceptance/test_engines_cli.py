@@ -38,6 +38,8 @@ SUMMARY = {
 class EnginesCli:
     def __init__(self, tmp_path: Path, registry: Path | None) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CODEFACTORY_")}
+        if "CODEFACTORY_DATABASE_URL" in os.environ:  # the suite's PostgreSQL database
+            self.env["CODEFACTORY_DATABASE_URL"] = os.environ["CODEFACTORY_DATABASE_URL"]
         self.env["CI"] = "true"
         if registry is not None:
             self.env["CODEFACTORY_ENGINES__REGISTRY"] = str(registry)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.acceptance.conftest import Cli, ticket_file
 from tests.acceptance.test_bad_input import _sample_repo
 from tests.directory_helpers import directory_env
 from tests.integration.signed_people import reviewer_directory
+from tests.store_sql import store_sql
 
 
 def mth(leaves: list[bytes]) -> bytes:
@@ -75,7 +75,7 @@ def test_an_examiner_checks_a_run_with_standard_tools(cli: Cli, tmp_path: Path) 
     assert verified.returncode == 0, verified.stderr
 
     # An edited row is named, against the checkpoint the examiner saved.
-    with sqlite3.connect(cli.data_dir / "factory.db") as db:
+    with store_sql(cli.data_dir) as db:
         db.execute(f"UPDATE audit_events SET actor = 'mallory' WHERE seq = {commit_step['index']}")
     tampered = cli("audit", "verify", "--checkpoint", str(saved))
     assert tampered.returncode == 1

@@ -19,6 +19,7 @@ from codefactory.cli import app
 from codefactory.config import load_settings
 from codefactory.factory import AuditLogReadOnly, build_factory, open_store
 from codefactory.runs.report import run_report
+from tests.postgres_store import sqlite_store_only
 
 TICKET = Path(__file__).resolve().parents[2] / "src/codefactory/demo_template/tickets/SVC-101.json"
 
@@ -59,6 +60,7 @@ def refused_run(tmp_path: Path) -> str:
     return str(json.loads(result.stdout)["id"])
 
 
+@sqlite_store_only  # the SQLite file's mode; a new database migrated by this process
 def test_listing_a_new_folder_makes_the_database_and_loads_no_adapter(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     rows, modules = list_in_fresh_process(data_dir)

@@ -5,7 +5,6 @@ the issuer's), re-verified at review and at hand-off; rows that disagree are nam
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, REVIEW_NAM
 from codefactory.package.manifest import write_manifest
 from codefactory.review.errors import FactsRefused
 from tests.integration.signed_people import People, factory_for, people, run_in_review
+from tests.store_sql import store_sql
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Factory, People, Pa
 
 def sql(factory: Factory, statement: str, *args: str) -> None:
     """The insider's edit of factory.db, below the factory."""
-    with sqlite3.connect(factory.settings.data_dir / "factory.db") as db:
+    with store_sql(factory.settings.data_dir) as db:
         db.execute(statement, args)
 
 

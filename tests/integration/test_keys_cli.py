@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from codefactory.cli import app
 from codefactory.identity.settings import Pkcs11Settings
+from tests.postgres_store import sqlite_store_only
 from tests.softhsm_helpers import softhsm_token
 
 Cli = Callable[..., tuple[str, str]]
@@ -89,6 +90,7 @@ def test_pkcs11_refuses_to_start_unpinned_or_with_a_wrong_pin_and_runs_pinned(
     assert "identity.pkcs11.pin: the PIN is wrong" in err and "0000" not in out + err
 
 
+@sqlite_store_only  # the SQLite file's mode among the data folder's
 def test_the_data_folder_is_its_owners_alone(
     cli: Cli, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

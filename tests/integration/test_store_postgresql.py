@@ -13,14 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from codefactory.audit.errors import EventNotRecordable
 from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings, load_settings
+from codefactory.domain import UnknownEvent
 from codefactory.factory import open_store
 from codefactory.store.db import StoreUnavailable, head_revision, open_engine, table_names
 from codefactory.store.schema import metadata
@@ -301,3 +304,41 @@ def test_concurrent_appends_from_two_processes_are_gapless_and_verify(
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert report["count"] >= 2 * APPENDS
+
+
+# -- text PostgreSQL cannot hold ----------------------------------------------------------
+
+
+@needs_postgresql
+def test_a_nul_in_text_is_stored_as_the_replacement_character(empty_database: str) -> None:
+    """A tool's stderr with a NUL byte (as git's may be) in a run's reason: SQLite keeps it,
+    PostgreSQL's text cannot, so the store writes U+FFFD in its place instead of failing."""
+    engine = open_engine(empty_database)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TEMPORARY TABLE said (reason text)"))
+        connection.execute(sa.text("INSERT INTO said VALUES (:r)"), {"r": "fatal:\x00 bad pack"})
+        connection.execute(sa.text("INSERT INTO said VALUES (:r)"), [{"r": "a\x00"}, {"r": "b"}])
+        stored = connection.execute(sa.text("SELECT reason FROM said")).scalars().all()
+    assert stored == ["fatal:\ufffd bad pack", "a\ufffd", "b"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_audit_event_holding_a_nul_is_refused_on_either_database(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Its hashed columns are stored as they are hashed: a NUL, which PostgreSQL would not
+    store, is refused on both, precisely, and nothing is appended."""
+    if dialect == "postgresql":
+        if ADMIN is None:
+            pytest.skip(f"no PostgreSQL at {ADMIN_URL}")
+        url = request.getfixturevalue("empty_database")
+    else:
+        url = f"sqlite:///{tmp_path / 'f.db'}"
+    engine = open_engine(url)
+    log = SqlAuditLog(engine)
+    event = UnknownEvent(kind="run-note", actor="user:a\x00b", at=datetime.now(UTC))
+    with pytest.raises(EventNotRecordable, match="actor holds a NUL character"):
+        log.append(event)
+    assert log.events() == []
+    engine.dispose()

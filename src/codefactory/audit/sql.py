@@ -314,6 +314,8 @@ def _encode(event: AuditEvent) -> EncodedEvent:
     for column, limit in LIMITS.items():
         if len(getattr(event, column)) > limit:
             raise EventNotRecordable(event.name, f"{column} is longer than {limit} characters")
+        if "\x00" in getattr(event, column):  # PostgreSQL's text cannot hold it: refused alike
+            raise EventNotRecordable(event.name, f"{column} holds a NUL character")
     try:
         return encode_event(event)
     except (TypeError, ValueError) as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,9 @@ def _open_postgresql(url: URL) -> Engine:
         pool_timeout=POOL_TIMEOUT_S,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
     )
+    _close_pool_with(engine)
+    event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
+    event.listen(engine, "engine_disposed", _close_pool_with)  # dispose() makes a new pool
     try:
         migrate(engine)
     except OperationalError as error:
@@ -94,6 +98,50 @@ def _open_postgresql(url: URL) -> Engine:
         reason = str(error.orig).strip() if error.orig is not None else type(error).__name__
         raise StoreUnavailable(f"cannot reach {shown(url)}: {reason}") from None
     return engine
+
+
+NUL_STAND_IN = "\ufffd"
+"""What a NUL character in a text parameter becomes on PostgreSQL, whose text columns cannot
+hold U+0000 (psycopg raises DataError): U+FFFD, the Unicode replacement character. Text from
+outside (a tool's stderr in a run's reason) may carry one; the audit log refuses one in its
+hashed columns instead (audit/sql.py), and its JSON data escapes it."""
+
+
+def _without_nul(
+    _connection: Any,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """`before_cursor_execute` on PostgreSQL: NUL characters in text parameters replaced."""
+    if executemany:
+        return statement, [_nul_free(row) for row in parameters]
+    return statement, _nul_free(parameters)
+
+
+def _nul_free(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        if any(isinstance(v, str) and "\x00" in v for v in parameters.values()):
+            return {k: _replace_nul(v) for k, v in parameters.items()}
+        return parameters
+    if isinstance(parameters, (list, tuple)):
+        if any(isinstance(v, str) and "\x00" in v for v in parameters):
+            return type(parameters)(_replace_nul(v) for v in parameters)
+    return parameters
+
+
+def _replace_nul(value: Any) -> Any:
+    return value.replace("\x00", NUL_STAND_IN) if isinstance(value, str) else value
+
+
+def _close_pool_with(engine: Engine) -> None:
+    """Close the connections `engine`'s pool holds when the engine is collected (a factory
+    dropped without `dispose()`, as a command's often is) or the process exits: the server
+    gets a clean goodbye and psycopg no ResourceWarning. The finalizer holds the pool, never
+    the engine."""
+    weakref.finalize(engine, engine.pool.dispose)
 
 
 def _private_file(path: Path, *, create: bool = True) -> None:
