@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,26 @@ def store_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     yield url
     monkeypatch.delenv(DATABASE_URL_ENV)
     databases.drop_later(url)
+
+
+@pytest.fixture
+def another_store(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], None]]:
+    """A call that gives the factories the test builds from then on a store of their own: on
+    PostgreSQL, CODEFACTORY_DATABASE_URL moves to another fresh database (dropped afterwards);
+    on SQLite each data folder has its own file already, so nothing changes. For a test whose
+    second factory, in another data folder, must not share the first one's store."""
+    made: list[str] = []
+
+    def switch() -> None:
+        if STORE_DATABASE == "postgresql":
+            made.append(request.getfixturevalue("postgres_databases").create())
+            monkeypatch.setenv(DATABASE_URL_ENV, made[-1])
+
+    yield switch
+    for url in made:
+        request.getfixturevalue("postgres_databases").drop_later(url)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,9 @@ from codefactory.store.urls import database_url
 def store_engine(data_dir: Path) -> sa.Engine:
     """A bare engine on the database of the factory at `data_dir` (no migration, no pragma):
     writes through it go below the factory, as an insider's would."""
-    return sa.create_engine(database_url(load_settings(data_dir=data_dir).database_url))
+    engine = sa.create_engine(database_url(load_settings(data_dir=data_dir).database_url))
+    weakref.finalize(engine, engine.pool.dispose)  # callers need not dispose it
+    return engine
 
 
 class StoreSql:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,12 @@ def test_the_same_delivery_twice_yields_one_run(
 
 
 def test_bad_signatures_malformed_bodies_and_oversize_are_refused_and_audited(
-    app: Any, factory: Factory, dispatch: Dispatch, tmp_path: Path, repo: Path
+    app: Any,
+    factory: Factory,
+    dispatch: Dispatch,
+    tmp_path: Path,
+    repo: Path,
+    another_store: Callable[[], None],
 ) -> None:
     body = labeled()
     forged = post(
@@ -147,6 +153,7 @@ def test_bad_signatures_malformed_bodies_and_oversize_are_refused_and_audited(
     junk = b"{not json"
     malformed = post(app, "/webhooks/github", junk, headers("github", junk, event="issues"))
     assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["detail"]
+    another_store()  # the small factory's audit log apart from the first one's
     small = build_factory(settings_for(tmp_path / "small", repo, max_body_bytes=100))
     small_dispatch = build_dispatch(small, workers=0)
     big = post(
