@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install system-packages lint bench
+.PHONY: demo test install system-packages lint bench postgresql
 
 demo: install
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
@@ -11,12 +11,25 @@ demo: install
 
 # Two workers (pytest-xdist): most tests wait on sandboxes, git and servers, so the suite takes
 # about 10 minutes here instead of 18.
-test: install
+# Then the tests that use the store (marked `store` from their source, tests/postgres_store.py)
+# again on PostgreSQL, each with a fresh database of its own.
+test: install postgresql
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
 	$(PY) -m pytest -n 2 --dist worksteal
+	CODEFACTORY_TEST_DATABASE=postgresql $(PY) -m pytest -n 2 --dist worksteal -m store
+
+# The local PostgreSQL 15 cluster the store tests use (127.0.0.1:5432, user postgres, trust
+# auth), started when it is not running.
+postgresql:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null || { echo "make test needs PostgreSQL (apt-get install postgresql)" >&2; exit 1; }; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -h 127.0.0.1 -p 5432; }
 
 lint: install
-	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests && $(VENV)/bin/mypy
+	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests && $(VENV)/bin/mypy \
+	  && $(VENV)/bin/lint-imports
 
 # every benchmark, or one: `make bench B=sandbox` runs benchmarks/bench_sandbox.py
 bench: install
