@@ -28,6 +28,7 @@ from codefactory.factory import open_store
 from codefactory.store.db import StoreUnavailable, head_revision, open_engine, table_names
 from codefactory.store.schema import metadata
 from codefactory.store.urls import DatabaseUrlRefused, database_url, shown
+from tests.integration.test_audit_migration import alembic, legacy_rows
 from tests.postgres_store import ADMIN_URL
 
 CLI = Path(sys.executable).parent / "codefactory"
@@ -341,4 +342,37 @@ def test_an_audit_event_holding_a_nul_is_refused_on_either_database(
     with pytest.raises(EventNotRecordable, match="actor holds a NUL character"):
         log.append(event)
     assert log.events() == []
+    engine.dispose()
+
+
+# -- migrations that carry data -----------------------------------------------------------
+
+
+@needs_postgresql
+def test_the_audit_data_migration_runs_up_and_down_on_postgresql(empty_database: str) -> None:
+    """Revision 0002's hash chain becomes the Merkle log (0003+) and back, as on SQLite
+    (tests/integration/test_audit_migration.py), then every revision down and up again."""
+    engine = sa.create_engine(database_url(empty_database))
+    alembic(engine, "upgrade", "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_events VALUES "
+                "(:seq, :name, :actor, :run_id, :at, :data, :prev_hash, :hash)"
+            ),
+            legacy_rows(300),
+        )
+    migrated = open_engine(empty_database)
+    report = SqlAuditLog(migrated).verify()
+    assert (report.ok, report.count) == (True, 300), report.reason
+    migrated.dispose()
+    alembic(engine, "downgrade", "0002")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT * FROM audit_events ORDER BY seq")).mappings()
+        assert [dict(row) for row in rows] == legacy_rows(300)
+    alembic(engine, "downgrade", "base")
+    alembic(engine, "upgrade", "head")
+    with engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert version.scalar_one() == head_revision()
     engine.dispose()
