@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install system-packages lint bench postgresql
+.PHONY: demo test install system-packages lint bench postgresql redis
 
 demo: install
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
@@ -13,10 +13,11 @@ demo: install
 # about 10 minutes here instead of 18.
 # Then the tests that use the store (marked `store` from their source, tests/postgres_store.py)
 # again on PostgreSQL, each with a fresh database of its own.
-test: install postgresql
+# The Celery tests (marked chaos) always run on PostgreSQL and Redis, so not twice.
+test: install postgresql redis
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
 	$(PY) -m pytest -n 2 --dist worksteal
-	CODEFACTORY_TEST_DATABASE=postgresql $(PY) -m pytest -n 2 --dist worksteal -m store
+	CODEFACTORY_TEST_DATABASE=postgresql $(PY) -m pytest -n 2 --dist worksteal -m "store and not chaos"
 
 # The local PostgreSQL 15 cluster the store tests use (127.0.0.1:5432, user postgres, trust
 # auth), started when it is not running.
@@ -26,6 +27,17 @@ postgresql:
 	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	  pg_isready -h 127.0.0.1 -p 5432; }
+
+# The Redis the Celery tests use as their broker (127.0.0.1:6379, nothing kept on disk),
+# started when it does not answer.
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+	  command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }; \
+	  $(SUDO) mkdir -p /var/lib/redis /var/log/redis; \
+	  $(SUDO) redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+	    --dir /var/lib/redis --logfile /var/log/redis/ci.log; \
+	  for i in $$(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; \
+	  redis-cli -h 127.0.0.1 -p 6379 ping; }
 
 lint: install
 	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests && $(VENV)/bin/mypy \

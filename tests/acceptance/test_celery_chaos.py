@@ -23,6 +23,7 @@ def repositories(root: Path) -> tuple[Path, Path]:
     return root / "sample-service", root / "clean-service"
 
 
+@pytest.mark.chaos
 def test_deliveries_to_serve_run_on_celery_workers_despite_a_killed_worker(
     cli: Cli, tmp_path: Path
 ) -> None:
