@@ -276,7 +276,7 @@ def forge_publishing(
         # one holder for every run: its lock lets a single-use refresh token be spent once
         user_token=UserTokens(settings.forge).token_for,
         trigger_of=lambda run: store.get_trigger(run.trigger_id),
-        record=store.record,
+        record=store.append,
         base_branch=settings.forge.base_branch,
         hostname=urlsplit(settings.forge.base_url).hostname or "",
         ca_file=settings.forge.ca_file,

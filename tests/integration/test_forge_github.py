@@ -124,7 +124,9 @@ def publishing(
         repository_path=lambda repository: bare,
         user_token=lambda person: USER_TOKEN,
         trigger_of=lambda run: None,
-        record=lambda name, **data: events.append((name, data)),
+        record=lambda event: events.append(
+            (event.name, {"actor": event.actor, "run_id": event.run_id, **event.data})
+        ),
     )
     return publish, package
 

@@ -22,6 +22,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.errors import AuditError
+from codefactory.audit.events import (
+    ForgeApprovalRecorded,
+    PolicyDecided,
+    ReviewSigned,
+    RunStateChanged,
+    typed,
+)
 from codefactory.audit.merkle import verify_inclusion
 from codefactory.audit.port import AuditLog, AuditRecord, SignedCheckpoint
 from codefactory.audit.regulated_track import regulated_track, track_items
@@ -188,33 +195,41 @@ def _approvals(reviews: list[dict[str, Any]], events: list[AuditRecord]) -> list
     `review-signed` event (the signed statement's digest, the signing key's fingerprint and
     where the package keeps the statement), or for an approval given on the forge its
     `forge-approval-recorded` event (`forge`: forge, request, review id; no statement)."""
-    proofs = [r for r in events if r.name in ("review-signed", "forge-approval-recorded")]
+    proofs = [e for e in map(typed, events) if isinstance(e, ReviewSigned | ForgeApprovalRecorded)]
     approvals = []
     for review in reviews:
-        proof = next((r for r in proofs if _proves(r, review)), None)
+        proof = next((p for p in proofs if _proves(p, review)), None)
         if proof is not None:
             proofs.remove(proof)
-        signed = proof.data if proof is not None and proof.name == "review-signed" else {}
-        forge = proof.data if proof is not None and proof.name != "review-signed" else {}
-        approvals.append(
-            {
-                **review,
-                "statement_digest": signed.get("statement_digest", ""),
-                "key_fingerprint": signed.get("key_fingerprint", ""),
-                "package_digest": signed.get("package_digest", ""),
-                "statement": signed.get("statement", ""),
-                "forge": {k: forge[k] for k in ("forge", "request", "review_id") if k in forge},
-            }
-        )
+        approvals.append({**review, **_evidence(proof)})
     return approvals
 
 
-def _proves(record: AuditRecord, review: dict[str, Any]) -> bool:
-    if record.actor != f"user:{review['reviewer']}":
+def _evidence(proof: ReviewSigned | ForgeApprovalRecorded | None) -> dict[str, Any]:
+    """What an approval's event proves: the signed statement, or where the forge approved."""
+    match proof:
+        case ReviewSigned():
+            return {
+                "statement_digest": proof.statement_digest,
+                "key_fingerprint": proof.key_fingerprint,
+                "package_digest": proof.package_digest,
+                "statement": proof.statement,
+                "forge": {},
+            }
+        case ForgeApprovalRecorded(forge=forge, request=request, review_id=review_id):
+            where = {"forge": forge, "request": request, "review_id": review_id}
+        case None:
+            where = {}
+    keys = ("statement_digest", "key_fingerprint", "package_digest", "statement")
+    return {**dict.fromkeys(keys, ""), "forge": where}
+
+
+def _proves(event: ReviewSigned | ForgeApprovalRecorded, review: dict[str, Any]) -> bool:
+    if event.actor != f"user:{review['reviewer']}":
         return False
-    if record.name == "forge-approval-recorded":
+    if isinstance(event, ForgeApprovalRecorded):
         return bool(review["approved"])
-    return record.data.get("verdict") == ("approve" if review["approved"] else "reject")
+    return event.verdict == ("approve" if review["approved"] else "reject")
 
 
 def _checked(
@@ -310,14 +325,12 @@ def _step(record: AuditRecord) -> dict[str, Any]:
 
 def summarize(record: AuditRecord) -> str:
     """One line on what an event says."""
+    match typed(record):
+        case RunStateChanged(previous=previous, state=state, reason=reason):
+            return f"{previous} → {state}" + (f": {reason}" if reason else "")
+        case PolicyDecided(stage=stage, action=action, allowed=allowed, policy_ids=ids):
+            return f"{stage} {action}: {'allowed' if allowed else 'denied'} by {ids}"
     data = record.data
-    if record.name == "run-state-changed":
-        return f"{data.get('previous')} → {data.get('state')}" + (
-            f": {data['reason']}" if data.get("reason") else ""
-        )
-    if record.name == "policy-decided":
-        verdict = "allowed" if data.get("allowed") else "denied"
-        return f"{data.get('stage')} {data.get('action')}: {verdict} by {data.get('policy_ids')}"
     keys = ("action", "reason", "engine", "check", "passed", "commit", "jti", "connector")
     return ", ".join(f"{key}={data[key]}" for key in keys if key in data)
 
@@ -388,9 +401,9 @@ def _package_state(
         return None
     folder = Path(package["directory"])
     approved = [
-        str(record.data.get("package_digest", ""))
-        for record in events
-        if record.name == "review-signed" and record.data.get("verdict") == "approve"
+        event.package_digest
+        for event in map(typed, events)
+        if isinstance(event, ReviewSigned) and event.verdict == "approve"
     ]
     state: dict[str, Any] = {"directory": str(folder), "approved_digests": approved}
     try:

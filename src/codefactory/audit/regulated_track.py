@@ -3,7 +3,8 @@ change request and the CAB's word, the QA and UAT sign-offs, and the merge.
 
 Shared by `codefactory runs show` (`runs/report.py`) and `codefactory audit explain`
 (`audit/explain.py`). Only the log is read (each item cites its event's index, so explain
-can prove it); event names are the ones their writers record: `pull-request-opened`,
+can prove it); each event is decoded (`audit.events.typed`) and matched on its class. The
+events, by the names their writers record: `pull-request-opened`,
 `forge-publish-failed` (review/forges/publishing.py), `forge-approval-recorded`,
 `forge-approval-refused` (runs/review.py), `change-request-filed`, `change-request-failed`
 (review/change_requests.py), `cab-approval-awaited`, `cab-approval-check-failed`,
@@ -17,81 +18,94 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from codefactory.audit.events import (
+    CabApprovalAwaited,
+    CabApprovalCheckFailed,
+    CabApprovalDelivered,
+    CabApproved,
+    CabRejected,
+    ChangeRequestFailed,
+    ChangeRequestFiled,
+    ForgeApprovalRecorded,
+    ForgeApprovalRefused,
+    ForgePublishFailed,
+    PullRequestOpened,
+    SignOffRefused,
+    SignOffSigned,
+    typed,
+)
 from codefactory.audit.port import AuditRecord
+from codefactory.domain import AuditEvent, UnknownEvent
 
 Item = dict[str, Any]
 
+SECTIONS = ("forge_requests", "forge_approvals", "change_requests", "cab", "sign_offs", "merges")
+"""The sections of the track, in order."""
 
-def _fields(*names: str) -> Callable[[AuditRecord], Item]:
-    def pick(record: AuditRecord) -> Item:
-        return {name: record.data.get(name, "") for name in names}
+MERGES = {"merge-recorded": "recorded", "merge-unapproved": "unapproved"}
+"""The merge events (review/reconcile.py; not typed yet: their data is the reconciler's)."""
 
-    return pick
-
-
-def _forge_request(record: AuditRecord) -> Item:
-    """`opened_for`: whose grant opened it (the sponsor; older events name them as actor)."""
-    return {
-        **_fields("forge", "repository", "number", "url", "author", "commit", "branch")(record),
-        "opened_for": record.data.get("sponsor") or record.actor,
-    }
+_MERGE_FIELDS = (
+    "forge", "request", "repository", "merged_by", "merged_by_person", "merged_commit",
+    "packaged_commit", "merge_commit", "run_state", "why",
+)  # fmt: skip
 
 
-def _cab(decision: str, *names: str) -> Callable[[AuditRecord], Item]:
-    def pick(record: AuditRecord) -> Item:
-        return {"decision": decision, **_fields(*names)(record)}
-
-    return pick
-
-
-def _merge(outcome: str) -> Callable[[AuditRecord], Item]:
-    def pick(record: AuditRecord) -> Item:
-        found = _fields(
-            "forge", "request", "repository", "merged_by", "merged_by_person", "merged_commit",
-            "packaged_commit", "merge_commit", "run_state", "why",
-        )(record)  # fmt: skip
-        return {"outcome": outcome, **found}
-
-    return pick
-
-
-SECTIONS: dict[str, dict[str, Callable[[AuditRecord], Item]]] = {
-    "forge_requests": {
-        "pull-request-opened": _forge_request,
-        "forge-publish-failed": _fields("forge", "repository", "step", "error"),
-    },
-    "forge_approvals": {
-        "forge-approval-recorded": _fields("forge", "request", "review_id", "commit"),
-        "forge-approval-refused": _fields(
-            "forge", "request", "review_id", "commit", "claimed_reviewer", "reason"
-        ),
-    },
-    "change_requests": {
-        "change-request-filed": _fields("number", "sys_id", "attached"),
-        "change-request-failed": _fields("number", "error"),
-    },
-    "cab": {
-        "cab-approved": _cab("approved", "number", "sys_id"),
-        "cab-rejected": _cab("rejected", "number", "sys_id", "reason"),
-        "cab-approval-awaited": _cab("awaited", "number", "approval", "reason"),
-        "cab-approval-check-failed": _cab("check failed", "number", "error"),
-        "cab-approval-delivered": _cab("notice", "number", "said_approval"),
-    },
-    "sign_offs": {
-        "sign-off-signed": _fields(
-            "stage",
-            "verdict",
-            "reason",
-            "statement_digest",
-            "key_fingerprint",
-            "commit",
-            "statement",
-        ),  # fmt: skip
-        "sign-off-refused": _fields("stage", "claimed_signer", "reason"),
-    },
-    "merges": {"merge-recorded": _merge("recorded"), "merge-unapproved": _merge("unapproved")},
-}
-"""Each section of the track: event name → what of it is shown."""
+def _placed(event: AuditEvent) -> tuple[str, Item] | None:
+    """The section `event` belongs to and what of it is shown; None: not on the track."""
+    match event:
+        case PullRequestOpened():
+            return "forge_requests", {
+                "forge": event.forge, "repository": event.repository, "number": event.number,
+                "url": event.url, "author": event.author, "commit": event.commit,
+                "branch": event.branch,
+                # whose grant opened it: the sponsor (older events name them as the actor)
+                "opened_for": event.sponsor or event.actor,
+            }  # fmt: skip
+        case ForgePublishFailed(forge=forge, repository=repository, step=step, error=error):
+            return "forge_requests", {
+                "forge": forge, "repository": repository, "step": step, "error": error
+            }  # fmt: skip
+        case ForgeApprovalRecorded() | ForgeApprovalRefused():
+            where = {
+                "forge": event.forge, "request": event.request, "review_id": event.review_id,
+                "commit": event.commit,
+            }  # fmt: skip
+            if isinstance(event, ForgeApprovalRefused):
+                where.update(claimed_reviewer=event.claimed_reviewer, reason=event.reason)
+            return "forge_approvals", where
+        case ChangeRequestFiled(number=number, sys_id=sys_id, attached=attached):
+            return "change_requests", {"number": number, "sys_id": sys_id, "attached": attached}
+        case ChangeRequestFailed(number=number, error=error):
+            return "change_requests", {"number": number, "error": error}
+        case CabApproved(number=number, sys_id=sys_id):
+            return "cab", {"decision": "approved", "number": number, "sys_id": sys_id}
+        case CabRejected(number=number, sys_id=sys_id, reason=reason):
+            return "cab", {
+                "decision": "rejected", "number": number, "sys_id": sys_id, "reason": reason
+            }  # fmt: skip
+        case CabApprovalAwaited(number=number, approval=approval, reason=reason):
+            return "cab", {
+                "decision": "awaited", "number": number, "approval": approval, "reason": reason
+            }  # fmt: skip
+        case CabApprovalCheckFailed(number=number, error=error):
+            return "cab", {"decision": "check failed", "number": number, "error": error}
+        case CabApprovalDelivered(number=number, said_approval=said):
+            return "cab", {"decision": "notice", "number": number, "said_approval": said}
+        case SignOffSigned():
+            return "sign_offs", {
+                "stage": event.stage, "verdict": event.verdict, "reason": event.reason,
+                "statement_digest": event.statement_digest,
+                "key_fingerprint": event.key_fingerprint, "commit": event.commit,
+                "statement": event.statement,
+            }  # fmt: skip
+        case SignOffRefused(stage=stage, claimed_signer=signer, reason=reason):
+            return "sign_offs", {"stage": stage, "claimed_signer": signer, "reason": reason}
+        case UnknownEvent(kind=kind, payload=data) if kind in MERGES:
+            return "merges", {
+                "outcome": MERGES[kind], **{name: data.get(name, "") for name in _MERGE_FIELDS}
+            }  # fmt: skip
+    return None
 
 
 def regulated_track(events: Sequence[AuditRecord]) -> dict[str, list[Item]]:
@@ -100,18 +114,18 @@ def regulated_track(events: Sequence[AuditRecord]) -> dict[str, list[Item]]:
     (ISO 8601), `actor` and the fields shown."""
     track: dict[str, list[Item]] = {section: [] for section in SECTIONS}
     for record in events:
-        for section, readers in SECTIONS.items():
-            reader = readers.get(record.name)
-            if reader is not None:
-                track[section].append(
-                    {
-                        "event": record.name,
-                        "index": record.seq,
-                        "at": record.at.isoformat(),
-                        "actor": record.actor,
-                        **reader(record),
-                    }
-                )
+        placed = _placed(typed(record))
+        if placed is not None:
+            section, shown = placed
+            track[section].append(
+                {
+                    "event": record.name,
+                    "index": record.seq,
+                    "at": record.at.isoformat(),
+                    "actor": record.actor,
+                    **shown,
+                }
+            )
     return track
 
 

@@ -14,6 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from codefactory.audit.events import (
+    CabApprovalAwaited,
+    CabApprovalCheckFailed,
+    CabApprovalDelivered,
+    CabApprovalDeliveryRefused,
+    CabApproved,
+    CabRejected,
+)
 from codefactory.context.errors import ContextError
 from codefactory.domain import Run, RunState
 from codefactory.identity.errors import IdentityError
@@ -144,22 +152,24 @@ class HandOff:
         except ApprovalDeliveryUnauthenticated:
             raise
         except ApprovalDeliveryInvalid as err:
-            self.store.record(
-                CAB_DELIVERY_REFUSED_EVENT,
-                actor="unauthenticated",
-                run_id="",
-                reason=err.reason,
-                delivery_digest=delivery.digest,
+            self.store.append(
+                CabApprovalDeliveryRefused(
+                    actor="unauthenticated",
+                    run_id="",
+                    reason=err.reason,
+                    delivery_digest=delivery.digest,
+                )
             )
             raise
-        self.store.record(
-            CAB_DELIVERED_EVENT,
-            actor=SERVICENOW_ACTOR,
-            run_id=run.id,
-            number=notice.number,
-            sys_id=notice.sys_id,
-            said_approval=notice.approval,
-            delivery_digest=delivery.digest,
+        self.store.append(
+            CabApprovalDelivered(
+                actor=SERVICENOW_ACTOR,
+                run_id=run.id,
+                number=notice.number,
+                sys_id=notice.sys_id,
+                said_approval=notice.approval,
+                delivery_digest=delivery.digest,
+            )
         )
         return run.id
 
@@ -188,20 +198,23 @@ class HandOff:
                 raise CabApprovalPending(run.id, change.number, answer.approval)
         except ContextError as err:
             number = change.number if change else ""
-            self.store.record(
-                CAB_FAILED_EVENT, actor="factory", run_id=run.id, number=number, error=str(err)
+            self.store.append(
+                CabApprovalCheckFailed(
+                    actor="factory", run_id=run.id, number=number, error=str(err)
+                )
             )
             if waiting_raises:
                 raise CabCheckFailed(run.id, number, str(err)) from err
             return None
         except CabError as err:
-            self.store.record(
-                CAB_AWAITED_EVENT,
-                actor="factory",
-                run_id=run.id,
-                number=change.number if change else "",
-                approval=getattr(err, "approval", ""),
-                reason=str(err),
+            self.store.append(
+                CabApprovalAwaited(
+                    actor="factory",
+                    run_id=run.id,
+                    number=change.number if change else "",
+                    approval=getattr(err, "approval", ""),
+                    reason=str(err),
+                )
             )
             if waiting_raises:
                 raise
@@ -214,13 +227,14 @@ class HandOff:
         change = answer.change
         reason = f"rejected by the CAB in {change.number}: {answer.reason}"
         with self.store.atomic() as tx:
-            tx.audit(
-                CAB_REJECTED_EVENT,
-                actor=SERVICENOW_ACTOR,
-                run_id=run.id,
-                number=change.number,
-                sys_id=change.sys_id,
-                reason=answer.reason,
+            tx.append(
+                CabRejected(
+                    actor=SERVICENOW_ACTOR,
+                    run_id=run.id,
+                    number=change.number,
+                    sys_id=change.sys_id,
+                    reason=answer.reason,
+                )
             )
             tx.transition(run.id, RunState.REJECTED, reason=reason, actor=SERVICENOW_ACTOR)
         self.notify(run.id, RunState.REJECTED, reason)
@@ -245,12 +259,13 @@ class HandOff:
         reason = f"handed off {where}: {run.branch} at {facts.commit[:12]}{cab_said}"
         with self.store.atomic() as tx:
             if cab is not None:
-                tx.audit(
-                    CAB_APPROVED_EVENT,
-                    actor=SERVICENOW_ACTOR,
-                    run_id=run.id,
-                    number=cab.change.number,
-                    sys_id=cab.change.sys_id,
+                tx.append(
+                    CabApproved(
+                        actor=SERVICENOW_ACTOR,
+                        run_id=run.id,
+                        number=cab.change.number,
+                        sys_id=cab.change.sys_id,
+                    )
                 )
             tx.transition(run.id, target, reason=reason, actor="factory")
         self.notify(run.id, target, reason)

@@ -12,6 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from codefactory.audit.events import (
+    ContextGathered,
+    ContextRead,
+    ContextReadFailed,
+    EgressAttempted,
+    ModelCalled,
+    ToolCalled,
+    typed,
+)
 from codefactory.audit.port import AuditRecord
 from codefactory.audit.regulated_track import regulated_track, track_lines
 from codefactory.store.port import RunRepository
@@ -67,24 +76,33 @@ def run_report(store: RunRepository, run_id: str) -> dict[str, Any] | None:
 def context_activity(events: list[AuditRecord]) -> dict[str, Any]:
     """What the run's context engine read: the items gathered for the task, what was left
     out or failed, and every read by reader (`loop`, `mcp`) with its outcome."""
-    gathered = next((e.data for e in reversed(events) if e.name == "context-gathered"), {})
-    reads = [
-        {
-            "reader": e.data.get("reader", ""),
-            "connector": e.data.get("connector", ""),
-            "operation": e.data.get("operation", ""),
-            "items": e.data.get("items", []),
-            "masked": e.data.get("masked", {}),
-            "error": e.data.get("error", ""),
-        }
-        for e in events
-        if e.name in ("context-read", "context-read-failed")
-    ]
+    kinds = [typed(e) for e in events]
+    gathered = next((e for e in reversed(kinds) if isinstance(e, ContextGathered)), None)
+    reads = []
+    for event in kinds:
+        match event:
+            case ContextRead(items=items, masked=masked):
+                reads.append(_read(event, items=items, masked=masked, error=""))
+            case ContextReadFailed(error=error):
+                reads.append(_read(event, items=[], masked={}, error=error))
     return {
-        "items": gathered.get("items", []),
-        "left_out": gathered.get("left_out", []),
-        "failures": gathered.get("failures", []),
+        "items": gathered.items if gathered else [],
+        "left_out": gathered.left_out if gathered else [],
+        "failures": gathered.failures if gathered else [],
         "reads": reads,
+    }
+
+
+def _read(
+    event: ContextRead | ContextReadFailed, *, items: list[str], masked: dict[str, int], error: str
+) -> dict[str, Any]:
+    return {
+        "reader": event.reader,
+        "connector": event.connector,
+        "operation": event.operation,
+        "items": items,
+        "masked": masked,
+        "error": error,
     }
 
 
@@ -93,35 +111,35 @@ def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
     account): `model_traffic` (requests, tokens, cost, per outcome), `tool_calls` by name
     (refused ones counted apart) and `egress` (every host the run's commands tried, with
     the phase and whether the proxy let it through)."""
-    records = [e.data for e in events if e.name == "model-called"]
-    calls = [c for c in records if int(c.get("attempt", 0)) >= 1]  # reached the upstream
+    kinds = [typed(e) for e in events]
+    records = [e for e in kinds if isinstance(e, ModelCalled)]
+    calls = [c for c in records if c.attempt >= 1]  # reached the upstream
     traffic: dict[str, Any] = {
         "requests": len(calls),
         "refused": len(records) - len(calls),
-        "input_tokens": sum(int(c.get("input_tokens", 0)) for c in calls),
-        "output_tokens": sum(int(c.get("output_tokens", 0)) for c in calls),
-        "cost_usd": round(sum(float(c.get("cost_usd", 0.0)) for c in calls), 6),
-        "usage_estimated": any(c.get("usage_estimated") for c in calls),
-        "outcomes": dict(Counter(str(c.get("outcome", "")) for c in records)),
-        "models": sorted({str(c.get("model", "")) for c in calls} - {""}),
+        "input_tokens": sum(c.input_tokens for c in calls),
+        "output_tokens": sum(c.output_tokens for c in calls),
+        "cost_usd": round(sum(c.cost_usd for c in calls), 6),
+        "usage_estimated": any(c.usage_estimated for c in calls),
+        "outcomes": dict(Counter(c.outcome for c in records)),
+        "models": sorted({c.model for c in calls} - {""}),
     }
-    tools = [e.data for e in events if e.name == "tool-called"]
-    egress = [e.data for e in events if e.name == "egress-attempted"]
+    tools = [e for e in kinds if isinstance(e, ToolCalled)]
     hosts: dict[str, dict[str, Any]] = {}
-    for attempt in egress:
-        key = f"{attempt.get('host')}:{attempt.get('port')}"
+    for attempt in (e for e in kinds if isinstance(e, EgressAttempted)):
+        key = f"{attempt.host}:{attempt.port}"
         seen = hosts.setdefault(
             key, {"host": key, "attempts": 0, "allowed": False, "phases": set()}
         )
         seen["attempts"] += 1
-        seen["allowed"] = seen["allowed"] or bool(attempt.get("allowed"))
-        seen["phases"].add(str(attempt.get("phase", "")))
+        seen["allowed"] = seen["allowed"] or attempt.allowed
+        seen["phases"].add(attempt.phase)
     return {
         "model_traffic": traffic,
         "tool_calls": {
             "total": len(tools),
-            "refused": sum(1 for t in tools if not t.get("allowed", True)),
-            "by_tool": dict(Counter(str(t.get("tool", "")) for t in tools)),
+            "refused": sum(1 for t in tools if not t.allowed),
+            "by_tool": dict(Counter(t.tool for t in tools)),
         },
         "egress": [{**h, "phases": sorted(h["phases"])} for h in hosts.values()],
     }

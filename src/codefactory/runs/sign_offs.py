@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from codefactory.audit.events import SignOffRefused as SignOffRefusedEvent
+from codefactory.audit.events import SignOffSigned
 from codefactory.domain import Run, RunState
 from codefactory.identity.directory import Role
 from codefactory.identity.statements import (
@@ -206,19 +208,20 @@ class SignOffDesk:
         )
         target, reason = self._outcome(stage, verified)
         with self.store.atomic() as tx:
-            tx.audit(
-                SIGNED_EVENT,
-                actor=verified.person.actor,
-                run_id=run_id,
-                stage=stage,
-                verdict=verdict,
-                reason=str(verified.fields.get("reason", "")),
-                statement_digest=verified.digest,
-                key_fingerprint=verified.fingerprint,
-                package_digest=facts.package_digest,
-                commit=facts.commit,
-                statement=str(kept.relative_to(run.package_dir)),
-                allowed_signers=verified.allowed_signers_line,
+            tx.append(
+                SignOffSigned(
+                    actor=verified.person.actor,
+                    run_id=run_id,
+                    stage=stage,
+                    verdict=verdict,
+                    reason=str(verified.fields.get("reason", "")),
+                    statement_digest=verified.digest,
+                    key_fingerprint=verified.fingerprint,
+                    package_digest=facts.package_digest,
+                    commit=facts.commit,
+                    statement=str(kept.relative_to(run.package_dir)),
+                    allowed_signers=verified.allowed_signers_line,
+                )
             )
             tx.transition(run_id, target, reason=reason, actor=verified.person.actor)
         self.notify(run_id, target, reason)
@@ -313,15 +316,16 @@ class SignOffDesk:
     def _refused(
         self, run_id: str, signer: str, stage: str, reason: str, digest: str, fingerprint: str
     ) -> None:
-        self.store.record(
-            REFUSED_EVENT,
-            actor="unauthenticated",
-            run_id=run_id,
-            claimed_signer=signer.encode("unicode_escape").decode("ascii")[:120],
-            stage=stage.encode("unicode_escape").decode("ascii")[:20],
-            reason=reason,
-            statement_digest=digest,
-            key_fingerprint=fingerprint,
+        self.store.append(
+            SignOffRefusedEvent(
+                actor="unauthenticated",
+                run_id=run_id,
+                claimed_signer=signer.encode("unicode_escape").decode("ascii")[:120],
+                stage=stage.encode("unicode_escape").decode("ascii")[:20],
+                reason=reason,
+                statement_digest=digest,
+                key_fingerprint=fingerprint,
+            )
         )
 
     def _used(self, run_id: str, digest: str) -> bool:

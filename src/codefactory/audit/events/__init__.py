@@ -16,11 +16,26 @@ from codefactory.audit.events.engines import (
     ToolCalled,
 )
 from codefactory.audit.events.registry import KINDS, typed
+from codefactory.audit.events.regulated import (
+    CabApprovalAwaited,
+    CabApprovalCheckFailed,
+    CabApprovalDelivered,
+    CabApprovalDeliveryRefused,
+    CabApproved,
+    CabRejected,
+    SignOffRefused,
+    SignOffSigned,
+)
 from codefactory.audit.events.review import (
     ChangeRequestFailed,
     ChangeRequestFiled,
+    CodeScanningUploaded,
+    CommitStatusSet,
     ForgeApprovalRecorded,
     ForgeApprovalRefused,
+    ForgeBranchPushed,
+    ForgePublishFailed,
+    PullRequestOpened,
     ReviewRefused,
     ReviewSigned,
 )
@@ -49,6 +64,19 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "CodeScanningUploaded",
+    "CommitStatusSet",
+    "ForgeBranchPushed",
+    "ForgePublishFailed",
+    "PullRequestOpened",
+    "CabApprovalAwaited",
+    "CabApprovalCheckFailed",
+    "CabApprovalDelivered",
+    "CabApprovalDeliveryRefused",
+    "CabApproved",
+    "CabRejected",
+    "SignOffRefused",
+    "SignOffSigned",
     "KINDS",
     "AgentRefused",
     "AuditEvent",

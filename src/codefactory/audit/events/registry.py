@@ -1,19 +1,25 @@
 """Name → class for every typed audit event, and the decoder from a stored record.
 
 `typed(record)` gives the event a stored record holds: an instance of the class registered
-for its name when its data fits that class exactly (same keys, and the class writes the same
-data back), else an `UnknownEvent` with the name and data as they are (an old log, another
-version's event, a kind without a class). Decoding never raises.
+for its name, else an `UnknownEvent` with the name and data as they are (another version's
+event, a kind without a class). A record of a known kind written with fewer fields (an older
+version) gets each missing one's default or the empty value of its type, as the readers did
+before the events were typed (`data.get(key, "")`); a key the class does not know is left
+out (a later version's field). Decoding never raises.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from codefactory.audit.events import engines, review, runs
-from codefactory.domain import AuditEvent, UnknownEvent
+from codefactory.audit.events import engines, regulated, review, runs
+from codefactory.domain import ENVELOPE, AuditEvent, UnknownEvent
 
 
 class Recorded(Protocol):
@@ -33,7 +39,7 @@ class Recorded(Protocol):
 
 def _kinds() -> dict[str, type[AuditEvent]]:
     kinds: dict[str, type[AuditEvent]] = {}
-    for module in (runs, review, engines):
+    for module in (runs, review, regulated, engines):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
@@ -54,14 +60,36 @@ def typed(record: Recorded) -> AuditEvent:
     """The typed event `record` holds, or an `UnknownEvent` (see the module docstring)."""
     data = dict(record.data)
     kind = KINDS.get(record.name)
-    if kind is not None:
-        try:
-            event = kind(actor=record.actor, run_id=record.run_id, at=record.at, **data)
-        except TypeError:  # a missing or unexpected field: not this class's shape
-            pass
+    if kind is None:
+        return UnknownEvent(
+            kind=record.name, actor=record.actor, run_id=record.run_id, at=record.at, payload=data
+        )
+    values = {
+        name: data[name] if name in data else copy.copy(empty) for name, empty in _BLANKS[kind]
+    }
+    return kind(actor=record.actor, run_id=record.run_id, at=record.at, **values)
+
+
+def _blanks(kind: type[AuditEvent]) -> tuple[tuple[str, Any], ...]:
+    """Each data field of `kind` with what it is when a record lacks it: its default, else
+    the empty value of its type (`""`, 0, False, [], {}; None for an optional one)."""
+    hints = typing.get_type_hints(kind)
+    blanks = []
+    for spec in dataclasses.fields(kind):
+        if spec.name in ENVELOPE:
+            continue
+        if spec.default is not dataclasses.MISSING:
+            blanks.append((spec.name, spec.default))
         else:
-            if event.data == data:
-                return event
-    return UnknownEvent(
-        kind=record.name, actor=record.actor, run_id=record.run_id, at=record.at, payload=data
-    )
+            blanks.append((spec.name, _empty(hints[spec.name])))
+    return tuple(blanks)
+
+
+def _empty(hint: Any) -> Any:
+    origin = typing.get_origin(hint) or hint
+    if origin in (types.UnionType, typing.Union):
+        return None
+    return {str: "", int: 0, float: 0.0, bool: False, list: [], dict: {}}[origin]
+
+
+_BLANKS = {kind: _blanks(kind) for kind in KINDS.values()}

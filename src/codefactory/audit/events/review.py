@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, omitted_when_none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,3 +82,69 @@ class ChangeRequestFailed(AuditEvent):
     NAME: ClassVar[str] = "change-request-failed"
     number: str
     error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeBranchPushed(AuditEvent):
+    """The run's branch was pushed to the forge (`created`: the branch is new there)."""
+
+    NAME: ClassVar[str] = "forge-branch-pushed"
+    forge: str
+    repository: str
+    remote: str
+    branch: str
+    commit: str
+    created: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullRequestOpened(AuditEvent):
+    """The run's draft request was opened under its sponsor's grant (`sponsor` absent in
+    events written before it was recorded: the actor named them then)."""
+
+    NAME: ClassVar[str] = "pull-request-opened"
+    forge: str
+    repository: str
+    number: str
+    url: str
+    author: str
+    commit: str
+    branch: str
+    sponsor: str | None = omitted_when_none()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeScanningUploaded(AuditEvent):
+    """The package's SARIF was uploaded to the forge's code scanning."""
+
+    NAME: ClassVar[str] = "code-scanning-uploaded"
+    forge: str
+    repository: str
+    sarif_id: str
+    commit: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitStatusSet(AuditEvent):
+    """The gate's verdict was set as the head commit's status on the forge."""
+
+    NAME: ClassVar[str] = "commit-status-set"
+    forge: str
+    repository: str
+    commit: str
+    state: str
+    description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgePublishFailed(AuditEvent):
+    """A publishing step failed (`status` the forge's HTTP status, 0 when none)."""
+
+    NAME: ClassVar[str] = "forge-publish-failed"
+    forge: str
+    repository: str
+    step: str
+    error: str
+    status: int
+    message: str

@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codefactory.domain import Run, RunState, TriggerEvent
+from codefactory.audit.events import (
+    CodeScanningUploaded,
+    CommitStatusSet,
+    ForgeBranchPushed,
+    ForgePublishFailed,
+    PullRequestOpened,
+)
+from codefactory.domain import AuditEvent, Run, RunState, TriggerEvent
 from codefactory.review.errors import ForgeError
 from codefactory.review.forges.errors import ForeignRequest, ForgeApiError
 from codefactory.review.forges.naming import forge_repository
@@ -52,7 +59,8 @@ MAX_FACTOR_CHARS = 300
 """Risk reasons shown in the request (the package's `risk.json` keeps them all)."""
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
-Record = Callable[..., object]
+Record = Callable[[AuditEvent], object]
+"""Appends one audit event in a transaction of its own (`RunRepository.append`)."""
 
 
 @dataclass(kw_only=True)
@@ -98,15 +106,18 @@ class RequestPublishing:
                     close()
         except (ForgeError, SecretUnreadable, OSError, ValueError, ImportError) as err:
             self.record(
-                "forge-publish-failed",
-                actor="factory",
-                run_id=run.id,
-                forge=self.forge,
-                repository=run.repository,
-                step=step,
-                error=err.kind if isinstance(err, ForgeApiError) else type(err).__name__,
-                status=err.status if isinstance(err, ForgeApiError) else 0,
-                message=(err.vendor_message if isinstance(err, ForgeApiError) else str(err))[:500],
+                ForgePublishFailed(
+                    actor="factory",
+                    run_id=run.id,
+                    forge=self.forge,
+                    repository=run.repository,
+                    step=step,
+                    error=err.kind if isinstance(err, ForgeApiError) else type(err).__name__,
+                    status=err.status if isinstance(err, ForgeApiError) else 0,
+                    message=(err.vendor_message if isinstance(err, ForgeApiError) else str(err))[
+                        :500
+                    ],
+                )
             )
 
     def _push(self, host: ForgeHost, run: Run, name: str) -> None:
@@ -121,15 +132,16 @@ class RequestPublishing:
             ca_file=self.ca_file,
         )
         self.record(
-            "forge-branch-pushed",
-            actor="factory",
-            run_id=run.id,
-            forge=self.forge,
-            repository=name,
-            remote=pushed.remote_url,
-            branch=pushed.branch,
-            commit=pushed.commit,
-            created=pushed.created,
+            ForgeBranchPushed(
+                actor="factory",
+                run_id=run.id,
+                forge=self.forge,
+                repository=name,
+                remote=pushed.remote_url,
+                branch=pushed.branch,
+                commit=pushed.commit,
+                created=pushed.created,
+            )
         )
 
     def _open(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
@@ -152,17 +164,18 @@ class RequestPublishing:
                 sponsor_login=sponsor_login,
             )  # fmt: skip
         self.record(
-            "pull-request-opened",
-            actor="factory",  # with the sponsor's grant: the forge names them its author
-            run_id=run.id,
-            sponsor=run.sponsor,
-            forge=self.forge,
-            repository=name,
-            number=opened.number,
-            url=opened.url,
-            author=opened.author,
-            commit=run.head_commit,
-            branch=run.branch,
+            PullRequestOpened(
+                actor="factory",  # with the sponsor's grant: the forge names them its author
+                run_id=run.id,
+                sponsor=run.sponsor,
+                forge=self.forge,
+                repository=name,
+                number=opened.number,
+                url=opened.url,
+                author=opened.author,
+                commit=run.head_commit,
+                branch=run.branch,
+            )
         )
 
     def _sarif(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
@@ -174,28 +187,30 @@ class RequestPublishing:
         )
         if upload is not None:
             self.record(
-                "code-scanning-uploaded",
-                actor="factory",
-                run_id=run.id,
-                forge=self.forge,
-                repository=name,
-                sarif_id=upload,
-                commit=run.head_commit,
-                sha256=hashlib.sha256(log).hexdigest(),
+                CodeScanningUploaded(
+                    actor="factory",
+                    run_id=run.id,
+                    forge=self.forge,
+                    repository=name,
+                    sarif_id=upload,
+                    commit=run.head_commit,
+                    sha256=hashlib.sha256(log).hexdigest(),
+                )
             )
 
     def _status(self, host: ForgeHost, run: Run, name: str, package_dir: Path) -> None:
         verdict = gate_verdict(run, package_dir)
         host.set_status(name, run.head_commit, verdict)
         self.record(
-            "commit-status-set",
-            actor="factory",
-            run_id=run.id,
-            forge=self.forge,
-            repository=name,
-            commit=run.head_commit,
-            state=verdict.state,
-            description=verdict.description,
+            CommitStatusSet(
+                actor="factory",
+                run_id=run.id,
+                forge=self.forge,
+                repository=name,
+                commit=run.head_commit,
+                state=verdict.state,
+                description=verdict.description,
+            )
         )
 
 
