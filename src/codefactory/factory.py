@@ -436,6 +436,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.sandbox.halting import HaltingSandbox
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
+    from codefactory.store.leases import lease_lost
     from codefactory.store.runs import RunStore
     from codefactory.store.verify_tables import SqlVerifyCache
     from codefactory.verify.compose import default_gate
@@ -456,18 +457,15 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     )
     sandbox_settings = settings.sandbox
 
-    def record_sandbox_event(name: str, run_id: str, data: dict[str, object]) -> None:
-        with store.atomic() as tx:
-            tx.audit(name, actor="sandbox", run_id=run_id, **data)
-
     mirrors = Mirrors(settings.data_dir / "mirrors")  # the sandbox's, the forge's and verify's
     halts = halt_watch(store)  # the organisation-wide halt, read from the store (≤ 1 s old)
     sandbox = AuditedSandbox(
         HaltingSandbox(  # engine commands killed within seconds of a halt
             build_sandbox(sandbox_settings, data_dir=settings.data_dir, mirrors=mirrors),
             halts.current,
+            stopped=lease_lost,  # and when this process lost the run's lease (dispatch/)
         ),
-        record_sandbox_event,
+        store.append,  # its own transaction, from its writer thread
     )
     forge = LocalForge(
         settings.forge_dir, signing=AgentCommitSigning(identity.agent_keys), mirrors=mirrors
@@ -505,7 +503,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         settings,
         policy=policy,
         engine_classes=clearance.data_classes,
-        record=store.record,
+        record=store.append,
         mirrors=mirrors,
     )
     gate = default_gate(

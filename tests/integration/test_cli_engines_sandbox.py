@@ -202,7 +202,7 @@ def test_the_audited_wrapper_passes_mounts_and_resolve_on(
     events: list[tuple[str, str, dict[str, object]]] = []
     sandbox = AuditedSandbox(
         BubblewrapSandbox(tmp_path / "work", tmp_path / "cache"),
-        lambda name, run, data: events.append((name, run, data)),
+        lambda event: events.append((event.name, event.run_id, event.data)),
     )
     ws = sandbox.provision(repo=tmp_path / "repo", commit="HEAD", run_id="run-audited")
     host = f"gateway.codefactory.internal:{listener}"

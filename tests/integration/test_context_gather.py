@@ -15,7 +15,7 @@ from codefactory.config import Settings
 from codefactory.context.gather import MAX_DIRECT_REFS, gather_for_ticket
 from codefactory.context.runs import RunContext
 from codefactory.context.service import ContextService
-from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
+from codefactory.domain import AuditEvent, ChangeKind, Run, RunState, TriggerEvent
 from codefactory.policy.cedar import CedarPolicy
 from codefactory.sandbox.backends import build_sandbox
 from codefactory.sandbox.mirror import Mirrors
@@ -35,8 +35,8 @@ class Recorded:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        self.events.append((name, data))
+    def __call__(self, event: AuditEvent) -> int:
+        self.events.append((event.name, event.data))
         return len(self.events)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codefactory.audit.events import ContextSourceUnavailable
 from codefactory.context.errors import ContextError
 from codefactory.context.lazy_index import LazyIndex
 from codefactory.context.policy import RunReadPolicy
@@ -133,12 +134,13 @@ class ContextService:
 
         def unavailable(err: Exception) -> None:
             self.record(
-                "context-source-unavailable",
-                actor=run.agent_id,
-                run_id=run.id,
-                connector="repository-index",
-                error=type(err).__name__,
-                message=str(err),
+                ContextSourceUnavailable(
+                    actor=run.agent_id,
+                    run_id=run.id,
+                    connector="repository-index",
+                    error=type(err).__name__,
+                    message=str(err),
+                )
             )
 
         return LazyIndex(
@@ -167,12 +169,13 @@ class ContextService:
                 connector = factory(settings)
             except (ContextError, ValueError) as err:  # a credential, a scope it refuses
                 self.record(
-                    "context-source-unavailable",
-                    actor=run.agent_id,
-                    run_id=run.id,
-                    connector=name,
-                    error=getattr(err, "kind", "invalid-settings"),
-                    message=str(err),
+                    ContextSourceUnavailable(
+                        actor=run.agent_id,
+                        run_id=run.id,
+                        connector=name,
+                        error=getattr(err, "kind", "invalid-settings"),
+                        message=str(err),
+                    )
                 )
                 continue
             if connector is not None:

@@ -14,16 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from codefactory.audit.events import ReadBy
 from codefactory.context.errors import ContextError, ReadRefused
 from codefactory.context.port import Connector, ContextItem, Scope
+from codefactory.domain import AuditEvent
 
 QUERY_AUDIT_CHARS = 500
 
 
 class AuditRecorder(Protocol):
-    """Appends one audit event (the store transaction's `audit`, or a function opening one)."""
+    """Appends one audit event (`RunRepository.append`, or a transaction's `append`)."""
 
-    def __call__(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> object: ...
+    def __call__(self, event: AuditEvent, /) -> object: ...
 
 
 class TextMasker(Protocol):
@@ -158,33 +160,32 @@ class AuditedConnector(_Delegating):
     def _audited(
         self, operation: str, argument: str, read: Callable[[], list[ContextItem]]
     ) -> list[ContextItem]:
-        common: dict[str, Any] = {
-            "connector": self.inner.name,
-            "operation": operation,
-            "argument": self.mask(argument[:QUERY_AUDIT_CHARS]),
-            "data_class": self.inner.data_class,
-            "scope": str(self.inner.scope),
-            "reader": self.reader,
-        }
+        read_by = ReadBy(
+            actor=self.actor,
+            run_id=self.run_id,
+            connector=self.inner.name,
+            operation=operation,
+            argument=self.mask(argument[:QUERY_AUDIT_CHARS]),
+            data_class=self.inner.data_class,
+            scope=str(self.inner.scope),
+            reader=self.reader,
+        )
         try:
             items = read()
         except ContextError as err:
-            self._event("context-read-failed", error=err.kind, message=str(err), **common)
+            self.record(read_by.failed(error=err.kind, message=str(err)))
             raise
         masked: dict[str, int] = {}
         for item in items:
             for detector, count in item.masked.items():
                 masked[detector] = masked.get(detector, 0) + count
-        self._event(
-            "context-read",
-            items=[item.citation for item in items],
-            digest=items_digest(items),
-            masked=masked,
-            truncated=[item.citation for item in items if item.truncated],
-            **common,
+        self.record(
+            read_by.read(
+                items=[item.citation for item in items],
+                digest=items_digest(items),
+                masked=masked,
+                truncated=[item.citation for item in items if item.truncated],
+            )
         )
         self.reads.extend(items)
         return items
-
-    def _event(self, name: str, **data: Any) -> None:
-        self.record(name, actor=self.actor, run_id=self.run_id, **data)

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
+from codefactory.audit import events
+from codefactory.audit.events import decode
 from codefactory.store.models import AuditEventRow
 
-SPEND_EVENT = "engine-spend"
+SPEND_EVENT = events.EngineSpend.NAME
 
 
 @dataclass
@@ -42,15 +44,18 @@ class EngineSpend:
             .order_by(AuditEventRow.seq)
         ).all()
         for seq, data in rows:
-            self._add(json.loads(data))
+            fields = json.loads(data)
+            spent = decode(SPEND_EVENT, fields if isinstance(fields, dict) else {})
+            if isinstance(spent, events.EngineSpend):
+                self._add(spent)
             self._last_seq = seq
 
-    def _add(self, spent: dict[str, object]) -> None:
-        totals = self.engines.setdefault(str(spent.get("engine", "")), EngineTotals())
-        totals.cost_usd += _number(spent.get("cost_usd"))
-        totals.input_tokens += int(_number(spent.get("input_tokens")))
-        totals.output_tokens += int(_number(spent.get("output_tokens")))
-        totals.requests += int(_number(spent.get("requests")))
+    def _add(self, spent: events.EngineSpend) -> None:
+        totals = self.engines.setdefault(str(spent.engine), EngineTotals())
+        totals.cost_usd += _number(spent.cost_usd)
+        totals.input_tokens += int(_number(spent.input_tokens))
+        totals.output_tokens += int(_number(spent.output_tokens))
+        totals.requests += int(_number(spent.requests))
 
 
 def _number(value: object) -> float:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from codefactory.audit.events import EngineSpend
 from codefactory.context.runs import RunContexts
 from codefactory.domain import ChangeKind, Run
 from codefactory.engines.errors import EngineError
@@ -143,7 +144,7 @@ class GatewaySessions:
         self._gateway.revoke(credential)
         spent = self._gateway.spend(run.id)
         with self.store.atomic() as tx:
-            tx.audit("engine-spend", actor="gateway", run_id=run.id, engine=engine, **asdict(spent))
+            tx.append(EngineSpend(actor="gateway", run_id=run.id, engine=engine, **asdict(spent)))
 
     def _model_access(
         self, run: Run, engine: str, model: str, protocol: str, budget: Budget

@@ -17,13 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codefactory.domain import Change, ExecResult
+from codefactory.audit.events import EgressAttempted, SandboxLimitHit
+from codefactory.domain import AuditEvent, Change, ExecResult
 from codefactory.sandbox.egress import EgressAttempt, EgressListener
 from codefactory.sandbox.limits import Limits
 from codefactory.sandbox.port import Phase, Sandbox, Workspace
 
-AuditSink = Callable[[str, str, dict[str, Any]], None]
-"""Writes one audit event: (event name, run id, data)."""
+AuditSink = Callable[[AuditEvent], object]
+"""Writes one audit event (a transaction of its own: `RunRepository.append`)."""
+
+ACTOR = "sandbox"
+"""Who the events of this wrapper are by."""
 
 
 class _Writer:
@@ -31,25 +35,25 @@ class _Writer:
 
     def __init__(self, sink: AuditSink) -> None:
         self._sink = sink
-        self._queue: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
+        self._queue: queue.Queue[AuditEvent] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.failures: list[str] = []
 
-    def put(self, name: str, run_id: str, data: dict[str, Any]) -> None:
+    def put(self, event: AuditEvent) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._drain, name="audit", daemon=True)
                 self._thread.start()
-        self._queue.put((name, run_id, data))
+        self._queue.put(event)
 
     def _drain(self) -> None:
         while True:
-            name, run_id, data = self._queue.get()
+            event = self._queue.get()
             try:
-                self._sink(name, run_id, data)
+                self._sink(event)
             except Exception as err:  # noqa: BLE001 - kept, and raised by `flush`
-                self.failures.append(f"{name} for {run_id}: {err}")
+                self.failures.append(f"{event.name} for {event.run_id}: {err}")
             finally:
                 self._queue.task_done()
 
@@ -77,7 +81,9 @@ class AuditedSandbox:
         on_egress: EgressListener | None = None,
     ) -> Workspace:
         def egress(attempt: EgressAttempt) -> None:
-            self._writer.put("egress-attempted", attempt.run_id, attempt.audit_data())
+            self._writer.put(
+                EgressAttempted(actor=ACTOR, run_id=attempt.run_id, **attempt.audit_data())
+            )
             if on_egress is not None:
                 on_egress(attempt)
 
@@ -136,15 +142,15 @@ class AuditedWorkspace:
         )
         if result.limit_hit:
             self._writer.put(
-                "sandbox-limit-hit",
-                self.run_id,
-                {
-                    "limit": result.limit_hit,
-                    "phase": phase.value,
-                    "command": list(command)[:20],
-                    "exit_code": result.exit_code,
-                    "duration_s": round(result.duration_s, 3),
-                },
+                SandboxLimitHit(
+                    actor=ACTOR,
+                    run_id=self.run_id,
+                    limit=result.limit_hit,
+                    phase=phase.value,
+                    command=list(command)[:20],
+                    exit_code=result.exit_code,
+                    duration_s=round(result.duration_s, 3),
+                )
             )
         return result
 

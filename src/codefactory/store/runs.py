@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from codefactory.audit.events import (
     CheckCompleted,
+    EngineSpend,
     PackageBuilt,
     PolicyDecided,
     ReviewRecorded,
     RunCreated,
     RunStateChanged,
     TriggerReceived,
+    typed,
 )
 from codefactory.audit.port import AuditLog, AuditRecord
 from codefactory.audit.sql import lock_for_append
@@ -523,10 +525,10 @@ class RunStore:
         for run_id, round_number, passed in checks:
             rounds[(run_id, round_number)] = rounds.get((run_id, round_number), True) and passed
         spends = [
-            e.data
+            spent
             for run_id in run_ids
-            for e in self._audit.events(run_id)
-            if e.name == "engine-spend"
+            for spent in map(typed, self._audit.events(run_id))
+            if isinstance(spent, EngineSpend)
         ]
         return EngineRecord(
             runs=len(run_ids),
@@ -536,7 +538,7 @@ class RunStore:
             rounds=len(rounds),
             failed_rounds=sum(1 for ok in rounds.values() if not ok),
             spent_runs=len(spends),
-            cost_usd=sum(float(s.get("cost_usd", 0.0)) for s in spends),
+            cost_usd=sum(float(s.cost_usd) for s in spends),
         )
 
     def reviews(self, run_id: str) -> list[dict[str, Any]]:

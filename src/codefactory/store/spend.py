@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from codefactory.audit.events import ModelCalled, decode
 from codefactory.store.models import AuditEventRow, RunRow
 
-MODEL_CALLED = "model-called"
+MODEL_CALLED = ModelCalled.NAME
 MICRO = 1_000_000
 SKEW = timedelta(hours=1)
 """How far an audit event's time may run behind the one appended before it."""
@@ -88,9 +89,11 @@ def _first_seq_near(session: Session, at: str) -> int:
 
 def _cost(data: str) -> float:
     try:
-        value = json.loads(data).get("cost_usd", 0.0)
-    except (ValueError, AttributeError):
+        fields = json.loads(data)
+    except ValueError:
         return 0.0
+    call = decode(MODEL_CALLED, fields if isinstance(fields, dict) else {})
+    value = call.cost_usd if isinstance(call, ModelCalled) else 0.0
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0.0
     return max(0.0, float(value))

@@ -10,12 +10,15 @@ from __future__ import annotations
 from codefactory.audit.events.engines import (
     ContextRead,
     ContextReadFailed,
+    ContextSourceUnavailable,
     EgressAttempted,
     EngineSpend,
     ModelCalled,
+    ReadBy,
+    SandboxLimitHit,
     ToolCalled,
 )
-from codefactory.audit.events.registry import KINDS, typed
+from codefactory.audit.events.registry import KINDS, decode, typed
 from codefactory.audit.events.regulated import (
     CabApprovalAwaited,
     CabApprovalCheckFailed,
@@ -69,6 +72,7 @@ __all__ = [
     "ForgeBranchPushed",
     "ForgePublishFailed",
     "PullRequestOpened",
+    "ReadBy",
     "CabApprovalAwaited",
     "CabApprovalCheckFailed",
     "CabApprovalDelivered",
@@ -88,6 +92,7 @@ __all__ = [
     "ContextGathered",
     "ContextRead",
     "ContextReadFailed",
+    "ContextSourceUnavailable",
     "EgressAttempted",
     "EngineProposed",
     "EngineRefused",
@@ -107,10 +112,12 @@ __all__ = [
     "RunCreated",
     "RunStateChanged",
     "RunTakenOver",
+    "SandboxLimitHit",
     "ScopeChecked",
     "SetupRerun",
     "ToolCalled",
     "TriggerReceived",
     "UnknownEvent",
+    "decode",
     "typed",
 ]

@@ -5,8 +5,8 @@ Field names and values are those of the leaves written before the events were ty
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from codefactory.domain import AuditEvent
 
@@ -73,6 +73,34 @@ class ToolCalled(AuditEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReadBy:
+    """Who read what through a governed connector: the fields a `context-read` and a
+    `context-read-failed` event share, and the two events built from them."""
+
+    actor: str
+    run_id: str
+    connector: str
+    operation: str
+    argument: str
+    data_class: str
+    scope: str
+    reader: str
+
+    def read(
+        self, *, items: list[str], digest: str, masked: dict[str, int], truncated: list[str]
+    ) -> ContextRead:
+        return ContextRead(
+            **self._shared(), items=items, digest=digest, masked=masked, truncated=truncated
+        )
+
+    def failed(self, *, error: str, message: str) -> ContextReadFailed:
+        return ContextReadFailed(**self._shared(), error=error, message=message)
+
+    def _shared(self) -> dict[str, Any]:
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class ContextRead(AuditEvent):
     """A governed connector read: what was asked, what came back, what was masked."""
 
@@ -116,3 +144,26 @@ class EgressAttempted(AuditEvent):
     allowed: bool
     reason: str
     method: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextSourceUnavailable(AuditEvent):
+    """A context source could not be opened for the run (its settings, its index)."""
+
+    NAME: ClassVar[str] = "context-source-unavailable"
+    connector: str
+    error: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxLimitHit(AuditEvent):
+    """A sandboxed command hit a limit (time, memory, processes, output); `command` is its
+    first 20 arguments, `duration_s` in seconds."""
+
+    NAME: ClassVar[str] = "sandbox-limit-hit"
+    limit: str
+    phase: str
+    command: list[str]
+    exit_code: int
+    duration_s: float

@@ -15,7 +15,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from codefactory.audit.events import engines, regulated, review, runs
@@ -52,22 +52,35 @@ def _kinds() -> dict[str, type[AuditEvent]]:
     return kinds
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 KINDS: Mapping[str, type[AuditEvent]] = _kinds()
 """Every typed event class by its `NAME`."""
 
 
 def typed(record: Recorded) -> AuditEvent:
     """The typed event `record` holds, or an `UnknownEvent` (see the module docstring)."""
-    data = dict(record.data)
-    kind = KINDS.get(record.name)
+    return decode(record.name, record.data, actor=record.actor, run_id=record.run_id, at=record.at)
+
+
+def decode(
+    name: str,
+    data: Mapping[str, Any],
+    *,
+    actor: str = "",
+    run_id: str = "",
+    at: datetime = EPOCH,
+) -> AuditEvent:
+    """The typed event of kind `name` with `data` (as `typed`), for a reader that has the
+    stored columns, not an `AuditRecord` (the metrics' and cost caps' SQL readers); `at`
+    defaults to the epoch when the reader did not select it."""
+    kind = KINDS.get(name)
     if kind is None:
-        return UnknownEvent(
-            kind=record.name, actor=record.actor, run_id=record.run_id, at=record.at, payload=data
-        )
+        return UnknownEvent(kind=name, actor=actor, run_id=run_id, at=at, payload=dict(data))
     values = {
-        name: data[name] if name in data else copy.copy(empty) for name, empty in _BLANKS[kind]
+        field: data[field] if field in data else copy.copy(empty) for field, empty in _BLANKS[kind]
     }
-    return kind(actor=record.actor, run_id=record.run_id, at=record.at, **values)
+    return kind(actor=actor, run_id=run_id, at=at, **values)
 
 
 def _blanks(kind: type[AuditEvent]) -> tuple[tuple[str, Any], ...]:
