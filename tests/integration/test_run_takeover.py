@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from codefactory.config import Settings
 from codefactory.dispatch.service import Execution, build_dispatch, build_execution
@@ -22,8 +26,12 @@ from codefactory.domain import RunState
 from codefactory.factory import Factory, build_factory
 from codefactory.identity.settings import IdentitySettings
 from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
+from codefactory.package.builder import FolderPackageBuilder
+from codefactory.sandbox.halting import ExecHalted
 from codefactory.sandbox.layers import sweep_stale
-from codefactory.store.leases import LeaseLost, RunLeases, fenced
+from codefactory.sandbox.port import Phase
+from codefactory.store.leases import LeaseLost, RunLeases, fenced, forget_lost, mark_lost
+from codefactory.store.operations_tables import RunLeaseRow
 from codefactory.web.app import create_app
 from tests.directory_helpers import person, standard_directory
 from tests.fixtures.webhooks.signed import headers
@@ -203,3 +211,64 @@ def test_review_approve_works_on_a_run_whose_worker_died_after_packaging(
     assert run.state in (RunState.APPROVED, RunState.HANDED_OFF), run.reason
     assert len(events(factory, run_id, "package-built")) == 1
     assert factory.audit.verify().ok
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_a_stale_worker_never_moves_the_package_its_successor_recorded(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = queued_run(factory)
+    paused, resume = threading.Event(), threading.Event()
+    original = FolderPackageBuilder._move_into_place
+    calls: list[str] = []
+
+    def move(scratch: Path, target: Path, run: str) -> None:
+        calls.append(run)
+        if len(calls) == 1:  # worker A stops right here (a GC pause, SIGSTOP, a frozen VM)
+            paused.set()
+            resume.wait(120)
+        original(scratch, target, run)
+
+    monkeypatch.setattr(FolderPackageBuilder, "_move_into_place", staticmethod(move))
+    first, second = build_execution(factory, role="A"), build_execution(factory, role="B")
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: outcome.update(a=first.driver.drive(run_id)))
+    worker.start()
+    assert paused.wait(120), factory.store.require_run(run_id).reason
+    expire_lease(factory, run_id)  # A stopped heartbeating
+    taken = second.driver.drive(run_id)
+    assert taken is not None and taken.state is RunState.IN_REVIEW, taken
+    resume.set()
+    worker.join(120)
+    run = factory.store.require_run(run_id)
+    assert outcome["a"] is None  # A learnt it lost the run and wrote nothing
+    assert run.state is RunState.IN_REVIEW and Path(run.package_dir).is_dir()
+    assert events(factory, run_id, "package-set-aside") == []
+    assert factory.audit.verify().ok
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_a_worker_that_lost_its_lease_has_its_engine_command_killed(factory: Factory) -> None:
+    run_id = queued_run(factory)
+    run = factory.store.require_run(run_id)
+    workspace = factory.loop.sandbox.provision(
+        repo=Path(run.repository_path), commit="HEAD", run_id=run_id
+    )
+    try:
+        threading.Timer(1.0, mark_lost, args=(run_id, "another worker took it over")).start()
+        started = time.monotonic()
+        with pytest.raises(ExecHalted, match="another worker took it over"):
+            workspace.exec(["sleep", "60"], phase=Phase.ENGINE, timeout_s=90)
+        assert time.monotonic() - started < 20
+    finally:
+        forget_lost(run_id)
+        workspace.destroy()
+
+
+def expire_lease(factory: Factory, run_id: str) -> None:
+    with Session(factory.store.engine) as session, session.begin():
+        session.execute(
+            update(RunLeaseRow)
+            .where(RunLeaseRow.run_id == run_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from codefactory.dispatch.heartbeat import Heartbeats
 from codefactory.domain import Run
 from codefactory.runs.loop import RunLoop
-from codefactory.store.leases import LeaseLost, RunLeases, fenced
+from codefactory.store.leases import LeaseLost, RunLeases, fenced, forget_lost
 
 log = logging.getLogger("codefactory.dispatch")
 
@@ -72,5 +72,6 @@ class RunDriver:
             return None
         finally:
             self.heartbeats.drop(lease)
+            forget_lost(run_id)
         self.leases.release(lease)
         return run

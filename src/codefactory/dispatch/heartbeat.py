@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
-from codefactory.store.leases import Lease, RunLeases
+from codefactory.store.leases import Lease, RunLeases, forget_lost, mark_lost
 
 log = logging.getLogger("codefactory.dispatch")
 
@@ -18,35 +19,52 @@ class Heartbeats:
         self.leases = leases
         self.interval_s = interval_s
         self._held: dict[tuple[str, str], Lease] = {}
+        self._renewed: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost: list[Lease] = []
 
     def hold(self, lease: Lease) -> None:
+        forget_lost(lease.run_id)
         with self._lock:
             self._held[(lease.run_id, lease.owner)] = lease
+            self._renewed[(lease.run_id, lease.owner)] = time.monotonic()
 
     def drop(self, lease: Lease) -> None:
         with self._lock:
             self._held.pop((lease.run_id, lease.owner), None)
+            self._renewed.pop((lease.run_id, lease.owner), None)
 
     def held(self) -> list[Lease]:
         with self._lock:
             return list(self._held.values())
 
     def beat(self) -> None:
-        """Renew every held lease once."""
+        """Renew every held lease once. A lease found taken over, or not renewed for a whole
+        lease length (the store unreachable), is lost: dropped and marked
+        (`store.leases.mark_lost`), which stops the run's running engine commands."""
         for lease in self.held():
+            key = (lease.run_id, lease.owner)
             try:
                 alive = self.leases.heartbeat(lease)
             except Exception:  # noqa: BLE001 - a busy store must not stop the heartbeat
                 log.exception("heartbeat on run %s failed", lease.run_id)
+                with self._lock:
+                    renewed = self._renewed.get(key, time.monotonic())
+                if time.monotonic() - renewed < self.leases.lease_s:
+                    continue
+                alive, why = False, "its lease could not be renewed before it expired"
+            else:
+                why = "another worker took its lease over"
+            if alive:
+                with self._lock:
+                    self._renewed[key] = time.monotonic()
                 continue
-            if not alive:
-                log.warning("lease on run %s lost by %s", lease.run_id, lease.owner)
-                self.drop(lease)
-                self.lost.append(lease)
+            log.warning("lease on run %s lost by %s: %s", lease.run_id, lease.owner, why)
+            mark_lost(lease.run_id, f"run {lease.run_id} stopped here: {why}")
+            self.drop(lease)
+            self.lost.append(lease)
 
     def start(self) -> None:
         if self._thread is not None:

@@ -655,16 +655,22 @@ class RunLoop:
 
     def _build_package(self, contents: PackageContents) -> ChangePackage:
         """Build the run's package. A folder a stopped worker wrote but never recorded (the
-        run is not `packaged`) is set aside as `.<run>.unrecorded-<n>`, audited
-        `package-set-aside`, and the package is built again: packages are never rewritten."""
+        run has no package yet) is set aside as `.<run>.unrecorded-<n>`, audited
+        `package-set-aside`, and the package is built again: packages are never rewritten.
+        The set-aside happens inside a transaction, so only the lease holder moves anything
+        (a worker whose lease was taken over stops with `LeaseLost`), and never a package
+        the store records."""
         try:
             return self.packager.build(contents)
         except PackageExists as exists:
             run_id = contents.run.id
             target = exists.directory
             aside = target.with_name(f".{run_id}.unrecorded-{secrets.token_hex(3)}")
-            target.rename(aside)
             with self.store.atomic() as tx:
+                if self.store.require_run(run_id).package_dir:
+                    raise RunFailed(
+                        f"the package of run {run_id} was already recorded at {target}"
+                    ) from exists
                 tx.append(
                     PackageSetAside(
                         actor="factory",
@@ -674,6 +680,7 @@ class RunLoop:
                         reason="written by a worker that stopped before recording it",
                     )
                 )
+                target.rename(aside)
             return self.packager.build(contents)
 
     def _act_for(

@@ -18,6 +18,7 @@ import enum
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import stat
 import threading
@@ -417,7 +418,9 @@ class BubblewrapSandbox:
             build = partial(self._build_env, run_id=run_id, on_egress=on_egress,
                             shared=replace(shared, cache=cache))  # fmt: skip
             lease = self.images.lease(mirror, base_commit, build, owner=shared.owner)
-        home = WorkspaceHome(self.work_root / run_id)
+        # one folder per provisioning: a run resumed on this host by another worker (the
+        # first one paused or killed) never shares, nor destroys, the other's workspace
+        home = WorkspaceHome(self.work_root / f"{run_id}.{secrets.token_hex(4)}")
         try:
             home.create(disk_bytes=self.disk_bytes if backend.overlay else None,
                         owner=shared.owner)  # fmt: skip

@@ -16,6 +16,7 @@ docker client without an engine).
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -207,7 +208,7 @@ class ContainerSandbox:
         runtime = find_runtime(self.runtime, self.search_path)
         mirror = self.mirrors.sync(repo)
         base_commit = mirror.resolve(commit)
-        home = self.work_root / run_id
+        home = self.work_root / f"{run_id}.{secrets.token_hex(4)}"  # one per provisioning
         try:
             (home / "lower").mkdir(parents=True)
             mirror.export(base_commit, home / "lower")

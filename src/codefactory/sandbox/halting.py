@@ -54,10 +54,20 @@ class ExecHalted(SandboxError):
 class HaltingSandbox:
     """Wraps a sandbox; its workspaces stop engine commands when the factory is halted."""
 
-    def __init__(self, inner: Sandbox, halted: HaltCheck, *, poll_s: float = POLL_S) -> None:
+    def __init__(
+        self,
+        inner: Sandbox,
+        halted: HaltCheck,
+        *,
+        poll_s: float = POLL_S,
+        stopped: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.inner = inner
         self.halted = halted
         self.poll_s = poll_s
+        self.stopped = stopped
+        """Why this process must stop driving a run (its lease lost: `store.leases`), or
+        None; its engine commands are stopped as a halt stops them."""
 
     def provision(
         self,
@@ -71,7 +81,14 @@ class HaltingSandbox:
         workspace = self.inner.provision(
             repo=repo, commit=commit, run_id=run_id, on_egress=on_egress
         )
-        return HaltingWorkspace(workspace, self.halted, poll_s=self.poll_s)
+        stopped = self.stopped
+        if stopped is None:
+            return HaltingWorkspace(workspace, self.halted, poll_s=self.poll_s)
+
+        def halted_or_stopped() -> str | None:
+            return self.halted() or stopped(run_id)
+
+        return HaltingWorkspace(workspace, halted_or_stopped, poll_s=self.poll_s)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -1,6 +1,6 @@
 """A workspace's folders on the host: read-only lower layers and a size-capped writable layer.
 
-    <work_root>/<run_id>/          0700, owned by the factory
+    <work_root>/<run_id>.<nonce>/  0700, owned by the factory (one per provisioning)
         .lock                      flock held while the workspace lives (stale ones are swept)
         lower/                     the tree at the base commit (unless an image provides it)
         env-base/                  an empty environment (unless an image provides one)

@@ -19,6 +19,7 @@ import contextvars
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,29 @@ def _aware(value: datetime) -> datetime:
 
 _FENCE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("run_lease", default=None)
 
+_LOST: dict[str, str] = {}
+_LOST_LOCK = threading.Lock()
+
+
+def mark_lost(run_id: str, why: str) -> None:
+    """Record, for this process, that its lease on the run is lost (taken over, or not
+    renewed in time): `lease_lost(run_id)` then says why, so the run's running engine commands
+    are stopped (`sandbox.halting`) instead of racing the new owner's."""
+    with _LOST_LOCK:
+        _LOST[run_id] = why
+
+
+def lease_lost(run_id: str) -> str | None:
+    """Why this process lost its lease on the run, or None while it holds it (or never did)."""
+    with _LOST_LOCK:
+        return _LOST.get(run_id)
+
+
+def forget_lost(run_id: str) -> None:
+    """Clear the run's lost mark (this process is done with it, or leases it afresh)."""
+    with _LOST_LOCK:
+        _LOST.pop(run_id, None)
+
 
 @contextmanager
 def fenced(lease: Lease) -> Iterator[None]:
@@ -104,7 +128,9 @@ def check_fence(session: Session) -> None:
         .with_for_update()
     ).first()
     if row is None or row.owner != lease.owner or row.fence != lease.fence:
-        raise LeaseLost(lease.run_id, lease.owner)
+        lost = LeaseLost(lease.run_id, lease.owner)
+        mark_lost(lease.run_id, str(lost))
+        raise lost
 
 
 class RunLeases:
