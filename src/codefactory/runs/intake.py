@@ -46,6 +46,12 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
+from codefactory.audit.events import (
+    SponsorRefused,
+    WebhookAccepted,
+    WebhookIgnored,
+    WebhookReconciled,
+)
 from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
@@ -148,18 +154,18 @@ def refuse_event(
     *,
     reason: str,
     actor: str,
-    audit: str = "",
+    sponsor_refused: bool = False,
     agent_id: str = "",
 ) -> Run:
-    """Store `event` with a run refused at once with `reason`; `audit`, when given, names
-    an audit event recorded beside the refusal (`sponsor-refused`)."""
+    """Store `event` with a run refused at once with `reason`; with `sponsor_refused`, a
+    `sponsor-refused` event is recorded beside the refusal."""
     with store.atomic() as tx:
         trigger_id = tx.record_trigger(event)
         run_id = tx.create_run(trigger_id=trigger_id, event=event, sponsor="", agent_id=agent_id)
-        if audit:
-            tx.audit(audit, actor=actor, run_id=run_id, trigger_id=trigger_id,
-                     source=event.source, sender_kind=event.sender_kind, sender=event.sender,
-                     reason=reason)  # fmt: skip
+        if sponsor_refused:
+            tx.append(SponsorRefused(actor=actor, run_id=run_id, trigger_id=trigger_id,
+                                     source=event.source, sender_kind=event.sender_kind,
+                                     sender=event.sender, reason=reason))  # fmt: skip
         tx.transition(run_id, RunState.REFUSED, reason=reason, actor=actor)
     return store.require_run(run_id)
 
@@ -171,11 +177,14 @@ def accept_ticket(
     repo: Path,
     engine: str = "",
     caller: Caller | None = None,
+    drive: Callable[[str], Run | None] | None = None,
 ) -> Run:
     """Parse a Jira ticket for the checkout `repo`, start its run and drive it as far as it
-    goes. The run names the repository by its canonical id (`triggers.repositories`' id for
-    that checkout, else `local:<path>`; docs/repositories.md). `engine` asks for an engine
-    by registry name; the registry and policy still decide.
+    goes: through `drive` (a worker's lease-holding driver, `dispatch.driver.RunDriver`) when
+    given, else directly. The run names the repository by its canonical id
+    (`triggers.repositories`' id for that checkout, else `local:<path>`;
+    docs/repositories.md). `engine` asks for an engine by registry name; the registry and
+    policy still decide.
 
     The sponsor is the logged-in caller (`caller`, default the OS account running the
     command, `triggers.caller.local_caller`) as the directory knows them, holding the
@@ -208,7 +217,7 @@ def accept_ticket(
             event,
             reason=found.refusal,
             actor="identity",
-            audit="sponsor-refused",
+            sponsor_refused=True,
             agent_id=factory.settings.agent_id,
         )
     checkout = repo.expanduser().resolve()
@@ -219,7 +228,9 @@ def accept_ticket(
         engine=engine,
         repository_path=str(checkout),
     )
-    return factory.loop.execute(run_id, repo=checkout)
+    if drive is None:
+        return factory.loop.execute(run_id, repo=checkout)
+    return drive(run_id) or factory.store.require_run(run_id)
 
 
 class SubjectLocks:
@@ -584,11 +595,12 @@ class WebhookIntake:
                     if found.audit:
                         tx.audit(found.audit, actor=found.actor, run_id=found.run_id or "",
                                  delivery_id=parsed.delivery_id, **found.data)  # fmt: skip
-                    tx.audit("webhook-reconciled", actor=f"intake:{source}",
-                             run_id=found.run_id or "", source=source,
-                             delivery_id=parsed.delivery_id, event=parsed.event,
-                             payload_digest=digest, outcome=found.outcome,
-                             reason=found.reason)  # fmt: skip
+                    tx.append(WebhookReconciled(actor=f"intake:{source}",
+                                                run_id=found.run_id or "", source=source,
+                                                delivery_id=parsed.delivery_id,
+                                                event=parsed.event, payload_digest=digest,
+                                                outcome=found.outcome,
+                                                reason=found.reason))  # fmt: skip
         if existing is not None:
             return self._duplicate(source, parsed, existing, digest)
         self.reconciler.send_alert(found)
@@ -711,13 +723,14 @@ class WebhookIntake:
         if event is None:
             with self.store.atomic() as tx:
                 self.queue.add(tx.session, row, status=IGNORED, reason=parsed.ignored)
-                tx.audit(
-                    "webhook-ignored",
-                    actor=f"intake:{source}",
-                    source=source,
-                    delivery_id=parsed.delivery_id,
-                    event=parsed.event,
-                    reason=parsed.ignored,
+                tx.append(
+                    WebhookIgnored(
+                        actor=f"intake:{source}",
+                        source=source,
+                        delivery_id=parsed.delivery_id,
+                        event=parsed.event,
+                        reason=parsed.ignored,
+                    )
                 )
             return Receipt(
                 source=source,
@@ -756,14 +769,15 @@ class WebhookIntake:
             # to authorize the same run would fail it (`received` → `authorized` twice). A
             # stopped process's `received` rows are queued again at start.
             row_id = self.queue.add(tx.session, row, status=RECEIVED, run_id=run_id)
-            tx.audit(
-                "webhook-accepted",
-                actor=f"intake:{source}",
-                run_id=run_id,
-                source=source,
-                delivery_id=parsed.delivery_id,
-                event=parsed.event,
-                payload_digest=digest,
+            tx.append(
+                WebhookAccepted(
+                    actor=f"intake:{source}",
+                    run_id=run_id,
+                    source=source,
+                    delivery_id=parsed.delivery_id,
+                    event=parsed.event,
+                    payload_digest=digest,
+                )
             )
         try:
             run = self.loop.authorize(run_id)
@@ -802,11 +816,11 @@ class WebhookIntake:
                 agent_id=self.agent_id,
                 repository_path=str(checkout),
             )
-            tx.audit(
-                "sponsor-refused", actor="identity", run_id=run_id, trigger_id=trigger_id,
+            tx.append(
+                SponsorRefused( actor="identity", run_id=run_id, trigger_id=trigger_id,
                 source=source, delivery_id=parsed.delivery_id, sender_kind=event.sender_kind,
                 sender=event.sender, policy_ids=list(found.policy_ids), reason=reason,
-            )  # fmt: skip
+            ))  # fmt: skip
             tx.transition(run_id, RunState.REFUSED, reason=reason, actor="identity")
             self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
         return Receipt.refused(source, parsed.delivery_id, run_id, reason)

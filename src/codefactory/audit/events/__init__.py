@@ -18,6 +18,12 @@ from codefactory.audit.events.engines import (
     SandboxLimitHit,
     ToolCalled,
 )
+from codefactory.audit.events.intake import (
+    SponsorRefused,
+    WebhookAccepted,
+    WebhookIgnored,
+    WebhookReconciled,
+)
 from codefactory.audit.events.registry import KINDS, decode, typed
 from codefactory.audit.events.regulated import (
     CabApprovalAwaited,
@@ -67,6 +73,10 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "SponsorRefused",
+    "WebhookAccepted",
+    "WebhookIgnored",
+    "WebhookReconciled",
     "CodeScanningUploaded",
     "CommitStatusSet",
     "ForgeBranchPushed",
