@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from codefactory.audit.events import CostCapReached
 from codefactory.engines.guarded import RoundGuard, guarded
 from codefactory.engines.port import Engine
 from codefactory.policy.cost_caps import CapRefusal, CostCaps, DailySpend, RoundFacts
@@ -25,7 +26,7 @@ from codefactory.store.spend import DailySpendReader
 if TYPE_CHECKING:
     from codefactory.store.runs import RunStore
 
-COST_CAP_REACHED = "cost-cap-reached"
+COST_CAP_REACHED = CostCapReached.NAME
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,4 +109,4 @@ class _CapRecorder:
             tx.record_decision(
                 run_id, stage="engine-round", action="engine-round", decision=refusal.decision
             )
-            tx.audit(COST_CAP_REACHED, actor="policy", run_id=run_id, **refusal.audit_data())
+            tx.append(CostCapReached(actor="policy", run_id=run_id, **refusal.audit_data()))

@@ -23,6 +23,7 @@ from codefactory.audit.events import (
     RunStateChanged,
     engines,
     intake,
+    operations,
     regulated,
     review,
     runs,
@@ -80,7 +81,7 @@ def test_every_kind_round_trips_through_its_stored_record(kind: type[AuditEvent]
 def test_names_are_unique_kebab_case_and_every_class_is_registered() -> None:
     classes = [
         value
-        for module in (runs, intake, review, regulated, engines)
+        for module in (runs, intake, review, regulated, engines, operations)
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, AuditEvent) and value is not AuditEvent
     ]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
+from codefactory.audit.events import HaltLifted, HaltRaised, HaltRefused
 from codefactory.commands.common import (
     JsonOption,
     build,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from codefactory.factory import Factory
     from codefactory.store.halts import Halt
 
-REFUSED = "halt-refused"
+REFUSED = HaltRefused.NAME
 
 
 def register(app: typer.Typer) -> None:
@@ -142,13 +143,13 @@ def _apply(
         with factory.store.atomic() as tx:
             if lift:
                 done = HaltStore.lift_in(tx.session, reason=reason, lifted_by=person, at=at)
-                tx.audit("halt-lifted", actor=actor, run_id=LEDGER, halt_id=done.id,
+                tx.append(HaltLifted( actor=actor, run_id=LEDGER, halt_id=done.id,
                          reason=reason, halted_for=done.reason,
-                         statement_digest=digest)  # fmt: skip
+                         statement_digest=digest))  # fmt: skip
             else:
                 done = HaltStore.raise_in(tx.session, reason=reason, raised_by=person, at=at)
-                tx.audit("halt-raised", actor=actor, run_id=LEDGER, halt_id=done.id,
-                         reason=reason, statement_digest=digest)  # fmt: skip
+                tx.append(HaltRaised( actor=actor, run_id=LEDGER, halt_id=done.id,
+                         reason=reason, statement_digest=digest))  # fmt: skip
     except HaltConflict as err:
         _refuse(factory, "halt-lift" if lift else "halt-raise", person, str(err), actor=actor)
     return done
@@ -167,8 +168,8 @@ def _refuse(
     from codefactory.identity.governance import LEDGER
 
     claimed = person.encode("unicode_escape").decode("ascii")[:120]  # typed, not proven
-    factory.store.record(REFUSED, actor=actor, run_id=LEDGER, action=action, claimed=claimed,
-                         reason=reason, statement_digest=digest)  # fmt: skip
+    factory.store.append(HaltRefused( actor=actor, run_id=LEDGER, action=action, claimed=claimed,
+                         reason=reason, statement_digest=digest))  # fmt: skip
     fail(escape(f"{action} refused: {reason}"))
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from codefactory.audit.events import McpServeStarted
 from codefactory.commands.common import build, console, fail
 from codefactory.hosts import is_loopback
 
@@ -80,13 +81,14 @@ def mcp_serve(
     try:
         context_engine.open(run, run.engine, workspace, actor=person)
         with factory.store.atomic() as tx:
-            tx.audit(
-                "mcp-serve-started",
-                actor=person,
-                run_id=run.id,
-                transport="stdio" if stdio else "http",
-                address="" if stdio else f"{host}:{port}",
-                engine=run.engine,
+            tx.append(
+                McpServeStarted(
+                    actor=person,
+                    run_id=run.id,
+                    transport="stdio" if stdio else "http",
+                    address="" if stdio else f"{host}:{port}",
+                    engine=run.engine,
+                )
             )
         if stdio:
             anyio.run(serve_stdio, runs, run.id)

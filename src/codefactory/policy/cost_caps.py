@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from codefactory.domain import Decision
 from codefactory.policy.paths import repository_entity
@@ -74,8 +75,8 @@ class CapRefusal:
             f"{dollars(spend.organisation_microusd)} for the organisation: {why}"
         )
 
-    def audit_data(self) -> dict[str, object]:
-        """The `cost-cap-reached` event's fields."""
+    def audit_data(self) -> dict[str, Any]:
+        """The `cost-cap-reached` event's fields (`audit.events.CostCapReached`)."""
         return {
             "repository": self.facts.repository,
             "engine": self.facts.engine,

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from codefactory.audit.events import RunReplayed, RunReplayStarted
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
@@ -188,7 +189,7 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
     try:
         loop.setup(workspace)
         with store.atomic() as tx:
-            tx.audit("run-replay-started", actor="factory", run_id=rehearsal.id, original=run.id)
+            tx.append(RunReplayStarted(actor="factory", run_id=rehearsal.id, original=run.id))
         task, _ = loop.task_for(rehearsal, trigger, workspace)
         feedback: list[CheckResult] = []
         for number in range(1, max(len(original_checks), 1) + 1):
@@ -224,13 +225,14 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
         error=error,
     )
     with store.atomic() as tx:
-        tx.audit(
-            "run-replayed",
-            actor="factory",
-            run_id=rehearsal.id,
-            original=run.id,
-            same_diff=report.same_diff,
-            same_checks=report.same_checks,
-            error=error,
+        tx.append(
+            RunReplayed(
+                actor="factory",
+                run_id=rehearsal.id,
+                original=run.id,
+                same_diff=report.same_diff,
+                same_checks=report.same_checks,
+                error=error,
+            )
         )
     return report

@@ -24,6 +24,15 @@ from codefactory.audit.events.intake import (
     WebhookIgnored,
     WebhookReconciled,
 )
+from codefactory.audit.events.operations import (
+    CostCapReached,
+    HaltLifted,
+    HaltRaised,
+    HaltRefused,
+    McpServeStarted,
+    RunReplayed,
+    RunReplayStarted,
+)
 from codefactory.audit.events.registry import KINDS, decode, typed
 from codefactory.audit.events.regulated import (
     CabApprovalAwaited,
@@ -73,6 +82,13 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "CostCapReached",
+    "HaltLifted",
+    "HaltRaised",
+    "HaltRefused",
+    "McpServeStarted",
+    "RunReplayStarted",
+    "RunReplayed",
     "SponsorRefused",
     "WebhookAccepted",
     "WebhookIgnored",

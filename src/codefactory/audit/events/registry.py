@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from codefactory.audit.events import engines, intake, regulated, review, runs
+from codefactory.audit.events import engines, intake, operations, regulated, review, runs
 from codefactory.domain import ENVELOPE, AuditEvent, UnknownEvent
 
 
@@ -39,7 +39,7 @@ class Recorded(Protocol):
 
 def _kinds() -> dict[str, type[AuditEvent]]:
     kinds: dict[str, type[AuditEvent]] = {}
-    for module in (runs, intake, review, regulated, engines):
+    for module in (runs, intake, review, regulated, engines, operations):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
