@@ -319,8 +319,13 @@ def test_a_nul_in_text_is_stored_as_the_replacement_character(empty_database: st
         connection.execute(sa.text("CREATE TEMPORARY TABLE said (reason text)"))
         connection.execute(sa.text("INSERT INTO said VALUES (:r)"), {"r": "fatal:\x00 bad pack"})
         connection.execute(sa.text("INSERT INTO said VALUES (:r)"), [{"r": "a\x00"}, {"r": "b"}])
+        said = sa.Table("said", sa.MetaData(), sa.Column("reason", sa.Text))
+        returned = connection.execute(  # batched "insertmanyvalues": one mapping per batch
+            sa.insert(said).returning(said.c.reason), [{"reason": "c\x00"}, {"reason": "d"}]
+        )
+        assert sorted(returned.scalars()) == ["c\ufffd", "d"]
         stored = connection.execute(sa.text("SELECT reason FROM said")).scalars().all()
-    assert stored == ["fatal:\ufffd bad pack", "a\ufffd", "b"]
+    assert stored == ["fatal:\ufffd bad pack", "a\ufffd", "b", "c\ufffd", "d"]
     engine.dispose()
 
 

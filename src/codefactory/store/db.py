@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import weakref
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -113,16 +114,21 @@ def _without_nul(
     statement: str,
     parameters: Any,
     _context: Any,
-    executemany: bool,
+    _executemany: bool,
 ) -> tuple[str, Any]:
-    """`before_cursor_execute` on PostgreSQL: NUL characters in text parameters replaced."""
-    if executemany:
+    """`before_cursor_execute` on PostgreSQL: NUL characters in text parameters replaced.
+    The shape of `parameters` decides, not the executemany flag (SQLAlchemy's batched
+    "insertmanyvalues" passes one mapping with the flag set): a mapping or a positional
+    tuple is one row; a list of them is many."""
+    if isinstance(parameters, list) and all(
+        isinstance(row, (Mapping, list, tuple)) for row in parameters
+    ):
         return statement, [_nul_free(row) for row in parameters]
     return statement, _nul_free(parameters)
 
 
 def _nul_free(parameters: Any) -> Any:
-    if isinstance(parameters, dict):
+    if isinstance(parameters, Mapping):
         if any(isinstance(v, str) and "\x00" in v for v in parameters.values()):
             return {k: _replace_nul(v) for k, v in parameters.items()}
         return parameters
