@@ -183,6 +183,7 @@ def artifact_locations(settings: Settings) -> dict[str, str]:
 
 def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) -> DemoReport:
     """Run the four tickets against a fresh sample service and review the good runs."""
+    from codefactory.dispatch.service import leased_driving
     from codefactory.factory import build_factory
     from codefactory.runs.intake import accept_ticket
 
@@ -209,7 +210,8 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
     outcomes: list[DemoRun] = []
     for ticket in sorted((TEMPLATE / "tickets").glob("*.json")):
         log.print(f"ticket {ticket.stem}: starting a run", highlight=False)
-        run = accept_ticket(factory, payload=ticket.read_bytes(), repo=repo)
+        with leased_driving(factory, role="demo") as driver:
+            run = accept_ticket(factory, payload=ticket.read_bytes(), repo=repo, drive=driver.drive)
         if run.state is RunState.IN_REVIEW:
             log.print(
                 f"  {run.id} in review; approving as {REVIEWER}, signed with {people.reviewer_key}",

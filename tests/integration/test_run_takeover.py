@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from codefactory.config import Settings
+from codefactory.dispatch.celery_executor import drive_task
 from codefactory.dispatch.service import Execution, build_dispatch, build_execution
 from codefactory.dispatch.settings import DispatchSettings
 from codefactory.domain import RunState
@@ -30,6 +31,7 @@ from codefactory.package.builder import FolderPackageBuilder
 from codefactory.sandbox.halting import ExecHalted
 from codefactory.sandbox.layers import sweep_stale
 from codefactory.sandbox.port import Phase
+from codefactory.store.deliveries import DONE, QUEUED, RUNNING, DeliveryQueue
 from codefactory.store.leases import LeaseLost, RunLeases, fenced, forget_lost, mark_lost
 from codefactory.store.operations_tables import RunLeaseRow
 from codefactory.web.app import create_app
@@ -272,3 +274,32 @@ def expire_lease(factory: Factory, run_id: str) -> None:
             .where(RunLeaseRow.run_id == run_id)
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
+
+
+def test_a_drive_message_is_trusted_for_nothing_but_a_waiting_delivery(factory: Factory) -> None:
+    run_id = queued_run(factory)
+    queue = DeliveryQueue(factory.store.engine)
+    [delivery] = [d for d in queue.search() if d.run_id == run_id]
+    driver = build_execution(factory, role="worker").driver
+    for forged in ("1", None, True, {"id": 1}, [delivery.id]):
+        assert drive_task(queue, driver, forged).startswith("refused")
+    assert "nothing to do" in drive_task(queue, driver, 10**9)
+    queue.move(delivery.id, (QUEUED,), RUNNING)  # another worker has it
+    assert "nothing to do" in drive_task(queue, driver, delivery.id)
+    assert factory.store.require_run(run_id).state is RunState.AUTHORIZED
+    assert queue.get_by_id(delivery.id).status == RUNNING  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("bwrap_available")
+def test_a_run_nothing_would_move_on_is_adopted_by_a_sweeper(factory: Factory) -> None:
+    run_id = queued_run(factory)
+    queue = DeliveryQueue(factory.store.engine)
+    [delivery] = [d for d in queue.search() if d.run_id == run_id]
+    queue.mark(delivery.id, DONE, reason="a forged message's outcome")  # its real one lost
+    sweeper = build_execution(factory, role="survivor").sweeper
+    assert sweeper.adopt_orphans() == []  # younger than requeue_after_s: its worker may come
+    sweeper.requeue_after_s = 0.0
+    assert sweeper.adopt_orphans() == [run_id]
+    for thread in list(sweeper._driving.values()):
+        thread.join(120)
+    assert factory.store.require_run(run_id).state is RunState.IN_REVIEW

@@ -60,9 +60,11 @@ def trigger(
         payload = ticket.read_bytes()
     except OSError as err:
         fail(escape(f"cannot read the ticket {ticket}: {err.strerror}"))
+    from codefactory.dispatch.service import leased_driving
+
     factory = build(None if as_json else observer())
-    with progress("running", quiet=as_json):
-        run = accept_ticket(factory, payload=payload, repo=repo, engine=engine)
+    with progress("running", quiet=as_json), leased_driving(factory, role="cli") as driver:
+        run = accept_ticket(factory, payload=payload, repo=repo, engine=engine, drive=driver.drive)
     # Everything printed is escaped for Rich markup: reasons and names quote payload text.
     if as_json:
         print_json(run_as_dict(run))

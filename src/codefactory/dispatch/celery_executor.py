@@ -74,7 +74,7 @@ class Outbox:
         """Publish every queued delivery once; returns how many were sent."""
         sent = 0
         for delivery in self.queue.unsent():
-            self.app.send_task(DRIVE_TASK, args=[delivery.id, delivery.run_id])
+            self.app.send_task(DRIVE_TASK, args=[delivery.id])
             if self.queue.move(delivery.id, (QUEUED,), SENT):
                 sent += 1
         return sent
@@ -111,14 +111,22 @@ def register_tasks(app: Celery, runtime: Callable[[], tuple[DeliveryQueue, RunDr
     driver (built once, on the worker's start)."""
 
     @app.task(name=DRIVE_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
-    def drive(row_id: int, run_id: str | None) -> str:
-        return drive_task(*runtime(), row_id, run_id)
+    def drive(row_id: object, *_ignored: object) -> str:
+        return drive_task(*runtime(), row_id)
 
     del drive
 
 
-def drive_task(queue: DeliveryQueue, driver: RunDriver, row_id: int, run_id: str | None) -> str:
-    """What the `codefactory.drive` task does: claim the delivery, drive its run, record the
-    outcome on the delivery (`workers.drive_delivery`)."""
-    queue.move(row_id, (QUEUED, SENT), RUNNING)
-    return drive_delivery(queue, driver, row_id, run_id)
+def drive_task(queue: DeliveryQueue, driver: RunDriver, row_id: object) -> str:
+    """What the `codefactory.drive` task does: claim the delivery (`queued` or `sent` to
+    `running`), drive the run the stored row names, record the outcome on the delivery
+    (`workers.drive_delivery`). The message is trusted for nothing but the row id: a
+    malformed one, or one for a delivery not waiting (a duplicate, a replay, a forgery, or
+    a redelivery after its worker died, which the sweeper covers), does nothing."""
+    if not isinstance(row_id, int) or isinstance(row_id, bool):
+        log.warning("codefactory.drive message refused: row id %r", row_id)
+        return "refused: the message names no delivery row"
+    delivery = queue.get_by_id(row_id)
+    if delivery is None or not queue.move(row_id, (QUEUED, SENT), RUNNING):
+        return f"delivery {row_id} is not waiting for a worker: nothing to do"
+    return drive_delivery(queue, driver, row_id, delivery.run_id)

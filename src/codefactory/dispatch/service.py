@@ -8,6 +8,8 @@ drives runs heartbeats their leases and sweeps for runs and deliveries a stopped
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,6 +71,19 @@ def build_execution(factory: Factory, *, role: str, max_takeovers: int = 2) -> E
         max_takeovers=max_takeovers,
     )
     return Execution(leases=leases, heartbeats=heartbeats, driver=driver, sweeper=sweeper)
+
+
+@contextmanager
+def leased_driving(factory: Factory, *, role: str) -> Iterator[RunDriver]:
+    """A driver for runs this process starts itself (`codefactory trigger`, the demo): each
+    run driven under its lease, heartbeated while the block lasts, so no Celery worker or
+    `serve` takes it over while it is alive, and one does if this process dies."""
+    execution = build_execution(factory, role=role)
+    execution.heartbeats.start()
+    try:
+        yield execution.driver
+    finally:
+        execution.heartbeats.stop()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -59,8 +59,18 @@ class Sweeper:
 
     def take_over(self) -> list[str]:
         """Start driving, in threads of this process, runs whose lease expired; returns them."""
+        return self._drive_here(self.leases.expired(limit=self.max_takeovers * 2))
+
+    def adopt_orphans(self) -> list[str]:
+        """Start driving runs under way with neither a live lease nor an unfinished delivery
+        (`RunLeases.orphans`), older than `requeue_after_s`; returns them."""
+        resting = frozenset(state.value for state in RESTING)
+        orphans = self.leases.orphans(older_than_s=self.requeue_after_s, resting=resting)
+        return self._drive_here(orphans)
+
+    def _drive_here(self, run_ids: list[str]) -> list[str]:
         started = []
-        for run_id in self.leases.expired(limit=self.max_takeovers * 2):
+        for run_id in run_ids:
             with self._lock:
                 self._driving = {r: t for r, t in self._driving.items() if t.is_alive()}
                 if run_id in self._driving or len(self._driving) >= self.max_takeovers:
@@ -106,6 +116,7 @@ class Sweeper:
         if time.monotonic() - self._last_requeue >= min(self.requeue_after_s, 30.0):
             self._last_requeue = time.monotonic()
             self.requeue()
+            self.adopt_orphans()
 
     def start(self) -> None:
         if self._thread is not None:

@@ -106,6 +106,12 @@ class DeliveryQueue:
             ).first()
             return QueuedDelivery.from_row(row) if row else None
 
+    def get_by_id(self, row_id: int) -> QueuedDelivery | None:
+        """The stored delivery with this row id, or None."""
+        with Session(self.engine) as session:
+            row = session.get(DeliveryRow, row_id)
+            return QueuedDelivery.from_row(row) if row else None
+
     def get_by_digest(self, source: str, digest: str) -> QueuedDelivery | None:
         """The first stored delivery from `source` whose body has this digest, or None: a
         repeated body is one delivery whatever its delivery id."""

@@ -34,8 +34,10 @@ from codefactory.audit.events import RunTakenOver
 from codefactory.audit.port import AuditLog
 from codefactory.audit.sql import lock_for_append
 from codefactory.domain import RunState
+from codefactory.store.deliveries import UNFINISHED
 from codefactory.store.models import RunRow
 from codefactory.store.operations_tables import RunLeaseRow
+from codefactory.store.trigger_tables import DeliveryRow
 
 TAKEN_OVER = RunTakenOver.NAME
 
@@ -239,6 +241,36 @@ class RunLeases:
                         RunRow.state.not_in(terminal),
                     )
                     .order_by(RunLeaseRow.expires_at)
+                    .limit(limit)
+                ).all()
+            )
+
+    def orphans(
+        self, *, older_than_s: float, resting: frozenset[str], limit: int = 100
+    ) -> list[str]:
+        """Runs under way that nothing will move on: not over, not resting (`resting`
+        states), created more than `older_than_s` seconds ago, with no live lease and no
+        unfinished delivery (a CLI run whose process died before leasing it; a delivery a
+        forged or repeated message marked done while its real message was lost)."""
+        now = _now()
+        over = [state.value for state in RunState if state.is_terminal] + sorted(resting)
+        live = select(RunLeaseRow.run_id).where(
+            RunLeaseRow.run_id == RunRow.id, RunLeaseRow.owner != "", RunLeaseRow.expires_at >= now
+        )
+        waiting = select(DeliveryRow.id).where(
+            DeliveryRow.run_id == RunRow.id, DeliveryRow.status.in_(UNFINISHED)
+        )
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(RunRow.id)
+                    .where(
+                        RunRow.state.not_in(over),
+                        RunRow.created_at < now - timedelta(seconds=older_than_s),
+                        ~live.exists(),
+                        ~waiting.exists(),
+                    )
+                    .order_by(RunRow.created_at)
                     .limit(limit)
                 ).all()
             )
