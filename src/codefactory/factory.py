@@ -217,7 +217,7 @@ def notifying(
             client=lambda: vendor_client("jira", settings.jira),
             run_of=store.get_run,
             trigger_of=trigger_of,
-            record=store.record,
+            record=store.append,
         )
         if jira
         else None
@@ -228,7 +228,7 @@ def notifying(
         directory=identity.directory,
         run_of=store.get_run,
         trigger_of=trigger_of,
-        record=store.record,
+        record=store.append,
     )
 
     def observe(run_id: str, state: RunState, reason: str) -> None:
@@ -358,7 +358,7 @@ def forge_reconciler(
         hostname=urlsplit(settings.forge.base_url).hostname or "",
         approvals=review,
         alerts=SecurityAlerts(
-            channels=channels(settings.notify), directory=identity.directory, record=store.record
+            channels=channels(settings.notify), directory=identity.directory, record=store.append
         ),
     )
 

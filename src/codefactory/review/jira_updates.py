@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codefactory.audit.events import JiraUpdated, JiraUpdateFailed
 from codefactory.context.errors import ContextError
 from codefactory.context.http import VendorClient, path_segment
-from codefactory.domain import Run, RunState, TriggerEvent
+from codefactory.domain import AuditEvent, Run, RunState, TriggerEvent
 from codefactory.review.settings import JiraUpdateSettings
 
-Record = Callable[..., object]
+Record = Callable[[AuditEvent], object]
+"""Appends one audit event in a transaction of its own (`RunRepository.append`)."""
 
 
 def adf_paragraphs(*paragraphs: str) -> dict[str, Any]:
@@ -77,18 +79,19 @@ class JiraMilestones:
             if client is not None:
                 client.close()
         self.record(
-            "jira-updated", actor="factory", run_id=run_id, issue=key, state=state.value, done=done
+            JiraUpdated(actor="factory", run_id=run_id, issue=key, state=state.value, done=done)
         )
 
     def _failed(self, run_id: str, key: str, state: RunState, done: list[str], error: str) -> None:
         self.record(
-            "jira-update-failed",
-            actor="factory",
-            run_id=run_id,
-            issue=key,
-            state=state.value,
-            done=done,
-            error=error,
+            JiraUpdateFailed(
+                actor="factory",
+                run_id=run_id,
+                issue=key,
+                state=state.value,
+                done=done,
+                error=error,
+            )
         )
 
     @staticmethod

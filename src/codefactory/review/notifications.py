@@ -38,7 +38,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from codefactory.domain import Run, RunState, TriggerEvent
+from codefactory.audit import events
+from codefactory.domain import AuditEvent, Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, IdentityKind, Person, Role
 from codefactory.review.change_requests import CAB_WAIT
 from codefactory.review.settings import EmailSettings, NotifySettings, SlackSettings
@@ -218,7 +219,8 @@ def channels(settings: NotifySettings) -> list[Channel]:
     return found
 
 
-Record = Callable[..., object]
+Record = Callable[[AuditEvent], object]
+"""Appends one audit event in a transaction of its own (`RunRepository.append`)."""
 """Appends an audit event: `record(name, actor=..., run_id=..., **data)`."""
 
 
@@ -270,19 +272,22 @@ class ReviewNotifications:
         address = channel.address(person)
         if address is None:
             return
-        common = {"channel": channel.name, "to": person.actor, "asked": notice.asked}
+        to, asked = person.actor, notice.asked
         try:
             channel.send(address, notice)
         except NotificationFailed as err:
             self.record(
-                "notification-failed",
-                actor="factory",
-                run_id=notice.run_id,
-                error=str(err),
-                **common,
-            )
+                events.NotificationFailed(
+                    actor="factory", run_id=notice.run_id, error=str(err),
+                    channel=channel.name, to=to, asked=asked,
+                )
+            )  # fmt: skip
             return
-        self.record("notification-sent", actor="factory", run_id=notice.run_id, **common)
+        self.record(
+            events.NotificationSent(
+                actor="factory", run_id=notice.run_id, channel=channel.name, to=to, asked=asked
+            )
+        )
 
 
 def _tells(state: RunState, reason: str) -> bool:
@@ -327,20 +332,31 @@ class SecurityAlerts:
                 if not self.channels
                 else ("nobody holding the security role has an address on a configured channel")
             )
-            self.record("alert-undelivered", actor="factory", run_id=alert.run_id,
-                        alert=alert.title, reason=why)  # fmt: skip
+            self.record(
+                events.AlertUndelivered(
+                    actor="factory", run_id=alert.run_id, alert=alert.title, reason=why
+                )
+            )
         return sent
 
     def _send(self, channel: Channel, person: Person, alert: Alert) -> int:
         address = channel.address(person)
         if address is None:
             return 0
-        common = {"channel": channel.name, "to": person.actor, "alert": alert.title}
+        to, title = person.actor, alert.title
         try:
             channel.send(address, alert)
         except NotificationFailed as err:
-            self.record("alert-failed", actor="factory", run_id=alert.run_id, error=str(err),
-                        **common)  # fmt: skip
+            self.record(
+                events.AlertFailed(
+                    actor="factory", run_id=alert.run_id, error=str(err),
+                    channel=channel.name, to=to, alert=title,
+                )
+            )  # fmt: skip
             return 0
-        self.record("alert-sent", actor="factory", run_id=alert.run_id, **common)
+        self.record(
+            events.AlertSent(
+                actor="factory", run_id=alert.run_id, channel=channel.name, to=to, alert=title
+            )
+        )
         return 1

@@ -45,6 +45,9 @@ from codefactory.audit.events.regulated import (
     SignOffSigned,
 )
 from codefactory.audit.events.review import (
+    AlertFailed,
+    AlertSent,
+    AlertUndelivered,
     ChangeRequestFailed,
     ChangeRequestFiled,
     CodeScanningUploaded,
@@ -53,6 +56,10 @@ from codefactory.audit.events.review import (
     ForgeApprovalRefused,
     ForgeBranchPushed,
     ForgePublishFailed,
+    JiraUpdated,
+    JiraUpdateFailed,
+    NotificationFailed,
+    NotificationSent,
     PullRequestOpened,
     ReviewRefused,
     ReviewSigned,
@@ -82,6 +89,13 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "AlertFailed",
+    "AlertSent",
+    "AlertUndelivered",
+    "JiraUpdateFailed",
+    "JiraUpdated",
+    "NotificationFailed",
+    "NotificationSent",
     "CostCapReached",
     "HaltLifted",
     "HaltRaised",

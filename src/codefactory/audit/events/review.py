@@ -148,3 +148,75 @@ class ForgePublishFailed(AuditEvent):
     error: str
     status: int
     message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationSent(AuditEvent):
+    """A person was told about a run (`asked`: what of them: review, sign-off, ready...)."""
+
+    NAME: ClassVar[str] = "notification-sent"
+    channel: str
+    to: str
+    asked: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationFailed(AuditEvent):
+    """Telling a person about a run failed on a channel."""
+
+    NAME: ClassVar[str] = "notification-failed"
+    error: str
+    channel: str
+    to: str
+    asked: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertSent(AuditEvent):
+    """A security alert went to a person holding the security role."""
+
+    NAME: ClassVar[str] = "alert-sent"
+    channel: str
+    to: str
+    alert: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertFailed(AuditEvent):
+    """A security alert could not be sent on a channel."""
+
+    NAME: ClassVar[str] = "alert-failed"
+    error: str
+    channel: str
+    to: str
+    alert: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertUndelivered(AuditEvent):
+    """A security alert reached nobody (no channel, or nobody with an address)."""
+
+    NAME: ClassVar[str] = "alert-undelivered"
+    alert: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JiraUpdated(AuditEvent):
+    """The run's Jira issue was told its new state (`done`: each change made)."""
+
+    NAME: ClassVar[str] = "jira-updated"
+    issue: str
+    state: str
+    done: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JiraUpdateFailed(AuditEvent):
+    """Updating the run's Jira issue failed after the changes in `done`."""
+
+    NAME: ClassVar[str] = "jira-update-failed"
+    issue: str
+    state: str
+    done: list[str]
+    error: str
