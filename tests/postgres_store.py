@@ -118,11 +118,23 @@ class Databases:
             return
         from codefactory.store.db import open_engine
 
+        self._drop_orphans()
         self._execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
         self._execute(f'CREATE DATABASE "{self._template}"')
         open_engine(self.url(self._template)).dispose()
         self._dropper.start()
         self._ready = True
+
+    def _drop_orphans(self) -> None:
+        """Drop the databases of test processes of this machine that are gone (a session
+        killed before its teardown), named `cft_<worker>_<pid>_…`."""
+        with self._admin.connect() as connection:
+            names = connection.execute(
+                sa.text(r"SELECT datname FROM pg_database WHERE datname LIKE 'cft\_%'")
+            ).scalars()
+            orphans = [n for n in names if not _alive(int(n.split("_")[2]))]
+        for name in orphans:
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def create(self) -> str:
         """A new database copied from the migrated template; returns its URL."""
@@ -153,6 +165,16 @@ class Databases:
     def _execute(self, statement: str) -> None:
         with self._admin.connect() as connection:
             connection.exec_driver_sql(statement)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def process_prefix() -> str:
