@@ -100,7 +100,9 @@ def _placed(event: AuditEvent) -> tuple[str, Item] | None:
                 "statement": event.statement,
             }  # fmt: skip
         case SignOffRefused(stage=stage, claimed_signer=signer, reason=reason):
-            return "sign_offs", {"stage": stage, "claimed_signer": signer, "reason": reason}
+            return "sign_offs", {
+                "stage": stage or "", "claimed_signer": signer or "", "reason": reason
+            }  # fmt: skip
         case UnknownEvent(kind=kind, payload=data) if kind in MERGES:
             return "merges", {
                 "outcome": MERGES[kind], **{name: data.get(name, "") for name in _MERGE_FIELDS}

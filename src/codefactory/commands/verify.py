@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from codefactory.audit.events import FindingWaived
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, progress
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ def verify(
     from codefactory.sandbox.setup import dependency_files
     from codefactory.verify.compose import worktree_gate
     from codefactory.verify.errors import VerifyError
-    from codefactory.verify.waivers import WAIVED_EVENT
     from codefactory.verify.worktree_gate import verify_working_tree
 
     factory = build()
@@ -65,7 +65,7 @@ def verify(
         fail(f"the gate could not run: {err}", code=COULD_NOT_START)
     with factory.store.atomic() as tx:  # a waiver is an audited fact, in a run or not
         for use in gate.waivers_applied(verdict.results):
-            tx.audit(WAIVED_EVENT, actor=use.actor, **use.as_event())
+            tx.append(FindingWaived(actor=use.actor, **use.as_event()))
     if evidence is not None:
         _write_evidence(evidence, verdict)
     if as_json:

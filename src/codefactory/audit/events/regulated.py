@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, omitted_when_none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,11 +87,14 @@ class SignOffSigned(AuditEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class SignOffRefused(AuditEvent):
-    """A sign-off was refused; nothing moved."""
+    """A sign-off was refused; nothing moved. The sign-off desk names the `claimed_signer`
+    and the `stage`; the dashboard, refusing a forged form, names the `claimed_reviewer`
+    (each field absent from the other's events, as they were before)."""
 
     NAME: ClassVar[str] = "sign-off-refused"
-    claimed_signer: str
-    stage: str
     reason: str
     statement_digest: str
     key_fingerprint: str
+    claimed_signer: str | None = omitted_when_none()
+    stage: str | None = omitted_when_none()
+    claimed_reviewer: str | None = omitted_when_none()

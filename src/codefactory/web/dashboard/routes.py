@@ -18,10 +18,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from codefactory.audit.events import ReviewRefused, SignOffRefused
 from codefactory.domain import Run
 from codefactory.identity.directory import Person
-from codefactory.runs.review import REFUSED_EVENT
-from codefactory.runs.sign_offs import REFUSED_EVENT as SIGN_OFF_REFUSED
 from codefactory.web.auth import current_person
 from codefactory.web.dashboard.queue import queue_page
 from codefactory.web.dashboard.refusals import VerdictRefusals
@@ -194,14 +193,16 @@ class DashboardPages:
         `sign-off-refused` for a run in QA or UAT), refused (403)."""
         run = self.factory.store.get_run(run_id)
         if run is not None:
-            self.factory.store.record(
-                SIGN_OFF_REFUSED if stage_for(run).sign_off else REFUSED_EVENT,
-                actor=viewer.actor,
-                run_id=run_id,
-                claimed_reviewer=viewer.id,
-                reason="a verdict form without this session's CSRF token (a forged request)",
-                statement_digest="",
-                key_fingerprint="",
+            refused = SignOffRefused if stage_for(run).sign_off else ReviewRefused
+            self.factory.store.append(
+                refused(
+                    actor=viewer.actor,
+                    run_id=run_id,
+                    claimed_reviewer=viewer.id,
+                    reason="a verdict form without this session's CSRF token (a forged request)",
+                    statement_digest="",
+                    key_fingerprint="",
+                )
             )
         self.refusals.refused(viewer)
         why = (
