@@ -248,3 +248,21 @@ def test_refused_calls_are_recorded_in_aggregate() -> None:
     assert tally.add(call, now=62.0) == []  # counted: its kind was recorded within the interval
     [rest] = tally.drain()
     assert rest.count == 1 and tally.drain() == []
+
+
+def test_a_run_taken_over_keeps_the_budget_its_first_worker_spent() -> None:
+    run_id = "r-20261130-000000-aaaaaa"
+    budget = Budget(requests=3)
+    first = GrantTable()  # the worker that was killed
+    entry = first.authenticate([first.grant(run_id, "agent:x", "priya", "e", "m", budget)]).grant
+    assert entry is not None
+    assert [first.reserve(entry, count_request=True) is None for _ in range(2)] == [True, True]
+    second = GrantTable()  # the worker that took the run over, told what the log says
+    credential = second.grant(
+        run_id, "agent:x", "priya", "e", "m", budget, spent=Spend(requests=2, cost_usd=0.5)
+    )
+    taken = second.authenticate([credential]).grant
+    assert taken is not None
+    assert second.reserve(taken, count_request=True) is None  # the third call of three
+    assert second.reserve(taken, count_request=True) is not None  # no fourth
+    assert second.spend(run_id).cost_usd == 0.5

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from codefactory.audit.events import EngineSpend
+from codefactory.audit.events import EngineSpend, ModelCalled, typed
 from codefactory.context.runs import RunContexts
 from codefactory.domain import ChangeKind, Run
 from codefactory.engines.errors import EngineError
@@ -54,7 +54,15 @@ class GatewayPort(Protocol):
     def start(self) -> None: ...
 
     def grant(
-        self, run_id: str, agent_id: str, sponsor: str, engine: str, model: str, budget: Budget
+        self,
+        run_id: str,
+        agent_id: str,
+        sponsor: str,
+        engine: str,
+        model: str,
+        budget: Budget,
+        *,
+        spent: Spend | None = None,
     ) -> str: ...
 
     def revoke(self, credential: str) -> None: ...
@@ -146,6 +154,22 @@ class GatewaySessions:
         with self.store.atomic() as tx:
             tx.append(EngineSpend(actor="gateway", run_id=run.id, engine=engine, **asdict(spent)))
 
+    def _spent_before(self, run_id: str) -> Spend:
+        """What the run's audited model calls used (`model-called`), whichever process made
+        them: a run resumed by another worker keeps the budget it had spent, not a new one."""
+        spent = Spend()
+        for record in self.store.audit_events(run_id):
+            event = typed(record)
+            if isinstance(event, ModelCalled):
+                spent = Spend(
+                    requests=spent.requests + 1,
+                    input_tokens=spent.input_tokens + event.input_tokens,
+                    output_tokens=spent.output_tokens + event.output_tokens,
+                    cost_usd=spent.cost_usd + event.cost_usd,
+                    estimated=spent.estimated or event.usage_estimated,
+                )
+        return spent
+
     def _model_access(
         self, run: Run, engine: str, model: str, protocol: str, budget: Budget
     ) -> ModelAccess:
@@ -153,7 +177,10 @@ class GatewaySessions:
         with self._lock:
             held = self._credentials.get(run.id)
             if held is None:  # one credential per run: budgets count across its rounds
-                credential = gateway.grant(run.id, run.agent_id, run.sponsor, engine, model, budget)
+                credential = gateway.grant(
+                    run.id, run.agent_id, run.sponsor, engine, model, budget,
+                    spent=self._spent_before(run.id),
+                )  # fmt: skip
                 self._credentials[run.id] = (engine, credential)
             else:
                 credential = held[1]

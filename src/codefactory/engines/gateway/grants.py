@@ -111,10 +111,13 @@ class GrantTable:
         budget: Budget,
         *,
         extra_models: Iterable[str] = (),
+        spent: Spend | None = None,
     ) -> str:
         """A fresh credential for `run_id`, for calls naming `model` (or one of
         `extra_models`); raises ValueError for a run id that cannot name a cassette file
-        (letters, digits, `.`, `_`, `-`; at most 128)."""
+        (letters, digits, `.`, `_`, `-`; at most 128). `spent`: what the run already used
+        before this process first granted it a credential (its audited model calls, when
+        another worker drove it earlier), counted against the budget."""
         if not _RUN_ID.match(run_id):
             raise ValueError(f"run id {run_id!r} must match {_RUN_ID.pattern}")
         credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
@@ -130,7 +133,7 @@ class GrantTable:
         )
         with self._lock:
             self._grants[_digest(credential)] = entry
-            self._spend.setdefault(run_id, Spend())
+            self._spend.setdefault(run_id, spent or Spend())
         return credential
 
     def revoke(self, credential: str) -> bool:

@@ -297,14 +297,17 @@ class ModelGateway:
         budget: Budget,
         *,
         extra_models: tuple[str, ...] = (),
+        spent: Spend | None = None,
     ) -> str:
         """A fresh credential (`cfk-...`) for one run, carrying its budget; its wall time
         starts now. Its calls must name `model` (or one of `extra_models`, for an engine's
-        side requests with a smaller model). Raises ValueError for a run id unfit for a file
-        name."""
+        side requests with a smaller model); `spent` is what the run used before (another
+        worker's calls), counted against the budget. Raises ValueError for a run id unfit
+        for a file name."""
         return self.grants.grant(
-            run_id, agent_id, sponsor, engine, model, budget, extra_models=extra_models
-        )
+            run_id, agent_id, sponsor, engine, model, budget, extra_models=extra_models,
+            spent=spent,
+        )  # fmt: skip
 
     def revoke(self, credential: str) -> None:
         """Refuse `credential` from now on (a no-op for one already revoked or unknown)."""
