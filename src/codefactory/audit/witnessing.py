@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from codefactory.audit.checkpoint import Checkpoint
 from codefactory.audit.cosignature import verify_cosignature
 from codefactory.audit.errors import AuditError, CheckpointInvalid
+from codefactory.audit.events import WitnessFailed
 from codefactory.audit.port import (
     AuditLog,
     ForwardingAuditLog,
@@ -43,9 +43,8 @@ from codefactory.audit.witness_client import (
     WitnessRefused,
     add_checkpoint,
 )
-from codefactory.domain import UnknownEvent
 
-FAILED_EVENT = "witness-failed"
+FAILED_EVENT = WitnessFailed.NAME
 log = logging.getLogger(__name__)
 Status = Callable[[], dict[str, Any] | None]
 
@@ -179,17 +178,17 @@ class WitnessedAuditLog(ForwardingAuditLog):
         reason: str,
         status: int = 0,
     ) -> None:
-        data = {
-            "witness": witness.name,
-            "url": witness.url,
-            "size": checkpoint.size,
-            "root_hash": checkpoint.root.hex(),
-            "kind": kind,
-            "status": status,
-            "reason": reason[:500],
-        }
         self._log.append(
-            UnknownEvent(kind=FAILED_EVENT, actor="audit", payload=data, at=datetime.now(UTC))
+            WitnessFailed(
+                actor="audit",
+                witness=witness.name,
+                url=witness.url,
+                size=checkpoint.size,
+                root_hash=checkpoint.root.hex(),
+                kind=kind,
+                status=status,
+                reason=reason[:500],
+            )
         )
 
     def cosigned_note(self, signed: SignedCheckpoint) -> str:

@@ -280,9 +280,7 @@ def identity_rotate_key(
 ) -> None:
     """Start signing tokens and checkpoints with a new issuer key; old keys stay published
     (signed; role `security`)."""
-    from datetime import UTC, datetime
-
-    from codefactory.domain import UnknownEvent
+    from codefactory.audit.events import IssuerKeyRotated
 
     factory = build()
     target = factory.identity.issuer.name
@@ -292,16 +290,12 @@ def identity_rotate_key(
     retired = factory.identity.issuer.public_keys()[0]
     new_key = factory.identity.issuer.rotate()
     factory.audit.append(
-        UnknownEvent(
-            kind="issuer-key-rotated",
+        IssuerKeyRotated(
             actor=verified.person.actor,
-            payload={
-                "issuer": target,
-                "kid": new_key.kid,
-                "retired": retired.kid,
-                "statement_digest": verified.digest,
-            },
-            at=datetime.now(UTC),
+            issuer=target,
+            kid=new_key.kid,
+            retired=retired.kid,
+            statement_digest=verified.digest,
         )
     )
     console.print(

@@ -218,9 +218,7 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
     appends a `signer-unavailable` audit event and re-raises `SignerUnavailable`."""
     if signer_mode != PKCS11_MODE:
         return
-    from datetime import UTC, datetime
-
-    from codefactory.domain import UnknownEvent
+    from codefactory.audit.events import SignerUnavailable as SignerUnavailableEvent
     from codefactory.identity.pkcs11_keys import TokenIssuer
 
     issuer = identity.issuer
@@ -234,12 +232,7 @@ def check_signing(identity: IdentityServices, audit: AuditLog, *, signer_mode: s
                 )
     except SignerUnavailable as error:
         audit.append(
-            UnknownEvent(
-                kind="signer-unavailable",
-                actor="factory",
-                payload={"setting": error.setting, "error": str(error)},
-                at=datetime.now(UTC),
-            )
+            SignerUnavailableEvent(actor="factory", setting=error.setting, error=str(error))
         )
         raise
 

@@ -29,9 +29,12 @@ from codefactory.audit.events.operations import (
     HaltLifted,
     HaltRaised,
     HaltRefused,
+    IssuerKeyRotated,
     McpServeStarted,
     RunReplayed,
     RunReplayStarted,
+    SignerUnavailable,
+    WitnessFailed,
 )
 from codefactory.audit.events.registry import KINDS, decode, typed
 from codefactory.audit.events.regulated import (
@@ -89,6 +92,9 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "IssuerKeyRotated",
+    "SignerUnavailable",
+    "WitnessFailed",
     "AlertFailed",
     "AlertSent",
     "AlertUndelivered",

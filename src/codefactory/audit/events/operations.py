@@ -88,3 +88,39 @@ class McpServeStarted(AuditEvent):
     transport: str
     address: str
     engine: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WitnessFailed(AuditEvent):
+    """A witness did not cosign the checkpoint of `size` leaves (`status` its HTTP status,
+    0 when none; `kind` what went wrong)."""
+
+    NAME: ClassVar[str] = "witness-failed"
+    witness: str
+    url: str
+    size: int
+    root_hash: str
+    kind: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuerKeyRotated(AuditEvent):
+    """The issuer's signing key was rotated under a signed governance statement."""
+
+    NAME: ClassVar[str] = "issuer-key-rotated"
+    issuer: str
+    kid: str
+    retired: str
+    statement_digest: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerUnavailable(AuditEvent):
+    """The issuer's signer could not be used at start (an HSM down, another key): the
+    factory fails closed."""
+
+    NAME: ClassVar[str] = "signer-unavailable"
+    setting: str
+    error: str
