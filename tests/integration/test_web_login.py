@@ -248,3 +248,18 @@ def test_a_flood_of_provider_errors_costs_a_few_bounded_events(factory: Factory)
     ]  # fmt: skip
     assert all(len(str(e)) < 2000 for e in seen)
     assert not any(ch in str(e) for e in seen for ch in "\n\x1b")
+
+
+def test_readyz_says_the_store_is_down_without_the_drivers_words(tmp_path: Path) -> None:
+    factory = build_factory(Settings(data_dir=tmp_path / "data"))
+    app = create_app(factory)
+    factory.store.engine.dispose()
+    database = tmp_path / "data" / "factory.db"
+    database.rename(tmp_path / "elsewhere.db")
+    database.mkdir()  # the file replaced by a folder: SQLite cannot open it
+    answer = asgi_get(app, "/readyz")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "status": "unavailable",
+        "reason": "the store cannot be read (OperationalError)",
+    }

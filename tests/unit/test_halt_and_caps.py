@@ -182,3 +182,25 @@ def test_dollars_are_printed_exactly_from_micro_dollars() -> None:
     assert dollars(1_500_000) == "$1.50"
     assert dollars(12_345_678) == "$12.345678"
     assert dollars(50_000_000) == "$50.00"
+
+
+def test_an_engine_command_stops_when_the_halt_can_no_longer_be_checked() -> None:
+    import subprocess
+
+    from codefactory.sandbox.halting import _Watcher
+
+    mark = "halt-mark-unit-test-0123456789abcdef"
+
+    def unknowable() -> str | None:
+        raise RuntimeError("the store is unreachable and the cached answer too old")
+
+    command = subprocess.Popen(["sh", "-c", f"sleep 30; echo {mark}"], start_new_session=True)
+    watcher = _Watcher(unknowable, mark, 0.1)
+    watcher.start()
+    try:
+        assert command.wait(timeout=10) == -9
+    finally:
+        watcher.stop()
+        if command.poll() is None:
+            command.kill()
+    assert watcher.halt == "the organisation-wide halt cannot be checked (RuntimeError)"

@@ -146,6 +146,14 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     )
     console.print(f"serving on http://{host}:{port}, {executes} (Ctrl-C to stop)", highlight=False)
     announce_login(web, host)
+    from codefactory.hosts import is_loopback
+
+    if not is_loopback(host) and not state.settings.observability.metrics_token:
+        console.print(
+            "[yellow]/metrics answers anyone who reaches this address (run counts, queue "
+            "depth, engine cost): set CODEFACTORY_OBSERVABILITY__METRICS_TOKEN[/]",
+            highlight=False,
+        )
     try:
         config = server_config(
             app, host=host, port=port, limits=web.limits, trusted_proxies=web.trusted_proxies

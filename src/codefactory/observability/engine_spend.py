@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from codefactory.audit import events
 from codefactory.audit.events import decode
@@ -37,18 +37,27 @@ class EngineSpend:
     _last_seq: int = -1
 
     def advance(self, connection: Connection) -> None:
-        """Add the `engine-spend` events appended since the last call."""
+        """Add the `engine-spend` events appended since the last call. The cursor moves to
+        the log's last index every time (appends commit in index order), so a scrape reads
+        only the events appended since the previous one, even when none was a spend."""
+        head = connection.execute(select(func.max(AuditEventRow.seq))).scalar()
+        if head is None or head <= self._last_seq:
+            return
         rows = connection.execute(
-            select(AuditEventRow.seq, AuditEventRow.data)
-            .where(AuditEventRow.seq > self._last_seq, AuditEventRow.name == SPEND_EVENT)
+            select(AuditEventRow.data)
+            .where(
+                AuditEventRow.seq > self._last_seq,
+                AuditEventRow.seq <= head,
+                AuditEventRow.name == SPEND_EVENT,
+            )
             .order_by(AuditEventRow.seq)
         ).all()
-        for seq, data in rows:
+        for (data,) in rows:
             fields = json.loads(data)
             spent = decode(SPEND_EVENT, fields if isinstance(fields, dict) else {})
             if isinstance(spent, events.EngineSpend):
                 self._add(spent)
-            self._last_seq = seq
+        self._last_seq = head
 
     def _add(self, spent: events.EngineSpend) -> None:
         totals = self.engines.setdefault(str(spent.engine), EngineTotals())

@@ -191,8 +191,10 @@ class _Watcher:
         while not self._done.wait(self._poll_s):
             try:
                 halt = self._halted()
-            except Exception:  # noqa: BLE001 - the store unreachable: ask again next poll
-                continue
+            except Exception as err:  # noqa: BLE001 - fail closed, as the round check does
+                # the halt watch answers from its cache while the store blips, and raises only
+                # once its answer is too old to trust: a worker cut off from the store stops
+                halt = f"the organisation-wide halt cannot be checked ({type(err).__name__})"
             if halt is not None:
                 self.halt = halt
                 # kill until the command is gone: a process started between scans is caught

@@ -28,9 +28,15 @@ def shown(url: str | URL) -> str:
     URL at all is shown as `<unparsable URL>` (it could be a password typed in the wrong
     place)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         return "<unparsable URL>"
+    hidden = {key: "***" for key in parsed.query if key.lower() in SECRET_QUERY_KEYS}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+
+
+SECRET_QUERY_KEYS = frozenset({"password", "sslpassword", "passfile", "sslkey"})
+"""Query parameters libpq reads as (or as the place of) a secret: shown as `***` too."""
 
 
 def database_url(url: str) -> URL:

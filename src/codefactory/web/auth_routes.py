@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import ssl
 import time
 from typing import TYPE_CHECKING, Annotated, Any
@@ -86,6 +87,9 @@ class LoginClient:
             return self._client
 
 
+log = logging.getLogger("codefactory.web")
+
+
 def auth_router(factory: Factory, auth: WebAuth) -> APIRouter:
     """The login routes, `/api/whoami`, `/healthz`, `/readyz` and the resource metadata."""
     router = APIRouter()
@@ -108,7 +112,10 @@ def auth_router(factory: Factory, auth: WebAuth) -> APIRouter:
         try:
             await run_in_threadpool(factory.store.search_runs, limit=1)
         except Exception as err:  # any failure of the store means not ready
-            return JSONResponse({"status": "unavailable", "reason": str(err)}, status_code=503)
+            # the kind only: the driver's words can name hosts, roles and SQL (the log has them)
+            log.warning("readyz: the store cannot be read: %s", err)
+            reason = f"the store cannot be read ({type(err).__name__})"
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
         login = "unconfigured"
         if auth.provider is not None:
             try:
