@@ -15,13 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from codefactory.audit.events import ForgeApprovalRecorded, ReviewSigned, typed
 from codefactory.audit.port import AuditRecord
 from codefactory.domain import Run
 from codefactory.review.change_requests import CabAnswer
 
-SIGNED_EVENT = "review-signed"
+SIGNED_EVENT = ReviewSigned.NAME
 """The audit event of an accepted verdict: statement digest, key fingerprint, package digest."""
-FORGE_APPROVAL_EVENT = "forge-approval-recorded"
+FORGE_APPROVAL_EVENT = ForgeApprovalRecorded.NAME
 """A forge review approval by a directory reviewer, delivered by a signed webhook."""
 
 
@@ -44,24 +45,31 @@ class ApprovalRecord:
         it has none."""
         found = [
             e
-            for e in events
-            if (e.name == SIGNED_EVENT and e.data.get("verdict") == "approve")
-            or e.name == FORGE_APPROVAL_EVENT
+            for e in map(typed, events)
+            if (isinstance(e, ReviewSigned) and e.verdict == "approve")
+            or isinstance(e, ForgeApprovalRecorded)
         ]
         if not found:
             return None
-        last = found[-1]
-        keys = (
-            ("statement_digest", "key_fingerprint", "statement")
-            if last.name == SIGNED_EVENT
-            else ("forge", "request", "review_id")
-        )
+        match last := found[-1]:
+            case ReviewSigned():
+                evidence = {
+                    "statement_digest": last.statement_digest,
+                    "key_fingerprint": last.key_fingerprint,
+                    "statement": last.statement,
+                }
+            case ForgeApprovalRecorded():
+                evidence = {
+                    "forge": last.forge,
+                    "request": last.request,
+                    "review_id": last.review_id,
+                }
         return cls(
             approved_by=last.actor.removeprefix("user:"),
             at=last.at,
-            commit=str(last.data.get("commit", "")),
-            package_digest=str(last.data.get("package_digest", "")),
-            evidence={key: str(last.data.get(key, "")) for key in keys},
+            commit=last.commit,
+            package_digest=last.package_digest,
+            evidence=evidence,
         )
 
 

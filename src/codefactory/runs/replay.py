@@ -18,7 +18,13 @@ from typing import Any
 
 import yaml
 
-from codefactory.audit.events import RunReplayed, RunReplayStarted
+from codefactory.audit.events import (
+    EngineProposed,
+    ModelCalled,
+    RunReplayed,
+    RunReplayStarted,
+    typed,
+)
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
@@ -117,9 +123,9 @@ def verify_cassette(
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
         raise ReplayImpossible(f"the cassette {cassette} cannot be read: {err}") from err
     audited = [
-        e.data
-        for e in store.audit_events(run.id)
-        if e.name == "model-called" and int(e.data.get("attempt", 0)) >= 1
+        e
+        for e in map(typed, store.audit_events(run.id))
+        if isinstance(e, ModelCalled) and e.attempt >= 1
     ]
     if len(audited) != len(exchanges):
         raise ReplayImpossible(
@@ -129,10 +135,10 @@ def verify_cassette(
     for number, (exchange, record) in enumerate(zip(exchanges, audited, strict=True)):
         method, status, request, response = exchange
         if (
-            method != str(record.get("method", "")).upper()
-            or status != int(record.get("status", 0))
-            or hashlib.sha256(request).hexdigest() != record.get("request_sha256")
-            or hashlib.sha256(response).hexdigest() != record.get("response_sha256")
+            method != record.method.upper()
+            or status != record.status
+            or hashlib.sha256(request).hexdigest() != record.request_sha256
+            or hashlib.sha256(response).hexdigest() != record.response_sha256
         ):
             raise ReplayImpossible(
                 f"exchange {number + 1} of the cassette {cassette} differs from the audited "
@@ -163,10 +169,10 @@ def recorded_checks(store: RunRepository, run_id: str) -> list[RoundVerdicts]:
 
 def recorded_change(store: RunRepository, run_id: str) -> dict[str, str]:
     """The last round's change of the original run, from its `engine-proposed` event."""
-    proposed = [e for e in store.audit_events(run_id) if e.name == "engine-proposed"]
+    proposed = [e for e in map(typed, store.audit_events(run_id)) if isinstance(e, EngineProposed)]
     if not proposed:
         return {}
-    return dict(proposed[-1].data.get("change_digest", {}))
+    return dict(proposed[-1].change_digest)
 
 
 def replay_run(loop: RunLoop, run: Run) -> ReplayReport:

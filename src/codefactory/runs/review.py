@@ -29,6 +29,7 @@ from codefactory.audit.events import (
     ForgeApprovalRecorded,
     ReviewRefused,
     ReviewSigned,
+    typed,
 )
 from codefactory.audit.events import (
     ForgeApprovalRefused as ForgeApprovalRefusedEvent,
@@ -389,9 +390,9 @@ class ReviewDesk:
 
     def _forge_review_used(self, run_id: str, forge: str, review_id: str) -> bool:
         return any(
-            (record.data.get("forge"), record.data.get("review_id")) == (forge, review_id)
-            for record in self.store.audit_events(run_id)
-            if record.name == FORGE_APPROVAL_EVENT
+            (event.forge, event.review_id) == (forge, review_id)
+            for event in map(typed, self.store.audit_events(run_id))
+            if isinstance(event, ForgeApprovalRecorded)
         )
 
     def _refused(
@@ -412,9 +413,9 @@ class ReviewDesk:
 
     def _used(self, run_id: str, digest: str) -> bool:
         return any(
-            record.data.get("statement_digest") == digest
-            for record in self.store.audit_events(run_id)
-            if record.name == SIGNED_EVENT
+            event.statement_digest == digest
+            for event in map(typed, self.store.audit_events(run_id))
+            if isinstance(event, ReviewSigned)
         )
 
     def _notify(self, run_id: str, state: RunState, reason: str) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from codefactory.audit.events import ForgeApprovalRecorded, ReviewSigned, SignOffSigned, typed
 from codefactory.audit.events import SignOffRefused as SignOffRefusedEvent
-from codefactory.audit.events import SignOffSigned
 from codefactory.domain import Run, RunState
 from codefactory.identity.directory import Role
 from codefactory.identity.statements import (
@@ -33,18 +33,10 @@ from codefactory.package.manifest import PackageAltered, keep_verdict
 from codefactory.review.errors import FactsRefused, ReviewError, SelfApprovalRefused
 from codefactory.review.segregation import check_reviewer, same_person
 from codefactory.review.signed_facts import ReviewFacts, SignedFacts
-from codefactory.runs.approval_record import FORGE_APPROVAL_EVENT
-from codefactory.runs.approval_record import SIGNED_EVENT as REVIEW_SIGNED_EVENT
 from codefactory.store.port import RunRepository
 
-SIGNED_EVENT = "sign-off-signed"
-APPROVAL_EVENTS = {
-    REVIEW_SIGNED_EVENT: "reviewer who approved it",
-    FORGE_APPROVAL_EVENT: "reviewer who approved it",
-    SIGNED_EVENT: "{stage} signer",
-}
-"""The events whose actor may not sign a later stage, and the role each names."""
-REFUSED_EVENT = "sign-off-refused"
+SIGNED_EVENT = SignOffSigned.NAME
+REFUSED_EVENT = SignOffRefusedEvent.NAME
 STAGE_STATE = {"qa": RunState.IN_QA, "uat": RunState.IN_UAT}
 STAGE_ROLE = {"qa": Role.QA, "uat": Role.UAT}
 STAGE_NAME = {"qa": "QA", "uat": "UAT"}
@@ -299,19 +291,19 @@ class SignOffDesk:
         the same key signing again is the same person. The earlier signers come from the
         run's audit events, which the log's checkpoints protect.
         Raises `SelfApprovalRefused`."""
-        for record in self.store.audit_events(run_id):
-            if record.name in APPROVAL_EVENTS and record.data.get("verdict", "approve") in (
-                "approve",
-                "accept",
-            ):
-                role = APPROVAL_EVENTS[record.name].format(stage=record.data.get("stage", ""))
-                same_key = bool(fingerprint) and record.data.get("key_fingerprint") == fingerprint
-                if (
-                    same_key
-                    or same_person(record.actor, signer)
-                    or same_person(record.actor, claimed)
-                ):
-                    raise SelfApprovalRefused(claimed, role, run_id)
+        for event in map(typed, self.store.audit_events(run_id)):
+            match event:
+                case ReviewSigned(verdict="approve" | "accept", key_fingerprint=key):
+                    role = "reviewer who approved it"
+                case ForgeApprovalRecorded():
+                    role, key = "reviewer who approved it", ""
+                case SignOffSigned(verdict="approve" | "accept", key_fingerprint=key, stage=stage):
+                    role = f"{stage} signer"
+                case _:
+                    continue
+            same_key = bool(fingerprint) and key == fingerprint
+            if same_key or same_person(event.actor, signer) or same_person(event.actor, claimed):
+                raise SelfApprovalRefused(claimed, role, run_id)
 
     def _refused(
         self, run_id: str, signer: str, stage: str, reason: str, digest: str, fingerprint: str
@@ -330,7 +322,7 @@ class SignOffDesk:
 
     def _used(self, run_id: str, digest: str) -> bool:
         return any(
-            record.data.get("statement_digest") == digest
-            for record in self.store.audit_events(run_id)
-            if record.name == SIGNED_EVENT
+            event.statement_digest == digest
+            for event in map(typed, self.store.audit_events(run_id))
+            if isinstance(event, SignOffSigned)
         )
