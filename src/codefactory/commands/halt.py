@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from codefactory.audit.events import HaltLifted, HaltRaised, HaltRefused
 from codefactory.commands.common import (
     JsonOption,
     build,
@@ -35,7 +34,8 @@ if TYPE_CHECKING:
     from codefactory.factory import Factory
     from codefactory.store.halts import Halt
 
-REFUSED = HaltRefused.NAME
+REFUSED = "halt-refused"
+"""`HaltRefused.NAME` (the event classes load only when a halt command runs)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -135,6 +135,7 @@ def _apply(
     factory: Factory, *, lift: bool, reason: str, person: str, actor: str, digest: str
 ) -> Halt:
     """Write the halt row (or its lifting) and its audit event in one transaction."""
+    from codefactory.audit.events import HaltLifted, HaltRaised
     from codefactory.identity.governance import LEDGER
     from codefactory.store.halts import HaltConflict, HaltStore
 
@@ -165,6 +166,7 @@ def _refuse(
     actor: str = "unauthenticated",
 ) -> NoReturn:
     """Audit the refused attempt (`halt-refused`), then exit with its reason."""
+    from codefactory.audit.events import HaltRefused
     from codefactory.identity.governance import LEDGER
 
     claimed = person.encode("unicode_escape").decode("ascii")[:120]  # typed, not proven

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from codefactory.audit.events import McpServeStarted
 from codefactory.commands.common import build, console, fail
 from codefactory.hosts import is_loopback
 
@@ -55,6 +54,7 @@ def mcp_serve(
     until interrupted. The repository is read from a fresh sandbox at the run's base commit."""
     import anyio
 
+    from codefactory.audit.events import McpServeStarted
     from codefactory.context.mcp_server import serve_stdio
 
     if not stdio and not is_loopback(host):

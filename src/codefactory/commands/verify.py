@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from codefactory.audit.events import FindingWaived
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, progress
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ def verify(
     """Run the gate (diff policy, lint, secrets, SAST, SCA, tests) on the working tree's
     changes against `--base`, inside the sandbox with no network; only what the changes
     introduced blocks."""
+    from codefactory.audit.events import FindingWaived
     from codefactory.sandbox.errors import SandboxError
     from codefactory.sandbox.setup import dependency_files
     from codefactory.verify.compose import worktree_gate
