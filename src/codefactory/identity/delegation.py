@@ -28,8 +28,15 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from codefactory.audit.events import (
+    DelegationChecked,
+    DelegationIssued,
+    DelegationRevoked,
+    typed,
+)
+from codefactory.audit.events import DelegationRefused as DelegationRefusedEvent
 from codefactory.audit.port import AuditLog
-from codefactory.domain import Run, UnknownEvent
+from codefactory.domain import AuditEvent, Run
 from codefactory.identity.agents import AgentIdentity
 from codefactory.identity.errors import AgentUnavailable, DelegationRefused, IdentityError
 from codefactory.identity.port import (
@@ -116,13 +123,14 @@ class DelegationAuthority:
             )
         )
         digest = hashlib.sha256(token.encode()).hexdigest()
-        data = {"jti": claims["jti"], "kid": kid, "claims": claims, "token_sha256": digest}
         self._audit.append(
-            UnknownEvent(
-                kind="delegation-issued",
+            DelegationIssued(
                 actor=f"issuer:{self.issuer.name}",
                 run_id=run.id,
-                payload=data,
+                jti=claims["jti"],
+                kid=kid,
+                claims=claims,
+                token_sha256=digest,
                 at=now,
             ),
             session=session,
@@ -184,8 +192,9 @@ class DelegationAuthority:
             ):
                 return f"revoked by {record.actor} (audit index {record.seq})"
         for record in self._audit.events(run_id):
-            if record.name == "delegation-revoked" and record.data.get("jti") == jti:
-                return f"revoked by {record.actor} (audit index {record.seq})"
+            match typed(record):
+                case DelegationRevoked(jti=revoked) if revoked == jti:
+                    return f"revoked by {record.actor} (audit index {record.seq})"
         return None
 
     def inspect(self, run_id: str) -> dict[str, Any] | None:
@@ -232,9 +241,9 @@ class DelegationAuthority:
                 raise _Refusal("no delegation token was issued for this run")
             claims = self._verified(run, row, action, paths, moment)
         except _Refusal as refusal:
-            self._record(run, "delegation-refused", action, jti, paths, reason=str(refusal))
+            self._record(run, action, jti, paths, refusal=str(refusal))
             raise DelegationRefused(run.id, jti, action, str(refusal)) from None
-        self._record(run, "delegation-checked", action, jti, paths)
+        self._record(run, action, jti, paths)
         return claims
 
     def revoke(self, jti: str, *, actor: str, reason: str) -> str:
@@ -244,12 +253,8 @@ class DelegationAuthority:
             if row is None:
                 raise IdentityError(f"no delegation token with jti {jti!r}")
             row.revoked_at, row.revoked_reason = self._clock(), reason
-            event = UnknownEvent(
-                kind="delegation-revoked",
-                actor=actor,
-                run_id=row.run_id,
-                payload={"jti": jti, "reason": reason},
-                at=self._clock(),
+            event = DelegationRevoked(
+                actor=actor, run_id=row.run_id, jti=jti, reason=reason, at=self._clock()
             )
             self._audit.append(event, session=session)
             return row.run_id
@@ -311,19 +316,17 @@ class DelegationAuthority:
             raise _Refusal(f"outside the delegated paths: {', '.join(outside)}")
 
     def _record(
-        self,
-        run: Run,
-        name: str,
-        action: str,
-        jti: str,
-        paths: Sequence[str],
-        reason: str = "",
+        self, run: Run, action: str, jti: str, paths: Sequence[str], refusal: str | None = None
     ) -> None:
-        data: dict[str, Any] = {"jti": jti, "action": action, "paths": list(paths)}
-        if reason:
-            data["reason"] = reason
-        actor = f"factory:{action.partition(':')[0]}"
-        event = UnknownEvent(kind=name, actor=actor, run_id=run.id, payload=data, at=self._clock())
+        """`delegation-checked`, or `delegation-refused` with the `refusal`'s reason."""
+        actor, at = f"factory:{action.partition(':')[0]}", self._clock()
+        event: AuditEvent = (
+            DelegationRefusedEvent(actor=actor, run_id=run.id, at=at, jti=jti, action=action,
+                                   paths=list(paths), reason=refusal)
+            if refusal is not None
+            else DelegationChecked(actor=actor, run_id=run.id, at=at, jti=jti, action=action,
+                                   paths=list(paths))
+        )  # fmt: skip
         self._audit.append(event)
 
 

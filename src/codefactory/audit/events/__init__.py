@@ -18,6 +18,12 @@ from codefactory.audit.events.engines import (
     SandboxLimitHit,
     ToolCalled,
 )
+from codefactory.audit.events.identity import (
+    DelegationChecked,
+    DelegationIssued,
+    DelegationRefused,
+    DelegationRevoked,
+)
 from codefactory.audit.events.intake import (
     SponsorRefused,
     WebhookAccepted,
@@ -92,6 +98,10 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "DelegationChecked",
+    "DelegationIssued",
+    "DelegationRefused",
+    "DelegationRevoked",
     "IssuerKeyRotated",
     "SignerUnavailable",
     "WitnessFailed",

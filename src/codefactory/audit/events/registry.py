@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from codefactory.audit.events import engines, intake, operations, regulated, review, runs
+from codefactory.audit.events import (
+    engines,
+    identity,
+    intake,
+    operations,
+    regulated,
+    review,
+    runs,
+)
 from codefactory.domain import ENVELOPE, AuditEvent, UnknownEvent
 
 
@@ -39,7 +47,7 @@ class Recorded(Protocol):
 
 def _kinds() -> dict[str, type[AuditEvent]]:
     kinds: dict[str, type[AuditEvent]] = {}
-    for module in (runs, intake, review, regulated, engines, operations):
+    for module in (runs, intake, review, regulated, engines, operations, identity):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
