@@ -32,6 +32,7 @@ from codefactory.audit.events import (
     DelegationChecked,
     DelegationIssued,
     DelegationRevoked,
+    GovernanceAuthorized,
     typed,
 )
 from codefactory.audit.events import DelegationRefused as DelegationRefusedEvent
@@ -184,13 +185,9 @@ class DelegationAuthority:
         """Why the audit log says token `jti` was revoked (a signed governance act, or the
         run's `delegation-revoked` event), or None; read-only."""
         for record in self._audit.events(GOVERNANCE_LEDGER):
-            data = record.data
-            if (
-                record.name == "governance-authorized"
-                and data.get("action") == "token-revoke"
-                and data.get("target") == jti
-            ):
-                return f"revoked by {record.actor} (audit index {record.seq})"
+            match typed(record):
+                case GovernanceAuthorized(action="token-revoke", target=target) if target == jti:
+                    return f"revoked by {record.actor} (audit index {record.seq})"
         for record in self._audit.events(run_id):
             match typed(record):
                 case DelegationRevoked(jti=revoked) if revoked == jti:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from codefactory.audit.events import GovernanceAuthorized, GovernanceRefused, typed
 from codefactory.audit.port import AuditLog
-from codefactory.domain import UnknownEvent
 from codefactory.identity.directory import Directory, Role
 from codefactory.identity.statements import (
     GOVERNANCE_TYPE,
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 LEDGER = "governance"
 """The audit log's key (its `run_id` column) for governance facts, which belong to no run."""
-AUTHORIZED_EVENT = "governance-authorized"
-REFUSED_EVENT = "governance-refused"
+AUTHORIZED_EVENT = GovernanceAuthorized.NAME
+REFUSED_EVENT = GovernanceRefused.NAME
 
 
 class GovernanceAction(enum.StrEnum):
@@ -103,49 +103,53 @@ class GovernanceDesk:
             )
         except StatementRefused as err:
             self._append(
-                REFUSED_EVENT,
-                "unauthenticated",
-                action=action.value,
-                target=target,
-                claimed=claimed.encode("unicode_escape").decode("ascii")[:120],
-                reason=err.reason,
-                statement_digest=err.digest,
-                key_fingerprint=err.fingerprint,
+                GovernanceRefused(
+                    actor="unauthenticated",
+                    run_id=LEDGER,
+                    action=action.value,
+                    target=target,
+                    claimed=claimed.encode("unicode_escape").decode("ascii")[:120],
+                    reason=err.reason,
+                    statement_digest=err.digest,
+                    key_fingerprint=err.fingerprint,
+                )
             )
             raise
         self._append(
-            AUTHORIZED_EVENT,
-            verified.person.actor,
-            action=action.value,
-            target=target,
-            statement_digest=verified.digest,
-            key_fingerprint=verified.fingerprint,
-            statement=verified.body.decode("utf-8"),
-            signature=verified.signature,
-            allowed_signers=verified.allowed_signers_line,
+            GovernanceAuthorized(
+                actor=verified.person.actor,
+                run_id=LEDGER,
+                action=action.value,
+                target=target,
+                statement_digest=verified.digest,
+                key_fingerprint=verified.fingerprint,
+                statement=verified.body.decode("utf-8"),
+                signature=verified.signature,
+                allowed_signers=verified.allowed_signers_line,
+            )
         )
         return verified
 
     def refuse(self, verified: VerifiedStatement, *, action: GovernanceAction, reason: str) -> None:
         """Record that an authorized statement still could not take effect (`reason`)."""
         self._append(
-            REFUSED_EVENT,
-            verified.person.actor,
-            action=action.value,
-            target=str(verified.fields.get("target", "")),
-            reason=reason,
-            statement_digest=verified.digest,
-            key_fingerprint=verified.fingerprint,
+            GovernanceRefused(
+                actor=verified.person.actor,
+                run_id=LEDGER,
+                action=action.value,
+                target=str(verified.fields.get("target", "")),
+                reason=reason,
+                statement_digest=verified.digest,
+                key_fingerprint=verified.fingerprint,
+            )
         )
 
     def used(self, digest: str) -> bool:
         """Whether a statement with this digest authorized an act before."""
         return any(
-            record.name == AUTHORIZED_EVENT and record.data.get("statement_digest") == digest
-            for record in self.audit.events(LEDGER)
+            isinstance(event, GovernanceAuthorized) and event.statement_digest == digest
+            for event in map(typed, self.audit.events(LEDGER))
         )
 
-    def _append(self, name: str, actor: str, **data: object) -> None:
-        self.audit.append(
-            UnknownEvent(kind=name, actor=actor, run_id=LEDGER, payload=data, at=datetime.now(UTC))
-        )
+    def _append(self, event: GovernanceAuthorized | GovernanceRefused) -> None:
+        self.audit.append(event)

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from codefactory.audit.events import GovernanceRefused, typed
 from codefactory.audit.port import AuditLog
 from codefactory.identity.directory import Role
 from codefactory.identity.errors import IdentityError
-from codefactory.identity.governance import LEDGER, REFUSED_EVENT, GovernanceAction
+from codefactory.identity.governance import LEDGER, GovernanceAction
 from codefactory.identity.statements import (
     GOVERNANCE_TYPE,
     StatementRefused,
@@ -83,28 +84,20 @@ def signed_waivers(
 
 
 def _refused(audit: AuditLog, waiver: Waiver, reason: str) -> None:
-    from datetime import UTC
-
-    from codefactory.domain import UnknownEvent
-
     key = statement_digest(waiver.model_dump_json().encode("utf-8"))
-    for record in audit.events(LEDGER):
-        if record.name == REFUSED_EVENT and record.data.get("waiver") == key:
-            if record.data.get("reason") == f"waiver not applied: {reason}":
-                return
+    why = f"waiver not applied: {reason}"
+    for event in map(typed, audit.events(LEDGER)):
+        if isinstance(event, GovernanceRefused) and (event.waiver, event.reason) == (key, why):
+            return
     audit.append(
-        UnknownEvent(
-            kind=REFUSED_EVENT,
+        GovernanceRefused(
             actor="factory",
             run_id=LEDGER,
-            payload={
-                "action": ACTION.value,
-                "target": waiver_target(waiver),
-                "claimed": waiver.approver,
-                "waiver": key,
-                "reason": f"waiver not applied: {reason}",
-            },
-            at=datetime.now(UTC),
+            action=ACTION.value,
+            target=waiver_target(waiver),
+            claimed=waiver.approver,
+            waiver=key,
+            reason=why,
         )
     )
 

@@ -23,6 +23,8 @@ from codefactory.audit.events.identity import (
     DelegationIssued,
     DelegationRefused,
     DelegationRevoked,
+    GovernanceAuthorized,
+    GovernanceRefused,
 )
 from codefactory.audit.events.intake import (
     SponsorRefused,
@@ -98,6 +100,8 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "GovernanceAuthorized",
+    "GovernanceRefused",
     "DelegationChecked",
     "DelegationIssued",
     "DelegationRefused",

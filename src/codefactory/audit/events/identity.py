@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from codefactory.domain import AuditEvent
+from codefactory.domain import AuditEvent, omitted_when_none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,3 +52,35 @@ class DelegationRevoked(AuditEvent):
     NAME: ClassVar[str] = "delegation-revoked"
     jti: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GovernanceAuthorized(AuditEvent):
+    """A governance act (`action` on `target`) was authorized by a person's signed
+    statement, kept whole so an examiner can verify it again."""
+
+    NAME: ClassVar[str] = "governance-authorized"
+    action: str
+    target: str
+    statement_digest: str
+    key_fingerprint: str
+    statement: str
+    signature: str
+    allowed_signers: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GovernanceRefused(AuditEvent):
+    """A governance act was refused. A statement that did not verify names the `claimed`
+    person, its digest and key; an authorized one that could not take effect names its
+    digest and key; a waiver not applied names the `claimed` approver and the `waiver`
+    digest (each field absent where it was before)."""
+
+    NAME: ClassVar[str] = "governance-refused"
+    action: str
+    target: str
+    reason: str
+    claimed: str | None = omitted_when_none()
+    waiver: str | None = omitted_when_none()
+    statement_digest: str | None = omitted_when_none()
+    key_fingerprint: str | None = omitted_when_none()
