@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codefactory.audit.events import EngineRegistryChanged, EngineRegistryLoaded
 from codefactory.audit.port import AuditLog
 from codefactory.engines.registry import (
     EngineRegistry,
@@ -24,7 +25,7 @@ from codefactory.engines.registry import (
     default_registry_path,
     parse_registry,
 )
-from codefactory.engines.registry_audit import REGISTRY_CHANGED, REGISTRY_LOADED, registry_update
+from codefactory.engines.registry_audit import REGISTRY_LOADED, registry_update
 from codefactory.identity.four_eyes import GovernedFile, GovernedState
 from codefactory.identity.statements import StatementVerifier
 from codefactory.store.port import RunRepository
@@ -73,6 +74,6 @@ def record_registry(store: RunRepository, audit: AuditLog, registry: EngineRegis
     if update is None:
         return False
     with store.atomic() as tx:
-        tx.audit(REGISTRY_CHANGED, actor="registry", **update.changed_data())
-        tx.audit(REGISTRY_LOADED, actor="registry", **update.loaded)
+        tx.append(EngineRegistryChanged(actor="registry", **update.changed_data()))
+        tx.append(EngineRegistryLoaded(actor="registry", **update.loaded))
     return True

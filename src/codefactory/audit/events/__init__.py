@@ -12,6 +12,8 @@ from codefactory.audit.events.engines import (
     ContextReadFailed,
     ContextSourceUnavailable,
     EgressAttempted,
+    EngineRegistryChanged,
+    EngineRegistryLoaded,
     EngineSpend,
     ModelCalled,
     ReadBy,
@@ -100,6 +102,8 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "EngineRegistryChanged",
+    "EngineRegistryLoaded",
     "GovernanceAuthorized",
     "GovernanceRefused",
     "DelegationChecked",

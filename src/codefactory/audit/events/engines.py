@@ -167,3 +167,27 @@ class SandboxLimitHit(AuditEvent):
     command: list[str]
     exit_code: int
     duration_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineRegistryChanged(AuditEvent):
+    """The engine registry differs from the last one recorded: each entry added, changed
+    or removed (`engines.registry_audit.EntryChange.as_dict()`)."""
+
+    NAME: ClassVar[str] = "engine-registry-changed"
+    source: str
+    digest: str
+    previous_digest: str
+    changes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineRegistryLoaded(AuditEvent):
+    """A snapshot of the whole engine registry in force (`engines.registry_audit.snapshot`):
+    every entry in its canonical form, with digests."""
+
+    NAME: ClassVar[str] = "engine-registry-loaded"
+    format: int
+    source: str
+    digest: str
+    entries: dict[str, Any]
