@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from codefactory.audit.events import CabApprovalDeliveryRefusals
 from codefactory.domain import Run
 from codefactory.review.change_requests import (
     TOKEN_HEADER,
@@ -53,7 +54,7 @@ SECRET_SOURCE = "servicenow"
 NOTICE_EVENT = "change_request.approval"
 NOT_WAITING = 404
 MALFORMED = 422
-REFUSALS_EVENT = "cab-approval-delivery-refusals"
+REFUSALS_EVENT = CabApprovalDeliveryRefusals.NAME
 """One per client and minute: the authenticated notices answered 429 past the budget."""
 
 _SYS_ID = re.compile(r"[0-9a-f]{32}")

@@ -47,12 +47,15 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 from sqlalchemy.exc import IntegrityError
 
 from codefactory.audit.events import (
+    CabApprovalDeliveryRefusals,
     SponsorRefused,
     WebhookAccepted,
+    WebhookDuplicate,
     WebhookIgnored,
     WebhookReconciled,
+    WebhookRejections,
 )
-from codefactory.domain import ChangeKind, Run, RunState, TriggerEvent
+from codefactory.domain import AuditEvent, ChangeKind, Run, RunState, TriggerEvent
 from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
 from codefactory.review.forge_events import ForgeEvent, read_forge_event
@@ -334,12 +337,12 @@ class WebhookIntake:
         self._writes = threading.Lock()
         # Asking the forge or ServiceNow happens outside it, one delivery per subject at a time.
         self._subjects = SubjectLocks()
-        self.rejections = RejectionTally(self._publisher("webhook-rejections"))
-        self.duplicates = DuplicateTally(self._publisher("webhook-duplicate"))
+        self.rejections = RejectionTally(self._publisher(WebhookRejections))
+        self.duplicates = DuplicateTally(self._publisher(WebhookDuplicate))
         self.budget = RejectionBudget(settings.rejections_per_minute)
         self.notice_refusals = notices.NoticeRefusals(
             per_minute=settings.rejections_per_minute,
-            publish=self._publisher(notices.REFUSALS_EVENT),
+            publish=self._publisher(CabApprovalDeliveryRefusals),
         )
         """Authenticated change notices refused per client and minute (429 past them)."""
 
@@ -641,15 +644,15 @@ class WebhookIntake:
             detail=err.reason,
         )
 
-    def _publisher(self, event: str) -> Callable[[Sequence[SourceCount]], None]:
-        """What publishes a minute's tally: one `event` audit event (`webhook-duplicate`,
-        `webhook-rejections`) per entry, acted by `intake:<source>`, in one transaction."""
+    def _publisher(self, kind: type[AuditEvent]) -> Callable[[Sequence[SourceCount]], None]:
+        """What publishes a minute's tally: one `kind` audit event (`WebhookDuplicate`,
+        `WebhookRejections`, ...) per entry, acted by `intake:<source>`, in one transaction."""
 
         def publish(counts: Sequence[SourceCount]) -> None:
             limit = self.settings.rejection_field_chars
             with self._writes, self.store.atomic() as tx:
                 for entry in counts:
-                    tx.audit(event, actor=f"intake:{entry.source}", **entry.audit_data(limit))
+                    tx.append(kind(actor=f"intake:{entry.source}", **entry.audit_data(limit)))
 
         return publish
 

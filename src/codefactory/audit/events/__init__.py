@@ -29,10 +29,13 @@ from codefactory.audit.events.identity import (
     GovernanceRefused,
 )
 from codefactory.audit.events.intake import (
+    CabApprovalDeliveryRefusals,
     SponsorRefused,
     WebhookAccepted,
+    WebhookDuplicate,
     WebhookIgnored,
     WebhookReconciled,
+    WebhookRejections,
 )
 from codefactory.audit.events.operations import (
     CostCapReached,
@@ -102,6 +105,9 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "CabApprovalDeliveryRefusals",
+    "WebhookDuplicate",
+    "WebhookRejections",
     "EngineRegistryChanged",
     "EngineRegistryLoaded",
     "GovernanceAuthorized",

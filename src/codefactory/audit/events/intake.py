@@ -60,3 +60,47 @@ class SponsorRefused(AuditEvent):
     reason: str
     delivery_id: str | None = omitted_when_none()
     policy_ids: list[str] | None = omitted_when_none()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookRejections(AuditEvent):
+    """Unauthenticated deliveries refused in one minute (`minute` ISO 8601, UTC), tallied
+    per source, reason and HTTP status rather than one event each."""
+
+    NAME: ClassVar[str] = "webhook-rejections"
+    source: str
+    reason: str
+    status: int
+    count: int
+    minute: str
+    clients: int
+    first_delivery_id: str
+    first_detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookDuplicate(AuditEvent):
+    """Repeats of a stored delivery in one minute, tallied per source and payload digest
+    (the run is the envelope's `run_id`)."""
+
+    NAME: ClassVar[str] = "webhook-duplicate"
+    source: str
+    payload_digest: str
+    first_delivery_id: str
+    count: int
+    minute: str
+    delivery_ids: int
+    delivery_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CabApprovalDeliveryRefusals(AuditEvent):
+    """Authenticated ServiceNow notices refused past the per-minute cap, tallied per client
+    address and minute."""
+
+    NAME: ClassVar[str] = "cab-approval-delivery-refusals"
+    source: str
+    client: str
+    count: int
+    minute: str
+    first_delivery_id: str
