@@ -21,6 +21,7 @@ from codefactory.audit.events import (
     ModelCalled,
     PullRequestOpened,
     RunStateChanged,
+    advisories,
     engines,
     identity,
     intake,
@@ -82,7 +83,7 @@ def test_every_kind_round_trips_through_its_stored_record(kind: type[AuditEvent]
 def test_names_are_unique_kebab_case_and_every_class_is_registered() -> None:
     classes = [
         value
-        for module in (runs, intake, review, regulated, engines, operations, identity)
+        for module in (runs, intake, review, regulated, engines, operations, identity, advisories)
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, AuditEvent) and value is not AuditEvent
     ]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from codefactory.audit.events import AdvisoriesImported, AdvisoriesSynced, AdvisoriesSyncFailed
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, state
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def advisories_sync(
         fail(f"{err}; {_previous_data()}")
     factory = build()  # loads the new index: an unreadable one fails here, not in a run
     with factory.store.atomic() as tx:
-        tx.audit("advisories-synced", actor="cli", **asdict(report))
+        tx.append(AdvisoriesSynced(actor="cli", **asdict(report)))
     if as_json:
         print_json(asdict(report))
         return
@@ -104,7 +105,7 @@ def advisories_import(
         fail(str(err))
     factory = build()  # loads the new index: an unreadable one fails here, not in a run
     with factory.store.atomic() as tx:
-        tx.audit("advisories-imported", actor="cli", **asdict(report))
+        tx.append(AdvisoriesImported(actor="cli", **asdict(report)))
     if as_json:
         print_json(asdict(report))
         return
@@ -229,7 +230,7 @@ def _audit_failure(url: str, reason: str) -> None:
     except (AdvisoryError, OSError):
         return  # the factory itself cannot start: the error printed next says why
     with factory.store.atomic() as tx:
-        tx.audit("advisories-sync-failed", actor="cli", source=url, reason=reason)
+        tx.append(AdvisoriesSyncFailed(actor="cli", source=url, reason=reason))
 
 
 def _note_override() -> None:

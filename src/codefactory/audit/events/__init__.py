@@ -7,6 +7,11 @@ way in; readers decode a stored record with `typed(record)` and match on the cla
 
 from __future__ import annotations
 
+from codefactory.audit.events.advisories import (
+    AdvisoriesImported,
+    AdvisoriesSynced,
+    AdvisoriesSyncFailed,
+)
 from codefactory.audit.events.engines import (
     ContextRead,
     ContextReadFailed,
@@ -105,6 +110,9 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "AdvisoriesImported",
+    "AdvisoriesSyncFailed",
+    "AdvisoriesSynced",
     "CabApprovalDeliveryRefusals",
     "WebhookDuplicate",
     "WebhookRejections",

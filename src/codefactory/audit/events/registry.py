@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from codefactory.audit.events import (
+    advisories,
     engines,
     identity,
     intake,
@@ -47,7 +48,7 @@ class Recorded(Protocol):
 
 def _kinds() -> dict[str, type[AuditEvent]]:
     kinds: dict[str, type[AuditEvent]] = {}
-    for module in (runs, intake, review, regulated, engines, operations, identity):
+    for module in (runs, intake, review, regulated, engines, operations, identity, advisories):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
