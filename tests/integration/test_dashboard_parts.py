@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codefactory.domain import ChangeKind, Finding, Run, RunState, Severity
+from codefactory.domain import AuditEvent, ChangeKind, Finding, Run, RunState, Severity
 from codefactory.identity.directory import Person, Role
 from codefactory.package.manifest import MANIFEST, manifest_files, write_manifest
 from codefactory.web.dashboard.diff import diff_view
@@ -188,8 +188,8 @@ class Clock:
 def test_refused_verdicts_past_the_budget_are_counted_in_one_event_per_person_and_minute() -> None:
     events: list[tuple[str, dict[str, Any]]] = []
 
-    def record(name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        events.append((name, {"actor": actor, "run_id": run_id, **data}))
+    def record(event: AuditEvent) -> int:
+        events.append((event.name, {"actor": event.actor, "run_id": event.run_id, **event.data}))
         return len(events)
 
     clock = Clock()

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from codefactory.audit.events import ForgeProtectionChecked
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, state
 
 forge_app = typer.Typer(help="The forge where reviewers work (GitHub, GitLab, …).")
 
-CHECKED_EVENT = "forge-protection-checked"
+CHECKED_EVENT = ForgeProtectionChecked.NAME
 
 
 def register(app: typer.Typer) -> None:
@@ -92,8 +93,9 @@ def check_protection_command(
     caller = local_caller()
     with factory.store.atomic() as tx:
         for check in checks:
-            tx.audit(CHECKED_EVENT, actor="cli", caller=f"{caller.kind.value}:{caller.identity}",
-                     **check.audit_data(forge.type))  # fmt: skip
+            tx.append(ForgeProtectionChecked(actor="cli",
+                                             caller=f"{caller.kind.value}:{caller.identity}",
+                                             **check.audit_data(forge.type)))  # fmt: skip
     outcomes = {check.outcome for check in checks}
     code = 2 if ERROR in outcomes else 1 if GAPS in outcomes else 0
     if as_json:

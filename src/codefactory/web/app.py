@@ -44,7 +44,7 @@ def create_app(
     web = factory.settings.web
     auth = WebAuth(web, directory=factory.identity.directory, audit=factory.audit)
 
-    refusals = VerdictRefusals(factory.store.record)  # refused verdict posts, per person
+    refusals = VerdictRefusals(factory.store.append)  # refused verdict posts, per person
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -76,6 +76,7 @@ from codefactory.audit.events.review import (
     ForgeApprovalRecorded,
     ForgeApprovalRefused,
     ForgeBranchPushed,
+    ForgeProtectionChecked,
     ForgePublishFailed,
     JiraUpdated,
     JiraUpdateFailed,
@@ -84,6 +85,7 @@ from codefactory.audit.events.review import (
     PullRequestOpened,
     ReviewRefused,
     ReviewSigned,
+    VerdictRefusals,
 )
 from codefactory.audit.events.runs import (
     AgentRefused,
@@ -110,6 +112,8 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "ForgeProtectionChecked",
+    "VerdictRefusals",
     "AdvisoriesImported",
     "AdvisoriesSyncFailed",
     "AdvisoriesSynced",

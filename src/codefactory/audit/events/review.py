@@ -220,3 +220,31 @@ class JiraUpdateFailed(AuditEvent):
     state: str
     done: list[str]
     error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeProtectionChecked(AuditEvent):
+    """`codefactory forge check`: whether the repository's branch protection holds what the
+    factory's approvals rely on (`gaps` what it lacks; `error` when it could not be read)."""
+
+    NAME: ClassVar[str] = "forge-protection-checked"
+    caller: str
+    forge: str
+    repository: str
+    branch: str
+    outcome: str
+    gaps: list[str]
+    error: str
+    error_kind: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictRefusals(AuditEvent):
+    """A person's refused verdict posts past the per-minute budget, counted in one event
+    per person and minute (`minute` ISO 8601, UTC)."""
+
+    NAME: ClassVar[str] = "verdict-refusals"
+    per_minute: int
+    count: int
+    minute: str
+    first_run_id: str

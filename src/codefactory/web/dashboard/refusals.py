@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codefactory.audit import events
+from codefactory.domain import AuditEvent
 from codefactory.identity.directory import Person
 from codefactory.triggers.rejections import RejectionBudget, capped
 from codefactory.triggers.tally import Clock, MinuteTally, minute_start
 
-EVENT = "verdict-refusals"
+EVENT = events.VerdictRefusals.NAME
 SOURCE = "dashboard-verdict"
 PER_MINUTE = 10
 """Refused verdict posts of one person audited in full in a minute; more are answered 429."""
@@ -46,8 +48,8 @@ class RefusalCount:
         }
 
 
-Record = Callable[..., Any]
-"""`RunStore.record(name, *, actor, run_id="", **data)`: one audit event of its own."""
+Record = Callable[[AuditEvent], object]
+"""`RunRepository.append(event)`: one audit event in a transaction of its own."""
 
 
 class VerdictRefusals:
@@ -95,4 +97,8 @@ class VerdictRefusals:
 
     def _publish(self, counts: list[RefusalCount]) -> None:
         for entry in counts:
-            self._record(EVENT, actor=entry.actor, per_minute=self.per_minute, **entry.audit_data())
+            self._record(
+                events.VerdictRefusals(
+                    actor=entry.actor, per_minute=self.per_minute, **entry.audit_data()
+                )
+            )

@@ -237,7 +237,7 @@ def dashboard_router(factory: Factory, refusals: VerdictRefusals | None = None) 
     `refusals` counts refused verdict posts (its owner calls `flush` at shutdown; by default
     one of its own, published when a minute is over)."""
     router = APIRouter(include_in_schema=False)
-    pages = DashboardPages(factory, refusals or VerdictRefusals(factory.store.record))
+    pages = DashboardPages(factory, refusals or VerdictRefusals(factory.store.append))
     router.add_api_route("/static/dashboard.css", stylesheet, methods=["GET"])
 
     @router.get("/", response_class=HTMLResponse)
