@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codefactory.config import Settings
+from codefactory.domain import AuditEvent
 from codefactory.factory import build_factory
 from codefactory.identity.directory import Person, Role
 from codefactory.review.forges.errors import NoUserToken
@@ -72,8 +73,8 @@ def events() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def client(forge: ForgeSettings, events: list[dict[str, Any]]) -> Iterator[TestClient]:
-    def record(name: str, *, actor: str, run_id: str, **data: Any) -> None:
-        events.append({"name": name, "actor": actor, **data})
+    def record(event: AuditEvent) -> None:
+        events.append({"name": event.name, "actor": event.actor, **event.data})
 
     app = FastAPI()
     app.include_router(

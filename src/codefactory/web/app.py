@@ -139,7 +139,7 @@ def forge_grants(factory: Factory, auth: WebAuth) -> APIRouter:
     return forge_grant_router(
         forge,
         base_url=auth.base_url,
-        record=factory.store.record,
+        record=factory.store.append,
         host=lent_host if forge.is_remote else None,
         holder_of=holder_of if forge.is_remote else None,
     )

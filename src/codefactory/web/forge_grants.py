@@ -22,6 +22,8 @@ from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untype
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from codefactory.audit.events import ForgeGrantRefused, ForgeGrantRemoved, ForgeGrantStored
+from codefactory.domain import AuditEvent
 from codefactory.identity.directory import Person
 from codefactory.identity.errors import IdentityError
 from codefactory.review.errors import ForgeError
@@ -34,8 +36,8 @@ from codefactory.web.auth import current_person
 STATE_TTL_S = 600.0
 _SESSION_KEY = "forge_grant"
 
-Record = Callable[..., object]
-"""`record(name, *, actor, run_id, **data)`: one audit event (RunStore.record)."""
+Record = Callable[[AuditEvent], object]
+"""`record(event)`: one audit event in a transaction of its own (`RunRepository.append`)."""
 
 
 def forge_grant_router(
@@ -70,9 +72,10 @@ def forge_grant_router(
 
     def refused(person: Person, reason: str) -> HTMLResponse:
         record(
-            "forge-grant-refused", actor=person.actor, run_id="", forge=settings.type,
-            person=person.id, reason=reason[:300],
-        )  # fmt: skip
+            ForgeGrantRefused(
+                actor=person.actor, forge=settings.type, person=person.id, reason=reason[:300]
+            )
+        )
         return page(400, "The forge grant was not stored", reason)
 
     @router.get("/forge/connect", response_model=None)
@@ -127,10 +130,7 @@ def forge_grant_router(
         if account:
             return refused(person, account)
         store.save(grant)
-        record(
-            "forge-grant-stored", actor=person.actor, run_id="", forge=settings.type,
-            **grant.described(),
-        )  # fmt: skip
+        record(ForgeGrantStored(actor=person.actor, forge=settings.type, **grant.described()))
         return page(
             200, "Forge connected", f"requests you sponsor open under your {settings.type} account"
         )
@@ -143,9 +143,10 @@ def forge_grant_router(
             return page(404, "No forge grant", "this factory has no OAuth application on a forge")
         removed = store.delete(person.id)
         record(
-            "forge-grant-removed", actor=person.actor, run_id="", forge=settings.type,
-            person=person.id, existed=removed,
-        )  # fmt: skip
+            ForgeGrantRemoved(
+                actor=person.actor, forge=settings.type, person=person.id, existed=removed
+            )
+        )
         return page(200, "Forge disconnected", "the factory no longer holds a token of yours")
 
     return router

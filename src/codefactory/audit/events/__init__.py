@@ -76,6 +76,9 @@ from codefactory.audit.events.review import (
     ForgeApprovalRecorded,
     ForgeApprovalRefused,
     ForgeBranchPushed,
+    ForgeGrantRefused,
+    ForgeGrantRemoved,
+    ForgeGrantStored,
     ForgeProtectionChecked,
     ForgePublishFailed,
     JiraUpdated,
@@ -112,6 +115,9 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "ForgeGrantRefused",
+    "ForgeGrantRemoved",
+    "ForgeGrantStored",
     "ForgeProtectionChecked",
     "VerdictRefusals",
     "AdvisoriesImported",

@@ -248,3 +248,35 @@ class VerdictRefusals(AuditEvent):
     count: int
     minute: str
     first_run_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeGrantStored(AuditEvent):
+    """A person granted the factory an OAuth token on the forge (`expires_at` Unix seconds,
+    0 when it does not expire); never the token."""
+
+    NAME: ClassVar[str] = "forge-grant-stored"
+    forge: str
+    person: str
+    scope: str
+    expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeGrantRefused(AuditEvent):
+    """A forge grant was not stored (the provider's error, another account, ...)."""
+
+    NAME: ClassVar[str] = "forge-grant-refused"
+    forge: str
+    person: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeGrantRemoved(AuditEvent):
+    """A person's forge grant was forgotten (`existed`: there was one)."""
+
+    NAME: ClassVar[str] = "forge-grant-removed"
+    forge: str
+    person: str
+    existed: bool
