@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from codefactory.audit.events import RunStateChanged  # noqa: E402
 from codefactory.audit.leaf import format_at, leaf_bytes  # noqa: E402
 from codefactory.audit.merkle import RootBuilder, hash_leaf  # noqa: E402
 from codefactory.audit.sql import SqlAuditLog  # noqa: E402
@@ -49,11 +50,12 @@ def signer() -> tuple[object, object]:
 
 
 def event(i: int) -> AuditEvent:
-    return AuditEvent(
-        name="run-state-changed",
+    return RunStateChanged(
         actor="factory",
         run_id=f"r-20250301-093000-{i % 1000:06x}",
-        data={"previous": "proposing", "state": "verifying", "reason": f"round {i % 3}: 2 files"},
+        previous="proposing",
+        state="verifying",
+        reason=f"round {i % 3}: 2 files",
         at=T0 + timedelta(microseconds=i),
     )
 

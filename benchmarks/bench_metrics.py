@@ -27,8 +27,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import Engine, insert, select
 
+from codefactory.audit.events import EngineSpend
 from codefactory.audit.sql import SqlAuditLog
-from codefactory.domain import AuditEvent
 from codefactory.observability.metrics import StoreCollector
 from codefactory.store.db import open_engine
 from codefactory.store.models import CheckRunRow, RunRow, RunStateRow, TriggerRow
@@ -53,10 +53,9 @@ def fill(engine: Engine, runs: int) -> None:
             connection.execute(insert(RunLeaseRow), [_lease(i) for i in ids])
     audit = SqlAuditLog(engine)
     for n in range(0, runs, 10):
-        data = {"engine": "cli:codex", "requests": 4, "input_tokens": 9000,
-                "output_tokens": 800, "cost_usd": 0.02, "estimated": False}  # fmt: skip
-        audit.append(AuditEvent(name="engine-spend", actor="gateway", run_id=f"r-{n:08d}",
-                                data=data, at=T0))  # fmt: skip
+        audit.append(EngineSpend(actor="gateway", run_id=f"r-{n:08d}", at=T0, engine="cli:codex",
+                                 requests=4, input_tokens=9000, output_tokens=800,
+                                 cost_usd=0.02, estimated=False))  # fmt: skip
 
 
 def _trigger(run_id: str) -> dict[str, object]:
