@@ -29,26 +29,20 @@ from codefactory.audit.events import (
     ForgeApprovalRecorded,
     ForgeApprovalRefused,
     ForgePublishFailed,
+    MergeRecorded,
+    MergeUnapproved,
     PullRequestOpened,
     SignOffRefused,
     SignOffSigned,
     typed,
 )
 from codefactory.audit.port import AuditRecord
-from codefactory.domain import AuditEvent, UnknownEvent
+from codefactory.domain import AuditEvent
 
 Item = dict[str, Any]
 
 SECTIONS = ("forge_requests", "forge_approvals", "change_requests", "cab", "sign_offs", "merges")
 """The sections of the track, in order."""
-
-MERGES = {"merge-recorded": "recorded", "merge-unapproved": "unapproved"}
-"""The merge events (review/reconcile.py; not typed yet: their data is the reconciler's)."""
-
-_MERGE_FIELDS = (
-    "forge", "request", "repository", "merged_by", "merged_by_person", "merged_commit",
-    "packaged_commit", "merge_commit", "run_state", "why",
-)  # fmt: skip
 
 
 def _placed(event: AuditEvent) -> tuple[str, Item] | None:
@@ -72,7 +66,9 @@ def _placed(event: AuditEvent) -> tuple[str, Item] | None:
                 "commit": event.commit,
             }  # fmt: skip
             if isinstance(event, ForgeApprovalRefused):
-                where.update(claimed_reviewer=event.claimed_reviewer, reason=event.reason)
+                where.update(
+                    claimed_reviewer=event.claimed_reviewer or "", reason=event.reason or ""
+                )
             return "forge_approvals", where
         case ChangeRequestFiled(number=number, sys_id=sys_id, attached=attached):
             return "change_requests", {"number": number, "sys_id": sys_id, "attached": attached}
@@ -103,9 +99,14 @@ def _placed(event: AuditEvent) -> tuple[str, Item] | None:
             return "sign_offs", {
                 "stage": stage or "", "claimed_signer": signer or "", "reason": reason
             }  # fmt: skip
-        case UnknownEvent(kind=kind, payload=data) if kind in MERGES:
+        case MergeRecorded() | MergeUnapproved():
             return "merges", {
-                "outcome": MERGES[kind], **{name: data.get(name, "") for name in _MERGE_FIELDS}
+                "outcome": "unapproved" if isinstance(event, MergeUnapproved) else "recorded",
+                "forge": event.forge, "request": event.request, "repository": event.repository,
+                "merged_by": event.merged_by, "merged_by_person": event.merged_by_person,
+                "merged_commit": event.merged_commit, "packaged_commit": event.packaged_commit,
+                "merge_commit": event.merge_commit, "run_state": event.run_state,
+                "why": event.why if isinstance(event, MergeUnapproved) else "",
             }  # fmt: skip
     return None
 

@@ -29,9 +29,17 @@ with the delivery in one transaction (`runs/intake.py`) before the alert is sent
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from codefactory.audit.events import ForgeApprovalRefused as ForgeApprovalRefusedEvent
+from codefactory.audit.events import (
+    ForgeChangesRequested,
+    ForgeEventUnmatched,
+    ForgeWebhookEvent,
+    MergeRecorded,
+    MergeUnapproved,
+)
 from codefactory.audit.port import AuditRecord
 from codefactory.domain import Run, RunState
 from codefactory.identity.directory import Directory, IdentityKind, Person
@@ -87,19 +95,17 @@ class ForgeApprovals(Protocol):
 class Reconciliation:
     """What one forge event came to.
 
-    `status` is the delivery's (`done`, `ignored`, `refused`); `audit` the event still to
-    be written with the delivery (empty when the review desk wrote its own), acted by
-    `actor`, with `data`; `outcome` names the fact in every case; `alert` is sent to the
-    security role once the delivery is stored."""
+    `status` is the delivery's (`done`, `ignored`, `refused`); `event` the audit event still
+    to be written with the delivery (None when the review desk wrote its own; intake adds the
+    delivery id); `outcome` names the fact in every case; `alert` is sent to the security
+    role once the delivery is stored."""
 
     status: str
     outcome: str
     reason: str
     run_id: str | None = None
     state: str | None = None
-    audit: str = ""
-    actor: str = "factory"
-    data: dict[str, Any] = field(default_factory=dict)
+    event: ForgeWebhookEvent | ForgeApprovalRefusedEvent | None = None
     alert: Alert | None = None
 
 
@@ -157,10 +163,12 @@ class Reconciler:
         if event.kind is ForgeEventKind.CHANGES_REQUESTED:
             # the webhook's word, not confirmed with the forge: the actor is the forge login
             reason = f"changes requested by {person.id} on {event.forge} #{event.request}"
+            changes = ForgeChangesRequested(
+                actor=_forge_actor(event), run_id=run.id, **facts, person=person.id
+            )
             return Reconciliation(status=DONE, outcome=CHANGES_REQUESTED, reason=reason,
-                                  run_id=run.id, state=run.state.value, audit=CHANGES_REQUESTED,
-                                  actor=_forge_actor(event),
-                                  data={**facts, "person": person.id})  # fmt: skip
+                                  run_id=run.id, state=run.state.value,
+                                  event=changes)  # fmt: skip
         return self._approval(event, run, person)
 
     def _merge_of(self, event: ForgeEvent, facts: dict[str, Any]) -> Reconciliation:
@@ -228,10 +236,12 @@ class Reconciler:
         problem = self._unconfirmed(event, run)
         if problem:
             reason = f"the {event.forge} approval by {person.id} does not count: {problem}"
+            refused = ForgeApprovalRefusedEvent(
+                actor=person.actor, run_id=run.id, **_facts(event), why=problem
+            )
             return Reconciliation(status=REFUSED, outcome=APPROVAL_REFUSED, reason=reason,
-                                  run_id=run.id, state=run.state.value, audit=APPROVAL_REFUSED,
-                                  actor=person.actor,
-                                  data={**_facts(event), "why": problem})  # fmt: skip
+                                  run_id=run.id, state=run.state.value,
+                                  event=refused)  # fmt: skip
         try:
             moved = self.approvals.record_forge_approval(
                 run.id,
@@ -350,9 +360,10 @@ class Reconciler:
         actor = _forge_actor(event)  # the webhook's word: who merged is not confirmed
         if not why:
             reason = f"merged on {event.forge} #{event.request} by {shown(event.login)}"
+            recorded = MergeRecorded(actor=actor, run_id=run.id, **data)
             return Reconciliation(status=DONE, outcome=MERGE_RECORDED, reason=reason,
-                                  run_id=run.id, state=run.state.value, audit=MERGE_RECORDED,
-                                  actor=actor, data=data)  # fmt: skip
+                                  run_id=run.id, state=run.state.value,
+                                  event=recorded)  # fmt: skip
         reason = f"merged on {event.forge} #{event.request} without the factory's approval: {why}"
         alert = Alert(
             run_id=run.id,
@@ -362,9 +373,10 @@ class Reconciler:
             f"({event.repository}, head {event.commit[:12]}); {why}. The run is "
             f"`{run.state.value}`.",
         )
+        unapproved = MergeUnapproved(actor=actor, run_id=run.id, **data, why=why)
         return Reconciliation(status=DONE, outcome=MERGE_UNAPPROVED, reason=reason,
-                              run_id=run.id, state=run.state.value, audit=MERGE_UNAPPROVED,
-                              actor=actor, data={**data, "why": why}, alert=alert)  # fmt: skip
+                              run_id=run.id, state=run.state.value, event=unapproved,
+                              alert=alert)  # fmt: skip
 
     def _unapproved(self, event: ForgeEvent, run: Run) -> str:
         """Why the merge is not one the factory approved; empty when it is: the packaged
@@ -409,9 +421,9 @@ def _not_ours(facts: dict[str, Any], event: ForgeEvent, *, ambiguous: bool) -> R
         if ambiguous
         else f"a merge of `{shown(event.branch)}`, whose head is no packaged commit"
     )
+    unmatched = ForgeEventUnmatched(actor="reconcile", **facts, why=why) if ambiguous else None
     return Reconciliation(status=IGNORED, outcome=NOT_OURS, reason=why, run_id=None,
-                          state=None, audit=UNMATCHED if ambiguous else "", actor="reconcile",
-                          data={**facts, "why": why})  # fmt: skip
+                          state=None, event=unmatched)  # fmt: skip
 
 
 def _expanded(event: ForgeEvent, run: Run) -> ForgeEvent:
@@ -469,7 +481,7 @@ def _unmatched(facts: dict[str, Any], run: Run | None, why: str) -> Reconciliati
         reason=why,
         run_id=run.id if run is not None else None,
         state=run.state.value if run is not None else None,
-        audit=UNMATCHED,
-        actor="reconcile",
-        data={**facts, "why": why},
+        event=ForgeEventUnmatched(
+            actor="reconcile", run_id=run.id if run is not None else "", **facts, why=why
+        ),
     )

@@ -595,9 +595,8 @@ class WebhookIntake:
                 with self.store.atomic() as tx:
                     self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
                                    reason=found.reason)  # fmt: skip
-                    if found.audit:
-                        tx.audit(found.audit, actor=found.actor, run_id=found.run_id or "",
-                                 delivery_id=parsed.delivery_id, **found.data)  # fmt: skip
+                    if found.event is not None:
+                        tx.append(replace(found.event, delivery_id=parsed.delivery_id))
                     tx.append(WebhookReconciled(actor=f"intake:{source}",
                                                 run_id=found.run_id or "", source=source,
                                                 delivery_id=parsed.delivery_id,

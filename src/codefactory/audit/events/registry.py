@@ -54,6 +54,7 @@ def _kinds() -> dict[str, type[AuditEvent]]:
                 isinstance(value, type)
                 and issubclass(value, AuditEvent)
                 and value.__module__ == module.__name__
+                and value.NAME  # a base of several kinds has none
             ):
                 if value.NAME in kinds:
                     raise RuntimeError(f"two audit event classes are named {value.NAME}")

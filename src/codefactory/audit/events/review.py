@@ -54,15 +54,25 @@ class ForgeApprovalRecorded(AuditEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ForgeApprovalRefused(AuditEvent):
-    """A forge approval was refused (not a directory person, the sponsor, a replay)."""
+    """A forge approval was refused. The review desk names the `claimed_reviewer` and the
+    `reason` (not a directory person, the sponsor, a replay); the webhook reconciler, whose
+    forge did not confirm the approval, names the webhook's facts and `why` (each field
+    absent from the other's events, as they were before)."""
 
     NAME: ClassVar[str] = "forge-approval-refused"
-    claimed_reviewer: str
-    reason: str
     forge: str
     request: str
     review_id: str
     commit: str
+    claimed_reviewer: str | None = omitted_when_none()
+    reason: str | None = omitted_when_none()
+    kind: str | None = omitted_when_none()
+    repository: str | None = omitted_when_none()
+    branch: str | None = omitted_when_none()
+    login: str | None = omitted_when_none()
+    abbreviated_commit: bool | None = omitted_when_none()
+    why: str | None = omitted_when_none()
+    delivery_id: str | None = omitted_when_none()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,3 +290,66 @@ class ForgeGrantRemoved(AuditEvent):
     forge: str
     person: str
     existed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeWebhookEvent(AuditEvent):
+    """The facts of a forge's review or merge webhook, as the reconciler records them (forge
+    text escaped); `abbreviated_commit` present (True) when the forge sent 12 digits. The
+    base of the reconciler's events, not a kind of its own."""
+
+    forge: str
+    kind: str
+    repository: str
+    request: str
+    branch: str
+    commit: str
+    login: str
+    review_id: str
+    delivery_id: str = ""
+    abbreviated_commit: bool | None = omitted_when_none()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeChangesRequested(ForgeWebhookEvent):
+    """A reviewer asked for changes on the forge (`person`: the directory person of the
+    login; the webhook's word, not confirmed)."""
+
+    NAME: ClassVar[str] = "forge-changes-requested"
+    person: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeEventUnmatched(ForgeWebhookEvent):
+    """A forge webhook matched no run or person (`why`)."""
+
+    NAME: ClassVar[str] = "forge-event-unmatched"
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeRecorded(ForgeWebhookEvent):
+    """The run's approved, packaged commit was merged on the forge."""
+
+    NAME: ClassVar[str] = "merge-recorded"
+    merged_commit: str
+    merge_commit: str
+    packaged_commit: str
+    merged_by: str
+    merged_by_person: str
+    run_state: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeUnapproved(ForgeWebhookEvent):
+    """A merge the factory did not approve (`why`): another commit, another branch, a run
+    not approved; the security role is alerted."""
+
+    NAME: ClassVar[str] = "merge-unapproved"
+    merged_commit: str
+    merge_commit: str
+    packaged_commit: str
+    merged_by: str
+    merged_by_person: str
+    run_state: str
+    why: str
