@@ -168,8 +168,7 @@ def store_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     url = databases.create()
     monkeypatch.setenv(DATABASE_URL_ENV, url)
     yield url
-    monkeypatch.delenv(DATABASE_URL_ENV)
-    databases.drop_later(url)
+    databases.drop(url)  # now: its server connections end with it (max_connections)
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ Each pytest process (an xdist worker, or the only one) migrates one template dat
 each store test then gets `CREATE DATABASE … TEMPLATE <template>` (about 50 ms) and sees it
 through `CODEFACTORY_DATABASE_URL`, so the factory it builds in-process and every
 `codefactory` process it spawns open that database. Databases are dropped when the test
-ends, on a background thread so the next test need not wait. Names carry the worker's id
-and the process id: two workers, or two sessions at once, never collide.
+ends, which also ends the server sessions its engines left open (PostgreSQL allows 100).
+Names carry the worker's id and the process id: two workers, or two sessions at once, never
+collide.
 
 Which tests use the store is decided from their source, not remembered by anyone
 (`uses_store`): a test whose module, whose fixtures, or whose `tests.*` helpers (followed
@@ -143,6 +144,12 @@ class Databases:
         name = f"{self._prefix}_{self._count}"
         self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
         return self.url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop the database of `url` now, ending the server sessions still open on it."""
+        name = sa.engine.make_url(url).database
+        assert name is not None and name.startswith(self._prefix)
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def drop_later(self, url: str) -> None:
         """Drop the database of `url` on the background thread (its sessions terminated)."""

@@ -27,6 +27,7 @@ from tests.oidc_helpers import (
     submit_authorization,
     web_headers,
 )
+from tests.postgres_store import sqlite_store_only
 
 HTML = {"Accept": "text/html"}
 
@@ -250,6 +251,7 @@ def test_a_flood_of_provider_errors_costs_a_few_bounded_events(factory: Factory)
     assert not any(ch in str(e) for e in seen for ch in "\n\x1b")
 
 
+@sqlite_store_only  # the SQLite file replaced by a folder
 def test_readyz_says_the_store_is_down_without_the_drivers_words(tmp_path: Path) -> None:
     factory = build_factory(Settings(data_dir=tmp_path / "data"))
     app = create_app(factory)
