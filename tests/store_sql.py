@@ -17,10 +17,13 @@ from codefactory.config import load_settings
 from codefactory.store.urls import database_url
 
 
-def store_engine(data_dir: Path) -> sa.Engine:
-    """A bare engine on the database of the factory at `data_dir` (no migration, no pragma):
-    writes through it go below the factory, as an insider's would."""
-    engine = sa.create_engine(database_url(load_settings(data_dir=data_dir).database_url))
+def store_engine(data_dir: Path | str) -> sa.Engine:
+    """A bare engine on the database of the factory at `data_dir` (no migration, no pragma),
+    or at a factory's `settings.database_url` (a `str`: for a factory built before the test's
+    database was chosen, by a fixture of a wider scope): writes through it go below the
+    factory, as an insider's would."""
+    url = data_dir if isinstance(data_dir, str) else load_settings(data_dir=data_dir).database_url
+    engine = sa.create_engine(database_url(url))
     weakref.finalize(engine, engine.pool.dispose)  # callers need not dispose it
     return engine
 
@@ -41,8 +44,9 @@ class StoreSql:
 
 
 @contextmanager
-def store_sql(data_dir: Path) -> Iterator[StoreSql]:
-    """Statements on the database of the factory at `data_dir`, committed at the end."""
+def store_sql(data_dir: Path | str) -> Iterator[StoreSql]:
+    """Statements on the database of the factory at `data_dir` (or at a `database_url`, as
+    `store_engine` takes), committed at the end."""
     engine = store_engine(data_dir)
     try:
         with engine.begin() as connection:

@@ -29,7 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Factory, People, Pa
 
 def sql(factory: Factory, statement: str, *args: str) -> None:
     """The insider's edit of factory.db, below the factory."""
-    with store_sql(factory.settings.data_dir) as db:
+    with store_sql(factory.settings.database_url) as db:  # the world's, whichever it is
         db.execute(statement, args)
 
 
