@@ -56,12 +56,17 @@ def test_every_event_of_a_lint_run_decodes_to_its_class_and_writes_back_its_data
     assert factory.audit.verify().ok
 
 
-def test_the_deprecated_string_entry_point_writes_the_same_leaf_as_append(
+def test_an_event_appended_by_name_and_data_is_the_same_leaf_and_decodes_typed(
     factory: Factory,
 ) -> None:
     with factory.store.atomic() as tx:
-        by_name = tx.audit(
-            "commit-requested", actor="agent", run_id="r-1", branch="b", base_commit="c", paths=[]
+        by_name = tx.append(
+            UnknownEvent(
+                kind="commit-requested",
+                actor="agent",
+                run_id="r-1",
+                payload={"branch": "b", "base_commit": "c", "paths": []},
+            )
         )
         typed_seq = tx.append(
             CommitRequested(actor="agent", run_id="r-1", branch="b", base_commit="c", paths=[])

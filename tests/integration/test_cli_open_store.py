@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from codefactory.cli import app
 from codefactory.config import load_settings
+from codefactory.domain import UnknownEvent
 from codefactory.factory import AuditLogReadOnly, build_factory, open_store
 from codefactory.runs.report import run_report
 from tests.postgres_store import sqlite_store_only
@@ -89,7 +90,7 @@ def test_the_read_store_refuses_to_write_audited_state(tmp_path: Path) -> None:
     before = read.audit_events(run_id)
     with pytest.raises(AuditLogReadOnly, match="cannot append note"):
         with read.atomic() as tx:
-            tx.audit("note", actor="cli", run_id=run_id)
+            tx.append(UnknownEvent(kind="note", actor="cli", run_id=run_id))
     with pytest.raises(AuditLogReadOnly):
-        read.record("note", actor="cli", run_id=run_id)
+        read.append(UnknownEvent(kind="note", actor="cli", run_id=run_id))
     assert read.audit_events(run_id) == before  # nothing half-written

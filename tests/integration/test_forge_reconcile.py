@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import text
 
 import tests.integration.signed_people as signed_people
+from codefactory.audit.events import PullRequestOpened
 from codefactory.dispatch.service import build_dispatch
 from codefactory.domain import RunState
 from codefactory.factory import Factory
@@ -122,11 +123,11 @@ class World:
         """The factory's `pull-request-opened` event of `run_id` naming request `number`."""
         run = self.factory.store.require_run(run_id)
         self.numbers[run_id] = number
-        self.factory.store.record(
-            "pull-request-opened", actor="factory", run_id=run_id, forge=self.forge,
+        self.factory.store.append(PullRequestOpened(
+            actor="factory", run_id=run_id, forge=self.forge,
             repository=run.repository, number=str(number), url=url or f"https://forge/{number}",
             author=author, sponsor=run.sponsor, commit=run.head_commit, branch=run.branch,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def number(self, run_id: str) -> int:
         return self.numbers[run_id]

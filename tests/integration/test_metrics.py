@@ -22,6 +22,7 @@ from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from codefactory.audit.events import EngineSpend
 from codefactory.config import Settings
 from codefactory.domain import Run, RunState
 from codefactory.engines.session import Spend
@@ -133,9 +134,7 @@ def test_metrics_over_http_equal_the_store_after_real_runs(
         assert run.state is RunState.IN_REVIEW, run.reason
         spent = Spend(requests=3, input_tokens=1200, output_tokens=340, cost_usd=0.0125)
         with factory.store.atomic() as tx:  # as GatewaySessions.close records a run's spend
-            tx.audit(
-                "engine-spend", actor="gateway", run_id=run.id, engine="codex", **asdict(spent)
-            )
+            tx.append(EngineSpend(actor="gateway", run_id=run.id, engine="codex", **asdict(spent)))
         leases = RunLeases(factory.store.engine, factory.audit, lease_s=0.0)
         assert leases.acquire(run.id, "host-a:1:x") is not None
         assert leases.acquire(run.id, "host-b:2:y") is not None  # the first one's expired

@@ -23,7 +23,7 @@ from codefactory.config import Settings
 from codefactory.dispatch.celery_executor import drive_task
 from codefactory.dispatch.service import Execution, build_dispatch, build_execution
 from codefactory.dispatch.settings import DispatchSettings
-from codefactory.domain import RunState
+from codefactory.domain import RunState, UnknownEvent
 from codefactory.factory import Factory, build_factory
 from codefactory.identity.settings import IdentitySettings
 from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
@@ -158,7 +158,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing_more(factory: Factory) -> N
     assert leases.acquire(run_id, "successor") is not None
     before = len(factory.audit.events(run_id))
     with fenced(stale), pytest.raises(LeaseLost), factory.store.atomic() as tx:
-        tx.audit("engine-proposed", actor="agent", run_id=run_id)
+        tx.append(UnknownEvent(kind="engine-proposed", actor="agent", run_id=run_id))
     assert len(factory.audit.events(run_id)) == before
     assert factory.store.require_run(run_id).state is RunState.AUTHORIZED
 

@@ -46,11 +46,6 @@ class RunWriter(Protocol):
         """Append one typed audit event inside this transaction; returns its leaf index."""
         ...
 
-    def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Deprecated: the string way in, kept for the writers not yet typed (an
-        `UnknownEvent` of `name` and `data`, the same leaf). Use `append(event)`."""
-        ...
-
     def record_trigger(self, event: TriggerEvent) -> str:
         """Store a trigger event; returns its new id (`t-` and 12 hex digits)."""
         ...
@@ -110,11 +105,6 @@ class RunRepository(Protocol):
 
     def append(self, event: AuditEvent) -> int:
         """Append one typed audit event in a transaction of its own; returns its leaf index."""
-        ...
-
-    def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Deprecated: the string way in, kept for the writers not yet typed (an
-        `UnknownEvent` of `name` and `data`, the same leaf). Use `append(event)`."""
         ...
 
     def audit_events(self, run_id: str) -> list[AuditRecord]:

@@ -43,7 +43,6 @@ from codefactory.domain import (
     Severity,
     StateChange,
     TriggerEvent,
-    UnknownEvent,
     may_transition,
 )
 from codefactory.store.errors import InvalidTransition, RunNotFound
@@ -92,10 +91,6 @@ class RunTransaction:
     def append(self, event: AuditEvent) -> int:
         """Append one typed audit event inside this transaction; returns its leaf index."""
         return self._audit.append(event, session=self.session)
-
-    def audit(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Deprecated string way in (see `RunWriter.audit`); use `append(event)`."""
-        return self.append(UnknownEvent(kind=name, actor=actor, run_id=run_id, payload=data))
 
     def record_trigger(self, event: TriggerEvent) -> str:
         trigger_id = f"t-{secrets.token_hex(6)}"
@@ -361,10 +356,6 @@ class RunStore:
         state: a context read, a notification); returns its leaf index."""
         with self.atomic() as tx:
             return tx.append(event)
-
-    def record(self, name: str, *, actor: str, run_id: str = "", **data: Any) -> int:
-        """Deprecated string way in (see `RunRepository.record`); use `append(event)`."""
-        return self.append(UnknownEvent(kind=name, actor=actor, run_id=run_id, payload=data))
 
     def audit_events(self, run_id: str) -> list[AuditRecord]:
         """The run's audit events, oldest first."""
