@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from codefactory.audit.events import Login, LoginRefused
 from codefactory.audit.port import AuditLog
-from codefactory.domain import UnknownEvent
 from codefactory.identity.directory import Person
 
 WINDOW_S = 60.0
@@ -68,10 +68,9 @@ class LoginAudit:
     def login(self, person: Person, *, subject: str, method: str, token: str = "") -> None:
         """One person authenticated through the provider (`method`: `browser` or `bearer`;
         `token`: the bearer token's digest, never the token)."""
-        data = {"subject": capped(subject), "method": method}
-        if token:
-            data["token"] = token
-        self._append("login", person.actor, data)
+        self._audit.append(
+            Login(actor=person.actor, subject=capped(subject), method=method, token=token or None)
+        )
 
     def refused(self, source: str, reason: str, detail: str = "", **facts: str) -> None:
         """A refused login or token from `source` (the client address). The first refusal of
@@ -118,19 +117,20 @@ class LoginAudit:
         sample: dict[str, str],
     ) -> None:
         source, reason = key
-        data: dict[str, Any] = {
-            "source": capped(source),
-            "reason": reason,
-            "count": count,
-            "window_start": datetime.fromtimestamp(started, UTC).isoformat(),
-        }
-        if detail:
-            data["detail"] = capped(detail)
-        data.update(sample)
-        self._append("login-refused", "anonymous", data)
-
-    def _append(self, name: str, actor: str, data: dict[str, Any]) -> None:
-        self._audit.append(UnknownEvent(kind=name, actor=actor, payload=data, at=datetime.now(UTC)))
+        self._audit.append(
+            LoginRefused(
+                actor="anonymous",
+                source=capped(source),
+                reason=reason,
+                count=count,
+                window_start=datetime.fromtimestamp(started, UTC).isoformat(),
+                detail=capped(detail) if detail else None,
+                error=sample.get("error"),
+                state=sample.get("state"),
+                subject=sample.get("subject"),
+                token=sample.get("token"),
+            )
+        )
 
 
 def oauth_reason(error: str | None) -> str:

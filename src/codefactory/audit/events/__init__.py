@@ -32,6 +32,8 @@ from codefactory.audit.events.identity import (
     DelegationRevoked,
     GovernanceAuthorized,
     GovernanceRefused,
+    Login,
+    LoginRefused,
 )
 from codefactory.audit.events.intake import (
     CabApprovalDeliveryRefusals,
@@ -120,6 +122,8 @@ from codefactory.audit.events.runs import (
 from codefactory.domain import AuditEvent, UnknownEvent
 
 __all__ = [
+    "Login",
+    "LoginRefused",
     "ForgeChangesRequested",
     "ForgeEventUnmatched",
     "ForgeWebhookEvent",

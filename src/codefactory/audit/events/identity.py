@@ -84,3 +84,32 @@ class GovernanceRefused(AuditEvent):
     waiver: str | None = omitted_when_none()
     statement_digest: str | None = omitted_when_none()
     key_fingerprint: str | None = omitted_when_none()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Login(AuditEvent):
+    """A person authenticated through the identity provider (`method`: `browser` or
+    `bearer`; `token`: the bearer token's digest, present for a bearer token only)."""
+
+    NAME: ClassVar[str] = "login"
+    subject: str
+    method: str
+    token: str | None = omitted_when_none()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginRefused(AuditEvent):
+    """Refused logins or tokens from one source for one reason in one minute, counted
+    (`window_start` ISO 8601); the first of a minute carries its `detail` and the facts its
+    caller gave (`error`, `state`, `subject`, `token`), each present only when given."""
+
+    NAME: ClassVar[str] = "login-refused"
+    source: str
+    reason: str
+    count: int
+    window_start: str
+    detail: str | None = omitted_when_none()
+    error: str | None = omitted_when_none()
+    state: str | None = omitted_when_none()
+    subject: str | None = omitted_when_none()
+    token: str | None = omitted_when_none()
