@@ -355,6 +355,23 @@ def omitted_when_none() -> Any:
     return field(default=None, metadata={"omit_none": True})
 
 
+_DATA_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _data_fields(kind: type) -> tuple[tuple[str, bool], ...]:
+    """Each data field of an event class and whether it is left out while None (cached:
+    an event's data is built on every append)."""
+    found = _DATA_FIELDS.get(kind)
+    if found is None:
+        found = tuple(
+            (spec.name, bool(spec.metadata.get("omit_none")))
+            for spec in fields(kind)
+            if spec.name not in ENVELOPE
+        )
+        _DATA_FIELDS[kind] = found
+    return found
+
+
 @dataclass(frozen=True, kw_only=True)
 class AuditEvent:
     """One fact for the audit log: who did it, about which run, when, and its fields.
@@ -380,11 +397,11 @@ class AuditEvent:
         """The event's fields but the envelope, as a JSON object; a field made with
         `omitted_when_none()` is left out while it is None."""
         out: dict[str, Any] = {}
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if spec.name in ENVELOPE or (value is None and spec.metadata.get("omit_none")):
+        for name, omit_none in _data_fields(type(self)):
+            value = getattr(self, name)
+            if value is None and omit_none:
                 continue
-            out[spec.name] = value
+            out[name] = value
         return out
 
 
