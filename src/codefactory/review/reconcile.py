@@ -32,16 +32,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from codefactory.audit.events import ForgeApprovalRefused as ForgeApprovalRefusedEvent
 from codefactory.audit.events import (
+    ForgeApprovalRecorded,
     ForgeChangesRequested,
     ForgeEventUnmatched,
     ForgeWebhookEvent,
     MergeRecorded,
     MergeUnapproved,
+    PullRequestOpened,
+    ReviewSigned,
+    typed,
 )
+from codefactory.audit.events import ForgeApprovalRefused as ForgeApprovalRefusedEvent
 from codefactory.audit.port import AuditRecord
-from codefactory.domain import Run, RunState
+from codefactory.domain import AuditEvent, Run, RunState
 from codefactory.identity.directory import Directory, IdentityKind, Person
 from codefactory.identity.errors import IdentityError
 from codefactory.review.errors import ForgeError, ReviewError
@@ -270,9 +274,9 @@ class Reconciler:
         back to the packaged commit, would read as an approval of it. A webhook secret is
         shared by everyone who set up a hook; the forge's own record is not."""
         opened = {
-            str(record.data.get("number", ""))
-            for record in self.events_of(run.id)
-            if record.name == REQUEST_OPENED
+            str(event.number)
+            for event in map(typed, self.events_of(run.id))
+            if isinstance(event, PullRequestOpened)
         }
         if not opened:
             return "the factory opened no request for this run on the forge"
@@ -387,7 +391,7 @@ class Reconciler:
             return "the run has no packaged commit"
         if event.commit != packaged:
             return f"the merged head {event.commit[:12]} is not the packaged commit {packaged[:12]}"
-        if not any(_approves(record, packaged) for record in self.events_of(run.id)):
+        if not any(_approves(typed(record), packaged) for record in self.events_of(run.id)):
             return f"the factory recorded no approval of the packaged commit {packaged[:12]}"
         if run.state not in MERGEABLE:
             return (
@@ -437,12 +441,13 @@ def _expanded(event: ForgeEvent, run: Run) -> ForgeEvent:
     return event
 
 
-def _approves(record: AuditRecord, commit: str) -> bool:
-    if record.data.get("commit") != commit:
-        return False
-    if record.name == SIGNED_REVIEW:
-        return record.data.get("verdict") == "approve"
-    return record.name == APPROVAL_RECORDED
+def _approves(event: AuditEvent, commit: str) -> bool:
+    match event:
+        case ReviewSigned(verdict="approve", commit=approved):
+            return approved == commit
+        case ForgeApprovalRecorded(commit=approved):
+            return approved == commit
+    return False
 
 
 def _facts(event: ForgeEvent) -> dict[str, Any]:
