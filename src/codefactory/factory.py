@@ -436,7 +436,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
     from codefactory.sandbox.halting import HaltingSandbox
     from codefactory.sandbox.mirror import Mirrors
     from codefactory.sandbox.setup import dependency_files, install_dependencies
-    from codefactory.store.leases import lease_lost
+    from codefactory.store.leases import lease_watch
     from codefactory.store.runs import RunStore
     from codefactory.store.verify_tables import SqlVerifyCache
     from codefactory.verify.compose import default_gate
@@ -463,7 +463,7 @@ def build_factory(settings: Settings, *, observer: RunObserver | None = None) ->
         HaltingSandbox(  # engine commands killed within seconds of a halt
             build_sandbox(sandbox_settings, data_dir=settings.data_dir, mirrors=mirrors),
             halts.current,
-            stopped=lease_lost,  # and when this process lost the run's lease (dispatch/)
+            stopped=lease_watch,  # and when the driver lost the run's lease (dispatch/)
         ),
         store.append,  # its own transaction, from its writer thread
     )

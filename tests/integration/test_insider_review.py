@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from codefactory.domain import RunState
-from codefactory.factory import Factory
+from codefactory.factory import Factory, commit_verifier
 from codefactory.identity.errors import DelegationRefused
 from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, REVIEW_NAMESPACE, sign
 from codefactory.package.manifest import write_manifest
@@ -185,14 +185,14 @@ def test_f3_audit_explain_says_the_package_changed_after_approval(
     factory, found, tmp_path = world
     run_id = run_in_review(factory, tmp_path)
     approve(factory, run_id, found.keys["jordan.lee"].private)
-    before = explain_run(factory, run_id)
+    before = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     assert before is not None and before["package"]["changed_after_approval"] is False
     (approval,) = before["approvals"]
     assert approval["verified"] is True, approval["problem"]  # its kept statement, re-checked
     package = Path(factory.store.require_run(run_id).package_dir)
     (package / "risk.json").write_text('{"risk": "low"}\n')
     write_manifest(package)
-    after = explain_run(factory, run_id)
+    after = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     assert after is not None and after["package"]["changed_after_approval"] is True
     console = Console(record=True, width=400)
     render_explanation(console, after)

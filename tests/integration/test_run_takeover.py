@@ -32,7 +32,7 @@ from codefactory.sandbox.halting import ExecHalted
 from codefactory.sandbox.layers import sweep_stale
 from codefactory.sandbox.port import Phase
 from codefactory.store.deliveries import DONE, QUEUED, RUNNING, DeliveryQueue
-from codefactory.store.leases import LeaseLost, RunLeases, fenced, forget_lost, mark_lost
+from codefactory.store.leases import Lease, LeaseLost, RunLeases, fenced, forget_lost, mark_lost
 from codefactory.store.operations_tables import RunLeaseRow
 from codefactory.web.app import create_app
 from tests.directory_helpers import person, standard_directory
@@ -253,17 +253,23 @@ def test_a_stale_worker_never_moves_the_package_its_successor_recorded(
 def test_a_worker_that_lost_its_lease_has_its_engine_command_killed(factory: Factory) -> None:
     run_id = queued_run(factory)
     run = factory.store.require_run(run_id)
-    workspace = factory.loop.sandbox.provision(
-        repo=Path(run.repository_path), commit="HEAD", run_id=run_id
-    )
+    lease = RunLeases(factory.store.engine, factory.audit, lease_s=60).acquire(run_id, "w/1")
+    assert lease is not None
+    with fenced(lease):  # as the driver provisions it
+        workspace = factory.loop.sandbox.provision(
+            repo=Path(run.repository_path), commit="HEAD", run_id=run_id
+        )
+    successor = Lease(run_id=run_id, owner="w/2", fence=lease.fence + 1)
     try:
-        threading.Timer(1.0, mark_lost, args=(run_id, "another worker took it over")).start()
+        mark_lost(successor, "not this one: another lease of the run")
+        threading.Timer(1.0, mark_lost, args=(lease, "another worker took it over")).start()
         started = time.monotonic()
         with pytest.raises(ExecHalted, match="another worker took it over"):
             workspace.exec(["sleep", "60"], phase=Phase.ENGINE, timeout_s=90)
         assert time.monotonic() - started < 20
     finally:
-        forget_lost(run_id)
+        forget_lost(lease)
+        forget_lost(successor)
         workspace.destroy()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codefactory.domain import RunState
-from codefactory.factory import Factory
+from codefactory.factory import Factory, commit_verifier
 from codefactory.identity.ssh_signatures import REVIEW_NAMESPACE, sign
 from codefactory.identity.statements import review_statement
 from codefactory.review.errors import (
@@ -191,7 +191,7 @@ def test_audit_explain_shows_who_caused_the_trigger_and_each_signed_verdict(
     factory, found, tmp_path = world
     run_id = run_in_review(factory, tmp_path, caused_by="user:carol")
     decide(factory, run_id, "jordan.lee", found.keys["jordan.lee"].private)
-    explanation = explain_run(factory, run_id)
+    explanation = explain_run(factory, run_id, commits=commit_verifier(factory.settings))
     assert explanation is not None
     assert explanation["trigger"]["caused_by"] == "user:carol"
     (approval,) = explanation["approvals"]

@@ -72,6 +72,6 @@ class RunDriver:
             return None
         finally:
             self.heartbeats.drop(lease)
-            forget_lost(run_id)
+            forget_lost(lease)
         self.leases.release(lease)
         return run

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from codefactory.store.leases import Lease, RunLeases, forget_lost, mark_lost
+from codefactory.store.leases import Lease, RunLeases, mark_lost
 
 log = logging.getLogger("codefactory.dispatch")
 
@@ -26,7 +26,6 @@ class Heartbeats:
         self.lost: list[Lease] = []
 
     def hold(self, lease: Lease) -> None:
-        forget_lost(lease.run_id)
         with self._lock:
             self._held[(lease.run_id, lease.owner)] = lease
             self._renewed[(lease.run_id, lease.owner)] = time.monotonic()
@@ -62,7 +61,7 @@ class Heartbeats:
                     self._renewed[key] = time.monotonic()
                 continue
             log.warning("lease on run %s lost by %s: %s", lease.run_id, lease.owner, why)
-            mark_lost(lease.run_id, f"run {lease.run_id} stopped here: {why}")
+            mark_lost(lease, f"run {lease.run_id} stopped here: {why}")
             self.drop(lease)
             self.lost.append(lease)
 

@@ -60,14 +60,15 @@ class HaltingSandbox:
         halted: HaltCheck,
         *,
         poll_s: float = POLL_S,
-        stopped: Callable[[str], str | None] | None = None,
+        stopped: Callable[[str], HaltCheck] | None = None,
     ) -> None:
         self.inner = inner
         self.halted = halted
         self.poll_s = poll_s
         self.stopped = stopped
-        """Why this process must stop driving a run (its lease lost: `store.leases`), or
-        None; its engine commands are stopped as a halt stops them."""
+        """Given the run id when a workspace is provisioned, a check of why the code that
+        provisioned it must stop driving the run (its lease lost: `store.leases.lease_watch`),
+        or None; its engine commands are then stopped as a halt stops them."""
 
     def provision(
         self,
@@ -81,12 +82,12 @@ class HaltingSandbox:
         workspace = self.inner.provision(
             repo=repo, commit=commit, run_id=run_id, on_egress=on_egress
         )
-        stopped = self.stopped
-        if stopped is None:
+        if self.stopped is None:
             return HaltingWorkspace(workspace, self.halted, poll_s=self.poll_s)
+        stopped = self.stopped(run_id)
 
         def halted_or_stopped() -> str | None:
-            return self.halted() or stopped(run_id)
+            return self.halted() or stopped()
 
         return HaltingWorkspace(workspace, halted_or_stopped, poll_s=self.poll_s)
 

@@ -20,7 +20,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,28 +83,44 @@ def _aware(value: datetime) -> datetime:
 
 _FENCE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("run_lease", default=None)
 
-_LOST: dict[str, str] = {}
+_LOST: dict[tuple[str, str, int], str] = {}
 _LOST_LOCK = threading.Lock()
 
 
-def mark_lost(run_id: str, why: str) -> None:
-    """Record, for this process, that its lease on the run is lost (taken over, or not
-    renewed in time): `lease_lost(run_id)` then says why, so the run's running engine commands
-    are stopped (`sandbox.halting`) instead of racing the new owner's."""
+def _key(lease: Lease) -> tuple[str, str, int]:
+    return (lease.run_id, lease.owner, lease.fence)
+
+
+def mark_lost(lease: Lease, why: str) -> None:
+    """Record, for this process, that `lease` is lost (taken over, or not renewed in time):
+    the watch `lease_watch` gave for it then says why, so the engine commands its holder
+    runs are stopped (`sandbox.halting`) instead of racing the new owner's. Keyed by the
+    lease (run, owner, fence), so a later lease on the same run, even in this process, is
+    not touched."""
     with _LOST_LOCK:
-        _LOST[run_id] = why
+        _LOST[_key(lease)] = why
 
 
-def lease_lost(run_id: str) -> str | None:
-    """Why this process lost its lease on the run, or None while it holds it (or never did)."""
+def forget_lost(lease: Lease) -> None:
+    """Clear `lease`'s lost mark (its holder is done with the run)."""
     with _LOST_LOCK:
-        return _LOST.get(run_id)
+        _LOST.pop(_key(lease), None)
 
 
-def forget_lost(run_id: str) -> None:
-    """Clear the run's lost mark (this process is done with it, or leases it afresh)."""
-    with _LOST_LOCK:
-        _LOST.pop(run_id, None)
+def lease_watch(run_id: str) -> Callable[[], str | None]:
+    """A check, for the code about to run for `run_id` in this context, that says why its
+    lease was lost (None while held); called where a worker's fenced block provisions the
+    run's workspace. Outside a fenced block for that run, the check never says stop."""
+    lease = _FENCE.get()
+    if lease is None or lease.run_id != run_id:
+        return lambda: None
+    key = _key(lease)
+
+    def lost() -> str | None:
+        with _LOST_LOCK:
+            return _LOST.get(key)
+
+    return lost
 
 
 @contextmanager
@@ -131,7 +147,7 @@ def check_fence(session: Session) -> None:
     ).first()
     if row is None or row.owner != lease.owner or row.fence != lease.fence:
         lost = LeaseLost(lease.run_id, lease.owner)
-        mark_lost(lease.run_id, str(lost))
+        mark_lost(lease, str(lost))
         raise lost
 
 
