@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from codefactory.audit.events import AdvisoriesImported, AdvisoriesSynced, AdvisoriesSyncFailed
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, state
 
 if TYPE_CHECKING:
@@ -55,6 +54,7 @@ def advisories_sync(
     A failed sync changes nothing and exits 1, saying what the data still is."""
     from codefactory.advisories import AdvisoryError
     from codefactory.advisories.sync import sync_advisories
+    from codefactory.audit.events import AdvisoriesSynced
 
     settings = state.settings.advisories
     try:
@@ -98,6 +98,7 @@ def advisories_import(
     then on. Files that are not advisories (README, workflows, scripts) are skipped and
     counted; a malformed record refuses the whole import, naming the record."""
     from codefactory.advisories import AdvisoryError, import_advisories
+    from codefactory.audit.events import AdvisoriesImported
 
     try:
         report = import_advisories(path, _folder())
@@ -224,6 +225,7 @@ def _database_quiet() -> tuple[Path, AdvisoryDatabase]:
 def _audit_failure(url: str, reason: str) -> None:
     """A refused sync is an audit event too, when the factory can start."""
     from codefactory.advisories import AdvisoryError
+    from codefactory.audit.events import AdvisoriesSyncFailed
 
     try:
         factory = build()

@@ -8,12 +8,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from codefactory.audit.events import ForgeProtectionChecked
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, state
 
 forge_app = typer.Typer(help="The forge where reviewers work (GitHub, GitLab, …).")
 
-CHECKED_EVENT = ForgeProtectionChecked.NAME
+CHECKED_EVENT = "forge-protection-checked"  # ForgeProtectionChecked.NAME, loaded when run
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +42,7 @@ def check_protection_command(
     approvals kept, administrators bypassing, the gate's status not required. Exit 0 when
     nothing would, 1 when any gap, 2 on errors (the forge's named error, forge.type local).
     Each check is audited (`forge-protection-checked`)."""
+    from codefactory.audit.events import ForgeProtectionChecked
     from codefactory.review.forges.build import forge_host
     from codefactory.review.forges.naming import NotPublishable, forge_repository
     from codefactory.review.protection import (
