@@ -31,6 +31,7 @@ import redis
 import sqlalchemy as sa
 
 from codefactory.domain import RunState, may_transition
+from codefactory.sandbox.layers import sweep_stale
 from tests.conftest import SHARED_FIXTURES
 from tests.fixtures.webhooks.signed import SECRETS, headers
 
@@ -253,7 +254,7 @@ def run_chaos(
             started = time.monotonic()
             with httpx.Client(base_url=cluster.url, timeout=30) as client:
                 for number in range(1, deliveries + 1):
-                    repository = LINT_REPOSITORY if number % 10 == 0 else CLEAN_REPOSITORY
+                    repository = LINT_REPOSITORY if number % 20 == 0 else CLEAN_REPOSITORY
                     body = delivery(template, number, repository)
                     delivery_id = f"chaos-{number}"
                     sent = headers("github", body, event="issues", delivery_id=delivery_id)
@@ -274,6 +275,8 @@ def run_chaos(
             stop.set()
             agitator.join(30)
             cluster.stop()
+            # the killed workers' workspaces, as a worker's next start would sweep them
+            sweep_stale(Path(base_env["CODEFACTORY_DATA_DIR"]) / "workspaces", min_age_s=0)
         check(engine, acknowledged, figures)
         engine.dispose()
         verify = subprocess.run(

@@ -1,6 +1,6 @@
-"""The celery executor end to end, and the chaos run of issue 15 (marker `chaos`, which CI
-runs): the real CLI's `serve --workers 0` and `worker` processes on PostgreSQL and Redis
-(tests/chaos.py)."""
+"""The celery executor end to end under chaos (issue 15; marker `chaos`, which CI runs): the
+real CLI's `serve --workers 0` and three `worker` processes on PostgreSQL and Redis, 200
+signed deliveries, workers killed and restarted, broker connections cut (tests/chaos.py)."""
 
 from __future__ import annotations
 
@@ -21,22 +21,6 @@ def repositories(root: Path) -> tuple[Path, Path]:
     make_repo(root / "sample-service", files)
     make_repo(root / "clean-service", {"app.py": '"""A clean module."""\n\nVALUE = 1\n'})
     return root / "sample-service", root / "clean-service"
-
-
-@pytest.mark.chaos
-def test_deliveries_to_serve_run_on_celery_workers_despite_a_killed_worker(
-    cli: Cli, tmp_path: Path
-) -> None:
-    lint, clean = repositories(tmp_path)
-    env = {**cli.env, "CODEFACTORY_DATA_DIR": str(cli.data_dir)}
-    figures = run_chaos(
-        tmp_path, base_env=env, lint_repo=lint, clean_repo=clean,
-        deliveries=12, workers=2, kills=1, cuts=1, settle_timeout_s=240,
-    )  # fmt: skip
-    print("\n".join(figures.lines()))
-    assert figures.problems == []
-    assert figures.acknowledged == figures.runs == 12
-    assert figures.states["in_review"] == 1 and figures.states["no_change"] == 11
 
 
 @pytest.mark.chaos
