@@ -297,7 +297,11 @@ def test_the_halt_kills_the_marked_process_group_and_nothing_else() -> None:
     other = subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)
     try:
         assert marked.stdout is not None
-        child = int(marked.stdout.readline())  # in the group, without the mark
+        child = int(marked.stdout.readline())  # in the group, without the mark once exec'd
+        deadline = time.monotonic() + 5
+        while mark.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the shell's child never became sleep"
+            time.sleep(0.01)  # until then it is a copy of the shell, mark and all
         assert kill_marked(mark.encode()) == 1
         assert marked.wait(5) == -9
         deadline = time.monotonic() + 5
