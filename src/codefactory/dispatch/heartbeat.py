@@ -23,7 +23,6 @@ class Heartbeats:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost: list[Lease] = []
 
     def hold(self, lease: Lease) -> None:
         with self._lock:
@@ -63,7 +62,6 @@ class Heartbeats:
             log.warning("lease on run %s lost by %s: %s", lease.run_id, lease.owner, why)
             mark_lost(lease, f"run {lease.run_id} stopped here: {why}")
             self.drop(lease)
-            self.lost.append(lease)
 
     def start(self) -> None:
         if self._thread is not None:

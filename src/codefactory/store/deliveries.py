@@ -5,7 +5,7 @@ A delivery row moves `received → queued → running → done` (with the Celery
 `queued → sent → running → done`: the table is the outbox the broker is fed from), or rests
 `refused` or `ignored`. Workers claim rows with a conditional update, so two workers (threads or
 processes) never run the same delivery; rows left `received` or `running` by a stopped
-process are found again by `unfinished()`.
+process are queued again by `dispatch.sweeper` once `stale()`.
 """
 
 from __future__ import annotations
@@ -214,16 +214,6 @@ class DeliveryQueue:
                 .where(DeliveryRow.run_id == run_id, DeliveryRow.status.in_(UNFINISHED))
                 .values(status=DONE, reason=reason, updated_at=_now())
             )
-
-    def unfinished(self) -> list[QueuedDelivery]:
-        """Rows a stopped process left `received` or `running`, oldest first."""
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(DeliveryRow)
-                .where(DeliveryRow.status.in_((RECEIVED, RUNNING)))
-                .order_by(DeliveryRow.id)
-            ).all()
-            return [QueuedDelivery.from_row(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Deliveries per status."""
