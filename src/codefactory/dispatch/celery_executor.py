@@ -1,6 +1,7 @@
 """The `celery` executor: runs driven by `codefactory worker` processes on any machine.
 
-Intake stores a delivery `queued` (the deliveries table is the transactional outbox); an
+Intake stores a delivery `queued`, decided or to be decided by the worker that claims it
+(the deliveries table is the transactional outbox); an
 `Outbox` thread in every process of the `celery` executor publishes queued rows as
 `codefactory.drive` tasks and marks them `sent`. A worker's task claims the delivery
 (`running`) and drives its run through the `RunDriver` (the run's lease decides who executes
@@ -22,6 +23,7 @@ from celery import Celery
 
 from codefactory.dispatch.driver import RunDriver
 from codefactory.dispatch.workers import drive_delivery
+from codefactory.runs.decisions import DeliveryDecider
 from codefactory.store.deliveries import QUEUED, RUNNING, SENT, DeliveryQueue
 
 if TYPE_CHECKING:
@@ -106,21 +108,30 @@ class Outbox:
             self._wake.clear()
 
 
-def register_tasks(app: Celery, runtime: Callable[[], tuple[DeliveryQueue, RunDriver]]) -> None:
-    """Register `codefactory.drive` on `app`; `runtime()` returns this process's queue and
-    driver (built once, on the worker's start)."""
+def register_tasks(
+    app: Celery, runtime: Callable[[], tuple[DeliveryQueue, RunDriver, DeliveryDecider]]
+) -> None:
+    """Register `codefactory.drive` on `app`; `runtime()` returns this process's queue,
+    driver and decider (built once, on the worker's start)."""
 
     @app.task(name=DRIVE_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def drive(row_id: object, *_ignored: object) -> str:
-        return drive_task(*runtime(), row_id)
+        queue, driver, decider = runtime()
+        return drive_task(queue, driver, row_id, decider=decider)
 
     del drive
 
 
-def drive_task(queue: DeliveryQueue, driver: RunDriver, row_id: object) -> str:
+def drive_task(
+    queue: DeliveryQueue,
+    driver: RunDriver,
+    row_id: object,
+    *,
+    decider: DeliveryDecider | None = None,
+) -> str:
     """What the `codefactory.drive` task does: claim the delivery (`queued` or `sent` to
-    `running`), drive the run the stored row names, record the outcome on the delivery
-    (`workers.drive_delivery`). The message is trusted for nothing but the row id: a
+    `running`), decide it if intake stored it undecided, drive the run, record the outcome
+    on the delivery (`workers.drive_delivery`). The message is trusted for nothing but the row id: a
     malformed one, or one for a delivery not waiting (a duplicate, a replay, a forgery, or
     a redelivery after its worker died, which the sweeper covers), does nothing."""
     if not isinstance(row_id, int) or isinstance(row_id, bool):
@@ -129,4 +140,4 @@ def drive_task(queue: DeliveryQueue, driver: RunDriver, row_id: object) -> str:
     delivery = queue.get_by_id(row_id)
     if delivery is None or not queue.move(row_id, (QUEUED, SENT), RUNNING):
         return f"delivery {row_id} is not waiting for a worker: nothing to do"
-    return drive_delivery(queue, driver, row_id, delivery.run_id)
+    return drive_delivery(queue, driver, row_id, delivery.run_id, decider=decider)

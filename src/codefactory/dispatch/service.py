@@ -18,6 +18,7 @@ from codefactory.dispatch.heartbeat import Heartbeats
 from codefactory.dispatch.scheduler import Scheduler
 from codefactory.dispatch.sweeper import Sweeper
 from codefactory.dispatch.workers import WorkerPool
+from codefactory.runs.decisions import DeliveryDecider
 from codefactory.runs.intake import WebhookIntake
 from codefactory.store.deliveries import DeliveryQueue
 from codefactory.store.leases import RunLeases, worker_name
@@ -73,6 +74,19 @@ def build_execution(factory: Factory, *, role: str, max_takeovers: int = 2) -> E
     return Execution(leases=leases, heartbeats=heartbeats, driver=driver, sweeper=sweeper)
 
 
+def build_decider(factory: Factory) -> DeliveryDecider:
+    """What decides deliveries intake stored undecided, in a process that drives runs."""
+    return DeliveryDecider(
+        store=factory.store,
+        loop=factory.loop,
+        queue=DeliveryQueue(factory.store.engine),
+        settings=factory.settings.triggers,
+        agent_id=factory.settings.agent_id,
+        directory=factory.identity.directory,
+        policy=factory.loop.policy,
+    )
+
+
 @contextmanager
 def leased_driving(factory: Factory, *, role: str) -> Iterator[RunDriver]:
     """A driver for runs this process starts itself (`codefactory trigger`, the demo): each
@@ -125,7 +139,12 @@ def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
     queue = DeliveryQueue(factory.store.engine)
     execution = build_execution(factory, role="serve", max_takeovers=max(workers, 1))
     celery = factory.settings.dispatch.executor == "celery"
-    pool = WorkerPool(queue=queue, driver=execution.driver, count=0 if celery else workers)
+    pool = WorkerPool(
+        queue=queue,
+        driver=execution.driver,
+        count=0 if celery else workers,
+        decider=build_decider(factory),
+    )
     outbox: Outbox | None = None
     if celery:
         from codefactory.dispatch.celery_executor import Outbox, celery_app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from codefactory.dispatch.celery_executor import Outbox, celery_app, register_tasks
-from codefactory.dispatch.service import build_execution
+from codefactory.dispatch.service import build_decider, build_execution
 from codefactory.store.deliveries import DeliveryQueue
 
 if TYPE_CHECKING:
@@ -26,7 +26,8 @@ def run_worker(factory: Factory, *, concurrency: int, loglevel: str = "INFO") ->
     execution = build_execution(factory, role="worker", max_takeovers=concurrency)
     outbox = Outbox(app, queue, poll_s=max(settings.scan_s, 1.0))
     execution.sweeper.on_requeued = outbox.wake
-    register_tasks(app, lambda: (queue, execution.driver))
+    decider = build_decider(factory)
+    register_tasks(app, lambda: (queue, execution.driver, decider))
     execution.start()
     outbox.start()
     try:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -44,12 +45,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
-from sqlalchemy.exc import IntegrityError
-
 from codefactory.audit.events import (
     CabApprovalDeliveryRefusals,
     SponsorRefused,
-    WebhookAccepted,
     WebhookDuplicate,
     WebhookIgnored,
     WebhookReconciled,
@@ -61,6 +59,7 @@ from codefactory.policy.port import PolicyEngine
 from codefactory.review.forge_events import ForgeEvent, read_forge_event
 from codefactory.review.reconcile import Reconciler
 from codefactory.runs import change_notices as notices
+from codefactory.runs.decisions import DeliveryDecider
 from codefactory.runs.loop import RunLoop
 from codefactory.store.deliveries import (
     DONE,
@@ -72,6 +71,7 @@ from codefactory.store.deliveries import (
     DeliveryQueue,
     QueuedDelivery,
 )
+from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery
 from codefactory.store.port import RunRepository
 from codefactory.triggers.caller import Caller, local_caller
 from codefactory.triggers.duplicates import DuplicateTally
@@ -89,7 +89,7 @@ from codefactory.triggers.payload import MAX_ID
 from codefactory.triggers.port import Delivery, ParsedDelivery, WebhookSource
 from codefactory.triggers.rejections import RejectionBudget, RejectionTally
 from codefactory.triggers.settings import TriggerSettings
-from codefactory.triggers.sponsors import Sponsorship, sponsorship
+from codefactory.triggers.sponsors import sponsorship
 from codefactory.triggers.tally import SourceCount
 from codefactory.triggers.text import TextRefused, check_line
 
@@ -332,6 +332,11 @@ class WebhookIntake:
         """Matches forge review and merge events to runs; None: they are ignored."""
         self.cab_approvals = cab_approvals
         """Takes ServiceNow's change approval notices (the review desk); None: no route."""
+        self.writer = DeliveryWriter(store)
+        """Stores deliveries, many per commit (group commit), before their senders hear."""
+        self.decider = DeliveryDecider(store=store, loop=loop, queue=queue, settings=settings,
+                                       agent_id=agent_id, directory=self.directory,
+                                       policy=self.policy)  # fmt: skip
         # One writer at a time from this process: SQLite serializes writers anyway, and a
         # lock queues them fairly where the driver's busy handler would sleep and retry.
         self._writes = threading.Lock()
@@ -502,7 +507,9 @@ class WebhookIntake:
         self.notice_refusals.tally.flush(only_ended=True)
 
     def close(self) -> None:
-        """Publish the rejection and duplicate counts still pending (call at shutdown)."""
+        """Store what is waiting, then publish the rejection and duplicate counts still
+        pending (call at shutdown)."""
+        self.writer.close()
         self.rejections.flush()
         self.duplicates.flush()
         self.notice_refusals.tally.flush()
@@ -659,8 +666,7 @@ class WebhookIntake:
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
     ) -> Receipt:
         """Store an authenticated delivery and decide it (webhooks and schedules alike)."""
-        with self._writes:
-            stored = self._accept(source, parsed, digest=digest, received_at=received_at)
+        stored = self._accept(source, parsed, digest=digest, received_at=received_at)
         # A repeat is counted outside the lock: the tally may publish, which takes it.
         receipt = (
             self._duplicate(source, parsed, stored, digest)
@@ -674,25 +680,77 @@ class WebhookIntake:
     def _accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
     ) -> Receipt | QueuedDelivery:
-        """The stored delivery's receipt, or the delivery stored first when it repeats one."""
+        """The stored delivery's receipt, or the delivery stored first when it repeats one.
+
+        The delivery is stored first (`DeliveryWriter`: group commit, durable before this
+        returns), with its parsed trigger when it asks for work; then decided here
+        (`decide_at_intake`) or left `queued` for the worker that claims it."""
+        facts = DeliveryFacts(
+            source=source,
+            delivery_id=parsed.delivery_id,
+            event=parsed.event,
+            digest=digest,
+            received_at=received_at,
+        )
+        trigger = parsed.trigger
+        if trigger is None:
+            ignored = WebhookIgnored(actor=f"intake:{source}", source=source,
+                                     delivery_id=parsed.delivery_id, event=parsed.event,
+                                     reason=parsed.ignored)  # fmt: skip
+            new = NewDelivery(facts=facts, status=IGNORED, reason=parsed.ignored, audit=ignored)
+        else:
+            status = RECEIVED if self.settings.decide_at_intake else QUEUED
+            new = NewDelivery(facts=facts, status=status, trigger=trigger)
         # The same delivery id, or the same signed body under another id (GitHub and GitLab
         # sign no timestamp: a replayed body must not start a second run).
-        existing = self.queue.get(source, parsed.delivery_id) or self.queue.get_by_digest(
-            source, digest
-        )
-        if existing is None:
-            try:
-                return self._store(source, parsed, digest=digest, received_at=received_at)
-            except IntegrityError:  # the same delivery, stored meanwhile by another request
-                existing = self.queue.get(source, parsed.delivery_id)
-                if existing is None:
-                    raise
+        written = self.writer.write(new)
+        row = written.row
+        if not written.first:
+            return row
+        if trigger is None or row.status == QUEUED:
+            return Receipt(source=source, delivery_id=row.delivery_id, status=row.status,
+                           reason=row.reason)  # fmt: skip
+        with self._writes:
+            return self._decide(row, trigger)
+
+    def _decided(self, existing: QueuedDelivery, *, wait_s: float = 10.0) -> QueuedDelivery:
+        """`existing` once its decision at intake (`received`, no run yet) is over, or as it
+        stands after `wait_s` seconds (a process that stopped mid-decision: a worker decides
+        it once the sweeper queues it again)."""
+        deadline = time.monotonic() + wait_s
+        while existing.status == RECEIVED and existing.run_id is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+            existing = self.queue.get_by_id(existing.id) or existing
         return existing
+
+    def _decide(self, row: QueuedDelivery, trigger: TriggerEvent) -> Receipt:
+        """Decide the delivery just stored `received` and queue it when its run may start
+        (a worker decides it instead when this fails)."""
+        try:
+            decided = self.decider.decide(row, trigger)
+        except BaseException:
+            self.queue.mark(row.id, QUEUED)
+            raise
+        if decided.status == QUEUED and decided.decided_here:
+            self.queue.mark(row.id, QUEUED)
+        run = decided.run
+        return Receipt(
+            source=row.source,
+            delivery_id=row.delivery_id,
+            status=decided.status,
+            run_id=run.id if run else None,
+            state=run.state.value if run else None,
+            reason=decided.reason,
+        )
 
     def _duplicate(
         self, source: str, parsed: ParsedDelivery, existing: QueuedDelivery, digest: str
     ) -> Receipt:
-        """Count a repeat and answer with the first delivery's outcome."""
+        """Count a repeat and answer with the first delivery's outcome (once it is decided,
+        when it is being decided at intake right now)."""
+        existing = self._decided(existing)
         self.duplicates.count(
             source=source,
             payload_digest=digest,
@@ -710,133 +768,3 @@ class WebhookIntake:
             reason=run.reason if run else existing.reason,
             duplicate=True,
         )
-
-    def _store(
-        self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
-    ) -> Receipt:
-        row = DeliveryFacts(
-            source=source,
-            delivery_id=parsed.delivery_id,
-            event=parsed.event,
-            digest=digest,
-            received_at=received_at,
-        )
-        event = parsed.trigger
-        if event is None:
-            with self.store.atomic() as tx:
-                self.queue.add(tx.session, row, status=IGNORED, reason=parsed.ignored)
-                tx.append(
-                    WebhookIgnored(
-                        actor=f"intake:{source}",
-                        source=source,
-                        delivery_id=parsed.delivery_id,
-                        event=parsed.event,
-                        reason=parsed.ignored,
-                    )
-                )
-            return Receipt(
-                source=source,
-                delivery_id=parsed.delivery_id,
-                status=IGNORED,
-                reason=parsed.ignored,
-            )
-        binding = self.settings.binding_for(source, event.repository)
-        if binding is None:
-            return self._refuse_unmapped(source, parsed, event, row)
-        checkout = binding.path.expanduser().resolve()
-        remote = event.attributes.get("remote_repository") or event.repository
-        event = replace(
-            event,
-            repository=self.settings.delivery_repository_id(source, event.repository)
-            or self.settings.repository_id(checkout),
-            attributes={**event.attributes, "remote_repository": remote},
-        )
-        found = sponsorship(
-            event, directory=self.directory, policy=self.policy, configured_sponsor=binding.sponsor
-        )
-        event = replace(event, caused_by=found.caused_by)
-        if found.refusal:
-            return self._refuse_sponsor(source, parsed, event, row, found, checkout)
-        with self.store.atomic() as tx:
-            trigger_id = tx.record_trigger(event)
-            run_id = tx.create_run(
-                trigger_id=trigger_id,
-                event=event,
-                sponsor=found.sponsor,
-                agent_id=self.agent_id,
-                engine=self.loop.engine_name(event.kind.value),
-                repository_path=str(checkout),
-            )
-            # Stored `received`, not claimable, until the decision below: a worker racing it
-            # to authorize the same run would fail it (`received` → `authorized` twice). A
-            # stopped process's `received` rows are queued again at start.
-            row_id = self.queue.add(tx.session, row, status=RECEIVED, run_id=run_id)
-            tx.append(
-                WebhookAccepted(
-                    actor=f"intake:{source}",
-                    run_id=run_id,
-                    source=source,
-                    delivery_id=parsed.delivery_id,
-                    event=parsed.event,
-                    payload_digest=digest,
-                )
-            )
-        try:
-            run = self.loop.authorize(run_id)
-        except BaseException:
-            self.queue.mark(row_id, QUEUED)  # a worker decides it (`RunLoop.execute`)
-            raise
-        refused = run.state in (RunState.REFUSED, RunState.FAILED)
-        status = REFUSED if refused else QUEUED
-        self.queue.mark(row_id, status, reason=run.reason if refused else None)
-        return Receipt(
-            source=source,
-            delivery_id=parsed.delivery_id,
-            status=status,
-            run_id=run_id,
-            state=run.state.value,
-            reason=run.reason,
-        )
-
-    def _refuse_sponsor(
-        self,
-        source: str,
-        parsed: ParsedDelivery,
-        event: TriggerEvent,
-        row: DeliveryFacts,
-        found: Sponsorship,
-        checkout: Path,
-    ) -> Receipt:
-        """A run refused because nobody the directory knows may sponsor it."""
-        reason = found.refusal
-        with self.store.atomic() as tx:
-            trigger_id = tx.record_trigger(event)
-            run_id = tx.create_run(
-                trigger_id=trigger_id,
-                event=event,
-                sponsor="",
-                agent_id=self.agent_id,
-                repository_path=str(checkout),
-            )
-            tx.append(
-                SponsorRefused( actor="identity", run_id=run_id, trigger_id=trigger_id,
-                source=source, delivery_id=parsed.delivery_id, sender_kind=event.sender_kind,
-                sender=event.sender, policy_ids=list(found.policy_ids), reason=reason,
-            ))  # fmt: skip
-            tx.transition(run_id, RunState.REFUSED, reason=reason, actor="identity")
-            self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
-        return Receipt.refused(source, parsed.delivery_id, run_id, reason)
-
-    def _refuse_unmapped(
-        self, source: str, parsed: ParsedDelivery, event: TriggerEvent, row: DeliveryFacts
-    ) -> Receipt:
-        reason = (
-            f"the repository `{event.repository}` is not mapped to a local repository "
-            f"(triggers.repositories)"
-        )
-        with self.store.atomic() as tx:
-            trigger_id = tx.record_trigger(event)
-            run_id = tx.create_run(trigger_id=trigger_id, event=event, sponsor="", agent_id="")
-            tx.transition(run_id, RunState.REFUSED, reason=reason, actor=f"intake:{source}")
-            self.queue.add(tx.session, row, status=REFUSED, run_id=run_id, reason=reason)
-        return Receipt.refused(source, parsed.delivery_id, run_id, reason)

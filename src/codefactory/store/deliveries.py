@@ -3,20 +3,23 @@ repository of the store: intake writes it, `dispatch/` drains it).
 
 A delivery row moves `received → queued → running → done` (with the Celery executor,
 `queued → sent → running → done`: the table is the outbox the broker is fed from), or rests
-`refused` or `ignored`. Workers claim rows with a conditional update, so two workers (threads or
+`refused` or `ignored`. A delivery stored before its decision (`store.delivery_writer`)
+carries its parsed trigger (`trigger_document`) and no run until a decision attaches one
+(`attach`). Workers claim rows with a conditional update, so two workers (threads or
 processes) never run the same delivery; rows left `received` or `running` by a stopped
 process are queued again by `dispatch.sweeper` once `stale()`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.store.trigger_tables import DeliveryRow
 
 RECEIVED, QUEUED, RUNNING, DONE = "received", "queued", "running", "done"
@@ -66,6 +69,37 @@ class QueuedDelivery:
         )
 
 
+class AlreadyDecided(Exception):
+    """The delivery already has its run (another process decided it first)."""
+
+    def __init__(self, row_id: int) -> None:
+        super().__init__(f"delivery {row_id} already has its run")
+        self.row_id = row_id
+
+
+def trigger_document(event: TriggerEvent) -> dict[str, Any]:
+    """`event` as a JSON object (every field; `kind` its value, `received_at` ISO 8601),
+    as an undecided delivery stores it."""
+    document = {field.name: getattr(event, field.name) for field in fields(event)}
+    document["kind"] = event.kind.value
+    document["labels"] = list(event.labels)
+    document["links"] = list(event.links)
+    document["attributes"] = dict(event.attributes)
+    document["received_at"] = event.received_at.isoformat()
+    return document
+
+
+def trigger_from_document(document: dict[str, Any]) -> TriggerEvent:
+    """The `TriggerEvent` `trigger_document` wrote; raises KeyError, ValueError or
+    TypeError for a document it did not write."""
+    values = dict(document)
+    values["kind"] = ChangeKind(values["kind"])
+    values["labels"] = tuple(values["labels"])
+    values["links"] = tuple(values["links"])
+    values["received_at"] = datetime.fromisoformat(values["received_at"])
+    return TriggerEvent(**values)
+
+
 class DeliveryQueue:
     """Reads and moves delivery rows; `add` writes inside the caller's transaction."""
 
@@ -96,6 +130,30 @@ class DeliveryQueue:
         session.add(row)
         session.flush()
         return row.id
+
+    @staticmethod
+    def attach(
+        session: Session, row_id: int, run_id: str, *, status: str, reason: str = ""
+    ) -> None:
+        """Give the undecided delivery `row_id` its run, in `session`'s transaction (whose
+        run row must exist), and drop its stored trigger (the run's trigger holds it now);
+        raises `AlreadyDecided` when the delivery has a run already."""
+        result = session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == row_id, DeliveryRow.run_id.is_(None))
+            .values(run_id=run_id, status=status, reason=reason, trigger=None, updated_at=_now())
+        )
+        if not cast(CursorResult[Any], result).rowcount:
+            raise AlreadyDecided(row_id)
+
+    def undecided(self, row_id: int) -> TriggerEvent | None:
+        """The parsed trigger of the delivery `row_id` while it has no run; None once it has
+        one (or was stored without a trigger)."""
+        with Session(self.engine) as session:
+            row = session.get(DeliveryRow, row_id)
+            if row is None or row.run_id is not None or row.trigger is None:
+                return None
+            return trigger_from_document(row.trigger)
 
     def get(self, source: str, delivery_id: str) -> QueuedDelivery | None:
         with Session(self.engine) as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -23,8 +24,11 @@ from codefactory.store.models import Base
 class DeliveryRow(Base):
     """One authenticated delivery, stored before the sender is answered; a run's queue entry.
 
-    `status`: `received` (stored, not yet decided), `queued` (authorized, waiting for a
-    worker), `running`, `done`, `refused` (policy or an unknown repository), `ignored`.
+    `status`: `received` (stored, not yet decided), `queued` (waiting for a worker: with
+    its run authorized, or, with no run yet, to be decided by the worker), `running`, `done`,
+    `refused` (policy, sponsor or an unknown repository), `ignored`. `trigger` holds the
+    parsed trigger (`store.deliveries.trigger_document`) of a delivery stored before its
+    decision, until the decision creates its run.
     """
 
     __tablename__ = "deliveries"
@@ -43,6 +47,7 @@ class DeliveryRow(Base):
     payload_digest: Mapped[str] = mapped_column(String(80))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 class TriggerDetailRow(Base):

@@ -111,6 +111,11 @@ class TriggerSettings(BaseModel):
     rejections_per_minute: int = Field(default=60, ge=1)
     """Rejected deliveries (bad or missing signature, stale, oversized, malformed) allowed per
     source and client address in a minute; beyond it the client is answered 429 unread."""
+    decide_at_intake: bool = True
+    """Whether intake decides a stored delivery (repository, sponsor, policy's first check)
+    before answering, so the answer names the run and its state. False: intake only stores
+    it (many deliveries per commit) and answers `queued` with no run yet, and the worker
+    that claims it decides it: for thousands of deliveries a second (docs/scale-out.md)."""
     rejection_field_chars: int = Field(default=128, ge=16, le=1024)
     """Untrusted text (delivery ids, reasons) in the aggregated `webhook-rejections` audit
     events is cut to this many characters, beside its SHA-256."""
