@@ -71,7 +71,7 @@ from codefactory.store.deliveries import (
     DeliveryQueue,
     QueuedDelivery,
 )
-from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery
+from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery, Written
 from codefactory.store.port import RunRepository
 from codefactory.triggers.caller import Caller, local_caller
 from codefactory.triggers.duplicates import DuplicateTally
@@ -388,6 +388,33 @@ class WebhookIntake:
             received_at=delivery.received_at,
         )
 
+    def admit(self, source: str, headers: Mapping[str, str], body: bytes) -> NewDelivery | None:
+        """The store-only fast path's checks, with no side effect and nothing that blocks,
+        for an event loop (`web/webhooks.py`): with `decide_at_intake` off, the delivery to
+        store (`writer.submit`, then `answer`) when it authenticates, reads, is fresh and is
+        no review or merge of the factory's own branches. None when `receive` must take it
+        in a worker thread: a refusal (counted there), a reconciliation, a decision."""
+        adapter = self.sources.get(source)
+        if self.settings.decide_at_intake or adapter is None:
+            return None
+        delivery = Delivery(
+            source=source,
+            headers={k.lower(): v for k, v in headers.items()},
+            body=body,
+            received_at=datetime.now(UTC),
+        )
+        try:
+            self._authenticate(adapter, delivery)
+            parsed = self._read(adapter, delivery)
+            forge_event = self._forge_event(delivery, parsed)
+        except (DeliveryRejected, DeliveryInvalid):
+            return None
+        if isinstance(forge_event, ForgeEvent):
+            return None
+        if forge_event is not None:  # a review or merge that is not the factory's
+            parsed = replace(parsed, trigger=None, ignored=forge_event)
+        return self._new_delivery(source, parsed, delivery.digest, delivery.received_at)
+
     def receive_change_notice(
         self, headers: Mapping[str, str], body: bytes, *, client: str = ""
     ) -> Receipt:
@@ -476,8 +503,7 @@ class WebhookIntake:
         self, existing: QueuedDelivery, delivery: Delivery, delivery_id: str, secret: str
     ) -> Receipt:
         """A repeated notice whose change no run waits on: answered as the first."""
-        parsed = ParsedDelivery(delivery_id=delivery_id, event=notices.NOTICE_EVENT)
-        receipt = self._duplicate(notices.NOTICE_SOURCE, parsed, existing, delivery.digest)
+        receipt = self._duplicate(notices.NOTICE_SOURCE, delivery_id, existing, delivery.digest)
         if receipt.status == REFUSED:
             status = notices.refusal_status(delivery, secret)
             raise notices.NoticeRefused(delivery_id, status, existing.reason or "", duplicate=True)
@@ -584,7 +610,7 @@ class WebhookIntake:
         assert self.reconciler is not None
         existing = self._stored(source, parsed.delivery_id, digest)
         if existing is not None:
-            return self._duplicate(source, parsed, existing, digest)
+            return self._duplicate(source, parsed.delivery_id, existing, digest)
         # The reconciler asks the forge (REST calls): outside the lock, so no other
         # delivery waits on the forge. A copy stored meanwhile by another request wins and
         # this outcome is dropped (the desk refuses a second recording of the same review).
@@ -611,7 +637,7 @@ class WebhookIntake:
                                                 outcome=found.outcome,
                                                 reason=found.reason))  # fmt: skip
         if existing is not None:
-            return self._duplicate(source, parsed, existing, digest)
+            return self._duplicate(source, parsed.delivery_id, existing, digest)
         self.reconciler.send_alert(found)
         return Receipt(
             source=source,
@@ -665,26 +691,38 @@ class WebhookIntake:
     def accept(
         self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
     ) -> Receipt:
-        """Store an authenticated delivery and decide it (webhooks and schedules alike)."""
-        stored = self._accept(source, parsed, digest=digest, received_at=received_at)
-        # A repeat is counted outside the lock: the tally may publish, which takes it.
-        receipt = (
-            self._duplicate(source, parsed, stored, digest)
-            if isinstance(stored, QueuedDelivery)
-            else stored
-        )
-        if receipt.status == QUEUED and not receipt.duplicate and self.on_queued is not None:
-            self.on_queued()
-        return receipt
-
-    def _accept(
-        self, source: str, parsed: ParsedDelivery, *, digest: str, received_at: datetime
-    ) -> Receipt | QueuedDelivery:
-        """The stored delivery's receipt, or the delivery stored first when it repeats one.
+        """Store an authenticated delivery and decide it (webhooks and schedules alike).
 
         The delivery is stored first (`DeliveryWriter`: group commit, durable before this
         returns), with its parsed trigger when it asks for work; then decided here
         (`decide_at_intake`) or left `queued` for the worker that claims it."""
+        new = self._new_delivery(source, parsed, digest, received_at)
+        return self.answer(new, self.writer.write(new))
+
+    def answer(self, new: NewDelivery, written: Written) -> Receipt:
+        """The answer for a delivery `writer` stored: the first copy's outcome for a repeat
+        (the same id, or the same signed body under another id: GitHub and GitLab sign no
+        timestamp, so a replayed body must not start a second run), else its decision
+        (made here when `decide_at_intake`). Blocks only for a repeat or a decision."""
+        facts, row = new.facts, written.row
+        if not written.first:
+            return self._duplicate(facts.source, facts.delivery_id, row, facts.digest)
+        if new.trigger is None or row.status == QUEUED:
+            receipt = Receipt(source=facts.source, delivery_id=row.delivery_id,
+                              status=row.status, reason=row.reason)  # fmt: skip
+        else:
+            with self._writes:
+                receipt = self._decide(row, new.trigger)
+        if receipt.status == QUEUED and self.on_queued is not None:
+            self.on_queued()
+        return receipt
+
+    def _new_delivery(
+        self, source: str, parsed: ParsedDelivery, digest: str, received_at: datetime
+    ) -> NewDelivery:
+        """What is stored of an authenticated delivery: `ignored` (with its audit event)
+        when it asks for no work, else `received` to be decided here or `queued` for a
+        worker to decide, with its parsed trigger."""
         facts = DeliveryFacts(
             source=source,
             delivery_id=parsed.delivery_id,
@@ -692,26 +730,13 @@ class WebhookIntake:
             digest=digest,
             received_at=received_at,
         )
-        trigger = parsed.trigger
-        if trigger is None:
+        if parsed.trigger is None:
             ignored = WebhookIgnored(actor=f"intake:{source}", source=source,
                                      delivery_id=parsed.delivery_id, event=parsed.event,
                                      reason=parsed.ignored)  # fmt: skip
-            new = NewDelivery(facts=facts, status=IGNORED, reason=parsed.ignored, audit=ignored)
-        else:
-            status = RECEIVED if self.settings.decide_at_intake else QUEUED
-            new = NewDelivery(facts=facts, status=status, trigger=trigger)
-        # The same delivery id, or the same signed body under another id (GitHub and GitLab
-        # sign no timestamp: a replayed body must not start a second run).
-        written = self.writer.write(new)
-        row = written.row
-        if not written.first:
-            return row
-        if trigger is None or row.status == QUEUED:
-            return Receipt(source=source, delivery_id=row.delivery_id, status=row.status,
-                           reason=row.reason)  # fmt: skip
-        with self._writes:
-            return self._decide(row, trigger)
+            return NewDelivery(facts=facts, status=IGNORED, reason=parsed.ignored, audit=ignored)
+        status = RECEIVED if self.settings.decide_at_intake else QUEUED
+        return NewDelivery(facts=facts, status=status, trigger=parsed.trigger)
 
     def _decided(self, existing: QueuedDelivery, *, wait_s: float = 10.0) -> QueuedDelivery:
         """`existing` once its decision at intake (`received`, no run yet) is over, or as it
@@ -746,7 +771,7 @@ class WebhookIntake:
         )
 
     def _duplicate(
-        self, source: str, parsed: ParsedDelivery, existing: QueuedDelivery, digest: str
+        self, source: str, delivery_id: str, existing: QueuedDelivery, digest: str
     ) -> Receipt:
         """Count a repeat and answer with the first delivery's outcome (once it is decided,
         when it is being decided at intake right now)."""
@@ -756,7 +781,7 @@ class WebhookIntake:
             payload_digest=digest,
             run_id=existing.run_id or "",
             first_delivery_id=existing.delivery_id,
-            delivery_id=parsed.delivery_id,
+            delivery_id=delivery_id,
         )
         run = self.store.get_run(existing.run_id) if existing.run_id else None
         return Receipt(

@@ -13,6 +13,7 @@ another process stored meanwhile is answered as that copy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -20,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import Table, bindparam, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,6 +78,12 @@ class DeliveryWriter:
         """Store `delivery` (or find its earlier copy) and return once that is durable;
         raises what the store raised (`StoreUnavailable`, …), `WriterClosed`, or
         `TimeoutError` after `timeout_s` seconds."""
+        return self.submit(delivery).result(timeout_s)
+
+    def submit(self, delivery: NewDelivery) -> Future[Written]:
+        """`write` without waiting: the future holds the `Written` once the commit holding
+        the delivery is durable, or what the store raised (for `asyncio.wrap_future`);
+        raises `WriterClosed`."""
         future: Future[Written] = Future()
         with self._guard:
             if self._closed:
@@ -87,7 +94,11 @@ class DeliveryWriter:
                 )
                 self._thread.start()
             self._waiting.put((delivery, future))
-        return future.result(timeout_s)
+        return future
+
+    async def wait(self, delivery: NewDelivery) -> Written:
+        """`write` for an event loop: awaits the commit without holding a thread."""
+        return await asyncio.wrap_future(self.submit(delivery))
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is waiting, then stop the thread; later writes raise `WriterClosed`."""
@@ -183,29 +194,47 @@ def _keys(facts: DeliveryFacts) -> tuple[tuple[str, str], tuple[str, str]]:
     return (facts.source, "id:" + facts.delivery_id), (facts.source, "body:" + facts.digest)
 
 
+DELIVERIES = cast(Table, DeliveryRow.__table__)
+_SOURCES = DELIVERIES.c.source.in_(bindparam("sources", expanding=True))
+_COPIES = union_all(
+    select(DELIVERIES).where(
+        _SOURCES, DELIVERIES.c.delivery_id.in_(bindparam("ids", expanding=True))
+    ),
+    select(DELIVERIES).where(
+        _SOURCES, DELIVERIES.c.payload_digest.in_(bindparam("digests", expanding=True))
+    ),
+)
+"""Stored deliveries of some sources with some ids or bodies: one statement, compiled once,
+each half served by its index (`source, delivery_id`; `source, payload_digest`)."""
+_INSERT = DELIVERIES.insert().returning(DELIVERIES.c.id, sort_by_parameter_order=True)
+
+
 def _earlier_copies(
     session: Session, deliveries: Iterable[NewDelivery]
 ) -> dict[tuple[str, str], QueuedDelivery]:
     """Stored deliveries with the id or body of one of `deliveries` (the first stored per
     body), by `_keys`."""
     facts = [delivery.facts for delivery in deliveries]
-    by_id = {(f.source, f.delivery_id) for f in facts}
-    by_body = {(f.source, f.digest) for f in facts}
-    rows = session.scalars(
-        select(DeliveryRow)
-        .where(
-            or_(
-                tuple_(DeliveryRow.source, DeliveryRow.delivery_id).in_(by_id),
-                tuple_(DeliveryRow.source, DeliveryRow.payload_digest).in_(by_body),
-            )
-        )
-        .order_by(DeliveryRow.id)
-    ).all()
+    keys = {key for f in facts for key in _keys(f)}
+    rows = session.connection().execute(
+        _COPIES,
+        {
+            "sources": sorted({f.source for f in facts}),
+            "ids": [f.delivery_id for f in facts],
+            "digests": [f.digest for f in facts],
+        },
+    )
     found: dict[tuple[str, str], QueuedDelivery] = {}
-    for row in rows:
-        stored = QueuedDelivery.from_row(row)
-        found.setdefault((row.source, "id:" + row.delivery_id), stored)
-        found.setdefault((row.source, "body:" + row.payload_digest), stored)
+    for row in sorted(rows, key=lambda row: row.id):  # the first stored wins
+        stored = QueuedDelivery(id=row.id, source=row.source, delivery_id=row.delivery_id,
+                                event=row.event, status=row.status, run_id=row.run_id,
+                                reason=row.reason)  # fmt: skip
+        for key in (
+            (row.source, "id:" + row.delivery_id),
+            (row.source, "body:" + row.payload_digest),
+        ):
+            if key in keys:
+                found.setdefault(key, stored)
     return found
 
 
@@ -229,9 +258,7 @@ def _insert(session: Session, deliveries: Sequence[NewDelivery]) -> list[QueuedD
         }
         for d in deliveries
     ]
-    ids = session.scalars(
-        insert(DeliveryRow).returning(DeliveryRow.id, sort_by_parameter_order=True), values
-    ).all()
+    ids = session.connection().execute(_INSERT, values).scalars().all()
     return [
         QueuedDelivery(
             id=row_id,

@@ -28,6 +28,7 @@ from codefactory.web.dashboard import dashboard_router
 from codefactory.web.dashboard.refusals import VerdictRefusals
 from codefactory.web.forge_grants import forge_grant_router
 from codefactory.web.identity_routes import identity_router
+from codefactory.web.intake_fast_path import StoreOnlyIntake
 from codefactory.web.webhooks import Problem, webhook_router
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def create_app(
     app.include_router(auth_router(factory, auth))
     app.include_router(dashboard_router(factory, refusals))
     app.include_router(forge_grants(factory, auth))  # each person's OAuth grant on the forge
-    # outermost last: hosts are checked first, then the session is read, then the gate
+    # outermost last: hosts are checked first, then deliveries only to be stored are taken,
+    # then the session is read, then the gate
     app.add_middleware(ClientGone)
     app.add_middleware(AuthGate, auth=auth)
     app.add_middleware(
@@ -70,6 +72,7 @@ def create_app(
         same_site="lax",
         https_only=bool(web.public_url and web.public_url.startswith("https://")),
     )
+    app.add_middleware(StoreOnlyIntake, intake=dispatch.intake)  # skips the rest: see there
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=web.hosts_for(bound_host))
 
     @app.get("/api/deliveries")

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -188,7 +189,9 @@ def _notice_openapi() -> dict[str, Any]:
 
 
 def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable[Any]]:
-    async def receive(request: Request) -> DeliveryReceipt:
+    status = 200 if name == "slack" else 202
+
+    async def receive(request: Request) -> JSONResponse:
         headers = dict(request.headers)
         client = request.client.host if request.client else ""
         body = await _read_limited(request, intake.settings.max_body_bytes)
@@ -205,7 +208,8 @@ def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable
             raise HTTPException(status_code=err.status, detail=str(err)) from None
         except DeliveryInvalid as err:
             raise HTTPException(status_code=400, detail=str(err)) from None
-        return DeliveryReceipt.of(receipt)
+        # The receipt is built from typed fields: answered as it is, not validated again.
+        return JSONResponse(DeliveryReceipt.of(receipt).model_dump(), status_code=status)
 
     return receive
 
