@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from codefactory.commands import (
     advisories,
@@ -26,7 +30,59 @@ from codefactory.commands import (
 )
 from codefactory.commands.common import state
 
-app = typer.Typer(
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--data-dir"})
+"""The root's options that take a value (the word after them is not a command)."""
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command `argv` (the arguments after the program name) runs: its first word that
+    is not a global option or its value; None when there is none, or when another option
+    (`--help`, `--install-completion`, a typo) comes first and the root must answer."""
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif word.split("=", 1)[0] in GLOBAL_OPTIONS_WITH_VALUE:
+            continue
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
+
+class CommandLine(typer.Typer):
+    """The root app. A process builds the Click command of the one command it runs (Typer
+    otherwise turns all of them, some sixty, into Click commands on every start, tens of
+    milliseconds); the root's own help, completion and unknown commands get every one.
+    `typer.main.get_command(app)` (what `typer.testing.CliRunner` calls) builds them all."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line (`sys.argv[1:]`, or `args=` as Click takes it)."""
+        argv = kwargs.get("args", args[0] if args else None)
+        chosen = self.narrowed(sys.argv[1:] if argv is None else list(argv))
+        return typer.Typer.__call__(chosen, *args, **kwargs)
+
+    def narrowed(self, argv: Sequence[str]) -> typer.Typer:
+        """This app with only the command or group `argv` runs registered (the global
+        options kept); this app itself when `argv` names none of them."""
+        word = command_word(argv)
+        commands = [c for c in self.registered_commands if _name(c) == word]
+        groups = [g for g in self.registered_groups if g.name == word]
+        if not commands and not groups:
+            return self
+        chosen = copy.copy(self)
+        chosen.registered_commands, chosen.registered_groups = commands, groups
+        return chosen
+
+
+def _name(command: typer.models.CommandInfo) -> str:
+    """The command's name as Typer gives it (`typer.main.get_command_from_info`)."""
+    callback = command.callback
+    return command.name or typer.main.get_command_name(getattr(callback, "__name__", ""))
+
+
+app = CommandLine(
     help="Code Factory: a governed harness for background coding agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

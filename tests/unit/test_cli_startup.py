@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 HEAVY = ("sqlalchemy", "alembic", "httpx", "cryptography", "pydantic_ai")
 """Top-level packages `--help` must not load (each costs tens of milliseconds or more)."""
@@ -64,3 +65,66 @@ def test_the_help_lists_every_command_group() -> None:
     assert result.returncode == 0, result.stderr
     for group in ("trigger", "runs", "review", "audit", "serve", "witness", "forge", "mcp"):
         assert group in result.stdout
+
+
+def test_the_command_word_skips_the_global_options() -> None:
+    from codefactory.cli import command_word
+
+    assert command_word(["runs", "list"]) == "runs"
+    assert command_word(["--data-dir", "/d", "runs", "list"]) == "runs"
+    assert command_word(["--data-dir=/d", "trigger", "--repo", "r"]) == "trigger"
+    assert command_word(["--data-dir", "runs"]) is None  # `runs` is the folder here
+    assert command_word(["--help", "runs"]) is None  # the root's help lists every command
+    assert command_word([]) is None
+
+
+def test_a_process_builds_only_the_command_it_runs() -> None:
+    import typer.main
+
+    from codefactory.cli import app
+
+    built = typer.main.get_command(app.narrowed(["--data-dir", "/d", "runs", "list"]))
+    assert isinstance(built, typer.core.TyperGroup)
+    assert sorted(built.commands) == ["runs"]
+    assert sorted(built.params[0].opts) == ["--data-dir"]  # the global options are kept
+    trigger = typer.main.get_command(app.narrowed(["trigger", "--repo", "r"]))
+    assert isinstance(trigger, typer.core.TyperGroup)
+    assert sorted(trigger.commands) == ["trigger"]
+    everything = typer.main.get_command(app)
+    assert isinstance(everything, typer.core.TyperGroup)
+    assert app.narrowed(["--help"]) is app
+    assert app.narrowed(["no-such-command"]) is app  # Click names it and lists the others
+
+
+def test_every_command_narrows_to_itself() -> None:
+    """Each command's Click command is the same whether the process built one or all."""
+    import typer.main
+
+    from codefactory.cli import app
+
+    everything = typer.main.get_command(app)
+    assert isinstance(everything, typer.core.TyperGroup)
+    assert len(everything.commands) > 20
+    for name, command in everything.commands.items():
+        alone = typer.main.get_command(app.narrowed(["--data-dir", "/d", name, "--help"]))
+        assert isinstance(alone, typer.core.TyperGroup)
+        assert list(alone.commands) == [name]
+        assert shape(alone.commands[name]) == shape(command)
+
+
+def shape(command: Any) -> tuple[Any, ...]:
+    """A Click command's help, options and arguments, and its subcommands' shapes."""
+    params = [(p.name, tuple(getattr(p, "opts", ()))) for p in command.params]
+    subcommands = getattr(command, "commands", {})
+    return command.help, params, {n: shape(c) for n, c in sorted(subcommands.items())}
+
+
+def test_a_narrowed_command_runs_from_the_console_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from codefactory.cli import app; app()", "runs", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "list" in result.stdout and "show" in result.stdout
