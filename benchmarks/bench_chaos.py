@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--cuts", type=int, default=2)
+    parser.add_argument("--decide-at-intake", action="store_true",
+                        help="serve decides each delivery (default: workers decide them)")
     args = parser.parse_args()
     for name, kills, cuts in (("baseline", 0, 0), ("chaos", args.kills, args.cuts)):
         with tempfile.TemporaryDirectory() as folder:
@@ -42,6 +44,7 @@ def main() -> None:
             figures = run_chaos(
                 root, base_env=env, lint_repo=lint, clean_repo=clean,
                 deliveries=args.deliveries, workers=args.workers, kills=kills, cuts=cuts,
+                decide_at_intake=args.decide_at_intake,
             )  # fmt: skip
             print(f"== {name}")
             print("\n".join(figures.lines()))
