@@ -17,7 +17,7 @@ demo: install
 PG_TESTS := $(addprefix tests/integration/,test_store_postgresql.py test_store_schema.py \
   test_store_repository_ids.py test_audit_sql.py test_audit_migration.py \
   test_audit_events_stored.py test_metrics_store.py test_webhooks.py test_cli_open_store.py \
-  test_identity_runs.py test_cost_caps_runs.py)
+  test_identity_runs.py test_cost_caps_runs.py test_delivery_writer.py test_webhooks_store_only.py)
 
 test: install postgresql redis
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
