@@ -38,7 +38,7 @@ from codefactory.demo import (  # noqa: E402
 )
 from codefactory.engines.settings import GatewaySettings  # noqa: E402
 from codefactory.factory import Factory, build_factory  # noqa: E402
-from codefactory.runs.intake import accept_ticket  # noqa: E402
+from codefactory.runs.tickets import accept_ticket  # noqa: E402
 
 
 class Stopwatch:

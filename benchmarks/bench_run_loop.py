@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from codefactory.config import Settings  # noqa: E402
 from codefactory.demo import TEMPLATE, create_sample_repository, write_demo_people  # noqa: E402
 from codefactory.factory import build_factory  # noqa: E402
-from codefactory.runs.intake import accept_ticket  # noqa: E402
+from codefactory.runs.tickets import accept_ticket  # noqa: E402
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox  # noqa: E402
 from codefactory.sandbox.port import Phase  # noqa: E402
 

@@ -185,7 +185,7 @@ def run_demo(settings: Settings, *, log: Console, progress: RunObserver | None) 
     """Run the four tickets against a fresh sample service and review the good runs."""
     from codefactory.dispatch.service import leased_driving
     from codefactory.factory import build_factory
-    from codefactory.runs.intake import accept_ticket
+    from codefactory.runs.tickets import accept_ticket
 
     if not settings.gateway.upstream:  # the shipped transcript stands in for a provider
         gateway = settings.gateway.model_copy(update={"upstream": f"replay:{DEMO_TRANSCRIPT}"})

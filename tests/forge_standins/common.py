@@ -21,7 +21,7 @@ from codefactory.review.forges.errors import (
 )
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import ConfirmedApproval
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.triggers.caller import Caller
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from tests.acceptance.conftest import TEMPLATE

@@ -12,7 +12,7 @@ from codefactory.audit.events import KINDS, CommitRequested, RunStateChanged, ty
 from codefactory.config import Settings
 from codefactory.domain import RunState, UnknownEvent
 from codefactory.factory import Factory, build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 

@@ -17,7 +17,7 @@ from codefactory.audit.sql import SqlAuditLog
 from codefactory.config import Settings
 from codefactory.domain import RunState, UnknownEvent
 from codefactory.factory import Factory, build_factory, commit_verifier
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 
 

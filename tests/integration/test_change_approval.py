@@ -312,7 +312,7 @@ def test_the_loop_files_the_change_and_the_hand_off_waits_for_the_cab(
     from codefactory.config import Settings
     from codefactory.factory import build_factory
     from codefactory.identity.settings import IdentitySettings
-    from codefactory.runs.intake import accept_ticket
+    from codefactory.runs.tickets import accept_ticket
     from tests.acceptance.conftest import TEMPLATE
     from tests.conftest import data_dir_sharing_cache, sample_service
     from tests.integration.signed_people import reviewer_directory

@@ -29,7 +29,7 @@ from codefactory.domain import (
 from codefactory.factory import build_factory
 from codefactory.package.builder import FolderPackageBuilder
 from codefactory.package.port import PackageContents
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.errors import SetupFailed
 from codefactory.sandbox.port import Phase, Workspace

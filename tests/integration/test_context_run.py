@@ -21,7 +21,7 @@ from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.runs.report import run_report
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service

@@ -15,7 +15,7 @@ from codefactory.domain import CheckResult, Proposal, RunState, Task, UnknownEve
 from codefactory.engines.guarded import GuardedEngine
 from codefactory.factory import Factory, build_factory
 from codefactory.policy.cedar import default_policy_path
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from codefactory.store.spend import DailySpendReader
 from codefactory.triggers.jira import JiraTicketSource

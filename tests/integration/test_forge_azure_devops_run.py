@@ -26,7 +26,7 @@ from codefactory.review.forges.azure_devops import DESCRIPTION_MAX, TRUNCATED_NO
 from codefactory.review.forges.publishing import request_body
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import NotifySettings, SlackSettings
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.store.deliveries import DeliveryQueue
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app

@@ -29,7 +29,7 @@ from codefactory.factory import Factory, build_factory
 from codefactory.review.forges.bitbucket import BitbucketHost
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.settings import NotifySettings, SlackSettings
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE

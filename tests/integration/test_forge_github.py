@@ -32,7 +32,7 @@ from codefactory.review.forges.publishing import RequestPublishing
 from codefactory.review.forges.push import push_branch
 from codefactory.review.forges.settings import ForgeSettings
 from codefactory.review.port import CommitVerdict, ConfirmedApproval, RequestDraft
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from tests.forge_standins.common import (
     NAMED_ERRORS,
     TICKET,

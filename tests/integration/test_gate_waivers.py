@@ -16,7 +16,7 @@ from codefactory.factory import build_factory
 from codefactory.identity.settings import IdentitySettings
 from codefactory.identity.ssh_signatures import GOVERNANCE_NAMESPACE, sign
 from codefactory.identity.statements import rfc3339
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.runs.waiver_log import waiver_statement
 from codefactory.sandbox.port import Workspace
 from codefactory.verify.settings import VerifySettings, Waiver

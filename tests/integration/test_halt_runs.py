@@ -24,7 +24,7 @@ from codefactory.factory import Factory, build_factory
 from codefactory.identity.governance import LEDGER
 from codefactory.identity.settings import IdentitySettings
 from codefactory.policy.halt import HALT_POLICY_ID
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Phase, Workspace
 from codefactory.store.halts import HaltStore
 from codefactory.triggers.caller import caller_person

@@ -22,7 +22,7 @@ from codefactory.identity import AgentStatus
 from codefactory.identity.directory import FileDirectory
 from codefactory.identity.published import allowed_signers
 from codefactory.identity.statements import StatementVerifier
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service

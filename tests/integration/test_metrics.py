@@ -28,7 +28,7 @@ from codefactory.domain import Run, RunState
 from codefactory.engines.session import Spend
 from codefactory.factory import Factory, build_factory
 from codefactory.observability.settings import ObservabilitySettings
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.store.deliveries import DeliveryFacts, DeliveryQueue
 from codefactory.store.leases import RunLeases
 from codefactory.web.app import create_app

@@ -14,7 +14,7 @@ from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.engines.errors import NothingToDo
 from codefactory.factory import build_factory
 from codefactory.policy.cedar import default_policy_path
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from codefactory.triggers.settings import RepositoryBinding, TriggerSettings
 from codefactory.web.app import create_app

@@ -29,7 +29,7 @@ from codefactory.review.settings import (
     NotifySettings,
     SlackSettings,
 )
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.context_helpers import vendor_settings

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from codefactory.config import Settings
 from codefactory.domain import CheckResult, Proposal, RunState, Task, UnknownEvent
 from codefactory.factory import Factory, build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from codefactory.store.errors import InvalidTransition
 from tests.acceptance.conftest import TEMPLATE

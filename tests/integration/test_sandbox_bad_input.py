@@ -13,7 +13,7 @@ import pytest
 from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.factory import Factory, build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox
 from codefactory.sandbox.errors import ProvisionFailed, SandboxUnavailable
 from codefactory.sandbox.settings import SandboxSettings

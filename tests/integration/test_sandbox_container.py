@@ -12,7 +12,7 @@ import pytest
 from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.factory import build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.backends import build_sandbox
 from codefactory.sandbox.container import ContainerSandbox, find_runtime
 from codefactory.sandbox.errors import SandboxUnavailable

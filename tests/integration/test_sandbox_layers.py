@@ -14,7 +14,7 @@ import pytest
 from codefactory.config import Settings
 from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.factory import Factory, build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.bubblewrap import BubblewrapSandbox, BubblewrapWorkspace
 from codefactory.sandbox.port import Phase, Workspace
 from tests.acceptance.conftest import TEMPLATE

@@ -19,7 +19,7 @@ from codefactory.config import Settings
 from codefactory.domain import CheckResult, Proposal, RunState, Task
 from codefactory.engines.lint_fix import LintFixEngine
 from codefactory.factory import Factory, build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, make_repo

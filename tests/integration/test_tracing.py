@@ -31,7 +31,7 @@ from codefactory.observability.tracing import (
     step_span_id_of,
     trace_id_of,
 )
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service

@@ -9,7 +9,7 @@ import httpx
 
 from codefactory.config import Settings
 from codefactory.factory import build_factory
-from codefactory.runs.intake import accept_ticket
+from codefactory.runs.tickets import accept_ticket
 from codefactory.web.app import create_app
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import asgi_get

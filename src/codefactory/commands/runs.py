@@ -53,7 +53,7 @@ def trigger(
 ) -> None:
     """Start a run from a Jira ticket and drive it until it waits for review or ends."""
     from codefactory.domain import RunState
-    from codefactory.runs.intake import accept_ticket
+    from codefactory.runs.tickets import accept_ticket
     from codefactory.store.runs import run_as_dict
 
     try:

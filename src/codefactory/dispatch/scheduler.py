@@ -10,13 +10,16 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cronsim import CronSim
 
 from codefactory.domain import TriggerEvent
-from codefactory.runs.intake import Receipt, WebhookIntake
 from codefactory.triggers.port import ParsedDelivery
 from codefactory.triggers.settings import ScheduleSettings
+
+if TYPE_CHECKING:
+    from codefactory.runs.intake import Receipt, WebhookIntake
 
 SOURCE = "schedule"
 

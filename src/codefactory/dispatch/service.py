@@ -19,7 +19,6 @@ from codefactory.dispatch.scheduler import Scheduler
 from codefactory.dispatch.sweeper import Sweeper
 from codefactory.dispatch.workers import WorkerPool
 from codefactory.runs.decisions import DeliveryDecider
-from codefactory.runs.intake import WebhookIntake
 from codefactory.store.deliveries import DeliveryQueue
 from codefactory.store.leases import RunLeases, worker_name
 from codefactory.triggers.registry import webhook_sources
@@ -27,6 +26,7 @@ from codefactory.triggers.registry import webhook_sources
 if TYPE_CHECKING:
     from codefactory.dispatch.celery_executor import Outbox
     from codefactory.factory import Factory
+    from codefactory.runs.intake import WebhookIntake
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +136,8 @@ def build_dispatch(factory: Factory, *, workers: int = 2) -> Dispatch:
     """Wire intake, queue, execution and the scheduler. With the `threads` executor,
     `workers` threads drive runs here (0: store and decide only); with `celery`, nothing
     executes here and queued deliveries are published to the broker."""
+    from codefactory.runs.intake import WebhookIntake  # `trigger` drives its own: not loaded
+
     queue = DeliveryQueue(factory.store.engine)
     execution = build_execution(factory, role="serve", max_takeovers=max(workers, 1))
     celery = factory.settings.dispatch.executor == "celery"
