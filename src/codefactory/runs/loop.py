@@ -11,7 +11,7 @@ ticket that needs no change (the engine raises `NothingToDo` before its first ch
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +65,11 @@ from codefactory.policy.scope import (
     run_context,
 )
 from codefactory.review.port import Forge
+from codefactory.runs.delegated import DelegatedPackager, DelegatedSessions
 from codefactory.runs.engine_ports import EngineClearance, EngineSessions
+from codefactory.runs.errors import RunFailed as RunFailed
 from codefactory.runs.evidence import change_digest, failing_summary, write_round_evidence
+from codefactory.runs.rounds_budget import BudgetedEngine, rounds_cap
 from codefactory.sandbox.errors import SandboxError
 from codefactory.sandbox.port import Sandbox, Workspace
 from codefactory.store.port import RunRepository
@@ -78,10 +81,6 @@ RunObserver = Callable[[str, RunState, str], None]
 
 SetupPhase = Callable[[Workspace], list[str]]
 DependencyFilter = Callable[[list[str]], list[str]]
-
-
-class RunFailed(Exception):
-    """Ends the run `failed` with this message (an expected failure, already explained)."""
 
 
 class NoChangeNeeded(Exception):
@@ -429,23 +428,24 @@ class RunLoop:
     def max_rounds(self, engine: str) -> int:
         """The factory's rounds cap, lowered by the registry's for `engine`."""
         cap = self.clearance.max_rounds(engine) if self.clearance is not None else None
-        return min(self.budget.max_rounds, cap) if cap else self.budget.max_rounds
+        return rounds_cap(self.budget.max_rounds, cap)
 
     def _propose_and_verify(
         self, run: Run, task: Task, workspace: Workspace, repo: Path
     ) -> Verified:
-        engine = self.engine_for(run)
-        max_rounds = self.max_rounds(engine.name)
+        inner = self.engine_for(run)
+        # Wrapped for this run: the rounds budget refuses a round past the cap, and each
+        # round's session opens only for an act the run's delegation allows.
+        engine = BudgetedEngine(
+            inner, max_rounds=self.max_rounds(inner.name), evidence=self.evidence_dir / run.id
+        )
+        sessions = DelegatedSessions(self.sessions, agents=self.agents, delegation=self.delegation)
         feedback: list[CheckResult] = []
-        for round_number in range(1, max_rounds + 1):
+        while True:
+            round_number = engine.next_round(feedback)  # RunFailed once the budget is spent
             self._move(run.id, RunState.PROPOSING, f"round {round_number} with {engine.name}")
-            self._act_for(run, "engine:propose", engine=engine.name)
-            session = (
-                self.sessions.open(run, engine.name, round_number=round_number)
-                if self.sessions is not None
-                else None
-            )
-            before = self.sessions.model_requests(run) if self.sessions is not None else 0
+            session = sessions.open(run, engine.name, round_number=round_number)
+            before = sessions.model_requests(run)
             try:
                 proposal = engine.propose(task, workspace, feedback, session)
             except EngineError as err:
@@ -492,10 +492,6 @@ class RunLoop:
                     sources=task.sources,
                 )
             feedback = [result for result in results if not result.passed]
-        raise RunFailed(
-            f"checks still failing after {max_rounds} rounds: "
-            f"{failing_summary(feedback)} (evidence in {self.evidence_dir / run.id})"
-        )
 
     def _require_model_traffic(
         self,
@@ -567,7 +563,11 @@ class RunLoop:
             return
         agent = self.agents.require_active(run.agent_id)
         branch = f"factory/{run.id}"
-        self._act_for(run, "forge:commit", paths=verified.change.paths)
+        # Checked here, not in a wrapper around the forge: the `commit-requested` event the
+        # commit message cites comes before `open_change`, and is written only for an act the
+        # token allows.
+        if self.delegation is not None:
+            self.delegation.check(run, action="forge:commit", paths=verified.change.paths)
         index = self._commit_request(run, branch, workspace.base_commit, verified.change)
         commit = self.forge.open_change(
             repo=repo,
@@ -589,12 +589,15 @@ class RunLoop:
                     audit_index=index,
                 )
             )
-        self._act_for(run, "package:sign")
         patch = self.forge.diff(
             repository=run.repository, base_commit=workspace.base_commit, head_commit=commit
         )
         current = self.store.require_run(run.id)
+        packager = self.packager
+        if self.delegation is not None:  # the token must allow `package:sign`
+            packager = DelegatedPackager(self.packager, delegation=self.delegation)
         package = self._build_package(
+            packager,
             PackageContents(
                 run=current,
                 trigger=trigger,
@@ -607,7 +610,7 @@ class RunLoop:
                 forge_repository=str(self.forge.repository_path(run.repository)),
                 change=verified.change,
                 sources=verified.sources,
-            )
+            ),
         )
         with self.store.atomic() as tx:
             tx.record_package(package)
@@ -653,7 +656,7 @@ class RunLoop:
                 )
             )
 
-    def _build_package(self, contents: PackageContents) -> ChangePackage:
+    def _build_package(self, packager: PackageBuilder, contents: PackageContents) -> ChangePackage:
         """Build the run's package. A folder a stopped worker wrote but never recorded (the
         run has no package yet) is set aside as `.<run>.unrecorded-<n>`, audited
         `package-set-aside`, and the package is built again: packages are never rewritten.
@@ -661,7 +664,7 @@ class RunLoop:
         (a worker whose lease was taken over stops with `LeaseLost`), and never a package
         the store records."""
         try:
-            return self.packager.build(contents)
+            return packager.build(contents)
         except PackageExists as exists:
             run_id = contents.run.id
             target = exists.directory
@@ -681,16 +684,7 @@ class RunLoop:
                     )
                 )
                 target.rename(aside)
-            return self.packager.build(contents)
-
-    def _act_for(
-        self, run: Run, action: str, *, paths: Sequence[str] = (), engine: str = ""
-    ) -> None:
-        """Before acting for the run: the agent may use the engine, the token allows the act."""
-        if engine and not self.agents.require_active(run.agent_id).may_use(engine):
-            raise RunFailed(f"agent {run.agent_id} may not use the engine {engine}")
-        if self.delegation is not None:
-            self.delegation.check(run, action=action, paths=paths)
+            return packager.build(contents)
 
     def _within_scope(self, run: Run, trigger: TriggerEvent, verified: Verified) -> bool:
         """Policy's second check, on the actual diff: outside the scope, the run is refused."""
