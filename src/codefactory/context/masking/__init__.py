@@ -1,8 +1,8 @@
 """Masking of secrets and personal data before a text reaches a coding engine, and the
 scan the model gateway runs over every request (`Masker.scan`).
 
-Importing this package is cheap: Presidio and spaCy are imported on the first `mask` or
-`scan` (about 3 s, once per process).
+Importing this package is cheap: Presidio's recognizers (their modules alone, not spaCy)
+are loaded on the first `mask` or `scan`, once per process.
 """
 
 from codefactory.context.masking.masker import Coverage, Finding, Masker, MaskResult

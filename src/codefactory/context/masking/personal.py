@@ -32,8 +32,9 @@ pipeline over the whole text and context enhancement over every result. So this 
 - validates e-mail domains against tldextract's bundled public suffix snapshot
   (`suffix_list_urls=()`, no cache directory): no download, ever.
 
-Presidio (and spaCy under it) takes about 3 s to import: `personal_recognizers()` imports
-it on first use, once per process; nothing here is imported when the CLI starts.
+Presidio's package (and spaCy under it) takes seconds to import: `personal_recognizers()`
+loads only the modules of the recognizers it runs (`pattern_recognizers.load()`), on first
+use, once per process; nothing of Presidio is imported when the CLI starts.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from codefactory.context.masking import pattern_recognizers
 from codefactory.context.masking.spans import Kind, Span
 from codefactory.context.settings import MaskingSettings
 
@@ -176,33 +178,38 @@ def _known_domain(domain: str) -> bool:
     return bool(_offline_suffixes()(domain).fqdn) or bool(_PRIVATE_TLD.search(domain))
 
 
+class _OfflineEmailValidation:
+    """Mixed into Presidio's e-mail recognizer: its domain checked against the bundled
+    suffixes, role mailboxes left out."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        local, _, domain = pattern_text.lower().rpartition("@")
+        return _known_domain(domain) and not ROLE_MAILBOX.fullmatch(local)
+
+
+class _UncheckedIPv4:
+    """Mixed into Presidio's IP recognizer given its IPv4 pattern alone: its octets are
+    0-255 by construction, so the check by `ipaddress` (about 80 us a match) is skipped."""
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return False
+
+
 @cache
 def personal_recognizers() -> tuple[_Recognizer, ...]:
-    """The Presidio recognizers this module runs, built once per process (imports Presidio
-    and spaCy: about 3 s)."""
-    from presidio_analyzer import predefined_recognizers as presidio
-
-    class OfflineEmailRecognizer(presidio.EmailRecognizer):
-        """Presidio's e-mail recognizer, its domain checked against the bundled suffixes."""
-
-        def validate_result(self, pattern_text: str) -> bool:
-            local, _, domain = pattern_text.lower().rpartition("@")
-            return _known_domain(domain) and not ROLE_MAILBOX.fullmatch(local)
-
+    """The Presidio recognizers this module runs, built once per process (loads their
+    modules alone, not Presidio's package: see `pattern_recognizers`)."""
+    presidio = pattern_recognizers.load()
     ip = presidio.IpRecognizer
-
-    class IPv4Recognizer(presidio.IpRecognizer):
-        """Presidio's IPv4 pattern alone; its octets are 0-255 by construction, so the
-        check by `ipaddress` (about 80 us a match) is skipped."""
-
-        def invalidate_result(self, pattern_text: str) -> bool:
-            return False
-
+    email_recognizer = type(
+        "OfflineEmailRecognizer", (_OfflineEmailValidation, presidio.EmailRecognizer), {}
+    )
+    ipv4_recognizer = type("IPv4Recognizer", (_UncheckedIPv4, ip), {})
     ipv4 = [p for p in ip.PATTERNS if p.name == "IPv4"]
     ipv6 = [p for p in ip.PATTERNS if p.name != "IPv4"]
     entries = [
-        _windowed(OfflineEmailRecognizer(name="EmailRecognizer"), "EMAIL_ADDRESS"),
-        _windowed(IPv4Recognizer(patterns=ipv4, name="IpRecognizer"), "IPV4"),
+        _windowed(email_recognizer(name="EmailRecognizer"), "EMAIL_ADDRESS"),
+        _windowed(ipv4_recognizer(patterns=ipv4, name="IpRecognizer"), "IPV4"),
         _windowed(ip(patterns=ipv6, name="IpRecognizer"), "IPV6"),
     ]
     lined = [presidio.CreditCardRecognizer(), presidio.IbanRecognizer()]
@@ -234,14 +241,13 @@ def _windowed(recognizer: EntityRecognizer, window: str) -> _Recognizer:
 
 @cache
 def _bank_recognizer(entity: str, pattern: str) -> _Recognizer:
-    from presidio_analyzer import Pattern, PatternRecognizer
-
+    presidio = pattern_recognizers.load()
     multiline = 8  # regex.MULTILINE (Presidio's `regex` module ships no type stubs)
 
-    recognizer = PatternRecognizer(
+    recognizer = presidio.PatternRecognizer(
         supported_entity=entity,
         name=f"bank:{entity}",
-        patterns=[Pattern(entity, pattern, 1.0)],
+        patterns=[presidio.Pattern(entity, pattern, 1.0)],
         global_regex_flags=multiline,  # as written: no IGNORECASE, unlike Presidio's
     )
     return _Recognizer(entity, f"pattern:{entity}", recognizer, None)
