@@ -17,17 +17,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from codefactory.audit.events import (
-    CheckCompleted,
-    EngineSpend,
-    PackageBuilt,
-    PolicyDecided,
-    ReviewRecorded,
-    RunCreated,
-    RunStateChanged,
-    TriggerReceived,
-    typed,
-)
 from codefactory.audit.port import AuditLog, AuditRecord
 from codefactory.audit.sql import lock_for_append
 from codefactory.domain import (
@@ -46,7 +35,6 @@ from codefactory.domain import (
     may_transition,
 )
 from codefactory.store.errors import InvalidTransition, RunNotFound
-from codefactory.store.leases import check_fence
 from codefactory.store.models import (
     CheckRunRow,
     DecisionRow,
@@ -59,6 +47,9 @@ from codefactory.store.models import (
 )
 from codefactory.store.trigger_tables import TriggerDetailRow
 
+# The audit event types (`codefactory.audit.events`: every kind, about 140 ms to import) are
+# imported by the writes that append them (and `store.leases`, which imports them, by
+# `atomic`), so reads such as `runs list` never load them.
 FACTORY_ACTOR = "factory"
 RunChild = TypeVar("RunChild", FindingRow, CheckRunRow, DecisionRow, ReviewRow)
 
@@ -93,6 +84,8 @@ class RunTransaction:
         return self._audit.append(event, session=self.session)
 
     def record_trigger(self, event: TriggerEvent) -> str:
+        from codefactory.audit.events import TriggerReceived
+
         trigger_id = f"t-{secrets.token_hex(6)}"
         self.session.add(
             TriggerRow(
@@ -151,6 +144,8 @@ class RunTransaction:
     ) -> str:
         """A new run in `received` for the stored trigger; `event.repository` is the
         canonical id, `repository_path` the local checkout (empty when none is mapped)."""
+        from codefactory.audit.events import RunCreated
+
         run_id = new_run_id()
         at = now()
         self.session.add(
@@ -195,6 +190,8 @@ class RunTransaction:
         **updates: str,
     ) -> None:
         """Move a run to `target` if the state machine allows it, with its audit event."""
+        from codefactory.audit.events import RunStateChanged
+
         row = self.session.get(RunRow, run_id, with_for_update=True)
         if row is None:
             raise RunNotFound(run_id)
@@ -223,6 +220,8 @@ class RunTransaction:
         )
 
     def record_decision(self, run_id: str, *, stage: str, action: str, decision: Decision) -> None:
+        from codefactory.audit.events import PolicyDecided
+
         self.session.add(
             DecisionRow(
                 run_id=run_id,
@@ -248,6 +247,8 @@ class RunTransaction:
         )
 
     def record_checks(self, run_id: str, round_number: int, results: list[CheckResult]) -> None:
+        from codefactory.audit.events import CheckCompleted
+
         for result in results:
             self.session.add(
                 CheckRunRow(
@@ -285,6 +286,8 @@ class RunTransaction:
             )
 
     def record_package(self, package: ChangePackage) -> None:
+        from codefactory.audit.events import PackageBuilt
+
         self.session.add(
             PackageRow(
                 run_id=package.run_id,
@@ -310,6 +313,8 @@ class RunTransaction:
         )
 
     def record_review(self, review: Review, *, commit: str) -> None:
+        from codefactory.audit.events import ReviewRecorded
+
         self.session.add(
             ReviewRow(
                 run_id=review.run_id,
@@ -345,6 +350,8 @@ class RunStore:
         locks always come after it. Inside a worker's fenced block (`store.leases.fenced`),
         it starts and commits only while the worker holds the run's lease (the lease row
         stays locked on PostgreSQL; `LeaseLost` otherwise, nothing written)."""
+        from codefactory.store.leases import check_fence  # imports the audit event types
+
         with Session(self.engine) as session, session.begin():
             lock_for_append(session)
             check_fence(session)
@@ -495,6 +502,8 @@ class RunStore:
     def engine_record(self, engine: str) -> EngineRecord:
         """What the store holds of an engine's runs: how many, the reviewers' verdicts, the
         verify rounds and how many failed, and what the gateway counted they spent."""
+        from codefactory.audit.events import EngineSpend, typed
+
         with Session(self.engine) as session:
             outcomes = session.execute(
                 select(RunRow.id, RunRow.state).where(RunRow.engine == engine)
