@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 HEAVY = ("sqlalchemy", "alembic", "httpx", "cryptography", "pydantic_ai")
@@ -37,6 +38,35 @@ def test_importing_the_command_line_loads_no_heavy_module() -> None:
         "codefactory.cli",
         "codefactory.hosts",  # `mcp serve --host`'s check: the standard library alone
     }
+
+
+def test_loading_the_settings_loads_no_crypto_library() -> None:
+    modules = loaded_after("import codefactory.config")
+    assert "codefactory.audit.cosignature" not in modules  # only when a witness key is read
+    assert "cryptography" not in modules
+
+
+def test_runs_list_loads_no_masking_nor_audit_event_type(tmp_path: Path) -> None:
+    """`runs list` reads the store: no Presidio, spaCy or detect-secrets, no audit event
+    types (`store.runs` imports them in the writes that append them), no witness keys.
+    (`cryptography` it still loads: the audit log's reader, `audit.sql`, imports
+    `audit.note` at module level.)"""
+    runs_list = f"""
+import sys
+from codefactory.cli import app
+sys.argv = ["codefactory", "--data-dir", {str(tmp_path / "data")!r}, "runs", "list"]
+try:
+    app()
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+"""
+    modules = loaded_after(runs_list)
+    assert "codefactory.store.runs" in modules  # it did read the store
+    top = {name.split(".")[0] for name in modules}
+    assert top.isdisjoint({"presidio_analyzer", "spacy", "thinc", "numpy", "detect_secrets"})
+    assert not [m for m in modules if m.startswith("codefactory.audit.events")]
+    assert "codefactory.audit.cosignature" not in modules
+    assert "codefactory.context.masking" not in modules
 
 
 def test_help_is_built_from_signatures_alone() -> None:

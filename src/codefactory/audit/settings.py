@@ -9,12 +9,16 @@ and `CODEFACTORY_AUDIT__SIEM__TARGET=udp://siem.bank:514`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from codefactory.audit.cosignature import CosignerKey, parse_cosigner_key
+if TYPE_CHECKING:
+    from codefactory.audit.cosignature import CosignerKey
+
+# `audit.cosignature` (and `cryptography` under it) is imported when a witness's key is read,
+# not when the settings load: most commands configure no witness.
 
 
 class WitnessSettings(BaseModel):
@@ -39,11 +43,15 @@ class WitnessSettings(BaseModel):
     @field_validator("verifier_key")
     @classmethod
     def _key(cls, value: str) -> str:
+        from codefactory.audit.cosignature import parse_cosigner_key
+
         parse_cosigner_key(value)
         return value.strip()
 
     @property
     def key(self) -> CosignerKey:
+        from codefactory.audit.cosignature import parse_cosigner_key
+
         return parse_cosigner_key(self.verifier_key)
 
 
