@@ -14,21 +14,30 @@ from hypothesis import strategies as st
 
 from codefactory.audit.canonical import (
     _encode,
+    all_canonical_objects,
     canonical_json,
     is_canonical,
     is_canonical_object,
     json_string,
 )
+from codefactory.audit.checkpoint import Checkpoint
 from codefactory.audit.diagnose import first_bad_columns
 from codefactory.audit.leaf import (
     CanonicalData,
     LeafColumns,
     StoredLeaf,
     leaf_bytes,
+    matching_leaf_hashes,
     recompute_leaf_hash,
 )
 from codefactory.audit.merkle import RootBuilder, hash_leaf, root_of
-from codefactory.audit.verify import CACHE_LEVEL, verify_columns, verify_log
+from codefactory.audit.verify import (
+    CACHE_LEVEL,
+    TrustedCheckpoint,
+    verify_batches,
+    verify_columns,
+    verify_log,
+)
 
 # Text that reaches every branch: characters JSON escapes, DEL, non-ASCII, beyond the BMP,
 # lone surrogates (no UTF-8 form), digits next to `.`/`e` (a float's mark inside a string).
@@ -281,3 +290,181 @@ def test_stored_leaf_round_trips_through_columns() -> None:
     leaf = StoredLeaf.from_columns(row(5, "{}"))
     assert dataclasses.replace(leaf).columns() == row(5, "{}")
     assert hashlib.sha256(b"\x00" + leaf.leaf_bytes()).hexdigest() == leaf.leaf_hash
+
+
+# -- batches: what `audit verify` runs over the store ------------------------------------------
+
+
+@given(st.lists(st.tuples(json_value, st.integers(0, 4)), max_size=6), st.sampled_from([0, 1]))
+def test_a_batch_of_data_texts_is_canonical_only_if_each_is(
+    values: list[tuple[Any, int]], shape: int
+) -> None:
+    texts = [written({"k": value} if shape else value, form) for value, form in values]
+    if all_canonical_objects(texts):
+        assert all(is_canonical_object(text) for text in texts)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ['{"a":"x', 'y"}'],  # one object split over two rows
+        ['{"a":1},{"b":2}', "{}"],  # two objects in one row
+        ['{"a":1}', '{"b":2} '],
+        ['{"a":1}', "[1]"],
+        ['{"a":1}', '{"a":1.0}'],
+        ['{"a":1}', b'{"a":1}'],
+        ['{"a":1}', None],
+        ['{"b":1,"a":2}'],
+        ['{"a":1,"a":1}'],
+    ],
+)
+def test_a_batch_holding_one_text_that_is_not_a_canonical_object_is_not(texts: list[Any]) -> None:
+    assert all_canonical_objects(texts) is False
+    assert not all(is_canonical_object(text) for text in texts)
+
+
+def test_a_batch_of_canonical_objects_is_canonical() -> None:
+    texts = [canonical_json({"i": i, "s": f"é {i}", "l": [{"a": 1}, {"b": None}]}).decode()
+             for i in range(300)]  # fmt: skip
+    assert all_canonical_objects(texts) and all_canonical_objects([])
+
+
+def obvious_matching(rows: list[Any], first: int) -> list[bytes]:
+    """The leaf hashes of the leading rows that are the leaves they claim, row by row."""
+    hashes: list[bytes] = []
+    for index, columns in enumerate(rows, start=first):
+        seq, name, actor, run_id, at, data, stored = columns
+        if seq != index or not all(isinstance(c, str) for c in (name, actor, run_id, at, data)):
+            break
+        digest = obvious_leaf_hash(index, name, actor, run_id, at, data)
+        if digest is None or digest.hex() != stored:
+            break
+        hashes.append(digest)
+    return hashes
+
+
+def hashed(seq: int, columns: tuple[str, str, str, str, str]) -> LeafColumns:
+    """A row at `seq` whose stored hash is its leaf's (blank if its columns have none)."""
+    digest = obvious_leaf_hash(seq, *columns)
+    return (seq, *columns, "" if digest is None else digest.hex())
+
+
+plain_columns = st.tuples(
+    st.sampled_from(["run-state-changed", "tool-called"]),
+    st.sampled_from(["factory", "alice@example.com"]),
+    st.sampled_from(["", "r-1"]),
+    st.just("2025-03-01T09:30:00.000000Z"),
+    st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3), max_size=2).map(
+        lambda d: written(d, 0)
+    ),
+)
+
+
+@given(
+    st.lists(st.one_of(plain_columns, columns.map(lambda c: c[1:])), max_size=8),
+    st.integers(0, 300),
+    st.sampled_from(["intact", "hash", "upper", "seq", "bytes"]),
+    st.integers(0, 7),
+)
+def test_matching_leaf_hashes_are_the_obvious_ones(
+    rows_columns: list[tuple[str, str, str, str, str]], first: int, change: str, where: int
+) -> None:
+    rows: list[Any] = [hashed(first + i, c) for i, c in enumerate(rows_columns)]
+    if rows and change != "intact":
+        i = where % len(rows)
+        seq, name, actor, run_id, at, data, stored = rows[i]
+        rows[i] = {
+            "hash": (seq, name, actor, run_id, at, data, hashlib.sha256(b"x").hexdigest()),
+            "upper": (seq, name, actor, run_id, at, data, stored.upper()),
+            "seq": (seq + 1, name, actor, run_id, at, data, stored),
+            "bytes": (seq, name, actor.encode("utf-8", "replace"), run_id, at, data, stored),
+        }[change]
+    assert matching_leaf_hashes(rows, first) == obvious_matching(rows, first)
+
+
+def test_stored_hashes_shifted_across_rows_do_not_match() -> None:
+    rows = [row(seq, "{}") for seq in range(4)]
+    joined = "".join(r[6] for r in rows)
+    cut = [joined[:70], joined[70:128], *(r[6] for r in rows[2:])]  # same text, other rows
+    shifted = [(*r[:6], stored) for r, stored in zip(rows, cut, strict=True)]
+    assert matching_leaf_hashes(shifted, 0) == []
+    assert len(matching_leaf_hashes(rows, 0)) == 4
+
+
+@pytest.mark.parametrize("bad", [0, 1, 255, 256, 299])
+def test_a_long_plain_batch_stops_at_its_first_bad_row(bad: int) -> None:
+    rows = [row(seq, f'{{"i":{seq}}}') for seq in range(300)]
+    good = [bytes.fromhex(r[6]) for r in rows]
+    rows[bad] = (*rows[bad][:6], rows[bad][6][:-1] + "0")
+    if good[bad].hex() == rows[bad][6]:
+        rows[bad] = (*rows[bad][:6], rows[bad][6][:-1] + "1")
+    assert matching_leaf_hashes(rows, 0) == good[:bad]
+    lone = '{"a":"\ud800"}'  # a lone surrogate: canonical text, but no UTF-8 form
+    surrogate = [*rows[:bad], (*rows[bad][:5], lone, rows[bad][6]), *rows[bad + 1 :]]
+    assert matching_leaf_hashes(surrogate, 0) == good[:bad]
+
+
+def cached_subtrees(leaf_hashes: list[bytes]) -> dict[tuple[int, int], str]:
+    builder, cached = RootBuilder(), dict[tuple[int, int], str]()
+    for leaf_hash in leaf_hashes:
+        for level, position, node in builder.append(leaf_hash):
+            if level >= CACHE_LEVEL:
+                cached[level, position] = node.hex()
+    return cached
+
+
+def in_batches(rows: list[LeafColumns], size: int) -> list[list[LeafColumns]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)] + [[]]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 255, 256, 1000])
+@pytest.mark.parametrize(
+    "change", ["intact", "altered", "removed", "renumbered", "inserted", "swapped", "cache"]
+)
+def test_batches_of_any_size_report_what_row_by_row_reports(size: int, change: str) -> None:
+    rows = [row(seq, f'{{"i":{seq % 5}}}') for seq in range(600)]
+    fed = [bytes.fromhex(r[6]) for r in rows]
+    cached = cached_subtrees(fed)
+    checkpoints = [
+        TrustedCheckpoint(checkpoint=Checkpoint(origin="o", size=n, root=root_of(fed[:n])),
+                          label=f"checkpoint {n}")
+        for n in (1, 255, 256, 257, 511, 512, 600)
+    ]  # fmt: skip
+    at = 256
+    if change == "altered":
+        rows[at] = row(at, '{"i":9}')
+        rows[at] = (*rows[at][:6], rows[at + 1][6])
+    elif change == "removed":
+        del rows[at]
+    elif change == "renumbered":
+        rows = rows[:at] + [(r[0] - 1, *r[1:]) for r in rows[at + 1 :]]
+    elif change == "inserted":
+        rows.insert(at, row(at, '{"i":"planted"}'))
+    elif change == "swapped":
+        rows[at], rows[at + 1] = (at, *rows[at + 1][1:]), (at + 1, *rows[at][1:])
+    elif change == "cache":
+        cached[8, 1] = cached[8, 0]
+    leaves = [StoredLeaf.from_columns(r) for r in rows]
+    expected = verify_log(leaves, size=len(rows), cached=cached, checkpoints=checkpoints)
+    report = verify_batches(
+        in_batches(rows, size), size=len(rows), cached=cached, checkpoints=checkpoints
+    )
+    assert report == expected
+    assert report.ok == (change == "intact")
+    if change == "intact":
+        assert report.checkpoints == len(checkpoints)
+        assert report.root_hash == root_of(fed).hex()
+
+
+@given(st.lists(st.integers(0, 40), max_size=6))
+def test_extend_builds_the_tree_append_builds(runs: list[int]) -> None:
+    leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(sum(runs))]
+    one, many = RootBuilder(), RootBuilder()
+    for leaf in leaves:
+        one.append(leaf)
+    start = 0
+    for run in runs:
+        many.extend(leaves[start : start + run])
+        start += run
+        assert many.size == start
+    assert (many.size, many.root()) == (one.size, one.root())

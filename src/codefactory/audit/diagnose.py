@@ -10,10 +10,11 @@ consistently is caught one level up, by the signed checkpoints (`verify.py`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
-from codefactory.audit.leaf import CanonicalData, LeafColumns, StoredLeaf, recompute_leaf_hash
+from codefactory.audit.leaf import LeafColumns, StoredLeaf, matching_leaf_hashes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,27 +41,75 @@ def first_bad_columns(
     rows: Iterable[LeafColumns], *, size: int, on_leaf: Callable[[bytes], None]
 ) -> tuple[int, Problem | None]:
     """`first_bad_row` over rows as the store returns them (`LeafColumns`), building no
-    object per row: the pass `audit verify` makes over every row of the log."""
-    canonical = CanonicalData()
-    iterator = iter(rows)
+    object per row."""
+
+    def on_leaves(leaf_hashes: Sequence[bytes]) -> None:
+        for leaf_hash in leaf_hashes:
+            on_leaf(leaf_hash)
+
+    return first_bad_batches(batched(rows), size=size, on_leaves=on_leaves)
+
+
+def first_bad_batches(
+    batches: Iterable[Sequence[LeafColumns]],
+    *,
+    size: int,
+    on_leaves: Callable[[Sequence[bytes]], None],
+) -> tuple[int, Problem | None]:
+    """`first_bad_columns` over the rows in batches (seq order), feeding on the good leaf
+    hashes of each batch in one call: the pass `audit verify` makes over every row."""
+    iterator = iter(batches)
     previous: LeafColumns | None = None
     position = 0
-    for row in iterator:
-        if row[0] != position:
-            return position, _seq_break(StoredLeaf.from_columns(row), position)
-        digest = recompute_leaf_hash(row, canonical, position)
-        if digest is None or digest.hex() != row[6]:
-            following = next(iterator, None)
-            return position, _diagnose(
-                StoredLeaf.from_columns(row),
-                None if previous is None else StoredLeaf.from_columns(previous),
-                None if following is None else StoredLeaf.from_columns(following),
-                size,
-            )
-        on_leaf(digest)
-        previous = row
-        position += 1
+    for batch in iterator:
+        good = matching_leaf_hashes(batch, position)
+        on_leaves(good)
+        position += len(good)
+        if len(good) < len(batch):
+            bad = batch[len(good)]
+            if good:
+                previous = batch[len(good) - 1]
+            following = _following(batch, len(good), iterator)
+            return position, _problem(bad, position, previous, following, size)
+        if batch:
+            previous = batch[-1]
     return position, None
+
+
+def batched(rows: Iterable[LeafColumns], size: int = 4096) -> Iterator[list[LeafColumns]]:
+    """`rows` in lists of up to `size` (the last may be shorter), in order."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _following(
+    batch: Sequence[LeafColumns], index: int, batches: Iterator[Sequence[LeafColumns]]
+) -> LeafColumns | None:
+    """The row after `batch[index]`: in the batch, else the first of the next non-empty one."""
+    if index + 1 < len(batch):
+        return batch[index + 1]
+    return next((later[0] for later in batches if later), None)
+
+
+def _problem(
+    row: LeafColumns,
+    position: int,
+    previous: LeafColumns | None,
+    following: LeafColumns | None,
+    size: int,
+) -> Problem:
+    """What is wrong with `row`, found at index `position`: the first row that is not the
+    leaf it claims to be (`previous` and `following` are its neighbours, if any)."""
+    leaf = StoredLeaf.from_columns(row)
+    if row[0] != position:
+        return _seq_break(leaf, position)
+    return _diagnose(
+        leaf,
+        None if previous is None else StoredLeaf.from_columns(previous),
+        None if following is None else StoredLeaf.from_columns(following),
+        size,
+    )
 
 
 def _seq_break(row: StoredLeaf, expected: int) -> Problem:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import count
 from typing import Any
 
 from codefactory.audit.canonical import (
+    all_canonical_objects,
     canonical_json,
     is_canonical,
     is_canonical_object,
@@ -113,8 +116,10 @@ class CanonicalData:
     """Whether a data column is a canonical JSON object, remembered by its text.
 
     Logs repeat the same data often (state changes, refusals), and the answer depends on the
-    text alone, so one verification pass asks `is_canonical` once per distinct text. At most
-    `limit` texts are remembered; beyond that the memory starts again (constant memory).
+    text alone, so a caller checking many rows one by one (`recompute_leaf_hash`) asks
+    `is_canonical` once per distinct text. At most `limit` texts are remembered; beyond that
+    the memory starts again (constant memory). `audit verify` checks a batch's texts together
+    instead (`matching_leaf_hashes`).
     """
 
     def __init__(self, limit: int = 1 << 16) -> None:
@@ -132,12 +137,15 @@ class CanonicalData:
         return known
 
 
-def recompute_leaf_hash(row: LeafColumns, canonical: CanonicalData, seq: int) -> bytes | None:
+def recompute_leaf_hash(
+    row: LeafColumns, canonical: Callable[[str], bool], seq: int
+) -> bytes | None:
     """The leaf hash (RFC 9162 §2.1.1, 32 bytes) of the row's columns at index `seq`, or None
     if its data is not a canonical JSON object or a column cannot be encoded as UTF-8.
 
-    The hot path of `audit verify`: columns that need no JSON escaping (the common case) are
-    written straight into the leaf, the rest through `json_string`; same bytes as `leaf_bytes`.
+    `canonical` answers whether a data text is a canonical JSON object (`is_canonical_object`,
+    or a `CanonicalData` that remembers). Columns that need no JSON escaping are written
+    straight into the leaf, the rest through `json_string`; same bytes as `leaf_bytes`.
     """
     _, name, actor, run_id, at, data, _ = row
     if not all(isinstance(column, str) for column in (name, actor, run_id, at)):
@@ -156,6 +164,111 @@ def recompute_leaf_hash(row: LeafColumns, canonical: CanonicalData, seq: int) ->
         return _sha256(b"\x00" + encoded).digest()
     except ValueError:  # a lone surrogate: no UTF-8 form
         return None
+
+
+def matching_leaf_hashes(rows: Sequence[LeafColumns], first: int) -> list[bytes]:
+    """The leaf hashes (RFC 9162 §2.1.1, 32 bytes each) of the leading `rows`, placed at
+    indexes `first`, `first + 1`, ...: as many as there are rows, in order, before the first
+    that is not the leaf it claims to be (its seq is not its index, its columns cannot be read,
+    or they hash to another leaf hash than the one stored beside them).
+
+    The hot loop of `audit verify`, one call per batch. The batch is checked column by column
+    first: its seqs, whether its name, actor, run_id and at texts hold any character JSON
+    escapes, and its distinct data texts together (`all_canonical_objects`). A batch that
+    passes (the common case) has each leaf written straight from its columns; any other goes
+    row by row, through `recompute_leaf_hash` where a row needs it. The bytes are those of
+    `leaf_bytes` either way.
+    """
+    try:
+        seqs, names, actors, run_ids, ats, datas, stored = zip(*rows, strict=True)
+    except ValueError:  # no rows, or rows of another shape: row by row
+        return _checked_leaf_hashes(rows, first, CanonicalData())
+    canonical = _canonical_data(datas)
+    if (
+        canonical is None
+        and seqs == tuple(range(first, first + len(rows)))
+        and _need_no_escapes(names, actors, run_ids, ats)
+    ):
+        plain = _plain_leaf_hashes(names, actors, run_ids, ats, datas, stored, first)
+        if plain is not None:
+            return plain
+    return _checked_leaf_hashes(rows, first, canonical or CanonicalData())
+
+
+def _need_no_escapes(*columns: Sequence[str]) -> bool:
+    """Whether every value of `columns` is text without a character JSON escapes (RFC 8785
+    §3.2.2.2: control characters, which are not printable, the quote and the backslash)."""
+    try:
+        text = "".join("".join(column) for column in columns)
+    except TypeError:  # a column stored as something other than text
+        return False
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _plain_leaf_hashes(
+    names: Sequence[str],
+    actors: Sequence[str],
+    run_ids: Sequence[str],
+    ats: Sequence[str],
+    datas: Sequence[str],
+    stored: Sequence[str],
+    first: int,
+) -> list[bytes] | None:
+    """`matching_leaf_hashes` of rows whose columns need no JSON escaping, whose data texts
+    are canonical JSON objects and whose seqs run from `first`; None if a leaf has no UTF-8
+    form (a lone surrogate in its data: ask row by row)."""
+    try:
+        hashes = [
+            _sha256(
+                f'\x00{{"actor":"{actor}","at":"{at}","data":{data},'
+                f'"name":"{name}","run_id":"{run_id}","seq":{seq}}}'.encode()
+            ).digest()
+            for seq, name, actor, run_id, at, data in zip(
+                count(first), names, actors, run_ids, ats, datas
+            )
+        ]
+    except UnicodeEncodeError:
+        return None
+    try:
+        # When every stored hash is text 64 characters long, the joined texts are equal only
+        # if each stored hash is its leaf's.
+        if set(map(len, stored)) == {64} and b"".join(hashes).hex() == "".join(stored):
+            return hashes
+    except TypeError:  # a leaf hash stored as something other than text
+        pass
+    good = 0
+    while good < len(hashes) and hashes[good].hex() == stored[good]:
+        good += 1
+    return hashes[:good]
+
+
+def _checked_leaf_hashes(
+    rows: Sequence[LeafColumns], first: int, canonical: Callable[[str], bool]
+) -> list[bytes]:
+    """`matching_leaf_hashes` row by row; `canonical` answers for each data text."""
+    hashes: list[bytes] = []
+    position = first
+    for row in rows:
+        if row[0] != position:
+            break
+        leaf_hash = recompute_leaf_hash(row, canonical, position)
+        if leaf_hash is None or leaf_hash.hex() != row[6]:
+            break
+        hashes.append(leaf_hash)
+        position += 1
+    return hashes
+
+
+def _canonical_data(texts: Sequence[str]) -> Callable[[str], bool] | None:
+    """Whether each of `texts` is a canonical JSON object: None if all are, else the answer
+    for each distinct text (a batch repeats the same data often)."""
+    try:
+        distinct = list(dict.fromkeys(texts))
+    except TypeError:  # a column no dict can hold: never a canonical object
+        return is_canonical_object
+    if all_canonical_objects(distinct):
+        return None
+    return {text: is_canonical_object(text) for text in distinct}.__getitem__
 
 
 def leaf_bytes(*, seq: int, name: str, actor: str, run_id: str, at: str, data: str) -> bytes:

@@ -78,6 +78,18 @@ class RootBuilder:
             size >>= 1
         stack.append(node)
 
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Add leaves in order, like `push` for each (one call for a batch of leaves)."""
+        stack, size = self._stack, self.size
+        pop, push = stack.pop, stack.append
+        for node in leaf_hashes:
+            below, size = size, size + 1
+            while below & 1:
+                node = _sha256(b"\x01" + pop() + node).digest()  # hash_children, inlined
+                below >>= 1
+            push(node)
+        self.size = size
+
     def root(self) -> bytes:
         """MTH of the leaves so far: the subtrees folded right to left (RFC 9162 §2.1.1)."""
         if not self._stack:

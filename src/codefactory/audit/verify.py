@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from codefactory.audit.checkpoint import Checkpoint
-from codefactory.audit.diagnose import first_bad_columns
+from codefactory.audit.diagnose import batched, first_bad_batches
 from codefactory.audit.leaf import LeafColumns, StoredLeaf
 from codefactory.audit.merkle import RootBuilder
 from codefactory.audit.port import LogReport
@@ -61,6 +61,21 @@ class _TreeCheck:
         if builder.size == self._next_size:
             self._compare()
 
+    def add_all(self, leaf_hashes: Sequence[bytes]) -> None:
+        """`add` each leaf hash in order: runs of leaves that complete no cached subtree and
+        reach no checkpoint go to the builder in one call."""
+        builder, start, end = self.builder, 0, len(leaf_hashes)
+        while start < end:
+            size = builder.size
+            plain = (_BELOW_CACHE - size) & _BELOW_CACHE  # leaves before one that completes
+            if self._next_size >= 0:
+                plain = min(plain, self._next_size - size - 1)
+            stop = min(start + plain, end)
+            builder.extend(leaf_hashes[start:stop])
+            if stop < end:
+                self.add(leaf_hashes[stop])
+            start = stop + 1
+
     def _compare(self) -> None:
         while self.pending and self.pending[0].checkpoint.size == self.builder.size:
             trusted = self.pending.pop(0)
@@ -100,8 +115,27 @@ def verify_columns(
     untrusted: Sequence[str] = (),
 ) -> LogReport:
     """`verify_log` over rows as the store returns them (`LeafColumns`, index order)."""
+    return verify_batches(
+        batched(rows),
+        size=size,
+        cached=cached,
+        checkpoints=checkpoints,
+        untrusted=untrusted,
+    )
+
+
+def verify_batches(
+    batches: Iterable[Sequence[LeafColumns]],
+    *,
+    size: int,
+    cached: Mapping[tuple[int, int], str],
+    checkpoints: Sequence[TrustedCheckpoint],
+    untrusted: Sequence[str] = (),
+) -> LogReport:
+    """`verify_columns` over the rows in batches (lists of `LeafColumns`, in index order, as
+    a streamed query returns them): the pass `audit verify` makes over the store."""
     tree = _TreeCheck(cached, checkpoints)
-    count, problem = first_bad_columns(rows, size=size, on_leaf=tree.add)
+    count, problem = first_bad_batches(batches, size=size, on_leaves=tree.add_all)
     if problem is not None:
         return LogReport(
             ok=False,
