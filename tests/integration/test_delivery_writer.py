@@ -5,6 +5,7 @@ delivery failing alone."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -160,5 +161,27 @@ class hold_writes:  # noqa: N801 - used as a context manager, read as a phrase
         assert self._held.wait(30)
 
     def __exit__(self, *_: object) -> None:
-        threading.Timer(0.3, self._release.set).start()  # once every submit is queued
+        self._release.set()  # every submit of the block is queued by now
         self._thread.join(30)
+
+
+def test_a_waiter_gone_before_its_delivery_was_taken_leaves_it_unstored_and_the_writer_alive(
+    factory: Factory,
+) -> None:
+    writer = DeliveryWriter(factory.store)
+    with hold_writes(factory):
+        taken = writer.submit(delivery(50))  # taken at once, waits on the lock
+        gone = writer.submit(delivery(51))
+        assert gone.cancel()  # as asyncio.wrap_future does when the request's task ends
+        timed_out = asyncio.run(_gave_up(writer, delivery(52)))
+    assert taken.result(30).first and timed_out
+    assert writer.write(delivery(53)).first  # the thread lives on
+    assert [row.delivery_id for row in stored(factory)] == ["d-50", "d-53"]
+
+
+async def _gave_up(writer: DeliveryWriter, new: NewDelivery) -> bool:
+    try:
+        await writer.wait(new, timeout_s=0.05)
+    except TimeoutError:
+        return True
+    return False

@@ -8,11 +8,14 @@ a test drives one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -205,3 +208,60 @@ def test_the_fast_path_takes_what_it_only_stores_and_leaves_the_rest_to_the_rout
     other = labeled("agent-ok")
     decided = post(app, "/webhooks/github", other, headers("github", other, event="issues"))
     assert decided.json()["run_id"] is not None and routed == ["github", "github"]
+
+
+@pytest.mark.parametrize("decide", [False, True], ids=["stored-only", "decided"])
+def test_a_repeated_header_the_source_reads_is_refused_in_both_modes(
+    factory: Factory, dispatch: Dispatch, decide: bool
+) -> None:
+    dispatch.intake.settings = dispatch.intake.settings.model_copy(
+        update={"decide_at_intake": decide}
+    )
+    app = create_app(factory, dispatch)
+    body = labeled()
+    signed = headers("github", body, event="issues", delivery_id="real-id")
+    # a proxy in front reads the first copy, the signature covers another delivery
+    sent = [("X-GitHub-Delivery", "what-a-proxy-sees"), *signed.items()]
+    answer = post_raw(app, "/webhooks/github", body, sent)
+    assert answer.status_code == 400 and "X-GitHub-Delivery".lower() in answer.json()["detail"]
+    dispatch.stop()
+    rejected = [r.data for r in factory.audit.events() if r.name == "webhook-rejections"]
+    assert [(r["status"], r["reason"]) for r in rejected] == [(400, "repeated-header")]
+    with Session(factory.store.engine) as session:
+        assert session.scalars(select(DeliveryRow)).all() == []
+
+
+def test_large_bodies_go_to_the_route_and_answers_are_the_routes_bytes(
+    app: Any, dispatch: Dispatch
+) -> None:
+    intake = dispatch.intake
+    routed: list[str] = []
+    receive = intake.receive
+
+    def spy(source: str, *args: Any, **kwargs: Any) -> Any:
+        routed.append(source)
+        return receive(source, *args, **kwargs)
+
+    intake.receive = spy  # type: ignore[method-assign]
+    document = json.loads(labeled())
+    document["issue"]["body"] = "x" * 70_000
+    big = json.dumps(document).encode()
+    answer = post(app, "/webhooks/github", big, headers("github", big, event="issues"))
+    assert answer.status_code == 202 and routed == ["github"]  # parsed in a worker thread
+    body = labeled()
+    signed = headers("github", body, event="issues")
+    signed["X-GitHub-Delivery"] = "lieferung-ö"  # UTF-8 bytes, read as Latin-1 by ASGI
+    sent = [(k, v.encode()) for k, v in signed.items()]
+    fast = post_raw(app, "/webhooks/github", body, sent)  # type: ignore[arg-type]
+    assert routed == ["github"] and fast.json()["delivery_id"] == "lieferung-Ã¶", fast.text
+    assert fast.content == JSONResponse(fast.json()).body  # as the route encodes it
+    assert fast.headers["content-type"] == "application/json"
+
+
+def post_raw(app: Any, path: str, body: bytes, sent: list[tuple[str, str]]) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.post(path, content=body, headers=sent)
+
+    return asyncio.run(call())

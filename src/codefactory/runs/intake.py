@@ -362,6 +362,19 @@ class WebhookIntake:
             raise notices.NoticeRefused(delivery_id, status, existing.reason or "", duplicate=True)
         return receipt
 
+    def refuse_repeated(
+        self, source: str, headers: Mapping[str, str], name: str, *, client: str = ""
+    ) -> NoReturn:
+        """Count and raise `DeliveryInvalid` (400, `repeated-header`) for a delivery that
+        repeats the header `name` its source reads: a proxy in front may read one copy and
+        a parser another, so neither is trusted (or `RateLimited` past the budget)."""
+        delivery = Delivery(source=source, headers={k.lower(): v for k, v in headers.items()},
+                            body=b"", received_at=datetime.now(UTC))  # fmt: skip
+        self.flush_ended()
+        refused = DeliveryInvalid(source, "", f"the header {name} is repeated",
+                                  code="repeated-header")  # fmt: skip
+        self._refuse_unauthenticated(delivery, refused, client)
+
     def refuse_oversized(
         self, source: str, headers: Mapping[str, str], *, client: str = ""
     ) -> Receipt:

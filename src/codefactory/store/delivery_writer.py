@@ -88,7 +88,7 @@ class DeliveryWriter:
         with self._guard:
             if self._closed:
                 raise WriterClosed("intake is closed: the delivery was not stored")
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="delivery-writer", daemon=True
                 )
@@ -96,9 +96,11 @@ class DeliveryWriter:
             self._waiting.put((delivery, future))
         return future
 
-    async def wait(self, delivery: NewDelivery) -> Written:
-        """`write` for an event loop: awaits the commit without holding a thread."""
-        return await asyncio.wrap_future(self.submit(delivery))
+    async def wait(self, delivery: NewDelivery, *, timeout_s: float = 60.0) -> Written:
+        """`write` for an event loop: awaits the commit without holding a thread; raises as
+        `write` does (`TimeoutError` after `timeout_s` seconds). A waiter cancelled before
+        the writer took its delivery leaves it unstored; after, stored."""
+        return await asyncio.wait_for(asyncio.wrap_future(self.submit(delivery)), timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is waiting, then stop the thread; later writes raise `WriterClosed`."""
@@ -125,36 +127,44 @@ class DeliveryWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._write_batch(batch)
+            # A request that went away before its delivery was taken (its future cancelled:
+            # `asyncio.wrap_future` cancels it with the task) was answered nothing: not stored.
+            taken = [item for item in batch if item[1].set_running_or_notify_cancel()]
+            try:
+                self._write_batch(taken)
+            except BaseException as err:  # noqa: BLE001 - the thread outlives any one batch
+                log.exception("writing a batch of %d deliveries failed", len(taken))
+                for _, future in taken:
+                    _settle(future, error=err)
 
     def _write_batch(self, batch: Sequence[_Waiting]) -> None:
+        if not batch:
+            return
         try:
             results = self._store([delivery for delivery, _ in batch])
         except Exception:  # noqa: BLE001 - written again one by one, each failing alone
-            if len(batch) == 1:
-                self._write_alone(batch[0])
-                return
-            log.warning("a batch of %d deliveries failed; writing them one by one", len(batch))
+            if len(batch) > 1:
+                log.warning("a batch of %d deliveries failed; writing them one by one", len(batch))
             for waiting in batch:
                 self._write_alone(waiting)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            _settle(future, result=result)
 
     def _write_alone(self, waiting: _Waiting) -> None:
         delivery, future = waiting
         try:
-            result = self._store([delivery])[0]
-        except IntegrityError as err:  # stored meanwhile by another process: that copy
-            found = self._earlier([delivery])
-            if found:
-                future.set_result(Written(row=next(iter(found.values())), first=False))
-            else:
-                future.set_exception(err)
+            try:
+                result = self._store([delivery])[0]
+            except IntegrityError as err:  # stored meanwhile by another process: that copy
+                found = self._earlier([delivery])
+                if not found:
+                    raise err from None
+                result = Written(row=next(iter(found.values())), first=False)
         except BaseException as err:  # noqa: BLE001 - handed to the waiting request
-            future.set_exception(err)
+            _settle(future, error=err)
         else:
-            future.set_result(result)
+            _settle(future, result=result)
 
     def _store(self, deliveries: Sequence[NewDelivery]) -> list[Written]:
         """Write `deliveries` in one transaction; their results in the same order."""
@@ -187,6 +197,18 @@ class DeliveryWriter:
     def _earlier(self, deliveries: Sequence[NewDelivery]) -> dict[tuple[str, str], QueuedDelivery]:
         with self.store.atomic() as tx:  # rare: after a race with another process
             return _earlier_copies(tx.session, deliveries)
+
+
+def _settle(
+    future: Future[Written], *, result: Written | None = None, error: BaseException | None = None
+) -> None:
+    """Answer a waiter once: a future already answered (by a failure path) is left alone."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 def _keys(facts: DeliveryFacts) -> tuple[tuple[str, str], tuple[str, str]]:

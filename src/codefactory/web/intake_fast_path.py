@@ -6,9 +6,11 @@ that stores them. This ASGI middleware sits inside the trusted-host check and an
 itself: it reads the declared body, asks `admit`, waits for the commit on the event loop
 (no worker thread), and answers `202` with the same receipt the route gives
 (`webhooks.DeliveryReceipt`). Everything else goes on to the FastAPI route unchanged, with
-the body it read replayed: a refusal (counted there), an oversized or chunked body, a
-repeat, a reconciliation, the ServiceNow notices, and every source when deliveries are
-decided at intake. The route stays the one the OpenAPI document describes.
+the body it read replayed: a refusal (counted there), a body over 64 KiB or chunked, a
+repeated header the source reads, a client past its rejection budget, a repeat, a
+reconciliation, the ServiceNow notices, and every source when deliveries are decided at
+intake. Its JSON is byte for byte the route's (`JSONResponse`'s encoding). The route stays
+the one the OpenAPI document describes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import TYPE_CHECKING
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from codefactory.web.webhooks import DeliveryReceipt
+from codefactory.web.webhooks import DeliveryReceipt, repeated_header
 
 if TYPE_CHECKING:
     from codefactory.runs.intake import WebhookIntake
 
 PREFIX = "/webhooks/"
+MAX_BODY = 64 * 1024
+"""Larger bodies go to the route, whose worker thread parses them: checking one on the event
+loop would hold up every other request meanwhile."""
 
 
 class StoreOnlyIntake:
@@ -38,13 +43,15 @@ class StoreOnlyIntake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         source = self._source(scope)
         length = _declared_length(scope) if source else None
-        if source is None or length is None or length > self.intake.settings.max_body_bytes:
+        if source is None or length is None or length > MAX_BODY or not self._fresh(scope, source):
             await self.app(scope, receive, send)
             return
         body, gone = await _read(receive, length)
         if gone:
             return  # nobody to answer
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:  # the first copy, as the route reads them
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         new = self.intake.admit(source, headers, body) if len(body) == length else None
         if new is None:
             await self.app(scope, _replay(body, receive), send)
@@ -56,6 +63,16 @@ class StoreOnlyIntake:
             receipt = await run_in_threadpool(self.intake.answer, new, written)
         document = DeliveryReceipt.of(receipt).model_dump()
         await _answer(send, 200 if source == "slack" else 202, document)
+
+    def _fresh(self, scope: Scope, source: str) -> bool:
+        """Whether this path may take the request at all: no header its source reads is
+        repeated (the route refuses that), the client is not past its budget of rejected
+        deliveries (the route answers 429)."""
+        if repeated_header(scope["headers"], self.intake.sources[source]) is not None:
+            return False
+        client = scope.get("client")
+        address = client[0] if client else ""
+        return not self.intake.budget.exhausted(source, address)
 
     def _source(self, scope: Scope) -> str | None:
         """The webhook source the request posts to, when this path may take it."""
@@ -112,7 +129,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _answer(send: Send, status: int, document: dict[str, object]) -> None:
-    body = json.dumps(document, separators=(",", ":")).encode()
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -29,7 +29,7 @@ unless its run still waits, when ServiceNow is read again.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -188,14 +188,32 @@ def _notice_openapi() -> dict[str, Any]:
     }
 
 
+def repeated_header(raw: Iterable[tuple[bytes, bytes]], source: WebhookSource) -> str | None:
+    """The first header `source` reads (or `Content-Type`) that the request repeats: an
+    intermediary may have read another copy than intake would, so the delivery is refused."""
+    read = {b"content-type", *(header.name.lower().encode() for header in source.headers)}
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        if name in read:
+            if name in seen:
+                return name.decode()
+            seen.add(name)
+    return None
+
+
 def _endpoint(intake: WebhookIntake, name: str) -> Callable[[Request], Awaitable[Any]]:
     status = 200 if name == "slack" else 202
+    source = intake.sources[name]
 
     async def receive(request: Request) -> JSONResponse:
         headers = dict(request.headers)
         client = request.client.host if request.client else ""
+        repeated = repeated_header(request.headers.raw, source)
         body = await _read_limited(request, intake.settings.max_body_bytes)
         try:
+            if repeated is not None:
+                await run_in_threadpool(intake.refuse_repeated, name, headers, repeated,
+                                        client=client)  # fmt: skip
             if body is None:
                 receipt = await run_in_threadpool(
                     intake.refuse_oversized, name, headers, client=client
