@@ -1,12 +1,14 @@
 """`POST /webhooks/<source>`: one endpoint per sender, each described in the OpenAPI document.
 
 The body is read up to the size limit and no further; everything else (signature, parsing,
-storage, the policy decision) is intake's, run in a worker thread. Answers: 202 (200 for
-Slack, which shows the text) with the receipt, 400 malformed (JSON nested too deep, control
-characters in an id, a title or a name), 401 unauthenticated or replayed, 413 too large,
-429 an unauthenticated delivery from a client past its budget of rejected deliveries this
-minute (a delivery whose signature verifies is never answered 429). The client is the
-connection's peer address as the server gives it (`request.client`); no header is read here.
+storage, the policy decision) is intake's, run in a worker thread (deliveries only to be
+stored are answered before the route: `intake_fast_path.py`). Answers: 202 (200 for Slack,
+which shows the text) with the receipt, 400 malformed (JSON nested too deep, control
+characters in an id, a title or a name, a header the source reads sent twice), 401
+unauthenticated or replayed, 413 too large, 429 an unauthenticated delivery from a client
+past its budget of rejected deliveries this minute (a delivery whose signature verifies is
+never answered 429). The client is the connection's peer address as the server gives it
+(`request.client`); no header is read here.
 
 Review and merge deliveries (GitHub `pull_request_review` / `pull_request`, GitLab
 `Merge Request Hook`, Azure DevOps `git.pullrequest.*`, Bitbucket `pullrequest:*` / `pr:*`)
