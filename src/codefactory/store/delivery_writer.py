@@ -228,7 +228,10 @@ _COPIES = union_all(
 )
 """Stored deliveries of some sources with some ids or bodies: one statement, compiled once,
 each half served by its index (`source, delivery_id`; `source, payload_digest`)."""
-_INSERT = DELIVERIES.insert().returning(DELIVERIES.c.id, sort_by_parameter_order=True)
+_INSERT = DELIVERIES.insert().returning(
+    DELIVERIES.c.id, DELIVERIES.c.source, DELIVERIES.c.delivery_id
+)
+"""Rows come back in any order (one multi-row statement, not one per row): matched by id."""
 
 
 def _earlier_copies(
@@ -280,7 +283,9 @@ def _insert(session: Session, deliveries: Sequence[NewDelivery]) -> list[QueuedD
         }
         for d in deliveries
     ]
-    ids = session.connection().execute(_INSERT, values).scalars().all()
+    inserted = session.connection().execute(_INSERT, values).all()
+    by_delivery = {(source, delivery_id): row_id for row_id, source, delivery_id in inserted}
+    ids = [by_delivery[d.facts.source, d.facts.delivery_id] for d in deliveries]
     return [
         QueuedDelivery(
             id=row_id,
