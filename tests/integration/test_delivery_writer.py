@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +172,8 @@ def test_a_waiter_gone_before_its_delivery_was_taken_leaves_it_unstored_and_the_
     writer = DeliveryWriter(factory.store)
     with hold_writes(factory):
         taken = writer.submit(delivery(50))  # taken at once, waits on the lock
+        while not taken.running():  # taken: what is submitted now waits for the next batch
+            time.sleep(0.01)
         gone = writer.submit(delivery(51))
         assert gone.cancel()  # as asyncio.wrap_future does when the request's task ends
         timed_out = asyncio.run(_gave_up(writer, delivery(52)))
