@@ -10,6 +10,9 @@ Bodies are multi-line text and may keep `\\n`, `\\r` and `\\t` (`keep`).
 
 from __future__ import annotations
 
+import functools
+import re
+import sys
 import unicodedata
 
 REFUSED_CATEGORIES = {
@@ -33,13 +36,36 @@ class TextRefused(ValueError):
 
 def refused_character(value: str, *, keep: str = "") -> str:
     """Why `value` is refused (`character 3 is a control character (U+000A)`), or ""."""
-    for index, char in enumerate(value):
-        if char in keep:
-            continue
-        category = unicodedata.category(char)
-        if category in REFUSED_CATEGORIES:
-            return f"character {index} is {REFUSED_CATEGORIES[category]} (U+{ord(char):04X})"
+    pattern = ASCII_REFUSED if value.isascii() else _refused_pattern()
+    for found in pattern.finditer(value):
+        char = found.group()
+        if char not in keep:
+            category = REFUSED_CATEGORIES[unicodedata.category(char)]
+            return f"character {found.start()} is {category} (U+{ord(char):04X})"
     return ""
+
+
+ASCII_REFUSED = re.compile("[\x00-\x1f\x7f]")
+"""The refused characters an ASCII string can hold (all of category Cc)."""
+
+
+@functools.cache
+def _refused_pattern() -> re.Pattern[str]:
+    """One character class of every code point in `REFUSED_CATEGORIES` (this Python's
+    Unicode database), so a title or a mebibyte body is scanned in C: built on first use
+    (about a tenth of a second), as runs of consecutive code points."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(point)) in REFUSED_CATEGORIES:
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1] = (ranges[-1][0], point)
+            else:
+                ranges.append((point, point))
+    members = "".join(
+        re.escape(chr(first)) + ("-" + re.escape(chr(last)) if last > first else "")
+        for first, last in ranges
+    )
+    return re.compile(f"[{members}]")
 
 
 def check_line(value: str, *, what: str, keep: str = "") -> str:
