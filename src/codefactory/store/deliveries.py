@@ -77,10 +77,13 @@ class AlreadyDecided(Exception):
         self.row_id = row_id
 
 
+_TRIGGER_FIELDS = tuple(field.name for field in fields(TriggerEvent))
+
+
 def trigger_document(event: TriggerEvent) -> dict[str, Any]:
     """`event` as a JSON object (every field; `kind` its value, `received_at` ISO 8601),
     as an undecided delivery stores it."""
-    document = {field.name: getattr(event, field.name) for field in fields(event)}
+    document = {name: getattr(event, name) for name in _TRIGGER_FIELDS}
     document["kind"] = event.kind.value
     document["labels"] = list(event.labels)
     document["links"] = list(event.links)
