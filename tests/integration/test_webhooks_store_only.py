@@ -46,6 +46,21 @@ def app(factory: Factory, dispatch: Dispatch) -> Any:
     return create_app(factory, dispatch)
 
 
+@pytest.fixture
+def routed(dispatch: Dispatch) -> list[str]:
+    """The sources of the deliveries the FastAPI route took (`WebhookIntake.receive`): what
+    the fast path left to it."""
+    sources: list[str] = []
+    receive = dispatch.intake.receive
+
+    def spy(source: str, *args: Any, **kwargs: Any) -> Any:
+        sources.append(source)
+        return receive(source, *args, **kwargs)
+
+    dispatch.intake.receive = spy  # type: ignore[method-assign]
+    return sources
+
+
 def row(factory: Factory, delivery_id: str) -> DeliveryRow:
     with Session(factory.store.engine) as session:
         return session.scalars(
@@ -187,17 +202,9 @@ def test_two_deciders_of_one_delivery_make_one_run(
 
 
 def test_the_fast_path_takes_what_it_only_stores_and_leaves_the_rest_to_the_route(
-    app: Any, dispatch: Dispatch
+    app: Any, dispatch: Dispatch, routed: list[str]
 ) -> None:
     intake = dispatch.intake
-    routed: list[str] = []
-    receive = intake.receive
-
-    def spy(source: str, *args: Any, **kwargs: Any) -> Any:
-        routed.append(source)
-        return receive(source, *args, **kwargs)
-
-    intake.receive = spy  # type: ignore[method-assign]
     body = labeled()
     stored = post(app, "/webhooks/github", body, headers("github", body, event="issues"))
     assert stored.status_code == 202 and routed == []  # answered without the route
@@ -232,17 +239,8 @@ def test_a_repeated_header_the_source_reads_is_refused_in_both_modes(
 
 
 def test_large_bodies_go_to_the_route_and_answers_are_the_routes_bytes(
-    app: Any, dispatch: Dispatch
+    app: Any, routed: list[str]
 ) -> None:
-    intake = dispatch.intake
-    routed: list[str] = []
-    receive = intake.receive
-
-    def spy(source: str, *args: Any, **kwargs: Any) -> Any:
-        routed.append(source)
-        return receive(source, *args, **kwargs)
-
-    intake.receive = spy  # type: ignore[method-assign]
     document = json.loads(labeled())
     document["issue"]["body"] = "x" * 70_000
     big = json.dumps(document).encode()
