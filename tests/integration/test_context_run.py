@@ -21,8 +21,8 @@ from codefactory.config import Settings
 from codefactory.domain import RunState
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import build_factory
-from codefactory.runs.tickets import accept_ticket
 from codefactory.runs.report import run_report
+from codefactory.runs.tickets import accept_ticket
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.context_helpers import vendor_settings

@@ -25,9 +25,9 @@ from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
 from codefactory.identity.four_eyes import GovernedFile
 from codefactory.identity.statements import StatementVerifier
-from codefactory.runs.tickets import accept_ticket
 from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
 from codefactory.runs.report import run_report
+from codefactory.runs.tickets import accept_ticket
 from codefactory.sandbox.port import Workspace
 from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
