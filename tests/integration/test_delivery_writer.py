@@ -188,3 +188,17 @@ async def _gave_up(writer: DeliveryWriter, new: NewDelivery) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+def test_an_idle_writer_ends_its_thread_and_starts_one_for_the_next_delivery(
+    factory: Factory,
+) -> None:
+    before = set(threading.enumerate())
+    writer = DeliveryWriter(factory.store, idle_s=0.1)
+    assert writer.write(delivery(60)).first
+    started = [t for t in set(threading.enumerate()) - before if t.name == "delivery-writer"]
+    assert len(started) == 1
+    started[0].join(5)
+    assert not started[0].is_alive()  # no thread kept for an intake that receives nothing
+    assert writer.write(delivery(61)).first
+    assert [row.delivery_id for row in stored(factory)] == ["d-60", "d-61"]

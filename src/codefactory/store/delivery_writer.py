@@ -66,9 +66,13 @@ _Waiting = tuple[NewDelivery, "Future[Written]"]
 class DeliveryWriter:
     """One thread writing deliveries in batches for the request threads that wait on them."""
 
-    def __init__(self, store: RunRepository, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, store: RunRepository, *, max_batch: int = 256, idle_s: float = 30.0
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.idle_s = idle_s
+        """The thread ends after this many seconds without a delivery (the next starts one)."""
         self._waiting: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -114,7 +118,14 @@ class DeliveryWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._waiting.get()
+            try:
+                first = self._waiting.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._guard:  # `submit` queues under it: nothing can slip in now
+                    if self._waiting.empty():
+                        self._thread = None
+                        return
+                continue
             if first is None:
                 return
             batch = [first]
