@@ -148,12 +148,20 @@ STORE_DATABASE = selected()
 """`CODEFACTORY_TEST_DATABASE`: `sqlite` (the default) or `postgresql` (tests/postgres_store.py)."""
 
 
+LONG_FIRST = ("tests/acceptance/", "tests/realrepos/")
+"""Where the long tests are (whole runs through the CLI, real projects, the chaos run): they
+are collected first, so under pytest-xdist no worker starts one while the other runs out of
+work at the end of the suite."""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `store` every test that uses the factory's store (tests/postgres_store.py)."""
+    """Mark `store` every test that uses the factory's store (tests/postgres_store.py); put
+    the long tests first (`LONG_FIRST`, a stable sort: the same order on every worker)."""
     for item in items:
         if uses_store(item):
             item.add_marker(pytest.mark.store)
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(LONG_FIRST) else 1)
 
 
 @pytest.fixture(autouse=True)
