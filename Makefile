@@ -10,9 +10,9 @@ demo: install
 	$(VENV)/bin/codefactory demo $(if $(DEMO_SERVE),--serve)
 
 # Two workers (pytest-xdist): most tests wait on sandboxes, git and servers, so the suite takes
-# about 10 minutes here instead of 18.
-# Then the store's own tests again on PostgreSQL (the whole store-marked set takes about 20
-# minutes here, past what CI allows: README, Tests). The Celery chaos run is always on
+# about 11 minutes here instead of 18.
+# Then the store's own tests again on PostgreSQL (the whole store-marked set takes about 8
+# more minutes here, past what CI allows: README, Tests). The Celery chaos run is always on
 # PostgreSQL and Redis, inside the first pass.
 PG_TESTS := $(addprefix tests/integration/,test_store_postgresql.py test_store_schema.py \
   test_store_repository_ids.py test_audit_sql.py test_audit_migration.py \
