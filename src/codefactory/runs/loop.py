@@ -436,8 +436,12 @@ class RunLoop:
         inner = self.engine_for(run)
         # Wrapped for this run: the rounds budget refuses a round past the cap, and each
         # round's session opens only for an act the run's delegation allows.
+        started = sum(1 for change in run.history if change.state is RunState.PROPOSING)
         engine = BudgetedEngine(
-            inner, max_rounds=self.max_rounds(inner.name), evidence=self.evidence_dir / run.id
+            inner,
+            max_rounds=self.max_rounds(inner.name),
+            evidence=self.evidence_dir / run.id,
+            spent=started,  # rounds a worker that stopped began: the budget is the run's
         )
         sessions = DelegatedSessions(self.sessions, agents=self.agents, delegation=self.delegation)
         feedback: list[CheckResult] = []

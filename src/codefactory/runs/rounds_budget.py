@@ -1,4 +1,5 @@
-"""The rounds budget: an engine gets at most `max_rounds` proposals in one run.
+"""The rounds budget: an engine gets at most `max_rounds` proposals in one run, whichever
+workers drive it (a run taken over keeps counting from the rounds it started).
 
 `BudgetedEngine` wraps the run's engine for one run. The loop asks it for the next round
 before it moves the run into `proposing` (so a spent budget never opens a round), and
@@ -28,15 +29,18 @@ def rounds_cap(factory_cap: int, registry_cap: int | None) -> int:
 class BudgetedEngine:
     """Wraps one run's engine; counts its proposals and refuses one past `max_rounds`."""
 
-    def __init__(self, inner: Engine, *, max_rounds: int, evidence: Path) -> None:
-        """`evidence` is the run's evidence folder, named in the refusal."""
+    def __init__(self, inner: Engine, *, max_rounds: int, evidence: Path, spent: int = 0) -> None:
+        """`evidence` is the run's evidence folder, named in the refusal; `spent` the rounds
+        the run already started before this worker took it (a worker that stopped mid-run:
+        the budget is the run's, not each worker's, and round numbers go on from there)."""
         self.inner = inner
         self.name = inner.name
         self.version = inner.version
         self.max_rounds = max_rounds
         self.evidence = evidence
-        self.proposals = 0
-        """Proposals asked of the engine so far (each counted before it is made)."""
+        self.proposals = spent
+        """Proposals asked of the engine in this run so far (each counted before it is made;
+        a round a stopped worker started counts, as it may have reached the model)."""
 
     def next_round(self, feedback: Sequence[CheckResult]) -> int:
         """The number (1-based) of the round to run next; `RunFailed` naming the checks in
