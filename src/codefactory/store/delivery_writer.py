@@ -66,9 +66,7 @@ _Waiting = tuple[NewDelivery, "Future[Written]"]
 class DeliveryWriter:
     """One thread writing deliveries in batches for the request threads that wait on them."""
 
-    def __init__(
-        self, store: RunRepository, *, max_batch: int = 256, idle_s: float = 30.0
-    ) -> None:
+    def __init__(self, store: RunRepository, *, max_batch: int = 256, idle_s: float = 30.0) -> None:
         self.store = store
         self.max_batch = max_batch
         self.idle_s = idle_s
