@@ -242,6 +242,7 @@ def run_chaos(
             "CODEFACTORY_OBSERVABILITY__LOG_FORMAT": "json",
             "CODEFACTORY_TRIGGERS__DECIDE_AT_INTAKE": "true" if decide_at_intake else "false",
         }
+        engine = sa.create_engine(database_url)
         cluster = Cluster(folder, env, triggers, workers)
         cluster.start()
         stop = threading.Event()
@@ -269,7 +270,6 @@ def run_chaos(
                     time.sleep(0.05)
             figures.fire_s = time.monotonic() - started
             figures.acknowledged = len(acknowledged)
-            engine = sa.create_engine(database_url)
             settled = wait_settled(engine, settle_timeout_s)
             figures.settle_s = time.monotonic() - started
             if not settled:
@@ -278,6 +278,7 @@ def run_chaos(
             stop.set()
             agitator.join(30)
             cluster.stop()
+            engine.dispose()  # no connection left open for a later test to find
             # the killed workers' workspaces, as a worker's next start would sweep them
             sweep_stale(Path(base_env["CODEFACTORY_DATA_DIR"]) / "workspaces", min_age_s=0)
         check(engine, acknowledged, figures)

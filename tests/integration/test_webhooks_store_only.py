@@ -263,3 +263,20 @@ def post_raw(app: Any, path: str, body: bytes, sent: list[tuple[str, str]]) -> h
             return await client.post(path, content=body, headers=sent)
 
     return asyncio.run(call())
+
+
+def test_an_undecided_delivery_a_stopped_worker_claimed_is_queued_again_and_decided(
+    app: Any, factory: Factory, dispatch: Dispatch
+) -> None:
+    body = unmapped()
+    post(app, "/webhooks/github", body, headers("github", body, event="issues", delivery_id="s-7"))
+    claimed = dispatch.queue.claim()  # a worker took it, then died before deciding it
+    assert claimed is not None and claimed.run_id is None and claimed.status == RUNNING
+    sweeper = dispatch.execution.sweeper
+    assert sweeper.requeue() == 0  # not stale yet: a live worker may be deciding it
+    sweeper.requeue_after_s = 0.0
+    assert sweeper.requeue() == 1
+    assert row(factory, "s-7").status == QUEUED
+    assert dispatch.workers.drain() == 1  # decided now: refused, with one run
+    assert row(factory, "s-7").status == REFUSED and len(factory.store.search_runs()) == 1
+    assert sweeper.requeue() == 0  # decided: nothing left to queue

@@ -97,7 +97,15 @@ class Sweeper:
         for delivery in self.queue.stale(older_than_s=self.requeue_after_s):
             run = self.store.get_run(delivery.run_id) if delivery.run_id else None
             if run is None:
-                continue  # stored without a run: intake answered it already
+                # Stored undecided (its parsed trigger kept): a process stopped before or while
+                # deciding it, or its message was lost. Queued again: a second decider finds
+                # the run attached and makes none. Without a trigger, nothing is left to do.
+                if self.queue.undecided(delivery.id) is not None and self.queue.requeue(
+                    delivery.id, older_than_s=self.requeue_after_s
+                ):
+                    log.warning("undecided delivery %s queued again", delivery.id)
+                    requeued += 1
+                continue
             if run.state.is_terminal or run.state in RESTING:
                 self.queue.finish_run(run.id, f"run {run.state.value}: {run.reason}")
                 continue
