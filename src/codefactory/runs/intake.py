@@ -49,7 +49,7 @@ from codefactory.audit.events import (
     WebhookReconciled,
     WebhookRejections,
 )
-from codefactory.domain import AuditEvent, RunState, TriggerEvent
+from codefactory.domain import AuditEvent, TriggerEvent
 from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
 from codefactory.review.forge_events import ForgeEvent, read_forge_event
@@ -128,18 +128,6 @@ class Receipt:
     state: str | None = None
     reason: str = ""
     duplicate: bool = False
-
-    @classmethod
-    def refused(cls, source: str, delivery_id: str, run_id: str, reason: str) -> Receipt:
-        """The answer for a delivery stored with a run that was refused for `reason`."""
-        return cls(
-            source=source,
-            delivery_id=delivery_id,
-            status=REFUSED,
-            run_id=run_id,
-            state=RunState.REFUSED.value,
-            reason=reason,
-        )
 
 
 class WebhookIntake:
