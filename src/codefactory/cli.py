@@ -86,6 +86,10 @@ app = CommandLine(
     help="Code Factory: a governed harness for background coding agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help pages and usage errors are Click's plain text, for every group (Typer hands the
+    # root's mode down): Typer's Rich pages load Rich's Markdown, syntax and traceback
+    # renderers on each `--help`, some 50 ms of the 200 ms it may take (bench_cli.py).
+    rich_markup_mode=None,
 )
 
 

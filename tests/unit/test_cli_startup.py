@@ -83,6 +83,37 @@ except SystemExit as done:
     assert heavy(modules) == []
     assert "codefactory.config" not in modules
     assert "codefactory.factory" not in modules
+    assert rich_pages(modules) == []
+
+
+RICH_PAGES = ("typer.rich_utils", "rich.markdown", "rich.syntax", "rich.traceback")
+"""Typer's Rich help and error pages and what they load: some 50 ms per start."""
+
+
+def rich_pages(modules: list[str]) -> list[str]:
+    return [name for name in modules if name in RICH_PAGES]
+
+
+def test_every_help_page_and_usage_error_is_plain() -> None:
+    """Every group's help and a usage error are Click's plain pages, not Typer's Rich ones
+    (the root's `rich_markup_mode=None`, handed down to every group by Typer)."""
+    from codefactory.cli import app
+
+    for argv in (
+        *[[group.name or "", "--help"] for group in app.registered_groups],
+        ["no-such-command"],
+        ["runs", "list", "--no-such-option"],
+    ):
+        script = f"""
+import sys
+from codefactory.cli import app
+sys.argv = ["codefactory", *{argv!r}]
+try:
+    app()
+except SystemExit as done:
+    assert done.code in (0, 2), done.code
+"""
+        assert rich_pages(loaded_after(script)) == [], argv
 
 
 def test_the_help_lists_every_command_group() -> None:
