@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from codefactory.engines.cli import cli_engine
 from codefactory.engines.session import EngineSession
 from codefactory.engines.settings import EngineSettings, GatewaySettings
 from codefactory.factory import Factory, build_factory
+from codefactory.identity import AgentStatus
 from codefactory.identity.four_eyes import GovernedFile
 from codefactory.identity.statements import StatementVerifier
 from codefactory.runs.replay import ReplayImpossible, replay_run, verify_cassette
@@ -136,6 +138,22 @@ def test_a_bug_ticket_is_fixed_in_two_rounds_and_replays_to_the_same_diff(
     copy = tmp_path / "verified.yaml"
     assert verify_cassette(factory.store, run, cassette, copy_to=copy) == 8
     assert copy.read_bytes() == cassette.read_bytes()
+
+    # The engine runs again, so it must be cleared now: not past its registry review, and
+    # its agent still active. Refused before any workspace, audited under the replay's id.
+    workspaces = sorted(replaying.settings.workspaces_dir.glob("*"))
+    after_review = datetime(2027, 7, 1, 9, tzinfo=UTC)  # the entry's next_review: 2027-06-30
+    with pytest.raises(ReplayImpossible, match=r"may not run now: .*due 2027-06-30"):
+        replay_run(replaying.loop, run, now=after_review)
+    replaying.identity.agents.set_status(
+        run.agent_id, AgentStatus.SUSPENDED, actor="user:security", reason="incident 9"
+    )
+    with pytest.raises(ReplayImpossible, match=f"agent {run.agent_id} is suspended"):
+        replay_run(replaying.loop, run)
+    assert sorted(replaying.settings.workspaces_dir.glob("*")) == workspaces
+    refused = [e.name for e in factory.audit.events() if e.run_id.startswith(f"{run.id}-replay-")]
+    assert refused.count("engine-refused") == 1 and refused.count("agent-refused") == 1
+    assert "agent-refused" not in names(factory, run.id)
 
 
 def test_a_looping_engine_is_stopped_by_its_budget(

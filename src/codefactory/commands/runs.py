@@ -160,7 +160,10 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
         gateway = settings.gateway.model_copy(update={"upstream": f"replay:{verified}", "port": 0})
         replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
         with progress("replaying", quiet=as_json):
-            report = replay_run(replaying.loop, run)
+            try:
+                report = replay_run(replaying.loop, run)
+            except ReplayImpossible as err:  # its engine or agent no longer cleared
+                fail(escape(str(err)))
     if as_json:
         print_json(report.as_dict())
     else:

@@ -295,7 +295,7 @@ class RunLoop:
             self._notify(run.id, RunState.REFUSED, str(err))
             return False
         engine = self._engine_of(run)
-        refusal = self._engine_refusal(run, engine)
+        refusal = self.engine_refusal(run, engine)
         if refusal is not None:  # an engine the registry has not cleared never starts
             with self.store.atomic() as tx:
                 tx.append(
@@ -406,7 +406,9 @@ class RunLoop:
         """The run's engine name (runs stored before engines were recorded: the default)."""
         return run.engine or self.engine_name(run.kind.value)
 
-    def _engine_refusal(self, run: Run, engine: str) -> str | None:
+    def engine_refusal(self, run: Run, engine: str, *, now: datetime | None = None) -> str | None:
+        """Why the engine registry does not clear `engine` for `run` at `now` (default: the
+        current time), or None when it does or the loop has no registry."""
         if not engine or self.clearance is None:
             return None  # no engine for the kind: policy decides, then the run fails if allowed
         return self.clearance.refusal(
@@ -414,7 +416,7 @@ class RunLoop:
             kind=run.kind,
             repository=run.repository,
             data_class=self.repository_data_class,
-            now=datetime.now(UTC),
+            now=now or datetime.now(UTC),
         )
 
     def engine_for(self, run: Run) -> Engine:

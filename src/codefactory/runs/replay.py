@@ -13,26 +13,31 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from codefactory.audit.events import (
+    AgentRefused,
     EngineProposed,
+    EngineRefused,
     ModelCalled,
     RunReplayed,
     RunReplayStarted,
     typed,
 )
 from codefactory.domain import Change, CheckResult, Run, RunState
+from codefactory.identity.errors import AgentUnavailable
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
 from codefactory.store.port import RunRepository
 
 
 class ReplayImpossible(Exception):
-    """The run cannot be replayed (no recorded traffic, no base commit, still running)."""
+    """The run cannot be replayed (no recorded traffic, no base commit, still running, its
+    engine or agent no longer cleared)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,9 +180,14 @@ def recorded_change(store: RunRepository, run_id: str) -> dict[str, str]:
     return dict(proposed[-1].change_digest)
 
 
-def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
+def replay_run(loop: RunLoop, run: Run, *, now: datetime | None = None) -> ReplayReport:
     """Re-run `run`'s engine against the loop's gateway upstream (the run's cassette), round
-    for round, and compare. The loop must be one whose gateway replays that cassette."""
+    for round, and compare. The loop must be one whose gateway replays that cassette.
+
+    The engine runs again, so it must be cleared now as a new run's would be: ReplayImpossible,
+    before any workspace, when the engine registry does not clear it for the run at `now`
+    (default: the current time; revoked, review overdue, not for this repository) or when the
+    run's agent is suspended or revoked."""
     store = loop.store
     trigger = store.get_trigger(run.trigger_id)
     if trigger is None:
@@ -185,6 +195,21 @@ def replay_run(loop: RunLoop, run: Run) -> ReplayReport:
     original_checks = recorded_checks(store, run.id)
     rehearsal = replace(run, id=f"{run.id}-replay-{secrets.token_hex(3)}")
     engine = loop.engine_for(run)
+    refusal = loop.engine_refusal(run, engine.name, now=now)
+    if refusal is not None:
+        with store.atomic() as tx:  # under the rehearsal's id: the run's history stays whole
+            tx.append(
+                EngineRefused(
+                    actor="registry", run_id=rehearsal.id, engine=engine.name, reason=refusal
+                )
+            )
+        raise ReplayImpossible(f"the engine {engine.name} may not run now: {refusal}")
+    try:
+        loop.agents.require_active(run.agent_id)
+    except AgentUnavailable as err:
+        with store.atomic() as tx:
+            tx.append(AgentRefused(actor="identity", run_id=rehearsal.id, reason=str(err)))
+        raise ReplayImpossible(f"run {run.id} may not be replayed: {err}") from err
     rounds: list[RoundVerdicts] = []
     change = Change(files=())
     error = ""
