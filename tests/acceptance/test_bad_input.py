@@ -8,6 +8,7 @@ from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
 from tests.conftest import make_repo
 from tests.directory_helpers import directory_env
 from tests.integration.signed_people import reviewer_directory
+from tests.postgres_store import sqlite_store_only
 from tests.store_sql import store_sql
 
 
@@ -110,3 +111,31 @@ def test_a_tampered_event_name_is_shown_as_text_not_as_terminal_markup(
     result = cli("audit", "verify")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "audit log verification failed" in result.stderr and "x[/]" in result.stderr
+    # Nor may a name take over the terminal: ECMA-48 controls (ESC, CSI, BEL) are shown as
+    # escapes, so a forged green "verified" cannot overwrite the failure line.
+    forged = "\x1b[2K\x1b[1G\x1b[32maudit log verified\x9b\x07"
+    with store_sql(cli.data_dir) as db:
+        db.execute("UPDATE audit_events SET name = ? WHERE seq = 1", [forged])
+    result = cli("audit", "verify")
+    assert result.returncode == 1
+    assert not {"\x1b", "\x9b", "\x07"} & set(result.stderr)
+    shown = r"event 1 (\x1b[2K\x1b[1G\x1b[32maudit log verified\x9b\x07) was altered"
+    assert shown in result.stderr
+
+
+@sqlite_store_only  # PostgreSQL refuses text that is not UTF-8 when it is written
+def test_a_stored_byte_that_is_not_utf8_fails_its_event_not_the_command(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The SQLite file edited by hand: a byte that is not UTF-8 in an event's data is that
+    event altered, named, not a crash of every command that reads the log."""
+    ticket = tmp_path / "broken.json"
+    ticket.write_text("{not json")
+    cli("trigger", "--repo", str(tmp_path), "--ticket", str(ticket))
+    with store_sql(cli.data_dir) as db:
+        db.execute("""UPDATE audit_events SET data = CAST(X'7b2261223a22ff227d' AS TEXT)
+                      WHERE seq = 2""")  # {"a":"\xff"}
+    result = cli("audit", "verify")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "audit log verification failed: event 2 (" in result.stderr
+    assert "was altered" in result.stderr

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.checkpoint import Checkpoint, open_checkpoint
@@ -118,7 +120,7 @@ class SqlAuditLog:
         query = select(AuditEventRow).order_by(AuditEventRow.seq)
         if run_id is not None:
             query = query.where(AuditEventRow.run_id == run_id)
-        with Session(self._engine) as session:
+        with Session(self._engine) as session, _undecodable_text_kept(session.connection()):
             return [_record(row) for row in session.scalars(query)]
 
     def latest(self, name: str) -> AuditRecord | None:
@@ -129,13 +131,13 @@ class SqlAuditLog:
             .order_by(AuditEventRow.seq.desc())
             .limit(1)
         )
-        with Session(self._engine) as session:
+        with Session(self._engine) as session, _undecodable_text_kept(session.connection()):
             row = session.scalars(query).first()
             return _record(row) if row is not None else None
 
     def leaves(self) -> Iterator[StoredLeaf]:
         """Every stored leaf in index order, streamed."""
-        with self._engine.connect() as connection:
+        with self._engine.connect() as connection, _undecodable_text_kept(connection):
             yield from _stream_leaves(connection)
 
     @property
@@ -156,34 +158,50 @@ class SqlAuditLog:
     ) -> LogReport:
         """Recompute every leaf and the tree in one read transaction; compare with every stored
         checkpoint, with `witnessed` ones (cosigned by witnesses, checked by the caller), and
-        with `checkpoint` (a saved note) if given, proving consistency."""
+        with `checkpoint` (a saved note) if given, proving consistency. A byte of the SQLite
+        file that is not UTF-8 is its row altered (`_undecodable_text_kept`, on a second read:
+        the first keeps the driver's own decoding, the fast one)."""
+        try:
+            with self._engine.connect() as connection:
+                return self._verify(connection, checkpoint, witnessed)
+        except OperationalError as err:  # read again, each bad byte then in its row's text
+            if "decode to UTF-8" not in str(err.orig):
+                raise
+        with self._engine.connect() as connection, _undecodable_text_kept(connection):
+            return self._verify(connection, checkpoint, witnessed)
+
+    def _verify(
+        self,
+        connection: Connection,
+        checkpoint: str | None,
+        witnessed: Sequence[TrustedCheckpoint],
+    ) -> LogReport:
         verifiers = self.verifiers()
-        with self._engine.connect() as connection:
-            origin = _origin(connection)
-            trusted, untrusted = stored_checkpoints(connection, origin, verifiers)
-            trusted.extend(witnessed)
-            given = None
-            if checkpoint is not None:
-                try:
-                    given, _ = open_checkpoint(checkpoint, origin=origin, verifiers=verifiers)
-                except CheckpointInvalid as error:
-                    return LogReport(ok=False, count=0, reason=f"checkpoint rejected: {error}")
-                trusted.append(TrustedCheckpoint(checkpoint=given, label="the given checkpoint"))
-            size = connection.execute(select(func.count()).select_from(AuditEventRow)).scalar_one()
-            cached = {
-                (row.level, row.position): row.hash
-                for row in connection.execute(select(AuditSubtreeRow))
-            }
-            batches = _stream_batches(connection)
+        origin = _origin(connection)
+        trusted, untrusted = stored_checkpoints(connection, origin, verifiers)
+        trusted.extend(witnessed)
+        given = None
+        if checkpoint is not None:
             try:
-                report = verify_batches(
-                    batches, size=size, cached=cached, checkpoints=trusted, untrusted=untrusted
-                )
-            finally:
-                batches.close()  # a server-side cursor must close before its connection
-            if given is None or not report.ok or given.size == 0:
-                return report
-            return with_consistency(report, given, StoredTree(connection))
+                given, _ = open_checkpoint(checkpoint, origin=origin, verifiers=verifiers)
+            except CheckpointInvalid as error:
+                return LogReport(ok=False, count=0, reason=f"checkpoint rejected: {error}")
+            trusted.append(TrustedCheckpoint(checkpoint=given, label="the given checkpoint"))
+        size = connection.execute(select(func.count()).select_from(AuditEventRow)).scalar_one()
+        cached = {
+            (row.level, row.position): row.hash
+            for row in connection.execute(select(AuditSubtreeRow))
+        }
+        batches = _stream_batches(connection)
+        try:
+            report = verify_batches(
+                batches, size=size, cached=cached, checkpoints=trusted, untrusted=untrusted
+            )
+        finally:
+            batches.close()  # a server-side cursor must close before its connection
+        if given is None or not report.ok or given.size == 0:
+            return report
+        return with_consistency(report, given, StoredTree(connection))
 
     def signed_checkpoints(self) -> list[Checkpoint]:
         """The stored checkpoints whose signature by this log's keys verifies, by size."""
@@ -292,6 +310,31 @@ def _origin(connection: Connection) -> str:
     if origin is None:
         raise AuditError("the store has no audit_log row: run the migrations")
     return str(origin)
+
+
+@contextmanager
+def _undecodable_text_kept(connection: Connection) -> Iterator[None]:
+    """On SQLite, text columns read through `connection` are decoded with `surrogateescape`
+    while it is held (the log's readers: `leaves`, `events`, `latest`, and `verify` once its
+    first read met such a byte): a stored byte that is not UTF-8
+    (written by hand into the file) makes its row fail its check, named, since its text
+    cannot be encoded again, instead of an OperationalError that stops the read, and every
+    command that reads the log, with no row named. The connection's decoding is
+    restored afterwards, as the pool hands it to others. PostgreSQL stores no such text."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.driver_connection  # a sqlite3.Connection
+    before = raw.text_factory
+    raw.text_factory = _surrogate_escaped
+    try:
+        yield
+    finally:
+        raw.text_factory = before
+
+
+def _surrogate_escaped(stored: bytes) -> str:
+    return stored.decode("utf-8", "surrogateescape")
 
 
 def _stream_leaves(connection: Connection) -> Generator[StoredLeaf, None, None]:

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from codefactory.commands.common import JsonOption, build, console, errors, fail, print_json
+from codefactory.commands.common import (
+    JsonOption,
+    build,
+    console,
+    errors,
+    fail,
+    print_json,
+    printable,
+)
 
 audit_app = typer.Typer(help="The tamper-evident Merkle audit log.", no_args_is_help=True)
 
@@ -62,9 +70,11 @@ def audit_verify(
         print_json({**report.as_dict(), "key_custody": custody})
     else:
         for warning in report.warnings:
-            errors.print(f"[bold yellow]WARNING:[/] {escape(warning)}", highlight=False)
+            errors.print(f"[bold yellow]WARNING:[/] {escape(printable(warning))}", highlight=False)
         if report.ok:
-            console.print(f"audit log verified: {escape(report.reason)}", highlight=False)
+            console.print(
+                f"audit log verified: {escape(printable(report.reason))}", highlight=False
+            )
     if not report.ok:
         fail(escape(f"audit log verification failed: {report.reason}"))  # names from the log
 

@@ -56,9 +56,25 @@ class CliState:
 state = CliState()
 
 
+_SHOWN_AS_ESCAPES = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)},
+}
+"""Every C0 and C1 control character but tab and line feed (ECMA-48: ESC, CSI, BEL, …), and
+lone surrogates (text decoded from bytes that are not UTF-8): each shown as its escape."""
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and line feed, and every lone surrogate,
+    shown as its escape (`\\x1b`, `\\x9b`, `\\udcff`): text read from the store or from
+    a payload can then neither move the cursor, recolour or hide what the terminal shows,
+    nor fail to print."""
+    return text.translate(_SHOWN_AS_ESCAPES)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One clear line on stderr, then exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One clear line on stderr (`printable`), then exit."""
+    errors.print(f"[bold red]error:[/] {printable(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
