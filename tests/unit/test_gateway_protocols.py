@@ -132,6 +132,14 @@ def test_usage_from_bodies() -> None:
     cached = b'{"usage": {"input_tokens": 5, "cache_read_input_tokens": 100, "output_tokens": 2}}'
     assert usage_from_body(MESSAGES, cached) == Usage(input_tokens=105, output_tokens=2)
     assert usage_from_body(CHAT, b'{"usage": null}') is None
+    # A count past 2**53 - 1 would not stay exact in the audit log's JSON (RFC 8785): kept
+    # as the largest exact one, which spends any budget; its cost stays a finite float.
+    huge = b'{"usage": {"prompt_tokens": 9007199254740993, "completion_tokens": 1%s}}' % (
+        b"0" * 400
+    )
+    assert usage_from_body(CHAT, huge) == Usage(input_tokens=2**53 - 1, output_tokens=2**53 - 1)
+    summed = b'{"usage": {"input_tokens": 9007199254740991, "cache_read_input_tokens": 9}}'
+    assert usage_from_body(MESSAGES, summed) == Usage(input_tokens=2**53 - 1, output_tokens=0)
     assert usage_from_body(CHAT, b'{"id": 1}') is None
     assert usage_from_body(CHAT, b"not json") is None
     assert usage_from_body(

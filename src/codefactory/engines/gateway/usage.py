@@ -56,15 +56,21 @@ def estimate(request_body: bytes, response_body: bytes) -> Usage:
     )
 
 
+MAX_COUNT = 2**53 - 1
+"""The largest token count kept as reported: every integer of an audit event stays exact as
+an IEEE double (RFC 8785 §3.2.2.3), so any verifier recomputes the same leaf. A larger count
+is kept as this one, which spends any budget."""
+
+
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return min(value, MAX_COUNT)
+    return 0
 
 
 def _anthropic_input(usage: Mapping[str, Any]) -> int:
-    return sum(
-        _count(usage.get(key))
-        for key in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-    )
+    keys = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    return min(sum(_count(usage.get(key)) for key in keys), MAX_COUNT)
 
 
 def _usage_of(protocol: WireProtocol, usage: object) -> Usage | None:
