@@ -16,13 +16,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.events import WebhookIgnored
 from codefactory.config import Settings
 from codefactory.domain import ChangeKind, TriggerEvent
 from codefactory.factory import Factory, build_factory
-from codefactory.store.deliveries import IGNORED, QUEUED, DeliveryFacts, trigger_from_document
+from codefactory.store.deliveries import (
+    IGNORED,
+    QUEUED,
+    DeliveryFacts,
+    DeliveryQueue,
+    trigger_from_document,
+)
 from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery, WriterClosed
 from codefactory.store.trigger_tables import DeliveryRow
 
@@ -202,3 +209,16 @@ def test_an_idle_writer_ends_its_thread_and_starts_one_for_the_next_delivery(
     assert not started[0].is_alive()  # no thread kept for an intake that receives nothing
     assert writer.write(delivery(61)).first
     assert [row.delivery_id for row in stored(factory)] == ["d-60", "d-61"]
+
+
+def test_the_database_itself_keeps_one_delivery_per_source_and_body(factory: Factory) -> None:
+    """Every store write runs under the audit log's append lock, so a writer's lookup of
+    copies and its insert see every other process's commit; a path that looks outside that
+    lock (a forge review, a ServiceNow notice) still cannot store a body twice: the database
+    refuses the second row (migration 0012), as it refuses a repeated delivery id."""
+    first = DeliveryWriter(factory.store).write(delivery(50, body="once"))
+    assert first.first
+    for copy in (delivery(51, body="once"), delivery(50, body="another body")):
+        with pytest.raises(IntegrityError), factory.store.atomic() as tx:
+            DeliveryQueue.add(tx.session, copy.facts, status=QUEUED)
+    assert [row.delivery_id for row in stored(factory)] == ["d-50"]

@@ -34,7 +34,8 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("source", "delivery_id", name="uq_deliveries_source_id"),
-        Index("ix_deliveries_source_digest", "source", "payload_digest"),
+        # One delivery per source and body, whichever process stores it (migration 0012).
+        Index("ix_deliveries_source_digest", "source", "payload_digest", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
