@@ -121,6 +121,13 @@ def test_a_tampered_event_name_is_shown_as_text_not_as_terminal_markup(
     assert not {"\x1b", "\x9b", "\x07"} & set(result.stderr)
     shown = r"event 1 (\x1b[2K\x1b[1G\x1b[32maudit log verified\x9b\x07) was altered"
     assert shown in result.stderr
+    # The same for every command printing stored text: a run's reason, in a list or a report.
+    with store_sql(cli.data_dir) as db:
+        db.execute("UPDATE runs SET reason = ?, sponsor = ?", [forged, "[conceal]x"])
+    (run,) = cli.json("runs", "list")
+    for printed in (cli("runs", "list").stdout, cli("runs", "show", run["id"]).stdout):
+        assert not {"\x1b", "\x9b", "\x07"} & set(printed)
+        assert r"\x1b[2K" in printed and "[conceal]x" in printed
 
 
 @sqlite_store_only  # PostgreSQL refuses text that is not UTF-8 when it is written
@@ -139,3 +146,7 @@ def test_a_stored_byte_that_is_not_utf8_fails_its_event_not_the_command(
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "audit log verification failed: event 2 (" in result.stderr
     assert "was altered" in result.stderr
+    with store_sql(cli.data_dir) as db:  # a run's reason: listed, the byte shown as escape
+        db.execute("UPDATE runs SET reason = CAST(X'41ff42' AS TEXT)")
+    listed = cli("runs", "list")
+    assert listed.returncode == 0 and r"A\udcffB" in listed.stdout, listed.stderr

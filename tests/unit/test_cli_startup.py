@@ -37,6 +37,7 @@ def test_importing_the_command_line_loads_no_heavy_module() -> None:
     assert {m for m in project if not m.startswith("codefactory.commands")} == {
         "codefactory.cli",
         "codefactory.hosts",  # `mcp serve --host`'s check: the standard library alone
+        "codefactory.terminal",  # stored text made inert for the terminal: Rich's markup
     }
 
 

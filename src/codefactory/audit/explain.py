@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.errors import AuditError
@@ -32,6 +31,7 @@ from codefactory.audit.events import (
 from codefactory.audit.merkle import verify_inclusion
 from codefactory.audit.port import AuditLog, AuditRecord, SignedCheckpoint
 from codefactory.audit.regulated_track import regulated_track, track_items
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.identity.delegation import DelegationAuthority
@@ -446,9 +446,9 @@ def render_explanation(console: Console, explanation: dict[str, Any]) -> None:
         proven = proofs.get(step["index"], {}).get("verified")
         steps.add_row(
             str(step["index"]),
-            escape(step["name"]),
-            escape(step["actor"]),
-            escape(step["summary"][:90]),
+            shown(step["name"]),
+            shown(step["actor"]),
+            shown(step["summary"][:90]),
             "proved" if proven else "NOT PROVED",
         )
     console.print(steps)
@@ -472,13 +472,13 @@ def _package_line(package: dict[str, Any]) -> str:
 def _who(explanation: dict[str, Any]) -> list[str]:
     run, agent, issuer = explanation["run"], explanation["agent"], explanation["issuer"]
     lines = [
-        f"[bold]run {escape(run['id'])}[/]  {run['kind']}  {run['state']}  {escape(run['reason'])}",
-        escape(
+        f"[bold]run {shown(run['id'])}[/]  {run['kind']}  {run['state']}  {shown(run['reason'])}",
+        shown(
             f"agent:      {agent['id']} ({agent.get('display_name', '')}), {agent['status']}, "
             f"owner {agent.get('owner', '?')}, issued by {agent.get('issuer', '?')}"
         ),
-        escape(f"issuer:     {issuer['name']} (keys {', '.join(issuer['keys'])})"),
-        escape(f"sponsor:    {explanation['sponsor']}"),
+        shown(f"issuer:     {issuer['name']} (keys {', '.join(issuer['keys'])})"),
+        shown(f"sponsor:    {explanation['sponsor']}"),
     ]
     token = explanation["delegation"]
     if token:
@@ -487,24 +487,24 @@ def _who(explanation: dict[str, Any]) -> list[str]:
         if not revoked and token.get("revoked_in_log"):
             revoked = f", REVOKED ({token['revoked_in_log']}; the database row says otherwise)"
         lines += [
-            escape(
+            shown(
                 f"delegation: jti {token['jti']}, signature {token['signature']}, sub "
                 f"{claims.get('sub')}, act {claims.get('act')}, expires {token['expires_at']}"
                 f"{revoked}"
             ),
-            escape(f"            scope {claims.get('scope')}"),
+            shown(f"            scope {claims.get('scope')}"),
         ]
     trigger = explanation["trigger"]
     if trigger:
         lines.append(
-            escape(
+            shown(
                 f"trigger:    {trigger['source']} {trigger['external_id']} by "
                 f"{trigger['actor']}: {trigger['title']}"
             )
         )
         sender = f"{trigger.get('sender_kind')}:{trigger.get('sender')}"
         lines.append(
-            escape(
+            shown(
                 f"caused by:  {trigger.get('caused_by') or 'no known person (autonomous)'}"
                 + (f" (sender {sender})" if trigger.get("sender") else "")
             )
@@ -513,7 +513,7 @@ def _who(explanation: dict[str, Any]) -> list[str]:
         verdict = "allowed" if decision["allowed"] else "denied"
         policies = ", ".join(decision["policy_ids"]) or "default"
         lines.append(
-            escape(
+            shown(
                 f"decision:   {decision['stage']} {decision['action']} {verdict} ({policies}): "
                 + "; ".join(decision["reasons"])
             )
@@ -526,14 +526,14 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
     commit = explanation["commit"]
     if commit:
         describe = commit["signature"]["describe"]
-        lines.append(escape(f"commit:     {commit['sha']} on {commit['branch']}: {describe}"))
+        lines.append(shown(f"commit:     {commit['sha']} on {commit['branch']}: {describe}"))
     provenance = explanation["provenance"]
     if provenance:
         state = "verified" if provenance["verified"] else provenance["problem"]
-        lines.append(escape(f"provenance: {provenance['path']}: {state}"))
+        lines.append(shown(f"provenance: {provenance['path']}: {state}"))
     package = explanation.get("package")
     if package:
-        lines.append(escape(_package_line(package)))
+        lines.append(shown(_package_line(package)))
     for review in explanation["approvals"]:
         verdict = "approved" if review["approved"] else "rejected"
         signed = (
@@ -552,7 +552,7 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
             problem = review.get("problem") or "unknown"
             signed += ", verified" if review.get("verified") else f", NOT VERIFIED: {problem}"
         lines.append(
-            escape(
+            shown(
                 f"review:     {verdict} by {review['reviewer']} at {review['at']} "
                 f"(commit {review['commit'][:12]}){signed}"
             )
@@ -562,10 +562,10 @@ def _outcome(explanation: dict[str, Any]) -> list[str]:
         if "verified" in item:
             line += ", verified" if item["verified"] else f", NOT VERIFIED: {item['problem']}"
         proven = "" if proofs.get(item["index"]) else " (NOT PROVED in the signed log)"
-        lines.append(escape(f"{line} [event {item['index']}]{proven}"))
+        lines.append(shown(f"{line} [event {item['index']}]{proven}"))
     checkpoint = explanation["checkpoint"]
     lines.append(
-        escape(
+        shown(
             f"checkpoint: size {checkpoint['size']}, root {checkpoint['root_hash']}, "
             f"key {checkpoint['verifier_key']}"
         )

@@ -120,7 +120,7 @@ class SqlAuditLog:
         query = select(AuditEventRow).order_by(AuditEventRow.seq)
         if run_id is not None:
             query = query.where(AuditEventRow.run_id == run_id)
-        with Session(self._engine) as session, _undecodable_text_kept(session.connection()):
+        with Session(self._engine) as session:
             return [_record(row) for row in session.scalars(query)]
 
     def latest(self, name: str) -> AuditRecord | None:
@@ -131,13 +131,13 @@ class SqlAuditLog:
             .order_by(AuditEventRow.seq.desc())
             .limit(1)
         )
-        with Session(self._engine) as session, _undecodable_text_kept(session.connection()):
+        with Session(self._engine) as session:
             row = session.scalars(query).first()
             return _record(row) if row is not None else None
 
     def leaves(self) -> Iterator[StoredLeaf]:
         """Every stored leaf in index order, streamed."""
-        with self._engine.connect() as connection, _undecodable_text_kept(connection):
+        with self._engine.connect() as connection:
             yield from _stream_leaves(connection)
 
     @property
@@ -159,15 +159,15 @@ class SqlAuditLog:
         """Recompute every leaf and the tree in one read transaction; compare with every stored
         checkpoint, with `witnessed` ones (cosigned by witnesses, checked by the caller), and
         with `checkpoint` (a saved note) if given, proving consistency. A byte of the SQLite
-        file that is not UTF-8 is its row altered (`_undecodable_text_kept`, on a second read:
-        the first keeps the driver's own decoding, the fast one)."""
+        file that is not UTF-8 is its row altered (`store.db.stored_text`, on a second read:
+        the first uses the driver's own decoding, the fast one: `_driver_decoding`)."""
         try:
-            with self._engine.connect() as connection:
+            with self._engine.connect() as connection, _driver_decoding(connection):
                 return self._verify(connection, checkpoint, witnessed)
         except OperationalError as err:  # read again, each bad byte then in its row's text
             if "decode to UTF-8" not in str(err.orig):
                 raise
-        with self._engine.connect() as connection, _undecodable_text_kept(connection):
+        with self._engine.connect() as connection:
             return self._verify(connection, checkpoint, witnessed)
 
     def _verify(
@@ -313,28 +313,22 @@ def _origin(connection: Connection) -> str:
 
 
 @contextmanager
-def _undecodable_text_kept(connection: Connection) -> Iterator[None]:
-    """On SQLite, text columns read through `connection` are decoded with `surrogateescape`
-    while it is held (the log's readers: `leaves`, `events`, `latest`, and `verify` once its
-    first read met such a byte): a stored byte that is not UTF-8
-    (written by hand into the file) makes its row fail its check, named, since its text
-    cannot be encoded again, instead of an OperationalError that stops the read, and every
-    command that reads the log, with no row named. The connection's decoding is
-    restored afterwards, as the pool hands it to others. PostgreSQL stores no such text."""
+def _driver_decoding(connection: Connection) -> Iterator[None]:
+    """On SQLite, text columns read through `connection` are decoded by the driver itself
+    while it is held (`str`, in C), not by the store's `stored_text` (a Python call per
+    value): `verify`'s first read of every row, redone with `stored_text` only when it
+    meets a byte that is not UTF-8 (OperationalError). Restored afterwards: the pool hands
+    the connection to others."""
     if connection.dialect.name != "sqlite":
         yield
         return
     raw: Any = connection.connection.driver_connection  # a sqlite3.Connection
     before = raw.text_factory
-    raw.text_factory = _surrogate_escaped
+    raw.text_factory = str
     try:
         yield
     finally:
         raw.text_factory = before
-
-
-def _surrogate_escaped(stored: bytes) -> str:
-    return stored.decode("utf-8", "surrogateescape")
 
 
 def _stream_leaves(connection: Connection) -> Generator[StoredLeaf, None, None]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import (
     JsonOption,
@@ -17,8 +16,8 @@ from codefactory.commands.common import (
     errors,
     fail,
     print_json,
-    printable,
 )
+from codefactory.terminal import shown
 
 audit_app = typer.Typer(help="The tamper-evident Merkle audit log.", no_args_is_help=True)
 
@@ -70,13 +69,11 @@ def audit_verify(
         print_json({**report.as_dict(), "key_custody": custody})
     else:
         for warning in report.warnings:
-            errors.print(f"[bold yellow]WARNING:[/] {escape(printable(warning))}", highlight=False)
+            errors.print(f"[bold yellow]WARNING:[/] {shown(warning)}", highlight=False)
         if report.ok:
-            console.print(
-                f"audit log verified: {escape(printable(report.reason))}", highlight=False
-            )
+            console.print(f"audit log verified: {shown(report.reason)}", highlight=False)
     if not report.ok:
-        fail(escape(f"audit log verification failed: {report.reason}"))  # names from the log
+        fail(f"audit log verification failed: {report.reason}")  # names from the log
 
 
 @audit_app.command("checkpoint")

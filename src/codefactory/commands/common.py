@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.config import Settings
@@ -56,25 +57,10 @@ class CliState:
 state = CliState()
 
 
-_SHOWN_AS_ESCAPES = {
-    **{c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))},
-    **{c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)},
-}
-"""Every C0 and C1 control character but tab and line feed (ECMA-48: ESC, CSI, BEL, …), and
-lone surrogates (text decoded from bytes that are not UTF-8): each shown as its escape."""
-
-
-def printable(text: str) -> str:
-    """`text` with every control character but tab and line feed, and every lone surrogate,
-    shown as its escape (`\\x1b`, `\\x9b`, `\\udcff`): text read from the store or from
-    a payload can then neither move the cursor, recolour or hide what the terminal shows,
-    nor fail to print."""
-    return text.translate(_SHOWN_AS_ESCAPES)
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One clear line on stderr (`printable`), then exit."""
-    errors.print(f"[bold red]error:[/] {printable(message)}", highlight=False, soft_wrap=True)
+    """`message` (plain text: exceptions, stored names; shown as text, `terminal.shown`) as
+    one clear line on stderr, then exit."""
+    errors.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -97,9 +83,9 @@ def observer() -> RunObserver | None:
             "rejected": "yellow",
             "no_change": "green",
         }.get(run_state.value, "cyan")
-        detail = f" [dim]{escape(reason)}[/]" if reason else ""  # reasons quote payload text
+        detail = f" [dim]{shown(reason)}[/]" if reason else ""  # reasons quote payload text
         console.print(
-            f"  {escape(run_id)} → [{colour}]{run_state.value}[/]{detail}", highlight=False
+            f"  {shown(run_id)} → [{colour}]{run_state.value}[/]{detail}", highlight=False
         )
 
     return show
@@ -133,6 +119,11 @@ def build(observe: RunObserver | None = None) -> Factory:
         fail(f"cannot start: {err}")
     except (DatabaseUrlRefused, StoreUnavailable) as err:  # the URL shown without password
         fail(f"cannot open the store: {err}")
+    except UnicodeEncodeError as err:  # `store.db.stored_text`: a byte that is not UTF-8
+        fail(
+            "cannot start: the store holds text that is not UTF-8, written outside the "
+            f"factory, in what the factory reads to start ({err.reason})"
+        )
 
 
 def read_store() -> RunStore:

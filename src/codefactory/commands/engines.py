@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, fail, print_json, state
 from codefactory.commands.signed import KeyOption, PersonOption, SignatureOption, StatementOption
+from codefactory.terminal import printable, shown
 
 if TYPE_CHECKING:
     from codefactory.engines.registry import EngineRegistry
@@ -57,7 +57,7 @@ def _load(path: Path | None = None) -> EngineRegistry:
     try:
         return load_registry(path or state.settings.engines.registry)
     except RegistryInvalid as err:
-        fail(escape("; ".join(err.problems)))
+        fail("; ".join(err.problems))
 
 
 def _moment(at: str | None) -> datetime:
@@ -66,7 +66,7 @@ def _moment(at: str | None) -> datetime:
     try:
         return datetime.combine(date.fromisoformat(at), time(12), tzinfo=UTC)
     except ValueError:
-        fail(escape(f"--at {at!r} is not a date (YYYY-MM-DD)"))
+        fail(f"--at {at!r} is not a date (YYYY-MM-DD)")
 
 
 def _as_dict(entry: EngineEntry, now: datetime) -> dict[str, Any]:
@@ -97,13 +97,13 @@ def engines_list(at: AtOption = None, as_json: JsonOption = False) -> None:
         model = f"{row['model']} {row['model_version']}".strip() or "-"
         colour = "green" if row["status"] == "cleared" else "yellow"
         table.add_row(
-            escape(row["name"]),
-            escape(row["engine_version"]),
-            escape(model),
-            f"[{colour}]{escape(row['status'])}[/]",
-            escape(row["materiality"]),
-            escape(", ".join(row["change_kinds"])),
-            escape(str(row["next_review"])),
+            shown(row["name"]),
+            shown(row["engine_version"]),
+            shown(model),
+            f"[{colour}]{shown(row['status'])}[/]",
+            shown(row["materiality"]),
+            shown(", ".join(row["change_kinds"])),
+            shown(str(row["next_review"])),
         )
     console.print(table)
 
@@ -119,13 +119,13 @@ def engines_show(
     entry = registry.get(name)
     if entry is None:
         known = ", ".join(e.name for e in registry)
-        fail(escape(f"engine {name} is not in the registry {registry.source} (it has: {known})"))
+        fail(f"engine {name} is not in the registry {registry.source} (it has: {known})")
     data = _as_dict(entry, _moment(at))
     if as_json:
         print_json(data)
         return
     for key, value in data.items():
-        console.print(escape(f"{key + ':':<26}{value}"), highlight=False, soft_wrap=True)
+        console.print(shown(f"{key + ':':<26}{value}"), highlight=False, soft_wrap=True)
 
 
 @engines_app.command("validate")
@@ -146,23 +146,23 @@ def engines_validate(
     )
     from codefactory.engines.registry_checks import registry_problems
 
-    shown = str(path or state.settings.engines.registry or default_registry_path())
+    named = str(path or state.settings.engines.registry or default_registry_path())
     try:
-        registry = load_registry(Path(shown))
+        registry = load_registry(Path(named))
         problems = [
-            f"{shown}: {problem}"
+            f"{named}: {problem}"
             for problem in registry_problems(registry, today=_moment(at).date())
         ]
         count = len(registry)
     except RegistryInvalid as err:
         problems, count = list(err.problems), 0
     if as_json:
-        print_json({"ok": not problems, "path": shown, "engines": count, "problems": problems})
+        print_json({"ok": not problems, "path": named, "engines": count, "problems": problems})
     elif not problems:
-        console.print(escape(f"{shown}: {count} engines, no problems"), highlight=False)
+        console.print(shown(f"{named}: {count} engines, no problems"), highlight=False)
     else:
         for problem in problems:
-            console.print(problem, highlight=False, soft_wrap=True, markup=False)
+            console.print(printable(problem), highlight=False, soft_wrap=True, markup=False)
     if problems:
         raise typer.Exit(1)
 
@@ -183,13 +183,13 @@ def engines_check(
     try:
         change_kind = ChangeKind(kind)
     except ValueError:
-        fail(escape(f"--kind {kind!r} is not one of {', '.join(ChangeKind)}"))
+        fail(f"--kind {kind!r} is not one of {', '.join(ChangeKind)}")
     try:
         decision = _load().check_use(
             name, kind=change_kind, repository=repository, data_class=data_class, now=_moment(at)
         )
     except ValueError as err:
-        fail(escape(f"--data-class: {err}"))
+        fail(f"--data-class: {err}")
     if as_json:
         print_json(
             {
@@ -202,7 +202,7 @@ def engines_check(
         )
     else:
         verdict = "[green]ALLOW[/]" if decision.allowed else "[red]REFUSE[/]"
-        console.print(f"{verdict} {escape(decision.reason)}", highlight=False)
+        console.print(f"{verdict} {shown(decision.reason)}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(1)
 
@@ -223,7 +223,7 @@ def engines_monitor(
     registry = _load()
     entries = [e for e in registry if name is None or e.name == name]
     if name is not None and not entries:
-        fail(escape(f"no engine {name!r} in the registry"))
+        fail(f"no engine {name!r} in the registry")
     store = build().store
     reports = [monitoring(entry, store.engine_record(entry.name)) for entry in entries]
     if as_json:
@@ -238,7 +238,7 @@ def engines_monitor(
                 value = "-" if row["value"] is None else f"{row['value']:.3f}"
                 bound = ", ".join(f"{k} {v}" for k, v in row["threshold"].items()) or "-"
                 cells = (report["engine"], runs, row["metric"], value, bound, row["state"])
-                table.add_row(*(escape(str(cell)) for cell in cells))
+                table.add_row(*(shown(str(cell)) for cell in cells))
         console.print(table)
     if any(report["breached"] for report in reports):
         raise typer.Exit(1)
@@ -272,7 +272,6 @@ def engines_propose(
 ) -> None:
     """Propose an engine registry (signed; role `registry-admin`); it takes effect when a
     second registry-admin approves its digest."""
-    from rich.markup import escape
 
     from codefactory.commands.policy import announce_proposal, propose_governed
     from codefactory.engines.registry import RegistryInvalid, parse_registry
@@ -282,7 +281,7 @@ def engines_propose(
         path, text = read_registry_text(file or state.settings.engines.registry)
         parse_registry(text, source=str(path))
     except RegistryInvalid as err:
-        fail(escape("; ".join(err.problems)))
+        fail("; ".join(err.problems))
     digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
     announce_proposal("registry", digest, path, role="registry-admin", app="engines")
 
@@ -298,10 +297,9 @@ def engines_approve(
 ) -> None:
     """Approve a proposed engine registry (signed; role `registry-admin`; not its proposer):
     it is the registry in force from the next run on."""
-    from rich.markup import escape
-
     from codefactory.commands.policy import approve_governed
     from codefactory.runs.registry_log import KIND
+    from codefactory.terminal import shown
 
     approve_governed(KIND, digest, person, key, reason, statement, signature)
-    console.print(f"registry {escape(digest)} is in force", highlight=False)
+    console.print(f"registry {shown(digest)} is in force", highlight=False)

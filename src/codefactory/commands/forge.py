@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, state
+from codefactory.terminal import shown
 
 forge_app = typer.Typer(help="The forge where reviewers work (GitHub, GitLab, …).")
 
@@ -110,15 +110,15 @@ def check_protection_command(
         )
         raise typer.Exit(code)
     for check in checks:
-        where = escape(f"{check.repository} {check.branch}")
+        where = shown(f"{check.repository} {check.branch}")
         if check.outcome == ERROR:
-            console.print(f"[red]error[/] {where}: {escape(check.error)}", highlight=False)
+            console.print(f"[red]error[/] {where}: {shown(check.error)}", highlight=False)
         elif check.gaps:
             console.print(f"[yellow]gaps[/]  {where}", highlight=False)
             for gap in check.gaps:
-                console.print(f"  - {escape(gap)}", highlight=False)
+                console.print(f"  - {shown(gap)}", highlight=False)
         else:
             console.print(f"[green]ok[/]    {where}: no merge without review", highlight=False)
     for skip in skipped:
-        console.print(f"[dim]skipped {escape(skip.repository)}: {escape(skip.reason)}[/]")
+        console.print(f"[dim]skipped {shown(skip.repository)}: {shown(skip.reason)}[/]")
     raise typer.Exit(code)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import (
     JsonOption,
@@ -29,6 +28,7 @@ from codefactory.commands.common import (
     state,
 )
 from codefactory.commands.signed import KeyOption, SignatureOption, StatementOption
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
@@ -93,7 +93,7 @@ def halt(
     if lift:
         console.print(f"halt {halt_record.id} lifted: runs may start again", highlight=False)
     else:
-        console.print(f"the factory is {escape(halt_record.describe)}", highlight=False)
+        console.print(f"the factory is {shown(halt_record.describe)}", highlight=False)
 
 
 def _verified(
@@ -172,7 +172,7 @@ def _refuse(
     claimed = person.encode("unicode_escape").decode("ascii")[:120]  # typed, not proven
     factory.store.append(HaltRefused( actor=actor, run_id=LEDGER, action=action, claimed=claimed,
                          reason=reason, statement_digest=digest))  # fmt: skip
-    fail(escape(f"{action} refused: {reason}"))
+    fail(f"{action} refused: {reason}")
 
 
 def _show_status(as_json: bool) -> None:
@@ -193,16 +193,16 @@ def _show_status(as_json: bool) -> None:
     if current is None:
         console.print("not halted: runs start and engines run", highlight=False)
     else:
-        console.print(f"the factory is {escape(current.describe)}", highlight=False)
-    console.print(f"statements name the target {escape(target)}", highlight=False)
+        console.print(f"the factory is {shown(current.describe)}", highlight=False)
+    console.print(f"statements name the target {shown(target)}", highlight=False)
     for past in history:
         lifted = (
-            f", lifted by {escape(past.lifted_by)} at {past.lifted_at:%Y-%m-%dT%H:%M:%SZ}: "
-            f"{escape(past.lift_reason)}"
+            f", lifted by {shown(past.lifted_by)} at {past.lifted_at:%Y-%m-%dT%H:%M:%SZ}: "
+            f"{shown(past.lift_reason)}"
             if past.lifted_at is not None
             else " (in force)"
         )
-        console.print(f"  halt {past.id}: {escape(past.describe)}{lifted}", highlight=False)
+        console.print(f"  halt {past.id}: {shown(past.describe)}{lifted}", highlight=False)
 
 
 def _as_dict(halt: Halt) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json
@@ -24,6 +23,7 @@ from codefactory.commands.signed import (
     StatementOption,
     authorize_governance,
 )
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.identity.agents import AgentIdentity
@@ -61,7 +61,7 @@ def _show(agent: AgentIdentity, as_json: bool) -> None:
         print_json(_as_dict(agent))
         return
     for key, value in _as_dict(agent).items():
-        console.print(escape(f"{key + ':':<15}{value}"), highlight=False)
+        console.print(shown(f"{key + ':':<15}{value}"), highlight=False)
 
 
 @agents_app.command("create")
@@ -92,7 +92,7 @@ def agents_create(
         try:  # a claim, not a proof: recorded as such; the agent cannot act
             actor = f"unauthenticated:{refuse_non_human(person)}"
         except StatementRefused as err:
-            fail(escape(str(err)))
+            fail(str(err))
     else:
         signed = (key, statement, signature)
         verified = authorize_governance(factory, "agent-activate", agent_id, person, "", *signed)
@@ -108,7 +108,7 @@ def agents_create(
             statement=None if pending else verified,
         )
     except IdentityError as err:
-        fail(escape(str(err)))
+        fail(str(err))
     _show(agent, as_json)
 
 
@@ -123,7 +123,7 @@ def agents_list(as_json: JsonOption = False) -> None:
     for agent in found:
         table.add_row(
             *(
-                escape(cell)
+                shown(cell)
                 for cell in (
                     agent.id,
                     agent.status.value,
@@ -142,7 +142,7 @@ def agents_show(agent_id: str, as_json: JsonOption = False) -> None:
     """One agent: who owns it, what it may run, its status and its public key."""
     agent = build().identity.agents.get(agent_id)
     if agent is None:
-        fail(escape(f"no agent with id {agent_id!r}"))
+        fail(f"no agent with id {agent_id!r}")
     _show(agent, as_json)
 
 
@@ -169,7 +169,7 @@ def _move(
             statement=verified,  # kept in the event: the status counts only when signed
         )
     except IdentityError as err:
-        fail(escape(str(err)))
+        fail(str(err))
     _show(agent, as_json)
 
 
@@ -246,7 +246,7 @@ def identity_jwks(
         print_json(document)
     else:
         output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        console.print(f"wrote {escape(str(output))}", highlight=False)
+        console.print(f"wrote {shown(str(output))}", highlight=False)
 
 
 @identity_app.command("allowed-signers")
@@ -263,9 +263,9 @@ def identity_allowed_signers(
     target.parent.mkdir(parents=True, exist_ok=True)
     identity = build().identity
     target.write_text(allowed_signers(identity.agents.search(), trust=identity.trust))
-    console.print(f"wrote {escape(str(target))}", highlight=False)
+    console.print(f"wrote {shown(str(target))}", highlight=False)
     console.print(
-        escape(f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>"),
+        shown(f"verify with: git -c gpg.ssh.allowedSignersFile={target} verify-commit <commit>"),
         highlight=False,
     )
 
@@ -299,7 +299,7 @@ def identity_rotate_key(
         )
     )
     console.print(
-        f"issuer key {escape(new_key.kid)} is current; {escape(retired.kid)} retired",
+        f"issuer key {shown(new_key.kid)} is current; {shown(retired.kid)} retired",
         highlight=False,
     )
 
@@ -326,8 +326,8 @@ def identity_revoke_token(
             jti, actor=verified.person.actor, reason=str(verified.fields.get("reason", ""))
         )
     except IdentityError as err:
-        fail(escape(str(err)))
-    console.print(f"token {escape(jti)} of run {escape(run_id)} revoked", highlight=False)
+        fail(str(err))
+    console.print(f"token {shown(jti)} of run {shown(run_id)} revoked", highlight=False)
 
 
 @identity_app.command("sign-waiver")
@@ -369,7 +369,7 @@ def identity_sign_waiver(
         )
         signature = sign(waiver_statement(waiver, at=at), key.expanduser(), GOVERNANCE_NAMESPACE)
     except (ValidationError, ValueError, IdentityError, SshSignatureError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     print_json(waiver.model_copy(update={"signature": signature}).model_dump(mode="json"))
 
 
@@ -398,11 +398,11 @@ def identity_statement(
     from codefactory.identity.statements import governance_statement
 
     if action not in set(GovernanceAction):
-        fail(f"unknown action {escape(action)!s}")
+        fail(f"unknown action {action}")
     try:
         body = governance_statement(action=action, target=target, person=person, reason=reason)
     except IdentityError as err:
-        fail(escape(str(err)))
+        fail(str(err))
     sys.stdout.buffer.write(body)
     sys.stdout.flush()
 
@@ -431,11 +431,9 @@ def identity_trust_export(
         origin = SqlAuditLog(open_engine(settings.database_url)).origin
         text = render_trust(export_trust(settings, origin=origin))
     except IdentityError as err:
-        fail(escape(str(err)))
+        fail(str(err))
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        console.print(
-            f"wrote {escape(str(output))}: set identity.trust_file to it", highlight=False
-        )
+        console.print(f"wrote {shown(str(output))}: set identity.trust_file to it", highlight=False)

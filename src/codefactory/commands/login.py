@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, errors, fail, print_json
+from codefactory.terminal import shown
 
 FactoryOption = Annotated[
     str,
@@ -75,10 +75,10 @@ def login(
             )
         _store().put(credentials)
     except LoginFailed as err:
-        fail(escape(f"login failed: {err}"))
+        fail(f"login failed: {err}")
     until = datetime.fromtimestamp(credentials.expires_at, UTC).isoformat(timespec="minutes")
     console.print(
-        escape(f"logged in to {credentials.factory} as {credentials.subject} until {until}"),
+        shown(f"logged in to {credentials.factory} as {credentials.subject} until {until}"),
         highlight=False,
     )
 
@@ -89,7 +89,7 @@ def _device_login(factory: str, no_browser: bool, client_secret: str | None, tim
 
     def show(code: DeviceCode) -> None:
         errors.print(
-            escape(f"To log in, open {code.verification_uri} and enter the code {code.user_code}"),
+            shown(f"To log in, open {code.verification_uri} and enter the code {code.user_code}"),
             highlight=False,
         )
         if code.verification_uri_complete:
@@ -115,9 +115,9 @@ def logout(
     try:
         gone = _store().remove(factory)
     except LoginFailed as err:
-        fail(escape(str(err)))
+        fail(str(err))
     for url in gone:
-        console.print(escape(f"logged out of {url}"), highlight=False)
+        console.print(shown(f"logged out of {url}"), highlight=False)
     if gone:
         console.print(
             "the forgotten tokens stay valid until they expire (their exp): keep them secret",
@@ -135,7 +135,7 @@ def whoami(factory: FactoryOption, json_output: JsonOption = False) -> None:
         return
     roles = ", ".join(me.get("roles", [])) or "no roles"
     console.print(
-        escape(f"{me.get('actor')} ({me.get('name')}): {roles}"), highlight=False, soft_wrap=True
+        shown(f"{me.get('actor')} ({me.get('name')}): {roles}"), highlight=False, soft_wrap=True
     )
 
 
@@ -153,9 +153,9 @@ def remote_runs(
     table = Table("run", "repository", "state", "kind", "sponsor", "reason")
     for run in runs:
         table.add_row(
-            *(escape(str(run.get(key, ""))) for key in ("id", "repository", "state", "kind")),
-            escape(str(run.get("sponsor", ""))),
-            escape(str(run.get("reason", ""))[:80]),
+            *(shown(str(run.get(key, ""))) for key in ("id", "repository", "state", "kind")),
+            shown(str(run.get("sponsor", ""))),
+            shown(str(run.get("reason", ""))[:80]),
         )
     console.print(table)
 
@@ -167,21 +167,21 @@ def _remote(factory: str, path: str, **params: Any) -> Any:
         credentials = _store().get(factory)
         url = factory_url(factory)
     except LoginFailed as err:
-        fail(escape(str(err)))
+        fail(str(err))
     if credentials is None:
-        fail(escape(f"not logged in to {url}: run `codefactory login --factory {url}`"))
+        fail(f"not logged in to {url}: run `codefactory login --factory {url}`")
     if credentials.expired():
-        fail(escape(f"your login to {url} has expired: run `codefactory login --factory {url}`"))
+        fail(f"your login to {url} has expired: run `codefactory login --factory {url}`")
     import httpx
 
     try:
         response = bearer_get(credentials, path, **params)
     except httpx.HTTPError as err:
-        fail(escape(f"cannot reach {url}: {err}"))
+        fail(f"cannot reach {url}: {err}")
     if response.status_code != 200:
         detail = _detail(response)
         hint = " (run `codefactory login` again)" if response.status_code == 401 else ""
-        fail(escape(f"{url} answered {response.status_code}: {detail}{hint}"))
+        fail(f"{url} answered {response.status_code}: {detail}{hint}")
     return response.json()
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import (
     JsonOption,
@@ -32,6 +31,7 @@ from codefactory.commands.signed import (
     authorize_governance,
     governance_desk,
 )
+from codefactory.terminal import shown
 
 policy_app = typer.Typer(help="Cedar policies: test a request, validate the files.")
 
@@ -64,9 +64,9 @@ def _load(files: list[Path] | None) -> Any:
         verifier = governance_desk(factory).verifier
         policy, governed = active_policy(state.settings.policy_file, factory.audit, verifier)
     except PolicyInvalid as err:
-        fail(escape(str(err)))
+        fail(str(err))
     if governed.pending:
-        errors.print(f"[yellow]note:[/] {escape(governed.notice())}", highlight=False)
+        errors.print(f"[yellow]note:[/] {shown(governed.notice())}", highlight=False)
     return policy
 
 
@@ -120,13 +120,13 @@ def policy_check(
     else:
         verdict = "[green]ALLOW[/]" if decision.allowed else "[red]DENY[/]"
         console.print(
-            f"{verdict} {escape(str(request.principal))} {escape(action)} {escape(str(resource))}",
+            f"{verdict} {shown(str(request.principal))} {shown(action)} {shown(str(resource))}",
             highlight=False,
         )
         for policy_id, reason in zip(decision.policy_ids, decision.reasons, strict=False):
-            console.print(f"  {escape(policy_id)}: {escape(reason)}", highlight=False)
+            console.print(f"  {shown(policy_id)}: {shown(reason)}", highlight=False)
         if not decision.policy_ids:
-            console.print(f"  {escape(decision.summary)}", highlight=False)
+            console.print(f"  {shown(decision.summary)}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(1)
 
@@ -143,7 +143,7 @@ def policy_validate(policy: PolicyFiles = None, as_json: JsonOption = False) -> 
     elif not problems:
         console.print(f"{len(loaded.policy_ids)} policies conform to the schema", highlight=False)
     if problems:
-        fail(escape("; ".join(problems)))
+        fail("; ".join(problems))
 
 
 @policy_app.command("status")
@@ -180,7 +180,7 @@ def policy_propose(
     try:
         text = CedarPolicy.from_file(path).text
     except PolicyInvalid as err:
-        fail(escape(str(err)))
+        fail(str(err))
     digest = propose_governed(KIND, text, str(path), person, key, reason, statement, signature)
     announce_proposal("policy", digest, path, role="policy-admin", app="policy")
 
@@ -199,7 +199,7 @@ def policy_approve(
     from codefactory.runs.policy_log import KIND
 
     approve_governed(KIND, digest, person, key, reason, statement, signature)
-    console.print(f"policy {escape(digest)} is in force", highlight=False)
+    console.print(f"policy {shown(digest)} is in force", highlight=False)
 
 
 def pending_proposals(factory: Any, kind: str) -> list[dict[str, str]]:
@@ -235,16 +235,16 @@ def print_governed(governed: Any, proposals: list[dict[str, str]], as_json: bool
         return
     console.print(f"in force:   {governed.active_digest}", highlight=False)
     console.print(
-        f"configured: {governed.configured_digest} ({escape(governed.source)})", highlight=False
+        f"configured: {governed.configured_digest} ({shown(governed.source)})", highlight=False
     )
     if governed.pending:
-        console.print(f"[yellow]{escape(governed.notice())}[/]", highlight=False)
+        console.print(f"[yellow]{shown(governed.notice())}[/]", highlight=False)
     for ignored in governed.ignored:
-        console.print(f"[red]{escape(ignored)}[/]", highlight=False)
+        console.print(f"[red]{shown(ignored)}[/]", highlight=False)
     for proposal in proposals:
         console.print(
-            f"proposed:   {proposal['digest']} by {escape(proposal['proposer'])} at "
-            f"{proposal['at']} ({escape(proposal['source'])})",
+            f"proposed:   {proposal['digest']} by {shown(proposal['proposer'])} at "
+            f"{proposal['at']} ({shown(proposal['source'])})",
             highlight=False,
         )
 
@@ -279,7 +279,7 @@ def announce_proposal(noun: str, digest: str, path: Path, *, role: str, app: str
     """Print that the `noun` content of `path` is proposed as `digest` and the command a
     second holder of `role` runs to approve it (`codefactory <app> approve <digest>`)."""
     console.print(
-        f"proposed {noun} {digest} from {escape(str(path))}; a second {role} approves "
+        f"proposed {noun} {digest} from {shown(str(path))}; a second {role} approves "
         f"with: codefactory {app} approve {digest} --as THEM --key THEIR_KEY",
         highlight=False,
     )
@@ -313,4 +313,4 @@ def _refuse(factory: Any, verified: Any, action: str, reason: str) -> NoReturn:
     from codefactory.identity.governance import GovernanceAction
 
     governance_desk(factory).refuse(verified, action=GovernanceAction(action), reason=reason)
-    fail(escape(reason))
+    fail(reason)

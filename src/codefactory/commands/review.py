@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json
 from codefactory.commands.signed import (
@@ -23,6 +22,7 @@ from codefactory.commands.signed import (
     StatementOption,
     signed_statement,
 )
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.domain import Run
@@ -71,7 +71,7 @@ def _decide(
             run_id, statement=body, signature=sig, reviewer=reviewer, approve=approve
         )
     except (ReviewError, StoreError, IdentityError, PackageError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     _show(as_json, run)
 
 
@@ -127,7 +127,7 @@ def review_statement(
             run_id, reviewer=reviewer, approve=verdict == "approve", comment=comment
         )
     except (ReviewError, StoreError, IdentityError, PackageError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     sys.stdout.buffer.write(body)
     sys.stdout.flush()
 
@@ -146,7 +146,7 @@ def _show(run_as_json: bool, run: Run) -> None:
         print_json(run_as_dict(run))
     else:
         console.print(
-            f"run [bold]{escape(run.id)}[/]: {run.state.value} ({escape(run.reason)})",
+            f"run [bold]{shown(run.id)}[/]: {run.state.value} ({shown(run.reason)})",
             highlight=False,
         )
 
@@ -190,7 +190,7 @@ def review_sign_off(
             run_id, stage=stage, statement=body, signature=sig, signer=signer, accept=not reject
         )
     except (ReviewError, StoreError, IdentityError, PackageError, ValueError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     _show(as_json, run)
 
 
@@ -216,7 +216,7 @@ def review_sign_off_statement(
             run_id, stage=stage, signer=signer, accept=not reject, reason=reason
         )
     except (ReviewError, StoreError, IdentityError, PackageError, ValueError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     sys.stdout.buffer.write(body)
     sys.stdout.flush()
 
@@ -233,5 +233,5 @@ def review_hand_off(run_id: str, as_json: JsonOption = False) -> None:
     try:
         run = build().review.hand_off(run_id)
     except (ReviewError, StoreError, PackageError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
     _show(as_json, run)

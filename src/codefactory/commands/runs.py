@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import (
@@ -22,6 +21,7 @@ from codefactory.commands.common import (
     read_store,
     state,
 )
+from codefactory.terminal import shown
 
 runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
 
@@ -59,7 +59,7 @@ def trigger(
     try:
         payload = ticket.read_bytes()
     except OSError as err:
-        fail(escape(f"cannot read the ticket {ticket}: {err.strerror}"))
+        fail(f"cannot read the ticket {ticket}: {err.strerror}")
     from codefactory.dispatch.service import leased_driving
 
     factory = build(None if as_json else observer())
@@ -69,19 +69,19 @@ def trigger(
     if as_json:
         print_json(run_as_dict(run))
     else:
-        console.print(f"run [bold]{escape(run.id)}[/]: {run.state.value}", highlight=False)
-        console.print(f"  repository: {escape(run.repository)}", highlight=False)
-        console.print(f"  sponsor: {escape(run.sponsor or '-')}", highlight=False)
+        console.print(f"run [bold]{shown(run.id)}[/]: {run.state.value}", highlight=False)
+        console.print(f"  repository: {shown(run.repository)}", highlight=False)
+        console.print(f"  sponsor: {shown(run.sponsor or '-')}", highlight=False)
         if run.state is RunState.NO_CHANGE:
-            console.print(f"  {escape(run.reason)}", highlight=False)
+            console.print(f"  {shown(run.reason)}", highlight=False)
         if run.package_dir:
-            console.print(f"  package: {escape(run.package_dir)}", highlight=False)
+            console.print(f"  package: {shown(run.package_dir)}", highlight=False)
             console.print(
-                f"  branch:  {escape(run.branch)} in {escape(str(factory.settings.forge_dir))}",
+                f"  branch:  {shown(run.branch)} in {shown(str(factory.settings.forge_dir))}",
                 highlight=False,
             )
     if run.state in (RunState.FAILED, RunState.REFUSED):
-        fail(escape(f"run {run.id} {run.state.value}: {run.reason}"))
+        fail(f"run {run.id} {run.state.value}: {run.reason}")
 
 
 @runs_app.command("list")
@@ -106,13 +106,13 @@ def runs_list(
         table.add_column(column)
     for run in found:
         table.add_row(  # cells are markup: every stored value is escaped
-            escape(run.id),
-            escape(run.repository),
+            shown(run.id),
+            shown(run.repository),
             run.state.value,
             run.kind.value,
-            escape(run.sponsor),
+            shown(run.sponsor),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
-            escape(run.reason[:80]),
+            shown(run.reason[:80]),
         )
     console.print(table)
 
@@ -126,7 +126,7 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
 
     report = run_report(read_store(), run_id)
     if report is None:
-        fail(escape(f"no run with id {run_id!r}"))
+        fail(f"no run with id {run_id!r}")
     if as_json:
         print_json(report)
     else:
@@ -149,29 +149,31 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     factory = build()
     run = factory.store.get_run(run_id)
     if run is None:
-        fail(escape(f"no run with id {run_id!r}"))
+        fail(f"no run with id {run_id!r}")
     with tempfile.TemporaryDirectory(prefix="codefactory-replay-") as folder:
         verified = Path(folder) / f"{run.id}.yaml"  # what was checked is what is served
         try:
             cassette = cassette_of(settings.model_traffic_dir, run)
             verify_cassette(factory.store, run, cassette, copy_to=verified)
         except ReplayImpossible as err:
-            fail(escape(str(err)))
+            fail(str(err))
         gateway = settings.gateway.model_copy(update={"upstream": f"replay:{verified}", "port": 0})
         replaying = build_factory(settings.model_copy(update={"gateway": gateway}))
         with progress("replaying", quiet=as_json):
             try:
                 report = replay_run(replaying.loop, run)
             except ReplayImpossible as err:  # its engine or agent no longer cleared
-                fail(escape(str(err)))
+                fail(str(err))
     if as_json:
         print_json(report.as_dict())
     else:
-        console.print(f"replay {report.replay_id} of run {run.id} ({report.engine})")
+        console.print(
+            f"replay {shown(report.replay_id)} of run {shown(run.id)} ({shown(report.engine)})"
+        )
         console.print(f"  same diff:   {'yes' if report.same_diff else 'NO'}")
         console.print(f"  same checks: {'yes' if report.same_checks else 'NO'}")
         if report.error:
-            console.print(f"  stopped: {escape(report.error)}", highlight=False)
+            console.print(f"  stopped: {shown(report.error)}", highlight=False)
     if not (report.same_diff and report.same_checks):
         raise typer.Exit(1)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import build, console, fail, state
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.web.settings import WebSettings
@@ -73,7 +73,7 @@ def worker(
     factory = build()
     console.print(
         f"worker driving up to {concurrency} runs at once; broker "
-        f"{escape(_safe_url(settings.dispatch.broker_url.get_secret_value()))}",
+        f"{shown(_safe_url(settings.dispatch.broker_url.get_secret_value()))}",
         highlight=False,
     )
     run_worker(factory, concurrency=concurrency)
@@ -129,13 +129,13 @@ def serve_app(host: str, port: int, *, workers: int = 2) -> None:
     registry_file = configured.engines.registry
     notices = governance_notices(configured.policy_file, registry_file, factory.audit, verifier)
     for notice in notices:
-        console.print(f"[yellow]four eyes:[/] {escape(notice)}", highlight=False)
+        console.print(f"[yellow]four eyes:[/] {shown(notice)}", highlight=False)
     web = factory.settings.web
     dispatch = build_dispatch(factory, workers=workers)
     try:
         app = create_app(factory, dispatch, bound_host=host)
     except OSError as err:  # the session key: unreadable, or readable by others
-        fail(escape(f"cannot start the web app: {err}"))
+        fail(f"cannot start the web app: {err}")
     dispatch.start()
     executes = (
         f"{workers} worker threads"
@@ -169,7 +169,7 @@ def announce_login(web: WebSettings, host: str) -> None:
 
     if web.oidc_issuer:
         console.print(
-            f"login: OpenID Connect at {escape(web.oidc_issuer)} ({escape(provider_status(web))})",
+            f"login: OpenID Connect at {shown(web.oidc_issuer)} ({shown(provider_status(web))})",
             highlight=False,
         )
     else:
@@ -178,9 +178,9 @@ def announce_login(web: WebSettings, host: str) -> None:
             f"and published keys answers 401 until {ISSUER_ENV} is set[/]",
             highlight=False,
         )
-    console.print(f"trusted hosts: {escape(', '.join(web.hosts_for(host)))}", highlight=False)
+    console.print(f"trusted hosts: {shown(', '.join(web.hosts_for(host)))}", highlight=False)
     proxies = ", ".join(web.trusted_proxies) or "none (forwarded headers are ignored)"
-    console.print(f"trusted proxies: {escape(proxies)}", highlight=False)
+    console.print(f"trusted proxies: {shown(proxies)}", highlight=False)
 
 
 def provider_status(web: WebSettings) -> str:

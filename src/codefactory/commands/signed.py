@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from codefactory.commands.common import fail
 
@@ -63,7 +62,7 @@ def signed_statement(
         try:
             return statement.read_bytes(), signature.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as err:
-            fail(escape(f"cannot read the signed statement: {err}"))
+            fail(f"cannot read the signed statement: {err}")
     if key is None:
         fail(
             "a name alone proves nothing: sign with your SSH key (--key ~/.ssh/id_ed25519, "
@@ -75,7 +74,7 @@ def signed_statement(
         body = build_statement()
         return body, sign(body, key.expanduser(), namespace)
     except (SshSignatureError, IdentityError) as err:
-        fail(escape(str(err)))
+        fail(str(err))
 
 
 def governance_desk(factory: Factory) -> GovernanceDesk:
@@ -118,4 +117,4 @@ def authorize_governance(
             body, sig, action=GovernanceAction(action), target=target, claimed=person
         )
     except StatementRefused as err:
-        fail(escape(str(err)))
+        fail(str(err))

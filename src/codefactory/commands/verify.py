@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, build, console, fail, print_json, progress
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.verify.worktree_gate import TreeVerdict
@@ -116,7 +116,7 @@ def _print(verdict: TreeVerdict) -> None:
     console.print(table)
     for skipped in verdict.skipped:
         console.print(
-            f"  not judged: {escape(skipped.path)} ({skipped.kind}): {escape(skipped.reason)}",
+            f"  not judged: {shown(skipped.path)} ({skipped.kind}): {shown(skipped.reason)}",
             highlight=False,
         )
     for f in (f for r in verdict.results for f in r.findings if f.blocking):

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from codefactory.audit.events import (
@@ -25,6 +24,7 @@ from codefactory.audit.port import AuditRecord
 from codefactory.audit.regulated_track import regulated_track, track_lines
 from codefactory.store.port import RunRepository
 from codefactory.store.runs import run_as_dict
+from codefactory.terminal import shown
 
 
 def run_report(store: RunRepository, run_id: str) -> dict[str, Any] | None:
@@ -222,5 +222,5 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
 
 
 def _escaped(value: Any) -> str:
-    """`value` as text Rich prints literally (`rich.markup.escape`)."""
-    return escape(str(value))
+    """`value` as text Rich prints literally (`terminal.shown`)."""
+    return shown(str(value))

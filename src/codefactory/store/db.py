@@ -20,7 +20,15 @@ from codefactory.store.urls import database_url, shown
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def stored_text(stored: bytes) -> str:
+    """A SQLite text value as `str`, a byte that is not UTF-8 kept as a lone surrogate
+    (`surrogateescape`): the file edited by hand makes that value fail wherever it is checked
+    or written again (it cannot be encoded), not every read that meets it."""
+    return stored.decode("utf-8", "surrogateescape")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.text_factory = stored_text
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

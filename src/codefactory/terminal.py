@@ -1,0 +1,33 @@
+"""Text for a terminal: what comes from the store, a payload or an error made inert before
+Rich prints it.
+
+Two things in such text could act on the terminal instead of being read: the control
+characters of ECMA-48 (ESC and CSI sequences move the cursor, erase lines, recolour, retitle
+the window; BEL rings), which Rich passes through, and Rich's own markup (`[conceal]`,
+`[/]`), which Rich interprets. `printable` shows the first as escapes; `shown` does both, for
+any text placed into a markup string (`console.print(f"run {shown(run.id)}")`).
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+_SHOWN_AS_ESCAPES = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)},
+}
+"""Every C0 and C1 control character but tab and line feed (ECMA-48: ESC, CSI, BEL, …), and
+lone surrogates (text decoded from bytes that are not UTF-8): each shown as its escape."""
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and line feed, and every lone surrogate,
+    shown as its escape (`\\x1b`, `\\x9b`, `\\udcff`): it can then neither move the cursor,
+    recolour or hide what the terminal shows, nor fail to print."""
+    return text.translate(_SHOWN_AS_ESCAPES)
+
+
+def shown(text: object) -> str:
+    """`text` (or its `str`) as a markup string prints it: `printable`, then Rich's markup
+    escaped (`rich.markup.escape`)."""
+    return escape(printable(str(text)))
