@@ -30,6 +30,7 @@ from codefactory.audit.events import (
 )
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.identity.errors import AgentUnavailable
+from codefactory.runs.errors import RunFailed
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
 from codefactory.store.port import RunRepository
@@ -194,7 +195,10 @@ def replay_run(loop: RunLoop, run: Run, *, now: datetime | None = None) -> Repla
         raise ReplayImpossible(f"the trigger of run {run.id} is missing")
     original_checks = recorded_checks(store, run.id)
     rehearsal = replace(run, id=f"{run.id}-replay-{secrets.token_hex(3)}")
-    engine = loop.engine_for(run)
+    try:
+        engine = loop.engine_for(run)
+    except RunFailed as err:  # not installed here (any more)
+        raise ReplayImpossible(f"run {run.id} cannot be replayed: {err}") from err
     refusal = loop.engine_refusal(run, engine.name, now=now)
     if refusal is not None:
         with store.atomic() as tx:  # under the rehearsal's id: the run's history stays whole
