@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.events import WebhookIgnored
@@ -28,6 +27,7 @@ from codefactory.store.deliveries import (
     QUEUED,
     DeliveryFacts,
     DeliveryQueue,
+    DeliveryStored,
     trigger_from_document,
 )
 from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery, WriterClosed
@@ -219,6 +219,6 @@ def test_the_database_itself_keeps_one_delivery_per_source_and_body(factory: Fac
     first = DeliveryWriter(factory.store).write(delivery(50, body="once"))
     assert first.first
     for copy in (delivery(51, body="once"), delivery(50, body="another body")):
-        with pytest.raises(IntegrityError), factory.store.atomic() as tx:
+        with pytest.raises(DeliveryStored), factory.store.atomic() as tx:
             DeliveryQueue.add(tx.session, copy.facts, status=QUEUED)
     assert [row.delivery_id for row in stored(factory)] == ["d-50"]

@@ -53,7 +53,7 @@ from codefactory.domain import AuditEvent, TriggerEvent
 from codefactory.identity.directory import Directory, FileDirectory
 from codefactory.policy.port import PolicyEngine
 from codefactory.review.forge_events import ForgeEvent, read_forge_event
-from codefactory.review.reconcile import Reconciler
+from codefactory.review.reconcile import Reconciler, Reconciliation
 from codefactory.runs import change_notices as notices
 from codefactory.runs.decisions import DeliveryDecider
 from codefactory.runs.loop import RunLoop
@@ -65,6 +65,7 @@ from codefactory.store.deliveries import (
     REFUSED,
     DeliveryFacts,
     DeliveryQueue,
+    DeliveryStored,
     QueuedDelivery,
 )
 from codefactory.store.delivery_writer import DeliveryWriter, NewDelivery, Written
@@ -309,9 +310,14 @@ class WebhookIntake:
         with self._writes:
             stored = self._lookup(source, delivery_id, delivery.digest)
             if stored is None:
-                with self.store.atomic() as tx:
-                    self.queue.add(tx.session, row, status=status, run_id=found.run_id,
-                                   reason=found.reason)  # fmt: skip
+                try:
+                    with self.store.atomic() as tx:
+                        self.queue.add(tx.session, row, status=status, run_id=found.run_id,
+                                       reason=found.reason)  # fmt: skip
+                except DeliveryStored:  # by another serve process since the lookup: a copy
+                    stored = self._lookup(source, delivery_id, delivery.digest)
+                    if stored is None:
+                        raise
             elif existing is not None and stored.id == existing.id:  # read again: the latest
                 self.queue.mark(stored.id, status, reason=found.reason)
         if found.refused:
@@ -479,17 +485,12 @@ class WebhookIntake:
         with self._writes:
             existing = self._lookup(source, parsed.delivery_id, digest)
             if existing is None:
-                with self.store.atomic() as tx:
-                    self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
-                                   reason=found.reason)  # fmt: skip
-                    if found.event is not None:
-                        tx.append(replace(found.event, delivery_id=parsed.delivery_id))
-                    tx.append(WebhookReconciled(actor=f"intake:{source}",
-                                                run_id=found.run_id or "", source=source,
-                                                delivery_id=parsed.delivery_id,
-                                                event=parsed.event, payload_digest=digest,
-                                                outcome=found.outcome,
-                                                reason=found.reason))  # fmt: skip
+                try:
+                    self._record_reconciled(source, parsed, digest, row, found)
+                except DeliveryStored:  # by another serve process since the lookup: a copy
+                    existing = self._lookup(source, parsed.delivery_id, digest)
+                    if existing is None:
+                        raise
         if existing is not None:
             return self._duplicate(source, parsed.delivery_id, existing, digest)
         self.reconciler.send_alert(found)
@@ -501,6 +502,27 @@ class WebhookIntake:
             state=found.state,
             reason=found.reason,
         )
+
+    def _record_reconciled(
+        self,
+        source: str,
+        parsed: ParsedDelivery,
+        digest: str,
+        row: DeliveryFacts,
+        found: Reconciliation,
+    ) -> None:
+        """Store the reconciled delivery with its events, in one transaction; DeliveryStored
+        (nothing written) when another process stored it first."""
+        with self.store.atomic() as tx:
+            self.queue.add(tx.session, row, status=found.status, run_id=found.run_id,
+                           reason=found.reason)  # fmt: skip
+            if found.event is not None:
+                tx.append(replace(found.event, delivery_id=parsed.delivery_id))
+            tx.append(WebhookReconciled(actor=f"intake:{source}", run_id=found.run_id or "",
+                                        source=source, delivery_id=parsed.delivery_id,
+                                        event=parsed.event, payload_digest=digest,
+                                        outcome=found.outcome,
+                                        reason=found.reason))  # fmt: skip
 
     @staticmethod
     def _check_names(source: str, parsed: ParsedDelivery) -> None:

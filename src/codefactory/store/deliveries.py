@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.domain import ChangeKind, TriggerEvent
@@ -103,6 +104,14 @@ def trigger_from_document(document: dict[str, Any]) -> TriggerEvent:
     return TriggerEvent(**values)
 
 
+class DeliveryStored(Exception):
+    """A delivery with this id, or this body, from this source is stored already: another
+    process inserted it after this one looked (the database's unique keys refused the row)."""
+
+    def __init__(self, source: str, delivery_id: str) -> None:
+        super().__init__(f"delivery {delivery_id} of {source}, or its body, is stored already")
+
+
 class DeliveryQueue:
     """Reads and moves delivery rows; `add` writes inside the caller's transaction."""
 
@@ -118,7 +127,8 @@ class DeliveryQueue:
         run_id: str | None = None,
         reason: str = "",
     ) -> int:
-        """Add a row in `session`'s transaction; a duplicate raises IntegrityError at flush."""
+        """Add a row in `session`'s transaction; `DeliveryStored` when the same delivery id or
+        body from the same source is stored already (the transaction is then rolled back)."""
         row = DeliveryRow(
             source=facts.source,
             delivery_id=facts.delivery_id,
@@ -131,7 +141,10 @@ class DeliveryQueue:
             updated_at=_now(),
         )
         session.add(row)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as err:
+            raise DeliveryStored(facts.source, facts.delivery_id) from err
         return row.id
 
     @staticmethod
