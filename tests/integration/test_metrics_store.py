@@ -98,15 +98,14 @@ def test_runs_verdicts_queue_takeovers_and_spend_are_read_from_the_tables(engine
                 {"run_id": "r-b", "round": 1, "check": "lint", "passed": True},
             ],
         )
-        delivery = {"source": "github", "event": "issues", "payload_digest": "d",
-                    "received_at": T0, "updated_at": T0}  # fmt: skip
+        delivery = {"source": "github", "event": "issues", "received_at": T0, "updated_at": T0}
         connection.execute(
             insert(DeliveryRow),
-            [
-                {**delivery, "delivery_id": "1", "status": "queued"},
-                {**delivery, "delivery_id": "2", "status": "queued"},
-                {**delivery, "delivery_id": "3", "status": "received"},
-                {**delivery, "delivery_id": "4", "status": "done"},
+            [  # one body each: a body is stored once per source
+                {**delivery, "delivery_id": "1", "payload_digest": "d1", "status": "queued"},
+                {**delivery, "delivery_id": "2", "payload_digest": "d2", "status": "queued"},
+                {**delivery, "delivery_id": "3", "payload_digest": "d3", "status": "received"},
+                {**delivery, "delivery_id": "4", "payload_digest": "d4", "status": "done"},
             ],
         )
         lease = {"owner": "w", "fence": 1, "acquired_at": T0, "heartbeat_at": T0,
