@@ -143,8 +143,12 @@ def test_a_bug_ticket_is_fixed_in_two_rounds_and_replays_to_the_same_diff(
     # The engine runs again, so it must be cleared now: not past its registry review, and
     # its agent still active. Refused before any workspace, audited under the replay's id.
     workspaces = sorted(replaying.settings.workspaces_dir.glob("*"))
-    with pytest.raises(ReplayImpossible, match="agent:gone is not installed"):
-        replay_run(replaying.loop, dataclasses.replace(run, engine="agent:gone"))
+    # What the run was is its run-created event's: a row edited to another agent or engine
+    # (to one that is still cleared) is refused.
+    for edited in (dataclasses.replace(run, agent_id="agent:other"),
+                   dataclasses.replace(run, engine="cli:codex")):  # fmt: skip
+        with pytest.raises(ReplayImpossible, match="edited outside the factory"):
+            replay_run(replaying.loop, edited)
     after_review = datetime(2027, 7, 1, 9, tzinfo=UTC)  # the entry's next_review: 2027-06-30
     with pytest.raises(ReplayImpossible, match=r"may not run now: .*due 2027-06-30"):
         replay_run(replaying.loop, run, now=after_review)

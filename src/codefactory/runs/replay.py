@@ -24,6 +24,7 @@ from codefactory.audit.events import (
     EngineProposed,
     EngineRefused,
     ModelCalled,
+    RunCreated,
     RunReplayed,
     RunReplayStarted,
     typed,
@@ -165,6 +166,28 @@ def _bytes(body: object) -> bytes:
     raise TypeError(f"a body is text or bytes, not {type(body).__name__}")
 
 
+def as_created(store: RunRepository, run: Run) -> None:
+    """Check that `run` (its stored row) names the agent, engine and kind its `run-created`
+    event recorded: the audit log, not the row, says what the run was. ReplayImpossible when
+    the event is missing or a field differs (the store edited outside the factory); a field
+    the event predates (recorded empty) is not compared."""
+    created = next(
+        (e for e in map(typed, store.audit_events(run.id)) if isinstance(e, RunCreated)), None
+    )
+    if created is None:
+        raise ReplayImpossible(f"run {run.id} has no run-created event in the audit log")
+    for what, stored, recorded in (
+        ("agent", run.agent_id, created.agent_id),
+        ("engine", run.engine, created.engine),
+        ("kind", run.kind.value, created.kind),
+    ):
+        if recorded and stored != recorded:
+            raise ReplayImpossible(
+                f"run {run.id}'s {what} is {stored!r} in the store but {recorded!r} in its "
+                "run-created event: the store was edited outside the factory"
+            )
+
+
 def recorded_checks(store: RunRepository, run_id: str) -> list[RoundVerdicts]:
     """The check verdicts the original run stored, round by round."""
     rounds: dict[int, dict[str, bool]] = {}
@@ -195,6 +218,7 @@ def replay_run(loop: RunLoop, run: Run, *, now: datetime | None = None) -> Repla
         raise ReplayImpossible(f"the trigger of run {run.id} is missing")
     original_checks = recorded_checks(store, run.id)
     rehearsal = replace(run, id=f"{run.id}-replay-{secrets.token_hex(3)}")
+    as_created(store, run)
     try:
         engine = loop.engine_for(run)
     except RunFailed as err:  # not installed here (any more)
