@@ -148,7 +148,7 @@ def engine_activity(events: Sequence[AuditRecord]) -> dict[str, Any]:
 def render_report(console: Console, report: dict[str, Any]) -> None:
     """Print a run report for a human. Every stored value is escaped for Rich markup (a
     title or reason `[/x]` prints as written, never as markup)."""
-    e = _escaped
+    e = shown
     console.print(
         f"[bold]{e(report['id'])}[/]  {e(report['kind'])}  state [bold]{e(report['state'])}[/]",
         highlight=False,
@@ -219,8 +219,3 @@ def render_report(console: Console, report: dict[str, Any]) -> None:
         console.print(f"package: {e(report['package']['directory'])}", highlight=False)
     for line in track_lines(report.get("regulated_track") or {}):
         console.print(e(line), highlight=False)
-
-
-def _escaped(value: Any) -> str:
-    """`value` as text Rich prints literally (`terminal.shown`)."""
-    return shown(str(value))
