@@ -314,10 +314,8 @@ class WebhookIntake:
                     with self.store.atomic() as tx:
                         self.queue.add(tx.session, row, status=status, run_id=found.run_id,
                                        reason=found.reason)  # fmt: skip
-                except DeliveryStored:  # by another serve process since the lookup: a copy
-                    stored = self._lookup(source, delivery_id, delivery.digest)
-                    if stored is None:
-                        raise
+                except DeliveryStored as err:
+                    stored = self._stored_meanwhile(err, source, delivery_id, delivery.digest)
             elif existing is not None and stored.id == existing.id:  # read again: the latest
                 self.queue.mark(stored.id, status, reason=found.reason)
         if found.refused:
@@ -331,6 +329,16 @@ class WebhookIntake:
         write lock: call it without)."""
         with self._writes:
             return self._lookup(source, delivery_id, digest)
+
+    def _stored_meanwhile(
+        self, err: DeliveryStored, source: str, delivery_id: str, digest: str
+    ) -> QueuedDelivery:
+        """The copy another serve process stored after this one looked (for a caller holding
+        the write lock); `err` again when none is found."""
+        found = self._lookup(source, delivery_id, digest)
+        if found is None:
+            raise err
+        return found
 
     def _lookup(self, source: str, delivery_id: str, digest: str) -> QueuedDelivery | None:
         """`_stored` for a caller holding the write lock."""
@@ -487,10 +495,8 @@ class WebhookIntake:
             if existing is None:
                 try:
                     self._record_reconciled(source, parsed, digest, row, found)
-                except DeliveryStored:  # by another serve process since the lookup: a copy
-                    existing = self._lookup(source, parsed.delivery_id, digest)
-                    if existing is None:
-                        raise
+                except DeliveryStored as err:
+                    existing = self._stored_meanwhile(err, source, parsed.delivery_id, digest)
         if existing is not None:
             return self._duplicate(source, parsed.delivery_id, existing, digest)
         self.reconciler.send_alert(found)
