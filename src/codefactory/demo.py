@@ -23,6 +23,7 @@ from codefactory.config import Settings
 from codefactory.domain import Run, RunState
 from codefactory.runs.loop import RunObserver
 from codefactory.store.runs import RunStore
+from codefactory.terminal import shown
 
 if TYPE_CHECKING:
     from codefactory.factory import Factory
@@ -254,7 +255,14 @@ def print_summary(console: Console, report: DemoReport, settings: Settings) -> N
     for outcome in report.outcomes:
         run = outcome.run
         detail = run.package_dir or run.reason
-        table.add_row(run.id, outcome.ticket, run.state.value, outcome.checks, detail, audit_cell)
+        table.add_row(  # reasons quote ticket text
+            run.id,
+            outcome.ticket,
+            run.state.value,
+            outcome.checks,
+            shown(detail),
+            shown(audit_cell),
+        )
     console.print(table)
     for name, where in artifact_locations(settings).items():
         console.print(f"{name + ':':<18}{where}", highlight=False)

@@ -53,6 +53,13 @@ def test_verify_blocks_what_the_working_tree_introduced_and_passes_a_clean_chang
     assert tests["summary"].startswith("not run:")
     sarif = json.loads((tmp_path / "ev" / "sast.sarif").read_text())
     assert {r["baselineState"] for r in sarif["runs"][0]["results"]} == {"new"}
+    # A file name is the repository's text: printed inert, neither a terminal sequence (an
+    # OSC retitling the window) nor Rich markup hiding part of it.
+    hostile = repo / ".github" / "workflows" / "a\x1b]0;T\x07[conceal]b.yml"
+    (repo / ".github" / "workflows" / "ci.yml").rename(hostile)
+    printed = cli("verify", "--repo", str(repo)).stdout
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert r".github/workflows/a\x1b]0;T\x07[conceal]b.yml" in printed.replace("\n", "")
 
     shutil.rmtree(repo / ".github")
     calc.write_text("def add(a, b):\n    return b + a\n")

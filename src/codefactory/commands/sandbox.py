@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, errors, fail, print_json, state
+from codefactory.terminal import shown
 
 LIMIT_HIT = 124
 CANNOT_START = 125
@@ -147,7 +148,7 @@ def images(
     table = Table("repository", "kind", "key", "size", "last used", "in use", "current")
     for info in listed:
         table.add_row(
-            info.repo,
+            shown(info.repo),
             info.kind,
             info.key[:16],
             _size(info.size_bytes),

@@ -107,9 +107,11 @@ def _print(verdict: TreeVerdict) -> None:
             else ("[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
         )
         blocking = str(sum(1 for f in r.findings if f.blocking))
-        table.add_row(r.check, outcome, *(str(counts[s]) for s in _STATES), blocking, r.summary)
+        table.add_row(
+            shown(r.check), outcome, *(str(counts[s]) for s in _STATES), blocking, shown(r.summary)
+        )
     console.print(
-        f"{verdict.repository}: {len(verdict.change.files)} changed file(s) "
+        f"{shown(verdict.repository)}: {len(verdict.change.files)} changed file(s) "
         f"against {verdict.base_commit[:12]}",
         highlight=False,
     )
@@ -122,7 +124,8 @@ def _print(verdict: TreeVerdict) -> None:
     for f in (f for r in verdict.results for f in r.findings if f.blocking):
         where = f"{f.path}:{f.line}" if f.line else f.path or "-"
         console.print(
-            f"  [red]blocking[/] {f.check} {f.rule} {where}: {f.message}", highlight=False
+            f"  [red]blocking[/] {shown(f'{f.check} {f.rule} {where}: {f.message}')}",
+            highlight=False,
         )
     console.print("nothing blocks" if verdict.passed else "[bold red]the change is blocked[/]")
 
