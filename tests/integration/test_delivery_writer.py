@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from codefactory.audit.events import WebhookIgnored
@@ -222,3 +223,5 @@ def test_the_database_itself_keeps_one_delivery_per_source_and_body(factory: Fac
         with pytest.raises(DeliveryStored), factory.store.atomic() as tx:
             DeliveryQueue.add(tx.session, copy.facts, status=QUEUED)
     assert [row.delivery_id for row in stored(factory)] == ["d-50"]
+    with pytest.raises(IntegrityError), factory.store.atomic() as tx:  # not a copy: as raised
+        DeliveryQueue.add(tx.session, delivery(53).facts, status=QUEUED, run_id="no-such-run")

@@ -112,6 +112,14 @@ class DeliveryStored(Exception):
         super().__init__(f"delivery {delivery_id} of {source}, or its body, is stored already")
 
 
+def _unique_violation(err: IntegrityError) -> bool:
+    """Whether the database refused a row for a unique key (PostgreSQL's SQLSTATE 23505,
+    SQLite's UNIQUE constraint), not another integrity rule."""
+    return getattr(err.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
+        err.orig
+    )
+
+
 class DeliveryQueue:
     """Reads and moves delivery rows; `add` writes inside the caller's transaction."""
 
@@ -144,6 +152,8 @@ class DeliveryQueue:
         try:
             session.flush()
         except IntegrityError as err:
+            if not _unique_violation(err):  # a missing run, a NULL: not another copy
+                raise
             raise DeliveryStored(facts.source, facts.delivery_id) from err
         return row.id
 
