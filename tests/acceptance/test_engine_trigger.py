@@ -7,6 +7,7 @@ from pathlib import Path
 
 from codefactory.demo import DEMO_TRANSCRIPT, create_sample_repository
 from tests.acceptance.conftest import Cli, ticket_file
+from tests.store_sql import store_sql
 
 
 def test_trigger_takes_an_engine_the_registry_and_policy_still_decide(
@@ -32,6 +33,16 @@ def test_trigger_takes_an_engine_the_registry_and_policy_still_decide(
     replayed = cli("runs", "replay", run["id"], "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert '"same_diff": true' in replayed.stdout and '"same_checks": true' in replayed.stdout
+    # An insider who edits the run's row and its run-created event alike is caught by the log.
+    with store_sql(cli.data_dir) as db:
+        db.execute(
+            """UPDATE audit_events SET data = replace(data, '"sponsor":"', '"sponsor":"x')
+               WHERE name = 'run-created' AND run_id = ?""",
+            [run["id"]],
+        )
+    edited = cli("runs", "replay", run["id"])
+    assert edited.returncode == 1 and "Traceback" not in edited.stderr
+    assert "not replayed: the audit log does not verify (event" in edited.stderr
 
 
 def test_a_registry_file_from_the_environment_decides(cli: Cli, tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
 def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     """Re-execute a finished run against its recorded model traffic, in a fresh sandbox at
     the same base commit; exit 0 only when the diff and every check verdict are the same."""
+    from codefactory.audit.witnessing import WitnessedAuditLog
     from codefactory.factory import build_factory
     from codefactory.runs.replay import (
         ReplayImpossible,
@@ -150,6 +151,12 @@ def runs_replay(run_id: str, as_json: JsonOption = False) -> None:
     run = factory.store.get_run(run_id)
     if run is None:
         fail(f"no run with id {run_id!r}")
+    # What the run was is read from the audit log (its run-created event, its model calls):
+    # the log is verified first, locally, so an edited event cannot vouch for an edited row.
+    audit = factory.audit
+    log = audit.verify(offline=True) if isinstance(audit, WitnessedAuditLog) else audit.verify()
+    if not log.ok:
+        fail(f"not replayed: the audit log does not verify ({log.reason})")
     with tempfile.TemporaryDirectory(prefix="codefactory-replay-") as folder:
         verified = Path(folder) / f"{run.id}.yaml"  # what was checked is what is served
         try:
