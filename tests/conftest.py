@@ -20,6 +20,7 @@ from tests.postgres_store import (
     DATABASE_URL_ENV,
     postgres_databases,  # noqa: F401 - the session's PostgreSQL databases
     selected,
+    sqlite_template,  # noqa: F401 - new SQLite stores: the template's copy
     uses_store,
 )
 

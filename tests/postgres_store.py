@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.sqlite_template import SqliteTemplate
+
 TEST_DATABASE_ENV = "CODEFACTORY_TEST_DATABASE"
 """`postgresql` runs store tests on PostgreSQL; unset or `sqlite`: the SQLite file."""
 ADMIN_URL_ENV = "CODEFACTORY_TEST_POSTGRES_URL"
@@ -92,7 +94,8 @@ def uses_store(item: pytest.Item) -> bool:
     for definitions in info.name2fixturedefs.values():
         for definition in definitions:
             code = getattr(definition.func, "__code__", None)
-            if code is not None and _file_uses_store(Path(code.co_filename)):
+            origin = Path(code.co_filename) if code is not None else THIS
+            if origin != THIS and _file_uses_store(origin):  # this file's are every test's
                 return True
     return False
 
@@ -196,3 +199,18 @@ def postgres_databases() -> Iterator[Databases]:
     databases = Databases(ADMIN_URL, process_prefix())
     yield databases
     databases.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sqlite_template() -> Iterator[SqliteTemplate]:
+    """Every new SQLite store this pytest process opens in-process gets its schema copied
+    from one migrated template (tests/sqlite_template.py). Defined here, the one file
+    `uses_store` does not read: an autouse fixture in a file that names the store would mark
+    every test `store`."""
+    from codefactory.store import db
+
+    template = SqliteTemplate(db.migrate)
+    db.migrate = template.migrate  # type: ignore[assignment]
+    yield template
+    db.migrate = template.real_migrate  # type: ignore[assignment]
+    template.close()
