@@ -346,7 +346,7 @@ class HelperEngine:
 
 def test_a_run_packages_the_coverage_of_its_changed_lines(tmp_path: Path, uv_cache: Path) -> None:
     factory = build_factory(Settings(data_dir=data_dir_sharing_cache(tmp_path / "data", uv_cache)))
-    factory.loop.engines = {"fix_lint": HelperEngine()}
+    factory.loop.engines = {"recipe:lint-fix": HelperEngine()}
     repo = sample_service(tmp_path / "sample-service")
     payload = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
     run = accept_ticket(factory, payload=payload, repo=repo)

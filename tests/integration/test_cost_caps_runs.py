@@ -100,7 +100,7 @@ def test_a_run_whose_spend_crosses_the_cap_does_not_start_its_next_round(
     wired = own_engines["recipe:lint-fix"]
     assert isinstance(wired, GuardedEngine)  # the factory guards its engines
     engine = SpendingEngine(factory)
-    factory.loop.engines = {"fix_lint": GuardedEngine(engine, wired.guards)}
+    factory.loop.engines = {"recipe:lint-fix": GuardedEngine(engine, wired.guards)}
     run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
     assert run.state is RunState.FAILED
     assert engine.rounds == 1

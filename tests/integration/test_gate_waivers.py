@@ -74,7 +74,7 @@ def test_a_waived_finding_lets_the_run_through_and_names_its_approver(
         identity=IdentitySettings(directory_file=directory),
     )
     factory = build_factory(settings)
-    factory.loop.engines = {"fix_lint": ShellEngine()}
+    factory.loop.engines = {"recipe:lint-fix": ShellEngine()}
 
     run = accept_ticket(
         factory, payload=(TEMPLATE / "tickets" / "SVC-102.json").read_bytes(), repo=tmp_path / "svc"

@@ -132,7 +132,7 @@ def test_a_halt_from_another_process_kills_the_engine_then_refuses_runs_until_li
 ) -> None:
     own_engines = factory.loop.engines
     engine = SleepingEngine()
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     ended: list[Run] = []
     running = threading.Thread(
         target=lambda: ended.append(accept_ticket(factory, payload=lint_ticket(), repo=repo))
@@ -233,7 +233,7 @@ def test_a_run_authorized_before_the_halt_never_starts_its_engine(
     factory: Factory, repo: Path
 ) -> None:
     engine = SleepingEngine()
-    factory.loop.engines = {"fix_lint": GuardedEngine(engine, guards_of(factory))}
+    factory.loop.engines = {"recipe:lint-fix": GuardedEngine(engine, guards_of(factory))}
     run = accept_ticket_authorized_only(factory, repo)
     assert run.state is RunState.AUTHORIZED
     with factory.store.atomic() as tx:

@@ -161,7 +161,7 @@ class ReadmeEngine:
 def test_a_change_outside_the_delegated_paths_is_never_committed(
     factory: Factory, repo: Path
 ) -> None:
-    factory.loop.engines = {"fix_lint": ReadmeEngine()}
+    factory.loop.engines = {"recipe:lint-fix": ReadmeEngine()}
     run = accept_ticket(factory, payload=LINT_TICKET, repo=repo)
     assert run.state is RunState.FAILED, run.reason
     assert run.reason.endswith("outside the delegated paths: README.md")

@@ -108,6 +108,6 @@ def test_policy_store_api_and_dashboard_name_a_repository_by_its_id_never_its_fo
     assert factory.audit.verify().ok
 
     # An engine that changed files and then claims there was nothing to do has failed.
-    factory.loop.engines = {"fix_lint": EditsThenGivesUp()}
+    factory.loop.engines = {"recipe:lint-fix": EditsThenGivesUp()}
     gave_up = accept_ticket(factory, payload=LINT, repo=ours)
     assert gave_up.state is RunState.FAILED and "nothing to do after all" in gave_up.reason

@@ -64,7 +64,7 @@ def test_a_run_taken_over_in_its_last_round_gets_no_fresh_budget(
     factory: Factory, tmp_path: Path
 ) -> None:
     engine = FailingEngine(kill_at=2)  # round 1 refused by the checks, its worker dies in 2
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     repo = sample_service(tmp_path / "sample-service")
     with pytest.raises(WorkerKilled):
         accept_ticket(factory, payload=LINT_TICKET, repo=repo)
@@ -80,7 +80,7 @@ def test_a_run_taken_over_in_its_last_round_gets_no_fresh_budget(
 
 def test_a_run_taken_over_goes_on_numbering_its_rounds(factory: Factory, tmp_path: Path) -> None:
     engine = FailingEngine(kill_at=1)  # its worker dies in round 1
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     repo = sample_service(tmp_path / "sample-service")
     with pytest.raises(WorkerKilled):
         accept_ticket(factory, payload=LINT_TICKET, repo=repo)

@@ -80,7 +80,7 @@ def audit_names(factory: Factory, run_id: str) -> list[str]:
 
 
 def test_an_engine_that_raises_fails_the_run_with_the_cause(factory: Factory, repo: Path) -> None:
-    factory.loop.engines = {"fix_lint": RaisingEngine()}
+    factory.loop.engines = {"recipe:lint-fix": RaisingEngine()}
     run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
     assert run.state is RunState.FAILED
     assert run.reason == "internal error: RuntimeError: model endpoint returned garbage"
@@ -109,7 +109,7 @@ def test_failing_checks_go_back_to_the_engine_then_the_run_fails_with_evidence(
     factory: Factory, repo: Path
 ) -> None:
     engine = BreakingEngine()
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
     assert run.state is RunState.FAILED
     assert engine.calls == factory.settings.runs.max_rounds == 2
@@ -133,7 +133,7 @@ def test_the_rounds_cap_is_configurable(tmp_path: Path, uv_cache: Path, repo: Pa
     settings.runs.max_rounds = 1
     factory = build_factory(settings)
     engine = BreakingEngine()
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     run = accept_ticket(factory, payload=lint_ticket(), repo=repo)
     assert run.state is RunState.FAILED and engine.calls == 1
 

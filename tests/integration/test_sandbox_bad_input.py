@@ -145,7 +145,7 @@ def test_what_a_commit_cannot_carry_fails_the_run_with_its_name(
     tmp_path: Path, uv_cache: Path, extra: str, reason: str
 ) -> None:
     factory = factory_for(tmp_path / "data", uv_cache)
-    factory.loop.engines = {"fix_lint": LeavesBehind(extra)}
+    factory.loop.engines = {"recipe:lint-fix": LeavesBehind(extra)}
     run = run_lint(factory, sample_repo(tmp_path / "repo"))
     assert run.state is RunState.FAILED
     assert reason in run.reason, run.reason

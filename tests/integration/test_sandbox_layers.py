@@ -161,7 +161,7 @@ def test_test_code_cannot_write_into_the_signed_commit(factory: Factory, tmp_pat
     make_repo(repo, files)
     fixed = files["service/hostnames.py"].replace("import os\n\n", "").encode()
     engine = TwoRounds(fixed)
-    factory.loop.engines = {"fix_lint": engine}
+    factory.loop.engines = {"recipe:lint-fix": engine}
     ticket = (TEMPLATE / "tickets" / "SVC-102.json").read_bytes()
     run = accept_ticket(factory, payload=ticket, repo=repo)
     assert engine.calls == 2, run.reason

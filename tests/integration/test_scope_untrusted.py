@@ -52,7 +52,7 @@ class ObedientEngine:
 def factory(tmp_path: Path, uv_cache: Path) -> Factory:
     data_dir = data_dir_sharing_cache(tmp_path / "data", uv_cache)
     built = build_factory(Settings(data_dir=data_dir))
-    built.loop.engines = {"fix_lint": ObedientEngine()}
+    built.loop.engines = {"recipe:lint-fix": ObedientEngine()}
     return built
 
 

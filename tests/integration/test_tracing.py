@@ -159,7 +159,7 @@ def test_a_run_that_ends_closes_its_trace_with_the_outcome_and_the_root(
     tracers: Tracers, tmp_path: Path
 ) -> None:
     assert tracers.factory is not None
-    tracers.factory.loop.engines = {"fix_lint": RaisingEngine()}
+    tracers.factory.loop.engines = {"recipe:lint-fix": RaisingEngine()}
     repo = sample_service(tmp_path / "sample-service")
     run = accept_ticket(tracers.factory, payload=ticket("SVC-102.json"), repo=repo)
     assert run.state is RunState.FAILED

@@ -420,9 +420,14 @@ class RunLoop:
         )
 
     def engine_for(self, run: Run) -> Engine:
-        """The installed engine of the run's registry name; RunFailed when none is."""
+        """The installed engine of the run's registry name: installed under that name, or
+        under the run's kind when it bears that name (a recipe). Never another engine than
+        the one the registry cleared and policy saw: RunFailed when none is installed."""
         name = self._engine_of(run)
-        engine = self.engines.get(name) or self.engines.get(run.kind.value)
+        engine = self.engines.get(name)
+        if engine is None:
+            by_kind = self.engines.get(run.kind.value)
+            engine = by_kind if by_kind is not None and by_kind.name == name else None
         if engine is None:
             raise RunFailed(f"the engine {name or '(none)'} is not installed in this factory")
         return engine
