@@ -51,6 +51,21 @@ def masker() -> Masker:
         ("SSN 536-22-1234 on the form", "536-22-1234", "US_SSN"),
         ("NI number AB 12 34 56 C on file", "AB 12 34 56 C", "UK_NINO"),
         ("client 203.0.113.7 connected", "203.0.113.7", "IP_ADDRESS"),
+        (
+            "pay 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 now",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "CRYPTO",
+        ),
+        (
+            "wallet 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy.",
+            "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+            "CRYPTO",
+        ),
+        (
+            "segwit bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq ok",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            "CRYPTO",
+        ),
         ("client 2001:db8::8a2e:370:7334 connected", "2001:db8::8a2e:370:7334", "IP_ADDRESS"),
         ("customer CUST-123456 complained", "CUST-123456", "CUSTOMER_ID"),
         (f"key id {AWS_KEY_ID} in the log", AWS_KEY_ID, "SECRET_AWS"),
@@ -80,6 +95,8 @@ def test_each_kind_is_found_and_masked(masker: Masker, text: str, value: str, en
         "IBAN GB83 WEST 1234 5698 7654 32",  # fails the ISO 7064 check
         "version 3.2.1 and build 2026-11-30T12:00:00Z, id 1234567",
         "SSN 000-12-3456 is not issued",
+        "wallet 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3 fails its checksum",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b and 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d",
         "placeholders <EMAIL_ADDRESS_1> and <SECRET_AWS_2> and <CUSTOMER_ID_3>",
     ],
 )

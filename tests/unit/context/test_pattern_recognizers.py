@@ -14,7 +14,8 @@ SAMPLE = (
     "fe80::1:2; card 4111 1111 1111 1111; IBAN DE89 3704 0044 0532 0130 00 and "
     "GB82WEST12345698765432; ssn 536-90-4399; nino AB123456C; fiscal RSSMRA85T10A562S; "
     "nif 12345678Z; nie X1234567L; fi 131052-308T; de tax 12345678903; kr 800101-1234567; "
-    "sg S1234567D; sin 046 454 286; phone +44 20 7946 0958; customer CUST-123456"
+    "sg S1234567D; sin 046 454 286; phone +44 20 7946 0958; customer CUST-123456; btc "
+    "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 and bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 )
 
 FIND = f"""
@@ -45,7 +46,7 @@ def test_masking_loads_no_nlp_library_and_finds_what_the_whole_package_finds() -
     assert alone["found"] == whole["found"]
     entities = {span[2] for span in alone["found"]}  # type: ignore[index]
     assert {"EMAIL_ADDRESS", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"} <= entities
-    assert {"IT_FISCAL_CODE", "ES_NIF", "CUSTOMER_ID", "PHONE_NUMBER"} <= entities
+    assert {"IT_FISCAL_CODE", "ES_NIF", "CUSTOMER_ID", "PHONE_NUMBER", "CRYPTO"} <= entities
 
 
 def test_the_whole_package_loads_after_the_recognizers_alone() -> None:

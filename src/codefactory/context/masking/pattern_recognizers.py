@@ -44,6 +44,7 @@ RECOGNIZERS = {
     "IpRecognizer": "generic.ip_recognizer",
     "CreditCardRecognizer": "generic.credit_card_recognizer",
     "IbanRecognizer": "generic.iban_recognizer",
+    "CryptoRecognizer": "generic.crypto_recognizer",
     "UsSsnRecognizer": "country_specific.us.us_ssn_recognizer",
     "UsItinRecognizer": "country_specific.us.us_itin_recognizer",
     "UkNinoRecognizer": "country_specific.uk.uk_nino_recognizer",

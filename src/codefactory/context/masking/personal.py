@@ -27,6 +27,9 @@ pipeline over the whole text and context enhancement over every result. So this 
   number counts as validated (score 1.0): Presidio's 0.4 expects context words this
   module does not look for. `international_phones_only` keeps `+` numbers only (the
   gateway's choice: version strings and timestamps never start with `+`);
+- finds Bitcoin addresses (Presidio's `CryptoRecognizer`: base58 with its double SHA-256
+  checksum, or Bech32/Bech32m with theirs, so a random token passes about once in 2^30) in
+  the neighbourhood of `(bc1|1|3)` followed by 25 letters or digits;
 - leaves out URL, DATE_TIME, UUID and the recognizers of business, vehicle and postal
   codes: noise for code and logs;
 - validates e-mail domains against tldextract's bundled public suffix snapshot
@@ -75,7 +78,9 @@ NATIONAL_ID_RECOGNIZERS = (
 )
 """Presidio's recognizers of national person identifiers kept (a pattern at medium score,
 or a check digit); those with only weak patterns (passports, driving licences, 9-digit tax
-numbers with a 1-in-11 check digit) would flag ordinary numbers in code. Left out too:
+numbers with a 1-in-11 check digit such as Australia's TFN, the NHS number's 10 digits and
+Aadhaar's 12 with a 1-in-10 or 1-in-11 check, US DEA numbers) would flag ordinary numbers in
+code: one Unix timestamp in eleven passes the NHS check. Left out too:
 Sweden's personnummer and Poland's PESEL, whose expressions have no word boundary and
 match inside any longer run of digits (request ids, timestamps in milliseconds)."""
 
@@ -93,6 +98,8 @@ _DOTTED = re.compile(r"\d+(?:\.\d+){3,}")
 _SIX_DIGITS = re.compile(r"\d\d[- .]?\d\d[- .]?\d\d")
 _TRIGGERS: dict[str, re.Pattern[str]] = {
     "IT_FISCAL_CODE": re.compile(r"[A-Za-z]{6}\d\d[A-Za-z]\d\d"),
+    # Presidio's own expression, case-insensitive as Presidio compiles it, at its shortest
+    "CRYPTO": re.compile(r"(?:[Bb][Cc]1|[13])[A-Za-z0-9]{25}"),
 }
 
 
@@ -212,7 +219,11 @@ def personal_recognizers() -> tuple[_Recognizer, ...]:
         _windowed(ipv4_recognizer(patterns=ipv4, name="IpRecognizer"), "IPV4"),
         _windowed(ip(patterns=ipv6, name="IpRecognizer"), "IPV6"),
     ]
-    lined = [presidio.CreditCardRecognizer(), presidio.IbanRecognizer()]
+    lined = [
+        presidio.CreditCardRecognizer(),
+        presidio.IbanRecognizer(),
+        presidio.CryptoRecognizer(),
+    ]
     lined += [getattr(presidio, name)() for name in NATIONAL_ID_RECOGNIZERS]
     entries += [
         _Recognizer(
