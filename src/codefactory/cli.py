@@ -28,7 +28,7 @@ from codefactory.commands import (
     verify,
     witness,
 )
-from codefactory.commands.common import state
+from codefactory.commands.common import say_error, state
 
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--data-dir"})
 """The root's options that take a value (the word after them is not a command)."""
@@ -61,7 +61,15 @@ class CommandLine(typer.Typer):
         """Run the command line (`sys.argv[1:]`, or `args=` as Click takes it)."""
         argv = kwargs.get("args", args[0] if args else None)
         chosen = self.narrowed(sys.argv[1:] if argv is None else list(argv))
-        return typer.Typer.__call__(chosen, *args, **kwargs)
+        try:
+            return typer.Typer.__call__(chosen, *args, **kwargs)
+        except Exception as err:
+            from codefactory.audit.errors import EventNotRecordable  # not loaded to start
+
+            if not isinstance(err, EventNotRecordable):
+                raise
+            say_error(f"{err}; what it was to record was not done")  # its transaction rolled back
+            raise SystemExit(1) from None
 
     def narrowed(self, argv: Sequence[str]) -> typer.Typer:
         """This app with only the command or group `argv` runs registered (the global

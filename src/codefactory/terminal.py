@@ -31,3 +31,13 @@ def shown(text: object) -> str:
     """`text` (or its `str`) as a markup string prints it: `printable`, then Rich's markup
     escaped (`rich.markup.escape`)."""
     return escape(printable(str(text)))
+
+
+_JSON_ESCAPED = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
+def inert_json(text: str) -> str:
+    """JSON text (RFC 8259) with DEL and the C1 controls written as `\\u` escapes: the same
+    JSON value, but a terminal cannot act on them (JSON leaves them raw, and U+009B is CSI,
+    what ESC [ is). Outside strings JSON text is ASCII, so only strings change."""
+    return text.translate(_JSON_ESCAPED)

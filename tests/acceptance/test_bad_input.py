@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from tests.acceptance.conftest import TEMPLATE, Cli, ticket_file
@@ -121,6 +123,13 @@ def test_a_tampered_event_name_is_shown_as_text_not_as_terminal_markup(
     assert not {"\x1b", "\x9b", "\x07"} & set(result.stderr)
     shown = r"event 1 (\x1b[2K\x1b[1G\x1b[32maudit log verified\x9b\x07) was altered"
     assert shown in result.stderr
+    # `audit export` is JSON: the controls are escapes there, and the leaf is intact
+    exported = cli("audit", "export", check=True).stdout
+    assert not {"\x1b", "\x9b", "\x07"} & set(exported)
+    lines = {line["index"]: line for line in map(json.loads, exported.splitlines())}
+    assert json.loads(lines[1]["leaf"])["name"] == forged  # the altered leaf, as stored
+    leaf_hash = hashlib.sha256(b"\x00" + lines[0]["leaf"].encode()).hexdigest()
+    assert lines[0]["leaf_hash"].removeprefix("sha256:") == leaf_hash  # RFC 9162, intact
     # The same for every command printing stored text: a run's reason, in a list or a report.
     with store_sql(cli.data_dir) as db:
         db.execute("UPDATE runs SET reason = ?, sponsor = ?", [forged, "[conceal]x"])
@@ -150,3 +159,25 @@ def test_a_stored_byte_that_is_not_utf8_fails_its_event_not_the_command(
         db.execute("UPDATE runs SET reason = CAST(X'41ff42' AS TEXT)")
     listed = cli("runs", "list")
     assert listed.returncode == 0 and r"A\udcffB" in listed.stdout, listed.stderr
+
+
+@sqlite_store_only  # PostgreSQL refuses text that is not UTF-8 when it is written
+def test_a_refusal_quoting_a_stored_byte_that_is_not_utf8_fails_closed_in_one_line(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A run's branch edited by hand to hold a byte that is not UTF-8: the approval is refused,
+    and the refusal, which quotes the branch, cannot become an audit event (RFC 8785 has no
+    form for it). The command says so in one line, no traceback, and nothing is approved."""
+    repo = _sample_repo(tmp_path)
+    cli("trigger", "--repo", str(repo), "--ticket", str(ticket_file(tmp_path, "SVC-102")),
+        check=True)  # fmt: skip
+    (run,) = cli.json("runs", "list")
+    with store_sql(cli.data_dir) as db:
+        db.execute("UPDATE runs SET branch = branch || CAST(X'ff' AS TEXT)")
+    directory, key = reviewer_directory(tmp_path / "people")
+    cli.env.update(directory_env(directory))
+    result = cli("review", "approve", run["id"], "--as", "jordan.lee", "--key", str(key))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = _one_line_error(result.stderr)
+    assert "cannot be recorded" in line and "was not done" in line, line
+    assert cli.json("runs", "show", run["id"])["state"] == "in_review"

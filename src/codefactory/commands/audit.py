@@ -17,7 +17,7 @@ from codefactory.commands.common import (
     fail,
     print_json,
 )
-from codefactory.terminal import shown
+from codefactory.terminal import inert_json, shown
 
 audit_app = typer.Typer(help="The tamper-evident Merkle audit log.", no_args_is_help=True)
 
@@ -119,7 +119,7 @@ def audit_export(
                 "leaf": leaf.leaf_bytes().decode("utf-8"),
                 "leaf_hash": leaf.leaf_hash,
             }
-            handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+            handle.write(inert_json(json.dumps(line, ensure_ascii=False, sort_keys=True)) + "\n")
     except ValueError as err:
         fail(f"a stored leaf cannot be exported ({err}); run `codefactory audit verify`")
     finally:

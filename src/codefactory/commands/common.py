@@ -60,8 +60,13 @@ state = CliState()
 def fail(message: str, code: int = 1) -> NoReturn:
     """`message` (plain text: exceptions, stored names; shown as text, `terminal.shown`) as
     one clear line on stderr, then exit."""
-    errors.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+    say_error(message)
     raise typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """`message` as `fail` prints it, without exiting."""
+    errors.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
