@@ -4,34 +4,20 @@ when it bears the run's engine name."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from codefactory.config import Settings
-from codefactory.domain import ChangeKind, Run, RunState
+from codefactory.domain import ChangeKind, Run
 from codefactory.factory import build_factory
 from codefactory.runs.loop import RunFailed, RunLoop
+from tests.unit.test_runs_wrappers import a_run as a_lint_run
 
 
 def a_run(engine: str) -> Run:
-    return Run(
-        id="r-1",
-        trigger_id="t-1",
-        kind=ChangeKind.FIX_LINT,
-        repository="local:/srv/service",
-        sponsor="jordan.lee",
-        agent_id="agent:codefactory-recipes",
-        state=RunState.PROPOSING,
-        reason="",
-        base_commit="",
-        head_commit="",
-        branch="",
-        package_dir="",
-        created_at=datetime.now(UTC),
-        engine=engine,
-    )
+    return replace(a_lint_run(), engine=engine)
 
 
 @pytest.fixture
