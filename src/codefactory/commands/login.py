@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from codefactory.commands.common import JsonOption, console, errors, fail, print_json
-from codefactory.terminal import shown
+from codefactory.terminal import printable, shown
 
 FactoryOption = Annotated[
     str,
@@ -62,7 +62,7 @@ def login(
 
     def show(url: str) -> None:
         errors.print("Open this URL in your browser to log in:", highlight=False)
-        typer.echo(url, err=True)
+        typer.echo(printable(url), err=True)  # built from the IdP's endpoint
         if not no_browser:
             webbrowser.open(url)
 
@@ -94,7 +94,7 @@ def _device_login(factory: str, no_browser: bool, client_secret: str | None, tim
         )
         if code.verification_uri_complete:
             errors.print("or open this URL, which carries the code:", highlight=False)
-            typer.echo(code.verification_uri_complete, err=True)
+            typer.echo(printable(code.verification_uri_complete), err=True)  # the IdP's text
             if not no_browser:
                 webbrowser.open(code.verification_uri_complete)
         errors.print("Waiting for the login to be approved...", highlight=False)

@@ -379,10 +379,12 @@ def _neighbourhoods(text: str, trigger: re.Pattern[str]) -> list[tuple[int, int]
     widened to the next space so that no token is cut; overlapping ones merged."""
     regions: list[tuple[int, int]] = []
     position = 0
-    while (match := trigger.search(text, position)) is not None:
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        line_end = text.find("\n", match.end())
-        line_end = len(text) if line_end < 0 else line_end
+    line_start, line_end = 0, -1  # the line of the last match: found once per line, not
+    while (match := trigger.search(text, position)) is not None:  # per match (quadratic)
+        if match.start() > line_end:
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            line_end = text.find("\n", match.start())
+            line_end = len(text) if line_end < 0 else line_end
         start = max(line_start, match.start() - NEIGHBOURHOOD)
         if start > line_start:
             start = text.rfind(" ", line_start, start) + 1 or line_start
