@@ -68,7 +68,8 @@ class CommandLine(typer.Typer):
 
             if not isinstance(err, EventNotRecordable):
                 raise
-            say_error(f"{err}; what it was to record was not done")  # its transaction rolled back
+            # its own transaction rolled back; a step committed before it stays
+            say_error(f"{err}; the command stopped there: what it records was not done")
             raise SystemExit(1) from None
 
     def narrowed(self, argv: Sequence[str]) -> typer.Typer:

@@ -179,5 +179,5 @@ def test_a_refusal_quoting_a_stored_byte_that_is_not_utf8_fails_closed_in_one_li
     result = cli("review", "approve", run["id"], "--as", "jordan.lee", "--key", str(key))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = _one_line_error(result.stderr)
-    assert "cannot be recorded" in line and "was not done" in line, line
+    assert "cannot be recorded" in line and "what it records was not done" in line, line
     assert cli.json("runs", "show", run["id"])["state"] == "in_review"

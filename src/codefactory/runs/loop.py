@@ -65,6 +65,7 @@ from codefactory.policy.scope import (
     run_context,
 )
 from codefactory.review.port import Forge
+from codefactory.runs.created import created_mismatch
 from codefactory.runs.delegated import DelegatedPackager, DelegatedSessions
 from codefactory.runs.engine_ports import EngineClearance, EngineSessions
 from codefactory.runs.errors import RunFailed as RunFailed
@@ -228,6 +229,8 @@ class RunLoop:
                 resumed_from = run.state
             elif run.state is not RunState.AUTHORIZED:
                 return run
+            if run.state is not RunState.RECEIVED:  # picked up, or taken over: check again
+                self._still_cleared(run)
             checkout = self._checkout(run, repo)
             workspace = self._provision(run, checkout, resumed_from=resumed_from)
             task = self._gather_context(run, trigger, workspace)
@@ -247,6 +250,28 @@ class RunLoop:
             if workspace is not None:
                 workspace.destroy()
         return self.store.require_run(run_id)
+
+    def _still_cleared(self, run: Run) -> None:
+        """Before a run authorized earlier goes on (a worker picking it up, a takeover): its
+        row still names the agent, engine and kind of its `run-created` event, it names an
+        engine (not one this worker's settings would pick now), and the engine registry
+        still clears that engine now (suspended, overdue, narrowed since). RunFailed
+        otherwise, a refused engine audited as `engine-refused`."""
+        mismatch = created_mismatch(self.store, run)
+        if mismatch is not None:
+            raise RunFailed(mismatch)
+        if not run.engine:  # neither the registry nor policy judged one: none is run for it
+            raise RunFailed(
+                f"run {run.id} names no engine: it was authorized without one, and this "
+                "worker's default for its kind was never cleared for it"
+            )
+        engine = run.engine
+        refusal = self.engine_refusal(run, engine)
+        if refusal is not None:
+            self.store.append(
+                EngineRefused(actor="registry", run_id=run.id, engine=engine, reason=refusal)
+            )
+            raise RunFailed(f"the engine registry no longer clears {engine}: {refusal}")
 
     @staticmethod
     def _checkout(run: Run, given: Path | None) -> Path:

@@ -24,13 +24,13 @@ from codefactory.audit.events import (
     EngineProposed,
     EngineRefused,
     ModelCalled,
-    RunCreated,
     RunReplayed,
     RunReplayStarted,
     typed,
 )
 from codefactory.domain import Change, CheckResult, Run, RunState
 from codefactory.identity.errors import AgentUnavailable
+from codefactory.runs.created import created_mismatch
 from codefactory.runs.errors import RunFailed
 from codefactory.runs.evidence import change_digest
 from codefactory.runs.loop import RunLoop
@@ -168,24 +168,11 @@ def _bytes(body: object) -> bytes:
 
 def as_created(store: RunRepository, run: Run) -> None:
     """Check that `run` (its stored row) names the agent, engine and kind its `run-created`
-    event recorded: the audit log, not the row, says what the run was. ReplayImpossible when
-    the event is missing or a field differs (the store edited outside the factory); a field
-    the event predates (recorded empty) is not compared."""
-    created = next(
-        (e for e in map(typed, store.audit_events(run.id)) if isinstance(e, RunCreated)), None
-    )
-    if created is None:
-        raise ReplayImpossible(f"run {run.id} has no run-created event in the audit log")
-    for what, stored, recorded in (
-        ("agent", run.agent_id, created.agent_id),
-        ("engine", run.engine, created.engine),
-        ("kind", run.kind.value, created.kind),
-    ):
-        if recorded and stored != recorded:
-            raise ReplayImpossible(
-                f"run {run.id}'s {what} is {stored!r} in the store but {recorded!r} in its "
-                "run-created event: the store was edited outside the factory"
-            )
+    event recorded (`runs.created`): the audit log, not the row, says what the run was.
+    ReplayImpossible when it does not."""
+    mismatch = created_mismatch(store, run)
+    if mismatch is not None:
+        raise ReplayImpossible(mismatch)
 
 
 def recorded_checks(store: RunRepository, run_id: str) -> list[RoundVerdicts]:
