@@ -78,8 +78,9 @@ class VendorStandin:
 
     def fail_next(self, kind: int | str, *, retry_after: str = "", delay_s: float = 2.0) -> None:
         """Answer the next request with `kind`: an HTTP status (401, 403, 404, 429 with
-        `retry_after`, 500), `"too-large"` (a 6 MB JSON body), `"malformed"` (not JSON) or
-        `"slow"` (the real answer after `delay_s` seconds)."""
+        `retry_after`, 500), `"too-large"` (a 6 MB JSON body), `"malformed"` (not JSON),
+        `"not-i-json"` (JSON holding an unpaired surrogate) or `"slow"` (the real answer
+        after `delay_s` seconds)."""
         self.faults.append(Fault(kind, retry_after, delay_s))
 
     def authorized(self, headers: dict[str, str]) -> bool:
@@ -102,6 +103,8 @@ class VendorStandin:
             return 200, {}, b'{"padding": "' + b"x" * TOO_LARGE_BYTES + b'"}'
         if fault is not None and fault.kind == "malformed":
             return 200, {}, b'{"result": [{"number": "INC0010001", '
+        if fault is not None and fault.kind == "not-i-json":  # JSON, not RFC 7493's I-JSON
+            return 200, {}, b'{"result": [{"number": "INC0010001\\ud800"}]}'
         if fault is not None and fault.kind == "slow":
             self._stopping.wait(fault.delay_s)
         status, body = (

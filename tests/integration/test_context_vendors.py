@@ -598,6 +598,7 @@ FAULTS: dict[str, tuple[int | str, type[ContextError]]] = {
     "500": (500, SourceUnavailable),
     "too-large": ("too-large", ResponseTooLarge),
     "malformed": ("malformed", MalformedResponse),
+    "not-i-json": ("not-i-json", MalformedResponse),  # an unpaired surrogate (RFC 7493)
     "slow": ("slow", SourceUnavailable),
 }
 

@@ -192,3 +192,23 @@ def test_a_private_ca_bundle_is_loaded_into_a_context(forge: ScriptedForge) -> N
         assert get(http) == {"ok": True, "path": "/repos/x"}
     finally:
         http.close()
+
+
+class UnpairedSurrogateForge(ScriptedForge):
+    """Answers `200` with JSON whose message holds `\\ud800`: valid syntax, not I-JSON."""
+
+    def handle(self, seen: Seen) -> Answer:
+        return Answer(200, {"message": "approved\ud800"})
+
+
+def test_an_answer_holding_an_unpaired_surrogate_is_a_malformed_answer() -> None:
+    """Read as I-JSON (RFC 7493): the forge's answer is refused where it is read, as not
+    I-JSON, instead of failing later as an audit event that cannot be recorded."""
+    server = UnpairedSurrogateForge()
+    http = ForgeHttp(forge="testforge", base_url=server.url + "/api", max_retries=1)
+    try:
+        with pytest.raises(ForgeUnavailable, match="not I-JSON: .*unpaired surrogate"):
+            get(http)
+    finally:
+        http.close()
+        server.stop()

@@ -11,7 +11,6 @@ only to `base_url`: a path is joined to it, never replaced by an absolute URL.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from codefactory import i_json
 from codefactory.context.errors import (
     MalformedResponse,
     NotFound,
@@ -115,8 +115,8 @@ class VendorClient:
         if not raw:  # 204 No Content (a Jira transition)
             return None
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return i_json.loads(raw)  # RFC 7493: nothing the audit log could not record
+        except (ValueError, UnicodeDecodeError) as err:
             raise MalformedResponse(
                 self.connector, f"{method} {path} answered with something that is not JSON: {err}"
             ) from None

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from codefactory import i_json
 from codefactory.review.forges.errors import (
     ForgeApiError,
     ForgeConflict,
@@ -189,9 +190,9 @@ def _decoded(response: httpx.Response, forge: str, call: str) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return i_json.loads(body)  # RFC 7493: nothing the audit log could not record
     except ValueError as err:
-        raise ForgeUnavailable(forge, call, response.status_code, f"not JSON: {err}") from err
+        raise ForgeUnavailable(forge, call, response.status_code, f"not I-JSON: {err}") from err
 
 
 def _message(response: httpx.Response) -> str:
