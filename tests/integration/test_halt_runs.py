@@ -33,6 +33,8 @@ from tests.acceptance.conftest import TEMPLATE
 from tests.conftest import data_dir_sharing_cache, sample_service
 from tests.directory_helpers import directory_env, os_account, person, write_directory
 from tests.integration.signed_people import Key, make_key
+from tests.postgres_store import sqlite_store_only
+from tests.store_sql import store_sql
 
 pytestmark = pytest.mark.usefixtures("bwrap_available")
 
@@ -320,3 +322,25 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+@sqlite_store_only  # PostgreSQL refuses text that is not UTF-8 when it is written
+def test_a_lift_whose_event_cannot_be_recorded_is_refused_and_audited(
+    factory: Factory, operators: Operators
+) -> None:
+    """The halt row edited by hand to hold a byte that is not UTF-8: lifting quotes its
+    reason, an event RFC 8785 cannot record. The lift rolls back and is refused, audited
+    after the authorization it consumed (as a lift that finds nothing to lift is); the halt
+    stays in force."""
+    olive = ("--as", "olive.ops", "--key", str(operators.olive.private))
+    assert halt_cli(factory, operators, "--reason", "incident 7", *olive).returncode == 0
+    with store_sql(factory.settings.data_dir) as db:
+        db.execute("UPDATE halts SET reason = reason || CAST(X'ff' AS TEXT)")
+    lifted = halt_cli(factory, operators, "--lift", "--reason", "rolled back", *olive)
+    assert lifted.returncode == 1 and "Traceback" not in lifted.stderr
+    assert "halt-lift refused: halt-lifted cannot be recorded" in " ".join(lifted.stderr.split())
+    (refused,) = ledger(factory, "halt-refused")
+    assert refused["action"] == "halt-lift" and "must be repaired" in str(refused["reason"])
+    assert len(ledger(factory, "governance-authorized")) == 2  # the raise and this lift
+    assert ledger(factory, "halt-lifted") == []
+    assert HaltStore(factory.store.engine).active() is not None

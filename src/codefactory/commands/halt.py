@@ -135,6 +135,7 @@ def _apply(
     factory: Factory, *, lift: bool, reason: str, person: str, actor: str, digest: str
 ) -> Halt:
     """Write the halt row (or its lifting) and its audit event in one transaction."""
+    from codefactory.audit.errors import EventNotRecordable
     from codefactory.audit.events import HaltLifted, HaltRaised
     from codefactory.identity.governance import LEDGER
     from codefactory.store.halts import HaltConflict, HaltStore
@@ -153,6 +154,10 @@ def _apply(
                          reason=reason, statement_digest=digest))  # fmt: skip
     except HaltConflict as err:
         _refuse(factory, "halt-lift" if lift else "halt-raise", person, str(err), actor=actor)
+    except EventNotRecordable as err:  # the act rolled back with it: refused, and audited
+        _refuse(factory, "halt-lift" if lift else "halt-raise", person,
+                f"{err.name} cannot be recorded ({err.message}): the halt row must be "
+                "repaired first", actor=actor)  # fmt: skip
     return done
 
 
