@@ -133,3 +133,24 @@ def test_audit_commands_through_the_cli(run_cli, tmp_path: Path) -> None:  # typ
             f"UPDATE audit_events SET leaf_hash = '{'0' * 64}' WHERE seq = 5"
         )
     assert "refusing to sign" in run_cli("audit", "checkpoint", code=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        # a person's name may be 256 characters, `unauthenticated:` before it may not
+        ("--as", "p" * 250, "actor is longer than 256 characters"),
+        ("--owner", "dana\udcff", "surrogate"),  # a byte of argv that is not UTF-8
+    ],
+)
+def test_an_agent_that_cannot_be_recorded_is_refused_before_its_key_is_made(
+    run_cli, tmp_path: Path, option: str, value: str, why: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The `agent-created` event is checked before the signing key exists: a refused agent
+    leaves no key behind (none to reuse, on disk or in a token) and no row."""
+    given = {"--as": "alice", "--owner": "dana", "--name": "Docs bot", option: value}
+    args = [arg for pair in given.items() for arg in pair]
+    said = run_cli("agents", "create", "agent:orphan", *args, "--pending", code=1)
+    assert "agent agent:orphan cannot be recorded" in said and why in said, said
+    assert not list((tmp_path / "data" / "keys").glob("agents/*orphan*"))
+    assert "agent:orphan" not in run_cli("agents", "list")

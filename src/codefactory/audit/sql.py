@@ -365,6 +365,14 @@ def _stream_rows(connection: Connection) -> Generator[LeafColumns, None, None]:
         result.close()
 
 
+def check_recordable(event: AuditEvent) -> None:
+    """Raise EventNotRecordable when `event` could not be appended (a name that is not
+    kebab-case, a column over its `LIMITS` or holding NUL, a value RFC 8785 has no form
+    for): for a caller about to do something outside the database first (make a key) that
+    the event must then record."""
+    _encode(event)
+
+
 def _encode(event: AuditEvent) -> EncodedEvent:
     if not EVENT_NAME.fullmatch(event.name):
         raise EventNotRecordable(event.name, "event names are kebab-case, like run-refused")

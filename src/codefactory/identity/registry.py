@@ -20,7 +20,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from codefactory.audit.errors import EventNotRecordable
 from codefactory.audit.port import AuditLog
+from codefactory.audit.sql import check_recordable
 from codefactory.domain import UnknownEvent
 from codefactory.identity.agent_keys import AgentKeys
 from codefactory.identity.agent_status import (
@@ -71,6 +73,11 @@ def _identity(row: AgentRow) -> AgentIdentity:
     )
 
 
+KEY_SHAPE = "SHA256:" + "A" * 43
+"""The shape of an SSH key fingerprint (`ssh_key` in `agent-created`), for checking the
+event before the key exists."""
+
+
 class SqlAgentRegistry:
     """An `AgentDirectory` over the `agents` table, with each agent's key files."""
 
@@ -114,7 +121,6 @@ class SqlAgentRegistry:
             raise AgentInvalid(f"agent {agent_id} needs at least one engine it may use")
         if self.get(agent_id) is not None:
             raise AgentInvalid(f"agent {agent_id} already exists")
-        key = self.keys.create(agent_id, comment=agent_id)
         now = datetime.now(UTC)
         status = AgentStatus.ACTIVE if active else AgentStatus.CREATED
         row = AgentRow(
@@ -125,14 +131,20 @@ class SqlAgentRegistry:
             engines=list(engines),
             status=status.value,
             status_reason="",
-            ssh_public_key=key.openssh,
+            ssh_public_key="",
             created_at=now,
             updated_at=now,
         )
+        signed = signed_fields(statement) if statement is not None else {}
+        try:  # before the key is made: an agent that cannot be recorded leaves no key behind
+            check_recordable(self._event("agent-created", actor, row, ssh_key=KEY_SHAPE, **signed))
+        except EventNotRecordable as err:
+            raise AgentInvalid(f"agent {agent_id} cannot be recorded: {err.message}") from None
+        key = self.keys.create(agent_id, comment=agent_id)
+        row.ssh_public_key = key.openssh
         with Session(self._engine) as session, session.begin():
             session.add(row)
             session.flush()
-            signed = signed_fields(statement) if statement is not None else {}
             self._record(session, "agent-created", actor, row, ssh_key=key.fingerprint, **signed)
         return self.require(agent_id)
 
@@ -266,6 +278,10 @@ class SqlAgentRegistry:
             return self.require(default.id)
 
     def _record(self, session: Session, name: str, actor: str, row: AgentRow, **extra: str) -> None:
+        self._audit.append(self._event(name, actor, row, **extra), session=session)
+
+    @staticmethod
+    def _event(name: str, actor: str, row: AgentRow, **extra: str) -> UnknownEvent:
         data = {
             "agent_id": row.id,
             "display_name": row.display_name,
@@ -276,8 +292,7 @@ class SqlAgentRegistry:
             "reason": row.status_reason,
             **extra,
         }
-        event = UnknownEvent(kind=name, actor=actor, payload=data, at=datetime.now(UTC))
-        self._audit.append(event, session=session)
+        return UnknownEvent(kind=name, actor=actor, payload=data, at=datetime.now(UTC))
 
 
 def _lifecycle(row: AuditEventRow) -> LifecycleEvent | None:
