@@ -20,7 +20,7 @@ PG_TESTS := $(addprefix tests/integration/,test_store_postgresql.py test_store_s
   test_audit_events_stored.py test_metrics_store.py test_cli_open_store.py \
   test_delivery_writer.py test_webhooks_store_only.py test_engine_installed.py \
   test_identity_registry.py test_runs_wrappers_delegation.py test_insider_review.py \
-  test_forge_grants.py test_keys_trust.py test_forge_protection.py test_audit_siem.py)
+  test_keys_trust.py test_audit_siem.py)
 
 test: install postgresql redis
 	$(PY) -m compileall -q -j 0 -x demo_template src >/dev/null
