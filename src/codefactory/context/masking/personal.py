@@ -29,7 +29,7 @@ pipeline over the whole text and context enhancement over every result. So this 
   gateway's choice: version strings and timestamps never start with `+`);
 - finds Bitcoin addresses (Presidio's `CryptoRecognizer`: base58 with its double SHA-256
   checksum, or Bech32/Bech32m with theirs, so a random token passes about once in 2^30) in
-  the neighbourhood of `(bc1|1|3)` followed by 25 letters or digits;
+  the neighbourhood of `1` or `3` and 25 base58 characters, or `bc1` and 25 of Bech32's;
 - leaves out URL, DATE_TIME, UUID and the recognizers of business, vehicle and postal
   codes: noise for code and logs;
 - validates e-mail domains against tldextract's bundled public suffix snapshot
@@ -98,8 +98,11 @@ _DOTTED = re.compile(r"\d+(?:\.\d+){3,}")
 _SIX_DIGITS = re.compile(r"\d\d[- .]?\d\d[- .]?\d\d")
 _TRIGGERS: dict[str, re.Pattern[str]] = {
     "IT_FISCAL_CODE": re.compile(r"[A-Za-z]{6}\d\d[A-Za-z]\d\d"),
-    # Presidio's own expression, case-insensitive as Presidio compiles it, at its shortest
-    "CRYPTO": re.compile(r"(?:[Bb][Cc]1|[13])[A-Za-z0-9]{25}"),
+    # The first 26 characters of any match of Presidio's expression that its checksum can
+    # pass: base58 after 1 or 3 (a 0, O, I or l fails the decoding), Bech32's alphabet after
+    # a lowercase bc1 (the only prefix it validates). Hex digests rarely go 25 digits
+    # without a 0, so lock files and commit hashes seldom wake the recognizer.
+    "CRYPTO": re.compile(r"bc1[ac-hj-np-z02-9]{25}|[13][1-9A-HJ-NP-Za-km-z]{25}"),
 }
 
 
